@@ -233,7 +233,7 @@ public sealed unsafe class Interpreter
                         {
                             Helper h = _helpers[pc - 1]!;
                             reg[0] = h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]);
-                            if (h.UnwindOnZero && reg[0] == 0) return 0;
+                            if (h.Exit != HelperExit.None && reg[0] == 0) return h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0;
                             break;
                         }
                     case 0x8d:
@@ -241,7 +241,7 @@ public sealed unsafe class Interpreter
                             if (!_table.TryGet((int)reg[d], out var h) || reg[d] > int.MaxValue)
                                 throw new BpfRuntimeException(pc - 1, $"callx to unknown helper {reg[d]}");
                             reg[0] = h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]);
-                            if (h.UnwindOnZero && reg[0] == 0) return 0;
+                            if (h.Exit != HelperExit.None && reg[0] == 0) return h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0;
                             break;
                         }
                     case 0x95:
