@@ -1,0 +1,99 @@
+using System.Net;
+using BpfJit.Runtime.Sockets;
+
+namespace BpfJit.Runtime.SkLookup;
+
+/// <summary>How a lookup ended.</summary>
+public enum LookupOutcome
+{
+    /// <summary>A socket receives the packet.</summary>
+    Socket,
+    /// <summary>Dropped by the hook or by a reuseport selector: TCP answers RST, UDP ICMP port unreachable; the client sees ECONNREFUSED.</summary>
+    Refused,
+    /// <summary>No socket matched.</summary>
+    None,
+}
+
+/// <summary>Where a packet went, and whether the SK_LOOKUP programs ran for it.</summary>
+public readonly record struct LookupResult(LookupOutcome Outcome, Sock? Socket, bool ProgramsRan)
+{
+    /// <summary><c>socket A</c>, <c>refused</c> or <c>none</c>.</summary>
+    public override string ToString() => Outcome switch
+    {
+        LookupOutcome.Socket => $"socket {Socket}",
+        LookupOutcome.Refused => "refused",
+        _ => "none",
+    };
+}
+
+/// <summary>
+/// A network namespace: its socket table and its SK_LOOKUP hook, and the transport layer's lookup
+/// that combines them (spec 5.3-5.5). Safe for lookups from many threads while sockets, maps and
+/// links change.
+/// </summary>
+public sealed class NetNamespace
+{
+    static long s_nextInode = 4026531840; // where Linux's proc inode numbers for namespaces start
+
+    /// <summary>Creates an empty namespace.</summary>
+    public NetNamespace()
+    {
+        Inode = (ulong)Interlocked.Increment(ref s_nextInode);
+        Sockets = new SocketTable();
+        SkLookup = new SkLookupHook(this);
+    }
+
+    /// <summary>The namespace's inode number (<c>netns_ino</c>).</summary>
+    public ulong Inode { get; }
+
+    /// <summary>The sockets.</summary>
+    public SocketTable Sockets { get; }
+
+    /// <summary>The SK_LOOKUP attach point.</summary>
+    public SkLookupHook SkLookup { get; }
+
+    /// <summary>Looks up the receiving socket for a packet given with .NET end points.</summary>
+    public LookupResult Lookup(SocketProtocol protocol, IPEndPoint from, IPEndPoint to, int ingressIfindex = 1) =>
+        Lookup(new Packet(protocol, InetEndPoint.From(from), InetEndPoint.From(to), ingressIfindex));
+
+    /// <summary>
+    /// The receiving socket for <paramref name="packet"/>: (1) an established TCP connection or
+    /// connected UDP socket matching the 4-tuple, without running programs; (2) the SK_LOOKUP
+    /// programs, whose selection (after reuseport selection in its group unless F_NO_REUSEPORT)
+    /// or drop ends the lookup; (3) listeners or unconnected UDP sockets bound exactly to the
+    /// destination, then wildcard ones. IPv4 packets may reach dual-stack IPv6 sockets.
+    /// </summary>
+    public LookupResult Lookup(in Packet packet)
+    {
+        if (packet.From.Family != packet.To.Family)
+            throw new ArgumentException($"packet {packet}: source and destination families differ", nameof(packet));
+        Reclamation.Enter();
+        try
+        {
+            if (Sockets.LookupConnected(packet) is { } connected) return new LookupResult(LookupOutcome.Socket, connected, false);
+            var verdict = SkLookup.Run(packet);
+            bool ran = !verdict.Skipped;
+            if (!verdict.Pass) return new LookupResult(LookupOutcome.Refused, null, ran);
+            if (verdict.Selected != 0)
+            {
+                // Still inside the reclamation section: the block cannot have been freed.
+                var selected = Sock.FromHandle(verdict.Selected);
+                if (selected == null || selected.IsClosed) return new LookupResult(LookupOutcome.Refused, null, ran);
+                if (!verdict.NoReuseport && selected.ReusePort && selected.ReuseportGroup is { } group)
+                {
+                    var chosen = group.Select(packet, out bool dropped);
+                    if (dropped) return new LookupResult(LookupOutcome.Refused, null, ran);
+                    if (chosen != null) selected = chosen;
+                }
+                return new LookupResult(LookupOutcome.Socket, selected, ran);
+            }
+            var listener = Sockets.LookupListener(packet, out bool refused);
+            if (refused) return new LookupResult(LookupOutcome.Refused, null, ran);
+            return listener != null ? new LookupResult(LookupOutcome.Socket, listener, ran) : new LookupResult(LookupOutcome.None, null, ran);
+        }
+        finally
+        {
+            Reclamation.Exit();
+        }
+    }
+}

@@ -1,0 +1,158 @@
+using BpfJit.Runtime.Sockets;
+
+namespace BpfJit.Runtime.SkLookup;
+
+/// <summary>The aggregated result of the run array (spec 5.2).</summary>
+public readonly record struct HookVerdict(bool Pass, nint Selected, bool NoReuseport)
+{
+    /// <summary>True when no program was attached (the hook was skipped).</summary>
+    public bool Skipped { get; init; }
+}
+
+/// <summary>
+/// The SK_LOOKUP attach point of one network namespace: an ordered list of links (at most 64),
+/// each running one program. Attach appends, detach removes, <see cref="SkLookupLink.Update"/>
+/// swaps a link's program in place. Lookups read an immutable snapshot of the run array, so
+/// changes are atomic with respect to every lookup.
+/// </summary>
+public sealed class SkLookupHook
+{
+    /// <summary>The kernel's limit on links per namespace.</summary>
+    public const int MaxLinks = 64;
+
+    readonly object _gate = new();
+    SkLookupLink[] _links = [];
+    SkLookupProgram[] _runArray = [];
+    [ThreadStatic] static SkLookupContext? t_ctx;
+
+    internal SkLookupHook(NetNamespace netns) => Namespace = netns;
+
+    /// <summary>The namespace the hook belongs to.</summary>
+    public NetNamespace Namespace { get; }
+
+    /// <summary>The attached links in run order.</summary>
+    public IReadOnlyList<SkLookupLink> Links => Volatile.Read(ref _links);
+
+    /// <summary>BPF_PROG_QUERY: the program ids in run order (attach_flags are always 0).</summary>
+    public IReadOnlyList<int> Query() => Volatile.Read(ref _runArray).Select(p => p.Id).ToArray();
+
+    /// <summary>BPF_LINK_CREATE: appends a link running <paramref name="program"/>; -E2BIG past <see cref="MaxLinks"/>.</summary>
+    public SkLookupLink Attach(SkLookupProgram program)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        lock (_gate)
+        {
+            if (_links.Length >= MaxLinks)
+                throw new SocketErrorException(Errno.E2BIG, $"sk_lookup: at most {MaxLinks} links per namespace");
+            var link = new SkLookupLink(this, program);
+            _links = [.. _links, link];
+            Publish();
+            return link;
+        }
+    }
+
+    internal void Detach(SkLookupLink link)
+    {
+        lock (_gate)
+        {
+            _links = _links.Where(l => l != link).ToArray();
+            Publish();
+        }
+    }
+
+    internal void Changed()
+    {
+        lock (_gate) Publish();
+    }
+
+    void Publish() => Volatile.Write(ref _runArray, _links.Select(l => l.Program).ToArray());
+
+    /// <summary>
+    /// Runs every attached program on <paramref name="packet"/> and aggregates exactly as
+    /// <c>BPF_PROG_SK_LOOKUP_RUN_ARRAY</c>: each program sees the last kept selection; a selection
+    /// is kept only when its program returns SK_PASS; any kept selection wins over SK_DROP; the
+    /// verdict is PASS when every program passed or a socket is selected. The caller must be
+    /// inside a <see cref="Reclamation"/> section while it uses <see cref="HookVerdict.Selected"/>.
+    /// </summary>
+    public HookVerdict Run(in Packet packet)
+    {
+        var programs = Volatile.Read(ref _runArray);
+        if (programs.Length == 0) return new HookVerdict(true, 0, false) { Skipped = true };
+        var ctx = t_ctx ??= new SkLookupContext();
+        ctx.Fill(packet);
+        return RunArray(programs, ctx);
+    }
+
+    /// <summary>The run-array aggregation over an already filled context (also used by test runs).</summary>
+    public static HookVerdict RunArray(IReadOnlyList<SkLookupProgram> programs, SkLookupContext ctx)
+    {
+        ArgumentNullException.ThrowIfNull(programs);
+        ArgumentNullException.ThrowIfNull(ctx);
+        nint selected = 0;
+        bool noReuseport = false, allPass = true;
+        foreach (var program in programs)
+        {
+            ctx.SelectedSocket = selected;
+            ctx.NoReuseport = noReuseport;
+            uint ret = program.Run(ctx.Address);
+            if (ret == SkLookupLayout.SkPass && ctx.SelectedSocket != 0)
+            {
+                selected = ctx.SelectedSocket;
+                noReuseport = ctx.NoReuseport;
+            }
+            else if (ret == SkLookupLayout.SkDrop)
+            {
+                allPass = false;
+            }
+        }
+        ctx.SelectedSocket = selected;
+        ctx.NoReuseport = noReuseport;
+        return new HookVerdict(allPass || selected != 0, selected, noReuseport);
+    }
+}
+
+/// <summary>A BPF link (type NETNS) from one program to a namespace's SK_LOOKUP hook.</summary>
+public sealed class SkLookupLink
+{
+    static int s_nextId;
+    SkLookupProgram _program;
+    SkLookupHook? _hook;
+
+    internal SkLookupLink(SkLookupHook hook, SkLookupProgram program)
+    {
+        _hook = hook;
+        _program = program;
+        Id = Interlocked.Increment(ref s_nextId);
+        NetnsInode = hook.Namespace.Inode;
+    }
+
+    /// <summary>A process-unique link id.</summary>
+    public int Id { get; }
+
+    /// <summary>The program the link runs (still reported after detach, as the kernel does).</summary>
+    public SkLookupProgram Program => Volatile.Read(ref _program);
+
+    /// <summary>True until <see cref="Detach"/>.</summary>
+    public bool IsAttached => Volatile.Read(ref _hook) != null;
+
+    /// <summary><c>link_info.netns.netns_ino</c>: the namespace's inode, 0 once detached.</summary>
+    public ulong NetnsInode { get; private set; }
+
+    /// <summary>BPF_LINK_UPDATE: swaps the program atomically; the link keeps its place in the run order.</summary>
+    public void Update(SkLookupProgram program)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        var hook = Volatile.Read(ref _hook) ?? throw new SocketErrorException(Errno.ENOLINK, "link is detached");
+        Volatile.Write(ref _program, program);
+        hook.Changed();
+    }
+
+    /// <summary>Detaches the link; later lookups no longer run its program.</summary>
+    public void Detach()
+    {
+        var hook = Interlocked.Exchange(ref _hook, null);
+        if (hook == null) return;
+        hook.Detach(this);
+        NetnsInode = 0;
+    }
+}

@@ -1,0 +1,65 @@
+using BpfJit.Frontend;
+
+namespace BpfJit.Runtime.SkLookup;
+
+/// <summary>
+/// An SK_LOOKUP program made ready on one engine: its instructions after the ctx-load rewrite
+/// (<see cref="CtxLoadRewriter"/>) and the engine's entry point. The same object may be attached
+/// through several links and test-run.
+/// </summary>
+public sealed class SkLookupProgram
+{
+    static int s_nextId;
+    readonly BpfEntry _entry;
+    long _runs;
+
+    SkLookupProgram(string name, Instruction[] code, IBpfEngine engine, HelperTable helpers)
+    {
+        Name = name;
+        Id = Interlocked.Increment(ref s_nextId);
+        Instructions = CtxLoadRewriter.Rewrite(code);
+        Engine = engine;
+        Helpers = helpers;
+        _entry = engine.Prepare(Instructions, helpers);
+    }
+
+    /// <summary>
+    /// Prepares <paramref name="code"/> (ld_imm64 map references already bound to handles) on
+    /// <paramref name="engine"/>. <paramref name="helpers"/> defaults to <see cref="SkLookupHelpers.CreateTable"/>.
+    /// </summary>
+    public static SkLookupProgram Load(string name, Instruction[] code, IBpfEngine engine, HelperTable? helpers = null)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(code);
+        ArgumentNullException.ThrowIfNull(engine);
+        return new SkLookupProgram(name, code, engine, helpers ?? SkLookupHelpers.CreateTable());
+    }
+
+    /// <summary>The program's name (its ELF symbol or the scenario's key).</summary>
+    public string Name { get; }
+
+    /// <summary>A process-unique program id (what BPF_PROG_QUERY reports).</summary>
+    public int Id { get; }
+
+    /// <summary>The instructions the engine runs.</summary>
+    public Instruction[] Instructions { get; }
+
+    /// <summary>The engine that prepared the program.</summary>
+    public IBpfEngine Engine { get; }
+
+    /// <summary>The helpers calls resolve against.</summary>
+    public HelperTable Helpers { get; }
+
+    /// <summary>How many times the program ran (hook runs and test runs).</summary>
+    public long RunCount => Interlocked.Read(ref _runs);
+
+    /// <summary>Runs once on the context block at <paramref name="ctx"/> and returns r0 truncated to 32 bits, as the kernel's run array does.</summary>
+    public uint Run(nint ctx)
+    {
+        Interlocked.Increment(ref _runs);
+        return (uint)_entry((ulong)ctx, 0);
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"{Name} (id {Id}, {Engine.Name})";
+}

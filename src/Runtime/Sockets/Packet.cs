@@ -1,0 +1,33 @@
+namespace BpfJit.Runtime.Sockets;
+
+/// <summary>
+/// The part of an arriving packet a socket lookup needs: protocol, family, source (remote) and
+/// destination (local) end points, and the arriving interface.
+/// </summary>
+public readonly record struct Packet(SocketProtocol Protocol, InetEndPoint From, InetEndPoint To, int IngressIfindex = 1)
+{
+    /// <summary>The packet's address family (that of its destination).</summary>
+    public SocketFamily Family => To.Family;
+
+    /// <summary>A deterministic 32-bit hash of the 4-tuple (the runtime's <c>inet_ehashfn</c>).</summary>
+    public uint Hash()
+    {
+        ulong h = 0x9e3779b97f4a7c15UL;
+        h = Mix(h, (ulong)(To.Address.Bits >> 64));
+        h = Mix(h, (ulong)To.Address.Bits);
+        h = Mix(h, (ulong)(From.Address.Bits >> 64));
+        h = Mix(h, (ulong)From.Address.Bits);
+        h = Mix(h, ((ulong)To.Port << 16) | From.Port);
+        return (uint)(h ^ (h >> 32));
+    }
+
+    static ulong Mix(ulong h, ulong v)
+    {
+        h ^= v + 0x9e3779b97f4a7c15UL + (h << 6) + (h >> 2);
+        h *= 0xff51afd7ed558ccdUL;
+        return h ^ (h >> 33);
+    }
+
+    /// <summary><c>tcp 127.0.0.2:8008 -&gt; 127.0.0.1:7007</c>.</summary>
+    public override string ToString() => $"{(Protocol == SocketProtocol.Tcp ? "tcp" : "udp")} {From} -> {To}";
+}

@@ -1,0 +1,313 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+
+namespace BpfJit.Runtime.Sockets;
+
+/// <summary>The life stages of a socket as the socket table sees them.</summary>
+public enum SockState
+{
+    /// <summary>Created, not bound.</summary>
+    Unbound,
+    /// <summary>Bound to a local address (an unconnected UDP socket receives in this state).</summary>
+    Bound,
+    /// <summary>A TCP listener.</summary>
+    Listening,
+    /// <summary>A connected UDP socket or an established TCP connection.</summary>
+    Connected,
+    /// <summary>Closed: out of every table and map, never handed out again.</summary>
+    Closed,
+}
+
+/// <summary>
+/// A socket of the userspace packet stack (the kernel's <c>struct sock</c>). It owns a native
+/// block whose first 80 bytes are the <c>struct bpf_sock</c> programs read (see
+/// <see cref="BpfSockLayout"/>); <see cref="Handle"/> is the pointer programs hold. Options are set
+/// before <see cref="Bind"/>; <see cref="Close"/> unlinks the socket from its table and every map
+/// and frees the block through <see cref="Reclamation"/> once no running program can read it.
+/// </summary>
+public sealed unsafe class Sock
+{
+    static long s_nextCookie;
+
+    readonly byte* _block;
+    readonly GCHandle _self;
+    readonly object _gate = new();
+    readonly List<Action<Sock>> _onClose = [];
+    bool _reusePort, _v6Only;
+    uint _mark, _priority;
+    int _boundDevice;
+
+    internal Sock(SocketTable table, SocketFamily family, SocketProtocol protocol)
+    {
+        Table = table;
+        Family = family;
+        Protocol = protocol;
+        Cookie = (ulong)Interlocked.Increment(ref s_nextCookie);
+        _block = (byte*)NativeMemory.AlignedAlloc(BpfSockLayout.BlockSize, 8);
+        new Span<byte>(_block, BpfSockLayout.BlockSize).Clear();
+        _self = GCHandle.Alloc(this);
+        Write32(BpfSockLayout.Family, (uint)family);
+        Write32(BpfSockLayout.Type, protocol == SocketProtocol.Tcp ? BpfSockLayout.SockStream : BpfSockLayout.SockDgram);
+        Write32(BpfSockLayout.Protocol, (uint)protocol);
+        Write32(BpfSockLayout.RxQueueMapping, uint.MaxValue);
+        Write32(BpfSockLayout.Magic, BpfSockLayout.MagicValue);
+        *(ulong*)(_block + BpfSockLayout.Cookie) = Cookie;
+        *(nint*)(_block + BpfSockLayout.Owner) = GCHandle.ToIntPtr(_self);
+        SyncView();
+    }
+
+    /// <summary>The table (network namespace) the socket lives in.</summary>
+    public SocketTable Table { get; }
+
+    /// <summary>A label for printing (the scenario's socket name); defaults to the cookie.</summary>
+    public string? Name { get; set; }
+
+    /// <summary>AF_INET or AF_INET6.</summary>
+    public SocketFamily Family { get; }
+
+    /// <summary>TCP or UDP.</summary>
+    public SocketProtocol Protocol { get; }
+
+    /// <summary>The unique socket cookie (SO_COOKIE), never 0.</summary>
+    public ulong Cookie { get; }
+
+    /// <summary>The current state.</summary>
+    public SockState State { get; private set; }
+
+    /// <summary>The bound local end point (null before bind).</summary>
+    public InetEndPoint? Local { get; private set; }
+
+    /// <summary>The peer of a connected socket.</summary>
+    public InetEndPoint? Peer { get; private set; }
+
+    /// <summary>The reuseport group the socket joined at bind, if it set SO_REUSEPORT.</summary>
+    public ReuseportGroup? ReuseportGroup { get; internal set; }
+
+    /// <summary>The address of the native <c>struct bpf_sock</c> view: what a program holds as the socket pointer.</summary>
+    public nint Handle => (nint)_block;
+
+    /// <summary>True once closed.</summary>
+    public bool IsClosed => State == SockState.Closed;
+
+    /// <summary>References programs hold on a refcounted socket (acquired by sockmap lookups, dropped by sk_release).</summary>
+    public int ProgramReferences => Volatile.Read(ref *(int*)(_block + BpfSockLayout.RefCount));
+
+    /// <summary>
+    /// The kernel's <c>sk_is_refcounted</c>: true unless the socket is a hashed TCP listener or a
+    /// bound (hashed) UDP socket, which carry SOCK_RCU_FREE. sk_assign refuses refcounted sockets.
+    /// </summary>
+    public bool IsRefcounted => Protocol == SocketProtocol.Tcp
+        ? State != SockState.Listening
+        : State is not (SockState.Bound or SockState.Connected);
+
+    /// <summary>SO_REUSEPORT; set before bind.</summary>
+    public bool ReusePort
+    {
+        get => _reusePort;
+        set { RequireUnbound(nameof(ReusePort)); _reusePort = value; SyncView(); }
+    }
+
+    /// <summary>IPV6_V6ONLY (AF_INET6 only); set before bind.</summary>
+    public bool V6Only
+    {
+        get => _v6Only;
+        set
+        {
+            if (Family != SocketFamily.Inet6) throw new SocketErrorException(Errno.ENOPROTOOPT, "IPV6_V6ONLY needs an AF_INET6 socket");
+            RequireUnbound(nameof(V6Only));
+            _v6Only = value;
+            SyncView();
+        }
+    }
+
+    /// <summary>SO_MARK.</summary>
+    public uint Mark
+    {
+        get => _mark;
+        set { _mark = value; Write32(BpfSockLayout.Mark, value); }
+    }
+
+    /// <summary>SO_PRIORITY.</summary>
+    public uint Priority
+    {
+        get => _priority;
+        set { _priority = value; Write32(BpfSockLayout.Priority, value); }
+    }
+
+    /// <summary>SO_BINDTODEVICE as an ifindex, 0 for none. A bound socket only receives packets that arrive on that interface.</summary>
+    public int BoundDevice
+    {
+        get => _boundDevice;
+        set { _boundDevice = value; Write32(BpfSockLayout.BoundDevIf, (uint)value); }
+    }
+
+    /// <summary>Binds to <paramref name="local"/> (port 0 picks a free ephemeral port); fails with EADDRINUSE on a conflict.</summary>
+    public void Bind(InetEndPoint local)
+    {
+        lock (_gate)
+        {
+            if (State == SockState.Closed) throw new SocketErrorException(Errno.EBADF, $"socket {this}: closed");
+            if (State != SockState.Unbound) throw new SocketErrorException(Errno.EINVAL, $"socket {this}: already bound");
+            if (local.Family != Family && !(Family == SocketFamily.Inet6 && local.Family == SocketFamily.Inet))
+                throw new SocketErrorException(Errno.EAFNOSUPPORT, $"socket {this}: cannot bind an {Family} socket to {local}");
+            if (Family == SocketFamily.Inet6 && local.Family == SocketFamily.Inet) local = local with { Family = SocketFamily.Inet6 };
+            if (_v6Only && local.Address.IsV4Mapped && !local.Address.IsAny)
+                throw new SocketErrorException(Errno.EINVAL, $"socket {this}: v6only socket cannot bind a v4-mapped address");
+            Local = Table.Bind(this, local);
+            State = SockState.Bound;
+            SyncView();
+        }
+    }
+
+    /// <summary>Starts listening (TCP); the socket becomes a candidate for lookups and for sk_assign.</summary>
+    public void Listen()
+    {
+        lock (_gate)
+        {
+            if (Protocol != SocketProtocol.Tcp) throw new SocketErrorException(Errno.EOPNOTSUPP, $"socket {this}: listen on a UDP socket");
+            if (State == SockState.Unbound) Bind(new InetEndPoint(Family, Family == SocketFamily.Inet ? InetAddress.Any4 : InetAddress.Any6, 0));
+            if (State != SockState.Bound) throw new SocketErrorException(Errno.EINVAL, $"socket {this}: cannot listen in state {State}");
+            State = SockState.Listening;
+            SyncView();
+            Table.Changed(this);
+        }
+    }
+
+    /// <summary>
+    /// Connects to <paramref name="peer"/>: a UDP socket becomes connected (binding first if needed);
+    /// a TCP socket becomes an established connection (the packet stack's accepted or connected socket).
+    /// </summary>
+    public void Connect(InetEndPoint peer)
+    {
+        lock (_gate)
+        {
+            if (State == SockState.Closed) throw new SocketErrorException(Errno.EBADF, $"socket {this}: closed");
+            if (State is SockState.Connected or SockState.Listening) throw new SocketErrorException(Errno.EISCONN, $"socket {this}: already {State}");
+            if (peer.Family == SocketFamily.Inet && Family == SocketFamily.Inet6) peer = peer with { Family = SocketFamily.Inet6 };
+            if (peer.Family != Family) throw new SocketErrorException(Errno.EAFNOSUPPORT, $"socket {this}: cannot connect to {peer}");
+            if (State == SockState.Unbound)
+                Bind(new InetEndPoint(Family, Family == SocketFamily.Inet ? InetAddress.Any4 : InetAddress.Any6, 0));
+            Peer = peer;
+            State = SockState.Connected;
+            SyncView();
+            Table.Changed(this);
+        }
+    }
+
+    /// <summary>Closes: the socket leaves the table and every map at once; its native block is freed once no running program can read it.</summary>
+    public void Close()
+    {
+        Action<Sock>[] hooks;
+        lock (_gate)
+        {
+            if (State == SockState.Closed) return;
+            State = SockState.Closed;
+            SyncView();
+            hooks = [.. _onClose];
+            _onClose.Clear();
+        }
+        Table.Remove(this);
+        foreach (var h in hooks) h(this);
+        Reclamation.Retire(Free);
+    }
+
+    /// <summary>Registers an action run when the socket closes (maps use it to drop their entries); runs at once if already closed.</summary>
+    public void OnClose(Action<Sock> action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        lock (_gate)
+        {
+            if (State != SockState.Closed)
+            {
+                _onClose.Add(action);
+                return;
+            }
+        }
+        action(this);
+    }
+
+    /// <summary>Removes an action registered with <see cref="OnClose"/>.</summary>
+    public void RemoveOnClose(Action<Sock> action)
+    {
+        lock (_gate) _onClose.Remove(action);
+    }
+
+    /// <summary>The socket whose native view is at <paramref name="handle"/>, or null when the address is not a live socket block.</summary>
+    public static Sock? FromHandle(nint handle)
+    {
+        if (handle == 0) return null;
+        byte* p = (byte*)handle;
+        if (*(uint*)(p + BpfSockLayout.Magic) != BpfSockLayout.MagicValue) return null;
+        return GCHandle.FromIntPtr(*(nint*)(p + BpfSockLayout.Owner)).Target as Sock;
+    }
+
+    /// <summary>Reads the runtime flags of the socket block at <paramref name="handle"/>.</summary>
+    public static SockFlags FlagsOf(nint handle) => (SockFlags)Volatile.Read(ref *(uint*)((byte*)handle + BpfSockLayout.Flags));
+
+    /// <summary>Takes a program reference on a refcounted socket (a no-op for the others, as in the kernel).</summary>
+    public static void AddRef(nint handle)
+    {
+        if ((FlagsOf(handle) & SockFlags.Refcounted) != 0) Interlocked.Increment(ref *(int*)((byte*)handle + BpfSockLayout.RefCount));
+    }
+
+    /// <summary>Drops a program reference taken by <see cref="AddRef"/>.</summary>
+    public static void Release(nint handle)
+    {
+        if ((FlagsOf(handle) & SockFlags.Refcounted) != 0) Interlocked.Decrement(ref *(int*)((byte*)handle + BpfSockLayout.RefCount));
+    }
+
+    /// <summary>The cookie stored in the socket block at <paramref name="handle"/>.</summary>
+    public static ulong CookieOf(nint handle) => *(ulong*)((byte*)handle + BpfSockLayout.Cookie);
+
+    /// <inheritdoc />
+    public override string ToString() => Name ?? $"#{Cookie}";
+
+    void RequireUnbound(string option)
+    {
+        if (State != SockState.Unbound) throw new SocketErrorException(Errno.EINVAL, $"socket {this}: {option} must be set before bind");
+    }
+
+    void Write32(int offset, uint value) => Volatile.Write(ref *(uint*)(_block + offset), value);
+
+    // Rewrites the view from the managed state. Cross-family address fields follow the kernel:
+    // an AF_INET6 socket's src_ip4 is the v4 part of a v4-mapped address, 0 for ::, and the
+    // placeholder 127.0.0.6 otherwise; an AF_INET socket's ip6 fields read 0.
+    void SyncView()
+    {
+        var local = Local ?? new InetEndPoint(Family, default, 0);
+        var peer = Peer ?? new InetEndPoint(Family, default, 0);
+        Write32(BpfSockLayout.SrcIp4, SrcIp4(local.Address));
+        Write32(BpfSockLayout.DstIp4, SrcIp4(peer.Address));
+        WriteIp6(BpfSockLayout.SrcIp6, Family == SocketFamily.Inet6 ? local.Address : default);
+        WriteIp6(BpfSockLayout.DstIp6, Family == SocketFamily.Inet6 ? peer.Address : default);
+        Write32(BpfSockLayout.SrcPort, local.Port);
+        Write32(BpfSockLayout.DstPort, BinaryPrimitives.ReverseEndianness(peer.Port));
+        Write32(BpfSockLayout.State, State switch
+        {
+            SockState.Listening => BpfSockLayout.TcpListen,
+            SockState.Connected => BpfSockLayout.TcpEstablished,
+            _ => BpfSockLayout.TcpClose,
+        });
+        var flags = SockFlags.None;
+        if (IsRefcounted) flags |= SockFlags.Refcounted;
+        if (_v6Only) flags |= SockFlags.V6Only;
+        if (_reusePort) flags |= SockFlags.ReusePort;
+        if (State == SockState.Closed) flags |= SockFlags.Closed;
+        Write32(BpfSockLayout.Flags, (uint)flags);
+    }
+
+    uint SrcIp4(InetAddress a)
+    {
+        if (Family == SocketFamily.Inet || a.IsV4Mapped) return a.Ip4Raw;
+        return a.IsAny ? 0 : 0x0600007fu; // 127.0.0.6, the kernel's LOOPBACK4_IPV6
+    }
+
+    void WriteIp6(int offset, InetAddress a) => a.WriteBytes(new Span<byte>(_block + offset, 16));
+
+    void Free()
+    {
+        *(uint*)(_block + BpfSockLayout.Magic) = 0;
+        _self.Free();
+        NativeMemory.AlignedFree(_block);
+    }
+}

@@ -1,0 +1,179 @@
+using System.Collections.Concurrent;
+
+namespace BpfJit.Runtime.Sockets;
+
+/// <summary>
+/// The sockets of one network namespace, indexed by protocol and local port, and the regular
+/// (non-BPF) lookups of the transport layer: established/connected 4-tuple matches, then listeners
+/// (TCP) or unconnected bound sockets (UDP) bound exactly to the destination, then wildcard ones,
+/// with SO_REUSEPORT selection inside a group. Readers take no lock: each port bucket is an
+/// immutable array replaced on change.
+/// </summary>
+public sealed class SocketTable
+{
+    const int EphemeralFirst = 32768, EphemeralLast = 60999;
+
+    readonly ConcurrentDictionary<int, Sock[]> _buckets = new();
+    readonly Dictionary<(SocketProtocol, InetEndPoint), ReuseportGroup> _groups = [];
+    readonly object _gate = new();
+
+    static int Key(SocketProtocol protocol, ushort port) => ((int)protocol << 16) | port;
+
+    /// <summary>Creates an unbound socket in this namespace.</summary>
+    public Sock Create(SocketFamily family, SocketProtocol protocol) => new(this, family, protocol);
+
+    /// <summary>Every bound socket that is not closed.</summary>
+    public IReadOnlyList<Sock> Sockets => _buckets.Values.SelectMany(b => b).Where(s => !s.IsClosed).OrderBy(s => s.Cookie).ToArray();
+
+    internal InetEndPoint Bind(Sock s, InetEndPoint local)
+    {
+        lock (_gate)
+        {
+            if (local.Port == 0)
+            {
+                for (int p = EphemeralFirst; p <= EphemeralLast && local.Port == 0; p++)
+                    if (Conflict(s, local with { Port = (ushort)p }) == null) local = local with { Port = (ushort)p };
+                if (local.Port == 0) throw new SocketErrorException(Errno.EADDRINUSE, $"socket {s}: no free ephemeral port");
+            }
+            else if (Conflict(s, local) is { } other)
+            {
+                throw new SocketErrorException(Errno.EADDRINUSE, $"socket {s}: {local} is in use by socket {other}");
+            }
+            int key = Key(s.Protocol, local.Port);
+            _buckets.AddOrUpdate(key, [s], (_, old) => [.. old, s]);
+            if (s.ReusePort)
+            {
+                if (!_groups.TryGetValue((s.Protocol, local), out var group))
+                    _groups[(s.Protocol, local)] = group = new ReuseportGroup(s.Protocol, local);
+                group.Add(s);
+                s.ReuseportGroup = group;
+            }
+            return local;
+        }
+    }
+
+    internal void Changed(Sock s)
+    {
+        // State lives on the socket; the bucket already holds it.
+    }
+
+    internal void Remove(Sock s)
+    {
+        lock (_gate)
+        {
+            if (s.Local is not { } local) return;
+            int key = Key(s.Protocol, local.Port);
+            if (_buckets.TryGetValue(key, out var old))
+            {
+                var next = old.Where(x => x != s).ToArray();
+                if (next.Length == 0) _buckets.TryRemove(key, out _);
+                else _buckets[key] = next;
+            }
+            if (s.ReuseportGroup is { } group)
+            {
+                group.Remove(s);
+                if (group.Members.Count == 0) _groups.Remove((s.Protocol, local));
+            }
+        }
+    }
+
+    Sock? Conflict(Sock s, InetEndPoint local)
+    {
+        if (!_buckets.TryGetValue(Key(s.Protocol, local.Port), out var bucket)) return null;
+        foreach (var o in bucket)
+        {
+            if (o == s || o.IsClosed || o.Local is not { } ol) continue;
+            if (!Overlap(s, local.Address, o, ol.Address)) continue;
+            if (s.ReusePort && o.ReusePort) continue;
+            return o;
+        }
+        return null;
+    }
+
+    // Two bind addresses overlap when equal, or when one is a wildcard covering the other.
+    static bool Overlap(Sock a, InetAddress aa, Sock b, InetAddress ba)
+    {
+        if (aa == ba) return true;
+        return (aa.IsAny && Covers(a, aa, b, ba)) || (ba.IsAny && Covers(b, ba, a, aa));
+    }
+
+    static bool Covers(Sock wild, InetAddress wildAddress, Sock other, InetAddress otherAddress)
+    {
+        if (wild.Family == SocketFamily.Inet) return otherAddress.IsV4Mapped;
+        if (wildAddress.IsV4Mapped) return otherAddress.IsV4Mapped;
+        return !otherAddress.IsV4Mapped || !(wild.V6Only || other.V6Only);
+    }
+
+    /// <summary>
+    /// True when <paramref name="s"/> may receive a packet of <paramref name="family"/>: an IPv4
+    /// packet reaches AF_INET sockets and dual-stack (not v6only) AF_INET6 sockets bound to a
+    /// v4-mapped address or <c>::</c>; an IPv6 packet reaches AF_INET6 sockets not bound to a v4-mapped address.
+    /// </summary>
+    public static bool FamilyAccepts(Sock s, SocketFamily family)
+    {
+        if (s.Local is not { } local) return false;
+        if (family == SocketFamily.Inet)
+            return s.Family == SocketFamily.Inet || (!s.V6Only && (local.Address.IsV4Mapped || local.Address == InetAddress.Any6));
+        return s.Family == SocketFamily.Inet6 && !local.Address.IsV4Mapped;
+    }
+
+    static bool AddressMatches(InetAddress bound, in Packet p, out bool exact)
+    {
+        exact = bound == p.To.Address;
+        if (exact) return true;
+        return bound.IsAny;
+    }
+
+    /// <summary>
+    /// The established TCP connection or connected UDP socket whose 4-tuple matches
+    /// <paramref name="packet"/>: programs never run for these.
+    /// </summary>
+    public Sock? LookupConnected(in Packet packet)
+    {
+        if (!_buckets.TryGetValue(Key(packet.Protocol, packet.To.Port), out var bucket)) return null;
+        foreach (var s in bucket)
+        {
+            if (s.State != SockState.Connected || s.Peer is not { } peer || s.Local is not { } local) continue;
+            if (!FamilyAccepts(s, packet.Family)) continue;
+            if (s.BoundDevice != 0 && s.BoundDevice != packet.IngressIfindex) continue;
+            if (peer.Port != packet.From.Port || peer.Address != packet.From.Address) continue;
+            if (!AddressMatches(local.Address, packet, out _)) continue;
+            return s;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The regular listener lookup: the best TCP listener (or unconnected bound UDP socket) for
+    /// <paramref name="packet"/>, exact-address binds before wildcard ones, an AF_INET socket
+    /// before a dual-stack one, a device-bound socket before an unbound one; then reuseport
+    /// selection in the winner's group. <paramref name="refused"/> is set when a reuseport selector dropped the packet.
+    /// </summary>
+    public Sock? LookupListener(in Packet packet, out bool refused)
+    {
+        refused = false;
+        if (!_buckets.TryGetValue(Key(packet.Protocol, packet.To.Port), out var bucket)) return null;
+        var wanted = packet.Protocol == SocketProtocol.Tcp ? SockState.Listening : SockState.Bound;
+        Sock? best = null;
+        int bestScore = 0;
+        foreach (var s in bucket)
+        {
+            if (s.State != wanted || s.Local is not { } local) continue;
+            if (!FamilyAccepts(s, packet.Family)) continue;
+            if (s.BoundDevice != 0 && s.BoundDevice != packet.IngressIfindex) continue;
+            if (!AddressMatches(local.Address, packet, out bool exact)) continue;
+            int score = (exact ? 8 : 4) + (s.BoundDevice != 0 ? 2 : 0) + (s.Family == packet.Family ? 1 : 0);
+            if (score > bestScore)
+            {
+                best = s;
+                bestScore = score;
+            }
+        }
+        if (best?.ReuseportGroup is { } group)
+        {
+            var chosen = group.Select(packet, out refused);
+            return refused ? null : chosen ?? best;
+        }
+        return best;
+    }
+}
