@@ -1,0 +1,275 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace BpfJit.Runtime.Maps;
+
+/// <summary>
+/// A live map: its attributes, a userspace API and the program-side operations the helpers call.
+/// <para>
+/// Error convention: every operation returns 0 (or a non-negative result) on success and a negated
+/// kernel errno on failure (<c>-Errno.ENOENT</c>), exactly as the <c>bpf()</c> syscall would. Only caller
+/// bugs throw: a key or value span of the wrong length (<see cref="ArgumentException"/>), or use after
+/// <see cref="Dispose()"/> (<see cref="ObjectDisposedException"/>). Creation errors throw
+/// <see cref="MapCreateException"/>.
+/// </para>
+/// <para>
+/// <see cref="Handle"/> is what a program holds as the map pointer. It points to a 64-byte native header:
+/// <c>+0 i32</c> registry index (resolved by <see cref="FromHandle"/> with two loads), <c>+4 u32</c> type,
+/// <c>+8 u32</c> key_size, <c>+12 u32</c> value_size, <c>+16 u32</c> max_entries, <c>+20 u32</c> flags,
+/// <c>+24 u64</c> the base of the value area for ARRAY maps (0 otherwise).
+/// </para>
+/// <para>
+/// A map must outlive the programs bound to it: dispose it only after they are unloaded.
+/// </para>
+/// </summary>
+public abstract unsafe class BpfMap : IDisposable
+{
+    /// <summary>Size of the native header behind <see cref="Handle"/>.</summary>
+    public const int HeaderSize = 64;
+
+    /// <summary>Offset in the header of the ARRAY value base.</summary>
+    public const int HeaderDataOffset = 24;
+
+    static BpfMap?[] s_registry = new BpfMap?[16];
+    static readonly Stack<int> s_freeIndexes = new();
+    static int s_used;
+    static readonly Lock s_registryLock = new();
+
+    readonly byte* _header;
+    readonly int _index;
+    int _disposed;
+
+    /// <summary>Creates a map and registers its handle. Attributes must already be validated (see <see cref="MapFactory"/>).</summary>
+    protected BpfMap(MapDefinition definition)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        Definition = definition;
+        _header = Native.Alloc(HeaderSize, HeaderSize);
+        lock (s_registryLock)
+        {
+            if (!s_freeIndexes.TryPop(out _index))
+            {
+                if (s_used == s_registry.Length)
+                {
+                    var grown = new BpfMap?[s_registry.Length * 2];
+                    s_registry.CopyTo(grown, 0);
+                    Volatile.Write(ref s_registry, grown);
+                }
+                _index = s_used++;
+            }
+            Volatile.Write(ref s_registry[_index], this);
+        }
+        *(int*)_header = _index;
+        *(uint*)(_header + 4) = (uint)definition.Type;
+        *(uint*)(_header + 8) = (uint)definition.KeySize;
+        *(uint*)(_header + 12) = (uint)definition.ValueSize;
+        *(uint*)(_header + 16) = (uint)definition.MaxEntries;
+        *(uint*)(_header + 20) = definition.Flags;
+    }
+
+    /// <summary>The attributes the map was created with.</summary>
+    public MapDefinition Definition { get; }
+
+    /// <summary>The map's name.</summary>
+    public string Name => Definition.Name;
+
+    /// <summary>The map type.</summary>
+    public MapType Type => Definition.Type;
+
+    /// <summary>Key size in bytes.</summary>
+    public int KeySize => Definition.KeySize;
+
+    /// <summary>Value size in bytes (per CPU for per-CPU maps).</summary>
+    public int ValueSize => Definition.ValueSize;
+
+    /// <summary>Maximum number of entries (the byte size for RINGBUF).</summary>
+    public int MaxEntries => Definition.MaxEntries;
+
+    /// <summary>The BPF_F_* creation flags.</summary>
+    public uint Flags => Definition.Flags;
+
+    /// <summary>Offset of a 4-byte bpf_spin_lock in the value, or -1 (known from BTF; enables BPF_F_LOCK).</summary>
+    public int SpinLockOffset => Definition.SpinLockOffset;
+
+    /// <summary>The size of a value in the userspace API: <see cref="ValueSize"/>, or all CPUs' slots for per-CPU maps.</summary>
+    public virtual int UserValueSize => ValueSize;
+
+    /// <summary>The map pointer programs hold (the address of the native header).</summary>
+    public ulong Handle => (ulong)_header;
+
+    /// <summary>True once disposed.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>Resolves a program's map pointer to its map: two dependent loads, no lookup structure.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static BpfMap FromHandle(ulong handle) => s_registry[*(int*)handle]!;
+
+    /// <summary>Stores the value-area base in the header (ARRAY maps, for direct value access by a JIT).</summary>
+    protected void SetHeaderData(void* data) => *(ulong*)(_header + HeaderDataOffset) = (ulong)data;
+
+    // ---- userspace API -------------------------------------------------------------------------
+
+    /// <summary>Copies the value of <paramref name="key"/> into <paramref name="value"/> (<see cref="UserValueSize"/> bytes). 0, -ENOENT, -EINVAL.</summary>
+    public int Lookup(ReadOnlySpan<byte> key, Span<byte> value, ulong flags = 0)
+    {
+        CheckKey(key);
+        CheckSpan(value.Length, UserValueSize, nameof(value));
+        if ((flags & ~UpdateFlags.Lock) != 0) return -Errno.EINVAL;
+        if ((flags & UpdateFlags.Lock) != 0 && SpinLockOffset < 0) return -Errno.EINVAL;
+        fixed (byte* k = key)
+        fixed (byte* v = value)
+        {
+            MapEpoch.Enter();
+            try { return LookupCore(k, v, flags); }
+            finally { MapEpoch.Exit(); }
+        }
+    }
+
+    /// <summary>Creates or replaces an element (<paramref name="flags"/>: BPF_ANY, BPF_NOEXIST, BPF_EXIST, optionally BPF_F_LOCK).</summary>
+    public int Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags = UpdateFlags.Any)
+    {
+        CheckKey(key);
+        CheckSpan(value.Length, UserValueSize, nameof(value));
+        fixed (byte* k = key)
+        fixed (byte* v = value)
+        {
+            MapEpoch.Enter();
+            try { return UpdateCore(k, v, flags); }
+            finally { MapEpoch.Exit(); }
+        }
+    }
+
+    /// <summary>Deletes an element: 0, -ENOENT, or -EINVAL for maps whose elements cannot be deleted (arrays).</summary>
+    public int Delete(ReadOnlySpan<byte> key)
+    {
+        CheckKey(key);
+        fixed (byte* k = key)
+        {
+            MapEpoch.Enter();
+            try { return DeleteCore(k); }
+            finally { MapEpoch.Exit(); }
+        }
+    }
+
+    /// <summary>
+    /// Writes the key after <paramref name="key"/> into <paramref name="nextKey"/>; an empty
+    /// <paramref name="key"/> (or one not in the map) asks for the first key. -ENOENT after the last key.
+    /// </summary>
+    public int GetNextKey(ReadOnlySpan<byte> key, Span<byte> nextKey)
+    {
+        if (!key.IsEmpty) CheckKey(key);
+        CheckSpan(nextKey.Length, KeySize, nameof(nextKey));
+        fixed (byte* k = key)
+        fixed (byte* n = nextKey)
+        {
+            MapEpoch.Enter();
+            try { return GetNextKeyCore(key.IsEmpty ? null : k, n); }
+            finally { MapEpoch.Exit(); }
+        }
+    }
+
+    /// <summary>Every key, in <see cref="GetNextKey"/> order (a snapshot walk: concurrent changes may show or not).</summary>
+    public IEnumerable<byte[]> Keys()
+    {
+        byte[] current = [];
+        while (true)
+        {
+            var next = new byte[KeySize];
+            if (GetNextKey(current, next) != 0) yield break;
+            yield return next;
+            current = next;
+        }
+    }
+
+    /// <summary>Every element as (key, value), skipping keys deleted during the walk.</summary>
+    public IEnumerable<KeyValuePair<byte[], byte[]>> Entries()
+    {
+        foreach (var key in Keys())
+        {
+            var value = new byte[UserValueSize];
+            if (Lookup(key, value) == 0) yield return new(key, value);
+        }
+    }
+
+    /// <summary>Typed <see cref="Lookup(ReadOnlySpan{byte}, Span{byte}, ulong)"/>: the key and value structs must have the map's sizes.</summary>
+    public int Lookup<TKey, TValue>(in TKey key, out TValue value) where TKey : unmanaged where TValue : unmanaged
+    {
+        value = default;
+        return Lookup(Bytes(in key), MemoryMarshal.AsBytes(MemoryMarshal.CreateSpan(ref value, 1)));
+    }
+
+    /// <summary>Typed <see cref="Update(ReadOnlySpan{byte}, ReadOnlySpan{byte}, ulong)"/>.</summary>
+    public int Update<TKey, TValue>(in TKey key, in TValue value, ulong flags = UpdateFlags.Any) where TKey : unmanaged where TValue : unmanaged =>
+        Update(Bytes(in key), Bytes(in value), flags);
+
+    /// <summary>Typed <see cref="Delete(ReadOnlySpan{byte})"/>.</summary>
+    public int Delete<TKey>(in TKey key) where TKey : unmanaged => Delete(Bytes(in key));
+
+    static ReadOnlySpan<byte> Bytes<T>(in T value) where T : unmanaged =>
+        MemoryMarshal.AsBytes(MemoryMarshal.CreateReadOnlySpan(in value, 1));
+
+    void CheckKey(ReadOnlySpan<byte> key) => CheckSpan(key.Length, KeySize, nameof(key));
+
+    void CheckSpan(int length, int expected, string what)
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        if (length != expected)
+            throw new ArgumentException($"map {Name}: {what} is {length} bytes, the map needs {expected}", what);
+    }
+
+    /// <summary>Userspace lookup over native buffers, inside a read-side section.</summary>
+    protected abstract int LookupCore(byte* key, byte* value, ulong flags);
+
+    /// <summary>Userspace update over native buffers, inside a read-side section.</summary>
+    protected abstract int UpdateCore(byte* key, byte* value, ulong flags);
+
+    /// <summary>Userspace delete, inside a read-side section.</summary>
+    protected abstract int DeleteCore(byte* key);
+
+    /// <summary>Next-key walk; <paramref name="key"/> is null for the first key.</summary>
+    protected abstract int GetNextKeyCore(byte* key, byte* nextKey);
+
+    // ---- program side (the helpers call these inside the run's read-side section) ----------------
+
+    /// <summary>bpf_map_lookup_elem: the address of the value (this CPU's slot for per-CPU maps), or 0.</summary>
+    public virtual ulong LookupElem(ulong keyPtr) => 0;
+
+    /// <summary>bpf_map_update_elem from a program (per-CPU maps write this CPU's slot).</summary>
+    public virtual long UpdateElem(ulong keyPtr, ulong valuePtr, ulong flags) => -Errno.EOPNOTSUPP;
+
+    /// <summary>bpf_map_delete_elem from a program.</summary>
+    public virtual long DeleteElem(ulong keyPtr) => -Errno.EOPNOTSUPP;
+
+    /// <summary>
+    /// bpf_for_each_map_elem: calls <c>callback(map, &amp;key, &amp;value, ctx, 0)</c> for each element
+    /// until it returns non-zero; returns the number of calls, or -EINVAL when the type cannot be walked.
+    /// </summary>
+    public virtual long ForEachElem(BpfCallback callback, ulong callbackCtx) => -Errno.EINVAL;
+
+    // ---- lifetime --------------------------------------------------------------------------------
+
+    /// <summary>Unregisters the map and frees its memory once no running program can read it.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        GC.SuppressFinalize(this);
+        byte* header = _header;
+        int index = _index;
+        MapEpoch.Retire(() =>
+        {
+            FreeMemory();
+            lock (s_registryLock)
+            {
+                s_registry[index] = null;
+                s_freeIndexes.Push(index);
+            }
+            Native.Free(header);
+        });
+    }
+
+    /// <summary>Frees the map's native memory (called once, when no reader can hold it).</summary>
+    protected abstract void FreeMemory();
+
+    /// <inheritdoc />
+    public override string ToString() => $"{Type} map '{Name}' (key {KeySize}, value {ValueSize}, max {MaxEntries})";
+}

@@ -1,0 +1,369 @@
+using System.Buffers.Binary;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
+namespace BpfJit.Runtime.Maps;
+
+/// <summary>
+/// BPF_MAP_TYPE_LPM_TRIE: longest-prefix match over keys laid out as the kernel's
+/// <c>struct bpf_lpm_trie_key</c>: a u32 prefix length in host order, then <c>key_size - 4</c> data bytes
+/// whose most significant bit is bit 7 of byte 0 (network order for addresses).
+/// <para>
+/// The structure is the kernel's (kernel/bpf/lpm_trie.c): a path-compressed binary trie in which each
+/// node holds a prefix, its value, and two children chosen by the first bit after the prefix;
+/// "intermediate" nodes only join two subtrees. A lookup follows one path from the root, comparing
+/// 8 bytes at a time, so it costs O(depth), independent of the number of entries. Readers walk it
+/// without locks: writers build nodes fully, publish them with one pointer store and retire replaced
+/// nodes through <see cref="MapEpoch"/>. Next-key iteration is the kernel's post-order.
+/// </para>
+/// <para>Node layout: <c>+0/+8</c> children, <c>+16 u32</c> prefixlen, <c>+20 u32</c> flags, <c>+24</c> data, then the value (8-aligned).</para>
+/// </summary>
+public sealed unsafe class LpmTrieMap : BpfMap
+{
+    const int Child0Offset = 0, PrefixOffset = 16, FlagsOffset = 20, DataOffset = 24;
+    const uint Intermediate = 1;
+
+    readonly int _dataSize;
+    readonly int _dataStride;
+    readonly int _nodeSize;
+    readonly uint _maxPrefix;
+    readonly Lock _writeLock = new();
+    readonly byte** _rootLink;     // native, so writers can hold its address like any child link
+    int _count;
+
+    internal LpmTrieMap(MapDefinition definition) : base(definition)
+    {
+        _dataSize = KeySize - 4;
+        _dataStride = Native.Round8(_dataSize);
+        _nodeSize = DataOffset + _dataStride + Native.Round8(ValueSize);
+        _maxPrefix = (uint)_dataSize * 8;
+        _rootLink = (byte**)Native.Alloc((nuint)sizeof(byte*));
+    }
+
+    /// <summary>The longest prefix a key may carry: 8 × (key_size − 4).</summary>
+    public int MaxPrefixLength => (int)_maxPrefix;
+
+    /// <summary>The number of prefixes stored (intermediate nodes not counted).</summary>
+    public int Count => Volatile.Read(ref _count);
+
+    // ---- node access --------------------------------------------------------------------------------
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static byte** ChildLink(byte* n, uint bit) => (byte**)(n + Child0Offset) + bit;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static byte* Child(byte* n, uint bit) => HashMap.Load(ChildLink(n, bit));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static uint Prefix(byte* n) => *(uint*)(n + PrefixOffset);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static bool IsIntermediate(byte* n) => (Volatile.Read(ref *(uint*)(n + FlagsOffset)) & Intermediate) != 0;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    byte* ValueOf(byte* n) => n + DataOffset + _dataStride;
+
+    /// <summary>Bit <paramref name="index"/> of the data, counting from the most significant bit of byte 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static uint Bit(byte* data, uint index) => (uint)(data[index >> 3] >> (7 - (int)(index & 7))) & 1;
+
+    /// <summary>The number of leading bits <paramref name="n"/>'s prefix shares with the key, at most min(both prefix lengths).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    uint Match(byte* n, uint keyPrefix, byte* keyData)
+    {
+        uint limit = Math.Min(Prefix(n), keyPrefix);
+        byte* a = n + DataOffset;
+        uint matched = 0;
+        int i = 0;
+        while (matched < limit)
+        {
+            int remaining = _dataSize - i;
+            ulong x;
+            int width;
+            if (remaining >= 8)
+            {
+                x = BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ulong>(a + i) ^ Unsafe.ReadUnaligned<ulong>(keyData + i));
+                width = 64;
+            }
+            else
+            {
+                x = 0;
+                for (int j = 0; j < remaining; j++) x = (x << 8) | (byte)(a[i + j] ^ keyData[i + j]);
+                width = remaining * 8;
+                x <<= 64 - width;
+            }
+            if (x != 0)
+            {
+                matched += (uint)BitOperations.LeadingZeroCount(x);
+                break;
+            }
+            matched += (uint)width;
+            i += 8;
+            if (i >= _dataSize) break;
+        }
+        return Math.Min(matched, limit);
+    }
+
+    // ---- lookup -------------------------------------------------------------------------------------
+
+    /// <summary>The node holding the longest stored prefix of the key, or null.</summary>
+    byte* Longest(byte* key)
+    {
+        uint keyPrefix = *(uint*)key;
+        byte* data = key + 4;
+        byte* found = null;
+        for (byte* n = HashMap.Load(_rootLink); n != null;)
+        {
+            uint matched = Match(n, keyPrefix, data);
+            if (matched == _maxPrefix)
+            {
+                if (!IsIntermediate(n)) found = n;
+                break;
+            }
+            uint prefix = Prefix(n);
+            if (matched < prefix) break;
+            if (!IsIntermediate(n)) found = n;
+            if (prefix >= keyPrefix) break;
+            n = Child(n, Bit(data, prefix));
+        }
+        return found;
+    }
+
+    /// <inheritdoc />
+    public override ulong LookupElem(ulong keyPtr)
+    {
+        if (*(uint*)keyPtr > _maxPrefix) return 0;
+        byte* n = Longest((byte*)keyPtr);
+        return n == null ? 0 : (ulong)ValueOf(n);
+    }
+
+    /// <inheritdoc />
+    public override long UpdateElem(ulong keyPtr, ulong valuePtr, ulong flags) => Store((byte*)keyPtr, (byte*)valuePtr, flags);
+
+    /// <inheritdoc />
+    public override long DeleteElem(ulong keyPtr) => Remove((byte*)keyPtr);
+
+    /// <inheritdoc />
+    protected override int LookupCore(byte* key, byte* value, ulong flags)
+    {
+        if ((flags & UpdateFlags.Lock) != 0) return -Errno.EINVAL;
+        if (*(uint*)key > _maxPrefix) return -Errno.ENOENT;
+        byte* n = Longest(key);
+        if (n == null) return -Errno.ENOENT;
+        Native.Copy(ValueOf(n), value, ValueSize);
+        return 0;
+    }
+
+    /// <inheritdoc />
+    protected override int UpdateCore(byte* key, byte* value, ulong flags) => Store(key, value, flags);
+
+    /// <inheritdoc />
+    protected override int DeleteCore(byte* key) => Remove(key);
+
+    // ---- writers (trie_update_elem / trie_delete_elem) ----------------------------------------------
+
+    byte* NewNode(uint prefix, byte* data, byte* value)
+    {
+        byte* n = Native.Alloc((nuint)_nodeSize);
+        *(uint*)(n + PrefixOffset) = prefix;
+        Native.Copy(data, n + DataOffset, _dataSize);
+        if (value != null) Native.Copy(value, ValueOf(n), ValueSize);
+        else *(uint*)(n + FlagsOffset) = Intermediate;
+        return n;
+    }
+
+    int Store(byte* key, byte* value, ulong flags)
+    {
+        if (flags > UpdateFlags.Exist) return -Errno.EINVAL;
+        uint keyPrefix = *(uint*)key;
+        if (keyPrefix > _maxPrefix) return -Errno.EINVAL;
+        byte* data = key + 4;
+        lock (_writeLock)
+        {
+            byte** slot = _rootLink;
+            byte* node;
+            uint matched = 0;
+            while ((node = *slot) != null)
+            {
+                matched = Match(node, keyPrefix, data);
+                uint prefix = Prefix(node);
+                if (prefix != matched || prefix == keyPrefix || prefix == _maxPrefix) break;
+                slot = ChildLink(node, Bit(data, prefix));
+            }
+
+            bool exact = node != null && Prefix(node) == matched && Prefix(node) == keyPrefix;
+            bool adds = !exact || IsIntermediate(node);
+            if (exact && !IsIntermediate(node) && flags == UpdateFlags.NoExist) return -Errno.EEXIST;
+            if (adds && flags == UpdateFlags.Exist) return -Errno.ENOENT;
+            if (adds && _count >= MaxEntries) return -Errno.ENOSPC;
+
+            byte* fresh = NewNode(keyPrefix, data, value);
+            if (node == null)
+            {
+                HashMap.Publish(slot, fresh);
+            }
+            else if (exact)
+            {
+                // Replace the node (or fill the intermediate one): same position, same children.
+                *ChildLink(fresh, 0) = *ChildLink(node, 0);
+                *ChildLink(fresh, 1) = *ChildLink(node, 1);
+                HashMap.Publish(slot, fresh);
+                MapEpoch.Retire(node);
+            }
+            else if (matched == keyPrefix)
+            {
+                // The new prefix is a prefix of node's: node becomes its child.
+                *ChildLink(fresh, Bit(node + DataOffset, matched)) = node;
+                HashMap.Publish(slot, fresh);
+            }
+            else
+            {
+                // They diverge after `matched` bits: join them under an intermediate node.
+                byte* join = NewNode(matched, node + DataOffset, null);
+                if (Bit(data, matched) != 0)
+                {
+                    *ChildLink(join, 0) = node;
+                    *ChildLink(join, 1) = fresh;
+                }
+                else
+                {
+                    *ChildLink(join, 0) = fresh;
+                    *ChildLink(join, 1) = node;
+                }
+                HashMap.Publish(slot, join);
+            }
+            if (adds) Volatile.Write(ref _count, _count + 1);
+            return 0;
+        }
+    }
+
+    int Remove(byte* key)
+    {
+        uint keyPrefix = *(uint*)key;
+        if (keyPrefix > _maxPrefix) return -Errno.EINVAL;
+        byte* data = key + 4;
+        lock (_writeLock)
+        {
+            byte** trim = _rootLink, trimParent = _rootLink;
+            byte* parent = null, node;
+            uint matched = 0;
+            while ((node = *trim) != null)
+            {
+                matched = Match(node, keyPrefix, data);
+                uint prefix = Prefix(node);
+                if (prefix != matched || prefix == keyPrefix) break;
+                parent = node;
+                trimParent = trim;
+                trim = ChildLink(node, Bit(data, prefix));
+            }
+            if (node == null || Prefix(node) != keyPrefix || Prefix(node) != matched || IsIntermediate(node))
+                return -Errno.ENOENT;
+            Volatile.Write(ref _count, _count - 1);
+
+            byte* c0 = *ChildLink(node, 0), c1 = *ChildLink(node, 1);
+            if (c0 != null && c1 != null)
+            {
+                // Two children: the node stays as an intermediate join (its value is no longer reachable).
+                Volatile.Write(ref *(uint*)(node + FlagsOffset), Intermediate);
+                return 0;
+            }
+            if (parent != null && IsIntermediate(parent) && c0 == null && c1 == null)
+            {
+                // A leaf under a join: the join is no longer needed, its other child takes its place.
+                byte* sibling = *ChildLink(parent, 0) == node ? *ChildLink(parent, 1) : *ChildLink(parent, 0);
+                HashMap.Publish(trimParent, sibling);
+                MapEpoch.Retire(parent);
+                MapEpoch.Retire(node);
+                return 0;
+            }
+            HashMap.Publish(trim, c0 != null ? c0 : c1);
+            MapEpoch.Retire(node);
+            return 0;
+        }
+    }
+
+    // ---- iteration (trie_get_next_key: post-order) --------------------------------------------------
+
+    /// <inheritdoc />
+    protected override int GetNextKeyCore(byte* key, byte* nextKey)
+    {
+        byte* root = HashMap.Load(_rootLink);
+        if (root == null) return -Errno.ENOENT;
+        byte* searchRoot = root;
+        if (key != null && *(uint*)key <= _maxPrefix)
+        {
+            uint keyPrefix = *(uint*)key;
+            byte* data = key + 4;
+            var stack = new List<nint>();
+            byte* node = root;
+            uint matched = 0;
+            while (node != null)
+            {
+                stack.Add((nint)node);
+                matched = Match(node, keyPrefix, data);
+                uint prefix = Prefix(node);
+                if (prefix != matched || prefix == keyPrefix) break;
+                node = Child(node, Bit(data, prefix));
+            }
+            if (node != null && Prefix(node) == keyPrefix && Prefix(node) == matched && !IsIntermediate(node))
+            {
+                // The key's node found: the next one in post-order is the leftmost of a right
+                // sibling subtree, or the first non-intermediate ancestor.
+                searchRoot = null;
+                for (int i = stack.Count - 1; i > 0; i--)
+                {
+                    byte* p = (byte*)stack[i - 1];
+                    byte* n = (byte*)stack[i];
+                    if (Child(p, 0) == n && Child(p, 1) is var right && right != null)
+                    {
+                        searchRoot = right;
+                        break;
+                    }
+                    if (!IsIntermediate(p))
+                    {
+                        CopyKey(p, nextKey);
+                        return 0;
+                    }
+                }
+                if (searchRoot == null) return -Errno.ENOENT;
+            }
+        }
+        // The leftmost non-intermediate node of the subtree, deepest first.
+        byte* next = null;
+        for (byte* n = searchRoot; n != null;)
+        {
+            if (IsIntermediate(n))
+            {
+                n = Child(n, 0);
+                continue;
+            }
+            next = n;
+            n = Child(n, 0);
+            if (n == null) n = Child(next, 1);
+        }
+        if (next == null) return -Errno.ENOENT;
+        CopyKey(next, nextKey);
+        return 0;
+    }
+
+    void CopyKey(byte* n, byte* key)
+    {
+        *(uint*)key = Prefix(n);
+        Native.Copy(n + DataOffset, key + 4, _dataSize);
+    }
+
+    /// <inheritdoc />
+    protected override void FreeMemory()
+    {
+        FreeTree(*_rootLink);
+        Native.Free(_rootLink);
+    }
+
+    static void FreeTree(byte* n)
+    {
+        if (n == null) return;
+        FreeTree(*ChildLink(n, 0));
+        FreeTree(*ChildLink(n, 1));
+        Native.Free(n);
+    }
+}

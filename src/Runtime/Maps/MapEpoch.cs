@@ -1,0 +1,192 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace BpfJit.Runtime.Maps;
+
+/// <summary>
+/// Epoch-based deferred reclamation (RCU-like) for map memory that running programs may still read.
+/// <para>
+/// Readers: every program run, and every userspace map operation, is a read-side section between
+/// <see cref="Enter"/> and <see cref="Exit"/> (sections nest; only the outermost one counts). Entering
+/// publishes the current global epoch in the thread's slot and issues a full fence; leaving clears it.
+/// </para>
+/// <para>
+/// Writers: a map first unpublishes memory (unlinks an element, swaps a value), then calls
+/// <see cref="Retire(void*)"/>, which advances the global epoch to <c>e</c> and tags the memory with it.
+/// A reader that can still hold a pointer to the memory entered before the advance, so its slot shows an
+/// epoch below <c>e</c>; a reader that entered later cannot reach it. The memory is freed once no slot
+/// shows an epoch below its tag (idle slots show none). <see cref="Collect"/> does that, and
+/// <see cref="Retire(void*)"/> calls it every <see cref="CollectEvery"/> retirements.
+/// </para>
+/// </summary>
+public static unsafe class MapEpoch
+{
+    /// <summary>Retirements between automatic <see cref="Collect"/> calls.</summary>
+    public const int CollectEvery = 64;
+
+    sealed class Slot
+    {
+        public long Epoch;      // 0 = not inside a read-side section
+        public int Depth;       // nesting, touched only by the owning thread
+        public int InUse;       // 1 while a live thread owns the slot
+    }
+
+    // Frees the slot for reuse when its thread dies: the [ThreadStatic] owner becomes unreachable.
+    sealed class SlotOwner(Slot slot)
+    {
+        public readonly Slot Slot = slot;
+        ~SlotOwner()
+        {
+            Volatile.Write(ref Slot.Epoch, 0);
+            Volatile.Write(ref Slot.InUse, 0);
+        }
+    }
+
+    readonly struct Retired(long tag, nint memory, Action? free)
+    {
+        public readonly long Tag = tag;
+        public readonly nint Memory = memory;
+        public readonly Action? Free = free;
+    }
+
+    static long s_epoch = 1;
+    static Slot[] s_slots = [];
+    static readonly Lock s_slotLock = new();
+    static readonly Lock s_retiredLock = new();
+    static readonly List<Retired> s_retired = [];
+    static int s_sinceCollect;
+    static long s_reclaimed;
+
+    [ThreadStatic] static Slot? t_slot;
+    [ThreadStatic] static SlotOwner? t_owner;
+
+    /// <summary>Enters a read-side section on this thread (cheap; nests).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Enter()
+    {
+        var slot = t_slot ?? Register();
+        if (slot.Depth++ == 0)
+        {
+            Volatile.Write(ref slot.Epoch, Volatile.Read(ref s_epoch));
+            // The store above must be visible before this thread reads any map pointer (Dekker with Retire).
+            Interlocked.MemoryBarrier();
+        }
+    }
+
+    /// <summary>Leaves the read-side section entered by the matching <see cref="Enter"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Exit()
+    {
+        var slot = t_slot;
+        if (slot == null || slot.Depth == 0) throw new InvalidOperationException("MapEpoch.Exit without Enter");
+        if (--slot.Depth == 0) Volatile.Write(ref slot.Epoch, 0);
+    }
+
+    /// <summary>Enters a read-side section for a <c>using</c> block.</summary>
+    public static Section Protect()
+    {
+        Enter();
+        return new Section();
+    }
+
+    /// <summary>A read-side section; disposing it leaves the section.</summary>
+    public readonly struct Section : IDisposable
+    {
+        /// <summary>Leaves the section.</summary>
+        public void Dispose() => Exit();
+    }
+
+    /// <summary>True when this thread is inside a read-side section.</summary>
+    public static bool IsInside => t_slot is { Depth: > 0 };
+
+    /// <summary>Memory retired and not yet freed.</summary>
+    public static int Pending
+    {
+        get { lock (s_retiredLock) return s_retired.Count; }
+    }
+
+    /// <summary>Retired blocks freed since the process started.</summary>
+    public static long Reclaimed => Interlocked.Read(ref s_reclaimed);
+
+    /// <summary>Frees <paramref name="memory"/> (from <see cref="NativeMemory.AlignedAlloc"/>) once no reader can hold it.</summary>
+    public static void Retire(void* memory) => Add(new Retired(Advance(), (nint)memory, null));
+
+    /// <summary>Runs <paramref name="free"/> once no reader can hold what it frees.</summary>
+    public static void Retire(Action free)
+    {
+        ArgumentNullException.ThrowIfNull(free);
+        Add(new Retired(Advance(), 0, free));
+    }
+
+    static long Advance() => Interlocked.Increment(ref s_epoch);   // a full fence: the unlink is visible first
+
+    static void Add(Retired item)
+    {
+        bool collect;
+        lock (s_retiredLock)
+        {
+            s_retired.Add(item);
+            collect = ++s_sinceCollect >= CollectEvery;
+        }
+        if (collect) Collect();
+    }
+
+    /// <summary>Frees every retired block no reader can still hold; returns how many were freed.</summary>
+    public static int Collect()
+    {
+        // Blocks retired after this point carry larger tags, so readers idle during the scan cannot matter.
+        long oldest = Volatile.Read(ref s_epoch);
+        Interlocked.MemoryBarrier();
+        foreach (var slot in Volatile.Read(ref s_slots))
+        {
+            long e = Volatile.Read(ref slot.Epoch);
+            if (e != 0 && e < oldest) oldest = e;
+        }
+        List<Retired>? free = null;
+        lock (s_retiredLock)
+        {
+            s_sinceCollect = 0;
+            for (int i = s_retired.Count - 1; i >= 0; i--)
+            {
+                if (s_retired[i].Tag > oldest) continue;
+                (free ??= []).Add(s_retired[i]);
+                s_retired[i] = s_retired[^1];
+                s_retired.RemoveAt(s_retired.Count - 1);
+            }
+        }
+        if (free == null) return 0;
+        foreach (var item in free)
+        {
+            if (item.Free != null) item.Free();
+            else NativeMemory.AlignedFree((void*)item.Memory);
+        }
+        Interlocked.Add(ref s_reclaimed, free.Count);
+        return free.Count;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static Slot Register()
+    {
+        lock (s_slotLock)
+        {
+            Slot? slot = null;
+            foreach (var s in s_slots)
+            {
+                if (Interlocked.CompareExchange(ref s.InUse, 1, 0) == 0) { slot = s; break; }
+            }
+            if (slot == null)
+            {
+                slot = new Slot { InUse = 1 };
+                var grown = new Slot[s_slots.Length + 1];
+                s_slots.CopyTo(grown, 0);
+                grown[^1] = slot;
+                Volatile.Write(ref s_slots, grown);
+            }
+            slot.Depth = 0;
+            slot.Epoch = 0;
+            t_owner = new SlotOwner(slot);
+            t_slot = slot;
+            return slot;
+        }
+    }
+}

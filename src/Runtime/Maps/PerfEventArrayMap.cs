@@ -1,0 +1,82 @@
+namespace BpfJit.Runtime.Maps;
+
+/// <summary>Receives the records a program writes with bpf_perf_event_output to one index of a PERF_EVENT_ARRAY.</summary>
+public delegate void PerfEventSink(int index, ReadOnlySpan<byte> data);
+
+/// <summary>
+/// BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 index (usually a CPU) → a perf event. Here the host attaches a
+/// <see cref="PerfEventSink"/> per index with <see cref="SetSink"/> (there are no perf event fds, so the
+/// byte API's update returns -EOPNOTSUPP); bpf_perf_event_output delivers synchronously to the sink.
+/// </summary>
+public sealed unsafe class PerfEventArrayMap : BpfMap
+{
+    /// <summary>BPF_F_INDEX_MASK: the index bits of perf_event_output's flags.</summary>
+    public const ulong IndexMask = 0xffff_ffff;
+
+    /// <summary>BPF_F_CURRENT_CPU: output to the index of the current CPU.</summary>
+    public const ulong CurrentCpu = IndexMask;
+
+    readonly PerfEventSink?[] _sinks;
+
+    internal PerfEventArrayMap(MapDefinition definition) : base(definition) => _sinks = new PerfEventSink?[MaxEntries];
+
+    /// <summary>Attaches (or with null, detaches) the sink of <paramref name="index"/>: 0 or -E2BIG.</summary>
+    public int SetSink(uint index, PerfEventSink? sink)
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        if (index >= (uint)MaxEntries) return -Errno.E2BIG;
+        Volatile.Write(ref _sinks[index], sink);
+        return 0;
+    }
+
+    /// <summary>Attaches <paramref name="sink"/> to every index.</summary>
+    public void SetSinkForAll(PerfEventSink? sink)
+    {
+        for (uint i = 0; i < (uint)MaxEntries; i++) SetSink(i, sink);
+    }
+
+    /// <summary>bpf_perf_event_output: 0, -EINVAL (flags), -E2BIG (index), -ENOENT (no sink at the index).</summary>
+    public long Output(ulong flags, byte* data, ulong size)
+    {
+        if ((flags & ~IndexMask) != 0) return -Errno.EINVAL;
+        ulong index = flags & IndexMask;
+        if (index == CurrentCpu) index = (ulong)Cpu.Current();
+        if (index >= (ulong)MaxEntries) return -Errno.E2BIG;
+        var sink = Volatile.Read(ref _sinks[index]);
+        if (sink == null) return -Errno.ENOENT;
+        sink((int)index, new ReadOnlySpan<byte>(data, checked((int)size)));
+        return 0;
+    }
+
+    /// <inheritdoc />
+    protected override int LookupCore(byte* key, byte* value, ulong flags) => -Errno.EOPNOTSUPP;
+
+    /// <inheritdoc />
+    protected override int UpdateCore(byte* key, byte* value, ulong flags) => -Errno.EOPNOTSUPP;
+
+    /// <inheritdoc />
+    protected override int DeleteCore(byte* key)
+    {
+        uint index = *(uint*)key;
+        if (index >= (uint)MaxEntries) return -Errno.E2BIG;
+        if (Volatile.Read(ref _sinks[index]) == null) return -Errno.ENOENT;
+        return SetSink(index, null);
+    }
+
+    /// <inheritdoc />
+    protected override int GetNextKeyCore(byte* key, byte* nextKey)
+    {
+        uint index = key == null ? uint.MaxValue : *(uint*)key;
+        if (index >= (uint)MaxEntries)
+        {
+            *(uint*)nextKey = 0;
+            return 0;
+        }
+        if (index == (uint)MaxEntries - 1) return -Errno.ENOENT;
+        *(uint*)nextKey = index + 1;
+        return 0;
+    }
+
+    /// <inheritdoc />
+    protected override void FreeMemory() => Array.Clear(_sinks);
+}
