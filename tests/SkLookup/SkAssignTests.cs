@@ -1,3 +1,5 @@
+using Errno = BpfJit.Runtime.Sockets.Errno;
+using BpfJit.Runtime.Maps;
 using BpfJit.Runtime.SkLookup;
 using BpfJit.Runtime.Sockets;
 using BpfJit.Tests.Support;
@@ -91,7 +93,7 @@ public class SkAssignTests
         var pre = Tcp(ns, "127.0.0.1:2000");
         var pre6 = Tcp(ns, "[fd00::1]:2000");
         // Keep a closed socket's block alive for the run: a program could still hold it.
-        Reclamation.Enter();
+        MapEpoch.Enter();
         try
         {
             var sock = Make(ns, sockKind);
@@ -116,7 +118,7 @@ public class SkAssignTests
         }
         finally
         {
-            Reclamation.Exit();
+            MapEpoch.Exit();
         }
     }
 

@@ -1,3 +1,5 @@
+using Errno = BpfJit.Runtime.Sockets.Errno;
+using BpfJit.Runtime.Maps;
 using System.Net;
 using BpfJit.Runtime.Sockets;
 
@@ -67,7 +69,7 @@ public sealed class NetNamespace
     {
         if (packet.From.Family != packet.To.Family)
             throw new ArgumentException($"packet {packet}: source and destination families differ", nameof(packet));
-        Reclamation.Enter();
+        MapEpoch.Enter();
         try
         {
             if (Sockets.LookupConnected(packet) is { } connected) return new LookupResult(LookupOutcome.Socket, connected, false);
@@ -93,7 +95,7 @@ public sealed class NetNamespace
         }
         finally
         {
-            Reclamation.Exit();
+            MapEpoch.Exit();
         }
     }
 }

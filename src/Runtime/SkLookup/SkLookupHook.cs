@@ -1,3 +1,4 @@
+using Errno = BpfJit.Runtime.Sockets.Errno;
 using BpfJit.Runtime.Sockets;
 
 namespace BpfJit.Runtime.SkLookup;
@@ -72,7 +73,7 @@ public sealed class SkLookupHook
     /// <c>BPF_PROG_SK_LOOKUP_RUN_ARRAY</c>: each program sees the last kept selection; a selection
     /// is kept only when its program returns SK_PASS; any kept selection wins over SK_DROP; the
     /// verdict is PASS when every program passed or a socket is selected. The caller must be
-    /// inside a <see cref="Reclamation"/> section while it uses <see cref="HookVerdict.Selected"/>.
+    /// inside a <see cref="Maps.MapEpoch"/> section while it uses <see cref="HookVerdict.Selected"/>.
     /// </summary>
     public HookVerdict Run(in Packet packet)
     {

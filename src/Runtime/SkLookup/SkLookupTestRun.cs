@@ -1,3 +1,5 @@
+using Errno = BpfJit.Runtime.Sockets.Errno;
+using BpfJit.Runtime.Maps;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using BpfJit.Runtime.Sockets;
@@ -94,7 +96,7 @@ public static class SkLookupTestRun
         ulong cookie = 0;
         bool reuseportWithoutFlag = false;
         var watch = Stopwatch.StartNew();
-        Reclamation.Enter();
+        MapEpoch.Enter();
         try
         {
             SkLookupProgram[] array = [program];
@@ -113,7 +115,7 @@ public static class SkLookupTestRun
         }
         finally
         {
-            Reclamation.Exit();
+            MapEpoch.Exit();
         }
         if (reuseportWithoutFlag) return Fail(Errno.EOPNOTSUPP);
 

@@ -1,3 +1,4 @@
+using BpfJit.Runtime.Maps;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 
@@ -23,11 +24,12 @@ public enum SockState
 /// block whose first 80 bytes are the <c>struct bpf_sock</c> programs read (see
 /// <see cref="BpfSockLayout"/>); <see cref="Handle"/> is the pointer programs hold. Options are set
 /// before <see cref="Bind"/>; <see cref="Close"/> unlinks the socket from its table and every map
-/// and frees the block through <see cref="Reclamation"/> once no running program can read it.
+/// and frees the block through <see cref="Maps.MapEpoch"/> once no running program can read it.
 /// </summary>
 public sealed unsafe class Sock
 {
     static long s_nextCookie;
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, Sock> s_live = new();
 
     readonly byte* _block;
     readonly GCHandle _self;
@@ -54,6 +56,29 @@ public sealed unsafe class Sock
         *(ulong*)(_block + BpfSockLayout.Cookie) = Cookie;
         *(nint*)(_block + BpfSockLayout.Owner) = GCHandle.ToIntPtr(_self);
         SyncView();
+        s_live[Cookie] = this;
+    }
+
+    /// <summary>
+    /// The open socket with cookie <paramref name="cookie"/>, or null. Userspace map updates name a
+    /// socket by its cookie, the way the kernel's take a file descriptor.
+    /// </summary>
+    public static Sock? FromCookie(ulong cookie) => s_live.TryGetValue(cookie, out var s) ? s : null;
+
+    /// <summary>
+    /// Runs <paramref name="action"/> while the socket cannot close, and registers
+    /// <paramref name="onClose"/>; false (nothing run) when already closed. Maps insert through this
+    /// so that a socket closing concurrently is either never inserted or removed by its close.
+    /// </summary>
+    internal bool WhileOpen(Action action, Action<Sock>? onClose)
+    {
+        lock (_gate)
+        {
+            if (State == SockState.Closed) return false;
+            action();
+            if (onClose != null && !_onClose.Contains(onClose)) _onClose.Add(onClose);
+            return true;
+        }
     }
 
     /// <summary>The table (network namespace) the socket lives in.</summary>
@@ -206,9 +231,10 @@ public sealed unsafe class Sock
             hooks = [.. _onClose];
             _onClose.Clear();
         }
+        s_live.TryRemove(Cookie, out _);
         Table.Remove(this);
         foreach (var h in hooks) h(this);
-        Reclamation.Retire(Free);
+        MapEpoch.Retire(Free);
     }
 
     /// <summary>Registers an action run when the socket closes (maps use it to drop their entries); runs at once if already closed.</summary>

@@ -1,0 +1,108 @@
+using BpfJit.Runtime.Maps;
+using Errno = BpfJit.Runtime.Sockets.Errno;
+
+namespace BpfJit.Runtime.Sockets;
+
+/// <summary>
+/// BPF_MAP_TYPE_SOCKMAP (15): an array of sockets indexed by a u32 key. Kernel behaviour kept:
+/// update with a key past max_entries is -E2BIG, delete of an empty or out-of-range slot -EINVAL,
+/// lookup of either NULL (programs) or -ENOENT (userspace).
+/// </summary>
+public sealed unsafe class SockMap : SocketMapBase
+{
+    readonly Sock?[] _slots;
+
+    internal SockMap(MapDefinition definition) : base(Checked(definition)) => _slots = new Sock?[definition.MaxEntries];
+
+    static MapDefinition Checked(MapDefinition d)
+    {
+        Validate(d, hash: false);
+        return d;
+    }
+
+    /// <summary>Puts <paramref name="socket"/> at <paramref name="index"/> (BPF_ANY/NOEXIST/EXIST).</summary>
+    public int Update(uint index, Sock socket, ulong flags = UpdateFlags.Any)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        return Store(index, socket, flags);
+    }
+
+    /// <summary>The socket at <paramref name="index"/>, or null.</summary>
+    public Sock? Get(uint index) => index < (uint)_slots.Length ? Volatile.Read(ref _slots[index]) : null;
+
+    int Store(uint index, Sock? socket, ulong flags)
+    {
+        if (flags > UpdateFlags.Exist) return -Errno.EINVAL;
+        if (socket == null) return -Errno.EINVAL;
+        if (index >= (uint)_slots.Length) return -Errno.E2BIG;
+        return Insert(socket, () =>
+        {
+            var old = _slots[index];
+            if (old != null && flags == UpdateFlags.NoExist) return -Errno.EEXIST;
+            if (old == null && flags == UpdateFlags.Exist) return -Errno.ENOENT;
+            Volatile.Write(ref _slots[index], socket);
+            return 0;
+        });
+    }
+
+    int Remove(uint index)
+    {
+        if (index >= (uint)_slots.Length) return -Errno.EINVAL;
+        lock (Gate)
+        {
+            if (_slots[index] == null) return -Errno.EINVAL;
+            Volatile.Write(ref _slots[index], null);
+            return 0;
+        }
+    }
+
+    /// <inheritdoc />
+    protected override void RemoveAll(Sock s)
+    {
+        for (int i = 0; i < _slots.Length; i++)
+            if (_slots[i] == s) Volatile.Write(ref _slots[i], null);
+    }
+
+    /// <inheritdoc />
+    public override ulong LookupElem(ulong keyPtr) => Acquire(Get(*(uint*)keyPtr));
+
+    /// <inheritdoc />
+    public override long UpdateElem(ulong keyPtr, ulong valuePtr, ulong flags) => Store(*(uint*)keyPtr, FromProgramValue(valuePtr), flags);
+
+    /// <inheritdoc />
+    public override long DeleteElem(ulong keyPtr) => Remove(*(uint*)keyPtr);
+
+    /// <inheritdoc />
+    protected override int LookupCore(byte* key, byte* value, ulong flags) => WriteCookie(Get(*(uint*)key), value);
+
+    /// <inheritdoc />
+    protected override int UpdateCore(byte* key, byte* value, ulong flags)
+    {
+        int err = SocketFromValue(value, out var s);
+        return err != 0 ? err : Store(*(uint*)key, s, flags);
+    }
+
+    /// <inheritdoc />
+    protected override int DeleteCore(byte* key) => Remove(*(uint*)key);
+
+    /// <inheritdoc />
+    protected override int GetNextKeyCore(byte* key, byte* nextKey)
+    {
+        uint next = key == null || *(uint*)key >= (uint)_slots.Length ? 0 : *(uint*)key + 1;
+        if (next >= (uint)_slots.Length) return -Errno.ENOENT;
+        *(uint*)nextKey = next;
+        return 0;
+    }
+
+    /// <inheritdoc />
+    public override IReadOnlyList<(byte[] Key, Sock Socket)> Sockets
+    {
+        get
+        {
+            var list = new List<(byte[], Sock)>();
+            for (uint i = 0; i < _slots.Length; i++)
+                if (Volatile.Read(ref _slots[i]) is { } s) list.Add((BitConverter.GetBytes(i), s));
+            return list;
+        }
+    }
+}
