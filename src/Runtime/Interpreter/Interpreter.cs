@@ -21,24 +21,38 @@ public sealed unsafe class Interpreter
     readonly Instruction[] _code;
     readonly Helper?[] _helpers;      // by slot: the helper a `call imm` reaches
     readonly HelperTable _table;
+    readonly List<BpfCallback> _callbacks = [];   // keeps the Callbacks table's weak entries alive
 
     /// <summary>Prepares <paramref name="program"/>; throws <see cref="BpfRuntimeException"/> for a call to an unknown helper or an instruction no engine runs.</summary>
     public Interpreter(Instruction[] program, HelperTable helpers)
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(helpers);
-        _code = program;
+        _code = (Instruction[])program.Clone();
         _table = helpers;
         _helpers = new Helper?[program.Length];
-        ProgramChecks.CheckRunnable(program, helpers, (i, h) => _helpers[i] = h);
+        ProgramChecks.CheckRunnable(program, helpers, (i, h) => _helpers[i] = h, BindCallback);
+    }
+
+    /// <summary>Binds a BPF_PSEUDO_FUNC ld_imm64 at <paramref name="slot"/> to a callback that runs the subprogram at <paramref name="target"/>.</summary>
+    void BindCallback(int slot, int target)
+    {
+        BpfCallback callback = (r1, r2, r3, r4, r5) => Execute(target, r1, r2, r3, r4, r5);
+        _callbacks.Add(callback);
+        ulong handle = Callbacks.Register(callback);
+        _code[slot] = _code[slot] with { Src = (byte)Ld64Source.Imm, Imm = (int)(uint)handle };
+        _code[slot + 1] = _code[slot + 1] with { Imm = (int)(uint)(handle >> 32) };
     }
 
     /// <summary>The program's slots.</summary>
     public ReadOnlySpan<Instruction> Program => _code;
 
     /// <summary>Runs the program with r1..r5 set and returns r0.</summary>
+    public ulong Run(ulong r1 = 0, ulong r2 = 0, ulong r3 = 0, ulong r4 = 0, ulong r5 = 0) => Execute(0, r1, r2, r3, r4, r5);
+
+    /// <summary>Runs from slot <paramref name="entry"/> (0, or a callback subprogram) in a fresh set of frames.</summary>
     [SkipLocalsInit]
-    public ulong Run(ulong r1 = 0, ulong r2 = 0, ulong r3 = 0, ulong r4 = 0, ulong r5 = 0)
+    ulong Execute(int entry, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
     {
         // The stack is zeroed: uninitialised stack must never expose host memory.
         byte* stack = stackalloc byte[StackSize * MaxFrames];
@@ -53,7 +67,7 @@ public sealed unsafe class Interpreter
 
         fixed (Instruction* code = _code)
         {
-            int pc = 0;
+            int pc = entry;
             while (true)
             {
                 Instruction ins = code[pc];

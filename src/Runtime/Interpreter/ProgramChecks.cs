@@ -11,7 +11,14 @@ namespace BpfJit.Runtime;
 public static class ProgramChecks
 {
     /// <summary>Throws <see cref="BpfRuntimeException"/> for the first slot no engine can run; reports each helper call's target.</summary>
-    public static void CheckRunnable(IReadOnlyList<Instruction> program, HelperTable helpers, Action<int, Helper>? onHelperCall = null)
+    /// <remarks>
+    /// An ld_imm64 with BPF_PSEUDO_FUNC (a callback for bpf_loop or bpf_for_each_map_elem) is accepted when
+    /// its target (slot + 1 + imm) is in the program; <paramref name="onFunc"/> receives (slot, target) so the
+    /// engine can bind it to a <see cref="Callbacks"/> handle. Map references must already be bound
+    /// (<see cref="Maps.ProgramBinder"/>).
+    /// </remarks>
+    public static void CheckRunnable(IReadOnlyList<Instruction> program, HelperTable helpers, Action<int, Helper>? onHelperCall = null,
+        Action<int, int>? onFunc = null)
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(helpers);
@@ -22,6 +29,15 @@ public static class ProgramChecks
             var ins = program[i];
             if (ins.IsLdImm64)
             {
+                if (ins.Src == (byte)Ld64Source.Func)
+                {
+                    int target = i + 1 + ins.Imm;
+                    if (target < 0 || target >= program.Count || (target > 0 && program[target - 1].IsLdImm64))
+                        throw new BpfRuntimeException(i, $"callback target {target} is not an instruction of the program");
+                    onFunc?.Invoke(i, target);
+                    i++;
+                    continue;
+                }
                 if (ins.Src != (byte)Ld64Source.Imm)
                     throw new BpfRuntimeException(i, $"ld_imm64 with pseudo source {(Ld64Source)ins.Src} is not bound to a map or function");
                 i++;

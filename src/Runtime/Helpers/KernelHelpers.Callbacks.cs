@@ -1,0 +1,34 @@
+namespace BpfJit.Runtime;
+
+public static partial class KernelHelpers
+{
+    /// <summary>BPF_MAX_LOOPS: the largest iteration count bpf_loop accepts.</summary>
+    public const ulong MaxLoops = 1 << 23;
+
+    /// <summary>
+    /// bpf_loop(nr_loops, callback, ctx, flags): calls <c>callback(i, ctx)</c> for i = 0..nr_loops-1 until it
+    /// returns non-zero; returns the number of calls. -EINVAL for flags, -E2BIG above <see cref="MaxLoops"/>.
+    /// </summary>
+    public static ulong Loop(ulong count, ulong callback, ulong ctx, ulong flags, ulong r5)
+    {
+        if (flags != 0) return Err(Maps.Errno.EINVAL);
+        if (count > MaxLoops) return Err(Maps.Errno.E2BIG);
+        var fn = Callbacks.FromHandle(callback);
+        for (ulong i = 0; i < count; i++)
+        {
+            if (fn(i, ctx, 0, 0, 0) != 0) return i + 1;
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// bpf_for_each_map_elem(map, callback, ctx, flags): calls <c>callback(map, &amp;key, &amp;value, ctx)</c> per
+    /// element until it returns non-zero; returns the number of calls. -EINVAL for flags or a map type
+    /// that cannot be walked.
+    /// </summary>
+    public static ulong ForEachMapElem(ulong map, ulong callback, ulong ctx, ulong flags, ulong r5)
+    {
+        if (flags != 0) return Err(Maps.Errno.EINVAL);
+        return (ulong)Maps.BpfMap.FromHandle(map).ForEachElem(Callbacks.FromHandle(callback), ctx);
+    }
+}

@@ -1,0 +1,91 @@
+using BpfJit.Runtime.Maps;
+
+namespace BpfJit.Runtime;
+
+public static unsafe partial class KernelHelpers
+{
+    /// <summary>bpf_map_lookup_elem(map, key): the value's address, or 0.</summary>
+    public static ulong MapLookupElem(ulong map, ulong key, ulong r3, ulong r4, ulong r5) => BpfMap.FromHandle(map).LookupElem(key);
+
+    /// <summary>bpf_map_update_elem(map, key, value, flags): 0 or a negated errno.</summary>
+    public static ulong MapUpdateElem(ulong map, ulong key, ulong value, ulong flags, ulong r5) =>
+        (ulong)BpfMap.FromHandle(map).UpdateElem(key, value, flags);
+
+    /// <summary>bpf_map_delete_elem(map, key): 0 or a negated errno.</summary>
+    public static ulong MapDeleteElem(ulong map, ulong key, ulong r3, ulong r4, ulong r5) => (ulong)BpfMap.FromHandle(map).DeleteElem(key);
+
+    /// <summary>
+    /// bpf_tail_call(ctx, prog_array, index): runs the program at <c>index</c> on <c>ctx</c> and returns 0,
+    /// and the engine then ends the caller with that program's result (<see cref="HelperExit.TailCall"/>).
+    /// It falls through (non-zero) when the index is empty or out of range, or when
+    /// <see cref="TailCallState.MaxChain"/> tail calls were already taken in this chain.
+    /// </summary>
+    public static ulong TailCall(ulong ctx, ulong map, ulong index, ulong r4, ulong r5)
+    {
+        if (BpfMap.FromHandle(map) is not ProgArrayMap array) return Err(Errno.EINVAL);
+        var target = array.Program((uint)index);
+        if (target == null) return Err(Errno.ENOENT);
+        int depth = TailCallState.Depth;
+        if (depth >= TailCallState.MaxChain) return Err(Errno.E2BIG);
+        TailCallState.Depth = depth + 1;
+        try
+        {
+            TailCallState.SetResult(target.Run(ctx));
+        }
+        finally
+        {
+            TailCallState.Depth = depth;
+        }
+        return 0;
+    }
+
+    /// <summary>bpf_perf_event_output(ctx, map, flags, data, size): to the map's host sink at the flags' index.</summary>
+    public static ulong PerfEventOutput(ulong ctx, ulong map, ulong flags, ulong data, ulong size)
+    {
+        if (BpfMap.FromHandle(map) is not PerfEventArrayMap events) return Err(Errno.EINVAL);
+        return (ulong)events.Output(flags, (byte*)data, size);
+    }
+
+    /// <summary>bpf_ringbuf_output(ringbuf, data, size, flags): 0, -EINVAL or -EAGAIN when full.</summary>
+    public static ulong RingbufOutput(ulong map, ulong data, ulong size, ulong flags, ulong r5)
+    {
+        if (BpfMap.FromHandle(map) is not RingBufMap ring) return Err(Errno.EINVAL);
+        return (ulong)ring.Output((byte*)data, size, flags);
+    }
+
+    /// <summary>bpf_ringbuf_reserve(ringbuf, size, flags): the record's address, or 0 when full or flags are set.</summary>
+    public static ulong RingbufReserve(ulong map, ulong size, ulong flags, ulong r4, ulong r5) =>
+        BpfMap.FromHandle(map) is RingBufMap ring ? ring.Reserve(size, flags) : 0;
+
+    /// <summary>bpf_ringbuf_submit(data, flags): commits a reserved record.</summary>
+    public static ulong RingbufSubmit(ulong data, ulong flags, ulong r3, ulong r4, ulong r5)
+    {
+        RingBufMap.Commit(data, discard: false, flags);
+        return 0;
+    }
+
+    /// <summary>bpf_ringbuf_discard(data, flags): drops a reserved record.</summary>
+    public static ulong RingbufDiscard(ulong data, ulong flags, ulong r3, ulong r4, ulong r5)
+    {
+        RingBufMap.Commit(data, discard: true, flags);
+        return 0;
+    }
+
+    /// <summary>bpf_ringbuf_query(ringbuf, flags): BPF_RB_AVAIL_DATA, RING_SIZE, CONS_POS or PROD_POS; 0 otherwise.</summary>
+    public static ulong RingbufQuery(ulong map, ulong flags, ulong r3, ulong r4, ulong r5) =>
+        BpfMap.FromHandle(map) is RingBufMap ring ? ring.Query(flags) : 0;
+
+    /// <summary>bpf_spin_lock(lock): takes the bpf_spin_lock in a map value.</summary>
+    public static ulong SpinLock(ulong address, ulong r2, ulong r3, ulong r4, ulong r5)
+    {
+        BpfSpinLock.Lock((void*)address);
+        return 0;
+    }
+
+    /// <summary>bpf_spin_unlock(lock).</summary>
+    public static ulong SpinUnlock(ulong address, ulong r2, ulong r3, ulong r4, ulong r5)
+    {
+        BpfSpinLock.Unlock((void*)address);
+        return 0;
+    }
+}

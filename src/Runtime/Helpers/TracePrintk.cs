@@ -1,0 +1,197 @@
+using System.Globalization;
+using System.Text;
+
+namespace BpfJit.Runtime;
+
+/// <summary>
+/// Where bpf_trace_printk writes: the host sets <see cref="Sink"/> (the kernel's trace_pipe). Each call
+/// delivers one formatted message; with no sink the message is formatted and dropped.
+/// </summary>
+public static class TracePipe
+{
+    static Action<string>? s_sink;
+
+    /// <summary>The receiver of bpf_trace_printk messages (thread-safe to replace at any time).</summary>
+    public static Action<string>? Sink
+    {
+        get => Volatile.Read(ref s_sink);
+        set => Volatile.Write(ref s_sink, value);
+    }
+}
+
+/// <summary>
+/// The format language of bpf_trace_printk, validated like the kernel's bpf_bprintf_prepare: at most three
+/// conversions; <c>%d %i %u %x %X</c> with optional <c>l</c>/<c>ll</c> (32-bit without), <c>%c</c>, <c>%s</c>,
+/// <c>%p</c>/<c>%px</c>/<c>%pK</c> (printed raw as 16 hex digits: no pointer hashing here), <c>%pks</c>/<c>%pus</c>,
+/// <c>%pI4 %pi4 %pI6 %pi6</c>, <c>%%</c>; flags <c>0 + - space</c> and a width; only printable ASCII and
+/// whitespace. Anything else is -EINVAL, as is a format without a NUL inside its size.
+/// </summary>
+public static unsafe class TracePrintkFormat
+{
+    /// <summary>MAX_TRACE_PRINTK_VARARGS.</summary>
+    public const int MaxArgs = 3;
+
+    /// <summary>MAX_BPRINTF_BUF: the formatted message is cut to this size minus the NUL.</summary>
+    public const int MaxOutput = 1024;
+
+    /// <summary>Formats; returns the formatted length, or a negated errno (and no text).</summary>
+    public static int Format(byte* fmt, ulong fmtSize, ReadOnlySpan<ulong> args, out string text)
+    {
+        text = "";
+        if (fmt == null || fmtSize == 0) return -Maps.Errno.EINVAL;
+        int length = new ReadOnlySpan<byte>(fmt, (int)Math.Min(fmtSize, int.MaxValue)).IndexOf((byte)0);
+        if (length < 0) return -Maps.Errno.EINVAL;
+        var f = new ReadOnlySpan<byte>(fmt, length + 1);    // keeps the NUL so f[i + 1] is always readable
+        var sb = new StringBuilder();
+        int arg = 0;
+        for (int i = 0; i < length; i++)
+        {
+            byte c = f[i];
+            if (c > 0x7f || (c < 0x20 && !IsSpace(c)) || c == 0x7f) return -Maps.Errno.EINVAL;
+            if (c != '%')
+            {
+                sb.Append((char)c);
+                continue;
+            }
+            if (f[i + 1] == '%')
+            {
+                sb.Append('%');
+                i++;
+                continue;
+            }
+            if (arg >= Math.Min(args.Length, MaxArgs)) return -Maps.Errno.EINVAL;
+            ulong value = args[arg++];
+            i++;
+            bool left = false, zero = false, plus = false, space = false;
+            for (; ; i++)
+            {
+                if (f[i] == '-') left = true;
+                else if (f[i] == '0') zero = true;
+                else if (f[i] == '+') plus = true;
+                else if (f[i] == ' ') space = true;
+                else break;
+            }
+            int width = 0;
+            if (f[i] >= '1' && f[i] <= '9')
+            {
+                while (f[i] >= '0' && f[i] <= '9') width = Math.Min(width * 10 + (f[i++] - '0'), MaxOutput);
+            }
+            string piece;
+            bool numeric = false;
+            switch ((char)f[i])
+            {
+                case 'p':
+                    {
+                        byte n1 = f[i + 1], n2 = n1 == 0 ? (byte)0 : f[i + 2];
+                        if ((n1 == 'k' || n1 == 'u') && n2 == 's')
+                        {
+                            piece = ReadString(value);
+                            i += 2;
+                        }
+                        else if (n1 == 0 || IsSpace(n1) || IsPunct(n1) || n1 is (byte)'K' or (byte)'x' or (byte)'s' or (byte)'S' or (byte)'B')
+                        {
+                            piece = value.ToString("x16", CultureInfo.InvariantCulture);
+                            if (n1 is (byte)'K' or (byte)'x' or (byte)'s' or (byte)'S' or (byte)'B') i++;
+                        }
+                        else if ((n1 == 'i' || n1 == 'I') && (n2 == '4' || n2 == '6'))
+                        {
+                            piece = FormatIp((byte*)value, n1 == 'I', n2 == '6');
+                            i += 2;
+                        }
+                        else return -Maps.Errno.EINVAL;
+                        break;
+                    }
+                case 's':
+                    piece = ReadString(value);
+                    break;
+                case 'c':
+                    piece = ((char)(byte)value).ToString();
+                    break;
+                default:
+                    {
+                        bool wide = false;
+                        if (f[i] == 'l') { wide = true; i++; }
+                        if (f[i] == 'l') i++;
+                        char conv = (char)f[i];
+                        if (conv is not ('d' or 'i' or 'u' or 'x' or 'X')) return -Maps.Errno.EINVAL;
+                        ulong v = wide ? value : (uint)value;
+                        numeric = true;
+                        piece = conv switch
+                        {
+                            'd' or 'i' => wide ? ((long)v).ToString(CultureInfo.InvariantCulture) : ((int)(uint)v).ToString(CultureInfo.InvariantCulture),
+                            'u' => v.ToString(CultureInfo.InvariantCulture),
+                            'x' => v.ToString("x", CultureInfo.InvariantCulture),
+                            _ => v.ToString("X", CultureInfo.InvariantCulture),
+                        };
+                        if (conv is 'd' or 'i' && piece[0] != '-' && (plus || space)) piece = (plus ? "+" : " ") + piece;
+                        break;
+                    }
+            }
+            Pad(sb, piece, width, left, zero && numeric && !left);
+        }
+        string all = sb.ToString();
+        text = all.Length >= MaxOutput ? all[..(MaxOutput - 1)] : all;
+        return all.Length;
+    }
+
+    static void Pad(StringBuilder sb, string piece, int width, bool left, bool zero)
+    {
+        int fill = width - piece.Length;
+        if (fill <= 0) { sb.Append(piece); return; }
+        if (left) { sb.Append(piece).Append(' ', fill); return; }
+        if (zero && piece.Length > 0 && piece[0] is '-' or '+' or ' ')
+        {
+            sb.Append(piece[0]).Append('0', fill).Append(piece, 1, piece.Length - 1);
+            return;
+        }
+        sb.Append(zero ? '0' : ' ', fill).Append(piece);
+    }
+
+    static bool IsSpace(byte c) => c is (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\v' or (byte)'\f' or (byte)'\r';
+
+    static bool IsPunct(byte c) => c is > 0x20 and < 0x7f && !char.IsAsciiLetterOrDigit((char)c);
+
+    static string ReadString(ulong address)
+    {
+        // The kernel copies with strncpy_from_kernel_nofault; a NULL pointer faults and prints nothing.
+        if (address == 0) return "";
+        // Byte by byte: a vectorised search could read past the string into an unmapped page.
+        byte* s = (byte*)address;
+        int end = 0;
+        while (end < MaxOutput - 1 && s[end] != 0) end++;
+        return Encoding.Latin1.GetString(s, end);
+    }
+
+    static string FormatIp(byte* p, bool canonical, bool v6)
+    {
+        if (p == null) return "";
+        if (!v6)
+        {
+            return canonical
+                ? $"{p[0]}.{p[1]}.{p[2]}.{p[3]}"
+                : $"{p[0]:D3}.{p[1]:D3}.{p[2]:D3}.{p[3]:D3}";
+        }
+        var sb = new StringBuilder();
+        for (int g = 0; g < 8; g++)
+        {
+            if (canonical && g > 0) sb.Append(':');
+            sb.Append(p[2 * g].ToString("x2", CultureInfo.InvariantCulture)).Append(p[2 * g + 1].ToString("x2", CultureInfo.InvariantCulture));
+        }
+        return sb.ToString();
+    }
+}
+
+public static unsafe partial class KernelHelpers
+{
+    /// <summary>
+    /// bpf_trace_printk(fmt, fmt_size, a1, a2, a3): formats (see <see cref="TracePrintkFormat"/>) and writes
+    /// the message to <see cref="TracePipe.Sink"/>; returns the message length or -EINVAL.
+    /// </summary>
+    public static ulong TracePrintk(ulong fmt, ulong fmtSize, ulong a1, ulong a2, ulong a3)
+    {
+        ReadOnlySpan<ulong> args = [a1, a2, a3];
+        int result = TracePrintkFormat.Format((byte*)fmt, fmtSize, args, out string text);
+        if (result >= 0) TracePipe.Sink?.Invoke(text);
+        return (ulong)(long)result;
+    }
+}
