@@ -3,8 +3,8 @@ using BpfJit.Frontend;
 
 namespace BpfJit.Cli;
 
-/// <summary>One verb of the bpfjit tool.</summary>
-public sealed record CommandInfo(string Name, string Summary, string Usage, Func<string[], TextWriter, TextWriter, int> Run);
+/// <summary>One verb of the bpfjit tool; a hidden verb (a protocol for scripts) works but is not listed in the help.</summary>
+public sealed record CommandInfo(string Name, string Summary, string Usage, Func<string[], TextWriter, TextWriter, int> Run, bool Hidden = false);
 
 /// <summary>The bpfjit command line: dispatches a verb; exit 0 ok, 1 negative result, 2 bad input or usage.</summary>
 public static class Cli
@@ -20,6 +20,8 @@ public static class Cli
     public static IReadOnlyList<CommandInfo> Commands { get; } =
     [
         ConformanceCommand.Info,
+        DumpCommand.Info,
+        PluginCommand.Info,
     ];
 
     /// <summary>Runs the tool with <paramref name="args"/>; never throws for bad input.</summary>
@@ -75,7 +77,7 @@ public static class Cli
         w.WriteLine();
         w.WriteLine("usage: bpfjit COMMAND [ARGS...]   ('bpfjit COMMAND --help' for details and examples)");
         w.WriteLine();
-        foreach (var c in Commands) w.WriteLine($"  {c.Name,-12} {c.Summary}");
+        foreach (var c in Commands.Where(c => !c.Hidden)) w.WriteLine($"  {c.Name,-12} {c.Summary}");
         w.WriteLine();
         w.WriteLine("exit codes: 0 ok, 1 negative result (test failed, program rejected), 2 bad input or usage");
     }

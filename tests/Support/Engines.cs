@@ -1,3 +1,4 @@
+using BpfJit.IlEmitter;
 using BpfJit.Runtime;
 
 namespace BpfJit.Tests.Support;
@@ -9,6 +10,7 @@ public static class Engines
     public static IReadOnlyDictionary<string, IBpfEngine> ByName { get; } = new Dictionary<string, IBpfEngine>
     {
         ["interpreter"] = InterpreterEngine.Instance,
+        ["jit"] = JitEngine.Instance,
     };
 
     /// <summary>Engine names for [TestCaseSource]/[ValueSource].</summary>

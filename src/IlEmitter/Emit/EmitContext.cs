@@ -1,0 +1,195 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Reflection.Emit;
+using BpfJit.Frontend;
+using BpfJit.Runtime;
+
+namespace BpfJit.IlEmitter.Emit;
+
+/// <summary>
+/// The state of one emission and the emit macros every instruction-family emitter writes with
+/// (<c>LdReg</c>, <c>StReg</c>, <c>LdcI8</c>, <c>Call</c>, <c>Br</c>), in the manner of .NET's
+/// RegexCompiler. It tracks the IL evaluation-stack depth as it goes: every eBPF instruction's IL
+/// must start and end with an empty stack, and a macro sequence that breaks that raises a
+/// <see cref="BpfCompileException"/> here instead of an InvalidProgramException at the first call.
+/// </summary>
+internal sealed class EmitContext
+{
+    /// <summary>Local index of register r<c>n</c> is <c>n</c>; these names label locals in IL listings.</summary>
+    public static readonly string[] LocalNames = ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "stack", "depth", "saved", "stop"];
+
+    /// <summary>Local index of the stack block pointer.</summary>
+    public const int StackLocal = 11;
+
+    readonly ILGenerator _il;
+    readonly LocalBuilder[] _regs = new LocalBuilder[11];
+    readonly Label[] _labels;
+    int _depth;
+
+    public EmitContext(ILGenerator il, ProgramShape shape, Helper?[] helpers, JitOptions options)
+    {
+        _il = il;
+        Shape = shape;
+        Helpers = helpers;
+        Options = options;
+        // Declared first and in this order so that local n is register rn (see LocalNames).
+        for (int r = 0; r <= 10; r++) _regs[r] = il.DeclareLocal(typeof(ulong));
+        StackBase = il.DeclareLocal(typeof(nint));
+        Depth = il.DeclareLocal(typeof(int));
+        Saved = il.DeclareLocal(typeof(nint));
+        Stop = il.DeclareLocal(typeof(bool));
+        _labels = new Label[shape.Program.Length];
+        for (int i = 0; i < _labels.Length; i++)
+            if (shape.IsTarget[i]) _labels[i] = il.DefineLabel();
+    }
+
+    public ProgramShape Shape { get; }
+
+    /// <summary>Per slot: the helper a <c>call imm</c> there reaches (resolved by <see cref="ProgramChecks.CheckRunnable"/>).</summary>
+    public Helper?[] Helpers { get; }
+    public JitOptions Options { get; }
+    public Instruction[] Program => Shape.Program;
+
+    /// <summary>The eBPF slot being emitted.</summary>
+    public int Index { get; private set; } = -1;
+
+    /// <summary>Pointer to the localloc block: the frames' stacks, then the saved-frame area.</summary>
+    public LocalBuilder StackBase { get; }
+
+    /// <summary>The current frame number (0 = the main program); only with local calls.</summary>
+    public LocalBuilder Depth { get; }
+
+    /// <summary>Scratch pointer to a saved-frame record.</summary>
+    public LocalBuilder Saved { get; }
+
+    /// <summary>callx's "the program ended" flag.</summary>
+    public LocalBuilder Stop { get; }
+
+    /// <summary>IL offset where each emitted slot's code starts, in slot order.</summary>
+    public List<(int Slot, int IlOffset)> Markers { get; } = [];
+
+    /// <summary>Starts a block that belongs to no slot (<see cref="PrologueSlot"/>, <see cref="FrameReturnSlot"/>).</summary>
+    public void BeginBlock(int pseudoSlot)
+    {
+        CheckEmptyStack();
+        Index = -1;
+        Markers.Add((pseudoSlot, _il.ILOffset));
+    }
+
+    /// <summary>Marker of the prologue in <see cref="Markers"/>.</summary>
+    public const int PrologueSlot = -1;
+
+    /// <summary>Marker of the shared return-from-local-call block in <see cref="Markers"/>.</summary>
+    public const int FrameReturnSlot = -2;
+
+    /// <summary>Starts slot <paramref name="index"/>: checks the stack is empty, marks its label, records its IL offset.</summary>
+    public void BeginInstruction(int index)
+    {
+        CheckEmptyStack();
+        Index = index;
+        if (Shape.IsTarget[index]) _il.MarkLabel(_labels[index]);
+        Markers.Add((index, _il.ILOffset));
+    }
+
+    /// <summary>Throws when IL left values on the evaluation stack across an eBPF instruction boundary.</summary>
+    public void CheckEmptyStack()
+    {
+        if (_depth != 0) throw Error($"internal emitter error: {_depth} value(s) left on the IL stack");
+    }
+
+    /// <summary>A compile error at the current slot.</summary>
+    public BpfCompileException Error(string reason) =>
+        new(Index, Index >= 0 ? Disassembler.Format(Program, Index) : "", reason);
+
+    /// <summary>The label of slot <paramref name="slot"/> (a jump target or return site).</summary>
+    public Label LabelOf(int slot)
+    {
+        if (slot < 0 || slot >= _labels.Length || !Shape.IsTarget[slot]) throw Error($"no label at slot {slot}");
+        return _labels[slot];
+    }
+
+    public Label DefineLabel() => _il.DefineLabel();
+    public void MarkLabel(Label label) => _il.MarkLabel(label);
+
+    // ---- Emit macros: one IL instruction each, with the stack effect tracked. ----
+
+    public void LdReg(int r) => Op(OpCodes.Ldloc, _regs[Reg(r)]);
+    public void StReg(int r) => Op(OpCodes.Stloc, _regs[Reg(r)]);
+    public void Ldloc(LocalBuilder l) => Op(OpCodes.Ldloc, l);
+    public void Stloc(LocalBuilder l) => Op(OpCodes.Stloc, l);
+    public void Ldloca(LocalBuilder l) => Op(OpCodes.Ldloca, l);
+    public void LdcI8(long value) => Op(OpCodes.Ldc_I8, value);
+    public void LdcI4(int value) => Op(OpCodes.Ldc_I4, value);
+    public void Ldarg(int index) => Op(index switch
+    {
+        0 => OpCodes.Ldarg_0,
+        1 => OpCodes.Ldarg_1,
+        2 => OpCodes.Ldarg_2,
+        _ => throw new ArgumentOutOfRangeException(nameof(index)),
+    });
+    public void Br(Label target) { Op(OpCodes.Br, target); AfterUnconditional(); }
+    public void Brtrue(Label target) => Op(OpCodes.Brtrue, target);
+    public void Brfalse(Label target) => Op(OpCodes.Brfalse, target);
+    /// <summary>A two-operand conditional branch (<c>beq</c>, <c>bgt.un</c>, ...).</summary>
+    public void Branch(OpCode op, Label target) => Op(op, target);
+    public void Ret() { Op(OpCodes.Ret); AfterUnconditional(); }
+    public void Switch(Label[] targets) => Op(OpCodes.Switch, targets);
+
+    /// <summary>Loads register r<paramref name="r"/> truncated to 32 bits (an int32 on the IL stack).</summary>
+    public void LdReg32(int r) { LdReg(r); Op(OpCodes.Conv_U4); }
+
+    /// <summary>A call to a static or instance method, its stack effect derived from its signature.</summary>
+    public void Call(MethodInfo method)
+    {
+        Debug.Assert(method.IsStatic || method.DeclaringType is { IsSealed: true });
+        int pops = method.GetParameters().Length + (method.IsStatic ? 0 : 1);
+        Pop(pops);
+        _il.Emit(OpCodes.Call, method);
+        if (method.ReturnType != typeof(void)) _depth++;
+    }
+
+    /// <summary>An opcode without operand.</summary>
+    public void Op(OpCode op) { Track(op); _il.Emit(op); }
+    public void Op(OpCode op, byte arg) { Track(op); _il.Emit(op, arg); }
+    void Op(OpCode op, LocalBuilder local) { Track(op); _il.Emit(op, local); }
+    void Op(OpCode op, long value) { Track(op); _il.Emit(op, value); }
+    void Op(OpCode op, int value) { Track(op); _il.Emit(op, value); }
+    void Op(OpCode op, Label label) { Track(op); _il.Emit(op, label); }
+    void Op(OpCode op, Label[] labels) { Track(op); _il.Emit(op, labels); }
+
+    /// <summary>A prefix (<c>unaligned.</c>) changes nothing on the stack.</summary>
+    public void Unaligned() => _il.Emit(OpCodes.Unaligned, (byte)1);
+
+    static int Reg(int r) => r is >= 0 and <= 10 ? r : throw new ArgumentOutOfRangeException(nameof(r), r, "register");
+
+    void AfterUnconditional() => CheckEmptyStack();
+
+    void Pop(int n)
+    {
+        if (_depth < n) throw Error($"internal emitter error: IL stack underflow ({_depth} < {n})");
+        _depth -= n;
+    }
+
+    void Track(OpCode op)
+    {
+        Pop(op.StackBehaviourPop switch
+        {
+            StackBehaviour.Pop0 => 0,
+            StackBehaviour.Pop1 or StackBehaviour.Popi or StackBehaviour.Popref => 1,
+            StackBehaviour.Pop1_pop1 or StackBehaviour.Popi_pop1 or StackBehaviour.Popi_popi or StackBehaviour.Popi_popi8
+                or StackBehaviour.Popi_popr4 or StackBehaviour.Popi_popr8 or StackBehaviour.Popref_pop1 or StackBehaviour.Popref_popi => 2,
+            StackBehaviour.Popi_popi_popi or StackBehaviour.Popref_popi_popi or StackBehaviour.Popref_popi_popi8
+                or StackBehaviour.Popref_popi_popr4 or StackBehaviour.Popref_popi_popr8 or StackBehaviour.Popref_popi_popref => 3,
+            StackBehaviour.Varpop when op == OpCodes.Ret => 1,
+            _ => throw Error($"internal emitter error: untracked opcode {op.Name}"),
+        });
+        _depth += op.StackBehaviourPush switch
+        {
+            StackBehaviour.Push0 => 0,
+            StackBehaviour.Push1 or StackBehaviour.Pushi or StackBehaviour.Pushi8 or StackBehaviour.Pushr4
+                or StackBehaviour.Pushr8 or StackBehaviour.Pushref => 1,
+            StackBehaviour.Push1_push1 => 2,
+            _ => throw Error($"internal emitter error: untracked opcode {op.Name}"),
+        };
+    }
+}

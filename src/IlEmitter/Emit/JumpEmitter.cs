@@ -1,0 +1,55 @@
+using System.Reflection.Emit;
+using BpfJit.Frontend;
+
+namespace BpfJit.IlEmitter.Emit;
+
+/// <summary>
+/// JMP and JMP32 branches: <c>ja</c>/<c>gotol</c> become <c>br</c>, conditional jumps a compare-and-branch
+/// on the two operands (int64 for JMP, int32 for JMP32) to the target slot's label. Labels were
+/// made for every target before emission, so backward jumps (loops) need nothing special.
+/// </summary>
+internal static class JumpEmitter
+{
+    public static void Emit(EmitContext c, int index, Instruction ins)
+    {
+        var target = c.LabelOf(index + 1 + ins.BranchOffset);
+        if (ins.IsUnconditionalJump)
+        {
+            // goto target
+            c.Br(target);
+            return;
+        }
+        bool is32 = ins.Class == InstructionClass.Jmp32;
+        // if (rd OP src) goto target   (JMP32: (uint)rd OP (uint)src)
+        if (is32)
+        {
+            c.LdReg32(ins.Dst);
+            AluEmitter.LoadSource32(c, ins);
+        }
+        else
+        {
+            c.LdReg(ins.Dst);
+            AluEmitter.LoadSource64(c, ins);
+        }
+        if (ins.JmpOp == JmpOp.Jset)
+        {
+            c.Op(OpCodes.And);
+            c.Brtrue(target);
+            return;
+        }
+        c.Branch(ins.JmpOp switch
+        {
+            JmpOp.Jeq => OpCodes.Beq,
+            JmpOp.Jne => OpCodes.Bne_Un,
+            JmpOp.Jgt => OpCodes.Bgt_Un,
+            JmpOp.Jge => OpCodes.Bge_Un,
+            JmpOp.Jlt => OpCodes.Blt_Un,
+            JmpOp.Jle => OpCodes.Ble_Un,
+            JmpOp.Jsgt => OpCodes.Bgt,
+            JmpOp.Jsge => OpCodes.Bge,
+            JmpOp.Jslt => OpCodes.Blt,
+            JmpOp.Jsle => OpCodes.Ble,
+            _ => throw c.Error($"unsupported jump operation 0x{(byte)ins.JmpOp:x2}"),
+        }, target);
+    }
+}

@@ -1,0 +1,74 @@
+using System.Reflection.Emit;
+using BpfJit.Frontend;
+
+namespace BpfJit.IlEmitter.Emit;
+
+/// <summary>
+/// Loads (LDX, with the sign-extending MEMSX forms), stores (ST, STX) and ld_imm64. Addresses are
+/// native pointers: <c>(void*)(reg + off)</c>, accessed with <c>unaligned.</c> <c>ldind</c>/<c>stind</c>
+/// since eBPF allows any alignment. Nothing is bounds-checked: only verified or trusted programs run.
+/// </summary>
+internal static class MemoryEmitter
+{
+    public static void EmitLoad(EmitContext c, Instruction ins)
+    {
+        bool signed = ins.MemMode == MemMode.MemSx;
+        // rd = *(u32 *)(rs + off)   (u8/u16/u64 alike; s8/s16/s32 sign-extend)
+        Address(c, ins.Src, ins.Offset);
+        if (ins.MemSize != MemSize.B) c.Unaligned();
+        switch (ins.MemSize, signed)
+        {
+            case (MemSize.B, false): c.Op(OpCodes.Ldind_U1); c.Op(OpCodes.Conv_U8); break;
+            case (MemSize.H, false): c.Op(OpCodes.Ldind_U2); c.Op(OpCodes.Conv_U8); break;
+            case (MemSize.W, false): c.Op(OpCodes.Ldind_U4); c.Op(OpCodes.Conv_U8); break;
+            case (MemSize.DW, false): c.Op(OpCodes.Ldind_I8); break;
+            case (MemSize.B, true): c.Op(OpCodes.Ldind_I1); c.Op(OpCodes.Conv_I8); break;
+            case (MemSize.H, true): c.Op(OpCodes.Ldind_I2); c.Op(OpCodes.Conv_I8); break;
+            case (MemSize.W, true): c.Op(OpCodes.Ldind_I4); c.Op(OpCodes.Conv_I8); break;
+            default: throw c.Error("unsupported load size");
+        }
+        c.StReg(ins.Dst);
+    }
+
+    public static void EmitStore(EmitContext c, Instruction ins)
+    {
+        // *(u32 *)(rd + off) = rs   (ST: = imm; u8/u16/u64 alike)
+        Address(c, ins.Dst, ins.Offset);
+        bool fromReg = ins.Class == InstructionClass.Stx;
+        if (ins.MemSize == MemSize.DW)
+        {
+            if (fromReg) c.LdReg(ins.Src); else c.LdcI8(ins.Imm);
+        }
+        else
+        {
+            if (fromReg) c.LdReg32(ins.Src); else c.LdcI4(ins.Imm);
+        }
+        if (ins.MemSize != MemSize.B) c.Unaligned();
+        c.Op(ins.MemSize switch
+        {
+            MemSize.B => OpCodes.Stind_I1,
+            MemSize.H => OpCodes.Stind_I2,
+            MemSize.W => OpCodes.Stind_I4,
+            _ => OpCodes.Stind_I8,
+        });
+    }
+
+    public static void EmitLdImm64(EmitContext c, int index, Instruction ins)
+    {
+        // rd = imm64
+        c.LdcI8((long)ins.Imm64(c.Program[index + 1]));
+        c.StReg(ins.Dst);
+    }
+
+    /// <summary>Pushes the native address <c>reg + off</c>.</summary>
+    public static void Address(EmitContext c, int reg, short offset)
+    {
+        c.LdReg(reg);
+        if (offset != 0)
+        {
+            c.LdcI8(offset);
+            c.Op(OpCodes.Add);
+        }
+        c.Op(OpCodes.Conv_U);
+    }
+}

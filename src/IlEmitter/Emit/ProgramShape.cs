@@ -1,0 +1,162 @@
+using BpfJit.Frontend;
+using BpfJit.Runtime;
+
+namespace BpfJit.IlEmitter.Emit;
+
+/// <summary>
+/// What the emitter must know about a whole program before it emits the first instruction: which
+/// slots are branch targets and call return sites (labels), whether the stack is used at all,
+/// whether there are bpf-to-bpf calls, and how many 512-byte frames they can need.
+/// </summary>
+internal sealed class ProgramShape
+{
+    /// <summary>Bytes of one saved frame: r6-r9 and the return-site number.</summary>
+    public const int SavedFrameBytes = 40;
+
+    ProgramShape(Instruction[] program)
+    {
+        Program = program;
+        IsTarget = new bool[program.Length];
+        ReturnSiteOf = new int[program.Length];
+        Array.Fill(ReturnSiteOf, -1);
+    }
+
+    /// <summary>The slots.</summary>
+    public Instruction[] Program { get; }
+
+    /// <summary>Per slot: true when some jump or local call lands there.</summary>
+    public bool[] IsTarget { get; }
+
+    /// <summary>Per slot: its return-site number when it follows a local call, else -1.</summary>
+    public int[] ReturnSiteOf { get; }
+
+    /// <summary>The slots that follow local calls, by return-site number.</summary>
+    public List<int> ReturnSites { get; } = [];
+
+    /// <summary>True when some instruction reads r10: only then does the program get a stack.</summary>
+    public bool UsesStack { get; private set; }
+
+    /// <summary>True when the program makes bpf-to-bpf calls.</summary>
+    public bool HasLocalCalls => ReturnSites.Count > 0;
+
+    /// <summary>Frames the code can reach: 1 without local calls, the static call depth when it is bounded, else <see cref="Interpreter.MaxFrames"/>.</summary>
+    public int Frames { get; private set; } = 1;
+
+    /// <summary>True when the call depth is not statically within <see cref="Interpreter.MaxFrames"/>: each local call checks it.</summary>
+    public bool NeedsDepthCheck { get; private set; }
+
+    /// <summary>Bytes of eBPF stack: 512 per frame when the program uses the stack, else none.</summary>
+    public int StackBytes => UsesStack ? Frames * Interpreter.StackSize : 0;
+
+    /// <summary>Where the saved-frame records start in the localloc block (after the stacks).</summary>
+    public int SavedAreaOffset => StackBytes;
+
+    /// <summary>Size of the one localloc block: the stacks, then one saved-frame record per frame.</summary>
+    public int BlockBytes => StackBytes + (HasLocalCalls ? Frames * SavedFrameBytes : 0);
+
+    /// <summary>Analyses a program that <see cref="ProgramChecks.CheckRunnable"/> accepted.</summary>
+    public static ProgramShape Analyse(Instruction[] program)
+    {
+        var shape = new ProgramShape(program);
+        var callTargets = new SortedSet<int>();
+        for (int i = 0; i < program.Length; i++)
+        {
+            var ins = program[i];
+            if (ReadsR10(ins)) shape.UsesStack = true;
+            if (ins.IsBranch) shape.IsTarget[i + 1 + ins.BranchOffset] = true;
+            if (ins.IsCall && ins.Src == (byte)CallKind.Local)
+            {
+                int target = i + 1 + ins.Imm;
+                shape.IsTarget[target] = true;
+                shape.IsTarget[i + 1] = true;
+                callTargets.Add(target);
+                shape.ReturnSiteOf[i + 1] = shape.ReturnSites.Count;
+                shape.ReturnSites.Add(i + 1);
+            }
+            if (ins.IsLdImm64) i++;
+        }
+        if (shape.HasLocalCalls)
+        {
+            int depth = CallDepth(program, callTargets);
+            shape.NeedsDepthCheck = depth < 0 || depth > Interpreter.MaxFrames;
+            shape.Frames = shape.NeedsDepthCheck ? Interpreter.MaxFrames : depth;
+        }
+        return shape;
+    }
+
+    /// <summary>True when <paramref name="ins"/> reads register 10 (the only way to reach the stack).</summary>
+    static bool ReadsR10(Instruction ins)
+    {
+        const int fp = 10;
+        switch (ins.Class)
+        {
+            case InstructionClass.Ld:
+                return false;
+            case InstructionClass.Ldx:
+                return ins.Src == fp;
+            case InstructionClass.St:
+                return ins.Dst == fp;
+            case InstructionClass.Stx:
+                return ins.Dst == fp || ins.Src == fp;
+            case InstructionClass.Alu or InstructionClass.Alu64:
+                if (ins.AluOp == AluOp.Mov) return ins.SourceIsReg && ins.Src == fp;
+                return ins.Dst == fp || (ins.SourceIsReg && ins.Src == fp);
+            default:
+                if (ins.JmpOp is JmpOp.Exit or JmpOp.Ja) return false;
+                if (ins.JmpOp == JmpOp.Call) return ins.SourceIsReg && ins.Dst == fp;
+                return ins.Dst == fp || (ins.SourceIsReg && ins.Src == fp);
+        }
+    }
+
+    /// <summary>
+    /// The longest chain of frames starting at slot 0, or -1 when a call cycle (recursion) is
+    /// reachable. A frame's code is whatever its entry reaches by fall-through and jumps: the same
+    /// dynamic notion of a function as the interpreter's.
+    /// </summary>
+    static int CallDepth(Instruction[] program, SortedSet<int> callTargets)
+    {
+        var callees = new Dictionary<int, HashSet<int>>();
+        foreach (int entry in callTargets.Prepend(0)) callees[entry] = Callees(program, entry);
+        var memo = new Dictionary<int, int>();
+        var onPath = new HashSet<int>();
+        int Depth(int entry)
+        {
+            if (memo.TryGetValue(entry, out int known)) return known;
+            if (!onPath.Add(entry)) return -1;
+            int deepest = 0;
+            foreach (int callee in callees[entry])
+            {
+                int d = Depth(callee);
+                if (d < 0) return -1;
+                deepest = Math.Max(deepest, d);
+            }
+            onPath.Remove(entry);
+            return memo[entry] = deepest + 1;
+        }
+        return Depth(0);
+    }
+
+    static HashSet<int> Callees(Instruction[] program, int entry)
+    {
+        var result = new HashSet<int>();
+        var seen = new bool[program.Length];
+        var work = new Stack<int>();
+        work.Push(entry);
+        while (work.Count > 0)
+        {
+            int i = work.Pop();
+            if (i < 0 || i >= program.Length || seen[i]) continue;
+            seen[i] = true;
+            var ins = program[i];
+            if (ins.IsExit) continue;
+            if (ins.IsCall && ins.Src == (byte)CallKind.Local) result.Add(i + 1 + ins.Imm);
+            if (ins.IsBranch)
+            {
+                work.Push(i + 1 + ins.BranchOffset);
+                if (ins.IsUnconditionalJump) continue;
+            }
+            work.Push(ins.IsLdImm64 ? i + 2 : i + 1);
+        }
+        return result;
+    }
+}

@@ -1,0 +1,37 @@
+using System.Reflection.Emit;
+using BpfJit.IlEmitter.Emit;
+using BpfJit.Runtime;
+
+namespace BpfJit.IlEmitter.Hosting;
+
+/// <summary>
+/// Hosts an emitted program in a <see cref="DynamicMethod"/> and binds it as a <see cref="BpfEntry"/>
+/// closed over a <see cref="JitClosure"/> (the cheapest delegate call on .NET 10). With
+/// <see cref="JitOptions.ProbeOnCompile"/> it calls the method once through a probe closure, so
+/// RyuJIT compiles it here and any IL it rejects becomes a <see cref="BpfCompileException"/>.
+/// </summary>
+internal static class DynamicMethodHost
+{
+    public static BpfEntry Create(ProgramShape shape, Helper?[] helpers, JitOptions options, JitClosure closure, out List<(int Slot, int IlOffset)> markers)
+    {
+        var method = new DynamicMethod("bpf_program", typeof(ulong), ProgramEmitter.ParameterTypes, typeof(JitClosure).Module, skipVisibility: true)
+        {
+            InitLocals = false,
+        };
+        markers = ProgramEmitter.Emit(method.GetILGenerator(64 + shape.Program.Length * 24), shape, helpers, options);
+        var entry = method.CreateDelegate<BpfEntry>(closure);
+        if (options.ProbeOnCompile)
+        {
+            var probe = method.CreateDelegate<BpfEntry>(new JitClosure(closure.Helpers, probe: true));
+            try
+            {
+                probe(0, 0);
+            }
+            catch (InvalidProgramException e)
+            {
+                throw new BpfCompileException(-1, "", $"RyuJIT rejected the emitted IL ({e.Message}); 'bpfjit dump --il' shows it", e);
+            }
+        }
+        return entry;
+    }
+}
