@@ -29,8 +29,16 @@ public static unsafe class SkLookupHelpers
         return table.Add(SkAssignHelper).Add(SkReleaseHelper);
     }
 
-    /// <summary>The helpers an SK_LOOKUP program may call (spec 3.1) that this runtime provides.</summary>
-    public static HelperTable CreateTable() => AddTo(new HelperTable());
+    /// <summary>
+    /// The helpers an SK_LOOKUP program may call (spec 3.1) that this runtime provides: the kernel's
+    /// base helpers (<see cref="KernelHelpers.All"/>) plus sk_assign and sk_release.
+    /// </summary>
+    public static HelperTable CreateTable()
+    {
+        var table = new HelperTable();
+        foreach (var h in KernelHelpers.All) table.Add(h);
+        return AddTo(table);
+    }
 
     static ulong Neg(int errno) => (ulong)(long)-errno;
 
