@@ -12,6 +12,9 @@ sealed class MapLoader
     /// <summary>Size of the legacy struct bpf_map_def: type, key_size, value_size, max_entries, map_flags.</summary>
     const int LegacyDefSize = 20;
 
+    /// <summary>Largest global-data section accepted (a .bss this large would be allocated zeroed).</summary>
+    const ulong MaxGlobalDataSize = 64 << 20;
+
     readonly ElfFile _elf;
     readonly BtfSpec? _btf;
     readonly List<MapSpec> _maps = [];
@@ -212,8 +215,8 @@ sealed class MapLoader
     void LoadGlobalData(ElfSection section)
     {
         if (section.Size == 0) return;
-        if (section.Size > int.MaxValue)
-            throw _elf.Error(section, null, $"global data section is too large (0x{section.Size:x} bytes)");
+        if (section.Size > MaxGlobalDataSize)
+            throw _elf.Error(section, null, $"global data section is too large (0x{section.Size:x} bytes, the limit is 0x{MaxGlobalDataSize:x})");
         bool readOnly = IsKind(section.Name, ".rodata");
         var value = section.Type == ElfSectionType.NoBits ? new byte[section.Size] : _elf.Data(section).ToArray();
         var datasec = _btf?.Datasec(section.Name);

@@ -10,16 +10,16 @@ namespace BpfJit.Frontend.Elf;
 /// </summary>
 public static class ObjectFile
 {
-    /// <summary>Reads and parses an object file.</summary>
+    /// <summary>Reads and parses an object file; errors and <see cref="CollectionSpec.FileName"/> name it as <paramref name="path"/> is given.</summary>
     public static CollectionSpec Load(string path)
     {
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
-            throw new BpfObjectException(Path.GetFileName(path), null, null, $"cannot read: {e.Message}", e);
+            throw new BpfObjectException(path, null, null, $"cannot read: {e.Message}", e);
         }
-        return Parse(bytes, Path.GetFileName(path));
+        return Parse(bytes, path);
     }
 
     /// <summary>Parses an object held in memory; <paramref name="name"/> is used in error messages.</summary>
