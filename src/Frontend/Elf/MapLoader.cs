@@ -123,6 +123,8 @@ sealed class MapLoader
                 throw _elf.Error(section, (long)sym.Value, $"map '{sym.Name}': no BTF variable describes it");
             Add(ReadBtfMap(section, sym, var), section, sym.Value);
         }
+        if (_elf.RelocationsFor(section).FirstOrDefault() is { } r)
+            throw _elf.Error(section, (long)r.Offset, $"relocation {ProgramLoader.DescribeType(r.Type)} against '{r.Symbol.Name}': pointers in map definitions are not supported");
     }
 
     MapSpec ReadBtfMap(ElfSection section, ElfSymbol sym, BtfType var)

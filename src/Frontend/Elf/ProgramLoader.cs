@@ -68,7 +68,17 @@ sealed class ProgramLoader
         }
     }
 
-    internal static string DescribeType(ElfRelocationType t) => Enum.IsDefined(t) ? t.ToString() : ((uint)t).ToString();
+    /// <summary>The LLVM name of a relocation type (R_BPF_64_64), or its number when unknown.</summary>
+    internal static string DescribeType(ElfRelocationType t) => t switch
+    {
+        ElfRelocationType.None => "R_BPF_NONE",
+        ElfRelocationType.Bpf64_64 => "R_BPF_64_64",
+        ElfRelocationType.Bpf64Abs64 => "R_BPF_64_ABS64",
+        ElfRelocationType.Bpf64Abs32 => "R_BPF_64_ABS32",
+        ElfRelocationType.Bpf64NoDyld32 => "R_BPF_64_NODYLD32",
+        ElfRelocationType.Bpf64_32 => "R_BPF_64_32",
+        _ => ((uint)t).ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
 
     void SplitFunctions(CodeSection code)
     {
