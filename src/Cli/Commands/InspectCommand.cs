@@ -1,0 +1,123 @@
+using System.Text.Json;
+using BpfJit.Frontend;
+using BpfJit.Frontend.Elf;
+
+namespace BpfJit.Cli.Commands;
+
+/// <summary><c>bpfjit inspect OBJECT [--json]</c>: lists an object's programs and maps.</summary>
+public static class InspectCommand
+{
+    /// <summary>The usage line.</summary>
+    public const string Usage = "usage: bpfjit inspect OBJECT [--json]";
+
+    /// <summary>Runs the command; returns 0 on success and 2 on bad usage or a bad object.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        string? path = null;
+        bool json = false;
+        foreach (var arg in args)
+        {
+            if (arg == "--json") json = true;
+            else if (arg is "-h" or "--help") { stdout.WriteLine(Usage); return 0; }
+            else if (arg.StartsWith('-')) return CommandErrors.Usage(stderr, Usage, $"unknown option '{arg}'");
+            else if (path == null) path = arg;
+            else return CommandErrors.Usage(stderr, Usage, $"unexpected argument '{arg}'");
+        }
+        if (path == null) return CommandErrors.Usage(stderr, Usage, "missing OBJECT");
+
+        CollectionSpec spec;
+        try { spec = ObjectFile.Load(path); }
+        catch (BpfException e) { return CommandErrors.Fail(stderr, e); }
+
+        if (json) WriteJson(spec, stdout);
+        else WriteText(spec, stdout);
+        return 0;
+    }
+
+    static void WriteText(CollectionSpec spec, TextWriter o)
+    {
+        o.WriteLine($"file: {spec.FileName}");
+        o.WriteLine($"license: {spec.License}");
+        if (spec.KernelVersion is uint v) o.WriteLine($"kernel version: 0x{v:x}");
+        o.WriteLine($"programs: {spec.Programs.Count}");
+        var rows = new List<string[]> { new[] { "NAME", "SECTION", "TYPE", "ATTACH", "INSNS", "LICENSE" } };
+        rows.AddRange(spec.Programs.Select(p => new[]
+        {
+            p.Name, p.SectionName, TypeText(p), p.AttachType?.ToString() ?? "-", p.Instructions.Length.ToString(), p.License,
+        }));
+        WriteTable(o, rows);
+        foreach (var p in spec.Programs)
+            foreach (var note in p.Notes) o.WriteLine($"  note: {p.Name}: {note}");
+        o.WriteLine($"maps: {spec.Maps.Count}");
+        var mapRows = new List<string[]> { new[] { "NAME", "TYPE", "KEY", "VALUE", "MAX_ENTRIES", "FLAGS" } };
+        mapRows.AddRange(spec.Maps.Select(m => new[]
+        {
+            m.Name, m.Type.ToString(), m.KeySize.ToString(), m.ValueSize.ToString(), m.MaxEntries.ToString(), $"0x{m.Flags:x}",
+        }));
+        WriteTable(o, mapRows);
+    }
+
+    static string TypeText(ProgramSpec p) => p.IsSupported ? p.Type.ToString() : $"{p.Type} (unsupported)";
+
+    static void WriteTable(TextWriter o, List<string[]> rows)
+    {
+        int cols = rows[0].Length;
+        var widths = Enumerable.Range(0, cols).Select(c => rows.Max(r => r[c].Length)).ToArray();
+        foreach (var r in rows)
+            o.WriteLine("  " + string.Join("  ", r.Select((cell, c) => c == cols - 1 ? cell : cell.PadRight(widths[c]))).TrimEnd());
+    }
+
+    static void WriteJson(CollectionSpec spec, TextWriter o)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("file", spec.FileName);
+            w.WriteString("license", spec.License);
+            if (spec.KernelVersion is uint v) w.WriteNumber("kernelVersion", v);
+            else w.WriteNull("kernelVersion");
+            w.WriteStartArray("programs");
+            foreach (var p in spec.Programs)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", p.Name);
+                w.WriteString("section", p.SectionName);
+                w.WriteString("type", p.Type.ToString());
+                w.WriteNumber("typeId", (uint)p.Type);
+                w.WriteBoolean("supported", p.IsSupported);
+                if (p.AttachType is { } a) w.WriteString("attachType", a.ToString());
+                else w.WriteNull("attachType");
+                w.WriteNumber("instructions", p.Instructions.Length);
+                w.WriteString("license", p.License);
+                w.WriteStartArray("maps");
+                foreach (var name in p.MapReferences.Select(r => r.MapName).Distinct()) w.WriteStringValue(name);
+                w.WriteEndArray();
+                w.WriteStartArray("notes");
+                foreach (var n in p.Notes) w.WriteStringValue(n);
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("maps");
+            foreach (var m in spec.Maps)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", m.Name);
+                w.WriteString("type", m.Type.ToString());
+                w.WriteNumber("typeId", (uint)m.Type);
+                w.WriteNumber("keySize", m.KeySize);
+                w.WriteNumber("valueSize", m.ValueSize);
+                w.WriteNumber("maxEntries", m.MaxEntries);
+                w.WriteNumber("flags", m.Flags);
+                w.WriteString("pinning", m.Pinning.ToString());
+                w.WriteString("source", m.Source.ToString());
+                w.WriteBoolean("frozen", m.Frozen);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        o.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+    }
+}
