@@ -22,6 +22,7 @@ public static class Cli
         ConformanceCommand.Info,
         DumpCommand.Info,
         PluginCommand.Info,
+        ScenarioCommand.Info,
     ];
 
     /// <summary>Runs the tool with <paramref name="args"/>; never throws for bad input.</summary>

@@ -1,0 +1,62 @@
+using BpfJit.Runtime.Scenarios;
+
+namespace BpfJit.Cli.Commands;
+
+/// <summary><c>bpfjit scenario FILE.json... [--engine interpreter|jit]</c></summary>
+public static class ScenarioCommand
+{
+    /// <summary>The verb's description.</summary>
+    public static CommandInfo Info { get; } = new("scenario", "run SK_LOOKUP scenario files (sockets, maps, programs, lookups)", """
+        usage: bpfjit scenario FILE.json... [--engine interpreter|jit]
+
+        Builds the setup a scenario file describes - an object file's maps and programs (or inline
+        asm programs), attached links, sockets, reuseport groups and map contents - then runs its
+        lookups and prints one line per step:
+          PASS tcp 127.0.0.2:8008 -> 127.0.0.1:7007: socket A
+        and a closing 'N passed, N failed' per file. Steps besides lookups: test_run, update, delete,
+        check, close, attach, detach, replace, query (see docs/sk-lookup-runtime.md).
+        Exit code 0 when every check passed, 1 when one failed, 2 for a bad file (one line naming
+        the JSON path, e.g. 's.json: $.sockets[2].bind: invalid address '1.2.3'').
+
+        example file:
+          {
+            "object": "progs/redir_port.o",
+            "attach": ["redir_port"],
+            "sockets": [{"name": "A", "proto": "tcp", "bind": "127.0.0.1:8008", "state": "listen"}],
+            "maps": {"redir_map": [{"key": 0, "socket": "A"}]},
+            "lookups": [{"proto": "tcp", "from": "127.0.0.2:8008", "to": "127.0.0.1:7007", "expect": "A"}]
+          }
+
+        examples:
+          bpfjit scenario tests/scenarios/selftest_redir_tcp4.json
+          bpfjit scenario tests/scenarios/*.json --engine jit
+        """, Run);
+
+    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+    {
+        var args = new Args(argv, ["--engine"], []);
+        if (args.Positional.Count == 0) throw new UsageException("no FILE given");
+        string engineName = args.Choice("--engine", "interpreter", "interpreter", "jit");
+        if (!ConformanceCommand.Engines.TryGetValue(engineName, out var engine))
+        {
+            stderr.WriteLine($"bpfjit scenario: engine '{engineName}' is not available in this build");
+            return Cli.BadInput;
+        }
+        int failed = 0;
+        foreach (string file in args.Positional)
+        {
+            if (args.Positional.Count > 1) stdout.WriteLine($"== {file}");
+            try
+            {
+                var outcome = ScenarioRunner.RunFile(file, engine, stdout);
+                failed += outcome.Failed;
+            }
+            catch (ScenarioException e)
+            {
+                stderr.WriteLine(e.Message);
+                return Cli.BadInput;
+            }
+        }
+        return failed > 0 ? Cli.Negative : Cli.Ok;
+    }
+}

@@ -1,0 +1,295 @@
+using System.Buffers.Binary;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using BpfJit.Frontend;
+using BpfJit.Frontend.Elf;
+using BpfJit.Runtime.Maps;
+using BpfJit.Runtime.SkLookup;
+using BpfJit.Runtime.Sockets;
+using MapType = BpfJit.Runtime.Maps.MapType;
+
+namespace BpfJit.Runtime.Scenarios;
+
+/// <summary>
+/// Reads a scenario file and builds its environment: maps (from the object and/or
+/// <c>map_definitions</c>), programs (object programs bound to those maps, or inline
+/// <c>asm</c> where <c>map:NAME</c> stands for a map's handle), sockets, reuseport group
+/// selectors, initial map contents, links, and the resolved steps. Every problem is a
+/// <see cref="ScenarioException"/> naming the JSON path; nothing runs before the whole file is valid.
+/// </summary>
+public sealed partial class ScenarioBuilder
+{
+    static readonly string[] s_rootFields =
+        ["description", "object", "map_definitions", "programs", "attach", "sockets", "reuseport_groups", "maps", "lookups"];
+
+    readonly string _file;
+    readonly ScenarioEnvironment _env;
+    readonly Dictionary<string, ProgramSpec> _objectPrograms = new(StringComparer.Ordinal);
+    readonly Dictionary<string, JNode> _inlinePrograms = new(StringComparer.Ordinal);
+    IReadOnlyList<BpfMap> _objectMaps = [];
+
+    ScenarioBuilder(string file, IBpfEngine engine)
+    {
+        _file = file;
+        _env = new ScenarioEnvironment { File = file, Engine = engine };
+    }
+
+    /// <summary>Builds the environment of <paramref name="file"/> for <paramref name="engine"/>.</summary>
+    public static ScenarioEnvironment Build(string file, IBpfEngine engine)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        ArgumentNullException.ThrowIfNull(engine);
+        string text = System.IO.File.ReadAllText(file);
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(text, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        }
+        catch (JsonException e)
+        {
+            throw new ScenarioException(file, "$", $"invalid JSON: {e.Message}");
+        }
+        var builder = new ScenarioBuilder(file, engine);
+        try
+        {
+            using (doc) builder.BuildAll(new JNode(file, "$", doc.RootElement));
+            return builder._env;
+        }
+        catch
+        {
+            builder._env.Dispose();
+            throw;
+        }
+    }
+
+    void BuildAll(JNode root)
+    {
+        root.Object(s_rootFields);
+        if (root.Opt("description") is { } d) d.Str();
+        var definitions = new Dictionary<string, (JNode Node, MapDefinition Def)>(StringComparer.Ordinal);
+        if (root.Opt("map_definitions") is { } defs)
+            foreach (var (name, node) in defs.Fields()) definitions[name] = (node, ParseMapDefinition(name, node));
+        if (root.Opt("object") is { } obj) LoadObject(obj, definitions);
+        foreach (var (name, (node, def)) in definitions)
+        {
+            if (_env.Maps.ContainsKey(name)) continue;
+            _env.Maps[name] = CreateMap(node, def);
+        }
+        if (root.Opt("programs") is { } programs)
+        {
+            foreach (var (name, node) in programs.Fields())
+            {
+                node.Object("asm");
+                if (_objectPrograms.ContainsKey(name)) throw node.Error($"program '{name}' is also in the object");
+                _inlinePrograms[name] = node;
+            }
+        }
+        if (root.Opt("sockets") is { } sockets) BuildSockets(sockets);
+        if (root.Opt("reuseport_groups") is { } groups) BuildGroups(groups);
+        if (root.Opt("maps") is { } maps) FillMaps(maps);
+        if (root.Opt("attach") is { } attach)
+            foreach (var item in attach.Items()) _env.Namespace.SkLookup.Attach(Program(item));
+        if (root.Opt("lookups") is { } lookups)
+            foreach (var item in lookups.Items()) _env.Steps.Add(ParseStep(item));
+    }
+
+    // ---- maps ------------------------------------------------------------------------------------
+
+    static MapDefinition ParseMapDefinition(string name, JNode node)
+    {
+        node.Object("type", "key_size", "value_size", "max_entries", "flags");
+        var t = node.Req("type");
+        MapType type;
+        if (t.Element.ValueKind == JsonValueKind.Number) type = (MapType)t.Int(0, 100);
+        else
+        {
+            string wanted = t.Str().Replace("_", "", StringComparison.Ordinal);
+            var match = Enum.GetValues<MapType>().Where(v => v.ToString().Equals(wanted, StringComparison.OrdinalIgnoreCase)).ToArray();
+            if (match.Length != 1) throw t.Error($"unknown map type '{t.Str()}'");
+            type = match[0];
+        }
+        return new MapDefinition(name, type,
+            (int)(node.Opt("key_size")?.Int(0, int.MaxValue) ?? 0),
+            (int)(node.Opt("value_size")?.Int(0, int.MaxValue) ?? 0),
+            (int)(node.Opt("max_entries")?.Int(0, int.MaxValue) ?? 0),
+            (uint)(node.Opt("flags")?.Int(0, uint.MaxValue) ?? 0));
+    }
+
+    static BpfMap CreateMap(JNode where, MapDefinition def)
+    {
+        try { return MapFactory.Create(def); }
+        catch (MapCreateException e) { throw where.Error(e.Message); }
+    }
+
+    void LoadObject(JNode node, Dictionary<string, (JNode Node, MapDefinition Def)> definitions)
+    {
+        string rel = node.Str();
+        string path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(_file)) ?? ".", rel);
+        CollectionSpec spec;
+        try { spec = ObjectFile.Load(path); }
+        catch (BpfException e) { throw node.Error(e.Message); }
+        var maps = new List<BpfMap>();
+        foreach (var m in spec.Maps)
+        {
+            // map_definitions may patch an object map (tubular's zero-sized 'destinations').
+            bool patched = definitions.TryGetValue(m.Name, out var over);
+            var def = patched
+                ? over.Def
+                : new MapDefinition(m.Name, (MapType)(int)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags);
+            var map = CreateMap(patched ? over.Node : node, def);
+            if (m.InitialValue is { } init)
+            {
+                var key = new byte[4];
+                var value = new byte[map.UserValueSize];
+                init.AsSpan(0, Math.Min(init.Length, value.Length)).CopyTo(value);
+                int err = map.Update(key, value);
+                if (err != 0) throw node.Error($"map {m.Name}: initial value: {ScenarioRunner.ErrnoName(err)}");
+            }
+            maps.Add(map);
+            _env.Maps[m.Name] = map;
+        }
+        _objectMaps = maps;
+        foreach (var p in spec.Programs)
+            if (p.IsSupported) _objectPrograms[p.Name] = p;
+    }
+
+    // ---- programs --------------------------------------------------------------------------------
+
+    [GeneratedRegex(@"map:([A-Za-z_.][A-Za-z0-9_.]*)")]
+    private static partial Regex MapToken();
+
+    SkLookupProgram Program(JNode nameNode)
+    {
+        string name = nameNode.Str();
+        if (_env.Programs.TryGetValue(name, out var done)) return done;
+        Instruction[] code;
+        if (_objectPrograms.TryGetValue(name, out var spec))
+        {
+            try { code = ProgramBinder.Bind(spec.Instructions, _objectMaps).Code; }
+            catch (BpfException e) { throw nameNode.Error($"program '{name}': {e.Message}"); }
+        }
+        else if (_inlinePrograms.TryGetValue(name, out var inline))
+        {
+            var asmNode = inline.Req("asm");
+            string source = asmNode.Element.ValueKind == JsonValueKind.Array
+                ? string.Join('\n', asmNode.Items().Select(l => l.Str()))
+                : asmNode.Str();
+            source = MapToken().Replace(source, m => _env.Maps.TryGetValue(m.Groups[1].Value, out var map)
+                ? $"0x{map.Handle:x}"
+                : throw asmNode.Error($"unknown map '{m.Groups[1].Value}'"));
+            try { code = Assembler.Assemble(source); }
+            catch (BpfException e) { throw asmNode.Error(e.Message); }
+        }
+        else
+        {
+            throw nameNode.Error($"unknown program '{name}'");
+        }
+        try
+        {
+            var program = SkLookupProgram.Load(name, code, _env.Engine);
+            _env.Programs[name] = program;
+            return program;
+        }
+        catch (BpfException e)
+        {
+            throw nameNode.Error($"program '{name}': {e.Message}");
+        }
+    }
+
+    // ---- sockets ---------------------------------------------------------------------------------
+
+    static InetEndPoint EndPoint(JNode node)
+    {
+        string text = node.Str();
+        if (!InetEndPoint.TryParse(text, out var ep)) throw node.Error($"invalid address '{text}'");
+        return ep;
+    }
+
+    static SocketProtocol Proto(JNode node) => node.Choice("tcp", "udp") == "tcp" ? SocketProtocol.Tcp : SocketProtocol.Udp;
+
+    void BuildSockets(JNode sockets)
+    {
+        var labels = new List<(string Label, JNode Node, Sock Socket)>();
+        foreach (var node in sockets.Items())
+        {
+            node.Object("name", "proto", "family", "bind", "state", "reuseport", "v6only", "peer", "mark", "priority", "device");
+            var nameNode = node.Req("name");
+            string name = nameNode.Str();
+            if (name is "refused" or "none" || name.Length == 0) throw nameNode.Error($"'{name}' cannot name a socket");
+            if (_env.Sockets.ContainsKey(name)) throw nameNode.Error($"duplicate socket name '{name}'");
+            var proto = Proto(node.Req("proto"));
+            InetEndPoint? bind = node.Opt("bind") is { } b ? EndPoint(b) : null;
+            InetEndPoint? peer = node.Opt("peer") is { } p ? EndPoint(p) : null;
+            string state = node.Opt("state")?.Choice("listen", "bound", "connected", "unbound")
+                ?? (peer != null ? "connected" : proto == SocketProtocol.Tcp && bind != null ? "listen" : bind != null ? "bound" : "unbound");
+            var family = node.Opt("family")?.Choice("inet", "inet6") is { } f
+                ? (f == "inet" ? SocketFamily.Inet : SocketFamily.Inet6)
+                : bind?.Family ?? peer?.Family ?? SocketFamily.Inet;
+            if (bind is { } bf && bf.Family != family && !(family == SocketFamily.Inet6 && bf.Family == SocketFamily.Inet))
+                throw node.Req("bind").Error($"an {family} socket cannot bind {bf}");
+            if (state == "unbound" && bind != null) throw node.Req("bind").Error("an unbound socket takes no 'bind'");
+            if (state is "listen" or "bound" && bind == null) throw node.Error($"a '{state}' socket needs 'bind'");
+            if (state == "connected" && peer == null) throw node.Error("a connected socket needs 'peer'");
+            if (state != "connected" && peer != null) throw node.Req("peer").Error("only connected sockets take 'peer'");
+            if (state == "listen" && proto != SocketProtocol.Tcp) throw node.Req("state").Error("only TCP sockets listen");
+
+            var s = _env.Namespace.Sockets.Create(family, proto);
+            s.Name = name;
+            _env.Sockets[name] = s;
+            try
+            {
+                if (node.Opt("reuseport") is { } rp)
+                {
+                    string? label = rp.Element.ValueKind == JsonValueKind.String ? rp.Str() : rp.Bool() ? "" : null;
+                    if (label != null) s.ReusePort = true;
+                    if (!string.IsNullOrEmpty(label)) labels.Add((label, rp, s));
+                }
+                if (node.Opt("v6only") is { } v6) s.V6Only = v6.Bool();
+                if (node.Opt("mark") is { } mark) s.Mark = (uint)mark.Int(0, uint.MaxValue);
+                if (node.Opt("priority") is { } prio) s.Priority = (uint)prio.Int(0, uint.MaxValue);
+                if (node.Opt("device") is { } dev) s.BoundDevice = (int)dev.Int(0, int.MaxValue);
+                if (bind is { } ep) s.Bind(ep);
+                if (state == "listen") s.Listen();
+                if (state == "connected") s.Connect(peer!.Value);
+            }
+            catch (SocketErrorException e)
+            {
+                throw node.Error(e.Message);
+            }
+        }
+        foreach (var (label, node, s) in labels)
+        {
+            if (s.ReuseportGroup is not { } group) throw node.Error($"socket '{s.Name}' must be bound to join reuseport group '{label}'");
+            if (_groups.TryGetValue(label, out var have) && have != group)
+                throw node.Error($"reuseport group '{label}' is bound to {have.Local}; a group shares one protocol and address");
+            _groups[label] = group;
+        }
+    }
+
+    readonly Dictionary<string, ReuseportGroup> _groups = new(StringComparer.Ordinal);
+
+    Sock SocketNamed(JNode node)
+    {
+        string name = node.Str();
+        return _env.Sockets.TryGetValue(name, out var s) ? s : throw node.Error($"unknown socket '{name}'");
+    }
+
+    void BuildGroups(JNode groups)
+    {
+        foreach (var (label, node) in groups.Fields())
+        {
+            node.Object("select", "drop");
+            if (!_groups.TryGetValue(label, out var group)) throw node.Error($"no socket joined reuseport group '{label}'");
+            if (node.Opt("select") is { } sel)
+            {
+                var chosen = SocketNamed(sel);
+                if (chosen.ReuseportGroup != group) throw sel.Error($"socket '{sel.Str()}' is not in reuseport group '{label}'");
+                group.Selector = (ReuseportGroup _, in Packet _) => ReuseportDecision.Choose(chosen);
+            }
+            else if (node.Opt("drop") is { } drop && drop.Bool())
+            {
+                group.Selector = (ReuseportGroup _, in Packet _) => ReuseportDecision.Drop;
+            }
+        }
+    }
+}
