@@ -89,7 +89,7 @@ public static class ScenarioRunner
                         int err = u.Socket != null
                             ? ScenarioBuilder.UpdateSocket(map, u.Key, env.Sockets[u.Socket], u.Flags)
                             : map.Update(u.Key, u.Value!, u.Flags);
-                        string what = u.Socket != null ? $"socket {u.Socket}" : Hex(u.Value!);
+                        string what = u.Socket != null ? $"socket {u.Socket}" : Hex(u.Value![..map.ValueSize]);
                         Outcome($"update {u.Map}[{KeyText(map, u.Key)}] = {what}", err, u.ExpectError);
                         break;
                     }
