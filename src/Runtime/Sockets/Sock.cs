@@ -35,7 +35,7 @@ public sealed unsafe class Sock
     readonly GCHandle _self;
     readonly object _gate = new();
     readonly List<Action<Sock>> _onClose = [];
-    bool _reusePort, _v6Only;
+    bool _reusePort, _v6Only, _closing;
     uint _mark, _priority;
     int _boundDevice;
 
@@ -74,7 +74,7 @@ public sealed unsafe class Sock
     {
         lock (_gate)
         {
-            if (State == SockState.Closed) return false;
+            if (_closing) return false;
             action();
             if (onClose != null && !_onClose.Contains(onClose)) _onClose.Add(onClose);
             return true;
@@ -225,15 +225,21 @@ public sealed unsafe class Sock
         Action<Sock>[] hooks;
         lock (_gate)
         {
-            if (State == SockState.Closed) return;
-            State = SockState.Closed;
-            SyncView();
+            if (_closing) return;
+            _closing = true;    // from here no map accepts the socket
             hooks = [.. _onClose];
             _onClose.Clear();
         }
+        // Unlink first, then mark closed: a lookup that starts after the unlink cannot find the
+        // socket; one already holding it sees it listening (and may still get it) or closed.
         s_live.TryRemove(Cookie, out _);
-        Table.Remove(this);
         foreach (var h in hooks) h(this);
+        Table.Remove(this);
+        lock (_gate)
+        {
+            State = SockState.Closed;
+            SyncView();
+        }
         MapEpoch.Retire(Free);
     }
 
@@ -243,7 +249,7 @@ public sealed unsafe class Sock
         ArgumentNullException.ThrowIfNull(action);
         lock (_gate)
         {
-            if (State != SockState.Closed)
+            if (!_closing)
             {
                 _onClose.Add(action);
                 return;
