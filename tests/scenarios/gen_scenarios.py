@@ -285,3 +285,75 @@ for i, (kind, proto, bind, prefix, dst, client) in enumerate(kinds):
     looks.append({"proto": proto, "from": client, "to": dst, "expect": kind})
 tubular("register_supported_socket_kinds", "TestRegisterSupportedSocketKind: tcp4, tcp6, udp4, udp6", socks, binds,
         [(i, k[0]) for i, k in enumerate(kinds)], looks)
+
+# ---- the loader's corpus objects (tests/programs) -------------------------------------------
+C = "../programs/"
+write("corpus_redir_port", {
+    "description": "corpus redir_port.o: port 7007 goes to redir_map[0], TCP and UDP, IPv4 and IPv6",
+    "object": C + "redir_port.o", "attach": ["redir_port"],
+    "sockets": [{"name": "A", "proto": "tcp", "bind": "127.0.0.1:8008"},
+                {"name": "U6", "proto": "udp", "bind": "[fd00::1]:8008", "v6only": True}],
+    "maps": {"redir_map": [{"key": 0, "socket": "A"}]},
+    "lookups": [{"proto": "tcp", "from": "127.0.0.2:8008", "to": "127.0.0.1:7007", "expect": "A"},
+                {"proto": "tcp", "from": "127.0.0.2:8008", "to": "127.0.0.1:7008", "expect": "none"},
+                {"proto": "tcp", "from": "[fd00::2]:8008", "to": "[fd00::1]:7007", "expect": "refused"},
+                {"update": "redir_map", "key": 0, "socket": "U6"},
+                {"proto": "udp", "from": "[fd00::2]:8008", "to": "[fd00::1]:7007", "expect": "U6"},
+                {"proto": "udp", "from": "127.0.0.2:8008", "to": "127.0.0.1:7007", "expect": "refused"}]})
+for prog, fam, listen, dst, other in (("redir_ip4", "4", "127.0.0.2:7007", "127.0.0.1:7007", "127.0.0.3:7007"),
+                                      ("redir_ip6", "6", "[fd00::2]:7007", "[fd00::1]:7007", "[fd00::3]:7007")):
+    client = CLIENT[fam]
+    write("corpus_" + prog, {
+        "description": f"corpus {prog}.o: only {dst} is redirected",
+        "object": C + prog + ".o", "attach": [prog],
+        "sockets": [{"name": "A", "proto": "tcp", "bind": listen}],
+        "maps": {"redir_map": [{"key": 0, "socket": "A"}]},
+        "lookups": [{"proto": "tcp", "from": client, "to": dst, "expect": "A"},
+                    {"proto": "tcp", "from": client, "to": other, "expect": "none"}]})
+write("corpus_multi_prog", {
+    "description": "corpus multi_prog.o: drop then redirect still delivers; every program records its run",
+    "object": C + "multi_prog.o", "attach": ["multi_drop", "multi_redir", "multi_pass"],
+    "sockets": [{"name": "S", "proto": "tcp", "bind": "127.0.0.2:8008"}],
+    "maps": {"redir_map": [{"key": 0, "socket": "S"}]},
+    "lookups": [{"proto": "tcp", "from": "127.0.0.1:51000", "to": "127.0.0.1:7007", "expect": "S"},
+                {"check": "run_map", "key": 0, "value": 1}, {"check": "run_map", "key": 1, "value": 1},
+                {"check": "run_map", "key": 2, "value": 1},
+                {"detach": 1},
+                {"proto": "tcp", "from": "127.0.0.1:51000", "to": "127.0.0.1:7007", "expect": "refused"},
+                {"query": ["multi_drop", "multi_pass"]}]})
+write("corpus_sk_assign_flags_and_ctx_sk", {
+    "description": "corpus sk_assign_flags.o and ctx_sk_fields.o through BPF_PROG_TEST_RUN",
+    "object": C + "sk_assign_flags.o",
+    "sockets": [{"name": "A", "proto": "tcp", "bind": "127.0.0.1:0"}, {"name": "B", "proto": "tcp", "bind": "127.0.0.1:0"}],
+    "maps": {"redir_map": [{"key": 0, "socket": "A"}, {"key": 1, "socket": "B"}]},
+    "lookups": [{"test_run": "sk_assign_flags", "proto": "tcp", "from": "127.0.0.2:8008", "to": "127.0.0.1:7007", "retval": 1, "expect": "B"},
+                {"test_run": "sk_assign_flags", "proto": "udp", "from": "127.0.0.2:8008", "to": "127.0.0.1:7007", "retval": 0, "expect": "none"}]})
+write("corpus_ctx_sk_fields", {
+    "description": "corpus ctx_sk_fields.o: bpf_sock fields of the selected listener",
+    "object": C + "ctx_sk_fields.o",
+    "sockets": [{"name": "L", "proto": "tcp", "bind": "127.0.0.1:7007"}, {"name": "M", "proto": "tcp", "bind": "127.0.0.1:7008", "mark": 5}],
+    "maps": {"redir_map": [{"key": 0, "socket": "L"}]},
+    "lookups": [{"test_run": "ctx_sk_fields", "proto": "tcp", "from": "127.0.0.2:8008", "to": "127.0.0.1:7007", "retval": 1, "expect": "L"},
+                {"update": "redir_map", "key": 0, "socket": "M"},
+                {"test_run": "ctx_sk_fields", "proto": "tcp", "from": "127.0.0.2:8008", "to": "127.0.0.1:7007", "retval": 0, "expect": "none"}]})
+
+
+def tuple_key(fam, remote, local, rport, lport):
+    def words(a):
+        ip = ipaddress.ip_address(a)
+        return (b"\0" * 12 + ip.packed) if ip.version == 4 else ip.packed
+    return "hex:" + (words(remote) + words(local) + struct.pack(">H", rport) + struct.pack("<H", lport) + struct.pack("<I", 2 if fam == "4" else 10)).hex()
+
+
+write("corpus_sockhash_tuple", {
+    "description": "corpus sockhash_tuple.o: a SOCKHASH keyed by the 4-tuple, F_NO_REUSEPORT",
+    "object": C + "sockhash_tuple.o", "attach": ["sockhash_tuple"],
+    "sockets": [{"name": "A", "proto": "tcp", "bind": "127.0.0.5:9000", "reuseport": "g"},
+                {"name": "B", "proto": "tcp", "bind": "127.0.0.5:9000", "reuseport": "g"},
+                {"name": "C", "proto": "udp", "bind": "[fd00::5]:9000"}],
+    "reuseport_groups": {"g": {"select": "B"}},
+    "maps": {"tuple_map": [{"key": tuple_key("4", "10.0.0.1", "127.0.0.1", 4242, 80), "socket": "A"},
+                           {"key": tuple_key("6", "fd00::9", "fd00::1", 4242, 53), "socket": "C"}]},
+    "lookups": [{"proto": "tcp", "from": "10.0.0.1:4242", "to": "127.0.0.1:80", "expect": "A"},
+                {"proto": "tcp", "from": "10.0.0.1:4243", "to": "127.0.0.1:80", "expect": "none"},
+                {"proto": "udp", "from": "[fd00::9]:4242", "to": "[fd00::1]:53", "expect": "C"}]})
