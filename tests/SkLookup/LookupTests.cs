@@ -130,6 +130,22 @@ public class LookupTests
     }
 
     [Test]
+    public void RawAddressOverloadAndDispose()
+    {
+        var ns = new NetNamespace();
+        var v4 = Tcp(ns, "127.0.0.1:80");
+        var v6 = Tcp(ns, "[fd00::1]:80");
+        var r = ns.Lookup(SocketProtocol.Tcp, SocketFamily.Inet, [10, 0, 0, 1], 5000, [127, 0, 0, 1], 80);
+        Assert.That(r.Socket, Is.SameAs(v4));
+        byte[] fd01 = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], fd09 = [.. fd01[..15], 9];
+        Assert.That(ns.Lookup(SocketProtocol.Tcp, SocketFamily.Inet6, fd09, 5000, fd01, 80).Socket, Is.SameAs(v6));
+        Assert.Throws<ArgumentException>(() => ns.Lookup(SocketProtocol.Tcp, SocketFamily.Inet6, [1, 2, 3, 4], 1, fd01, 80));
+        ns.SkLookup.Attach(Load("interpreter", "mov %r0, 0\nexit"));
+        ns.Dispose();
+        Assert.That((v4.IsClosed, v6.IsClosed, ns.SkLookup.Links.Count), Is.EqualTo((true, true, 0)));
+    }
+
+    [Test]
     public void EphemeralPortsAndConflicts()
     {
         var ns = new NetNamespace();

@@ -70,7 +70,7 @@ public sealed class ScenarioEnvironment : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        foreach (var link in Namespace.SkLookup.Links.ToArray()) link.Detach();
+        Namespace.Dispose();
         foreach (var s in Sockets.Values) s.Close();
         foreach (var m in Maps.Values) m.Dispose();
     }

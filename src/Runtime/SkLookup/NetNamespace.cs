@@ -33,7 +33,7 @@ public readonly record struct LookupResult(LookupOutcome Outcome, Sock? Socket, 
 /// that combines them (spec 5.3-5.5). Safe for lookups from many threads while sockets, maps and
 /// links change.
 /// </summary>
-public sealed class NetNamespace
+public sealed class NetNamespace : IDisposable
 {
     static long s_nextInode = 4026531840; // where Linux's proc inode numbers for namespaces start
 
@@ -53,6 +53,30 @@ public sealed class NetNamespace
 
     /// <summary>The SK_LOOKUP attach point.</summary>
     public SkLookupHook SkLookup { get; }
+
+    /// <summary>
+    /// Looks up the receiving socket for a packet given as raw addresses: 4 network-order bytes
+    /// each for <see cref="SocketFamily.Inet"/>, 16 for <see cref="SocketFamily.Inet6"/>; ports in host order.
+    /// </summary>
+    public LookupResult Lookup(SocketProtocol protocol, SocketFamily family, ReadOnlySpan<byte> sourceAddress, ushort sourcePort,
+        ReadOnlySpan<byte> destinationAddress, ushort destinationPort, int ingressIfindex = 1)
+    {
+        int size = family == SocketFamily.Inet ? 4 : 16;
+        if (sourceAddress.Length != size || destinationAddress.Length != size)
+            throw new ArgumentException($"{family} addresses are {size} bytes");
+        InetAddress Address(ReadOnlySpan<byte> a) => family == SocketFamily.Inet
+            ? InetAddress.FromIp4Raw(System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(a))
+            : InetAddress.FromBytes(a);
+        return Lookup(new Packet(protocol, new InetEndPoint(family, Address(sourceAddress), sourcePort),
+            new InetEndPoint(family, Address(destinationAddress), destinationPort), ingressIfindex));
+    }
+
+    /// <summary>Detaches every link and closes every socket of the namespace.</summary>
+    public void Dispose()
+    {
+        foreach (var link in SkLookup.Links.ToArray()) link.Detach();
+        foreach (var s in Sockets.Sockets) s.Close();
+    }
 
     /// <summary>Looks up the receiving socket for a packet given with .NET end points.</summary>
     public LookupResult Lookup(SocketProtocol protocol, IPEndPoint from, IPEndPoint to, int ingressIfindex = 1) =>
