@@ -12,6 +12,9 @@ public class MutationTests
 {
     static IEnumerable<string> Names() => Corpus.Names();
 
+    /// <summary>Mutants per object; BPFJIT_MUTATIONS raises it for a longer local fuzzing run.</summary>
+    static int MutantCount => int.TryParse(Environment.GetEnvironmentVariable("BPFJIT_MUTATIONS"), out int n) && n > 0 ? n : 600;
+
     static void LoadOrBpfException(byte[] bytes, string what, ref int loaded, ref int rejected)
     {
         try
@@ -56,7 +59,7 @@ public class MutationTests
         var original = File.ReadAllBytes(Corpus.ObjectPath(name));
         var rng = new Random(0x5eed + name.Length);
         int loaded = 0, rejected = 0;
-        for (int n = 0; n < 600; n++)
+        for (int n = 0; n < MutantCount; n++)
         {
             var bytes = original.ToArray();
             int flips = 1 + rng.Next(3);
@@ -78,7 +81,7 @@ public class MutationTests
             }
             LoadOrBpfException(bytes, $"{name}.o~{string.Join(",", at.Select(o => $"0x{o:x}"))}", ref loaded, ref rejected);
         }
-        Assert.That(loaded + rejected, Is.EqualTo(600));
-        TestContext.Out.WriteLine($"{name}: 600 mutants, {loaded} loaded, {rejected} rejected");
+        Assert.That(loaded + rejected, Is.EqualTo(MutantCount));
+        TestContext.Out.WriteLine($"{name}: {MutantCount} mutants, {loaded} loaded, {rejected} rejected");
     }
 }

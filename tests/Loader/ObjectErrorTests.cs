@@ -87,6 +87,19 @@ public class ObjectErrorTests
     }
 
     [Test]
+    public void SymbolInMissingSection()
+    {
+        var b = Bytes("redir_port");
+        var elf = ElfFile.Parse(b, "x");
+        var symtab = elf.Sections.Single(s => s.Type == ElfSectionType.SymTab);
+        var sym = elf.Symbols.Single(s => s.Name == "redir_map");
+        BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan((int)symtab.FileOffset + sym.Index * 24 + 6), 0x300);
+        var e = Fails(b);
+        Assert.That((e.Section, e.Offset), Is.EqualTo((".symtab", (long?)(sym.Index * 24))));
+        Assert.That(e.Reason, Does.StartWith("symbol 'redir_map' is in section 768, which does not exist"));
+    }
+
+    [Test]
     public void UnknownRelocationTypeInCode()
     {
         var b = Bytes("redir_port");

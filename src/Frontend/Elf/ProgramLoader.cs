@@ -332,7 +332,6 @@ sealed class ProgramLoader
                 if (off >= f.Start && off < f.End) result.Add(withOffset(r, placed[f] + off - f.Start));
             }
         }
-        result.Sort((a, b) => offsetOf(a).CompareTo(offsetOf(b)));
-        return result;
+        return result.OrderBy(offsetOf).ToList(); // stable: records sharing a slot keep their order
     }
 }
