@@ -61,3 +61,47 @@ public class AssemblerTests
         Assert.That(CpuVersion.Required(Assembler.Assemble(source)), Is.EqualTo(version));
     }
 }
+
+public class InsBuilderTests
+{
+    [Test]
+    public void BuilderAndAssemblerProduceTheSameSlots()
+    {
+        var built = new List<Instruction>
+        {
+            Ins.Mov64(0, 1), Ins.Alu32Reg(AluOp.Add, 0, 1), Ins.SignedReg(AluOp.Div, true, 0, 2), Ins.MovSx(false, 3, 4, 8),
+            Ins.Neg(true, 5), Ins.Swap("be", 0, 16), Ins.Swap("bswap", 0, 64),
+        };
+        built.AddRange(Ins.LdImm64(1, 0x1122334455667788));
+        built.AddRange([
+            Ins.Load(MemSize.H, 3, 1, 12), Ins.LoadSx(MemSize.B, 3, 1, -1), Ins.Store(MemSize.DW, 10, -8, 0), Ins.StoreImm(MemSize.W, 10, -4, 7),
+            Ins.Atomic(AtomicOp.FetchAdd, true, 10, -8, 1), Ins.JumpIf(JmpOp.Jne, 1, 0, 1), Ins.JumpIfReg(JmpOp.Jsle, 1, 2, 0, is32: true),
+            Ins.Ja(0), Ins.Ja32(0), Ins.Call(5), Ins.CallLocal(1), Ins.CallX(2), Ins.Exit(), Ins.Exit(),
+        ]);
+        var assembled = Assembler.Assemble("""
+            mov %r0, 1
+            add32 %r0, %r1
+            sdiv %r0, %r2
+            movsx832 %r3, %r4
+            neg %r5
+            be16 %r0
+            bswap64 %r0
+            lddw %r1, 0x1122334455667788
+            ldxh %r3, [%r1+12]
+            ldxsb %r3, [%r1-1]
+            stxdw [%r10-8], %r0
+            stw [%r10-4], 7
+            lock fetch add [%r10-8], %r1
+            jne %r1, 0, +1
+            jsle32 %r1, %r2, +0
+            ja +0
+            ja32 +0
+            call 5
+            call local +1
+            call %r2
+            exit
+            exit
+            """);
+        Assert.That(built, Is.EqualTo(assembled));
+    }
+}
