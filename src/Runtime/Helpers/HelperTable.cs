@@ -15,21 +15,32 @@ public sealed class Helper
 {
     /// <summary>Creates a helper from a static method with the helper signature.</summary>
     public Helper(int id, string name, MethodInfo method, bool unwindOnZero = false)
+        : this(id, name, method, HelperProto.Unknown, unwindOnZero ? HelperExit.UnwindOnZero : HelperExit.None) { }
+
+    /// <summary>Creates a helper from a static method given as a delegate (a method group).</summary>
+    public Helper(int id, string name, HelperFunction function, bool unwindOnZero = false)
+        : this(id, name, function.Method, unwindOnZero) { }
+
+    /// <summary>Creates a helper with its prototype (what the verifier checks) and its control effect.</summary>
+    public Helper(int id, string name, HelperFunction function, HelperProto proto, HelperExit exit = HelperExit.None)
+        : this(id, name, function.Method, proto, exit) { }
+
+    /// <summary>Creates a helper with its prototype (what the verifier checks) and its control effect.</summary>
+    public Helper(int id, string name, MethodInfo method, HelperProto proto, HelperExit exit)
     {
         ArgumentNullException.ThrowIfNull(method);
         var ps = method.GetParameters();
         if (!method.IsStatic || method.ReturnType != typeof(ulong) || ps.Length != 5 || ps.Any(p => p.ParameterType != typeof(ulong)))
             throw new ArgumentException($"helper {name}: {method.DeclaringType?.Name}.{method.Name} must be static ulong (ulong, ulong, ulong, ulong, ulong)", nameof(method));
+        ArgumentNullException.ThrowIfNull(proto);
         Id = id;
         Name = name;
         Method = method;
-        UnwindOnZero = unwindOnZero;
+        Proto = proto;
+        Exit = exit;
+        if (proto.Args.Length > 5) throw new ArgumentException($"helper {name}: at most 5 arguments", nameof(proto));
         Invoke = method.CreateDelegate<HelperFunction>();
     }
-
-    /// <summary>Creates a helper from a static method given as a delegate (a method group).</summary>
-    public Helper(int id, string name, HelperFunction function, bool unwindOnZero = false)
-        : this(id, name, function.Method, unwindOnZero) { }
 
     /// <summary>The helper id used by <c>call imm</c>.</summary>
     public int Id { get; }
@@ -43,11 +54,125 @@ public sealed class Helper
     /// <summary>A delegate over <see cref="Method"/>.</summary>
     public HelperFunction Invoke { get; }
 
+    /// <summary>The argument and return types the verifier checks a call against.</summary>
+    public HelperProto Proto { get; }
+
+    /// <summary>How a call to this helper can end the program early (both engines honour it).</summary>
+    public HelperExit Exit { get; }
+
     /// <summary>
     /// uBPF's "unwind" semantics: when the helper returns 0 the program ends at once with r0 = 0.
     /// The bpf_conformance machine model needs it for helper 5.
     /// </summary>
-    public bool UnwindOnZero { get; }
+    public bool UnwindOnZero => Exit == HelperExit.UnwindOnZero;
+}
+
+/// <summary>How a helper call can end the whole program (every frame) early.</summary>
+public enum HelperExit
+{
+    /// <summary>The call returns normally.</summary>
+    None,
+    /// <summary>uBPF's unwind: a return value of 0 ends the program with r0 = 0.</summary>
+    UnwindOnZero,
+    /// <summary>
+    /// bpf_tail_call: a return value of 0 means the tail call ran; the program ends with r0 =
+    /// <see cref="TailCallState.TakeResult"/>. A non-zero return means it fell through.
+    /// </summary>
+    TailCall,
+}
+
+/// <summary>Per-thread state of a tail call chain: the result of the program that was tail-called, and the chain length.</summary>
+public static class TailCallState
+{
+    [ThreadStatic] static ulong t_result;
+    [ThreadStatic] static int t_depth;
+
+    /// <summary>The kernel's limit on a tail call chain (MAX_TAIL_CALL_CNT).</summary>
+    public const int MaxChain = 33;
+
+    /// <summary>Records the result of a tail-called program (called by the tail_call helper).</summary>
+    public static void SetResult(ulong r0) => t_result = r0;
+
+    /// <summary>The recorded result (engines call this when a <see cref="HelperExit.TailCall"/> helper returned 0).</summary>
+    public static ulong TakeResult() => t_result;
+
+    /// <summary>The number of tail calls taken in the current chain on this thread.</summary>
+    public static int Depth
+    {
+        get => t_depth;
+        set => t_depth = value;
+    }
+}
+
+/// <summary>The kernel's helper argument types (enum bpf_arg_type), as far as BpfJit's helpers need them.</summary>
+public enum ArgType
+{
+    /// <summary>Unused argument.</summary>
+    DontCare,
+    /// <summary>Any scalar value.</summary>
+    Anything,
+    /// <summary>A map pointer from ld_imm64.</summary>
+    ConstMapPtr,
+    /// <summary>Pointer to key_size readable bytes.</summary>
+    PtrToMapKey,
+    /// <summary>Pointer to value_size readable bytes.</summary>
+    PtrToMapValue,
+    /// <summary>Pointer to value_size writable bytes.</summary>
+    PtrToUninitMapValue,
+    /// <summary>Pointer to readable memory whose size is the next argument.</summary>
+    PtrToMem,
+    /// <summary>Pointer to readable memory or NULL.</summary>
+    PtrToMemOrNull,
+    /// <summary>Pointer to writable memory whose size is the next argument.</summary>
+    PtrToUninitMem,
+    /// <summary>A constant size, greater than zero.</summary>
+    ConstSize,
+    /// <summary>A constant size, possibly zero.</summary>
+    ConstSizeOrZero,
+    /// <summary>A constant allocation size, possibly zero (ringbuf_reserve).</summary>
+    ConstAllocSizeOrZero,
+    /// <summary>The program's context pointer.</summary>
+    PtrToCtx,
+    /// <summary>A socket pointer or NULL (sk_assign).</summary>
+    PtrToSocketOrNull,
+    /// <summary>A referenced socket (sk_release).</summary>
+    PtrToSocket,
+    /// <summary>A pointer to a bpf_spin_lock inside a map value.</summary>
+    PtrToSpinLock,
+    /// <summary>A pointer to a callback function (ld_imm64 with BPF_PSEUDO_FUNC).</summary>
+    PtrToFunc,
+    /// <summary>A stack pointer or NULL (callback context).</summary>
+    PtrToStackOrNull,
+    /// <summary>Memory returned by ringbuf_reserve.</summary>
+    PtrToRingbufMem,
+    /// <summary>A constant string in a read-only map (bpf_snprintf format).</summary>
+    PtrToConstStr,
+}
+
+/// <summary>The kernel's helper return types (enum bpf_return_type), as far as BpfJit's helpers need them.</summary>
+public enum RetType
+{
+    /// <summary>A scalar.</summary>
+    Integer,
+    /// <summary>Nothing (r0 is unreadable afterwards).</summary>
+    Void,
+    /// <summary>A pointer to a map value, or NULL.</summary>
+    PtrToMapValueOrNull,
+    /// <summary>A referenced socket, or NULL.</summary>
+    PtrToSocketOrNull,
+    /// <summary>Ring buffer memory of the requested size, or NULL.</summary>
+    PtrToRingbufMemOrNull,
+}
+
+/// <summary>A helper's prototype: up to five argument types and a return type, as the verifier reads them.</summary>
+public sealed record HelperProto(RetType Ret, params ArgType[] Args)
+{
+    /// <summary>A prototype that says nothing: five scalar arguments, a scalar result (test helpers).</summary>
+    public static HelperProto Unknown { get; } =
+        new(RetType.Integer, ArgType.Anything, ArgType.Anything, ArgType.Anything, ArgType.Anything, ArgType.Anything);
+
+    /// <summary>True when the helper acquires a reference that must be released (returns a socket).</summary>
+    public bool AcquiresReference => Ret == RetType.PtrToSocketOrNull || Ret == RetType.PtrToRingbufMemOrNull;
 }
 
 /// <summary>The helpers a program may call, by id. Both engines resolve calls through one table.</summary>

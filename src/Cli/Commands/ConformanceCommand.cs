@@ -1,0 +1,74 @@
+using BpfJit.Runtime;
+using BpfJit.Runtime.Conformance;
+
+namespace BpfJit.Cli.Commands;
+
+/// <summary><c>bpfjit conformance PATH... [--engine interpreter|jit] [--cpu v1|v2|v3|v4]</c></summary>
+public static class ConformanceCommand
+{
+    /// <summary>The verb's description.</summary>
+    public static CommandInfo Info { get; } = new("conformance", "run bpf_conformance .data files on an engine", """
+        usage: bpfjit conformance PATH... [--engine interpreter|jit] [--cpu v1|v2|v3|v4] [--quiet]
+
+        Runs bpf_conformance test vectors (.data files, or directories of them) with the suite's
+        machine model: r1 = input memory, r2 = its length, 512-byte stack, helper 5 = unwind.
+        Prints PASS/FAIL/SKIP per file, then 'N passed, N failed' (', N skipped' when any).
+        --cpu skips tests that need a newer instruction set than the one named (default v4: all).
+        Exit code 0 when nothing failed, 1 when a test failed, 2 on bad usage or a malformed file
+        (reported on stderr as 'FILE: line N: ...' or 'FILE: instruction N: ...').
+
+        examples:
+          bpfjit conformance ../shared/conformance
+          bpfjit conformance ../shared/conformance/add.data --engine jit
+          bpfjit conformance ../shared/bench --cpu v2
+        """, Run);
+
+    /// <summary>Engines the CLI knows, by name; the JIT registers itself when it is built in.</summary>
+    public static Dictionary<string, IBpfEngine> Engines { get; } = new(StringComparer.Ordinal)
+    {
+        ["interpreter"] = InterpreterEngine.Instance,
+    };
+
+    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+    {
+        var args = new Args(argv, ["--engine", "--cpu"], ["--quiet"]);
+        if (args.Positional.Count == 0) throw new UsageException("no PATH given");
+        string engineName = args.Choice("--engine", "interpreter", "interpreter", "jit");
+        if (!Engines.TryGetValue(engineName, out var engine))
+        {
+            stderr.WriteLine($"bpfjit conformance: engine '{engineName}' is not available in this build");
+            return Cli.BadInput;
+        }
+        int cpu = args.Choice("--cpu", "v4", "v1", "v2", "v3", "v4")[1] - '0';
+        var files = ConformanceRunner.ExpandPaths(args.Positional);
+        int passed = 0, failed = 0, skipped = 0, malformed = 0;
+        foreach (var file in files)
+        {
+            var result = ConformanceRunner.RunFile(file, engine, cpu: cpu);
+            string name = Path.GetFileName(file);
+            switch (result.Status)
+            {
+                case ConformanceStatus.Pass:
+                    passed++;
+                    if (!args.Has("--quiet")) stdout.WriteLine($"PASS {name}");
+                    break;
+                case ConformanceStatus.Skip:
+                    skipped++;
+                    stdout.WriteLine($"SKIP {name}: {result.Detail}");
+                    break;
+                case ConformanceStatus.Error:
+                    malformed++;
+                    failed++;
+                    stderr.WriteLine($"bpfjit conformance: {result.Detail}");
+                    break;
+                default:
+                    failed++;
+                    stdout.WriteLine($"FAIL {name}: {result.Detail}");
+                    break;
+            }
+        }
+        stdout.WriteLine(skipped > 0 ? $"{passed} passed, {failed} failed, {skipped} skipped" : $"{passed} passed, {failed} failed");
+        if (malformed > 0) return Cli.BadInput;
+        return failed > 0 ? Cli.Negative : Cli.Ok;
+    }
+}

@@ -1,0 +1,3 @@
+using BpfJit.Cli;
+
+return Cli.Run(args, Console.Out, Console.Error);

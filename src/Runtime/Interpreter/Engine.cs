@@ -1,0 +1,33 @@
+using BpfJit.Frontend;
+
+namespace BpfJit.Runtime;
+
+/// <summary>A program made ready to run by an engine: r1 and r2 in, r0 out.</summary>
+public delegate ulong BpfEntry(ulong r1, ulong r2);
+
+/// <summary>An execution engine: the interpreter or the JIT.</summary>
+public interface IBpfEngine
+{
+    /// <summary>The engine's name as the CLI spells it (<c>interpreter</c>, <c>jit</c>).</summary>
+    string Name { get; }
+
+    /// <summary>Prepares a program; throws a <see cref="BpfException"/> when it cannot run it.</summary>
+    BpfEntry Prepare(Instruction[] program, HelperTable helpers);
+}
+
+/// <summary>The interpreter as an <see cref="IBpfEngine"/>.</summary>
+public sealed class InterpreterEngine : IBpfEngine
+{
+    /// <summary>The shared instance.</summary>
+    public static InterpreterEngine Instance { get; } = new();
+
+    /// <inheritdoc />
+    public string Name => "interpreter";
+
+    /// <inheritdoc />
+    public BpfEntry Prepare(Instruction[] program, HelperTable helpers)
+    {
+        var interpreter = new Interpreter(program, helpers);
+        return (r1, r2) => interpreter.Run(r1, r2);
+    }
+}

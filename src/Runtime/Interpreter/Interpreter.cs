@@ -1,0 +1,264 @@
+using System.Runtime.CompilerServices;
+using BpfJit.Frontend;
+
+namespace BpfJit.Runtime;
+
+/// <summary>
+/// The reference interpreter: runs a decoded program over native memory. r1-r5 carry the
+/// arguments, r10 is the frame pointer of a 512-byte stack per frame, bpf-to-bpf calls nest up to
+/// <see cref="MaxFrames"/> frames with r6-r9 preserved, helpers come from a <see cref="HelperTable"/>.
+/// Helper calls are resolved once, at construction; running is a tight dispatch loop over the slots.
+/// It checks nothing about memory: only verified (or trusted) programs may run.
+/// </summary>
+public sealed unsafe class Interpreter
+{
+    /// <summary>Stack bytes per frame.</summary>
+    public const int StackSize = 512;
+
+    /// <summary>Maximum call depth (the main program counts as one frame).</summary>
+    public const int MaxFrames = 8;
+
+    readonly Instruction[] _code;
+    readonly Helper?[] _helpers;      // by slot: the helper a `call imm` reaches
+    readonly HelperTable _table;
+
+    /// <summary>Prepares <paramref name="program"/>; throws <see cref="BpfRuntimeException"/> for a call to an unknown helper or an instruction no engine runs.</summary>
+    public Interpreter(Instruction[] program, HelperTable helpers)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        ArgumentNullException.ThrowIfNull(helpers);
+        _code = program;
+        _table = helpers;
+        _helpers = new Helper?[program.Length];
+        ProgramChecks.CheckRunnable(program, helpers, (i, h) => _helpers[i] = h);
+    }
+
+    /// <summary>The program's slots.</summary>
+    public ReadOnlySpan<Instruction> Program => _code;
+
+    /// <summary>Runs the program with r1..r5 set and returns r0.</summary>
+    [SkipLocalsInit]
+    public ulong Run(ulong r1 = 0, ulong r2 = 0, ulong r3 = 0, ulong r4 = 0, ulong r5 = 0)
+    {
+        // Each frame is zeroed when it is entered: uninitialised stack must never expose host memory.
+        byte* stack = stackalloc byte[StackSize * MaxFrames];
+        new Span<byte>(stack, StackSize).Clear();
+        ulong* reg = stackalloc ulong[11];
+        reg[0] = 0; reg[1] = r1; reg[2] = r2; reg[3] = r3; reg[4] = r4; reg[5] = r5;
+        reg[6] = reg[7] = reg[8] = reg[9] = 0;
+        reg[10] = (ulong)(stack + StackSize);
+        // Saved caller state per frame: r6-r9 and the return slot.
+        ulong* saved = stackalloc ulong[5 * MaxFrames];
+        int depth = 0;
+
+        fixed (Instruction* code = _code)
+        {
+            int pc = 0;
+            while (true)
+            {
+                Instruction ins = code[pc];
+                int d = ins.Dst, s = ins.Src;
+                ulong imm = (ulong)(long)ins.Imm;   // sign-extended immediate
+                pc++;
+                switch (ins.Opcode)
+                {
+                    // ALU64, immediate source
+                    case 0x07: reg[d] += imm; break;
+                    case 0x17: reg[d] -= imm; break;
+                    case 0x27: reg[d] *= imm; break;
+                    case 0x37: reg[d] = ins.Offset == 0 ? Semantics.Div64(reg[d], imm) : Semantics.SDiv64(reg[d], imm); break;
+                    case 0x47: reg[d] |= imm; break;
+                    case 0x57: reg[d] &= imm; break;
+                    case 0x67: reg[d] <<= (int)(imm & 63); break;
+                    case 0x77: reg[d] >>= (int)(imm & 63); break;
+                    case 0x87: reg[d] = (ulong)-(long)reg[d]; break;
+                    case 0x97: reg[d] = ins.Offset == 0 ? Semantics.Mod64(reg[d], imm) : Semantics.SMod64(reg[d], imm); break;
+                    case 0xa7: reg[d] ^= imm; break;
+                    case 0xb7: reg[d] = imm; break;
+                    case 0xc7: reg[d] = (ulong)((long)reg[d] >> (int)(imm & 63)); break;
+                    case 0xd7: reg[d] = ins.Imm switch { 16 => Semantics.Swap16(reg[d]), 32 => Semantics.Swap32(reg[d]), _ => Semantics.Swap64(reg[d]) }; break;
+
+                    // ALU64, register source
+                    case 0x0f: reg[d] += reg[s]; break;
+                    case 0x1f: reg[d] -= reg[s]; break;
+                    case 0x2f: reg[d] *= reg[s]; break;
+                    case 0x3f: reg[d] = ins.Offset == 0 ? Semantics.Div64(reg[d], reg[s]) : Semantics.SDiv64(reg[d], reg[s]); break;
+                    case 0x4f: reg[d] |= reg[s]; break;
+                    case 0x5f: reg[d] &= reg[s]; break;
+                    case 0x6f: reg[d] <<= (int)(reg[s] & 63); break;
+                    case 0x7f: reg[d] >>= (int)(reg[s] & 63); break;
+                    case 0x9f: reg[d] = ins.Offset == 0 ? Semantics.Mod64(reg[d], reg[s]) : Semantics.SMod64(reg[d], reg[s]); break;
+                    case 0xaf: reg[d] ^= reg[s]; break;
+                    case 0xbf:
+                        reg[d] = ins.Offset switch
+                        {
+                            8 => (ulong)(long)(sbyte)reg[s],
+                            16 => (ulong)(long)(short)reg[s],
+                            32 => (ulong)(long)(int)reg[s],
+                            _ => reg[s],
+                        };
+                        break;
+                    case 0xcf: reg[d] = (ulong)((long)reg[d] >> (int)(reg[s] & 63)); break;
+
+                    // ALU32, immediate source: results are zero-extended
+                    case 0x04: reg[d] = (uint)((uint)reg[d] + (uint)imm); break;
+                    case 0x14: reg[d] = (uint)((uint)reg[d] - (uint)imm); break;
+                    case 0x24: reg[d] = (uint)((uint)reg[d] * (uint)imm); break;
+                    case 0x34: reg[d] = ins.Offset == 0 ? Semantics.Div32(reg[d], imm) : Semantics.SDiv32(reg[d], imm); break;
+                    case 0x44: reg[d] = (uint)reg[d] | (uint)imm; break;
+                    case 0x54: reg[d] = (uint)reg[d] & (uint)imm; break;
+                    case 0x64: reg[d] = (uint)reg[d] << (int)(imm & 31); break;
+                    case 0x74: reg[d] = (uint)reg[d] >> (int)(imm & 31); break;
+                    case 0x84: reg[d] = (uint)-(int)reg[d]; break;
+                    case 0x94: reg[d] = ins.Offset == 0 ? Semantics.Mod32(reg[d], imm) : Semantics.SMod32(reg[d], imm); break;
+                    case 0xa4: reg[d] = (uint)reg[d] ^ (uint)imm; break;
+                    case 0xb4: reg[d] = (uint)imm; break;
+                    case 0xc4: reg[d] = (uint)((int)reg[d] >> (int)(imm & 31)); break;
+                    case 0xd4: reg[d] = ins.Imm switch { 16 => (ushort)reg[d], 32 => (uint)reg[d], _ => reg[d] }; break;
+
+                    // ALU32, register source
+                    case 0x0c: reg[d] = (uint)((uint)reg[d] + (uint)reg[s]); break;
+                    case 0x1c: reg[d] = (uint)((uint)reg[d] - (uint)reg[s]); break;
+                    case 0x2c: reg[d] = (uint)((uint)reg[d] * (uint)reg[s]); break;
+                    case 0x3c: reg[d] = ins.Offset == 0 ? Semantics.Div32(reg[d], reg[s]) : Semantics.SDiv32(reg[d], reg[s]); break;
+                    case 0x4c: reg[d] = (uint)reg[d] | (uint)reg[s]; break;
+                    case 0x5c: reg[d] = (uint)reg[d] & (uint)reg[s]; break;
+                    case 0x6c: reg[d] = (uint)reg[d] << (int)(reg[s] & 31); break;
+                    case 0x7c: reg[d] = (uint)reg[d] >> (int)(reg[s] & 31); break;
+                    case 0x9c: reg[d] = ins.Offset == 0 ? Semantics.Mod32(reg[d], reg[s]) : Semantics.SMod32(reg[d], reg[s]); break;
+                    case 0xac: reg[d] = (uint)reg[d] ^ (uint)reg[s]; break;
+                    case 0xbc:
+                        reg[d] = ins.Offset switch
+                        {
+                            8 => (uint)(int)(sbyte)reg[s],
+                            16 => (uint)(int)(short)reg[s],
+                            _ => (uint)reg[s],
+                        };
+                        break;
+                    case 0xcc: reg[d] = (uint)((int)reg[d] >> (int)(reg[s] & 31)); break;
+                    case 0xdc: reg[d] = ins.Imm switch { 16 => Semantics.Swap16(reg[d]), 32 => Semantics.Swap32(reg[d]), _ => Semantics.Swap64(reg[d]) }; break;
+
+                    // Loads and stores
+                    case 0x61: reg[d] = Unsafe.ReadUnaligned<uint>((void*)(reg[s] + (ulong)(long)ins.Offset)); break;
+                    case 0x69: reg[d] = Unsafe.ReadUnaligned<ushort>((void*)(reg[s] + (ulong)(long)ins.Offset)); break;
+                    case 0x71: reg[d] = *(byte*)(reg[s] + (ulong)(long)ins.Offset); break;
+                    case 0x79: reg[d] = Unsafe.ReadUnaligned<ulong>((void*)(reg[s] + (ulong)(long)ins.Offset)); break;
+                    case 0x81: reg[d] = (ulong)(long)Unsafe.ReadUnaligned<int>((void*)(reg[s] + (ulong)(long)ins.Offset)); break;
+                    case 0x89: reg[d] = (ulong)(long)Unsafe.ReadUnaligned<short>((void*)(reg[s] + (ulong)(long)ins.Offset)); break;
+                    case 0x91: reg[d] = (ulong)(long)*(sbyte*)(reg[s] + (ulong)(long)ins.Offset); break;
+                    case 0x62: Unsafe.WriteUnaligned((void*)(reg[d] + (ulong)(long)ins.Offset), (uint)imm); break;
+                    case 0x6a: Unsafe.WriteUnaligned((void*)(reg[d] + (ulong)(long)ins.Offset), (ushort)imm); break;
+                    case 0x72: *(byte*)(reg[d] + (ulong)(long)ins.Offset) = (byte)imm; break;
+                    case 0x7a: Unsafe.WriteUnaligned((void*)(reg[d] + (ulong)(long)ins.Offset), imm); break;
+                    case 0x63: Unsafe.WriteUnaligned((void*)(reg[d] + (ulong)(long)ins.Offset), (uint)reg[s]); break;
+                    case 0x6b: Unsafe.WriteUnaligned((void*)(reg[d] + (ulong)(long)ins.Offset), (ushort)reg[s]); break;
+                    case 0x73: *(byte*)(reg[d] + (ulong)(long)ins.Offset) = (byte)reg[s]; break;
+                    case 0x7b: Unsafe.WriteUnaligned((void*)(reg[d] + (ulong)(long)ins.Offset), reg[s]); break;
+                    case 0xc3 or 0xdb:
+                        {
+                            bool is64 = ins.Opcode == 0xdb;
+                            ulong old = Semantics.Atomic(ins.Imm, is64, reg[d] + (ulong)(long)ins.Offset, reg[s], reg[0]);
+                            if (ins.Imm == (int)AtomicOp.CmpXchg) reg[0] = old;
+                            else if ((ins.Imm & 1) != 0) reg[s] = old;
+                            break;
+                        }
+                    case 0x18:
+                        reg[d] = ins.Imm64(code[pc]);
+                        pc++;
+                        break;
+
+                    // JMP: 64-bit comparisons
+                    case 0x05: pc += ins.Offset; break;
+                    case 0x15: if (reg[d] == imm) pc += ins.Offset; break;
+                    case 0x1d: if (reg[d] == reg[s]) pc += ins.Offset; break;
+                    case 0x25: if (reg[d] > imm) pc += ins.Offset; break;
+                    case 0x2d: if (reg[d] > reg[s]) pc += ins.Offset; break;
+                    case 0x35: if (reg[d] >= imm) pc += ins.Offset; break;
+                    case 0x3d: if (reg[d] >= reg[s]) pc += ins.Offset; break;
+                    case 0x45: if ((reg[d] & imm) != 0) pc += ins.Offset; break;
+                    case 0x4d: if ((reg[d] & reg[s]) != 0) pc += ins.Offset; break;
+                    case 0x55: if (reg[d] != imm) pc += ins.Offset; break;
+                    case 0x5d: if (reg[d] != reg[s]) pc += ins.Offset; break;
+                    case 0x65: if ((long)reg[d] > (long)imm) pc += ins.Offset; break;
+                    case 0x6d: if ((long)reg[d] > (long)reg[s]) pc += ins.Offset; break;
+                    case 0x75: if ((long)reg[d] >= (long)imm) pc += ins.Offset; break;
+                    case 0x7d: if ((long)reg[d] >= (long)reg[s]) pc += ins.Offset; break;
+                    case 0xa5: if (reg[d] < imm) pc += ins.Offset; break;
+                    case 0xad: if (reg[d] < reg[s]) pc += ins.Offset; break;
+                    case 0xb5: if (reg[d] <= imm) pc += ins.Offset; break;
+                    case 0xbd: if (reg[d] <= reg[s]) pc += ins.Offset; break;
+                    case 0xc5: if ((long)reg[d] < (long)imm) pc += ins.Offset; break;
+                    case 0xcd: if ((long)reg[d] < (long)reg[s]) pc += ins.Offset; break;
+                    case 0xd5: if ((long)reg[d] <= (long)imm) pc += ins.Offset; break;
+                    case 0xdd: if ((long)reg[d] <= (long)reg[s]) pc += ins.Offset; break;
+
+                    // JMP32: 32-bit comparisons
+                    case 0x06: pc += ins.Imm; break;
+                    case 0x16: if ((uint)reg[d] == (uint)imm) pc += ins.Offset; break;
+                    case 0x1e: if ((uint)reg[d] == (uint)reg[s]) pc += ins.Offset; break;
+                    case 0x26: if ((uint)reg[d] > (uint)imm) pc += ins.Offset; break;
+                    case 0x2e: if ((uint)reg[d] > (uint)reg[s]) pc += ins.Offset; break;
+                    case 0x36: if ((uint)reg[d] >= (uint)imm) pc += ins.Offset; break;
+                    case 0x3e: if ((uint)reg[d] >= (uint)reg[s]) pc += ins.Offset; break;
+                    case 0x46: if (((uint)reg[d] & (uint)imm) != 0) pc += ins.Offset; break;
+                    case 0x4e: if (((uint)reg[d] & (uint)reg[s]) != 0) pc += ins.Offset; break;
+                    case 0x56: if ((uint)reg[d] != (uint)imm) pc += ins.Offset; break;
+                    case 0x5e: if ((uint)reg[d] != (uint)reg[s]) pc += ins.Offset; break;
+                    case 0x66: if ((int)reg[d] > (int)imm) pc += ins.Offset; break;
+                    case 0x6e: if ((int)reg[d] > (int)reg[s]) pc += ins.Offset; break;
+                    case 0x76: if ((int)reg[d] >= (int)imm) pc += ins.Offset; break;
+                    case 0x7e: if ((int)reg[d] >= (int)reg[s]) pc += ins.Offset; break;
+                    case 0xa6: if ((uint)reg[d] < (uint)imm) pc += ins.Offset; break;
+                    case 0xae: if ((uint)reg[d] < (uint)reg[s]) pc += ins.Offset; break;
+                    case 0xb6: if ((uint)reg[d] <= (uint)imm) pc += ins.Offset; break;
+                    case 0xbe: if ((uint)reg[d] <= (uint)reg[s]) pc += ins.Offset; break;
+                    case 0xc6: if ((int)reg[d] < (int)imm) pc += ins.Offset; break;
+                    case 0xce: if ((int)reg[d] < (int)reg[s]) pc += ins.Offset; break;
+                    case 0xd6: if ((int)reg[d] <= (int)imm) pc += ins.Offset; break;
+                    case 0xde: if ((int)reg[d] <= (int)reg[s]) pc += ins.Offset; break;
+
+                    // Calls and exit
+                    case 0x85:
+                        if (ins.Src == (byte)CallKind.Local)
+                        {
+                            if (depth + 1 >= MaxFrames)
+                                throw new BpfRuntimeException(pc - 1, $"call stack overflow: more than {MaxFrames} frames");
+                            ulong* frame = saved + 5 * depth;
+                            frame[0] = reg[6]; frame[1] = reg[7]; frame[2] = reg[8]; frame[3] = reg[9]; frame[4] = (ulong)pc;
+                            depth++;
+                            new Span<byte>((void*)reg[10], StackSize).Clear();
+                            reg[10] += StackSize;
+                            pc += ins.Imm;
+                            break;
+                        }
+                        {
+                            Helper h = _helpers[pc - 1]!;
+                            reg[0] = h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]);
+                            if (h.Exit != HelperExit.None && reg[0] == 0) return h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0;
+                            break;
+                        }
+                    case 0x8d:
+                        {
+                            if (!_table.TryGet((int)reg[d], out var h) || reg[d] > int.MaxValue)
+                                throw new BpfRuntimeException(pc - 1, $"callx to unknown helper {reg[d]}");
+                            reg[0] = h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]);
+                            if (h.Exit != HelperExit.None && reg[0] == 0) return h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0;
+                            break;
+                        }
+                    case 0x95:
+                        if (depth == 0) return reg[0];
+                        {
+                            depth--;
+                            ulong* frame = saved + 5 * depth;
+                            reg[6] = frame[0]; reg[7] = frame[1]; reg[8] = frame[2]; reg[9] = frame[3];
+                            pc = (int)frame[4];
+                            reg[10] -= StackSize;
+                            break;
+                        }
+                    default:
+                        throw new BpfRuntimeException(pc - 1, $"unsupported instruction 0x{ins.Opcode:x2}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+using BpfJit.Frontend;
+
+namespace BpfJit.Runtime;
+
+/// <summary>
+/// The checks every engine makes before it runs a program, whether or not it was verified: each
+/// helper call names a helper the table has, no ld_imm64 still holds an unbound map reference, no
+/// instruction is one that no engine runs (kfunc calls, legacy packet loads), and control cannot run
+/// off the end. Both engines share this so that they accept exactly the same programs.
+/// </summary>
+public static class ProgramChecks
+{
+    /// <summary>Throws <see cref="BpfRuntimeException"/> for the first slot no engine can run; reports each helper call's target.</summary>
+    public static void CheckRunnable(IReadOnlyList<Instruction> program, HelperTable helpers, Action<int, Helper>? onHelperCall = null)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        ArgumentNullException.ThrowIfNull(helpers);
+        if (program.Count == 0) throw new BpfRuntimeException(0, "empty program");
+        Decoder.Validate(program);
+        for (int i = 0; i < program.Count; i++)
+        {
+            var ins = program[i];
+            if (ins.IsLdImm64)
+            {
+                if (ins.Src != (byte)Ld64Source.Imm)
+                    throw new BpfRuntimeException(i, $"ld_imm64 with pseudo source {(Ld64Source)ins.Src} is not bound to a map or function");
+                i++;
+                continue;
+            }
+            if (ins.Class == InstructionClass.Ld)
+                throw new BpfRuntimeException(i, "legacy packet access (LD_ABS/LD_IND) is not supported");
+            if (ins.IsCall)
+            {
+                switch ((CallKind)ins.Src)
+                {
+                    case CallKind.Helper:
+                        if (!helpers.TryGet(ins.Imm, out var h))
+                            throw new BpfRuntimeException(i, $"invalid func unknown#{ins.Imm}");
+                        onHelperCall?.Invoke(i, h);
+                        break;
+                    case CallKind.Kfunc:
+                        throw new BpfRuntimeException(i, "kfunc calls are not supported");
+                }
+            }
+            if (ins.IsBranch || (ins.IsCall && ins.Src == (byte)CallKind.Local))
+            {
+                int target = i + 1 + (ins.IsCall ? ins.Imm : ins.BranchOffset);
+                if (target < 0 || target >= program.Count)
+                    throw new BpfRuntimeException(i, $"jump out of range from insn {i} to {target}");
+                if (target > 0 && program[target - 1].IsLdImm64)
+                    throw new BpfRuntimeException(i, $"jump into the middle of ld_imm64 at insn {target - 1}");
+            }
+        }
+        var last = program[^1];
+        bool ends = last.IsExit || last.IsUnconditionalJump;
+        if (!ends) throw new BpfRuntimeException(program.Count - 1, "the last instruction must be exit or an unconditional jump");
+    }
+}
