@@ -20,6 +20,8 @@ public static class Cli
     public static IReadOnlyList<CommandInfo> Commands { get; } =
     [
         ConformanceCommand.Info,
+        InspectCommand.Info,
+        DisasmCommand.Info,
     ];
 
     /// <summary>Runs the tool with <paramref name="args"/>; never throws for bad input.</summary>

@@ -1,6 +1,5 @@
 using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
-using NUnit.Framework;
 
 namespace BpfJit.Tests.Loader;
 

@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
-using NUnit.Framework;
 
 namespace BpfJit.Tests.Loader;
 

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
-using NUnit.Framework;
 
 namespace BpfJit.Tests.Loader;
 
@@ -207,7 +206,7 @@ public class ObjectErrorTests
     {
         var p = ObjectFile.Load(Other("core_reloc")).Programs.Single();
         var c = p.CoreRelocations.Single();
-        Assert.That((c.Kind, c.AccessString, c.InstructionOffset), Is.EqualTo((Frontend.Btf.CoreRelocationKind.FieldByteOffset, "0:1", 0)));
+        Assert.That((c.Kind, c.AccessString, c.InstructionOffset), Is.EqualTo((BpfJit.Frontend.Btf.CoreRelocationKind.FieldByteOffset, "0:1", 0)));
         Assert.That(p.Notes.Single(), Does.Contain("CO-RE").And.Contain("not applied"));
         Assert.That(p.IsSupported);
     }
