@@ -23,7 +23,22 @@ public class MutationTests
             foreach (var p in spec.Programs)
             {
                 _ = Disassembler.Disassemble(p.Instructions);
-                foreach (var r in p.MapReferences) _ = spec.Maps[r.MapIndex];
+                // What later stages rely on: symbolic map operands name real maps, local calls stay inside.
+                for (int i = 0; i < p.Instructions.Length; i++)
+                {
+                    var ins = p.Instructions[i];
+                    if (ins.IsLdImm64 && ins.Src is (byte)Ld64Source.MapIdx or (byte)Ld64Source.MapIdxValue)
+                    {
+                        Assert.That(ins.Imm, Is.InRange(0, spec.Maps.Count - 1), $"{what}: {p.Name}: map index at {i}");
+                        if (ins.Src == (byte)Ld64Source.MapIdxValue)
+                            Assert.That((uint)p.Instructions[i + 1].Imm, Is.LessThanOrEqualTo(spec.Maps[ins.Imm].ValueSize), $"{what}: value offset at {i}");
+                    }
+                    if ((ins.IsCall && ins.Src == (byte)CallKind.Local) || (ins.IsLdImm64 && ins.Src == (byte)Ld64Source.Func))
+                        Assert.That(i + 1L + ins.Imm, Is.InRange(0L, p.Instructions.Length - 1L), $"{what}: {p.Name}: call target at {i}");
+                    if (ins.IsLdImm64) i++;
+                }
+                foreach (var r in p.MapReferences) Assert.That(spec.Maps[r.MapIndex].Name, Is.EqualTo(r.MapName));
+                foreach (var l in p.LineInfos) Assert.That(l.InstructionOffset, Is.InRange(0, p.Instructions.Length - 1));
             }
             loaded++;
         }
@@ -32,6 +47,10 @@ public class MutationTests
             Assert.That(e.Message, Does.StartWith(what), "errors name the file first");
             Assert.That(e.Message, Does.Not.Contain("\n"), "errors are one line");
             rejected++;
+        }
+        catch (ResultStateException)
+        {
+            throw;
         }
         catch (Exception e)
         {

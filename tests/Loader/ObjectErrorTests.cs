@@ -125,6 +125,24 @@ public class ObjectErrorTests
     }
 
     [Test]
+    public void PseudoLdImm64WithoutRelocation()
+    {
+        // Drop the map relocation and mark the ld_imm64 as a map index by hand: an object may not
+        // bind maps itself, or a later stage would index a map that does not exist.
+        var b = Bytes("redir_port");
+        var elf = ElfFile.Parse(b, "x");
+        var rel = elf.FindSection(".relsk_lookup")!;
+        var code = elf.FindSection("sk_lookup")!;
+        ulong at = BinaryPrimitives.ReadUInt64LittleEndian(b.AsSpan((int)rel.FileOffset));
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(HeaderOffset(b, rel.Index) + 32), 0); // sh_size = 0
+        b[(int)(code.FileOffset + at) + 1] |= 5 << 4;
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan((int)(code.FileOffset + at) + 4), 1000);
+        var e = Fails(b);
+        Assert.That((e.Section, e.Offset), Is.EqualTo(("sk_lookup", (long?)(long)at)));
+        Assert.That(e.Reason, Does.Contain("ld_imm64 with src 5 (MapIdx) has no relocation"));
+    }
+
+    [Test]
     public void UnknownLegacyMapType()
     {
         var b = Bytes("legacy_maps");

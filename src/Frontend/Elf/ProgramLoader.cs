@@ -212,9 +212,13 @@ sealed class ProgramLoader
                 {
                     if (i + 1 >= f.End) throw Fail(code, i, "ld_imm64 is cut off by the end of the function");
                     if (reloc != null) LinkLdImm64(code, i, outIdx, reloc, output, refs, Place, Fail);
+                    else if (ins.Src != (byte)Ld64Source.Imm)
+                        throw Fail(code, i, $"ld_imm64 with src {ins.Src} ({(Ld64Source)ins.Src}) has no relocation; an object may only hold plain constants");
                     i++;
                     continue;
                 }
+                if (ins.IsCall && ins.Src == (byte)CallKind.Kfunc)
+                    throw Fail(code, i, "kfunc calls are not supported");
                 if (ins.IsCall && ins.Src == (byte)CallKind.Local)
                 {
                     if (reloc != null && reloc.Type != ElfRelocationType.Bpf64_32)
