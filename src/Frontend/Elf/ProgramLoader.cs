@@ -211,6 +211,8 @@ sealed class ProgramLoader
                 if (ins.IsLdImm64)
                 {
                     if (i + 1 >= f.End) throw Fail(code, i, "ld_imm64 is cut off by the end of the function");
+                    if (code.Relocations.ContainsKey((ulong)(i + 1) * Instruction.Size))
+                        throw Fail(code, i + 1, "relocation on the second slot of an ld_imm64");
                     if (reloc != null) LinkLdImm64(code, i, outIdx, reloc, output, refs, Place, Fail);
                     else if (ins.Src != (byte)Ld64Source.Imm)
                         throw Fail(code, i, $"ld_imm64 with src {ins.Src} ({(Ld64Source)ins.Src}) has no relocation; an object may only hold plain constants");
