@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using BpfJit.Frontend.Btf;
 using BpfJit.Frontend.Elf;
-using NUnit.Framework;
 
 namespace BpfJit.Tests.Loader;
 

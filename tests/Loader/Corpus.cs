@@ -5,14 +5,8 @@ namespace BpfJit.Tests.Loader;
 /// <summary>Locates the SK_LOOKUP corpus: $BPFJIT_CORPUS_DIR, else tests/programs in the repository.</summary>
 static class Corpus
 {
-    static readonly Lazy<string> s_repoRoot = new(() =>
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "BpfJit.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException($"BpfJit.sln not found above {AppContext.BaseDirectory}");
-    });
-
-    public static string RepoRoot => s_repoRoot.Value;
+    /// <summary>The repository root (found by walking up from the test assembly to BpfJit.sln).</summary>
+    public static string RepoRoot => Support.Paths.RepoRoot;
 
     /// <summary>Where the C sources are (always the repository's tests/programs).</summary>
     public static string SourceDirectory => Path.Combine(RepoRoot, "tests", "programs");
@@ -34,7 +28,7 @@ static class Corpus
     public static string ObjectPath(string name)
     {
         string path = Path.Combine(Directory, name + ".o");
-        if (!File.Exists(path)) NUnit.Framework.Assert.Fail($"corpus object {path} is missing (run tests/programs/build.sh)");
+        if (!File.Exists(path)) Assert.Fail($"corpus object {path} is missing (run tests/programs/build.sh)");
         return path;
     }
 

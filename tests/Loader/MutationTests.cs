@@ -1,6 +1,5 @@
 using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
-using NUnit.Framework;
 
 namespace BpfJit.Tests.Loader;
 
@@ -12,6 +11,9 @@ public class MutationTests
 {
     static IEnumerable<string> Names() => Corpus.Names();
 
+    /// <summary>Mutants per object; BPFJIT_MUTATIONS raises it for a longer local fuzzing run.</summary>
+    static int MutantCount => int.TryParse(Environment.GetEnvironmentVariable("BPFJIT_MUTATIONS"), out int n) && n > 0 ? n : 600;
+
     static void LoadOrBpfException(byte[] bytes, string what, ref int loaded, ref int rejected)
     {
         try
@@ -21,7 +23,22 @@ public class MutationTests
             foreach (var p in spec.Programs)
             {
                 _ = Disassembler.Disassemble(p.Instructions);
-                foreach (var r in p.MapReferences) _ = spec.Maps[r.MapIndex];
+                // What later stages rely on: symbolic map operands name real maps, local calls stay inside.
+                for (int i = 0; i < p.Instructions.Length; i++)
+                {
+                    var ins = p.Instructions[i];
+                    if (ins.IsLdImm64 && ins.Src is (byte)Ld64Source.MapIdx or (byte)Ld64Source.MapIdxValue)
+                    {
+                        Assert.That(ins.Imm, Is.InRange(0, spec.Maps.Count - 1), $"{what}: {p.Name}: map index at {i}");
+                        if (ins.Src == (byte)Ld64Source.MapIdxValue)
+                            Assert.That((uint)p.Instructions[i + 1].Imm, Is.LessThanOrEqualTo(spec.Maps[ins.Imm].ValueSize), $"{what}: value offset at {i}");
+                    }
+                    if ((ins.IsCall && ins.Src == (byte)CallKind.Local) || (ins.IsLdImm64 && ins.Src == (byte)Ld64Source.Func))
+                        Assert.That(i + 1L + ins.Imm, Is.InRange(0L, p.Instructions.Length - 1L), $"{what}: {p.Name}: call target at {i}");
+                    if (ins.IsLdImm64) i++;
+                }
+                foreach (var r in p.MapReferences) Assert.That(spec.Maps[r.MapIndex].Name, Is.EqualTo(r.MapName));
+                foreach (var l in p.LineInfos) Assert.That(l.InstructionOffset, Is.InRange(0, p.Instructions.Length - 1));
             }
             loaded++;
         }
@@ -30,6 +47,10 @@ public class MutationTests
             Assert.That(e.Message, Does.StartWith(what), "errors name the file first");
             Assert.That(e.Message, Does.Not.Contain("\n"), "errors are one line");
             rejected++;
+        }
+        catch (ResultStateException)
+        {
+            throw;
         }
         catch (Exception e)
         {
@@ -56,7 +77,7 @@ public class MutationTests
         var original = File.ReadAllBytes(Corpus.ObjectPath(name));
         var rng = new Random(0x5eed + name.Length);
         int loaded = 0, rejected = 0;
-        for (int n = 0; n < 600; n++)
+        for (int n = 0; n < MutantCount; n++)
         {
             var bytes = original.ToArray();
             int flips = 1 + rng.Next(3);
@@ -78,7 +99,7 @@ public class MutationTests
             }
             LoadOrBpfException(bytes, $"{name}.o~{string.Join(",", at.Select(o => $"0x{o:x}"))}", ref loaded, ref rejected);
         }
-        Assert.That(loaded + rejected, Is.EqualTo(600));
-        TestContext.Out.WriteLine($"{name}: 600 mutants, {loaded} loaded, {rejected} rejected");
+        Assert.That(loaded + rejected, Is.EqualTo(MutantCount));
+        TestContext.Out.WriteLine($"{name}: {MutantCount} mutants, {loaded} loaded, {rejected} rejected");
     }
 }

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
-using NUnit.Framework;
 
 namespace BpfJit.Tests.Loader;
 
@@ -87,6 +86,19 @@ public class ObjectErrorTests
     }
 
     [Test]
+    public void SymbolInMissingSection()
+    {
+        var b = Bytes("redir_port");
+        var elf = ElfFile.Parse(b, "x");
+        var symtab = elf.Sections.Single(s => s.Type == ElfSectionType.SymTab);
+        var sym = elf.Symbols.Single(s => s.Name == "redir_map");
+        BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan((int)symtab.FileOffset + sym.Index * 24 + 6), 0x300);
+        var e = Fails(b);
+        Assert.That((e.Section, e.Offset), Is.EqualTo((".symtab", (long?)(sym.Index * 24))));
+        Assert.That(e.Reason, Does.StartWith("symbol 'redir_map' is in section 768, which does not exist"));
+    }
+
+    [Test]
     public void UnknownRelocationTypeInCode()
     {
         var b = Bytes("redir_port");
@@ -110,6 +122,24 @@ public class ObjectErrorTests
         var e = Fails(b);
         Assert.That((e.Section, e.Offset), Is.EqualTo(("sk_lookup", (long?)0)));
         Assert.That(e.Reason, Does.Contain("neither ld_imm64 nor a call"));
+    }
+
+    [Test]
+    public void PseudoLdImm64WithoutRelocation()
+    {
+        // Drop the map relocation and mark the ld_imm64 as a map index by hand: an object may not
+        // bind maps itself, or a later stage would index a map that does not exist.
+        var b = Bytes("redir_port");
+        var elf = ElfFile.Parse(b, "x");
+        var rel = elf.FindSection(".relsk_lookup")!;
+        var code = elf.FindSection("sk_lookup")!;
+        ulong at = BinaryPrimitives.ReadUInt64LittleEndian(b.AsSpan((int)rel.FileOffset));
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(HeaderOffset(b, rel.Index) + 32), 0); // sh_size = 0
+        b[(int)(code.FileOffset + at) + 1] |= 5 << 4;
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan((int)(code.FileOffset + at) + 4), 1000);
+        var e = Fails(b);
+        Assert.That((e.Section, e.Offset), Is.EqualTo(("sk_lookup", (long?)(long)at)));
+        Assert.That(e.Reason, Does.Contain("ld_imm64 with src 5 (MapIdx) has no relocation"));
     }
 
     [Test]
@@ -194,7 +224,7 @@ public class ObjectErrorTests
     {
         var p = ObjectFile.Load(Other("core_reloc")).Programs.Single();
         var c = p.CoreRelocations.Single();
-        Assert.That((c.Kind, c.AccessString, c.InstructionOffset), Is.EqualTo((Frontend.Btf.CoreRelocationKind.FieldByteOffset, "0:1", 0)));
+        Assert.That((c.Kind, c.AccessString, c.InstructionOffset), Is.EqualTo((BpfJit.Frontend.Btf.CoreRelocationKind.FieldByteOffset, "0:1", 0)));
         Assert.That(p.Notes.Single(), Does.Contain("CO-RE").And.Contain("not applied"));
         Assert.That(p.IsSupported);
     }

@@ -143,16 +143,16 @@ public class CtxAccessTests
     public void RewriterLeavesOtherRegistersAlone()
     {
         // r2 is a stack pointer, not ctx: its 2-byte load at +10 must stay where it is.
-        var code = Frontend.Assembler.Assemble("mov %r2, %r10\nadd %r2, -32\nldxh %r0, [%r2+10]\nldxh %r3, [%r1+10]\nexit");
+        var code = BpfJit.Frontend.Assembler.Assemble("mov %r2, %r10\nadd %r2, -32\nldxh %r0, [%r2+10]\nldxh %r3, [%r1+10]\nexit");
         Assert.That(CtxLoadRewriter.FindQuirkLoads(code), Is.EqualTo(new[] { 3 }));
         // After a helper call r1 no longer holds ctx.
-        code = Frontend.Assembler.Assemble("call 124\nldxh %r0, [%r1+14]\nexit");
+        code = BpfJit.Frontend.Assembler.Assemble("call 124\nldxh %r0, [%r1+14]\nexit");
         Assert.That(CtxLoadRewriter.FindQuirkLoads(code), Is.Empty);
         // Paths that disagree: ctx on one, a scalar on the other.
-        code = Frontend.Assembler.Assemble("mov %r6, %r1\njeq %r2, 0, l\nmov %r6, 0\nl:\nldxh %r0, [%r6+62]\nexit");
+        code = BpfJit.Frontend.Assembler.Assemble("mov %r6, %r1\njeq %r2, 0, l\nmov %r6, 0\nl:\nldxh %r0, [%r6+62]\nexit");
         Assert.That(CtxLoadRewriter.FindQuirkLoads(code), Is.Empty);
         // Through a bpf-to-bpf call with ctx in r1.
-        code = Frontend.Assembler.Assemble("call local f\nexit\nf:\nldxh %r0, [%r1+62]\nexit");
+        code = BpfJit.Frontend.Assembler.Assemble("call local f\nexit\nf:\nldxh %r0, [%r1+62]\nexit");
         Assert.That(CtxLoadRewriter.FindQuirkLoads(code), Is.EqualTo(new[] { 2 }));
     }
 }

@@ -56,9 +56,11 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } destination_metrics SEC(".maps");
 
+/* The key is packed, so its address bytes are not 4-byte aligned: build the address in an aligned
+ * local and copy it byte-wise (the verifier rejects misaligned stack stores). */
 static __always_inline void fill_local_addr(struct bpf_sk_lookup *ctx, struct addr *key)
 {
-	__u32 *ip = (__u32 *)key->ip;
+	__u32 ip[4];
 
 	if (ctx->family == AF_INET) {
 		ip[0] = 0;
@@ -73,6 +75,7 @@ static __always_inline void fill_local_addr(struct bpf_sk_lookup *ctx, struct ad
 	} else {
 		ip[0] = ip[1] = ip[2] = ip[3] = 0;
 	}
+	__builtin_memcpy(key->ip, ip, sizeof(ip));
 }
 
 SEC("sk_lookup/dispatcher")

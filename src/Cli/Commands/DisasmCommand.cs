@@ -11,57 +11,67 @@ namespace BpfJit.Cli.Commands;
 /// </summary>
 public static class DisasmCommand
 {
-    /// <summary>The usage line.</summary>
-    public const string Usage = "usage: bpfjit disasm OBJECT [--program NAME] [--source]";
+    /// <summary>The verb's description, for <see cref="Cli"/>.</summary>
+    public static CommandInfo Info { get; } = new("disasm", "disassemble the programs of an eBPF object file", """
+        usage: bpfjit disasm OBJECT [--program NAME] [--source]
+
+        Prints each program's instructions as loaded: subprograms linked after the program (each
+        labelled with the section it came from), map references as map[idx:N] with the map's name.
+        --program prints one program; --source (-S) puts the C source line from BTF line info before
+        the instructions it produced, like llvm-objdump -S (needs an object compiled with -g).
+        Exit code 0, or 2 with one line on stderr for bad usage, an unknown program or a bad object.
+
+        examples:
+          bpfjit disasm tests/programs/redir_port.o
+          bpfjit disasm tests/programs/subprog_calls.o --program subprog_hash --source
+        """, Run);
 
     /// <summary>Runs the command; returns 0 on success and 2 on bad usage or a bad object.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        string? path = null, program = null;
-        bool source = false;
-        for (int i = 0; i < args.Length; i++)
+        if (args.Contains("--help") || args.Contains("-h"))
         {
-            string arg = args[i];
-            if (arg == "--source" || arg == "-S") source = true;
-            else if (arg == "--program" || arg == "-p")
+            stdout.WriteLine(Info.Usage.TrimEnd());
+            return Cli.Ok;
+        }
+        try
+        {
+            var a = new Args(args.Select(x => x == "-S" ? "--source" : x).ToArray(), ["--program"], ["--source"]);
+            if (a.Positional.Count == 0) throw new UsageException("no OBJECT given");
+            if (a.Positional.Count > 1) throw new UsageException($"unexpected argument '{a.Positional[1]}'");
+            var spec = ObjectFile.Load(a.Positional[0]);
+            IEnumerable<ProgramSpec> programs = spec.Programs;
+            if (a.Get("--program") is string name)
             {
-                if (i + 1 >= args.Length) return CommandErrors.Usage(stderr, Usage, $"{arg} needs a program name");
-                program = args[++i];
+                if (!spec.Programs.TryGet(name, out var p))
+                {
+                    stderr.WriteLine($"bpfjit disasm: {spec.FileName}: no program named '{name}' (programs: {string.Join(", ", spec.Programs.Select(x => x.Name))})");
+                    return Cli.BadInput;
+                }
+                programs = [p];
             }
-            else if (arg.StartsWith("--program=", StringComparison.Ordinal)) program = arg["--program=".Length..];
-            else if (arg is "-h" or "--help") { stdout.WriteLine(Usage); return 0; }
-            else if (arg.StartsWith('-')) return CommandErrors.Usage(stderr, Usage, $"unknown option '{arg}'");
-            else if (path == null) path = arg;
-            else return CommandErrors.Usage(stderr, Usage, $"unexpected argument '{arg}'");
-        }
-        if (path == null) return CommandErrors.Usage(stderr, Usage, "missing OBJECT");
-
-        CollectionSpec spec;
-        try { spec = ObjectFile.Load(path); }
-        catch (BpfException e) { return CommandErrors.Fail(stderr, e); }
-
-        IEnumerable<ProgramSpec> programs = spec.Programs;
-        if (program != null)
-        {
-            if (!spec.Programs.TryGet(program, out var p))
+            bool first = true;
+            foreach (var p in programs)
             {
-                stderr.WriteLine($"error: {spec.FileName}: no program named '{program}' (programs: {string.Join(", ", spec.Programs.Select(x => x.Name))})");
-                return CommandErrors.BadInput;
+                if (!first) stdout.WriteLine();
+                first = false;
+                Write(p, a.Has("--source"), stdout);
             }
-            programs = [p];
+            return Cli.Ok;
         }
-
-        bool first = true;
-        foreach (var p in programs)
+        catch (UsageException e)
         {
-            if (!first) stdout.WriteLine();
-            first = false;
-            Write(spec, p, source, stdout);
+            stderr.WriteLine($"bpfjit disasm: {e.Message} (try 'bpfjit disasm --help')");
+            return Cli.BadInput;
         }
-        return 0;
+        catch (BpfException e)
+        {
+            stderr.WriteLine($"bpfjit disasm: {e.Message.ReplaceLineEndings(" ")}");
+            return Cli.BadInput;
+        }
     }
 
-    static void Write(CollectionSpec spec, ProgramSpec p, bool source, TextWriter o)
+    static void Write(ProgramSpec p, bool source, TextWriter o)
     {
         o.WriteLine($"program {p.Name} (section {p.SectionName}, type {p.Type}{(p.IsSupported ? "" : ", unsupported")}), {p.Instructions.Length} instructions:");
         var starts = p.Functions.ToDictionary(f => f.InstructionIndex);

@@ -7,31 +7,48 @@ namespace BpfJit.Cli.Commands;
 /// <summary><c>bpfjit inspect OBJECT [--json]</c>: lists an object's programs and maps.</summary>
 public static class InspectCommand
 {
-    /// <summary>The usage line.</summary>
-    public const string Usage = "usage: bpfjit inspect OBJECT [--json]";
+    /// <summary>The verb's description, for <see cref="Cli"/>.</summary>
+    public static CommandInfo Info { get; } = new("inspect", "list the programs and maps of an eBPF object file", """
+        usage: bpfjit inspect OBJECT [--json]
+
+        Loads an eBPF ELF object (clang -target bpf) without running anything and lists its programs
+        (name, section, program type, attach type, instruction count, license, loader notes) and
+        maps (name, type, key size, value size, max entries, flags). --json prints the same as JSON.
+        Exit code 0, or 2 with one line on stderr naming the file, section and offset of a bad object.
+
+        examples:
+          bpfjit inspect tests/programs/dispatcher.o
+          bpfjit inspect tests/programs/multi_prog.o --json
+        """, Run);
 
     /// <summary>Runs the command; returns 0 on success and 2 on bad usage or a bad object.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        string? path = null;
-        bool json = false;
-        foreach (var arg in args)
+        if (args.Contains("--help") || args.Contains("-h"))
         {
-            if (arg == "--json") json = true;
-            else if (arg is "-h" or "--help") { stdout.WriteLine(Usage); return 0; }
-            else if (arg.StartsWith('-')) return CommandErrors.Usage(stderr, Usage, $"unknown option '{arg}'");
-            else if (path == null) path = arg;
-            else return CommandErrors.Usage(stderr, Usage, $"unexpected argument '{arg}'");
+            stdout.WriteLine(Info.Usage.TrimEnd());
+            return Cli.Ok;
         }
-        if (path == null) return CommandErrors.Usage(stderr, Usage, "missing OBJECT");
-
-        CollectionSpec spec;
-        try { spec = ObjectFile.Load(path); }
-        catch (BpfException e) { return CommandErrors.Fail(stderr, e); }
-
-        if (json) WriteJson(spec, stdout);
-        else WriteText(spec, stdout);
-        return 0;
+        try
+        {
+            var a = new Args(args, [], ["--json"]);
+            if (a.Positional.Count == 0) throw new UsageException("no OBJECT given");
+            if (a.Positional.Count > 1) throw new UsageException($"unexpected argument '{a.Positional[1]}'");
+            var spec = ObjectFile.Load(a.Positional[0]);
+            if (a.Has("--json")) WriteJson(spec, stdout);
+            else WriteText(spec, stdout);
+            return Cli.Ok;
+        }
+        catch (UsageException e)
+        {
+            stderr.WriteLine($"bpfjit inspect: {e.Message} (try 'bpfjit inspect --help')");
+            return Cli.BadInput;
+        }
+        catch (BpfException e)
+        {
+            stderr.WriteLine($"bpfjit inspect: {e.Message.ReplaceLineEndings(" ")}");
+            return Cli.BadInput;
+        }
     }
 
     static void WriteText(CollectionSpec spec, TextWriter o)

@@ -165,6 +165,8 @@ public sealed class ElfFile
                 ?? throw Error(symtab, at, $"symbol {i}: name offset {nameOff} is outside the string table");
             byte info = data[at + 4];
             ushort shndx = U16(data, at + 6);
+            if (shndx != 0 && shndx < 0xff00 && shndx >= Sections.Count)
+                throw Error(symtab, at, $"symbol '{name}' is in section {shndx}, which does not exist (the object has {Sections.Count})");
             var sym = new ElfSymbol(i, name, (ElfSymbolBinding)(info >> 4), (ElfSymbolType)(info & 0xf), shndx, U64(data, at + 8), U64(data, at + 16));
             if (sym.Type == ElfSymbolType.Section && name.Length == 0 && shndx < Sections.Count)
                 sym = sym with { Name = Sections[shndx].Name };

@@ -211,10 +211,16 @@ sealed class ProgramLoader
                 if (ins.IsLdImm64)
                 {
                     if (i + 1 >= f.End) throw Fail(code, i, "ld_imm64 is cut off by the end of the function");
+                    if (code.Relocations.ContainsKey((ulong)(i + 1) * Instruction.Size))
+                        throw Fail(code, i + 1, "relocation on the second slot of an ld_imm64");
                     if (reloc != null) LinkLdImm64(code, i, outIdx, reloc, output, refs, Place, Fail);
+                    else if (ins.Src != (byte)Ld64Source.Imm)
+                        throw Fail(code, i, $"ld_imm64 with src {ins.Src} ({(Ld64Source)ins.Src}) has no relocation; an object may only hold plain constants");
                     i++;
                     continue;
                 }
+                if (ins.IsCall && ins.Src == (byte)CallKind.Kfunc)
+                    throw Fail(code, i, "kfunc calls are not supported");
                 if (ins.IsCall && ins.Src == (byte)CallKind.Local)
                 {
                     if (reloc != null && reloc.Type != ElfRelocationType.Bpf64_32)
@@ -332,7 +338,6 @@ sealed class ProgramLoader
                 if (off >= f.Start && off < f.End) result.Add(withOffset(r, placed[f] + off - f.Start));
             }
         }
-        result.Sort((a, b) => offsetOf(a).CompareTo(offsetOf(b)));
-        return result;
+        return result.OrderBy(offsetOf).ToList(); // stable: records sharing a slot keep their order
     }
 }

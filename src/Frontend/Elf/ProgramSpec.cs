@@ -106,13 +106,15 @@ public sealed class ProgramSpec
     /// <summary>The source line recorded for exactly this slot, or null.</summary>
     public BtfLineInfo? LineInfoAt(int instructionIndex)
     {
-        BtfLineInfo? found = null;
-        foreach (var li in LineInfos)
+        // LineInfos is sorted by offset; when several records share a slot the last one wins.
+        int lo = 0, hi = LineInfos.Count - 1, found = -1;
+        while (lo <= hi)
         {
-            if (li.InstructionOffset == instructionIndex) found = li;
-            else if (li.InstructionOffset > instructionIndex) break;
+            int mid = (lo + hi) / 2;
+            if (LineInfos[mid].InstructionOffset <= instructionIndex) { found = mid; lo = mid + 1; }
+            else hi = mid - 1;
         }
-        return found;
+        return found >= 0 && LineInfos[found].InstructionOffset == instructionIndex ? LineInfos[found] : null;
     }
 
     /// <inheritdoc />
@@ -148,26 +150,4 @@ public sealed class ProgramSpecList : IReadOnlyList<ProgramSpec>
     public IEnumerator<ProgramSpec> GetEnumerator() => _programs.GetEnumerator();
 
     System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
-}
-
-/// <summary>Everything an object file declares: programs, maps, license, kernel version and BTF.</summary>
-public sealed class CollectionSpec
-{
-    /// <summary>The file name given to the loader.</summary>
-    public required string FileName { get; init; }
-
-    /// <summary>The programs, in section order and then symbol order.</summary>
-    public required ProgramSpecList Programs { get; init; }
-
-    /// <summary>The maps; a map reference's index is a position in this list.</summary>
-    public required MapSpecList Maps { get; init; }
-
-    /// <summary>The <c>license</c> section's string ("" when absent).</summary>
-    public string License { get; init; } = "";
-
-    /// <summary>The <c>version</c> section's value, if present.</summary>
-    public uint? KernelVersion { get; init; }
-
-    /// <summary>The parsed .BTF (with .BTF.ext), if present.</summary>
-    public BtfSpec? Btf { get; init; }
 }
