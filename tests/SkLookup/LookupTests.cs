@@ -140,9 +140,12 @@ public class LookupTests
         byte[] fd01 = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], fd09 = [.. fd01[..15], 9];
         Assert.That(ns.Lookup(SocketProtocol.Tcp, SocketFamily.Inet6, fd09, 5000, fd01, 80).Socket, Is.SameAs(v6));
         Assert.Throws<ArgumentException>(() => ns.Lookup(SocketProtocol.Tcp, SocketFamily.Inet6, [1, 2, 3, 4], 1, fd01, 80));
+        var unbound = ns.Sockets.Create(SocketFamily.Inet, SocketProtocol.Udp);
+        Assert.That(ns.Sockets.Sockets, Is.EqualTo(new[] { v4, v6, unbound }));
         ns.SkLookup.Attach(Load("interpreter", "mov %r0, 0\nexit"));
         ns.Dispose();
-        Assert.That((v4.IsClosed, v6.IsClosed, ns.SkLookup.Links.Count), Is.EqualTo((true, true, 0)));
+        Assert.That((v4.IsClosed, v6.IsClosed, unbound.IsClosed, ns.SkLookup.Links.Count), Is.EqualTo((true, true, true, 0)));
+        Assert.That(ns.Sockets.Sockets, Is.Empty);
     }
 
     [Test]

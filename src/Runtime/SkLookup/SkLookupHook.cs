@@ -91,8 +91,9 @@ public sealed class SkLookupHook
         ArgumentNullException.ThrowIfNull(ctx);
         nint selected = 0;
         bool noReuseport = false, allPass = true;
-        foreach (var program in programs)
+        for (int i = 0; i < programs.Count; i++)
         {
+            var program = programs[i];
             ctx.SelectedSocket = selected;
             ctx.NoReuseport = noReuseport;
             uint ret = program.Run(ctx.Address);

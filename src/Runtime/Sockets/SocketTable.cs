@@ -14,16 +14,22 @@ public sealed class SocketTable
     const int EphemeralFirst = 32768, EphemeralLast = 60999;
 
     readonly ConcurrentDictionary<int, Sock[]> _buckets = new();
+    readonly ConcurrentDictionary<Sock, byte> _open = new();
     readonly Dictionary<(SocketProtocol, InetEndPoint), ReuseportGroup> _groups = [];
     readonly object _gate = new();
 
     static int Key(SocketProtocol protocol, ushort port) => ((int)protocol << 16) | port;
 
     /// <summary>Creates an unbound socket in this namespace.</summary>
-    public Sock Create(SocketFamily family, SocketProtocol protocol) => new(this, family, protocol);
+    public Sock Create(SocketFamily family, SocketProtocol protocol)
+    {
+        var s = new Sock(this, family, protocol);
+        _open[s] = 0;
+        return s;
+    }
 
-    /// <summary>Every bound socket that is not closed.</summary>
-    public IReadOnlyList<Sock> Sockets => _buckets.Values.SelectMany(b => b).Where(s => !s.IsClosed).OrderBy(s => s.Cookie).ToArray();
+    /// <summary>Every socket of the namespace that is not closed (bound or not), in creation order.</summary>
+    public IReadOnlyList<Sock> Sockets => _open.Keys.Where(s => !s.IsClosed).OrderBy(s => s.Cookie).ToArray();
 
     internal InetEndPoint Bind(Sock s, InetEndPoint local)
     {
@@ -59,6 +65,7 @@ public sealed class SocketTable
 
     internal void Remove(Sock s)
     {
+        _open.TryRemove(s, out _);
         lock (_gate)
         {
             if (s.Local is not { } local) return;
