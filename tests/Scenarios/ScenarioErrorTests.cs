@@ -76,6 +76,18 @@ public class ScenarioErrorTests
         yield return new TestCaseData(Good.Replace("}]", "}, {\"name\": \"B\", \"proto\": \"tcp\", \"bind\": \"127.0.0.1:8008\"}]"),
             "$.sockets[1]: socket B: 127.0.0.1:8008 is in use by socket A (EADDRINUSE)").SetName("bind conflict");
         yield return new TestCaseData("{ \"lookups\": [ }", "$: invalid JSON").SetName("invalid json");
+        yield return new TestCaseData(Good.Replace("\"attach\"", "\"map_definitions\": {\"m\": {\"type\": \"sockmap\", \"key_size\": 8, \"value_size\": 8, \"max_entries\": 1}}, \"attach\""),
+            "$.map_definitions.m: map m (SockMap): key_size must be 4, not 8 (-EINVAL)").SetName("bad map definition");
+        yield return new TestCaseData(Good.Replace("\"attach\"", "\"map_definitions\": {\"m\": {\"type\": \"teapot\"}}, \"attach\""),
+            "$.map_definitions.m.type: unknown map type 'teapot'").SetName("unknown map type");
+        yield return new TestCaseData(Good.Replace("\"maps\"", "\"reuseport_groups\": {\"g\": {\"drop\": true}}, \"maps\""),
+            "$.reuseport_groups.g: no socket joined reuseport group 'g'").SetName("unknown reuseport group");
+        yield return new TestCaseData(Good.Replace("\"bind\": \"127.0.0.1:8008\"", "\"bind\": \"127.0.0.1:8008\", \"state\": \"connected\""),
+            "$.sockets[0]: a connected socket needs 'peer'").SetName("connected without peer");
+        yield return new TestCaseData(Good.Replace("{\"proto\": \"tcp\", \"from\"", "{\"update\": \"redir_map\", \"key\": 0, \"value\": 5}, {\"proto\": \"tcp\", \"from\""),
+            "$.lookups[0].value: a value of socket map 'redir_map' names a socket").SetName("socket map value not a name");
+        yield return new TestCaseData(Good.Replace("[\"redir_port\"]", "[\"redir_port\"], \"programs\": {\"p\": {\"asm\": \"lddw %r1, map:nope\\nexit\"}}")
+            .Replace("\"lookups\": [", "\"lookups\": [{\"attach\": \"p\"}, "), "$.programs.p.asm: unknown map 'nope'").SetName("inline asm unknown map");
     }
 
     [TestCaseSource(nameof(BadFiles))]
