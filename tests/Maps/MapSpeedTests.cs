@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using BpfJit.Runtime;
+using BpfJit.Runtime.Maps;
+using BpfJit.Tests.Support;
+
+namespace BpfJit.Tests.Maps;
+
+/// <summary>
+/// Rough per-lookup costs of the program-side paths (run explicitly: <c>--filter Category=Speed</c>). The bounds are
+/// loose, two orders of magnitude above the expected cost, so they catch a linear scan or a lock, not noise.
+/// </summary>
+[TestFixture, Explicit("timing"), Category("Speed"), NonParallelizable]
+public class MapSpeedTests
+{
+    static unsafe double NsPerLookup(BpfMap map, byte[][] keys, int rounds)
+    {
+        var pinned = keys.Select(k => System.Runtime.InteropServices.GCHandle.Alloc(k, System.Runtime.InteropServices.GCHandleType.Pinned)).ToArray();
+        try
+        {
+            var addresses = pinned.Select(h => (ulong)h.AddrOfPinnedObject()).ToArray();
+            ulong hits = 0;
+            MapEpoch.Enter();
+            var clock = Stopwatch.StartNew();
+            for (int r = 0; r < rounds; r++)
+                foreach (var a in addresses)
+                    if (KernelHelpers.MapLookupElem(map.Handle, a, 0, 0, 0) != 0) hits++;
+            clock.Stop();
+            MapEpoch.Exit();
+            Assert.That(hits, Is.EqualTo((ulong)(rounds * keys.Length)), "every key found");
+            return clock.Elapsed.TotalNanoseconds / (rounds * keys.Length);
+        }
+        finally
+        {
+            foreach (var h in pinned) h.Free();
+        }
+    }
+
+    [Test]
+    public void TubularBindingsLpmTrie100k()
+    {
+        using var map = MapFactory.Create(MapType.LpmTrie, 23, 8, 1_000_000, MapFlags.NoPrealloc, "bindings");
+        var rng = new Random(1);
+        var lookups = new List<byte[]>();
+        for (int i = 0; i < 100_000; i++)
+        {
+            var key = new byte[23];
+            int prefix = 24 + 96 + rng.Next(16, 33);
+            BitConverter.GetBytes(prefix).CopyTo(key, 0);
+            key[4] = 6;
+            BitConverter.GetBytes((ushort)rng.Next(1, 65536)).CopyTo(key, 5);
+            key[17] = 0xff; key[18] = 0xff;                      // ::ffff:a.b.c.d
+            rng.NextBytes(key.AsSpan(19, 4));
+            Assert.That(map.Update(key, BitConverter.GetBytes((ulong)i)), Is.EqualTo(0));
+            if (i % 100 == 0)
+            {
+                var probe = (byte[])key.Clone();
+                BitConverter.GetBytes(152).CopyTo(probe, 0);
+                lookups.Add(probe);
+            }
+        }
+        double ns = NsPerLookup(map, [.. lookups], 200);
+        TestContext.Out.WriteLine($"LPM_TRIE, 100,000 tubular bindings (23-byte keys): {ns:F0} ns per lookup");
+        Assert.That(ns, Is.LessThan(20_000));
+    }
+
+    [Test]
+    public void Hash10k()
+    {
+        using var map = MapFactory.Create(MapType.Hash, 4, 8, 10_000, 0, "h");
+        for (uint k = 0; k < 10_000; k++) map.Update(k * 2654435761u, (ulong)k);
+        var keys = Enumerable.Range(0, 1000).Select(i => BitConverter.GetBytes((uint)i * 2654435761u)).ToArray();
+        double ns = NsPerLookup(map, keys, 1000);
+        TestContext.Out.WriteLine($"HASH, 10,000 u32 keys: {ns:F0} ns per lookup");
+        Assert.That(ns, Is.LessThan(5_000));
+    }
+
+    [Test]
+    public void Array()
+    {
+        using var map = MapFactory.Create(MapType.Array, 4, 8, 1024, 0, "a");
+        var keys = Enumerable.Range(0, 1024).Select(i => BitConverter.GetBytes((uint)i)).ToArray();
+        double ns = NsPerLookup(map, keys, 1000);
+        TestContext.Out.WriteLine($"ARRAY, 1024 entries: {ns:F1} ns per lookup");
+        Assert.That(ns, Is.LessThan(2_000));
+    }
+
+    [Test]
+    public void EpochEnterExit()
+    {
+        const int n = 10_000_000;
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < n; i++)
+        {
+            MapEpoch.Enter();
+            MapEpoch.Exit();
+        }
+        double ns = clock.Elapsed.TotalNanoseconds / n;
+        TestContext.Out.WriteLine($"MapEpoch.Enter + Exit: {ns:F1} ns");
+        Assert.That(ns, Is.LessThan(1_000));
+    }
+}
