@@ -164,7 +164,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
 
     byte* NewNode(uint prefix, byte* data, byte* value)
     {
-        byte* n = Native.Alloc((nuint)_nodeSize);
+        byte* n = Native.Alloc((nuint)_nodeSize, _nodeSize <= 64 ? 64u : 8u);
         *(uint*)(n + PrefixOffset) = prefix;
         Native.Copy(data, n + DataOffset, _dataSize);
         if (value != null) Native.Copy(value, ValueOf(n), ValueSize);
