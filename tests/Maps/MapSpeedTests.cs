@@ -20,14 +20,20 @@ public class MapSpeedTests
             var addresses = pinned.Select(h => (ulong)h.AddrOfPinnedObject()).ToArray();
             ulong hits = 0;
             ulong handle = map.Handle;
-            for (int warm = 0; warm < 3; warm++) Lookups(handle, addresses, 1);   // reach optimised code
-            MapEpoch.Enter();
-            double start = ThreadCpuNs();
-            hits = Lookups(handle, addresses, rounds);
-            double elapsed = ThreadCpuNs() - start;
-            MapEpoch.Exit();
-            Assert.That(hits, Is.EqualTo((ulong)(rounds * keys.Length)), "every key found");
-            return elapsed / (rounds * keys.Length);
+            // The best of five passes: the first ones run before tiered compilation has optimised the path.
+            double best = double.MaxValue;
+            for (int pass = 0; pass < 5; pass++)
+            {
+                MapEpoch.Enter();
+                double start = ThreadCpuNs();
+                hits = Lookups(handle, addresses, rounds);
+                double elapsed = ThreadCpuNs() - start;
+                MapEpoch.Exit();
+                Assert.That(hits, Is.EqualTo((ulong)(rounds * keys.Length)), "every key found");
+                best = Math.Min(best, elapsed / (rounds * keys.Length));
+                Thread.Sleep(150);   // lets the tiering background compile finish
+            }
+            return best;
         }
         finally
         {
@@ -81,6 +87,27 @@ public class MapSpeedTests
     }
 
     [Test]
+    public void SmallLpmTrie()
+    {
+        using var map = MapFactory.Create(MapType.LpmTrie, 8, 8, 1024, MapFlags.NoPrealloc, "small");
+        var rng = new Random(2);
+        var probes = new List<byte[]>();
+        for (int i = 0; i < 200; i++)
+        {
+            var key = new byte[8];
+            BitConverter.GetBytes(rng.Next(8, 33)).CopyTo(key, 0);
+            rng.NextBytes(key.AsSpan(4, 4));
+            map.Update(key, BitConverter.GetBytes((ulong)i));
+            var probe = (byte[])key.Clone();
+            BitConverter.GetBytes(32).CopyTo(probe, 0);
+            probes.Add(probe);
+        }
+        double ns = NsPerLookup(map, [.. probes], 5000);
+        TestContext.Out.WriteLine($"LPM_TRIE, 200 IPv4 prefixes: {ns:F0} ns per lookup");
+        Assert.That(ns, Is.LessThan(5_000));
+    }
+
+    [Test]
     public void Hash10k()
     {
         using var map = MapFactory.Create(MapType.Hash, 4, 8, 10_000, 0, "h");
@@ -104,14 +131,19 @@ public class MapSpeedTests
     [Test]
     public void EpochEnterExit()
     {
-        const int n = 10_000_000;
-        double start = ThreadCpuNs();
-        for (int i = 0; i < n; i++)
+        const int n = 5_000_000;
+        double ns = double.MaxValue;
+        for (int pass = 0; pass < 3; pass++)
         {
-            MapEpoch.Enter();
-            MapEpoch.Exit();
+            double start = ThreadCpuNs();
+            for (int i = 0; i < n; i++)
+            {
+                MapEpoch.Enter();
+                MapEpoch.Exit();
+            }
+            ns = Math.Min(ns, (ThreadCpuNs() - start) / n);
+            Thread.Sleep(150);
         }
-        double ns = (ThreadCpuNs() - start) / n;
         TestContext.Out.WriteLine($"MapEpoch.Enter + Exit: {ns:F1} ns");
         Assert.That(ns, Is.LessThan(1_000));
     }

@@ -67,42 +67,40 @@ public sealed unsafe class LpmTrieMap : BpfMap
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static uint Bit(byte* data, uint index) => (uint)(data[index >> 3] >> (7 - (int)(index & 7))) & 1;
 
-    /// <summary>The number of leading bits <paramref name="n"/>'s prefix shares with the key, at most min(both prefix lengths).</summary>
+    /// <summary>
+    /// The number of leading bits <paramref name="n"/>'s prefix shares with the key, at most min(both prefix
+    /// lengths). The key's data is passed as zero-padded 8-byte words (<see cref="PadKey"/>) and node data is
+    /// zero-padded too, so every comparison is a whole word.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    uint Match(byte* n, uint keyPrefix, byte* keyData)
+    static uint Match(byte* n, uint keyPrefix, ulong* keyWords)
     {
         uint limit = Math.Min(Prefix(n), keyPrefix);
-        byte* a = n + DataOffset;
+        ulong* nodeWords = (ulong*)(n + DataOffset);
         uint matched = 0;
-        int i = 0;
-        while (matched < limit)
+        for (int w = 0; matched < limit; w++)
         {
-            int remaining = _dataSize - i;
-            ulong x;
-            int width;
-            if (remaining >= 8)
-            {
-                x = BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ulong>(a + i) ^ Unsafe.ReadUnaligned<ulong>(keyData + i));
-                width = 64;
-            }
-            else
-            {
-                x = 0;
-                for (int j = 0; j < remaining; j++) x = (x << 8) | (byte)(a[i + j] ^ keyData[i + j]);
-                width = remaining * 8;
-                x <<= 64 - width;
-            }
+            ulong x = nodeWords[w] ^ keyWords[w];
             if (x != 0)
             {
-                matched += (uint)BitOperations.LeadingZeroCount(x);
+                matched += (uint)BitOperations.LeadingZeroCount(BinaryPrimitives.ReverseEndianness(x));
                 break;
             }
-            matched += (uint)width;
-            i += 8;
-            if (i >= _dataSize) break;
+            matched += 64;
         }
         return Math.Min(matched, limit);
     }
+
+    /// <summary>Copies the key's data into <paramref name="words"/> (<see cref="KeyWords"/> words), zero-padded.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    void PadKey(byte* data, ulong* words)
+    {
+        words[_dataStride / 8 - 1] = 0;
+        Native.Copy(data, (byte*)words, _dataSize);
+    }
+
+    /// <summary>The number of 8-byte words of key data (at most 33).</summary>
+    int KeyWords => _dataStride / 8;
 
     // ---- lookup -------------------------------------------------------------------------------------
 
@@ -111,10 +109,12 @@ public sealed unsafe class LpmTrieMap : BpfMap
     {
         uint keyPrefix = *(uint*)key;
         byte* data = key + 4;
+        ulong* words = stackalloc ulong[KeyWords];
+        PadKey(data, words);
         byte* found = null;
         for (byte* n = HashMap.Load(_rootLink); n != null;)
         {
-            uint matched = Match(n, keyPrefix, data);
+            uint matched = Match(n, keyPrefix, words);
             if (matched == _maxPrefix)
             {
                 if (!IsIntermediate(n)) found = n;
@@ -178,6 +178,8 @@ public sealed unsafe class LpmTrieMap : BpfMap
         uint keyPrefix = *(uint*)key;
         if (keyPrefix > _maxPrefix) return -Errno.EINVAL;
         byte* data = key + 4;
+        ulong* words = stackalloc ulong[KeyWords];
+        PadKey(data, words);
         lock (_writeLock)
         {
             byte** slot = _rootLink;
@@ -185,7 +187,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
             uint matched = 0;
             while ((node = *slot) != null)
             {
-                matched = Match(node, keyPrefix, data);
+                matched = Match(node, keyPrefix, words);
                 uint prefix = Prefix(node);
                 if (prefix != matched || prefix == keyPrefix || prefix == _maxPrefix) break;
                 slot = ChildLink(node, Bit(data, prefix));
@@ -242,6 +244,8 @@ public sealed unsafe class LpmTrieMap : BpfMap
         uint keyPrefix = *(uint*)key;
         if (keyPrefix > _maxPrefix) return -Errno.EINVAL;
         byte* data = key + 4;
+        ulong* words = stackalloc ulong[KeyWords];
+        PadKey(data, words);
         lock (_writeLock)
         {
             byte** trim = _rootLink, trimParent = _rootLink;
@@ -249,7 +253,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
             uint matched = 0;
             while ((node = *trim) != null)
             {
-                matched = Match(node, keyPrefix, data);
+                matched = Match(node, keyPrefix, words);
                 uint prefix = Prefix(node);
                 if (prefix != matched || prefix == keyPrefix) break;
                 parent = node;
@@ -294,13 +298,15 @@ public sealed unsafe class LpmTrieMap : BpfMap
         {
             uint keyPrefix = *(uint*)key;
             byte* data = key + 4;
+            ulong* words = stackalloc ulong[KeyWords];
+            PadKey(data, words);
             var stack = new List<nint>();
             byte* node = root;
             uint matched = 0;
             while (node != null)
             {
                 stack.Add((nint)node);
-                matched = Match(node, keyPrefix, data);
+                matched = Match(node, keyPrefix, words);
                 uint prefix = Prefix(node);
                 if (prefix != matched || prefix == keyPrefix) break;
                 node = Child(node, Bit(data, prefix));
