@@ -54,6 +54,32 @@ public class ArrayMapTests
     }
 
     [Test]
+    public void AccessFlagsAndFreeze()
+    {
+        using var rdonly = MapFactory.Create(MapType.Array, 4, 4, 2, MapFlags.ReadOnly, "ro");
+        using var wronly = MapFactory.Create(MapType.Hash, 4, 4, 2, MapFlags.WriteOnly, "wo");
+        using var rodata = MapFactory.Create(MapType.Array, 4, 4, 1, MapFlags.ReadOnlyProg, ".rodata");
+        var value = new byte[4];
+        var next = new byte[4];
+        Assert.Multiple(() =>
+        {
+            Assert.That(rdonly.Update(U32(0), value), Is.EqualTo(-Errno.EPERM));
+            Assert.That(rdonly.Lookup(U32(0), value), Is.EqualTo(0));
+            Assert.That(wronly.Update(U32(0), value), Is.EqualTo(0));
+            Assert.That(wronly.Lookup(U32(0), value), Is.EqualTo(-Errno.EPERM));
+            Assert.That(wronly.GetNextKey([], next), Is.EqualTo(-Errno.EPERM));
+            Assert.That(wronly.Delete(U32(0)), Is.EqualTo(0));
+            Assert.That(rodata.Update(U32(0), U32(7)), Is.EqualTo(0));
+            Assert.That(rodata.Freeze(), Is.EqualTo(0));
+            Assert.That(rodata.Freeze(), Is.EqualTo(-Errno.EBUSY));
+            Assert.That(rodata.IsFrozen, Is.True);
+            Assert.That(rodata.Update(U32(0), U32(8)), Is.EqualTo(-Errno.EPERM));
+            Assert.That(rodata.Lookup(U32(0), value), Is.EqualTo(0));
+            Assert.That(BitConverter.ToUInt32(value), Is.EqualTo(7u));
+        });
+    }
+
+    [Test]
     public void WrongSpanLengthsAreCallerBugs()
     {
         using var map = MapFactory.Create(MapType.Array, 4, 4, 3, 0, "arr");
