@@ -171,6 +171,26 @@ public class ConcurrencyTests
     }
 
     [Test]
+    public void DeadThreadsGiveTheirSlotsBack()
+    {
+        static void Burst()
+        {
+            var threads = Enumerable.Range(0, 8).Select(_ => new Thread(() => { MapEpoch.Enter(); MapEpoch.Exit(); })).ToList();
+            threads.ForEach(t => t.Start());
+            threads.ForEach(t => t.Join());
+        }
+        Burst();
+        int afterFirst = MapEpoch.ReaderSlots;
+        for (int round = 0; round < 5; round++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            Burst();
+        }
+        Assert.That(MapEpoch.ReaderSlots, Is.LessThanOrEqualTo(afterFirst + 8), "slots of dead threads are reused, not accumulated");
+    }
+
+    [Test]
     public void SectionsNest()
     {
         MapEpoch.Enter();
