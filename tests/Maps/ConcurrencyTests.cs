@@ -93,6 +93,17 @@ public class ConcurrencyTests
                     if (map.Lookup(Key(k), buffer) == 0 && !Consistent(buffer)) Interlocked.Increment(ref userTorn);
                 }
             })).ToList();
+            int walks = 0;
+            readers.Add(new Thread(() =>
+            {
+                // Next-key walks and entry reads while elements come and go.
+                while (!stop.IsCancellationRequested)
+                {
+                    foreach (var (_, value) in map.Entries())
+                        if (!Consistent(value)) Interlocked.Increment(ref userTorn);
+                    Interlocked.Increment(ref walks);
+                }
+            }));
             readers.ForEach(t => t.Start());
             var writerRng = new Random(42);
             var clock = Stopwatch.StartNew();
@@ -112,6 +123,7 @@ public class ConcurrencyTests
                 Assert.That(torn, Is.EqualTo(0), $"{engine}: programs saw torn values");
                 Assert.That(userTorn, Is.EqualTo(0), $"{engine}: userspace saw torn values");
                 Assert.That(found, Is.GreaterThan(0), $"{engine}: readers found values");
+                Assert.That(walks, Is.GreaterThan(0), $"{engine}: the map was walked");
                 Assert.That(MapEpoch.Reclaimed - reclaimedBefore, Is.GreaterThan(0), $"{engine}: replaced elements were freed");
                 Assert.That(MapEpoch.Pending, Is.EqualTo(0), $"{engine}: nothing is left once every reader has left");
             });
