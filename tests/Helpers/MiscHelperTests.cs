@@ -32,6 +32,54 @@ public class MiscHelperTests
     }
 
     [Test]
+    public void TaiClockAndNumaNode([ValueSource(typeof(Engines), nameof(Engines.Names))] string engine)
+    {
+        ulong utc = (ulong)((DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100);
+        ulong tai = Call(engine, KernelHelpers.KtimeGetTaiNsId);
+        Assert.That(tai, Is.InRange(utc - 1_000_000_000, utc + 40_000_000_000), "CLOCK_TAI is UTC plus the TAI offset (0 to 37 s)");
+        Assert.That(Call(engine, KernelHelpers.GetNumaNodeIdId), Is.EqualTo(0ul));
+    }
+
+    // map_lookup_percpu_elem(map, &key0, r1): the value in that CPU's slot, or 0xffff when NULL.
+    const string PerCpuLookup = """
+        mov %r3, %r1
+        stw [%r10-4], 0
+        ldmap %r1, 0
+        mov %r2, %r10
+        add %r2, -4
+        call 195
+        jeq %r0, 0, null
+        ldxw %r0, [%r0]
+        exit
+        null:
+        mov %r0, 0xffff
+        exit
+        """;
+
+    [TestCase(MapType.PerCpuArray)]
+    [TestCase(MapType.PerCpuHash)]
+    [TestCase(MapType.Array)]
+    public void LookupPercpuElem(MapType type)
+    {
+        using var map = MapFactory.Create(type, 4, 4, 2, 0, "pc");
+        var value = new byte[map.UserValueSize];
+        for (int c = 0; c < value.Length / 8; c++) BitConverter.GetBytes((uint)(10 + c)).CopyTo(value, c * 8);
+        if (type == MapType.Array) value = U32(5);
+        Assert.That(map.Update(U32(0), value), Is.EqualTo(0));
+        foreach (var engine in Engines.Names)
+        {
+            var run = Prepare(engine, PerCpuLookup, map);
+            if (type == MapType.Array)
+            {
+                Assert.That(Run(run, 0), Is.EqualTo(0xfffful), "not a per-CPU map: NULL");
+                continue;
+            }
+            for (int c = 0; c < Cpu.Count; c++) Assert.That(Run(run, (ulong)c), Is.EqualTo((ulong)(10 + c)), $"{engine}: cpu {c}");
+            Assert.That(Run(run, (ulong)Cpu.Count), Is.EqualTo(0xfffful), "cpu out of range: NULL");
+        }
+    }
+
+    [Test]
     public void RandomAndCpu([ValueSource(typeof(Engines), nameof(Engines.Names))] string engine)
     {
         var values = Enumerable.Range(0, 200).Select(_ => Call(engine, KernelHelpers.GetPrandomU32Id)).ToList();
@@ -121,7 +169,7 @@ public class MiscHelperTests
         var table = KernelHelpers.Table();
         var ids = KernelHelpers.All.Select(h => h.Id).ToList();
         Assert.That(ids, Is.Unique);
-        Assert.That(ids, Is.EquivalentTo(new[] { 1, 2, 3, 5, 6, 7, 8, 12, 25, 93, 94, 118, 125, 130, 131, 132, 133, 134, 160, 164, 181 }));
+        Assert.That(ids, Is.EquivalentTo(new[] { 1, 2, 3, 5, 6, 7, 8, 12, 25, 42, 93, 94, 118, 125, 130, 131, 132, 133, 134, 160, 164, 181, 195, 208 }));
         foreach (var helper in KernelHelpers.All)
         {
             Assert.That(table.TryGet(helper.Id, out var h), Is.True);

@@ -257,6 +257,9 @@ public abstract unsafe class BpfMap : IDisposable
     /// <summary>bpf_map_lookup_elem: the address of the value (this CPU's slot for per-CPU maps), or 0.</summary>
     public virtual ulong LookupElem(ulong keyPtr) => 0;
 
+    /// <summary>bpf_map_lookup_percpu_elem: the address of <paramref name="cpu"/>'s slot of the value, or 0 (also for maps that are not per-CPU).</summary>
+    public virtual ulong LookupPerCpuElem(ulong keyPtr, ulong cpu) => 0;
+
     /// <summary>bpf_map_update_elem from a program (per-CPU maps write this CPU's slot).</summary>
     public virtual long UpdateElem(ulong keyPtr, ulong valuePtr, ulong flags) => -Errno.EOPNOTSUPP;
 

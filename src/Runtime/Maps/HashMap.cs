@@ -115,6 +115,16 @@ public sealed unsafe class HashMap : BpfMap
     }
 
     /// <inheritdoc />
+    public override ulong LookupPerCpuElem(ulong keyPtr, ulong cpu)
+    {
+        if (!_perCpu || cpu >= (ulong)_slots) return 0;
+        byte* e = Find((byte*)keyPtr, Hash((byte*)keyPtr));
+        if (e == null) return 0;
+        Touch(e);
+        return (ulong)(ValueOf(e) + (int)cpu * _slot);
+    }
+
+    /// <inheritdoc />
     public override long UpdateElem(ulong keyPtr, ulong valuePtr, ulong flags) => Store((byte*)keyPtr, (byte*)valuePtr, flags, allCpus: false);
 
     /// <inheritdoc />
