@@ -28,6 +28,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     readonly int _nodeSize;
     readonly uint _maxPrefix;
     readonly Lock _writeLock = new();
+    readonly NodePool _pool;
     readonly byte** _rootLink;     // native, so writers can hold its address like any child link
     int _count;
 
@@ -38,6 +39,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
         _nodeSize = DataOffset + _dataStride + Native.Round8(ValueSize);
         _maxPrefix = (uint)_dataSize * 8;
         _rootLink = (byte**)Native.Alloc((nuint)sizeof(byte*));
+        _pool = new NodePool(_nodeSize);
     }
 
     /// <summary>The longest prefix a key may carry: 8 × (key_size − 4).</summary>
@@ -164,7 +166,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
 
     byte* NewNode(uint prefix, byte* data, byte* value)
     {
-        byte* n = Native.Alloc((nuint)_nodeSize, _nodeSize <= 64 ? 64u : 8u);
+        byte* n = _pool.Alloc();
         *(uint*)(n + PrefixOffset) = prefix;
         Native.Copy(data, n + DataOffset, _dataSize);
         if (value != null) Native.Copy(value, ValueOf(n), ValueSize);
@@ -210,7 +212,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
                 *ChildLink(fresh, 0) = *ChildLink(node, 0);
                 *ChildLink(fresh, 1) = *ChildLink(node, 1);
                 HashMap.Publish(slot, fresh);
-                MapEpoch.Retire(node);
+                _pool.Retire(node);
             }
             else if (matched == keyPrefix)
             {
@@ -276,12 +278,12 @@ public sealed unsafe class LpmTrieMap : BpfMap
                 // A leaf under a join: the join is no longer needed, its other child takes its place.
                 byte* sibling = *ChildLink(parent, 0) == node ? *ChildLink(parent, 1) : *ChildLink(parent, 0);
                 HashMap.Publish(trimParent, sibling);
-                MapEpoch.Retire(parent);
-                MapEpoch.Retire(node);
+                _pool.Retire(parent);
+                _pool.Retire(node);
                 return 0;
             }
             HashMap.Publish(trim, c0 != null ? c0 : c1);
-            MapEpoch.Retire(node);
+            _pool.Retire(node);
             return 0;
         }
     }
@@ -361,15 +363,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     /// <inheritdoc />
     protected override void FreeMemory()
     {
-        FreeTree(*_rootLink);
+        _pool.Release();
         Native.Free(_rootLink);
-    }
-
-    static void FreeTree(byte* n)
-    {
-        if (n == null) return;
-        FreeTree(*ChildLink(n, 0));
-        FreeTree(*ChildLink(n, 1));
-        Native.Free(n);
     }
 }
