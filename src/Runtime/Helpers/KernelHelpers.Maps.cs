@@ -7,6 +7,9 @@ public static unsafe partial class KernelHelpers
     /// <summary>bpf_map_lookup_elem(map, key): the value's address, or 0.</summary>
     public static ulong MapLookupElem(ulong map, ulong key, ulong r3, ulong r4, ulong r5) => BpfMap.FromHandle(map).LookupElem(key);
 
+    /// <summary>bpf_map_lookup_percpu_elem(map, key, cpu): the address of that CPU's slot, or 0 (also when cpu is out of range).</summary>
+    public static ulong MapLookupPercpuElem(ulong map, ulong key, ulong cpu, ulong r4, ulong r5) => BpfMap.FromHandle(map).LookupPerCpuElem(key, cpu);
+
     /// <summary>bpf_map_update_elem(map, key, value, flags): 0 or a negated errno.</summary>
     public static ulong MapUpdateElem(ulong map, ulong key, ulong value, ulong flags, ulong r5) =>
         (ulong)BpfMap.FromHandle(map).UpdateElem(key, value, flags);

@@ -23,6 +23,12 @@ public static unsafe partial class KernelHelpers
     /// <summary>bpf_ktime_get_coarse_ns: CLOCK_MONOTONIC_COARSE in nanoseconds (tick resolution).</summary>
     public static ulong KtimeGetCoarseNs(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => Clock.Read(Clock.MonotonicCoarse);
 
+    /// <summary>bpf_ktime_get_tai_ns: CLOCK_TAI in nanoseconds.</summary>
+    public static ulong KtimeGetTaiNs(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => Clock.Read(Clock.Tai);
+
+    /// <summary>bpf_get_numa_node_id: this runtime presents a single NUMA node, 0.</summary>
+    public static ulong GetNumaNodeId(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => 0;
+
     /// <summary>bpf_jiffies64: <see cref="InitialJiffies"/> plus CLOCK_MONOTONIC in ticks of 1/<see cref="JiffiesHz"/> s.</summary>
     public static ulong Jiffies64(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) =>
         InitialJiffies + Clock.Read(Clock.Monotonic) / (1_000_000_000 / JiffiesHz);
@@ -45,7 +51,7 @@ public static unsafe partial class KernelHelpers
     /// <summary>Linux clocks through clock_gettime (libc), with <see cref="Stopwatch"/> elsewhere.</summary>
     static class Clock
     {
-        public const int Monotonic = 1, MonotonicCoarse = 6, BootTime = 7;
+        public const int Monotonic = 1, MonotonicCoarse = 6, BootTime = 7, Tai = 11;
 
         static readonly delegate* unmanaged[Cdecl, SuppressGCTransition]<int, long*, int> s_clockGettime = Resolve();
 
@@ -68,6 +74,7 @@ public static unsafe partial class KernelHelpers
                 long* ts = stackalloc long[2];
                 if (fn(clock, ts) == 0) return (ulong)(ts[0] * 1_000_000_000 + ts[1]);
             }
+            if (clock == Tai) return (ulong)((DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100) + 37_000_000_000;  // UTC + the 37 s leap offset
             long ticks = Stopwatch.GetTimestamp();
             return (ulong)(Stopwatch.Frequency == 1_000_000_000 ? ticks : (long)(ticks * (1e9 / Stopwatch.Frequency)));
         }

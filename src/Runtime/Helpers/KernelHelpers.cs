@@ -53,6 +53,12 @@ public static partial class KernelHelpers
     public const int ForEachMapElemId = 164;
     /// <summary>bpf_loop.</summary>
     public const int LoopId = 181;
+    /// <summary>bpf_get_numa_node_id.</summary>
+    public const int GetNumaNodeIdId = 42;
+    /// <summary>bpf_map_lookup_percpu_elem.</summary>
+    public const int MapLookupPercpuElemId = 195;
+    /// <summary>bpf_ktime_get_tai_ns.</summary>
+    public const int KtimeGetTaiNsId = 208;
 
     static Helper Def(int id, HelperFunction function, RetType ret, params ArgType[] args) =>
         new(id, HelperNames.Name(id) ?? $"helper#{id}", function, new HelperProto(ret, args));
@@ -71,6 +77,7 @@ public static partial class KernelHelpers
             new HelperProto(RetType.Void, ArgType.PtrToCtx, ArgType.ConstMapPtr, ArgType.Anything), HelperExit.TailCall),
         Def(PerfEventOutputId, PerfEventOutput, RetType.Integer,
             ArgType.PtrToCtx, ArgType.ConstMapPtr, ArgType.Anything, ArgType.PtrToMem, ArgType.ConstSizeOrZero),
+        Def(GetNumaNodeIdId, GetNumaNodeId, RetType.Integer),
         Def(SpinLockId, SpinLock, RetType.Void, ArgType.PtrToSpinLock),
         Def(SpinUnlockId, SpinUnlock, RetType.Void, ArgType.PtrToSpinLock),
         Def(Jiffies64Id, Jiffies64, RetType.Integer),
@@ -83,6 +90,8 @@ public static partial class KernelHelpers
         Def(KtimeGetCoarseNsId, KtimeGetCoarseNs, RetType.Integer),
         Def(ForEachMapElemId, ForEachMapElem, RetType.Integer, ArgType.ConstMapPtr, ArgType.PtrToFunc, ArgType.PtrToStackOrNull, ArgType.Anything),
         Def(LoopId, Loop, RetType.Integer, ArgType.Anything, ArgType.PtrToFunc, ArgType.PtrToStackOrNull, ArgType.Anything),
+        Def(MapLookupPercpuElemId, MapLookupPercpuElem, RetType.PtrToMapValueOrNull, ArgType.ConstMapPtr, ArgType.PtrToMapKey, ArgType.Anything),
+        Def(KtimeGetTaiNsId, KtimeGetTaiNs, RetType.Integer),
     ];
 
     /// <summary>Adds every helper of this class to <paramref name="table"/> and returns it.</summary>

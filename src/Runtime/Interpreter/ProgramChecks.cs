@@ -13,8 +13,8 @@ public static class ProgramChecks
     /// <summary>Throws <see cref="BpfRuntimeException"/> for the first slot no engine can run; reports each helper call's target.</summary>
     /// <remarks>
     /// An ld_imm64 with BPF_PSEUDO_FUNC (a callback for bpf_loop or bpf_for_each_map_elem) is accepted when
-    /// its target (slot + 1 + imm) is in the program; <paramref name="onFunc"/> receives (slot, target) so the
-    /// engine can bind it to a <see cref="Callbacks"/> handle. Map references must already be bound
+    /// its target (slot + 1 + imm) is in the program and the engine passes <paramref name="onFunc"/>, which
+    /// receives (slot, target) to bind it to a <see cref="Callbacks"/> handle. Map references must already be bound
     /// (<see cref="Maps.ProgramBinder"/>).
     /// </remarks>
     public static void CheckRunnable(IReadOnlyList<Instruction> program, HelperTable helpers, Action<int, Helper>? onHelperCall = null,
@@ -34,7 +34,9 @@ public static class ProgramChecks
                     int target = i + 1 + ins.Imm;
                     if (target < 0 || target >= program.Count || (target > 0 && program[target - 1].IsLdImm64))
                         throw new BpfRuntimeException(i, $"callback target {target} is not an instruction of the program");
-                    onFunc?.Invoke(i, target);
+                    if (onFunc == null)
+                        throw new BpfRuntimeException(i, "ld_imm64 with pseudo source Func: this engine does not bind callbacks");
+                    onFunc(i, target);
                     i++;
                     continue;
                 }

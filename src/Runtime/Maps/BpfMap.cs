@@ -7,7 +7,8 @@ namespace BpfJit.Runtime.Maps;
 /// A live map: its attributes, a userspace API and the program-side operations the helpers call.
 /// <para>
 /// Error convention: every operation returns 0 (or a non-negative result) on success and a negated
-/// kernel errno on failure (<c>-Errno.ENOENT</c>), exactly as the <c>bpf()</c> syscall would. Only caller
+/// kernel errno on failure (<c>-Errno.ENOENT</c>), exactly as the <c>bpf()</c> syscall would: including
+/// -EPERM for reads of a BPF_F_WRONLY map and writes to a BPF_F_RDONLY or frozen one. Only caller
 /// bugs throw: a key or value span of the wrong length (<see cref="ArgumentException"/>), or use after
 /// <see cref="Dispose()"/> (<see cref="ObjectDisposedException"/>). Creation errors throw
 /// <see cref="MapCreateException"/>.
@@ -38,6 +39,7 @@ public abstract unsafe class BpfMap : IDisposable
     readonly byte* _header;
     readonly int _index;
     int _disposed;
+    int _frozen;
 
     /// <summary>Creates a map and registers its handle. Attributes must already be validated (see <see cref="MapFactory"/>).</summary>
     protected BpfMap(MapDefinition definition)
@@ -97,6 +99,23 @@ public abstract unsafe class BpfMap : IDisposable
     /// <summary>The map pointer programs hold (the address of the native header).</summary>
     public ulong Handle => (ulong)_header;
 
+    /// <summary>True once <see cref="Freeze"/> was called: userspace can no longer write.</summary>
+    public bool IsFrozen => Volatile.Read(ref _frozen) != 0;
+
+    /// <summary>
+    /// BPF_MAP_FREEZE: from now on userspace updates and deletes fail with -EPERM (programs are unaffected;
+    /// loaders freeze <c>.rodata</c> after filling it). Returns 0, or -EBUSY when already frozen.
+    /// </summary>
+    public int Freeze()
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        return Interlocked.Exchange(ref _frozen, 1) == 0 ? 0 : -Errno.EBUSY;
+    }
+
+    bool UserCanRead => (Flags & MapFlags.WriteOnly) == 0;
+
+    bool UserCanWrite => (Flags & MapFlags.ReadOnly) == 0 && !IsFrozen;
+
     /// <summary>True once disposed.</summary>
     public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
@@ -114,6 +133,7 @@ public abstract unsafe class BpfMap : IDisposable
     {
         CheckKey(key);
         CheckSpan(value.Length, UserValueSize, nameof(value));
+        if (!UserCanRead) return -Errno.EPERM;
         if ((flags & ~UpdateFlags.Lock) != 0) return -Errno.EINVAL;
         if ((flags & UpdateFlags.Lock) != 0 && SpinLockOffset < 0) return -Errno.EINVAL;
         fixed (byte* k = key)
@@ -130,6 +150,7 @@ public abstract unsafe class BpfMap : IDisposable
     {
         CheckKey(key);
         CheckSpan(value.Length, UserValueSize, nameof(value));
+        if (!UserCanWrite) return -Errno.EPERM;
         fixed (byte* k = key)
         fixed (byte* v = value)
         {
@@ -143,6 +164,7 @@ public abstract unsafe class BpfMap : IDisposable
     public int Delete(ReadOnlySpan<byte> key)
     {
         CheckKey(key);
+        if (!UserCanWrite) return -Errno.EPERM;
         fixed (byte* k = key)
         {
             MapEpoch.Enter();
@@ -159,6 +181,7 @@ public abstract unsafe class BpfMap : IDisposable
     {
         if (!key.IsEmpty) CheckKey(key);
         CheckSpan(nextKey.Length, KeySize, nameof(nextKey));
+        if (!UserCanRead) return -Errno.EPERM;
         fixed (byte* k = key)
         fixed (byte* n = nextKey)
         {
@@ -233,6 +256,9 @@ public abstract unsafe class BpfMap : IDisposable
 
     /// <summary>bpf_map_lookup_elem: the address of the value (this CPU's slot for per-CPU maps), or 0.</summary>
     public virtual ulong LookupElem(ulong keyPtr) => 0;
+
+    /// <summary>bpf_map_lookup_percpu_elem: the address of <paramref name="cpu"/>'s slot of the value, or 0 (also for maps that are not per-CPU).</summary>
+    public virtual ulong LookupPerCpuElem(ulong keyPtr, ulong cpu) => 0;
 
     /// <summary>bpf_map_update_elem from a program (per-CPU maps write this CPU's slot).</summary>
     public virtual long UpdateElem(ulong keyPtr, ulong valuePtr, ulong flags) => -Errno.EOPNOTSUPP;

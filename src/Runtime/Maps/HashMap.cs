@@ -20,7 +20,7 @@ namespace BpfJit.Runtime.Maps;
 /// </para>
 /// <para>
 /// LRU maps evict instead of failing with -E2BIG when full. Like the kernel's LRU they approximate
-/// recency with a referenced bit set on lookup: eviction takes the oldest element in insertion order
+/// recency with a referenced bit set by program lookups (not userspace ones): eviction takes the oldest element in insertion order
 /// whose bit is clear, giving set ones a second chance (the CLOCK algorithm), in O(1) amortised.
 /// </para>
 /// </summary>
@@ -115,6 +115,16 @@ public sealed unsafe class HashMap : BpfMap
     }
 
     /// <inheritdoc />
+    public override ulong LookupPerCpuElem(ulong keyPtr, ulong cpu)
+    {
+        if (!_perCpu || cpu >= (ulong)_slots) return 0;
+        byte* e = Find((byte*)keyPtr, Hash((byte*)keyPtr));
+        if (e == null) return 0;
+        Touch(e);
+        return (ulong)(ValueOf(e) + (int)cpu * _slot);
+    }
+
+    /// <inheritdoc />
     public override long UpdateElem(ulong keyPtr, ulong valuePtr, ulong flags) => Store((byte*)keyPtr, (byte*)valuePtr, flags, allCpus: false);
 
     /// <inheritdoc />
@@ -144,7 +154,7 @@ public sealed unsafe class HashMap : BpfMap
     {
         byte* e = Find(key, Hash(key));
         if (e == null) return -Errno.ENOENT;
-        Touch(e);
+        // Like htab_lru_map_lookup_elem_sys, a userspace lookup does not count as a use.
         if (_perCpu)
         {
             Native.Copy(ValueOf(e), value, _slot * _slots);

@@ -28,6 +28,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     readonly int _nodeSize;
     readonly uint _maxPrefix;
     readonly Lock _writeLock = new();
+    readonly NodePool _pool;
     readonly byte** _rootLink;     // native, so writers can hold its address like any child link
     int _count;
 
@@ -38,6 +39,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
         _nodeSize = DataOffset + _dataStride + Native.Round8(ValueSize);
         _maxPrefix = (uint)_dataSize * 8;
         _rootLink = (byte**)Native.Alloc((nuint)sizeof(byte*));
+        _pool = new NodePool(_nodeSize);
     }
 
     /// <summary>The longest prefix a key may carry: 8 × (key_size − 4).</summary>
@@ -67,42 +69,40 @@ public sealed unsafe class LpmTrieMap : BpfMap
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static uint Bit(byte* data, uint index) => (uint)(data[index >> 3] >> (7 - (int)(index & 7))) & 1;
 
-    /// <summary>The number of leading bits <paramref name="n"/>'s prefix shares with the key, at most min(both prefix lengths).</summary>
+    /// <summary>
+    /// The number of leading bits <paramref name="n"/>'s prefix shares with the key, at most min(both prefix
+    /// lengths). The key's data is passed as zero-padded 8-byte words (<see cref="PadKey"/>) and node data is
+    /// zero-padded too, so every comparison is a whole word.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    uint Match(byte* n, uint keyPrefix, byte* keyData)
+    static uint Match(byte* n, uint keyPrefix, ulong* keyWords)
     {
         uint limit = Math.Min(Prefix(n), keyPrefix);
-        byte* a = n + DataOffset;
+        ulong* nodeWords = (ulong*)(n + DataOffset);
         uint matched = 0;
-        int i = 0;
-        while (matched < limit)
+        for (int w = 0; matched < limit; w++)
         {
-            int remaining = _dataSize - i;
-            ulong x;
-            int width;
-            if (remaining >= 8)
-            {
-                x = BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ulong>(a + i) ^ Unsafe.ReadUnaligned<ulong>(keyData + i));
-                width = 64;
-            }
-            else
-            {
-                x = 0;
-                for (int j = 0; j < remaining; j++) x = (x << 8) | (byte)(a[i + j] ^ keyData[i + j]);
-                width = remaining * 8;
-                x <<= 64 - width;
-            }
+            ulong x = nodeWords[w] ^ keyWords[w];
             if (x != 0)
             {
-                matched += (uint)BitOperations.LeadingZeroCount(x);
+                matched += (uint)BitOperations.LeadingZeroCount(BinaryPrimitives.ReverseEndianness(x));
                 break;
             }
-            matched += (uint)width;
-            i += 8;
-            if (i >= _dataSize) break;
+            matched += 64;
         }
         return Math.Min(matched, limit);
     }
+
+    /// <summary>Copies the key's data into <paramref name="words"/> (<see cref="KeyWords"/> words), zero-padded.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    void PadKey(byte* data, ulong* words)
+    {
+        words[_dataStride / 8 - 1] = 0;
+        Native.Copy(data, (byte*)words, _dataSize);
+    }
+
+    /// <summary>The number of 8-byte words of key data (at most 33).</summary>
+    int KeyWords => _dataStride / 8;
 
     // ---- lookup -------------------------------------------------------------------------------------
 
@@ -111,10 +111,12 @@ public sealed unsafe class LpmTrieMap : BpfMap
     {
         uint keyPrefix = *(uint*)key;
         byte* data = key + 4;
+        ulong* words = stackalloc ulong[KeyWords];
+        PadKey(data, words);
         byte* found = null;
         for (byte* n = HashMap.Load(_rootLink); n != null;)
         {
-            uint matched = Match(n, keyPrefix, data);
+            uint matched = Match(n, keyPrefix, words);
             if (matched == _maxPrefix)
             {
                 if (!IsIntermediate(n)) found = n;
@@ -164,7 +166,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
 
     byte* NewNode(uint prefix, byte* data, byte* value)
     {
-        byte* n = Native.Alloc((nuint)_nodeSize);
+        byte* n = _pool.Alloc();
         *(uint*)(n + PrefixOffset) = prefix;
         Native.Copy(data, n + DataOffset, _dataSize);
         if (value != null) Native.Copy(value, ValueOf(n), ValueSize);
@@ -178,6 +180,8 @@ public sealed unsafe class LpmTrieMap : BpfMap
         uint keyPrefix = *(uint*)key;
         if (keyPrefix > _maxPrefix) return -Errno.EINVAL;
         byte* data = key + 4;
+        ulong* words = stackalloc ulong[KeyWords];
+        PadKey(data, words);
         lock (_writeLock)
         {
             byte** slot = _rootLink;
@@ -185,7 +189,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
             uint matched = 0;
             while ((node = *slot) != null)
             {
-                matched = Match(node, keyPrefix, data);
+                matched = Match(node, keyPrefix, words);
                 uint prefix = Prefix(node);
                 if (prefix != matched || prefix == keyPrefix || prefix == _maxPrefix) break;
                 slot = ChildLink(node, Bit(data, prefix));
@@ -208,7 +212,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
                 *ChildLink(fresh, 0) = *ChildLink(node, 0);
                 *ChildLink(fresh, 1) = *ChildLink(node, 1);
                 HashMap.Publish(slot, fresh);
-                MapEpoch.Retire(node);
+                _pool.Retire(node);
             }
             else if (matched == keyPrefix)
             {
@@ -242,6 +246,8 @@ public sealed unsafe class LpmTrieMap : BpfMap
         uint keyPrefix = *(uint*)key;
         if (keyPrefix > _maxPrefix) return -Errno.EINVAL;
         byte* data = key + 4;
+        ulong* words = stackalloc ulong[KeyWords];
+        PadKey(data, words);
         lock (_writeLock)
         {
             byte** trim = _rootLink, trimParent = _rootLink;
@@ -249,7 +255,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
             uint matched = 0;
             while ((node = *trim) != null)
             {
-                matched = Match(node, keyPrefix, data);
+                matched = Match(node, keyPrefix, words);
                 uint prefix = Prefix(node);
                 if (prefix != matched || prefix == keyPrefix) break;
                 parent = node;
@@ -272,12 +278,12 @@ public sealed unsafe class LpmTrieMap : BpfMap
                 // A leaf under a join: the join is no longer needed, its other child takes its place.
                 byte* sibling = *ChildLink(parent, 0) == node ? *ChildLink(parent, 1) : *ChildLink(parent, 0);
                 HashMap.Publish(trimParent, sibling);
-                MapEpoch.Retire(parent);
-                MapEpoch.Retire(node);
+                _pool.Retire(parent);
+                _pool.Retire(node);
                 return 0;
             }
             HashMap.Publish(trim, c0 != null ? c0 : c1);
-            MapEpoch.Retire(node);
+            _pool.Retire(node);
             return 0;
         }
     }
@@ -294,13 +300,15 @@ public sealed unsafe class LpmTrieMap : BpfMap
         {
             uint keyPrefix = *(uint*)key;
             byte* data = key + 4;
+            ulong* words = stackalloc ulong[KeyWords];
+            PadKey(data, words);
             var stack = new List<nint>();
             byte* node = root;
             uint matched = 0;
             while (node != null)
             {
                 stack.Add((nint)node);
-                matched = Match(node, keyPrefix, data);
+                matched = Match(node, keyPrefix, words);
                 uint prefix = Prefix(node);
                 if (prefix != matched || prefix == keyPrefix) break;
                 node = Child(node, Bit(data, prefix));
@@ -355,15 +363,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     /// <inheritdoc />
     protected override void FreeMemory()
     {
-        FreeTree(*_rootLink);
+        _pool.Release();
         Native.Free(_rootLink);
-    }
-
-    static void FreeTree(byte* n)
-    {
-        if (n == null) return;
-        FreeTree(*ChildLink(n, 0));
-        FreeTree(*ChildLink(n, 1));
-        Native.Free(n);
     }
 }

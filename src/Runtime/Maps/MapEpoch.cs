@@ -105,6 +105,9 @@ public static unsafe class MapEpoch
         get { lock (s_retiredLock) return s_retired.Count; }
     }
 
+    /// <summary>Reader slots ever created (a dead thread's slot is reused by the next new thread).</summary>
+    public static int ReaderSlots => Volatile.Read(ref s_slots).Length;
+
     /// <summary>Retired blocks freed since the process started.</summary>
     public static long Reclaimed => Interlocked.Read(ref s_reclaimed);
 

@@ -33,6 +33,14 @@ public sealed unsafe class PerCpuArrayMap : BpfMap
     }
 
     /// <inheritdoc />
+    public override ulong LookupPerCpuElem(ulong keyPtr, ulong cpu)
+    {
+        uint index = *(uint*)keyPtr;
+        if (index >= (uint)MaxEntries || cpu >= (ulong)Cpu.Count) return 0;
+        return (ulong)(_data + (nuint)index * (nuint)_element + (nuint)((int)cpu * _slot));
+    }
+
+    /// <inheritdoc />
     public override long UpdateElem(ulong keyPtr, ulong valuePtr, ulong flags)
     {
         int check = CheckUpdate((byte*)keyPtr, flags);
