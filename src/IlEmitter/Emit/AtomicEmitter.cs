@@ -14,13 +14,11 @@ namespace BpfJit.IlEmitter.Emit;
 internal static class AtomicEmitter
 {
     static readonly MethodInfo s_add64 = Interlocked64(nameof(Interlocked.Add));
-    static readonly MethodInfo s_xadd64 = typeof(Semantics).GetMethod(nameof(Semantics.FetchAdd64))!;
     static readonly MethodInfo s_or64 = Interlocked64(nameof(Interlocked.Or));
     static readonly MethodInfo s_and64 = Interlocked64(nameof(Interlocked.And));
     static readonly MethodInfo s_xchg64 = Interlocked64(nameof(Interlocked.Exchange));
     static readonly MethodInfo s_cmpxchg64 = Interlocked64(nameof(Interlocked.CompareExchange), 3);
     static readonly MethodInfo s_add32 = Interlocked32(nameof(Interlocked.Add));
-    static readonly MethodInfo s_xadd32 = typeof(Semantics).GetMethod(nameof(Semantics.FetchAdd32))!;
     static readonly MethodInfo s_or32 = Interlocked32(nameof(Interlocked.Or));
     static readonly MethodInfo s_and32 = Interlocked32(nameof(Interlocked.And));
     static readonly MethodInfo s_xchg32 = Interlocked32(nameof(Interlocked.Exchange));
@@ -46,21 +44,13 @@ internal static class AtomicEmitter
         switch (op)
         {
             case AtomicOp.Add or AtomicOp.FetchAdd:
-                // Interlocked.Add(ref *(T*)(rd + off), (T)rs)
-                if (!fetch)
-                {
-                    MemoryEmitter.Address(c, d, ins.Offset);
-                    Source(c, s, is64);
-                    c.Call(is64 ? s_add64 : s_add32);
-                    c.Op(OpCodes.Pop);
-                    return;
-                }
-                // rs = Semantics.FetchAdd(rd + off, rs): RyuJIT miscompiles an inline
-                // `Interlocked.Add(ref *p, v) - v` whose memory is read back later (the read sees the old value).
-                c.LdReg(d);
-                if (ins.Offset != 0) { c.LdcI8(ins.Offset); c.Op(OpCodes.Add); }
+                // Interlocked.Add(ref *(T*)(rd + off), (T)rs)   (fetch: rs = that result - rs, the old value)
+                MemoryEmitter.Address(c, d, ins.Offset);
                 Source(c, s, is64);
-                c.Call(is64 ? s_xadd64 : s_xadd32);
+                c.Call(is64 ? s_add64 : s_add32);
+                if (!fetch) { c.Op(OpCodes.Pop); return; }
+                Source(c, s, is64);
+                c.Op(OpCodes.Sub);
                 if (!is64) c.Op(OpCodes.Conv_U8);
                 c.StReg(s);
                 return;

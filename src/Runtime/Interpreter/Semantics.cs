@@ -79,18 +79,6 @@ public static class Semantics
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Swap64(ulong a) => BinaryPrimitives.ReverseEndianness(a);
 
-    /// <summary>Atomic 64-bit fetch-and-add; returns the old value.</summary>
-    /// <remarks>
-    /// Not inlined on purpose: RyuJIT (.NET 10) compiles an inlined <c>Interlocked.Add(ref *p, v) - v</c>
-    /// in a DynamicMethod so that a later read of <c>*p</c> returns the value from before the add.
-    /// </remarks>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    public static unsafe ulong FetchAdd64(ulong address, ulong value) => Interlocked.Add(ref *(ulong*)address, value) - value;
-
-    /// <summary>Atomic 32-bit fetch-and-add; returns the old value (see <see cref="FetchAdd64"/>).</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    public static unsafe uint FetchAdd32(ulong address, uint value) => Interlocked.Add(ref *(uint*)address, value) - value;
-
     /// <summary>Atomic 64-bit xor; returns the old value.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe ulong AtomicXor64(ulong address, ulong value)
