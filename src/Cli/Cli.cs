@@ -20,6 +20,8 @@ public static class Cli
     public static IReadOnlyList<CommandInfo> Commands { get; } =
     [
         ConformanceCommand.Info,
+        InspectCommand.Info,
+        DisasmCommand.Info,
         DumpCommand.Info,
         PluginCommand.Info,
     ];

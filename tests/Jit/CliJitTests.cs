@@ -62,7 +62,7 @@ public class CliJitTests
             File.WriteAllBytes(elf, [0x7f, (byte)'E', (byte)'L', (byte)'F', 2, 1, 1, 0]);
             var (code, _, err) = Cli("dump", elf);
             Assert.That(code, Is.EqualTo(2));
-            Assert.That(err, Does.Contain("ELF objects are not supported yet"));
+            Assert.That(err, Does.Contain("prog.o"));
             string truncated = Path.Combine(dir, "short.bin");
             File.WriteAllBytes(truncated, [0x95, 0, 0]);
             (code, _, err) = Cli("dump", truncated);
@@ -75,6 +75,22 @@ public class CliJitTests
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    [Test]
+    public void DumpCompilesAnElfProgramWithoutMaps()
+    {
+        string obj = Path.Combine(Paths.RepoRoot, "tests", "programs", "subprog_calls.o");
+        if (!File.Exists(obj)) Assert.Ignore("tests/programs/subprog_calls.o is not in this tree");
+        var (code, output, err) = Cli("dump", obj, "--il");
+        Assert.That(code, Is.EqualTo(0), err);
+        Assert.That(output, Does.Contain("; 0: "));
+        Assert.That(output, Does.Contain("switch"), "subprogram calls return through the frame-return switch");
+        // A program with map references is refused until its maps are bound.
+        string withMaps = Path.Combine(Paths.RepoRoot, "tests", "programs", "redir_port.o");
+        (code, _, err) = Cli("dump", withMaps);
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err, Does.Contain("not bound"));
     }
 
     [Test]

@@ -15,7 +15,8 @@ public static class ConformanceCommand
         machine model: r1 = input memory, r2 = its length, 512-byte stack, helper 5 = unwind.
         Prints PASS/FAIL/SKIP per file, then 'N passed, N failed' (', N skipped' when any).
         --cpu skips tests that need a newer instruction set than the one named (default v4: all).
-        Exit code 0 when nothing failed, 1 when a test failed, 2 on bad usage.
+        Exit code 0 when nothing failed, 1 when a test failed, 2 on bad usage or a malformed file
+        (reported on stderr as 'FILE: line N: ...' or 'FILE: instruction N: ...').
 
         examples:
           bpfjit conformance ../shared/conformance
@@ -42,7 +43,7 @@ public static class ConformanceCommand
         }
         int cpu = args.Choice("--cpu", "v4", "v1", "v2", "v3", "v4")[1] - '0';
         var files = ConformanceRunner.ExpandPaths(args.Positional);
-        int passed = 0, failed = 0, skipped = 0;
+        int passed = 0, failed = 0, skipped = 0, malformed = 0;
         foreach (var file in files)
         {
             var result = ConformanceRunner.RunFile(file, engine, cpu: cpu);
@@ -57,6 +58,11 @@ public static class ConformanceCommand
                     skipped++;
                     stdout.WriteLine($"SKIP {name}: {result.Detail}");
                     break;
+                case ConformanceStatus.Error:
+                    malformed++;
+                    failed++;
+                    stderr.WriteLine($"bpfjit conformance: {result.Detail}");
+                    break;
                 default:
                     failed++;
                     stdout.WriteLine($"FAIL {name}: {result.Detail}");
@@ -64,6 +70,7 @@ public static class ConformanceCommand
             }
         }
         stdout.WriteLine(skipped > 0 ? $"{passed} passed, {failed} failed, {skipped} skipped" : $"{passed} passed, {failed} failed");
+        if (malformed > 0) return Cli.BadInput;
         return failed > 0 ? Cli.Negative : Cli.Ok;
     }
 }

@@ -111,10 +111,10 @@ internal static class ProgramEmitter
             c.Stloc(c.StackBase);
             if (c.Options.ZeroStack && shape.StackBytes > 0)
             {
-                // memset(stack, 0, frames * 512)
+                // memset(stack, 0, 512): the main frame; a local call zeroes each frame it enters
                 c.Ldloc(c.StackBase);
                 c.LdcI4(0);
-                c.LdcI4(shape.StackBytes);
+                c.LdcI4(Interpreter.StackSize);
                 c.Op(OpCodes.Initblk);
             }
         }

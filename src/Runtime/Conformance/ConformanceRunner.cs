@@ -13,6 +13,8 @@ public enum ConformanceStatus
     Fail,
     /// <summary>The file is not a test this runner can judge.</summary>
     Skip,
+    /// <summary>The file is malformed (bad input, not a failed test).</summary>
+    Error,
 }
 
 /// <summary>One test's outcome with a human-readable detail.</summary>
@@ -24,7 +26,7 @@ public sealed record ConformanceResult(string Name, ConformanceStatus Status, st
 /// </summary>
 public static class ConformanceRunner
 {
-    /// <summary>Parses and runs one <c>.data</c> file; parse errors become a failed result. Tests above cpu version <paramref name="cpu"/> are skipped.</summary>
+    /// <summary>Parses and runs one <c>.data</c> file; a malformed file gives an <see cref="ConformanceStatus.Error"/> result. Tests above cpu version <paramref name="cpu"/> are skipped.</summary>
     public static ConformanceResult RunFile(string path, IBpfEngine engine, HelperTable? helpers = null, int cpu = 4)
     {
         ConformanceFile test;
@@ -34,7 +36,7 @@ public static class ConformanceRunner
         }
         catch (BpfException e)
         {
-            return new ConformanceResult(path, ConformanceStatus.Fail, e.Message);
+            return new ConformanceResult(path, ConformanceStatus.Error, e.Message);
         }
         return Run(test, engine, helpers, cpu);
     }

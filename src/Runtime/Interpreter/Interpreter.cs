@@ -40,9 +40,9 @@ public sealed unsafe class Interpreter
     [SkipLocalsInit]
     public ulong Run(ulong r1 = 0, ulong r2 = 0, ulong r3 = 0, ulong r4 = 0, ulong r5 = 0)
     {
-        // The stack is zeroed: uninitialised stack must never expose host memory.
+        // Each frame is zeroed when it is entered: uninitialised stack must never expose host memory.
         byte* stack = stackalloc byte[StackSize * MaxFrames];
-        new Span<byte>(stack, StackSize * MaxFrames).Clear();
+        new Span<byte>(stack, StackSize).Clear();
         ulong* reg = stackalloc ulong[11];
         reg[0] = 0; reg[1] = r1; reg[2] = r2; reg[3] = r3; reg[4] = r4; reg[5] = r5;
         reg[6] = reg[7] = reg[8] = reg[9] = 0;
@@ -226,6 +226,7 @@ public sealed unsafe class Interpreter
                             ulong* frame = saved + 5 * depth;
                             frame[0] = reg[6]; frame[1] = reg[7]; frame[2] = reg[8]; frame[3] = reg[9]; frame[4] = (ulong)pc;
                             depth++;
+                            new Span<byte>((void*)reg[10], StackSize).Clear();
                             reg[10] += StackSize;
                             pc += ins.Imm;
                             break;

@@ -1,0 +1,240 @@
+using System.Buffers.Binary;
+using BpfJit.Frontend.Btf;
+
+namespace BpfJit.Frontend.Elf;
+
+/// <summary>
+/// Finds the maps of an object: legacy <c>struct bpf_map_def</c> in <c>maps</c>, BTF-defined maps in
+/// <c>.maps</c>, and global data sections as single-entry arrays (libbpf's order).
+/// </summary>
+sealed class MapLoader
+{
+    /// <summary>Size of the legacy struct bpf_map_def: type, key_size, value_size, max_entries, map_flags.</summary>
+    const int LegacyDefSize = 20;
+
+    /// <summary>Largest global-data section accepted (a .bss this large would be allocated zeroed).</summary>
+    const ulong MaxGlobalDataSize = 64 << 20;
+
+    readonly ElfFile _elf;
+    readonly BtfSpec? _btf;
+    readonly List<MapSpec> _maps = [];
+    // Map definitions by (section index, offset of the definition).
+    readonly Dictionary<(int Section, ulong Offset), int> _bySymbol = [];
+    readonly Dictionary<int, int> _dataBySection = [];
+
+    MapLoader(ElfFile elf, BtfSpec? btf)
+    {
+        _elf = elf;
+        _btf = btf;
+    }
+
+    public IReadOnlyList<MapSpec> Maps => _maps;
+
+    public static MapLoader Load(ElfFile elf, BtfSpec? btf)
+    {
+        var loader = new MapLoader(elf, btf);
+        foreach (var s in elf.Sections.Where(s => s.Name == "maps")) loader.LoadLegacy(s);
+        foreach (var s in elf.Sections.Where(s => s.Name == ".maps")) loader.LoadBtfMaps(s);
+        foreach (var s in elf.Sections.Where(IsGlobalData)) loader.LoadGlobalData(s);
+        return loader;
+    }
+
+    /// <summary>True for .rodata, .data, .bss and their dotted variants (.rodata.str1.1, .data.config).</summary>
+    public static bool IsGlobalData(ElfSection s) =>
+        s.Type is ElfSectionType.ProgBits or ElfSectionType.NoBits && !s.IsExecutable &&
+        (IsKind(s.Name, ".rodata") || IsKind(s.Name, ".data") || IsKind(s.Name, ".bss"));
+
+    static bool IsKind(string name, string kind) => name == kind || name.StartsWith(kind + ".", StringComparison.Ordinal);
+
+    public static bool IsMapSection(ElfSection s) => s.Name is "maps" or ".maps";
+
+    /// <summary>
+    /// The map a relocation symbol points at: a map definition (by offset in its section) or a global
+    /// data section. Returns null when the symbol is in neither.
+    /// </summary>
+    public (int Index, bool IsData)? Find(ElfSection section, ulong offset)
+    {
+        if (_dataBySection.TryGetValue(section.Index, out int data)) return (data, true);
+        if (_bySymbol.TryGetValue((section.Index, offset), out int map)) return (map, false);
+        return null;
+    }
+
+    void Add(MapSpec spec, ElfSection section, ulong offset)
+    {
+        if (_maps.Any(m => m.Name == spec.Name))
+            throw _elf.Error(section, (long)offset, $"duplicate map name '{spec.Name}'");
+        _bySymbol[(section.Index, offset)] = _maps.Count;
+        _maps.Add(spec);
+    }
+
+    IEnumerable<ElfSymbol> ObjectSymbols(ElfSection section) => _elf.Symbols
+        .Where(s => s.SectionIndex == section.Index && s.Type is ElfSymbolType.Object or ElfSymbolType.NoType && s.Name.Length > 0)
+        .OrderBy(s => s.Value);
+
+    void LoadLegacy(ElfSection section)
+    {
+        var data = _elf.Data(section);
+        var symbols = ObjectSymbols(section).ToList();
+        if (symbols.Count == 0 && data.Length > 0)
+            throw _elf.Error(section, 0, "map definitions without symbols (cannot name the maps)");
+        for (int i = 0; i < symbols.Count; i++)
+        {
+            var sym = symbols[i];
+            ulong size = sym.Size != 0 ? sym.Size
+                : (i + 1 < symbols.Count ? symbols[i + 1].Value : (ulong)data.Length) - sym.Value;
+            if (sym.Value > (ulong)data.Length || size > (ulong)data.Length - sym.Value)
+                throw _elf.Error(section, (long)sym.Value, $"map '{sym.Name}': definition (0x{size:x} bytes) runs past the end of the section");
+            if (size < 16)
+                throw _elf.Error(section, (long)sym.Value, $"map '{sym.Name}': definition is {size} bytes, struct bpf_map_def needs at least 16");
+            byte[] def = data.Slice((int)sym.Value, (int)size).ToArray();
+            uint U(int at) => at + 4 <= def.Length ? BinaryPrimitives.ReadUInt32LittleEndian(def.AsSpan(at)) : 0;
+            for (int at = LegacyDefSize; at < def.Length; at++)
+            {
+                if (def[at] != 0)
+                    throw _elf.Error(section, (long)sym.Value + at, $"map '{sym.Name}': unknown non-zero field past struct bpf_map_def (byte {at})");
+            }
+            var spec = new MapSpec(sym.Name, CheckType(U(0), section, (long)sym.Value, sym.Name), U(4), U(8), U(12))
+            {
+                Flags = U(16),
+                Source = MapSource.LegacyMaps,
+                SectionName = section.Name,
+            };
+            Add(spec, section, sym.Value);
+        }
+    }
+
+    void LoadBtfMaps(ElfSection section)
+    {
+        var symbols = ObjectSymbols(section).ToList();
+        if (symbols.Count == 0) return;
+        if (_btf == null)
+            throw _elf.Error(section, null, "BTF-defined maps need a .BTF section (compile with -g)");
+        var datasec = _btf.Datasec(".maps")
+            ?? throw _elf.Error(section, null, "no BTF DATASEC describes the .maps section");
+        foreach (var sym in symbols)
+        {
+            BtfType? var = null;
+            foreach (var v in datasec.Variables)
+            {
+                var t = _btf.Type(v.TypeId);
+                if (t.Kind == BtfKind.Var && t.Name == sym.Name) { var = t; break; }
+            }
+            if (var == null)
+                throw _elf.Error(section, (long)sym.Value, $"map '{sym.Name}': no BTF variable describes it");
+            Add(ReadBtfMap(section, sym, var), section, sym.Value);
+        }
+        if (_elf.RelocationsFor(section).FirstOrDefault() is { } r)
+            throw _elf.Error(section, (long)r.Offset, $"relocation {ProgramLoader.DescribeType(r.Type)} against '{r.Symbol.Name}': pointers in map definitions are not supported");
+    }
+
+    MapSpec ReadBtfMap(ElfSection section, ElfSymbol sym, BtfType var)
+    {
+        var btf = _btf!;
+        BpfObjectException Fail(string reason) => _elf.Error(section, (long)sym.Value, $"map '{sym.Name}': {reason}");
+        var def = btf.Resolve(var.SizeOrType);
+        if (def.Kind != BtfKind.Struct)
+            throw Fail($"definition is a {def.Kind.ToString().ToUpperInvariant()}, not a struct");
+
+        uint? type = null, keySize = null, valueSize = null, maxEntries = null, flags = null, pinning = null, numa = null;
+        uint keyType = 0, valueType = 0;
+        foreach (var m in def.Members)
+        {
+            switch (m.Name)
+            {
+                case "type": type = UIntMember(m, Fail); break;
+                case "max_entries": maxEntries = UIntMember(m, Fail); break;
+                case "map_flags": flags = UIntMember(m, Fail); break;
+                case "pinning": pinning = UIntMember(m, Fail); break;
+                case "numa_node": numa = UIntMember(m, Fail); break;
+                case "key_size": keySize = UIntMember(m, Fail); break;
+                case "value_size": valueSize = UIntMember(m, Fail); break;
+                case "key":
+                    keyType = PointerTarget(m, Fail);
+                    keySize = Sized(keyType, "key", Fail);
+                    break;
+                case "value":
+                    valueType = PointerTarget(m, Fail);
+                    valueSize = Sized(valueType, "value", Fail);
+                    break;
+                case "values":
+                    throw Fail("map-in-map ('values' member) is not supported");
+                default:
+                    throw Fail($"unknown map definition member '{m.Name}'");
+            }
+        }
+        if (type == null) throw Fail("definition has no 'type' member");
+        var mapType = CheckType(type.Value, section, (long)sym.Value, sym.Name);
+        if (pinning is > (uint)PinType.ByName) throw Fail($"unknown pinning type {pinning}");
+        return new MapSpec(sym.Name, mapType, keySize ?? 0, valueSize ?? 0, maxEntries ?? 0)
+        {
+            Flags = flags ?? 0,
+            Pinning = (PinType)(pinning ?? 0),
+            NumaNode = numa ?? 0,
+            Source = MapSource.BtfMaps,
+            SectionName = section.Name,
+            BtfKeyTypeId = keyType,
+            BtfValueTypeId = valueType,
+        };
+    }
+
+    /// <summary>__uint(name, val) is <c>int (*name)[val]</c>: a pointer to an array whose length is the value.</summary>
+    uint UIntMember(BtfMember m, Func<string, BpfObjectException> fail)
+    {
+        var ptr = _btf!.Resolve(m.TypeId);
+        if (ptr.Kind != BtfKind.Ptr) throw fail($"member '{m.Name}' is not a pointer (__uint encodes values as int (*)[N])");
+        var array = _btf.Resolve(ptr.SizeOrType);
+        if (array.Kind != BtfKind.Array) throw fail($"member '{m.Name}' does not point to an array (__uint encodes values as int (*)[N])");
+        return array.ElementCount;
+    }
+
+    /// <summary>__type(name, T) is <c>T *name</c>: the member's pointee is the type.</summary>
+    uint PointerTarget(BtfMember m, Func<string, BpfObjectException> fail)
+    {
+        var ptr = _btf!.Resolve(m.TypeId);
+        if (ptr.Kind != BtfKind.Ptr) throw fail($"member '{m.Name}' is not a pointer to a type (__type)");
+        return ptr.SizeOrType;
+    }
+
+    uint Sized(uint typeId, string what, Func<string, BpfObjectException> fail)
+    {
+        ulong size;
+        try { size = _btf!.Size(typeId); }
+        catch (BpfObjectException e) { throw fail($"{what} type: {e.Reason}"); }
+        catch (OverflowException) { throw fail($"{what} type is too large"); }
+        if (size > uint.MaxValue) throw fail($"{what} type is too large ({size} bytes)");
+        return (uint)size;
+    }
+
+    MapType CheckType(uint type, ElfSection section, long offset, string name)
+    {
+        if (!Enum.IsDefined((MapType)type))
+            throw _elf.Error(section, offset, $"map '{name}': unknown map type {type}");
+        if (type == (uint)MapType.Unspec)
+            throw _elf.Error(section, offset, $"map '{name}': map type 0 (unspec) is not a map type");
+        return (MapType)type;
+    }
+
+    void LoadGlobalData(ElfSection section)
+    {
+        if (section.Size == 0) return;
+        if (section.Size > MaxGlobalDataSize)
+            throw _elf.Error(section, null, $"global data section is too large (0x{section.Size:x} bytes, the limit is 0x{MaxGlobalDataSize:x})");
+        bool readOnly = IsKind(section.Name, ".rodata");
+        var value = section.Type == ElfSectionType.NoBits ? new byte[section.Size] : _elf.Data(section).ToArray();
+        var datasec = _btf?.Datasec(section.Name);
+        var spec = new MapSpec(section.Name, MapType.Array, 4, (uint)section.Size, 1)
+        {
+            Flags = MapSpec.FlagMmapable | (readOnly ? MapSpec.FlagReadOnlyProgram : 0),
+            Source = MapSource.GlobalData,
+            SectionName = section.Name,
+            InitialValue = value,
+            Frozen = readOnly,
+            BtfKeyTypeId = 0,
+            BtfValueTypeId = datasec?.Id ?? 0,
+        };
+        if (_maps.Any(m => m.Name == spec.Name))
+            throw _elf.Error(section, null, $"duplicate map name '{spec.Name}'");
+        _dataBySection[section.Index] = _maps.Count;
+        _maps.Add(spec);
+    }
+}

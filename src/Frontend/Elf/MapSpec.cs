@@ -1,0 +1,130 @@
+namespace BpfJit.Frontend.Elf;
+
+/// <summary>
+/// A map as declared in an object file: plain data, nothing is created. The host may change the
+/// sizes and entry count before the map is created (for example tubular's <c>destinations</c> map,
+/// declared with zero key and value sizes).
+/// </summary>
+public sealed class MapSpec
+{
+    /// <summary>Creates a map spec.</summary>
+    public MapSpec(string name, MapType type, uint keySize, uint valueSize, uint maxEntries)
+    {
+        Name = name;
+        Type = type;
+        KeySize = keySize;
+        ValueSize = valueSize;
+        MaxEntries = maxEntries;
+    }
+
+    /// <summary>The map's name: the symbol name, or the section name for global data (<c>.rodata</c>).</summary>
+    public string Name { get; }
+
+    /// <summary>The map type.</summary>
+    public MapType Type { get; set; }
+
+    /// <summary>Key size in bytes.</summary>
+    public uint KeySize { get; set; }
+
+    /// <summary>Value size in bytes.</summary>
+    public uint ValueSize { get; set; }
+
+    /// <summary>Maximum number of entries.</summary>
+    public uint MaxEntries { get; set; }
+
+    /// <summary>map_flags (BPF_F_NO_PREALLOC = 1, BPF_F_RDONLY_PROG = 0x80, ...).</summary>
+    public uint Flags { get; set; }
+
+    /// <summary>Pinning requested by the object.</summary>
+    public PinType Pinning { get; set; }
+
+    /// <summary>NUMA node (only meaningful with BPF_F_NUMA_NODE).</summary>
+    public uint NumaNode { get; set; }
+
+    /// <summary>Where the definition came from.</summary>
+    public MapSource Source { get; init; }
+
+    /// <summary>The ELF section the definition is in.</summary>
+    public string SectionName { get; init; } = "";
+
+    /// <summary>
+    /// Initial contents of the single value of a global-data map (zeros for <c>.bss</c>); null for
+    /// ordinary maps.
+    /// </summary>
+    public byte[]? InitialValue { get; set; }
+
+    /// <summary>True for read-only global data (<c>.rodata*</c>): the map is frozen after its value is written.</summary>
+    public bool Frozen { get; set; }
+
+    /// <summary>BTF type id of the key, or 0 when unknown.</summary>
+    public uint BtfKeyTypeId { get; init; }
+
+    /// <summary>BTF type id of the value, or 0 when unknown.</summary>
+    public uint BtfValueTypeId { get; init; }
+
+    /// <summary>BPF_F_RDONLY_PROG: the program may not write to the map.</summary>
+    public const uint FlagReadOnlyProgram = 0x80;
+
+    /// <summary>BPF_F_MMAPABLE: the map may be memory-mapped (set for global data).</summary>
+    public const uint FlagMmapable = 0x400;
+
+    /// <summary>Sets both sizes at once and returns this spec, for fix-ups like <c>spec.Maps["destinations"].WithSizes(257, 8)</c>.</summary>
+    public MapSpec WithSizes(uint keySize, uint valueSize)
+    {
+        KeySize = keySize;
+        ValueSize = valueSize;
+        return this;
+    }
+
+    /// <summary>A copy of this spec (the initial value is copied too).</summary>
+    public MapSpec Clone() => new(Name, Type, KeySize, ValueSize, MaxEntries)
+    {
+        Flags = Flags,
+        Pinning = Pinning,
+        NumaNode = NumaNode,
+        Source = Source,
+        SectionName = SectionName,
+        InitialValue = InitialValue?.ToArray(),
+        Frozen = Frozen,
+        BtfKeyTypeId = BtfKeyTypeId,
+        BtfValueTypeId = BtfValueTypeId,
+    };
+
+    /// <inheritdoc />
+    public override string ToString() =>
+        $"{Name}: {Type} key {KeySize} value {ValueSize} max_entries {MaxEntries} flags 0x{Flags:x}";
+}
+
+/// <summary>The maps of a collection, by position (the index used in map references) and by name.</summary>
+public sealed class MapSpecList : IReadOnlyList<MapSpec>
+{
+    readonly List<MapSpec> _maps;
+
+    /// <summary>Creates the list.</summary>
+    public MapSpecList(IEnumerable<MapSpec> maps) => _maps = maps.ToList();
+
+    /// <summary>The map at <paramref name="index"/> (the imm of an ld_imm64 with src 5 or 6).</summary>
+    public MapSpec this[int index] => _maps[index];
+
+    /// <summary>The map called <paramref name="name"/>; throws <see cref="KeyNotFoundException"/> when there is none.</summary>
+    public MapSpec this[string name] =>
+        TryGet(name, out var map) ? map : throw new KeyNotFoundException($"no map named '{name}'");
+
+    /// <summary>Number of maps.</summary>
+    public int Count => _maps.Count;
+
+    /// <summary>Finds a map by name.</summary>
+    public bool TryGet(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out MapSpec? map)
+    {
+        map = _maps.Find(m => m.Name == name);
+        return map != null;
+    }
+
+    /// <summary>The index of the map called <paramref name="name"/>, or -1.</summary>
+    public int IndexOf(string name) => _maps.FindIndex(m => m.Name == name);
+
+    /// <inheritdoc />
+    public IEnumerator<MapSpec> GetEnumerator() => _maps.GetEnumerator();
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+}

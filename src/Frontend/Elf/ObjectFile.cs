@@ -1,0 +1,100 @@
+using System.Buffers.Binary;
+using BpfJit.Frontend.Btf;
+
+namespace BpfJit.Frontend.Elf;
+
+/// <summary>
+/// Loads an eBPF ELF object (what <c>clang -target bpf -c</c> produces) into a <see cref="CollectionSpec"/>.
+/// Nothing is verified, compiled or created: later stages verify and compile the programs and bind
+/// the map references to live maps. Every problem with the file is a <see cref="BpfObjectException"/>.
+/// </summary>
+public static class ObjectFile
+{
+    /// <summary>Reads and parses an object file; errors and <see cref="CollectionSpec.FileName"/> name it as <paramref name="path"/> is given.</summary>
+    public static CollectionSpec Load(string path)
+    {
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            throw new BpfObjectException(path, null, null, $"cannot read: {e.Message}", e);
+        }
+        return Parse(bytes, path);
+    }
+
+    /// <summary>Parses an object held in memory; <paramref name="name"/> is used in error messages.</summary>
+    public static CollectionSpec Parse(ReadOnlySpan<byte> bytes, string name)
+    {
+        var elf = ElfFile.Parse(bytes, name);
+        CheckDataRelocations(elf);
+        string license = ReadLicense(elf);
+        uint? version = ReadVersion(elf);
+        var btf = ReadBtf(elf);
+        var maps = MapLoader.Load(elf, btf);
+        var programs = ProgramLoader.Load(elf, maps, btf, license, version);
+        return new CollectionSpec
+        {
+            FileName = name,
+            Programs = new ProgramSpecList(programs),
+            Maps = new MapSpecList(maps.Maps),
+            License = license,
+            KernelVersion = version,
+            Btf = btf,
+        };
+    }
+
+    static string ReadLicense(ElfFile elf)
+    {
+        var s = elf.FindSection("license");
+        if (s == null) return "";
+        var data = elf.Data(s);
+        int end = data.IndexOf((byte)0);
+        if (end < 0) throw elf.Error(s, data.Length, "license string is not NUL-terminated");
+        return System.Text.Encoding.UTF8.GetString(data[..end]);
+    }
+
+    static uint? ReadVersion(ElfFile elf)
+    {
+        var s = elf.FindSection("version");
+        if (s == null) return null;
+        var data = elf.Data(s);
+        if (data.Length != 4) throw elf.Error(s, 0, $"version section is {data.Length} bytes, expected 4");
+        return BinaryPrimitives.ReadUInt32LittleEndian(data);
+    }
+
+    static BtfSpec? ReadBtf(ElfFile elf)
+    {
+        var s = elf.FindSection(".BTF");
+        if (s == null) return null;
+        var btf = BtfSpec.Parse(elf.Data(s), elf.Name);
+        var ext = elf.FindSection(".BTF.ext");
+        if (ext != null) btf.Ext = BtfExtInfo.Parse(elf.Data(ext), btf);
+        return btf;
+    }
+
+    /// <summary>
+    /// Relocations outside code: in .BTF, .BTF.ext and debug sections they are ignored (the values
+    /// the loader needs are section-relative already); in map or global-data sections they would make
+    /// an initial value depend on a symbol's address, which is not supported. Unknown types are refused everywhere.
+    /// </summary>
+    static void CheckDataRelocations(ElfFile elf)
+    {
+        foreach (var rel in elf.Sections.Where(s => s.Type is ElfSectionType.Rel or ElfSectionType.Rela))
+        {
+            if (rel.Info == 0 || rel.Info >= elf.Sections.Count)
+                throw elf.Error(rel, null, $"relocation section applies to missing section {rel.Info}");
+            if (rel.Link >= elf.Sections.Count || elf.Sections[(int)rel.Link].Type != ElfSectionType.SymTab)
+                throw elf.Error(rel, null, $"relocation section's symbol table index {rel.Link} is not a symbol table");
+            var target = elf.Sections[(int)rel.Info];
+            if (target.IsExecutable) continue;
+            foreach (var r in elf.RelocationsFor(target).Where(r => r.Source == rel))
+            {
+                if (!Enum.IsDefined(r.Type) || r.Type == ElfRelocationType.None)
+                    throw elf.Error(target, (long)r.Offset, $"unsupported relocation type {ProgramLoader.DescribeType(r.Type)} (symbol '{r.Symbol.Name}')");
+                // .maps relocations initialise map-in-map 'values'; MapLoader reports those by map name.
+                if (target.Name == "maps" || MapLoader.IsGlobalData(target))
+                    throw elf.Error(target, (long)r.Offset, $"relocation {ProgramLoader.DescribeType(r.Type)} against '{r.Symbol.Name}': pointers in map definitions or global data are not supported");
+            }
+        }
+    }
+}

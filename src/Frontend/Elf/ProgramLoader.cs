@@ -1,0 +1,343 @@
+using BpfJit.Frontend.Btf;
+
+namespace BpfJit.Frontend.Elf;
+
+/// <summary>
+/// Splits executable sections into functions, picks the programs, and links each program: appends
+/// the subprograms it calls (recursively), fixes call offsets, and rewrites map and global-data
+/// ld_imm64s to symbolic map indexes (src 5 and 6).
+/// </summary>
+sealed class ProgramLoader
+{
+    /// <summary>A function symbol's slot range inside its section.</summary>
+    sealed record Function(string Name, CodeSection Section, int Start, int Length, bool IsGlobal)
+    {
+        public int End => Start + Length;
+    }
+
+    /// <summary>A decoded executable section, its functions and its relocations by byte offset.</summary>
+    sealed class CodeSection(ElfSection section, Instruction[] slots)
+    {
+        public ElfSection Elf { get; } = section;
+        public Instruction[] Slots { get; } = slots;
+        public List<Function> Functions { get; } = [];
+        public Dictionary<ulong, ElfRelocation> Relocations { get; } = [];
+
+        public Function? FunctionAt(int slot) => Functions.Find(f => slot >= f.Start && slot < f.End);
+    }
+
+    readonly ElfFile _elf;
+    readonly MapLoader _maps;
+    readonly BtfSpec? _btf;
+    readonly Dictionary<int, CodeSection> _code = [];
+
+    ProgramLoader(ElfFile elf, MapLoader maps, BtfSpec? btf)
+    {
+        _elf = elf;
+        _maps = maps;
+        _btf = btf;
+    }
+
+    public static List<ProgramSpec> Load(ElfFile elf, MapLoader maps, BtfSpec? btf, string license, uint? version)
+    {
+        var loader = new ProgramLoader(elf, maps, btf);
+        loader.ReadSections();
+        return loader.LinkPrograms(license, version);
+    }
+
+    void ReadSections()
+    {
+        foreach (var s in _elf.Sections.Where(s => s.IsExecutable))
+        {
+            if (s.Size % Instruction.Size != 0)
+                throw _elf.Error(s, (long)s.Size, $"size {s.Size} is not a multiple of the instruction size {Instruction.Size}");
+            Instruction[] slots;
+            try { slots = Decoder.Decode(_elf.Data(s)); }
+            catch (BpfDecodeException e) { throw new BpfObjectException(_elf.Name, s.Name, (long)e.Index * Instruction.Size, e.Reason, e); }
+            var code = new CodeSection(s, slots);
+            foreach (var r in _elf.RelocationsFor(s))
+            {
+                if (r.Offset % Instruction.Size != 0)
+                    throw _elf.Error(s, (long)r.Offset, $"relocation ({r.Type}) is not at an instruction boundary");
+                if (r.Type is not (ElfRelocationType.Bpf64_64 or ElfRelocationType.Bpf64_32))
+                    throw _elf.Error(s, (long)r.Offset, $"unsupported relocation type {DescribeType(r.Type)} in code (symbol '{r.Symbol.Name}')");
+                code.Relocations[r.Offset] = r;
+            }
+            SplitFunctions(code);
+            _code[s.Index] = code;
+        }
+    }
+
+    /// <summary>The LLVM name of a relocation type (R_BPF_64_64), or its number when unknown.</summary>
+    internal static string DescribeType(ElfRelocationType t) => t switch
+    {
+        ElfRelocationType.None => "R_BPF_NONE",
+        ElfRelocationType.Bpf64_64 => "R_BPF_64_64",
+        ElfRelocationType.Bpf64Abs64 => "R_BPF_64_ABS64",
+        ElfRelocationType.Bpf64Abs32 => "R_BPF_64_ABS32",
+        ElfRelocationType.Bpf64NoDyld32 => "R_BPF_64_NODYLD32",
+        ElfRelocationType.Bpf64_32 => "R_BPF_64_32",
+        _ => ((uint)t).ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    void SplitFunctions(CodeSection code)
+    {
+        var syms = _elf.Symbols
+            .Where(s => s.SectionIndex == code.Elf.Index && s.Type == ElfSymbolType.Func)
+            .OrderBy(s => s.Value).ToList();
+        if (syms.Count == 0)
+        {
+            // Hand-written code without function symbols: the whole section is one program.
+            if (code.Slots.Length > 0)
+                code.Functions.Add(new Function(SanitizeName(code.Elf.Name), code, 0, code.Slots.Length, true));
+            return;
+        }
+        for (int i = 0; i < syms.Count; i++)
+        {
+            var sym = syms[i];
+            if (sym.Value % Instruction.Size != 0 || sym.Value >= (ulong)code.Slots.Length * Instruction.Size)
+                throw _elf.Error(code.Elf, (long)sym.Value, $"function '{sym.Name}' does not start at an instruction inside the section");
+            int start = (int)(sym.Value / Instruction.Size);
+            ulong end = sym.Size != 0 ? sym.Value + sym.Size
+                : i + 1 < syms.Count ? syms[i + 1].Value : (ulong)code.Slots.Length * Instruction.Size;
+            if (sym.Size % Instruction.Size != 0 || end > (ulong)code.Slots.Length * Instruction.Size || end <= sym.Value)
+                throw _elf.Error(code.Elf, (long)sym.Value, $"function '{sym.Name}' (size {sym.Size}) does not fit the section");
+            if (code.Functions.Count > 0 && code.Functions[^1].End > start)
+                throw _elf.Error(code.Elf, (long)sym.Value, $"function '{sym.Name}' overlaps '{code.Functions[^1].Name}'");
+            code.Functions.Add(new Function(sym.Name, code, start, (int)((end - sym.Value) / Instruction.Size),
+                sym.Binding is ElfSymbolBinding.Global or ElfSymbolBinding.Weak));
+        }
+    }
+
+    static string SanitizeName(string section) => section.Replace('/', '_').Replace('.', '_');
+
+    /// <summary>The (section, slot) a local call or a function-address ld_imm64 at <paramref name="slot"/> targets.</summary>
+    (CodeSection Section, int Slot) Target(CodeSection code, int slot, Instruction ins, ElfRelocation? reloc, bool isCall)
+    {
+        long where = (long)slot * Instruction.Size;
+        if (reloc == null)
+        {
+            if (!isCall) throw _elf.Error(code.Elf, where, "function address without a relocation");
+            long t = slot + 1L + ins.Imm;
+            if (t < 0 || t >= code.Slots.Length)
+                throw _elf.Error(code.Elf, where, $"call target {t} is outside the section");
+            return (code, (int)t);
+        }
+        var sym = reloc.Symbol;
+        var target = _elf.SectionOf(sym);
+        if (target == null || !_code.TryGetValue(target.Index, out var targetCode))
+            throw _elf.Error(code.Elf, where, sym.SectionIndex == 0
+                ? $"call to undefined function '{sym.Name}' (extern functions and kfuncs are not supported)"
+                : $"call to '{sym.Name}', which is not in an executable section");
+        // libbpf's rule: the target is st_value/8 + imm + 1 for calls and (st_value + imm)/8 for addresses.
+        long targetSlot = isCall ? (long)(sym.Value / Instruction.Size) + ins.Imm + 1
+            : ((long)sym.Value + ins.Imm) / Instruction.Size;
+        if (targetSlot < 0 || targetSlot >= targetCode.Slots.Length)
+            throw _elf.Error(code.Elf, where, $"call target '{sym.Name}'+{ins.Imm} is outside section {target.Name}");
+        return (targetCode, (int)targetSlot);
+    }
+
+    HashSet<Function> CalledFunctions()
+    {
+        var called = new HashSet<Function>();
+        foreach (var code in _code.Values)
+        {
+            for (int i = 0; i < code.Slots.Length; i++)
+            {
+                var ins = code.Slots[i];
+                code.Relocations.TryGetValue((ulong)i * Instruction.Size, out var reloc);
+                bool isCall = ins.IsCall && ins.Src == (byte)CallKind.Local;
+                bool isFuncAddr = ins.IsLdImm64 && reloc != null && _elf.SectionOf(reloc.Symbol) is { } s && _code.ContainsKey(s.Index);
+                if (isCall || isFuncAddr)
+                {
+                    var (tc, ts) = Target(code, i, ins, reloc, isCall);
+                    if (tc.FunctionAt(ts) is { } f) called.Add(f);
+                }
+                if (ins.IsLdImm64) i++;
+            }
+        }
+        return called;
+    }
+
+    List<ProgramSpec> LinkPrograms(string license, uint? version)
+    {
+        var called = CalledFunctions();
+        var programs = new List<ProgramSpec>();
+        foreach (var code in _code.Values.OrderBy(c => c.Elf.Index))
+        {
+            bool isText = code.Elf.Name == ".text";
+            foreach (var f in code.Functions)
+            {
+                // .text holds subprograms; a global .text function nobody calls is a program of unknown type.
+                bool isProgram = isText ? f.IsGlobal && !called.Contains(f) : f.IsGlobal;
+                if (isProgram) programs.Add(Link(f, license, version));
+            }
+        }
+        return programs;
+    }
+
+    ProgramSpec Link(Function entry, string license, uint? version)
+    {
+        string section = entry.Section.Elf.Name;
+        BpfObjectException Fail(CodeSection at, int slot, string reason) =>
+            _elf.Error(at.Elf, (long)slot * Instruction.Size, $"program {entry.Name}: {reason}");
+
+        var output = new List<Instruction>();
+        var placed = new Dictionary<Function, int>();
+        var order = new List<Function>();
+        var refs = new List<MapReference>();
+
+        int Place(Function f)
+        {
+            if (placed.TryGetValue(f, out int at)) return at;
+            at = output.Count;
+            placed[f] = at;
+            order.Add(f);
+            for (int i = f.Start; i < f.End; i++) output.Add(f.Section.Slots[i]);
+            return at;
+        }
+
+        Place(entry);
+        for (int n = 0; n < order.Count; n++)
+        {
+            var f = order[n];
+            var code = f.Section;
+            int fBase = placed[f];
+            for (int i = f.Start; i < f.End; i++)
+            {
+                int outIdx = fBase + (i - f.Start);
+                var ins = code.Slots[i];
+                code.Relocations.TryGetValue((ulong)i * Instruction.Size, out var reloc);
+                if (ins.IsLdImm64)
+                {
+                    if (i + 1 >= f.End) throw Fail(code, i, "ld_imm64 is cut off by the end of the function");
+                    if (code.Relocations.ContainsKey((ulong)(i + 1) * Instruction.Size))
+                        throw Fail(code, i + 1, "relocation on the second slot of an ld_imm64");
+                    if (reloc != null) LinkLdImm64(code, i, outIdx, reloc, output, refs, Place, Fail);
+                    else if (ins.Src != (byte)Ld64Source.Imm)
+                        throw Fail(code, i, $"ld_imm64 with src {ins.Src} ({(Ld64Source)ins.Src}) has no relocation; an object may only hold plain constants");
+                    i++;
+                    continue;
+                }
+                if (ins.IsCall && ins.Src == (byte)CallKind.Kfunc)
+                    throw Fail(code, i, "kfunc calls are not supported");
+                if (ins.IsCall && ins.Src == (byte)CallKind.Local)
+                {
+                    if (reloc != null && reloc.Type != ElfRelocationType.Bpf64_32)
+                        throw Fail(code, i, $"call has a {DescribeType(reloc.Type)} relocation, expected R_BPF_64_32");
+                    var (tc, ts) = Target(code, i, ins, reloc, isCall: true);
+                    var tf = tc.FunctionAt(ts) ?? throw Fail(code, i, $"call target {ts} in {tc.Elf.Name} is not inside a function");
+                    int tBase = Place(tf);
+                    output[outIdx] = ins with { Imm = tBase + (ts - tf.Start) - (outIdx + 1) };
+                    continue;
+                }
+                if (reloc != null)
+                    throw Fail(code, i, $"relocation {DescribeType(reloc.Type)} against '{reloc.Symbol.Name}' is on an instruction that is neither ld_imm64 nor a call");
+            }
+        }
+
+        var slots = output.ToArray();
+        try { Decoder.Validate(slots); }
+        catch (BpfDecodeException e) { throw _elf.Error(entry.Section.Elf, null, $"program {entry.Name}: linked instruction {e.Index}: {e.Reason}"); }
+
+        var (type, attach) = IsText(entry) ? (ProgramType.Unspec, null) : SectionNames.Classify(section);
+        var notes = new List<string>();
+        if (type == ProgramType.Unspec)
+            notes.Add($"section '{section}' is not a known program type; set the type by hand (ProgramSpec.SetType)");
+        else if (type != ProgramType.SkLookup)
+            notes.Add($"program type {type} is recognised but not supported by BpfJit (only SkLookup)");
+
+        var functions = order.Select(f => new FunctionRange(f.Name, f.Section.Elf.Name, placed[f], f.Length, f.Start)).ToList();
+        var ext = _btf?.Ext;
+        var funcInfos = Remap(ext?.FuncInfos, order, placed, r => r.InstructionOffset, (r, o) => r with { InstructionOffset = o });
+        var lineInfos = Remap(ext?.LineInfos, order, placed, r => r.InstructionOffset, (r, o) => r with { InstructionOffset = o });
+        var cores = Remap(ext?.CoreRelocations, order, placed, r => r.InstructionOffset, (r, o) => r with { InstructionOffset = o });
+        if (cores.Count > 0)
+            notes.Add($"{cores.Count} CO-RE relocation(s) ({string.Join(", ", cores.Select(c => c.Kind).Distinct())}) were found and not applied");
+
+        return new ProgramSpec(entry.Name, section, type, attach, slots)
+        {
+            License = license,
+            KernelVersion = version,
+            MapReferences = refs,
+            Functions = functions,
+            FuncInfos = funcInfos,
+            LineInfos = lineInfos,
+            CoreRelocations = cores,
+            Notes = notes,
+        };
+
+        static bool IsText(Function f) => f.Section.Elf.Name == ".text";
+    }
+
+    void LinkLdImm64(CodeSection code, int slot, int outIdx, ElfRelocation reloc, List<Instruction> output,
+        List<MapReference> refs, Func<Function, int> place, Func<CodeSection, int, string, BpfObjectException> fail)
+    {
+        var ins = code.Slots[slot];
+        var next = code.Slots[slot + 1];
+        var sym = reloc.Symbol;
+        if (reloc.Type != ElfRelocationType.Bpf64_64)
+            throw fail(code, slot, $"ld_imm64 has a {DescribeType(reloc.Type)} relocation, expected R_BPF_64_64");
+        if (sym.SectionIndex == 0)
+            throw fail(code, slot, $"reference to undefined symbol '{sym.Name}' (extern variables, .kconfig and .ksyms are not supported)");
+        var target = _elf.SectionOf(sym)
+            ?? throw fail(code, slot, $"symbol '{sym.Name}' is in special section 0x{sym.SectionIndex:x}, which cannot be referenced");
+        long addend = reloc.Addend ?? ins.Imm;
+
+        if (_code.TryGetValue(target.Index, out var targetCode))
+        {
+            // The address of a function (a callback for bpf_loop and friends): BPF_PSEUDO_FUNC.
+            var (tc, ts) = Target(code, slot, ins, reloc, isCall: false);
+            var tf = tc.FunctionAt(ts) ?? throw fail(code, slot, $"function address {ts} in {targetCode.Elf.Name} is not inside a function");
+            int tBase = place(tf);
+            output[outIdx] = ins with { Src = (byte)Ld64Source.Func, Imm = tBase + (ts - tf.Start) - (outIdx + 1) };
+            output[outIdx + 1] = next with { Imm = 0 };
+            return;
+        }
+
+        if (addend < 0 || addend > int.MaxValue)
+            throw fail(code, slot, $"reference to '{sym.Name}' has an invalid addend {addend}");
+        ulong offset = sym.Value + (ulong)addend;
+        var found = _maps.Find(target, sym.Type == ElfSymbolType.Section ? sym.Value + (ulong)addend : sym.Value);
+        if (found == null)
+        {
+            throw fail(code, slot, MapLoader.IsMapSection(target)
+                ? $"no map is defined at offset 0x{sym.Value:x} of {target.Name} (symbol '{sym.Name}')"
+                : $"symbol '{sym.Name}' is in section {target.Name}, which holds neither maps nor global data");
+        }
+        var (index, isData) = found.Value;
+        var map = _maps.Maps[index];
+        if (isData)
+        {
+            if (offset > map.ValueSize || (long)offset < 0)
+                throw fail(code, slot, $"reference to '{sym.Name}'+{addend} is outside {map.Name} (size {map.ValueSize})");
+            output[outIdx] = ins with { Src = (byte)Ld64Source.MapIdxValue, Imm = index };
+            output[outIdx + 1] = next with { Imm = (int)offset };
+            refs.Add(new MapReference(outIdx, index, map.Name, MapReferenceKind.Value, (uint)offset, sym.Name));
+        }
+        else
+        {
+            output[outIdx] = ins with { Src = (byte)Ld64Source.MapIdx, Imm = index };
+            output[outIdx + 1] = next with { Imm = 0 };
+            refs.Add(new MapReference(outIdx, index, map.Name, MapReferenceKind.Map, 0, sym.Name));
+        }
+    }
+
+    /// <summary>Moves section-relative BTF.ext records of every placed function to program-relative offsets.</summary>
+    static List<T> Remap<T>(IReadOnlyDictionary<string, IReadOnlyList<T>>? bySection, List<Function> order,
+        Dictionary<Function, int> placed, Func<T, int> offsetOf, Func<T, int, T> withOffset)
+    {
+        var result = new List<T>();
+        if (bySection == null) return result;
+        foreach (var f in order)
+        {
+            if (!bySection.TryGetValue(f.Section.Elf.Name, out var records)) continue;
+            foreach (var r in records)
+            {
+                int off = offsetOf(r);
+                if (off >= f.Start && off < f.End) result.Add(withOffset(r, placed[f] + off - f.Start));
+            }
+        }
+        return result.OrderBy(offsetOf).ToList(); // stable: records sharing a slot keep their order
+    }
+}
