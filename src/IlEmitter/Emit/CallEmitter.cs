@@ -97,11 +97,7 @@ internal static class CallEmitter
         if (c.Options.ZeroStack && c.Shape.UsesStack)
         {
             // memset(r10, 0, 512): the callee's frame starts zeroed, as the interpreter zeroes a frame it enters
-            c.LdReg(10);
-            c.Op(OpCodes.Conv_U);
-            c.LdcI4(0);
-            c.LdcI4(Interpreter.StackSize);
-            c.Op(OpCodes.Initblk);
+            c.ZeroFrame(() => { c.LdReg(10); c.Op(OpCodes.Conv_U); });
         }
         // depth++; r10 += 512; goto callee
         c.Ldloc(c.Depth);
