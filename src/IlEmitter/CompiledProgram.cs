@@ -82,6 +82,9 @@ public sealed class CompiledProgram
         return CSharpDump.Decompile(_assembly!);
     }
 
+    /// <summary>What <see cref="PersistedAssemblyHost"/> needs to emit this program again, under <paramref name="methodName"/>.</summary>
+    internal PersistedAssemblyHost.Entry ToPersisted(string methodName) => new(methodName, _shape, _helpers, Options);
+
     void EnsureAssembly()
     {
         if (_assembly != null) return;

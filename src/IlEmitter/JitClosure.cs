@@ -23,8 +23,11 @@ public sealed class JitClosure
     /// <summary>The helper table <c>callx</c> looks helpers up in.</summary>
     public HelperTable Helpers => _helpers;
 
-    /// <summary>True for the closure used once at compile time: the method returns 0 at once.</summary>
-    public bool IsProbe { get; }
+    /// <summary>
+    /// True for the closure used once at compile time: the method returns 0 at once. A field, not a
+    /// property, so the emitted test is one load (RyuJIT does not inline a getter into a DynamicMethod).
+    /// </summary>
+    public readonly bool IsProbe;
 
     /// <summary>
     /// <c>callx</c>: calls the helper whose id is <paramref name="id"/> (a register value) with

@@ -10,6 +10,7 @@ namespace BpfJit.IlEmitter.Dump;
 /// <summary>Decompiles a saved program to C# with ICSharpCode.Decompiler.</summary>
 internal static class CSharpDump
 {
+    /// <summary>The whole <c>BpfJit.Dump.BpfProgram</c> class of <paramref name="assembly"/> as C#.</summary>
     public static string Decompile(byte[] assembly)
     {
         using var file = new PEFile(PersistedAssemblyHost.AssemblyName + ".dll", new MemoryStream(assembly));

@@ -1,97 +1,67 @@
 using System.Reflection;
 using System.Reflection.Emit;
 using BpfJit.Frontend;
-using BpfJit.Runtime;
 
 namespace BpfJit.IlEmitter.Emit;
 
 /// <summary>
 /// STX|ATOMIC (32 and 64 bits): add, or, and, xor with and without fetch, xchg and cmpxchg, as
-/// direct calls to <see cref="Interlocked"/> on <c>ref *(T*)(rd + off)</c> (the IL C# itself emits
-/// for that expression). Xor, which <see cref="Interlocked"/> lacks, calls the compare-exchange loop
-/// in <see cref="Semantics"/> that the interpreter uses too.
+/// calls to <see cref="JitAtomics"/> (Interlocked, kept out of line: see there why) with the native
+/// address <c>rd + off</c>. Fetch forms and xchg write the old value to rs, cmpxchg to r0;
+/// 32-bit results are zero-extended.
 /// </summary>
 internal static class AtomicEmitter
 {
-    static readonly MethodInfo s_add64 = Interlocked64(nameof(Interlocked.Add));
-    static readonly MethodInfo s_or64 = Interlocked64(nameof(Interlocked.Or));
-    static readonly MethodInfo s_and64 = Interlocked64(nameof(Interlocked.And));
-    static readonly MethodInfo s_xchg64 = Interlocked64(nameof(Interlocked.Exchange));
-    static readonly MethodInfo s_cmpxchg64 = Interlocked64(nameof(Interlocked.CompareExchange), 3);
-    static readonly MethodInfo s_add32 = Interlocked32(nameof(Interlocked.Add));
-    static readonly MethodInfo s_or32 = Interlocked32(nameof(Interlocked.Or));
-    static readonly MethodInfo s_and32 = Interlocked32(nameof(Interlocked.And));
-    static readonly MethodInfo s_xchg32 = Interlocked32(nameof(Interlocked.Exchange));
-    static readonly MethodInfo s_cmpxchg32 = Interlocked32(nameof(Interlocked.CompareExchange), 3);
-    static readonly MethodInfo s_xor64 = typeof(Semantics).GetMethod(nameof(Semantics.AtomicXor64))!;
-    static readonly MethodInfo s_xor32 = typeof(Semantics).GetMethod(nameof(Semantics.AtomicXor32))!;
+    static MethodInfo M(string name) => typeof(JitAtomics).GetMethod(name) ?? throw new MissingMethodException(nameof(JitAtomics), name);
 
-    static MethodInfo Interlocked64(string name, int arity = 2) => Find(name, typeof(ulong), arity);
-    static MethodInfo Interlocked32(string name, int arity = 2) => Find(name, typeof(uint), arity);
-
-    static MethodInfo Find(string name, Type t, int arity)
-    {
-        Type[] ps = arity == 3 ? [t.MakeByRefType(), t, t] : [t.MakeByRefType(), t];
-        return typeof(Interlocked).GetMethod(name, ps) ?? throw new MissingMethodException(nameof(Interlocked), name);
-    }
+    static readonly MethodInfo s_add64 = M(nameof(JitAtomics.Add64)), s_add32 = M(nameof(JitAtomics.Add32));
+    static readonly MethodInfo s_or64 = M(nameof(JitAtomics.Or64)), s_or32 = M(nameof(JitAtomics.Or32));
+    static readonly MethodInfo s_and64 = M(nameof(JitAtomics.And64)), s_and32 = M(nameof(JitAtomics.And32));
+    static readonly MethodInfo s_xor64 = M(nameof(JitAtomics.Xor64)), s_xor32 = M(nameof(JitAtomics.Xor32));
+    static readonly MethodInfo s_xchg64 = M(nameof(JitAtomics.Xchg64)), s_xchg32 = M(nameof(JitAtomics.Xchg32));
+    static readonly MethodInfo s_cmpxchg64 = M(nameof(JitAtomics.CmpXchg64)), s_cmpxchg32 = M(nameof(JitAtomics.CmpXchg32));
 
     public static void Emit(EmitContext c, Instruction ins)
     {
         bool is64 = ins.MemSize == MemSize.DW;
         int d = ins.Dst, s = ins.Src;
         var op = (AtomicOp)ins.Imm;
-        bool fetch = (ins.Imm & 1) != 0;
-        switch (op)
+        if (op == AtomicOp.CmpXchg)
         {
-            case AtomicOp.Add or AtomicOp.FetchAdd:
-                // Interlocked.Add(ref *(T*)(rd + off), (T)rs)   (fetch: rs = that result - rs, the old value)
-                MemoryEmitter.Address(c, d, ins.Offset);
-                Source(c, s, is64);
-                c.Call(is64 ? s_add64 : s_add32);
-                if (!fetch) { c.Op(OpCodes.Pop); return; }
-                Source(c, s, is64);
-                c.Op(OpCodes.Sub);
-                if (!is64) c.Op(OpCodes.Conv_U8);
-                c.StReg(s);
-                return;
-
-            case AtomicOp.Or or AtomicOp.FetchOr or AtomicOp.And or AtomicOp.FetchAnd or AtomicOp.Xchg:
-                // old = Interlocked.Or/And/Exchange(ref *(T*)(rd + off), (T)rs); fetch forms: rs = old
-                MemoryEmitter.Address(c, d, ins.Offset);
-                Source(c, s, is64);
-                c.Call((op, is64) switch
-                {
-                    (AtomicOp.Or or AtomicOp.FetchOr, true) => s_or64,
-                    (AtomicOp.Or or AtomicOp.FetchOr, false) => s_or32,
-                    (AtomicOp.And or AtomicOp.FetchAnd, true) => s_and64,
-                    (AtomicOp.And or AtomicOp.FetchAnd, false) => s_and32,
-                    (_, true) => s_xchg64,
-                    _ => s_xchg32,
-                });
-                StoreOld(c, s, is64, fetch);
-                return;
-
-            case AtomicOp.Xor or AtomicOp.FetchXor:
-                // old = Semantics.AtomicXor64(rd + off, rs); fetch: rs = old
-                c.LdReg(d);
-                if (ins.Offset != 0) { c.LdcI8(ins.Offset); c.Op(OpCodes.Add); }
-                Source(c, s, is64);
-                c.Call(is64 ? s_xor64 : s_xor32);
-                StoreOld(c, s, is64, fetch);
-                return;
-
-            case AtomicOp.CmpXchg:
-                // r0 = Interlocked.CompareExchange(ref *(T*)(rd + off), (T)rs, (T)r0)
-                MemoryEmitter.Address(c, d, ins.Offset);
-                Source(c, s, is64);
-                Source(c, 0, is64);
-                c.Call(is64 ? s_cmpxchg64 : s_cmpxchg32);
-                StoreOld(c, 0, is64, true);
-                return;
-
-            default:
-                throw c.Error($"unsupported atomic operation 0x{ins.Imm:x}");
+            // r0 = JitAtomics.CmpXchg64(rd + off, rs, r0)   (32-bit: on the low halves, zero-extended)
+            Address(c, d, ins.Offset);
+            Source(c, s, is64);
+            Source(c, 0, is64);
+            c.Call(is64 ? s_cmpxchg64 : s_cmpxchg32);
+            StoreOld(c, 0, is64, store: true);
+            return;
         }
+        // old = JitAtomics.Add64/Or64/And64/Xor64/Xchg64(rd + off, rs); fetch forms and xchg: rs = old
+        var method = (op, is64) switch
+        {
+            (AtomicOp.Add or AtomicOp.FetchAdd, true) => s_add64,
+            (AtomicOp.Add or AtomicOp.FetchAdd, false) => s_add32,
+            (AtomicOp.Or or AtomicOp.FetchOr, true) => s_or64,
+            (AtomicOp.Or or AtomicOp.FetchOr, false) => s_or32,
+            (AtomicOp.And or AtomicOp.FetchAnd, true) => s_and64,
+            (AtomicOp.And or AtomicOp.FetchAnd, false) => s_and32,
+            (AtomicOp.Xor or AtomicOp.FetchXor, true) => s_xor64,
+            (AtomicOp.Xor or AtomicOp.FetchXor, false) => s_xor32,
+            (AtomicOp.Xchg, true) => s_xchg64,
+            (AtomicOp.Xchg, false) => s_xchg32,
+            _ => throw c.Error($"unsupported atomic operation 0x{ins.Imm:x}"),
+        };
+        Address(c, d, ins.Offset);
+        Source(c, s, is64);
+        c.Call(method);
+        StoreOld(c, s, is64, store: (ins.Imm & 1) != 0);
+    }
+
+    /// <summary>Pushes rd + off as a 64-bit integer (the helpers take the address as ulong).</summary>
+    static void Address(EmitContext c, int reg, short offset)
+    {
+        c.LdReg(reg);
+        if (offset != 0) { c.LdcI8(offset); c.Op(OpCodes.Add); }
     }
 
     static void Source(EmitContext c, int reg, bool is64)

@@ -94,6 +94,11 @@ internal static class CallEmitter
         c.Op(OpCodes.Add);
         c.LdcI4(site);
         c.Op(OpCodes.Stind_I4);
+        if (c.Options.ZeroStack && c.Shape.UsesStack)
+        {
+            // memset(r10, 0, 512): the callee's frame starts zeroed, as the interpreter zeroes a frame it enters
+            c.ZeroFrame(() => { c.LdReg(10); c.Op(OpCodes.Conv_U); });
+        }
         // depth++; r10 += 512; goto callee
         c.Ldloc(c.Depth);
         c.LdcI4(1);

@@ -157,6 +157,34 @@ internal sealed class EmitContext
     void Op(OpCode op, Label label) { Track(op); _il.Emit(op, label); }
     void Op(OpCode op, Label[] labels) { Track(op); _il.Emit(op, labels); }
 
+    /// <summary>Loads a field of the object on the stack.</summary>
+    public void Ldfld(FieldInfo field)
+    {
+        Pop(1);
+        _il.Emit(OpCodes.Ldfld, field);
+        _depth++;
+    }
+
+    /// <summary>Bytes per <c>initblk</c> when zeroing a frame: RyuJIT unrolls constant-size blocks up to
+    /// this size into vector stores, and calls a memset helper above it.</summary>
+    const int ZeroChunk = 128;
+
+    /// <summary>
+    /// memset(address, 0, 512) for one stack frame, as four unrolled 128-byte <c>initblk</c>s;
+    /// <paramref name="pushAddress"/> pushes the frame's lowest address.
+    /// </summary>
+    public void ZeroFrame(Action pushAddress)
+    {
+        for (int offset = 0; offset < Interpreter.StackSize; offset += ZeroChunk)
+        {
+            pushAddress();
+            if (offset > 0) { LdcI4(offset); Op(OpCodes.Add); }
+            LdcI4(0);
+            LdcI4(ZeroChunk);
+            Op(OpCodes.Initblk);
+        }
+    }
+
     /// <summary>A prefix (<c>unaligned.</c>) changes nothing on the stack.</summary>
     public void Unaligned() => _il.Emit(OpCodes.Unaligned, (byte)1);
 

@@ -17,7 +17,7 @@ internal static class ProgramEmitter
     /// <summary>The method's parameter types (argument 0 is the closure the delegate binds).</summary>
     public static readonly Type[] ParameterTypes = [typeof(JitClosure), typeof(ulong), typeof(ulong)];
 
-    static readonly MethodInfo s_isProbe = typeof(JitClosure).GetProperty(nameof(JitClosure.IsProbe))!.GetMethod!;
+    static readonly FieldInfo s_isProbe = typeof(JitClosure).GetField(nameof(JitClosure.IsProbe))!;
 
     /// <summary>Emits <paramref name="shape"/>'s program; returns where each slot's IL starts.</summary>
     public static List<(int Slot, int IlOffset)> Emit(ILGenerator il, ProgramShape shape, Helper?[] helpers, JitOptions options)
@@ -85,7 +85,7 @@ internal static class ProgramEmitter
             // if (closure.IsProbe) return 0;   (compile-time probe: makes RyuJIT compile the method now)
             var start = c.DefineLabel();
             c.Ldarg(0);
-            c.Call(s_isProbe);
+            c.Ldfld(s_isProbe);
             c.Brfalse(start);
             c.LdcI8(0);
             c.Ret();
@@ -111,11 +111,8 @@ internal static class ProgramEmitter
             c.Stloc(c.StackBase);
             if (c.Options.ZeroStack && shape.StackBytes > 0)
             {
-                // memset(stack, 0, frames * 512)
-                c.Ldloc(c.StackBase);
-                c.LdcI4(0);
-                c.LdcI4(shape.StackBytes);
-                c.Op(OpCodes.Initblk);
+                // memset(stack, 0, 512): the main frame; a local call zeroes each frame it enters
+                c.ZeroFrame(() => c.Ldloc(c.StackBase));
             }
         }
         // r10 = stack + 512   (0 when the program never reads r10)

@@ -14,7 +14,9 @@ internal static class DynamicMethodHost
 {
     public static BpfEntry Create(ProgramShape shape, Helper?[] helpers, JitOptions options, JitClosure closure, out List<(int Slot, int IlOffset)> markers)
     {
-        var method = new DynamicMethod("bpf_program", typeof(ulong), ProgramEmitter.ParameterTypes, typeof(JitClosure).Module, skipVisibility: true)
+        // Anonymously hosted: a DynamicMethod owned by a module inherits that module's debuggable
+        // attribute, so a Debug build of this assembly would get unoptimised (MinOpts) code.
+        var method = new DynamicMethod("bpf_program", typeof(ulong), ProgramEmitter.ParameterTypes, restrictedSkipVisibility: true)
         {
             InitLocals = false,
         };
