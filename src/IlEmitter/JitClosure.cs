@@ -20,6 +20,12 @@ public sealed class JitClosure
         IsProbe = probe;
     }
 
+    /// <summary>
+    /// Callback methods of BPF_PSEUDO_FUNC targets the program holds handles to: the <see cref="Callbacks"/>
+    /// table holds them weakly, so the closure (and with it the program's delegate) keeps them alive.
+    /// </summary>
+    internal List<object> KeepAlive { get; } = [];
+
     /// <summary>The helper table <c>callx</c> looks helpers up in.</summary>
     public HelperTable Helpers => _helpers;
 

@@ -25,10 +25,50 @@ public static class JitCompiler
         options ??= JitOptions.Default;
         var slots = (Instruction[])program.Clone();
         var resolved = new Helper?[slots.Length];
-        ProgramChecks.CheckRunnable(slots, helpers, (i, h) => resolved[i] = h);
+        var funcs = new List<(int Slot, int Target)>();
+        ProgramChecks.CheckRunnable(slots, helpers, (i, h) => resolved[i] = h, (slot, target) => funcs.Add((slot, target)));
+        var closure = new JitClosure(helpers);
+        BindCallbacks(slots, funcs, resolved, options, closure);
         var shape = ProgramShape.Analyse(slots);
-        var entry = DynamicMethodHost.Create(shape, resolved, options, new JitClosure(helpers), out _);
+        var entry = DynamicMethodHost.Create(shape, resolved, options, closure, out _);
         return new CompiledProgram(shape, resolved, options, entry);
+    }
+
+    /// <summary>
+    /// BPF_PSEUDO_FUNC (callbacks of bpf_loop, bpf_for_each_map_elem): each distinct target gets a method
+    /// of its own, entered at the target with r1-r5 as arguments and a fresh stack (docs/runtime.md,
+    /// section 5). Its handle from <see cref="Callbacks.Register"/> replaces the ld_imm64's operand, in the
+    /// program and in every callback (a callback may pass another one on). Handles are registered
+    /// before the methods exist, through a forwarder, so callbacks can refer to each other.
+    /// </summary>
+    static void BindCallbacks(Instruction[] slots, List<(int Slot, int Target)> funcs, Helper?[] resolved, JitOptions options, JitClosure closure)
+    {
+        if (funcs.Count == 0) return;
+        var forwarders = new Dictionary<int, CallbackForwarder>();
+        foreach (var (slot, target) in funcs)
+        {
+            if (!forwarders.TryGetValue(target, out var forwarder))
+            {
+                forwarder = new CallbackForwarder();
+                forwarder.Handle = Callbacks.Register(forwarder.Invoke);
+                forwarders[target] = forwarder;
+                closure.KeepAlive.Add(forwarder);
+            }
+            // r = handle   (a plain ld_imm64 from here on)
+            slots[slot] = slots[slot] with { Src = (byte)Ld64Source.Imm, Imm = (int)(uint)forwarder.Handle };
+            slots[slot + 1] = slots[slot + 1] with { Imm = (int)(uint)(forwarder.Handle >> 32) };
+        }
+        foreach (var (target, forwarder) in forwarders)
+            forwarder.Target = DynamicMethodHost.CreateCallback(ProgramShape.Analyse(slots, target), resolved, options, closure);
+    }
+
+    /// <summary>The delegate a callback handle resolves to; it calls the compiled callback method.</summary>
+    sealed class CallbackForwarder
+    {
+        public ulong Handle;
+        public BpfCallback? Target;
+
+        public ulong Invoke(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => Target!(r1, r2, r3, r4, r5);
     }
 }
 

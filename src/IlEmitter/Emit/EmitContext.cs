@@ -120,13 +120,18 @@ internal sealed class EmitContext
     public void Ldloca(LocalBuilder l) => Op(OpCodes.Ldloca, l);
     public void LdcI8(long value) => Op(OpCodes.Ldc_I8, value);
     public void LdcI4(int value) => Op(OpCodes.Ldc_I4, value);
-    public void Ldarg(int index) => Op(index switch
+    public void Ldarg(int index)
     {
-        0 => OpCodes.Ldarg_0,
-        1 => OpCodes.Ldarg_1,
-        2 => OpCodes.Ldarg_2,
-        _ => throw new ArgumentOutOfRangeException(nameof(index)),
-    });
+        switch (index)
+        {
+            case 0: Op(OpCodes.Ldarg_0); break;
+            case 1: Op(OpCodes.Ldarg_1); break;
+            case 2: Op(OpCodes.Ldarg_2); break;
+            case 3: Op(OpCodes.Ldarg_3); break;
+            case 4 or 5: Op(OpCodes.Ldarg_S, (byte)index); break;
+            default: throw new ArgumentOutOfRangeException(nameof(index));
+        }
+    }
     public void Br(Label target) { Op(OpCodes.Br, target); AfterUnconditional(); }
     public void Brtrue(Label target) => Op(OpCodes.Brtrue, target);
     public void Brfalse(Label target) => Op(OpCodes.Brfalse, target);

@@ -17,6 +17,9 @@ internal static class ProgramEmitter
     /// <summary>The method's parameter types (argument 0 is the closure the delegate binds).</summary>
     public static readonly Type[] ParameterTypes = [typeof(JitClosure), typeof(ulong), typeof(ulong)];
 
+    /// <summary>A callback method's parameter types: the closure, then r1-r5 (<see cref="BpfCallback"/>).</summary>
+    public static readonly Type[] CallbackParameterTypes = [typeof(JitClosure), typeof(ulong), typeof(ulong), typeof(ulong), typeof(ulong), typeof(ulong)];
+
     static readonly FieldInfo s_isProbe = typeof(JitClosure).GetField(nameof(JitClosure.IsProbe))!;
 
     /// <summary>Emits <paramref name="shape"/>'s program; returns where each slot's IL starts.</summary>
@@ -91,17 +94,15 @@ internal static class ProgramEmitter
             c.Ret();
             c.MarkLabel(start);
         }
-        // r1 = arg r1; r2 = arg r2; r0 = r3 = ... = r9 = 0   (InitLocals is off)
-        c.Ldarg(1);
-        c.StReg(1);
-        c.Ldarg(2);
-        c.StReg(2);
-        foreach (int r in (int[])[0, 3, 4, 5, 6, 7, 8, 9])
+        // r1 = arg r1; r2 = arg r2 (a callback: r1..r5 = args); the others = 0   (InitLocals is off)
+        var shape = c.Shape;
+        int args = shape.IsCallback ? 5 : 2;
+        for (int r = 0; r <= 9; r++)
         {
-            c.LdcI8(0);
+            if (r >= 1 && r <= args) c.Ldarg(r);
+            else c.LdcI8(0);
             c.StReg(r);
         }
-        var shape = c.Shape;
         if (shape.BlockBytes > 0)
         {
             // stack = localloc(frames * 512 + saved-frame records)
@@ -130,6 +131,11 @@ internal static class ProgramEmitter
             // depth = 0
             c.LdcI4(0);
             c.Stloc(c.Depth);
+        }
+        if (shape.IsCallback)
+        {
+            // goto entry   (a callback starts at its subprogram's first slot)
+            c.Br(c.LabelOf(shape.Entry));
         }
     }
 }

@@ -13,9 +13,10 @@ internal sealed class ProgramShape
     /// <summary>Bytes of one saved frame: r6-r9 and the return-site number.</summary>
     public const int SavedFrameBytes = 40;
 
-    ProgramShape(Instruction[] program)
+    ProgramShape(Instruction[] program, int entry)
     {
         Program = program;
+        Entry = entry;
         IsTarget = new bool[program.Length];
         ReturnSiteOf = new int[program.Length];
         Array.Fill(ReturnSiteOf, -1);
@@ -23,6 +24,15 @@ internal sealed class ProgramShape
 
     /// <summary>The slots.</summary>
     public Instruction[] Program { get; }
+
+    /// <summary>
+    /// Where execution starts: 0 for a program; a callback subprogram's first slot for the method a
+    /// BPF_PSEUDO_FUNC handle runs (it takes r1-r5 as arguments).
+    /// </summary>
+    public int Entry { get; }
+
+    /// <summary>True for a callback method (entry other than slot 0, five register arguments).</summary>
+    public bool IsCallback => Entry != 0;
 
     /// <summary>Per slot: true when some jump or local call lands there.</summary>
     public bool[] IsTarget { get; }
@@ -54,10 +64,11 @@ internal sealed class ProgramShape
     /// <summary>Size of the one localloc block: the stacks, then one saved-frame record per frame.</summary>
     public int BlockBytes => StackBytes + (HasLocalCalls ? Frames * SavedFrameBytes : 0);
 
-    /// <summary>Analyses a program that <see cref="ProgramChecks.CheckRunnable"/> accepted.</summary>
-    public static ProgramShape Analyse(Instruction[] program)
+    /// <summary>Analyses a program that <see cref="ProgramChecks.CheckRunnable"/> accepted, entered at slot <paramref name="entry"/>.</summary>
+    public static ProgramShape Analyse(Instruction[] program, int entry = 0)
     {
-        var shape = new ProgramShape(program);
+        var shape = new ProgramShape(program, entry);
+        if (entry != 0) shape.IsTarget[entry] = true;
         var callTargets = new SortedSet<int>();
         for (int i = 0; i < program.Length; i++)
         {
@@ -77,7 +88,7 @@ internal sealed class ProgramShape
         }
         if (shape.HasLocalCalls)
         {
-            int depth = CallDepth(program, callTargets);
+            int depth = CallDepth(program, callTargets, entry);
             shape.NeedsDepthCheck = depth < 0 || depth > Interpreter.MaxFrames;
             shape.Frames = shape.NeedsDepthCheck ? Interpreter.MaxFrames : depth;
         }
@@ -109,14 +120,14 @@ internal sealed class ProgramShape
     }
 
     /// <summary>
-    /// The longest chain of frames starting at slot 0, or -1 when a call cycle (recursion) is
+    /// The longest chain of frames starting at <paramref name="start"/>, or -1 when a call cycle (recursion) is
     /// reachable. A frame's code is whatever its entry reaches by fall-through and jumps: the same
     /// dynamic notion of a function as the interpreter's.
     /// </summary>
-    static int CallDepth(Instruction[] program, SortedSet<int> callTargets)
+    static int CallDepth(Instruction[] program, SortedSet<int> callTargets, int start)
     {
         var callees = new Dictionary<int, HashSet<int>>();
-        foreach (int entry in callTargets.Prepend(0)) callees[entry] = Callees(program, entry);
+        foreach (int entry in callTargets.Prepend(start)) callees[entry] = Callees(program, entry);
         var memo = new Dictionary<int, int>();
         var onPath = new HashSet<int>();
         int Depth(int entry)
@@ -133,7 +144,7 @@ internal sealed class ProgramShape
             onPath.Remove(entry);
             return memo[entry] = deepest + 1;
         }
-        return Depth(0);
+        return Depth(start);
     }
 
     static HashSet<int> Callees(Instruction[] program, int entry)

@@ -36,4 +36,30 @@ internal static class DynamicMethodHost
         }
         return entry;
     }
+
+    /// <summary>
+    /// Hosts the callback method of a BPF_PSEUDO_FUNC target (<paramref name="shape"/> entered at its
+    /// subprogram) as a <see cref="BpfCallback"/>: r1-r5 in, r0 out, a fresh stack of its own.
+    /// </summary>
+    public static BpfCallback CreateCallback(ProgramShape shape, Helper?[] helpers, JitOptions options, JitClosure closure)
+    {
+        var method = new DynamicMethod($"bpf_callback_{shape.Entry}", typeof(ulong), ProgramEmitter.CallbackParameterTypes, restrictedSkipVisibility: true)
+        {
+            InitLocals = false,
+        };
+        ProgramEmitter.Emit(method.GetILGenerator(64 + shape.Program.Length * 24), shape, helpers, options);
+        if (options.ProbeOnCompile)
+        {
+            var probe = method.CreateDelegate<BpfCallback>(new JitClosure(closure.Helpers, probe: true));
+            try
+            {
+                probe(0, 0, 0, 0, 0);
+            }
+            catch (InvalidProgramException e)
+            {
+                throw new BpfCompileException(shape.Entry, "", $"RyuJIT rejected the emitted IL of the callback at slot {shape.Entry} ({e.Message})", e);
+            }
+        }
+        return method.CreateDelegate<BpfCallback>(closure);
+    }
 }
