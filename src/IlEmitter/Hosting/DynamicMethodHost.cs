@@ -16,7 +16,10 @@ internal static class DynamicMethodHost
     {
         // Anonymously hosted: a DynamicMethod owned by a module inherits that module's debuggable
         // attribute, so a Debug build of this assembly would get unoptimised (MinOpts) code.
-        var method = new DynamicMethod("bpf_program", typeof(ulong), ProgramEmitter.ParameterTypes, restrictedSkipVisibility: true)
+        // Visibility checks are skipped only when a helper is not public: skipping them makes the
+        // runtime compile the method when the delegate is created.
+        bool skipVisibility = helpers.Any(h => h != null && !IsPublic(h.Method));
+        var method = new DynamicMethod("bpf_program", typeof(ulong), ProgramEmitter.ParameterTypes, skipVisibility)
         {
             InitLocals = false,
         };
@@ -43,7 +46,8 @@ internal static class DynamicMethodHost
     /// </summary>
     public static BpfCallback CreateCallback(ProgramShape shape, Helper?[] helpers, JitOptions options, JitClosure closure)
     {
-        var method = new DynamicMethod($"bpf_callback_{shape.Entry}", typeof(ulong), ProgramEmitter.CallbackParameterTypes, restrictedSkipVisibility: true)
+        bool skipVisibility = helpers.Any(h => h != null && !IsPublic(h.Method));
+        var method = new DynamicMethod($"bpf_callback_{shape.Entry}", typeof(ulong), ProgramEmitter.CallbackParameterTypes, skipVisibility)
         {
             InitLocals = false,
         };
@@ -61,5 +65,13 @@ internal static class DynamicMethodHost
             }
         }
         return method.CreateDelegate<BpfCallback>(closure);
+    }
+
+    static bool IsPublic(System.Reflection.MethodInfo m)
+    {
+        if (!m.IsPublic) return false;
+        for (var t = m.DeclaringType; t != null; t = t.DeclaringType)
+            if (!(t.IsPublic || t.IsNestedPublic)) return false;
+        return true;
     }
 }
