@@ -195,13 +195,20 @@ internal sealed partial class Checker
                 looping = true;
                 if (old.Frames.Count == _cur.Frames.Count && _eq.Equal(old, _cur, exact: true))
                     throw Err($"infinite loop detected at insn {idx}");
-                continue;
             }
-            if (_eq.Equal(old, _cur, exact: false)) return true;
-            old.Misses++;
+            else if (_eq.Equal(old, _cur, exact: false))
+            {
+                old.Hits++;
+                return true;
+            }
+            // Checkpoints that keep missing are dropped (the kernel's miss_cnt eviction); the
+            // paths below them still count their branches through Parent.
+            if (++old.Misses > old.Hits * 3 + 3)
+            {
+                list.RemoveAt(i);
+                i--;
+            }
         }
-        // Evict completed checkpoints that keep missing (the kernel's miss_cnt heuristic).
-        if (list.Count > 32) list.RemoveAll(s => s.Branches == 0 && s.Misses > 64);
         if (looping && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) return false;
         _prevJmps = _jmpsProcessed;
         _prevInsns = _processed;

@@ -36,6 +36,8 @@ internal sealed class VerifierState
     public int Branches;
     /// <summary>Pruning statistics: how often this checkpoint was compared and did not match.</summary>
     public int Misses;
+    /// <summary>Pruning statistics: how often this checkpoint pruned a path.</summary>
+    public int Hits;
 
     public FuncState Cur => Frames[^1];
     public int CurFrame => Frames.Count - 1;
