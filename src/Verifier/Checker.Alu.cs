@@ -76,7 +76,30 @@ internal sealed partial class Checker
             return;
         }
         ScalarAlu.Apply(ref d, src, op, !alu64);
+        TrackDelta(ref d, src, op, alu64);
+    }
+
+    /// <summary>Flag in a scalar id: the register is its linked copy plus <see cref="RegState.Off"/>.</summary>
+    internal const int LinkedDelta = 1 << 30;
+
+    /// <summary>
+    /// <c>rX += K</c> on a linked scalar keeps the link with a known delta, so a later comparison of
+    /// rX still refines its copies (the kernel's BPF_ADD_CONST); any other operation breaks the link.
+    /// </summary>
+    static void TrackDelta(ref RegState d, RegState src, AluOp op, bool alu64)
+    {
+        if (alu64 && op is AluOp.Add or AluOp.Sub && d.Id != 0 && (d.Id & LinkedDelta) == 0 && src.VarOff.IsConst)
+        {
+            long val = (long)src.VarOff.Value;
+            if (val >= int.MinValue && val <= int.MaxValue && !(op == AluOp.Sub && val == int.MinValue))
+            {
+                d.Id |= LinkedDelta;
+                d.Off = (int)(op == AluOp.Sub ? -val : val);
+                return;
+            }
+        }
         d.Id = 0;
+        d.Off = 0;
     }
 
     static RegState Truncated(RegState r, int bytes)
@@ -104,7 +127,7 @@ internal sealed partial class Checker
             {
                 if (ins.Offset == 0)
                 {
-                    if (s.IsScalar && s.Id == 0) s.Id = NewId();
+                    AssignIdBeforeMov(ref s);
                     regs[dst] = s;
                 }
                 else if (s.IsScalar)
@@ -125,10 +148,10 @@ internal sealed partial class Checker
                     {
                         if (s.Umax <= uint.MaxValue)
                         {
-                            if (s.Id == 0) s.Id = NewId();
+                            AssignIdBeforeMov(ref s);
                             v = s;
                         }
-                        else v.Id = 0;
+                        else { v.Id = 0; v.Off = 0; }
                         v.ZeroExtend32();
                         v.Sync();
                     }
@@ -145,6 +168,14 @@ internal sealed partial class Checker
         }
         CheckWrite(dst);
         regs[dst] = RegState.Known(alu64 ? (ulong)(long)ins.Imm : (uint)ins.Imm);
+    }
+
+    /// <summary>Gives a scalar an id before it is copied, so the copies are linked (assign_scalar_id_before_mov).</summary>
+    void AssignIdBeforeMov(ref RegState s)
+    {
+        if (!s.IsScalar) return;
+        if ((s.Id & LinkedDelta) != 0) { s.Id = 0; s.Off = 0; }
+        if (s.Id == 0 && !s.VarOff.IsConst) s.Id = NewId();
     }
 
     /// <summary>ptr += scalar, ptr -= scalar, scalar += ptr (adjust_ptr_min_max_vals).</summary>

@@ -58,6 +58,7 @@ internal sealed partial class Checker
         public int ReleaseRegno;
         public int MemSize;
         public int LastMemRegno = -1;
+        public long ConstKey = -1;
         public bool LastMemWrite;
     }
 
@@ -103,6 +104,13 @@ internal sealed partial class Checker
             case RetType.PtrToMapValueOrNull:
                 {
                     if (meta.MapIndex < 0) throw Err($"kernel subsystem misconfigured verifier: {helper.Name} returns a map value but takes no map");
+                    var map = Map(meta.MapIndex);
+                    // An array lookup with a constant in-range key cannot fail (can_elide_value_nullness).
+                    if (HelperNames.Name(id) == "bpf_map_lookup_elem" && meta.ConstKey >= 0 && meta.ConstKey < map.MaxEntries)
+                    {
+                        regs[0] = RegState.Pointer(RegType.PtrToMapValue, 0, meta.MapIndex);
+                        break;
+                    }
                     var r0 = RegState.Pointer(RegType.PtrToMapValueOrNull, 0, meta.MapIndex);
                     r0.Id = NewId();
                     if (Map(meta.MapIndex).IsSockMap)
@@ -231,6 +239,8 @@ internal sealed partial class Checker
             case ArgType.PtrToMapKey:
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->key");
                 CheckHelperMem(regno, Map(meta.MapIndex).KeySize, write: false, intoMap: true);
+                if (Map(meta.MapIndex).Type is MapInfo.Array or MapInfo.PercpuArray)
+                    meta.ConstKey = ConstantMapKey(reg, Map(meta.MapIndex).KeySize);
                 break;
             case ArgType.PtrToMapValue:
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->value");
@@ -259,6 +269,24 @@ internal sealed partial class Checker
                 meta.MemSize = (int)reg.VarOff.Value;
                 break;
         }
+    }
+
+    /// <summary>The key a stack pointer points at when it is a known constant (get_constant_map_key), else -1.</summary>
+    long ConstantMapKey(in RegState key, int keySize)
+    {
+        if (key.Type != RegType.PtrToStack || !key.VarOff.IsConst) return -1;
+        int stackOff = key.Off + (int)(long)key.VarOff.Value;
+        int slot = -stackOff - 1, spi = slot / 8, off = slot % 8;
+        var st = _cur.Frames[key.Frame].Stack;
+        int zero = 0;
+        for (int i = off; i >= 0 && st.Kind(spi, i) == SlotKind.Zero; i--) zero++;
+        if (zero >= keySize) return 0;
+        if (!st.IsSpilled(spi) || !st.Spilled[spi].IsScalar) return -1;
+        int spill = 0;
+        for (int i = off; i >= 0 && st.Kind(spi, i) == SlotKind.Spill; i--) spill++;
+        if (spill != keySize) return -1;
+        var v = st.Spilled[spi];
+        return v.VarOff.IsConst ? (long)v.VarOff.Value : -1;
     }
 
     /// <summary>check_helper_mem_access: the helper reads or writes <paramref name="size"/> bytes at the pointer.</summary>

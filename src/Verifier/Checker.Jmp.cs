@@ -89,10 +89,22 @@ internal sealed partial class Checker
     /// <summary>Copies refined bounds to every scalar sharing the id (sync_linked_regs).</summary>
     static void SyncLinked(VerifierState st, RegState known)
     {
-        if (known.Id == 0 || !known.IsScalar) return;
+        int baseId = known.Id & ~LinkedDelta;
+        if (baseId == 0 || !known.IsScalar) return;
         st.ForEachReg((ref RegState r) =>
         {
-            if (r.IsScalar && r.Id == known.Id) r = known;
+            if (!r.IsScalar || (r.Id & ~LinkedDelta) != baseId) return;
+            int id = r.Id, delta = r.Off;
+            if (delta == known.Off) r = known;
+            else
+            {
+                // r = known + (r.delta - known.delta)
+                var v = known;
+                ScalarAlu.Apply(ref v, RegState.Known((ulong)(long)(delta - known.Off)), AluOp.Add, alu32: false);
+                r = v;
+            }
+            r.Id = id;
+            r.Off = delta;
         });
     }
 
@@ -137,7 +149,7 @@ internal sealed partial class Checker
     {
         if (_cur.Frames.Count > 1)
         {
-            CheckRead(0);
+            // A subprogram may return without setting r0; the caller then cannot read it.
             var callee = Frame;
             var r0 = callee.Regs[0];
             if (r0.Type == RegType.PtrToStack) throw Err("cannot return stack pointer to the caller");

@@ -44,13 +44,9 @@ internal sealed partial class Checker
             throw Err($"BPF_ATOMIC stores into R{ins.Dst} {RegName(dst)} is not allowed");
         if (Regs[ins.Src].IsPointer && dst.Type != RegType.PtrToStack)
             throw Err($"R{ins.Src} leaks addr into mem");
-        CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: false, valueRegno: -1, stImm: null, signExtend: false);
+        // The fetch is a real load (from the stack it returns what was stored there); the write after it stores unknown data.
+        CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: false, valueRegno: loadReg, stImm: null, signExtend: false);
         CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: true, valueRegno: -1, stImm: null, signExtend: false);
-        if (loadReg >= 0)
-        {
-            var v = RegState.Unknown();
-            Regs[loadReg] = size < 8 ? Truncated(v, size) : v;
-        }
     }
 
     /// <summary>One memory access through register <paramref name="regno"/>; a read sets <paramref name="valueRegno"/>.</summary>
@@ -239,8 +235,12 @@ internal sealed partial class Checker
         RegState? v = valueRegno >= 0 ? Regs[valueRegno] : null;
         if (v is { IsScalar: true } sv && off % 8 == 0)
         {
-            if (sv.Umax > (size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1)) sv.Id = 0;
-            else if (sv.Id == 0 && valueRegno >= 0) { Regs[valueRegno].Id = NewId(); sv.Id = Regs[valueRegno].Id; }
+            if (sv.Umax > (size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1)) { sv.Id = 0; sv.Off = 0; }
+            else
+            {
+                AssignIdBeforeMov(ref Regs[valueRegno]);
+                sv = Regs[valueRegno];
+            }
             SaveSpill(st, spi, sv, size);
         }
         else if (v == null && stImm != null && off % 8 == 0)
@@ -295,7 +295,7 @@ internal sealed partial class Checker
                 if (size <= spillSize && off % 8 == 0)
                 {
                     var copy = reg;
-                    if (reg.Umax > (size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1)) copy.Id = 0;
+                    if (reg.Umax > (size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1)) { copy.Id = 0; copy.Off = 0; }
                     return copy;
                 }
                 int spill = 0, zero = 0;

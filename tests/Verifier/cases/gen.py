@@ -107,7 +107,10 @@ case(F,"signed range refinement","call 5\njslt %r0, 0, drop\njsgt %r0, 1, drop\n
 case(F,"jne refinement at the range edge","call 7\njgt %r0, 2, drop\njne %r0, 2, ok\ndrop:\n"+R0+"\nok:\nexit")
 case(F,"register comparison refines both","call 7\nmov %r6, %r0\ncall 7\njgt %r0, 1, drop\njgt %r6, %r0, drop\nmov %r0, %r6\nexit\ndrop:\n"+R0)
 case(F,"linked scalar copies share refinements","call 7\nmov %r6, %r0\njgt %r6, 1, drop\nexit\ndrop:\n"+R0)
-case(F,"unlinked after modification","call 7\nmov %r6, %r0\nadd %r6, 0\njgt %r6, 1, drop\nexit\ndrop:\n"+R0,"reject should have been in [0, 1]")
+case(F,"copy stays linked through += 0","call 7\nmov %r6, %r0\nadd %r6, 0\njgt %r6, 1, drop\nexit\ndrop:\n"+R0)
+case(F,"copy linked with a delta","call 7\nand %r0, 0xff\nmov %r6, %r0\nadd %r6, 5\njgt %r6, 6, drop\nexit\ndrop:\n"+R0)
+case(F,"copy linked with a delta that may wrap","call 7\nmov %r6, %r0\nadd %r6, 5\njgt %r6, 6, drop\nexit\ndrop:\n"+R0,"reject should have been in [0, 1]")
+case(F,"copy unlinked by a multiplication","call 7\nmov %r6, %r0\nmul %r6, 1\njgt %r6, 1, drop\nexit\ndrop:\n"+R0,"reject should have been in [0, 1]")
 case(F,"many sequential diamonds are pruned","\n".join(f"call 7\njeq %r0, 0, a{i}\nmov %r6, 1\nja b{i}\na{i}:\nmov %r6, 0\nb{i}:" for i in range(40))+"\n"+R0)
 case(F,"ld_abs is not allowed","ldabsb 0\n"+R0,"reject") if False else None
 case(F,"pointer comparison against non-null","mov %r2, %r10\njeq %r2, 0, bad\n"+R0+"\nbad:\nmov %r0, 7\nexit","reject smin=7 smax=7")

@@ -2,7 +2,8 @@ exec(open("gen.py").read().split("F=\"02_return")[0])
 files={}
 SM="socks:SOCKMAP:4:8:32"
 SH="sockh:SOCKHASH:4:8:32"
-ARR="arr:ARRAY:4:16:4"
+ARR="arr:HASH:4:16:16"
+AR2="a2:ARRAY:4:16:4"
 HASH="h:HASH:8:8:16"
 KEY4="stw [%r10-4], 0\nmov %r2, %r10\nadd %r2, -4\n"
 def lookup(m): return KEY4+f"ldmap %r1, {m}\ncall 1\n"
@@ -51,13 +52,20 @@ case(F,"direct value access past the value","ldmapval %r2, data, 8\nldxdw %r0, [
 case(F,"direct value offset past the value","ldmapval %r2, data, 16\n"+R0,"reject invalid access to map value pointer, value_size=16 off=16",maps="data:ARRAY:4:16:1")
 case(F,"write into a read-only map","ldmapval %r2, ro, 0\nstw [%r2+0], 1\n"+R0,"reject write into map forbidden",maps="ro:ARRAY:4:16:1:0:ro")
 case(F,"read from a read-only map","ldmapval %r2, ro, 0\nldxw %r0, [%r2+0]\nand %r0, 1\nexit",maps="ro:ARRAY:4:16:1:0:ro")
-case(F,"map pointer dereference","ldmap %r2, arr\nldxw %r0, [%r2+0]\n"+R0,"reject R2 invalid mem access 'map_ptr'",maps=ARR)
+case(F,"map pointer dereference (the kernel reads struct bpf_map through BTF; BpfJit has none)","ldmap %r2, arr\nldxw %r0, [%r2+0]\n"+R0,"reject R2 invalid mem access 'map_ptr'",maps=ARR,kernel="accept")
 case(F,"map pointer arithmetic","ldmap %r2, arr\nadd %r2, 8\n"+R0,"reject R2 pointer arithmetic on map_ptr prohibited",maps=ARR)
 case(F,"lddw of zero is a scalar","lddw %r0, 0\nexit") 
 case(F,"two lookups, both checked",lookup("arr")+"mov %r6, %r0\n"+lookup("arr")+"jeq %r0, 0, out\njeq %r6, 0, out\nldxw %r1, [%r0+0]\nldxw %r1, [%r6+0]\nout:\n"+R0,maps=ARR)
 case(F,"two lookups, one checked",lookup("arr")+"mov %r6, %r0\n"+lookup("arr")+"jeq %r0, 0, out\nldxw %r1, [%r6+0]\nout:\n"+R0,"reject R6 invalid mem access 'map_value_or_null'",maps=ARR)
 case(F,"value pointer spilled before the NULL check",lookup("arr")+"stxdw [%r10-16], %r0\njeq %r0, 0, out\nldxdw %r6, [%r10-16]\nldxw %r1, [%r6+0]\nout:\n"+R0,maps=ARR)
 case(F,"map value counter increment",lookup("arr")+"jeq %r0, 0, out\nmov %r1, 1\nlock add [%r0+0], %r1\nout:\n"+R0,maps=ARR)
+
+case(F,"array lookup with a constant key needs no NULL check",lookup("a2")+"ldxw %r1, [%r0+0]\n"+R0,maps=AR2)
+case(F,"percpu array lookup with a constant key needs no NULL check",lookup("pa")+"ldxw %r1, [%r0+0]\n"+R0,maps="pa:PERCPU_ARRAY:4:8:4")
+case(F,"array lookup with a spilled constant key","stw [%r10-8], 3\nmov %r2, %r10\nadd %r2, -8\nldmap %r1, a2\ncall 1\nldxw %r1, [%r0+0]\n"+R0,maps=AR2)
+case(F,"array lookup with a key past max_entries","stw [%r10-8], 4\nmov %r2, %r10\nadd %r2, -8\nldmap %r1, a2\ncall 1\nldxw %r1, [%r0+0]\n"+R0,"reject R0 invalid mem access 'map_value_or_null'",maps=AR2)
+case(F,"array lookup with an unknown key","ldxw %r3, [%r1+60]\nstxw [%r10-8], %r3\nmov %r2, %r10\nadd %r2, -8\nldmap %r1, a2\ncall 1\nldxw %r1, [%r0+0]\n"+R0,"reject R0 invalid mem access 'map_value_or_null'",maps=AR2)
+case(F,"hash lookup with a constant key still needs a NULL check",lookup("arr")+"ldxw %r1, [%r0+0]\n"+R0,"reject R0 invalid mem access 'map_value_or_null'",maps=ARR)
 
 F="07_sockets.txt"
 REL="mov %r1, %r0\ncall 86\n"
@@ -117,10 +125,10 @@ case(F,"trace_printk with a size beyond the stack","mov %r1, %r10\nadd %r1, -8\n
 case(F,"trace_printk with a variable bounded size","stdw [%r10-16], 0\nstdw [%r10-8], 0\ncall 7\nand %r0, 15\nadd %r0, 1\nmov %r2, %r0\nmov %r1, %r10\nadd %r1, -16\ncall 6\n"+R0)
 case(F,"trace_printk with an unbounded size","call 7\nmov %r2, %r0\nmov %r1, %r10\nadd %r1, -16\ncall 6\n"+R0,"reject R2 min value is negative")
 case(F,"tail call into a prog array","ldmap %r2, progs\nmov %r3, 0\ncall 12\n"+R0,maps="progs:PROG_ARRAY:4:4:4")
-case(F,"tail call with an array map","ldmap %r2, arr\nmov %r3, 0\ncall 12\n"+R0,"reject cannot pass map_type 2 into func bpf_tail_call#12",maps=ARR)
+case(F,"tail call with an array map","ldmap %r2, a2\nmov %r3, 0\ncall 12\n"+R0,"reject cannot pass map_type 2 into func bpf_tail_call#12",maps=AR2)
 case(F,"r0 after a tail call is not readable","ldmap %r2, progs\nmov %r3, 0\ncall 12\nexit","reject R0 !read_ok",maps="progs:PROG_ARRAY:4:4:4")
 case(F,"perf_event_output","mov %r6, %r1\nstdw [%r10-8], 0\nmov %r1, %r6\nldmap %r2, events\nlddw %r3, 0xffffffff\nmov %r4, %r10\nadd %r4, -8\nmov %r5, 8\ncall 25\n"+R0,maps="events:PERF_EVENT_ARRAY:4:4:4")
-case(F,"perf_event_output on an array","mov %r6, %r1\nstdw [%r10-8], 0\nmov %r1, %r6\nldmap %r2, arr\nmov %r3, 0\nmov %r4, %r10\nadd %r4, -8\nmov %r5, 8\ncall 25\n"+R0,"reject cannot pass map_type 2 into func bpf_perf_event_output#25",maps=ARR)
+case(F,"perf_event_output on an array","mov %r6, %r1\nstdw [%r10-8], 0\nmov %r1, %r6\nldmap %r2, a2\nmov %r3, 0\nmov %r4, %r10\nadd %r4, -8\nmov %r5, 8\ncall 25\n"+R0,"reject cannot pass map_type 2 into func bpf_perf_event_output#25",maps=AR2)
 RB="rb:RINGBUF:0:0:4096"
 case(F,"ringbuf reserve and submit","ldmap %r1, rb\nmov %r2, 8\nmov %r3, 0\ncall 131\njeq %r0, 0, out\nstdw [%r0+0], 1\nmov %r1, %r0\nmov %r2, 0\ncall 132\nout:\n"+R0,maps=RB)
 case(F,"ringbuf reserve and discard","ldmap %r1, rb\nmov %r2, 8\nmov %r3, 0\ncall 131\njeq %r0, 0, out\nmov %r1, %r0\nmov %r2, 0\ncall 133\nout:\n"+R0,maps=RB)
@@ -141,7 +149,8 @@ case(F,"caller r1 is clobbered by a call","call local f\nmov %r0, %r1\nexit\nf:\
 case(F,"callee writes the caller's stack","mov %r1, %r10\nadd %r1, -8\ncall local f\nldxdw %r0, [%r10-8]\nexit\nf:\nstdw [%r1+0], 1\n"+R0)
 case(F,"callee returns a stack pointer","call local f\n"+R0+"\nf:\nmov %r0, %r10\nexit","reject cannot return stack pointer to the caller")
 case(F,"callee returns 2","call local f\nexit\nf:\nmov %r0, 2\nexit","reject smin=2 smax=2")
-case(F,"callee without r0","call local f\n"+R0+"\nf:\nexit","reject R0 !read_ok")
+case(F,"callee without r0 when the caller ignores it","call local f\n"+R0+"\nf:\nexit")
+case(F,"caller reads r0 of a callee that did not set it","call local f\nexit\nf:\nexit","reject R0 !read_ok")
 chain="\n".join([f"f{i}:\ncall local f{i+1}\nexit" for i in range(1,9)])+"\nf9:\n"+R0
 case(F,"nine nested calls","call local f1\nexit\n"+chain,"reject the call stack of 9 frames is too deep")
 chain="\n".join([f"f{i}:\ncall local f{i+1}\nexit" for i in range(1,7)])+"\nf7:\n"+R0
@@ -158,7 +167,9 @@ case(F,"callee reads the caller's uninitialised stack","mov %r1, %r10\nadd %r1, 
 
 F="10_atomics.txt"
 case(F,"atomic add on the stack","stdw [%r10-8], 0\nmov %r1, 1\nlock add [%r10-8], %r1\n"+R0)
-case(F,"atomic fetch add returns a scalar","stdw [%r10-8], 0\nmov %r1, 1\nlock fetch add [%r10-8], %r1\nmov %r0, %r1\nexit","reject should have been in [0, 1]")
+case(F,"atomic fetch add from the stack returns the stored value","stdw [%r10-8], 0\nmov %r1, 1\nlock fetch add [%r10-8], %r1\nmov %r0, %r1\nexit")
+case(F,"atomic fetch add from a map value returns a scalar",lookup("arr")+"jeq %r0, 0, out\nmov %r1, 1\nlock fetch add [%r0+0], %r1\nmov %r0, %r1\nexit\nout:\n"+R0,"reject should have been in [0, 1]",maps=ARR)
+case(F,"stack slot after an atomic add is unknown","stdw [%r10-8], 0\nmov %r1, 1\nlock add [%r10-8], %r1\nldxdw %r0, [%r10-8]\nexit","reject should have been in [0, 1]")
 case(F,"atomic xchg on a map value",lookup("arr")+"jeq %r0, 0, out\nmov %r1, 1\nlock xchg [%r0+0], %r1\nout:\n"+R0,maps=ARR)
 case(F,"atomic cmpxchg on a map value",lookup("arr")+"jeq %r0, 0, out\nmov %r1, 1\nmov %r6, %r0\nmov %r0, 0\nlock cmpxchg [%r6+0], %r1\nout:\n"+R0,maps=ARR)
 case(F,"atomic add past the value",lookup("arr")+"jeq %r0, 0, out\nmov %r1, 1\nlock add [%r0+12], %r1\nout:\n"+R0,"reject invalid access to map value, value_size=16 off=12 size=8",maps=ARR)
