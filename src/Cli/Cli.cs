@@ -20,6 +20,7 @@ public static class Cli
     public static IReadOnlyList<CommandInfo> Commands { get; } =
     [
         ConformanceCommand.Info,
+        VerifyCommand.Info,
     ];
 
     /// <summary>Runs the tool with <paramref name="args"/>; never throws for bad input.</summary>

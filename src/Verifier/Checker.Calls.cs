@@ -76,6 +76,8 @@ internal sealed partial class Checker
             if (proto.Args[i] == ArgType.DontCare) continue;
             CheckFuncArg(i + 1, proto.Args[i], meta, id, helper.Name);
         }
+        if (meta.MapIndex >= 0 && HelperNames.Name(id) == "bpf_tail_call" && Map(meta.MapIndex).Type != MapInfo.ProgArray)
+            throw Err("expected prog array map for tail call");
         if (meta.MapIndex >= 0 && !SkLookupHelpers.MapCompatible(Map(meta.MapIndex).Type, id))
             throw Err($"cannot pass map_type {Map(meta.MapIndex).Type} into func {SkLookupHelpers.Display(id)}");
         if (meta.MapIndex < 0 && RequiresMap(proto))
@@ -297,7 +299,7 @@ internal sealed partial class Checker
         {
             case RegType.PtrToStack:
                 {
-                    var (min, max) = StackBounds(regno, reg, 0, size, " indirect access to");
+                    var (min, max) = StackBounds(regno, reg, 0, size, write ? " write to" : " read from");
                     var frame = _cur.Frames[reg.Frame];
                     GrowStack(frame, min);
                     var st = frame.Stack;

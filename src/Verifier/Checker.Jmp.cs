@@ -168,7 +168,10 @@ internal sealed partial class Checker
         if (!ret.IsScalar)
             throw Err($"At program exit the register R0 is not a known value ({RegName(ret)})");
         if (ret.Smin < 0 || ret.Smax > 1)
-            throw Err($"At program exit the register R0 has smin={ret.Smin} smax={ret.Smax} should have been in [0, 1]");
+        {
+            string has = (ret.Smin > long.MinValue ? $" smin={ret.Smin}" : "") + (ret.Smax < long.MaxValue ? $" smax={ret.Smax}" : "");
+            throw Err($"At program exit the register R0 has{(has.Length == 0 ? " unknown scalar value" : has)} should have been in [0, 1]");
+        }
         return false;
     }
 }

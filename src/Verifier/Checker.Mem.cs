@@ -45,20 +45,15 @@ internal sealed partial class Checker
         if (Regs[ins.Src].IsPointer && dst.Type != RegType.PtrToStack)
             throw Err($"R{ins.Src} leaks addr into mem");
         // The fetch is a real load (from the stack it returns what was stored there); the write after it stores unknown data.
-        CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: false, valueRegno: loadReg, stImm: null, signExtend: false);
-        CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: true, valueRegno: -1, stImm: null, signExtend: false);
+        CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: false, valueRegno: loadReg, stImm: null, signExtend: false, atomic: true);
+        CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: true, valueRegno: -1, stImm: null, signExtend: false, atomic: true);
     }
 
     /// <summary>One memory access through register <paramref name="regno"/>; a read sets <paramref name="valueRegno"/>.</summary>
-    void CheckMemAccess(int idx, int regno, int off, int size, bool write, int valueRegno, int? stImm, bool signExtend)
+    void CheckMemAccess(int idx, int regno, int off, int size, bool write, int valueRegno, int? stImm, bool signExtend, bool atomic = false)
     {
         var reg = Regs[regno];
-        if (reg.Type == RegType.PtrToStack)
-        {
-            var regOff = reg.VarOff + Tnum.Const((ulong)(long)(reg.Off + off));
-            if (!regOff.IsAligned((ulong)size))
-                throw Err($"misaligned stack access off {reg.VarOff}+{reg.Off + off}+0 size {size}");
-        }
+        CheckAlignment(reg, off, size, strict: atomic);
         RegState result = RegState.Unknown();
         bool resultSet = false;
         switch (reg.Type)
@@ -124,6 +119,24 @@ internal sealed partial class Checker
             else result = Truncated(result, size);
         }
         Regs[valueRegno] = result;
+    }
+
+    /// <summary>check_ptr_alignment: stack accesses (and atomics everywhere) must be aligned to their size.</summary>
+    void CheckAlignment(in RegState reg, int off, int size, bool strict)
+    {
+        string desc;
+        switch (reg.Type)
+        {
+            case RegType.PtrToStack: desc = "stack "; strict = true; break;
+            case RegType.PtrToMapValue: desc = "value "; break;
+            case RegType.PtrToMem: desc = ""; break;
+            default: return;
+        }
+        if (!strict || size == 1) return;
+        var at = reg.VarOff + Tnum.Const((ulong)(long)(reg.Off + off));
+        if (at.IsAligned((ulong)size)) return;
+        string tn = reg.VarOff.IsConst ? ((long)reg.VarOff.Value).ToString() : reg.VarOff.ToString();
+        throw Err($"misaligned {desc}access off {tn}+{reg.Off}+{off} size {size}");
     }
 
     /// <summary>check_mem_region_access: every offset the pointer may have, plus the access, within [0, memSize).</summary>

@@ -101,12 +101,10 @@ internal sealed class ProgramInfo
                 {
                     int t = i + ins.BranchOffset + 1;
                     if (t < start || t >= end) return $"jump out of range from insn {i} to {t}";
-                    if (IsSecondSlot(Insns, t)) return $"jump into the middle of ldimm64 insn {t - 1}";
                 }
                 if (i == end - 1 && !(ins.IsExit || ins.IsUnconditionalJump)) return "last insn is not an exit or jmp";
                 if (ins.IsLdImm64) i++;
             }
-            if (IsSecondSlot(Insns, start)) { at = start; return $"jump into the middle of ldimm64 insn {start - 1}"; }
         }
         // Reachability (depth-first, like check_cfg) and prune points.
         var work = new Stack<int>();
@@ -127,6 +125,19 @@ internal sealed class ProgramInfo
             if (IsSecondSlot(Insns, i)) continue;
             at = i;
             if (!Reachable[i]) return $"unreachable insn {i}";
+        }
+        for (int i = 0; i < n; i++)
+        {
+            at = i;
+            var ins = Insns[i];
+            if (ins.IsBranch && IsSecondSlot(Insns, i + ins.BranchOffset + 1)) return $"jump into the middle of ldimm64 insn {i + ins.BranchOffset}";
+            if (ins.IsCall && ins.Src == (byte)CallKind.Local && IsSecondSlot(Insns, i + ins.Imm + 1)) return $"jump into the middle of ldimm64 insn {i + ins.Imm}";
+            if (ins.IsLdImm64) i++;
+        }
+        for (int i = 0; i < n; i++)
+        {
+            if (IsSecondSlot(Insns, i)) continue;
+            at = i;
             var ins = Insns[i];
             if (ins.IsBranch)
             {
