@@ -132,13 +132,13 @@ internal sealed partial class Checker
         int idx = _cur.Insn;
         if (++_processed > ComplexityLimit)
             throw Err($"BPF program is too large. Processed {_processed} insn");
+        RecordFacts(idx);
         if (_info.PrunePoint[idx] && IsStateVisited(idx))
         {
             if (Log2) _log.AppendLine($"{idx}: safe");
             return false;
         }
         var ins = _insns[idx];
-        RecordFacts(idx);
         if (Log2)
         {
             _log.Append(idx).Append(": ").AppendLine(StateFormatter.Format(_cur, _maps));
