@@ -23,36 +23,45 @@ internal sealed class StackState
     public const int MaxBytes = 512;
     public const int Slots = MaxBytes / 8;
 
-    public SlotKind[] Kinds = new SlotKind[MaxBytes];
-    public RegState[] Spilled = new RegState[Slots];
-    /// <summary>Bytes of stack in use (the deepest access, positive).</summary>
+    /// <summary>Byte kinds of the allocated part, 8 per slot; bytes past it are <see cref="SlotKind.Invalid"/>.</summary>
+    public SlotKind[] Kinds = [];
+    /// <summary>The register spilled in each allocated slot.</summary>
+    public RegState[] Spilled = [];
+    /// <summary>Bytes of stack in use (the deepest access, positive, a multiple of 8).</summary>
     public int Allocated;
 
-    public StackState Clone()
+    public StackState Clone() => new()
     {
-        var s = new StackState { Allocated = Allocated };
-        Array.Copy(Kinds, s.Kinds, MaxBytes);
-        Array.Copy(Spilled, s.Spilled, Slots);
-        return s;
-    }
+        Allocated = Allocated,
+        Kinds = Allocated == 0 ? [] : (SlotKind[])Kinds.Clone(),
+        Spilled = Allocated == 0 ? [] : (RegState[])Spilled.Clone(),
+    };
 
-    public SlotKind Kind(int spi, int k) => Kinds[spi * 8 + k];
+    public SlotKind Kind(int spi, int k)
+    {
+        int i = spi * 8 + k;
+        return i < Kinds.Length ? Kinds[i] : SlotKind.Invalid;
+    }
 
     public void SetKind(int spi, int k, SlotKind kind) => Kinds[spi * 8 + k] = kind;
 
     /// <summary>True when the slot starts with a spilled register (its kind 7 is Spill).</summary>
-    public bool IsSpilled(int spi) => Kinds[spi * 8 + 7] == SlotKind.Spill;
+    public bool IsSpilled(int spi) => Kind(spi, 7) == SlotKind.Spill;
 
     /// <summary>True when all eight bytes hold one spilled register.</summary>
     public bool IsFullSpill(int spi)
     {
-        for (int k = 0; k < 8; k++) if (Kinds[spi * 8 + k] != SlotKind.Spill) return false;
+        for (int k = 0; k < 8; k++) if (Kind(spi, k) != SlotKind.Spill) return false;
         return true;
     }
 
+    /// <summary>Makes room for <paramref name="bytes"/> bytes below the frame pointer (grow_stack_state).</summary>
     public void Grow(int bytes)
     {
-        if (bytes > Allocated) Allocated = (bytes + 7) & ~7;
+        if (bytes <= Allocated) return;
+        Allocated = (bytes + 7) & ~7;
+        Array.Resize(ref Kinds, Allocated);
+        Array.Resize(ref Spilled, Allocated / 8);
     }
 
     /// <summary>The kernel's slot print: <c>fp-8=mmmmmmmm</c> or the spilled register.</summary>

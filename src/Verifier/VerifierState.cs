@@ -55,7 +55,7 @@ internal sealed class VerifierState
         foreach (var f in Frames)
         {
             for (int r = 0; r < 11; r++) action(ref f.Regs[r]);
-            for (int spi = 0; spi < StackState.Slots; spi++)
+            for (int spi = 0; spi < f.Stack.Spilled.Length; spi++)
                 if (f.Stack.IsSpilled(spi)) action(ref f.Stack.Spilled[spi]);
         }
     }

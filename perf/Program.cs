@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(BpfJit.Perf.VerifierBenchmarks).Assembly).Run(args);
