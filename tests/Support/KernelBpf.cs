@@ -101,6 +101,64 @@ public static unsafe class KernelBpf
         return result;
     }
 
+    /// <summary>The result of BPF_PROG_TEST_RUN: the program's return value and the context written back.</summary>
+    public sealed record RunResult(int Errno, uint Retval, byte[] CtxOut);
+
+    /// <summary>
+    /// Loads the program and runs it once with BPF_PROG_TEST_RUN on a 72-byte <c>struct bpf_sk_lookup</c>
+    /// (sk-lookup.md section 6). Throws when the kernel rejects the program.
+    /// </summary>
+    public static RunResult TestRun(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, byte[] ctxIn)
+    {
+        var insns = slots.ToArray();
+        for (int i = 0; i < insns.Length; i++)
+        {
+            if (!insns[i].IsLdImm64) continue;
+            if (insns[i].Src is 5 or 6) insns[i] = insns[i] with { Src = (byte)(insns[i].Src - 4), Imm = mapFds[insns[i].Imm] };
+            i++;
+        }
+        int fd = LoadFd(Encoder.Encode(insns), insns.Length, out int loadErrno);
+        if (fd < 0) throw new InvalidOperationException($"BPF_PROG_LOAD failed: errno {loadErrno}");
+        try
+        {
+            var ctxOut = new byte[72];
+            var attr = new byte[80];
+            fixed (byte* pin = ctxIn, pout = ctxOut, p = attr)
+            {
+                *(uint*)(p + 0) = (uint)fd;
+                *(uint*)(p + 32) = 1;
+                *(uint*)(p + 40) = (uint)ctxIn.Length;
+                *(uint*)(p + 44) = (uint)ctxOut.Length;
+                *(ulong*)(p + 48) = (ulong)pin;
+                *(ulong*)(p + 56) = (ulong)pout;
+                long r = syscall(SysBpf, ProgTestRun, p, attr.Length);
+                int errno = r < 0 ? Marshal.GetLastPInvokeError() : 0;
+                return new RunResult(errno, *(uint*)(p + 4), ctxOut);
+            }
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+
+    static int LoadFd(byte[] code, int count, out int errno)
+    {
+        var license = "GPL\0"u8.ToArray();
+        var attr = new byte[144];
+        fixed (byte* c = code, l = license, p = attr)
+        {
+            *(uint*)(p + 0) = ProgTypeSkLookup;
+            *(uint*)(p + 4) = (uint)count;
+            *(ulong*)(p + 8) = (ulong)c;
+            *(ulong*)(p + 16) = (ulong)l;
+            *(uint*)(p + 68) = AttachSkLookup;
+            long fd = syscall(SysBpf, ProgLoad, p, attr.Length);
+            errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
+            return (int)fd;
+        }
+    }
+
     static LoadResult LoadRaw(byte[] code, int count, int logLevel, int logSize)
     {
         var license = "GPL\0"u8.ToArray();

@@ -143,3 +143,27 @@ public class VerifierApiTests
         }
     }
 }
+
+/// <summary>The kernel oracle's test-run path works (sk-lookup.md section 6).</summary>
+[TestFixture]
+public class KernelOracleTests
+{
+    /// <summary>A program returning the low bit of local_port: test_run gives that bit back.</summary>
+    [Test]
+    public void TestRunReturnsTheVerdict()
+    {
+        Support.KernelBpf.RequireAvailable();
+        var prog = Assembler.Assemble("ldxw %r0, [%r1+60]\nand %r0, 1\nexit");
+        Assert.That(BpfJit.Verifier.Verifier.Verify(prog, new VerifierOptions { Helpers = SkLookupTestHelpers.Table }).Accepted, Is.True);
+        foreach (ushort port in new ushort[] { 7007, 8008 })
+        {
+            var ctx = new byte[72];
+            ctx[8] = 2;                                   // family AF_INET
+            ctx[12] = 6;                                  // protocol TCP
+            BitConverter.GetBytes((uint)port).CopyTo(ctx, 60);
+            var r = Support.KernelBpf.TestRun(prog, [], ctx);
+            Assert.That(r.Errno, Is.EqualTo(0));
+            Assert.That(r.Retval, Is.EqualTo((uint)(port & 1)));
+        }
+    }
+}
