@@ -295,6 +295,7 @@ internal sealed partial class Checker
     void CheckHelperMem(int regno, int size, bool write, bool intoMap)
     {
         var reg = Regs[regno];
+        if (size == 0) throw Err(write ? "invalid zero-sized write" : "invalid zero-sized read");
         switch (reg.Type)
         {
             case RegType.PtrToStack:
