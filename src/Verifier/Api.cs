@@ -96,7 +96,7 @@ public sealed class InsnFacts
     /// <summary>For a division or modulo by a register: true when the divisor is never zero on any path.</summary>
     public bool DivisorNonZero { get; internal set; }
 
-    /// <summary>For a helper call: the index of the map passed in r1 on every path, or -1 when none or when paths differ.</summary>
+    /// <summary>For a helper call: the index of the map passed as its map argument (r1, or r2 for tail_call and perf_event_output) on every path, or -1 when none or when paths differ.</summary>
     public int MapArg { get; internal set; } = -1;
 
     internal bool MapArgSeen;

@@ -102,7 +102,7 @@ internal sealed class ProgramInfo
                     int t = i + ins.BranchOffset + 1;
                     if (t < start || t >= end) return $"jump out of range from insn {i} to {t}";
                 }
-                if (i == end - 1 && !(ins.IsExit || ins.IsUnconditionalJump)) return "last insn is not an exit or jmp";
+                if (i >= end - 1 - (ins.IsLdImm64 ? 1 : 0) && !(ins.IsExit || ins.IsUnconditionalJump)) return "last insn is not an exit or jmp";
                 if (ins.IsLdImm64) i++;
             }
         }
@@ -115,7 +115,7 @@ internal sealed class ProgramInfo
             int i = work.Pop();
             foreach (int t in Successors(i, includeCallees: true))
             {
-                if (Reachable[t]) continue;
+                if (t < 0 || t >= n || Reachable[t]) continue;
                 Reachable[t] = true;
                 work.Push(t);
             }
@@ -192,7 +192,7 @@ internal sealed class ProgramInfo
             {
                 if (IsSecondSlot(Insns, i) || !Reachable[i]) continue;
                 ushort outLive = 0;
-                foreach (int t in Successors(i, includeCallees: false)) outLive |= LiveIn[t];
+                foreach (int t in Successors(i, includeCallees: false)) if (t < n) outLive |= LiveIn[t];
                 ushort inLive = (ushort)(use[i] | (outLive & ~def[i]) | (1 << 10));
                 if (inLive != LiveIn[i]) { LiveIn[i] = inLive; changed = true; }
             }
