@@ -138,6 +138,82 @@ public class VerifierFuzzTests
         }
     }
 
+    /// <summary>A program stitched from random snippets: lookups, NULL checks, pointer arithmetic, bounded indexes, releases.</summary>
+    static Instruction[] SnippetProgram(Random rng)
+    {
+        var sb = new System.Text.StringBuilder("mov %r6, %r1\nstdw [%r10-8], 0\nmov %r7, 0\nmov %r8, 0\nmov %r9, 0\n");
+        int label = 0;
+        string[] maps = ["0", "1", "2"];
+        int steps = rng.Next(1, 7);
+        for (int i = 0; i < steps; i++)
+        {
+            int off = rng.Next(-2, 20) / (rng.Next(2) + 1) * (rng.Next(3) == 0 ? 1 : 4);
+            string L = $"l{label++}";
+            string sz = new[] { "b", "h", "w", "dw" }[rng.Next(4)];
+            switch (rng.Next(10))
+            {
+                case 0 or 1:
+                    sb.Append($"mov %r2, %r10\nadd %r2, -{4 * rng.Next(1, 3)}\nlddw %r1, {maps[rng.Next(3)]}\ncall 1\nmov %r{7 + rng.Next(3)}, %r0\n");
+                    break;
+                case 2:
+                    sb.Append($"jeq %r{7 + rng.Next(3)}, 0, {L}\n{L}:\n");
+                    break;
+                case 3:
+                    { int r = 7 + rng.Next(3); sb.Append($"jeq %r{r}, 0, {L}\nldx{sz} %r0, [%r{r}+{off}]\n{L}:\n"); break; }
+                case 4:
+                    { int r = 7 + rng.Next(3); sb.Append($"jeq %r{r}, 0, {L}\nst{sz} [%r{r}+{off}], 1\n{L}:\n"); break; }
+                case 5:
+                    { int r = 7 + rng.Next(3); sb.Append($"jeq %r{r}, 0, {L}\nldxw %r0, [%r6+60]\nand %r0, {rng.Next(1, 20)}\nadd %r{r}, %r0\n{L}:\n"); break; }
+                case 6:
+                    { int r = 7 + rng.Next(3); sb.Append($"jeq %r{r}, 0, {L}\nadd %r{r}, {rng.Next(-4, 12)}\n{L}:\n"); break; }
+                case 7:
+                    { int r = 7 + rng.Next(3); sb.Append($"jeq %r{r}, 0, {L}\nmov %r1, %r{r}\ncall 86\nmov %r{r}, 0\n{L}:\n"); break; }
+                case 8:
+                    { int r = 7 + rng.Next(3); sb.Append($"mov %r1, %r6\nmov %r2, %r{r}\nmov %r3, 0\ncall 124\n"); break; }
+                default:
+                    sb.Append($"ldx{sz} %r0, [%r10-{8 * rng.Next(1, 3)}]\nstx{sz} [%r10-{8 * rng.Next(1, 3)}], %r{7 + rng.Next(3)}\n");
+                    break;
+            }
+        }
+        sb.Append("mov %r0, 0\nexit\n");
+        var p = Assembler.Assemble(sb.ToString());
+        for (int i = 0; i < p.Length; i++)
+            if (p[i].IsLdImm64) { p[i] = p[i] with { Src = (byte)Ld64Source.MapIdx }; i++; }
+        return p;
+    }
+
+    static readonly MapInfo[] s_snippetMaps = [new("h", MapInfo.Hash, 4, 16, 8), new("a", MapInfo.Array, 4, 12, 2), new("s", MapInfo.SockMap, 4, 8, 8)];
+
+    /// <summary>Differential fuzzing of map values, NULL checks and references against the kernel.</summary>
+    [Test]
+    public void SnippetProgramsAgreeWithTheKernel([Values(21, 22)] int seed)
+    {
+        Support.KernelBpf.RequireAvailable();
+        var fds = s_snippetMaps.Select(m => Support.KernelBpf.CreateMap(m.Type, m.KeySize, m.ValueSize, m.MaxEntries, 0)).ToList();
+        Assume.That(fds.All(fd => fd >= 0), "maps could not be created");
+        try
+        {
+            var rng = new Random(seed);
+            int agree = 0, accepted = 0;
+            var disagreements = new List<string>();
+            for (int i = 0; i < 1500; i++)
+            {
+                var p = SnippetProgram(rng);
+                var r = BpfJit.Verifier.Verifier.Verify(p, new VerifierOptions { Helpers = SkLookupTestHelpers.Table, Maps = s_snippetMaps });
+                var k = Support.KernelBpf.Load(p, fds);
+                if (r.Accepted) accepted++;
+                if (r.Accepted == k.Accepted) { agree++; continue; }
+                disagreements.Add($"BpfJit {(r.Accepted ? "accepts" : "rejects: " + r.Error)}; kernel {(k.Accepted ? "accepts" : "rejects: " + k.Log.Split('\n').Reverse().Skip(2).FirstOrDefault())}\n{Disassembler.Disassemble(p)}");
+            }
+            TestContext.Out.WriteLine($"seed {seed}: {agree} agree, {disagreements.Count} disagree; {accepted} accepted by BpfJit");
+            Assert.That(disagreements, Is.Empty, string.Join("\n----\n", disagreements.Take(3)));
+        }
+        finally
+        {
+            foreach (var fd in fds) Support.KernelBpf.Close(fd);
+        }
+    }
+
     /// <summary>Thousands of random programs: each gets a verdict, never an exception.</summary>
     [Test]
     public void RandomProgramsGetAVerdict([Values(1, 2, 3)] int seed)
