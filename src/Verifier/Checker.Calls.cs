@@ -240,13 +240,13 @@ internal sealed partial class Checker
                 break;
             case ArgType.PtrToMapKey:
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->key");
-                CheckHelperMem(regno, Map(meta.MapIndex).KeySize, write: false, intoMap: true);
+                CheckHelperMem(regno, Map(meta.MapIndex).KeySize, write: false, intoMap: StoresIntoMap(helperId));
                 if (Map(meta.MapIndex).Type is MapInfo.Array or MapInfo.PercpuArray)
                     meta.ConstKey = ConstantMapKey(reg, Map(meta.MapIndex).KeySize);
                 break;
             case ArgType.PtrToMapValue:
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->value");
-                CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: false, intoMap: true);
+                CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: false, intoMap: StoresIntoMap(helperId));
                 break;
             case ArgType.PtrToUninitMapValue:
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->value");
@@ -290,6 +290,9 @@ internal sealed partial class Checker
         var v = st.Spilled[spi];
         return v.VarOff.IsConst ? (long)v.VarOff.Value : -1;
     }
+
+    /// <summary>Helpers that copy the key and value they are given into the map (a pointer there would leak).</summary>
+    static bool StoresIntoMap(int helperId) => HelperNames.Name(helperId) is "bpf_map_update_elem" or "bpf_map_push_elem";
 
     /// <summary>check_helper_mem_access: the helper reads or writes <paramref name="size"/> bytes at the pointer.</summary>
     void CheckHelperMem(int regno, int size, bool write, bool intoMap)

@@ -150,8 +150,29 @@ public class VerifierFuzzTests
             int off = rng.Next(-2, 20) / (rng.Next(2) + 1) * (rng.Next(3) == 0 ? 1 : 4);
             string L = $"l{label++}";
             string sz = new[] { "b", "h", "w", "dw" }[rng.Next(4)];
-            switch (rng.Next(10))
+            switch (rng.Next(13))
             {
+                case 10:
+                    {
+                        // A bounded loop walking a value with a variable index.
+                        int r = 7 + rng.Next(3);
+                        sb.Append($"jeq %r{r}, 0, {L}\nmov %r4, 0\n{L}x:\nmov %r3, %r{r}\nadd %r3, %r4\nldx{sz} %r0, [%r3+0]\nadd %r4, {rng.Next(1, 6)}\njlt %r4, {rng.Next(1, 20)}, {L}x\n{L}:\n");
+                        break;
+                    }
+                case 11:
+                    {
+                        // A diamond giving a register a different constant, or a pointer, on each side.
+                        int r = 7 + rng.Next(3);
+                        string other = rng.Next(2) == 0 ? $"mov %r{r}, {rng.Next(0, 16)}" : $"mov %r{r}, %r{7 + rng.Next(3)}";
+                        sb.Append($"call 7\njeq %r0, 0, {L}a\nmov %r{r}, {rng.Next(0, 16)}\nja {L}\n{L}a:\n{other}\n{L}:\n");
+                        break;
+                    }
+                case 12:
+                    {
+                        int r = 7 + rng.Next(3);
+                        sb.Append($"mov %r2, %r{r}\nadd %r2, {rng.Next(0, 8)}\njgt %r2, {rng.Next(4, 16)}, {L}\njeq %r{r}, 0, {L}\nmov %r0, %r{7 + rng.Next(3)}\n{L}:\n");
+                        break;
+                    }
                 case 0 or 1:
                     sb.Append($"mov %r2, %r10\nadd %r2, -{4 * rng.Next(1, 3)}\nlddw %r1, {maps[rng.Next(3)]}\ncall 1\nmov %r{7 + rng.Next(3)}, %r0\n");
                     break;
@@ -194,7 +215,7 @@ public class VerifierFuzzTests
         try
         {
             var rng = new Random(seed);
-            int agree = 0, accepted = 0;
+            int agree = 0, accepted = 0, deliberate = 0;
             var disagreements = new List<string>();
             for (int i = 0; i < 1500; i++)
             {
@@ -203,9 +224,11 @@ public class VerifierFuzzTests
                 var k = Support.KernelBpf.Load(p, fds);
                 if (r.Accepted) accepted++;
                 if (r.Accepted == k.Accepted) { agree++; continue; }
+                // Deliberate: no pointer leaks into maps; and the kernel's NULL-argument imprecision (docs/verifier.md).
+                if (!r.Accepted && k.Accepted && r.Error != null && (r.Error.Contains("leaks addr") || r.Error.Contains("type=scalar expected=sock"))) { deliberate++; continue; }
                 disagreements.Add($"BpfJit {(r.Accepted ? "accepts" : "rejects: " + r.Error)}; kernel {(k.Accepted ? "accepts" : "rejects: " + k.Log.Split('\n').Reverse().Skip(2).FirstOrDefault())}\n{Disassembler.Disassemble(p)}");
             }
-            TestContext.Out.WriteLine($"seed {seed}: {agree} agree, {disagreements.Count} disagree; {accepted} accepted by BpfJit");
+            TestContext.Out.WriteLine($"seed {seed}: {agree} agree, {deliberate} deliberate, {disagreements.Count} disagree; {accepted} accepted by BpfJit");
             Assert.That(disagreements, Is.Empty, string.Join("\n----\n", disagreements.Take(3)));
         }
         finally

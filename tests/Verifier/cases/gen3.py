@@ -28,6 +28,12 @@ case(F,"loop with a random exit and an accumulator","mov %r6, 0\nl:\nadd %r6, 1\
 case(F,"two references released in either order",lookup("socks")+"mov %r6, %r0\n"+lookup("socks")+"mov %r7, %r0\njeq %r6, 0, x\njeq %r7, 0, y\ncall 7\njeq %r0, 0, ab\nmov %r1, %r7\ncall 86\nmov %r1, %r6\ncall 86\n"+R0+"\nab:\nmov %r1, %r6\ncall 86\nmov %r1, %r7\ncall 86\n"+R0+"\nx:\njeq %r7, 0, z\nmov %r1, %r7\ncall 86\nz:\n"+R0+"\ny:\nmov %r1, %r6\ncall 86\n"+R0,maps=SM)
 case(F,"reference swapped between registers on one path",lookup("socks")+"mov %r6, %r0\n"+lookup("socks")+"mov %r7, %r0\njeq %r6, 0, x\njeq %r7, 0, y\nmov %r1, %r7\ncall 86\nmov %r1, %r7\ncall 86\n"+R0+"\nx:\njeq %r7, 0, z\nmov %r1, %r7\ncall 86\nz:\n"+R0+"\ny:\nmov %r1, %r6\ncall 86\n"+R0,"reject",maps=SM)
 
+case(F,"sk_assign with a scalar that is NULL on the first path only","mov %r6, %r1\ncall 7\njeq %r0, 0, a\nmov %r7, 0\nja b\na:\nmov %r7, 3\nb:\nmov %r1, %r6\nmov %r2, %r7\nmov %r3, 0\ncall 124\n"+R0,"reject R2 type=scalar expected=sock")
+case(F,"sk_assign with a scalar that is NULL on the first path only, after a checkpoint (kernel prunes it unsafely)",
+"mov %r6, %r1\nstdw [%r10-8], 0\nmov %r7, 0\nmov %r8, 0\nmov %r9, 0\nmov %r2, %r8\nadd %r2, 3\njgt %r2, 4, l1\njeq %r8, 0, l1\nmov %r0, %r7\nl1:\njeq %r9, 0, l2\nmov %r1, %r9\ncall 86\nmov %r9, 0\nl2:\ncall 7\njeq %r0, 0, a\nmov %r7, 0\nja b\na:\nmov %r7, 3\nb:\nmov %r2, %r10\nadd %r2, -4\nldmap %r1, arr2\ncall 1\nmov %r8, %r0\nmov %r1, %r6\nmov %r2, %r7\nmov %r3, 0\ncall 124\n"+R0,
+"reject R2 type=scalar expected=sock",maps="arr2:ARRAY:4:12:2",kernel="accept")
+case(F,"sk_assign with a scalar that is NULL on the second path only","mov %r6, %r1\ncall 7\njeq %r0, 0, a\nmov %r7, 3\nja b\na:\nmov %r7, 0\nb:\nmov %r1, %r6\nmov %r2, %r7\nmov %r3, 0\ncall 124\n"+R0,"reject R2 type=scalar expected=sock")
+
 F="12_more.txt"
 case(F,"jmp32 on a 64-bit pointer check","call 7\njeq32 %r0, 0, a\n"+R1+"\na:\n"+R0)
 case(F,"32-bit compare decides a masked value","call 7\nand %r0, 0xff\njgt32 %r0, 1, drop\nexit\ndrop:\n"+R0)
