@@ -92,6 +92,14 @@ public static unsafe class KernelBpf
         }
         var code = Encoder.Encode(insns);
         var result = LoadRaw(code, insns.Length, logLevel, 1 << 22);
+        // EAGAIN: the kernel verifier stops when a signal is pending (the .NET runtime signals its
+        // threads, e.g. to suspend them for GC). ENOMEM/EPERM with an empty log: memlock accounting of
+        // freed programs lags a burst of loads. Both are transient: retry.
+        for (int attempt = 0; attempt < 20 && !result.Accepted && (result.Errno == 11 || (result.Log.Length == 0 && result.Errno is 1 or 12)); attempt++)
+        {
+            Thread.Sleep(50 * (attempt + 1));
+            result = LoadRaw(code, insns.Length, logLevel, 1 << 22);
+        }
         // A full log buffer fails the load with ENOSPC; the verdict is then asked for without a log.
         if (!result.Accepted && result.Errno == 28 && logLevel > 0)
         {

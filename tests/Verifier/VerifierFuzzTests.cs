@@ -126,7 +126,7 @@ public class VerifierFuzzTests
                     deliberate++;
                     continue;
                 }
-                disagreements.Add($"BpfJit {(r.Accepted ? "accepts" : "rejects: " + r.Error)}; kernel {(k.Accepted ? "accepts" : "rejects: " + k.Log.Split('\n').Reverse().Skip(2).FirstOrDefault())}\n{Disassembler.Disassemble(p)}");
+                disagreements.Add($"BpfJit {(r.Accepted ? "accepts" : "rejects: " + r.Error)}; kernel {(k.Accepted ? "accepts" : $"rejects (errno {k.Errno}): " + k.Log.Split('\n').Reverse().Skip(2).FirstOrDefault())}\n{Disassembler.Disassemble(p)}");
             }
             TestContext.Out.WriteLine(string.Join("; ", reasons.GroupBy(x => x).OrderByDescending(g => g.Count()).Take(8).Select(g => $"{g.Count()}x {g.Key}")));
             TestContext.Out.WriteLine($"seed {seed}: {agree} agree, {deliberate} deliberate, {disagreements.Count} disagree; {accepted} accepted by BpfJit");
@@ -143,6 +143,7 @@ public class VerifierFuzzTests
     {
         var sb = new System.Text.StringBuilder("mov %r6, %r1\nstdw [%r10-8], 0\nmov %r7, 0\nmov %r8, 0\nmov %r9, 0\n");
         int label = 0;
+        bool useSub = false;
         string[] maps = ["0", "1", "2"];
         int steps = rng.Next(1, 7);
         for (int i = 0; i < steps; i++)
@@ -150,8 +151,15 @@ public class VerifierFuzzTests
             int off = rng.Next(-2, 20) / (rng.Next(2) + 1) * (rng.Next(3) == 0 ? 1 : 4);
             string L = $"l{label++}";
             string sz = new[] { "b", "h", "w", "dw" }[rng.Next(4)];
-            switch (rng.Next(13))
+            switch (rng.Next(14))
             {
+                case 13:
+                    {
+                        // A bpf-to-bpf call: the callee reads the ctx, writes the caller's stack, returns a scalar (or, rarely, a pointer).
+                        useSub = true;
+                        sb.Append($"mov %r1, %r6\nmov %r2, %r10\nadd %r2, -{8 * rng.Next(1, 3)}\ncall local sub\nmov %r{7 + rng.Next(3)}, %r0\n");
+                        break;
+                    }
                 case 10:
                     {
                         // A bounded loop walking a value with a variable index.
@@ -197,6 +205,11 @@ public class VerifierFuzzTests
             }
         }
         sb.Append("mov %r0, 0\nexit\n");
+        if (useSub)
+        {
+            string ret = rng.Next(8) == 0 ? "mov %r0, %r2" : rng.Next(2) == 0 ? "and %r0, 7" : "mov %r0, 0";
+            sb.Append($"sub:\nldxw %r0, [%r1+{new[] { 8, 12, 60, 64, 70, 36 }[rng.Next(6)]}]\nst{new[] { "w", "dw", "b" }[rng.Next(3)]} [%r2+{rng.Next(-2, 6)}], 1\n{ret}\nexit\n");
+        }
         var p = Assembler.Assemble(sb.ToString());
         for (int i = 0; i < p.Length; i++)
             if (p[i].IsLdImm64) { p[i] = p[i] with { Src = (byte)Ld64Source.MapIdx }; i++; }
@@ -226,7 +239,7 @@ public class VerifierFuzzTests
                 if (r.Accepted == k.Accepted) { agree++; continue; }
                 // Deliberate: no pointer leaks into maps; and the kernel's NULL-argument imprecision (docs/verifier.md).
                 if (!r.Accepted && k.Accepted && r.Error != null && (r.Error.Contains("leaks addr") || r.Error.Contains("type=scalar expected=sock"))) { deliberate++; continue; }
-                disagreements.Add($"BpfJit {(r.Accepted ? "accepts" : "rejects: " + r.Error)}; kernel {(k.Accepted ? "accepts" : "rejects: " + k.Log.Split('\n').Reverse().Skip(2).FirstOrDefault())}\n{Disassembler.Disassemble(p)}");
+                disagreements.Add($"BpfJit {(r.Accepted ? "accepts" : "rejects: " + r.Error)}; kernel {(k.Accepted ? "accepts" : $"rejects (errno {k.Errno}): " + k.Log.Split('\n').Reverse().Skip(2).FirstOrDefault())}\n{Disassembler.Disassemble(p)}");
             }
             TestContext.Out.WriteLine($"seed {seed}: {agree} agree, {deliberate} deliberate, {disagreements.Count} disagree; {accepted} accepted by BpfJit");
             Assert.That(disagreements, Is.Empty, string.Join("\n----\n", disagreements.Take(3)));
