@@ -48,7 +48,21 @@ internal sealed partial class Checker
 
     FuncState Frame => _cur.Cur;
     RegState[] Regs => _cur.Cur.Regs;
-    bool Log2 => _opt.LogLevel >= 2;
+    /// <summary>Level-2 logging stops past this many characters (like the kernel's log buffer), with a note.</summary>
+    const int MaxLogChars = 16 << 20;
+    bool _logTruncated;
+
+    bool Log2
+    {
+        get
+        {
+            if (_opt.LogLevel < 2 || _logTruncated) return false;
+            if (_log.Length < MaxLogChars) return true;
+            _logTruncated = true;
+            _log.AppendLine($"... log truncated at {MaxLogChars} characters; verification continues ...");
+            return false;
+        }
+    }
 
     public VerifierResult Run()
     {

@@ -87,6 +87,17 @@ public class VerifierApiTests
         Assert.That(r.Log, Does.Contain("processed"));
     }
 
+    /// <summary>A level-2 log of a budget-exhausting loop is capped, and the verdict still comes.</summary>
+    [Test]
+    public void Level2LogIsCapped()
+    {
+        var r = Verify("mov %r0, 0\nmov %r1, 0\nl:\nadd %r1, 1\njlt %r1, 100000000, l\nexit", log: 2);
+        Assert.That(r.Accepted, Is.False);
+        Assert.That(r.Log, Does.Contain("log truncated"));
+        Assert.That(r.Log, Does.EndWith("BPF program is too large. Processed 1000001 insn" + Environment.NewLine));
+        Assert.That(r.Log.Length, Is.LessThan(17 << 20));
+    }
+
     /// <summary>Level 1 shows the failing instruction and the error; the exception carries the log.</summary>
     [Test]
     public void RejectionCarriesTheLog()
