@@ -42,6 +42,17 @@ public sealed record MapInfo(string Name, uint Type, int KeySize, int ValueSize,
     /// <summary>BPF_MAP_TYPE_RINGBUF.</summary>
     public const uint RingBuf = 27;
 
+    /// <summary>BPF_F_RDONLY_PROG: programs may only read values.</summary>
+    public const uint FlagReadOnlyProg = 0x80;
+    /// <summary>BPF_F_WRONLY_PROG: programs may only write values.</summary>
+    public const uint FlagWriteOnlyProg = 0x100;
+
+    /// <summary>True when programs may not write values (<see cref="IsReadOnly"/> or BPF_F_RDONLY_PROG).</summary>
+    public bool ProgramCannotWrite => IsReadOnly || (Flags & FlagReadOnlyProg) != 0;
+
+    /// <summary>True when programs may not read values (BPF_F_WRONLY_PROG).</summary>
+    public bool ProgramCannotRead => (Flags & FlagWriteOnlyProg) != 0;
+
     /// <summary>True for SOCKMAP and SOCKHASH, whose lookups return referenced sockets.</summary>
     public bool IsSockMap => Type is SockMap or SockHash;
 }

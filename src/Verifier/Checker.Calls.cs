@@ -211,7 +211,7 @@ internal sealed partial class Checker
                     throw Err($"map '{Map(reg.Aux).Name}' has to have BTF in order to use bpf_spin_lock");
                 case ArgType.PtrToConstStr:
                     if (type != RegType.PtrToMapValue) TypeMismatch(regno, "map_value");
-                    if (!Map(reg.Aux).IsReadOnly) throw Err($"R{regno} does not point to a readonly map'");
+                    if (!Map(reg.Aux).ProgramCannotWrite) throw Err($"R{regno} does not point to a readonly map'");
                     break;
                 case ArgType.ConstSize or ArgType.ConstSizeOrZero or ArgType.ConstAllocSizeOrZero:
                     if (!reg.IsScalar) TypeMismatch(regno, "scalar");
@@ -325,7 +325,8 @@ internal sealed partial class Checker
             case RegType.PtrToMapValue:
                 {
                     var map = Map(reg.Aux);
-                    if (write && map.IsReadOnly) throw Err($"write into map forbidden, value_size={map.ValueSize} off={reg.Off} size={size}");
+                    if (write && map.ProgramCannotWrite) throw Err($"write into map forbidden, value_size={map.ValueSize} off={reg.Off} size={size}");
+                    if (!write && map.ProgramCannotRead) throw Err($"read from map forbidden, value_size={map.ValueSize} off={reg.Off} size={size}");
                     CheckMemRegion(regno, reg, reg.Off, size, map.ValueSize, zeroOk: false);
                     break;
                 }

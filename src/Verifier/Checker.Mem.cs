@@ -63,8 +63,10 @@ internal sealed partial class Checker
                     var map = Map(reg.Aux);
                     if (write && valueRegno >= 0 && Regs[valueRegno].IsPointer)
                         throw Err($"R{valueRegno} leaks addr into map");
-                    if (write && map.IsReadOnly)
+                    if (write && map.ProgramCannotWrite)
                         throw Err($"write into map forbidden, value_size={map.ValueSize} off={off + reg.Off} size={size}");
+                    if (!write && map.ProgramCannotRead)
+                        throw Err($"read from map forbidden, value_size={map.ValueSize} off={off + reg.Off} size={size}");
                     CheckMemRegion(regno, reg, off + reg.Off, size, map.ValueSize, zeroOk: false);
                     break;
                 }

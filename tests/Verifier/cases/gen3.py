@@ -72,5 +72,8 @@ case(F,"stack pointer with a variable offset passed as a key","stdw [%r10-16], 0
 case(F,"stack pointer with a variable offset passed as a key past the frame","call 7\nand %r0, 8\nmov %r2, %r10\nadd %r2, -4\nadd %r2, %r0\nldmap %r1, h4\ncall 1\n"+R0,"reject invalid variable-offset read from stack R2",maps="h4:HASH:4:4:16")
 case(F,"trace_printk from a read-only map value","ldmapval %r1, rodata, 0\nmov %r2, 4\ncall 6\n"+R0,maps="rodata:ARRAY:4:8:1:0:ro")
 case(F,"perf_event_output with size zero","mov %r6, %r1\nmov %r1, %r6\nldmap %r2, ev\nmov %r3, 0\nmov %r4, %r10\nadd %r4, -8\nmov %r5, 0\ncall 25\n"+R0,maps="ev:PERF_EVENT_ARRAY:4:4:4")
+case(F,"read from a write-only map value","stw [%r10-4], 0\nmov %r2, %r10\nadd %r2, -4\nldmap %r1, wo\ncall 1\nldxw %r0, [%r0+0]\n"+R0,"reject read from map forbidden, value_size=8 off=0 size=4",maps="wo:ARRAY:4:8:2:0x100")
+case(F,"write to a write-only map value","stw [%r10-4], 0\nmov %r2, %r10\nadd %r2, -4\nldmap %r1, wo\ncall 1\nstw [%r0+0], 1\n"+R0,maps="wo:ARRAY:4:8:2:0x100")
+case(F,"write to a program-read-only map value by flag","stw [%r10-4], 0\nmov %r2, %r10\nadd %r2, -4\nldmap %r1, ro\ncall 1\nstw [%r0+0], 1\n"+R0,"reject write into map forbidden, value_size=8 off=0 size=4",maps="ro:ARRAY:4:8:2:0x80")
 for f,c in files.items(): open(f,"w").write("".join(c))
 print({f:len(c) for f,c in files.items()})
