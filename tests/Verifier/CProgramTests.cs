@@ -18,15 +18,39 @@ public class CProgramTests
         /// <inheritdoc />
         public override string ToString() => Name;
 
-        /// <summary>The instructions from NAME.bin.</summary>
-        public Instruction[] Load() => Decoder.Decode(File.ReadAllBytes(Path.Combine(Dir, Name + ".bin")));
+        /// <summary>The instructions from NAME.bin, with map relocations (NAME.maps) turned into ld_imm64 src=5 indexes into <see cref="Maps"/>.</summary>
+        public Instruction[] Load()
+        {
+            var p = Decoder.Decode(File.ReadAllBytes(Path.Combine(Dir, Name + ".bin")));
+            string relocs = Path.Combine(Dir, Name + ".maps");
+            if (File.Exists(relocs))
+            {
+                foreach (var line in File.ReadAllLines(relocs).Where(l => l.Length > 0))
+                {
+                    var parts = line.Split(' ');
+                    int insn = int.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture);
+                    int index = Array.FindIndex(Maps, m => m.Name == parts[1]);
+                    Assert.That(index, Is.GreaterThanOrEqualTo(0), $"unknown map symbol {parts[1]}");
+                    p[insn] = p[insn] with { Src = (byte)Ld64Source.MapIdx, Imm = index };
+                }
+            }
+            return p;
+        }
     }
+
+    /// <summary>The maps the C programs refer to by symbol (tubular's, sk-lookup.md 9.1, with smaller sizes).</summary>
+    public static readonly MapInfo[] Maps =
+    [
+        new("sockets", MapInfo.SockMap, 4, 8, 1024),
+        new("bindings", MapInfo.LpmTrie, 23, 8, 1024, Flags: 1),
+        new("destination_metrics", MapInfo.PercpuArray, 4, 24, 1024),
+    ];
 
     static string Dir => Path.Combine(Paths.RepoRoot, "tests", "Verifier", "c");
 
     static IEnumerable<CProgram> Programs()
     {
-        string src = File.ReadAllText(Path.Combine(Dir, "sk_lookup_c.c"));
+        string src = string.Join("\n", Directory.GetFiles(Dir, "*.c").OrderBy(f => f, StringComparer.Ordinal).Select(File.ReadAllText));
         foreach (Match m in Regex.Matches(src, @"// expect: (?<e>[^\n]*)\nSEC\(""sk_lookup/(?<n>\w+)""\)"))
         {
             string e = m.Groups["e"].Value.Trim();
@@ -40,7 +64,7 @@ public class CProgramTests
     public void FixturesExist()
     {
         var all = Programs().ToList();
-        Assert.That(all, Has.Count.GreaterThanOrEqualTo(9));
+        Assert.That(all, Has.Count.GreaterThanOrEqualTo(12));
         foreach (var p in all) Assert.That(File.Exists(Path.Combine(Dir, p.Name + ".bin")), p.Name);
     }
 
@@ -48,7 +72,7 @@ public class CProgramTests
     [TestCaseSource(nameof(Programs))]
     public void Verdict(CProgram p)
     {
-        var r = BpfJit.Verifier.Verifier.Verify(p.Load(), new VerifierOptions { Helpers = SkLookupTestHelpers.Table });
+        var r = BpfJit.Verifier.Verifier.Verify(p.Load(), new VerifierOptions { Helpers = SkLookupTestHelpers.Table, Maps = Maps });
         Assert.That(r.Accepted, Is.EqualTo(p.Accept), r.Log);
         if (!p.Accept) Assert.That(r.Log, Does.Contain(p.Message));
     }
@@ -58,8 +82,17 @@ public class CProgramTests
     public void KernelAgrees(CProgram p)
     {
         KernelBpf.RequireAvailable();
-        var k = KernelBpf.Load(p.Load(), []);
-        Assert.That(k.Accepted, Is.EqualTo(p.Accept), k.Log);
-        if (!p.Accept) Assert.That(k.Log, Does.Contain(p.Message));
+        var fds = Maps.Select(m => KernelBpf.CreateMap(m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags)).ToList();
+        try
+        {
+            Assert.That(fds, Has.All.GreaterThanOrEqualTo(0), "BPF_MAP_CREATE");
+            var k = KernelBpf.Load(p.Load(), fds);
+            Assert.That(k.Accepted, Is.EqualTo(p.Accept), k.Log);
+            if (!p.Accept) Assert.That(k.Log, Does.Contain(p.Message));
+        }
+        finally
+        {
+            foreach (var fd in fds) KernelBpf.Close(fd);
+        }
     }
 }
