@@ -25,6 +25,7 @@ public static class Cli
         DumpCommand.Info,
         PluginCommand.Info,
         ScenarioCommand.Info,
+        VerifyCommand.Info,
     ];
 
     /// <summary>Runs the tool with <paramref name="args"/>; never throws for bad input.</summary>

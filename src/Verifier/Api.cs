@@ -1,0 +1,178 @@
+using BpfJit.Frontend;
+using BpfJit.Runtime;
+
+namespace BpfJit.Verifier;
+
+/// <summary>
+/// What the verifier needs to know about one map a program references: the kernel's numeric map
+/// type and its sizes. Programs refer to maps by index into the list passed in
+/// <see cref="VerifierOptions.Maps"/> (ld_imm64 with src 1/5 for a map, 2/6 for a value address).
+/// </summary>
+/// <param name="Name">The map's name, for messages.</param>
+/// <param name="Type">The kernel's map type number (HASH 1, ARRAY 2, PROG_ARRAY 3, SOCKMAP 15, SOCKHASH 18, RINGBUF 27...).</param>
+/// <param name="KeySize">Key size in bytes.</param>
+/// <param name="ValueSize">Value size in bytes.</param>
+/// <param name="MaxEntries">Maximum number of entries (ring buffer size for RINGBUF).</param>
+/// <param name="Flags">Map flags as given at creation.</param>
+/// <param name="IsReadOnly">True when programs may not write values (BPF_F_RDONLY_PROG, e.g. .rodata).</param>
+public sealed record MapInfo(string Name, uint Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, bool IsReadOnly = false)
+{
+    /// <summary>BPF_MAP_TYPE_HASH.</summary>
+    public const uint Hash = 1;
+    /// <summary>BPF_MAP_TYPE_ARRAY.</summary>
+    public const uint Array = 2;
+    /// <summary>BPF_MAP_TYPE_PROG_ARRAY.</summary>
+    public const uint ProgArray = 3;
+    /// <summary>BPF_MAP_TYPE_PERF_EVENT_ARRAY.</summary>
+    public const uint PerfEventArray = 4;
+    /// <summary>BPF_MAP_TYPE_PERCPU_HASH.</summary>
+    public const uint PercpuHash = 5;
+    /// <summary>BPF_MAP_TYPE_PERCPU_ARRAY.</summary>
+    public const uint PercpuArray = 6;
+    /// <summary>BPF_MAP_TYPE_LRU_HASH.</summary>
+    public const uint LruHash = 9;
+    /// <summary>BPF_MAP_TYPE_LPM_TRIE.</summary>
+    public const uint LpmTrie = 11;
+    /// <summary>BPF_MAP_TYPE_SOCKMAP.</summary>
+    public const uint SockMap = 15;
+    /// <summary>BPF_MAP_TYPE_SOCKHASH.</summary>
+    public const uint SockHash = 18;
+    /// <summary>BPF_MAP_TYPE_REUSEPORT_SOCKARRAY.</summary>
+    public const uint ReuseportSockArray = 20;
+    /// <summary>BPF_MAP_TYPE_RINGBUF.</summary>
+    public const uint RingBuf = 27;
+
+    /// <summary>BPF_F_RDONLY_PROG: programs may only read values.</summary>
+    public const uint FlagReadOnlyProg = 0x80;
+    /// <summary>BPF_F_WRONLY_PROG: programs may only write values.</summary>
+    public const uint FlagWriteOnlyProg = 0x100;
+
+    /// <summary>True when programs may not write values (<see cref="IsReadOnly"/> or BPF_F_RDONLY_PROG).</summary>
+    public bool ProgramCannotWrite => IsReadOnly || (Flags & FlagReadOnlyProg) != 0;
+
+    /// <summary>True when programs may not read values (BPF_F_WRONLY_PROG).</summary>
+    public bool ProgramCannotRead => (Flags & FlagWriteOnlyProg) != 0;
+
+    /// <summary>True for SOCKMAP and SOCKHASH, whose lookups return referenced sockets.</summary>
+    public bool IsSockMap => Type is SockMap or SockHash;
+}
+
+/// <summary>The program types the verifier knows.</summary>
+public enum ProgramType
+{
+    /// <summary>BPF_PROG_TYPE_SK_LOOKUP (30): context <c>struct bpf_sk_lookup</c>, return SK_DROP or SK_PASS.</summary>
+    SkLookup = 30,
+}
+
+/// <summary>Inputs of <see cref="Verifier.Verify"/>.</summary>
+public sealed class VerifierOptions
+{
+    /// <summary>The helper registry; calls are checked against these prototypes. Required.</summary>
+    public HelperTable Helpers { get; init; } = new();
+
+    /// <summary>The maps, by the index ld_imm64 map references use.</summary>
+    public IReadOnlyList<MapInfo> Maps { get; init; } = [];
+
+    /// <summary>The program type (only SK_LOOKUP).</summary>
+    public ProgramType ProgramType { get; init; } = ProgramType.SkLookup;
+
+    /// <summary>0: errors only in the result; 1: the error with its instruction; 2: every instruction with its state.</summary>
+    public int LogLevel { get; init; } = 1;
+
+    /// <summary>Optional source line per instruction index (BTF line info), named in error messages.</summary>
+    public IReadOnlyDictionary<int, string>? LineInfo { get; init; }
+
+    /// <summary>Optional subprogram names by start instruction (BTF func info), used in the log.</summary>
+    public IReadOnlyDictionary<int, string>? FuncInfo { get; init; }
+}
+
+/// <summary>What the verifier proved about one instruction, for the JIT.</summary>
+public sealed class InsnFacts
+{
+    internal RegType[] Types = new RegType[11];
+    internal ushort Mixed;
+
+    /// <summary>True when some path reaches this instruction.</summary>
+    public bool Reachable { get; internal set; }
+
+    /// <summary>The type of register <paramref name="reg"/> before this instruction, or null when paths disagree.</summary>
+    public RegType? RegTypeBefore(int reg) => (Mixed & (1 << reg)) != 0 ? null : Types[reg];
+
+    /// <summary>For a load from the context: the field read (e.g. <c>local_port</c>), else null.</summary>
+    public string? CtxField { get; internal set; }
+
+    /// <summary>For a load from the context: the offset in <c>struct bpf_sk_lookup</c>.</summary>
+    public int CtxOffset { get; internal set; } = -1;
+
+    /// <summary>For a division or modulo by a register: true when the divisor is never zero on any path.</summary>
+    public bool DivisorNonZero { get; internal set; }
+
+    /// <summary>For a helper call: the index of the map passed as its map argument (r1, or r2 for tail_call and perf_event_output) on every path, or -1 when none or when paths differ.</summary>
+    public int MapArg { get; internal set; } = -1;
+
+    internal bool MapArgSeen;
+    internal bool DivSeen;
+
+    /// <summary>For a load from the stack: true when some path may read bytes never written.</summary>
+    public bool MayReadUninitStack { get; internal set; }
+}
+
+/// <summary>The verdict, the log, and the facts the JIT uses.</summary>
+public sealed class VerifierResult
+{
+    internal VerifierResult(bool accepted, string log, string? error, int errorInsn, InsnFacts[] facts, int processed, int[] stackDepths, bool uninit)
+    {
+        Accepted = accepted;
+        Log = log;
+        Error = error;
+        ErrorInsn = errorInsn;
+        Facts = facts;
+        InsnsProcessed = processed;
+        StackDepths = stackDepths;
+        MayReadUninitStack = uninit;
+    }
+
+    /// <summary>True when the program is safe to run.</summary>
+    public bool Accepted { get; }
+
+    /// <summary>The log in the kernel's wording (level per <see cref="VerifierOptions.LogLevel"/>).</summary>
+    public string Log { get; }
+
+    /// <summary>The error message (the kernel's last log line), or null when accepted.</summary>
+    public string? Error { get; }
+
+    /// <summary>The instruction the error concerns, or -1.</summary>
+    public int ErrorInsn { get; }
+
+    /// <summary>Per-instruction facts, indexed by slot (the second slot of an ld_imm64 has default facts).</summary>
+    public IReadOnlyList<InsnFacts> Facts { get; }
+
+    /// <summary>Instructions processed over all paths (the kernel's "processed N insns").</summary>
+    public int InsnsProcessed { get; }
+
+    /// <summary>Stack bytes each subprogram uses, by subprogram index.</summary>
+    public IReadOnlyList<int> StackDepths { get; }
+
+    /// <summary>True when some path may read stack bytes never written: the emitter must zero the frame.</summary>
+    public bool MayReadUninitStack { get; }
+
+    /// <summary>Throws <see cref="BpfVerifierException"/> when rejected.</summary>
+    public VerifierResult ThrowIfRejected() => Accepted ? this : throw new BpfVerifierException(this);
+}
+
+/// <summary>A program the verifier rejected; carries the whole log.</summary>
+public sealed class BpfVerifierException : BpfException
+{
+    /// <summary>Creates the exception from a rejected result.</summary>
+    public BpfVerifierException(VerifierResult result)
+        : base($"verifier rejected the program at insn {result.ErrorInsn}: {result.Error}")
+    {
+        Result = result;
+    }
+
+    /// <summary>The rejected result.</summary>
+    public VerifierResult Result { get; }
+
+    /// <summary>The verifier log.</summary>
+    public string Log => Result.Log;
+}

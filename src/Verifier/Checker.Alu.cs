@@ -1,0 +1,286 @@
+using BpfJit.Frontend;
+
+namespace BpfJit.Verifier;
+
+/// <summary>ALU and ALU64 (the kernel's check_alu_op, adjust_reg_min_max_vals, adjust_ptr_min_max_vals).</summary>
+internal sealed partial class Checker
+{
+    const long MaxVarOff = 1L << 29;
+
+    static readonly string[] s_aluNames = ["+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=", "s>>=", "endian"];
+
+    static string AluName(AluOp op) => s_aluNames[(int)op >> 4];
+
+    void CheckAlu(Instruction ins, int idx)
+    {
+        bool alu64 = ins.Class == InstructionClass.Alu64;
+        var op = ins.AluOp;
+        int dst = ins.Dst;
+        var regs = Regs;
+        if (op is AluOp.End or AluOp.Neg)
+        {
+            CheckRead(dst);
+            CheckWrite(dst);
+            if (op == AluOp.Neg && regs[dst].IsScalar)
+            {
+                ScalarAlu.Apply(ref regs[dst], default, AluOp.Neg, !alu64);
+                regs[dst].Id = 0;
+            }
+            else if (op == AluOp.End && regs[dst].IsScalar && !ins.SourceIsReg && !alu64)
+            {
+                // le16/le32/le64 on a little-endian host only truncate.
+                if (ins.Imm < 64) regs[dst] = Truncated(regs[dst], ins.Imm / 8);
+                regs[dst].Id = 0;
+            }
+            else regs[dst] = RegState.Unknown();
+            return;
+        }
+        if (op == AluOp.Mov)
+        {
+            CheckMov(ins, alu64);
+            return;
+        }
+        RegState src;
+        if (ins.SourceIsReg)
+        {
+            CheckRead(ins.Src);
+            src = regs[ins.Src];
+        }
+        else src = RegState.Known((ulong)(long)ins.Imm);
+        CheckRead(dst);
+        if (op is AluOp.Div or AluOp.Mod && !ins.SourceIsReg && ins.Imm == 0) throw Err("div by zero");
+        if (op is AluOp.Lsh or AluOp.Rsh or AluOp.Arsh && !ins.SourceIsReg && (ins.Imm < 0 || ins.Imm >= (alu64 ? 64 : 32)))
+            throw Err($"invalid shift {ins.Imm}");
+        CheckWrite(dst);
+        if (op is AluOp.Div or AluOp.Mod && ins.SourceIsReg)
+        {
+            bool nonZero = src.IsScalar && (alu64 ? src.Umin > 0 : src.U32Min > 0);
+            var f = _facts[idx];
+            f.DivisorNonZero = f.DivSeen ? f.DivisorNonZero && nonZero : nonZero;
+            f.DivSeen = true;
+        }
+        ref RegState d = ref regs[dst];
+        if (src.IsPointer)
+        {
+            if (d.IsPointer)
+            {
+                if (op == AluOp.Sub) { d = RegState.Unknown(); return; }
+                throw Err($"R{dst} pointer {AluName(op)} pointer prohibited");
+            }
+            PointerArithmetic(ins, ref d, src, d, alu64, scalarIsDst: true);
+            return;
+        }
+        if (d.IsPointer)
+        {
+            PointerArithmetic(ins, ref d, d, src, alu64, scalarIsDst: false);
+            return;
+        }
+        ScalarAlu.Apply(ref d, src, op, !alu64);
+        TrackDelta(ref d, src, op, alu64);
+    }
+
+    /// <summary>Flag in a scalar id: the register is its linked copy plus <see cref="RegState.Off"/>.</summary>
+    internal const int LinkedDelta = 1 << 30;
+
+    /// <summary>
+    /// <c>rX += K</c> on a linked scalar keeps the link with a known delta, so a later comparison of
+    /// rX still refines its copies (the kernel's BPF_ADD_CONST); any other operation breaks the link.
+    /// </summary>
+    static void TrackDelta(ref RegState d, RegState src, AluOp op, bool alu64)
+    {
+        if (alu64 && op is AluOp.Add or AluOp.Sub && d.Id != 0 && (d.Id & LinkedDelta) == 0 && src.VarOff.IsConst)
+        {
+            long val = (long)src.VarOff.Value;
+            if (val >= int.MinValue && val <= int.MaxValue && !(op == AluOp.Sub && val == int.MinValue))
+            {
+                d.Id |= LinkedDelta;
+                d.Off = (int)(op == AluOp.Sub ? -val : val);
+                return;
+            }
+        }
+        d.Id = 0;
+        d.Off = 0;
+    }
+
+    static RegState Truncated(RegState r, int bytes)
+    {
+        if (r.VarOff.Cast(bytes).IsConst) return RegState.Known(r.VarOff.Cast(bytes).Value);
+        ulong max = bytes >= 8 ? ulong.MaxValue : (1UL << (bytes * 8)) - 1;
+        if (r.Umax <= max) return r;
+        var t = RegState.Unknown();
+        t.VarOff = r.VarOff.Cast(bytes);
+        t.Umin = 0; t.Umax = max;
+        t.Sync();
+        return t;
+    }
+
+    void CheckMov(Instruction ins, bool alu64)
+    {
+        var regs = Regs;
+        int dst = ins.Dst;
+        if (ins.SourceIsReg)
+        {
+            CheckRead(ins.Src);
+            CheckWrite(dst);
+            ref RegState s = ref regs[ins.Src];
+            if (alu64)
+            {
+                if (ins.Offset == 0)
+                {
+                    AssignIdBeforeMov(ref s);
+                    regs[dst] = s;
+                }
+                else if (s.IsScalar)
+                {
+                    var v = s;
+                    v.Id = 0;
+                    ScalarAlu.SignExtend(ref v, ins.Offset, alu32: false);
+                    regs[dst] = v;
+                }
+                else regs[dst] = RegState.Unknown();
+            }
+            else
+            {
+                if (s.IsScalar)
+                {
+                    var v = s;
+                    if (ins.Offset == 0)
+                    {
+                        if (s.Umax <= uint.MaxValue)
+                        {
+                            AssignIdBeforeMov(ref s);
+                            v = s;
+                        }
+                        else { v.Id = 0; v.Off = 0; }
+                        v.ZeroExtend32();
+                        v.Sync();
+                    }
+                    else
+                    {
+                        v.Id = 0;
+                        ScalarAlu.SignExtend(ref v, ins.Offset, alu32: true);
+                    }
+                    regs[dst] = v;
+                }
+                else regs[dst] = RegState.Unknown();
+            }
+            return;
+        }
+        CheckWrite(dst);
+        regs[dst] = RegState.Known(alu64 ? (ulong)(long)ins.Imm : (uint)ins.Imm);
+    }
+
+    /// <summary>Gives a scalar an id before it is copied, so the copies are linked (assign_scalar_id_before_mov).</summary>
+    void AssignIdBeforeMov(ref RegState s)
+    {
+        if (!s.IsScalar) return;
+        if ((s.Id & LinkedDelta) != 0) { s.Id = 0; s.Off = 0; }
+        if (s.Id == 0 && !s.VarOff.IsConst) s.Id = NewId();
+    }
+
+    /// <summary>ptr += scalar, ptr -= scalar, scalar += ptr (adjust_ptr_min_max_vals).</summary>
+    void PointerArithmetic(Instruction ins, ref RegState dst, RegState ptr, RegState off, bool alu64, bool scalarIsDst)
+    {
+        var op = ins.AluOp;
+        int regno = ins.Dst;
+        bool known = off.VarOff.IsConst;
+        long sminVal = off.Smin, smaxVal = off.Smax;
+        ulong uminVal = off.Umin, umaxVal = off.Umax;
+        if ((known && (sminVal != smaxVal || uminVal != umaxVal)) || sminVal > smaxVal || uminVal > umaxVal)
+        {
+            dst = RegState.Unknown();
+            return;
+        }
+        if (!alu64)
+        {
+            if (op == AluOp.Sub) { dst = RegState.Unknown(); return; }
+            throw Err($"R{regno} 32-bit pointer arithmetic prohibited");
+        }
+        if (ptr.IsNullable)
+            throw Err($"R{regno} pointer arithmetic on {RegName(ptr)} prohibited, null-check it first");
+        switch (ptr.Type)
+        {
+            case RegType.PtrToCtx or RegType.PtrToMapValue or RegType.PtrToMapKey or RegType.PtrToStack or RegType.PtrToMem or RegType.PtrToFunc:
+                break;
+            case RegType.ConstPtrToMap when known && sminVal == 0 && op == AluOp.Add:
+                break;
+            default:
+                throw Err($"R{regno} pointer arithmetic on {RegName(ptr)} prohibited");
+        }
+        CheckSaneOffset(off, ptr.Type);
+        CheckSaneOffset(ptr, ptr.Type);
+        var res = ptr;
+        res.Unbound32();
+        switch (op)
+        {
+            case AluOp.Add:
+                if (known && (long)ptr.Off + sminVal == (int)(ptr.Off + sminVal))
+                {
+                    res.Off = (int)(ptr.Off + sminVal);
+                    break;
+                }
+                {
+                    bool ov = AddOv(ptr.Smin, sminVal, out long lo) | AddOv(ptr.Smax, smaxVal, out long hi);
+                    res.Smin = ov ? long.MinValue : lo;
+                    res.Smax = ov ? long.MaxValue : hi;
+                }
+                {
+                    ulong lo = ptr.Umin + uminVal, hi = ptr.Umax + umaxVal;
+                    if (lo < ptr.Umin || hi < ptr.Umax) { res.Umin = 0; res.Umax = ulong.MaxValue; }
+                    else { res.Umin = lo; res.Umax = hi; }
+                }
+                res.VarOff = ptr.VarOff + off.VarOff;
+                break;
+            case AluOp.Sub:
+                if (scalarIsDst) throw Err($"R{regno} tried to subtract pointer from scalar");
+                if (ptr.Type == RegType.PtrToStack) throw Err($"R{regno} subtraction from stack pointer prohibited");
+                if (known && (long)ptr.Off - sminVal == (int)(ptr.Off - sminVal))
+                {
+                    res.Off = (int)(ptr.Off - sminVal);
+                    break;
+                }
+                {
+                    bool ov = SubOv(ptr.Smin, smaxVal, out long lo) | SubOv(ptr.Smax, sminVal, out long hi);
+                    res.Smin = ov ? long.MinValue : lo;
+                    res.Smax = ov ? long.MaxValue : hi;
+                    if (ptr.Umin < umaxVal) { res.Umin = 0; res.Umax = ulong.MaxValue; }
+                    else { res.Umin = ptr.Umin - umaxVal; res.Umax = ptr.Umax - uminVal; }
+                }
+                res.VarOff = ptr.VarOff - off.VarOff;
+                break;
+            case AluOp.And or AluOp.Or or AluOp.Xor:
+                throw Err($"R{regno} bitwise operator {AluName(op)} on pointer prohibited");
+            default:
+                throw Err($"R{regno} pointer arithmetic with {AluName(op)} operator prohibited");
+        }
+        CheckSaneOffset(res, ptr.Type);
+        res.Sync();
+        dst = res;
+    }
+
+    static bool AddOv(long a, long b, out long r)
+    {
+        r = unchecked(a + b);
+        return ((a ^ r) & (b ^ r)) < 0;
+    }
+
+    static bool SubOv(long a, long b, out long r)
+    {
+        r = unchecked(a - b);
+        return ((a ^ b) & (a ^ r)) < 0;
+    }
+
+    void CheckSaneOffset(in RegState r, RegType type)
+    {
+        string t = RegTypeNames.Name(type);
+        long val = (long)r.VarOff.Value;
+        if (r.VarOff.IsConst && (val >= MaxVarOff || val <= -MaxVarOff))
+            throw Err($"math between {t} pointer and {val} is not allowed");
+        if (r.Off >= MaxVarOff || r.Off <= -MaxVarOff)
+            throw Err($"{t} pointer offset {r.Off} is not allowed");
+        if (r.Smin == long.MinValue)
+            throw Err($"math between {t} pointer and register with unbounded min value is not allowed");
+        if (r.Smin >= MaxVarOff || r.Smin <= -MaxVarOff)
+            throw Err($"value {r.Smin} makes {t} pointer be out of bounds");
+    }
+}

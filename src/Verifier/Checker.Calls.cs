@@ -1,0 +1,342 @@
+using BpfJit.Frontend;
+using BpfJit.Runtime;
+
+namespace BpfJit.Verifier;
+
+/// <summary>ld_imm64 and helper calls (check_ld_imm, check_helper_call, check_func_arg).</summary>
+internal sealed partial class Checker
+{
+    const string MemTypes = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_";
+    const string SockCommonTypes = "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_";
+
+    void CheckLdImm64(Instruction ins, Instruction next, int idx)
+    {
+        CheckWrite(ins.Dst);
+        var regs = Regs;
+        switch ((Ld64Source)ins.Src)
+        {
+            case Ld64Source.Imm:
+                regs[ins.Dst] = RegState.Known(ins.Imm64(next));
+                return;
+            case Ld64Source.MapFd or Ld64Source.MapIdx:
+                {
+                    int m = MapIndex(ins.Imm);
+                    if (next.Imm != 0) throw Err("unrecognized bpf_ld_imm64 insn");
+                    regs[ins.Dst] = RegState.Pointer(RegType.ConstPtrToMap, 0, m);
+                    return;
+                }
+            case Ld64Source.MapValue or Ld64Source.MapIdxValue:
+                {
+                    int m = MapIndex(ins.Imm);
+                    var map = Map(m);
+                    if (map.Type != MapInfo.Array || map.MaxEntries != 1)
+                        throw Err($"map '{map.Name}': direct value access is only supported on single-entry array maps");
+                    uint off = (uint)next.Imm;
+                    if (off >= (uint)map.ValueSize)
+                        throw Err($"invalid access to map value pointer, value_size={map.ValueSize} off={off}");
+                    regs[ins.Dst] = RegState.Pointer(RegType.PtrToMapValue, (int)off, m);
+                    return;
+                }
+            case Ld64Source.Func:
+                regs[ins.Dst] = RegState.Pointer(RegType.PtrToFunc, 0, _info.SubprogOf(idx + ins.Imm + 1));
+                return;
+            default:
+                throw Err("invalid bpf_ld_imm64 insn");
+        }
+    }
+
+    int MapIndex(int imm)
+    {
+        if (imm < 0 || imm >= _maps.Count) throw Err($"fd {imm} is not pointing to valid bpf_map");
+        return imm;
+    }
+
+    sealed class CallMeta
+    {
+        public int MapIndex = -1;
+        public int RefObjId;
+        public int ReleaseRegno;
+        public int MemSize;
+        public int LastMemRegno = -1;
+        public long ConstKey = -1;
+        public bool LastMemWrite;
+    }
+
+    void CheckHelperCall(Instruction ins, int idx)
+    {
+        int id = ins.Imm;
+        if (HelperNames.Name(id) == null) throw Err($"invalid func unknown#{id}");
+        if (!SkLookupHelpers.IsAllowed(id)) throw Err($"program of this type cannot use helper {SkLookupHelpers.Display(id)}");
+        if (!_helpers.TryGet(id, out var helper))
+            throw Err($"helper {SkLookupHelpers.Display(id)} is not provided by this runtime");
+        var proto = helper.Proto;
+        var meta = new CallMeta();
+        for (int i = 0; i < proto.Args.Length; i++)
+        {
+            if (proto.Args[i] == ArgType.DontCare) continue;
+            CheckFuncArg(i + 1, proto.Args[i], meta, id, helper.Name);
+        }
+        if (meta.MapIndex >= 0 && HelperNames.Name(id) == "bpf_tail_call" && Map(meta.MapIndex).Type != MapInfo.ProgArray)
+            throw Err("expected prog array map for tail call");
+        if (meta.MapIndex >= 0 && !SkLookupHelpers.MapCompatible(Map(meta.MapIndex).Type, id))
+            throw Err($"cannot pass map_type {Map(meta.MapIndex).Type} into func {SkLookupHelpers.Display(id)}");
+        if (meta.MapIndex < 0 && RequiresMap(proto))
+            throw Err($"R1 type={RegName(Regs[1])} expected=map_ptr");
+        RecordMapArg(idx, meta.MapIndex);
+        if (meta.ReleaseRegno > 0)
+        {
+            if (meta.RefObjId != 0) ReleaseReference(meta.RefObjId);
+            else if (!Regs[meta.ReleaseRegno].IsNull) throw Err($"R{meta.ReleaseRegno} must be referenced when passed to release function");
+        }
+        if (helper.Exit == HelperExit.TailCall || HelperNames.Name(id) == "bpf_tail_call")
+        {
+            if (_cur.Refs.Count > 0)
+                throw Err(string.Join("\n", _cur.Refs.Select(r => $"Unreleased reference id={r.Id} alloc_insn={r.InsnIdx}")) + "\ntail_call would lead to reference leak");
+        }
+        var regs = Regs;
+        for (int r = 1; r <= 5; r++) regs[r] = RegState.NotInit;
+        switch (proto.Ret)
+        {
+            case RetType.Void:
+                regs[0] = RegState.NotInit;
+                break;
+            case RetType.Integer:
+                regs[0] = RegState.Unknown();
+                break;
+            case RetType.PtrToMapValueOrNull:
+                {
+                    if (meta.MapIndex < 0) throw Err($"kernel subsystem misconfigured verifier: {helper.Name} returns a map value but takes no map");
+                    var map = Map(meta.MapIndex);
+                    // An array lookup with a constant in-range key cannot fail (can_elide_value_nullness).
+                    if (HelperNames.Name(id) == "bpf_map_lookup_elem" && meta.ConstKey >= 0 && meta.ConstKey < map.MaxEntries)
+                    {
+                        regs[0] = RegState.Pointer(RegType.PtrToMapValue, 0, meta.MapIndex);
+                        break;
+                    }
+                    var r0 = RegState.Pointer(RegType.PtrToMapValueOrNull, 0, meta.MapIndex);
+                    r0.Id = NewId();
+                    if (Map(meta.MapIndex).IsSockMap)
+                    {
+                        r0.RefObjId = r0.Id;
+                        _cur.Refs.Add(new RefState(r0.Id, idx));
+                    }
+                    regs[0] = r0;
+                    break;
+                }
+            case RetType.PtrToSocketOrNull:
+                {
+                    var r0 = RegState.Pointer(RegType.PtrToSocketOrNull);
+                    r0.Id = r0.RefObjId = NewId();
+                    _cur.Refs.Add(new RefState(r0.Id, idx));
+                    regs[0] = r0;
+                    break;
+                }
+            case RetType.PtrToRingbufMemOrNull:
+                {
+                    var r0 = RegState.Pointer(RegType.PtrToMemOrNull, 0, meta.MemSize);
+                    r0.Id = r0.RefObjId = NewId();
+                    _cur.Refs.Add(new RefState(r0.Id, idx));
+                    regs[0] = r0;
+                    break;
+                }
+        }
+    }
+
+    static bool RequiresMap(HelperProto proto) =>
+        proto.Args.Any(a => a is ArgType.PtrToMapKey or ArgType.PtrToMapValue or ArgType.PtrToUninitMapValue);
+
+    void RecordMapArg(int idx, int map)
+    {
+        var f = _facts[idx];
+        if (!f.MapArgSeen) { f.MapArg = map; f.MapArgSeen = true; }
+        else if (f.MapArg != map) f.MapArg = -1;
+    }
+
+    void ReleaseReference(int refId)
+    {
+        int removed = _cur.Refs.RemoveAll(r => r.Id == refId);
+        if (removed == 0) throw Err($"verifier internal error: reference id={refId} not found");
+        _cur.ForEachReg((ref RegState r) =>
+        {
+            if (r.RefObjId == refId) r = RegState.Unknown();
+        });
+    }
+
+    void TypeMismatch(int regno, string expected) =>
+        throw Err($"R{regno} type={RegName(Regs[regno])} expected={expected}");
+
+    void CheckFuncArg(int regno, ArgType arg, CallMeta meta, int helperId, string helperName)
+    {
+        CheckRead(regno);
+        var reg = Regs[regno];
+        if (arg == ArgType.Anything) return;
+        bool mayBeNull = arg is ArgType.PtrToSocketOrNull or ArgType.PtrToMemOrNull or ArgType.PtrToStackOrNull;
+        bool isMapValueArg = arg == ArgType.PtrToMapValue;
+        // A sockmap/sockhash update takes a socket, not a value in memory (resolve_map_arg_type).
+        if (isMapValueArg && meta.MapIndex >= 0 && Map(meta.MapIndex).IsSockMap)
+        {
+            if (reg.Type != RegType.PtrToSocket) TypeMismatch(regno, SockCommonTypes);
+            return;
+        }
+        if (!(reg.IsNull && mayBeNull))
+        {
+            var type = mayBeNull ? RegTypeNames.NonNull(reg.Type) : reg.Type;
+            switch (arg)
+            {
+                case ArgType.ConstMapPtr:
+                    if (type != RegType.ConstPtrToMap) TypeMismatch(regno, "map_ptr");
+                    break;
+                case ArgType.PtrToCtx:
+                    if (type != RegType.PtrToCtx) TypeMismatch(regno, "ctx");
+                    if (reg.Off != 0 || !reg.VarOff.Equals(0UL)) throw Err($"dereference of modified ctx ptr R{regno} off={reg.Off} disallowed");
+                    break;
+                case ArgType.PtrToSocketOrNull:
+                    if (type != RegType.PtrToSocket) TypeMismatch(regno, "sock");
+                    break;
+                case ArgType.PtrToSocket:
+                    if (type != RegType.PtrToSocket) TypeMismatch(regno, SockCommonTypes);
+                    break;
+                case ArgType.PtrToRingbufMem:
+                    if (type != RegType.PtrToMem) TypeMismatch(regno, "ringbuf_mem");
+                    if (reg.Off != 0 || !reg.VarOff.Equals(0UL)) throw Err($"R{regno} must have zero offset when passed to release func");
+                    break;
+                case ArgType.PtrToFunc:
+                    if (type != RegType.PtrToFunc) TypeMismatch(regno, "func");
+                    throw Err($"callbacks are not supported: {helperName} needs a callback verification BpfJit does not do");
+                case ArgType.PtrToStackOrNull:
+                    if (type != RegType.PtrToStack) TypeMismatch(regno, "fp");
+                    break;
+                case ArgType.PtrToSpinLock:
+                    if (type != RegType.PtrToMapValue) TypeMismatch(regno, "map_value");
+                    throw Err($"map '{Map(reg.Aux).Name}' has to have BTF in order to use bpf_spin_lock");
+                case ArgType.PtrToConstStr:
+                    if (type != RegType.PtrToMapValue) TypeMismatch(regno, "map_value");
+                    if (!Map(reg.Aux).ProgramCannotWrite) throw Err($"R{regno} does not point to a readonly map'");
+                    break;
+                case ArgType.ConstSize or ArgType.ConstSizeOrZero or ArgType.ConstAllocSizeOrZero:
+                    if (!reg.IsScalar) TypeMismatch(regno, "scalar");
+                    break;
+                case ArgType.PtrToMapKey or ArgType.PtrToMapValue or ArgType.PtrToUninitMapValue or ArgType.PtrToMem or ArgType.PtrToMemOrNull or ArgType.PtrToUninitMem:
+                    if (type is not (RegType.PtrToStack or RegType.PtrToMapValue or RegType.PtrToMapKey or RegType.PtrToMem))
+                        TypeMismatch(regno, MemTypes);
+                    break;
+            }
+        }
+        // Release arguments (sk_release, ringbuf_submit/discard).
+        if (arg is ArgType.PtrToSocket or ArgType.PtrToRingbufMem)
+        {
+            if (reg.RefObjId == 0 && !reg.IsNull) throw Err($"R{regno} must be referenced when passed to release function");
+            meta.ReleaseRegno = regno;
+        }
+        if (reg.RefObjId != 0)
+        {
+            if (meta.RefObjId != 0) throw Err($"more than one arg with ref_obj_id R{regno} {reg.RefObjId} {meta.RefObjId}");
+            meta.RefObjId = reg.RefObjId;
+        }
+        switch (arg)
+        {
+            case ArgType.ConstMapPtr:
+                meta.MapIndex = reg.Aux;
+                break;
+            case ArgType.PtrToMapKey:
+                if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->key");
+                CheckHelperMem(regno, Map(meta.MapIndex).KeySize, write: false, intoMap: StoresIntoMap(helperId));
+                if (Map(meta.MapIndex).Type is MapInfo.Array or MapInfo.PercpuArray)
+                    meta.ConstKey = ConstantMapKey(reg, Map(meta.MapIndex).KeySize);
+                break;
+            case ArgType.PtrToMapValue:
+                if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->value");
+                CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: false, intoMap: StoresIntoMap(helperId));
+                break;
+            case ArgType.PtrToUninitMapValue:
+                if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->value");
+                CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: true, intoMap: false);
+                break;
+            case ArgType.PtrToMem or ArgType.PtrToMemOrNull or ArgType.PtrToUninitMem:
+                meta.LastMemRegno = regno;
+                meta.LastMemWrite = arg == ArgType.PtrToUninitMem;
+                break;
+            case ArgType.ConstSize or ArgType.ConstSizeOrZero:
+                {
+                    bool zeroOk = arg == ArgType.ConstSizeOrZero;
+                    if (reg.Smin < 0) throw Err($"R{regno} min value is negative, either use unsigned or 'var &= const'");
+                    if (reg.Umin == 0 && !zeroOk) throw Err($"R{regno} invalid zero-sized read: u64=[{reg.Umin},{reg.Umax}]");
+                    if (reg.Umax >= 1UL << 29) throw Err($"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'");
+                    if (meta.LastMemRegno >= 0 && reg.Umax > 0)
+                        CheckHelperMem(meta.LastMemRegno, (int)reg.Umax, meta.LastMemWrite, intoMap: false);
+                    break;
+                }
+            case ArgType.ConstAllocSizeOrZero:
+                if (!reg.VarOff.IsConst) throw Err($"R{regno} is not a known constant'");
+                meta.MemSize = (int)reg.VarOff.Value;
+                break;
+        }
+    }
+
+    /// <summary>The key a stack pointer points at when it is a known constant (get_constant_map_key), else -1.</summary>
+    long ConstantMapKey(in RegState key, int keySize)
+    {
+        if (key.Type != RegType.PtrToStack || !key.VarOff.IsConst) return -1;
+        int stackOff = key.Off + (int)(long)key.VarOff.Value;
+        int slot = -stackOff - 1, spi = slot / 8, off = slot % 8;
+        var st = _cur.Frames[key.Frame].Stack;
+        int zero = 0;
+        for (int i = off; i >= 0 && st.Kind(spi, i) == SlotKind.Zero; i--) zero++;
+        if (zero >= keySize) return 0;
+        if (!st.IsSpilled(spi) || !st.Spilled[spi].IsScalar) return -1;
+        int spill = 0;
+        for (int i = off; i >= 0 && st.Kind(spi, i) == SlotKind.Spill; i--) spill++;
+        if (spill != keySize) return -1;
+        var v = st.Spilled[spi];
+        return v.VarOff.IsConst ? (long)v.VarOff.Value : -1;
+    }
+
+    /// <summary>Helpers that copy the key and value they are given into the map (a pointer there would leak).</summary>
+    static bool StoresIntoMap(int helperId) => HelperNames.Name(helperId) is "bpf_map_update_elem" or "bpf_map_push_elem";
+
+    /// <summary>check_helper_mem_access: the helper reads or writes <paramref name="size"/> bytes at the pointer.</summary>
+    void CheckHelperMem(int regno, int size, bool write, bool intoMap)
+    {
+        var reg = Regs[regno];
+        if (size == 0) throw Err(write ? "invalid zero-sized write" : "invalid zero-sized read");
+        switch (reg.Type)
+        {
+            case RegType.PtrToStack:
+                {
+                    var (min, max) = StackBounds(regno, reg, 0, size, write ? " write to" : " read from");
+                    var frame = _cur.Frames[reg.Frame];
+                    GrowStack(frame, min);
+                    var st = frame.Stack;
+                    for (long a = min; a < max; a++)
+                    {
+                        var (spi, k) = Locate((int)a);
+                        if (write)
+                        {
+                            ScrubByte(st, (int)a, SlotKind.Misc);
+                            continue;
+                        }
+                        var kind = st.Kind(spi, k);
+                        if (kind == SlotKind.Invalid) NoteUninitRead(_cur.Insn);
+                        if (kind == SlotKind.Spill && intoMap && !st.Spilled[spi].IsScalar)
+                            throw Err($"R{regno} leaks addr into map");
+                    }
+                    break;
+                }
+            case RegType.PtrToMapValue:
+                {
+                    var map = Map(reg.Aux);
+                    if (write && map.ProgramCannotWrite) throw Err($"write into map forbidden, value_size={map.ValueSize} off={reg.Off} size={size}");
+                    if (!write && map.ProgramCannotRead) throw Err($"read from map forbidden, value_size={map.ValueSize} off={reg.Off} size={size}");
+                    CheckMemRegion(regno, reg, reg.Off, size, map.ValueSize, zeroOk: false);
+                    break;
+                }
+            case RegType.PtrToMem:
+                CheckMemRegion(regno, reg, reg.Off, size, reg.Aux, zeroOk: false);
+                break;
+            default:
+                if (reg.IsNull) break;
+                TypeMismatch(regno, MemTypes);
+                break;
+        }
+    }
+}

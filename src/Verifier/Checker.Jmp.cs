@@ -1,0 +1,177 @@
+using BpfJit.Frontend;
+
+namespace BpfJit.Verifier;
+
+/// <summary>Jumps, conditional jumps, calls and exit (check_cond_jmp_op, check_func_call, prepare_func_exit).</summary>
+internal sealed partial class Checker
+{
+    bool CheckJmpClass(Instruction ins, int idx)
+    {
+        if (ins.IsExit) return CheckExit(idx);
+        if (ins.IsCall)
+        {
+            if (ins.Src == (byte)CallKind.Local) { CallLocal(ins, idx); return true; }
+            CheckHelperCall(ins, idx);
+            _cur.Insn = idx + 1;
+            return true;
+        }
+        _jmpsProcessed++;
+        if (ins.IsUnconditionalJump)
+        {
+            _cur.Insn = idx + ins.BranchOffset + 1;
+            return true;
+        }
+        return CheckCondJmp(ins, idx);
+    }
+
+    /// <summary>False when neither side of the branch is feasible (a dead path).</summary>
+    bool CheckCondJmp(Instruction ins, int idx)
+    {
+        bool is32 = ins.Class == InstructionClass.Jmp32;
+        var op = ins.JmpOp;
+        int target = idx + ins.Offset + 1;
+        CheckRead(ins.Dst);
+        RegState src;
+        if (ins.SourceIsReg)
+        {
+            CheckRead(ins.Src);
+            src = Regs[ins.Src];
+        }
+        else src = RegState.Known((ulong)(long)ins.Imm);
+        var dst = Regs[ins.Dst];
+        int pred = Branches.IsTaken(dst, src, op, is32);
+        if (pred == 1) { _cur.Insn = target; return true; }
+        if (pred == 0) { _cur.Insn = idx + 1; return true; }
+
+        var other = _cur.Clone();
+        other.Insn = target;
+        _cur.Insn = idx + 1;
+        bool takenOk = true, fallOk = true;
+        if (dst.IsScalar && src.IsScalar)
+        {
+            takenOk = RefineSide(other, ins, op, is32);
+            fallOk = RefineSide(_cur, ins, Branches.Reverse(op), is32);
+        }
+        // A NULL check of a nullable pointer decides its type on both sides, for every copy sharing its id.
+        if (!is32 && !ins.SourceIsReg && ins.Imm == 0 && op is JmpOp.Jeq or JmpOp.Jne && dst.IsNullable)
+        {
+            MarkPtrOrNull(other, dst, isNull: op == JmpOp.Jeq);
+            MarkPtrOrNull(_cur, dst, isNull: op == JmpOp.Jne);
+        }
+        if (!takenOk && !fallOk) return false;
+        if (!fallOk)
+        {
+            _cur = other;
+            return true;
+        }
+        if (takenOk) Push(other);
+        return true;
+    }
+
+    /// <summary>Refines the registers of one side; false when that side is impossible.</summary>
+    bool RefineSide(VerifierState st, Instruction ins, JmpOp op, bool is32)
+    {
+        var regs = st.Cur.Regs;
+        var d = regs[ins.Dst];
+        var s = ins.SourceIsReg ? regs[ins.Src] : RegState.Known((ulong)(long)ins.Imm);
+        Branches.Refine(ref d, ref s, op, is32);
+        if (!d.BoundsSane || !s.BoundsSane) return false;
+        regs[ins.Dst] = d;
+        SyncLinked(st, d);
+        if (ins.SourceIsReg)
+        {
+            regs[ins.Src] = s;
+            SyncLinked(st, s);
+        }
+        return true;
+    }
+
+    /// <summary>Copies refined bounds to every scalar sharing the id (sync_linked_regs).</summary>
+    static void SyncLinked(VerifierState st, RegState known)
+    {
+        int baseId = known.Id & ~LinkedDelta;
+        if (baseId == 0 || !known.IsScalar) return;
+        st.ForEachReg((ref RegState r) =>
+        {
+            if (!r.IsScalar || (r.Id & ~LinkedDelta) != baseId) return;
+            int id = r.Id, delta = r.Off;
+            if (delta == known.Off) r = known;
+            else
+            {
+                // r = known + (r.delta - known.delta)
+                var v = known;
+                ScalarAlu.Apply(ref v, RegState.Known((ulong)(long)(delta - known.Off)), AluOp.Add, alu32: false);
+                r = v;
+            }
+            r.Id = id;
+            r.Off = delta;
+        });
+    }
+
+    void MarkPtrOrNull(VerifierState st, RegState ptr, bool isNull)
+    {
+        int id = ptr.Id;
+        if (id == 0) return;
+        if (isNull && ptr.RefObjId != 0 && ptr.RefObjId == id)
+            st.Refs.RemoveAll(r => r.Id == id);
+        var maps = _maps;
+        st.ForEachReg((ref RegState r) =>
+        {
+            if (!r.IsNullable || r.Id != id) return;
+            if (isNull)
+            {
+                r = RegState.Known(0);
+                return;
+            }
+            if (r.Type == RegType.PtrToMapValueOrNull && maps[r.Aux].IsSockMap) r.Type = RegType.PtrToSocket;
+            else r.Type = RegTypeNames.NonNull(r.Type);
+            r.Id = 0;
+        });
+    }
+
+    void CallLocal(Instruction ins, int idx)
+    {
+        if (_cur.Frames.Count >= MaxCallFrames)
+            throw Err($"the call stack of {_cur.Frames.Count + 1} frames is too deep !");
+        int target = idx + ins.Imm + 1;
+        var caller = Frame;
+        var callee = new FuncState { CallSite = idx, FrameNo = _cur.Frames.Count, Subprog = _info.SubprogOf(target) };
+        for (int r = 1; r <= 5; r++) callee.Regs[r] = caller.Regs[r];
+        callee.Regs[10] = RegState.Pointer(RegType.PtrToStack);
+        callee.Regs[10].Frame = callee.FrameNo;
+        for (int r = 0; r <= 5; r++) caller.Regs[r] = RegState.NotInit;
+        _cur.Frames.Add(callee);
+        _cur.Insn = target;
+        if (Log2) _log.AppendLine($"caller:\n {StateFormatter.Format(_cur, _maps)}");
+    }
+
+    bool CheckExit(int idx)
+    {
+        if (_cur.Frames.Count > 1)
+        {
+            // A subprogram may return without setting r0; the caller then cannot read it.
+            var callee = Frame;
+            var r0 = callee.Regs[0];
+            if (r0.Type == RegType.PtrToStack) throw Err("cannot return stack pointer to the caller");
+            _cur.Frames.RemoveAt(_cur.Frames.Count - 1);
+            Frame.Regs[0] = r0;
+            _cur.Insn = callee.CallSite + 1;
+            return true;
+        }
+        if (_cur.Refs.Count > 0)
+        {
+            var lines = string.Join("\n", _cur.Refs.Select(r => $"Unreleased reference id={r.Id} alloc_insn={r.InsnIdx}"));
+            throw Err(lines + "\nBPF_EXIT instruction in main prog would lead to reference leak");
+        }
+        CheckRead(0);
+        var ret = Regs[0];
+        if (!ret.IsScalar)
+            throw Err($"At program exit the register R0 is not a known value ({RegName(ret)})");
+        if (ret.Smin < 0 || ret.Smax > 1)
+        {
+            string has = (ret.Smin > long.MinValue ? $" smin={ret.Smin}" : "") + (ret.Smax < long.MaxValue ? $" smax={ret.Smax}" : "");
+            throw Err($"At program exit the register R0 has{(has.Length == 0 ? " unknown scalar value" : has)} should have been in [0, 1]");
+        }
+        return false;
+    }
+}

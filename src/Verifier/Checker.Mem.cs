@@ -1,0 +1,340 @@
+using BpfJit.Frontend;
+
+namespace BpfJit.Verifier;
+
+/// <summary>Loads, stores and atomics (the kernel's check_mem_access and its per-type checks).</summary>
+internal sealed partial class Checker
+{
+    void CheckLoad(Instruction ins, int idx)
+    {
+        CheckRead(ins.Src);
+        CheckWrite(ins.Dst);
+        int size = Op.Bytes(ins.MemSize);
+        CheckMemAccess(idx, ins.Src, ins.Offset, size, write: false, valueRegno: ins.Dst, stImm: null, signExtend: ins.MemMode == MemMode.MemSx);
+    }
+
+    void CheckStore(Instruction ins, int idx)
+    {
+        int size = Op.Bytes(ins.MemSize);
+        if (ins.Class == InstructionClass.Stx)
+        {
+            CheckRead(ins.Src);
+            CheckRead(ins.Dst);
+            CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: true, valueRegno: ins.Src, stImm: null, signExtend: false);
+        }
+        else
+        {
+            CheckRead(ins.Dst);
+            CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: true, valueRegno: -1, stImm: ins.Imm, signExtend: false);
+        }
+    }
+
+    void CheckAtomic(Instruction ins, int idx)
+    {
+        var op = (AtomicOp)ins.Imm;
+        int size = Op.Bytes(ins.MemSize);
+        CheckRead(ins.Src);
+        CheckRead(ins.Dst);
+        int loadReg = -1;
+        if (op == AtomicOp.CmpXchg) { CheckRead(0); loadReg = 0; }
+        else if ((ins.Imm & 1) != 0) loadReg = ins.Src;
+        if (loadReg >= 0) CheckWrite(loadReg);
+        var dst = Regs[ins.Dst];
+        if (dst.Type is RegType.PtrToCtx or RegType.PtrToSocket)
+            throw Err($"BPF_ATOMIC stores into R{ins.Dst} {RegName(dst)} is not allowed");
+        if (Regs[ins.Src].IsPointer && dst.Type != RegType.PtrToStack)
+            throw Err($"R{ins.Src} leaks addr into mem");
+        // The fetch is a real load (from the stack it returns what was stored there); the write after it stores unknown data.
+        CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: false, valueRegno: loadReg, stImm: null, signExtend: false, atomic: true);
+        CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: true, valueRegno: -1, stImm: null, signExtend: false, atomic: true);
+    }
+
+    /// <summary>One memory access through register <paramref name="regno"/>; a read sets <paramref name="valueRegno"/>.</summary>
+    void CheckMemAccess(int idx, int regno, int off, int size, bool write, int valueRegno, int? stImm, bool signExtend, bool atomic = false)
+    {
+        var reg = Regs[regno];
+        CheckAlignment(reg, off, size, strict: atomic);
+        RegState result = RegState.Unknown();
+        bool resultSet = false;
+        switch (reg.Type)
+        {
+            case RegType.PtrToMapValue:
+                {
+                    var map = Map(reg.Aux);
+                    if (write && valueRegno >= 0 && Regs[valueRegno].IsPointer)
+                        throw Err($"R{valueRegno} leaks addr into map");
+                    if (write && map.ProgramCannotWrite)
+                        throw Err($"write into map forbidden, value_size={map.ValueSize} off={off + reg.Off} size={size}");
+                    if (!write && map.ProgramCannotRead)
+                        throw Err($"read from map forbidden, value_size={map.ValueSize} off={off + reg.Off} size={size}");
+                    CheckMemRegion(regno, reg, off + reg.Off, size, map.ValueSize, zeroOk: false);
+                    break;
+                }
+            case RegType.PtrToMem:
+                if (write && valueRegno >= 0 && Regs[valueRegno].IsPointer)
+                    throw Err($"R{valueRegno} leaks addr into mem");
+                CheckMemRegion(regno, reg, off + reg.Off, size, reg.Aux, zeroOk: false);
+                break;
+            case RegType.PtrToCtx:
+                {
+                    if (reg.Off != 0) throw Err($"dereference of modified ctx ptr R{regno} off={reg.Off} disallowed");
+                    if (!reg.VarOff.Equals(0UL)) throw Err($"variable ctx access var_off={reg.VarOff} disallowed");
+                    string? field = ContextRules.SkLookupField(off, size, write);
+                    if (field == null) throw Err($"invalid bpf_context access off={off} size={size}");
+                    var f = _facts[idx];
+                    f.CtxField = field;
+                    f.CtxOffset = off;
+                    if (field == "sk")
+                    {
+                        result = RegState.Pointer(RegType.PtrToSocketOrNull);
+                        result.Id = NewId();
+                        resultSet = true;
+                    }
+                    break;
+                }
+            case RegType.PtrToSocket:
+                if (write) throw Err($"R{regno} cannot write into {RegName(reg)}");
+                if (!ContextRules.BpfSockReadable(off + reg.Off, size))
+                    throw Err($"R{regno} invalid {RegName(reg)} access off={off + reg.Off} size={size}");
+                break;
+            case RegType.PtrToStack:
+                {
+                    var r = CheckStackAccess(idx, regno, reg, off, size, write, valueRegno, stImm);
+                    if (r != null) { result = r.Value; resultSet = true; }
+                    break;
+                }
+            default:
+                throw Err($"R{regno} invalid mem access '{RegName(reg)}'");
+        }
+        if (write || valueRegno < 0) return;
+        if (resultSet && result.IsPointer)
+        {
+            Regs[valueRegno] = result;
+            return;
+        }
+        if (size < 8)
+        {
+            if (signExtend)
+            {
+                ScalarAlu.SignExtend(ref result, size * 8, alu32: false);
+            }
+            else result = Truncated(result, size);
+        }
+        Regs[valueRegno] = result;
+    }
+
+    /// <summary>check_ptr_alignment: stack accesses (and atomics everywhere) must be aligned to their size.</summary>
+    void CheckAlignment(in RegState reg, int off, int size, bool strict)
+    {
+        string desc;
+        switch (reg.Type)
+        {
+            case RegType.PtrToStack: desc = "stack "; strict = true; break;
+            case RegType.PtrToMapValue: desc = "value "; break;
+            case RegType.PtrToMem: desc = ""; break;
+            default: return;
+        }
+        if (!strict || size == 1) return;
+        var at = reg.VarOff + Tnum.Const((ulong)(long)(reg.Off + off));
+        if (at.IsAligned((ulong)size)) return;
+        string tn = reg.VarOff.IsConst ? ((long)reg.VarOff.Value).ToString() : reg.VarOff.ToString();
+        throw Err($"misaligned {desc}access off {tn}+{reg.Off}+{off} size {size}");
+    }
+
+    /// <summary>check_mem_region_access: every offset the pointer may have, plus the access, within [0, memSize).</summary>
+    void CheckMemRegion(int regno, in RegState reg, int off, int size, int memSize, bool zeroOk)
+    {
+        if (reg.Smin < 0 && (reg.Smin == long.MinValue || off + reg.Smin != (int)(off + reg.Smin) || reg.Smin + off < 0))
+            throw Err($"R{regno} min value is negative, either use unsigned index or do a if (index >=0) check.");
+        CheckMemBounds(reg, reg.Smin + off, size, memSize, zeroOk, $"R{regno} min value is outside of the allowed memory range");
+        if (reg.Umax >= (ulong)MaxVarOff)
+            throw Err($"R{regno} unbounded memory access, make sure to bounds check any such access");
+        CheckMemBounds(reg, (long)reg.Umax + off, size, memSize, zeroOk, $"R{regno} max value is outside of the allowed memory range");
+    }
+
+    void CheckMemBounds(in RegState reg, long off, int size, int memSize, bool zeroOk, string tail)
+    {
+        if (off >= 0 && (size > 0 || zeroOk) && off + size <= memSize) return;
+        string what = reg.Type == RegType.PtrToMapValue
+            ? $"invalid access to map value, value_size={memSize} off={off} size={size}"
+            : $"invalid access to memory, mem_size={memSize} off={off} size={size}";
+        throw Err(what + "\n" + tail);
+    }
+
+    /// <summary>Bounds of a stack access; returns (min, max) offsets relative to the frame pointer.</summary>
+    (long Min, long Max) StackBounds(int regno, in RegState reg, int off, int size, string extra)
+    {
+        long min, max;
+        if (reg.VarOff.IsConst)
+        {
+            min = (long)reg.VarOff.Value + reg.Off + off;
+            max = min + size;
+        }
+        else
+        {
+            if (reg.Smax >= MaxVarOff || reg.Smin <= -MaxVarOff)
+                throw Err($"invalid unbounded variable-offset{extra} stack R{regno}");
+            min = reg.Smin + reg.Off + off;
+            max = reg.Smax + reg.Off + off + size;
+        }
+        if (min < -StackState.MaxBytes || min >= 0 || max > 0 || size < 0)
+        {
+            if (reg.VarOff.IsConst) throw Err($"invalid{extra} stack R{regno} off={reg.Off + off + (long)reg.VarOff.Value} size={size}");
+            throw Err($"invalid variable-offset{extra} stack R{regno} var_off={reg.VarOff} off={reg.Off + off} size={size}");
+        }
+        return (min, max);
+    }
+
+    void GrowStack(FuncState frame, long min)
+    {
+        frame.Stack.Grow((int)-min);
+        if (_stackDepth[frame.Subprog] < -min) _stackDepth[frame.Subprog] = (int)-min;
+    }
+
+    void NoteUninitRead(int idx)
+    {
+        _facts[idx].MayReadUninitStack = true;
+        _uninitRead = true;
+    }
+
+    RegState? CheckStackAccess(int idx, int regno, in RegState reg, int off, int size, bool write, int valueRegno, int? stImm)
+    {
+        var frame = _cur.Frames[reg.Frame];
+        var (min, max) = StackBounds(regno, reg, off, size, write ? " write to" : " read from");
+        GrowStack(frame, min);
+        var st = frame.Stack;
+        if (!reg.VarOff.IsConst)
+        {
+            if (write)
+            {
+                for (long a = min; a < max; a++) ScrubByte(st, (int)a, SlotKind.Misc);
+                return null;
+            }
+            bool allZero = true;
+            for (long a = min; a < max; a++)
+            {
+                var (spi, k) = Locate((int)a);
+                var kind = st.Kind(spi, k);
+                if (kind == SlotKind.Invalid) NoteUninitRead(idx);
+                if (kind != SlotKind.Zero) allZero = false;
+            }
+            return allZero ? RegState.Known(0) : RegState.Unknown();
+        }
+        int fixedOff = (int)min;
+        if (write) { StackWriteFixed(frame, fixedOff, size, valueRegno, stImm); return null; }
+        return StackReadFixed(idx, frame, fixedOff, size, valueRegno);
+    }
+
+    /// <summary>Slot index and byte kind index of the stack byte at fp+<paramref name="addr"/> (negative).</summary>
+    static (int Spi, int K) Locate(int addr)
+    {
+        int slot = -addr - 1;
+        return (slot / 8, slot % 8);
+    }
+
+    void ScrubByte(StackState st, int addr, SlotKind kind)
+    {
+        var (spi, k) = Locate(addr);
+        if (st.IsSpilled(spi))
+        {
+            for (int i = 0; i < 8; i++) if (st.Kind(spi, i) == SlotKind.Spill) st.SetKind(spi, i, SlotKind.Misc);
+            st.Spilled[spi] = RegState.NotInit;
+        }
+        st.SetKind(spi, k, kind);
+    }
+
+    void StackWriteFixed(FuncState frame, int off, int size, int valueRegno, int? stImm)
+    {
+        var st = frame.Stack;
+        int slot = -off - 1, spi = slot / 8;
+        RegState? v = valueRegno >= 0 ? Regs[valueRegno] : null;
+        if (v is { IsScalar: true } sv && off % 8 == 0)
+        {
+            if (sv.Umax > (size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1)) { sv.Id = 0; sv.Off = 0; }
+            else
+            {
+                AssignIdBeforeMov(ref Regs[valueRegno]);
+                sv = Regs[valueRegno];
+            }
+            SaveSpill(st, spi, sv, size);
+        }
+        else if (v == null && stImm != null && off % 8 == 0)
+        {
+            SaveSpill(st, spi, RegState.Known((ulong)(long)stImm.Value), size);
+        }
+        else if (v is { IsPointer: true } pv)
+        {
+            if (size != 8) throw Err("invalid size of register spill");
+            if (frame != Frame && pv.Type == RegType.PtrToStack)
+                throw Err("cannot spill pointers to stack into stack frame of the caller");
+            SaveSpill(st, spi, pv, 8);
+        }
+        else
+        {
+            bool zero = v is { IsNull: true } || (v == null && stImm == 0);
+            var kind = zero ? SlotKind.Zero : SlotKind.Misc;
+            if (st.IsSpilled(spi))
+            {
+                for (int i = 0; i < 8; i++) if (st.Kind(spi, i) == SlotKind.Spill) st.SetKind(spi, i, SlotKind.Misc);
+                st.Spilled[spi] = RegState.NotInit;
+            }
+            for (int i = 0; i < size; i++) st.SetKind(spi, (slot - i) % 8, kind);
+        }
+    }
+
+    static void SaveSpill(StackState st, int spi, RegState reg, int size)
+    {
+        st.Spilled[spi] = reg;
+        for (int i = 8; i > 8 - size; i--) st.SetKind(spi, i - 1, SlotKind.Spill);
+        for (int i = 0; i < 8 - size; i++)
+        {
+            var k = st.Kind(spi, i);
+            if (k is SlotKind.Zero or SlotKind.Invalid) continue;
+            st.SetKind(spi, i, SlotKind.Misc);
+        }
+    }
+
+    RegState? StackReadFixed(int idx, FuncState frame, int off, int size, int dstRegno)
+    {
+        var st = frame.Stack;
+        int slot = -off - 1, spi = slot / 8;
+        if (st.IsSpilled(spi))
+        {
+            int spillSize = 1;
+            for (int i = 7; i > 0 && st.Kind(spi, i - 1) == SlotKind.Spill; i--) spillSize++;
+            var reg = st.Spilled[spi];
+            if (size != 8 || spillSize != 8)
+            {
+                if (!reg.IsScalar) throw Err("invalid size of register fill");
+                if (dstRegno < 0) return null;
+                if (size <= spillSize && off % 8 == 0)
+                {
+                    var copy = reg;
+                    if (reg.Umax > (size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1)) { copy.Id = 0; copy.Off = 0; }
+                    return copy;
+                }
+                int spill = 0, zero = 0;
+                for (int i = 0; i < size; i++)
+                {
+                    var kind = st.Kind(spi, (slot - i) % 8);
+                    if (kind == SlotKind.Spill) spill++;
+                    else if (kind == SlotKind.Zero) zero++;
+                    else if (kind == SlotKind.Invalid) NoteUninitRead(idx);
+                }
+                if ((spill == size && reg.VarOff.Equals(0UL)) || zero == size) return RegState.Known(0);
+                return RegState.Unknown();
+            }
+            if (dstRegno < 0) return null;
+            return reg;
+        }
+        bool allZero = true;
+        for (int i = 0; i < size; i++)
+        {
+            var kind = st.Kind(spi, (slot - i) % 8);
+            if (kind == SlotKind.Invalid) NoteUninitRead(idx);
+            if (kind != SlotKind.Zero) allZero = false;
+        }
+        if (dstRegno < 0) return null;
+        return allZero ? RegState.Known(0) : RegState.Unknown();
+    }
+}

@@ -1,0 +1,283 @@
+using System.Text;
+using BpfJit.Frontend;
+using BpfJit.Runtime;
+
+namespace BpfJit.Verifier;
+
+/// <summary>A verification failure: the kernel-worded message and the instruction.</summary>
+internal sealed class VerifyError(string message) : Exception(message);
+
+/// <summary>
+/// The path explorer (the kernel's <c>do_check</c>): executes the program abstractly, one path at a
+/// time, depth first, pushing the other side of each undecided branch, pruning at checkpoints.
+/// Instruction semantics live in the other parts of this class, one file per instruction family.
+/// </summary>
+internal sealed partial class Checker
+{
+    public const int ComplexityLimit = 1_000_000;
+    public const int JmpSeqLimit = 8192;
+    const int MaxCallFrames = 8;
+
+    readonly IReadOnlyList<Instruction> _insns;
+    readonly VerifierOptions _opt;
+    readonly HelperTable _helpers;
+    readonly IReadOnlyList<MapInfo> _maps;
+    readonly StringBuilder _log = new();
+    readonly InsnFacts[] _facts;
+    readonly int[] _stackDepth;
+    readonly Stack<VerifierState> _pending = new();
+    readonly Dictionary<int, List<VerifierState>> _explored = [];
+    ProgramInfo _info = null!;
+    StateEquivalence _eq = null!;
+    VerifierState _cur = null!;
+    int _idGen;
+    int _processed;
+    int _jmpsProcessed, _prevJmps, _prevInsns;
+    bool _uninitRead;
+
+    public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options)
+    {
+        _insns = insns;
+        _opt = options;
+        _helpers = options.Helpers;
+        _maps = options.Maps;
+        _facts = new InsnFacts[insns.Count];
+        for (int i = 0; i < _facts.Length; i++) _facts[i] = new InsnFacts();
+        _stackDepth = new int[Math.Max(1, insns.Count)];
+    }
+
+    FuncState Frame => _cur.Cur;
+    RegState[] Regs => _cur.Cur.Regs;
+    /// <summary>Level-2 logging stops past this many characters (like the kernel's log buffer), with a note.</summary>
+    const int MaxLogChars = 16 << 20;
+    bool _logTruncated;
+
+    bool Log2
+    {
+        get
+        {
+            if (_opt.LogLevel < 2 || _logTruncated) return false;
+            if (_log.Length < MaxLogChars) return true;
+            _logTruncated = true;
+            _log.AppendLine($"... log truncated at {MaxLogChars} characters; verification continues ...");
+            return false;
+        }
+    }
+
+    public VerifierResult Run()
+    {
+        int errInsn = -1;
+        string? error = null;
+        _info = ProgramInfo.Build(_insns, _helpers, out string? structural, out int at);
+        if (structural != null)
+        {
+            error = structural;
+            errInsn = at;
+            _log.AppendLine(structural);
+            return Finish(error, errInsn);
+        }
+        _eq = new StateEquivalence(_info);
+        _cur = InitialState();
+        try
+        {
+            while (true)
+            {
+                if (!Step())
+                {
+                    EndPath();
+                    if (_pending.Count == 0) break;
+                    _cur = _pending.Pop();
+                    if (Log2) _log.AppendLine($"from {_cur.Insn}: (resuming a pushed branch)");
+                }
+            }
+            CheckStackDepth();
+        }
+        catch (VerifyError e)
+        {
+            error = e.Message;
+            errInsn = _cur?.Insn ?? -1;
+            if (_opt.LogLevel >= 1 && errInsn >= 0 && errInsn < _insns.Count && !e.Message.StartsWith("BPF program is too large", StringComparison.Ordinal))
+                _log.AppendLine($"{errInsn}: ({_insns[errInsn].Opcode:x2}) {Disassembler.Format(_insns, errInsn)}");
+            if (_opt.LineInfo != null && errInsn >= 0 && _opt.LineInfo.TryGetValue(errInsn, out var line)) _log.AppendLine("; " + line);
+            _log.AppendLine(e.Message);
+        }
+        return Finish(error, errInsn);
+    }
+
+    VerifierResult Finish(string? error, int errInsn)
+    {
+        if (error == null)
+            _log.AppendLine($"processed {_processed} insns (limit {ComplexityLimit}) max_states_per_insn {MaxStates()} total_states {_explored.Values.Sum(l => l.Count)}");
+        int subprogs = _info?.SubprogStarts.Count ?? 1;
+        var depths = new int[subprogs];
+        for (int s = 0; s < subprogs; s++) depths[s] = _stackDepth[s];
+        return new VerifierResult(error == null, _opt.LogLevel == 0 && error == null ? "" : _log.ToString(), error, errInsn, _facts, _processed, depths, _uninitRead);
+    }
+
+    int MaxStates() => _explored.Count == 0 ? 0 : _explored.Values.Max(l => l.Count);
+
+    VerifierState InitialState()
+    {
+        var s = new VerifierState();
+        var f = new FuncState { FrameNo = 0, Subprog = 0 };
+        f.Regs[1] = RegState.Pointer(RegType.PtrToCtx);
+        f.Regs[10] = RegState.Pointer(RegType.PtrToStack);
+        s.Frames.Add(f);
+        s.Insn = 0;
+        return s;
+    }
+
+    /// <summary>Ends the current path: checkpoints above it lose one pending branch.</summary>
+    void EndPath()
+    {
+        for (var p = _cur.Parent; p != null; p = p.Parent)
+        {
+            if (--p.Branches > 0) break;
+        }
+    }
+
+    int NewId() => ++_idGen;
+
+    static VerifyError Err(string message) => new(message);
+
+    /// <summary>Runs one instruction of the current path; false when the path ends (exit or pruned).</summary>
+    bool Step()
+    {
+        int idx = _cur.Insn;
+        if (++_processed > ComplexityLimit)
+            throw Err($"BPF program is too large. Processed {_processed} insn");
+        RecordFacts(idx);
+        if (_info.PrunePoint[idx] && IsStateVisited(idx))
+        {
+            if (Log2) _log.AppendLine($"{idx}: safe");
+            return false;
+        }
+        var ins = _insns[idx];
+        if (Log2)
+        {
+            _log.Append(idx).Append(": ").AppendLine(StateFormatter.Format(_cur, _maps));
+            _log.Append(idx).Append(": (").Append(ins.Opcode.ToString("x2")).Append(") ").AppendLine(Disassembler.Format(_insns, idx));
+        }
+        switch (ins.Class)
+        {
+            case InstructionClass.Alu or InstructionClass.Alu64:
+                CheckAlu(ins, idx);
+                _cur.Insn = idx + 1;
+                return true;
+            case InstructionClass.Ldx:
+                CheckLoad(ins, idx);
+                _cur.Insn = idx + 1;
+                return true;
+            case InstructionClass.St or InstructionClass.Stx:
+                if (ins.MemMode == MemMode.Atomic) CheckAtomic(ins, idx);
+                else CheckStore(ins, idx);
+                _cur.Insn = idx + 1;
+                return true;
+            case InstructionClass.Ld:
+                CheckLdImm64(ins, _insns[idx + 1], idx);
+                _cur.Insn = idx + 2;
+                return true;
+            default:
+                return CheckJmpClass(ins, idx);
+        }
+    }
+
+    void RecordFacts(int idx)
+    {
+        var f = _facts[idx];
+        var regs = Regs;
+        if (!f.Reachable)
+        {
+            f.Reachable = true;
+            for (int r = 0; r < 11; r++) f.Types[r] = regs[r].Type;
+            return;
+        }
+        for (int r = 0; r < 11; r++)
+            if (f.Types[r] != regs[r].Type) f.Mixed |= (ushort)(1 << r);
+    }
+
+    /// <summary>The kernel's is_state_visited: prune against explored states, detect infinite loops, add a checkpoint.</summary>
+    bool IsStateVisited(int idx)
+    {
+        if (!_explored.TryGetValue(idx, out var list)) _explored[idx] = list = [];
+        bool looping = false;
+        for (int i = 0; i < list.Count; i++)
+        {
+            var old = list[i];
+            if (old.Branches > 0)
+            {
+                looping = true;
+                if (old.Frames.Count == _cur.Frames.Count && _eq.Equal(old, _cur, exact: true))
+                    throw Err($"infinite loop detected at insn {idx}");
+            }
+            else if (_eq.Equal(old, _cur, exact: false))
+            {
+                old.Hits++;
+                return true;
+            }
+            // Checkpoints that keep missing are dropped (the kernel's miss_cnt eviction); the
+            // paths below them still count their branches through Parent.
+            if (++old.Misses > old.Hits * 3 + 3)
+            {
+                list.RemoveAt(i);
+                i--;
+            }
+        }
+        if (looping && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) return false;
+        _prevJmps = _jmpsProcessed;
+        _prevInsns = _processed;
+        var cp = _cur.Clone();
+        cp.Branches = 1;
+        cp.Parent = _cur.Parent;
+        _cur.Parent = cp;
+        list.Add(cp);
+        return false;
+    }
+
+    /// <summary>Queues the other side of a branch (the kernel's push_stack).</summary>
+    void Push(VerifierState st)
+    {
+        if (st.Parent != null) st.Parent.Branches++;
+        _pending.Push(st);
+        if (_pending.Count > JmpSeqLimit) throw Err($"The sequence of {_pending.Count} jumps is too complex.");
+    }
+
+    /// <summary>Checks that a register may be read (<c>R%d !read_ok</c>).</summary>
+    void CheckRead(int regno)
+    {
+        if (Regs[regno].Type == RegType.NotInit) throw Err($"R{regno} !read_ok");
+    }
+
+    /// <summary>Checks that a register may be written (r10 is read-only).</summary>
+    void CheckWrite(int regno)
+    {
+        if (regno == 10) throw Err("frame pointer is read only");
+    }
+
+    MapInfo Map(int index) => _maps[index];
+
+    string RegName(in RegState r) => StateFormatter.TypeName(r);
+
+    void CheckStackDepth()
+    {
+        // Combined stack of every call chain, each frame rounded up to 32 bytes like the kernel.
+        int n = _info.SubprogStarts.Count;
+        int Round(int d) => (Math.Max(d, 1) + 31) & ~31;
+        int Deepest(int s, int depth, HashSet<int> onPath)
+        {
+            int total = Round(_stackDepth[s]);
+            int best = 0;
+            foreach (var (caller, callee) in _info.CallEdges)
+            {
+                if (caller != s || onPath.Contains(callee)) continue;
+                onPath.Add(callee);
+                best = Math.Max(best, Deepest(callee, depth + 1, onPath));
+                onPath.Remove(callee);
+            }
+            return total + best;
+        }
+        int combined = Deepest(0, 1, [0]);
+        if (combined > StackState.MaxBytes)
+            throw Err($"combined stack size of {n} calls is {combined}. Too large");
+    }
+}

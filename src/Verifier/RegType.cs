@@ -1,0 +1,70 @@
+namespace BpfJit.Verifier;
+
+/// <summary>The kernel's register types (enum bpf_reg_type) that SK_LOOKUP programs can meet.</summary>
+public enum RegType : byte
+{
+    /// <summary>Never written: reading it is an error (<c>R%d !read_ok</c>).</summary>
+    NotInit,
+    /// <summary>A number, described by a tnum and bounds.</summary>
+    Scalar,
+    /// <summary>The context (<c>struct bpf_sk_lookup *</c>).</summary>
+    PtrToCtx,
+    /// <summary>A map, from ld_imm64 (<c>map_ptr</c>).</summary>
+    ConstPtrToMap,
+    /// <summary>A pointer into a map value.</summary>
+    PtrToMapValue,
+    /// <summary>A map value pointer that may be NULL (a lookup result before the NULL check).</summary>
+    PtrToMapValueOrNull,
+    /// <summary>A pointer into the stack of some frame (<c>fp</c>).</summary>
+    PtrToStack,
+    /// <summary>A pointer to a map key (callbacks of for_each_map_elem).</summary>
+    PtrToMapKey,
+    /// <summary>A socket (<c>struct bpf_sock *</c>).</summary>
+    PtrToSocket,
+    /// <summary>A socket or NULL.</summary>
+    PtrToSocketOrNull,
+    /// <summary>Ring buffer memory from ringbuf_reserve.</summary>
+    PtrToMem,
+    /// <summary>Ring buffer memory or NULL.</summary>
+    PtrToMemOrNull,
+    /// <summary>A subprogram address (ld_imm64 with BPF_PSEUDO_FUNC).</summary>
+    PtrToFunc,
+}
+
+/// <summary>Names of register types as the kernel prints them.</summary>
+public static class RegTypeNames
+{
+    /// <summary>The kernel's short name of a type (<c>ctx</c>, <c>fp</c>, <c>map_value_or_null</c>, <c>sock</c>...).</summary>
+    public static string Name(RegType type) => type switch
+    {
+        RegType.NotInit => "?",
+        RegType.Scalar => "scalar",
+        RegType.PtrToCtx => "ctx",
+        RegType.ConstPtrToMap => "map_ptr",
+        RegType.PtrToMapValue => "map_value",
+        RegType.PtrToMapValueOrNull => "map_value_or_null",
+        RegType.PtrToStack => "fp",
+        RegType.PtrToMapKey => "map_key",
+        RegType.PtrToSocket => "sock",
+        RegType.PtrToSocketOrNull => "sock_or_null",
+        RegType.PtrToMem => "ringbuf_mem",
+        RegType.PtrToMemOrNull => "ringbuf_mem_or_null",
+        RegType.PtrToFunc => "func",
+        _ => type.ToString(),
+    };
+
+    /// <summary>True for the types that may be NULL until checked.</summary>
+    public static bool IsNullable(RegType type) => type is RegType.PtrToMapValueOrNull or RegType.PtrToSocketOrNull or RegType.PtrToMemOrNull;
+
+    /// <summary>True for pointer types.</summary>
+    public static bool IsPointer(RegType type) => type is not (RegType.NotInit or RegType.Scalar);
+
+    /// <summary>The type a nullable pointer becomes once proven non-NULL.</summary>
+    public static RegType NonNull(RegType type) => type switch
+    {
+        RegType.PtrToMapValueOrNull => RegType.PtrToMapValue,
+        RegType.PtrToSocketOrNull => RegType.PtrToSocket,
+        RegType.PtrToMemOrNull => RegType.PtrToMem,
+        _ => type,
+    };
+}

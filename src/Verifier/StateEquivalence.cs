@@ -1,0 +1,118 @@
+namespace BpfJit.Verifier;
+
+/// <summary>
+/// State pruning (the kernel's <c>states_equal</c>/<c>regsafe</c>/<c>stacksafe</c>): an old,
+/// fully explored state subsumes a new one when every live register and stack slot of the new
+/// state is within what the old one allowed. Exact mode (loop detection) asks for equality.
+/// </summary>
+internal sealed class StateEquivalence
+{
+    readonly ProgramInfo _info;
+    readonly Dictionary<int, int> _map = [];
+    readonly Dictionary<int, int> _reverse = [];
+
+    public StateEquivalence(ProgramInfo info) => _info = info;
+
+    public bool Equal(VerifierState old, VerifierState cur, bool exact)
+    {
+        _map.Clear();
+        _reverse.Clear();
+        if (old.Frames.Count != cur.Frames.Count || old.Refs.Count != cur.Refs.Count) return false;
+        for (int i = 0; i < old.Refs.Count; i++)
+            if (!CheckIds(old.Refs[i].Id, cur.Refs[i].Id)) return false;
+        for (int f = cur.Frames.Count - 1; f >= 0; f--)
+        {
+            var of = old.Frames[f];
+            var cf = cur.Frames[f];
+            if (of.CallSite != cf.CallSite) return false;
+            ushort live = f == cur.Frames.Count - 1
+                ? _info.LiveIn[cur.Insn]
+                : (ushort)(_info.LiveIn[cur.Frames[f + 1].CallSite + 1] & ~0x3f | (1 << 10));
+            for (int r = 0; r <= 10; r++)
+            {
+                if ((live & (1 << r)) == 0) continue;
+                if (!RegSafe(of.Regs[r], cf.Regs[r], exact)) return false;
+            }
+            if (!StackSafe(of.Stack, cf.Stack, exact)) return false;
+        }
+        return true;
+    }
+
+    bool CheckIds(int oldId, int curId)
+    {
+        if (oldId == 0 && curId == 0) return true;
+        if (oldId == 0 || curId == 0) return false;
+        if (_map.TryGetValue(oldId, out int mapped)) return mapped == curId;
+        if (_reverse.ContainsKey(curId)) return false;
+        _map[oldId] = curId;
+        _reverse[curId] = oldId;
+        return true;
+    }
+
+    static bool RangeWithin(in RegState o, in RegState c) =>
+        o.Umin <= c.Umin && o.Umax >= c.Umax && o.Smin <= c.Smin && o.Smax >= c.Smax &&
+        o.U32Min <= c.U32Min && o.U32Max >= c.U32Max && o.S32Min <= c.S32Min && o.S32Max >= c.S32Max;
+
+    static bool SameBounds(in RegState o, in RegState c) =>
+        o.VarOff == c.VarOff && o.Umin == c.Umin && o.Umax == c.Umax && o.Smin == c.Smin && o.Smax == c.Smax &&
+        o.U32Min == c.U32Min && o.U32Max == c.U32Max && o.S32Min == c.S32Min && o.S32Max == c.S32Max;
+
+    bool RegSafe(in RegState o, in RegState c, bool exact)
+    {
+        if (exact)
+        {
+            if (o.Type != c.Type) return false;
+            if (o.Type == RegType.NotInit) return true;
+            return SameBounds(o, c) && o.Off == c.Off && o.Aux == c.Aux && o.Frame == c.Frame &&
+                   (o.Type == RegType.Scalar ? (o.Id == 0) == (c.Id == 0) : CheckIds(o.Id, c.Id)) && CheckIds(o.RefObjId, c.RefObjId);
+        }
+        if (o.Type == RegType.NotInit) return true;
+        if (c.Type != o.Type) return false;
+        if (o.Type == RegType.Scalar)
+        {
+            if (o.Id != 0 && !CheckIds(o.Id, c.Id)) return false;
+            return RangeWithin(o, c) && o.VarOff.Contains(c.VarOff);
+        }
+        return o.Off == c.Off && o.Aux == c.Aux && o.Frame == c.Frame && RangeWithin(o, c) && o.VarOff.Contains(c.VarOff) &&
+               CheckIds(o.Id, c.Id) && CheckIds(o.RefObjId, c.RefObjId);
+    }
+
+    static RegState? ScalarOfSlot(StackState s, int spi)
+    {
+        if (s.IsFullSpill(spi)) return s.Spilled[spi].Type == RegType.Scalar ? s.Spilled[spi] : null;
+        for (int k = 0; k < 8; k++) if (s.Kind(spi, k) != SlotKind.Misc) return null;
+        return RegState.Unknown();
+    }
+
+    bool StackSafe(StackState o, StackState c, bool exact)
+    {
+        int slots = Math.Max(o.Allocated, c.Allocated) / 8;
+        for (int spi = 0; spi < slots; spi++)
+        {
+            if (exact)
+            {
+                for (int k = 0; k < 8; k++) if (o.Kind(spi, k) != c.Kind(spi, k)) return false;
+                if (o.IsSpilled(spi) && !RegSafe(o.Spilled[spi], c.Spilled[spi], true)) return false;
+                continue;
+            }
+            var os = ScalarOfSlot(o, spi);
+            var cs = ScalarOfSlot(c, spi);
+            if (os != null && cs != null)
+            {
+                if (!RegSafe(os.Value, cs.Value, false)) return false;
+                continue;
+            }
+            for (int k = 0; k < 8; k++)
+            {
+                var ok = o.Kind(spi, k);
+                var ck = c.Kind(spi, k);
+                if (ok == SlotKind.Invalid) continue;
+                // Unlike the kernel, old "misc" does not cover new "uninitialised": the emitter must learn of every uninitialised read.
+                if (ok == SlotKind.Misc && ck == SlotKind.Zero) continue;
+                if (ok != ck) return false;
+            }
+            if (o.IsSpilled(spi) && c.IsSpilled(spi) && !RegSafe(o.Spilled[spi], c.Spilled[spi], false)) return false;
+        }
+        return true;
+    }
+}

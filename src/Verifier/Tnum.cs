@@ -1,0 +1,136 @@
+using System.Numerics;
+
+namespace BpfJit.Verifier;
+
+/// <summary>
+/// A tristate number (the kernel's <c>struct tnum</c>): every bit is known 0, known 1 or unknown.
+/// A bit set in <see cref="Mask"/> is unknown; the other bits have the value of <see cref="Value"/>.
+/// Invariant: <c>(Value &amp; Mask) == 0</c>.
+/// </summary>
+public readonly record struct Tnum(ulong Value, ulong Mask)
+{
+    /// <summary>Fully unknown: every bit may be 0 or 1.</summary>
+    public static Tnum Unknown => new(0, ulong.MaxValue);
+
+    /// <summary>A known constant.</summary>
+    public static Tnum Const(ulong value) => new(value, 0);
+
+    /// <summary>The smallest tnum containing every value in [min, max] (unsigned).</summary>
+    public static Tnum Range(ulong min, ulong max)
+    {
+        ulong chi = min ^ max;
+        int bits = chi == 0 ? 0 : 64 - BitOperations.LeadingZeroCount(chi);
+        if (bits > 63) return Unknown;
+        ulong delta = (1UL << bits) - 1;
+        return new(min & ~delta, delta);
+    }
+
+    /// <summary>True when every bit is known.</summary>
+    public bool IsConst => Mask == 0;
+
+    /// <summary>True when the value is known to be <paramref name="value"/>.</summary>
+    public bool Equals(ulong value) => Mask == 0 && Value == value;
+
+    /// <summary>True when every bit is unknown.</summary>
+    public bool IsUnknown => Mask == ulong.MaxValue;
+
+    /// <summary>True when every value is a multiple of <paramref name="size"/> (a power of two).</summary>
+    public bool IsAligned(ulong size) => size == 0 || ((Value | Mask) & (size - 1)) == 0;
+
+    /// <summary>Shift left by a constant.</summary>
+    public Tnum Lsh(int shift) => new(Value << shift, Mask << shift);
+
+    /// <summary>Logical shift right by a constant.</summary>
+    public Tnum Rsh(int shift) => new(Value >> shift, Mask >> shift);
+
+    /// <summary>Arithmetic shift right by a constant, on 32 or 64 bits.</summary>
+    public Tnum Arsh(int shift, int bits) => bits == 32
+        ? new((uint)((int)(uint)Value >> shift), (uint)((int)(uint)Mask >> shift))
+        : new((ulong)((long)Value >> shift), (ulong)((long)Mask >> shift));
+
+    /// <summary>Addition.</summary>
+    public static Tnum operator +(Tnum a, Tnum b)
+    {
+        ulong sm = a.Mask + b.Mask, sv = a.Value + b.Value, sigma = sm + sv;
+        ulong chi = sigma ^ sv, mu = chi | a.Mask | b.Mask;
+        return new(sv & ~mu, mu);
+    }
+
+    /// <summary>Subtraction.</summary>
+    public static Tnum operator -(Tnum a, Tnum b)
+    {
+        ulong dv = a.Value - b.Value, alpha = dv + a.Mask, beta = dv - b.Mask;
+        ulong chi = alpha ^ beta, mu = chi | a.Mask | b.Mask;
+        return new(dv & ~mu, mu);
+    }
+
+    /// <summary>Bitwise and.</summary>
+    public static Tnum operator &(Tnum a, Tnum b)
+    {
+        ulong alpha = a.Value | a.Mask, beta = b.Value | b.Mask, v = a.Value & b.Value;
+        return new(v, alpha & beta & ~v);
+    }
+
+    /// <summary>Bitwise or.</summary>
+    public static Tnum operator |(Tnum a, Tnum b)
+    {
+        ulong v = a.Value | b.Value, mu = a.Mask | b.Mask;
+        return new(v, mu & ~v);
+    }
+
+    /// <summary>Bitwise exclusive or.</summary>
+    public static Tnum operator ^(Tnum a, Tnum b)
+    {
+        ulong v = a.Value ^ b.Value, mu = a.Mask | b.Mask;
+        return new(v & ~mu, mu);
+    }
+
+    /// <summary>Multiplication (the kernel's shift-and-add over known and unknown bits).</summary>
+    public static Tnum operator *(Tnum a, Tnum b)
+    {
+        ulong accV = a.Value * b.Value;
+        var accM = new Tnum(0, 0);
+        while (a.Value != 0 || a.Mask != 0)
+        {
+            if ((a.Value & 1) != 0) accM += new Tnum(0, b.Mask);
+            else if ((a.Mask & 1) != 0) accM += new Tnum(0, b.Value | b.Mask);
+            a = a.Rsh(1);
+            b = b.Lsh(1);
+        }
+        return Const(accV) + accM;
+    }
+
+    /// <summary>The values both tnums allow (both must describe the same value).</summary>
+    public Tnum Intersect(Tnum b)
+    {
+        ulong v = Value | b.Value, mu = Mask & b.Mask;
+        return new(v & ~mu, mu);
+    }
+
+    /// <summary>Truncates to the low <paramref name="bytes"/> bytes.</summary>
+    public Tnum Cast(int bytes)
+    {
+        if (bytes >= 8) return this;
+        ulong m = (1UL << (bytes * 8)) - 1;
+        return new(Value & m, Mask & m);
+    }
+
+    /// <summary>The low 32 bits.</summary>
+    public Tnum Subreg => Cast(4);
+
+    /// <summary>This tnum with its low 32 bits cleared.</summary>
+    public Tnum ClearSubreg => Rsh(32).Lsh(32);
+
+    /// <summary>This tnum with its low 32 bits replaced by <paramref name="value"/>.</summary>
+    public Tnum WithConstSubreg(uint value) => ClearSubreg | Const(value);
+
+    /// <summary>True when every value of <paramref name="b"/> is also a value of this tnum.</summary>
+    public bool Contains(Tnum b)
+    {
+        if ((b.Mask & ~Mask) != 0) return false;
+        return Value == (b.Value & ~Mask);
+    }
+
+    /// <summary>Prints like the kernel: <c>(0x0; 0xff)</c>.</summary>
+    public override string ToString() => $"(0x{Value:x}; 0x{Mask:x})";
+}

@@ -1,0 +1,27 @@
+using System.Runtime.CompilerServices;
+using BpfJit.Frontend;
+
+[assembly: InternalsVisibleTo("BpfJit.Tests")]
+
+namespace BpfJit.Verifier;
+
+/// <summary>
+/// The static verifier: proves a program safe to run as raw-pointer IL, the way Linux's
+/// <c>kernel/bpf/verifier.c</c> does for a privileged loader, and tells the JIT what it proved.
+/// </summary>
+public static class Verifier
+{
+    /// <summary>Verifies <paramref name="program"/> (instruction slots; ld_imm64 takes two).</summary>
+    public static VerifierResult Verify(IReadOnlyList<Instruction> program, VerifierOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.ProgramType != ProgramType.SkLookup)
+            throw new ArgumentException($"program type {options.ProgramType} is not supported", nameof(options));
+        return new Checker(program, options).Run();
+    }
+
+    /// <summary>Verifies and throws <see cref="BpfVerifierException"/> (carrying the log) when rejected.</summary>
+    public static VerifierResult VerifyOrThrow(IReadOnlyList<Instruction> program, VerifierOptions options) =>
+        Verify(program, options).ThrowIfRejected();
+}

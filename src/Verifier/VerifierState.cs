@@ -1,0 +1,64 @@
+namespace BpfJit.Verifier;
+
+/// <summary>One function frame: registers r0-r10 and the stack (the kernel's <c>bpf_func_state</c>).</summary>
+internal sealed class FuncState
+{
+    public RegState[] Regs = new RegState[11];
+    public StackState Stack = new();
+    /// <summary>The call instruction that created this frame (-1 for the main program).</summary>
+    public int CallSite = -1;
+    /// <summary>This frame's index in the state.</summary>
+    public int FrameNo;
+    /// <summary>The subprogram this frame runs.</summary>
+    public int Subprog;
+
+    public FuncState Clone()
+    {
+        var f = new FuncState { Stack = Stack.Clone(), CallSite = CallSite, FrameNo = FrameNo, Subprog = Subprog };
+        Array.Copy(Regs, f.Regs, 11);
+        return f;
+    }
+}
+
+/// <summary>An acquired reference: a socket from a sockmap lookup or ring buffer memory.</summary>
+internal readonly record struct RefState(int Id, int InsnIdx);
+
+/// <summary>The whole abstract machine state on one path (the kernel's <c>bpf_verifier_state</c>).</summary>
+internal sealed class VerifierState
+{
+    public List<FuncState> Frames = [];
+    public List<RefState> Refs = [];
+    /// <summary>Instruction to execute next.</summary>
+    public int Insn;
+    /// <summary>The checkpoint this path continues from (for branch counting).</summary>
+    public VerifierState? Parent;
+    /// <summary>For a stored checkpoint: paths still being explored below it.</summary>
+    public int Branches;
+    /// <summary>Pruning statistics: how often this checkpoint was compared and did not match.</summary>
+    public int Misses;
+    /// <summary>Pruning statistics: how often this checkpoint pruned a path.</summary>
+    public int Hits;
+
+    public FuncState Cur => Frames[^1];
+    public int CurFrame => Frames.Count - 1;
+
+    public VerifierState Clone()
+    {
+        var s = new VerifierState { Insn = Insn, Parent = Parent, Refs = [.. Refs] };
+        foreach (var f in Frames) s.Frames.Add(f.Clone());
+        return s;
+    }
+
+    /// <summary>Every register, in every frame and every stack spill, for bulk updates (NULL checks, releases).</summary>
+    public void ForEachReg(RefAction action)
+    {
+        foreach (var f in Frames)
+        {
+            for (int r = 0; r < 11; r++) action(ref f.Regs[r]);
+            for (int spi = 0; spi < f.Stack.Spilled.Length; spi++)
+                if (f.Stack.IsSpilled(spi)) action(ref f.Stack.Spilled[spi]);
+        }
+    }
+
+    public delegate void RefAction(ref RegState reg);
+}

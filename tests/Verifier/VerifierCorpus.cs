@@ -1,0 +1,127 @@
+using System.Globalization;
+using BpfJit.Frontend;
+using BpfJit.Verifier;
+
+namespace BpfJit.Tests.Verifier;
+
+/// <summary>
+/// One corpus program: assembly, maps, and the expected verdict with a message substring.
+/// File format (tests/Verifier/cases/*.txt), one case after another:
+/// <code>
+/// ## name: short description
+/// ## maps: name:TYPE:key:value:entries[:flags][:ro], ...
+/// ## expect: accept | reject MESSAGE SUBSTRING
+/// ## kernel: accept | reject    (only for a deliberate difference listed in docs/verifier.md)
+/// assembly (bpf_conformance syntax); ldmap %rN, NAME and ldmapval %rN, NAME, OFF load map references
+/// </code>
+/// </summary>
+public sealed record CorpusCase(string File, string Name, string Source, IReadOnlyList<MapInfo> Maps, bool Accept, string? Message, bool? KernelAccept)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"{File}: {Name}";
+
+    const uint MapMagic = 0x4d415000, ValueMagic = 0x56414c00;
+
+    static readonly Dictionary<string, uint> s_types = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["HASH"] = 1, ["ARRAY"] = 2, ["PROG_ARRAY"] = 3, ["PERF_EVENT_ARRAY"] = 4, ["PERCPU_HASH"] = 5, ["PERCPU_ARRAY"] = 6,
+        ["LRU_HASH"] = 9, ["LPM_TRIE"] = 11, ["SOCKMAP"] = 15, ["SOCKHASH"] = 18, ["REUSEPORT_SOCKARRAY"] = 20, ["RINGBUF"] = 27,
+    };
+
+    /// <summary>Assembles the program, turning map pseudo-instructions into ld_imm64 with src 5/6.</summary>
+    public Instruction[] Assemble()
+    {
+        var lines = new List<string>();
+        foreach (var raw in Source.Split('\n'))
+        {
+            string line = raw;
+            string t = raw.Trim();
+            if (t.StartsWith("ldmapval ", StringComparison.Ordinal) || t.StartsWith("ldmap ", StringComparison.Ordinal))
+            {
+                bool value = t.StartsWith("ldmapval", StringComparison.Ordinal);
+                var ops = t[(value ? 8 : 5)..].Split(',').Select(s => s.Trim()).ToArray();
+                int idx = Maps.ToList().FindIndex(m => m.Name == ops[1]);
+                if (idx < 0) throw new FormatException($"{this}: unknown map {ops[1]}");
+                int off = value ? int.Parse(ops[2], CultureInfo.InvariantCulture) : 0;
+                ulong imm = value ? ((ulong)(ValueMagic | (uint)idx) << 32) | (uint)off : ((ulong)(MapMagic | (uint)idx) << 32);
+                line = $"lddw {ops[0]}, 0x{imm:x}";
+            }
+            lines.Add(line);
+        }
+        var slots = Assembler.Assemble(string.Join("\n", lines));
+        for (int i = 0; i + 1 < slots.Length; i++)
+        {
+            if (!slots[i].IsLdImm64) continue;
+            uint hi = (uint)slots[i + 1].Imm;
+            if ((hi & 0xffffff00) == MapMagic)
+            {
+                slots[i] = slots[i] with { Src = 5, Imm = (int)(hi & 0xff) };
+                slots[i + 1] = slots[i + 1] with { Imm = 0 };
+            }
+            else if ((hi & 0xffffff00) == ValueMagic)
+            {
+                int off = slots[i].Imm;
+                slots[i] = slots[i] with { Src = 6, Imm = (int)(hi & 0xff) };
+                slots[i + 1] = slots[i + 1] with { Imm = off };
+            }
+            i++;
+        }
+        return slots;
+    }
+
+    /// <summary>Every case of every file in the cases folder.</summary>
+    public static IEnumerable<CorpusCase> All()
+    {
+        string dir = Path.Combine(Support.Paths.RepoRoot, "tests", "Verifier", "cases");
+        foreach (var file in Directory.GetFiles(dir, "*.txt").OrderBy(f => f, StringComparer.Ordinal))
+            foreach (var c in Parse(Path.GetFileName(file), System.IO.File.ReadAllText(file)))
+                yield return c;
+    }
+
+    /// <summary>Parses one corpus file.</summary>
+    public static IEnumerable<CorpusCase> Parse(string file, string text)
+    {
+        string? name = null;
+        var maps = new List<MapInfo>();
+        bool accept = true;
+        string? message = null;
+        bool? kernel = null;
+        var src = new List<string>();
+        foreach (var raw in text.Split('\n').Append("## name: <end>"))
+        {
+            string line = raw.TrimEnd('\r');
+            if (line.StartsWith("## name:", StringComparison.Ordinal))
+            {
+                if (name != null) yield return new CorpusCase(file, name, string.Join("\n", src), maps, accept, message, kernel);
+                name = line[8..].Trim();
+                maps = [];
+                accept = true;
+                message = null;
+                kernel = null;
+                src = [];
+            }
+            else if (line.StartsWith("## maps:", StringComparison.Ordinal))
+            {
+                foreach (var spec in line[8..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                {
+                    var p = spec.Split(':');
+                    uint flags = p.Length > 5 && p[5].Length > 0 ? (uint)Assembler.ParseImm(p[5]) : 0;
+                    bool ro = p.Length > 6 && p[6] == "ro";
+                    maps.Add(new MapInfo(p[0], s_types[p[1]], int.Parse(p[2], CultureInfo.InvariantCulture), int.Parse(p[3], CultureInfo.InvariantCulture),
+                        int.Parse(p[4], CultureInfo.InvariantCulture), flags, ro));
+                }
+            }
+            else if (line.StartsWith("## expect:", StringComparison.Ordinal))
+            {
+                string e = line[10..].Trim();
+                accept = e.StartsWith("accept", StringComparison.Ordinal);
+                message = accept ? null : e[6..].Trim();
+            }
+            else if (line.StartsWith("## kernel:", StringComparison.Ordinal))
+            {
+                kernel = line[10..].Trim().StartsWith("accept", StringComparison.Ordinal);
+            }
+            else if (name != null) src.Add(line);
+        }
+    }
+}

@@ -1,0 +1,72 @@
+using BpfJit.Frontend;
+using BpfJit.Tests.Support;
+using BpfJit.Verifier;
+
+namespace BpfJit.Tests.Verifier;
+
+/// <summary>The accept/reject corpus: BpfJit's verdict and message, and the live kernel's verdict.</summary>
+[TestFixture]
+public class VerifierCorpusTests
+{
+    static IEnumerable<CorpusCase> Cases() => CorpusCase.All();
+
+    static VerifierResult Verify(CorpusCase c, int logLevel = 1) =>
+        BpfJit.Verifier.Verifier.Verify(c.Assemble(), new VerifierOptions { Helpers = SkLookupTestHelpers.Table, Maps = c.Maps, LogLevel = logLevel });
+
+    /// <summary>BpfJit accepts or rejects with the expected message.</summary>
+    [TestCaseSource(nameof(Cases))]
+    public void Verdict(CorpusCase c)
+    {
+        var r = Verify(c);
+        if (c.Accept)
+            Assert.That(r.Accepted, Is.True, $"expected accept, got: {r.Error}\n{r.Log}");
+        else
+        {
+            Assert.That(r.Accepted, Is.False, "expected reject: " + c.Message);
+            Assert.That(r.Log, Does.Contain(c.Message), r.Log);
+        }
+    }
+
+    /// <summary>The live kernel gives the same verdict (or the documented deliberate one).</summary>
+    [TestCaseSource(nameof(Cases))]
+    public void KernelAgrees(CorpusCase c)
+    {
+        KernelBpf.RequireAvailable();
+        var fds = new List<int>();
+        try
+        {
+            foreach (var m in c.Maps)
+            {
+                uint flags = m.Flags | (m.IsReadOnly ? 0x80u : 0);
+                int fd = KernelBpf.CreateMap(m.Type, m.KeySize, m.ValueSize, m.MaxEntries, flags);
+                if (fd < 0) Assert.Fail($"BPF_MAP_CREATE {m} failed: errno {-fd}");
+                fds.Add(fd);
+            }
+            var k = KernelBpf.Load(c.Assemble(), fds);
+            bool expected = c.KernelAccept ?? c.Accept;
+            Assert.That(k.Accepted, Is.EqualTo(expected), $"kernel errno={k.Errno}\n{Tail(k.Log)}");
+            if (!k.Accepted && c.KernelAccept == null && c.Message != null && !k.Log.Contains(c.Message, StringComparison.Ordinal))
+                TestContext.Out.WriteLine($"message differs: BpfJit '{c.Message}', kernel:\n{Tail(k.Log)}");
+        }
+        finally
+        {
+            foreach (var fd in fds) KernelBpf.Close(fd);
+        }
+    }
+
+    static string Tail(string log)
+    {
+        var lines = log.Split('\n');
+        return string.Join("\n", lines.Skip(Math.Max(0, lines.Length - 8)));
+    }
+
+    /// <summary>The corpus is at least 200 programs and every case file parses and assembles.</summary>
+    [Test]
+    public void CorpusIsLargeEnough()
+    {
+        var all = Cases().ToList();
+        foreach (var c in all) Assert.DoesNotThrow(() => c.Assemble(), c.ToString());
+        Assert.That(all, Has.Count.GreaterThanOrEqualTo(200));
+        Assert.That(all.Select(c => c.ToString()).Distinct().Count(), Is.EqualTo(all.Count), "case names are unique per file");
+    }
+}
