@@ -27,6 +27,10 @@ int sockhash_tuple(struct bpf_sk_lookup *ctx)
 	if (ctx->family == AF_INET) {
 		key.remote_ip[3] = ctx->remote_ip4;
 		key.local_ip[3] = ctx->local_ip4;
+		/* A compiler barrier in each branch keeps clang from sinking the branches' last loads
+		 * into one load through ctx + a variable offset, which verifiers refuse
+		 * ("dereference of modified ctx ptr"). */
+		asm volatile("" ::: "memory");
 	} else {
 		key.remote_ip[0] = ctx->remote_ip6[0];
 		key.remote_ip[1] = ctx->remote_ip6[1];
@@ -36,6 +40,7 @@ int sockhash_tuple(struct bpf_sk_lookup *ctx)
 		key.local_ip[1] = ctx->local_ip6[1];
 		key.local_ip[2] = ctx->local_ip6[2];
 		key.local_ip[3] = ctx->local_ip6[3];
+		asm volatile("" ::: "memory");
 	}
 	key.remote_port = ctx->remote_port;
 	key.local_port = ctx->local_port;

@@ -1,0 +1,50 @@
+using BpfJit.Frontend.Elf;
+using BpfJit.Runtime;
+
+namespace BpfJit.Verifier;
+
+/// <summary>
+/// Verifies programs of a loaded object (<see cref="CollectionSpec"/>) as they come from the loader:
+/// map references are still symbolic (ld_imm64 src 5/6 = index into <see cref="CollectionSpec.Maps"/>),
+/// so the verifier sees each map's definition, and BTF line info names the C source line of an error.
+/// </summary>
+public static class ObjectVerification
+{
+    /// <summary>The verifier's view of a map definition from the loader.</summary>
+    public static MapInfo ToMapInfo(MapSpec map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        bool readOnly = map.Frozen || (map.Flags & MapSpec.FlagReadOnlyProgram) != 0;
+        return new MapInfo(map.Name, (uint)map.Type, checked((int)map.KeySize), checked((int)map.ValueSize),
+            checked((int)map.MaxEntries), map.Flags, readOnly);
+    }
+
+    /// <summary>The verifier options for <paramref name="program"/> of <paramref name="collection"/>.</summary>
+    public static VerifierOptions Options(CollectionSpec collection, ProgramSpec program, HelperTable helpers, int logLevel = 1)
+    {
+        ArgumentNullException.ThrowIfNull(collection);
+        ArgumentNullException.ThrowIfNull(program);
+        // A line record marks the first slot of a source line; the slots after it belong to it too.
+        var lines = new Dictionary<int, string>();
+        string? current = null;
+        for (int i = 0; i < program.Instructions.Length; i++)
+        {
+            if (program.LineInfoAt(i) is { } line && line.Line.Length > 0)
+                current = $"{line.Line.Trim()} @ {Path.GetFileName(line.FileName)}:{line.LineNumber}";
+            if (current != null) lines[i] = current;
+        }
+        var funcs = program.FuncInfos.ToDictionary(f => f.InstructionOffset, f => f.Name);
+        return new VerifierOptions
+        {
+            Helpers = helpers,
+            Maps = collection.Maps.Select(ToMapInfo).ToList(),
+            LogLevel = logLevel,
+            LineInfo = lines.Count > 0 ? lines : null,
+            FuncInfo = funcs.Count > 0 ? funcs : null,
+        };
+    }
+
+    /// <summary>Verifies one program of a loaded object.</summary>
+    public static VerifierResult Verify(CollectionSpec collection, ProgramSpec program, HelperTable helpers, int logLevel = 1) =>
+        Verifier.Verify(program.Instructions, Options(collection, program, helpers, logLevel));
+}
