@@ -38,6 +38,7 @@ public class SkLookupBenchmarks
     [GlobalSetup]
     public void Setup()
     {
+        BpfJit.Runtime.SkLookup.ProgramVerification.Verifier ??= new BpfJit.Verifier.SkLookupProgramVerifier();
         string root = Root();
         string selftest = Path.Combine(root, "tests", "scenarios", "progs", "test_sk_lookup.o");
         string dispatcher = Path.Combine(root, "tests", "programs", "dispatcher.o");

@@ -24,7 +24,24 @@ public static class ObjectVerification
     {
         ArgumentNullException.ThrowIfNull(collection);
         ArgumentNullException.ThrowIfNull(program);
-        // A line record marks the first slot of a source line; the slots after it belong to it too.
+        var funcs = program.FuncInfos.ToDictionary(f => f.InstructionOffset, f => f.Name);
+        return new VerifierOptions
+        {
+            Helpers = helpers,
+            Maps = collection.Maps.Select(ToMapInfo).ToList(),
+            LogLevel = logLevel,
+            LineInfo = SourceLines(program),
+            FuncInfo = funcs.Count > 0 ? funcs : null,
+        };
+    }
+
+    /// <summary>
+    /// The C source line of each slot (<c>"return SK_PASS; @ prog.c:12"</c>) from BTF line info, or null
+    /// without it. A line record marks the first slot of a source line; the slots after it belong to it too.
+    /// </summary>
+    public static IReadOnlyDictionary<int, string>? SourceLines(ProgramSpec program)
+    {
+        ArgumentNullException.ThrowIfNull(program);
         var lines = new Dictionary<int, string>();
         string? current = null;
         for (int i = 0; i < program.Instructions.Length; i++)
@@ -33,15 +50,7 @@ public static class ObjectVerification
                 current = $"{line.Line.Trim()} @ {Path.GetFileName(line.FileName)}:{line.LineNumber}";
             if (current != null) lines[i] = current;
         }
-        var funcs = program.FuncInfos.ToDictionary(f => f.InstructionOffset, f => f.Name);
-        return new VerifierOptions
-        {
-            Helpers = helpers,
-            Maps = collection.Maps.Select(ToMapInfo).ToList(),
-            LogLevel = logLevel,
-            LineInfo = lines.Count > 0 ? lines : null,
-            FuncInfo = funcs.Count > 0 ? funcs : null,
-        };
+        return lines.Count > 0 ? lines : null;
     }
 
     /// <summary>Verifies one program of a loaded object.</summary>

@@ -155,6 +155,13 @@ public sealed partial class ScenarioBuilder
 
     // ---- programs --------------------------------------------------------------------------------
 
+    // A verifier rejection carries the whole log; the scenario error keeps its last lines (the error and its source line).
+    static string Summary(string message)
+    {
+        var lines = message.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        return lines.Length <= 3 ? message : string.Join(" | ", lines[^3..]);
+    }
+
     [GeneratedRegex(@"map:([A-Za-z_.][A-Za-z0-9_.]*)")]
     private static partial Regex MapToken();
 
@@ -165,8 +172,13 @@ public sealed partial class ScenarioBuilder
         Instruction[] code;
         if (_objectPrograms.TryGetValue(name, out var spec))
         {
-            try { code = ProgramBinder.Bind(spec.Instructions, _objectMaps).Code; }
-            catch (BpfException e) { throw nameNode.Error($"program '{name}': {e.Message}"); }
+            try
+            {
+                // Verified against the live maps it will be bound to, before it is bound or run.
+                ProgramVerification.Verify(spec, _objectMaps, SkLookupHelpers.CreateTable());
+                code = ProgramBinder.Bind(spec.Instructions, _objectMaps).Code;
+            }
+            catch (BpfException e) { throw nameNode.Error($"program '{name}': {Summary(e.Message)}"); }
         }
         else if (_inlinePrograms.TryGetValue(name, out var inline))
         {

@@ -1,0 +1,27 @@
+using BpfJit.Frontend.Elf;
+using BpfJit.Runtime;
+using BpfJit.Runtime.Maps;
+using BpfJit.Runtime.SkLookup;
+
+namespace BpfJit.Verifier;
+
+/// <summary>
+/// The runtime's <see cref="IProgramVerifier"/>: verifies an object's SK_LOOKUP program against the live
+/// maps it will be bound to (their definitions, including host patches such as tubular's zero-sized
+/// map) and the runtime's helper table, with the object's line info in the log.
+/// </summary>
+public sealed class SkLookupProgramVerifier : IProgramVerifier
+{
+    /// <summary>Install with <c>ProgramVerification.Verifier = new SkLookupProgramVerifier()</c>.</summary>
+    public void Verify(ProgramSpec program, IReadOnlyList<BpfMap> maps, HelperTable helpers)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        ArgumentNullException.ThrowIfNull(maps);
+        var infos = maps.Select(m => new MapInfo(m.Name, (uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
+            IsReadOnly: (m.Flags & MapSpec.FlagReadOnlyProgram) != 0)).ToList();
+        Verifier.VerifyOrThrow(program.Instructions, new VerifierOptions
+        {
+            Helpers = helpers, Maps = infos, LogLevel = 1, LineInfo = ObjectVerification.SourceLines(program),
+        });
+    }
+}
