@@ -4,7 +4,6 @@ using BpfJit.Runtime.SkLookup;
 using BpfJit.Runtime.Sockets;
 using BpfJit.Tests.Support;
 using static BpfJit.Tests.SkLookup.SkTestSupport;
-using MapType = BpfJit.Runtime.Maps.MapType;
 
 namespace BpfJit.Tests.SkLookup;
 

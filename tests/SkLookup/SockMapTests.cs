@@ -5,7 +5,6 @@ using BpfJit.Runtime.Sockets;
 using BpfJit.Tests.Support;
 using static BpfJit.Tests.SkLookup.SkTestSupport;
 using Errno = BpfJit.Runtime.Sockets.Errno;
-using MapType = BpfJit.Runtime.Maps.MapType;
 
 namespace BpfJit.Tests.SkLookup;
 

@@ -71,6 +71,8 @@ public enum MapType : uint
     CgrpStorage = 32,
     /// <summary>BPF_MAP_TYPE_ARENA.</summary>
     Arena = 33,
+    /// <summary>BPF_MAP_TYPE_INSN_ARRAY.</summary>
+    InsnArray = 34,
 }
 
 /// <summary>How a map is pinned (libbpf's LIBBPF_PIN_*).</summary>

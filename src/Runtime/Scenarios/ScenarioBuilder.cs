@@ -6,7 +6,6 @@ using BpfJit.Frontend.Elf;
 using BpfJit.Runtime.Maps;
 using BpfJit.Runtime.SkLookup;
 using BpfJit.Runtime.Sockets;
-using MapType = BpfJit.Runtime.Maps.MapType;
 
 namespace BpfJit.Runtime.Scenarios;
 
