@@ -86,18 +86,7 @@ public sealed unsafe class ArrayMap : BpfMap
     protected override int DeleteCore(byte* key) => -Errno.EINVAL;
 
     /// <inheritdoc />
-    protected override int GetNextKeyCore(byte* key, byte* nextKey)
-    {
-        uint index = key == null ? uint.MaxValue : *(uint*)key;
-        if (index >= (uint)MaxEntries)
-        {
-            *(uint*)nextKey = 0;
-            return 0;
-        }
-        if (index == (uint)MaxEntries - 1) return -Errno.ENOENT;
-        *(uint*)nextKey = index + 1;
-        return 0;
-    }
+    protected override int GetNextKeyCore(byte* key, byte* nextKey) => ArrayNextKey(key, nextKey);
 
     /// <inheritdoc />
     protected override void FreeMemory() => Native.Free(_data);

@@ -252,6 +252,23 @@ public abstract unsafe class BpfMap : IDisposable
     /// <summary>Next-key walk; <paramref name="key"/> is null for the first key.</summary>
     protected abstract int GetNextKeyCore(byte* key, byte* nextKey);
 
+    /// <summary>
+    /// The next-key walk of every array-like map (u32 index keys): a missing or out-of-range key
+    /// restarts at 0, the last index ends the walk with -ENOENT, as the kernel's array maps do.
+    /// </summary>
+    protected int ArrayNextKey(byte* key, byte* nextKey)
+    {
+        uint index = key == null ? uint.MaxValue : *(uint*)key;
+        if (index >= (uint)MaxEntries)
+        {
+            *(uint*)nextKey = 0;
+            return 0;
+        }
+        if (index == (uint)MaxEntries - 1) return -Errno.ENOENT;
+        *(uint*)nextKey = index + 1;
+        return 0;
+    }
+
     // ---- program side (the helpers call these inside the run's read-side section) ----------------
 
     /// <summary>bpf_map_lookup_elem: the address of the value (this CPU's slot for per-CPU maps), or 0.</summary>

@@ -64,18 +64,7 @@ public sealed unsafe class PerfEventArrayMap : BpfMap
     }
 
     /// <inheritdoc />
-    protected override int GetNextKeyCore(byte* key, byte* nextKey)
-    {
-        uint index = key == null ? uint.MaxValue : *(uint*)key;
-        if (index >= (uint)MaxEntries)
-        {
-            *(uint*)nextKey = 0;
-            return 0;
-        }
-        if (index == (uint)MaxEntries - 1) return -Errno.ENOENT;
-        *(uint*)nextKey = index + 1;
-        return 0;
-    }
+    protected override int GetNextKeyCore(byte* key, byte* nextKey) => ArrayNextKey(key, nextKey);
 
     /// <inheritdoc />
     protected override void FreeMemory() => Array.Clear(_sinks);

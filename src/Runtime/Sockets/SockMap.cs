@@ -86,13 +86,7 @@ public sealed unsafe class SockMap : SocketMapBase
     protected override int DeleteCore(byte* key) => Remove(*(uint*)key);
 
     /// <inheritdoc />
-    protected override int GetNextKeyCore(byte* key, byte* nextKey)
-    {
-        uint next = key == null || *(uint*)key >= (uint)_slots.Length ? 0 : *(uint*)key + 1;
-        if (next >= (uint)_slots.Length) return -Errno.ENOENT;
-        *(uint*)nextKey = next;
-        return 0;
-    }
+    protected override int GetNextKeyCore(byte* key, byte* nextKey) => ArrayNextKey(key, nextKey);
 
     /// <inheritdoc />
     public override IReadOnlyList<(byte[] Key, Sock Socket)> Sockets
