@@ -107,7 +107,14 @@ public static class VerifyCommand
             var file = ConformanceFile.Load(path);
             return file.Program ?? throw new BpfException($"{path}: no program in the file");
         }
-        return Assembler.Assemble(File.ReadAllText(path));
+        try
+        {
+            return Assembler.Assemble(File.ReadAllText(path));
+        }
+        catch (BpfAssemblerException e)
+        {
+            throw new BpfException($"{path}: {e.Message}", e);
+        }
     }
 
     /// <summary>Parses <c>NAME:TYPE:KEY:VALUE:ENTRIES[:ro]</c> entries separated by commas.</summary>
