@@ -15,7 +15,12 @@ namespace BpfJit.Verifier;
 /// <param name="MaxEntries">Maximum number of entries (ring buffer size for RINGBUF).</param>
 /// <param name="Flags">Map flags as given at creation.</param>
 /// <param name="IsReadOnly">True when programs may not write values (BPF_F_RDONLY_PROG, e.g. .rodata).</param>
-public sealed record MapInfo(string Name, uint Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, bool IsReadOnly = false)
+/// <param name="FrozenValue">
+/// The value of a frozen, program-read-only single-entry array (libbpf's <c>.rodata</c>): as the kernel
+/// does for such maps, a load at a constant offset reads a known constant. Null for every other map.
+/// </param>
+public sealed record MapInfo(string Name, uint Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, bool IsReadOnly = false,
+    byte[]? FrozenValue = null)
 {
     /// <summary>BPF_MAP_TYPE_HASH.</summary>
     public const uint Hash = 1;

@@ -68,6 +68,17 @@ internal sealed partial class Checker
                     if (!write && map.ProgramCannotRead)
                         throw Err($"read from map forbidden, value_size={map.ValueSize} off={off + reg.Off} size={size}");
                     CheckMemRegion(regno, reg, off + reg.Off, size, map.ValueSize, zeroOk: false);
+                    // A frozen read-only value at a constant offset is a known constant (the kernel's bpf_map_direct_read).
+                    if (!write && !atomic && map.FrozenValue is { } frozen && reg.VarOff.IsConst && valueRegno >= 0)
+                    {
+                        long at = off + reg.Off + (long)reg.VarOff.Value;
+                        if (at >= 0 && at + size <= frozen.Length)
+                        {
+                            ulong v = 0;
+                            for (int b = size - 1; b >= 0; b--) v = (v << 8) | frozen[at + b];
+                            result = RegState.Known(v);
+                        }
+                    }
                     break;
                 }
             case RegType.PtrToMem:

@@ -15,8 +15,9 @@ public static class ObjectVerification
     {
         ArgumentNullException.ThrowIfNull(map);
         bool readOnly = map.Frozen || (map.Flags & MapSpec.FlagReadOnlyProgram) != 0;
+        bool frozenConstant = map.Frozen && (map.Flags & MapSpec.FlagReadOnlyProgram) != 0 && map.MaxEntries == 1;
         return new MapInfo(map.Name, (uint)map.Type, checked((int)map.KeySize), checked((int)map.ValueSize),
-            checked((int)map.MaxEntries), map.Flags, readOnly);
+            checked((int)map.MaxEntries), map.Flags, readOnly, frozenConstant ? map.InitialValue : null);
     }
 
     /// <summary>The verifier options for <paramref name="program"/> of <paramref name="collection"/>.</summary>

@@ -12,13 +12,21 @@ namespace BpfJit.Verifier;
 /// </summary>
 public sealed class SkLookupProgramVerifier : IProgramVerifier
 {
+    /// <summary>The value of a frozen, program-read-only, single-entry ARRAY (global <c>.rodata</c>), or null.</summary>
+    static byte[]? FrozenValue(BpfMap map)
+    {
+        if (!map.IsFrozen || (map.Flags & MapSpec.FlagReadOnlyProgram) == 0 || map.Type != MapType.Array || map.MaxEntries != 1) return null;
+        var value = new byte[map.ValueSize];
+        return map.Lookup(new byte[4], value) == 0 ? value : null;
+    }
+
     /// <summary>Install with <c>ProgramVerification.Verifier = new SkLookupProgramVerifier()</c>.</summary>
     public void Verify(ProgramSpec program, IReadOnlyList<BpfMap> maps, HelperTable helpers)
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(maps);
         var infos = maps.Select(m => new MapInfo(m.Name, (uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
-            IsReadOnly: (m.Flags & MapSpec.FlagReadOnlyProgram) != 0)).ToList();
+            IsReadOnly: (m.Flags & MapSpec.FlagReadOnlyProgram) != 0, FrozenValue: FrozenValue(m))).ToList();
         Verifier.VerifyOrThrow(program.Instructions, new VerifierOptions
         {
             Helpers = helpers, Maps = infos, LogLevel = 1, LineInfo = ObjectVerification.SourceLines(program),

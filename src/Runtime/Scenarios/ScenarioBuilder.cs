@@ -143,6 +143,8 @@ public sealed partial class ScenarioBuilder
                 init.AsSpan(0, Math.Min(init.Length, value.Length)).CopyTo(value);
                 int err = map.Update(key, value);
                 if (err != 0) throw node.Error($"map {m.Name}: initial value: {ScenarioRunner.ErrnoName(err)}");
+                // libbpf freezes .rodata after writing it: its values are then constants to the verifier.
+                if (m.Frozen) map.Freeze();
             }
             maps.Add(map);
             _env.Maps[m.Name] = map;
