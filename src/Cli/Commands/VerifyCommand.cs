@@ -34,17 +34,10 @@ public static class VerifyCommand
         """, Run);
 
     /// <summary>
-    /// The helper registry calls are checked against. Defaults to the SK_LOOKUP prototypes with
-    /// bodies that refuse to run (verification never runs helpers); a host may install its runtime's table.
+    /// The helper registry calls are checked against: the runtime's SK_LOOKUP table by default, so the
+    /// verifier reads the same prototypes the helpers are defined with.
     /// </summary>
     public static HelperTable Helpers { get; set; } = BpfJit.Runtime.SkLookup.SkLookupHelpers.CreateTable();
-
-    static readonly Dictionary<string, uint> s_mapTypes = new(StringComparer.OrdinalIgnoreCase)
-    {
-        ["HASH"] = 1, ["ARRAY"] = 2, ["PROG_ARRAY"] = 3, ["PERF_EVENT_ARRAY"] = 4, ["PERCPU_HASH"] = 5, ["PERCPU_ARRAY"] = 6,
-        ["LRU_HASH"] = 9, ["LPM_TRIE"] = 11, ["ARRAY_OF_MAPS"] = 12, ["HASH_OF_MAPS"] = 13, ["SOCKMAP"] = 15, ["SOCKHASH"] = 18,
-        ["REUSEPORT_SOCKARRAY"] = 20, ["RINGBUF"] = 27,
-    };
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
@@ -125,8 +118,9 @@ public static class VerifyCommand
         {
             var p = entry.Split(':');
             if (p.Length is < 5 or > 6) throw new UsageException($"map '{entry}' is not NAME:TYPE:KEY:VALUE:ENTRIES[:ro]");
-            uint type = s_mapTypes.TryGetValue(p[1], out var t) ? t
-                : uint.TryParse(p[1], NumberStyles.None, CultureInfo.InvariantCulture, out t) ? t
+            // A kernel name (SOCKMAP, PERCPU_ARRAY, ...) matches the loader's MapType ignoring case and underscores.
+            uint type = uint.TryParse(p[1], NumberStyles.None, CultureInfo.InvariantCulture, out var t) ? t
+                : Enum.TryParse<BpfJit.Frontend.Elf.MapType>(p[1].Replace("_", ""), ignoreCase: true, out var named) ? (uint)named
                 : throw new UsageException($"unknown map type '{p[1]}'");
             int Num(string s) => int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out int v) ? v
                 : throw new UsageException($"'{s}' is not a number in map '{entry}'");
@@ -134,33 +128,4 @@ public static class VerifyCommand
         }
         return maps;
     }
-
-    /// <summary>A helper body for verification-only registries: verification never calls helpers.</summary>
-    public static ulong NotCallable(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) =>
-        throw new InvalidOperationException("this helper table only carries prototypes for the verifier");
-
-    static Helper P(int id, RetType ret, params ArgType[] args) =>
-        new(id, HelperNames.Name(id) ?? $"helper{id}", NotCallable, new HelperProto(ret, args));
-
-    /// <summary>The prototypes of the SK_LOOKUP helpers BpfJit supports (kernel ids and argument types).</summary>
-    public static HelperTable PrototypeTable() => new HelperTable()
-        .Add(P(1, RetType.PtrToMapValueOrNull, ArgType.ConstMapPtr, ArgType.PtrToMapKey))
-        .Add(P(2, RetType.Integer, ArgType.ConstMapPtr, ArgType.PtrToMapKey, ArgType.PtrToMapValue, ArgType.Anything))
-        .Add(P(3, RetType.Integer, ArgType.ConstMapPtr, ArgType.PtrToMapKey))
-        .Add(P(5, RetType.Integer))
-        .Add(P(6, RetType.Integer, ArgType.PtrToMem, ArgType.ConstSize))
-        .Add(P(7, RetType.Integer))
-        .Add(P(8, RetType.Integer))
-        .Add(new Helper(12, "bpf_tail_call", NotCallable, new HelperProto(RetType.Void, ArgType.PtrToCtx, ArgType.ConstMapPtr, ArgType.Anything), HelperExit.TailCall))
-        .Add(P(25, RetType.Integer, ArgType.PtrToCtx, ArgType.ConstMapPtr, ArgType.Anything, ArgType.PtrToMem, ArgType.ConstSizeOrZero))
-        .Add(P(86, RetType.Integer, ArgType.PtrToSocket))
-        .Add(P(118, RetType.Integer))
-        .Add(P(124, RetType.Integer, ArgType.PtrToCtx, ArgType.PtrToSocketOrNull, ArgType.Anything))
-        .Add(P(125, RetType.Integer))
-        .Add(P(130, RetType.Integer, ArgType.ConstMapPtr, ArgType.PtrToMem, ArgType.ConstSizeOrZero, ArgType.Anything))
-        .Add(P(131, RetType.PtrToRingbufMemOrNull, ArgType.ConstMapPtr, ArgType.ConstAllocSizeOrZero, ArgType.Anything))
-        .Add(P(132, RetType.Void, ArgType.PtrToRingbufMem, ArgType.Anything))
-        .Add(P(133, RetType.Void, ArgType.PtrToRingbufMem, ArgType.Anything))
-        .Add(P(134, RetType.Integer, ArgType.ConstMapPtr, ArgType.Anything))
-        .Add(P(160, RetType.Integer));
 }
