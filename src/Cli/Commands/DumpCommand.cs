@@ -11,7 +11,7 @@ public static class DumpCommand
 {
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("dump", "show the IL or C# the JIT emits for a program, or save it as a DLL", """
-        usage: bpfjit dump PROGRAM [--il] [--cs] [--dll OUT.dll] [--no-zero-stack] [--program NAME]
+        usage: bpfjit dump PROGRAM [--il] [--cs] [--dll OUT.dll] [--no-zero-stack] [--program NAME] [--json]
 
         Compiles PROGRAM with the JIT (helpers of the conformance/bench machine model) and shows what
         it emitted, read back from a saved assembly built by the same emitter that makes the running
@@ -23,22 +23,28 @@ public static class DumpCommand
           --cs     the method decompiled to C# (ICSharpCode.Decompiler)
           --dll    write the assembly (type BpfJit.Dump.BpfProgram, method Run) to OUT.dll
           --no-zero-stack  compile as a verifier-approved program would be: stack not zeroed
+          --json   one object: {"program": "x.data", "slots": 12, "il": {"header": ["..."], "blocks":
+                   [{"slot": 0, "comment": "r0 = 1", "il": ["IL_0015: ldc.i8 1", ...]}]},
+                   "cs": "..." (with --cs), "dll": "out.dll" (with --dll)}; a block whose comment is
+                   not an instruction (the prologue) has "slot": null
         Exit code 0 on success, 2 when the program cannot be read or compiled.
 
         examples:
           bpfjit dump ../shared/bench/straight.data --il
           bpfjit dump ../shared/conformance/call_local.data --cs
           bpfjit dump prog.bin --dll out/prog.dll
+          bpfjit dump ../shared/bench/straight.data --json
         """, Run);
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
-        var args = new Args(argv, ["--dll", "--program"], ["--il", "--cs", "--no-zero-stack"]);
+        var args = new Args(argv, ["--dll", "--program"], ["--il", "--cs", "--no-zero-stack", "--json"]);
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no PROGRAM given" : "give exactly one PROGRAM");
         var program = ProgramFiles.Load(args.Positional[0], args.Get("--program"));
         var options = JitOptions.Default with { ZeroStack = !args.Has("--no-zero-stack") };
         var compiled = JitCompiler.Compile(program, HelperTable.Bench(), options);
         bool il = args.Has("--il") || !(args.Has("--cs") || args.Has("--dll"));
+        if (args.Has("--json")) return WriteJson(args, compiled, il, stdout);
         if (il) stdout.Write(compiled.GetIlListing());
         if (args.Has("--cs"))
         {
@@ -52,6 +58,29 @@ public static class DumpCommand
             compiled.SaveAssembly(dll);
             stderr.WriteLine($"wrote {dll}");
         }
+        return Cli.Ok;
+    }
+
+    static int WriteJson(Args args, CompiledProgram compiled, bool il, TextWriter stdout)
+    {
+        string? dll = args.Get("--dll");
+        if (dll != null)
+        {
+            string? dir = Path.GetDirectoryName(Path.GetFullPath(dll));
+            if (dir != null) Directory.CreateDirectory(dir);
+            compiled.SaveAssembly(dll);
+        }
+        Output.JsonOutput.Write(stdout, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("program", args.Positional[0]);
+            if (args.Get("--program") is { } name) w.WriteString("name", name);
+            w.WriteNumber("slots", compiled.Program.Length);
+            if (il) Output.IlListingJson.Write(w, compiled.GetIlListing());
+            if (args.Has("--cs")) w.WriteString("cs", compiled.GetCSharp());
+            if (dll != null) w.WriteString("dll", dll);
+            w.WriteEndObject();
+        });
         return Cli.Ok;
     }
 }
@@ -78,11 +107,17 @@ public static class ProgramFiles
             var test = ConformanceFile.Load(path);
             return test.Program ?? throw new BpfException($"{path}: no program in the file ({test.SkipReason ?? "no asm or raw section"})");
         }
+        if (Path.GetExtension(path).ToLowerInvariant() is ".asm" or ".s")
+        {
+            try { return Assembler.Assemble(File.ReadAllText(path)); }
+            catch (BpfAssemblerException e) { throw new BpfException($"{path}: {e.Message}", e); }
+        }
         byte[] bytes = File.ReadAllBytes(path);
         return FromBytes(bytes, path);
     }
 
-    static bool IsElf(byte[] bytes) => bytes.Length >= 4 && bytes[0] == 0x7f && bytes[1] == (byte)'E' && bytes[2] == (byte)'L' && bytes[3] == (byte)'F';
+    /// <summary>True when <paramref name="bytes"/> start with the ELF magic.</summary>
+    public static bool IsElf(byte[] bytes) => bytes.Length >= 4 && bytes[0] == 0x7f && bytes[1] == (byte)'E' && bytes[2] == (byte)'L' && bytes[3] == (byte)'F';
 
     /// <summary>Decodes raw little-endian bytecode; ELF images are recognised and refused.</summary>
     public static Instruction[] FromBytes(byte[] bytes, string name)
