@@ -86,5 +86,8 @@ public class CfgCommandTests
         AssertBadInput(Run("cfg", "nope.o"), "nope.o: no such file");
         AssertBadInput(Run("cfg", Subprogs, "--program", "nope"), "subprog_calls.o", "no program named 'nope'");
         AssertBadInput(Run("cfg", Temp(".asm", "frob r1\n")), "unknown mnemonic");
+        // ja +5 from slot 0 of a 2-slot program: raw bytecode, so no assembler stands in the way.
+        string raw = Temp(".bin", new byte[] { 0x05, 0, 5, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0 });
+        AssertBadInput(Run("cfg", raw), raw, "instruction 0: target 6 is outside the program (2 slots)");
     }
 }

@@ -45,7 +45,9 @@ public static class CfgCommand
         string path = args.Positional[0];
         if (!File.Exists(path)) throw new BpfException($"{path}: no such file");
         var (name, code, result) = Verify(path, args.Get("--program"));
-        var blocks = ControlFlowGraph.Build(code);
+        List<BasicBlock> blocks;
+        try { blocks = ControlFlowGraph.Build(code); }
+        catch (BpfException e) { throw new BpfException($"{path}: program {name}: {e.Message}", e); }
         var byStart = blocks.ToDictionary(b => b.Start, b => b.Id);
 
         if (args.Has("--json"))

@@ -120,8 +120,9 @@ public static class DemoCommand
             for (long i = 0; i < count; i++) ns.Lookup(packets[i % packets.Length]);
         }, seconds).NsPerRun;
         double tInterp = Time(interp.Namespace), tJit = Time(jit.Namespace);
+        double ratio = tInterp / tJit;
         o.WriteLine($"6. timing   ns per lookup (hook, program, socket table): interpreter {tInterp:F0}, jit {tJit:F0}, " +
-                    $"jit is {tInterp / tJit:F1}x faster");
+                    (ratio >= 1 ? $"jit is {ratio:F1}x faster" : $"jit is {1 / ratio:F1}x slower"));
 
         // 7. The IL: the method's header, then the code of the first eBPF instructions (after the prologue).
         int first = Array.FindIndex(listingLines, l => l.StartsWith("; 0:", StringComparison.Ordinal));

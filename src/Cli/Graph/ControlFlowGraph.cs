@@ -15,28 +15,39 @@ public sealed record BasicBlock(int Id, int Start, int End, IReadOnlyList<Edge> 
 /// </summary>
 public static class ControlFlowGraph
 {
-    /// <summary>The blocks of <paramref name="code"/>, in instruction order; edges name target blocks' start slots.</summary>
+    /// <summary>
+    /// The blocks of <paramref name="code"/>, in instruction order; edges name target blocks' start slots.
+    /// A jump or call outside the program, or into the middle of an ld_imm64, is a <see cref="BpfException"/>.
+    /// </summary>
     public static List<BasicBlock> Build(Instruction[] code)
     {
+        ArgumentNullException.ThrowIfNull(code);
+        var starts = new HashSet<int>(Slots(code));
         var leaders = new SortedSet<int> { 0 };
+        void Target(int from, int to)
+        {
+            if (!starts.Contains(to))
+                throw new BpfException($"instruction {from}: target {to} is {(to < 0 || to >= code.Length ? $"outside the program ({code.Length} slots)" : "the second slot of an ld_imm64")}");
+            leaders.Add(to);
+        }
         foreach (int i in Slots(code))
         {
             var ins = code[i];
             int next = i + (ins.IsLdImm64 ? 2 : 1);
             if (ins.IsBranch)
             {
-                leaders.Add(i + 1 + ins.BranchOffset);
+                Target(i, i + 1 + ins.BranchOffset);
                 leaders.Add(next);
             }
             else if (ins.IsExit) leaders.Add(next);
-            else if (Callee(code, i) is int callee) leaders.Add(callee);
+            else if (Callee(code, i) is int callee) Target(i, callee);
         }
-        leaders.RemoveWhere(l => l < 0 || l >= code.Length);
-        var starts = leaders.ToList();
+        leaders.RemoveWhere(l => l >= code.Length);
+        var blockStarts = leaders.ToList();
         var blocks = new List<BasicBlock>();
-        for (int b = 0; b < starts.Count; b++)
+        for (int b = 0; b < blockStarts.Count; b++)
         {
-            int start = starts[b], end = b + 1 < starts.Count ? starts[b + 1] : code.Length;
+            int start = blockStarts[b], end = b + 1 < blockStarts.Count ? blockStarts[b + 1] : code.Length;
             int last = Slots(code).Where(s => s >= start && s < end).Last();
             var ins = code[last];
             var edges = new List<Edge>();
