@@ -93,7 +93,7 @@ public static class Cli
         w.WriteLine();
         foreach (var c in Commands.Where(c => !c.Hidden)) w.WriteLine($"  {c.Name,-12} {c.Summary}");
         w.WriteLine();
-        w.WriteLine("every verb but demo takes --json (shapes in docs/cli.md)");
+        w.WriteLine("every verb takes --json for a machine-readable result (shapes in docs/cli.md)");
         w.WriteLine("exit codes: 0 ok, 1 negative result (test failed, program rejected), 2 bad input or usage");
     }
 }

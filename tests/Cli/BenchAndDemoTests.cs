@@ -59,5 +59,20 @@ public class BenchAndDemoTests
     }
 
     [Test]
+    public void DemoJson()
+    {
+        var json = Json("demo", "--seconds", "0", "--il-lines", "5");
+        Assert.That(json.GetProperty("verify").GetProperty("accepted").GetBoolean(), Is.True);
+        var lookups = json.GetProperty("lookups").EnumerateArray().ToList();
+        Assert.That(lookups, Has.Count.EqualTo(9));
+        Assert.That(lookups.Select(l => l.GetProperty("decision").GetString()), Is.EqualTo(lookups.Select(l => l.GetProperty("expected").GetString())));
+        Assert.That(json.GetProperty("asExpected").GetInt32(), Is.EqualTo(9));
+        Assert.That(json.GetProperty("nsPerLookup").GetProperty("jit").GetDouble(), Is.GreaterThan(0));
+        var il = json.GetProperty("il").EnumerateArray().Select(e => e.GetString()).ToList();
+        Assert.That(il, Has.Count.EqualTo(5));
+        Assert.That(il[0], Is.EqualTo("; 0: r6 = r1"));
+    }
+
+    [Test]
     public void DemoBadInput() => AssertBadInput(Run("demo", "extra"), "unexpected argument 'extra'");
 }

@@ -1,5 +1,6 @@
 using System.Reflection;
 using BpfJit.Cli.Hosting;
+using BpfJit.Cli.Output;
 using BpfJit.Frontend.Elf;
 using BpfJit.IlEmitter;
 using BpfJit.Runtime;
@@ -23,7 +24,7 @@ public static class DemoCommand
 
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("demo", "the whole pipeline on a bundled tubular-style dispatcher", """
-        usage: bpfjit demo [--seconds S] [--il-lines N]
+        usage: bpfjit demo [--seconds S] [--il-lines N] [--json]
 
         Loads the bundled tubular-style dispatcher (tests/programs/dispatcher.o, built from dispatcher.c
         by clang, and examples/dispatcher.json; both are embedded in the tool), verifies it, JIT-compiles
@@ -31,16 +32,22 @@ public static class DemoCommand
         the scenario's lookups and prints each decision, times the lookups on the interpreter and on
         the JIT (S seconds each, default 0.5) and prints the IL of the program's first instructions
         (N lines after the prologue, default 30).
+        --json prints {"object": "tests/programs/dispatcher.o", "program": "dispatcher", "instructions": 127,
+        "verify": {"accepted": true, "insnsProcessed": 348, "error": null}, "ilInstructions": 586,
+        "sockets": ["spectrum", ...], "bindings": 6, "lookups": [{"proto": "tcp", "from": "10.0.0.1:50000",
+        "to": "1.2.3.1:80", "decision": "spectrum", "expected": "spectrum"}], "asExpected": 9,
+        "nsPerLookup": {"interpreter": 3260.5, "jit": 300.1}, "ratio": 10.86, "il": ["; 0: r6 = r1", ...]}.
         Exit code 0 when every lookup went where the scenario expects, 1 otherwise.
 
         examples:
           bpfjit demo
+          bpfjit demo --json --seconds 0.1
           dotnet run --project src/Cli -c Release -- demo --seconds 2
         """, Run);
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
-        var args = new Args(argv, ["--seconds", "--il-lines"], []);
+        var args = new Args(argv, ["--seconds", "--il-lines"], ["--json"]);
         if (args.Positional.Count > 0) throw new UsageException($"unexpected argument '{args.Positional[0]}'");
         double seconds = BenchCommand.Seconds(args, 0.5);
         int ilLines = int.TryParse(args.Get("--il-lines", "30"), out int n) && n >= 0 ? n : throw new UsageException("--il-lines must be a number");
@@ -49,7 +56,7 @@ public static class DemoCommand
         try
         {
             Extract(dir);
-            return Demo(Path.Combine(dir, s_files[0]), Path.Combine(dir, s_files[1]), seconds, ilLines, stdout);
+            return Demo(Path.Combine(dir, s_files[0]), Path.Combine(dir, s_files[1]), seconds, ilLines, args.Has("--json"), stdout);
         }
         finally
         {
@@ -71,8 +78,9 @@ public static class DemoCommand
         }
     }
 
-    static int Demo(string scenario, string objectPath, double seconds, int ilLines, TextWriter o)
+    static int Demo(string scenario, string objectPath, double seconds, int ilLines, bool json, TextWriter stdout)
     {
+        var o = json ? TextWriter.Null : stdout;
         // 1. Load: what the ELF loader finds.
         var spec = ObjectFile.Load(objectPath);
         var program = spec.Programs.First(p => p.IsSupported);
@@ -85,7 +93,11 @@ public static class DemoCommand
         o.WriteLine(result.Accepted
             ? $"2. verify   accepted: {result.InsnsProcessed} instructions processed over all paths, stack {result.StackDepths.Sum()} bytes"
             : $"2. verify   rejected at insn {result.ErrorInsn}: {result.Error}");
-        if (!result.Accepted) return Cli.Negative;
+        if (!result.Accepted)
+        {
+            if (json) JsonOutput.Write(stdout, w => { w.WriteStartObject(); WriteVerify(w, result); w.WriteEndObject(); });
+            return Cli.Negative;
+        }
 
         // 3-4. Build the scenario: maps, sockets, bindings; the program is bound to its maps, compiled and attached.
         using var jit = ScenarioBuilder.Build(scenario, JitEngine.Instance);
@@ -102,12 +114,14 @@ public static class DemoCommand
         var lookups = jit.Steps.OfType<LookupStep>().ToList();
         o.WriteLine($"5. lookups  {lookups.Count} packets through the hook:");
         int asExpected = 0;
+        var decisions = new List<(Packet Packet, string Got, string? Expected)>();
         foreach (var step in lookups)
         {
             var r = jit.Namespace.Lookup(step.Packet);
             string got = r.Outcome == LookupOutcome.Socket ? r.Socket!.Name! : r.Outcome == LookupOutcome.Refused ? "refused" : "none";
             bool ok = step.Expect == null || step.Expect == got;
             if (ok) asExpected++;
+            decisions.Add((step.Packet, got, step.Expect));
             o.WriteLine($"   {step.Packet,-40} -> {got}{(ok ? "" : $"   (expected {step.Expect})")}");
         }
         o.WriteLine($"   {asExpected} of {lookups.Count} as the scenario expects");
@@ -131,6 +145,49 @@ public static class DemoCommand
         foreach (var line in listingLines.TakeWhile(l => l.StartsWith("//", StringComparison.Ordinal))) o.WriteLine("   " + line.TrimEnd('\r'));
         if (first > 0) o.WriteLine($"   ; prologue: {listingLines.Skip(1).Take(first).Count(l => l.StartsWith("  IL_", StringComparison.Ordinal))} IL instructions (probe check, registers, stack frame)");
         foreach (var line in shown) o.WriteLine("   " + line.TrimEnd('\r'));
+        if (json)
+        {
+            JsonOutput.Write(stdout, w =>
+            {
+                w.WriteStartObject();
+                w.WriteString("object", s_files[1]);
+                w.WriteString("program", program.Name);
+                w.WriteNumber("instructions", program.Instructions.Length);
+                WriteVerify(w, result);
+                w.WriteNumber("ilInstructions", listingLines.Count(l => l.StartsWith("  IL_", StringComparison.Ordinal)));
+                w.WriteStrings("sockets", jit.Sockets.Keys);
+                w.WriteNumber("bindings", bindings);
+                w.WriteStartArray("lookups");
+                foreach (var (packet, got, expected) in decisions)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("proto", PacketOptions.ProtoName(packet.Protocol));
+                    w.WriteString("from", packet.From.ToString());
+                    w.WriteString("to", packet.To.ToString());
+                    w.WriteString("decision", got);
+                    if (expected == null) w.WriteNull("expected"); else w.WriteString("expected", expected);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteNumber("asExpected", asExpected);
+                w.WriteStartObject("nsPerLookup");
+                w.WriteNumber("interpreter", Math.Round(tInterp, 2));
+                w.WriteNumber("jit", Math.Round(tJit, 2));
+                w.WriteEndObject();
+                w.WriteNumber("ratio", Math.Round(ratio, 2));
+                w.WriteStrings("il", shown.Select(l => l.TrimEnd('\r')));
+                w.WriteEndObject();
+            });
+        }
         return asExpected == lookups.Count ? Cli.Ok : Cli.Negative;
+    }
+
+    static void WriteVerify(System.Text.Json.Utf8JsonWriter w, VerifierResult result)
+    {
+        w.WriteStartObject("verify");
+        w.WriteBoolean("accepted", result.Accepted);
+        w.WriteNumber("insnsProcessed", result.InsnsProcessed);
+        if (result.Error != null) w.WriteString("error", $"insn {result.ErrorInsn}: {result.Error}"); else w.WriteNull("error");
+        w.WriteEndObject();
     }
 }
