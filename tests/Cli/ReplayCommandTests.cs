@@ -92,6 +92,38 @@ public class ReplayCommandTests
         Assert.That(json.GetProperty("packets").EnumerateArray().Select(Decision), Is.EqualTo(new[] { "socket nginx-ssl", "socket spectrum" }));
     }
 
+    // A big-endian pcapng section: raw IPv4 interface (LINKTYPE_IPV4), an enhanced and a simple packet block.
+    static byte[] BigEndianPcapng(byte[] packet)
+    {
+        var b = new List<byte>();
+        void U32(uint v) { var t = new byte[4]; BinaryPrimitives.WriteUInt32BigEndian(t, v); b.AddRange(t); }
+        void U16(ushort v) { var t = new byte[2]; BinaryPrimitives.WriteUInt16BigEndian(t, v); b.AddRange(t); }
+        void Block(uint type, Action body)
+        {
+            int start = b.Count;
+            U32(type); U32(0);
+            body();
+            while ((b.Count - start) % 4 != 0) b.Add(0);
+            uint length = (uint)(b.Count - start + 4);
+            U32(length);
+            BinaryPrimitives.WriteUInt32BigEndian(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(b).Slice(start + 4, 4), length);
+        }
+        Block(0x0A0D0D0A, () => { U32(0x1A2B3C4D); U16(1); U16(0); U32(0xFFFFFFFF); U32(0xFFFFFFFF); });
+        Block(1, () => { U16(228); U16(0); U32(0); });
+        Block(6, () => { U32(0); U32(0); U32(0); U32((uint)packet.Length); U32((uint)packet.Length); b.AddRange(packet); });
+        Block(3, () => { U32((uint)packet.Length); b.AddRange(packet); });
+        return b.ToArray();
+    }
+
+    [Test]
+    public void ABigEndianPcapngWithSimplePacketsIsRead()
+    {
+        var ip = SllTcpSyn([10, 0, 0, 1], [127, 0, 0, 1], 1000, 9001)[16..];
+        string path = Temp(".pcapng", BigEndianPcapng(ip));
+        var json = Json("replay", path, "--scenario", Scenario);
+        Assert.That(json.GetProperty("packets").EnumerateArray().Select(Decision), Is.EqualTo(new[] { "socket spectrum", "socket spectrum" }));
+    }
+
     [Test]
     public void MalformedCapturesNameTheFileAndPacket()
     {
