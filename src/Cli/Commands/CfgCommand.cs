@@ -113,7 +113,7 @@ public static class CfgCommand
     static (string Name, Instruction[] Code, VerifierResult Result) Verify(string path, string? programName)
     {
         var helpers = BpfJit.Runtime.SkLookup.SkLookupHelpers.CreateTable();
-        if (ProgramFiles.IsElf(File.ReadAllBytes(path)))
+        if (Hosting.ProgramHost.IsElf(path))
         {
             var spec = ObjectFile.Load(path);
             ProgramSpec? program = programName == null ? spec.Programs.FirstOrDefault(p => p.IsSupported)

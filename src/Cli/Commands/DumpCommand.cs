@@ -11,7 +11,7 @@ public static class DumpCommand
 {
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("dump", "show the IL or C# the JIT emits for a program, or save it as a DLL", """
-        usage: bpfjit dump PROGRAM [--il] [--cs] [--dll OUT.dll] [--no-zero-stack] [--program NAME] [--json]
+        usage: bpfjit dump PROGRAM [--il] [--cs] [--dll OUT.dll] [--no-zero-stack] [--program NAME]
 
         Compiles PROGRAM with the JIT (helpers of the conformance/bench machine model) and shows what
         it emitted, read back from a saved assembly built by the same emitter that makes the running
@@ -44,7 +44,7 @@ public static class DumpCommand
         var options = JitOptions.Default with { ZeroStack = !args.Has("--no-zero-stack") };
         var compiled = JitCompiler.Compile(program, HelperTable.Bench(), options);
         bool il = args.Has("--il") || !(args.Has("--cs") || args.Has("--dll"));
-        if (args.Has("--json")) return WriteJson(args, compiled, il, stdout);
+        if (args.Has("--json")) return Output.DumpJson.Write(args, compiled, il, stdout);
         if (il) stdout.Write(compiled.GetIlListing());
         if (args.Has("--cs"))
         {
@@ -58,29 +58,6 @@ public static class DumpCommand
             compiled.SaveAssembly(dll);
             stderr.WriteLine($"wrote {dll}");
         }
-        return Cli.Ok;
-    }
-
-    static int WriteJson(Args args, CompiledProgram compiled, bool il, TextWriter stdout)
-    {
-        string? dll = args.Get("--dll");
-        if (dll != null)
-        {
-            string? dir = Path.GetDirectoryName(Path.GetFullPath(dll));
-            if (dir != null) Directory.CreateDirectory(dir);
-            compiled.SaveAssembly(dll);
-        }
-        Output.JsonOutput.Write(stdout, w =>
-        {
-            w.WriteStartObject();
-            w.WriteString("program", args.Positional[0]);
-            if (args.Get("--program") is { } name) w.WriteString("name", name);
-            w.WriteNumber("slots", compiled.Program.Length);
-            if (il) Output.IlListingJson.Write(w, compiled.GetIlListing());
-            if (args.Has("--cs")) w.WriteString("cs", compiled.GetCSharp());
-            if (dll != null) w.WriteString("dll", dll);
-            w.WriteEndObject();
-        });
         return Cli.Ok;
     }
 }
@@ -116,8 +93,7 @@ public static class ProgramFiles
         return FromBytes(bytes, path);
     }
 
-    /// <summary>True when <paramref name="bytes"/> start with the ELF magic.</summary>
-    public static bool IsElf(byte[] bytes) => bytes.Length >= 4 && bytes[0] == 0x7f && bytes[1] == (byte)'E' && bytes[2] == (byte)'L' && bytes[3] == (byte)'F';
+    static bool IsElf(byte[] bytes) => bytes.Length >= 4 && bytes[0] == 0x7f && bytes[1] == (byte)'E' && bytes[2] == (byte)'L' && bytes[3] == (byte)'F';
 
     /// <summary>Decodes raw little-endian bytecode; ELF images are recognised and refused.</summary>
     public static Instruction[] FromBytes(byte[] bytes, string name)

@@ -73,7 +73,8 @@ public sealed class ProgramHost : IDisposable
         }
     }
 
-    static bool IsElf(string path)
+    /// <summary>True when the file at <paramref name="path"/> starts with the ELF magic.</summary>
+    public static bool IsElf(string path)
     {
         using var f = File.OpenRead(path);
         Span<byte> magic = stackalloc byte[4];
