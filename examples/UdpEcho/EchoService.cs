@@ -29,8 +29,10 @@ public static class EchoService
         ProgramVerification.Verifier ??= new SkLookupProgramVerifier();
 
         var stack = new EchoStack(ingressIfindex);
+        // [/setup]
         try
         {
+            // [attach]
             Sock range = stack.Open("range", 7000, EchoStack.Echo("range"));
             Sock address = stack.Open("address", 9000, EchoStack.Echo("address"));
             stack.Open("plain", 5000, EchoStack.Echo("plain"));
@@ -41,8 +43,8 @@ public static class EchoService
             Check(slots.Update(0, range), "steer_sockets[0] = range");
             Check(slots.Update(1, address), "steer_sockets[1] = address");
             stack.Namespace.SkLookup.Attach(steer.Programs["steer"]);
+            // [/attach]
         }
-        // [/setup]
         catch
         {
             stack.Dispose();

@@ -143,6 +143,7 @@ public sealed class EchoStack : IDisposable
     public void Run(TunDevice tun, CancellationToken stop)
     {
         ArgumentNullException.ThrowIfNull(tun);
+        // [run]
         var packet = new byte[65536];
         var reply = new byte[65536];
         while (!stop.IsCancellationRequested)
@@ -152,6 +153,7 @@ public sealed class EchoStack : IDisposable
             int length = Process(packet.AsSpan(0, n), reply);
             if (length > 0) tun.Write(reply.AsSpan(0, length));
         }
+        // [/run]
     }
 
     /// <summary>Detaches the programs and closes the sockets.</summary>

@@ -31,8 +31,9 @@ public sealed class LoadedObject
     /// </summary>
     /// <exception cref="Frontend.BpfException">
     /// The object is malformed (<see cref="BpfObjectException"/>), a map cannot be created
-    /// (<see cref="MapCreateException"/>), a program is rejected (the verifier's exception, whose message
-    /// is the verifier log) or no verifier is installed.
+    /// (<see cref="MapCreateException"/>), a program is rejected (<c>BpfJit.Verifier.BpfVerifierException</c>,
+    /// whose <c>Log</c> is the verifier log), a map reference cannot be bound (<see cref="ProgramBindException"/>)
+    /// or no verifier is installed.
     /// </exception>
     public static LoadedObject Load(string path, IBpfEngine engine)
     {

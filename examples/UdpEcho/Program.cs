@@ -43,13 +43,16 @@ for (int i = 0; i < args.Length; i++)
     }
 }
 
+// [errors]
 EchoStack stack;
 try { stack = EchoService.Create(objectPath, engine); }
-catch (BpfException e)
+catch (BpfException e) // every loader, map, verifier, binder and compiler error derives from it
 {
     Console.Error.WriteLine($"UdpEcho: {objectPath}: {e.Message}");
+    if (e is BpfJit.Verifier.BpfVerifierException rejected) Console.Error.Write(rejected.Log);
     return 2;
 }
+// [/errors]
 using (stack)
 {
     TunDevice tun;

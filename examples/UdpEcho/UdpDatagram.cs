@@ -40,7 +40,7 @@ public readonly ref struct UdpDatagram
     /// <summary>
     /// Parses an IP packet as read from a TUN device. Returns false, with a one-line
     /// <paramref name="reason"/>, for anything this stack does not take: not IPv4/IPv6, truncated or
-    /// inconsistent lengths, a bad IPv4 header checksum, IPv4 options or fragments, IPv6 extension
+    /// inconsistent lengths, a bad IPv4 header checksum, IPv4 fragments (options are skipped), IPv6 extension
     /// headers, a protocol other than UDP, a multicast or broadcast destination, port 0, or a bad
     /// UDP checksum (mandatory for IPv6; 0 means none for IPv4).
     /// </summary>

@@ -79,8 +79,10 @@ public class EchoStackTests
     public void AClosedSocketIsNoLongerReached()
     {
         using var stack = EchoService.Create(Path.Combine(Paths.RepoRoot, "examples/UdpEcho/bpf/steer.o"), Engines.Get("jit"));
+        // [close]
         var range = stack.Namespace.Sockets.Sockets.Single(s => s.Name == "range");
         range.Close(); // leaves the socket table and steer_sockets: the program finds an empty slot and drops
+        // [/close]
         var packet = new byte[100];
         int n = UdpDatagram.Write(packet, Client4, 40000, Server(4, 1), 7003, "hello"u8);
         Assert.That(stack.Process(packet.AsSpan(0, n), new byte[200]), Is.Zero);
