@@ -4,7 +4,7 @@
  *   - destination ports RANGE_LO..RANGE_HI: the socket in steer_sockets[0];
  *   - anything else: SK_PASS, so the socket table's listeners decide.
  * An empty slot, or a socket bpf_sk_assign refuses, drops the datagram.
- * Build: clang -O2 -g -target bpf -D__x86_64__ -I/usr/include/x86_64-linux-gnu -c steer.c */
+ * Build: ./build.sh (clang -O2 -g -target bpf ...); the committed steer.o is its output. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
