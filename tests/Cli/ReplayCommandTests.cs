@@ -145,6 +145,22 @@ public class ReplayCommandTests
     }
 
     [Test]
+    public void TheCommittedCaptureIsWhatItsScriptWrites()
+    {
+        string? python = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':')
+            .Select(d => Path.Combine(d, "python3")).FirstOrDefault(File.Exists);
+        if (python == null) Assert.Ignore("python3 is not on PATH: examples/captures/make_capture.py not rerun");
+        string output = Path.Combine(Path.GetTempPath(), $"bpfjit-{Guid.NewGuid():n}.pcapng");
+        var start = new System.Diagnostics.ProcessStartInfo(python, [Repo("examples", "captures", "make_capture.py"), output]) { UseShellExecute = false };
+        using (var process = System.Diagnostics.Process.Start(start)!)
+        {
+            process.WaitForExit();
+            Assert.That(process.ExitCode, Is.EqualTo(0));
+        }
+        Assert.That(File.ReadAllBytes(output), Is.EqualTo(File.ReadAllBytes(Capture)));
+    }
+
+    [Test]
     public void UsageErrors()
     {
         AssertBadInput(Run("replay", Capture), "--scenario is required");
