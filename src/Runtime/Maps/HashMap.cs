@@ -343,6 +343,22 @@ public sealed unsafe class HashMap : BpfMap
     }
 
     /// <inheritdoc />
+    internal override bool FindValue(ulong address, out ulong start, out int length)
+    {
+        start = 0;
+        length = 0;
+        for (uint b = 0; b <= _mask; b++)
+            for (byte* e = Load(_buckets + b); e != null; e = Load(NextLink(e)))
+            {
+                ulong values = (ulong)(e + KeyOffset + _keyStride);
+                if (!Near(address, values, _slot * _slots)) continue;
+                ulong slot = values + Math.Min((address - values) / (ulong)_slot, (ulong)_slots - 1) * (ulong)_slot;
+                if (Better(address, slot, ValueSize, ref start, ref length)) return true;
+            }
+        return length != 0;
+    }
+
+    /// <inheritdoc />
     protected override void FreeMemory()
     {
         for (uint b = 0; b <= _mask; b++)

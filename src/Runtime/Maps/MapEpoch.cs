@@ -111,7 +111,7 @@ public static unsafe class MapEpoch
     /// <summary>Retired blocks freed since the process started.</summary>
     public static long Reclaimed => Interlocked.Read(ref s_reclaimed);
 
-    /// <summary>Frees <paramref name="memory"/> (from <see cref="NativeMemory.AlignedAlloc"/>) once no reader can hold it.</summary>
+    /// <summary>Frees <paramref name="memory"/> (from the runtime's native allocator) once no reader can hold it.</summary>
     public static void Retire(void* memory) => Add(new Retired(Advance(), (nint)memory, null));
 
     /// <summary>Runs <paramref name="free"/> once no reader can hold what it frees.</summary>
@@ -161,7 +161,7 @@ public static unsafe class MapEpoch
         foreach (var item in free)
         {
             if (item.Free != null) item.Free();
-            else NativeMemory.AlignedFree((void*)item.Memory);
+            else Native.Free((void*)item.Memory);
         }
         Interlocked.Add(ref s_reclaimed, free.Count);
         return free.Count;
