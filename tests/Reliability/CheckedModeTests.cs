@@ -204,6 +204,31 @@ public unsafe class CheckedModeTests
         listener.Close();
     }
 
+    /// <summary>
+    /// Inline <c>asm</c> programs of scenario files are trusted: the builder does not verify them. One that
+    /// reads past the context block runs unchecked on the normal engines, and faults in checked mode.
+    /// </summary>
+    [Test]
+    public void AnUnverifiedScenarioProgramReadingPastTheContextFaults()
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"bpfjit-checked-{Environment.ProcessId}.json");
+        File.WriteAllText(file, """
+            {"programs": {"p": {"asm": ["ldxw %r0, [%r1+200]", "mov %r0, 1", "exit"]}}, "attach": ["p"],
+             "sockets": [{"name": "A", "proto": "tcp", "bind": "127.0.0.1:8008", "state": "listen"}],
+             "lookups": [{"proto": "tcp", "from": "127.0.0.2:1", "to": "127.0.0.1:8008", "expect": "A"}]}
+            """);
+        try
+        {
+            Assert.That(ScenarioRunner.RunFile(file, JitEngine.Instance, TextWriter.Null).Failed, Is.Zero, "the default JIT reads the out-of-bounds bytes unchecked");
+            var e = Assert.Throws<BpfCheckedModeException>(() => ScenarioRunner.RunFile(file, s_checked, TextWriter.Null))!;
+            Assert.That(e.Message, Does.Contain("instruction 0").And.Contain("nearest region: context"));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     static byte[] TcpContext()
     {
         var ctx = new byte[SkLookupLayout.Size];
