@@ -127,6 +127,44 @@ public unsafe class CheckedModeTests
         }
     }
 
+    /// <summary>
+    /// Found by the program fuzzer (seed 20261125, program 5046): a program may read a value it looked up
+    /// after replacing or deleting that element (the kernel's RCU keeps it); the retired element is
+    /// still a region until the epoch frees it.
+    /// </summary>
+    [TestCase(2, TestName = "AValueReplacedByTheProgramStaysReadable")]
+    [TestCase(3, TestName = "AValueDeletedByTheProgramStaysReadable")]
+    public void AValueRetiredByTheProgramStaysReadable(int helper)
+    {
+        using var ctx = new Guarded();
+        using var map = MapFactory.Create(MapType.Hash, 4, 16, 4, 0, "h");
+        map.Update(BitConverter.GetBytes(1u), BitConverter.GetBytes(42UL).Concat(new byte[8]).ToArray());
+        string asm = $"""
+            stw [%r10-4], 1
+            mov %r2, %r10
+            add %r2, -4
+            ldmap %r1, 0
+            call 1
+            jeq %r0, 0, out
+            mov %r7, %r0
+            stdw [%r10-24], 7
+            stdw [%r10-16], 7
+            ldmap %r1, 0
+            mov %r2, %r10
+            add %r2, -4
+            mov %r3, %r10
+            add %r3, -24
+            mov %r4, 0
+            call {helper}
+            ldxdw %r0, [%r7+0]
+            out:
+            exit
+            """;
+        var entry = s_checked.Prepare(ProgramBinder.Bind(MapPrograms.Assemble(asm), [map]).Code, KernelHelpers.Table());
+        Assert.That(MapPrograms.Run(entry, (ulong)ctx.Block), Is.EqualTo(42UL), "the old value, still readable");
+        MapEpoch.Collect();
+    }
+
     [Test]
     public void LegitimateAccessesPass()
     {

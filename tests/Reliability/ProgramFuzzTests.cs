@@ -15,7 +15,7 @@ public class ProgramFuzzTests
     [Test]
     public void GeneratedProgramsAgreeAcrossEnginesWithoutCheckedFaultsAndNeverAcceptWhatTheKernelRejects()
     {
-        int seed = Env("BPFJIT_FUZZ_SEED", 20261125), count = Env("BPFJIT_FUZZ_COUNT", 4000);
+        int seed = Env("BPFJIT_FUZZ_SEED", 20261125), count = Env("BPFJIT_FUZZ_COUNT", 10000);
         using var fuzzer = new ProgramFuzzer(kernel: Env("BPFJIT_FUZZ_KERNEL", 1) != 0);
         var report = fuzzer.Run(seed, count);
         TestContext.Out.WriteLine($"seed {seed}, count {count}: {report}{(fuzzer.KernelAvailable ? "" : " (kernel oracle unavailable)")}");

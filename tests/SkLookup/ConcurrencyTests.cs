@@ -153,7 +153,7 @@ public class ConcurrencyTests
     [TestCaseSource(typeof(Engines), nameof(Engines.Names))]
     public void StressLeavesNoTornValuesAndNoLeaks(string engine)
     {
-        int perThread = int.TryParse(Environment.GetEnvironmentVariable("BPFJIT_STRESS_LOOKUPS"), out int n) ? n : 40_000;
+        int perThread = int.TryParse(Environment.GetEnvironmentVariable("BPFJIT_STRESS_LOOKUPS"), out int n) ? n : 200_000;
         Settle();
         long nativeBefore = NativeAllocations.LiveBlocks;
         long managedBefore = GC.GetTotalMemory(forceFullCollection: true);

@@ -106,13 +106,14 @@ public static class Harnesses
             throw new InvalidOperationException($"decode/encode round trip changed the bytes ({input.Length} in, {again.Length} out)");
     }
 
-    static readonly HelperTable s_helpers = BpfJit.Runtime.SkLookup.SkLookupHelpers.CreateTable();
+    // Lazy: under AFL nothing instrumented may run before SharpFuzz has set up the coverage map.
+    static readonly Lazy<HelperTable> s_helpers = new(BpfJit.Runtime.SkLookup.SkLookupHelpers.CreateTable);
     static readonly MapInfo[] s_maps = [new("h", MapInfo.Hash, 4, 16, 8), new("a", MapInfo.Array, 4, 8, 1), new("s", MapInfo.SockMap, 4, 8, 8), new("rb", MapInfo.RingBuf, 0, 0, 4096)];
 
     static void Verify(byte[] input)
     {
         var slots = Decoder.Decode(input);
-        var result = BpfJit.Verifier.Verifier.Verify(slots, new VerifierOptions { Helpers = s_helpers, Maps = s_maps, LogLevel = 1 });
+        var result = BpfJit.Verifier.Verifier.Verify(slots, new VerifierOptions { Helpers = s_helpers.Value, Maps = s_maps, LogLevel = 1 });
         if (!result.Accepted && string.IsNullOrEmpty(result.Error)) throw new InvalidOperationException("a rejection without a message");
     }
 

@@ -25,12 +25,16 @@ if (args[0] != "all" && !Harnesses.All.Any(h => h.Name == args[0]))
     int mutate = Option("--mutate", -1), seed = Option("--seed", 1);
     if (mutate < 0)
     {
-        var harness = Harnesses.Get(args[0]);
         // AFL: SharpFuzz feeds each input; a typed exception is a normal outcome, anything else a crash.
+        // The harness is looked up inside the callback: instrumented code must not run before Run has
+        // set up AFL's coverage map.
+        Harness? harness = null;
+        string target = args[0];
         Fuzzer.OutOfProcess.Run(stream =>
         {
             using var buffer = new MemoryStream();
             stream.CopyTo(buffer);
+            harness ??= Harnesses.Get(target);
             try { harness.Run(buffer.ToArray()); }
             catch (Exception e) when (Harnesses.IsExpected(e)) { }
         });
