@@ -91,14 +91,15 @@ public static unsafe class KernelBpf
             i++;
         }
         var code = Encoder.Encode(insns);
-        var result = LoadRaw(code, insns.Length, logLevel, 1 << 22);
+        int logSize = logLevel > 0 ? 1 << 22 : 0;   // a verdict alone needs no 4 MiB buffer (and no GC it would cause)
+        var result = LoadRaw(code, insns.Length, logLevel, logSize);
         // EAGAIN: the kernel verifier stops when a signal is pending (the .NET runtime signals its
         // threads, e.g. to suspend them for GC). ENOMEM/EPERM with an empty log: memlock accounting of
         // freed programs lags a burst of loads. Both are transient: retry.
         for (int attempt = 0; attempt < 20 && !result.Accepted && (result.Errno == 11 || (result.Log.Length == 0 && result.Errno is 1 or 12)); attempt++)
         {
             Thread.Sleep(50 * (attempt + 1));
-            result = LoadRaw(code, insns.Length, logLevel, 1 << 22);
+            result = LoadRaw(code, insns.Length, logLevel, logSize);
         }
         // A full log buffer fails the load with ENOSPC; the verdict is then asked for without a log.
         if (!result.Accepted && result.Errno == 28 && logLevel > 0)
