@@ -72,3 +72,40 @@ public sealed class BaselineAgreementTests
         if (suite.TimedSelects) Assert.That(verdicts, Does.Contain((true, true)).And.Contain((false, false)), string.Join(", ", verdicts));
     }
 }
+
+/// <summary>
+/// The benchmark suite's kernel column loads every case into Linux with the same map contents and
+/// real sockets, and the kernel decides the timed packet as BpfJit does (skipped where bpf() is not permitted).
+/// </summary>
+public sealed class KernelSuiteTests
+{
+    static IEnumerable<string> CaseNames => SuiteCases.Names;
+
+    [TestCaseSource(nameof(CaseNames))]
+    public void KernelDecidesTheTimedPacketAsBpfJit(string caseName)
+    {
+        Support.KernelBpf.RequireAvailable();
+        using var suite = SuiteCases.Create(caseName);
+        var runs = KernelSuite.Run(suite, repeat: 1);
+        var programs = suite.LoadPrograms(Engines.Get("jit"));
+        using var ctx = new SkLookupContext();
+        MapEpoch.Enter();
+        try
+        {
+            for (int i = 0; i < programs.Length; i++)
+            {
+                // The kernel's test run has ingress_ifindex 0; so does this run.
+                ctx.Fill(suite.TimedPacket with { IngressIfindex = 0 });
+                uint ret = programs[i].Run(ctx.Address);
+                Assert.That(runs[i].Errno, Is.Zero, runs[i].Program);
+                Assert.That(runs[i].Retval, Is.EqualTo(ret), runs[i].Program);
+                Assert.That(runs[i].Selected, Is.EqualTo(ctx.SelectedSocket != 0), runs[i].Program);
+            }
+        }
+        finally
+        {
+            MapEpoch.Exit();
+        }
+        if (suite.TimedSelects) Assert.That(runs[^1].Selected, Is.True, "the kernel selected no socket");
+    }
+}
