@@ -249,28 +249,33 @@ public class SkLookupLoadBenchmarks
     SkLookupContext _ctx = null!;
     string _path = "";
 
-    /// <summary>The object, relative to the repository root.</summary>
+    /// <summary>The object: a tests/programs file's name without <c>.o</c>, or <c>perf/NAME</c> for perf/programs.</summary>
     [ParamsSource(nameof(Objects))]
     public string Object { get; set; } = "";
 
-    /// <summary>tests/programs/*.o and perf/programs/*.o.</summary>
+    /// <summary>tests/programs/*.o and perf/programs/*.o (short names: BenchmarkDotNet cuts long parameter values).</summary>
     public static IEnumerable<string> Objects
     {
         get
         {
             string root = SuiteCases.Root();
-            return new[] { "tests/programs", "perf/programs" }
-                .SelectMany(d => Directory.GetFiles(Path.Combine(root, d), "*.o").Order(StringComparer.Ordinal))
-                .Select(p => Path.GetRelativePath(root, p).Replace('\\', '/'));
+            return Directory.GetFiles(Path.Combine(root, "tests", "programs"), "*.o").Select(p => Path.GetFileNameWithoutExtension(p))
+                .Concat(Directory.GetFiles(Path.Combine(root, "perf", "programs"), "*.o").Select(p => "perf/" + Path.GetFileNameWithoutExtension(p)))
+                .Order(StringComparer.Ordinal);
         }
     }
+
+    /// <summary>The path of object <paramref name="name"/> (an <see cref="Objects"/> value).</summary>
+    public static string PathOf(string name) => name.StartsWith("perf/", StringComparison.Ordinal)
+        ? Path.Combine(SuiteCases.Root(), "perf", "programs", name[5..] + ".o")
+        : Path.Combine(SuiteCases.Root(), "tests", "programs", name + ".o");
 
     /// <summary>Installs the verifier and a context.</summary>
     [GlobalSetup]
     public void Setup()
     {
         Suite.InstallVerifier();
-        _path = Path.Combine(SuiteCases.Root(), Object);
+        _path = PathOf(Object);
         _ctx = new SkLookupContext();
         LoadAndRun();
     }

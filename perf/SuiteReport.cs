@@ -96,8 +96,8 @@ static class SuiteReport
 
     static int ProgramCount(string obj)
     {
-        try { return BpfJit.Frontend.Elf.ObjectFile.Load(Path.Combine(SuiteCases.Root(), obj)).Programs.Count(p => p.IsSupported); }
-        catch (BpfJit.Frontend.BpfException) { return 0; }
+        try { return BpfJit.Frontend.Elf.ObjectFile.Load(SkLookupLoadBenchmarks.PathOf(obj)).Programs.Count(p => p.IsSupported); }
+        catch (Exception e) when (e is BpfJit.Frontend.BpfException or IOException) { return 0; }
     }
 
     static double? Mean(List<Dictionary<string, string>> rows, Func<Dictionary<string, string>, bool> where)
