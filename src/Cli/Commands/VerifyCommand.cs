@@ -131,7 +131,8 @@ public static class VerifyCommand
             var bytes = File.ReadAllBytes(path);
             if (bytes.Length == 0 || bytes.Length % Instruction.Size != 0)
                 throw new BpfException($"{path}: {bytes.Length} bytes is not a whole number of 8-byte instructions");
-            return Decoder.Decode(bytes);
+            try { return Decoder.Decode(bytes); }
+            catch (BpfDecodeException e) { throw new BpfException($"{path}: {e.Message}", e); }
         }
         if (ext == ".data")
         {
