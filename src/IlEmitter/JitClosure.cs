@@ -1,4 +1,6 @@
+using System.Reflection;
 using BpfJit.Runtime;
+using BpfJit.Runtime.Maps;
 
 namespace BpfJit.IlEmitter;
 
@@ -25,6 +27,32 @@ public sealed class JitClosure
     /// table holds them weakly, so the closure (and with it the program's delegate) keeps them alive.
     /// </summary>
     internal List<object> KeepAlive { get; } = [];
+
+    /// <summary>How many maps a specialised program can reach through the closure's fields.</summary>
+    public const int MaxMaps = 4;
+
+    // The maps of map-specialised helper calls (HASH, LPM_TRIE, SOCKMAP, SOCKHASH lookups), known at
+    // compile time: the emitted code loads one field and calls the map type's method on it, with no
+    // handle resolution, table or virtual call. Fields rather than an array: one load, no bounds check.
+
+    /// <summary>The first map a specialised call reaches (see <see cref="MaxMaps"/>).</summary>
+    public BpfMap? Map0;
+    /// <summary>The second map a specialised call reaches.</summary>
+    public BpfMap? Map1;
+    /// <summary>The third map a specialised call reaches.</summary>
+    public BpfMap? Map2;
+    /// <summary>The fourth map a specialised call reaches.</summary>
+    public BpfMap? Map3;
+
+    /// <summary>The fields <c>Map0</c>..<c>Map3</c>, by index.</summary>
+    internal static readonly FieldInfo[] MapFields =
+        [.. Enumerable.Range(0, MaxMaps).Select(i => typeof(JitClosure).GetField($"Map{i}")!)];
+
+    /// <summary>Stores <paramref name="maps"/> in the map fields, in order.</summary>
+    internal void BindMaps(IReadOnlyList<BpfMap> maps)
+    {
+        for (int i = 0; i < maps.Count; i++) MapFields[i].SetValue(this, maps[i]);
+    }
 
     /// <summary>The helper table <c>callx</c> looks helpers up in.</summary>
     public HelperTable Helpers => _helpers;

@@ -1,6 +1,6 @@
 namespace BpfJit.IlEmitter;
 
-/// <summary>Options of <see cref="JitCompiler.Compile"/>.</summary>
+/// <summary>Options of <see cref="JitCompiler.Compile(BpfJit.Frontend.Instruction[], BpfJit.Runtime.HelperTable, JitOptions?)"/>.</summary>
 public sealed record JitOptions
 {
     /// <summary>The defaults: the stack is zeroed on entry.</summary>
@@ -15,7 +15,7 @@ public sealed record JitOptions
 
     /// <summary>
     /// Call the compiled method once, in a probe mode that returns at once, before
-    /// <see cref="JitCompiler.Compile"/> returns (default true). RyuJIT compiles a DynamicMethod at
+    /// <see cref="JitCompiler.Compile(BpfJit.Frontend.Instruction[], BpfJit.Runtime.HelperTable, JitOptions?)"/> returns (default true). RyuJIT compiles a DynamicMethod at
     /// its first call; probing makes that happen inside <c>Compile</c>, so IL that RyuJIT rejects
     /// surfaces there as a <see cref="BpfCompileException"/> and never as an InvalidProgramException
     /// at a user's first call. It costs one field test per call.

@@ -12,7 +12,22 @@ internal static class JumpEmitter
 {
     public static void Emit(EmitContext c, int index, Instruction ins)
     {
-        var target = c.LabelOf(index + 1 + ins.BranchOffset);
+        int targetSlot = index + 1 + ins.BranchOffset;
+        var target = c.LabelOf(targetSlot);
+        var reachable = c.Shape.Reachable;
+        if (!ins.IsUnconditionalJump && !reachable[index + 1])
+        {
+            // The verifier found the fall-through dead: the condition always holds.
+            c.Note("fact: always taken (the fall-through is unreachable)");
+            c.Br(target);
+            return;
+        }
+        if (!ins.IsUnconditionalJump && !reachable[targetSlot])
+        {
+            // The verifier found the target dead: the condition never holds.
+            c.Note("fact: never taken (the target is unreachable), not emitted");
+            return;
+        }
         if (ins.IsUnconditionalJump)
         {
             // goto target

@@ -22,8 +22,8 @@ internal static class ProgramEmitter
 
     static readonly FieldInfo s_isProbe = typeof(JitClosure).GetField(nameof(JitClosure.IsProbe))!;
 
-    /// <summary>Emits <paramref name="shape"/>'s program; returns where each slot's IL starts.</summary>
-    public static List<(int Slot, int IlOffset)> Emit(ILGenerator il, ProgramShape shape, Helper?[] helpers, JitOptions options)
+    /// <summary>Emits <paramref name="shape"/>'s program; returns where each slot's IL starts, the notes and the local names.</summary>
+    public static EmitRecord Emit(ILGenerator il, ProgramShape shape, Helper?[] helpers, JitOptions options)
     {
         var c = new EmitContext(il, shape, helpers, options);
         EmitPrologue(c);
@@ -33,8 +33,28 @@ internal static class ProgramEmitter
         {
             var ins = program[i];
             c.BeginInstruction(i);
+            if (!shape.Reachable[i])
+            {
+                // Dead code: the verifier found no path here.
+                c.Note("fact: unreachable, not emitted");
+                if (ins.IsLdImm64) i++;
+                continue;
+            }
+            if (IsDeadStore(shape, i, ins))
+            {
+                // A result no later instruction reads.
+                c.Note($"r{ins.Dst} is never read afterwards: not emitted");
+                if (ins.IsLdImm64) i++;
+                continue;
+            }
             switch (ins.Class)
             {
+                case InstructionClass.Alu or InstructionClass.Alu64 when ins.AluOp is AluOp.Div or AluOp.Mod && shape.Facts is { } f && f[i].DivisorNonZero:
+                    AluEmitter.EmitDivNonZero(c, ins);
+                    break;
+                case InstructionClass.Ldx when shape.Facts is { } f && f[i].CtxField != null:
+                    CtxLoadEmitter.Emit(c, ins, f[i]);
+                    break;
                 case InstructionClass.Alu or InstructionClass.Alu64:
                     AluEmitter.Emit(c, ins);
                     break;
@@ -77,8 +97,12 @@ internal static class ProgramEmitter
             CallEmitter.EmitFrameReturn(c, frameReturn);
         }
         c.CheckEmptyStack();
-        return c.Markers;
+        return new EmitRecord(c.Markers, c.Notes, c.LocalNames);
     }
+
+    /// <summary>An ALU result or ld_imm64 constant that no instruction reads (loads stay: they touch memory).</summary>
+    static bool IsDeadStore(ProgramShape shape, int i, Instruction ins) =>
+        (ins.IsAlu || ins.IsLdImm64) && ins.Dst != 10 && (shape.LiveOut[i] & (1 << ins.Dst)) == 0;
 
     static void EmitPrologue(EmitContext c)
     {
@@ -95,10 +119,12 @@ internal static class ProgramEmitter
             c.MarkLabel(start);
         }
         // r1 = arg r1; r2 = arg r2 (a callback: r1..r5 = args); the others = 0   (InitLocals is off)
+        // Only registers some path reads before writing them are set.
         var shape = c.Shape;
         int args = shape.IsCallback ? 5 : 2;
         for (int r = 0; r <= 9; r++)
         {
+            if ((shape.LiveAtEntry & (1 << r)) == 0) continue;
             if (r >= 1 && r <= args) c.Ldarg(r);
             else c.LdcI8(0);
             c.StReg(r);
@@ -110,17 +136,17 @@ internal static class ProgramEmitter
             c.Op(OpCodes.Conv_U);
             c.Op(OpCodes.Localloc);
             c.Stloc(c.StackBase);
-            if (c.Options.ZeroStack && shape.StackBytes > 0)
+            if (c.ZeroesStack && shape.StackBytes > 0)
             {
-                // memset(stack, 0, 512): the main frame; a local call zeroes each frame it enters
+                // memset(stack, 0, frame size): the main frame; a local call zeroes each frame it enters
                 c.ZeroFrame(() => c.Ldloc(c.StackBase));
             }
         }
-        // r10 = stack + 512   (0 when the program never reads r10)
+        // r10 = stack + frame size   (0 when the program never reads r10)
         if (shape.UsesStack)
         {
             c.Ldloc(c.StackBase);
-            c.LdcI4(Interpreter.StackSize);
+            c.LdcI4(shape.FrameSize);
             c.Op(OpCodes.Add);
             c.Op(OpCodes.Conv_U8);
         }
@@ -139,3 +165,6 @@ internal static class ProgramEmitter
         }
     }
 }
+
+/// <summary>What one emission recorded for listings: where each slot's IL starts, per-slot notes, local names by index.</summary>
+internal sealed record EmitRecord(List<(int Slot, int IlOffset)> Markers, Dictionary<int, List<string>> Notes, List<string> LocalNames);

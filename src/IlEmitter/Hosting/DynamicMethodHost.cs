@@ -12,7 +12,7 @@ namespace BpfJit.IlEmitter.Hosting;
 /// </summary>
 internal static class DynamicMethodHost
 {
-    public static BpfEntry Create(ProgramShape shape, Helper?[] helpers, JitOptions options, JitClosure closure, out List<(int Slot, int IlOffset)> markers)
+    public static BpfEntry Create(ProgramShape shape, Helper?[] helpers, JitOptions options, JitClosure closure, out EmitRecord record)
     {
         // Anonymously hosted: a DynamicMethod owned by a module inherits that module's debuggable
         // attribute, so a Debug build of this assembly would get unoptimised (MinOpts) code.
@@ -23,7 +23,7 @@ internal static class DynamicMethodHost
         {
             InitLocals = false,
         };
-        markers = ProgramEmitter.Emit(method.GetILGenerator(64 + shape.Program.Length * 24), shape, helpers, options);
+        record = ProgramEmitter.Emit(method.GetILGenerator(64 + shape.Program.Length * 24), shape, helpers, options);
         var entry = method.CreateDelegate<BpfEntry>(closure);
         if (options.ProbeOnCompile)
         {
