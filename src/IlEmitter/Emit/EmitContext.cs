@@ -72,7 +72,7 @@ internal sealed class EmitContext
     public void Note(string text)
     {
         if (!Notes.TryGetValue(Index, out var list)) Notes[Index] = list = [];
-        list.Add(text);
+        if (!list.Contains(text)) list.Add(text);   // an unrolled loop emits its body twice
     }
 
     /// <summary>The verifier's facts about the program, or null.</summary>
@@ -101,12 +101,15 @@ internal sealed class EmitContext
     /// <summary>Marker of the shared return-from-local-call block in <see cref="Markers"/>.</summary>
     public const int FrameReturnSlot = -2;
 
-    /// <summary>Starts slot <paramref name="index"/>: checks the stack is empty, marks its label, records its IL offset.</summary>
-    public void BeginInstruction(int index)
+    /// <summary>
+    /// Starts slot <paramref name="index"/>: checks the stack is empty, marks its label (not for the second
+    /// copy of an unrolled loop body, <paramref name="copy"/>), records its IL offset.
+    /// </summary>
+    public void BeginInstruction(int index, bool copy = false)
     {
         CheckEmptyStack();
         Index = index;
-        if (Shape.IsTarget[index]) _il.MarkLabel(_labels[index]);
+        if (Shape.IsTarget[index] && !copy) _il.MarkLabel(_labels[index]);
         Markers.Add((index, _il.ILOffset));
     }
 

@@ -10,6 +10,47 @@ namespace BpfJit.IlEmitter.Emit;
 /// </summary>
 internal static class JumpEmitter
 {
+    /// <summary>
+    /// The first copy of an unrolled loop's closing jump: <c>if (!(rd OP src)) goto next</c>, where next is
+    /// the slot after the jump (the loop's exit).
+    /// </summary>
+    public static void EmitInverted(EmitContext c, int index, Instruction ins)
+    {
+        var exit = c.LabelOf(index + 1);
+        bool is32 = ins.Class == InstructionClass.Jmp32;
+        // if (!(rd OP src)) goto exit
+        if (is32)
+        {
+            c.LdReg32(ins.Dst);
+            AluEmitter.LoadSource32(c, ins);
+        }
+        else
+        {
+            c.LdReg(ins.Dst);
+            AluEmitter.LoadSource64(c, ins);
+        }
+        if (ins.JmpOp == JmpOp.Jset)
+        {
+            c.Op(OpCodes.And);
+            c.Brfalse(exit);
+            return;
+        }
+        c.Branch(ins.JmpOp switch
+        {
+            JmpOp.Jeq => OpCodes.Bne_Un,
+            JmpOp.Jne => OpCodes.Beq,
+            JmpOp.Jgt => OpCodes.Ble_Un,
+            JmpOp.Jge => OpCodes.Blt_Un,
+            JmpOp.Jlt => OpCodes.Bge_Un,
+            JmpOp.Jle => OpCodes.Bgt_Un,
+            JmpOp.Jsgt => OpCodes.Ble,
+            JmpOp.Jsge => OpCodes.Blt,
+            JmpOp.Jslt => OpCodes.Bge,
+            JmpOp.Jsle => OpCodes.Bgt,
+            _ => throw c.Error($"unsupported jump operation 0x{(byte)ins.JmpOp:x2}"),
+        }, exit);
+    }
+
     public static void Emit(EmitContext c, int index, Instruction ins)
     {
         int targetSlot = index + 1 + ins.BranchOffset;

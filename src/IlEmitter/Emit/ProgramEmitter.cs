@@ -31,64 +31,17 @@ internal static class ProgramEmitter
         var program = shape.Program;
         for (int i = 0; i < program.Length; i++)
         {
-            var ins = program[i];
-            c.BeginInstruction(i);
-            if (!shape.Reachable[i])
+            if (shape.UnrolledLoops.TryGetValue(i, out int jump))
             {
-                // Dead code: the verifier found no path here.
-                c.Note("fact: unreachable, not emitted");
-                if (ins.IsLdImm64) i++;
-                continue;
+                // loop body; if (!cond) goto exit; loop body; if (cond) goto head   (one taken branch per two iterations)
+                for (int k = i; k < jump; k++) k = EmitSlot(c, k, frameReturn, copy: false);
+                c.BeginInstruction(jump, copy: true);
+                c.Note("loop unrolled twice: first copy's exit test");
+                JumpEmitter.EmitInverted(c, jump, program[jump]);
+                for (int k = i; k < jump; k++) k = EmitSlot(c, k, frameReturn, copy: true);
+                i = jump;
             }
-            if (IsDeadStore(shape, i, ins))
-            {
-                // A result no later instruction reads.
-                c.Note($"r{ins.Dst} is never read afterwards: not emitted");
-                if (ins.IsLdImm64) i++;
-                continue;
-            }
-            switch (ins.Class)
-            {
-                case InstructionClass.Alu or InstructionClass.Alu64 when ins.AluOp is AluOp.Div or AluOp.Mod && shape.Facts is { } f && f[i].DivisorNonZero:
-                    AluEmitter.EmitDivNonZero(c, ins);
-                    break;
-                case InstructionClass.Ldx when shape.Facts is { } f && f[i].CtxField != null:
-                    CtxLoadEmitter.Emit(c, ins, f[i]);
-                    break;
-                case InstructionClass.Alu or InstructionClass.Alu64:
-                    AluEmitter.Emit(c, ins);
-                    break;
-                case InstructionClass.Ldx:
-                    MemoryEmitter.EmitLoad(c, ins);
-                    break;
-                case InstructionClass.St:
-                    MemoryEmitter.EmitStore(c, ins);
-                    break;
-                case InstructionClass.Stx when ins.MemMode == MemMode.Atomic:
-                    AtomicEmitter.Emit(c, ins);
-                    break;
-                case InstructionClass.Stx:
-                    MemoryEmitter.EmitStore(c, ins);
-                    break;
-                case InstructionClass.Ld when ins.IsLdImm64:
-                    MemoryEmitter.EmitLdImm64(c, i, ins);
-                    i++;
-                    break;
-                case InstructionClass.Jmp or InstructionClass.Jmp32 when ins.IsBranch:
-                    JumpEmitter.Emit(c, i, ins);
-                    break;
-                case InstructionClass.Jmp when ins.Opcode == Op.Call:
-                    CallEmitter.EmitCall(c, i, ins);
-                    break;
-                case InstructionClass.Jmp when ins.Opcode == Op.CallX:
-                    CallEmitter.EmitCallX(c, i, ins);
-                    break;
-                case InstructionClass.Jmp when ins.IsExit:
-                    CallEmitter.EmitExit(c, frameReturn);
-                    break;
-                default:
-                    throw c.Error($"unsupported instruction 0x{ins.Opcode:x2}");
-            }
+            i = EmitSlot(c, i, frameReturn, copy: false);
         }
         c.CheckEmptyStack();
         if (shape.HasLocalCalls)
@@ -98,6 +51,77 @@ internal static class ProgramEmitter
         }
         c.CheckEmptyStack();
         return new EmitRecord(c.Markers, c.Notes, c.LocalNames);
+    }
+
+    /// <summary>Emits slot <paramref name="i"/> (<paramref name="copy"/>: again, as an unrolled loop's second copy); returns the last slot it used.</summary>
+    static int EmitSlot(EmitContext c, int i, Label frameReturn, bool copy)
+    {
+        var shape = c.Shape;
+        var program = shape.Program;
+        var ins = program[i];
+        c.BeginInstruction(i, copy);
+        if (!shape.Reachable[i])
+        {
+            // Dead code: the verifier found no path here.
+            c.Note("fact: unreachable, not emitted");
+            return ins.IsLdImm64 ? i + 1 : i;
+        }
+        if (IsDeadStore(shape, i, ins))
+        {
+            // A result no later instruction reads.
+            c.Note($"r{ins.Dst} is never read afterwards: not emitted");
+            return ins.IsLdImm64 ? i + 1 : i;
+        }
+        if (shape.FoldedAway[i])
+        {
+            c.Note($"add folded into the next add to r{ins.Dst} (slot {Array.IndexOf(shape.FoldedInto, i)})");
+            return i;
+        }
+        switch (ins.Class)
+        {
+            case InstructionClass.Alu64 when shape.FoldedInto[i] >= 0:
+                AluEmitter.EmitFoldedAdd(c, program[shape.FoldedInto[i]], ins);
+                break;
+            case InstructionClass.Alu or InstructionClass.Alu64 when ins.AluOp is AluOp.Div or AluOp.Mod && shape.Facts is { } f && f[i].DivisorNonZero:
+                AluEmitter.EmitDivNonZero(c, ins);
+                break;
+            case InstructionClass.Ldx when shape.Facts is { } f && f[i].CtxField != null:
+                CtxLoadEmitter.Emit(c, ins, f[i]);
+                break;
+            case InstructionClass.Alu or InstructionClass.Alu64:
+                AluEmitter.Emit(c, ins);
+                break;
+            case InstructionClass.Ldx:
+                MemoryEmitter.EmitLoad(c, ins);
+                break;
+            case InstructionClass.St:
+                MemoryEmitter.EmitStore(c, ins);
+                break;
+            case InstructionClass.Stx when ins.MemMode == MemMode.Atomic:
+                AtomicEmitter.Emit(c, ins);
+                break;
+            case InstructionClass.Stx:
+                MemoryEmitter.EmitStore(c, ins);
+                break;
+            case InstructionClass.Ld when ins.IsLdImm64:
+                MemoryEmitter.EmitLdImm64(c, i, ins);
+                return i + 1;
+            case InstructionClass.Jmp or InstructionClass.Jmp32 when ins.IsBranch:
+                JumpEmitter.Emit(c, i, ins);
+                break;
+            case InstructionClass.Jmp when ins.Opcode == Op.Call:
+                CallEmitter.EmitCall(c, i, ins);
+                break;
+            case InstructionClass.Jmp when ins.Opcode == Op.CallX:
+                CallEmitter.EmitCallX(c, i, ins);
+                break;
+            case InstructionClass.Jmp when ins.IsExit:
+                CallEmitter.EmitExit(c, frameReturn);
+                break;
+            default:
+                throw c.Error($"unsupported instruction 0x{ins.Opcode:x2}");
+        }
+        return i;
     }
 
     /// <summary>An ALU result or ld_imm64 constant that no instruction reads (loads stay: they touch memory).</summary>

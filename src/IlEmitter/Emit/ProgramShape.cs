@@ -49,6 +49,15 @@ internal sealed class ProgramShape
     /// <summary>The maps specialised calls reach through the closure, by field index (<see cref="JitClosure.MaxMaps"/> at most).</summary>
     public List<BpfMap> ClosureMaps { get; } = [];
 
+    /// <summary>Per slot: the earlier 64-bit add folded into this add (<see cref="Peephole.FoldAdds"/>), or -1.</summary>
+    public int[] FoldedInto { get; private set; } = [];
+
+    /// <summary>Per slot: true for an add whose operand a later add of the same register takes over.</summary>
+    public bool[] FoldedAway { get; private set; } = [];
+
+    /// <summary>Loops emitted unrolled twice: loop head slot → the backward conditional jump closing it.</summary>
+    public Dictionary<int, int> UnrolledLoops { get; } = [];
+
     /// <summary>Per slot: the registers some later instruction may read (bit n = rn).</summary>
     public ushort[] LiveOut { get; }
 
@@ -148,6 +157,13 @@ internal sealed class ProgramShape
             shape.NeedsDepthCheck = depth < 0 || depth > Interpreter.MaxFrames;
             shape.Frames = shape.NeedsDepthCheck ? Interpreter.MaxFrames : depth;
         }
+        foreach (var (jump, head) in Peephole.Loops(program, shape.IsTarget, shape.Reachable))
+        {
+            shape.UnrolledLoops[head] = jump;
+            shape.IsTarget[jump + 1] = true;   // the first copy's exit test jumps here
+        }
+        shape.FoldedInto = Peephole.FoldAdds(program, shape.IsTarget, shape.Reachable, out var foldedAway);
+        shape.FoldedAway = foldedAway;
         if (facts != null)
         {
             if (!shape.HasLocalCalls && facts.StackDepths.Count > 0)
