@@ -7,7 +7,7 @@ namespace BpfJit.IlEmitter;
 /// <summary>
 /// The object a compiled program's delegate is closed over (its IL's argument 0). It holds what the
 /// code needs at run time besides registers and stack: the helper table for <c>callx</c>, whose
-/// target is known only at run time, and the probe flag. Public because the IL that refers to it is
+/// target is known only at run time, and the maps of map-specialised calls. Public because the IL that refers to it is
 /// also saved as a standalone assembly (<c>bpfjit dump --dll</c>); programs do not use it directly.
 /// </summary>
 public sealed class JitClosure
@@ -15,11 +15,10 @@ public sealed class JitClosure
     readonly HelperTable _helpers;
 
     /// <summary>Creates the closure of a program compiled against <paramref name="helpers"/>.</summary>
-    public JitClosure(HelperTable helpers, bool probe = false)
+    public JitClosure(HelperTable helpers)
     {
         ArgumentNullException.ThrowIfNull(helpers);
         _helpers = helpers;
-        IsProbe = probe;
     }
 
     /// <summary>
@@ -56,12 +55,6 @@ public sealed class JitClosure
 
     /// <summary>The helper table <c>callx</c> looks helpers up in.</summary>
     public HelperTable Helpers => _helpers;
-
-    /// <summary>
-    /// True for the closure used once at compile time: the method returns 0 at once. A field, not a
-    /// property, so the emitted test is one load (RyuJIT does not inline a getter into a DynamicMethod).
-    /// </summary>
-    public readonly bool IsProbe;
 
     /// <summary>
     /// <c>callx</c>: calls the helper whose id is <paramref name="id"/> (a register value) with

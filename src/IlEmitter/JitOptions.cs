@@ -14,11 +14,12 @@ public sealed record JitOptions
     public bool ZeroStack { get; init; } = true;
 
     /// <summary>
-    /// Call the compiled method once, in a probe mode that returns at once, before
-    /// <see cref="JitCompiler.Compile(BpfJit.Frontend.Instruction[], BpfJit.Runtime.HelperTable, JitOptions?)"/> returns (default true). RyuJIT compiles a DynamicMethod at
-    /// its first call; probing makes that happen inside <c>Compile</c>, so IL that RyuJIT rejects
-    /// surfaces there as a <see cref="BpfCompileException"/> and never as an InvalidProgramException
-    /// at a user's first call. It costs one field test per call.
+    /// Have RyuJIT compile the method before
+    /// <see cref="JitCompiler.Compile(BpfJit.Frontend.Instruction[], BpfJit.Runtime.HelperTable, JitOptions?)"/> returns (default true),
+    /// so IL that RyuJIT rejects surfaces there as a <see cref="BpfCompileException"/> and never as an
+    /// InvalidProgramException at a user's first call. The method is created without visibility checks,
+    /// which makes the runtime compile it when its delegate is bound; the method itself holds no probe code.
+    /// When false, RyuJIT compiles it at the first call.
     /// </summary>
     public bool ProbeOnCompile { get; init; } = true;
 }

@@ -20,8 +20,6 @@ internal static class ProgramEmitter
     /// <summary>A callback method's parameter types: the closure, then r1-r5 (<see cref="BpfCallback"/>).</summary>
     public static readonly Type[] CallbackParameterTypes = [typeof(JitClosure), typeof(ulong), typeof(ulong), typeof(ulong), typeof(ulong), typeof(ulong)];
 
-    static readonly FieldInfo s_isProbe = typeof(JitClosure).GetField(nameof(JitClosure.IsProbe))!;
-
     /// <summary>Emits <paramref name="shape"/>'s program; returns where each slot's IL starts, the notes and the local names.</summary>
     public static EmitRecord Emit(ILGenerator il, ProgramShape shape, Helper?[] helpers, JitOptions options)
     {
@@ -131,17 +129,6 @@ internal static class ProgramEmitter
     static void EmitPrologue(EmitContext c)
     {
         c.BeginBlock(EmitContext.PrologueSlot);
-        if (c.Options.ProbeOnCompile)
-        {
-            // if (closure.IsProbe) return 0;   (compile-time probe: makes RyuJIT compile the method now)
-            var start = c.DefineLabel();
-            c.Ldarg(0);
-            c.Ldfld(s_isProbe);
-            c.Brfalse(start);
-            c.LdcI8(0);
-            c.Ret();
-            c.MarkLabel(start);
-        }
         // r1 = arg r1; r2 = arg r2 (a callback: r1..r5 = args); the others = 0   (InitLocals is off)
         // Only registers some path reads before writing them are set.
         var shape = c.Shape;
