@@ -14,6 +14,13 @@ public sealed record JitOptions
     public bool ZeroStack { get; init; } = true;
 
     /// <summary>
+    /// Apply the exact eBPF-level optimisations (default true): register liveness (dead results, prologue),
+    /// folded add chains, small loops unrolled twice (docs/jit.md, "Optimisations"). Off, each slot is
+    /// emitted as written; for comparisons and for tracking down an emitter bug.
+    /// </summary>
+    public bool Optimize { get; init; } = true;
+
+    /// <summary>
     /// Have RyuJIT compile the method before
     /// <see cref="JitCompiler.Compile(BpfJit.Frontend.Instruction[], BpfJit.Runtime.HelperTable, JitOptions?)"/> returns (default true),
     /// so IL that RyuJIT rejects surfaces there as a <see cref="BpfCompileException"/> and never as an

@@ -110,21 +110,6 @@ internal static class AluEmitter
         Binary(c, ins, is64, op);
     }
 
-    /// <summary>rd = (a + b) + rd: two 64-bit adds to rd, the first folded into the second (<see cref="Peephole.FoldAdds"/>).</summary>
-    public static void EmitFoldedAdd(EmitContext c, Instruction first, Instruction second)
-    {
-        c.Note($"r{second.Dst} += ({Operand(first)} + {Operand(second)}): the earlier add is folded in");
-        // rd = (a + b) + rd   (the sum first, so RyuJIT keeps it off rd's dependency chain)
-        LoadSource64(c, first);
-        LoadSource64(c, second);
-        c.Op(OpCodes.Add);
-        c.LdReg(second.Dst);
-        c.Op(OpCodes.Add);
-        c.StReg(second.Dst);
-    }
-
-    static string Operand(Instruction ins) => ins.SourceIsReg ? $"r{ins.Src}" : ins.Imm.ToString(System.Globalization.CultureInfo.InvariantCulture);
-
     /// <summary>rd = rd OP src; 32-bit: rd = (uint)((uint)rd OP (uint)src).</summary>
     static void Binary(EmitContext c, Instruction ins, bool is64, OpCode op)
     {

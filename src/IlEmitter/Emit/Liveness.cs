@@ -23,20 +23,36 @@ internal static class Liveness
     public static ushort[] LiveOut(Instruction[] program, bool[] reachable, bool hasLocalCalls, Func<int, ushort> helperReads)
     {
         int n = program.Length;
+        var use = new ushort[n];
+        var def = new ushort[n];
+        var next = new int[n];     // fall-through successor or -1
+        var jump = new int[n];     // branch target or -1
+        for (int i = 0; i < n; i++)
+        {
+            next[i] = jump[i] = -1;
+            if (!reachable[i] || (i > 0 && program[i - 1].IsLdImm64)) continue;
+            var ins = program[i];
+            (use[i], def[i]) = UseDef(program[i], i, hasLocalCalls, helperReads);
+            if (ins.IsExit) continue;
+            if (ins.IsBranch) jump[i] = i + 1 + ins.BranchOffset;
+            if (!ins.IsUnconditionalJump) next[i] = ins.IsLdImm64 ? i + 2 : i + 1;
+            if (next[i] >= n || (next[i] >= 0 && !reachable[next[i]])) next[i] = -1;
+            if (jump[i] >= n || (jump[i] >= 0 && !reachable[jump[i]])) jump[i] = -1;
+        }
         var liveIn = new ushort[n];
         var liveOut = new ushort[n];
         bool changed = true;
         while (changed)
         {
+            // Backward order converges in one pass for forward code, one more per loop nesting.
             changed = false;
             for (int i = n - 1; i >= 0; i--)
             {
                 if (!reachable[i] || (i > 0 && program[i - 1].IsLdImm64)) continue;
-                var ins = program[i];
                 ushort outSet = 0;
-                foreach (int s in Successors(program, i)) if (s < n && reachable[s]) outSet |= liveIn[s];
-                var (use, def) = UseDef(ins, i, hasLocalCalls, helperReads);
-                ushort inSet = (ushort)(use | (outSet & ~def));
+                if (next[i] >= 0) outSet |= liveIn[next[i]];
+                if (jump[i] >= 0) outSet |= liveIn[jump[i]];
+                ushort inSet = (ushort)(use[i] | (outSet & ~def[i]));
                 if (inSet != liveIn[i] || outSet != liveOut[i])
                 {
                     liveIn[i] = inSet;
@@ -53,20 +69,6 @@ internal static class Liveness
     {
         var (use, def) = UseDef(program[entry], entry, hasLocalCalls, helperReads);
         return (ushort)(use | (liveOut[entry] & ~def));
-    }
-
-    /// <summary>Where control can go after slot <paramref name="i"/> (a local call continues at its return site).</summary>
-    public static IEnumerable<int> Successors(Instruction[] program, int i)
-    {
-        var ins = program[i];
-        if (ins.IsExit) yield break;
-        if (ins.IsLdImm64) { yield return i + 2; yield break; }
-        if (ins.IsBranch)
-        {
-            yield return i + 1 + ins.BranchOffset;
-            if (ins.IsUnconditionalJump) yield break;
-        }
-        yield return i + 1;
     }
 
     static ushort Bit(int r) => (ushort)(1 << r);

@@ -31,11 +31,15 @@ internal static class ProgramEmitter
         {
             if (shape.UnrolledLoops.TryGetValue(i, out int jump))
             {
-                // loop body; if (!cond) goto exit; loop body; if (cond) goto head   (one taken branch per two iterations)
-                for (int k = i; k < jump; k++) k = EmitSlot(c, k, frameReturn, copy: false);
-                c.BeginInstruction(jump, copy: true);
-                c.Note("loop unrolled twice: first copy's exit test");
-                JumpEmitter.EmitInverted(c, jump, program[jump]);
+                // (body; if (!cond) goto exit;) x (copies - 1); body; if (cond) goto head   (one taken branch per copies iterations)
+                int copies = Peephole.UnrollCopies(jump - i);
+                for (int copy = 0; copy < copies - 1; copy++)
+                {
+                    for (int k = i; k < jump; k++) k = EmitSlot(c, k, frameReturn, copy: copy > 0);
+                    c.BeginInstruction(jump, copy: true);
+                    c.Note($"loop unrolled {copies} times: exit test between copies");
+                    JumpEmitter.EmitInverted(c, jump, program[jump]);
+                }
                 for (int k = i; k < jump; k++) k = EmitSlot(c, k, frameReturn, copy: true);
                 i = jump;
             }
@@ -70,16 +74,8 @@ internal static class ProgramEmitter
             c.Note($"r{ins.Dst} is never read afterwards: not emitted");
             return ins.IsLdImm64 ? i + 1 : i;
         }
-        if (shape.FoldedAway[i])
-        {
-            c.Note($"add folded into the next add to r{ins.Dst} (slot {Array.IndexOf(shape.FoldedInto, i)})");
-            return i;
-        }
         switch (ins.Class)
         {
-            case InstructionClass.Alu64 when shape.FoldedInto[i] >= 0:
-                AluEmitter.EmitFoldedAdd(c, program[shape.FoldedInto[i]], ins);
-                break;
             case InstructionClass.Alu or InstructionClass.Alu64 when ins.AluOp is AluOp.Div or AluOp.Mod && shape.Facts is { } f && f[i].DivisorNonZero:
                 AluEmitter.EmitDivNonZero(c, ins);
                 break;

@@ -49,13 +49,7 @@ internal sealed class ProgramShape
     /// <summary>The maps specialised calls reach through the closure, by field index (<see cref="JitClosure.MaxMaps"/> at most).</summary>
     public List<BpfMap> ClosureMaps { get; } = [];
 
-    /// <summary>Per slot: the earlier 64-bit add folded into this add (<see cref="Peephole.FoldAdds"/>), or -1.</summary>
-    public int[] FoldedInto { get; private set; } = [];
-
-    /// <summary>Per slot: true for an add whose operand a later add of the same register takes over.</summary>
-    public bool[] FoldedAway { get; private set; } = [];
-
-    /// <summary>Loops emitted unrolled twice: loop head slot → the backward conditional jump closing it.</summary>
+    /// <summary>Loops emitted unrolled (<see cref="Peephole.UnrollCopies"/>): loop head slot → the backward conditional jump closing it.</summary>
     public Dictionary<int, int> UnrolledLoops { get; } = [];
 
     /// <summary>Per slot: the registers some later instruction may read (bit n = rn).</summary>
@@ -130,7 +124,7 @@ internal sealed class ProgramShape
     /// Analyses a program that <see cref="ProgramChecks.CheckRunnable"/> accepted, entered at slot
     /// <paramref name="entry"/>, with the helpers its calls resolved to and, for a verified program, its facts.
     /// </summary>
-    public static ProgramShape Analyse(Instruction[] program, int entry = 0, Helper?[]? helpers = null, ProgramFacts? facts = null)
+    public static ProgramShape Analyse(Instruction[] program, int entry = 0, Helper?[]? helpers = null, ProgramFacts? facts = null, bool optimize = true)
     {
         var shape = new ProgramShape(program, entry, facts);
         if (entry != 0) shape.IsTarget[entry] = true;
@@ -157,23 +151,27 @@ internal sealed class ProgramShape
             shape.NeedsDepthCheck = depth < 0 || depth > Interpreter.MaxFrames;
             shape.Frames = shape.NeedsDepthCheck ? Interpreter.MaxFrames : depth;
         }
-        foreach (var (jump, head) in Peephole.Loops(program, shape.IsTarget, shape.Reachable))
+        if (optimize)
         {
-            shape.UnrolledLoops[head] = jump;
-            shape.IsTarget[jump + 1] = true;   // the first copy's exit test jumps here
+            foreach (var (jump, head) in Peephole.Loops(program, shape.IsTarget, shape.Reachable))
+            {
+                shape.UnrolledLoops[head] = jump;
+                shape.IsTarget[jump + 1] = true;   // the first copy's exit test jumps here
+            }
         }
-        shape.FoldedInto = Peephole.FoldAdds(program, shape.IsTarget, shape.Reachable, out var foldedAway);
-        shape.FoldedAway = foldedAway;
         if (facts != null)
         {
             if (!shape.HasLocalCalls && facts.StackDepths.Count > 0)
                 shape.FrameSize = Math.Clamp((facts.StackDepths[0] + 7) & ~7, 8, Interpreter.StackSize);
             if (helpers != null) shape.PlanMapCalls(helpers);
         }
-        var reads = (int slot) => shape.HelperReads(slot, helpers?[slot]);
-        var liveOut = Liveness.LiveOut(program, shape.Reachable, shape.HasLocalCalls, reads);
-        liveOut.CopyTo(shape.LiveOut, 0);
-        shape.LiveAtEntry = Liveness.LiveIn(program, liveOut, entry, shape.HasLocalCalls, reads);
+        if (optimize)
+        {
+            var reads = (int slot) => shape.HelperReads(slot, helpers?[slot]);
+            var liveOut = Liveness.LiveOut(program, shape.Reachable, shape.HasLocalCalls, reads);
+            liveOut.CopyTo(shape.LiveOut, 0);
+            shape.LiveAtEntry = Liveness.LiveIn(program, liveOut, entry, shape.HasLocalCalls, reads);
+        }
         return shape;
     }
 
