@@ -57,9 +57,10 @@ public sealed class LoadedObject
         var programs = new Dictionary<string, SkLookupProgram>();
         foreach (ProgramSpec p in spec.Programs.Where(p => p.IsSupported))
         {
-            ProgramVerification.Verify(p, maps, SkLookupHelpers.CreateTable()); // throws with the verifier log
+            var helpers = SkLookupHelpers.CreateTable();
+            var facts = ProgramVerification.Verify(p, maps, helpers);          // throws with the verifier log
             var bound = ProgramBinder.Bind(p.Instructions, maps);               // map references → live handles
-            programs[p.Name] = SkLookupProgram.Load(p.Name, bound.Code, engine);
+            programs[p.Name] = SkLookupProgram.Load(p.Name, bound.Code, engine, helpers, facts); // facts: the JIT specialises
         }
         // [/load]
         return new LoadedObject(maps.ToDictionary(m => m.Name), programs);

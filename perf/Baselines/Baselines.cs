@@ -271,7 +271,7 @@ public sealed class ChainPortsBaseline : SkLookupBaseline
 
 /// <summary>
 /// An <see cref="IBpfEngine"/> whose "prepared program" is a hand-written baseline: it ignores the
-/// instructions, so a baseline can be attached to a hook through <see cref="SkLookupProgram.Load"/>
+/// instructions, so a baseline can be attached to a hook through <c>SkLookupProgram.Load</c>
 /// and measured on the same path (run array, context, aggregation) as the engines.
 /// </summary>
 public sealed class HandWrittenEngine(SkLookupBaseline baseline) : IBpfEngine

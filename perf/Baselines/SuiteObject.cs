@@ -77,9 +77,10 @@ public sealed class SuiteObject : IDisposable
         ArgumentNullException.ThrowIfNull(engine);
         var spec = Spec.Programs[name];
         var helpers = SkLookupHelpers.CreateTable();
-        ProgramVerification.Verify(spec, _maps, helpers);
+        var facts = ProgramVerification.Verify(spec, _maps, helpers);
         Instruction[] code = ProgramBinder.Bind(spec.Instructions, _maps).Code;
-        return SkLookupProgram.Load(name, code, engine, helpers);
+        // With the verifier's facts, as the runtime's own object path does: the JIT specialises from them.
+        return SkLookupProgram.Load(name, code, engine, helpers, facts);
     }
 
     /// <summary>Disposes the maps (after the programs that use them are no longer run).</summary>

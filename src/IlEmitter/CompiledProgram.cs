@@ -19,7 +19,7 @@ public sealed class CompiledProgram
     readonly ProgramShape _shape;
     readonly Helper?[] _helpers;
     byte[]? _assembly;
-    List<(int Slot, int IlOffset)>? _markers;
+    EmitRecord? _record;
 
     internal CompiledProgram(ProgramShape shape, Helper?[] helpers, JitOptions options, BpfEntry entry)
     {
@@ -41,8 +41,17 @@ public sealed class CompiledProgram
     /// <summary>The options it was compiled with.</summary>
     public JitOptions Options { get; }
 
-    /// <summary>512-byte stack frames reserved on each run (0 when the program never reads r10).</summary>
+    /// <summary>Stack frames reserved on each run (0 when the program never reads r10).</summary>
     public int StackFrames => _shape.UsesStack ? _shape.Frames : 0;
+
+    /// <summary>Bytes of one stack frame: 512, or less when verifier facts give the program's stack depth.</summary>
+    public int StackFrameSize => _shape.FrameSize;
+
+    /// <summary>True when each run starts with a zeroed stack (the program uses it, and no fact proved zeroing unnecessary).</summary>
+    public bool ZeroesStack => _shape.UsesStack && _shape.ZeroesStack(Options);
+
+    /// <summary>The verifier facts the program was specialised with, or null.</summary>
+    public ProgramFacts? Facts => _shape.Facts;
 
     /// <summary>True when bpf-to-bpf calls check the frame limit at run time (recursion, or a static depth above 8).</summary>
     public bool ChecksCallDepth => _shape.HasLocalCalls && _shape.NeedsDepthCheck;
@@ -72,7 +81,7 @@ public sealed class CompiledProgram
     public string GetIlListing()
     {
         EnsureAssembly();
-        return IlListing.Format(_assembly!, _shape, _markers!);
+        return IlListing.Format(_assembly!, _shape, _record!);
     }
 
     /// <summary>The saved method decompiled to C# by ICSharpCode.Decompiler.</summary>
@@ -88,7 +97,7 @@ public sealed class CompiledProgram
     void EnsureAssembly()
     {
         if (_assembly != null) return;
-        _assembly = PersistedAssemblyHost.Build(_shape, _helpers, Options, out var markers);
-        _markers = markers;
+        _assembly = PersistedAssemblyHost.Build(_shape, _helpers, Options, out var record);
+        _record = record;
     }
 }

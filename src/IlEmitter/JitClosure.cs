@@ -1,12 +1,14 @@
 using BpfJit.Frontend;
+using System.Reflection;
 using BpfJit.Runtime;
+using BpfJit.Runtime.Maps;
 
 namespace BpfJit.IlEmitter;
 
 /// <summary>
 /// The object a compiled program's delegate is closed over (its IL's argument 0). It holds what the
 /// code needs at run time besides registers and stack: the helper table for <c>callx</c>, whose
-/// target is known only at run time, and the probe flag. Public because the IL that refers to it is
+/// target is known only at run time, and the maps of map-specialised calls. Public because the IL that refers to it is
 /// also saved as a standalone assembly (<c>bpfjit dump --dll</c>); programs do not use it directly.
 /// </summary>
 public sealed class JitClosure
@@ -14,11 +16,10 @@ public sealed class JitClosure
     readonly HelperTable _helpers;
 
     /// <summary>Creates the closure of a program compiled against <paramref name="helpers"/>.</summary>
-    public JitClosure(HelperTable helpers, bool probe = false)
+    public JitClosure(HelperTable helpers)
     {
         ArgumentNullException.ThrowIfNull(helpers);
         _helpers = helpers;
-        IsProbe = probe;
     }
 
     /// <summary>
@@ -29,15 +30,34 @@ public sealed class JitClosure
 
     /// <summary>The program, for checked mode's error messages (null unless compiled with <see cref="JitOptions.Checked"/>).</summary>
     public Instruction[]? CheckedProgram { get; internal set; }
+    /// <summary>How many maps a specialised program can reach through the closure's fields.</summary>
+    public const int MaxMaps = 4;
+
+    // The maps of map-specialised helper calls (HASH, LPM_TRIE, SOCKMAP, SOCKHASH lookups), known at
+    // compile time: the emitted code loads one field and calls the map type's method on it, with no
+    // handle resolution, table or virtual call. Fields rather than an array: one load, no bounds check.
+
+    /// <summary>The first map a specialised call reaches (see <see cref="MaxMaps"/>).</summary>
+    public BpfMap? Map0;
+    /// <summary>The second map a specialised call reaches.</summary>
+    public BpfMap? Map1;
+    /// <summary>The third map a specialised call reaches.</summary>
+    public BpfMap? Map2;
+    /// <summary>The fourth map a specialised call reaches.</summary>
+    public BpfMap? Map3;
+
+    /// <summary>The fields <c>Map0</c>..<c>Map3</c>, by index.</summary>
+    internal static readonly FieldInfo[] MapFields =
+        [.. Enumerable.Range(0, MaxMaps).Select(i => typeof(JitClosure).GetField($"Map{i}")!)];
+
+    /// <summary>Stores <paramref name="maps"/> in the map fields, in order.</summary>
+    internal void BindMaps(IReadOnlyList<BpfMap> maps)
+    {
+        for (int i = 0; i < maps.Count; i++) MapFields[i].SetValue(this, maps[i]);
+    }
 
     /// <summary>The helper table <c>callx</c> looks helpers up in.</summary>
     public HelperTable Helpers => _helpers;
-
-    /// <summary>
-    /// True for the closure used once at compile time: the method returns 0 at once. A field, not a
-    /// property, so the emitted test is one load (RyuJIT does not inline a getter into a DynamicMethod).
-    /// </summary>
-    public readonly bool IsProbe;
 
     /// <summary>
     /// <c>callx</c>: calls the helper whose id is <paramref name="id"/> (a register value) with

@@ -18,10 +18,23 @@ public static class JitCompiler
     /// <see cref="BpfRuntimeException"/> for what no engine runs (unknown helper, jump out of range)
     /// and <see cref="BpfCompileException"/> for what the emitter cannot compile.
     /// </summary>
-    public static CompiledProgram Compile(Instruction[] program, HelperTable helpers, JitOptions? options = null)
+    public static CompiledProgram Compile(Instruction[] program, HelperTable helpers, JitOptions? options = null) =>
+        Compile(program, helpers, options, null);
+
+    /// <summary>
+    /// Compiles a program a verifier accepted, specialised with the <paramref name="facts"/> it proved
+    /// (docs/jit.md, "Specialisation from verifier facts"): dead code left out, division checks dropped
+    /// where the divisor is non-zero, context loads folded, map lookups bound to their map, the stack
+    /// sized to the program and not zeroed when it is never read before written. Null facts: as
+    /// <see cref="Compile(Instruction[], HelperTable, JitOptions?)"/>. Facts computed for another program
+    /// raise an <see cref="ArgumentException"/>.
+    /// </summary>
+    public static CompiledProgram Compile(Instruction[] program, HelperTable helpers, JitOptions? options, ProgramFacts? facts)
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(helpers);
+        if (facts != null && !facts.Describes(program))
+            throw new ArgumentException($"the facts describe another program ({facts.Count} slots, this one has {program.Length})", nameof(facts));
         options ??= JitOptions.Default;
         var slots = (Instruction[])program.Clone();
         var resolved = new Helper?[slots.Length];
@@ -29,7 +42,8 @@ public static class JitCompiler
         ProgramChecks.CheckRunnable(slots, helpers, (i, h) => resolved[i] = h, (slot, target) => funcs.Add((slot, target)));
         var closure = new JitClosure(helpers) { CheckedProgram = options.Checked ? slots : null };
         BindCallbacks(slots, funcs, resolved, options, closure);
-        var shape = ProgramShape.Analyse(slots);
+        var shape = ProgramShape.Analyse(slots, 0, resolved, facts, options.Optimize);
+        closure.BindMaps(shape.ClosureMaps);
         var entry = DynamicMethodHost.Create(shape, resolved, options, closure, out _);
         return new CompiledProgram(shape, resolved, options, entry);
     }
@@ -59,7 +73,7 @@ public static class JitCompiler
             slots[slot + 1] = slots[slot + 1] with { Imm = (int)(uint)(forwarder.Handle >> 32) };
         }
         foreach (var (target, forwarder) in forwarders)
-            forwarder.Target = DynamicMethodHost.CreateCallback(ProgramShape.Analyse(slots, target), resolved, options, closure);
+            forwarder.Target = DynamicMethodHost.CreateCallback(ProgramShape.Analyse(slots, target, resolved, null, options.Optimize), resolved, options, closure);
     }
 
     /// <summary>The delegate a callback handle resolves to; it calls the compiled callback method.</summary>
@@ -89,4 +103,7 @@ public sealed class JitEngine : IBpfEngine
 
     /// <inheritdoc />
     public BpfEntry Prepare(Instruction[] program, HelperTable helpers) => JitCompiler.Compile(program, helpers, Options).Entry;
+
+    /// <inheritdoc />
+    public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts) => JitCompiler.Compile(program, helpers, Options, facts).Entry;
 }

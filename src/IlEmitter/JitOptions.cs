@@ -1,6 +1,6 @@
 namespace BpfJit.IlEmitter;
 
-/// <summary>Options of <see cref="JitCompiler.Compile"/>.</summary>
+/// <summary>Options of <see cref="JitCompiler.Compile(BpfJit.Frontend.Instruction[], BpfJit.Runtime.HelperTable, JitOptions?)"/>.</summary>
 public sealed record JitOptions
 {
     /// <summary>The defaults: the stack is zeroed on entry.</summary>
@@ -14,11 +14,19 @@ public sealed record JitOptions
     public bool ZeroStack { get; init; } = true;
 
     /// <summary>
-    /// Call the compiled method once, in a probe mode that returns at once, before
-    /// <see cref="JitCompiler.Compile"/> returns (default true). RyuJIT compiles a DynamicMethod at
-    /// its first call; probing makes that happen inside <c>Compile</c>, so IL that RyuJIT rejects
-    /// surfaces there as a <see cref="BpfCompileException"/> and never as an InvalidProgramException
-    /// at a user's first call. It costs one field test per call.
+    /// Apply the exact eBPF-level optimisations (default true): register liveness (dead results, prologue),
+    /// folded add chains, small loops unrolled twice (docs/jit.md, "Optimisations"). Off, each slot is
+    /// emitted as written; for comparisons and for tracking down an emitter bug.
+    /// </summary>
+    public bool Optimize { get; init; } = true;
+
+    /// <summary>
+    /// Have RyuJIT compile the method before
+    /// <see cref="JitCompiler.Compile(BpfJit.Frontend.Instruction[], BpfJit.Runtime.HelperTable, JitOptions?)"/> returns (default true),
+    /// so IL that RyuJIT rejects surfaces there as a <see cref="BpfCompileException"/> and never as an
+    /// InvalidProgramException at a user's first call. The method is created without visibility checks,
+    /// which makes the runtime compile it when its delegate is bound; the method itself holds no probe code.
+    /// When false, RyuJIT compiles it at the first call.
     /// </summary>
     public bool ProbeOnCompile { get; init; } = true;
 

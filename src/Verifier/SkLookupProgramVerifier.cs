@@ -21,15 +21,19 @@ public sealed class SkLookupProgramVerifier : IProgramVerifier
     }
 
     /// <summary>Install with <c>ProgramVerification.Verifier = new SkLookupProgramVerifier()</c>.</summary>
-    public void Verify(ProgramSpec program, IReadOnlyList<BpfMap> maps, HelperTable helpers)
+    public void Verify(ProgramSpec program, IReadOnlyList<BpfMap> maps, HelperTable helpers) => VerifyWithFacts(program, maps, helpers);
+
+    /// <summary>Verifies and returns the facts for the JIT, with each helper call's map resolved to its live map in <paramref name="maps"/>.</summary>
+    public ProgramFacts VerifyWithFacts(ProgramSpec program, IReadOnlyList<BpfMap> maps, HelperTable helpers)
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(maps);
         var infos = maps.Select(m => new MapInfo(m.Name, (uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
             IsReadOnly: (m.Flags & MapSpec.FlagReadOnlyProgram) != 0, FrozenValue: FrozenValue(m))).ToList();
-        Verifier.VerifyOrThrow(program.Instructions, new VerifierOptions
+        var result = Verifier.VerifyOrThrow(program.Instructions, new VerifierOptions
         {
             Helpers = helpers, Maps = infos, LogLevel = 1, LineInfo = ObjectVerification.SourceLines(program),
         });
+        return result.ToProgramFacts(program.Instructions, maps);
     }
 }

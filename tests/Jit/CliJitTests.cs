@@ -78,7 +78,7 @@ public class CliJitTests
     }
 
     [Test]
-    public void DumpCompilesAnElfProgramWithoutMaps()
+    public void DumpCompilesAnElfProgramVerifiedAndSpecialised()
     {
         string obj = Path.Combine(Paths.RepoRoot, "tests", "programs", "subprog_calls.o");
         if (!File.Exists(obj)) Assert.Ignore("tests/programs/subprog_calls.o is not in this tree");
@@ -86,11 +86,26 @@ public class CliJitTests
         Assert.That(code, Is.EqualTo(0), err);
         Assert.That(output, Does.Contain("; 0: "));
         Assert.That(output, Does.Contain("switch"), "subprogram calls return through the frame-return switch");
-        // A program with map references is refused until its maps are bound.
+        // A program with maps: the object's maps are created, the program verified, bound and specialised.
         string withMaps = Path.Combine(Paths.RepoRoot, "tests", "programs", "redir_port.o");
-        (code, _, err) = Cli("dump", withMaps);
+        (code, output, err) = Cli("dump", withMaps, "--program", "redir_port", "--il");
+        Assert.That(code, Is.EqualTo(0), err);
+        Assert.That(output, Does.Contain("specialised with verifier facts"));
+        Assert.That(output, Does.Contain("; ctx load local_port"));
+        Assert.That(output, Does.Contain("; SOCKMAP lookup: direct call on map redir_map"));
+        // The dispatcher leaves its 'destinations' map unsized: --map sizes it, as a scenario does.
+        string dispatcher = Path.Combine(Paths.RepoRoot, "tests", "programs", "dispatcher.o");
+        (code, _, err) = Cli("dump", dispatcher, "--il");
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(err, Does.Contain("not bound"));
+        Assert.That(err, Does.Contain("destinations"));
+        (code, output, err) = Cli("dump", dispatcher, "--il", "--map", "destinations:257:8:1024");
+        Assert.That(code, Is.EqualTo(0), err);
+        Assert.That(output, Does.Contain("; LPM_TRIE lookup: direct call on map bindings"));
+        Assert.That(output, Does.Contain("; PERCPU_ARRAY lookup inlined"));
+        // A program the verifier rejects is not compiled.
+        (code, _, err) = Cli("dump", withMaps, "--program", "no_such_program");
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err, Does.Contain("no_such_program"));
     }
 
     [Test]

@@ -75,8 +75,9 @@ public class ConcurrencyTests
         foreach (var engine in Engines.Names)
         {
             // For the LPM trie the program's 4-byte key is the address; it finds the /32 entry (same layout as key bytes 4..7).
-            var check = Prepare(engine, lpm ? CheckValue.Replace("stxw [%r10-4], %r1\n        ldmap %r1, 0\n        mov %r2, %r10\n        add %r2, -4",
-                "stxw [%r10-4], %r1\n        stw [%r10-8], 32\n        ldmap %r1, 0\n        mov %r2, %r10\n        add %r2, -8") : CheckValue, map);
+            // (Replaced line by line: the raw literal's lines carry 4 spaces, so a multi-line pattern with 8 never matched,
+            // and the trie was looked up with a 4-byte key plus whatever lay above the stack frame.)
+            var check = Prepare(engine, lpm ? CheckValue.Replace("stxw [%r10-4], %r1", "stxw [%r10-4], %r1\nstw [%r10-8], 32").Replace("add %r2, -4", "add %r2, -8") : CheckValue, map);
             long reclaimedBefore = MapEpoch.Reclaimed;
             int torn = 0, found = 0, userTorn = 0;
             using var stop = new CancellationTokenSource();

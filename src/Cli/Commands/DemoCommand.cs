@@ -102,7 +102,7 @@ public static class DemoCommand
         // 3-4. Build the scenario: maps, sockets, bindings; the program is bound to its maps, compiled and attached.
         using var jit = ScenarioBuilder.Build(scenario, JitEngine.Instance);
         var attached = jit.Namespace.SkLookup.Links[0].Program;
-        var compiled = JitCompiler.Compile(attached.Instructions, attached.Helpers);
+        var compiled = JitCompiler.Compile(attached.Instructions, attached.Helpers, JitOptions.Default, attached.Facts);
         string listing = compiled.GetIlListing();
         var listingLines = listing.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         o.WriteLine($"3. compile  JIT: {attached.Instructions.Length} slots -> {listingLines.Count(l => l.StartsWith("  IL_", StringComparison.Ordinal))} IL instructions (DynamicMethod)");

@@ -132,16 +132,17 @@ public sealed class ProgramHost : IDisposable
             throw new BpfException($"{path}: section {program.SectionName}: program {program.Name}: program type {program.Type} is not supported (only sk_lookup)");
         var maps = spec.Maps.Select(m => Scenario?.Maps.GetValueOrDefault(m.Name) ?? CreateMap(path, m)).ToList();
         var helpers = SkLookupHelpers.CreateTable();
+        ProgramFacts? facts;
         try
         {
-            new BpfJit.Verifier.SkLookupProgramVerifier().Verify(program, maps, helpers);
+            facts = new BpfJit.Verifier.SkLookupProgramVerifier().VerifyWithFacts(program, maps, helpers);
         }
         catch (BpfJit.Verifier.BpfVerifierException e)
         {
             throw new ProgramRejectedException($"{path}: program {program.Name}: verifier rejected the program at insn {e.Result.ErrorInsn}: {e.Result.Error}");
         }
         var bound = ProgramBinder.Bind(program.Instructions, maps);
-        Program = SkLookupProgram.Load(program.Name, bound.Code, engine, helpers);
+        Program = SkLookupProgram.Load(program.Name, bound.Code, engine, helpers, facts);
         Source = $"{Path.GetFileName(path)}: {program.Name}";
     }
 

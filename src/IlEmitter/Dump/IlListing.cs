@@ -15,24 +15,38 @@ namespace BpfJit.IlEmitter.Dump;
 /// </summary>
 internal static class IlListing
 {
-    public static string Format(byte[] assembly, ProgramShape shape, List<(int Slot, int IlOffset)> markers)
+    public static string Format(byte[] assembly, ProgramShape shape, EmitRecord record)
     {
+        var markers = record.Markers;
+        string LocalName(int index) => index < record.LocalNames.Count ? record.LocalNames[index] : $"V_{index}";
         using var module = ModuleDefinition.ReadModule(new MemoryStream(assembly));
         var method = module.GetType(PersistedAssemblyHost.TypeName).Methods.Single(m => m.Name == PersistedAssemblyHost.MethodName);
         var headers = markers.GroupBy(m => m.IlOffset).ToDictionary(g => g.Key, g => g.Select(m => m.Slot).ToList());
         var sb = new StringBuilder();
         sb.AppendLine($"// {PersistedAssemblyHost.TypeName}::{method.Name}({string.Join(", ", method.Parameters.Select(p => $"{p.ParameterType.Name} {p.Name}"))}) : {method.ReturnType.Name}");
-        sb.AppendLine($"// {shape.Program.Length} slots, {method.Body.CodeSize} bytes of IL, stack: {(shape.UsesStack ? $"{shape.Frames} x 512 bytes" : "none")}, locals: {string.Join(", ", method.Body.Variables.Select(v => $"{LocalName(v.Index)} {v.VariableType.Name}"))}");
+        sb.AppendLine($"// {shape.Program.Length} slots, {method.Body.CodeSize} bytes of IL, stack: {(shape.UsesStack ? $"{shape.Frames} x {shape.FrameSize} bytes" : "none")}, locals: {string.Join(", ", method.Body.Variables.Select(v => $"{LocalName(v.Index)} {v.VariableType.Name}"))}");
+        if (shape.Facts != null)
+            sb.AppendLine($"// specialised with verifier facts: {(!shape.UsesStack ? "r10 never used, no stack block" : shape.Facts.MayReadUninitStack ? "stack zeroed (some path may read it uninitialised)" : $"stack {shape.FrameSize} bytes, not zeroed (never read before written)")}");
+        void Headers(int offset)
+        {
+            if (!headers.TryGetValue(offset, out var slots)) return;
+            foreach (int slot in slots)
+            {
+                sb.AppendLine(Header(shape.Program, slot));
+                if (record.Notes.TryGetValue(slot, out var notes))
+                    foreach (var note in notes) sb.Append("  ; ").AppendLine(note);
+            }
+        }
         foreach (var ins in method.Body.Instructions)
         {
-            if (headers.TryGetValue(ins.Offset, out var slots))
-                foreach (int slot in slots) sb.AppendLine(Header(shape.Program, slot));
+            Headers(ins.Offset);
             sb.Append("  IL_").Append(ins.Offset.ToString("x4")).Append(": ").Append(ins.OpCode.Name);
-            string? operand = Operand(ins);
+            string? operand = Operand(ins, LocalName);
             if (operand != null) sb.Append(' ').Append(operand);
             sb.AppendLine();
         }
-        var bad = markers.Where(m => !method.Body.Instructions.Any(i => i.Offset == m.IlOffset)).ToList();
+        Headers(method.Body.CodeSize);   // trailing slots that emitted nothing (dead code at the end)
+        var bad = markers.Where(m => m.IlOffset != method.Body.CodeSize && !method.Body.Instructions.Any(i => i.Offset == m.IlOffset)).ToList();
         if (bad.Count > 0) throw new InvalidOperationException($"IL markers at {string.Join(", ", bad)} are not instruction boundaries");
         return sb.ToString();
     }
@@ -44,9 +58,7 @@ internal static class IlListing
         _ => $"; {slot}: {Disassembler.Format(program, slot)}",
     };
 
-    static string LocalName(int index) => index < EmitContext.LocalNames.Length ? EmitContext.LocalNames[index] : $"V_{index}";
-
-    static string? Operand(Mono.Cecil.Cil.Instruction ins)
+    static string? Operand(Mono.Cecil.Cil.Instruction ins, Func<int, string> LocalName)
     {
         switch (ins.OpCode.Code)
         {
@@ -61,7 +73,8 @@ internal static class IlListing
             VariableDefinition v => LocalName(v.Index),
             Mono.Cecil.Cil.Instruction target => $"IL_{target.Offset:x4}",
             Mono.Cecil.Cil.Instruction[] targets => "(" + string.Join(", ", targets.Select(t => $"IL_{t.Offset:x4}")) + ")",
-            MethodReference m => $"{m.ReturnType.Name} {m.DeclaringType.Name}::{m.Name}({string.Join(", ", m.Parameters.Select(p => p.ParameterType.Name))})",
+            MethodReference m => $"{m.ReturnType.Name} {m.DeclaringType.Name}::{m.Name}{(m is GenericInstanceMethod g ? "<" + string.Join(", ", g.GenericArguments.Select(a => a.Name)) + ">" : "")}({string.Join(", ", m.Parameters.Select(p => p.ParameterType.Name))})",
+            FieldReference f => $"{f.FieldType.Name} {f.DeclaringType.Name}::{f.Name}",
             ParameterDefinition p => p.Name,
             long l => l < 0 || l > 9 ? $"0x{l:x}" : l.ToString(System.Globalization.CultureInfo.InvariantCulture),
             _ => Convert.ToString(ins.Operand, System.Globalization.CultureInfo.InvariantCulture),

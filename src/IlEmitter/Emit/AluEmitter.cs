@@ -45,6 +45,11 @@ internal static class AluEmitter
             case AluOp.Rsh: Shift(c, ins, is64, OpCodes.Shr_Un); break;
             case AluOp.Arsh: Shift(c, ins, is64, OpCodes.Shr); break;
 
+            case AluOp.Div or AluOp.Mod when !ins.SourceIsReg && ins.Imm != 0 && ins.Offset == 0:
+                // rd = rd / imm   (a non-zero immediate: no zero check; 32-bit: (uint)rd / (uint)imm)
+                Binary(c, ins, is64, ins.AluOp == AluOp.Div ? OpCodes.Div_Un : OpCodes.Rem_Un);
+                break;
+
             case AluOp.Div or AluOp.Mod:
                 // rd = Semantics.Div64(rd, src)   (Div32, SDiv64, Mod64, ... alike)
                 bool signed = ins.Offset != 0, div = ins.AluOp == AluOp.Div;
@@ -82,6 +87,27 @@ internal static class AluEmitter
             default:
                 throw c.Error($"unsupported ALU operation 0x{(byte)ins.AluOp:x2}");
         }
+    }
+
+    /// <summary>
+    /// div/mod whose divisor the verifier proved non-zero: the x / 0 and x % 0 cases cannot occur, so the
+    /// unsigned forms are one IL <c>div.un</c>/<c>rem.un</c>. Signed forms keep the Semantics call
+    /// (INT_MIN / -1 is defined in eBPF and traps in IL); 32-bit forms stay out of line in programs
+    /// with local calls (see docs/jit.md, RyuJIT workarounds).
+    /// </summary>
+    public static void EmitDivNonZero(EmitContext c, Instruction ins)
+    {
+        bool is64 = ins.Class == InstructionClass.Alu64, signed = ins.Offset != 0;
+        if (signed || (!is64 && c.Shape.HasLocalCalls))
+        {
+            c.Note("fact: divisor non-zero (signed or 32-bit with local calls: Semantics call kept)");
+            Emit(c, ins);
+            return;
+        }
+        c.Note("fact: divisor non-zero, check removed");
+        var op = ins.AluOp == AluOp.Div ? OpCodes.Div_Un : OpCodes.Rem_Un;
+        // rd = rd / rs   (32-bit: (uint)rd / (uint)rs, zero-extended)
+        Binary(c, ins, is64, op);
     }
 
     /// <summary>rd = rd OP src; 32-bit: rd = (uint)((uint)rd OP (uint)src).</summary>

@@ -27,14 +27,21 @@ internal static class CallEmitter
     public static void EmitCall(EmitContext c, int index, Instruction ins)
     {
         if (ins.Src == (byte)CallKind.Local) EmitLocalCall(c, index, ins);
-        else EmitHelperCall(c, c.Helpers[index] ?? throw c.Error("helper call was not resolved"));
+        else if (c.Shape.MapCalls[index] != MapCall.None) MapCallEmitter.Emit(c, index);
+        else EmitHelperCall(c, index, c.Helpers[index] ?? throw c.Error("helper call was not resolved"));
     }
 
     /// <summary>r0 = helper(r1, r2, r3, r4, r5), then the helper's early exit.</summary>
-    static void EmitHelperCall(EmitContext c, Helper h)
+    static void EmitHelperCall(EmitContext c, int index, Helper h)
     {
-        // r0 = Helper.Method(r1, r2, r3, r4, r5)
-        for (int r = 1; r <= 5; r++) c.LdReg(r);
+        // r0 = Helper.Method(r1, r2, r3, r4, r5)   (a verified call passes 0 for what the prototype does not take)
+        ushort reads = c.Shape.HelperReads(index, h);
+        for (int r = 1; r <= 5; r++)
+        {
+            if ((reads & (1 << r)) != 0) c.LdReg(r);
+            else c.LdcI8(0);
+        }
+        if (reads != 0x3e) c.Note($"fact: {h.Name} takes {h.Proto.Args.Length} argument(s), r{h.Proto.Args.Length + 1}-r5 not passed");
         c.Call(h.Method);
         c.StReg(0);
         if (h.Exit == HelperExit.None) return;
@@ -94,7 +101,7 @@ internal static class CallEmitter
         c.Op(OpCodes.Add);
         c.LdcI4(site);
         c.Op(OpCodes.Stind_I4);
-        if (c.Options.ZeroStack && c.Shape.UsesStack)
+        if (c.ZeroesStack && c.Shape.UsesStack)
         {
             // memset(r10, 0, 512): the callee's frame starts zeroed, as the interpreter zeroes a frame it enters
             c.ZeroFrame(() => { c.LdReg(10); c.Op(OpCodes.Conv_U); });

@@ -15,16 +15,11 @@ namespace BpfJit.IlEmitter.Emit;
 /// </summary>
 internal sealed class EmitContext
 {
-    /// <summary>Local index of register r<c>n</c> is <c>n</c>; these names label locals in IL listings.</summary>
-    public static readonly string[] LocalNames = ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "stack", "depth", "saved", "stop"];
-
-    /// <summary>Local index of the stack block pointer.</summary>
-    public const int StackLocal = 11;
-
     readonly ILGenerator _il;
     readonly LocalBuilder[] _regs = new LocalBuilder[11];
     readonly Label[] _labels;
     int _depth;
+    LocalBuilder? _stackBase, _frameDepth, _saved, _stop, _key;
 
     public EmitContext(ILGenerator il, ProgramShape shape, Helper?[] helpers, JitOptions options)
     {
@@ -32,12 +27,8 @@ internal sealed class EmitContext
         Shape = shape;
         Helpers = helpers;
         Options = options;
-        // Declared first and in this order so that local n is register rn (see LocalNames).
-        for (int r = 0; r <= 10; r++) _regs[r] = il.DeclareLocal(typeof(ulong));
-        StackBase = il.DeclareLocal(typeof(nint));
-        Depth = il.DeclareLocal(typeof(int));
-        Saved = il.DeclareLocal(typeof(nint));
-        Stop = il.DeclareLocal(typeof(bool));
+        // Declared first and in this order so that local n is register rn; the others only when used.
+        for (int r = 0; r <= 10; r++) _regs[r] = Declare(typeof(ulong), $"r{r}");
         _labels = new Label[shape.Program.Length];
         for (int i = 0; i < _labels.Length; i++)
             if (shape.IsTarget[i]) _labels[i] = il.DefineLabel();
@@ -54,19 +45,47 @@ internal sealed class EmitContext
     public int Index { get; private set; } = -1;
 
     /// <summary>Pointer to the localloc block: the frames' stacks, then the saved-frame area.</summary>
-    public LocalBuilder StackBase { get; }
+    public LocalBuilder StackBase => _stackBase ??= Declare(typeof(nint), "stack");
 
     /// <summary>The current frame number (0 = the main program); only with local calls.</summary>
-    public LocalBuilder Depth { get; }
+    public LocalBuilder Depth => _frameDepth ??= Declare(typeof(int), "depth");
 
     /// <summary>Scratch pointer to a saved-frame record.</summary>
-    public LocalBuilder Saved { get; }
+    public LocalBuilder Saved => _saved ??= Declare(typeof(nint), "saved");
 
     /// <summary>callx's "the program ended" flag.</summary>
-    public LocalBuilder Stop { get; }
+    public LocalBuilder Stop => _stop ??= Declare(typeof(bool), "stop");
+
+    /// <summary>Scratch: the u32 key of an inlined array-map lookup.</summary>
+    public LocalBuilder Key => _key ??= Declare(typeof(uint), "key");
 
     /// <summary>IL offset where each emitted slot's code starts, in slot order.</summary>
     public List<(int Slot, int IlOffset)> Markers { get; } = [];
+
+    /// <summary>The name of each declared local, by local index (r0-r10 are locals 0-10).</summary>
+    public List<string> LocalNames { get; } = [];
+
+    /// <summary>Per slot: what a verifier fact or an optimisation changed in its code, for IL listings.</summary>
+    public Dictionary<int, List<string>> Notes { get; } = [];
+
+    /// <summary>Records a note on the current slot (printed as <c>; note</c> under its header).</summary>
+    public void Note(string text)
+    {
+        if (!Notes.TryGetValue(Index, out var list)) Notes[Index] = list = [];
+        if (!list.Contains(text)) list.Add(text);   // an unrolled loop emits its body twice
+    }
+
+    /// <summary>The verifier's facts about the program, or null.</summary>
+    public ProgramFacts? Facts => Shape.Facts;
+
+    /// <summary>True when the stack is zeroed when a frame is entered.</summary>
+    public bool ZeroesStack => Shape.ZeroesStack(Options);
+
+    LocalBuilder Declare(Type type, string name)
+    {
+        LocalNames.Add(name);
+        return _il.DeclareLocal(type);
+    }
 
     /// <summary>Starts a block that belongs to no slot (<see cref="PrologueSlot"/>, <see cref="FrameReturnSlot"/>).</summary>
     public void BeginBlock(int pseudoSlot)
@@ -82,12 +101,15 @@ internal sealed class EmitContext
     /// <summary>Marker of the shared return-from-local-call block in <see cref="Markers"/>.</summary>
     public const int FrameReturnSlot = -2;
 
-    /// <summary>Starts slot <paramref name="index"/>: checks the stack is empty, marks its label, records its IL offset.</summary>
-    public void BeginInstruction(int index)
+    /// <summary>
+    /// Starts slot <paramref name="index"/>: checks the stack is empty, marks its label (not for the second
+    /// copy of an unrolled loop body, <paramref name="copy"/>), records its IL offset.
+    /// </summary>
+    public void BeginInstruction(int index, bool copy = false)
     {
         CheckEmptyStack();
         Index = index;
-        if (Shape.IsTarget[index]) _il.MarkLabel(_labels[index]);
+        if (Shape.IsTarget[index] && !copy) _il.MarkLabel(_labels[index]);
         Markers.Add((index, _il.ILOffset));
     }
 
@@ -175,17 +197,18 @@ internal sealed class EmitContext
     const int ZeroChunk = 128;
 
     /// <summary>
-    /// memset(address, 0, 512) for one stack frame, as four unrolled 128-byte <c>initblk</c>s;
+    /// memset(address, 0, frame size) for one stack frame, as unrolled <c>initblk</c>s of at most 128 bytes;
     /// <paramref name="pushAddress"/> pushes the frame's lowest address.
     /// </summary>
     public void ZeroFrame(Action pushAddress)
     {
-        for (int offset = 0; offset < Interpreter.StackSize; offset += ZeroChunk)
+        int size = Shape.FrameSize;
+        for (int offset = 0; offset < size; offset += ZeroChunk)
         {
             pushAddress();
             if (offset > 0) { LdcI4(offset); Op(OpCodes.Add); }
             LdcI4(0);
-            LdcI4(ZeroChunk);
+            LdcI4(Math.Min(ZeroChunk, size - offset));
             Op(OpCodes.Initblk);
         }
     }

@@ -10,9 +10,65 @@ namespace BpfJit.IlEmitter.Emit;
 /// </summary>
 internal static class JumpEmitter
 {
+    /// <summary>
+    /// The first copy of an unrolled loop's closing jump: <c>if (!(rd OP src)) goto next</c>, where next is
+    /// the slot after the jump (the loop's exit).
+    /// </summary>
+    public static void EmitInverted(EmitContext c, int index, Instruction ins)
+    {
+        var exit = c.LabelOf(index + 1);
+        bool is32 = ins.Class == InstructionClass.Jmp32;
+        // if (!(rd OP src)) goto exit
+        if (is32)
+        {
+            c.LdReg32(ins.Dst);
+            AluEmitter.LoadSource32(c, ins);
+        }
+        else
+        {
+            c.LdReg(ins.Dst);
+            AluEmitter.LoadSource64(c, ins);
+        }
+        if (ins.JmpOp == JmpOp.Jset)
+        {
+            c.Op(OpCodes.And);
+            c.Brfalse(exit);
+            return;
+        }
+        c.Branch(ins.JmpOp switch
+        {
+            JmpOp.Jeq => OpCodes.Bne_Un,
+            JmpOp.Jne => OpCodes.Beq,
+            JmpOp.Jgt => OpCodes.Ble_Un,
+            JmpOp.Jge => OpCodes.Blt_Un,
+            JmpOp.Jlt => OpCodes.Bge_Un,
+            JmpOp.Jle => OpCodes.Bgt_Un,
+            JmpOp.Jsgt => OpCodes.Ble,
+            JmpOp.Jsge => OpCodes.Blt,
+            JmpOp.Jslt => OpCodes.Bge,
+            JmpOp.Jsle => OpCodes.Bgt,
+            _ => throw c.Error($"unsupported jump operation 0x{(byte)ins.JmpOp:x2}"),
+        }, exit);
+    }
+
     public static void Emit(EmitContext c, int index, Instruction ins)
     {
-        var target = c.LabelOf(index + 1 + ins.BranchOffset);
+        int targetSlot = index + 1 + ins.BranchOffset;
+        var target = c.LabelOf(targetSlot);
+        var reachable = c.Shape.Reachable;
+        if (!ins.IsUnconditionalJump && !reachable[index + 1])
+        {
+            // The verifier found the fall-through dead: the condition always holds.
+            c.Note("fact: always taken (the fall-through is unreachable)");
+            c.Br(target);
+            return;
+        }
+        if (!ins.IsUnconditionalJump && !reachable[targetSlot])
+        {
+            // The verifier found the target dead: the condition never holds.
+            c.Note("fact: never taken (the target is unreachable), not emitted");
+            return;
+        }
         if (ins.IsUnconditionalJump)
         {
             // goto target

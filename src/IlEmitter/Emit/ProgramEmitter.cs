@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Reflection.Emit;
 using BpfJit.Frontend;
+using BpfJit.Runtime.Checked;
 using BpfJit.Runtime;
 
 namespace BpfJit.IlEmitter.Emit;
@@ -20,10 +21,8 @@ internal static class ProgramEmitter
     /// <summary>A callback method's parameter types: the closure, then r1-r5 (<see cref="BpfCallback"/>).</summary>
     public static readonly Type[] CallbackParameterTypes = [typeof(JitClosure), typeof(ulong), typeof(ulong), typeof(ulong), typeof(ulong), typeof(ulong)];
 
-    static readonly FieldInfo s_isProbe = typeof(JitClosure).GetField(nameof(JitClosure.IsProbe))!;
-
-    /// <summary>Emits <paramref name="shape"/>'s program; returns where each slot's IL starts.</summary>
-    public static List<(int Slot, int IlOffset)> Emit(ILGenerator il, ProgramShape shape, Helper?[] helpers, JitOptions options)
+    /// <summary>Emits <paramref name="shape"/>'s program; returns where each slot's IL starts, the notes and the local names.</summary>
+    public static EmitRecord Emit(ILGenerator il, ProgramShape shape, Helper?[] helpers, JitOptions options)
     {
         var c = new EmitContext(il, shape, helpers, options);
         EmitPrologue(c);
@@ -31,44 +30,21 @@ internal static class ProgramEmitter
         var program = shape.Program;
         for (int i = 0; i < program.Length; i++)
         {
-            var ins = program[i];
-            c.BeginInstruction(i);
-            switch (ins.Class)
+            if (shape.UnrolledLoops.TryGetValue(i, out int jump))
             {
-                case InstructionClass.Alu or InstructionClass.Alu64:
-                    AluEmitter.Emit(c, ins);
-                    break;
-                case InstructionClass.Ldx:
-                    MemoryEmitter.EmitLoad(c, ins);
-                    break;
-                case InstructionClass.St:
-                    MemoryEmitter.EmitStore(c, ins);
-                    break;
-                case InstructionClass.Stx when ins.MemMode == MemMode.Atomic:
-                    AtomicEmitter.Emit(c, ins);
-                    break;
-                case InstructionClass.Stx:
-                    MemoryEmitter.EmitStore(c, ins);
-                    break;
-                case InstructionClass.Ld when ins.IsLdImm64:
-                    MemoryEmitter.EmitLdImm64(c, i, ins);
-                    i++;
-                    break;
-                case InstructionClass.Jmp or InstructionClass.Jmp32 when ins.IsBranch:
-                    JumpEmitter.Emit(c, i, ins);
-                    break;
-                case InstructionClass.Jmp when ins.Opcode == Op.Call:
-                    CallEmitter.EmitCall(c, i, ins);
-                    break;
-                case InstructionClass.Jmp when ins.Opcode == Op.CallX:
-                    CallEmitter.EmitCallX(c, i, ins);
-                    break;
-                case InstructionClass.Jmp when ins.IsExit:
-                    CallEmitter.EmitExit(c, frameReturn);
-                    break;
-                default:
-                    throw c.Error($"unsupported instruction 0x{ins.Opcode:x2}");
+                // (body; if (!cond) goto exit;) x (copies - 1); body; if (cond) goto head   (one taken branch per copies iterations)
+                int copies = Peephole.UnrollCopies(jump - i);
+                for (int copy = 0; copy < copies - 1; copy++)
+                {
+                    for (int k = i; k < jump; k++) k = EmitSlot(c, k, frameReturn, copy: copy > 0);
+                    c.BeginInstruction(jump, copy: true);
+                    c.Note($"loop unrolled {copies} times: exit test between copies");
+                    JumpEmitter.EmitInverted(c, jump, program[jump]);
+                }
+                for (int k = i; k < jump; k++) k = EmitSlot(c, k, frameReturn, copy: true);
+                i = jump;
             }
+            i = EmitSlot(c, i, frameReturn, copy: false);
         }
         c.CheckEmptyStack();
         if (shape.HasLocalCalls)
@@ -77,28 +53,87 @@ internal static class ProgramEmitter
             CallEmitter.EmitFrameReturn(c, frameReturn);
         }
         c.CheckEmptyStack();
-        return c.Markers;
+        return new EmitRecord(c.Markers, c.Notes, c.LocalNames);
     }
+
+    /// <summary>Emits slot <paramref name="i"/> (<paramref name="copy"/>: again, as an unrolled loop's second copy); returns the last slot it used.</summary>
+    static int EmitSlot(EmitContext c, int i, Label frameReturn, bool copy)
+    {
+        var shape = c.Shape;
+        var program = shape.Program;
+        var ins = program[i];
+        c.BeginInstruction(i, copy);
+        if (!shape.Reachable[i])
+        {
+            // Dead code: the verifier found no path here.
+            c.Note("fact: unreachable, not emitted");
+            return ins.IsLdImm64 ? i + 1 : i;
+        }
+        if (IsDeadStore(shape, i, ins))
+        {
+            // A result no later instruction reads.
+            c.Note($"r{ins.Dst} is never read afterwards: not emitted");
+            return ins.IsLdImm64 ? i + 1 : i;
+        }
+        switch (ins.Class)
+        {
+            case InstructionClass.Alu or InstructionClass.Alu64 when ins.AluOp is AluOp.Div or AluOp.Mod && shape.Facts is { } f && f[i].DivisorNonZero:
+                AluEmitter.EmitDivNonZero(c, ins);
+                break;
+            case InstructionClass.Ldx when shape.Facts is { } f && f[i].CtxField != null:
+                CheckedMemory.EmitCheck(c, ins, ins.Src, MemoryAccess.Load);
+                CtxLoadEmitter.Emit(c, ins, f[i]);
+                break;
+            case InstructionClass.Alu or InstructionClass.Alu64:
+                AluEmitter.Emit(c, ins);
+                break;
+            case InstructionClass.Ldx:
+                MemoryEmitter.EmitLoad(c, ins);
+                break;
+            case InstructionClass.St:
+                MemoryEmitter.EmitStore(c, ins);
+                break;
+            case InstructionClass.Stx when ins.MemMode == MemMode.Atomic:
+                AtomicEmitter.Emit(c, ins);
+                break;
+            case InstructionClass.Stx:
+                MemoryEmitter.EmitStore(c, ins);
+                break;
+            case InstructionClass.Ld when ins.IsLdImm64:
+                MemoryEmitter.EmitLdImm64(c, i, ins);
+                return i + 1;
+            case InstructionClass.Jmp or InstructionClass.Jmp32 when ins.IsBranch:
+                JumpEmitter.Emit(c, i, ins);
+                break;
+            case InstructionClass.Jmp when ins.Opcode == Op.Call:
+                CallEmitter.EmitCall(c, i, ins);
+                break;
+            case InstructionClass.Jmp when ins.Opcode == Op.CallX:
+                CallEmitter.EmitCallX(c, i, ins);
+                break;
+            case InstructionClass.Jmp when ins.IsExit:
+                CallEmitter.EmitExit(c, frameReturn);
+                break;
+            default:
+                throw c.Error($"unsupported instruction 0x{ins.Opcode:x2}");
+        }
+        return i;
+    }
+
+    /// <summary>An ALU result or ld_imm64 constant that no instruction reads (loads stay: they touch memory).</summary>
+    static bool IsDeadStore(ProgramShape shape, int i, Instruction ins) =>
+        (ins.IsAlu || ins.IsLdImm64) && ins.Dst != 10 && (shape.LiveOut[i] & (1 << ins.Dst)) == 0;
 
     static void EmitPrologue(EmitContext c)
     {
         c.BeginBlock(EmitContext.PrologueSlot);
-        if (c.Options.ProbeOnCompile)
-        {
-            // if (closure.IsProbe) return 0;   (compile-time probe: makes RyuJIT compile the method now)
-            var start = c.DefineLabel();
-            c.Ldarg(0);
-            c.Ldfld(s_isProbe);
-            c.Brfalse(start);
-            c.LdcI8(0);
-            c.Ret();
-            c.MarkLabel(start);
-        }
         // r1 = arg r1; r2 = arg r2 (a callback: r1..r5 = args); the others = 0   (InitLocals is off)
+        // Only registers some path reads before writing them are set.
         var shape = c.Shape;
         int args = shape.IsCallback ? 5 : 2;
         for (int r = 0; r <= 9; r++)
         {
+            if ((shape.LiveAtEntry & (1 << r)) == 0) continue;
             if (r >= 1 && r <= args) c.Ldarg(r);
             else c.LdcI8(0);
             c.StReg(r);
@@ -110,18 +145,18 @@ internal static class ProgramEmitter
             c.Op(OpCodes.Conv_U);
             c.Op(OpCodes.Localloc);
             c.Stloc(c.StackBase);
-            if (c.Options.ZeroStack && shape.StackBytes > 0)
+            if (c.ZeroesStack && shape.StackBytes > 0)
             {
-                // memset(stack, 0, 512): the main frame; a local call zeroes each frame it enters
+                // memset(stack, 0, frame size): the main frame; a local call zeroes each frame it enters
                 c.ZeroFrame(() => c.Ldloc(c.StackBase));
             }
         }
         CheckedMemory.EmitEnterStack(c);
-        // r10 = stack + 512   (0 when the program never reads r10)
+        // r10 = stack + frame size   (0 when the program never reads r10)
         if (shape.UsesStack)
         {
             c.Ldloc(c.StackBase);
-            c.LdcI4(Interpreter.StackSize);
+            c.LdcI4(shape.FrameSize);
             c.Op(OpCodes.Add);
             c.Op(OpCodes.Conv_U8);
         }
@@ -140,3 +175,6 @@ internal static class ProgramEmitter
         }
     }
 }
+
+/// <summary>What one emission recorded for listings: where each slot's IL starts, per-slot notes, local names by index.</summary>
+internal sealed record EmitRecord(List<(int Slot, int IlOffset)> Markers, Dictionary<int, List<string>> Notes, List<string> LocalNames);

@@ -1,26 +1,82 @@
 using BpfJit.Frontend;
 using BpfJit.Runtime;
+using BpfJit.Runtime.Maps;
+using BpfJit.Runtime.Sockets;
 
 namespace BpfJit.IlEmitter.Emit;
 
 /// <summary>
 /// What the emitter must know about a whole program before it emits the first instruction: which
 /// slots are branch targets and call return sites (labels), whether the stack is used at all,
-/// whether there are bpf-to-bpf calls, and how many 512-byte frames they can need.
+/// whether there are bpf-to-bpf calls, and how many 512-byte frames they can need. With verifier
+/// facts it also records what they let the emitter leave out or specialise: unreachable slots, the
+/// frame size, each helper call's map (<see cref="MapCalls"/>), and register liveness.
 /// </summary>
 internal sealed class ProgramShape
 {
     /// <summary>Bytes of one saved frame: r6-r9 and the return-site number.</summary>
     public const int SavedFrameBytes = 40;
 
-    ProgramShape(Instruction[] program, int entry)
+    ProgramShape(Instruction[] program, int entry, ProgramFacts? facts)
     {
         Program = program;
         Entry = entry;
+        Facts = facts;
         IsTarget = new bool[program.Length];
         ReturnSiteOf = new int[program.Length];
         Array.Fill(ReturnSiteOf, -1);
+        Reachable = new bool[program.Length];
+        for (int i = 0; i < program.Length; i++) Reachable[i] = facts == null || facts[i].Reachable;
+        MapCalls = new MapCall[program.Length];
+        ClosureSlot = new int[program.Length];
+        Array.Fill(ClosureSlot, -1);
+        LiveOut = new ushort[program.Length];
+        Array.Fill(LiveOut, Liveness.All);
     }
+
+    /// <summary>What the verifier proved about the program, or null for a program compiled without facts.</summary>
+    public ProgramFacts? Facts { get; }
+
+    /// <summary>Per slot: false when the verifier proved no path reaches it (it is not emitted).</summary>
+    public bool[] Reachable { get; }
+
+    /// <summary>Per slot: how a <c>bpf_map_lookup_elem</c> there is specialised to its known map.</summary>
+    public MapCall[] MapCalls { get; }
+
+    /// <summary>Per slot: for <see cref="MapCall.Closure"/>, the index of the closure field holding the map.</summary>
+    public int[] ClosureSlot { get; }
+
+    /// <summary>The maps specialised calls reach through the closure, by field index (<see cref="JitClosure.MaxMaps"/> at most).</summary>
+    public List<BpfMap> ClosureMaps { get; } = [];
+
+    /// <summary>Loops emitted unrolled (<see cref="Peephole.UnrollCopies"/>): loop head slot → the backward conditional jump closing it.</summary>
+    public Dictionary<int, int> UnrolledLoops { get; } = [];
+
+    /// <summary>Per slot: the registers some later instruction may read (bit n = rn).</summary>
+    public ushort[] LiveOut { get; }
+
+    /// <summary>The registers some path reads before writing them: only these are set in the prologue.</summary>
+    public ushort LiveAtEntry { get; private set; } = Liveness.All;
+
+    /// <summary>
+    /// Bytes of one stack frame: 512, or with facts and no local calls the verifier's stack depth rounded
+    /// up to 8 (r10 is then that far into the block).
+    /// </summary>
+    public int FrameSize { get; private set; } = Interpreter.StackSize;
+
+    /// <summary>True when the stack starts zeroed: the option asks for it and no verifier proved it is never read before written.</summary>
+    public bool ZeroesStack(JitOptions options) => options.ZeroStack && (Facts == null || Facts.MayReadUninitStack);
+
+    /// <summary>The registers the emitted helper call at <paramref name="slot"/> passes.</summary>
+    public ushort HelperReads(int slot, Helper? helper)
+    {
+        if (MapCalls[slot] != MapCall.None) return 1 << 2;
+        if (Facts != null && helper is { } h && !ReferenceEquals(h.Proto, HelperProto.Unknown)) return ArgMask(h.Proto.Args.Length);
+        return ArgMask(5);
+    }
+
+    /// <summary>r1..r<paramref name="count"/>.</summary>
+    static ushort ArgMask(int count) => (ushort)(((1 << count) - 1) << 1);
 
     /// <summary>The slots.</summary>
     public Instruction[] Program { get; }
@@ -55,8 +111,8 @@ internal sealed class ProgramShape
     /// <summary>True when the call depth is not statically within <see cref="Interpreter.MaxFrames"/>: each local call checks it.</summary>
     public bool NeedsDepthCheck { get; private set; }
 
-    /// <summary>Bytes of eBPF stack: 512 per frame when the program uses the stack, else none.</summary>
-    public int StackBytes => UsesStack ? Frames * Interpreter.StackSize : 0;
+    /// <summary>Bytes of eBPF stack: <see cref="FrameSize"/> per frame when the program uses the stack, else none.</summary>
+    public int StackBytes => UsesStack ? Frames * FrameSize : 0;
 
     /// <summary>Where the saved-frame records start in the localloc block (after the stacks).</summary>
     public int SavedAreaOffset => StackBytes;
@@ -64,16 +120,19 @@ internal sealed class ProgramShape
     /// <summary>Size of the one localloc block: the stacks, then one saved-frame record per frame.</summary>
     public int BlockBytes => StackBytes + (HasLocalCalls ? Frames * SavedFrameBytes : 0);
 
-    /// <summary>Analyses a program that <see cref="ProgramChecks.CheckRunnable"/> accepted, entered at slot <paramref name="entry"/>.</summary>
-    public static ProgramShape Analyse(Instruction[] program, int entry = 0)
+    /// <summary>
+    /// Analyses a program that <see cref="ProgramChecks.CheckRunnable"/> accepted, entered at slot
+    /// <paramref name="entry"/>, with the helpers its calls resolved to and, for a verified program, its facts.
+    /// </summary>
+    public static ProgramShape Analyse(Instruction[] program, int entry = 0, Helper?[]? helpers = null, ProgramFacts? facts = null, bool optimize = true)
     {
-        var shape = new ProgramShape(program, entry);
+        var shape = new ProgramShape(program, entry, facts);
         if (entry != 0) shape.IsTarget[entry] = true;
         var callTargets = new SortedSet<int>();
         for (int i = 0; i < program.Length; i++)
         {
             var ins = program[i];
-            if (ReadsR10(ins)) shape.UsesStack = true;
+            if (ReadsR10(ins) && shape.Reachable[i]) shape.UsesStack = true;
             if (ins.IsBranch) shape.IsTarget[i + 1 + ins.BranchOffset] = true;
             if (ins.IsCall && ins.Src == (byte)CallKind.Local)
             {
@@ -92,7 +151,56 @@ internal sealed class ProgramShape
             shape.NeedsDepthCheck = depth < 0 || depth > Interpreter.MaxFrames;
             shape.Frames = shape.NeedsDepthCheck ? Interpreter.MaxFrames : depth;
         }
+        if (optimize)
+        {
+            foreach (var (jump, head) in Peephole.Loops(program, shape.IsTarget, shape.Reachable))
+            {
+                shape.UnrolledLoops[head] = jump;
+                shape.IsTarget[jump + 1] = true;   // the first copy's exit test jumps here
+            }
+        }
+        if (facts != null)
+        {
+            if (!shape.HasLocalCalls && facts.StackDepths.Count > 0)
+                shape.FrameSize = Math.Clamp((facts.StackDepths[0] + 7) & ~7, 8, Interpreter.StackSize);
+            if (helpers != null) shape.PlanMapCalls(helpers);
+        }
+        if (optimize)
+        {
+            var reads = (int slot) => shape.HelperReads(slot, helpers?[slot]);
+            var liveOut = Liveness.LiveOut(program, shape.Reachable, shape.HasLocalCalls, reads);
+            liveOut.CopyTo(shape.LiveOut, 0);
+            shape.LiveAtEntry = Liveness.LiveIn(program, liveOut, entry, shape.HasLocalCalls, reads);
+        }
         return shape;
+    }
+
+    /// <summary>Decides, for each reachable bpf_map_lookup_elem whose map the verifier pinned, how to specialise it.</summary>
+    void PlanMapCalls(Helper?[] helpers)
+    {
+        for (int i = 0; i < Program.Length; i++)
+        {
+            if (!Reachable[i] || Facts![i].Map is not { } map || helpers[i] is not { } h || h.Method != MapCallEmitter.GenericLookup) continue;
+            MapCall kind = map switch
+            {
+                ArrayMap => MapCall.ArrayInline,
+                PerCpuArrayMap => MapCall.PerCpuArrayInline,
+                HashMap or LpmTrieMap or SockMap or SockHash => MapCall.Closure,
+                _ => MapCall.None,
+            };
+            if (kind == MapCall.Closure)
+            {
+                int field = ClosureMaps.IndexOf(map);
+                if (field < 0 && ClosureMaps.Count < JitClosure.MaxMaps)
+                {
+                    field = ClosureMaps.Count;
+                    ClosureMaps.Add(map);
+                }
+                if (field < 0) continue;
+                ClosureSlot[i] = field;
+            }
+            MapCalls[i] = kind;
+        }
     }
 
     /// <summary>True when <paramref name="ins"/> reads register 10 (the only way to reach the stack).</summary>
@@ -170,4 +278,17 @@ internal sealed class ProgramShape
         }
         return result;
     }
+}
+
+/// <summary>How a <c>bpf_map_lookup_elem</c> is compiled once the verifier has pinned its map.</summary>
+internal enum MapCall
+{
+    /// <summary>The generic helper call (map resolved from its handle at run time).</summary>
+    None,
+    /// <summary>ARRAY: inlined bounds check and address arithmetic on constants.</summary>
+    ArrayInline,
+    /// <summary>PERCPU_ARRAY: as ARRAY, plus the current CPU's slot.</summary>
+    PerCpuArrayInline,
+    /// <summary>HASH, LPM_TRIE, SOCKMAP, SOCKHASH: a static call on the map instance held by the closure.</summary>
+    Closure,
 }

@@ -7,38 +7,38 @@ namespace BpfJit.IlEmitter.Hosting;
 /// <summary>
 /// Hosts an emitted program in a <see cref="DynamicMethod"/> and binds it as a <see cref="BpfEntry"/>
 /// closed over a <see cref="JitClosure"/> (the cheapest delegate call on .NET 10). With
-/// <see cref="JitOptions.ProbeOnCompile"/> it calls the method once through a probe closure, so
-/// RyuJIT compiles it here and any IL it rejects becomes a <see cref="BpfCompileException"/>.
+/// <see cref="JitOptions.ProbeOnCompile"/> the method skips visibility checks, which makes the runtime
+/// compile it when the delegate is created (measured: <c>CreateDelegate</c> then takes RyuJIT's time and
+/// the first call does not), so RyuJIT compiles it here and any IL it rejects becomes a
+/// <see cref="BpfCompileException"/>, with no probe code in the method.
 /// </summary>
 internal static class DynamicMethodHost
 {
-    public static BpfEntry Create(ProgramShape shape, Helper?[] helpers, JitOptions options, JitClosure closure, out List<(int Slot, int IlOffset)> markers)
+    public static BpfEntry Create(ProgramShape shape, Helper?[] helpers, JitOptions options, JitClosure closure, out EmitRecord record)
     {
         // Anonymously hosted: a DynamicMethod owned by a module inherits that module's debuggable
         // attribute, so a Debug build of this assembly would get unoptimised (MinOpts) code.
-        // Visibility checks are skipped only when a helper is not public: skipping them makes the
-        // runtime compile the method when the delegate is created.
-        bool skipVisibility = helpers.Any(h => h != null && !IsPublic(h.Method));
-        var method = new DynamicMethod("bpf_program", typeof(ulong), ProgramEmitter.ParameterTypes, skipVisibility)
+        var method = new DynamicMethod("bpf_program", typeof(ulong), ProgramEmitter.ParameterTypes, SkipVisibility(helpers, options))
         {
             InitLocals = false,
         };
-        markers = ProgramEmitter.Emit(method.GetILGenerator(64 + shape.Program.Length * 24), shape, helpers, options);
-        var entry = method.CreateDelegate<BpfEntry>(closure);
-        if (options.ProbeOnCompile)
+        record = ProgramEmitter.Emit(method.GetILGenerator(64 + shape.Program.Length * 24), shape, helpers, options);
+        try
         {
-            var probe = method.CreateDelegate<BpfEntry>(new JitClosure(closure.Helpers, probe: true));
-            try
-            {
-                probe(0, 0);
-            }
-            catch (InvalidProgramException e)
-            {
-                throw new BpfCompileException(-1, "", $"RyuJIT rejected the emitted IL ({e.Message}); 'bpfjit dump --il' shows it", e);
-            }
+            return method.CreateDelegate<BpfEntry>(closure);
         }
-        return entry;
+        catch (InvalidProgramException e)
+        {
+            throw new BpfCompileException(-1, "", $"RyuJIT rejected the emitted IL ({e.Message}); 'bpfjit dump --il' shows it", e);
+        }
     }
+
+    /// <summary>
+    /// Skipping visibility checks makes the runtime compile the method when its delegate is created: wanted
+    /// with <see cref="JitOptions.ProbeOnCompile"/>, and needed anyway when a helper is not public.
+    /// </summary>
+    static bool SkipVisibility(Helper?[] helpers, JitOptions options) =>
+        options.ProbeOnCompile || helpers.Any(h => h != null && !IsPublic(h.Method));
 
     /// <summary>
     /// Hosts the callback method of a BPF_PSEUDO_FUNC target (<paramref name="shape"/> entered at its
@@ -46,25 +46,19 @@ internal static class DynamicMethodHost
     /// </summary>
     public static BpfCallback CreateCallback(ProgramShape shape, Helper?[] helpers, JitOptions options, JitClosure closure)
     {
-        bool skipVisibility = helpers.Any(h => h != null && !IsPublic(h.Method));
-        var method = new DynamicMethod($"bpf_callback_{shape.Entry}", typeof(ulong), ProgramEmitter.CallbackParameterTypes, skipVisibility)
+        var method = new DynamicMethod($"bpf_callback_{shape.Entry}", typeof(ulong), ProgramEmitter.CallbackParameterTypes, SkipVisibility(helpers, options))
         {
             InitLocals = false,
         };
         ProgramEmitter.Emit(method.GetILGenerator(64 + shape.Program.Length * 24), shape, helpers, options);
-        if (options.ProbeOnCompile)
+        try
         {
-            var probe = method.CreateDelegate<BpfCallback>(new JitClosure(closure.Helpers, probe: true));
-            try
-            {
-                probe(0, 0, 0, 0, 0);
-            }
-            catch (InvalidProgramException e)
-            {
-                throw new BpfCompileException(shape.Entry, "", $"RyuJIT rejected the emitted IL of the callback at slot {shape.Entry} ({e.Message})", e);
-            }
+            return method.CreateDelegate<BpfCallback>(closure);
         }
-        return method.CreateDelegate<BpfCallback>(closure);
+        catch (InvalidProgramException e)
+        {
+            throw new BpfCompileException(shape.Entry, "", $"RyuJIT rejected the emitted IL of the callback at slot {shape.Entry} ({e.Message})", e);
+        }
     }
 
     static bool IsPublic(System.Reflection.MethodInfo m)

@@ -20,19 +20,19 @@ internal static class PersistedAssemblyHost
     /// <summary>One program to persist: its method name, shape, resolved helpers and options.</summary>
     public sealed record Entry(string Name, ProgramShape Shape, Helper?[] Helpers, JitOptions Options);
 
-    public static byte[] Build(ProgramShape shape, Helper?[] helpers, JitOptions options, out List<(int Slot, int IlOffset)> markers)
+    public static byte[] Build(ProgramShape shape, Helper?[] helpers, JitOptions options, out EmitRecord record)
     {
         byte[] bytes = Build([new Entry(MethodName, shape, helpers, options)], out var all);
-        markers = all[0];
+        record = all[0];
         return bytes;
     }
 
-    public static byte[] Build(IReadOnlyList<Entry> programs, out List<List<(int Slot, int IlOffset)>> markers)
+    public static byte[] Build(IReadOnlyList<Entry> programs, out List<EmitRecord> records)
     {
         var assembly = new PersistedAssemblyBuilder(new AssemblyName(AssemblyName), typeof(object).Assembly);
         var module = assembly.DefineDynamicModule(AssemblyName);
         var type = module.DefineType(TypeName, TypeAttributes.Public | TypeAttributes.Abstract | TypeAttributes.Sealed | TypeAttributes.Class);
-        markers = [];
+        records = [];
         foreach (var p in programs)
         {
             var method = type.DefineMethod(p.Name, MethodAttributes.Public | MethodAttributes.Static | MethodAttributes.HideBySig,
@@ -41,7 +41,7 @@ internal static class PersistedAssemblyHost
             method.DefineParameter(2, ParameterAttributes.None, "r1");
             method.DefineParameter(3, ParameterAttributes.None, "r2");
             method.InitLocals = false;
-            markers.Add(ProgramEmitter.Emit(method.GetILGenerator(), p.Shape, p.Helpers, p.Options));
+            records.Add(ProgramEmitter.Emit(method.GetILGenerator(), p.Shape, p.Helpers, p.Options));
         }
         type.CreateType();
         using var stream = new MemoryStream();

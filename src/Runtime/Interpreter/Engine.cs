@@ -13,6 +13,12 @@ public interface IBpfEngine
 
     /// <summary>Prepares a program; throws a <see cref="BpfException"/> when it cannot run it.</summary>
     BpfEntry Prepare(Instruction[] program, HelperTable helpers);
+
+    /// <summary>
+    /// Prepares a program a verifier accepted, with the <paramref name="facts"/> it proved (null: none).
+    /// An engine may use them to specialise the code; by default they are ignored.
+    /// </summary>
+    BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts) => Prepare(program, helpers);
 }
 
 /// <summary>The interpreter as an <see cref="IBpfEngine"/>.</summary>

@@ -21,6 +21,15 @@ public sealed unsafe class PerCpuArrayMap : BpfMap
     /// <summary>value_size rounded up to 8, times the number of CPUs.</summary>
     public override int UserValueSize => _element;
 
+    /// <summary>The address of element 0's slot for CPU 0; CPU c's slot of element i is at <c>Data + i * ElementStride + c * SlotStride</c>.</summary>
+    public ulong Data => (ulong)_data;
+
+    /// <summary>The distance between the CPU slots of one element (value_size rounded up to 8).</summary>
+    public int SlotStride => _slot;
+
+    /// <summary>The distance between elements (<see cref="SlotStride"/> times <see cref="Cpu.Count"/>).</summary>
+    public int ElementStride => _element;
+
     /// <summary>The address of <paramref name="cpu"/>'s slot of element <paramref name="index"/>, or 0.</summary>
     public ulong SlotAddress(uint index, int cpu) =>
         index < (uint)MaxEntries && (uint)cpu < (uint)Cpu.Count ? (ulong)(_data + (nuint)index * (nuint)_element + (nuint)(cpu * _slot)) : 0;

@@ -171,12 +171,13 @@ public sealed partial class ScenarioBuilder
         string name = nameNode.Str();
         if (_env.Programs.TryGetValue(name, out var done)) return done;
         Instruction[] code;
+        ProgramFacts? facts = null;
         if (_objectPrograms.TryGetValue(name, out var spec))
         {
             try
             {
                 // Verified against the live maps it will be bound to, before it is bound or run.
-                ProgramVerification.Verify(spec, _objectMaps, SkLookupHelpers.CreateTable());
+                facts = ProgramVerification.Verify(spec, _objectMaps, SkLookupHelpers.CreateTable());
                 code = ProgramBinder.Bind(spec.Instructions, _objectMaps).Code;
             }
             catch (BpfException e) { throw nameNode.Error($"program '{name}': {Summary(e.Message)}"); }
@@ -199,7 +200,7 @@ public sealed partial class ScenarioBuilder
         }
         try
         {
-            var program = SkLookupProgram.Load(name, code, _env.Engine);
+            var program = SkLookupProgram.Load(name, code, _env.Engine, null, facts);
             _env.Programs[name] = program;
             return program;
         }

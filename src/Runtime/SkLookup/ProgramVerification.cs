@@ -1,3 +1,4 @@
+using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
 using BpfJit.Runtime.Maps;
 
@@ -16,6 +17,17 @@ public interface IProgramVerifier
     /// carrying the verifier's log when it is rejected.
     /// </summary>
     void Verify(ProgramSpec program, IReadOnlyList<BpfMap> maps, HelperTable helpers);
+
+    /// <summary>
+    /// Verifies like <see cref="Verify"/> and returns what the verifier proved, by slot, for the engine
+    /// (<see cref="IBpfEngine.Prepare(Instruction[], HelperTable, ProgramFacts?)"/>); null when this verifier
+    /// proves nothing an engine can use (the default).
+    /// </summary>
+    ProgramFacts? VerifyWithFacts(ProgramSpec program, IReadOnlyList<BpfMap> maps, HelperTable helpers)
+    {
+        Verify(program, maps, helpers);
+        return null;
+    }
 }
 
 /// <summary>The verifier the runtime uses for programs loaded from objects.</summary>
@@ -28,12 +40,15 @@ public static class ProgramVerification
     /// </summary>
     public static IProgramVerifier? Verifier { get; set; }
 
-    /// <summary>Verifies with the installed verifier, or throws when none is installed.</summary>
-    public static void Verify(ProgramSpec program, IReadOnlyList<BpfMap> maps, HelperTable helpers)
+    /// <summary>
+    /// Verifies with the installed verifier, or throws when none is installed; returns the facts it
+    /// proved (null when it gives none), for <see cref="SkLookupProgram.Load(string, Instruction[], IBpfEngine, HelperTable?, ProgramFacts?)"/>.
+    /// </summary>
+    public static ProgramFacts? Verify(ProgramSpec program, IReadOnlyList<BpfMap> maps, HelperTable helpers)
     {
         ArgumentNullException.ThrowIfNull(program);
         var verifier = Verifier ?? throw new Frontend.BpfException(
             $"program {program.Name}: no verifier is installed (set ProgramVerification.Verifier = new BpfJit.Verifier.SkLookupProgramVerifier()); programs are not run unverified");
-        verifier.Verify(program, maps, helpers);
+        return verifier.VerifyWithFacts(program, maps, helpers);
     }
 }

@@ -13,14 +13,15 @@ public sealed class SkLookupProgram
     readonly BpfEntry _entry;
     long _runs;
 
-    SkLookupProgram(string name, Instruction[] code, IBpfEngine engine, HelperTable helpers)
+    SkLookupProgram(string name, Instruction[] code, IBpfEngine engine, HelperTable helpers, ProgramFacts? facts)
     {
         Name = name;
         Id = Interlocked.Increment(ref s_nextId);
         Instructions = CtxLoadRewriter.Rewrite(code);
         Engine = engine;
         Helpers = helpers;
-        _entry = engine.Prepare(Instructions, helpers);
+        Facts = facts;
+        _entry = engine.Prepare(Instructions, helpers, facts);
     }
 
     /// <summary>
@@ -32,8 +33,24 @@ public sealed class SkLookupProgram
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(code);
         ArgumentNullException.ThrowIfNull(engine);
-        return new SkLookupProgram(name, code, engine, helpers ?? SkLookupHelpers.CreateTable());
+        return new SkLookupProgram(name, code, engine, helpers ?? SkLookupHelpers.CreateTable(), null);
     }
+
+    /// <summary>
+    /// Prepares a verified program with the <paramref name="facts"/> its verifier proved (from
+    /// <see cref="ProgramVerification.Verify"/>), so the engine can specialise it; null facts: as
+    /// <see cref="Load(string, Instruction[], IBpfEngine, HelperTable?)"/>.
+    /// </summary>
+    public static SkLookupProgram Load(string name, Instruction[] code, IBpfEngine engine, HelperTable? helpers, ProgramFacts? facts)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(code);
+        ArgumentNullException.ThrowIfNull(engine);
+        return new SkLookupProgram(name, code, engine, helpers ?? SkLookupHelpers.CreateTable(), facts);
+    }
+
+    /// <summary>What the verifier proved about the program (null when it was not verified with facts).</summary>
+    public ProgramFacts? Facts { get; }
 
     /// <summary>The program's name (its ELF symbol or the scenario's key).</summary>
     public string Name { get; }

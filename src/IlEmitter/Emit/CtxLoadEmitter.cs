@@ -1,0 +1,79 @@
+using System.Reflection.Emit;
+using BpfJit.Frontend;
+using BpfJit.Runtime;
+using BpfJit.Runtime.SkLookup;
+
+namespace BpfJit.IlEmitter.Emit;
+
+/// <summary>
+/// Loads the verifier proved to read the SK_LOOKUP context (<c>struct bpf_sk_lookup</c> at r1): one direct
+/// read at a constant offset of the context block, with the kernel's narrow-load semantics (spec 1.2,
+/// <c>sk_lookup_convert_ctx_access</c>) decided here, at compile time: family, protocol and local_port
+/// are 16-bit fields (a 2-byte load at +2 reads the field itself, bytes 2-3 read 0), remote_port is
+/// 16 bits even when read with 4 bytes, the padding reads 0. No call, no run-time check.
+/// </summary>
+internal static class CtxLoadEmitter
+{
+    public static void Emit(EmitContext c, Instruction ins, SlotFacts fact)
+    {
+        int size = ins.MemSize switch { MemSize.B => 1, MemSize.H => 2, MemSize.W => 4, _ => 8 };
+        bool signed = ins.MemMode == MemMode.MemSx;
+        var (offset, width) = Fold(fact.CtxOffset, size);
+        if (width == 0)
+        {
+            // rd = 0   (the kernel's answer for this narrow load, known now)
+            c.Note($"ctx load {fact.CtxField} +{fact.CtxOffset} size {size}: always 0, folded");
+            c.LdcI8(0);
+            c.StReg(ins.Dst);
+            return;
+        }
+        c.Note(offset == fact.CtxOffset && width == size
+            ? $"ctx load {fact.CtxField}"
+            : $"ctx load {fact.CtxField}: {size}-byte load at {fact.CtxOffset} reads {width} bytes at {offset} (kernel narrow-load rule)");
+        // rd = *(uN *)(ctx + offset)   (sign-extended for LDSX when the read is the whole access)
+        c.LdReg(ins.Src);
+        if (offset != 0)
+        {
+            c.LdcI8(offset);
+            c.Op(OpCodes.Add);
+        }
+        c.Op(OpCodes.Conv_U);
+        bool sx = signed && width == size;
+        switch (width, sx)
+        {
+            case (1, false): c.Op(OpCodes.Ldind_U1); c.Op(OpCodes.Conv_U8); break;
+            case (2, false): c.Op(OpCodes.Ldind_U2); c.Op(OpCodes.Conv_U8); break;
+            case (4, false): c.Op(OpCodes.Ldind_U4); c.Op(OpCodes.Conv_U8); break;
+            case (1, true): c.Op(OpCodes.Ldind_I1); c.Op(OpCodes.Conv_I8); break;
+            case (2, true): c.Op(OpCodes.Ldind_I2); c.Op(OpCodes.Conv_I8); break;
+            case (4, true): c.Op(OpCodes.Ldind_I4); c.Op(OpCodes.Conv_I8); break;
+            default: c.Op(OpCodes.Ldind_I8); break;
+        }
+        c.StReg(ins.Dst);
+    }
+
+    /// <summary>
+    /// What a <paramref name="size"/>-byte load at UAPI offset <paramref name="offset"/> reads in the
+    /// context block: (offset, bytes), bytes 0 meaning the value is the constant 0. A narrower read than
+    /// the access zero-extends; sign extension then changes nothing, as in the kernel (its MOVSX from the
+    /// access width sees a value whose top bit is clear).
+    /// </summary>
+    public static (int Offset, int Width) Fold(int offset, int size)
+    {
+        bool shortField = offset is >= SkLookupLayout.Family and < SkLookupLayout.Family + 4
+            or >= SkLookupLayout.Protocol and < SkLookupLayout.Protocol + 4
+            or >= SkLookupLayout.LocalPort and < SkLookupLayout.LocalPort + 4;
+        if (shortField)
+        {
+            int field = offset & ~3, k = offset - field;
+            return size switch
+            {
+                4 or 2 => (field, 2),          // the u16; 2 bytes at +2 is the kernel quirk (the field again)
+                _ => k < 2 ? (offset, 1) : (0, 0),
+            };
+        }
+        if (offset == SkLookupLayout.RemotePort) return (offset, Math.Min(size, 2));
+        if (offset is SkLookupLayout.Pad or SkLookupLayout.Pad + 1) return (0, 0);
+        return (offset, size);
+    }
+}
