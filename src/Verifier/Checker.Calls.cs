@@ -1,5 +1,6 @@
 using BpfJit.Frontend;
 using BpfJit.Runtime;
+using BpfJit.Frontend.Elf;
 
 namespace BpfJit.Verifier;
 
@@ -29,7 +30,7 @@ internal sealed partial class Checker
                 {
                     int m = MapIndex(ins.Imm);
                     var map = Map(m);
-                    if (map.Type != MapInfo.Array || map.MaxEntries != 1)
+                    if (map.Type != MapType.Array || map.MaxEntries != 1)
                         throw Err($"map '{map.Name}': direct value access is only supported on single-entry array maps");
                     uint off = (uint)next.Imm;
                     if (off >= (uint)map.ValueSize)
@@ -76,10 +77,10 @@ internal sealed partial class Checker
             if (proto.Args[i] == ArgType.DontCare) continue;
             CheckFuncArg(i + 1, proto.Args[i], meta, id, helper.Name);
         }
-        if (meta.MapIndex >= 0 && HelperNames.Name(id) == "bpf_tail_call" && Map(meta.MapIndex).Type != MapInfo.ProgArray)
+        if (meta.MapIndex >= 0 && HelperNames.Name(id) == "bpf_tail_call" && Map(meta.MapIndex).Type != MapType.ProgArray)
             throw Err("expected prog array map for tail call");
         if (meta.MapIndex >= 0 && !SkLookupHelpers.MapCompatible(Map(meta.MapIndex).Type, id))
-            throw Err($"cannot pass map_type {Map(meta.MapIndex).Type} into func {SkLookupHelpers.Display(id)}");
+            throw Err($"cannot pass map_type {(uint)Map(meta.MapIndex).Type} into func {SkLookupHelpers.Display(id)}");
         if (meta.MapIndex < 0 && RequiresMap(proto))
             throw Err($"R1 type={RegName(Regs[1])} expected=map_ptr");
         RecordMapArg(idx, meta.MapIndex);
@@ -241,7 +242,7 @@ internal sealed partial class Checker
             case ArgType.PtrToMapKey:
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->key");
                 CheckHelperMem(regno, Map(meta.MapIndex).KeySize, write: false, intoMap: StoresIntoMap(helperId));
-                if (Map(meta.MapIndex).Type is MapInfo.Array or MapInfo.PercpuArray)
+                if (Map(meta.MapIndex).Type is MapType.Array or MapType.PerCpuArray)
                     meta.ConstKey = ConstantMapKey(reg, Map(meta.MapIndex).KeySize);
                 break;
             case ArgType.PtrToMapValue:

@@ -16,7 +16,7 @@ public static class ObjectVerification
         ArgumentNullException.ThrowIfNull(map);
         bool readOnly = map.Frozen || (map.Flags & MapSpec.FlagReadOnlyProgram) != 0;
         bool frozenConstant = map.Frozen && (map.Flags & MapSpec.FlagReadOnlyProgram) != 0 && map.MaxEntries == 1;
-        return new MapInfo(map.Name, (uint)map.Type, checked((int)map.KeySize), checked((int)map.ValueSize),
+        return new MapInfo(map.Name, map.Type, checked((int)map.KeySize), checked((int)map.ValueSize),
             checked((int)map.MaxEntries), map.Flags, readOnly, frozenConstant ? map.InitialValue : null);
     }
 

@@ -25,7 +25,7 @@ public sealed class SkLookupProgramVerifier : IProgramVerifier
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(maps);
-        var infos = maps.Select(m => new MapInfo(m.Name, (uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
+        var infos = maps.Select(m => new MapInfo(m.Name, m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
             IsReadOnly: (m.Flags & MapSpec.FlagReadOnlyProgram) != 0, FrozenValue: FrozenValue(m))).ToList();
         Verifier.VerifyOrThrow(program.Instructions, new VerifierOptions
         {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using BpfJit.Frontend;
+using BpfJit.Frontend.Elf;
 using BpfJit.Verifier;
 
 namespace BpfJit.Tests.Verifier;
@@ -22,11 +23,10 @@ public sealed record CorpusCase(string File, string Name, string Source, IReadOn
 
     const uint MapMagic = 0x4d415000, ValueMagic = 0x56414c00;
 
-    static readonly Dictionary<string, uint> s_types = new(StringComparer.OrdinalIgnoreCase)
-    {
-        ["HASH"] = 1, ["ARRAY"] = 2, ["PROG_ARRAY"] = 3, ["PERF_EVENT_ARRAY"] = 4, ["PERCPU_HASH"] = 5, ["PERCPU_ARRAY"] = 6,
-        ["LRU_HASH"] = 9, ["LPM_TRIE"] = 11, ["SOCKMAP"] = 15, ["SOCKHASH"] = 18, ["REUSEPORT_SOCKARRAY"] = 20, ["RINGBUF"] = 27,
-    };
+    /// <summary>A kernel map type name (SOCKMAP, PERCPU_ARRAY...) as the loader's <see cref="MapType"/>.</summary>
+    static MapType ParseType(string name) =>
+        Enum.TryParse<MapType>(name.Replace("_", "", StringComparison.Ordinal), ignoreCase: true, out var t) && Enum.IsDefined(t) ? t
+            : throw new FormatException($"unknown map type '{name}'");
 
     /// <summary>Assembles the program, turning map pseudo-instructions into ld_imm64 with src 5/6.</summary>
     public Instruction[] Assemble()
@@ -107,7 +107,7 @@ public sealed record CorpusCase(string File, string Name, string Source, IReadOn
                     var p = spec.Split(':');
                     uint flags = p.Length > 5 && p[5].Length > 0 ? (uint)Assembler.ParseImm(p[5]) : 0;
                     bool ro = p.Length > 6 && p[6] == "ro";
-                    maps.Add(new MapInfo(p[0], s_types[p[1]], int.Parse(p[2], CultureInfo.InvariantCulture), int.Parse(p[3], CultureInfo.InvariantCulture),
+                    maps.Add(new MapInfo(p[0], ParseType(p[1]), int.Parse(p[2], CultureInfo.InvariantCulture), int.Parse(p[3], CultureInfo.InvariantCulture),
                         int.Parse(p[4], CultureInfo.InvariantCulture), flags, ro));
                 }
             }
