@@ -20,8 +20,10 @@ namespace BpfJit.Verifier;
 /// The value of a frozen, program-read-only single-entry array (libbpf's <c>.rodata</c>): as the kernel
 /// does for such maps, a load at a constant offset reads a known constant. Null for every other map.
 /// </param>
+/// <param name="SpinLockOffset">Offset of the <c>struct bpf_spin_lock</c> in the value, from the map's BTF value type, or -1.</param>
+/// <param name="HasBtf">True when the map was created with a BTF value type (the kernel asks for one before bpf_spin_lock).</param>
 public sealed record MapInfo(string Name, MapType Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, bool IsReadOnly = false,
-    byte[]? FrozenValue = null)
+    byte[]? FrozenValue = null, int SpinLockOffset = -1, bool HasBtf = false)
 {
     /// <summary>BPF_F_RDONLY_PROG: programs may only read values.</summary>
     public const uint FlagReadOnlyProg = 0x80;

@@ -61,6 +61,8 @@ internal sealed partial class Checker
         public int LastMemRegno = -1;
         public long ConstKey = -1;
         public bool LastMemWrite;
+        /// <summary>The callback subprogram of a PTR_TO_FUNC argument, or -1.</summary>
+        public int Subprog = -1;
     }
 
     void CheckHelperCall(Instruction ins, int idx)
@@ -79,6 +81,9 @@ internal sealed partial class Checker
         }
         if (meta.MapIndex >= 0 && HelperNames.Name(id) == "bpf_tail_call" && Map(meta.MapIndex).Type != MapType.ProgArray)
             throw Err("expected prog array map for tail call");
+        // set_map_elem_callback_state looks at the map before check_map_func_compatibility does.
+        if (meta.MapIndex >= 0 && id == KernelHelpers.ForEachMapElemId && !SkLookupHelpers.MapCompatible(Map(meta.MapIndex).Type, id))
+            throw Err("callback function not allowed for map");
         if (meta.MapIndex >= 0 && !SkLookupHelpers.MapCompatible(Map(meta.MapIndex).Type, id))
             throw Err($"cannot pass map_type {(uint)Map(meta.MapIndex).Type} into func {SkLookupHelpers.Display(id)}");
         if (meta.MapIndex < 0 && RequiresMap(proto))
@@ -94,6 +99,7 @@ internal sealed partial class Checker
             if (_cur.Refs.Count > 0)
                 throw Err(string.Join("\n", _cur.Refs.Select(r => $"Unreleased reference id={r.Id} alloc_insn={r.InsnIdx}")) + "\ntail_call would lead to reference leak");
         }
+        if (meta.Subprog >= 0) PushCallback(idx, id, meta);
         var regs = Regs;
         for (int r = 1; r <= 5; r++) regs[r] = RegState.NotInit;
         switch (proto.Ret)
@@ -203,7 +209,10 @@ internal sealed partial class Checker
                     break;
                 case ArgType.PtrToFunc:
                     if (type != RegType.PtrToFunc) TypeMismatch(regno, "func");
-                    throw Err($"callbacks are not supported: {helperName} needs a callback verification BpfJit does not do");
+                    if (reg.Off != 0) throw Err($"dereference of modified func ptr R{regno} off={reg.Off} disallowed");
+                    if (!reg.VarOff.Equals(0UL)) throw Err($"variable func access var_off={reg.VarOff} disallowed");
+                    meta.Subprog = reg.Aux;
+                    break;
                 case ArgType.PtrToStackOrNull:
                     if (type != RegType.PtrToStack) TypeMismatch(regno, "fp");
                     break;
@@ -333,6 +342,10 @@ internal sealed partial class Checker
                 }
             case RegType.PtrToMem:
                 CheckMemRegion(regno, reg, reg.Off, size, reg.Aux, zeroOk: false);
+                break;
+            case RegType.PtrToMapKey:
+                if (write) throw Err($"R{regno} cannot write into {RegName(reg)}");
+                CheckMemRegion(regno, reg, reg.Off, size, Map(reg.Aux).KeySize, zeroOk: false);
                 break;
             default:
                 if (reg.IsNull) break;

@@ -153,6 +153,11 @@ internal sealed partial class Checker
             var callee = Frame;
             var r0 = callee.Regs[0];
             if (r0.Type == RegType.PtrToStack) throw Err("cannot return stack pointer to the caller");
+            if (callee.InCallback)
+            {
+                ExitCallback(callee);
+                return true;
+            }
             _cur.Frames.RemoveAt(_cur.Frames.Count - 1);
             Frame.Regs[0] = r0;
             _cur.Insn = callee.CallSite + 1;
@@ -167,11 +172,7 @@ internal sealed partial class Checker
         var ret = Regs[0];
         if (!ret.IsScalar)
             throw Err($"At program exit the register R0 is not a known value ({RegName(ret)})");
-        if (ret.Smin < 0 || ret.Smax > 1)
-        {
-            string has = (ret.Smin > long.MinValue ? $" smin={ret.Smin}" : "") + (ret.Smax < long.MaxValue ? $" smax={ret.Smax}" : "");
-            throw Err($"At program exit the register R0 has{(has.Length == 0 ? " unknown scalar value" : has)} should have been in [0, 1]");
-        }
+        if (ret.Smin < 0 || ret.Smax > 1) throw Err(InvalidScalar("At program exit", "R0", ret, 0, 1));
         return false;
     }
 }

@@ -81,6 +81,10 @@ internal sealed partial class Checker
                     }
                     break;
                 }
+            case RegType.PtrToMapKey:
+                if (write) throw Err($"write to change key R{regno} not allowed");
+                CheckMemRegion(regno, reg, off + reg.Off, size, Map(reg.Aux).KeySize, zeroOk: false);
+                break;
             case RegType.PtrToMem:
                 if (write && valueRegno >= 0 && Regs[valueRegno].IsPointer)
                     throw Err($"R{valueRegno} leaks addr into mem");
@@ -166,9 +170,12 @@ internal sealed partial class Checker
     void CheckMemBounds(in RegState reg, long off, int size, int memSize, bool zeroOk, string tail)
     {
         if (off >= 0 && (size > 0 || zeroOk) && off + size <= memSize) return;
-        string what = reg.Type == RegType.PtrToMapValue
-            ? $"invalid access to map value, value_size={memSize} off={off} size={size}"
-            : $"invalid access to memory, mem_size={memSize} off={off} size={size}";
+        string what = reg.Type switch
+        {
+            RegType.PtrToMapValue => $"invalid access to map value, value_size={memSize} off={off} size={size}",
+            RegType.PtrToMapKey => $"invalid access to map key, key_size={memSize} off={off} size={size}",
+            _ => $"invalid access to memory, mem_size={memSize} off={off} size={size}",
+        };
         throw Err(what + "\n" + tail);
     }
 

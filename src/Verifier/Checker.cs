@@ -35,8 +35,14 @@ internal sealed partial class Checker
     int _jmpsProcessed, _prevJmps, _prevInsns;
     bool _uninitRead;
 
-    public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options)
+    readonly bool _widenCallbacks;
+
+    /// <summary>True when some callback iteration widened a scalar (the verdict may then depend on it).</summary>
+    public bool WidenedScalars { get; private set; }
+
+    public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options, bool widenCallbacks = true)
     {
+        _widenCallbacks = widenCallbacks;
         _insns = insns;
         _opt = options;
         _helpers = options.Helpers;
@@ -201,14 +207,22 @@ internal sealed partial class Checker
     {
         if (!_explored.TryGetValue(idx, out var list)) _explored[idx] = list = [];
         bool looping = false;
+        bool callsCallback = _info.CallsCallback[idx];
         for (int i = 0; i < list.Count; i++)
         {
             var old = list[i];
             if (old.Branches > 0)
             {
                 looping = true;
-                if (old.Frames.Count == _cur.Frames.Count && _eq.Equal(old, _cur, exact: true))
+                if (old.Frames.Count == _cur.Frames.Count && old.CallbackUnrollDepth == _cur.CallbackUnrollDepth && _eq.Equal(old, _cur, exact: true))
                     throw Err($"infinite loop detected at insn {idx}");
+                // Callback iterations converge like the kernel's: a state within one still being
+                // explored at the same helper call adds nothing new.
+                if (callsCallback && _eq.Equal(old, _cur, exact: false))
+                {
+                    old.Hits++;
+                    return true;
+                }
             }
             else if (_eq.Equal(old, _cur, exact: false))
             {
@@ -223,7 +237,7 @@ internal sealed partial class Checker
                 i--;
             }
         }
-        if (looping && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) return false;
+        if (looping && !callsCallback && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) return false;
         _prevJmps = _jmpsProcessed;
         _prevInsns = _processed;
         var cp = _cur.Clone();

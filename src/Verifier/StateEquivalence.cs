@@ -25,9 +25,12 @@ internal sealed class StateEquivalence
             var of = old.Frames[f];
             var cf = cur.Frames[f];
             if (of.CallSite != cf.CallSite) return false;
-            ushort live = f == cur.Frames.Count - 1
-                ? _info.LiveIn[cur.Insn]
-                : (ushort)(_info.LiveIn[cur.Frames[f + 1].CallSite + 1] & ~0x3f | (1 << 10));
+            // A caller frame resumes after the call (r0-r5 are written by the return), or, below a
+            // callback, at the helper call itself, which reads its arguments again.
+            var callee = f == cur.Frames.Count - 1 ? null : cur.Frames[f + 1];
+            ushort live = callee == null ? _info.LiveIn[cur.Insn]
+                : callee.InCallback ? _info.LiveIn[callee.CallSite]
+                : (ushort)(_info.LiveIn[callee.CallSite + 1] & ~0x3f | (1 << 10));
             for (int r = 0; r <= 10; r++)
             {
                 if ((live & (1 << r)) == 0) continue;

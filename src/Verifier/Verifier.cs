@@ -18,7 +18,14 @@ public static class Verifier
         ArgumentNullException.ThrowIfNull(options);
         if (options.ProgramType != ProgramType.SkLookup)
             throw new ArgumentException($"program type {options.ProgramType} is not supported", nameof(options));
-        return new Checker(program, options).Run();
+        // Callback loops first run with the kernel's widening of changed scalars, which converges on
+        // counters kept in the callback context; when that loses a value the program needs, the
+        // callbacks are unrolled instead (both are sound, so either acceptance is safe).
+        var widened = new Checker(program, options, widenCallbacks: true);
+        var result = widened.Run();
+        if (result.Accepted || !widened.WidenedScalars) return result;
+        var unrolled = new Checker(program, options, widenCallbacks: false).Run();
+        return unrolled.Accepted ? unrolled : result;
     }
 
     /// <summary>Verifies and throws <see cref="BpfVerifierException"/> (carrying the log) when rejected.</summary>

@@ -11,10 +11,14 @@ internal sealed class FuncState
     public int FrameNo;
     /// <summary>The subprogram this frame runs.</summary>
     public int Subprog;
+    /// <summary>True for a callback frame (bpf_loop, bpf_for_each_map_elem): its exit goes back to the helper call.</summary>
+    public bool InCallback;
+    /// <summary>Callback iterations explored from this frame's current bpf_loop call (the kernel's callback_depth).</summary>
+    public int CallbackDepth;
 
     public FuncState Clone()
     {
-        var f = new FuncState { Stack = Stack.Clone(), CallSite = CallSite, FrameNo = FrameNo, Subprog = Subprog };
+        var f = new FuncState { Stack = Stack.Clone(), CallSite = CallSite, FrameNo = FrameNo, Subprog = Subprog, InCallback = InCallback, CallbackDepth = CallbackDepth };
         Array.Copy(Regs, f.Regs, 11);
         return f;
     }
@@ -38,13 +42,15 @@ internal sealed class VerifierState
     public int Misses;
     /// <summary>Pruning statistics: how often this checkpoint pruned a path.</summary>
     public int Hits;
+    /// <summary>Callback bodies entered on this path (the kernel's callback_unroll_depth; loop detection compares it).</summary>
+    public int CallbackUnrollDepth;
 
     public FuncState Cur => Frames[^1];
     public int CurFrame => Frames.Count - 1;
 
     public VerifierState Clone()
     {
-        var s = new VerifierState { Insn = Insn, Parent = Parent, Refs = [.. Refs] };
+        var s = new VerifierState { Insn = Insn, Parent = Parent, Refs = [.. Refs], CallbackUnrollDepth = CallbackUnrollDepth };
         foreach (var f in Frames) s.Frames.Add(f.Clone());
         return s;
     }

@@ -91,19 +91,32 @@ public static unsafe class KernelBpf
             i++;
         }
         var code = Encoder.Encode(insns);
-        var result = LoadRaw(code, insns.Length, logLevel, 1 << 22);
+        var funcs = KernelBtf.NeedsFuncInfo(insns) ? KernelBtf.FuncInfo(insns) : default((int BtfFd, byte[] Records, int Count)?);
+        try
+        {
+            return LoadWithRetries(code, insns.Length, logLevel, funcs);
+        }
+        finally
+        {
+            if (funcs is { } f) Close(f.BtfFd);
+        }
+    }
+
+    static LoadResult LoadWithRetries(byte[] code, int count, int logLevel, (int BtfFd, byte[] Records, int Count)? funcs)
+    {
+        var result = LoadRaw(code, count, logLevel, 1 << 22, funcs);
         // EAGAIN: the kernel verifier stops when a signal is pending (the .NET runtime signals its
         // threads, e.g. to suspend them for GC). ENOMEM/EPERM with an empty log: memlock accounting of
         // freed programs lags a burst of loads. Both are transient: retry.
         for (int attempt = 0; attempt < 20 && !result.Accepted && (result.Errno == 11 || (result.Log.Length == 0 && result.Errno is 1 or 12)); attempt++)
         {
             Thread.Sleep(50 * (attempt + 1));
-            result = LoadRaw(code, insns.Length, logLevel, 1 << 22);
+            result = LoadRaw(code, count, logLevel, 1 << 22, funcs);
         }
         // A full log buffer fails the load with ENOSPC; the verdict is then asked for without a log.
         if (!result.Accepted && result.Errno == 28 && logLevel > 0)
         {
-            var quiet = LoadRaw(code, insns.Length, 0, 0);
+            var quiet = LoadRaw(code, count, 0, 0, funcs);
             return quiet with { Log = result.Log };
         }
         return result;
@@ -125,7 +138,9 @@ public static unsafe class KernelBpf
             if (insns[i].Src is 5 or 6) insns[i] = insns[i] with { Src = (byte)(insns[i].Src - 4), Imm = mapFds[insns[i].Imm] };
             i++;
         }
-        int fd = LoadFd(Encoder.Encode(insns), insns.Length, out int loadErrno);
+        var funcs = KernelBtf.NeedsFuncInfo(insns) ? KernelBtf.FuncInfo(insns) : default((int BtfFd, byte[] Records, int Count)?);
+        int fd = LoadFd(Encoder.Encode(insns), insns.Length, funcs, out int loadErrno);
+        if (funcs is { } fi) Close(fi.BtfFd);
         if (fd < 0) throw new InvalidOperationException($"BPF_PROG_LOAD failed: errno {loadErrno}");
         try
         {
@@ -150,12 +165,22 @@ public static unsafe class KernelBpf
         }
     }
 
-    static int LoadFd(byte[] code, int count, out int errno)
+    /// <summary>Sets prog_btf_fd, func_info_rec_size, func_info and func_info_cnt of a BPF_PROG_LOAD attribute.</summary>
+    static void SetFuncInfo(byte* p, byte* records, (int BtfFd, byte[] Records, int Count) funcs)
+    {
+        *(uint*)(p + 72) = (uint)funcs.BtfFd;
+        *(uint*)(p + 76) = 8;
+        *(ulong*)(p + 80) = (ulong)records;
+        *(uint*)(p + 88) = (uint)funcs.Count;
+    }
+
+    static int LoadFd(byte[] code, int count, (int BtfFd, byte[] Records, int Count)? funcs, out int errno)
     {
         var license = "GPL\0"u8.ToArray();
         var attr = new byte[144];
-        fixed (byte* c = code, l = license, p = attr)
+        fixed (byte* c = code, l = license, p = attr, fr = funcs?.Records)
         {
+            if (funcs is { } f) SetFuncInfo(p, fr, f);
             *(uint*)(p + 0) = ProgTypeSkLookup;
             *(uint*)(p + 4) = (uint)count;
             *(ulong*)(p + 8) = (ulong)c;
@@ -167,13 +192,14 @@ public static unsafe class KernelBpf
         }
     }
 
-    static LoadResult LoadRaw(byte[] code, int count, int logLevel, int logSize)
+    static LoadResult LoadRaw(byte[] code, int count, int logLevel, int logSize, (int BtfFd, byte[] Records, int Count)? funcs)
     {
         var license = "GPL\0"u8.ToArray();
         var log = new byte[Math.Max(logSize, 1)];
         var attr = new byte[144];
-        fixed (byte* c = code, l = license, lg = log, p = attr)
+        fixed (byte* c = code, l = license, lg = log, p = attr, fr = funcs?.Records)
         {
+            if (funcs is { } f) SetFuncInfo(p, fr, f);
             *(uint*)(p + 0) = ProgTypeSkLookup;
             *(uint*)(p + 4) = (uint)count;
             *(ulong*)(p + 8) = (ulong)c;
