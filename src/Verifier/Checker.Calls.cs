@@ -217,8 +217,9 @@ internal sealed partial class Checker
                     if (type != RegType.PtrToStack) TypeMismatch(regno, "fp");
                     break;
                 case ArgType.PtrToSpinLock:
-                    if (type != RegType.PtrToMapValue) TypeMismatch(regno, "map_value");
-                    throw Err($"map '{Map(reg.Aux).Name}' has to have BTF in order to use bpf_spin_lock");
+                    if (type != RegType.PtrToMapValue) TypeMismatch(regno, "map_value, ptr_");
+                    ProcessSpinLock(regno, reg, lockIt: helperId == KernelHelpers.SpinLockId);
+                    break;
                 case ArgType.PtrToConstStr:
                     if (type != RegType.PtrToMapValue) TypeMismatch(regno, "map_value");
                     if (!Map(reg.Aux).ProgramCannotWrite) throw Err($"R{regno} does not point to a readonly map'");
@@ -338,6 +339,7 @@ internal sealed partial class Checker
                     if (write && map.ProgramCannotWrite) throw Err($"write into map forbidden, value_size={map.ValueSize} off={reg.Off} size={size}");
                     if (!write && map.ProgramCannotRead) throw Err($"read from map forbidden, value_size={map.ValueSize} off={reg.Off} size={size}");
                     CheckMemRegion(regno, reg, reg.Off, size, map.ValueSize, zeroOk: false);
+                    CheckSpinLockOverlap(regno, reg, reg.Off, size);
                     break;
                 }
             case RegType.PtrToMem:

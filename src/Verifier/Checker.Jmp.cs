@@ -1,4 +1,5 @@
 using BpfJit.Frontend;
+using BpfJit.Runtime;
 
 namespace BpfJit.Verifier;
 
@@ -11,6 +12,8 @@ internal sealed partial class Checker
         if (ins.IsCall)
         {
             if (ins.Src == (byte)CallKind.Local) { CallLocal(ins, idx); return true; }
+            if (_cur.LockMap >= 0 && ins.Imm != KernelHelpers.SpinUnlockId)
+                throw Err("function calls are not allowed while holding a lock");
             CheckHelperCall(ins, idx);
             _cur.Insn = idx + 1;
             return true;
@@ -125,7 +128,8 @@ internal sealed partial class Checker
             }
             if (r.Type == RegType.PtrToMapValueOrNull && maps[r.Aux].IsSockMap) r.Type = RegType.PtrToSocket;
             else r.Type = RegTypeNames.NonNull(r.Type);
-            r.Id = 0;
+            // A value that may hold a bpf_spin_lock keeps its id: lock and unlock must use the same element.
+            if (!(r.Type == RegType.PtrToMapValue && maps[r.Aux].SpinLockOffset >= 0)) r.Id = 0;
         });
     }
 
@@ -163,6 +167,8 @@ internal sealed partial class Checker
             _cur.Insn = callee.CallSite + 1;
             return true;
         }
+        if (_cur.LockMap >= 0)
+            throw Err("BPF_EXIT instruction in main prog cannot be used inside bpf_spin_lock-ed region");
         if (_cur.Refs.Count > 0)
         {
             var lines = string.Join("\n", _cur.Refs.Select(r => $"Unreleased reference id={r.Id} alloc_insn={r.InsnIdx}"));

@@ -68,6 +68,7 @@ internal sealed partial class Checker
                     if (!write && map.ProgramCannotRead)
                         throw Err($"read from map forbidden, value_size={map.ValueSize} off={off + reg.Off} size={size}");
                     CheckMemRegion(regno, reg, off + reg.Off, size, map.ValueSize, zeroOk: false);
+                    CheckSpinLockOverlap(regno, reg, off + reg.Off, size);
                     // A frozen read-only value at a constant offset is a known constant (the kernel's bpf_map_direct_read).
                     if (!write && !atomic && map.FrozenValue is { } frozen && reg.VarOff.IsConst && valueRegno >= 0)
                     {

@@ -26,7 +26,8 @@ public sealed class SkLookupProgramVerifier : IProgramVerifier
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(maps);
         var infos = maps.Select(m => new MapInfo(m.Name, m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
-            IsReadOnly: (m.Flags & MapSpec.FlagReadOnlyProgram) != 0, FrozenValue: FrozenValue(m))).ToList();
+            IsReadOnly: (m.Flags & MapSpec.FlagReadOnlyProgram) != 0, FrozenValue: FrozenValue(m),
+            SpinLockOffset: m.SpinLockOffset, HasBtf: m.SpinLockOffset >= 0)).ToList();
         Verifier.VerifyOrThrow(program.Instructions, new VerifierOptions
         {
             Helpers = helpers, Maps = infos, LogLevel = 1, LineInfo = ObjectVerification.SourceLines(program),

@@ -17,7 +17,8 @@ internal sealed class StateEquivalence
     {
         _map.Clear();
         _reverse.Clear();
-        if (old.Frames.Count != cur.Frames.Count || old.Refs.Count != cur.Refs.Count) return false;
+        if (old.Frames.Count != cur.Frames.Count || old.Refs.Count != cur.Refs.Count || old.LockMap != cur.LockMap) return false;
+        if (old.LockMap >= 0 && !CheckIds(old.LockId, cur.LockId)) return false;
         for (int i = 0; i < old.Refs.Count; i++)
             if (!CheckIds(old.Refs[i].Id, cur.Refs[i].Id)) return false;
         for (int f = cur.Frames.Count - 1; f >= 0; f--)

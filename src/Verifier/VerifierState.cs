@@ -42,6 +42,10 @@ internal sealed class VerifierState
     public int Misses;
     /// <summary>Pruning statistics: how often this checkpoint pruned a path.</summary>
     public int Hits;
+    /// <summary>The map whose bpf_spin_lock is held, or -1 (the kernel's active lock; one at a time).</summary>
+    public int LockMap = -1;
+    /// <summary>The id of the map value pointer the held lock was taken through (0 for a direct value address).</summary>
+    public int LockId;
     /// <summary>Callback bodies entered on this path (the kernel's callback_unroll_depth; loop detection compares it).</summary>
     public int CallbackUnrollDepth;
 
@@ -50,7 +54,7 @@ internal sealed class VerifierState
 
     public VerifierState Clone()
     {
-        var s = new VerifierState { Insn = Insn, Parent = Parent, Refs = [.. Refs], CallbackUnrollDepth = CallbackUnrollDepth };
+        var s = new VerifierState { Insn = Insn, Parent = Parent, Refs = [.. Refs], CallbackUnrollDepth = CallbackUnrollDepth, LockMap = LockMap, LockId = LockId };
         foreach (var f in Frames) s.Frames.Add(f.Clone());
         return s;
     }
