@@ -17,6 +17,8 @@ internal sealed partial class Checker
     void PushCallback(int idx, int helperId, CallMeta meta)
     {
         var caller = Frame;
+        // The iteration count decides how many callback iterations are explored.
+        if (helperId == KernelHelpers.LoopId) MarkPrecise(1);
         if (helperId == KernelHelpers.LoopId && (ulong)caller.CallbackDepth >= Regs[1].Umax)
         {
             caller.CallbackDepth = 0;
@@ -33,6 +35,7 @@ internal sealed partial class Checker
             // callback(u32 index, void *ctx): the index is an unknown scalar, ctx is bpf_loop's r3.
             callee.Regs[1] = RegState.Unknown();
             callee.Regs[2] = callerRegs[3];
+            callee.Regs[2].Precise = false;
         }
         else
         {
@@ -41,6 +44,7 @@ internal sealed partial class Checker
             callee.Regs[2] = RegState.Pointer(RegType.PtrToMapKey, 0, meta.MapIndex);
             callee.Regs[3] = RegState.Pointer(RegType.PtrToMapValue, 0, meta.MapIndex);
             callee.Regs[4] = callerRegs[3];
+            callee.Regs[4].Precise = false;
         }
         callee.Regs[10] = RegState.Pointer(RegType.PtrToStack);
         callee.Regs[10].Frame = callee.FrameNo;
@@ -58,7 +62,10 @@ internal sealed partial class Checker
     {
         var r0 = callee.Regs[0];
         if (!r0.IsScalar) throw Err("R0 not a scalar value");
+        MarkPrecise(0);
         if (r0.Smin < 0 || r0.Smax > 1) throw Err(InvalidScalar("At callback return", "R0", r0, 0, 1));
+        var h = _cur.History;
+        if (h.Count > 0) h[^1] = h[^1] with { Flags = h[^1].Flags | HistFlags.CallbackExit };
         _cur.Frames.RemoveAt(_cur.Frames.Count - 1);
         _cur.Insn = callee.CallSite;
         if (Log2) _log.AppendLine($"returning from callback to the call at {callee.CallSite}");
@@ -103,6 +110,7 @@ internal sealed partial class Checker
     void WidenReg(in RegState old, ref RegState cur)
     {
         if (!old.IsScalar || !cur.IsScalar) return;
+        if (_precision && (old.Precise || cur.Precise)) return;
         if (old.VarOff == cur.VarOff && old.Umin == cur.Umin && old.Umax == cur.Umax && old.Smin == cur.Smin && old.Smax == cur.Smax &&
             old.U32Min == cur.U32Min && old.U32Max == cur.U32Max && old.S32Min == cur.S32Min && old.S32Max == cur.S32Max) return;
         cur = RegState.Unknown();

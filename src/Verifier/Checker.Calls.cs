@@ -178,6 +178,8 @@ internal sealed partial class Checker
         var reg = Regs[regno];
         if (arg == ArgType.Anything) return;
         bool mayBeNull = arg is ArgType.PtrToSocketOrNull or ArgType.PtrToMemOrNull or ArgType.PtrToStackOrNull;
+        // A NULL passed for a nullable pointer: pruned paths must pass NULL too (stricter than the kernel, difference 7).
+        if (mayBeNull && reg.IsNull) MarkPrecise(regno);
         bool isMapValueArg = arg == ArgType.PtrToMapValue;
         // A sockmap/sockhash update takes a socket, not a value in memory (resolve_map_arg_type).
         if (isMapValueArg && meta.MapIndex >= 0 && Map(meta.MapIndex).IsSockMap)
@@ -269,6 +271,7 @@ internal sealed partial class Checker
                 break;
             case ArgType.ConstSize or ArgType.ConstSizeOrZero:
                 {
+                    MarkPrecise(regno);
                     bool zeroOk = arg == ArgType.ConstSizeOrZero;
                     if (reg.Smin < 0) throw Err($"R{regno} min value is negative, either use unsigned or 'var &= const'");
                     if (reg.Umin == 0 && !zeroOk) throw Err($"R{regno} invalid zero-sized read: u64=[{reg.Umin},{reg.Umax}]");
@@ -278,6 +281,7 @@ internal sealed partial class Checker
                     break;
                 }
             case ArgType.ConstAllocSizeOrZero:
+                MarkPrecise(regno);
                 if (!reg.VarOff.IsConst) throw Err($"R{regno} is not a known constant'");
                 meta.MemSize = (int)reg.VarOff.Value;
                 break;
@@ -299,7 +303,10 @@ internal sealed partial class Checker
         for (int i = off; i >= 0 && st.Kind(spi, i) == SlotKind.Spill; i--) spill++;
         if (spill != keySize) return -1;
         var v = st.Spilled[spi];
-        return v.VarOff.IsConst ? (long)v.VarOff.Value : -1;
+        if (!v.VarOff.IsConst) return -1;
+        // The lookup's result is not NULL because of this key: it must stay this key on pruned paths.
+        MarkSlotPrecise(key.Frame, spi);
+        return (long)v.VarOff.Value;
     }
 
     /// <summary>Helpers that copy the key and value they are given into the map (a pointer there would leak).</summary>

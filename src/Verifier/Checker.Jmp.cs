@@ -42,7 +42,9 @@ internal sealed partial class Checker
         }
         else src = RegState.Known((ulong)(long)ins.Imm);
         var dst = Regs[ins.Dst];
+        if ((dst.IsScalar && dst.Id != 0) || (ins.SourceIsReg && src.IsScalar && src.Id != 0)) NoteLinkedJump(ins);
         int pred = Branches.IsTaken(dst, src, op, is32);
+        if (pred >= 0) MarkBranchPrecise(ins);
         if (pred == 1) { _cur.Insn = target; return true; }
         if (pred == 0) { _cur.Insn = idx + 1; return true; }
 
@@ -62,6 +64,7 @@ internal sealed partial class Checker
             MarkPtrOrNull(_cur, dst, isNull: op == JmpOp.Jne);
         }
         if (!takenOk && !fallOk) return false;
+        if (!takenOk || !fallOk) MarkBranchPrecise(ins);
         if (!fallOk)
         {
             _cur = other;
@@ -69,6 +72,13 @@ internal sealed partial class Checker
         }
         if (takenOk) Push(other);
         return true;
+    }
+
+    /// <summary>The values compared decided the branch: they must stay as they are on pruned paths.</summary>
+    void MarkBranchPrecise(Instruction ins)
+    {
+        MarkPrecise(ins.Dst);
+        if (ins.SourceIsReg) MarkPrecise(ins.Src);
     }
 
     /// <summary>Refines the registers of one side; false when that side is impossible.</summary>
@@ -98,6 +108,7 @@ internal sealed partial class Checker
         {
             if (!r.IsScalar || (r.Id & ~LinkedDelta) != baseId) return;
             int id = r.Id, delta = r.Off;
+            bool precise = r.Precise;
             if (delta == known.Off) r = known;
             else
             {
@@ -108,6 +119,7 @@ internal sealed partial class Checker
             }
             r.Id = id;
             r.Off = delta;
+            r.Precise = precise;
         });
     }
 
@@ -140,7 +152,11 @@ internal sealed partial class Checker
         int target = idx + ins.Imm + 1;
         var caller = Frame;
         var callee = new FuncState { CallSite = idx, FrameNo = _cur.Frames.Count, Subprog = _info.SubprogOf(target) };
-        for (int r = 1; r <= 5; r++) callee.Regs[r] = caller.Regs[r];
+        for (int r = 1; r <= 5; r++)
+        {
+            callee.Regs[r] = caller.Regs[r];
+            callee.Regs[r].Precise = false;
+        }
         callee.Regs[10] = RegState.Pointer(RegType.PtrToStack);
         callee.Regs[10].Frame = callee.FrameNo;
         for (int r = 0; r <= 5; r++) caller.Regs[r] = RegState.NotInit;
@@ -164,6 +180,7 @@ internal sealed partial class Checker
             }
             _cur.Frames.RemoveAt(_cur.Frames.Count - 1);
             Frame.Regs[0] = r0;
+            Frame.Regs[0].Precise = false;
             _cur.Insn = callee.CallSite + 1;
             return true;
         }
@@ -178,6 +195,7 @@ internal sealed partial class Checker
         var ret = Regs[0];
         if (!ret.IsScalar)
             throw Err($"At program exit the register R0 is not a known value ({RegName(ret)})");
+        MarkPrecise(0);
         if (ret.Smin < 0 || ret.Smax > 1) throw Err(InvalidScalar("At program exit", "R0", ret, 0, 1));
         return false;
     }

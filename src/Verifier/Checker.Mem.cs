@@ -269,17 +269,19 @@ internal sealed partial class Checker
         RegState? v = valueRegno >= 0 ? Regs[valueRegno] : null;
         if (v is { IsScalar: true } sv && off % 8 == 0)
         {
-            if (sv.Umax > (size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1)) { sv.Id = 0; sv.Off = 0; }
+            if (sv.Umax > (size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1)) { sv.Id = 0; sv.Off = 0; sv.Precise = false; }
             else
             {
                 AssignIdBeforeMov(ref Regs[valueRegno]);
                 sv = Regs[valueRegno];
             }
             SaveSpill(st, spi, sv, size);
+            NoteStack(HistFlags.StackStore, frame.FrameNo, spi, valueRegno);
         }
         else if (v == null && stImm != null && off % 8 == 0)
         {
             SaveSpill(st, spi, RegState.Known((ulong)(long)stImm.Value), size);
+            NoteStack(HistFlags.StackStore, frame.FrameNo, spi);
         }
         else if (v is { IsPointer: true } pv)
         {
@@ -287,10 +289,14 @@ internal sealed partial class Checker
             if (frame != Frame && pv.Type == RegType.PtrToStack)
                 throw Err("cannot spill pointers to stack into stack frame of the caller");
             SaveSpill(st, spi, pv, 8);
+            NoteStack(HistFlags.StackStore, frame.FrameNo, spi);
         }
         else
         {
             bool zero = v is { IsNull: true } || (v == null && stImm == 0);
+            // The slot records "zero", not the register: pruned paths must store zero too.
+            if (zero && valueRegno >= 0) MarkPrecise(valueRegno);
+            NoteStack(HistFlags.StackStore, frame.FrameNo, spi);
             var kind = zero ? SlotKind.Zero : SlotKind.Misc;
             if (st.IsSpilled(spi))
             {
@@ -303,6 +309,7 @@ internal sealed partial class Checker
 
     static void SaveSpill(StackState st, int spi, RegState reg, int size)
     {
+        reg.Precise = false;
         st.Spilled[spi] = reg;
         for (int i = 8; i > 8 - size; i--) st.SetKind(spi, i - 1, SlotKind.Spill);
         for (int i = 0; i < 8 - size; i++)
@@ -322,6 +329,7 @@ internal sealed partial class Checker
             int spillSize = 1;
             for (int i = 7; i > 0 && st.Kind(spi, i - 1) == SlotKind.Spill; i--) spillSize++;
             var reg = st.Spilled[spi];
+            if (dstRegno >= 0) NoteStack(HistFlags.StackFill, frame.FrameNo, spi);
             if (size != 8 || spillSize != 8)
             {
                 if (!reg.IsScalar) throw Err("invalid size of register fill");
@@ -329,6 +337,7 @@ internal sealed partial class Checker
                 if (size <= spillSize && off % 8 == 0)
                 {
                     var copy = reg;
+                    copy.Precise = false;
                     if (reg.Umax > (size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1)) { copy.Id = 0; copy.Off = 0; }
                     return copy;
                 }
@@ -344,6 +353,7 @@ internal sealed partial class Checker
                 return RegState.Unknown();
             }
             if (dstRegno < 0) return null;
+            reg.Precise = false;
             return reg;
         }
         bool allZero = true;

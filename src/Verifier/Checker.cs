@@ -36,13 +36,18 @@ internal sealed partial class Checker
     bool _uninitRead;
 
     readonly bool _widenCallbacks;
+    readonly bool _precision;
+
+    /// <summary>True when the program calls a helper that runs a callback.</summary>
+    public bool HasCallbacks => _info != null && _info.CallsCallback.Contains(true);
 
     /// <summary>True when some callback iteration widened a scalar (the verdict may then depend on it).</summary>
     public bool WidenedScalars { get; private set; }
 
-    public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options, bool widenCallbacks = true)
+    public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options, bool widenCallbacks = true, bool precision = true)
     {
         _widenCallbacks = widenCallbacks;
+        _precision = precision;
         _insns = insns;
         _opt = options;
         _helpers = options.Helpers;
@@ -82,7 +87,7 @@ internal sealed partial class Checker
             _log.AppendLine(structural);
             return Finish(error, errInsn);
         }
-        _eq = new StateEquivalence(_info);
+        _eq = new StateEquivalence(_info, _precision);
         _cur = InitialState();
         try
         {
@@ -158,6 +163,7 @@ internal sealed partial class Checker
             if (Log2) _log.AppendLine($"{idx}: safe");
             return false;
         }
+        RecordHistory(idx);
         var ins = _insns[idx];
         if (Log2)
         {
@@ -221,12 +227,14 @@ internal sealed partial class Checker
                 if (callsCallback && _eq.Equal(old, _cur, exact: false))
                 {
                     old.Hits++;
+                    PropagatePrecision(old);
                     return true;
                 }
             }
             else if (_eq.Equal(old, _cur, exact: false))
             {
                 old.Hits++;
+                PropagatePrecision(old);
                 return true;
             }
             // Checkpoints that keep missing are dropped (the kernel's miss_cnt eviction); the
@@ -241,6 +249,8 @@ internal sealed partial class Checker
         _prevJmps = _jmpsProcessed;
         _prevInsns = _processed;
         var cp = _cur.Clone();
+        cp.History = _cur.History;
+        _cur.History = [];
         cp.Branches = 1;
         cp.Parent = _cur.Parent;
         _cur.Parent = cp;

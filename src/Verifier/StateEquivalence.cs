@@ -11,7 +11,13 @@ internal sealed class StateEquivalence
     readonly Dictionary<int, int> _map = [];
     readonly Dictionary<int, int> _reverse = [];
 
-    public StateEquivalence(ProgramInfo info) => _info = info;
+    readonly bool _usePrecision;
+
+    public StateEquivalence(ProgramInfo info, bool usePrecision)
+    {
+        _info = info;
+        _usePrecision = usePrecision;
+    }
 
     public bool Equal(VerifierState old, VerifierState cur, bool exact)
     {
@@ -74,6 +80,8 @@ internal sealed class StateEquivalence
         if (c.Type != o.Type) return false;
         if (o.Type == RegType.Scalar)
         {
+            // No path below the old state needed this value exactly.
+            if (!o.Precise && _usePrecision) return true;
             if (o.Id != 0 && !CheckIds(o.Id, c.Id)) return false;
             return RangeWithin(o, c) && o.VarOff.Contains(c.VarOff);
         }

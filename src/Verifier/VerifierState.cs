@@ -46,6 +46,10 @@ internal sealed class VerifierState
     public int LockMap = -1;
     /// <summary>The id of the map value pointer the held lock was taken through (0 for a direct value address).</summary>
     public int LockId;
+    /// <summary>Instructions executed since <see cref="Parent"/> (for a checkpoint: from its parent to it), for precision backtracking.</summary>
+    public List<HistEntry> History = [];
+    /// <summary>For a checkpoint: every scalar in it and its ancestors is already precise.</summary>
+    public bool AllPrecise;
     /// <summary>Callback bodies entered on this path (the kernel's callback_unroll_depth; loop detection compares it).</summary>
     public int CallbackUnrollDepth;
 
@@ -54,7 +58,7 @@ internal sealed class VerifierState
 
     public VerifierState Clone()
     {
-        var s = new VerifierState { Insn = Insn, Parent = Parent, Refs = [.. Refs], CallbackUnrollDepth = CallbackUnrollDepth, LockMap = LockMap, LockId = LockId };
+        var s = new VerifierState { Insn = Insn, Parent = Parent, Refs = [.. Refs], CallbackUnrollDepth = CallbackUnrollDepth, LockMap = LockMap, LockId = LockId, History = [.. History] };
         foreach (var f in Frames) s.Frames.Add(f.Clone());
         return s;
     }
