@@ -34,6 +34,8 @@ internal sealed class VerifierState
     public List<RefState> Refs = [];
     /// <summary>Instruction to execute next.</summary>
     public int Insn;
+    /// <summary>For a pushed branch: the instruction that pushed it (the kernel's "from N to M").</summary>
+    public int From = -1;
     /// <summary>The checkpoint this path continues from (for branch counting).</summary>
     public VerifierState? Parent;
     /// <summary>For a stored checkpoint: paths still being explored below it.</summary>
