@@ -223,6 +223,19 @@ internal sealed partial class Checker
                 if (regs[r].Type == RegType.NotInit) continue;
                 shown.Append(shown.Length == 0 ? "" : " ").Append('R').Append(r).Append('=').Append(StateFormatter.Reg(regs[r], _maps));
             }
+            // A stack access at a constant offset also shows the slot, as the kernel does (fp-8=-44).
+            int ptrReg = ins.Class == InstructionClass.Ldx ? ins.Src : ins.Class is InstructionClass.St or InstructionClass.Stx ? ins.Dst : -1;
+            if (ptrReg >= 0 && regs[ptrReg].Type == RegType.PtrToStack && regs[ptrReg].VarOff.IsConst)
+            {
+                long at = regs[ptrReg].Off + (long)regs[ptrReg].VarOff.Value + ins.Offset;
+                var stack = _cur.Frames[regs[ptrReg].Frame].Stack;
+                int spi = (int)((-at - 1) / 8);
+                if (at < 0 && spi < stack.Allocated / 8)
+                {
+                    shown.Append(shown.Length == 0 ? "" : " ").Append("fp").Append(-(spi + 1) * 8).Append('=')
+                        .Append(stack.IsFullSpill(spi) ? StateFormatter.Reg(stack.Spilled[spi], _maps) : stack.SlotString(spi));
+                }
+            }
             if (shown.Length > 0)
             {
                 line.Append(' ', Math.Max(1, 38 - line.Length)).Append("; ");
