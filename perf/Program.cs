@@ -2,9 +2,20 @@ using BenchmarkDotNet.Running;
 
 namespace BpfJit.Perf;
 
-/// <summary>Runs the benchmarks: <c>dotnet run -c Release --project perf -- --filter '*'</c>.</summary>
+/// <summary>
+/// Runs the benchmarks: <c>dotnet perf/bin/Release/net10.0/BpfJit.Perf.dll --filter '*' --job short</c>.
+/// Two verbs besides BenchmarkDotNet's arguments: <c>kernel</c> measures the SK_LOOKUP suite in the
+/// Linux kernel (BPF_PROG_TEST_RUN) and <c>report</c> turns the suite's results into tables and the
+/// chart (see docs/perf.md, "SK_LOOKUP suite").
+/// </summary>
 public static class Program
 {
     /// <summary>Entry point.</summary>
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    public static int Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "kernel") return KernelColumn.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "report") return SuiteReport.Run(args[1..]);
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return 0;
+    }
 }

@@ -19,13 +19,18 @@ public static class Cli
     /// <summary>Every verb, in the order help lists them.</summary>
     public static IReadOnlyList<CommandInfo> Commands { get; } =
     [
-        ConformanceCommand.Info,
+        DemoCommand.Info,
+        RunCommand.Info,
+        ScenarioCommand.Info,
+        ReplayCommand.Info,
+        BenchCommand.Info,
+        VerifyCommand.Info,
+        CfgCommand.Info,
         InspectCommand.Info,
         DisasmCommand.Info,
         DumpCommand.Info,
+        ConformanceCommand.Info,
         PluginCommand.Info,
-        ScenarioCommand.Info,
-        VerifyCommand.Info,
     ];
 
     /// <summary>Runs the tool with <paramref name="args"/>; never throws for bad input.</summary>
@@ -58,9 +63,14 @@ public static class Cli
             stderr.WriteLine($"bpfjit {command.Name}: {e.Message} (try 'bpfjit {command.Name} --help')");
             return BadInput;
         }
-        catch (BpfException e)
+        catch (Hosting.ProgramRejectedException e)
         {
             stderr.WriteLine($"bpfjit {command.Name}: {e.Message}");
+            return Negative;
+        }
+        catch (BpfException e)
+        {
+            stderr.WriteLine($"bpfjit {command.Name}: {e.Message.ReplaceLineEndings(" ")}");
             return BadInput;
         }
         catch (IOException e)
@@ -83,6 +93,7 @@ public static class Cli
         w.WriteLine();
         foreach (var c in Commands.Where(c => !c.Hidden)) w.WriteLine($"  {c.Name,-12} {c.Summary}");
         w.WriteLine();
+        w.WriteLine("every verb takes --json for a machine-readable result (shapes in docs/cli.md)");
         w.WriteLine("exit codes: 0 ok, 1 negative result (test failed, program rejected), 2 bad input or usage");
     }
 }

@@ -1,3 +1,4 @@
+using BpfJit.Frontend;
 using BpfJit.Runtime;
 
 namespace BpfJit.IlEmitter;
@@ -25,6 +26,9 @@ public sealed class JitClosure
     /// table holds them weakly, so the closure (and with it the program's delegate) keeps them alive.
     /// </summary>
     internal List<object> KeepAlive { get; } = [];
+
+    /// <summary>The program, for checked mode's error messages (null unless compiled with <see cref="JitOptions.Checked"/>).</summary>
+    public Instruction[]? CheckedProgram { get; internal set; }
 
     /// <summary>The helper table <c>callx</c> looks helpers up in.</summary>
     public HelperTable Helpers => _helpers;

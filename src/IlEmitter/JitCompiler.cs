@@ -27,7 +27,7 @@ public static class JitCompiler
         var resolved = new Helper?[slots.Length];
         var funcs = new List<(int Slot, int Target)>();
         ProgramChecks.CheckRunnable(slots, helpers, (i, h) => resolved[i] = h, (slot, target) => funcs.Add((slot, target)));
-        var closure = new JitClosure(helpers);
+        var closure = new JitClosure(helpers) { CheckedProgram = options.Checked ? slots : null };
         BindCallbacks(slots, funcs, resolved, options, closure);
         var shape = ProgramShape.Analyse(slots);
         var entry = DynamicMethodHost.Create(shape, resolved, options, closure, out _);
@@ -50,7 +50,9 @@ public static class JitCompiler
             if (!forwarders.TryGetValue(target, out var forwarder))
             {
                 forwarder = new CallbackForwarder();
-                forwarder.Handle = Callbacks.Register(forwarder.Invoke);
+                // The table holds the delegate weakly: the forwarder (kept alive by the closure) holds it strongly.
+                forwarder.Delegate = forwarder.Invoke;
+                forwarder.Handle = Callbacks.Register(forwarder.Delegate);
                 forwarders[target] = forwarder;
                 closure.KeepAlive.Add(forwarder);
             }
@@ -66,6 +68,7 @@ public static class JitCompiler
     sealed class CallbackForwarder
     {
         public ulong Handle;
+        public BpfCallback? Delegate;
         public BpfCallback? Target;
 
         public ulong Invoke(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => Target!(r1, r2, r3, r4, r5);

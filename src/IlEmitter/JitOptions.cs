@@ -21,4 +21,13 @@ public sealed record JitOptions
     /// at a user's first call. It costs one field test per call.
     /// </summary>
     public bool ProbeOnCompile { get; init; } = true;
+
+    /// <summary>
+    /// Checked mode (default false): a runtime check before every load, store and atomic that the
+    /// accessed bytes lie inside the context block, the program's stack, a live map value, a socket
+    /// view or a reserved ring-buffer record, raising
+    /// <see cref="Runtime.Checked.BpfCheckedModeException"/> before the access otherwise. A soundness
+    /// oracle for tests and fuzzing (docs/reliability.md), many times slower than the default.
+    /// </summary>
+    public bool Checked { get; init; }
 }

@@ -134,7 +134,8 @@ internal sealed partial class Checker
 
     VerifierResult Finish(string? error, int errInsn)
     {
-        if (error == null || (_opt.LogLevel >= 1 && _info != null))
+        // The kernel ends every log with the statistics; at level 1 BpfJit keeps a rejection's log to the error.
+        if (error == null || (_opt.LogLevel >= 2 && _info != null))
             _log.AppendLine($"processed {Math.Min(_processed, ComplexityLimit + 1)} insns (limit {ComplexityLimit}) max_states_per_insn {MaxStates()} total_states {_totalStates} peak_states {_peakStates} mark_read 0");
         int subprogs = _info?.SubprogStarts.Count ?? 1;
         var depths = new int[subprogs];

@@ -110,7 +110,7 @@ public class CliCommandTests
 
     [TestCase(new string[0], "no OBJECT given")]
     [TestCase(new[] { "x.o", "--program" }, "option --program needs a value")]
-    [TestCase(new[] { "x.o", "--json" }, "unknown option '--json'")]
+    [TestCase(new[] { "x.o", "--jsn" }, "unknown option '--jsn'")]
     public void DisasmUsageErrors(string[] args, string message)
     {
         var (code, _, err) = Disasm(args);

@@ -80,11 +80,17 @@ public class ConcurrencyTests
             long reclaimedBefore = MapEpoch.Reclaimed;
             int torn = 0, found = 0, userTorn = 0;
             using var stop = new CancellationTokenSource();
+            // Count-bounded: each reader does a fixed number of lookups while the writer churns, so a
+            // loaded machine makes the test slower, never different.
+            const int lookupsPerReader = 20_000;
+            ulong seq = 0;
+            for (uint k = 0; k < keys; k++) Assert.That(map.Update(Key(k), Value(++seq)), Is.EqualTo(0), "filled before the readers start");
+            int readersLeft = 3;
             var readers = Enumerable.Range(0, 3).Select(r => new Thread(() =>
             {
                 var rng = new Random(r);
                 var buffer = new byte[Words * 8];
-                while (!stop.IsCancellationRequested)
+                for (int i = 0; i < lookupsPerReader; i++)
                 {
                     uint k = (uint)rng.Next(keys);
                     ulong result = Run(check, k);
@@ -92,6 +98,7 @@ public class ConcurrencyTests
                     if (result == 1) Interlocked.Increment(ref found);
                     if (map.Lookup(Key(k), buffer) == 0 && !Consistent(buffer)) Interlocked.Increment(ref userTorn);
                 }
+                Interlocked.Decrement(ref readersLeft);
             })).ToList();
             int walks = 0;
             readers.Add(new Thread(() =>
@@ -106,14 +113,11 @@ public class ConcurrencyTests
             }));
             readers.ForEach(t => t.Start());
             var writerRng = new Random(42);
-            var clock = Stopwatch.StartNew();
-            ulong seq = 0;
-            while (clock.ElapsedMilliseconds < 400 || Volatile.Read(ref found) < 100)
+            while (Volatile.Read(ref readersLeft) > 0 || Volatile.Read(ref walks) == 0)
             {
                 uint k = (uint)writerRng.Next(keys);
                 if (writerRng.Next(5) == 0) map.Delete(Key(k));
                 else Assert.That(map.Update(Key(k), Value(++seq)), Is.EqualTo(0));
-                if (clock.ElapsedMilliseconds > 20_000) break;
             }
             stop.Cancel();
             readers.ForEach(t => t.Join());

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using BpfJit.Runtime.Checked;
 using BpfJit.Runtime.Maps;
 using BpfJit.Runtime.SkLookup;
 using BpfJit.Runtime.Sockets;
@@ -139,5 +140,167 @@ public class ConcurrencyTests
         // Only a lookup in flight when a close happened can see its socket refused (sk_assign on a closed socket fails).
         Assert.That(refused, Is.LessThanOrEqualTo((long)closes * lookupThreads), $"refused {refused} with {closes} closes");
         MapEpoch.Collect();
+    }
+
+    /// <summary>
+    /// Stress, count-bounded (docs/reliability.md): one lookup thread per core runs a fixed number of
+    /// lookups through a program that checks a checksummed hash value (v[1] == ~v[0]) and redirects
+    /// through a sockmap, while one thread rewrites and deletes values, swaps the link's program and
+    /// closes and reopens the redirect target. No lookup may see a torn value (the program redirects
+    /// to a marker socket on one), no answer may be impossible, and after teardown the native blocks and managed heap are
+    /// back at their baseline. <c>BPFJIT_STRESS_LOOKUPS</c> sets the lookups per thread.
+    /// </summary>
+    [TestCaseSource(typeof(Engines), nameof(Engines.Names))]
+    public void StressLeavesNoTornValuesAndNoLeaks(string engine)
+    {
+        int perThread = int.TryParse(Environment.GetEnvironmentVariable("BPFJIT_STRESS_LOOKUPS"), out int n) ? n : 200_000;
+        Settle();
+        long nativeBefore = NativeAllocations.LiveBlocks;
+        long managedBefore = GC.GetTotalMemory(forceFullCollection: true);
+        var counts = RunStress(engine, perThread);
+        Settle();
+        long nativeAfter = NativeAllocations.LiveBlocks;
+        long managedAfter = GC.GetTotalMemory(forceFullCollection: true);
+        TestContext.Out.WriteLine($"{engine}: {counts}; native blocks {nativeBefore} -> {nativeAfter}; managed heap {managedBefore / 1024} KiB -> {managedAfter / 1024} KiB");
+        Assert.That(nativeAfter, Is.EqualTo(nativeBefore), "every native block allocated by the run was freed");
+        Assert.That(managedAfter - managedBefore, Is.LessThan(4L << 20), "the managed heap is back near its baseline");
+    }
+
+    /// <summary>What one stress run did.</summary>
+    sealed record StressCounts(int Threads, long Lookups, long Redirected, long Refused, long Updates, long Deletes, long Swaps, long Reopens, long UserspaceReads)
+    {
+        public override string ToString() =>
+            $"{Threads} lookup threads, {Lookups} lookups ({Redirected} redirected, {Refused} refused), {Updates} value updates, {Deletes} deletes, {UserspaceReads} userspace reads, {Swaps} program swaps, {Reopens} socket close/reopens";
+    }
+
+    static void Settle()
+    {
+        for (int i = 0; i < 4; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            MapEpoch.Collect();
+        }
+    }
+
+    static StressCounts RunStress(string engine, int perThread)
+    {
+        var ns = new NetNamespace();
+        var regular = Tcp(ns, "127.0.0.1:7007");
+        using var values = MapFactory.Create(MapType.Hash, 4, 16, 64, 0, "values");
+        using var map = (SockMap)MapFactory.Create(MapType.SockMap, 4, 8, 2, 0, "redir_map");
+        static byte[] Value(ulong v) => [.. BitConverter.GetBytes(v), .. BitConverter.GetBytes(~v)];
+        for (uint k = 0; k < 64; k++) values.Update(BitConverter.GetBytes(k), Value(k));
+        string checkAndRedirect = $"""
+            mov %r6, %r1
+            ldxw %r2, [%r6+36]
+            and %r2, 63
+            stxw [%r10-4], %r2
+            mov %r2, %r10
+            add %r2, -4
+            lddw %r1, 0x{values.Handle:x}
+            call 1
+            jeq %r0, 0, redirect
+            ldxdw %r3, [%r0+0]
+            ldxdw %r4, [%r0+8]
+            xor %r4, -1
+            jne %r3, %r4, torn
+            redirect:
+            stw [%r10-4], 0
+            select:
+            lddw %r1, 0x{map.Handle:x}
+            mov %r2, %r10
+            add %r2, -4
+            call 1
+            jeq %r0, 0, pass
+            mov %r7, %r0
+            mov %r1, %r6
+            mov %r2, %r7
+            mov %r3, 0
+            call 124
+            mov %r1, %r7
+            call 86
+            pass:
+            mov %r0, 1
+            exit
+            torn:
+            stw [%r10-4], 1
+            ja select
+            """;
+        var checking = Load(engine, checkAndRedirect, "check");
+        var plain = Load(engine, "mov %r0, 1\nexit", "pass");
+        var link = ns.SkLookup.Attach(checking);
+        Sock current = Tcp(ns, "127.0.0.2:8008");
+        Assert.That(map.Update(0, current), Is.Zero);
+        // A torn value redirects to this socket, which nothing else selects.
+        var tornMarker = Tcp(ns, "127.0.0.9:9009");
+        Assert.That(map.Update(1, tornMarker), Is.Zero);
+
+        int threads = Math.Max(2, Environment.ProcessorCount);
+        long lookups = 0, redirected = 0, refused = 0, updates = 0, deletes = 0, swaps = 0, reopens = 0, reads = 0;
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        int running = threads;
+        var readers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
+        {
+            for (int i = 0; i < perThread; i++)
+            {
+                var r = ns.Lookup(Pkt("tcp", $"10.0.{t}.1:{i % 60000 + 1}", "127.0.0.1:7007"));
+                switch (r.Outcome)
+                {
+                    case LookupOutcome.Socket when r.Socket == regular: break;
+                    case LookupOutcome.Socket when r.Socket == tornMarker: failures.Enqueue($"a lookup saw a torn value (thread {t}, lookup {i})"); break;
+                    case LookupOutcome.Socket: Interlocked.Increment(ref redirected); break;
+                    case LookupOutcome.Refused: Interlocked.Increment(ref refused); break;
+                    default: failures.Enqueue($"outcome {r.Outcome}: the regular listener always exists"); break;
+                }
+                Interlocked.Increment(ref lookups);
+            }
+            Interlocked.Decrement(ref running);
+        })).ToList();
+        var churn = new Thread(() =>
+        {
+            var rng = new Random(5);
+            var buffer = new byte[16];
+            for (long i = 0; Volatile.Read(ref running) > 0; i++)
+            {
+                var key = BitConverter.GetBytes((uint)rng.Next(64));
+                switch (i % 8)
+                {
+                    case 0 or 1 or 2:
+                        values.Update(key, Value((ulong)rng.NextInt64()));
+                        updates++;
+                        break;
+                    case 3:
+                        values.Delete(key);
+                        deletes++;
+                        break;
+                    case 4:
+                        if (values.Lookup(key, buffer) == 0 && BitConverter.ToUInt64(buffer, 0) != ~BitConverter.ToUInt64(buffer, 8))
+                            failures.Enqueue("a userspace read saw a torn value");
+                        reads++;
+                        break;
+                    case 5:
+                        link.Update(swaps++ % 2 == 0 ? plain : checking);
+                        break;
+                    case 6 when i % 64 == 6:
+                        var old = current;
+                        old.Close();
+                        current = Tcp(ns, "127.0.0.2:8008");
+                        map.Update(0, current);
+                        reopens++;
+                        break;
+                }
+            }
+        });
+        foreach (var th in readers.Append(churn)) th.Start();
+        foreach (var th in readers.Append(churn)) Assert.That(th.Join(TimeSpan.FromMinutes(5)), "thread finished");
+
+        Assert.That(failures, Is.Empty, string.Join("\n", failures.Take(10)));
+        Assert.That(lookups, Is.EqualTo((long)threads * perThread));
+        Assert.That(updates, Is.GreaterThan(0));
+        // Teardown: everything the run created goes, so the caller can compare with its baseline.
+        link.Detach();
+        foreach (var s in ns.Sockets.Sockets) s.Close();
+        return new StressCounts(threads, lookups, redirected, refused, updates, deletes, swaps, reopens, reads);
     }
 }

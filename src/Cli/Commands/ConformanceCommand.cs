@@ -9,11 +9,13 @@ public static class ConformanceCommand
 {
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("conformance", "run bpf_conformance .data files on an engine", """
-        usage: bpfjit conformance PATH... [--engine interpreter|jit] [--cpu v1|v2|v3|v4] [--quiet]
+        usage: bpfjit conformance PATH... [--engine interpreter|jit] [--cpu v1|v2|v3|v4] [--quiet] [--json]
 
         Runs bpf_conformance test vectors (.data files, or directories of them) with the suite's
         machine model: r1 = input memory, r2 = its length, 512-byte stack, helper 5 = unwind.
         Prints PASS/FAIL/SKIP per file, then 'N passed, N failed' (', N skipped' when any).
+        --json prints {"engine": "jit", "cpu": "v4", "results": [{"file": "add.data", "status": "pass",
+        "detail": null}], "passed": 1, "failed": 0, "skipped": 0}; status is pass, fail, skip or error.
         --cpu skips tests that need a newer instruction set than the one named (default v4: all).
         Exit code 0 when nothing failed, 1 when a test failed, 2 on bad usage or a malformed file
         (reported on stderr as 'FILE: line N: ...' or 'FILE: instruction N: ...').
@@ -22,6 +24,7 @@ public static class ConformanceCommand
           bpfjit conformance ../shared/conformance
           bpfjit conformance ../shared/conformance/add.data --engine jit
           bpfjit conformance ../shared/bench --cpu v2
+          bpfjit conformance ../shared/conformance --engine jit --json
         """, Run);
 
     /// <summary>Engines the CLI knows, by name.</summary>
@@ -33,7 +36,7 @@ public static class ConformanceCommand
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
-        var args = new Args(argv, ["--engine", "--cpu"], ["--quiet"]);
+        var args = new Args(argv, ["--engine", "--cpu"], ["--quiet", "--json"]);
         if (args.Positional.Count == 0) throw new UsageException("no PATH given");
         string engineName = args.Choice("--engine", "interpreter", "interpreter", "jit");
         if (!Engines.TryGetValue(engineName, out var engine))
@@ -44,19 +47,23 @@ public static class ConformanceCommand
         int cpu = args.Choice("--cpu", "v4", "v1", "v2", "v3", "v4")[1] - '0';
         var files = ConformanceRunner.ExpandPaths(args.Positional);
         int passed = 0, failed = 0, skipped = 0, malformed = 0;
+        bool json = args.Has("--json");
+        var results = new List<(string File, ConformanceResult Result)>();
+        var text = json ? TextWriter.Null : stdout;
         foreach (var file in files)
         {
             var result = ConformanceRunner.RunFile(file, engine, cpu: cpu);
+            results.Add((file, result));
             string name = Path.GetFileName(file);
             switch (result.Status)
             {
                 case ConformanceStatus.Pass:
                     passed++;
-                    if (!args.Has("--quiet")) stdout.WriteLine($"PASS {name}");
+                    if (!args.Has("--quiet")) text.WriteLine($"PASS {name}");
                     break;
                 case ConformanceStatus.Skip:
                     skipped++;
-                    stdout.WriteLine($"SKIP {name}: {result.Detail}");
+                    text.WriteLine($"SKIP {name}: {result.Detail}");
                     break;
                 case ConformanceStatus.Error:
                     malformed++;
@@ -65,11 +72,35 @@ public static class ConformanceCommand
                     break;
                 default:
                     failed++;
-                    stdout.WriteLine($"FAIL {name}: {result.Detail}");
+                    text.WriteLine($"FAIL {name}: {result.Detail}");
                     break;
             }
         }
-        stdout.WriteLine(skipped > 0 ? $"{passed} passed, {failed} failed, {skipped} skipped" : $"{passed} passed, {failed} failed");
+        text.WriteLine(skipped > 0 ? $"{passed} passed, {failed} failed, {skipped} skipped" : $"{passed} passed, {failed} failed");
+        if (json)
+        {
+            Output.JsonOutput.Write(stdout, w =>
+            {
+                w.WriteStartObject();
+                w.WriteString("engine", engine.Name);
+                w.WriteString("cpu", $"v{cpu}");
+                w.WriteStartArray("results");
+                foreach (var (file, result) in results)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("file", file);
+                    w.WriteString("status", result.Status.ToString().ToLowerInvariant());
+                    if (result.Status == ConformanceStatus.Pass) w.WriteNull("detail");
+                    else w.WriteString("detail", result.Detail);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteNumber("passed", passed);
+                w.WriteNumber("failed", failed);
+                w.WriteNumber("skipped", skipped);
+                w.WriteEndObject();
+            });
+        }
         if (malformed > 0) return Cli.BadInput;
         return failed > 0 ? Cli.Negative : Cli.Ok;
     }

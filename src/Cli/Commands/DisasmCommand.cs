@@ -13,17 +13,21 @@ public static class DisasmCommand
 {
     /// <summary>The verb's description, for <see cref="Cli"/>.</summary>
     public static CommandInfo Info { get; } = new("disasm", "disassemble the programs of an eBPF object file", """
-        usage: bpfjit disasm OBJECT [--program NAME] [--source]
+        usage: bpfjit disasm OBJECT [--program NAME] [--source] [--json]
 
         Prints each program's instructions as loaded: subprograms linked after the program (each
         labelled with the section it came from), map references as map[idx:N] with the map's name.
         --program prints one program; --source (-S) puts the C source line from BTF line info before
         the instructions it produced, like llvm-objdump -S (needs an object compiled with -g).
+        --json prints {"file": "x.o", "programs": [{"name", "section", "type", "instructions": [{"index": 0,
+        "text": "r6 = r1", "function": "dispatcher" (at a function's first instruction, else absent),
+        "map": "bindings" (ld_imm64 map references), "source": "C line" (when BTF has it)}]}]}.
         Exit code 0, or 2 with one line on stderr for bad usage, an unknown program or a bad object.
 
         examples:
           bpfjit disasm tests/programs/redir_port.o
           bpfjit disasm tests/programs/subprog_calls.o --program subprog_hash --source
+          bpfjit disasm tests/programs/dispatcher.o --json
         """, Run);
 
     /// <summary>Runs the command; returns 0 on success and 2 on bad usage or a bad object.</summary>
@@ -36,7 +40,7 @@ public static class DisasmCommand
         }
         try
         {
-            var a = new Args(args.Select(x => x == "-S" ? "--source" : x).ToArray(), ["--program"], ["--source"]);
+            var a = new Args(args.Select(x => x == "-S" ? "--source" : x).ToArray(), ["--program"], ["--source", "--json"]);
             if (a.Positional.Count == 0) throw new UsageException("no OBJECT given");
             if (a.Positional.Count > 1) throw new UsageException($"unexpected argument '{a.Positional[1]}'");
             var spec = ObjectFile.Load(a.Positional[0]);
@@ -49,6 +53,11 @@ public static class DisasmCommand
                     return Cli.BadInput;
                 }
                 programs = [p];
+            }
+            if (a.Has("--json"))
+            {
+                WriteJson(spec.FileName, programs, stdout);
+                return Cli.Ok;
             }
             bool first = true;
             foreach (var p in programs)
@@ -70,6 +79,38 @@ public static class DisasmCommand
             return Cli.BadInput;
         }
     }
+
+    static void WriteJson(string file, IEnumerable<ProgramSpec> programs, TextWriter o) => Output.JsonOutput.Write(o, w =>
+    {
+        w.WriteStartObject();
+        w.WriteString("file", file);
+        w.WriteStartArray("programs");
+        foreach (var p in programs)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", p.Name);
+            w.WriteString("section", p.SectionName);
+            w.WriteString("type", p.Type.ToString());
+            var starts = p.Functions.ToDictionary(f => f.InstructionIndex);
+            var refs = p.MapReferences.ToDictionary(r => r.InstructionIndex);
+            w.WriteStartArray("instructions");
+            for (int i = 0; i < p.Instructions.Length; i++)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("index", i);
+                w.WriteString("text", Disassembler.Format(p.Instructions, i));
+                if (starts.TryGetValue(i, out var fn)) w.WriteString("function", fn.Name);
+                if (refs.TryGetValue(i, out var r)) w.WriteString("map", r.MapName);
+                if (p.LineInfoAt(i) is { } line && line.Line.Length > 0) w.WriteString("source", line.Line.Trim());
+                w.WriteEndObject();
+                if (p.Instructions[i].IsLdImm64) i++;
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+    });
 
     static void Write(ProgramSpec p, bool source, TextWriter o)
     {

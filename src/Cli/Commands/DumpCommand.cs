@@ -23,22 +23,28 @@ public static class DumpCommand
           --cs     the method decompiled to C# (ICSharpCode.Decompiler)
           --dll    write the assembly (type BpfJit.Dump.BpfProgram, method Run) to OUT.dll
           --no-zero-stack  compile as a verifier-approved program would be: stack not zeroed
+          --json   one object: {"program": "x.data", "slots": 12, "il": {"header": ["..."], "blocks":
+                   [{"slot": 0, "comment": "r0 = 1", "il": ["IL_0015: ldc.i8 1", ...]}]},
+                   "cs": "..." (with --cs), "dll": "out.dll" (with --dll)}; a block whose comment is
+                   not an instruction (the prologue) has "slot": null
         Exit code 0 on success, 2 when the program cannot be read or compiled.
 
         examples:
           bpfjit dump ../shared/bench/straight.data --il
           bpfjit dump ../shared/conformance/call_local.data --cs
           bpfjit dump prog.bin --dll out/prog.dll
+          bpfjit dump ../shared/bench/straight.data --json
         """, Run);
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
-        var args = new Args(argv, ["--dll", "--program"], ["--il", "--cs", "--no-zero-stack"]);
+        var args = new Args(argv, ["--dll", "--program"], ["--il", "--cs", "--no-zero-stack", "--json"]);
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no PROGRAM given" : "give exactly one PROGRAM");
         var program = ProgramFiles.Load(args.Positional[0], args.Get("--program"));
         var options = JitOptions.Default with { ZeroStack = !args.Has("--no-zero-stack") };
         var compiled = JitCompiler.Compile(program, HelperTable.Bench(), options);
         bool il = args.Has("--il") || !(args.Has("--cs") || args.Has("--dll"));
+        if (args.Has("--json")) return Output.DumpJson.Write(args, compiled, il, stdout);
         if (il) stdout.Write(compiled.GetIlListing());
         if (args.Has("--cs"))
         {
@@ -77,6 +83,11 @@ public static class ProgramFiles
         {
             var test = ConformanceFile.Load(path);
             return test.Program ?? throw new BpfException($"{path}: no program in the file ({test.SkipReason ?? "no asm or raw section"})");
+        }
+        if (Path.GetExtension(path).ToLowerInvariant() is ".asm" or ".s")
+        {
+            try { return Assembler.Assemble(File.ReadAllText(path)); }
+            catch (BpfAssemblerException e) { throw new BpfException($"{path}: {e.Message}", e); }
         }
         byte[] bytes = File.ReadAllBytes(path);
         return FromBytes(bytes, path);

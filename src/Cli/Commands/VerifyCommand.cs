@@ -11,7 +11,7 @@ public static class VerifyCommand
 {
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("verify", "check a program with the static verifier (kernel-style log)", """
-        usage: bpfjit verify OBJECT.o [--program NAME] [--log 1|2]
+        usage: bpfjit verify OBJECT.o [--program NAME] [--log 1|2] [--json]
                bpfjit verify FILE [--type sk_lookup] [--log 1|2] [--maps NAME:TYPE:KEY:VALUE:ENTRIES[:ro],...]
 
         Verifies an SK_LOOKUP program the way the Linux kernel does for a privileged loader, and
@@ -24,12 +24,16 @@ public static class VerifyCommand
         or raw instructions (.bin/.o-less bytecode, 8 bytes per slot, little-endian).
         Map references (ld_imm64 with src 1/5 for a map, 2/6 for a value) index the --maps list;
         TYPE is a name (HASH, ARRAY, SOCKMAP, ...) or the kernel's number.
+        --json prints {"file": "x.o", "programs": [{"name": "dispatcher", "accepted": true, "error": null,
+        "errorInsn": null, "insnsProcessed": 348, "stackDepths": [28], "mayReadUninitStack": false,
+        "log": "..."}]} (the log at the --log level).
         Exit code 0 when accepted, 1 when rejected (log on stdout), 2 on bad input.
 
         examples:
           bpfjit verify tests/programs/dispatcher.o
           bpfjit verify tests/programs/redir_port.o --program redir_port --log 2
           bpfjit verify prog.asm
+          bpfjit verify tests/programs/dispatcher.o --json
           bpfjit verify prog.bin --log 2 --maps socks:SOCKMAP:4:8:32,metrics:PERCPU_ARRAY:4:24:1024
         """, Run);
 
@@ -41,16 +45,22 @@ public static class VerifyCommand
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
-        var args = new Args(argv, ["--log", "--type", "--maps", "--program"], []);
+        var args = new Args(argv, ["--log", "--type", "--maps", "--program"], ["--json"]);
         if (args.Positional.Count != 1) throw new UsageException("exactly one FILE is needed");
         args.Choice("--type", "sk_lookup", "sk_lookup");
         int level = args.Choice("--log", "1", "1", "2")[0] - '0';
         string path = args.Positional[0];
-        if (IsElf(path)) return VerifyObject(path, args.Get("--program"), level, stdout);
+        bool json = args.Has("--json");
+        if (IsElf(path)) return VerifyObject(path, args.Get("--program"), level, json, stdout);
         if (args.Has("--program")) throw new UsageException("--program needs an object file");
         var program = LoadProgram(path);
         var maps = ParseMaps(args.Get("--maps", "")!);
         var result = Verifier.Verifier.Verify(program, new VerifierOptions { Helpers = Helpers, Maps = maps, LogLevel = level });
+        if (json)
+        {
+            WriteJson(path, [(Path.GetFileNameWithoutExtension(path), result)], stdout);
+            return result.Accepted ? Cli.Ok : Cli.Negative;
+        }
         stdout.Write(result.Log);
         if (!result.Accepted) return Cli.Negative;
         if (result.MayReadUninitStack) stdout.WriteLine("note: some path may read uninitialised stack; the JIT zeroes the frame");
@@ -65,7 +75,7 @@ public static class VerifyCommand
     }
 
     /// <summary>Verifies the SK_LOOKUP programs of an object (or the one named); exit 1 when any is rejected.</summary>
-    static int VerifyObject(string path, string? name, int level, TextWriter stdout)
+    static int VerifyObject(string path, string? name, int level, bool json, TextWriter stdout)
     {
         var collection = BpfJit.Frontend.Elf.ObjectFile.Load(path);
         var programs = collection.Programs.Where(p => name == null ? p.IsSupported : p.Name == name).ToList();
@@ -73,17 +83,45 @@ public static class VerifyCommand
             throw new BpfException($"{path}: no program named '{name}' (programs: {string.Join(", ", collection.Programs.Select(p => p.Name))})");
         if (programs.Count == 0) throw new BpfException($"{path}: no SK_LOOKUP program in the object");
         int rejected = 0;
+        var results = new List<(string, VerifierResult)>();
         foreach (var program in programs)
         {
             if (!program.IsSupported)
                 throw new BpfException($"{path}: section {program.SectionName}: program {program.Name}: program type {program.Type} is not supported (only sk_lookup)");
             var result = ObjectVerification.Verify(collection, program, Helpers, level);
+            results.Add((program.Name, result));
+            if (!result.Accepted) rejected++;
+            if (json) continue;
             if (programs.Count > 1 || level > 1) stdout.WriteLine($"program {program.Name} (section {program.SectionName}, {program.Instructions.Length} insns):");
             stdout.Write(result.Log);
-            if (!result.Accepted) rejected++;
         }
+        if (json) WriteJson(path, results, stdout);
         return rejected > 0 ? Cli.Negative : Cli.Ok;
     }
+
+    static void WriteJson(string path, IEnumerable<(string Name, VerifierResult Result)> results, TextWriter o) => Output.JsonOutput.Write(o, w =>
+    {
+        w.WriteStartObject();
+        w.WriteString("file", path);
+        w.WriteStartArray("programs");
+        foreach (var (name, r) in results)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", name);
+            w.WriteBoolean("accepted", r.Accepted);
+            if (r.Error != null) w.WriteString("error", r.Error); else w.WriteNull("error");
+            if (r.Accepted) w.WriteNull("errorInsn"); else w.WriteNumber("errorInsn", r.ErrorInsn);
+            w.WriteNumber("insnsProcessed", r.InsnsProcessed);
+            w.WriteStartArray("stackDepths");
+            foreach (int d in r.StackDepths) w.WriteNumberValue(d);
+            w.WriteEndArray();
+            w.WriteBoolean("mayReadUninitStack", r.MayReadUninitStack);
+            w.WriteString("log", r.Log);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+    });
 
     static Instruction[] LoadProgram(string path)
     {
@@ -93,7 +131,8 @@ public static class VerifyCommand
             var bytes = File.ReadAllBytes(path);
             if (bytes.Length == 0 || bytes.Length % Instruction.Size != 0)
                 throw new BpfException($"{path}: {bytes.Length} bytes is not a whole number of 8-byte instructions");
-            return Decoder.Decode(bytes);
+            try { return Decoder.Decode(bytes); }
+            catch (BpfDecodeException e) { throw new BpfException($"{path}: {e.Message}", e); }
         }
         if (ext == ".data")
         {

@@ -88,15 +88,22 @@ public static class Assembler
             if (ops.Length != n) throw new FormatException($"'{m}' takes {n} operand(s), got {ops.Length}");
         }
 
-        void Add(byte opcode, int dst = 0, int src = 0, int offset = 0, int imm = 0) =>
-            slots.Add(new Instruction(opcode, (byte)dst, (byte)src, checked((short)offset), imm));
+        void Add(byte opcode, int dst = 0, int src = 0, int offset = 0, int imm = 0)
+        {
+            if (offset is < short.MinValue or > short.MaxValue) throw new FormatException($"offset {offset} out of 16-bit range");
+            slots.Add(new Instruction(opcode, (byte)dst, (byte)src, (short)offset, imm));
+        }
 
         int Target(string operand)
         {
             if (labels.TryGetValue(operand, out int target)) return target - (line.Slot + 1);
             // The suite's assembler lets a jump name "exit" without such a label: the program's last instruction.
             if (operand == "exit") return labels[ExitLabel] - (line.Slot + 1);
-            if (operand.Length > 0 && (operand[0] is '+' or '-' || char.IsDigit(operand[0]))) return (int)ParseImm(operand);
+            if (operand.Length > 0 && (operand[0] is '+' or '-' || char.IsDigit(operand[0])))
+            {
+                long offset = ParseImm(operand);
+                return offset is >= int.MinValue and <= int.MaxValue ? (int)offset : throw new FormatException($"jump offset out of range: '{operand}'");
+            }
             throw new FormatException($"unknown label '{operand}'");
         }
 
@@ -123,7 +130,7 @@ public static class Assembler
                 else
                 {
                     Need(1);
-                    Add(Op.Call, imm: (int)ParseImm(ops[0]));
+                    Add(Op.Call, imm: Imm32(ops[0]));
                 }
                 return;
             case "lddw":

@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Reflection.Emit;
 using BpfJit.Frontend;
+using BpfJit.Runtime.Checked;
 
 namespace BpfJit.IlEmitter.Emit;
 
@@ -26,6 +27,7 @@ internal static class AtomicEmitter
         bool is64 = ins.MemSize == MemSize.DW;
         int d = ins.Dst, s = ins.Src;
         var op = (AtomicOp)ins.Imm;
+        CheckedMemory.EmitCheck(c, ins, d, MemoryAccess.Atomic);
         if (op == AtomicOp.CmpXchg)
         {
             // r0 = JitAtomics.CmpXchg64(rd + off, rs, r0)   (32-bit: on the low halves, zero-extended)

@@ -1,5 +1,6 @@
 using System.Reflection.Emit;
 using BpfJit.Frontend;
+using BpfJit.Runtime.Checked;
 
 namespace BpfJit.IlEmitter.Emit;
 
@@ -13,6 +14,7 @@ internal static class MemoryEmitter
     public static void EmitLoad(EmitContext c, Instruction ins)
     {
         bool signed = ins.MemMode == MemMode.MemSx;
+        CheckedMemory.EmitCheck(c, ins, ins.Src, MemoryAccess.Load);
         // rd = *(u32 *)(rs + off)   (u8/u16/u64 alike; s8/s16/s32 sign-extend)
         Address(c, ins.Src, ins.Offset);
         if (ins.MemSize != MemSize.B) c.Unaligned();
@@ -32,6 +34,7 @@ internal static class MemoryEmitter
 
     public static void EmitStore(EmitContext c, Instruction ins)
     {
+        CheckedMemory.EmitCheck(c, ins, ins.Dst, MemoryAccess.Store);
         // *(u32 *)(rd + off) = rs   (ST: = imm; u8/u16/u64 alike)
         Address(c, ins.Dst, ins.Offset);
         bool fromReg = ins.Class == InstructionClass.Stx;

@@ -116,6 +116,7 @@ internal static class ProgramEmitter
                 c.ZeroFrame(() => c.Ldloc(c.StackBase));
             }
         }
+        CheckedMemory.EmitEnterStack(c);
         // r10 = stack + 512   (0 when the program never reads r10)
         if (shape.UsesStack)
         {

@@ -78,10 +78,12 @@ public static class ConformanceRunner
         try
         {
             memory.CopyTo(new Span<byte>(native, memory.Length));
+            Checked.MemoryRegions.Register((ulong)native, memory.Length, Checked.MemoryRegionKind.Context);
             return entry((ulong)native, (ulong)memory.Length);
         }
         finally
         {
+            Checked.MemoryRegions.Unregister((ulong)native);
             NativeMemory.Free(native);
         }
     }

@@ -89,5 +89,14 @@ public sealed unsafe class ArrayMap : BpfMap
     protected override int GetNextKeyCore(byte* key, byte* nextKey) => ArrayNextKey(key, nextKey);
 
     /// <inheritdoc />
+    internal override bool FindValue(ulong address, out ulong start, out int length)
+    {
+        ulong data = (ulong)_data, offset = address - data;
+        length = ValueSize;
+        start = data + Math.Min(offset / (ulong)_stride, (ulong)MaxEntries - 1) * (ulong)_stride;
+        return address >= data && Near(address, start, _stride);
+    }
+
+    /// <inheritdoc />
     protected override void FreeMemory() => Native.Free(_data);
 }

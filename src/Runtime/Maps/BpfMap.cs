@@ -313,6 +313,46 @@ public abstract unsafe class BpfMap : IDisposable
     /// <summary>Frees the map's native memory (called once, when no reader can hold it).</summary>
     protected abstract void FreeMemory();
 
+    // ---- checked mode ------------------------------------------------------------------------------
+
+    /// <summary>The maps not yet disposed (checked mode walks them).</summary>
+    internal static IEnumerable<BpfMap> LiveMaps()
+    {
+        foreach (var map in Volatile.Read(ref s_registry))
+            if (map is { IsDisposed: false }) yield return map;
+    }
+
+    /// <summary>How far past a value checked mode still attributes an access to it, in bytes.</summary>
+    internal const int NearMiss = 64;
+
+    /// <summary>True when <paramref name="address"/> lies in [<paramref name="start"/>, <paramref name="start"/> + <paramref name="length"/> + <see cref="NearMiss"/>).</summary>
+    internal static bool Near(ulong address, ulong start, int length) => address >= start && address - start < (ulong)(length + NearMiss);
+
+    /// <summary>
+    /// Keeps the better of two candidates for <see cref="FindValue"/>: one holding <paramref name="address"/>
+    /// wins over a near miss. Returns true when the candidate holds it (the search can stop).
+    /// </summary>
+    internal static bool Better(ulong address, ulong start, int length, ref ulong bestStart, ref int bestLength)
+    {
+        if (!Near(address, start, length)) return false;
+        bool holds = address - start < (ulong)length;
+        if (holds || bestLength == 0) { bestStart = start; bestLength = length; }
+        return holds;
+    }
+
+    /// <summary>
+    /// Checked mode: the value a program may touch (a live element's value, a reserved ring-buffer
+    /// record) that holds <paramref name="address"/> or ends less than <see cref="NearMiss"/> bytes
+    /// before it (so an overrun is reported against its value); false when there is none. The caller
+    /// checks the bounds. Slow (it may walk the map): checked mode only.
+    /// </summary>
+    internal virtual bool FindValue(ulong address, out ulong start, out int length)
+    {
+        start = 0;
+        length = 0;
+        return false;
+    }
+
     /// <inheritdoc />
     public override string ToString() => $"{Type} map '{Name}' (key {KeySize}, value {ValueSize}, max {MaxEntries})";
 }

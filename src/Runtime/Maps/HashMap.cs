@@ -243,7 +243,7 @@ public sealed unsafe class HashMap : BpfMap
                 *NextLink(fresh) = Next(old);
                 Publish(link, fresh);      // publish: readers see old or fresh, both complete
                 if (_lru) { LruRemove(old); LruAppend(fresh); }
-                MapEpoch.Retire(old);
+                MapEpoch.Retire(old, this);
             }
             else
             {
@@ -299,7 +299,7 @@ public sealed unsafe class HashMap : BpfMap
         Publish(link, Next(e));
         if (_lru) LruRemove(e);
         Volatile.Write(ref _count, _count - 1);
-        MapEpoch.Retire(e);
+        MapEpoch.Retire(e, this);
     }
 
     // ---- LRU list (writer lock held) ----------------------------------------------------------------
@@ -340,6 +340,28 @@ public sealed unsafe class HashMap : BpfMap
         else _lruHead = next;
         if (next != null) *(byte**)(next + LruPrevOffset) = prev;
         else _lruTail = prev;
+    }
+
+    /// <inheritdoc />
+    internal override bool FindValue(ulong address, out ulong start, out int length)
+    {
+        start = 0;
+        length = 0;
+        for (uint b = 0; b <= _mask; b++)
+            for (byte* e = Load(_buckets + b); e != null; e = Load(NextLink(e)))
+                if (Candidate(e, address, ref start, ref length)) return true;
+        // Replaced or deleted elements stay readable until the epoch frees them, as under the kernel's RCU.
+        foreach (nint e in MapEpoch.PendingOf(this))
+            if (Candidate((byte*)e, address, ref start, ref length)) return true;
+        return length != 0;
+    }
+
+    bool Candidate(byte* e, ulong address, ref ulong start, ref int length)
+    {
+        ulong values = (ulong)(e + KeyOffset + _keyStride);
+        if (!Near(address, values, _slot * _slots)) return false;
+        ulong slot = values + Math.Min((address - values) / (ulong)_slot, (ulong)_slots - 1) * (ulong)_slot;
+        return Better(address, slot, ValueSize, ref start, ref length);
     }
 
     /// <inheritdoc />

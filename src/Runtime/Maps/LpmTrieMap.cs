@@ -361,6 +361,24 @@ public sealed unsafe class LpmTrieMap : BpfMap
     }
 
     /// <inheritdoc />
+    internal override bool FindValue(ulong address, out ulong start, out int length)
+    {
+        start = 0;
+        length = 0;
+        var pending = new Stack<nint>();
+        if (HashMap.Load(_rootLink) is var root && root != null) pending.Push((nint)root);
+        while (pending.TryPop(out nint node))
+        {
+            byte* n = (byte*)node;
+            ulong value = (ulong)(n + DataOffset + _dataStride);
+            if ((*(uint*)(n + FlagsOffset) & Intermediate) == 0 && Better(address, value, ValueSize, ref start, ref length)) return true;
+            for (uint bit = 0; bit < 2; bit++)
+                if (Child(n, bit) is var child && child != null) pending.Push((nint)child);
+        }
+        return length != 0;
+    }
+
+    /// <inheritdoc />
     protected override void FreeMemory()
     {
         _pool.Release();

@@ -42,11 +42,12 @@ public static unsafe class MapEpoch
         }
     }
 
-    readonly struct Retired(long tag, nint memory, Action? free)
+    readonly struct Retired(long tag, nint memory, Action? free, object? owner = null)
     {
         public readonly long Tag = tag;
         public readonly nint Memory = memory;
         public readonly Action? Free = free;
+        public readonly object? Owner = owner;
     }
 
     static long s_epoch = 1;
@@ -111,8 +112,24 @@ public static unsafe class MapEpoch
     /// <summary>Retired blocks freed since the process started.</summary>
     public static long Reclaimed => Interlocked.Read(ref s_reclaimed);
 
-    /// <summary>Frees <paramref name="memory"/> (from <see cref="NativeMemory.AlignedAlloc"/>) once no reader can hold it.</summary>
+    /// <summary>Frees <paramref name="memory"/> (from the runtime's native allocator) once no reader can hold it.</summary>
     public static void Retire(void* memory) => Add(new Retired(Advance(), (nint)memory, null));
+
+    /// <summary>
+    /// Frees <paramref name="memory"/> once no reader can hold it, remembering <paramref name="owner"/>
+    /// until then (checked mode asks a map for the blocks it retired: a program may still read them).
+    /// </summary>
+    internal static void Retire(void* memory, object owner) => Add(new Retired(Advance(), (nint)memory, null, owner));
+
+    /// <summary>The blocks retired with <paramref name="owner"/> and not yet freed (checked mode).</summary>
+    internal static List<nint> PendingOf(object owner)
+    {
+        var blocks = new List<nint>();
+        lock (s_retiredLock)
+            foreach (var r in s_retired)
+                if (ReferenceEquals(r.Owner, owner)) blocks.Add(r.Memory);
+        return blocks;
+    }
 
     /// <summary>Runs <paramref name="free"/> once no reader can hold what it frees.</summary>
     public static void Retire(Action free)
@@ -161,7 +178,7 @@ public static unsafe class MapEpoch
         foreach (var item in free)
         {
             if (item.Free != null) item.Free();
-            else NativeMemory.AlignedFree((void*)item.Memory);
+            else Native.Free((void*)item.Memory);
         }
         Interlocked.Add(ref s_reclaimed, free.Count);
         return free.Count;

@@ -11,11 +11,16 @@ internal static unsafe class Native
     {
         byte* p = (byte*)NativeMemory.AlignedAlloc(size == 0 ? 1 : size, alignment);
         NativeMemory.Clear(p, size);
+        Checked.NativeAllocations.Allocated();
         return p;
     }
 
     /// <summary>Frees memory from <see cref="Alloc"/> at once (no reader can hold it).</summary>
-    public static void Free(void* p) => NativeMemory.AlignedFree(p);
+    public static void Free(void* p)
+    {
+        NativeMemory.AlignedFree(p);
+        Checked.NativeAllocations.Freed();
+    }
 
     /// <summary>Rounds up to a multiple of 8, as the kernel does for per-CPU values.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

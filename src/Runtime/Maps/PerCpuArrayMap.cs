@@ -105,5 +105,14 @@ public sealed unsafe class PerCpuArrayMap : BpfMap
     protected override int GetNextKeyCore(byte* key, byte* nextKey) => ArrayNextKey(key, nextKey);
 
     /// <inheritdoc />
+    internal override bool FindValue(ulong address, out ulong start, out int length)
+    {
+        ulong data = (ulong)_data, offset = address - data;
+        length = ValueSize;
+        start = data + Math.Min(offset / (ulong)_slot, (ulong)(Cpu.Count * MaxEntries) - 1) * (ulong)_slot;
+        return address >= data && Near(address, start, _slot);
+    }
+
+    /// <inheritdoc />
     protected override void FreeMemory() => Native.Free(_data);
 }

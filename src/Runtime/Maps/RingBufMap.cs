@@ -228,6 +228,24 @@ public sealed unsafe class RingBufMap : BpfMap
     protected override int GetNextKeyCore(byte* key, byte* nextKey) => -Errno.ENOTSUPP;
 
     /// <inheritdoc />
+    internal override bool FindValue(ulong address, out ulong start, out int length)
+    {
+        start = 0;
+        length = 0;
+        long producer = Volatile.Read(ref _producer);
+        for (long position = Volatile.Read(ref _consumer); position < producer;)
+        {
+            byte* header = _data + (position & _mask);
+            uint word = Volatile.Read(ref *(uint*)header);
+            int size = (int)(word & ~(BusyBit | DiscardBit));
+            ulong sample = (ulong)(header + RecordHeaderSize);
+            if ((word & BusyBit) != 0 && size > 0 && Better(address, sample, size, ref start, ref length)) return true;
+            position += Native.Round8(size + RecordHeaderSize);
+        }
+        return length != 0;
+    }
+
+    /// <inheritdoc />
     protected override void FreeMemory()
     {
         Native.Free(_block);

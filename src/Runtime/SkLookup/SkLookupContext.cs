@@ -63,7 +63,8 @@ public sealed unsafe class SkLookupContext : IDisposable
     /// <summary>Allocates a zeroed block.</summary>
     public SkLookupContext()
     {
-        _block = (byte*)NativeMemory.AlignedAlloc(SkLookupLayout.BlockSize, 8);
+        _block = Maps.Native.Alloc(SkLookupLayout.BlockSize);
+        Checked.MemoryRegions.Register((ulong)_block, SkLookupLayout.Size, Checked.MemoryRegionKind.Context);
         Clear();
     }
 
@@ -154,7 +155,8 @@ public sealed unsafe class SkLookupContext : IDisposable
     void Free()
     {
         if (_block == null) return;
-        NativeMemory.AlignedFree(_block);
+        Checked.MemoryRegions.Unregister((ulong)_block);
+        Maps.Native.Free(_block);
         _block = null;
     }
 }

@@ -45,8 +45,8 @@ public sealed unsafe class Sock
         Family = family;
         Protocol = protocol;
         Cookie = (ulong)Interlocked.Increment(ref s_nextCookie);
-        _block = (byte*)NativeMemory.AlignedAlloc(BpfSockLayout.BlockSize, 8);
-        new Span<byte>(_block, BpfSockLayout.BlockSize).Clear();
+        _block = Maps.Native.Alloc(BpfSockLayout.BlockSize);
+        Checked.MemoryRegions.Register((ulong)_block, BpfSockLayout.ViewSize, Checked.MemoryRegionKind.Socket);
         _self = GCHandle.Alloc(this);
         Write32(BpfSockLayout.Family, (uint)family);
         Write32(BpfSockLayout.Type, protocol == SocketProtocol.Tcp ? BpfSockLayout.SockStream : BpfSockLayout.SockDgram);
@@ -340,6 +340,7 @@ public sealed unsafe class Sock
     {
         *(uint*)(_block + BpfSockLayout.Magic) = 0;
         _self.Free();
-        NativeMemory.AlignedFree(_block);
+        Checked.MemoryRegions.Unregister((ulong)_block);
+        Maps.Native.Free(_block);
     }
 }

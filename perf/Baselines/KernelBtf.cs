@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using BpfJit.Frontend;
 
-namespace BpfJit.Tests.Support;
+namespace BpfJit.Baselines;
 
 /// <summary>
 /// Minimal BTF for the kernel oracle (BPF_BTF_LOAD): the kernel wants BTF func_info for a program

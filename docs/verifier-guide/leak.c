@@ -1,0 +1,38 @@
+/* The first program is rejected, NAME_fixed is accepted.
+ * expect: Unreleased reference id= */
+#include "common.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} socks SEC(".maps");
+
+SEC("sk_lookup")
+int leak(struct bpf_sk_lookup *ctx)
+{
+	__u32 key = 0;
+	struct bpf_sock *sk = bpf_map_lookup_elem(&socks, &key);
+
+	if (!sk)
+		return SK_DROP;
+	bpf_sk_assign(ctx, sk, 0);
+	return SK_PASS; /* missing bpf_sk_release(sk) */
+}
+
+SEC("sk_lookup")
+int leak_fixed(struct bpf_sk_lookup *ctx)
+{
+	__u32 key = 0;
+	struct bpf_sock *sk = bpf_map_lookup_elem(&socks, &key);
+	long err;
+
+	if (!sk)
+		return SK_DROP;
+	err = bpf_sk_assign(ctx, sk, 0);
+	bpf_sk_release(sk); /* on every path that acquired it */
+	return err ? SK_DROP : SK_PASS;
+}
+
+char _license[] SEC("license") = "GPL";

@@ -1,0 +1,1 @@
+global using MapType = BpfJit.Frontend.Elf.MapType;

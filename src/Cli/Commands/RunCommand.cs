@@ -1,0 +1,110 @@
+using BpfJit.Cli.Hosting;
+using BpfJit.Cli.Output;
+using BpfJit.Runtime.Maps;
+using BpfJit.Runtime.SkLookup;
+using BpfJit.Runtime.Sockets;
+
+namespace BpfJit.Cli.Commands;
+
+/// <summary><c>bpfjit run PROGRAM --proto P --from A --to B [--ifindex N] [--scenario FILE]</c></summary>
+public static class RunCommand
+{
+    /// <summary>The verb's description.</summary>
+    public static CommandInfo Info { get; } = new("run", "test-run one SK_LOOKUP program on a lookup given on the command line", """
+        usage: bpfjit run OBJECT.o|SCENARIO.json|FILE [--program NAME] --proto tcp|udp --from IP:PORT --to IP:PORT
+                          [--ifindex N] [--scenario FILE.json] [--engine interpreter|jit] [--json]
+
+        Runs one program once on the struct bpf_sk_lookup a packet from --from to --to would give
+        (IPv6 end points as [ADDR]:PORT; --ifindex sets ingress_ifindex, default 1) and prints the
+        return value and the socket the program selected with bpf_sk_assign, by name and cookie.
+        OBJECT.o is an ELF object: --program picks a program (default the first SK_LOOKUP one); its
+        maps are created from the object, or taken by name from --scenario's maps. With --scenario
+        (or a SCENARIO.json in place of the object) the scenario's sockets and map contents are set
+        up first; a scenario alone runs its first attached program, or the one --program names.
+        FILE is an assembly (.asm), raw (.bin) or conformance (.data) program without maps.
+        Programs are verified before they run.
+
+        output:  retval 1 (SK_PASS), socket nginx-ssl (cookie 2)
+        --json:  {"program": "dispatcher", "source": "dispatcher.json: dispatcher", "engine": "jit",
+                  "context": {"proto": "tcp", "family": "inet", "from": "10.0.0.1:50000",
+                              "to": "1.2.3.1:443", "ifindex": 1},
+                  "retval": 1, "verdict": "SK_PASS", "noReuseport": false,
+                  "socket": {"name": "nginx-ssl", "cookie": 2}}          ("socket": null when none)
+        Exit code 0 when the program ran (whatever it returned), 1 when the verifier rejected it,
+        2 for bad usage or a bad file (one line on stderr naming the file).
+
+        examples:
+          bpfjit run examples/dispatcher.json --proto tcp --from 10.0.0.1:5555 --to 1.2.3.1:443
+          bpfjit run tests/programs/dispatcher.o --scenario examples/dispatcher.json --proto tcp --from 10.0.0.1:5555 --to 1.2.3.4:80 --json
+          bpfjit run tests/programs/redir_ip6.o --proto tcp --from [fd00::2]:5555 --to [fd00::1]:80 --engine jit
+        """, Run);
+
+    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+    {
+        var args = new Args(argv, [.. PacketOptions.Names, "--program", "--scenario", "--engine"], ["--json"]);
+        if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no OBJECT or FILE given" : "give exactly one OBJECT or FILE");
+        var engine = ConformanceCommand.Engines[args.Choice("--engine", "interpreter", "interpreter", "jit")];
+        var packet = PacketOptions.Parse(args, required: true);
+        using var host = ProgramHost.Load(args.Positional[0], args.Get("--program"), args.Get("--scenario"), engine);
+
+        using var ctx = new SkLookupContext();
+        ctx.Fill(packet);
+        uint retval;
+        bool noReuseport;
+        string? socketName = null;
+        ulong cookie = 0;
+        MapEpoch.Enter();
+        try
+        {
+            retval = host.Program.Run(ctx.Address);
+            noReuseport = ctx.NoReuseport;
+            if (ctx.SelectedSocket != 0)
+            {
+                cookie = Sock.CookieOf(ctx.SelectedSocket);
+                socketName = Sock.FromHandle(ctx.SelectedSocket) is { } s ? ProgramHost.NameOf(s) : $"#{cookie}";
+            }
+        }
+        finally
+        {
+            MapEpoch.Exit();
+        }
+        string verdictName = retval switch { SkLookupLayout.SkPass => "SK_PASS", SkLookupLayout.SkDrop => "SK_DROP", _ => "invalid" };
+        if (args.Has("--json"))
+        {
+            JsonOutput.Write(stdout, w =>
+            {
+                w.WriteStartObject();
+                w.WriteString("program", host.Program.Name);
+                w.WriteString("source", host.Source);
+                w.WriteString("engine", engine.Name);
+                w.WriteStartObject("context");
+                w.WriteString("proto", PacketOptions.ProtoName(packet.Protocol));
+                w.WriteString("family", PacketOptions.FamilyName(packet.Family));
+                w.WriteString("from", packet.From.ToString());
+                w.WriteString("to", packet.To.ToString());
+                w.WriteNumber("ifindex", packet.IngressIfindex);
+                w.WriteEndObject();
+                w.WriteNumber("retval", retval);
+                w.WriteString("verdict", verdictName);
+                w.WriteBoolean("noReuseport", noReuseport);
+                if (socketName == null) w.WriteNull("socket");
+                else
+                {
+                    w.WriteStartObject("socket");
+                    w.WriteString("name", socketName);
+                    w.WriteNumber("cookie", cookie);
+                    w.WriteEndObject();
+                }
+                w.WriteEndObject();
+            });
+        }
+        else
+        {
+            stdout.WriteLine($"program {host.Source} ({engine.Name})");
+            stdout.WriteLine($"context {packet}, ingress_ifindex {packet.IngressIfindex}");
+            string sel = socketName == null ? "no socket selected" : $"socket {socketName} (cookie {cookie}){(noReuseport ? ", no reuseport" : "")}";
+            stdout.WriteLine($"retval {retval} ({verdictName}), {sel}");
+        }
+        return Cli.Ok;
+    }
+}

@@ -1,0 +1,43 @@
+using System.Globalization;
+using BpfJit.Runtime.Sockets;
+
+namespace BpfJit.Cli.Hosting;
+
+/// <summary>The lookup context options shared by <c>run</c> and <c>bench</c>: --proto, --from, --to, --ifindex.</summary>
+public static class PacketOptions
+{
+    /// <summary>The option names that take a value.</summary>
+    public static readonly string[] Names = ["--proto", "--from", "--to", "--ifindex"];
+
+    /// <summary>
+    /// The packet the options describe; <paramref name="required"/> makes --proto, --from and --to
+    /// mandatory, otherwise a TCP packet 10.0.0.1:50000 -&gt; 127.0.0.1:80 fills in what is missing.
+    /// </summary>
+    public static Packet Parse(Args args, bool required)
+    {
+        if (required)
+            foreach (var name in Names.Take(3))
+                if (!args.Has(name)) throw new UsageException($"{name} is required");
+        var proto = args.Choice("--proto", "tcp", "tcp", "udp") == "tcp" ? SocketProtocol.Tcp : SocketProtocol.Udp;
+        var from = EndPoint(args, "--from", "10.0.0.1:50000");
+        var to = EndPoint(args, "--to", from.Family == SocketFamily.Inet ? "127.0.0.1:80" : "[::1]:80");
+        if (from.Family != to.Family) throw new UsageException($"--from {from} and --to {to} are of different address families");
+        string ifText = args.Get("--ifindex", "1")!;
+        if (!int.TryParse(ifText, NumberStyles.None, CultureInfo.InvariantCulture, out int ifindex))
+            throw new UsageException($"--ifindex must be a non-negative number, not '{ifText}'");
+        return new Packet(proto, from, to, ifindex);
+    }
+
+    static InetEndPoint EndPoint(Args args, string name, string fallback)
+    {
+        string text = args.Get(name, fallback)!;
+        return InetEndPoint.TryParse(text, out var ep) ? ep
+            : throw new UsageException($"{name} '{text}' is not IP:PORT (IPv6 as [ADDR]:PORT)");
+    }
+
+    /// <summary><c>tcp</c> or <c>udp</c>.</summary>
+    public static string ProtoName(SocketProtocol p) => p == SocketProtocol.Tcp ? "tcp" : "udp";
+
+    /// <summary><c>inet</c> or <c>inet6</c>.</summary>
+    public static string FamilyName(SocketFamily f) => f == SocketFamily.Inet ? "inet" : "inet6";
+}

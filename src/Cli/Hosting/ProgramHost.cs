@@ -1,0 +1,185 @@
+using System.Text.Json;
+using BpfJit.Cli.Commands;
+using BpfJit.Frontend;
+using BpfJit.Frontend.Elf;
+using BpfJit.Runtime;
+using BpfJit.Runtime.Maps;
+using BpfJit.Runtime.Scenarios;
+using BpfJit.Runtime.SkLookup;
+using BpfJit.Runtime.Sockets;
+
+namespace BpfJit.Cli.Hosting;
+
+/// <summary>
+/// One SK_LOOKUP program made ready on an engine for <c>run</c> and <c>bench</c>, with the namespace
+/// whose sockets it may select: from an ELF object (its maps created from the object, or taken by
+/// name from a scenario), from a scenario file (an attached or named program), or from an assembly,
+/// raw or conformance file without maps.
+/// </summary>
+public sealed class ProgramHost : IDisposable
+{
+    readonly List<BpfMap> _ownMaps = [];
+
+    ProgramHost(NetNamespace ns, ScenarioEnvironment? scenario)
+    {
+        Namespace = ns;
+        Scenario = scenario;
+    }
+
+    /// <summary>The program.</summary>
+    public SkLookupProgram Program { get; private set; } = null!;
+
+    /// <summary>Where the program came from (<c>dispatcher.o: dispatcher</c>).</summary>
+    public string Source { get; private set; } = "";
+
+    /// <summary>The namespace the sockets live in (the scenario's, or an empty one).</summary>
+    public NetNamespace Namespace { get; }
+
+    /// <summary>The scenario the sockets and maps came from, or null.</summary>
+    public ScenarioEnvironment? Scenario { get; }
+
+    /// <summary>
+    /// Prepares a program from <paramref name="path"/> (object, scenario, or program file) on
+    /// <paramref name="engine"/>; <paramref name="scenarioPath"/> supplies sockets and maps. Bad input
+    /// is a <see cref="BpfException"/> naming the file; a verifier rejection a <see cref="BpfException"/> too.
+    /// </summary>
+    public static ProgramHost Load(string path, string? programName, string? scenarioPath, IBpfEngine engine)
+    {
+        if (!File.Exists(path)) throw new BpfException($"{path}: no such file");
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        {
+            if (scenarioPath != null) throw new UsageException("--scenario is not needed when the program comes from a scenario file");
+            scenarioPath = path;
+        }
+        var env = scenarioPath == null ? null : ScenarioBuilder.Build(scenarioPath, engine);
+        var host = new ProgramHost(env?.Namespace ?? new NetNamespace(), env);
+        try
+        {
+            if (path == scenarioPath) host.FromScenario(path, programName, engine);
+            else if (IsElf(path)) host.FromObject(path, programName, engine);
+            else
+            {
+                if (programName != null) throw new UsageException("--program needs an object or a scenario file");
+                var code = ProgramFiles.Load(path);
+                host.Program = SkLookupProgram.Load(Path.GetFileNameWithoutExtension(path), Verified(path, code), engine);
+                host.Source = Path.GetFileName(path);
+            }
+            return host;
+        }
+        catch
+        {
+            host.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>True when the file at <paramref name="path"/> starts with the ELF magic.</summary>
+    public static bool IsElf(string path)
+    {
+        using var f = File.OpenRead(path);
+        Span<byte> magic = stackalloc byte[4];
+        return f.Read(magic) == 4 && magic.SequenceEqual("\u007fELF"u8);
+    }
+
+    // A program without maps is checked by the verifier like one from an object: never run unverified.
+    static Instruction[] Verified(string path, Instruction[] code)
+    {
+        var result = BpfJit.Verifier.Verifier.Verify(code, new BpfJit.Verifier.VerifierOptions { Helpers = SkLookupHelpers.CreateTable() });
+        if (!result.Accepted) throw new ProgramRejectedException($"{path}: verifier rejected the program at insn {result.ErrorInsn}: {result.Error}");
+        return code;
+    }
+
+    void FromScenario(string path, string? programName, IBpfEngine engine)
+    {
+        var env = Scenario!;
+        if (programName == null)
+        {
+            var links = env.Namespace.SkLookup.Links;
+            if (links.Count > 0) { Use(links[0].Program, path); return; }
+            if (env.Programs.Count == 1) { Use(env.Programs.Values.Single(), path); return; }
+            throw new BpfException($"{path}: no program is attached; name one with --program");
+        }
+        if (env.Programs.TryGetValue(programName, out var loaded)) { Use(loaded, path); return; }
+        // A program of the scenario's object that the scenario does not attach.
+        string? objectPath = ObjectOf(path);
+        if (objectPath == null)
+            throw new BpfException($"{path}: no program named '{programName}' (programs: {string.Join(", ", env.Programs.Keys)})");
+        FromObject(objectPath, programName, engine);
+    }
+
+    void Use(SkLookupProgram program, string path)
+    {
+        Program = program;
+        Source = $"{Path.GetFileName(path)}: {program.Name}";
+    }
+
+    static string? ObjectOf(string scenarioPath)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(scenarioPath), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        if (!doc.RootElement.TryGetProperty("object", out var o) || o.ValueKind != JsonValueKind.String) return null;
+        return Path.Combine(Path.GetDirectoryName(Path.GetFullPath(scenarioPath)) ?? ".", o.GetString()!);
+    }
+
+    void FromObject(string path, string? programName, IBpfEngine engine)
+    {
+        var spec = ObjectFile.Load(path);
+        ProgramSpec program;
+        if (programName == null)
+            program = spec.Programs.FirstOrDefault(p => p.IsSupported) ?? throw new BpfException($"{path}: no SK_LOOKUP program in the object");
+        else if (!spec.Programs.TryGet(programName, out program!))
+            throw new BpfException($"{path}: no program named '{programName}' (programs: {string.Join(", ", spec.Programs.Select(p => p.Name))})");
+        if (!program.IsSupported)
+            throw new BpfException($"{path}: section {program.SectionName}: program {program.Name}: program type {program.Type} is not supported (only sk_lookup)");
+        var maps = spec.Maps.Select(m => Scenario?.Maps.GetValueOrDefault(m.Name) ?? CreateMap(path, m)).ToList();
+        var helpers = SkLookupHelpers.CreateTable();
+        try
+        {
+            new BpfJit.Verifier.SkLookupProgramVerifier().Verify(program, maps, helpers);
+        }
+        catch (BpfJit.Verifier.BpfVerifierException e)
+        {
+            throw new ProgramRejectedException($"{path}: program {program.Name}: verifier rejected the program at insn {e.Result.ErrorInsn}: {e.Result.Error}");
+        }
+        var bound = ProgramBinder.Bind(program.Instructions, maps);
+        Program = SkLookupProgram.Load(program.Name, bound.Code, engine, helpers);
+        Source = $"{Path.GetFileName(path)}: {program.Name}";
+    }
+
+    // The object's own definition, initial value and freezing, as libbpf creates it.
+    BpfMap CreateMap(string path, MapSpec m)
+    {
+        BpfMap map;
+        try
+        {
+            map = MapFactory.Create(new MapDefinition(m.Name, (MapType)(int)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags));
+        }
+        catch (MapCreateException e)
+        {
+            throw new BpfException($"{path}: map {m.Name}: {e.Message} (a scenario file given with --scenario may define it)");
+        }
+        _ownMaps.Add(map);
+        if (m.InitialValue is { } init)
+        {
+            var value = new byte[map.UserValueSize];
+            init.AsSpan(0, Math.Min(init.Length, value.Length)).CopyTo(value);
+            int err = map.Update(new byte[4], value);
+            if (err != 0) throw new BpfException($"{path}: map {m.Name}: initial value: {ScenarioRunner.ErrnoName(err)}");
+            if (m.Frozen) map.Freeze();
+        }
+        return map;
+    }
+
+    /// <summary>A socket's name for output: the scenario's name, or <c>#cookie</c>.</summary>
+    public static string NameOf(Sock s) => s.Name ?? $"#{s.Cookie}";
+
+    /// <summary>Closes the scenario (sockets, links) and the maps made here.</summary>
+    public void Dispose()
+    {
+        if (Scenario != null) Scenario.Dispose();
+        else Namespace.Dispose();
+        foreach (var m in _ownMaps) m.Dispose();
+    }
+}
+
+/// <summary>The verifier rejected a program the command was asked to run (exit code 1).</summary>
+public sealed class ProgramRejectedException(string message) : BpfException(message);

@@ -1,0 +1,50 @@
+using System.Reflection;
+using System.Reflection.Emit;
+using BpfJit.Frontend;
+using BpfJit.Runtime.Checked;
+
+namespace BpfJit.IlEmitter.Emit;
+
+/// <summary>
+/// Checked mode (<see cref="JitOptions.Checked"/>): before every load, store and atomic, a call to
+/// <see cref="MemoryRegions.Check"/> with the address, the width, this method's eBPF stack frames and the
+/// slot, which throws <see cref="BpfCheckedModeException"/> unless the whole access lies inside memory
+/// the program may touch. Each method also announces its stack block as it starts, so a callback
+/// may reach its caller's stack. The default build emits none of this.
+/// </summary>
+internal static class CheckedMemory
+{
+    static readonly MethodInfo s_check = typeof(MemoryRegions).GetMethod(nameof(MemoryRegions.Check))!;
+    static readonly MethodInfo s_enterStack = typeof(MemoryRegions).GetMethod(nameof(MemoryRegions.EnterStack))!;
+    static readonly MethodInfo s_program = typeof(JitClosure).GetProperty(nameof(JitClosure.CheckedProgram))!.GetMethod!;
+
+    /// <summary>In the prologue, after the stack block exists: <c>MemoryRegions.EnterStack(stack, stackBytes, isCallback)</c>.</summary>
+    public static void EmitEnterStack(EmitContext c)
+    {
+        if (!c.Options.Checked) return;
+        // MemoryRegions.EnterStack(stack, stackBytes, isCallback)   (0, 0 without a stack)
+        if (c.Shape.StackBytes > 0) { c.Ldloc(c.StackBase); c.Op(OpCodes.Conv_U8); }
+        else c.LdcI8(0);
+        c.LdcI4(c.Shape.StackBytes);
+        c.LdcI4(c.Shape.IsCallback ? 1 : 0);
+        c.Call(s_enterStack);
+    }
+
+    /// <summary>Before the access of <paramref name="ins"/> through <c>r<paramref name="reg"/> + off</c>: the check (checked mode only).</summary>
+    public static void EmitCheck(EmitContext c, Instruction ins, int reg, MemoryAccess access)
+    {
+        if (!c.Options.Checked) return;
+        // MemoryRegions.Check(reg + off, size, stack, stackBytes, closure.CheckedProgram, index, access)
+        c.LdReg(reg);
+        if (ins.Offset != 0) { c.LdcI8(ins.Offset); c.Op(OpCodes.Add); }
+        c.LdcI4(ins.MemSize switch { MemSize.B => 1, MemSize.H => 2, MemSize.W => 4, _ => 8 });
+        if (c.Shape.StackBytes > 0) { c.Ldloc(c.StackBase); c.Op(OpCodes.Conv_U8); }
+        else c.LdcI8(0);
+        c.LdcI4(c.Shape.StackBytes);
+        c.Ldarg(0);
+        c.Call(s_program);
+        c.LdcI4(c.Index);
+        c.LdcI4((int)access);
+        c.Call(s_check);
+    }
+}
