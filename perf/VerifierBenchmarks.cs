@@ -3,6 +3,7 @@ using BenchmarkDotNet.Attributes;
 using BpfJit.Frontend;
 using BpfJit.Runtime;
 using BpfJit.Verifier;
+using BpfJit.Frontend.Elf;
 
 namespace BpfJit.Perf;
 
@@ -15,7 +16,7 @@ namespace BpfJit.Perf;
 public class VerifierBenchmarks
 {
     /// <summary>Maps the programs reference: a SOCKMAP and a per-CPU metrics array.</summary>
-    public static readonly MapInfo[] Maps = [new("socks", MapInfo.SockMap, 4, 8, 1024), new("metrics", MapInfo.PercpuArray, 4, 24, 1024)];
+    public static readonly MapInfo[] Maps = [new("socks", MapType.SockMap, 4, 8, 1024), new("metrics", MapType.PerCpuArray, 4, 24, 1024)];
 
     static ulong Dummy(ulong a, ulong b, ulong c, ulong d, ulong e) => 0;
 
@@ -123,7 +124,7 @@ public class VerifierBenchmarks
     /// <summary>The maps of the clang-built dispatcher.</summary>
     public static readonly MapInfo[] ClangMaps =
     [
-        new("sockets", MapInfo.SockMap, 4, 8, 1024), new("bindings", MapInfo.LpmTrie, 23, 8, 1024, 1), new("destination_metrics", MapInfo.PercpuArray, 4, 24, 1024),
+        new("sockets", MapType.SockMap, 4, 8, 1024), new("bindings", MapType.LpmTrie, 23, 8, 1024, 1), new("destination_metrics", MapType.PerCpuArray, 4, 24, 1024),
     ];
 
     static readonly Instruction[] s_straight = StraightLine(), s_branchy = DeepBranching(), s_dispatcher = Dispatcher(), s_budget = BudgetExhaustion();

@@ -149,14 +149,22 @@ public static unsafe class KernelBpf
         var insns = WithFds(slots, mapFds);
         var code = Encoder.Encode(insns);
         int logSize = logLevel > 0 ? 1 << 22 : 0;   // a verdict alone needs no 4 MiB buffer (and no GC it would cause)
-        var result = Retry(() => LoadRaw(code, insns.Length, logLevel, logSize, keep: false, out _));
-        // A full log buffer fails the load with ENOSPC; the verdict is then asked for without a log.
-        if (!result.Accepted && result.Errno == 28 && logLevel > 0)
+        var funcs = KernelBtf.NeedsFuncInfo(insns) ? KernelBtf.FuncInfo(insns) : default((int BtfFd, byte[] Records, int Count)?);
+        try
         {
-            var quiet = LoadRaw(code, insns.Length, 0, 0, keep: false, out _);
-            return quiet with { Log = result.Log };
+            var result = Retry(() => LoadRaw(code, insns.Length, logLevel, logSize, keep: false, funcs, out _));
+            // A full log buffer fails the load with ENOSPC; the verdict is then asked for without a log.
+            if (!result.Accepted && result.Errno == 28 && logLevel > 0)
+            {
+                var quiet = LoadRaw(code, insns.Length, 0, 0, keep: false, funcs, out _);
+                return quiet with { Log = result.Log };
+            }
+            return result;
         }
-        return result;
+        finally
+        {
+            if (funcs is { } f) Close(f.BtfFd);
+        }
     }
 
     /// <summary>
@@ -168,7 +176,16 @@ public static unsafe class KernelBpf
         var insns = WithFds(slots, mapFds);
         var code = Encoder.Encode(insns);
         int fd = -1;
-        var result = Retry(() => LoadRaw(code, insns.Length, 1, 1 << 22, keep: true, out fd));
+        var funcs = KernelBtf.NeedsFuncInfo(insns) ? KernelBtf.FuncInfo(insns) : default((int BtfFd, byte[] Records, int Count)?);
+        LoadResult result;
+        try
+        {
+            result = Retry(() => LoadRaw(code, insns.Length, 1, 1 << 22, keep: true, funcs, out fd));
+        }
+        finally
+        {
+            if (funcs is { } f) Close(f.BtfFd);
+        }
         if (!result.Accepted) throw new InvalidOperationException($"BPF_PROG_LOAD failed: errno {result.Errno}: {result.Log}");
         return fd;
     }
@@ -225,13 +242,22 @@ public static unsafe class KernelBpf
         }
     }
 
-    static LoadResult LoadRaw(byte[] code, int count, int logLevel, int logSize, bool keep, out int progFd)
+    // funcs: BTF func_info for a program that takes a callback's address (the kernel requires it), or null.
+    static LoadResult LoadRaw(byte[] code, int count, int logLevel, int logSize, bool keep, (int BtfFd, byte[] Records, int Count)? funcs, out int progFd)
     {
         var license = "GPL\0"u8.ToArray();
         var log = new byte[Math.Max(logSize, 1)];
         var attr = new byte[144];
-        fixed (byte* c = code, l = license, lg = log, p = attr)
+        fixed (byte* c = code, l = license, lg = log, p = attr, fr = funcs?.Records)
         {
+            if (funcs is { } f)
+            {
+                // prog_btf_fd, func_info_rec_size, func_info, func_info_cnt
+                *(uint*)(p + 72) = (uint)f.BtfFd;
+                *(uint*)(p + 76) = 8;
+                *(ulong*)(p + 80) = (ulong)fr;
+                *(uint*)(p + 88) = (uint)f.Count;
+            }
             *(uint*)(p + 0) = ProgTypeSkLookup;
             *(uint*)(p + 4) = (uint)count;
             *(ulong*)(p + 8) = (ulong)c;

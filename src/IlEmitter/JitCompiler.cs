@@ -64,7 +64,9 @@ public static class JitCompiler
             if (!forwarders.TryGetValue(target, out var forwarder))
             {
                 forwarder = new CallbackForwarder();
-                forwarder.Handle = Callbacks.Register(forwarder.Invoke);
+                // The table holds the delegate weakly: the forwarder (kept alive by the closure) holds it strongly.
+                forwarder.Delegate = forwarder.Invoke;
+                forwarder.Handle = Callbacks.Register(forwarder.Delegate);
                 forwarders[target] = forwarder;
                 closure.KeepAlive.Add(forwarder);
             }
@@ -80,6 +82,7 @@ public static class JitCompiler
     sealed class CallbackForwarder
     {
         public ulong Handle;
+        public BpfCallback? Delegate;
         public BpfCallback? Target;
 
         public ulong Invoke(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => Target!(r1, r2, r3, r4, r5);

@@ -1,15 +1,16 @@
 using BpfJit.Frontend;
+using BpfJit.Frontend.Elf;
 using BpfJit.Runtime;
 
 namespace BpfJit.Verifier;
 
 /// <summary>
-/// What the verifier needs to know about one map a program references: the kernel's numeric map
-/// type and its sizes. Programs refer to maps by index into the list passed in
+/// What the verifier needs to know about one map a program references: the kernel's map type
+/// and its sizes. Programs refer to maps by index into the list passed in
 /// <see cref="VerifierOptions.Maps"/> (ld_imm64 with src 1/5 for a map, 2/6 for a value address).
 /// </summary>
 /// <param name="Name">The map's name, for messages.</param>
-/// <param name="Type">The kernel's map type number (HASH 1, ARRAY 2, PROG_ARRAY 3, SOCKMAP 15, SOCKHASH 18, RINGBUF 27...).</param>
+/// <param name="Type">The kernel's map type (the loader's <see cref="MapType"/>).</param>
 /// <param name="KeySize">Key size in bytes.</param>
 /// <param name="ValueSize">Value size in bytes.</param>
 /// <param name="MaxEntries">Maximum number of entries (ring buffer size for RINGBUF).</param>
@@ -19,34 +20,11 @@ namespace BpfJit.Verifier;
 /// The value of a frozen, program-read-only single-entry array (libbpf's <c>.rodata</c>): as the kernel
 /// does for such maps, a load at a constant offset reads a known constant. Null for every other map.
 /// </param>
-public sealed record MapInfo(string Name, uint Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, bool IsReadOnly = false,
-    byte[]? FrozenValue = null)
+/// <param name="SpinLockOffset">Offset of the <c>struct bpf_spin_lock</c> in the value, from the map's BTF value type, or -1.</param>
+/// <param name="HasBtf">True when the map was created with a BTF value type (the kernel asks for one before bpf_spin_lock).</param>
+public sealed record MapInfo(string Name, MapType Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, bool IsReadOnly = false,
+    byte[]? FrozenValue = null, int SpinLockOffset = -1, bool HasBtf = false)
 {
-    /// <summary>BPF_MAP_TYPE_HASH.</summary>
-    public const uint Hash = 1;
-    /// <summary>BPF_MAP_TYPE_ARRAY.</summary>
-    public const uint Array = 2;
-    /// <summary>BPF_MAP_TYPE_PROG_ARRAY.</summary>
-    public const uint ProgArray = 3;
-    /// <summary>BPF_MAP_TYPE_PERF_EVENT_ARRAY.</summary>
-    public const uint PerfEventArray = 4;
-    /// <summary>BPF_MAP_TYPE_PERCPU_HASH.</summary>
-    public const uint PercpuHash = 5;
-    /// <summary>BPF_MAP_TYPE_PERCPU_ARRAY.</summary>
-    public const uint PercpuArray = 6;
-    /// <summary>BPF_MAP_TYPE_LRU_HASH.</summary>
-    public const uint LruHash = 9;
-    /// <summary>BPF_MAP_TYPE_LPM_TRIE.</summary>
-    public const uint LpmTrie = 11;
-    /// <summary>BPF_MAP_TYPE_SOCKMAP.</summary>
-    public const uint SockMap = 15;
-    /// <summary>BPF_MAP_TYPE_SOCKHASH.</summary>
-    public const uint SockHash = 18;
-    /// <summary>BPF_MAP_TYPE_REUSEPORT_SOCKARRAY.</summary>
-    public const uint ReuseportSockArray = 20;
-    /// <summary>BPF_MAP_TYPE_RINGBUF.</summary>
-    public const uint RingBuf = 27;
-
     /// <summary>BPF_F_RDONLY_PROG: programs may only read values.</summary>
     public const uint FlagReadOnlyProg = 0x80;
     /// <summary>BPF_F_WRONLY_PROG: programs may only write values.</summary>
@@ -59,7 +37,7 @@ public sealed record MapInfo(string Name, uint Type, int KeySize, int ValueSize,
     public bool ProgramCannotRead => (Flags & FlagWriteOnlyProg) != 0;
 
     /// <summary>True for SOCKMAP and SOCKHASH, whose lookups return referenced sockets.</summary>
-    public bool IsSockMap => Type is SockMap or SockHash;
+    public bool IsSockMap => Type is MapType.SockMap or MapType.SockHash;
 }
 
 /// <summary>The program types the verifier knows.</summary>

@@ -54,12 +54,17 @@ internal sealed partial class Checker
         CheckWrite(dst);
         if (op is AluOp.Div or AluOp.Mod && ins.SourceIsReg)
         {
+            // The JIT drops the zero check on DivisorNonZero: pruned paths must have the same divisor range.
+            MarkPrecise(ins.Src);
             bool nonZero = src.IsScalar && (alu64 ? src.Umin > 0 : src.U32Min > 0);
             var f = _facts[idx];
             f.DivisorNonZero = f.DivSeen ? f.DivisorNonZero && nonZero : nonZero;
             f.DivSeen = true;
         }
         ref RegState d = ref regs[dst];
+        // pointer += scalar: the scalar becomes part of the pointer's offset.
+        if (src.IsPointer && d.IsScalar) MarkPrecise(dst);
+        if (d.IsPointer && src.IsScalar && ins.SourceIsReg) MarkPrecise(ins.Src);
         if (src.IsPointer)
         {
             if (d.IsPointer)
@@ -76,6 +81,8 @@ internal sealed partial class Checker
             return;
         }
         ScalarAlu.Apply(ref d, src, op, !alu64);
+        // A new value: whatever precision the old one had was backtracked from the old one.
+        d.Precise = false;
         TrackDelta(ref d, src, op, alu64);
     }
 
@@ -129,12 +136,14 @@ internal sealed partial class Checker
                 {
                     AssignIdBeforeMov(ref s);
                     regs[dst] = s;
+                    regs[dst].Precise = false;
                 }
                 else if (s.IsScalar)
                 {
                     var v = s;
                     v.Id = 0;
                     ScalarAlu.SignExtend(ref v, ins.Offset, alu32: false);
+                    v.Precise = false;
                     regs[dst] = v;
                 }
                 else regs[dst] = RegState.Unknown();
@@ -150,8 +159,9 @@ internal sealed partial class Checker
                         {
                             AssignIdBeforeMov(ref s);
                             v = s;
+                            v.Precise = false;
                         }
-                        else { v.Id = 0; v.Off = 0; }
+                        else { v.Id = 0; v.Off = 0; v.Precise = false; }
                         v.ZeroExtend32();
                         v.Sync();
                     }
@@ -159,6 +169,7 @@ internal sealed partial class Checker
                     {
                         v.Id = 0;
                         ScalarAlu.SignExtend(ref v, ins.Offset, alu32: true);
+                        v.Precise = false;
                     }
                     regs[dst] = v;
                 }

@@ -1,5 +1,6 @@
 using BpfJit.Frontend;
 using BpfJit.Runtime;
+using BpfJit.Frontend.Elf;
 
 namespace BpfJit.Verifier;
 
@@ -29,7 +30,7 @@ internal sealed partial class Checker
                 {
                     int m = MapIndex(ins.Imm);
                     var map = Map(m);
-                    if (map.Type != MapInfo.Array || map.MaxEntries != 1)
+                    if (map.Type != MapType.Array || map.MaxEntries != 1)
                         throw Err($"map '{map.Name}': direct value access is only supported on single-entry array maps");
                     uint off = (uint)next.Imm;
                     if (off >= (uint)map.ValueSize)
@@ -60,6 +61,8 @@ internal sealed partial class Checker
         public int LastMemRegno = -1;
         public long ConstKey = -1;
         public bool LastMemWrite;
+        /// <summary>The callback subprogram of a PTR_TO_FUNC argument, or -1.</summary>
+        public int Subprog = -1;
     }
 
     void CheckHelperCall(Instruction ins, int idx)
@@ -76,10 +79,13 @@ internal sealed partial class Checker
             if (proto.Args[i] == ArgType.DontCare) continue;
             CheckFuncArg(i + 1, proto.Args[i], meta, id, helper.Name);
         }
-        if (meta.MapIndex >= 0 && HelperNames.Name(id) == "bpf_tail_call" && Map(meta.MapIndex).Type != MapInfo.ProgArray)
+        if (meta.MapIndex >= 0 && HelperNames.Name(id) == "bpf_tail_call" && Map(meta.MapIndex).Type != MapType.ProgArray)
             throw Err("expected prog array map for tail call");
+        // set_map_elem_callback_state looks at the map before check_map_func_compatibility does.
+        if (meta.MapIndex >= 0 && id == KernelHelpers.ForEachMapElemId && !SkLookupHelpers.MapCompatible(Map(meta.MapIndex).Type, id))
+            throw Err("callback function not allowed for map");
         if (meta.MapIndex >= 0 && !SkLookupHelpers.MapCompatible(Map(meta.MapIndex).Type, id))
-            throw Err($"cannot pass map_type {Map(meta.MapIndex).Type} into func {SkLookupHelpers.Display(id)}");
+            throw Err($"cannot pass map_type {(uint)Map(meta.MapIndex).Type} into func {SkLookupHelpers.Display(id)}");
         if (meta.MapIndex < 0 && RequiresMap(proto))
             throw Err($"R1 type={RegName(Regs[1])} expected=map_ptr");
         RecordMapArg(idx, meta.MapIndex);
@@ -93,6 +99,7 @@ internal sealed partial class Checker
             if (_cur.Refs.Count > 0)
                 throw Err(string.Join("\n", _cur.Refs.Select(r => $"Unreleased reference id={r.Id} alloc_insn={r.InsnIdx}")) + "\ntail_call would lead to reference leak");
         }
+        if (meta.Subprog >= 0) PushCallback(idx, id, meta);
         var regs = Regs;
         for (int r = 1; r <= 5; r++) regs[r] = RegState.NotInit;
         switch (proto.Ret)
@@ -171,6 +178,8 @@ internal sealed partial class Checker
         var reg = Regs[regno];
         if (arg == ArgType.Anything) return;
         bool mayBeNull = arg is ArgType.PtrToSocketOrNull or ArgType.PtrToMemOrNull or ArgType.PtrToStackOrNull;
+        // A NULL passed for a nullable pointer: pruned paths must pass NULL too (stricter than the kernel, difference 7).
+        if (mayBeNull && reg.IsNull) MarkPrecise(regno);
         bool isMapValueArg = arg == ArgType.PtrToMapValue;
         // A sockmap/sockhash update takes a socket, not a value in memory (resolve_map_arg_type).
         if (isMapValueArg && meta.MapIndex >= 0 && Map(meta.MapIndex).IsSockMap)
@@ -202,13 +211,17 @@ internal sealed partial class Checker
                     break;
                 case ArgType.PtrToFunc:
                     if (type != RegType.PtrToFunc) TypeMismatch(regno, "func");
-                    throw Err($"callbacks are not supported: {helperName} needs a callback verification BpfJit does not do");
+                    if (reg.Off != 0) throw Err($"dereference of modified func ptr R{regno} off={reg.Off} disallowed");
+                    if (!reg.VarOff.Equals(0UL)) throw Err($"variable func access var_off={reg.VarOff} disallowed");
+                    meta.Subprog = reg.Aux;
+                    break;
                 case ArgType.PtrToStackOrNull:
                     if (type != RegType.PtrToStack) TypeMismatch(regno, "fp");
                     break;
                 case ArgType.PtrToSpinLock:
-                    if (type != RegType.PtrToMapValue) TypeMismatch(regno, "map_value");
-                    throw Err($"map '{Map(reg.Aux).Name}' has to have BTF in order to use bpf_spin_lock");
+                    if (type != RegType.PtrToMapValue) TypeMismatch(regno, "map_value, ptr_");
+                    ProcessSpinLock(regno, reg, lockIt: helperId == KernelHelpers.SpinLockId);
+                    break;
                 case ArgType.PtrToConstStr:
                     if (type != RegType.PtrToMapValue) TypeMismatch(regno, "map_value");
                     if (!Map(reg.Aux).ProgramCannotWrite) throw Err($"R{regno} does not point to a readonly map'");
@@ -241,7 +254,7 @@ internal sealed partial class Checker
             case ArgType.PtrToMapKey:
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->key");
                 CheckHelperMem(regno, Map(meta.MapIndex).KeySize, write: false, intoMap: StoresIntoMap(helperId));
-                if (Map(meta.MapIndex).Type is MapInfo.Array or MapInfo.PercpuArray)
+                if (Map(meta.MapIndex).Type is MapType.Array or MapType.PerCpuArray)
                     meta.ConstKey = ConstantMapKey(reg, Map(meta.MapIndex).KeySize);
                 break;
             case ArgType.PtrToMapValue:
@@ -258,6 +271,7 @@ internal sealed partial class Checker
                 break;
             case ArgType.ConstSize or ArgType.ConstSizeOrZero:
                 {
+                    MarkPrecise(regno);
                     bool zeroOk = arg == ArgType.ConstSizeOrZero;
                     if (reg.Smin < 0) throw Err($"R{regno} min value is negative, either use unsigned or 'var &= const'");
                     if (reg.Umin == 0 && !zeroOk) throw Err($"R{regno} invalid zero-sized read: u64=[{reg.Umin},{reg.Umax}]");
@@ -267,6 +281,7 @@ internal sealed partial class Checker
                     break;
                 }
             case ArgType.ConstAllocSizeOrZero:
+                MarkPrecise(regno);
                 if (!reg.VarOff.IsConst) throw Err($"R{regno} is not a known constant'");
                 meta.MemSize = (int)reg.VarOff.Value;
                 break;
@@ -288,7 +303,10 @@ internal sealed partial class Checker
         for (int i = off; i >= 0 && st.Kind(spi, i) == SlotKind.Spill; i--) spill++;
         if (spill != keySize) return -1;
         var v = st.Spilled[spi];
-        return v.VarOff.IsConst ? (long)v.VarOff.Value : -1;
+        if (!v.VarOff.IsConst) return -1;
+        // The lookup's result is not NULL because of this key: it must stay this key on pruned paths.
+        MarkSlotPrecise(key.Frame, spi);
+        return (long)v.VarOff.Value;
     }
 
     /// <summary>Helpers that copy the key and value they are given into the map (a pointer there would leak).</summary>
@@ -328,10 +346,15 @@ internal sealed partial class Checker
                     if (write && map.ProgramCannotWrite) throw Err($"write into map forbidden, value_size={map.ValueSize} off={reg.Off} size={size}");
                     if (!write && map.ProgramCannotRead) throw Err($"read from map forbidden, value_size={map.ValueSize} off={reg.Off} size={size}");
                     CheckMemRegion(regno, reg, reg.Off, size, map.ValueSize, zeroOk: false);
+                    CheckSpinLockOverlap(regno, reg, reg.Off, size);
                     break;
                 }
             case RegType.PtrToMem:
                 CheckMemRegion(regno, reg, reg.Off, size, reg.Aux, zeroOk: false);
+                break;
+            case RegType.PtrToMapKey:
+                if (write) throw Err($"R{regno} cannot write into {RegName(reg)}");
+                CheckMemRegion(regno, reg, reg.Off, size, Map(reg.Aux).KeySize, zeroOk: false);
                 break;
             default:
                 if (reg.IsNull) break;

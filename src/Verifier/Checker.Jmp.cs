@@ -1,4 +1,5 @@
 using BpfJit.Frontend;
+using BpfJit.Runtime;
 
 namespace BpfJit.Verifier;
 
@@ -11,6 +12,8 @@ internal sealed partial class Checker
         if (ins.IsCall)
         {
             if (ins.Src == (byte)CallKind.Local) { CallLocal(ins, idx); return true; }
+            if (_cur.LockMap >= 0 && ins.Imm != KernelHelpers.SpinUnlockId)
+                throw Err("function calls are not allowed while holding a lock");
             CheckHelperCall(ins, idx);
             _cur.Insn = idx + 1;
             return true;
@@ -39,7 +42,9 @@ internal sealed partial class Checker
         }
         else src = RegState.Known((ulong)(long)ins.Imm);
         var dst = Regs[ins.Dst];
+        if ((dst.IsScalar && dst.Id != 0) || (ins.SourceIsReg && src.IsScalar && src.Id != 0)) NoteLinkedJump(ins);
         int pred = Branches.IsTaken(dst, src, op, is32);
+        if (pred >= 0) MarkBranchPrecise(ins);
         if (pred == 1) { _cur.Insn = target; return true; }
         if (pred == 0) { _cur.Insn = idx + 1; return true; }
 
@@ -59,6 +64,7 @@ internal sealed partial class Checker
             MarkPtrOrNull(_cur, dst, isNull: op == JmpOp.Jne);
         }
         if (!takenOk && !fallOk) return false;
+        if (!takenOk || !fallOk) MarkBranchPrecise(ins);
         if (!fallOk)
         {
             _cur = other;
@@ -66,6 +72,13 @@ internal sealed partial class Checker
         }
         if (takenOk) Push(other);
         return true;
+    }
+
+    /// <summary>The values compared decided the branch: they must stay as they are on pruned paths.</summary>
+    void MarkBranchPrecise(Instruction ins)
+    {
+        MarkPrecise(ins.Dst);
+        if (ins.SourceIsReg) MarkPrecise(ins.Src);
     }
 
     /// <summary>Refines the registers of one side; false when that side is impossible.</summary>
@@ -95,6 +108,7 @@ internal sealed partial class Checker
         {
             if (!r.IsScalar || (r.Id & ~LinkedDelta) != baseId) return;
             int id = r.Id, delta = r.Off;
+            bool precise = r.Precise;
             if (delta == known.Off) r = known;
             else
             {
@@ -105,6 +119,7 @@ internal sealed partial class Checker
             }
             r.Id = id;
             r.Off = delta;
+            r.Precise = precise;
         });
     }
 
@@ -125,7 +140,8 @@ internal sealed partial class Checker
             }
             if (r.Type == RegType.PtrToMapValueOrNull && maps[r.Aux].IsSockMap) r.Type = RegType.PtrToSocket;
             else r.Type = RegTypeNames.NonNull(r.Type);
-            r.Id = 0;
+            // A value that may hold a bpf_spin_lock keeps its id: lock and unlock must use the same element.
+            if (!(r.Type == RegType.PtrToMapValue && maps[r.Aux].SpinLockOffset >= 0)) r.Id = 0;
         });
     }
 
@@ -136,7 +152,11 @@ internal sealed partial class Checker
         int target = idx + ins.Imm + 1;
         var caller = Frame;
         var callee = new FuncState { CallSite = idx, FrameNo = _cur.Frames.Count, Subprog = _info.SubprogOf(target) };
-        for (int r = 1; r <= 5; r++) callee.Regs[r] = caller.Regs[r];
+        for (int r = 1; r <= 5; r++)
+        {
+            callee.Regs[r] = caller.Regs[r];
+            callee.Regs[r].Precise = false;
+        }
         callee.Regs[10] = RegState.Pointer(RegType.PtrToStack);
         callee.Regs[10].Frame = callee.FrameNo;
         for (int r = 0; r <= 5; r++) caller.Regs[r] = RegState.NotInit;
@@ -153,11 +173,19 @@ internal sealed partial class Checker
             var callee = Frame;
             var r0 = callee.Regs[0];
             if (r0.Type == RegType.PtrToStack) throw Err("cannot return stack pointer to the caller");
+            if (callee.InCallback)
+            {
+                ExitCallback(callee);
+                return true;
+            }
             _cur.Frames.RemoveAt(_cur.Frames.Count - 1);
             Frame.Regs[0] = r0;
+            Frame.Regs[0].Precise = false;
             _cur.Insn = callee.CallSite + 1;
             return true;
         }
+        if (_cur.LockMap >= 0)
+            throw Err("BPF_EXIT instruction in main prog cannot be used inside bpf_spin_lock-ed region");
         if (_cur.Refs.Count > 0)
         {
             var lines = string.Join("\n", _cur.Refs.Select(r => $"Unreleased reference id={r.Id} alloc_insn={r.InsnIdx}"));
@@ -167,11 +195,8 @@ internal sealed partial class Checker
         var ret = Regs[0];
         if (!ret.IsScalar)
             throw Err($"At program exit the register R0 is not a known value ({RegName(ret)})");
-        if (ret.Smin < 0 || ret.Smax > 1)
-        {
-            string has = (ret.Smin > long.MinValue ? $" smin={ret.Smin}" : "") + (ret.Smax < long.MaxValue ? $" smax={ret.Smax}" : "");
-            throw Err($"At program exit the register R0 has{(has.Length == 0 ? " unknown scalar value" : has)} should have been in [0, 1]");
-        }
+        MarkPrecise(0);
+        if (ret.Smin < 0 || ret.Smax > 1) throw Err(InvalidScalar("At program exit", "R0", ret, 0, 1));
         return false;
     }
 }

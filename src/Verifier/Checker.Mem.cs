@@ -68,6 +68,7 @@ internal sealed partial class Checker
                     if (!write && map.ProgramCannotRead)
                         throw Err($"read from map forbidden, value_size={map.ValueSize} off={off + reg.Off} size={size}");
                     CheckMemRegion(regno, reg, off + reg.Off, size, map.ValueSize, zeroOk: false);
+                    CheckSpinLockOverlap(regno, reg, off + reg.Off, size);
                     // A frozen read-only value at a constant offset is a known constant (the kernel's bpf_map_direct_read).
                     if (!write && !atomic && map.FrozenValue is { } frozen && reg.VarOff.IsConst && valueRegno >= 0)
                     {
@@ -81,6 +82,10 @@ internal sealed partial class Checker
                     }
                     break;
                 }
+            case RegType.PtrToMapKey:
+                if (write) throw Err($"write to change key R{regno} not allowed");
+                CheckMemRegion(regno, reg, off + reg.Off, size, Map(reg.Aux).KeySize, zeroOk: false);
+                break;
             case RegType.PtrToMem:
                 if (write && valueRegno >= 0 && Regs[valueRegno].IsPointer)
                     throw Err($"R{valueRegno} leaks addr into mem");
@@ -166,9 +171,12 @@ internal sealed partial class Checker
     void CheckMemBounds(in RegState reg, long off, int size, int memSize, bool zeroOk, string tail)
     {
         if (off >= 0 && (size > 0 || zeroOk) && off + size <= memSize) return;
-        string what = reg.Type == RegType.PtrToMapValue
-            ? $"invalid access to map value, value_size={memSize} off={off} size={size}"
-            : $"invalid access to memory, mem_size={memSize} off={off} size={size}";
+        string what = reg.Type switch
+        {
+            RegType.PtrToMapValue => $"invalid access to map value, value_size={memSize} off={off} size={size}",
+            RegType.PtrToMapKey => $"invalid access to map key, key_size={memSize} off={off} size={size}",
+            _ => $"invalid access to memory, mem_size={memSize} off={off} size={size}",
+        };
         throw Err(what + "\n" + tail);
     }
 
@@ -261,17 +269,19 @@ internal sealed partial class Checker
         RegState? v = valueRegno >= 0 ? Regs[valueRegno] : null;
         if (v is { IsScalar: true } sv && off % 8 == 0)
         {
-            if (sv.Umax > (size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1)) { sv.Id = 0; sv.Off = 0; }
+            if (sv.Umax > (size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1)) { sv.Id = 0; sv.Off = 0; sv.Precise = false; }
             else
             {
                 AssignIdBeforeMov(ref Regs[valueRegno]);
                 sv = Regs[valueRegno];
             }
             SaveSpill(st, spi, sv, size);
+            NoteStack(HistFlags.StackStore, frame.FrameNo, spi, valueRegno);
         }
         else if (v == null && stImm != null && off % 8 == 0)
         {
             SaveSpill(st, spi, RegState.Known((ulong)(long)stImm.Value), size);
+            NoteStack(HistFlags.StackStore, frame.FrameNo, spi);
         }
         else if (v is { IsPointer: true } pv)
         {
@@ -279,10 +289,14 @@ internal sealed partial class Checker
             if (frame != Frame && pv.Type == RegType.PtrToStack)
                 throw Err("cannot spill pointers to stack into stack frame of the caller");
             SaveSpill(st, spi, pv, 8);
+            NoteStack(HistFlags.StackStore, frame.FrameNo, spi);
         }
         else
         {
             bool zero = v is { IsNull: true } || (v == null && stImm == 0);
+            // The slot records "zero", not the register: pruned paths must store zero too.
+            if (zero && valueRegno >= 0) MarkPrecise(valueRegno);
+            NoteStack(HistFlags.StackStore, frame.FrameNo, spi);
             var kind = zero ? SlotKind.Zero : SlotKind.Misc;
             if (st.IsSpilled(spi))
             {
@@ -295,6 +309,7 @@ internal sealed partial class Checker
 
     static void SaveSpill(StackState st, int spi, RegState reg, int size)
     {
+        reg.Precise = false;
         st.Spilled[spi] = reg;
         for (int i = 8; i > 8 - size; i--) st.SetKind(spi, i - 1, SlotKind.Spill);
         for (int i = 0; i < 8 - size; i++)
@@ -314,6 +329,7 @@ internal sealed partial class Checker
             int spillSize = 1;
             for (int i = 7; i > 0 && st.Kind(spi, i - 1) == SlotKind.Spill; i--) spillSize++;
             var reg = st.Spilled[spi];
+            if (dstRegno >= 0) NoteStack(HistFlags.StackFill, frame.FrameNo, spi);
             if (size != 8 || spillSize != 8)
             {
                 if (!reg.IsScalar) throw Err("invalid size of register fill");
@@ -321,6 +337,7 @@ internal sealed partial class Checker
                 if (size <= spillSize && off % 8 == 0)
                 {
                     var copy = reg;
+                    copy.Precise = false;
                     if (reg.Umax > (size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1)) { copy.Id = 0; copy.Off = 0; }
                     return copy;
                 }
@@ -336,6 +353,7 @@ internal sealed partial class Checker
                 return RegState.Unknown();
             }
             if (dstRegno < 0) return null;
+            reg.Precise = false;
             return reg;
         }
         bool allZero = true;

@@ -35,8 +35,21 @@ internal sealed partial class Checker
     int _jmpsProcessed, _prevJmps, _prevInsns;
     bool _uninitRead;
 
-    public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options)
+    readonly bool _widenCallbacks;
+    int _resumedFrom = -1;
+    int _totalStates, _peakStates, _liveStates;
+    readonly bool _precision;
+
+    /// <summary>True when the program calls a helper that runs a callback.</summary>
+    public bool HasCallbacks => _info != null && _info.CallsCallback.Contains(true);
+
+    /// <summary>True when some callback iteration widened a scalar (the verdict may then depend on it).</summary>
+    public bool WidenedScalars { get; private set; }
+
+    public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options, bool widenCallbacks = true, bool precision = true)
     {
+        _widenCallbacks = widenCallbacks;
+        _precision = precision;
         _insns = insns;
         _opt = options;
         _helpers = options.Helpers;
@@ -76,8 +89,23 @@ internal sealed partial class Checker
             _log.AppendLine(structural);
             return Finish(error, errInsn);
         }
-        _eq = new StateEquivalence(_info);
+        _eq = new StateEquivalence(_info, _precision);
         _cur = InitialState();
+        if (Log2)
+        {
+            // The kernel lists the subprograms (check_subprogs), then the initial state.
+            for (int sp = 0; sp < _info.SubprogStarts.Count; sp++) _log.Append("func#").Append(sp).Append(" @").Append(_info.SubprogStarts[sp]).AppendLine();
+            _log.AppendLine("Live regs before insn:");
+            for (int i = 0; i < _insns.Count; i++)
+            {
+                var mask = new char[10];
+                for (int r = 0; r < 10; r++) mask[r] = (_info.LiveIn[i] & (1 << r)) != 0 ? (char)('0' + r) : '.';
+                _log.Append(i.ToString(System.Globalization.CultureInfo.InvariantCulture).PadLeft(7)).Append(": ").Append(mask)
+                    .Append(" (").Append(_insns[i].Opcode.ToString("x2")).Append(") ").AppendLine(Disassembler.Format(_insns, i));
+                if (_insns[i].IsLdImm64) i++;
+            }
+            _log.Append("0: ").AppendLine(StateFormatter.Format(_cur, _maps));
+        }
         try
         {
             while (true)
@@ -87,7 +115,7 @@ internal sealed partial class Checker
                     EndPath();
                     if (_pending.Count == 0) break;
                     _cur = _pending.Pop();
-                    if (Log2) _log.AppendLine($"from {_cur.Insn}: (resuming a pushed branch)");
+                    _resumedFrom = _cur.From;
                 }
             }
             CheckStackDepth();
@@ -106,8 +134,9 @@ internal sealed partial class Checker
 
     VerifierResult Finish(string? error, int errInsn)
     {
-        if (error == null)
-            _log.AppendLine($"processed {_processed} insns (limit {ComplexityLimit}) max_states_per_insn {MaxStates()} total_states {_explored.Values.Sum(l => l.Count)}");
+        // The kernel ends every log with the statistics; at level 1 BpfJit keeps a rejection's log to the error.
+        if (error == null || (_opt.LogLevel >= 2 && _info != null))
+            _log.AppendLine($"processed {Math.Min(_processed, ComplexityLimit + 1)} insns (limit {ComplexityLimit}) max_states_per_insn {MaxStates()} total_states {_totalStates} peak_states {_peakStates} mark_read 0");
         int subprogs = _info?.SubprogStarts.Count ?? 1;
         var depths = new int[subprogs];
         for (int s = 0; s < subprogs; s++) depths[s] = _stackDepth[s];
@@ -138,6 +167,9 @@ internal sealed partial class Checker
 
     int NewId() => ++_idGen;
 
+    /// <summary>The instruction the current path executed last (the jump or call pushing a branch).</summary>
+    int LastInsn() => _cur.History.Count > 0 ? _cur.History[^1].Insn : _cur.Insn;
+
     static VerifyError Err(string message) => new(message);
 
     /// <summary>Runs one instruction of the current path; false when the path ends (exit or pruned).</summary>
@@ -147,17 +179,80 @@ internal sealed partial class Checker
         if (++_processed > ComplexityLimit)
             throw Err($"BPF program is too large. Processed {_processed} insn");
         RecordFacts(idx);
-        if (_info.PrunePoint[idx] && IsStateVisited(idx))
+        bool pruned = _info.PrunePoint[idx] && IsStateVisited(idx);
+        if (Log2 && _resumedFrom >= 0)
+        {
+            // The kernel's "from 3 to 5: <state>" when a pushed branch resumes ("... : safe" when pruned at once).
+            _log.Append("from ").Append(_resumedFrom).Append(" to ").Append(idx).Append(": ").AppendLine(pruned ? "safe" : StateFormatter.Format(_cur, _maps));
+            _resumedFrom = -1;
+            if (pruned) return false;
+            _log.Append(idx).Append(": ").AppendLine(StateFormatter.Format(_cur, _maps));
+        }
+        _resumedFrom = -1;
+        if (pruned)
         {
             if (Log2) _log.AppendLine($"{idx}: safe");
             return false;
         }
+        RecordHistory(idx);
         var ins = _insns[idx];
-        if (Log2)
+        if (!Log2) return Execute(ins, idx);
+        var before = (RegState[])Regs.Clone();
+        int frameBefore = _cur.CurFrame;
+        bool goesOn = Execute(ins, idx);
+        LogInsn(ins, idx, before, frameBefore, goesOn);
+        return goesOn;
+    }
+
+    /// <summary>
+    /// The kernel's level-2 instruction line: <c>5: (bf) r1 = r6                        ; R1=ctx() R6=ctx()</c>,
+    /// the registers the instruction read or wrote after the <c>;</c>, as they are after it.
+    /// </summary>
+    void LogInsn(Instruction ins, int idx, RegState[] before, int frameBefore, bool goesOn)
+    {
+        var line = new StringBuilder();
+        line.Append(idx).Append(": (").Append(ins.Opcode.ToString("x2")).Append(") ").Append(Disassembler.Format(_insns, idx));
+        if (goesOn && _cur.CurFrame == frameBefore && !ins.IsCall)
         {
-            _log.Append(idx).Append(": ").AppendLine(StateFormatter.Format(_cur, _maps));
-            _log.Append(idx).Append(": (").Append(ins.Opcode.ToString("x2")).Append(") ").AppendLine(Disassembler.Format(_insns, idx));
+            var regs = Regs;
+            var shown = new StringBuilder();
+            for (int r = 0; r <= 10; r++)
+            {
+                bool readsSrc = ins.Class is InstructionClass.Ldx or InstructionClass.Stx || (ins.SourceIsReg && ins.Class is not (InstructionClass.Ld or InstructionClass.St));
+                bool touched = r == ins.Dst || (readsSrc && r == ins.Src);
+                if (!touched && StateEquivalenceExact(before[r], regs[r])) continue;
+                if (regs[r].Type == RegType.NotInit) continue;
+                shown.Append(shown.Length == 0 ? "" : " ").Append('R').Append(r).Append('=').Append(StateFormatter.Reg(regs[r], _maps));
+            }
+            // A stack access at a constant offset also shows the slot, as the kernel does (fp-8=-44).
+            int ptrReg = ins.Class == InstructionClass.Ldx ? ins.Src : ins.Class is InstructionClass.St or InstructionClass.Stx ? ins.Dst : -1;
+            if (ptrReg >= 0 && regs[ptrReg].Type == RegType.PtrToStack && regs[ptrReg].VarOff.IsConst)
+            {
+                long at = regs[ptrReg].Off + (long)regs[ptrReg].VarOff.Value + ins.Offset;
+                var stack = _cur.Frames[regs[ptrReg].Frame].Stack;
+                int spi = (int)((-at - 1) / 8);
+                if (at < 0 && spi < stack.Allocated / 8)
+                {
+                    shown.Append(shown.Length == 0 ? "" : " ").Append("fp").Append(-(spi + 1) * 8).Append('=')
+                        .Append(stack.IsFullSpill(spi) ? StateFormatter.Reg(stack.Spilled[spi], _maps) : stack.SlotString(spi));
+                }
+            }
+            if (shown.Length > 0)
+            {
+                line.Append(' ', Math.Max(1, 38 - line.Length)).Append("; ");
+                if (frameBefore > 0) line.Append("frame").Append(frameBefore).Append(": ");
+                line.Append(shown);
+            }
         }
+        _log.AppendLine(line.ToString());
+    }
+
+    static bool StateEquivalenceExact(in RegState a, in RegState b) =>
+        a.Type == b.Type && a.Off == b.Off && a.VarOff == b.VarOff && a.Smin == b.Smin && a.Smax == b.Smax && a.Umin == b.Umin &&
+        a.Umax == b.Umax && a.Id == b.Id && a.RefObjId == b.RefObjId && a.Aux == b.Aux && a.Frame == b.Frame;
+
+    bool Execute(Instruction ins, int idx)
+    {
         switch (ins.Class)
         {
             case InstructionClass.Alu or InstructionClass.Alu64:
@@ -201,18 +296,28 @@ internal sealed partial class Checker
     {
         if (!_explored.TryGetValue(idx, out var list)) _explored[idx] = list = [];
         bool looping = false;
+        bool callsCallback = _info.CallsCallback[idx];
         for (int i = 0; i < list.Count; i++)
         {
             var old = list[i];
             if (old.Branches > 0)
             {
                 looping = true;
-                if (old.Frames.Count == _cur.Frames.Count && _eq.Equal(old, _cur, exact: true))
+                if (old.Frames.Count == _cur.Frames.Count && old.CallbackUnrollDepth == _cur.CallbackUnrollDepth && _eq.Equal(old, _cur, exact: true))
                     throw Err($"infinite loop detected at insn {idx}");
+                // Callback iterations converge like the kernel's: a state within one still being
+                // explored at the same helper call adds nothing new.
+                if (callsCallback && _eq.Equal(old, _cur, exact: false))
+                {
+                    old.Hits++;
+                    PropagatePrecision(old);
+                    return true;
+                }
             }
             else if (_eq.Equal(old, _cur, exact: false))
             {
                 old.Hits++;
+                PropagatePrecision(old);
                 return true;
             }
             // Checkpoints that keep missing are dropped (the kernel's miss_cnt eviction); the
@@ -220,13 +325,18 @@ internal sealed partial class Checker
             if (++old.Misses > old.Hits * 3 + 3)
             {
                 list.RemoveAt(i);
+                _liveStates--;
                 i--;
             }
         }
-        if (looping && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) return false;
+        if (looping && !callsCallback && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) return false;
         _prevJmps = _jmpsProcessed;
         _prevInsns = _processed;
+        _totalStates++;
+        _peakStates = Math.Max(_peakStates, ++_liveStates);
         var cp = _cur.Clone();
+        cp.History = _cur.History;
+        _cur.History = [];
         cp.Branches = 1;
         cp.Parent = _cur.Parent;
         _cur.Parent = cp;
@@ -237,6 +347,7 @@ internal sealed partial class Checker
     /// <summary>Queues the other side of a branch (the kernel's push_stack).</summary>
     void Push(VerifierState st)
     {
+        st.From = LastInsn();
         if (st.Parent != null) st.Parent.Branches++;
         _pending.Push(st);
         if (_pending.Count > JmpSeqLimit) throw Err($"The sequence of {_pending.Count} jumps is too complex.");

@@ -16,8 +16,9 @@ public static class ObjectVerification
         ArgumentNullException.ThrowIfNull(map);
         bool readOnly = map.Frozen || (map.Flags & MapSpec.FlagReadOnlyProgram) != 0;
         bool frozenConstant = map.Frozen && (map.Flags & MapSpec.FlagReadOnlyProgram) != 0 && map.MaxEntries == 1;
-        return new MapInfo(map.Name, (uint)map.Type, checked((int)map.KeySize), checked((int)map.ValueSize),
-            checked((int)map.MaxEntries), map.Flags, readOnly, frozenConstant ? map.InitialValue : null);
+        return new MapInfo(map.Name, map.Type, checked((int)map.KeySize), checked((int)map.ValueSize),
+            checked((int)map.MaxEntries), map.Flags, readOnly, frozenConstant ? map.InitialValue : null,
+            SpinLockOffset: map.SpinLockOffset, HasBtf: map.BtfValueTypeId != 0);
     }
 
     /// <summary>The verifier options for <paramref name="program"/> of <paramref name="collection"/>.</summary>

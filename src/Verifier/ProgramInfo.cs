@@ -16,6 +16,8 @@ internal sealed class ProgramInfo
     /// <summary>Sorted start instructions of the subprograms; subprogram 0 starts at 0.</summary>
     public readonly List<int> SubprogStarts = [0];
     public readonly bool[] PrunePoint;
+    /// <summary>Helper calls that run a callback (bpf_loop, bpf_for_each_map_elem): always checkpointed, pruned by range.</summary>
+    public readonly bool[] CallsCallback;
     public readonly bool[] Reachable;
     /// <summary>Bit r set when register r may be read before it is written, from this instruction on.</summary>
     public readonly ushort[] LiveIn;
@@ -26,6 +28,7 @@ internal sealed class ProgramInfo
     {
         Insns = insns;
         PrunePoint = new bool[insns.Count];
+        CallsCallback = new bool[insns.Count];
         Reachable = new bool[insns.Count];
         LiveIn = new ushort[insns.Count];
     }
@@ -149,10 +152,18 @@ internal sealed class ProgramInfo
                 PrunePoint[i] = true;
                 CallEdges.Add((SubprogOf(i), SubprogOf(i + ins.Imm + 1)));
             }
+            // A callback runs on top of the frame that takes its address (the kernel counts bpf_pseudo_func as a call for stack depth).
+            if (ins.IsLdImm64 && ins.Src == (byte)Ld64Source.Func)
+                CallEdges.Add((SubprogOf(i), SubprogOf(i + ins.Imm + 1)));
+            if (IsCallbackCall(ins)) PrunePoint[i] = CallsCallback[i] = true;
         }
         ComputeLiveness(helpers);
         return null;
     }
+
+    /// <summary>True for a call of a helper that runs a callback subprogram.</summary>
+    public static bool IsCallbackCall(Instruction ins) =>
+        ins.IsCall && ins.Src == (byte)CallKind.Helper && ins.Imm is KernelHelpers.LoopId or KernelHelpers.ForEachMapElemId;
 
     /// <summary>Successors within the instruction stream; local calls continue after the call (and into the callee when asked).</summary>
     public IEnumerable<int> Successors(int i, bool includeCallees)

@@ -24,6 +24,8 @@ internal struct RegState
     public int Aux;
     /// <summary>The frame a stack pointer points into.</summary>
     public int Frame;
+    /// <summary>For a scalar: its exact value matters to some path below this state (the kernel's precise mark).</summary>
+    public bool Precise;
 
     public static readonly RegState NotInit = default;
 

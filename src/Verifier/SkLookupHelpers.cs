@@ -1,4 +1,5 @@
 using BpfJit.Frontend;
+using BpfJit.Frontend.Elf;
 
 namespace BpfJit.Verifier;
 
@@ -41,28 +42,28 @@ public static class SkLookupHelpers
     static int Id(string name) => HelperNames.Id(name);
 
     /// <summary>True when a map of type <paramref name="mapType"/> may be passed to helper <paramref name="id"/>.</summary>
-    public static bool MapCompatible(uint mapType, int id)
+    public static bool MapCompatible(MapType mapType, int id)
     {
         string name = HelperNames.Name(id)?[4..] ?? "";
         bool mapOk = mapType switch
         {
-            MapInfo.ProgArray => name == "tail_call",
-            MapInfo.PerfEventArray => name is "perf_event_read" or "perf_event_output" or "perf_event_read_value",
-            MapInfo.RingBuf => name is "ringbuf_output" or "ringbuf_reserve" or "ringbuf_query" or "ringbuf_reserve_dynptr",
-            MapInfo.SockMap or MapInfo.SockHash => name is "map_lookup_elem" or "map_update_elem" or "map_delete_elem",
-            MapInfo.ReuseportSockArray => false,
-            12 or 13 => name is "map_lookup_elem",
+            MapType.ProgArray => name == "tail_call",
+            MapType.PerfEventArray => name is "perf_event_read" or "perf_event_output" or "perf_event_read_value",
+            MapType.RingBuf => name is "ringbuf_output" or "ringbuf_reserve" or "ringbuf_query" or "ringbuf_reserve_dynptr",
+            MapType.SockMap or MapType.SockHash => name is "map_lookup_elem" or "map_update_elem" or "map_delete_elem",
+            MapType.ReuseportSockArray => false,
+            MapType.ArrayOfMaps or MapType.HashOfMaps => name is "map_lookup_elem",
             _ => true,
         };
         if (!mapOk) return false;
         return name switch
         {
-            "tail_call" => mapType == MapInfo.ProgArray,
-            "perf_event_read" or "perf_event_output" or "perf_event_read_value" => mapType == MapInfo.PerfEventArray,
-            "ringbuf_output" or "ringbuf_reserve" or "ringbuf_query" => mapType == MapInfo.RingBuf,
-            "map_push_elem" or "map_pop_elem" or "map_peek_elem" => mapType is 22 or 23 or 30,
-            "map_lookup_percpu_elem" => mapType is MapInfo.PercpuArray or MapInfo.PercpuHash or 10,
-            "for_each_map_elem" => mapType is MapInfo.Hash or MapInfo.LruHash or MapInfo.Array or MapInfo.PercpuHash or MapInfo.PercpuArray or 10,
+            "tail_call" => mapType == MapType.ProgArray,
+            "perf_event_read" or "perf_event_output" or "perf_event_read_value" => mapType == MapType.PerfEventArray,
+            "ringbuf_output" or "ringbuf_reserve" or "ringbuf_query" => mapType == MapType.RingBuf,
+            "map_push_elem" or "map_pop_elem" or "map_peek_elem" => mapType is MapType.Queue or MapType.Stack or MapType.BloomFilter,
+            "map_lookup_percpu_elem" => mapType is MapType.PerCpuArray or MapType.PerCpuHash or MapType.LruPerCpuHash,
+            "for_each_map_elem" => mapType is MapType.Hash or MapType.LruHash or MapType.Array or MapType.PerCpuHash or MapType.PerCpuArray or MapType.LruPerCpuHash,
             _ => true,
         };
     }

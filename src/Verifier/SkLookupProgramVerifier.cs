@@ -28,8 +28,9 @@ public sealed class SkLookupProgramVerifier : IProgramVerifier
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(maps);
-        var infos = maps.Select(m => new MapInfo(m.Name, (uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
-            IsReadOnly: (m.Flags & MapSpec.FlagReadOnlyProgram) != 0, FrozenValue: FrozenValue(m))).ToList();
+        var infos = maps.Select(m => new MapInfo(m.Name, m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
+            IsReadOnly: (m.Flags & MapSpec.FlagReadOnlyProgram) != 0, FrozenValue: FrozenValue(m),
+            SpinLockOffset: m.SpinLockOffset, HasBtf: m.SpinLockOffset >= 0)).ToList();
         var result = Verifier.VerifyOrThrow(program.Instructions, new VerifierOptions
         {
             Helpers = helpers, Maps = infos, LogLevel = 1, LineInfo = ObjectVerification.SourceLines(program),

@@ -11,13 +11,20 @@ internal sealed class StateEquivalence
     readonly Dictionary<int, int> _map = [];
     readonly Dictionary<int, int> _reverse = [];
 
-    public StateEquivalence(ProgramInfo info) => _info = info;
+    readonly bool _usePrecision;
+
+    public StateEquivalence(ProgramInfo info, bool usePrecision)
+    {
+        _info = info;
+        _usePrecision = usePrecision;
+    }
 
     public bool Equal(VerifierState old, VerifierState cur, bool exact)
     {
         _map.Clear();
         _reverse.Clear();
-        if (old.Frames.Count != cur.Frames.Count || old.Refs.Count != cur.Refs.Count) return false;
+        if (old.Frames.Count != cur.Frames.Count || old.Refs.Count != cur.Refs.Count || old.LockMap != cur.LockMap) return false;
+        if (old.LockMap >= 0 && !CheckIds(old.LockId, cur.LockId)) return false;
         for (int i = 0; i < old.Refs.Count; i++)
             if (!CheckIds(old.Refs[i].Id, cur.Refs[i].Id)) return false;
         for (int f = cur.Frames.Count - 1; f >= 0; f--)
@@ -25,9 +32,12 @@ internal sealed class StateEquivalence
             var of = old.Frames[f];
             var cf = cur.Frames[f];
             if (of.CallSite != cf.CallSite) return false;
-            ushort live = f == cur.Frames.Count - 1
-                ? _info.LiveIn[cur.Insn]
-                : (ushort)(_info.LiveIn[cur.Frames[f + 1].CallSite + 1] & ~0x3f | (1 << 10));
+            // A caller frame resumes after the call (r0-r5 are written by the return), or, below a
+            // callback, at the helper call itself, which reads its arguments again.
+            var callee = f == cur.Frames.Count - 1 ? null : cur.Frames[f + 1];
+            ushort live = callee == null ? _info.LiveIn[cur.Insn]
+                : callee.InCallback ? _info.LiveIn[callee.CallSite]
+                : (ushort)(_info.LiveIn[callee.CallSite + 1] & ~0x3f | (1 << 10));
             for (int r = 0; r <= 10; r++)
             {
                 if ((live & (1 << r)) == 0) continue;
@@ -70,6 +80,8 @@ internal sealed class StateEquivalence
         if (c.Type != o.Type) return false;
         if (o.Type == RegType.Scalar)
         {
+            // No path below the old state needed this value exactly.
+            if (!o.Precise && _usePrecision) return true;
             if (o.Id != 0 && !CheckIds(o.Id, c.Id)) return false;
             return RangeWithin(o, c) && o.VarOff.Contains(c.VarOff);
         }

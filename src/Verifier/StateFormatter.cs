@@ -45,7 +45,7 @@ internal static class StateFormatter
         if (r.Type == RegType.PtrToStack && r.VarOff.IsConst && r.Id == 0)
             return r.Frame > 0 ? $"fp[{r.Frame}]{r.Off}" : $"fp{r.Off}";
         var parts = new List<string>();
-        if (r.Type is RegType.ConstPtrToMap or RegType.PtrToMapValue or RegType.PtrToMapValueOrNull && r.Aux < maps.Count)
+        if (r.Type is RegType.ConstPtrToMap or RegType.PtrToMapValue or RegType.PtrToMapValueOrNull or RegType.PtrToMapKey && r.Aux < maps.Count)
         {
             var m = maps[r.Aux];
             parts.Add($"map={m.Name},ks={m.KeySize},vs={m.ValueSize}");

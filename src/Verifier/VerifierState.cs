@@ -11,10 +11,14 @@ internal sealed class FuncState
     public int FrameNo;
     /// <summary>The subprogram this frame runs.</summary>
     public int Subprog;
+    /// <summary>True for a callback frame (bpf_loop, bpf_for_each_map_elem): its exit goes back to the helper call.</summary>
+    public bool InCallback;
+    /// <summary>Callback iterations explored from this frame's current bpf_loop call (the kernel's callback_depth).</summary>
+    public int CallbackDepth;
 
     public FuncState Clone()
     {
-        var f = new FuncState { Stack = Stack.Clone(), CallSite = CallSite, FrameNo = FrameNo, Subprog = Subprog };
+        var f = new FuncState { Stack = Stack.Clone(), CallSite = CallSite, FrameNo = FrameNo, Subprog = Subprog, InCallback = InCallback, CallbackDepth = CallbackDepth };
         Array.Copy(Regs, f.Regs, 11);
         return f;
     }
@@ -30,6 +34,8 @@ internal sealed class VerifierState
     public List<RefState> Refs = [];
     /// <summary>Instruction to execute next.</summary>
     public int Insn;
+    /// <summary>For a pushed branch: the instruction that pushed it (the kernel's "from N to M").</summary>
+    public int From = -1;
     /// <summary>The checkpoint this path continues from (for branch counting).</summary>
     public VerifierState? Parent;
     /// <summary>For a stored checkpoint: paths still being explored below it.</summary>
@@ -38,13 +44,23 @@ internal sealed class VerifierState
     public int Misses;
     /// <summary>Pruning statistics: how often this checkpoint pruned a path.</summary>
     public int Hits;
+    /// <summary>The map whose bpf_spin_lock is held, or -1 (the kernel's active lock; one at a time).</summary>
+    public int LockMap = -1;
+    /// <summary>The id of the map value pointer the held lock was taken through (0 for a direct value address).</summary>
+    public int LockId;
+    /// <summary>Instructions executed since <see cref="Parent"/> (for a checkpoint: from its parent to it), for precision backtracking.</summary>
+    public List<HistEntry> History = [];
+    /// <summary>For a checkpoint: every scalar in it and its ancestors is already precise.</summary>
+    public bool AllPrecise;
+    /// <summary>Callback bodies entered on this path (the kernel's callback_unroll_depth; loop detection compares it).</summary>
+    public int CallbackUnrollDepth;
 
     public FuncState Cur => Frames[^1];
     public int CurFrame => Frames.Count - 1;
 
     public VerifierState Clone()
     {
-        var s = new VerifierState { Insn = Insn, Parent = Parent, Refs = [.. Refs] };
+        var s = new VerifierState { Insn = Insn, Parent = Parent, Refs = [.. Refs], CallbackUnrollDepth = CallbackUnrollDepth, LockMap = LockMap, LockId = LockId, History = [.. History] };
         foreach (var f in Frames) s.Frames.Add(f.Clone());
         return s;
     }

@@ -31,7 +31,7 @@ public class SpecialisationTests
     static Prepared Prepare(string asm, params BpfMap[] maps)
     {
         var program = MapPrograms.Assemble(asm);
-        var infos = maps.Select(m => new MapInfo(m.Name, (uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags)).ToList();
+        var infos = maps.Select(m => new MapInfo(m.Name, m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags)).ToList();
         var result = BpfJit.Verifier.Verifier.Verify(program, new VerifierOptions { Helpers = s_helpers, Maps = infos, LogLevel = 1 });
         Assert.That(result.Accepted, Is.True, result.Log);
         var facts = result.ToProgramFacts(program, maps);

@@ -81,7 +81,7 @@ public sealed class ProgramFuzzer : IDisposable
         _sockets.Add(_ns.Sockets.Create(SocketFamily.Inet6, SocketProtocol.Tcp));
         _interpreterMaps = CreateMaps();
         _jitMaps = CreateMaps();
-        _infos = [.. _interpreterMaps.Select(m => new MapInfo(m.Name, (uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags))];
+        _infos = [.. _interpreterMaps.Select(m => new MapInfo(m.Name, m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags))];
         if (kernel && KernelBpf.Available)
         {
             _kernelMaps = [.. MapShapes.Select(s => KernelBpf.CreateMap((uint)s.Type, s.Key, s.Value, s.Max, s.Flags))];

@@ -35,3 +35,11 @@ public static class KernelBpf
     public static Kernel.RunResult TestRun(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, byte[] ctxIn) =>
         Kernel.TestRun(slots, mapFds, ctxIn);
 }
+
+/// <summary>BTF for the kernel oracle (<see cref="BpfJit.Baselines.KernelBtf"/>): maps whose values hold a bpf_spin_lock.</summary>
+public static class KernelBtf
+{
+    /// <summary>Creates a map whose BTF value type has a <c>struct bpf_spin_lock</c> at <paramref name="lockOffset"/>; the fd or a negative errno.</summary>
+    public static int CreateMapWithSpinLock(uint type, int keySize, int valueSize, int maxEntries, uint flags, int lockOffset) =>
+        BpfJit.Baselines.KernelBtf.CreateMapWithSpinLock(type, keySize, valueSize, maxEntries, flags, lockOffset);
+}

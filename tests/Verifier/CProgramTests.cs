@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using BpfJit.Frontend;
 using BpfJit.Tests.Support;
 using BpfJit.Verifier;
+using BpfJit.Frontend.Elf;
 
 namespace BpfJit.Tests.Verifier;
 
@@ -41,9 +42,9 @@ public class CProgramTests
     /// <summary>The maps the C programs refer to by symbol (tubular's, sk-lookup.md 9.1, with smaller sizes).</summary>
     public static readonly MapInfo[] Maps =
     [
-        new("sockets", MapInfo.SockMap, 4, 8, 1024),
-        new("bindings", MapInfo.LpmTrie, 23, 8, 1024, Flags: 1),
-        new("destination_metrics", MapInfo.PercpuArray, 4, 24, 1024),
+        new("sockets", MapType.SockMap, 4, 8, 1024),
+        new("bindings", MapType.LpmTrie, 23, 8, 1024, Flags: 1),
+        new("destination_metrics", MapType.PerCpuArray, 4, 24, 1024),
     ];
 
     static string Dir => Path.Combine(Paths.RepoRoot, "tests", "Verifier", "c");
@@ -82,7 +83,7 @@ public class CProgramTests
     public void KernelAgrees(CProgram p)
     {
         KernelBpf.RequireAvailable();
-        var fds = Maps.Select(m => KernelBpf.CreateMap(m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags)).ToList();
+        var fds = Maps.Select(m => KernelBpf.CreateMap((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags)).ToList();
         try
         {
             Assert.That(fds, Has.All.GreaterThanOrEqualTo(0), "BPF_MAP_CREATE");

@@ -1,5 +1,6 @@
 using BpfJit.Frontend;
 using BpfJit.Verifier;
+using BpfJit.Frontend.Elf;
 
 namespace BpfJit.Tests.Verifier;
 
@@ -21,7 +22,7 @@ public class FrozenRodataTests
     {
         var value = new byte[8];
         BitConverter.GetBytes(verdict).CopyTo(value, 4);
-        return new MapInfo(".rodata", MapInfo.Array, 4, 8, 1, 0x80, IsReadOnly: true, FrozenValue: frozen ? value : null);
+        return new MapInfo(".rodata", MapType.Array, 4, 8, 1, 0x80, IsReadOnly: true, FrozenValue: frozen ? value : null);
     }
 
     static VerifierResult Verify(MapInfo map) =>

@@ -47,7 +47,9 @@ public class ObjectCorpusTests
             m.KeySize = Math.Max(m.KeySize, 8);
             m.ValueSize = Math.Max(m.ValueSize, 4);
         }
-        var fds = collection.Maps.Select(m => KernelBpf.CreateMap((uint)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags)).ToList();
+        var fds = collection.Maps.Select(m => m.SpinLockOffset >= 0
+            ? KernelBtf.CreateMapWithSpinLock((uint)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags, m.SpinLockOffset)
+            : KernelBpf.CreateMap((uint)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags)).ToList();
         try
         {
             Assert.That(fds, Has.All.GreaterThanOrEqualTo(0), "BPF_MAP_CREATE");

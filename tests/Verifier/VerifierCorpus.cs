@@ -1,5 +1,6 @@
 using System.Globalization;
 using BpfJit.Frontend;
+using BpfJit.Frontend.Elf;
 using BpfJit.Verifier;
 
 namespace BpfJit.Tests.Verifier;
@@ -9,10 +10,11 @@ namespace BpfJit.Tests.Verifier;
 /// File format (tests/Verifier/cases/*.txt), one case after another:
 /// <code>
 /// ## name: short description
-/// ## maps: name:TYPE:key:value:entries[:flags][:ro], ...
+/// ## maps: name:TYPE:key:value:entries[:flags][:ro][:lock=OFF], ...   (lock=OFF: a BTF value type with a struct bpf_spin_lock at OFF)
 /// ## expect: accept | reject MESSAGE SUBSTRING
 /// ## kernel: accept | reject    (only for a deliberate difference listed in docs/verifier.md)
-/// assembly (bpf_conformance syntax); ldmap %rN, NAME and ldmapval %rN, NAME, OFF load map references
+/// assembly (bpf_conformance syntax); ldmap %rN, NAME and ldmapval %rN, NAME, OFF load map references,
+/// ldfunc %rN, LABEL loads a callback's address (ld_imm64 src 4, BPF_PSEUDO_FUNC)
 /// </code>
 /// </summary>
 public sealed record CorpusCase(string File, string Name, string Source, IReadOnlyList<MapInfo> Maps, bool Accept, string? Message, bool? KernelAccept)
@@ -21,12 +23,13 @@ public sealed record CorpusCase(string File, string Name, string Source, IReadOn
     public override string ToString() => $"{File}: {Name}";
 
     const uint MapMagic = 0x4d415000, ValueMagic = 0x56414c00;
+    /// <summary>The immediate of the marker slot that follows the <c>call local</c> an <c>ldfunc</c> is assembled as.</summary>
+    const int FuncMarker = 0x46554e43;
 
-    static readonly Dictionary<string, uint> s_types = new(StringComparer.OrdinalIgnoreCase)
-    {
-        ["HASH"] = 1, ["ARRAY"] = 2, ["PROG_ARRAY"] = 3, ["PERF_EVENT_ARRAY"] = 4, ["PERCPU_HASH"] = 5, ["PERCPU_ARRAY"] = 6,
-        ["LRU_HASH"] = 9, ["LPM_TRIE"] = 11, ["SOCKMAP"] = 15, ["SOCKHASH"] = 18, ["REUSEPORT_SOCKARRAY"] = 20, ["RINGBUF"] = 27,
-    };
+    /// <summary>A kernel map type name (SOCKMAP, PERCPU_ARRAY...) as the loader's <see cref="MapType"/>.</summary>
+    static MapType ParseType(string name) =>
+        Enum.TryParse<MapType>(name.Replace("_", "", StringComparison.Ordinal), ignoreCase: true, out var t) && Enum.IsDefined(t) ? t
+            : throw new FormatException($"unknown map type '{name}'");
 
     /// <summary>Assembles the program, turning map pseudo-instructions into ld_imm64 with src 5/6.</summary>
     public Instruction[] Assemble()
@@ -46,11 +49,26 @@ public sealed record CorpusCase(string File, string Name, string Source, IReadOn
                 ulong imm = value ? ((ulong)(ValueMagic | (uint)idx) << 32) | (uint)off : ((ulong)(MapMagic | (uint)idx) << 32);
                 line = $"lddw {ops[0]}, 0x{imm:x}";
             }
+            else if (t.StartsWith("ldfunc ", StringComparison.Ordinal))
+            {
+                // Two slots like the ld_imm64 it becomes: a call whose relative target is the label, then a marker.
+                var ops = t[7..].Split(',').Select(s => s.Trim()).ToArray();
+                lines.Add($"call local {ops[1]}");
+                line = $"mov32 {ops[0]}, 0x{FuncMarker:x}";
+            }
             lines.Add(line);
         }
         var slots = Assembler.Assemble(string.Join("\n", lines));
         for (int i = 0; i + 1 < slots.Length; i++)
         {
+            if (slots[i].IsCall && slots[i].Src == 1 && slots[i + 1].Imm == FuncMarker && slots[i + 1].Class == InstructionClass.Alu)
+            {
+                var first = Ins.LdImm64(slots[i + 1].Dst, 0);
+                slots[i] = first[0] with { Src = 4, Imm = slots[i].Imm };
+                slots[i + 1] = first[1];
+                i++;
+                continue;
+            }
             if (!slots[i].IsLdImm64) continue;
             uint hi = (uint)slots[i + 1].Imm;
             if ((hi & 0xffffff00) == MapMagic)
@@ -105,10 +123,17 @@ public sealed record CorpusCase(string File, string Name, string Source, IReadOn
                 foreach (var spec in line[8..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                 {
                     var p = spec.Split(':');
-                    uint flags = p.Length > 5 && p[5].Length > 0 ? (uint)Assembler.ParseImm(p[5]) : 0;
-                    bool ro = p.Length > 6 && p[6] == "ro";
-                    maps.Add(new MapInfo(p[0], s_types[p[1]], int.Parse(p[2], CultureInfo.InvariantCulture), int.Parse(p[3], CultureInfo.InvariantCulture),
-                        int.Parse(p[4], CultureInfo.InvariantCulture), flags, ro));
+                    uint flags = 0;
+                    bool ro = false;
+                    int lockOff = -1;
+                    foreach (var extra in p.Skip(5))
+                    {
+                        if (extra == "ro") ro = true;
+                        else if (extra.StartsWith("lock=", StringComparison.Ordinal)) lockOff = int.Parse(extra[5..], CultureInfo.InvariantCulture);
+                        else if (extra.Length > 0) flags = (uint)Assembler.ParseImm(extra);
+                    }
+                    maps.Add(new MapInfo(p[0], ParseType(p[1]), int.Parse(p[2], CultureInfo.InvariantCulture), int.Parse(p[3], CultureInfo.InvariantCulture),
+                        int.Parse(p[4], CultureInfo.InvariantCulture), flags, ro, SpinLockOffset: lockOff, HasBtf: lockOff >= 0));
                 }
             }
             else if (line.StartsWith("## expect:", StringComparison.Ordinal))

@@ -38,7 +38,9 @@ public class VerifierCorpusTests
             foreach (var m in c.Maps)
             {
                 uint flags = m.Flags | (m.IsReadOnly ? 0x80u : 0);
-                int fd = KernelBpf.CreateMap(m.Type, m.KeySize, m.ValueSize, m.MaxEntries, flags);
+                int fd = m.SpinLockOffset >= 0
+                    ? KernelBtf.CreateMapWithSpinLock((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, flags, m.SpinLockOffset)
+                    : KernelBpf.CreateMap((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, flags);
                 if (fd < 0) Assert.Fail($"BPF_MAP_CREATE {m} failed: errno {-fd}");
                 fds.Add(fd);
             }

@@ -1,5 +1,6 @@
 using BpfJit.Frontend;
 using BpfJit.Verifier;
+using BpfJit.Frontend.Elf;
 
 namespace BpfJit.Tests.Verifier;
 
@@ -9,7 +10,7 @@ public class VerifierFuzzTests
 {
     static readonly MapInfo[] s_maps =
     [
-        new("h", MapInfo.Hash, 4, 16, 8), new("a", MapInfo.Array, 4, 8, 1), new("s", MapInfo.SockMap, 4, 8, 8), new("rb", MapInfo.RingBuf, 0, 0, 4096),
+        new("h", MapType.Hash, 4, 16, 8), new("a", MapType.Array, 4, 8, 1), new("s", MapType.SockMap, 4, 8, 8), new("rb", MapType.RingBuf, 0, 0, 4096),
     ];
 
     static readonly byte[] s_opcodes =
@@ -111,7 +112,7 @@ public class VerifierFuzzTests
     public void RandomProgramsAgreeWithTheKernel([Values(11, 12)] int seed)
     {
         Support.KernelBpf.RequireAvailable();
-        var fds = s_maps.Select(m => Support.KernelBpf.CreateMap(m.Type, m.KeySize, m.ValueSize, m.MaxEntries, 0)).ToList();
+        var fds = s_maps.Select(m => Support.KernelBpf.CreateMap((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, 0)).ToList();
         Assume.That(fds.All(fd => fd >= 0), "maps could not be created");
         try
         {
@@ -222,14 +223,14 @@ public class VerifierFuzzTests
         return p;
     }
 
-    static readonly MapInfo[] s_snippetMaps = [new("h", MapInfo.Hash, 4, 16, 8), new("a", MapInfo.Array, 4, 12, 2), new("s", MapInfo.SockMap, 4, 8, 8)];
+    static readonly MapInfo[] s_snippetMaps = [new("h", MapType.Hash, 4, 16, 8), new("a", MapType.Array, 4, 12, 2), new("s", MapType.SockMap, 4, 8, 8)];
 
     /// <summary>Differential fuzzing of map values, NULL checks and references against the kernel.</summary>
     [Test]
     public void SnippetProgramsAgreeWithTheKernel([Values(21, 22)] int seed)
     {
         Support.KernelBpf.RequireAvailable();
-        var fds = s_snippetMaps.Select(m => Support.KernelBpf.CreateMap(m.Type, m.KeySize, m.ValueSize, m.MaxEntries, 0)).ToList();
+        var fds = s_snippetMaps.Select(m => Support.KernelBpf.CreateMap((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, 0)).ToList();
         Assume.That(fds.All(fd => fd >= 0), "maps could not be created");
         try
         {

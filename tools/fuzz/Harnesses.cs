@@ -108,7 +108,7 @@ public static class Harnesses
 
     // Lazy: under AFL nothing instrumented may run before SharpFuzz has set up the coverage map.
     static readonly Lazy<HelperTable> s_helpers = new(BpfJit.Runtime.SkLookup.SkLookupHelpers.CreateTable);
-    static readonly MapInfo[] s_maps = [new("h", MapInfo.Hash, 4, 16, 8), new("a", MapInfo.Array, 4, 8, 1), new("s", MapInfo.SockMap, 4, 8, 8), new("rb", MapInfo.RingBuf, 0, 0, 4096)];
+    static readonly MapInfo[] s_maps = [new("h", BpfJit.Frontend.Elf.MapType.Hash, 4, 16, 8), new("a", BpfJit.Frontend.Elf.MapType.Array, 4, 8, 1), new("s", BpfJit.Frontend.Elf.MapType.SockMap, 4, 8, 8), new("rb", BpfJit.Frontend.Elf.MapType.RingBuf, 0, 0, 4096)];
 
     static void Verify(byte[] input)
     {

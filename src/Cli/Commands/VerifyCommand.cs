@@ -158,8 +158,8 @@ public static class VerifyCommand
             var p = entry.Split(':');
             if (p.Length is < 5 or > 6) throw new UsageException($"map '{entry}' is not NAME:TYPE:KEY:VALUE:ENTRIES[:ro]");
             // A kernel name (SOCKMAP, PERCPU_ARRAY, ...) matches the loader's MapType ignoring case and underscores.
-            uint type = uint.TryParse(p[1], NumberStyles.None, CultureInfo.InvariantCulture, out var t) ? t
-                : Enum.TryParse<BpfJit.Frontend.Elf.MapType>(p[1].Replace("_", ""), ignoreCase: true, out var named) ? (uint)named
+            var type = uint.TryParse(p[1], NumberStyles.None, CultureInfo.InvariantCulture, out var t) ? (BpfJit.Frontend.Elf.MapType)t
+                : Enum.TryParse<BpfJit.Frontend.Elf.MapType>(p[1].Replace("_", ""), ignoreCase: true, out var named) ? named
                 : throw new UsageException($"unknown map type '{p[1]}'");
             int Num(string s) => int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out int v) ? v
                 : throw new UsageException($"'{s}' is not a number in map '{entry}'");

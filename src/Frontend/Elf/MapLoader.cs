@@ -174,7 +174,21 @@ sealed class MapLoader
             SectionName = section.Name,
             BtfKeyTypeId = keyType,
             BtfValueTypeId = valueType,
+            SpinLockOffset = valueType == 0 ? -1 : SpinLockOffset(valueType),
         };
+    }
+
+    /// <summary>The byte offset of a top-level <c>struct bpf_spin_lock</c> member of a struct value type, or -1.</summary>
+    int SpinLockOffset(uint valueType)
+    {
+        var value = _btf!.Resolve(valueType);
+        if (value.Kind != BtfKind.Struct) return -1;
+        foreach (var m in value.Members)
+        {
+            var t = _btf.Resolve(m.TypeId);
+            if (t.Kind == BtfKind.Struct && t.Name == "bpf_spin_lock") return (int)(m.BitOffset / 8);
+        }
+        return -1;
     }
 
     /// <summary>__uint(name, val) is <c>int (*name)[val]</c>: a pointer to an array whose length is the value.</summary>

@@ -62,6 +62,9 @@ public sealed class MapSpec
     /// <summary>BTF type id of the value, or 0 when unknown.</summary>
     public uint BtfValueTypeId { get; init; }
 
+    /// <summary>Offset of the <c>struct bpf_spin_lock</c> member of the BTF value type, or -1 when it has none.</summary>
+    public int SpinLockOffset { get; init; } = -1;
+
     /// <summary>BPF_F_RDONLY_PROG: the program may not write to the map.</summary>
     public const uint FlagReadOnlyProgram = 0x80;
 
@@ -88,6 +91,7 @@ public sealed class MapSpec
         Frozen = Frozen,
         BtfKeyTypeId = BtfKeyTypeId,
         BtfValueTypeId = BtfValueTypeId,
+        SpinLockOffset = SpinLockOffset,
     };
 
     /// <inheritdoc />

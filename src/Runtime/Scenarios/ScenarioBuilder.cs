@@ -134,7 +134,7 @@ public sealed partial class ScenarioBuilder
             bool patched = definitions.TryGetValue(m.Name, out var over);
             var def = patched
                 ? over.Def
-                : new MapDefinition(m.Name, (MapType)(int)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags);
+                : new MapDefinition(m.Name, (MapType)(int)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags, m.SpinLockOffset);
             var map = CreateMap(patched ? over.Node : node, def);
             if (m.InitialValue is { } init)
             {

@@ -1,0 +1,185 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using BpfJit.Frontend;
+
+namespace BpfJit.Baselines;
+
+/// <summary>
+/// Minimal BTF for the kernel oracle (BPF_BTF_LOAD): the kernel wants BTF func_info for a program
+/// whose ld_imm64 takes a callback's address (BPF_PSEUDO_FUNC), and a BTF value type naming a
+/// <c>struct bpf_spin_lock</c> for a map whose values carry a lock. Types are built here from scratch:
+/// <c>int</c>, <c>char[N]</c>, one struct and one <c>int f(void)</c> per subprogram.
+/// </summary>
+public static unsafe class KernelBtf
+{
+    const long SysBpf = 321;
+    const int BtfLoad = 18, MapCreate = 0;
+    const int KindInt = 1, KindArray = 3, KindStruct = 4, KindFunc = 12, KindFuncProto = 13;
+
+    [DllImport("libc", SetLastError = true)]
+    static extern long syscall(long number, long cmd, void* attr, long size);
+
+    /// <summary>Builds types and strings and encodes them as a BTF blob.</summary>
+    sealed class Builder
+    {
+        readonly MemoryStream _types = new();
+        readonly MemoryStream _strings = new();
+        int _count;
+
+        public Builder() => _strings.WriteByte(0);
+
+        public uint Str(string s)
+        {
+            uint off = (uint)_strings.Length;
+            var b = Encoding.ASCII.GetBytes(s);
+            _strings.Write(b);
+            _strings.WriteByte(0);
+            return off;
+        }
+
+        void U32(uint v) => _types.Write(BitConverter.GetBytes(v));
+
+        int Type(uint name, int kind, int vlen, uint sizeOrType, int linkageOrVlen = -1)
+        {
+            U32(name);
+            U32((uint)(kind << 24) | (uint)(linkageOrVlen >= 0 ? linkageOrVlen : vlen));
+            U32(sizeOrType);
+            return ++_count;
+        }
+
+        public int Int(string name, int bytes)
+        {
+            int id = Type(Str(name), KindInt, 0, (uint)bytes);
+            U32((1u << 24) | (uint)(bytes * 8)); // signed, offset 0, bits
+            return id;
+        }
+
+        public int Array(int elem, int index, int count)
+        {
+            int id = Type(0, KindArray, 0, 0);
+            U32((uint)elem);
+            U32((uint)index);
+            U32((uint)count);
+            return id;
+        }
+
+        public int Struct(string name, int size, params (string Name, int Type, int ByteOffset)[] members)
+        {
+            int id = Type(Str(name), KindStruct, members.Length, (uint)size);
+            foreach (var m in members)
+            {
+                U32(Str(m.Name));
+                U32((uint)m.Type);
+                U32((uint)(m.ByteOffset * 8));
+            }
+            return id;
+        }
+
+        public int FuncProto(int ret) => Type(0, KindFuncProto, 0, (uint)ret);
+
+        public int Func(string name, int proto) => Type(Str(name), KindFunc, 0, (uint)proto, linkageOrVlen: 0);
+
+        public byte[] Encode()
+        {
+            var types = _types.ToArray();
+            var strings = _strings.ToArray();
+            var blob = new byte[24 + types.Length + strings.Length];
+            fixed (byte* p = blob)
+            {
+                *(ushort*)p = 0xeB9F;
+                p[2] = 1;
+                *(uint*)(p + 4) = 24;
+                *(uint*)(p + 8) = 0;
+                *(uint*)(p + 12) = (uint)types.Length;
+                *(uint*)(p + 16) = (uint)types.Length;
+                *(uint*)(p + 20) = (uint)strings.Length;
+            }
+            types.CopyTo(blob, 24);
+            strings.CopyTo(blob, 24 + types.Length);
+            return blob;
+        }
+    }
+
+    /// <summary>Loads a BTF blob; returns the fd or throws with the kernel's BTF log.</summary>
+    static int Load(byte[] blob)
+    {
+        var log = new byte[1 << 16];
+        var attr = new byte[48];
+        fixed (byte* b = blob, l = log, p = attr)
+        {
+            *(ulong*)(p + 0) = (ulong)b;
+            *(ulong*)(p + 8) = (ulong)l;
+            *(uint*)(p + 16) = (uint)blob.Length;
+            *(uint*)(p + 20) = (uint)log.Length;
+            *(uint*)(p + 24) = 1;
+            long fd = syscall(SysBpf, BtfLoad, p, attr.Length);
+            if (fd >= 0) return (int)fd;
+            int errno = Marshal.GetLastPInvokeError();
+            int len = System.Array.IndexOf(log, (byte)0);
+            throw new InvalidOperationException($"BPF_BTF_LOAD failed: errno {errno}: {Encoding.ASCII.GetString(log, 0, len < 0 ? log.Length : len)}");
+        }
+    }
+
+    /// <summary>True when the program takes a callback's address (ld_imm64 src 4) and so needs func_info.</summary>
+    public static bool NeedsFuncInfo(IReadOnlyList<Instruction> insns) =>
+        insns.Where((ins, i) => ins.IsLdImm64 && ins.Src == 4 && (i == 0 || !insns[i - 1].IsLdImm64)).Any();
+
+    /// <summary>BTF with one static <c>int fN(void)</c> per subprogram and the func_info records (insn_off, type_id) for them.</summary>
+    public static (int BtfFd, byte[] Records, int Count) FuncInfo(IReadOnlyList<Instruction> insns)
+    {
+        var starts = new SortedSet<int> { 0 };
+        for (int i = 0; i < insns.Count; i++)
+        {
+            var ins = insns[i];
+            if ((ins.IsLdImm64 && ins.Src == 4) || (ins.IsCall && ins.Src == 1)) starts.Add(i + ins.Imm + 1);
+            if (ins.IsLdImm64) i++;
+        }
+        var b = new Builder();
+        int proto = b.FuncProto(b.Int("int", 4));
+        var records = new byte[starts.Count * 8];
+        int k = 0;
+        foreach (int start in starts)
+        {
+            int func = b.Func(start == 0 ? "main" : $"f{start}", proto);
+            BitConverter.GetBytes((uint)start).CopyTo(records, k * 8);
+            BitConverter.GetBytes((uint)func).CopyTo(records, k * 8 + 4);
+            k++;
+        }
+        return (Load(b.Encode()), records, starts.Count);
+    }
+
+    /// <summary>
+    /// Creates a map whose BTF value type is a struct of <paramref name="valueSize"/> bytes with a
+    /// <c>struct bpf_spin_lock</c> at <paramref name="lockOffset"/>; returns the map fd or a negative errno.
+    /// </summary>
+    public static int CreateMapWithSpinLock(uint type, int keySize, int valueSize, int maxEntries, uint flags, int lockOffset)
+    {
+        var b = new Builder();
+        int u32 = b.Int("int", 4);
+        int key = keySize == 4 ? u32 : b.Array(b.Int("char", 1), u32, keySize);
+        int lockType = b.Struct("bpf_spin_lock", 4, ("val", u32, 0));
+        int value = b.Struct("value", valueSize, ("lock", lockType, lockOffset));
+        int btf = Load(b.Encode());
+        try
+        {
+            var attr = new byte[128];
+            fixed (byte* p = attr)
+            {
+                *(uint*)(p + 0) = type;
+                *(uint*)(p + 4) = (uint)keySize;
+                *(uint*)(p + 8) = (uint)valueSize;
+                *(uint*)(p + 12) = (uint)maxEntries;
+                *(uint*)(p + 16) = flags;
+                *(uint*)(p + 48) = (uint)btf;
+                *(uint*)(p + 52) = (uint)key;
+                *(uint*)(p + 56) = (uint)value;
+                long fd = syscall(SysBpf, MapCreate, p, attr.Length);
+                return fd < 0 ? -Marshal.GetLastPInvokeError() : (int)fd;
+            }
+        }
+        finally
+        {
+            KernelBpf.Close(btf);
+        }
+    }
+}

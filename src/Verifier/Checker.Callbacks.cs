@@ -1,0 +1,132 @@
+using BpfJit.Runtime;
+
+namespace BpfJit.Verifier;
+
+/// <summary>
+/// Callbacks of bpf_loop and bpf_for_each_map_elem (the kernel's push_callback_call,
+/// set_loop_callback_state, set_map_elem_callback_state and the callback half of prepare_func_exit).
+/// A helper call that runs a callback queues the callback body as a new frame on top of the caller and
+/// continues after the call as if the callback ran zero times; the body's exit returns to the helper
+/// call, which queues the next iteration. Iterations stop when a state at the call is within one
+/// already seen there (bpf_for_each_map_elem, and bpf_loop with a large count) or, for bpf_loop, after
+/// as many iterations as its count can be.
+/// </summary>
+internal sealed partial class Checker
+{
+    /// <summary>Queues the callback body of the helper call at <paramref name="idx"/> (push_callback_call).</summary>
+    void PushCallback(int idx, int helperId, CallMeta meta)
+    {
+        var caller = Frame;
+        // The iteration count decides how many callback iterations are explored.
+        if (helperId == KernelHelpers.LoopId) MarkPrecise(1);
+        if (helperId == KernelHelpers.LoopId && (ulong)caller.CallbackDepth >= Regs[1].Umax)
+        {
+            caller.CallbackDepth = 0;
+            if (Log2) _log.AppendLine($"frame{_cur.CurFrame} bpf_loop iteration limit reached");
+            return;
+        }
+        if (_cur.Frames.Count >= MaxCallFrames)
+            throw Err($"the call stack of {_cur.Frames.Count + 1} frames is too deep !");
+        var cb = _cur.Clone();
+        var callerRegs = cb.Cur.Regs;
+        var callee = new FuncState { CallSite = idx, FrameNo = cb.Frames.Count, Subprog = meta.Subprog, InCallback = true };
+        if (helperId == KernelHelpers.LoopId)
+        {
+            // callback(u32 index, void *ctx): the index is an unknown scalar, ctx is bpf_loop's r3.
+            callee.Regs[1] = RegState.Unknown();
+            callee.Regs[2] = callerRegs[3];
+            callee.Regs[2].Precise = false;
+        }
+        else
+        {
+            // callback(map, key, value, ctx): pointers into the element being visited, ctx is r3.
+            callee.Regs[1] = RegState.Pointer(RegType.ConstPtrToMap, 0, meta.MapIndex);
+            callee.Regs[2] = RegState.Pointer(RegType.PtrToMapKey, 0, meta.MapIndex);
+            callee.Regs[3] = RegState.Pointer(RegType.PtrToMapValue, 0, meta.MapIndex);
+            callee.Regs[4] = callerRegs[3];
+            callee.Regs[4].Precise = false;
+        }
+        callee.Regs[10] = RegState.Pointer(RegType.PtrToStack);
+        callee.Regs[10].Frame = callee.FrameNo;
+        cb.Cur.CallbackDepth++;
+        cb.Frames.Add(callee);
+        cb.CallbackUnrollDepth++;
+        cb.Insn = _info.SubprogStarts[meta.Subprog];
+        caller.CallbackDepth = 0;
+        if (Log2) _log.AppendLine($"{idx}: queued callback {FuncName(meta.Subprog)} (frame{callee.FrameNo}) of {SkLookupHelpers.Display(helperId)}");
+        Push(cb);
+    }
+
+    /// <summary>The exit of a callback body: r0 within [0, 1], then back to the helper call for the next iteration.</summary>
+    void ExitCallback(FuncState callee)
+    {
+        var r0 = callee.Regs[0];
+        if (!r0.IsScalar) throw Err("R0 not a scalar value");
+        MarkPrecise(0);
+        if (r0.Smin < 0 || r0.Smax > 1) throw Err(InvalidScalar("At callback return", "R0", r0, 0, 1));
+        var h = _cur.History;
+        if (h.Count > 0) h[^1] = h[^1] with { Flags = h[^1].Flags | HistFlags.CallbackExit };
+        _cur.Frames.RemoveAt(_cur.Frames.Count - 1);
+        _cur.Insn = callee.CallSite;
+        if (Log2) _log.AppendLine($"returning from callback to the call at {callee.CallSite}");
+        if (_widenCallbacks && PreviousEntry(callee.CallSite) is { } prev) Widen(prev);
+    }
+
+    /// <summary>A checkpoint at the helper call still being explored, with the same frames: the previous iteration (find_prev_entry).</summary>
+    VerifierState? PreviousEntry(int callSite)
+    {
+        if (!_explored.TryGetValue(callSite, out var list)) return null;
+        for (int i = list.Count - 1; i >= 0; i--)
+        {
+            var st = list[i];
+            if (st.Branches == 0 || st.Frames.Count != _cur.Frames.Count) continue;
+            bool same = true;
+            for (int f = 0; f < st.Frames.Count && same; f++) same = st.Frames[f].CallSite == _cur.Frames[f].CallSite;
+            if (same) return st;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The kernel's widen_imprecise_scalars for callback loops: every scalar, in a register or spilled,
+    /// that changed since the previous iteration becomes unknown, so that a counter kept in the
+    /// callback context converges instead of unrolling. BpfJit has no precision marks to spare the
+    /// scalars the program later needs exactly; <see cref="Verifier.Verify"/> retries without widening
+    /// when a widened run rejects.
+    /// </summary>
+    void Widen(VerifierState prev)
+    {
+        for (int f = 0; f < _cur.Frames.Count; f++)
+        {
+            var of = prev.Frames[f];
+            var cf = _cur.Frames[f];
+            for (int r = 0; r < 10; r++) WidenReg(of.Regs[r], ref cf.Regs[r]);
+            int slots = Math.Min(of.Stack.Allocated, cf.Stack.Allocated) / 8;
+            for (int spi = 0; spi < slots; spi++)
+                if (of.Stack.IsSpilled(spi) && cf.Stack.IsSpilled(spi)) WidenReg(of.Stack.Spilled[spi], ref cf.Stack.Spilled[spi]);
+        }
+    }
+
+    void WidenReg(in RegState old, ref RegState cur)
+    {
+        if (!old.IsScalar || !cur.IsScalar) return;
+        if (_precision && (old.Precise || cur.Precise)) return;
+        if (old.VarOff == cur.VarOff && old.Umin == cur.Umin && old.Umax == cur.Umax && old.Smin == cur.Smin && old.Smax == cur.Smax &&
+            old.U32Min == cur.U32Min && old.U32Max == cur.U32Max && old.S32Min == cur.S32Min && old.S32Max == cur.S32Max) return;
+        cur = RegState.Unknown();
+        WidenedScalars = true;
+    }
+
+    /// <summary>The kernel's verbose_invalid_scalar: bounds that are unlimited are left out.</summary>
+    static string InvalidScalar(string where, string reg, in RegState r, int min, int max)
+    {
+        string has = (r.Smin > long.MinValue ? $" smin={r.Smin}" : "") + (r.Smax < long.MaxValue ? $" smax={r.Smax}" : "");
+        return $"{where} the register {reg} has{(has.Length == 0 ? " unknown scalar value" : has)} should have been in [{min}, {max}]";
+    }
+
+    string FuncName(int subprog)
+    {
+        int start = _info.SubprogStarts[subprog];
+        return _opt.FuncInfo != null && _opt.FuncInfo.TryGetValue(start, out var name) ? name : $"at {start}";
+    }
+}
