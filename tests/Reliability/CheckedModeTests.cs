@@ -243,11 +243,12 @@ public unsafe class CheckedModeTests
     }
 
     /// <summary>
-    /// Inline <c>asm</c> programs of scenario files are trusted: the builder does not verify them. One that
-    /// reads past the context block runs unchecked on the normal engines, and faults in checked mode.
+    /// Inline <c>asm</c> programs of scenario files are verified like object programs: one that reads past
+    /// the context block is refused when the scenario is built. The same code forced through the low-level
+    /// <c>SkLookupProgram.Load</c> (which runs what it is given) faults in checked mode.
     /// </summary>
     [Test]
-    public void AnUnverifiedScenarioProgramReadingPastTheContextFaults()
+    public void AScenarioProgramReadingPastTheContextIsRefusedAndFaultsInCheckedMode()
     {
         string file = Path.Combine(Path.GetTempPath(), $"bpfjit-checked-{Environment.ProcessId}.json");
         File.WriteAllText(file, """
@@ -257,14 +258,17 @@ public unsafe class CheckedModeTests
             """);
         try
         {
-            Assert.That(ScenarioRunner.RunFile(file, JitEngine.Instance, TextWriter.Null).Failed, Is.Zero, "the default JIT reads the out-of-bounds bytes unchecked");
-            var e = Assert.Throws<BpfCheckedModeException>(() => ScenarioRunner.RunFile(file, s_checked, TextWriter.Null))!;
-            Assert.That(e.Message, Does.Contain("instruction 0").And.Contain("nearest region: context"));
+            var refused = Assert.Catch<BpfException>(() => ScenarioBuilder.Build(file, JitEngine.Instance).Dispose())!;
+            Assert.That(refused.Message, Does.Contain("invalid bpf_context access off=200 size=4"));
         }
         finally
         {
             File.Delete(file);
         }
+        var program = SkLookupProgram.Load("p", MapPrograms.Assemble("ldxw %r0, [%r1+200]\nmov %r0, 1\nexit"), s_checked);
+        using var ctx = new Guarded();   // 256 bytes behind a 72-byte context: the read stays in memory the test owns
+        var e = Assert.Throws<BpfCheckedModeException>(() => program.Run((nint)ctx.Block))!;
+        Assert.That(e.Message, Does.Contain("instruction 0").And.Contain("nearest region: context"));
     }
 
     static byte[] TcpContext()

@@ -166,6 +166,29 @@ public sealed partial class ScenarioBuilder
     [GeneratedRegex(@"map:([A-Za-z_.][A-Za-z0-9_.]*)")]
     private static partial Regex MapToken();
 
+    // Every ld_imm64 of a map's handle becomes a BPF_PSEUDO_MAP_IDX reference to that map (handles are
+    // native addresses, so a plain constant cannot collide with one by accident).
+    static Instruction[] MapReferences(Instruction[] code, List<BpfMap> maps)
+    {
+        var copy = (Instruction[])code.Clone();
+        for (int i = 0; i + 1 < copy.Length; i++)
+        {
+            if (!copy[i].IsLdImm64) continue;
+            if (copy[i].Src == (byte)Ld64Source.Imm)
+            {
+                ulong value = (uint)copy[i].Imm | ((ulong)(uint)copy[i + 1].Imm << 32);
+                int index = maps.FindIndex(m => m.Handle == value);
+                if (index >= 0)
+                {
+                    copy[i] = copy[i] with { Src = (byte)Ld64Source.MapIdx, Imm = index };
+                    copy[i + 1] = copy[i + 1] with { Imm = 0 };
+                }
+            }
+            i++;
+        }
+        return copy;
+    }
+
     SkLookupProgram Program(JNode nameNode)
     {
         string name = nameNode.Str();
@@ -191,8 +214,20 @@ public sealed partial class ScenarioBuilder
             source = MapToken().Replace(source, m => _env.Maps.TryGetValue(m.Groups[1].Value, out var map)
                 ? $"0x{map.Handle:x}"
                 : throw asmNode.Error($"unknown map '{m.Groups[1].Value}'"));
-            try { code = Assembler.Assemble(source); }
+            Instruction[] assembled;
+            try { assembled = Assembler.Assemble(source); }
             catch (BpfException e) { throw asmNode.Error(e.Message); }
+            // Inline programs are verified like object programs: a scenario file is input, and its code
+            // runs through raw pointers. map:NAME became the map's handle; for the verifier it is a
+            // symbolic reference to that map again.
+            var maps = _env.Maps.Values.ToList();
+            var symbolic = new ProgramSpec(name, "sk_lookup", Frontend.Elf.ProgramType.SkLookup, AttachType.SkLookup, MapReferences(assembled, maps));
+            try
+            {
+                facts = ProgramVerification.Verify(symbolic, maps, SkLookupHelpers.CreateTable());
+                code = ProgramBinder.Bind(symbolic.Instructions, maps).Code;
+            }
+            catch (BpfException e) { throw asmNode.Error($"program '{name}': {Summary(e.Message)}"); }
         }
         else
         {

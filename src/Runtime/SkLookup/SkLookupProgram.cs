@@ -11,7 +11,11 @@ public sealed class SkLookupProgram
 {
     static int s_nextId;
     readonly BpfEntry _entry;
-    long _runs;
+    // Run counts per processor, one cache line each: every run is counted without making the threads
+    // that run a program share (and bounce) one line.
+    const int CounterStride = 8;
+    static readonly int s_counterMask = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Environment.ProcessorCount) - 1;
+    readonly long[] _runs = new long[(s_counterMask + 1) * CounterStride];
 
     SkLookupProgram(string name, Instruction[] code, IBpfEngine engine, HelperTable helpers, ProgramFacts? facts)
     {
@@ -68,12 +72,20 @@ public sealed class SkLookupProgram
     public HelperTable Helpers { get; }
 
     /// <summary>How many times the program ran (hook runs and test runs).</summary>
-    public long RunCount => Interlocked.Read(ref _runs);
+    public long RunCount
+    {
+        get
+        {
+            long sum = 0;
+            for (int i = 0; i < _runs.Length; i += CounterStride) sum += Interlocked.Read(ref _runs[i]);
+            return sum;
+        }
+    }
 
     /// <summary>Runs once on the context block at <paramref name="ctx"/> and returns r0 truncated to 32 bits, as the kernel's run array does.</summary>
     public uint Run(nint ctx)
     {
-        Interlocked.Increment(ref _runs);
+        Interlocked.Increment(ref _runs[(Thread.GetCurrentProcessorId() & s_counterMask) * CounterStride]);
         return (uint)_entry((ulong)ctx, 0);
     }
 
