@@ -29,6 +29,18 @@ public class BenchAndDemoTests
     }
 
     [Test]
+    public void BenchComparesASuiteCaseWithItsHandWrittenBaseline()
+    {
+        var json = Json("bench", "--case", "redir_port", "--seconds", "0");
+        var engines = json.GetProperty("engines").EnumerateArray().ToList();
+        Assert.That(engines.Select(e => e.GetProperty("engine").GetString()), Is.EqualTo(new[] { "interpreter", "jit", "hand-written" }));
+        Assert.That(engines.Select(e => e.GetProperty("runs").GetInt64()), Is.All.GreaterThan(0));
+        Assert.That(json.GetProperty("jitOverHandWritten").GetDouble(), Is.GreaterThan(0));
+        AssertBadInput(Run("bench", "--case", "nonesuch"), "unknown case 'nonesuch'");
+        AssertBadInput(Run("bench", "--case", "redir_port", "x.o"), "--case takes no PROGRAM");
+    }
+
+    [Test]
     public void BenchBadInput()
     {
         AssertBadInput(Run("bench", Repo("examples", "dispatcher.json"), "--seconds", "soon"), "--seconds must be a number");

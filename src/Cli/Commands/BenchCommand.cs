@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
+using BpfJit.Baselines;
 using BpfJit.Cli.Hosting;
 using BpfJit.Cli.Output;
 using BpfJit.Frontend.Conformance;
@@ -17,6 +18,7 @@ public static class BenchCommand
     public static CommandInfo Info { get; } = new("bench", "time a program on the interpreter and the JIT (ns per run, ratio)", """
         usage: bpfjit bench PROGRAM [--program NAME] [--seconds S] [--scenario FILE.json]
                             [--proto tcp|udp] [--from IP:PORT] [--to IP:PORT] [--ifindex N] [--json]
+               bpfjit bench --case NAME [--seconds S] [--json]
 
         Runs PROGRAM repeatedly on each engine for S seconds (default 1; after a warm-up that doubles
         the batch until it takes 10 ms) and prints ns per run for each and the ratio. A progress bar
@@ -25,8 +27,10 @@ public static class BenchCommand
         --to and --ifindex describe (default tcp 10.0.0.1:50000 -> 127.0.0.1:80), with its maps set up
         as 'bpfjit run' does; or a bpf_conformance .data file (e.g. ../shared/bench), run with r1 = its
         memory and the suite's helpers.
-        Hand-written C# baselines (perf/Baselines) are not compared here: they live in the BenchmarkDotNet
-        suite (perf/), which the tool does not depend on; run 'dotnet run -c Release --project perf' for them.
+        --case NAME runs one case of the SK_LOOKUP benchmark suite (perf/Baselines; needs the repository's
+        objects, so run it from a clone): trivial, redir_port, redir_ip6, dispatcher_10k, dispatcher_100k,
+        narrow_ctx or chain4, with the suite's maps, sockets and timed packet, on the interpreter, the JIT
+        and the hand-written C# baseline of the same logic, and prints the JIT / hand-written ratio too.
 
         output:  interpreter  812.4 ns/run  (1,231,000 runs)
                  jit           41.0 ns/run  (24,390,000 runs)
@@ -40,6 +44,7 @@ public static class BenchCommand
         examples:
           bpfjit bench ../shared/bench/straight.data
           bpfjit bench tests/programs/dispatcher.o --scenario examples/dispatcher.json --to 1.2.3.4:80 --seconds 3
+          bpfjit bench --case dispatcher_10k --seconds 2
         """, Run);
 
     /// <summary>The --seconds option: a non-negative number of seconds.</summary>
@@ -53,7 +58,8 @@ public static class BenchCommand
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
-        var args = new Args(argv, [.. PacketOptions.Names, "--program", "--seconds", "--scenario"], ["--json"]);
+        var args = new Args(argv, [.. PacketOptions.Names, "--program", "--seconds", "--scenario", "--case"], ["--json"]);
+        if (args.Get("--case") is { } caseName) return RunCase(args, caseName, stdout, stderr);
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no PROGRAM given" : "give exactly one PROGRAM");
         string path = args.Positional[0];
         double seconds = Seconds(args, 1);
@@ -101,6 +107,80 @@ public static class BenchCommand
         foreach (var (engine, ns, runs) in rows)
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{engine,-12} {ns,10:F1} ns/run  ({runs:N0} runs)"));
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"jit is {ratio:F1}x {(ratio >= 1 ? "faster" : "slower")} than the interpreter"));
+        return Cli.Ok;
+    }
+
+    // bench --case NAME: the suite's case on the interpreter, the JIT and its hand-written baseline.
+    static int RunCase(Args args, string name, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Positional.Count != 0 || args.Has("--scenario") || args.Has("--program") || PacketOptions.Names.Any(args.Has))
+            throw new UsageException("--case takes no PROGRAM, --scenario, --program or context options");
+        if (!SuiteCases.Names.Contains(name))
+            throw new UsageException($"unknown case '{name}' (cases: {string.Join(", ", SuiteCases.Names)})");
+        double seconds = Seconds(args, 1);
+        var progress = Progress(stderr);
+        SuiteCase suite;
+        try { suite = SuiteCases.Create(name); }
+        catch (Exception e) when (e is IOException or DirectoryNotFoundException)
+        {
+            throw new BpfJit.Frontend.BpfException($"case {name}: the suite's objects were not found ({e.Message}); run from a clone of the repository");
+        }
+        using var _ = suite;
+        using var ctx = new SkLookupContext();
+        ctx.Fill(suite.TimedPacket);
+        var rows = new List<(string Engine, double Ns, long Runs)>();
+        foreach (var (engineName, programs) in new (string, SkLookupProgram[])[]
+        {
+            ("interpreter", suite.LoadPrograms(ConformanceCommand.Engines["interpreter"])),
+            ("jit", suite.LoadPrograms(ConformanceCommand.Engines["jit"])),
+            ("hand-written", suite.LoadHandWritten()),
+        })
+        {
+            var (ns, runs) = Measure.Time(n =>
+            {
+                MapEpoch.Enter();
+                try
+                {
+                    for (long i = 0; i < n; i++) SkLookupHook.RunArray(programs, ctx);
+                }
+                finally
+                {
+                    MapEpoch.Exit();
+                }
+            }, seconds, f => progress(engineName, f));
+            progress(engineName, -1);
+            rows.Add((engineName, ns, runs));
+        }
+        double ratio = rows[0].Ns / rows[1].Ns, handRatio = rows[1].Ns / rows[2].Ns;
+        if (args.Has("--json"))
+        {
+            JsonOutput.Write(stdout, w =>
+            {
+                w.WriteStartObject();
+                w.WriteString("program", $"case:{name}");
+                w.WriteString("context", $"{suite.TimedPacket}, ingress_ifindex {suite.TimedPacket.IngressIfindex}");
+                w.WriteNumber("seconds", seconds);
+                w.WriteStartArray("engines");
+                foreach (var (engine, ns, runs) in rows)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("engine", engine);
+                    w.WriteNumber("nsPerRun", Math.Round(ns, 2));
+                    w.WriteNumber("runs", runs);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteNumber("ratio", Math.Round(ratio, 2));
+                w.WriteNumber("jitOverHandWritten", Math.Round(handRatio, 2));
+                w.WriteEndObject();
+            });
+            return Cli.Ok;
+        }
+        stdout.WriteLine($"case {name} on {suite.TimedPacket}");
+        foreach (var (engine, ns, runs) in rows)
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{engine,-12} {ns,10:F1} ns/run  ({runs:N0} runs)"));
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"jit is {ratio:F1}x {(ratio >= 1 ? "faster" : "slower")} than the interpreter"));
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"jit takes {handRatio:F2}x the hand-written C# time"));
         return Cli.Ok;
     }
 
