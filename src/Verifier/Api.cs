@@ -96,6 +96,16 @@ public sealed class InsnFacts
     internal bool MapArgSeen;
     internal bool DivSeen;
 
+    /// <summary>
+    /// For a load, store or atomic: the index of the map whose value the base register points to on every
+    /// path that reaches it, or -1 (not a map value on some path, or values of different maps).
+    /// </summary>
+    public int MemMap { get; internal set; } = -1;
+
+    internal bool MemMapSeen;
+    // The base register's pointer type on the first path that reached this access (the kernel's aux ptr_type).
+    internal RegType? PtrTypeSeen;
+
     /// <summary>For a load from the stack: true when some path may read bytes never written.</summary>
     public bool MayReadUninitStack { get; internal set; }
 }

@@ -53,6 +53,30 @@ internal sealed partial class Checker
     void CheckMemAccess(int idx, int regno, int off, int size, bool write, int valueRegno, int? stImm, bool signExtend, bool atomic = false)
     {
         var reg = Regs[regno];
+        CheckMemAccessCore(idx, regno, reg, off, size, write, valueRegno, stImm, signExtend, atomic);
+        SavePointerType(idx, reg);
+    }
+
+    /// <summary>
+    /// The kernel's save_aux_ptr_type: one load or store instruction may be reached with different pointer
+    /// types only when neither is ctx or a socket, whose accesses are rewritten per instruction (the JIT's
+    /// context loads are too). Also records the map behind a map-value access, on every path.
+    /// </summary>
+    void SavePointerType(int idx, RegState reg)
+    {
+        var f = _facts[idx];
+        var type = reg.Type;
+        static bool MismatchOk(RegType t) => t is not (RegType.PtrToCtx or RegType.PtrToSocket or RegType.PtrToSocketOrNull);
+        if (f.PtrTypeSeen is { } prev && prev != type && (!MismatchOk(prev) || !MismatchOk(type)))
+            throw Err("same insn cannot be used with different pointers");
+        f.PtrTypeSeen ??= type;
+        int map = type == RegType.PtrToMapValue ? reg.Aux : -1;
+        if (!f.MemMapSeen) { f.MemMap = map; f.MemMapSeen = true; }
+        else if (f.MemMap != map) f.MemMap = -1;
+    }
+
+    void CheckMemAccessCore(int idx, int regno, RegState reg, int off, int size, bool write, int valueRegno, int? stImm, bool signExtend, bool atomic)
+    {
         CheckAlignment(reg, off, size, strict: atomic);
         RegState result = RegState.Unknown();
         bool resultSet = false;

@@ -39,6 +39,7 @@ public static class ProgramFactsBuilder
                 CtxField = f.CtxField,
                 CtxOffset = f.CtxField != null ? f.CtxOffset : -1,
                 Map = maps != null && f.MapArg >= 0 && f.MapArg < maps.Count ? maps[f.MapArg] : null,
+                MemMap = maps != null && f.MemMap >= 0 && f.MemMap < maps.Count ? maps[f.MemMap] : null,
             };
         }
         return new ProgramFacts(program, slots, result.MayReadUninitStack, result.StackDepths);

@@ -271,6 +271,56 @@ public unsafe class CheckedModeTests
         Assert.That(e.Message, Does.Contain("instruction 0").And.Contain("nearest region: context"));
     }
 
+    /// <summary>
+    /// With the verifier's facts, an access the verifier proved goes to one map's value is held to that map:
+    /// the same code bound to another map (facts of program A, run with map B) faults, although B's value is
+    /// live memory the plain check would accept.
+    /// </summary>
+    [Test]
+    public void WithFactsAMapValueAccessMustBeAValueOfTheVerifiedMap()
+    {
+        using var a = MapFactory.Create(MapType.Hash, 4, 8, 4, 0, "a");
+        using var b = MapFactory.Create(MapType.Hash, 4, 8, 4, 0, "b");
+        a.Update(BitConverter.GetBytes(1u), BitConverter.GetBytes(11UL));
+        b.Update(BitConverter.GetBytes(1u), BitConverter.GetBytes(22UL));
+        var helpers = SkLookupHelpers.CreateTable();
+        var program = MapPrograms.Assemble("""
+            stw [%r10-4], 1
+            mov %r2, %r10
+            add %r2, -4
+            ldmap %r1, 0
+            call 1
+            jeq %r0, 0, out
+            ldxdw %r0, [%r0+0]
+            jgt %r0, 1, one
+            out:
+            mov %r0, 0
+            exit
+            one:
+            mov %r0, 1
+            exit
+            """);
+        var infos = new[] { a }.Select(m => new BpfJit.Verifier.MapInfo(m.Name, m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags)).ToList();
+        var result = BpfJit.Verifier.Verifier.Verify(program, new BpfJit.Verifier.VerifierOptions { Helpers = helpers, Maps = infos });
+        Assert.That(result.Accepted, Is.True, result.Log);
+        Assert.That(result.Facts[7].MemMap, Is.EqualTo(0), "the load at 7 (after the two-slot ldmap) reads a value of map 0 on every path");
+        var facts = BpfJit.Verifier.ProgramFactsBuilder.ToProgramFacts(result, program, [a]);
+        Assert.That(facts[7].MemMap, Is.SameAs(a));
+
+        using var ctx = new Guarded();
+        var right = s_checked.Prepare(ProgramBinder.Bind(program, [a]).Code, helpers, facts);
+        Assert.That(MapPrograms.Run(right, (ulong)ctx.Block), Is.EqualTo(1UL), "map a's value passes the check");
+        // The facts of the call at 5 name map a too, which would make the JIT call a's lookup directly; drop
+        // that one fact so the lookup goes where the (wrongly bound) code says, to b.
+        var slots = Enumerable.Range(0, facts.Count).Select(i => i == 5 ? facts[i] with { Map = null } : facts[i]).ToList();
+        var misbound = new ProgramFacts(program, slots, facts.MayReadUninitStack, facts.StackDepths);
+        var wrong = s_checked.Prepare(ProgramBinder.Bind(program, [b]).Code, helpers, misbound);
+        var e = Assert.Throws<BpfCheckedModeException>(() => MapPrograms.Run(wrong, (ulong)ctx.Block))!;
+        Assert.That(e.Message, Does.Contain("instruction 7").And.Contain("the verifier proved a value of Hash map 'a'"));
+        var plain = s_checked.Prepare(ProgramBinder.Bind(program, [b]).Code, helpers);
+        Assert.That(MapPrograms.Run(plain, (ulong)ctx.Block), Is.EqualTo(1UL), "without facts any live map value passes");
+    }
+
     static byte[] TcpContext()
     {
         var ctx = new byte[SkLookupLayout.Size];

@@ -15,6 +15,7 @@ namespace BpfJit.IlEmitter.Emit;
 internal static class CheckedMemory
 {
     static readonly MethodInfo s_check = typeof(MemoryRegions).GetMethod(nameof(MemoryRegions.Check))!;
+    static readonly MethodInfo s_checkMapValue = typeof(MemoryRegions).GetMethod(nameof(MemoryRegions.CheckMapValue))!;
     static readonly MethodInfo s_enterStack = typeof(MemoryRegions).GetMethod(nameof(MemoryRegions.EnterStack))!;
     static readonly MethodInfo s_program = typeof(JitClosure).GetProperty(nameof(JitClosure.CheckedProgram))!.GetMethod!;
 
@@ -34,10 +35,22 @@ internal static class CheckedMemory
     public static void EmitCheck(EmitContext c, Instruction ins, int reg, MemoryAccess access)
     {
         if (!c.Options.Checked) return;
-        // MemoryRegions.Check(reg + off, size, stack, stackBytes, closure.CheckedProgram, index, access)
         c.LdReg(reg);
         if (ins.Offset != 0) { c.LdcI8(ins.Offset); c.Op(OpCodes.Add); }
         c.LdcI4(ins.MemSize switch { MemSize.B => 1, MemSize.H => 2, MemSize.W => 4, _ => 8 });
+        if (c.Shape.Facts is { } facts && facts[c.Index].MemMap is { } map)
+        {
+            // The verifier proved a value of this map on every path: MemoryRegions.CheckMapValue(reg + off, size,
+            // map handle, closure.CheckedProgram, index, access) accepts that map's values and nothing else.
+            c.LdcI8((long)map.Handle);
+            c.Ldarg(0);
+            c.Call(s_program);
+            c.LdcI4(c.Index);
+            c.LdcI4((int)access);
+            c.Call(s_checkMapValue);
+            return;
+        }
+        // MemoryRegions.Check(reg + off, size, stack, stackBytes, closure.CheckedProgram, index, access)
         if (c.Shape.StackBytes > 0) { c.Ldloc(c.StackBase); c.Op(OpCodes.Conv_U8); }
         else c.LdcI8(0);
         c.LdcI4(c.Shape.StackBytes);

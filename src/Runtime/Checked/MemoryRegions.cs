@@ -82,6 +82,22 @@ public static class MemoryRegions
         throw new BpfCheckedModeException(index, text, access.ToString().ToLowerInvariant(), address, size, nearest);
     }
 
+    /// <summary>
+    /// Checked mode's test for an access the verifier proved goes to a value of one map: [<paramref name="address"/>,
+    /// +<paramref name="size"/>) must lie inside a live value (or a retired one still readable) of the map whose handle
+    /// is <paramref name="mapHandle"/>; any other memory, even another map's value, raises <see cref="BpfCheckedModeException"/>.
+    /// </summary>
+    public static void CheckMapValue(ulong address, int size, ulong mapHandle, Instruction[]? program, int index, MemoryAccess access)
+    {
+        var map = BpfMap.FromHandle(mapHandle);
+        if (map.FindValue(address, out ulong start, out int length) && Inside(address, size, start, length)) return;
+        Find(address, size, out string nearest);
+        string text = program != null && index >= 0 && index < program.Length ? Disassembler.Format(program, index) : "";
+        string expected = $"the verifier proved a value of {map.Type} map '{map.Name}'";
+        throw new BpfCheckedModeException(index, text, access.ToString().ToLowerInvariant(), address, size,
+            nearest.Length == 0 ? $"{expected}, but it is other memory" : $"{expected}; {nearest}");
+    }
+
     /// <summary>True when [<paramref name="address"/>, +<paramref name="size"/>) lies inside a registered block, a live map value or record, or a running stack.</summary>
     public static bool Contains(ulong address, int size) => Find(address, size, out _);
 

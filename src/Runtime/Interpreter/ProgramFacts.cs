@@ -29,6 +29,9 @@ public sealed record SlotFacts
 
     /// <summary>For a helper call: the map passed as its map argument on every path, else null.</summary>
     public BpfMap? Map { get; init; }
+
+    /// <summary>For a load, store or atomic: the map whose value the base register points to on every path, else null (checked mode holds the access to that map's values).</summary>
+    public BpfMap? MemMap { get; init; }
 }
 
 /// <summary>
