@@ -23,6 +23,7 @@ public class ProgramFuzzTests
         if (Env("BPFJIT_FUZZ_VERBOSE", 0) != 0) TestContext.Out.WriteLine(report.SlowestVerify.Code);
         foreach (var (reason, times) in report.Rejections.OrderByDescending(kv => kv.Value).Take(12))
             TestContext.Out.WriteLine($"  rejected x{times}: {reason}");
+        foreach (var bug in report.KernelBugs) TestContext.Out.WriteLine($"   kernel internal error (BpfJit accepts and runs it): {bug}");
         foreach (var line in report.KernelOnlyAccepts.GroupBy(l => System.Text.RegularExpressions.Regex.Replace(l[(l.IndexOf(':') + 2)..], "[0-9]+", "N")).OrderByDescending(g => g.Count()).Take(15))
             TestContext.Out.WriteLine($"  kernel-only accept x{line.Count()}: {line.Key}");
         Assert.That(report.Failures, Is.Empty, string.Join("\n----\n", report.Failures.Take(3)));

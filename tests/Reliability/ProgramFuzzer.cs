@@ -27,6 +27,12 @@ public sealed class FuzzReport
     public int KernelAgree;
     /// <summary>Kernel accepts, BpfJit rejects: counted and listed, not failures.</summary>
     public readonly List<string> KernelOnlyAccepts = [];
+    /// <summary>
+    /// BpfJit accepts, and the kernel fails with its own internal-error message ("verifier bug: ..."): a
+    /// kernel bug, not a safety verdict (such a program still runs on both engines and in checked mode
+    /// here). Counted and listed, not failures.
+    /// </summary>
+    public readonly List<string> KernelBugs = [];
     /// <summary>Failures: BpfJit accepts what the kernel rejects, checked-mode faults, engine disagreements, unexpected exceptions.</summary>
     public readonly List<string> Failures = [];
     /// <summary>Checked-mode faults among the failures.</summary>
@@ -41,7 +47,7 @@ public sealed class FuzzReport
     /// <inheritdoc />
     public override string ToString() =>
         $"{Generated} generated, {Accepted} accepted, {Runs} runs compared, {CheckedFaults} checked-mode faults, {Failures.Count} failures; " +
-        $"kernel: {KernelCompared} compared, {KernelAgree} agree, {KernelOnlyAccepts.Count} accepted only by the kernel; " +
+        $"kernel: {KernelCompared} compared, {KernelAgree} agree, {KernelOnlyAccepts.Count} accepted only by the kernel, {KernelBugs.Count} kernel internal errors; " +
         $"time: verifier {VerifyTime.TotalSeconds:0.0} s, engines {ExecuteTime.TotalSeconds:0.0} s, kernel {KernelTime.TotalSeconds:0.0} s";
 }
 
@@ -165,6 +171,11 @@ public sealed class ProgramFuzzer : IDisposable
         }
         kernel = KernelBpf.Load(code, _kernelMaps!, logLevel: 1);
         string last = kernel.Log.Split('\n', StringSplitOptions.RemoveEmptyEntries).Reverse().Skip(1).FirstOrDefault() ?? $"errno {kernel.Errno}";
+        if (last.StartsWith("verifier bug", StringComparison.Ordinal))
+        {
+            report.KernelBugs.Add($"program {n}: kernel: {last}");
+            return;
+        }
         var small = DeltaMinimiser.Minimise(code, c => Verify(c).Accepted && !KernelBpf.Load(c, _kernelMaps!, logLevel: 0).Accepted, budget: 300);
         report.Failures.Add($"seed {seed}, program {n}: BpfJit accepts what the kernel rejects ({last})\nminimised:\n{Disassembler.Disassemble(small)}");
     }
