@@ -81,26 +81,7 @@ public static class BenchCommand
         double ratio = rows[0].Ns / rows[1].Ns;
         if (args.Has("--json"))
         {
-            JsonOutput.Write(stdout, w =>
-            {
-                w.WriteStartObject();
-                w.WriteString("program", Path.GetFileName(path) + (args.Get("--program") is { } p ? $":{p}" : ""));
-                if (packet is { } pk) w.WriteString("context", $"{pk}, ingress_ifindex {pk.IngressIfindex}");
-                else w.WriteNull("context");
-                w.WriteNumber("seconds", seconds);
-                w.WriteStartArray("engines");
-                foreach (var (engine, ns, runs) in rows)
-                {
-                    w.WriteStartObject();
-                    w.WriteString("engine", engine);
-                    w.WriteNumber("nsPerRun", Math.Round(ns, 2));
-                    w.WriteNumber("runs", runs);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-                w.WriteNumber("ratio", Math.Round(ratio, 2));
-                w.WriteEndObject();
-            });
+            WriteJson(stdout, Path.GetFileName(path) + (args.Get("--program") is { } p ? $":{p}" : ""), packet, seconds, rows, ratio, null);
             return Cli.Ok;
         }
         stdout.WriteLine($"program {path}{(packet is { } c ? $" on {c}" : "")}");
@@ -136,44 +117,14 @@ public static class BenchCommand
             ("hand-written", suite.LoadHandWritten()),
         })
         {
-            var (ns, runs) = Measure.Time(n =>
-            {
-                MapEpoch.Enter();
-                try
-                {
-                    for (long i = 0; i < n; i++) SkLookupHook.RunArray(programs, ctx);
-                }
-                finally
-                {
-                    MapEpoch.Exit();
-                }
-            }, seconds, f => progress(engineName, f));
+            var (ns, runs) = TimeArray(programs, ctx, seconds, f => progress(engineName, f));
             progress(engineName, -1);
             rows.Add((engineName, ns, runs));
         }
         double ratio = rows[0].Ns / rows[1].Ns, handRatio = rows[1].Ns / rows[2].Ns;
         if (args.Has("--json"))
         {
-            JsonOutput.Write(stdout, w =>
-            {
-                w.WriteStartObject();
-                w.WriteString("program", $"case:{name}");
-                w.WriteString("context", $"{suite.TimedPacket}, ingress_ifindex {suite.TimedPacket.IngressIfindex}");
-                w.WriteNumber("seconds", seconds);
-                w.WriteStartArray("engines");
-                foreach (var (engine, ns, runs) in rows)
-                {
-                    w.WriteStartObject();
-                    w.WriteString("engine", engine);
-                    w.WriteNumber("nsPerRun", Math.Round(ns, 2));
-                    w.WriteNumber("runs", runs);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-                w.WriteNumber("ratio", Math.Round(ratio, 2));
-                w.WriteNumber("jitOverHandWritten", Math.Round(handRatio, 2));
-                w.WriteEndObject();
-            });
+            WriteJson(stdout, $"case:{name}", suite.TimedPacket, seconds, rows, ratio, handRatio);
             return Cli.Ok;
         }
         stdout.WriteLine($"case {name} on {suite.TimedPacket}");
@@ -201,8 +152,12 @@ public static class BenchCommand
         using var host = ProgramHost.Load(path, args.Get("--program"), args.Get("--scenario"), engine);
         using var ctx = new SkLookupContext();
         ctx.Fill(packet);
-        SkLookupProgram[] array = [host.Program];
-        return Measure.Time(n =>
+        return TimeArray([host.Program], ctx, seconds, progress);
+    }
+
+    // The hook's run array over one context, inside one map read-side section per batch.
+    static (double, long) TimeArray(SkLookupProgram[] array, SkLookupContext ctx, double seconds, Action<double> progress) =>
+        Measure.Time(n =>
         {
             MapEpoch.Enter();
             try
@@ -214,7 +169,30 @@ public static class BenchCommand
                 MapEpoch.Exit();
             }
         }, seconds, progress);
-    }
+
+    static void WriteJson(TextWriter stdout, string program, BpfJit.Runtime.Sockets.Packet? packet, double seconds,
+        List<(string Engine, double Ns, long Runs)> rows, double ratio, double? handRatio) =>
+        JsonOutput.Write(stdout, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("program", program);
+            if (packet is { } pk) w.WriteString("context", $"{pk}, ingress_ifindex {pk.IngressIfindex}");
+            else w.WriteNull("context");
+            w.WriteNumber("seconds", seconds);
+            w.WriteStartArray("engines");
+            foreach (var (engine, ns, runs) in rows)
+            {
+                w.WriteStartObject();
+                w.WriteString("engine", engine);
+                w.WriteNumber("nsPerRun", Math.Round(ns, 2));
+                w.WriteNumber("runs", runs);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteNumber("ratio", Math.Round(ratio, 2));
+            if (handRatio is { } h) w.WriteNumber("jitOverHandWritten", Math.Round(h, 2));
+            w.WriteEndObject();
+        });
 
     static unsafe (double, long) TimeConformance(string path, IBpfEngine engine, double seconds, Action<double> progress)
     {

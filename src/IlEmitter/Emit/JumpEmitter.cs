@@ -10,16 +10,10 @@ namespace BpfJit.IlEmitter.Emit;
 /// </summary>
 internal static class JumpEmitter
 {
-    /// <summary>
-    /// The first copy of an unrolled loop's closing jump: <c>if (!(rd OP src)) goto next</c>, where next is
-    /// the slot after the jump (the loop's exit).
-    /// </summary>
-    public static void EmitInverted(EmitContext c, int index, Instruction ins)
+    /// <summary>Pushes the compared operands: rd and src (a register or the immediate), as 32-bit values for JMP32.</summary>
+    static void LoadOperands(EmitContext c, Instruction ins)
     {
-        var exit = c.LabelOf(index + 1);
-        bool is32 = ins.Class == InstructionClass.Jmp32;
-        // if (!(rd OP src)) goto exit
-        if (is32)
+        if (ins.Class == InstructionClass.Jmp32)
         {
             c.LdReg32(ins.Dst);
             AluEmitter.LoadSource32(c, ins);
@@ -29,6 +23,17 @@ internal static class JumpEmitter
             c.LdReg(ins.Dst);
             AluEmitter.LoadSource64(c, ins);
         }
+    }
+
+    /// <summary>
+    /// The first copy of an unrolled loop's closing jump: <c>if (!(rd OP src)) goto next</c>, where next is
+    /// the slot after the jump (the loop's exit).
+    /// </summary>
+    public static void EmitInverted(EmitContext c, int index, Instruction ins)
+    {
+        var exit = c.LabelOf(index + 1);
+        // if (!(rd OP src)) goto exit
+        LoadOperands(c, ins);
         if (ins.JmpOp == JmpOp.Jset)
         {
             c.Op(OpCodes.And);
@@ -75,18 +80,8 @@ internal static class JumpEmitter
             c.Br(target);
             return;
         }
-        bool is32 = ins.Class == InstructionClass.Jmp32;
         // if (rd OP src) goto target   (JMP32: (uint)rd OP (uint)src)
-        if (is32)
-        {
-            c.LdReg32(ins.Dst);
-            AluEmitter.LoadSource32(c, ins);
-        }
-        else
-        {
-            c.LdReg(ins.Dst);
-            AluEmitter.LoadSource64(c, ins);
-        }
+        LoadOperands(c, ins);
         if (ins.JmpOp == JmpOp.Jset)
         {
             c.Op(OpCodes.And);
