@@ -64,7 +64,7 @@ public class ConcurrencyTests
         int closes = 0, lookupThreads = 3;
         var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
         var answers = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
-        long refused = 0;
+        long refused = 0, lookups = 0;
         var clock = Stopwatch.StartNew();
 
         var readers = Enumerable.Range(0, lookupThreads).Select(t => new Thread(() =>
@@ -74,6 +74,7 @@ public class ConcurrencyTests
             {
                 long start = clock.ElapsedTicks;
                 var r = ns.Lookup(Pkt("tcp", $"10.0.0.{t + 1}:{port++ % 60000 + 1}", "127.0.0.1:7007"));
+                Interlocked.Increment(ref lookups);
                 switch (r.Outcome)
                 {
                     case LookupOutcome.Socket:
@@ -129,7 +130,11 @@ public class ConcurrencyTests
         };
 
         foreach (var th in readers.Concat(writers)) th.Start();
-        Thread.Sleep(1500);
+        // Bounded by work, not time: run until 30,000 lookups, 10 closes and every configuration were seen
+        // (a loaded machine makes this slower, never different); the 120 s cap only bounds a hang.
+        var cap = Stopwatch.StartNew();
+        while ((Interlocked.Read(ref lookups) < 30_000 || Volatile.Read(ref closes) <= 10 || answers.Count < 3) && cap.Elapsed < TimeSpan.FromSeconds(120))
+            Thread.Sleep(10);
         stop.Cancel();
         foreach (var th in readers.Concat(writers)) Assert.That(th.Join(TimeSpan.FromSeconds(30)), "thread finished");
 
