@@ -143,7 +143,7 @@ public static class DemoCommand
         var shown = listingLines.Skip(Math.Max(first, 0)).Take(ilLines).ToList();
         o.WriteLine($"7. IL       the method, then the IL of its first instructions ({shown.Count} of {listingLines.Length} lines; each eBPF instruction is a '; N:' comment):");
         foreach (var line in listingLines.TakeWhile(l => l.StartsWith("//", StringComparison.Ordinal))) o.WriteLine("   " + line.TrimEnd('\r'));
-        if (first > 0) o.WriteLine($"   ; prologue: {listingLines.Skip(1).Take(first).Count(l => l.StartsWith("  IL_", StringComparison.Ordinal))} IL instructions (probe check, registers, stack frame)");
+        if (first > 0) o.WriteLine($"   ; prologue: {listingLines.Skip(1).Take(first).Count(l => l.StartsWith("  IL_", StringComparison.Ordinal))} IL instructions (registers, stack frame)");
         foreach (var line in shown) o.WriteLine("   " + line.TrimEnd('\r'));
         if (json)
         {
