@@ -166,3 +166,63 @@ public unsafe class JitCompileLatencyBenchmarks
     [Benchmark(Baseline = true)]
     public ulong InterpreterPrepareAndRun() => InterpreterEngine.Instance.Prepare(_program, _helpers)((ulong)_memory, 64);
 }
+
+/// <summary>
+/// Compile latency with and without <see cref="JitOptions.Tiered"/>, on the 104-slot program of
+/// <see cref="JitCompileLatencyBenchmarks"/>, each invocation timed on its own (one invocation per
+/// iteration). After each iteration, outside the timing, the tiered program's background compile is
+/// waited for, so compiles never pile up on the thread pool and each measurement starts idle.
+/// <c>TieredUntilJitted</c> is the whole way to RyuJIT's code: compile, first run, the background
+/// compile's end.
+/// </summary>
+[SimpleJob(BenchmarkDotNet.Engines.RunStrategy.Monitoring, launchCount: 1, warmupCount: 30, iterationCount: 200, invocationCount: 1)]
+public unsafe class JitTieredLatencyBenchmarks
+{
+    Instruction[] _program = [];
+    readonly HelperTable _helpers = HelperTable.Bench();
+    readonly JitOptions _tiered = new() { Tiered = true };
+    CompiledProgram? _last;
+    byte* _memory;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _program = Assembler.Assemble(JitCompileLatencyBenchmarks.HundredInstructions());
+        _memory = (byte*)NativeMemory.AlignedAlloc(64, 16);
+        new Span<byte>(_memory, 64).Fill(0x5a);
+        ulong direct = JitCompiler.Compile(_program, _helpers).Run((ulong)_memory, 64);
+        var tiered = JitCompiler.Compile(_program, _helpers, _tiered);
+        ulong first = tiered.Run((ulong)_memory, 64);
+        tiered.JitCompleted.Wait();
+        if (first != direct || tiered.Run((ulong)_memory, 64) != direct || !tiered.IsJitted)
+            throw new InvalidOperationException("tiered program disagrees with the direct compile");
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => NativeMemory.AlignedFree(_memory);
+
+    [IterationCleanup]
+    public void WaitForBackgroundCompile() => _last?.JitCompleted.Wait();
+
+    /// <summary>Compile (RyuJIT included) + first run, as without the option.</summary>
+    [Benchmark(Baseline = true)]
+    public ulong EmitAndFirstCall() => JitCompiler.Compile(_program, _helpers).Run((ulong)_memory, 64);
+
+    /// <summary>Tiered compile + first run (on the interpreter; RyuJIT compiles in the background).</summary>
+    [Benchmark]
+    public ulong TieredFirstCall()
+    {
+        _last = JitCompiler.Compile(_program, _helpers, _tiered);
+        return _last.Run((ulong)_memory, 64);
+    }
+
+    /// <summary>Tiered compile + first run + waiting for the switch to RyuJIT's code.</summary>
+    [Benchmark]
+    public ulong TieredUntilJitted()
+    {
+        var compiled = JitCompiler.Compile(_program, _helpers, _tiered);
+        ulong r0 = compiled.Run((ulong)_memory, 64);
+        compiled.JitCompleted.Wait();
+        return r0;
+    }
+}

@@ -15,25 +15,57 @@ namespace BpfJit.IlEmitter;
 /// </summary>
 public sealed class CompiledProgram
 {
-    readonly BpfEntry _entry;
+    BpfEntry _entry;                    // the code that runs now: the JIT's, or the interpreter until a tiered compile ends
+    readonly BpfEntry? _forwarder;      // tiered: handed out before the switch, calls whatever _entry is
+    readonly TaskCompletionSource _jitted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     readonly ProgramShape _shape;
     readonly Helper?[] _helpers;
     byte[]? _assembly;
     EmitRecord? _record;
 
-    internal CompiledProgram(ProgramShape shape, Helper?[] helpers, JitOptions options, BpfEntry entry)
+    internal CompiledProgram(ProgramShape shape, Helper?[] helpers, JitOptions options, BpfEntry entry, bool tiered = false)
     {
         _shape = shape;
         _helpers = helpers;
         Options = options;
         _entry = entry;
+        if (tiered) _forwarder = RunCurrent;
+        else _jitted.SetResult();
     }
 
-    /// <summary>The compiled program as a delegate (r1, r2 in; r0 out).</summary>
-    public BpfEntry Entry => _entry;
+    /// <summary>
+    /// The program as a delegate (r1, r2 in; r0 out): the compiled method's own delegate once
+    /// <see cref="IsJitted"/>; before that (<see cref="JitOptions.Tiered"/>) a delegate that runs
+    /// whichever code is current, so it speeds up by itself when the compile ends.
+    /// </summary>
+    public BpfEntry Entry => _forwarder == null || IsJitted ? Volatile.Read(ref _entry) : _forwarder;
 
     /// <summary>Runs the program with r1 and r2 set and returns r0.</summary>
-    public ulong Run(ulong r1 = 0, ulong r2 = 0) => _entry(r1, r2);
+    public ulong Run(ulong r1 = 0, ulong r2 = 0) => Volatile.Read(ref _entry)(r1, r2);
+
+    ulong RunCurrent(ulong r1, ulong r2) => Volatile.Read(ref _entry)(r1, r2);
+
+    /// <summary>
+    /// True once runs execute RyuJIT's code: at once without <see cref="JitOptions.Tiered"/>; with it,
+    /// when the background compile has ended (runs until then use the interpreter).
+    /// </summary>
+    public bool IsJitted => _jitted.Task.IsCompletedSuccessfully;
+
+    /// <summary>
+    /// Completes when runs execute RyuJIT's code (already complete without <see cref="JitOptions.Tiered"/>).
+    /// Faults with a <see cref="BpfCompileException"/> if RyuJIT rejected the emitted IL; the program
+    /// then keeps running, correctly, on the interpreter.
+    /// </summary>
+    public Task JitCompleted => _jitted.Task;
+
+    internal void TierUp(BpfEntry jitted)
+    {
+        Volatile.Write(ref _entry, jitted);
+        _jitted.SetResult();
+    }
+
+    internal void TierUpFailed(Exception error) =>
+        _jitted.SetException(error is BpfException ? error : new BpfCompileException(-1, "", $"background compile failed: {error.Message}", error));
 
     /// <summary>The program's instruction slots (a copy taken at compile time).</summary>
     public ReadOnlySpan<Instruction> Program => _shape.Program;

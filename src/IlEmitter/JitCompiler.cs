@@ -44,8 +44,35 @@ public static class JitCompiler
         BindCallbacks(slots, funcs, resolved, options, closure);
         var shape = ProgramShape.Analyse(slots, 0, resolved, facts, options.Optimize);
         closure.BindMaps(shape.ClosureMaps);
+        if (options.Tiered && !options.Checked && funcs.Count == 0)
+            return CompileTiered(slots, helpers, shape, resolved, options, closure);
         var entry = DynamicMethodHost.Create(shape, resolved, options, closure, out _);
         return new CompiledProgram(shape, resolved, options, entry);
+    }
+
+    /// <summary>
+    /// <see cref="JitOptions.Tiered"/>: the IL is emitted here (so the emitter's own errors still surface
+    /// in Compile), the program starts on the interpreter, and a thread-pool thread has RyuJIT compile
+    /// the method and switches the program to it.
+    /// </summary>
+    static CompiledProgram CompileTiered(Instruction[] program, HelperTable helpers, ProgramShape shape, Helper?[] resolved, JitOptions options, JitClosure closure)
+    {
+        var method = DynamicMethodHost.Emit(shape, resolved, options, out _, compileOnBind: true);
+        var compiled = new CompiledProgram(shape, resolved, options, InterpreterEngine.Instance.Prepare(program, helpers), tiered: true);
+        ThreadPool.UnsafeQueueUserWorkItem(static state =>
+        {
+            var (compiled, method, closure, delay) = state;
+            try
+            {
+                delay?.GetAwaiter().GetResult();
+                compiled.TierUp(DynamicMethodHost.Bind(method, closure));
+            }
+            catch (Exception e)
+            {
+                compiled.TierUpFailed(e);
+            }
+        }, (compiled, method, closure, options.TierUpDelay), preferLocal: false);
+        return compiled;
     }
 
     /// <summary>

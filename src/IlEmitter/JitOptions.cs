@@ -38,4 +38,20 @@ public sealed record JitOptions
     /// oracle for tests and fuzzing (docs/reliability.md), many times slower than the default.
     /// </summary>
     public bool Checked { get; init; }
+
+    /// <summary>
+    /// Tiered start (default false): <see cref="JitCompiler.Compile(BpfJit.Frontend.Instruction[], BpfJit.Runtime.HelperTable, JitOptions?)"/>
+    /// returns as soon as the IL is emitted, and the program runs on the interpreter (the reference
+    /// semantics, same results) while RyuJIT compiles the method on a thread-pool thread; then the
+    /// program switches to the compiled code (<see cref="CompiledProgram.JitCompleted"/>). Errors in the
+    /// program itself still surface in <c>Compile</c>; only RyuJIT's own compile moves off the caller.
+    /// A program that passes callbacks (BPF_PSEUDO_FUNC) or is compiled in <see cref="Checked"/> mode
+    /// is compiled before <c>Compile</c> returns, as without this option. The entry taken before the
+    /// switch (<see cref="CompiledProgram.Entry"/>) forwards to whichever code is current, one extra
+    /// delegate call per run; take it after <see cref="CompiledProgram.JitCompleted"/> for the direct one.
+    /// </summary>
+    public bool Tiered { get; init; }
+
+    /// <summary>Tests only: the background compile of a <see cref="Tiered"/> program waits for this task first.</summary>
+    internal Task? TierUpDelay { get; init; }
 }

@@ -14,15 +14,28 @@ namespace BpfJit.IlEmitter.Hosting;
 /// </summary>
 internal static class DynamicMethodHost
 {
-    public static BpfEntry Create(ProgramShape shape, Helper?[] helpers, JitOptions options, JitClosure closure, out EmitRecord record)
+    public static BpfEntry Create(ProgramShape shape, Helper?[] helpers, JitOptions options, JitClosure closure, out EmitRecord record) =>
+        Bind(Emit(shape, helpers, options, out record), closure);
+
+    /// <summary>
+    /// Emits the program into a new <see cref="DynamicMethod"/> without compiling it. With
+    /// <paramref name="compileOnBind"/> it skips visibility checks, so <see cref="Bind"/> is where RyuJIT runs.
+    /// </summary>
+    public static DynamicMethod Emit(ProgramShape shape, Helper?[] helpers, JitOptions options, out EmitRecord record, bool compileOnBind = false)
     {
         // Anonymously hosted: a DynamicMethod owned by a module inherits that module's debuggable
         // attribute, so a Debug build of this assembly would get unoptimised (MinOpts) code.
-        var method = new DynamicMethod("bpf_program", typeof(ulong), ProgramEmitter.ParameterTypes, SkipVisibility(helpers, options))
+        var method = new DynamicMethod("bpf_program", typeof(ulong), ProgramEmitter.ParameterTypes, compileOnBind || SkipVisibility(helpers, options))
         {
             InitLocals = false,
         };
         record = ProgramEmitter.Emit(method.GetILGenerator(64 + shape.Program.Length * 24), shape, helpers, options);
+        return method;
+    }
+
+    /// <summary>Binds an emitted program as a delegate closed over <paramref name="closure"/> (RyuJIT compiles it here when visibility checks are skipped).</summary>
+    public static BpfEntry Bind(DynamicMethod method, JitClosure closure)
+    {
         try
         {
             return method.CreateDelegate<BpfEntry>(closure);
