@@ -226,3 +226,29 @@ public unsafe class JitTieredLatencyBenchmarks
         return r0;
     }
 }
+
+/// <summary>
+/// The clock this run had: 80,000 dependent one-cycle operations (<c>add</c>/<c>xor</c> alternating on
+/// one register, which no compiler can shorten), so nanoseconds ÷ 80,000 is the cycle time. With it,
+/// the loops of ../shared/bench can be quoted in cycles per iteration and set against their dependency
+/// chains (docs/perf.md), whatever clock the shared machine ran at.
+/// </summary>
+public class ClockCalibrationBenchmarks
+{
+    ulong _seed = 3;
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    static ulong Chain(ulong x, ulong a, int n)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            x += a; x ^= (ulong)i; x += a; x ^= (ulong)i;
+            x += a; x ^= (ulong)i; x += a; x ^= (ulong)i;
+        }
+        return x;
+    }
+
+    /// <summary>80,000 dependent single-cycle ALU operations.</summary>
+    [Benchmark]
+    public ulong DependentOps80k() => Chain(_seed, 3, 10_000);
+}
