@@ -29,6 +29,8 @@ static class SuiteReport
         var hook = ReadBdn(Path.Combine(results, "BpfJit.Perf.SkLookupHookBenchmarks-report.csv"));
         var load = ReadBdn(Path.Combine(results, "BpfJit.Perf.SkLookupLoadBenchmarks-report.csv"));
         var micro = ReadBdn(Path.Combine(results, "BpfJit.Perf.JitVsInterpreterBenchmarks-report.csv"));
+        var clock = ReadBdn(Path.Combine(results, "BpfJit.Perf.ClockCalibrationBenchmarks-report.csv"));
+        var tiered = ReadBdn(Path.Combine(results, "BpfJit.Perf.JitTieredLatencyBenchmarks-report.csv"));
         var kernel = ReadCsv(Path.Combine(results, "kernel-sklookup.csv"));
         var md = new StringBuilder();
 
@@ -53,13 +55,28 @@ static class SuiteReport
         }
         if (micro.Count > 0)
         {
-            md.AppendLine("| ../shared/bench program | interpreter | JIT (`Run`) | interpreter ÷ JIT |");
-            md.AppendLine("| --- | ---: | ---: | ---: |");
+            // The clock of this run (ClockCalibrationBenchmarks: 80,000 dependent 1-cycle operations), when measured.
+            double? cycleNs = Mean(clock, r => r["Method"] == "DependentOps80k") / 80_000;
+            if (cycleNs != null) md.AppendLine(string.Create(Inv, $"Clock in this run: {1 / cycleNs:0.00} GHz (80,000 dependent one-cycle operations in {Ns(cycleNs * 80_000)})."));
+            md.AppendLine();
+            md.AppendLine("| ../shared/bench program | interpreter | JIT (`Run`) | interpreter ÷ JIT | JIT cycles per loop iteration |");
+            md.AppendLine("| --- | ---: | ---: | ---: | ---: |");
             foreach (var name in micro.Select(r => r["Program"]).Distinct())
             {
                 double? i = Mean(micro, r => r["Program"] == name && r["Method"] == "Interpreter"), j = Mean(micro, r => r["Program"] == name && r["Method"] == "Jit");
-                md.AppendLine($"| {name} | {Ns(i)} | {Ns(j)} | {Ratio(i, j)} |");
+                int iterations = name switch { "loop_alu" or "stack_loop" => 1000, "helper_loop" or "nocall_loop" or "local_call_loop" => 100, _ => 0 };
+                string cycles = iterations == 0 || cycleNs == null || j == null ? "–" : string.Create(Inv, $"{j / cycleNs / iterations:0.00}");
+                md.AppendLine($"| {name} | {Ns(i)} | {Ns(j)} | {Ratio(i, j)} | {cycles} |");
             }
+            md.AppendLine();
+        }
+        if (tiered.Count > 0)
+        {
+            md.AppendLine("| compile latency (104-slot program, one invocation per iteration) | mean | ÷ direct compile |");
+            md.AppendLine("| --- | ---: | ---: |");
+            double? direct = Mean(tiered, r => r["Method"] == "EmitAndFirstCall");
+            foreach (var (method, label) in new[] { ("EmitAndFirstCall", "compile + first run"), ("TieredFirstCall", "`Tiered`: compile + first run"), ("TieredUntilJitted", "`Tiered`: compile + first run + switch to RyuJIT's code") })
+                md.AppendLine($"| {label} | {Ns(Mean(tiered, r => r["Method"] == method))} | {Ratio(Mean(tiered, r => r["Method"] == method), direct)} |");
             md.AppendLine();
         }
         if (hook.Count > 0)
