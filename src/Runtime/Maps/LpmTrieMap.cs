@@ -30,6 +30,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     readonly Lock _writeLock = new();
     readonly NodePool _pool;
     readonly byte** _rootLink;     // native, so writers can hold its address like any child link
+    readonly LpmPrefixIndex _index;
     int _count;
 
     internal LpmTrieMap(MapDefinition definition) : base(definition)
@@ -40,6 +41,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
         _maxPrefix = (uint)_dataSize * 8;
         _rootLink = (byte**)Native.Alloc((nuint)sizeof(byte*));
         _pool = new NodePool(_nodeSize);
+        _index = new LpmPrefixIndex(DataOffset, _maxPrefix);
     }
 
     /// <summary>The longest prefix a key may carry: 8 × (key_size − 4).</summary>
@@ -106,13 +108,20 @@ public sealed unsafe class LpmTrieMap : BpfMap
 
     // ---- lookup -------------------------------------------------------------------------------------
 
-    /// <summary>The node holding the longest stored prefix of the key, or null.</summary>
+    /// <summary>The node holding the longest stored prefix of the key, or null: the index, or the trie walk when it is inactive.</summary>
+    [SkipLocalsInit]
     byte* Longest(byte* key)
     {
         uint keyPrefix = *(uint*)key;
-        byte* data = key + 4;
         ulong* words = stackalloc ulong[KeyWords];
-        PadKey(data, words);
+        PadKey(key + 4, words);
+        byte* found = _index.Longest(words, keyPrefix, out bool probed);
+        return probed ? found : Walk(key + 4, words, keyPrefix);
+    }
+
+    /// <summary>The node holding the longest stored prefix of the key, found by walking the trie (longest_prefix_match).</summary>
+    byte* Walk(byte* data, ulong* words, uint keyPrefix)
+    {
         byte* found = null;
         for (byte* n = HashMap.Load(_rootLink); n != null;)
         {
@@ -130,6 +139,54 @@ public sealed unsafe class LpmTrieMap : BpfMap
         }
         return found;
     }
+
+    /// <summary>
+    /// <c>bpf_map_lookup_elem</c> by the trie walk alone, whatever the index's state: the lookup before the
+    /// index existed, kept for tests (the index must agree with it) and benchmarks (before/after in one run).
+    /// Call inside a <see cref="MapEpoch"/> read section, like <see cref="LookupElem"/>.
+    /// </summary>
+    [SkipLocalsInit]
+    public ulong LookupElemByWalk(ulong keyPtr)
+    {
+        byte* key = (byte*)keyPtr;
+        uint keyPrefix = *(uint*)key;
+        if (keyPrefix > _maxPrefix) return 0;
+        ulong* words = stackalloc ulong[KeyWords];
+        PadKey(key + 4, words);
+        byte* n = Walk(key + 4, words, keyPrefix);
+        return n == null ? 0 : (ulong)ValueOf(n);
+    }
+
+    /// <summary>
+    /// <c>bpf_map_lookup_elem</c> by the prefix index alone, even when it is inactive (it is always maintained):
+    /// for tests. Call inside a <see cref="MapEpoch"/> read section.
+    /// </summary>
+    [SkipLocalsInit]
+    public ulong LookupElemByIndex(ulong keyPtr)
+    {
+        byte* key = (byte*)keyPtr;
+        uint keyPrefix = *(uint*)key;
+        if (keyPrefix > _maxPrefix) return 0;
+        ulong* words = stackalloc ulong[KeyWords];
+        PadKey(key + 4, words);
+        byte* n = _index.LongestAlways(words, keyPrefix);
+        return n == null ? 0 : (ulong)ValueOf(n);
+    }
+
+    /// <summary>The number of distinct prefix lengths stored.</summary>
+    public int DistinctPrefixLengths => _index.DistinctLengths;
+
+    /// <summary>
+    /// True when lookups probe the prefix index (at most <see cref="MaxIndexedPrefixLengths"/> distinct
+    /// prefix lengths stored), false when they walk the trie.
+    /// </summary>
+    public bool IndexActive => _index.Active;
+
+    /// <summary>The most distinct prefix lengths for which lookups use the prefix index instead of the trie walk.</summary>
+    public const int MaxIndexedPrefixLengths = LpmPrefixIndex.MaxProbedLengths;
+
+    /// <summary>The prefix index's slot count (it grows with the entries and compacts deleted slots).</summary>
+    public int IndexCapacity => _index.Capacity;
 
     /// <inheritdoc />
     public override ulong LookupElem(ulong keyPtr)
@@ -212,7 +269,12 @@ public sealed unsafe class LpmTrieMap : BpfMap
                 *ChildLink(fresh, 0) = *ChildLink(node, 0);
                 *ChildLink(fresh, 1) = *ChildLink(node, 1);
                 HashMap.Publish(slot, fresh);
+                // The index stops pointing at the old node before it is retired.
+                if (adds) _index.Add(fresh, keyPrefix);
+                else _index.Replace(node, fresh, keyPrefix);
                 _pool.Retire(node);
+                if (adds) Volatile.Write(ref _count, _count + 1);
+                return 0;
             }
             else if (matched == keyPrefix)
             {
@@ -236,7 +298,8 @@ public sealed unsafe class LpmTrieMap : BpfMap
                 }
                 HashMap.Publish(slot, join);
             }
-            if (adds) Volatile.Write(ref _count, _count + 1);
+            _index.Add(fresh, keyPrefix);
+            Volatile.Write(ref _count, _count + 1);
             return 0;
         }
     }
@@ -265,6 +328,8 @@ public sealed unsafe class LpmTrieMap : BpfMap
             if (node == null || Prefix(node) != keyPrefix || Prefix(node) != matched || IsIntermediate(node))
                 return -Errno.ENOENT;
             Volatile.Write(ref _count, _count - 1);
+            // Out of the index first: no reader finds the node through it once the trie retires or empties it.
+            _index.Remove(node, keyPrefix);
 
             byte* c0 = *ChildLink(node, 0), c1 = *ChildLink(node, 1);
             if (c0 != null && c1 != null)
@@ -382,6 +447,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     protected override void FreeMemory()
     {
         _pool.Release();
+        _index.Release();
         Native.Free(_rootLink);
     }
 }
