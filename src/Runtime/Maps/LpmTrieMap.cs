@@ -95,15 +95,30 @@ public sealed unsafe class LpmTrieMap : BpfMap
         return Math.Min(matched, limit);
     }
 
-    /// <summary>Copies the key's data into <paramref name="words"/> (<see cref="KeyWords"/> words), zero-padded.</summary>
+    /// <summary>
+    /// The key's data as <see cref="KeyWords"/> little-endian 8-byte words, the last one zero-padded. It reads
+    /// only the key's own bytes: a partial last word comes from the 8 bytes ending at the key's end, shifted.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     void PadKey(byte* data, ulong* words)
     {
-        words[_dataStride / 8 - 1] = 0;
-        Native.Copy(data, (byte*)words, _dataSize);
+        int full = _dataSize >> 3, rem = _dataSize & 7;
+        for (int i = 0; i < full; i++) words[i] = Unsafe.ReadUnaligned<ulong>(data + 8 * i);
+        if (rem == 0) return;
+        if (full > 0)
+        {
+            words[full] = Unsafe.ReadUnaligned<ulong>(data + _dataSize - 8) >> (8 * (8 - rem));
+            return;
+        }
+        ulong tail = 0;
+        for (int i = 0; i < rem; i++) tail |= (ulong)data[i] << (8 * i);
+        words[0] = tail;
     }
 
-    /// <summary>The number of 8-byte words of key data (at most 33).</summary>
+    /// <summary>The most 8-byte words of key data any LPM map has (a fixed-size stack buffer on lookups).</summary>
+    const int MaxKeyWords = MapFactory.MaxLpmDataSize / 8;
+
+    /// <summary>The number of 8-byte words of key data (at most <see cref="MaxKeyWords"/>).</summary>
     int KeyWords => _dataStride / 8;
 
     // ---- lookup -------------------------------------------------------------------------------------
@@ -113,7 +128,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     byte* Longest(byte* key)
     {
         uint keyPrefix = *(uint*)key;
-        ulong* words = stackalloc ulong[KeyWords];
+        ulong* words = stackalloc ulong[MaxKeyWords];
         PadKey(key + 4, words);
         byte* found = _index.Longest(words, keyPrefix, out bool probed);
         return probed ? found : Walk(key + 4, words, keyPrefix);
@@ -151,7 +166,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
         byte* key = (byte*)keyPtr;
         uint keyPrefix = *(uint*)key;
         if (keyPrefix > _maxPrefix) return 0;
-        ulong* words = stackalloc ulong[KeyWords];
+        ulong* words = stackalloc ulong[MaxKeyWords];
         PadKey(key + 4, words);
         byte* n = Walk(key + 4, words, keyPrefix);
         return n == null ? 0 : (ulong)ValueOf(n);
@@ -167,7 +182,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
         byte* key = (byte*)keyPtr;
         uint keyPrefix = *(uint*)key;
         if (keyPrefix > _maxPrefix) return 0;
-        ulong* words = stackalloc ulong[KeyWords];
+        ulong* words = stackalloc ulong[MaxKeyWords];
         PadKey(key + 4, words);
         byte* n = _index.LongestAlways(words, keyPrefix);
         return n == null ? 0 : (ulong)ValueOf(n);
