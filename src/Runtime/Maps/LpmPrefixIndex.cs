@@ -22,7 +22,9 @@ namespace BpfJit.Runtime.Maps;
 /// </para>
 /// <para>
 /// Native layout. Table: 64-byte header (<c>+0 u64</c> mask), then 16-byte slots (<c>+0</c> node,
-/// <c>+8 u32</c> tag, <c>+12 u32</c> length). Length list: <c>+0 i32</c> count (−1 when more than
+/// <c>+8 u32</c> tag, <c>+12 u32</c> length), then a one-hash filter of 4 bits per slot (the bit <c>tag mod
+/// bits</c> of every node ever placed in this table is set): a probe whose bit is clear stops without
+/// touching the slots. Bits are never cleared; a rebuilt table starts a new filter from the live nodes. Length list: <c>+0 i32</c> count (−1 when more than
 /// <see cref="MaxProbedLengths"/> lengths are present: readers walk the trie instead), then u32 lengths,
 /// longest first.
 /// </para>
@@ -36,6 +38,7 @@ internal sealed unsafe class LpmPrefixIndex
     public const int MaxProbedLengths = 24;
 
     const int HeaderBytes = 64, SlotBytes = 16, MinCapacity = 16;
+    const uint FilterBitsPerSlot = 4;   // at least 8 filter bits per stored node (the table is at most half full)
     const nint Tombstone = 1;
     const ulong K1 = 0x9E3779B97F4A7C15, K2 = 0xC2B2AE3D27D4EB4F;
 
@@ -151,10 +154,16 @@ internal sealed unsafe class LpmPrefixIndex
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static ulong* FilterOf(byte* table, ulong mask) => (ulong*)(table + HeaderBytes + (mask + 1) * SlotBytes);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     byte* ProbeOne(byte* table, ulong mask, ulong* keyWords, uint length)
     {
         ulong h = Hash(keyWords, length);
         uint tag = (uint)(h >> 32);
+        // The filter is small enough to stay in cache: a length the key has no entry for costs no table miss.
+        ulong bit = tag & (mask * FilterBitsPerSlot + FilterBitsPerSlot - 1);
+        if ((Volatile.Read(ref FilterOf(table, mask)[bit >> 6]) & (1UL << (int)(bit & 63))) == 0) return null;
         for (ulong i = h & mask; ; i = (i + 1) & mask)
         {
             byte* slot = table + HeaderBytes + i * SlotBytes;
@@ -226,7 +235,11 @@ internal sealed unsafe class LpmPrefixIndex
             byte* slot = table + HeaderBytes + i * SlotBytes;
             nint n = *(nint*)slot;
             if (n != 0 && n != Tombstone) continue;
-            *(uint*)(slot + 8) = (uint)(h >> 32);
+            uint tag = (uint)(h >> 32);
+            ulong bit = tag & (mask * FilterBitsPerSlot + FilterBitsPerSlot - 1);
+            ulong* word = FilterOf(table, mask) + (bit >> 6);
+            Volatile.Write(ref *word, *word | (1UL << (int)(bit & 63)));   // before the slot: a reader that finds the slot passed the filter
+            *(uint*)(slot + 8) = tag;
             *(uint*)(slot + 12) = length;
             Volatile.Write(ref *(nint*)slot, (nint)node);   // after the tag: readers see both
             if (n == 0 && countUsed) _used++;
@@ -257,7 +270,7 @@ internal sealed unsafe class LpmPrefixIndex
 
     static byte* NewTable(uint capacity)
     {
-        byte* table = Native.Alloc(HeaderBytes + (nuint)capacity * SlotBytes, 64);
+        byte* table = Native.Alloc(HeaderBytes + (nuint)capacity * SlotBytes + (nuint)capacity * FilterBitsPerSlot / 8, 64);
         *(ulong*)table = capacity - 1;
         return table;
     }
