@@ -174,6 +174,77 @@ public sealed unsafe class DispatcherBaseline(LpmTrieMap bindings, PerCpuArrayMa
 }
 
 /// <summary>
+/// perf/programs/lpm_lookup.c: the dispatcher's LPM key, four lookups in <c>bindings</c> (exact port,
+/// port 0, exact port with the address's last octet xor 1 and xor 2); SK_PASS when the sum of the found
+/// ids is odd, else SK_DROP.
+/// </summary>
+public sealed unsafe class LpmLookupBaseline(LpmTrieMap bindings) : SkLookupBaseline
+{
+    /// <summary>The packed 23-byte LPM key: prefixlen, protocol, port, 16 address bytes.</summary>
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Pack = 1)]
+    struct Key
+    {
+        public uint PrefixLen;
+        public byte Protocol;
+        public ushort Port;
+        public UInt128 Ip;
+    }
+
+    /// <summary>Binds to the object's map <c>bindings</c>.</summary>
+    public LpmLookupBaseline(IReadOnlyList<BpfMap> maps) : this(MapOf<LpmTrieMap>(maps, "bindings")) { }
+
+    /// <inheritdoc />
+    public override string Name => "lpm_lookup";
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void FillAddress(nint ctx, Key* key)
+    {
+        uint* ip = (uint*)((byte*)key + 7);
+        uint family = U32(ctx, L.Family);
+        if (family == (uint)SocketFamily.Inet)
+        {
+            ip[0] = 0; ip[1] = 0; ip[2] = 0xffff0000; ip[3] = U32(ctx, L.LocalIp4);
+        }
+        else if (family == (uint)SocketFamily.Inet6)
+        {
+            ip[0] = U32(ctx, L.LocalIp6); ip[1] = U32(ctx, L.LocalIp6 + 4);
+            ip[2] = U32(ctx, L.LocalIp6 + 8); ip[3] = U32(ctx, L.LocalIp6 + 12);
+        }
+        else
+        {
+            key->Ip = 0;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    uint IdOf(Key* key)
+    {
+        ulong bind = bindings.LookupElem((ulong)key);
+        return bind == 0 ? 0 : *(uint*)bind;
+    }
+
+    /// <inheritdoc />
+    public override uint Run(nint ctx)
+    {
+        Key key;
+        key.PrefixLen = 19 * 8;
+        key.Protocol = (byte)U32(ctx, L.Protocol);
+        key.Port = (ushort)U32(ctx, L.LocalPort);
+        FillAddress(ctx, &key);
+        uint sum = IdOf(&key);
+        key.Port = 0;
+        sum += IdOf(&key);
+        key.Port = (ushort)U32(ctx, L.LocalPort);
+        byte* last = (byte*)&key + 7 + 15;
+        *last ^= 1;
+        sum += IdOf(&key);
+        *last ^= 3;
+        sum += IdOf(&key);
+        return (sum & 1) != 0 ? L.SkPass : L.SkDrop;
+    }
+}
+
+/// <summary>
 /// tests/programs/narrow_ctx.c: every 1-, 2- and 4-byte load of every context field folded into a
 /// checksum. Loads follow the kernel's narrow-load semantics: plain little-endian reads of the
 /// 72-byte block, except a 2-byte load at family+2, protocol+2 or local_port+2, which returns the

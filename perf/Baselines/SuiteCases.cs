@@ -7,13 +7,14 @@ namespace BpfJit.Baselines;
 /// <summary>
 /// The SK_LOOKUP benchmark suite's cases (issue 7): a trivial program, redir_port (HASH + SOCKMAP),
 /// redir_ip6 (IPv6 prefix check), the tubular-style dispatcher with 10,000 and 100,000 LPM
-/// bindings, the context narrow-access checker, and a chain of four programs.
+/// bindings, the dispatcher's LPM lookups alone at 100,000 bindings, the context narrow-access checker,
+/// and a chain of four programs.
 /// </summary>
 public static class SuiteCases
 {
     /// <summary>Every case name, in table order.</summary>
     public static IReadOnlyList<string> Names { get; } =
-        ["trivial", "redir_port", "redir_ip6", "dispatcher_10k", "dispatcher_100k", "narrow_ctx", "chain4"];
+        ["trivial", "redir_port", "redir_ip6", "dispatcher_10k", "dispatcher_100k", "lpm_lookup_100k", "narrow_ctx", "chain4"];
 
     /// <summary>The repository root (the folder holding BpfJit.sln), found from the working directory or the binary.</summary>
     public static string Root()
@@ -31,6 +32,7 @@ public static class SuiteCases
         "redir_port" => "perf/programs/redir_port.o",
         "redir_ip6" => "tests/programs/redir_ip6.o",
         "dispatcher_10k" or "dispatcher_100k" => "tests/programs/dispatcher.o",
+        "lpm_lookup_100k" => "perf/programs/lpm_lookup.o",
         "narrow_ctx" => "tests/programs/narrow_ctx.o",
         "chain4" => "perf/programs/chain.o",
         _ => throw new ArgumentException($"unknown suite case '{name}'", nameof(name)),
@@ -44,6 +46,7 @@ public static class SuiteCases
         "redir_ip6" => RedirIp6(),
         "dispatcher_10k" => Dispatcher(name, 10_000),
         "dispatcher_100k" => Dispatcher(name, 100_000),
+        "lpm_lookup_100k" => LpmLookup(name, 100_000),
         "narrow_ctx" => NarrowCtx(),
         "chain4" => Chain4(),
         _ => throw new ArgumentException($"unknown suite case '{name}'", nameof(name)),
@@ -172,27 +175,49 @@ public static class SuiteCases
     /// </summary>
     static SuiteCase Dispatcher(string name, int count)
     {
+        var fills = DispatcherBindings(count);
+        for (uint id = 1; id <= 1002; id++) fills.Add(new("sockets", U32(id), null, (int)(id % 4)));
+        return new SuiteCase(name, ObjectOf(name), ["dispatcher"], [TcpV4, UdpV4, TcpV6, TcpV4], [.. fills],
+            DispatcherTimedPacket(count), true, rng => DispatcherPacket(rng, count),
+            maps => [new DispatcherBaseline(maps)]);
+    }
+
+    /// <summary>The dispatcher's bindings (see <see cref="Dispatcher"/>).</summary>
+    static List<SuiteFill> DispatcherBindings(int count)
+    {
         var fills = new List<SuiteFill>(count + 1010);
         for (int i = 0; i < count; i++)
             fills.Add(new("bindings", LpmKey(96 + 32, SocketProtocol.Tcp, 80, Mapped(BindingAddress(i))), Binding(BindingId(i), 32)));
         fills.Add(new("bindings", LpmKey(96 + 16, SocketProtocol.Tcp, 0, Mapped(Ip4(10, 0, 0, 0))), Binding(1001, 16)));
         fills.Add(new("bindings", LpmKey(64, SocketProtocol.Tcp, 443, Fd00), Binding(1002, 64)));
         fills.Add(new("bindings", LpmKey(96 + 16, SocketProtocol.Tcp, 80, Mapped(Ip4(10, 200, 0, 0))), Binding(1003, 16)));
-        for (uint id = 1; id <= 1002; id++) fills.Add(new("sockets", U32(id), null, (int)(id % 4)));
-        // The timed packet hits a /32 binding in the middle whose destination is socket 0 (TCP v4).
-        int timed = count / 2 - count / 2 % 1000 + 3;
-        return new SuiteCase(name, ObjectOf(name), ["dispatcher"], [TcpV4, UdpV4, TcpV6, TcpV4], [.. fills],
-            V4(SocketProtocol.Tcp, Client, 40000, BindingAddress(timed), 80), true,
-            rng => rng.Next(6) switch
-            {
-                0 => Anywhere(rng),
-                1 => Towards(rng, false, BindingAddress(rng.Next(count)), (ushort)rng.Next(0, 65536)),
-                2 => Towards(rng, false, Ip4(10, 200, rng.Next(256), rng.Next(256)), 80),
-                3 => Towards(rng, true, Fd00 + (UInt128)(ulong)rng.NextInt64(), (ushort)(rng.Next(2) == 0 ? 443 : 80)),
-                _ => Towards(rng, false, BindingAddress(rng.Next(count)), 80),
-            },
-            maps => [new DispatcherBaseline(maps)]);
+        return fills;
     }
+
+    /// <summary>The timed packet hits a /32 binding in the middle whose destination is socket 0 (TCP v4).</summary>
+    static Packet DispatcherTimedPacket(int count)
+    {
+        int timed = count / 2 - count / 2 % 1000 + 3;
+        return V4(SocketProtocol.Tcp, Client, 40000, BindingAddress(timed), 80);
+    }
+
+    static Packet DispatcherPacket(Random rng, int count) => rng.Next(6) switch
+    {
+        0 => Anywhere(rng),
+        1 => Towards(rng, false, BindingAddress(rng.Next(count)), (ushort)rng.Next(0, 65536)),
+        2 => Towards(rng, false, Ip4(10, 200, rng.Next(256), rng.Next(256)), 80),
+        3 => Towards(rng, true, Fd00 + (UInt128)(ulong)rng.NextInt64(), (ushort)(rng.Next(2) == 0 ? 443 : 80)),
+        _ => Towards(rng, false, BindingAddress(rng.Next(count)), 80),
+    };
+
+    /// <summary>
+    /// perf/programs/lpm_lookup.c: the dispatcher's key and four LPM lookups (exact port, port 0, the two
+    /// neighbouring addresses) in the dispatcher's bindings, no socket. The timed packet (the dispatcher's)
+    /// hits in all four: its /32, the 10.0.0.0/16 wildcard, and the neighbours' /32s. Program time minus
+    /// trivial's is the cost of four lookups.
+    /// </summary>
+    static SuiteCase LpmLookup(string name, int count) => new(name, ObjectOf(name), ["lpm_lookup"], [], [.. DispatcherBindings(count)],
+        DispatcherTimedPacket(count), false, rng => DispatcherPacket(rng, count), maps => [new LpmLookupBaseline(maps)]);
 
     static SuiteCase NarrowCtx() => new("narrow_ctx", ObjectOf("narrow_ctx"), ["narrow_ctx"], [], [],
         V6(SocketProtocol.Tcp, Fd00 + 2, 40000, Fd00 + 1, 7007), false, Anywhere, _ => [new NarrowCtxBaseline()]);

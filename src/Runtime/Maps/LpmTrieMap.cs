@@ -9,12 +9,31 @@ namespace BpfJit.Runtime.Maps;
 /// <c>struct bpf_lpm_trie_key</c>: a u32 prefix length in host order, then <c>key_size - 4</c> data bytes
 /// whose most significant bit is bit 7 of byte 0 (network order for addresses).
 /// <para>
-/// The structure is the kernel's (kernel/bpf/lpm_trie.c): a path-compressed binary trie in which each
-/// node holds a prefix, its value, and two children chosen by the first bit after the prefix;
-/// "intermediate" nodes only join two subtrees. A lookup follows one path from the root, comparing
-/// 8 bytes at a time, so it costs O(depth), independent of the number of entries. Readers walk it
-/// without locks: writers build nodes fully, publish them with one pointer store and retire replaced
-/// nodes through <see cref="MapEpoch"/>. Next-key iteration is the kernel's post-order.
+/// The source of truth is the kernel's structure (kernel/bpf/lpm_trie.c): a path-compressed binary trie in
+/// which each node holds a prefix, its value, and two children chosen by the first bit after the prefix;
+/// "intermediate" nodes only join two subtrees. Updates, deletes, <c>BPF_NOEXIST</c>/<c>BPF_EXIST</c>,
+/// max_entries, the errno values and next-key iteration (the kernel's post-order) are the trie's.
+/// Walking it costs one dependent, usually cache-missing node load per level: about 18 levels at
+/// 100,000 tubular bindings.
+/// </para>
+/// <para>
+/// Lookups (program and userspace) use a prefix index instead (<see cref="LpmPrefixIndex"/>): every stored
+/// node in one open-addressing hash table keyed by (prefix length, the first prefix-length bits of its data),
+/// and the sorted list of the distinct prefix lengths present. A lookup with key prefix length <c>p</c>
+/// probes the lengths <c>≤ p</c> from the longest down and returns the first node whose prefix the key
+/// starts with: the longest match, exactly as the walk (bits past a stored prefix are ignored, the key's own
+/// prefix length bounds the match). A probe is one hash of at most a few words, one slot and one node
+/// compare, so a map with few distinct lengths (tubular: three) answers in one to three probes. The
+/// worst case is bounded: with more than <see cref="MaxIndexedPrefixLengths"/> distinct lengths, lookups
+/// walk the trie (the index is still maintained and takes over again once lengths are deleted).
+/// The index points at the trie's own nodes, so a lookup returns the same value pointer either way.
+/// </para>
+/// <para>
+/// Concurrency: readers take no lock; writers serialise on the map's lock. Writers build nodes fully,
+/// publish them with one pointer store, update the index (a slot's pointer is replaced or tombstoned in
+/// place; a grown or compacted table and a changed length list are published whole) and only then retire
+/// replaced nodes, old tables and old length lists through <see cref="MapEpoch"/>, so a value pointer a
+/// reader obtained stays valid for its read section. Lookups allocate nothing.
 /// </para>
 /// <para>Node layout: <c>+0/+8</c> children, <c>+16 u32</c> prefixlen, <c>+20 u32</c> flags, <c>+24</c> data, then the value (8-aligned).</para>
 /// </summary>
@@ -30,6 +49,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     readonly Lock _writeLock = new();
     readonly NodePool _pool;
     readonly byte** _rootLink;     // native, so writers can hold its address like any child link
+    readonly LpmPrefixIndex _index;
     int _count;
 
     internal LpmTrieMap(MapDefinition definition) : base(definition)
@@ -40,6 +60,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
         _maxPrefix = (uint)_dataSize * 8;
         _rootLink = (byte**)Native.Alloc((nuint)sizeof(byte*));
         _pool = new NodePool(_nodeSize);
+        _index = new LpmPrefixIndex(DataOffset, _maxPrefix);
     }
 
     /// <summary>The longest prefix a key may carry: 8 × (key_size − 4).</summary>
@@ -93,26 +114,48 @@ public sealed unsafe class LpmTrieMap : BpfMap
         return Math.Min(matched, limit);
     }
 
-    /// <summary>Copies the key's data into <paramref name="words"/> (<see cref="KeyWords"/> words), zero-padded.</summary>
+    /// <summary>
+    /// The key's data as <see cref="KeyWords"/> little-endian 8-byte words, the last one zero-padded. It reads
+    /// only the key's own bytes: a partial last word comes from the 8 bytes ending at the key's end, shifted.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     void PadKey(byte* data, ulong* words)
     {
-        words[_dataStride / 8 - 1] = 0;
-        Native.Copy(data, (byte*)words, _dataSize);
+        int full = _dataSize >> 3, rem = _dataSize & 7;
+        for (int i = 0; i < full; i++) words[i] = Unsafe.ReadUnaligned<ulong>(data + 8 * i);
+        if (rem == 0) return;
+        if (full > 0)
+        {
+            words[full] = Unsafe.ReadUnaligned<ulong>(data + _dataSize - 8) >> (8 * (8 - rem));
+            return;
+        }
+        ulong tail = 0;
+        for (int i = 0; i < rem; i++) tail |= (ulong)data[i] << (8 * i);
+        words[0] = tail;
     }
 
-    /// <summary>The number of 8-byte words of key data (at most 33).</summary>
+    /// <summary>The most 8-byte words of key data any LPM map has (a fixed-size stack buffer on lookups).</summary>
+    const int MaxKeyWords = MapFactory.MaxLpmDataSize / 8;
+
+    /// <summary>The number of 8-byte words of key data (at most <see cref="MaxKeyWords"/>).</summary>
     int KeyWords => _dataStride / 8;
 
     // ---- lookup -------------------------------------------------------------------------------------
 
-    /// <summary>The node holding the longest stored prefix of the key, or null.</summary>
+    /// <summary>The node holding the longest stored prefix of the key, or null: the index, or the trie walk when it is inactive.</summary>
+    [SkipLocalsInit]
     byte* Longest(byte* key)
     {
         uint keyPrefix = *(uint*)key;
-        byte* data = key + 4;
-        ulong* words = stackalloc ulong[KeyWords];
-        PadKey(data, words);
+        ulong* words = stackalloc ulong[MaxKeyWords];
+        PadKey(key + 4, words);
+        byte* found = _index.Longest(words, keyPrefix, out bool probed);
+        return probed ? found : Walk(key + 4, words, keyPrefix);
+    }
+
+    /// <summary>The node holding the longest stored prefix of the key, found by walking the trie (longest_prefix_match).</summary>
+    byte* Walk(byte* data, ulong* words, uint keyPrefix)
+    {
         byte* found = null;
         for (byte* n = HashMap.Load(_rootLink); n != null;)
         {
@@ -130,6 +173,54 @@ public sealed unsafe class LpmTrieMap : BpfMap
         }
         return found;
     }
+
+    /// <summary>
+    /// <c>bpf_map_lookup_elem</c> by the trie walk alone, whatever the index's state: the lookup before the
+    /// index existed, kept for tests (the index must agree with it) and benchmarks (before/after in one run).
+    /// Call inside a <see cref="MapEpoch"/> read section, like <see cref="LookupElem"/>.
+    /// </summary>
+    [SkipLocalsInit]
+    public ulong LookupElemByWalk(ulong keyPtr)
+    {
+        byte* key = (byte*)keyPtr;
+        uint keyPrefix = *(uint*)key;
+        if (keyPrefix > _maxPrefix) return 0;
+        ulong* words = stackalloc ulong[MaxKeyWords];
+        PadKey(key + 4, words);
+        byte* n = Walk(key + 4, words, keyPrefix);
+        return n == null ? 0 : (ulong)ValueOf(n);
+    }
+
+    /// <summary>
+    /// <c>bpf_map_lookup_elem</c> by the prefix index alone, even when it is inactive (it is always maintained):
+    /// for tests. Call inside a <see cref="MapEpoch"/> read section.
+    /// </summary>
+    [SkipLocalsInit]
+    public ulong LookupElemByIndex(ulong keyPtr)
+    {
+        byte* key = (byte*)keyPtr;
+        uint keyPrefix = *(uint*)key;
+        if (keyPrefix > _maxPrefix) return 0;
+        ulong* words = stackalloc ulong[MaxKeyWords];
+        PadKey(key + 4, words);
+        byte* n = _index.LongestAlways(words, keyPrefix);
+        return n == null ? 0 : (ulong)ValueOf(n);
+    }
+
+    /// <summary>The number of distinct prefix lengths stored.</summary>
+    public int DistinctPrefixLengths => _index.DistinctLengths;
+
+    /// <summary>
+    /// True when lookups probe the prefix index (at most <see cref="MaxIndexedPrefixLengths"/> distinct
+    /// prefix lengths stored), false when they walk the trie.
+    /// </summary>
+    public bool IndexActive => _index.Active;
+
+    /// <summary>The most distinct prefix lengths for which lookups use the prefix index instead of the trie walk.</summary>
+    public const int MaxIndexedPrefixLengths = LpmPrefixIndex.MaxProbedLengths;
+
+    /// <summary>The prefix index's slot count (it grows with the entries and compacts deleted slots).</summary>
+    public int IndexCapacity => _index.Capacity;
 
     /// <inheritdoc />
     public override ulong LookupElem(ulong keyPtr)
@@ -212,7 +303,12 @@ public sealed unsafe class LpmTrieMap : BpfMap
                 *ChildLink(fresh, 0) = *ChildLink(node, 0);
                 *ChildLink(fresh, 1) = *ChildLink(node, 1);
                 HashMap.Publish(slot, fresh);
+                // The index stops pointing at the old node before it is retired.
+                if (adds) _index.Add(fresh, keyPrefix);
+                else _index.Replace(node, fresh, keyPrefix);
                 _pool.Retire(node);
+                if (adds) Volatile.Write(ref _count, _count + 1);
+                return 0;
             }
             else if (matched == keyPrefix)
             {
@@ -236,7 +332,8 @@ public sealed unsafe class LpmTrieMap : BpfMap
                 }
                 HashMap.Publish(slot, join);
             }
-            if (adds) Volatile.Write(ref _count, _count + 1);
+            _index.Add(fresh, keyPrefix);
+            Volatile.Write(ref _count, _count + 1);
             return 0;
         }
     }
@@ -265,6 +362,8 @@ public sealed unsafe class LpmTrieMap : BpfMap
             if (node == null || Prefix(node) != keyPrefix || Prefix(node) != matched || IsIntermediate(node))
                 return -Errno.ENOENT;
             Volatile.Write(ref _count, _count - 1);
+            // Out of the index first: no reader finds the node through it once the trie retires or empties it.
+            _index.Remove(node, keyPrefix);
 
             byte* c0 = *ChildLink(node, 0), c1 = *ChildLink(node, 1);
             if (c0 != null && c1 != null)
@@ -382,6 +481,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     protected override void FreeMemory()
     {
         _pool.Release();
+        _index.Release();
         Native.Free(_rootLink);
     }
 }
