@@ -7,7 +7,7 @@ namespace BpfJit.IlEmitter;
 
 /// <summary>
 /// Compiles eBPF programs to .NET IL: each program becomes one DynamicMethod that RyuJIT turns into
-/// machine code, with r0-r10 as <c>ulong</c> locals and the stack in one <c>localloc</c> block.
+/// machine code, with r0-r10 as <c>ulong</c> locals and the stack in one fixed-size struct local.
 /// It accepts exactly what the interpreter accepts (<see cref="ProgramChecks.CheckRunnable"/>) and
 /// computes the same results (the interpreter is the reference semantics).
 /// </summary>

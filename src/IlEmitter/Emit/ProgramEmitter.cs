@@ -140,10 +140,10 @@ internal static class ProgramEmitter
         }
         if (shape.BlockBytes > 0)
         {
-            // stack = localloc(frames * 512 + saved-frame records)
-            c.LdcI4(shape.BlockBytes);
+            // stack = &block   (a struct local of at least frames * frame size + saved-frame records bytes:
+            // part of the fixed frame, no localloc, so no GS cookie; not zeroed, InitLocals is off)
+            c.Ldloca(c.StackBlock);
             c.Op(OpCodes.Conv_U);
-            c.Op(OpCodes.Localloc);
             c.Stloc(c.StackBase);
             if (c.ZeroesStack && shape.StackBytes > 0)
             {

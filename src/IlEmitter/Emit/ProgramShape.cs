@@ -114,10 +114,10 @@ internal sealed class ProgramShape
     /// <summary>Bytes of eBPF stack: <see cref="FrameSize"/> per frame when the program uses the stack, else none.</summary>
     public int StackBytes => UsesStack ? Frames * FrameSize : 0;
 
-    /// <summary>Where the saved-frame records start in the localloc block (after the stacks).</summary>
+    /// <summary>Where the saved-frame records start in the stack block (after the stacks).</summary>
     public int SavedAreaOffset => StackBytes;
 
-    /// <summary>Size of the one localloc block: the stacks, then one saved-frame record per frame.</summary>
+    /// <summary>Size of the one stack block: the stacks, then one saved-frame record per frame.</summary>
     public int BlockBytes => StackBytes + (HasLocalCalls ? Frames * SavedFrameBytes : 0);
 
     /// <summary>
