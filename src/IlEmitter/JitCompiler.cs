@@ -42,7 +42,7 @@ public static class JitCompiler
         ProgramChecks.CheckRunnable(slots, helpers, (i, h) => resolved[i] = h, (slot, target) => funcs.Add((slot, target)));
         var closure = new JitClosure(helpers) { CheckedProgram = options.Checked ? slots : null };
         BindCallbacks(slots, funcs, resolved, options, closure);
-        var shape = ProgramShape.Analyse(slots, 0, resolved, facts, options.Optimize);
+        var shape = ProgramShape.Analyse(slots, 0, resolved, facts, options.Optimize, options.Checked);
         closure.BindMaps(shape.ClosureMaps);
         var entry = DynamicMethodHost.Create(shape, resolved, options, closure, out _);
         return new CompiledProgram(shape, resolved, options, entry);
@@ -75,7 +75,7 @@ public static class JitCompiler
             slots[slot + 1] = slots[slot + 1] with { Imm = (int)(uint)(forwarder.Handle >> 32) };
         }
         foreach (var (target, forwarder) in forwarders)
-            forwarder.Target = DynamicMethodHost.CreateCallback(ProgramShape.Analyse(slots, target, resolved, null, options.Optimize), resolved, options, closure);
+            forwarder.Target = DynamicMethodHost.CreateCallback(ProgramShape.Analyse(slots, target, resolved, null, options.Optimize, options.Checked), resolved, options, closure);
     }
 
     /// <summary>The delegate a callback handle resolves to; it calls the compiled callback method.</summary>
