@@ -38,11 +38,18 @@ internal static class StoreMerge
         while (start < program.Length)
         {
             int end = BlockEnd(program, reachable, isTarget, start);
-            FindInBlock(program, start, end, merged, absorbed);
+            // Most blocks hold fewer than two byte stores to the stack: nothing to track there (compile time).
+            int byteStores = 0;
+            for (int i = start; i < end && byteStores < 2; i++) if (IsStackByteStore(program[i])) byteStores++;
+            if (byteStores >= 2) FindInBlock(program, start, end, merged, absorbed);
             start = end;
         }
         return (merged, absorbed);
     }
+
+    /// <summary><c>*(u8 *)(r10 + off) = rX</c>: what a group is made of.</summary>
+    static bool IsStackByteStore(Instruction ins) =>
+        ins.Class == InstructionClass.Stx && ins.MemMode == MemMode.Mem && ins.MemSize == MemSize.B && ins.Dst == 10;
 
     /// <summary>The first slot after the straight-line block that starts at <paramref name="start"/>.</summary>
     static int BlockEnd(Instruction[] program, bool[] reachable, bool[] isTarget, int start)
@@ -84,8 +91,7 @@ internal static class StoreMerge
         for (int i = start; i < end; i++)
         {
             var ins = program[i];
-            if (ins.Class == InstructionClass.Stx && ins.MemMode == MemMode.Mem && ins.MemSize == MemSize.B && ins.Dst == 10
-                && regs[ins.Src].Shift % 8 == 0)
+            if (IsStackByteStore(ins) && regs[ins.Src].Shift % 8 == 0)
             {
                 stores.Add(new ByteStore(i, ins.Offset, regs[ins.Src].Value, regs[ins.Src].Shift / 8));
                 snapshots[i] = (Sym[])regs.Clone();
