@@ -7,7 +7,7 @@ namespace BpfJit.IlEmitter;
 
 /// <summary>
 /// Compiles eBPF programs to .NET IL: each program becomes one DynamicMethod that RyuJIT turns into
-/// machine code, with r0-r10 as <c>ulong</c> locals and the stack in one <c>localloc</c> block.
+/// machine code, with r0-r10 as <c>ulong</c> locals and the stack in one fixed-size struct local.
 /// It accepts exactly what the interpreter accepts (<see cref="ProgramChecks.CheckRunnable"/>) and
 /// computes the same results (the interpreter is the reference semantics).
 /// </summary>
@@ -42,7 +42,7 @@ public static class JitCompiler
         ProgramChecks.CheckRunnable(slots, helpers, (i, h) => resolved[i] = h, (slot, target) => funcs.Add((slot, target)));
         var closure = new JitClosure(helpers) { CheckedProgram = options.Checked ? slots : null };
         BindCallbacks(slots, funcs, resolved, options, closure);
-        var shape = ProgramShape.Analyse(slots, 0, resolved, facts, options.Optimize);
+        var shape = ProgramShape.Analyse(slots, 0, resolved, facts, options.Optimize, options.Checked);
         closure.BindMaps(shape.ClosureMaps);
         if (options.Tiered && !options.Checked && funcs.Count == 0)
             return CompileTiered(slots, helpers, shape, resolved, options, closure);
@@ -102,7 +102,7 @@ public static class JitCompiler
             slots[slot + 1] = slots[slot + 1] with { Imm = (int)(uint)(forwarder.Handle >> 32) };
         }
         foreach (var (target, forwarder) in forwarders)
-            forwarder.Target = DynamicMethodHost.CreateCallback(ProgramShape.Analyse(slots, target, resolved, null, options.Optimize), resolved, options, closure);
+            forwarder.Target = DynamicMethodHost.CreateCallback(ProgramShape.Analyse(slots, target, resolved, null, options.Optimize, options.Checked), resolved, options, closure);
     }
 
     /// <summary>The delegate a callback handle resolves to; it calls the compiled callback method.</summary>

@@ -166,7 +166,8 @@ public class DumpTests
             "; return from a bpf-to-bpf call (shared by every exit)",
         }).Using<string>((a, b) => string.CompareOrdinal(a, b)), listing);
         Assert.That(listing, Does.Contain("ldind.u4"));
-        Assert.That(listing, Does.Contain("localloc"));
+        Assert.That(listing, Does.Contain("ldloca.s block"));
+        Assert.That(listing, Does.Not.Contain("localloc"));
         Assert.That(listing, Does.Contain("switch"));
         Assert.That(listing, Does.Match(@"; 0: r0 = \*\(u32 \*\)\(r1 \+ 8\)\n  IL_[0-9a-f]{4}: ldloc\.1 // r1\n  IL_[0-9a-f]{4}: ldc\.i8 8\n"));
     }

@@ -19,7 +19,7 @@ internal sealed class EmitContext
     readonly LocalBuilder[] _regs = new LocalBuilder[11];
     readonly Label[] _labels;
     int _depth;
-    LocalBuilder? _stackBase, _frameDepth, _saved, _stop, _key;
+    LocalBuilder? _stackBase, _stackBlock, _frameDepth, _saved, _stop, _key;
 
     public EmitContext(ILGenerator il, ProgramShape shape, Helper?[] helpers, JitOptions options)
     {
@@ -44,8 +44,11 @@ internal sealed class EmitContext
     /// <summary>The eBPF slot being emitted.</summary>
     public int Index { get; private set; } = -1;
 
-    /// <summary>Pointer to the localloc block: the frames' stacks, then the saved-frame area.</summary>
+    /// <summary>Pointer to the stack block (<see cref="StackBlock"/>): the frames' stacks, then the saved-frame area.</summary>
     public LocalBuilder StackBase => _stackBase ??= Declare(typeof(nint), "stack");
+
+    /// <summary>The stack block itself: a <see cref="JitStackBlock"/> struct local of at least <see cref="ProgramShape.BlockBytes"/> bytes.</summary>
+    public LocalBuilder StackBlock => _stackBlock ??= Declare(JitStackBlock.For(Shape.BlockBytes), "block");
 
     /// <summary>The current frame number (0 = the main program); only with local calls.</summary>
     public LocalBuilder Depth => _frameDepth ??= Declare(typeof(int), "depth");

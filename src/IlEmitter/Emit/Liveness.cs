@@ -20,7 +20,7 @@ internal static class Liveness
     /// are compiled; <paramref name="helperReads"/> gives, per helper call slot, the registers the emitted
     /// call passes (r1-r5 unless specialised).
     /// </summary>
-    public static ushort[] LiveOut(Instruction[] program, bool[] reachable, bool hasLocalCalls, Func<int, ushort> helperReads)
+    public static ushort[] LiveOut(Instruction[] program, bool[] reachable, bool hasLocalCalls, Func<int, ushort> helperReads, Func<int, ushort?>? storeUse = null)
     {
         int n = program.Length;
         var use = new ushort[n];
@@ -32,7 +32,7 @@ internal static class Liveness
             next[i] = jump[i] = -1;
             if (!reachable[i] || (i > 0 && program[i - 1].IsLdImm64)) continue;
             var ins = program[i];
-            (use[i], def[i]) = UseDef(program[i], i, hasLocalCalls, helperReads);
+            (use[i], def[i]) = UseDef(program[i], i, hasLocalCalls, helperReads, storeUse);
             if (ins.IsExit) continue;
             if (ins.IsBranch) jump[i] = i + 1 + ins.BranchOffset;
             if (!ins.IsUnconditionalJump) next[i] = ins.IsLdImm64 ? i + 2 : i + 1;
@@ -65,16 +65,18 @@ internal static class Liveness
     }
 
     /// <summary>The registers live on entry at <paramref name="entry"/>: use ∪ (live-out − def) of that slot.</summary>
-    public static ushort LiveIn(Instruction[] program, ushort[] liveOut, int entry, bool hasLocalCalls, Func<int, ushort> helperReads)
+    public static ushort LiveIn(Instruction[] program, ushort[] liveOut, int entry, bool hasLocalCalls, Func<int, ushort> helperReads, Func<int, ushort?>? storeUse = null)
     {
-        var (use, def) = UseDef(program[entry], entry, hasLocalCalls, helperReads);
+        var (use, def) = UseDef(program[entry], entry, hasLocalCalls, helperReads, storeUse);
         return (ushort)(use | (liveOut[entry] & ~def));
     }
 
     static ushort Bit(int r) => (ushort)(1 << r);
 
-    static (ushort Use, ushort Def) UseDef(Instruction ins, int i, bool hasLocalCalls, Func<int, ushort> helperReads)
+    static (ushort Use, ushort Def) UseDef(Instruction ins, int i, bool hasLocalCalls, Func<int, ushort> helperReads, Func<int, ushort?>? storeUse)
     {
+        // A merged (or absorbed) byte store reads what the merged store reads (StoreMerge).
+        if (storeUse?.Invoke(i) is { } merged) return (merged, 0);
         ushort srcBit = ins.SourceIsReg ? Bit(ins.Src) : (ushort)0;
         switch (ins.Class)
         {

@@ -56,6 +56,18 @@ internal static class MemoryEmitter
         });
     }
 
+    /// <summary>A group of byte stores merged into one (<see cref="StoreMerge"/>): <c>*(uW *)(r10 + off) = rX</c>.</summary>
+    public static void EmitMergedStore(EmitContext c, StoreMerge.Group g)
+    {
+        string size = g.Width switch { 2 => "u16", 4 => "u32", _ => "u64" };
+        c.Note($"byte stores at slots {string.Join(", ", g.Slots)} write the low {g.Width} bytes of r{g.Reg}: merged into *({size} *)(r10 {(g.Offset < 0 ? "-" : "+")} {Math.Abs((int)g.Offset)}) = r{g.Reg}");
+        // *(uW *)(r10 + off) = rX
+        Address(c, 10, g.Offset);
+        if (g.Width == 8) c.LdReg(g.Reg); else c.LdReg32(g.Reg);
+        c.Unaligned();
+        c.Op(g.Width switch { 2 => OpCodes.Stind_I2, 4 => OpCodes.Stind_I4, _ => OpCodes.Stind_I8 });
+    }
+
     public static void EmitLdImm64(EmitContext c, int index, Instruction ins)
     {
         // rd = imm64

@@ -75,6 +75,17 @@ internal static class ProgramEmitter
             c.Note($"r{ins.Dst} is never read afterwards: not emitted");
             return ins.IsLdImm64 ? i + 1 : i;
         }
+        if (shape.AbsorbedStores.TryGetValue(i, out int mergedAt))
+        {
+            // Part of a group of byte stores written by one wider store at an earlier slot.
+            c.Note($"byte store merged into the store at slot {mergedAt}: not emitted");
+            return i;
+        }
+        if (shape.MergedStores.TryGetValue(i, out var group))
+        {
+            MemoryEmitter.EmitMergedStore(c, group);
+            return i;
+        }
         switch (ins.Class)
         {
             case InstructionClass.Alu or InstructionClass.Alu64 when ins.AluOp is AluOp.Div or AluOp.Mod && shape.Facts is { } f && f[i].DivisorNonZero:
@@ -140,10 +151,10 @@ internal static class ProgramEmitter
         }
         if (shape.BlockBytes > 0)
         {
-            // stack = localloc(frames * 512 + saved-frame records)
-            c.LdcI4(shape.BlockBytes);
+            // stack = &block   (a struct local of at least frames * frame size + saved-frame records bytes:
+            // part of the fixed frame, no localloc, so no GS cookie; not zeroed, InitLocals is off)
+            c.Ldloca(c.StackBlock);
             c.Op(OpCodes.Conv_U);
-            c.Op(OpCodes.Localloc);
             c.Stloc(c.StackBase);
             if (c.ZeroesStack && shape.StackBytes > 0)
             {

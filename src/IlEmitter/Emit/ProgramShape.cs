@@ -99,6 +99,21 @@ internal sealed class ProgramShape
     /// <summary>The slots that follow local calls, by return-site number.</summary>
     public List<int> ReturnSites { get; } = [];
 
+    /// <summary>Per slot that carries one: a group of byte stores merged into one wider store there (<see cref="StoreMerge"/>).</summary>
+    public Dictionary<int, StoreMerge.Group> MergedStores { get; private set; } = [];
+
+    /// <summary>Byte stores absorbed into a merged store at an earlier slot (the value): not emitted.</summary>
+    public Dictionary<int, int> AbsorbedStores { get; private set; } = [];
+
+    /// <summary>
+    /// The registers slot <paramref name="slot"/> reads when store merging changed it: an absorbed store reads
+    /// none, a merged store r10 and the register holding the whole value; null for any other slot.
+    /// </summary>
+    public ushort? StoreUse(int slot) =>
+        AbsorbedStores.ContainsKey(slot) ? (ushort)0
+        : MergedStores.TryGetValue(slot, out var g) ? (ushort)(1 << 10 | 1 << g.Reg)
+        : null;
+
     /// <summary>True when some instruction reads r10: only then does the program get a stack.</summary>
     public bool UsesStack { get; private set; }
 
@@ -114,17 +129,17 @@ internal sealed class ProgramShape
     /// <summary>Bytes of eBPF stack: <see cref="FrameSize"/> per frame when the program uses the stack, else none.</summary>
     public int StackBytes => UsesStack ? Frames * FrameSize : 0;
 
-    /// <summary>Where the saved-frame records start in the localloc block (after the stacks).</summary>
+    /// <summary>Where the saved-frame records start in the stack block (after the stacks).</summary>
     public int SavedAreaOffset => StackBytes;
 
-    /// <summary>Size of the one localloc block: the stacks, then one saved-frame record per frame.</summary>
+    /// <summary>Size of the one stack block: the stacks, then one saved-frame record per frame.</summary>
     public int BlockBytes => StackBytes + (HasLocalCalls ? Frames * SavedFrameBytes : 0);
 
     /// <summary>
     /// Analyses a program that <see cref="ProgramChecks.CheckRunnable"/> accepted, entered at slot
     /// <paramref name="entry"/>, with the helpers its calls resolved to and, for a verified program, its facts.
     /// </summary>
-    public static ProgramShape Analyse(Instruction[] program, int entry = 0, Helper?[]? helpers = null, ProgramFacts? facts = null, bool optimize = true)
+    public static ProgramShape Analyse(Instruction[] program, int entry = 0, Helper?[]? helpers = null, ProgramFacts? facts = null, bool optimize = true, bool checkedMode = false)
     {
         var shape = new ProgramShape(program, entry, facts);
         if (entry != 0) shape.IsTarget[entry] = true;
@@ -167,10 +182,12 @@ internal sealed class ProgramShape
         }
         if (optimize)
         {
+            // Checked mode checks each access as the program wrote it: no merged stores there.
+            if (!checkedMode) (shape.MergedStores, shape.AbsorbedStores) = StoreMerge.Find(program, shape.Reachable, shape.IsTarget);
             var reads = (int slot) => shape.HelperReads(slot, helpers?[slot]);
-            var liveOut = Liveness.LiveOut(program, shape.Reachable, shape.HasLocalCalls, reads);
+            var liveOut = Liveness.LiveOut(program, shape.Reachable, shape.HasLocalCalls, reads, shape.StoreUse);
             liveOut.CopyTo(shape.LiveOut, 0);
-            shape.LiveAtEntry = Liveness.LiveIn(program, liveOut, entry, shape.HasLocalCalls, reads);
+            shape.LiveAtEntry = Liveness.LiveIn(program, liveOut, entry, shape.HasLocalCalls, reads, shape.StoreUse);
         }
         return shape;
     }
