@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BpfJit.Runtime.Sockets;
 
 namespace BpfJit.Runtime.SkLookup;
@@ -50,6 +51,9 @@ public static unsafe class SkLookupHelpers
     /// exists and F_REPLACE is clear (-EEXIST, also for NULL). Then selects (NULL clears), records
     /// F_NO_REUSEPORT and returns 0. No reference is taken.
     /// </summary>
+    // Inlined into JIT-compiled programs: a DynamicMethod is compiled once, fully optimised but without
+    // profile data, and RyuJIT's inliner then leaves this call out of line (docs/perf.md, branch jitgap).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong SkAssign(ulong ctx, ulong sk, ulong flags, ulong r4, ulong r5)
     {
         byte* c = (byte*)ctx;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BpfJit.Runtime.Maps;
 using Errno = BpfJit.Runtime.Sockets.Errno;
 
@@ -97,6 +98,9 @@ public abstract unsafe class SocketMapBase : BpfMap
     }
 
     /// <summary>The program's value for a found socket: its handle, referenced when the socket is refcounted.</summary>
+    // Inlined into JIT-compiled programs: a DynamicMethod is compiled once, fully optimised but without
+    // profile data, and RyuJIT's inliner then leaves this call out of line (docs/perf.md, branch jitgap).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     protected static ulong Acquire(Sock? s)
     {
         if (s == null) return 0;
