@@ -149,10 +149,9 @@ public unsafe class SkLookupProgramBenchmarks
 /// context fill and run array, the selection, listeners) with no program, the trivial program
 /// (<c>return SK_PASS</c>: the listener answers), one (redir_port, the dispatcher with 10,000 bindings)
 /// or four (the chain) attached, from one or two threads. Each invocation is 20,000 lookups split over
-/// the threads; the calling thread (BenchmarkDotNet's) does the first share itself and the others run on
-/// threads started once, which wait for an invocation spinning (yielding) rather than sleeping, so that
-/// neither an idle caller nor a wake-up is part of the measurement. The mean is wall time per lookup, so
-/// lookups per second = 10⁹ ÷ mean(ns).
+/// the threads, which are started once and released per invocation (blocked between invocations: a
+/// woken thread is placed on an idle processor, which spinning threads were not, on a shared two-core
+/// machine); the mean is wall time per lookup, so lookups per second = 10⁹ ÷ mean(ns).
 /// </summary>
 [MemoryDiagnoser]
 public class SkLookupHookBenchmarks
@@ -163,7 +162,8 @@ public class SkLookupHookBenchmarks
     Packet _packet;
     Sock _expected = null!;
     Thread[] _workers = [];
-    int _generation, _finished;
+    SemaphoreSlim _start = null!;
+    CountdownEvent _done = null!;
     volatile bool _stop;
     int _wrong;
 
@@ -205,34 +205,26 @@ public class SkLookupHookBenchmarks
         var r = _suite.Namespace.Lookup(_packet);
         _expected = r.Socket ?? throw new InvalidOperationException($"{Setup}: lookup gave {r}");
         if (r.ProgramsRan != (Setup != "no_program")) throw new InvalidOperationException($"{Setup}: programs ran: {r.ProgramsRan}");
-        _generation = 0;
-        _finished = 0;
-        _workers = Enumerable.Range(1, Threads - 1).Select(_ => new Thread(Work) { IsBackground = true }).ToArray();
+        _start = new SemaphoreSlim(0);
+        _done = new CountdownEvent(Threads);
+        _workers = Enumerable.Range(0, Threads).Select(_ => new Thread(Work) { IsBackground = true }).ToArray();
         foreach (var t in _workers) t.Start();
-    }
-
-    int Share(NetNamespace ns, Packet packet)
-    {
-        int n = Lookups / Threads, wrong = 0;
-        for (int i = 0; i < n; i++)
-            if (ns.Lookup(packet).Socket != _expected) wrong++;
-        return wrong;
     }
 
     void Work()
     {
+        int n = Lookups / Threads;
         var ns = _suite.Namespace;
         var packet = _packet;
-        int seen = 0;
         while (true)
         {
-            var spin = new SpinWait();
-            while (Volatile.Read(ref _generation) == seen && !_stop) spin.SpinOnce(sleep1Threshold: -1);
+            _start.Wait();
             if (_stop) return;
-            seen++;
-            int wrong = Share(ns, packet);
+            int wrong = 0;
+            for (int i = 0; i < n; i++)
+                if (ns.Lookup(packet).Socket != _expected) wrong++;
             if (wrong != 0) Interlocked.Add(ref _wrong, wrong);
-            Interlocked.Increment(ref _finished);
+            _done.Signal();
         }
     }
 
@@ -241,6 +233,7 @@ public class SkLookupHookBenchmarks
     public void Cleanup()
     {
         _stop = true;
+        _start.Release(Threads);
         foreach (var t in _workers) t.Join();
         _suite.Dispose();
         _programCase?.Dispose();
@@ -251,12 +244,9 @@ public class SkLookupHookBenchmarks
     [Benchmark(OperationsPerInvoke = Lookups)]
     public void Lookup()
     {
-        int target = Volatile.Read(ref _finished) + _workers.Length;
-        Interlocked.Increment(ref _generation);
-        int wrong = Share(_suite.Namespace, _packet);
-        if (wrong != 0) Interlocked.Add(ref _wrong, wrong);
-        var spin = new SpinWait();
-        while (Volatile.Read(ref _finished) < target) spin.SpinOnce(sleep1Threshold: -1);
+        _done.Reset();
+        _start.Release(Threads);
+        _done.Wait();
     }
 }
 
