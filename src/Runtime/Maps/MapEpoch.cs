@@ -8,15 +8,34 @@ namespace BpfJit.Runtime.Maps;
 /// <para>
 /// Readers: every program run, and every userspace map operation, is a read-side section between
 /// <see cref="Enter"/> and <see cref="Exit"/> (sections nest; only the outermost one counts). Entering
-/// publishes the current global epoch in the thread's slot and issues a full fence; leaving clears it.
+/// publishes the current global epoch in the thread's slot with a plain (release) store and no fence;
+/// leaving clears it. The slot is alone on its cache lines, so readers on different processors share no
+/// line they write.
 /// </para>
 /// <para>
 /// Writers: a map first unpublishes memory (unlinks an element, swaps a value), then calls
-/// <see cref="Retire(void*)"/>, which advances the global epoch to <c>e</c> and tags the memory with it.
-/// A reader that can still hold a pointer to the memory entered before the advance, so its slot shows an
-/// epoch below <c>e</c>; a reader that entered later cannot reach it. The memory is freed once no slot
-/// shows an epoch below its tag (idle slots show none). <see cref="Collect"/> does that, and
-/// <see cref="Retire(void*)"/> calls it every <see cref="CollectEvery"/> retirements.
+/// <see cref="Retire(void*)"/>, which advances the global epoch to <c>e</c> (a full fence: the unlink is
+/// visible to every processor before <c>e</c> exists) and tags the memory with it. A reader that can still
+/// hold a pointer to the memory entered before the advance, so its slot shows an epoch below <c>e</c>; a
+/// reader whose slot shows <c>e</c> or more read the global epoch after the advance, and so (its later map
+/// reads being ordered after that read) cannot reach the memory. The memory is freed once no slot shows an
+/// epoch below its tag (idle slots show none). <see cref="Collect"/> does that; every
+/// <see cref="CollectEvery"/> retirements <see cref="Retire(void*)"/> queues a collection on the thread
+/// pool, so the retiring thread (a map update, perhaps inside a program) never waits for it.
+/// </para>
+/// <para>
+/// Why the reader needs no fence (the asymmetric Dekker pairing, as in the kernel's and liburcu's
+/// membarrier-based RCU): a reader does "store slot, then load map pointers", the collector "unlink
+/// (already visible), then load slots". Without fences a processor may let its loads pass its own
+/// earlier store (the store waits in its store buffer), so a collector could read an idle slot while the
+/// reader already holds the pointer. <see cref="Collect"/> therefore calls
+/// <see cref="Interlocked.MemoryBarrierProcessWide"/> (Linux <c>membarrier</c>) between reading the global
+/// epoch and reading the slots: it returns only after every thread of the process has executed a full
+/// barrier. For a reader that barrier falls either after its slot store, which is then visible to the
+/// slot scan that follows (the reader is seen and its memory kept), or before it, so the reader's map
+/// loads come after the barrier, after the unlink was visible, and cannot return the unlinked memory.
+/// Either way nothing a reader can hold is freed. The price moves to the collector (microseconds per
+/// collection, once per <see cref="CollectEvery"/> retirements) from every lookup (a locked instruction).
 /// </para>
 /// </summary>
 public static unsafe class MapEpoch
@@ -24,11 +43,15 @@ public static unsafe class MapEpoch
     /// <summary>Retirements between automatic <see cref="Collect"/> calls.</summary>
     public const int CollectEvery = 64;
 
+    // Padded so that the line holding Epoch and Depth (written by the owner on every Enter and Exit) holds
+    // nothing of the objects allocated next to the slot: 64 bytes of the object before them, 64 after.
+    [StructLayout(LayoutKind.Explicit)]
     sealed class Slot
     {
-        public long Epoch;      // 0 = not inside a read-side section
-        public int Depth;       // nesting, touched only by the owning thread
-        public int InUse;       // 1 while a live thread owns the slot
+        [FieldOffset(64)] public long Epoch;     // 0 = not inside a read-side section
+        [FieldOffset(72)] public int Depth;      // nesting, touched only by the owning thread
+        [FieldOffset(76)] public int InUse;      // 1 while a live thread owns the slot
+        [FieldOffset(136)] public long End;      // padding: makes the object end 64 bytes after InUse
     }
 
     // Frees the slot for reuse when its thread dies: the [ThreadStatic] owner becomes unreachable.
@@ -56,6 +79,8 @@ public static unsafe class MapEpoch
     static readonly Lock s_retiredLock = new();
     static readonly List<Retired> s_retired = [];
     static int s_sinceCollect;
+    static int s_collectQueued;
+    static readonly Lock s_collectLock = new();
     static long s_reclaimed;
 
     [ThreadStatic] static Slot? t_slot;
@@ -66,12 +91,8 @@ public static unsafe class MapEpoch
     public static void Enter()
     {
         var slot = t_slot ?? Register();
-        if (slot.Depth++ == 0)
-        {
-            Volatile.Write(ref slot.Epoch, Volatile.Read(ref s_epoch));
-            // The store above must be visible before this thread reads any map pointer (Dekker with Retire).
-            Interlocked.MemoryBarrier();
-        }
+        // No fence: Collect's process-wide barrier pairs with this store (see the class comment).
+        if (slot.Depth++ == 0) Volatile.Write(ref slot.Epoch, Volatile.Read(ref s_epoch));
     }
 
     /// <summary>Leaves the read-side section entered by the matching <see cref="Enter"/>.</summary>
@@ -148,15 +169,29 @@ public static unsafe class MapEpoch
             s_retired.Add(item);
             collect = ++s_sinceCollect >= CollectEvery;
         }
-        if (collect) Collect();
+        if (collect && Interlocked.Exchange(ref s_collectQueued, 1) == 0)
+            ThreadPool.UnsafeQueueUserWorkItem(static _ =>
+            {
+                Volatile.Write(ref s_collectQueued, 0);
+                Collect();
+            }, null);
     }
 
-    /// <summary>Frees every retired block no reader can still hold; returns how many were freed.</summary>
+    /// <summary>
+    /// Frees every retired block no reader can still hold; returns how many were freed. Collections run one
+    /// at a time: when this returns, no queued collection is still freeing.
+    /// </summary>
     public static int Collect()
+    {
+        lock (s_collectLock) return CollectCore();
+    }
+
+    static int CollectCore()
     {
         // Blocks retired after this point carry larger tags, so readers idle during the scan cannot matter.
         long oldest = Volatile.Read(ref s_epoch);
-        Interlocked.MemoryBarrier();
+        // Every reader's slot store made before this point is visible after it (see the class comment).
+        Interlocked.MemoryBarrierProcessWide();
         foreach (var slot in Volatile.Read(ref s_slots))
         {
             long e = Volatile.Read(ref slot.Epoch);

@@ -93,6 +93,8 @@ public static class MapFactory
                 CheckCommon(d);
                 if (d.Type == MapType.PerCpuArray && d.ValueSize > MaxPerCpuValueSize) Fail(d, Errno.E2BIG, $"per-CPU value_size {d.ValueSize} exceeds {MaxPerCpuValueSize}");
                 if (d.Type == MapType.PerCpuArray && (d.Flags & MapFlags.Mmapable) != 0) Fail(d, Errno.EINVAL, "per-CPU arrays cannot be mmapable");
+                if (d.Type == MapType.PerCpuArray && (long)Native.Round8(d.ValueSize) * d.MaxEntries > PerCpuArrayMap.MaxRegion)
+                    Fail(d, Errno.ENOMEM, "the map's slots for one CPU exceed 2 GiB");
                 CheckSpinLock(d, allowed: d.Type == MapType.Array);
                 return d.Type == MapType.Array ? new ArrayMap(d) : new PerCpuArrayMap(d);
 

@@ -4,41 +4,54 @@ namespace BpfJit.Runtime.Maps;
 /// BPF_MAP_TYPE_PERCPU_ARRAY: like <see cref="ArrayMap"/> with one slot per CPU (<see cref="Cpu.Count"/>)
 /// in each element. A program sees and writes the slot of the processor it runs on; userspace reads and
 /// writes all slots at once, each rounded up to 8 bytes, as the kernel's syscall does.
+/// <para>
+/// Layout: one region per CPU, each holding every element's slot for that CPU and starting on its own
+/// cache line, as the kernel's per-CPU areas are separate. Slots of one element on different CPUs are
+/// therefore never on one cache line: programs updating a counter on two processors do not make the line
+/// bounce between them (with the slots of an element side by side, the dispatcher's per-CPU metrics
+/// stopped two threads from scaling).
+/// </para>
 /// </summary>
 public sealed unsafe class PerCpuArrayMap : BpfMap
 {
+    const int CacheLine = 64;
     readonly byte* _data;
-    readonly int _slot;      // value_size rounded up to 8
-    readonly int _element;   // _slot * Cpu.Count
+    readonly int _slot;        // value_size rounded up to 8
+    readonly nuint _region;    // one CPU's slots: MaxEntries * _slot rounded up to a cache line
+
+    /// <summary>The largest region of one CPU's slots (<see cref="SlotStride"/> is an int).</summary>
+    internal const long MaxRegion = int.MaxValue & ~(CacheLine - 1);
 
     internal PerCpuArrayMap(MapDefinition definition) : base(definition)
     {
         _slot = Native.Round8(ValueSize);
-        _element = _slot * Cpu.Count;
-        _data = Native.Alloc((nuint)_element * (nuint)MaxEntries, 64);
+        _region = ((nuint)MaxEntries * (nuint)_slot + CacheLine - 1) & ~(nuint)(CacheLine - 1);
+        _data = Native.Alloc(_region * (nuint)Cpu.Count, CacheLine);
     }
 
     /// <summary>value_size rounded up to 8, times the number of CPUs.</summary>
-    public override int UserValueSize => _element;
+    public override int UserValueSize => _slot * Cpu.Count;
 
     /// <summary>The address of element 0's slot for CPU 0; CPU c's slot of element i is at <c>Data + i * ElementStride + c * SlotStride</c>.</summary>
     public ulong Data => (ulong)_data;
 
-    /// <summary>The distance between the CPU slots of one element (value_size rounded up to 8).</summary>
-    public int SlotStride => _slot;
+    /// <summary>The distance between the CPU slots of one element: one CPU's region (a multiple of the cache line).</summary>
+    public int SlotStride => (int)_region;
 
-    /// <summary>The distance between elements (<see cref="SlotStride"/> times <see cref="Cpu.Count"/>).</summary>
-    public int ElementStride => _element;
+    /// <summary>The distance between consecutive elements' slots for one CPU (value_size rounded up to 8).</summary>
+    public int ElementStride => _slot;
+
+    byte* SlotOf(uint index, int cpu) => _data + (nuint)cpu * _region + (nuint)index * (nuint)_slot;
 
     /// <summary>The address of <paramref name="cpu"/>'s slot of element <paramref name="index"/>, or 0.</summary>
     public ulong SlotAddress(uint index, int cpu) =>
-        index < (uint)MaxEntries && (uint)cpu < (uint)Cpu.Count ? (ulong)(_data + (nuint)index * (nuint)_element + (nuint)(cpu * _slot)) : 0;
+        index < (uint)MaxEntries && (uint)cpu < (uint)Cpu.Count ? (ulong)SlotOf(index, cpu) : 0;
 
     /// <inheritdoc />
     public override ulong LookupElem(ulong keyPtr)
     {
         uint index = *(uint*)keyPtr;
-        return index < (uint)MaxEntries ? (ulong)(_data + (nuint)index * (nuint)_element + (nuint)(Cpu.Current() * _slot)) : 0;
+        return index < (uint)MaxEntries ? (ulong)SlotOf(index, Cpu.Current()) : 0;
     }
 
     /// <inheritdoc />
@@ -46,7 +59,7 @@ public sealed unsafe class PerCpuArrayMap : BpfMap
     {
         uint index = *(uint*)keyPtr;
         if (index >= (uint)MaxEntries || cpu >= (ulong)Cpu.Count) return 0;
-        return (ulong)(_data + (nuint)index * (nuint)_element + (nuint)((int)cpu * _slot));
+        return (ulong)SlotOf(index, (int)cpu);
     }
 
     /// <inheritdoc />
@@ -54,8 +67,7 @@ public sealed unsafe class PerCpuArrayMap : BpfMap
     {
         int check = CheckUpdate((byte*)keyPtr, flags);
         if (check != 0) return check;
-        byte* slot = _data + (nuint)(*(uint*)keyPtr) * (nuint)_element + (nuint)(Cpu.Current() * _slot);
-        Native.Copy((byte*)valuePtr, slot, ValueSize);
+        Native.Copy((byte*)valuePtr, SlotOf(*(uint*)keyPtr, Cpu.Current()), ValueSize);
         return 0;
     }
 
@@ -72,7 +84,7 @@ public sealed unsafe class PerCpuArrayMap : BpfMap
         {
             key = i;
             calls++;
-            ulong value = (ulong)(_data + (nuint)i * (nuint)_element + (nuint)(cpu * _slot));
+            ulong value = (ulong)SlotOf(i, cpu);
             if (callback(Handle, (ulong)&key, value, callbackCtx, 0) != 0) break;
         }
         return calls;
@@ -92,7 +104,8 @@ public sealed unsafe class PerCpuArrayMap : BpfMap
     {
         uint index = *(uint*)key;
         if (index >= (uint)MaxEntries) return -Errno.ENOENT;
-        Native.Copy(_data + (nuint)index * (nuint)_element, value, _element);
+        for (int cpu = 0; cpu < Cpu.Count; cpu++)
+            Native.Copy(SlotOf(index, cpu), value + cpu * _slot, _slot);
         return 0;
     }
 
@@ -101,9 +114,8 @@ public sealed unsafe class PerCpuArrayMap : BpfMap
     {
         int check = CheckUpdate(key, flags);
         if (check != 0) return check;
-        byte* element = _data + (nuint)(*(uint*)key) * (nuint)_element;
         for (int cpu = 0; cpu < Cpu.Count; cpu++)
-            Native.Copy(value + cpu * _slot, element + cpu * _slot, ValueSize);
+            Native.Copy(value + cpu * _slot, SlotOf(*(uint*)key, cpu), ValueSize);
         return 0;
     }
 
@@ -118,7 +130,9 @@ public sealed unsafe class PerCpuArrayMap : BpfMap
     {
         ulong data = (ulong)_data, offset = address - data;
         length = ValueSize;
-        start = data + Math.Min(offset / (ulong)_slot, (ulong)(Cpu.Count * MaxEntries) - 1) * (ulong)_slot;
+        ulong cpu = Math.Min(offset / _region, (ulong)Cpu.Count - 1);
+        ulong index = Math.Min((offset - cpu * _region) / (ulong)_slot, (ulong)MaxEntries - 1);
+        start = data + cpu * _region + index * (ulong)_slot;
         return address >= data && Near(address, start, _slot);
     }
 

@@ -63,7 +63,9 @@ public sealed unsafe class SkLookupContext : IDisposable
     /// <summary>Allocates a zeroed block.</summary>
     public SkLookupContext()
     {
-        _block = Maps.Native.Alloc(SkLookupLayout.BlockSize);
+        // Whole cache lines: each lookup thread writes its own block, and no other allocation (another
+        // thread's block) shares a line with it.
+        _block = Maps.Native.Alloc(SkLookupLayout.BlockSize, 64);
         Checked.MemoryRegions.Register((ulong)_block, SkLookupLayout.Size, Checked.MemoryRegionKind.Context);
         Clear();
     }

@@ -81,7 +81,7 @@ public sealed class SkLookupHook
         if (programs.Length == 0) return new HookVerdict(true, 0, false) { Skipped = true };
         var ctx = t_ctx ??= new SkLookupContext();
         ctx.Fill(packet);
-        return RunArray(programs, ctx);
+        return Aggregate(programs, ctx);
     }
 
     /// <summary>The run-array aggregation over an already filled context (also used by test runs).</summary>
@@ -89,11 +89,16 @@ public sealed class SkLookupHook
     {
         ArgumentNullException.ThrowIfNull(programs);
         ArgumentNullException.ThrowIfNull(ctx);
+        return Aggregate(programs as SkLookupProgram[] ?? [.. programs], ctx);
+    }
+
+    // The aggregation on an array: no interface call per program on the lookup path.
+    static HookVerdict Aggregate(SkLookupProgram[] programs, SkLookupContext ctx)
+    {
         nint selected = 0;
         bool noReuseport = false, allPass = true;
-        for (int i = 0; i < programs.Count; i++)
+        foreach (var program in programs)
         {
-            var program = programs[i];
             ctx.SelectedSocket = selected;
             ctx.NoReuseport = noReuseport;
             uint ret = program.Run(ctx.Address);

@@ -12,10 +12,12 @@ public sealed class SkLookupProgram
     static int s_nextId;
     readonly BpfEntry _entry;
     // Run counts per processor, one cache line each: every run is counted without making the threads
-    // that run a program share (and bounce) one line.
+    // that run a program share (and bounce) one line. Processor c's counter is at index (c + 1) * Stride:
+    // the first line of the array holds its header (the length every run's bounds check reads) and is
+    // never written, and a padding line after the last counter keeps the next heap object off it.
     const int CounterStride = 8;
     static readonly int s_counterMask = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Environment.ProcessorCount) - 1;
-    readonly long[] _runs = new long[(s_counterMask + 1) * CounterStride];
+    readonly long[] _runs = new long[(s_counterMask + 3) * CounterStride];
 
     SkLookupProgram(string name, Instruction[] code, IBpfEngine engine, HelperTable helpers, ProgramFacts? facts)
     {
@@ -77,7 +79,7 @@ public sealed class SkLookupProgram
         get
         {
             long sum = 0;
-            for (int i = 0; i < _runs.Length; i += CounterStride) sum += Interlocked.Read(ref _runs[i]);
+            for (int i = CounterStride; i < _runs.Length - CounterStride; i += CounterStride) sum += Interlocked.Read(ref _runs[i]);
             return sum;
         }
     }
@@ -85,7 +87,7 @@ public sealed class SkLookupProgram
     /// <summary>Runs once on the context block at <paramref name="ctx"/> and returns r0 truncated to 32 bits, as the kernel's run array does.</summary>
     public uint Run(nint ctx)
     {
-        Interlocked.Increment(ref _runs[(Thread.GetCurrentProcessorId() & s_counterMask) * CounterStride]);
+        Interlocked.Increment(ref _runs[((Thread.GetCurrentProcessorId() & s_counterMask) + 1) * CounterStride]);
         return (uint)_entry((ulong)ctx, 0);
     }
 
