@@ -94,6 +94,43 @@ public sealed unsafe class RedirIp6Baseline(SockMap redirMap) : SkLookupBaseline
     }
 }
 
+/// <summary>The tubular-style dispatcher's LPM key (tests/programs/dispatcher.c, perf/programs/lpm_lookup.c), shared by their baselines.</summary>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Pack = 1)]
+internal struct BindingKey
+{
+    /// <summary>The LPM prefix length (19 × 8 for a full key).</summary>
+    public uint PrefixLen;
+    /// <summary>The IP protocol.</summary>
+    public byte Protocol;
+    /// <summary>The local port (host order).</summary>
+    public ushort Port;
+    /// <summary>The local address, IPv4 as ::ffff:a.b.c.d.</summary>
+    public UInt128 Ip;
+
+    /// <summary>Fills <see cref="Ip"/> from the context's family and local address, as the programs do (zero for other families).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void FillAddress(nint ctx, BindingKey* key)
+    {
+        uint* ip = (uint*)((byte*)key + 7);
+        uint family = Read(ctx, L.Family);
+        if (family == (uint)SocketFamily.Inet)
+        {
+            ip[0] = 0; ip[1] = 0; ip[2] = 0xffff0000; ip[3] = Read(ctx, L.LocalIp4);
+        }
+        else if (family == (uint)SocketFamily.Inet6)
+        {
+            ip[0] = Read(ctx, L.LocalIp6); ip[1] = Read(ctx, L.LocalIp6 + 4);
+            ip[2] = Read(ctx, L.LocalIp6 + 8); ip[3] = Read(ctx, L.LocalIp6 + 12);
+        }
+        else
+        {
+            key->Ip = 0;
+        }
+    }
+
+    static unsafe uint Read(nint ctx, int offset) => *(uint*)((byte*)ctx + offset);
+}
+
 /// <summary>
 /// tests/programs/dispatcher.c, the tubular-style dispatcher: two LPM_TRIE lookups of
 /// (protocol, port, address) — exact port, then port 0 — the longer prefix wins; the binding's id
@@ -101,16 +138,6 @@ public sealed unsafe class RedirIp6Baseline(SockMap redirMap) : SkLookupBaseline
 /// </summary>
 public sealed unsafe class DispatcherBaseline(LpmTrieMap bindings, PerCpuArrayMap metrics, SockMap sockets) : SkLookupBaseline
 {
-    /// <summary>The packed 23-byte LPM key: prefixlen, protocol, port, 16 address bytes.</summary>
-    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Pack = 1)]
-    struct Key
-    {
-        public uint PrefixLen;
-        public byte Protocol;
-        public ushort Port;
-        public UInt128 Ip;
-    }
-
     /// <summary>Binds to the object's maps <c>bindings</c>, <c>destination_metrics</c> and <c>sockets</c>.</summary>
     public DispatcherBaseline(IReadOnlyList<BpfMap> maps)
         : this(MapOf<LpmTrieMap>(maps, "bindings"), MapOf<PerCpuArrayMap>(maps, "destination_metrics"), MapOf<SockMap>(maps, "sockets")) { }
@@ -121,25 +148,11 @@ public sealed unsafe class DispatcherBaseline(LpmTrieMap bindings, PerCpuArrayMa
     /// <inheritdoc />
     public override uint Run(nint ctx)
     {
-        Key key;
+        BindingKey key;
         key.PrefixLen = 19 * 8;
         key.Protocol = (byte)U32(ctx, L.Protocol);
         key.Port = (ushort)U32(ctx, L.LocalPort);
-        uint* ip = (uint*)((byte*)&key + 7);
-        uint family = U32(ctx, L.Family);
-        if (family == (uint)SocketFamily.Inet)
-        {
-            ip[0] = 0; ip[1] = 0; ip[2] = 0xffff0000; ip[3] = U32(ctx, L.LocalIp4);
-        }
-        else if (family == (uint)SocketFamily.Inet6)
-        {
-            ip[0] = U32(ctx, L.LocalIp6); ip[1] = U32(ctx, L.LocalIp6 + 4);
-            ip[2] = U32(ctx, L.LocalIp6 + 8); ip[3] = U32(ctx, L.LocalIp6 + 12);
-        }
-        else
-        {
-            key.Ip = 0;
-        }
+        BindingKey.FillAddress(ctx, &key);
         ulong bind = bindings.LookupElem((ulong)&key);
         key.Port = 0;
         ulong wildcard = bindings.LookupElem((ulong)&key);
@@ -180,44 +193,15 @@ public sealed unsafe class DispatcherBaseline(LpmTrieMap bindings, PerCpuArrayMa
 /// </summary>
 public sealed unsafe class LpmLookupBaseline(LpmTrieMap bindings) : SkLookupBaseline
 {
-    /// <summary>The packed 23-byte LPM key: prefixlen, protocol, port, 16 address bytes.</summary>
-    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Pack = 1)]
-    struct Key
-    {
-        public uint PrefixLen;
-        public byte Protocol;
-        public ushort Port;
-        public UInt128 Ip;
-    }
-
     /// <summary>Binds to the object's map <c>bindings</c>.</summary>
     public LpmLookupBaseline(IReadOnlyList<BpfMap> maps) : this(MapOf<LpmTrieMap>(maps, "bindings")) { }
 
     /// <inheritdoc />
     public override string Name => "lpm_lookup";
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void FillAddress(nint ctx, Key* key)
-    {
-        uint* ip = (uint*)((byte*)key + 7);
-        uint family = U32(ctx, L.Family);
-        if (family == (uint)SocketFamily.Inet)
-        {
-            ip[0] = 0; ip[1] = 0; ip[2] = 0xffff0000; ip[3] = U32(ctx, L.LocalIp4);
-        }
-        else if (family == (uint)SocketFamily.Inet6)
-        {
-            ip[0] = U32(ctx, L.LocalIp6); ip[1] = U32(ctx, L.LocalIp6 + 4);
-            ip[2] = U32(ctx, L.LocalIp6 + 8); ip[3] = U32(ctx, L.LocalIp6 + 12);
-        }
-        else
-        {
-            key->Ip = 0;
-        }
-    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    uint IdOf(Key* key)
+    uint IdOf(BindingKey* key)
     {
         ulong bind = bindings.LookupElem((ulong)key);
         return bind == 0 ? 0 : *(uint*)bind;
@@ -226,11 +210,11 @@ public sealed unsafe class LpmLookupBaseline(LpmTrieMap bindings) : SkLookupBase
     /// <inheritdoc />
     public override uint Run(nint ctx)
     {
-        Key key;
+        BindingKey key;
         key.PrefixLen = 19 * 8;
         key.Protocol = (byte)U32(ctx, L.Protocol);
         key.Port = (ushort)U32(ctx, L.LocalPort);
-        FillAddress(ctx, &key);
+        BindingKey.FillAddress(ctx, &key);
         uint sum = IdOf(&key);
         key.Port = 0;
         sum += IdOf(&key);
