@@ -107,6 +107,18 @@ internal struct BindingKey
     /// <summary>The local address, IPv4 as ::ffff:a.b.c.d.</summary>
     public UInt128 Ip;
 
+    /// <summary>The full-length key of a lookup context: its protocol, local port and local address.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe BindingKey FromContext(nint ctx)
+    {
+        BindingKey key;
+        key.PrefixLen = 19 * 8;
+        key.Protocol = (byte)Read(ctx, L.Protocol);
+        key.Port = (ushort)Read(ctx, L.LocalPort);
+        FillAddress(ctx, &key);
+        return key;
+    }
+
     /// <summary>Fills <see cref="Ip"/> from the context's family and local address, as the programs do (zero for other families).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe void FillAddress(nint ctx, BindingKey* key)
@@ -148,11 +160,7 @@ public sealed unsafe class DispatcherBaseline(LpmTrieMap bindings, PerCpuArrayMa
     /// <inheritdoc />
     public override uint Run(nint ctx)
     {
-        BindingKey key;
-        key.PrefixLen = 19 * 8;
-        key.Protocol = (byte)U32(ctx, L.Protocol);
-        key.Port = (ushort)U32(ctx, L.LocalPort);
-        BindingKey.FillAddress(ctx, &key);
+        var key = BindingKey.FromContext(ctx);
         ulong bind = bindings.LookupElem((ulong)&key);
         key.Port = 0;
         ulong wildcard = bindings.LookupElem((ulong)&key);
@@ -210,11 +218,7 @@ public sealed unsafe class LpmLookupBaseline(LpmTrieMap bindings) : SkLookupBase
     /// <inheritdoc />
     public override uint Run(nint ctx)
     {
-        BindingKey key;
-        key.PrefixLen = 19 * 8;
-        key.Protocol = (byte)U32(ctx, L.Protocol);
-        key.Port = (ushort)U32(ctx, L.LocalPort);
-        BindingKey.FillAddress(ctx, &key);
+        var key = BindingKey.FromContext(ctx);
         uint sum = IdOf(&key);
         key.Port = 0;
         sum += IdOf(&key);
