@@ -125,6 +125,7 @@ public class TieredTests
     [Test]
     public void SkLookupProgramRunsOnATieredEngine()
     {
+        using var stats = BpfStats.Enable();   // run_cnt counts only while statistics are on
         var gate = new TaskCompletionSource();
         var engine = new JitEngine(new JitOptions { Tiered = true, TierUpDelay = gate.Task });
         // return ctx->local_port == 80 ? SK_PASS : SK_DROP

@@ -71,6 +71,7 @@ public class HookTests
     [TestCaseSource(nameof(AggregationCases))]
     public void Aggregation(string engine, string[] programs, string expect)
     {
+        using var stats = BpfStats.Enable();   // run_cnt counts only while statistics are on
         var w = new World();
         var loaded = programs.Select(p => Load(engine, Asm(w, p), p)).ToArray();
         foreach (var p in loaded) w.Ns.SkLookup.Attach(p);

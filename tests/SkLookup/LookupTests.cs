@@ -15,6 +15,7 @@ public class LookupTests
     [TestCaseSource(typeof(Engines), nameof(Engines.Names))]
     public void ConnectedSocketsBypassThePrograms(string engine)
     {
+        using var stats = BpfStats.Enable();   // run_cnt counts only while statistics are on
         var ns = new NetNamespace();
         var listener = Tcp(ns, "127.0.0.1:7007");
         var established = ns.Sockets.Create(SocketFamily.Inet, SocketProtocol.Tcp);

@@ -22,6 +22,7 @@ public class SharedLineTests
     [Test]
     public unsafe void RunCountersHaveALineEachAwayFromTheArrayHeader()
     {
+        using var stats = BpfStats.Enable();   // run_cnt counts only while statistics are on
         var program = Load("jit", "mov %r0, 1\nexit");
         var runs = Counters(program);
         // The counters are the elements RunCount sums: find them one element at a time.
@@ -57,6 +58,7 @@ public class SharedLineTests
     [Test]
     public void RunCountIsExactFromSeveralThreads()
     {
+        using var stats = BpfStats.Enable();   // run_cnt counts only while statistics are on
         var program = Load("jit", "mov %r0, 1\nexit");
         const int threads = 4, runs = 5000;
         var workers = Enumerable.Range(0, threads).Select(_ => new Thread(() =>

@@ -73,6 +73,7 @@ public class TestRunTests
     [TestCaseSource(nameof(Cases))]
     public void Validation(string engine, string name)
     {
+        using var stats = BpfStats.Enable();   // run_cnt counts only while statistics are on
         var (_, make, errno) = Table().Single(t => t.Item1 == name);
         var request = make();
         var program = Load(engine, "mov %r0, 1\nexit");
@@ -101,6 +102,7 @@ public class TestRunTests
     [TestCaseSource(typeof(Engines), nameof(Engines.Names))]
     public void CookieAndVerdicts(string engine)
     {
+        using var stats = BpfStats.Enable();   // run_cnt counts only while statistics are on
         var ns = new NetNamespace();
         var a = Tcp(ns, "127.0.0.1:0");
         var b = Tcp(ns, "127.0.0.1:0");

@@ -73,24 +73,36 @@ internal sealed unsafe class LpmPrefixIndex
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static ulong HeadMask(uint bits) => BinaryPrimitives.ReverseEndianness(ulong.MaxValue << (int)(64 - bits));
 
-    /// <summary>The hash of the first <paramref name="length"/> bits of <paramref name="words"/> and of the length itself.</summary>
+    /// <summary>
+    /// The hash of key word <paramref name="index"/>: a seeded multiply whose high half is folded down. Words are
+    /// hashed independently and summed (<see cref="Hash"/>), so the multiplies of a key's words run in parallel
+    /// and a lookup hashes each full word once for every prefix length it probes.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    ulong WordHash(ulong word, uint index)
+    {
+        ulong x = (word ^ _seed ^ (index * K2)) * K1;
+        return x ^ (x >> 32);
+    }
+
+    /// <summary>The hash of a prefix length over the summed hashes of its full words (<paramref name="fullSum"/>) and its masked tail word.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    ulong Finish(ulong fullSum, ulong* words, uint length)
+    {
+        ulong h = fullSum + length * K1;
+        uint full = length >> 6;
+        if ((length & 63) != 0) h += WordHash(words[full] & HeadMask(length & 63), full);
+        h = (h ^ (h >> 32)) * K2;
+        return h ^ (h >> 29);
+    }
+
+    /// <summary>The hash of the first <paramref name="length"/> bits of <paramref name="words"/> and of the length itself.</summary>
     ulong Hash(ulong* words, uint length)
     {
-        ulong h = _seed ^ (length * K1);
+        ulong sum = 0;
         uint full = length >> 6;
-        for (uint i = 0; i < full; i++)
-        {
-            h = (h ^ words[i]) * K1;
-            h ^= h >> 29;
-        }
-        if ((length & 63) != 0)
-        {
-            h = (h ^ (words[full] & HeadMask(length & 63))) * K1;
-            h ^= h >> 29;
-        }
-        h = (h ^ (h >> 32)) * K2;
-        return h ^ (h >> 31);
+        for (uint i = 0; i < full; i++) sum += WordHash(words[i], i);
+        return Finish(sum, words, length);
     }
 
     /// <summary>True when the first <paramref name="length"/> bits of both word arrays are equal.</summary>
@@ -132,34 +144,51 @@ internal sealed unsafe class LpmPrefixIndex
         for (int length = _lengthCounts.Length - 1; length >= 0; length--)
         {
             if ((uint)length > keyPrefix || Volatile.Read(ref _lengthCounts[length]) == 0) continue;
-            byte* node = ProbeOne(table, mask, keyWords, (uint)length);
+            byte* node = ProbeOne(table, mask, keyWords, (uint)length, Hash(keyWords, (uint)length));
             if (node != null) return node;
         }
         return null;
     }
 
+    [SkipLocalsInit]
     byte* Probe(int* lengths, int count, ulong* keyWords, uint keyPrefix)
     {
         byte* table = (byte*)Volatile.Read(ref _table);
         ulong mask = *(ulong*)table;
         uint* list = (uint*)(lengths + 1);
-        for (int i = 0; i < count; i++)
+        int i = 0;
+        while (list[i] > keyPrefix)
+            if (++i == count) return null;
+        // The lengths are longest first: sums[k] is the summed hash of the key's first k full words, for every
+        // k a probed length needs (each word is hashed once for all of them).
+        Unsafe.SkipInit(out FullWordSums sums);
+        ulong* sum = (ulong*)Unsafe.AsPointer(ref sums);
+        uint top = list[i] >> 6;
+        ulong acc = 0;
+        sum[0] = 0;
+        for (uint w = 0; w < top; w++) sum[w + 1] = acc += WordHash(keyWords[w], w);
+        for (; i < count; i++)
         {
             uint length = list[i];
-            if (length > keyPrefix) continue;
-            byte* node = ProbeOne(table, mask, keyWords, length);
+            byte* node = ProbeOne(table, mask, keyWords, length, Finish(sum[length >> 6], keyWords, length));
             if (node != null) return node;
         }
         return null;
+    }
+
+    /// <summary>Room for the summed word hashes of the longest key (<see cref="MapFactory.MaxLpmDataSize"/> bytes) and the empty sum.</summary>
+    [InlineArray(MapFactory.MaxLpmDataSize / 8 + 1)]
+    struct FullWordSums
+    {
+        ulong _first;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static ulong* FilterOf(byte* table, ulong mask) => (ulong*)(table + HeaderBytes + (mask + 1) * SlotBytes);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    byte* ProbeOne(byte* table, ulong mask, ulong* keyWords, uint length)
+    byte* ProbeOne(byte* table, ulong mask, ulong* keyWords, uint length, ulong h)
     {
-        ulong h = Hash(keyWords, length);
         uint tag = (uint)(h >> 32);
         // The filter is small enough to stay in cache: a length the key has no entry for costs no table miss.
         ulong bit = tag & (mask * FilterBitsPerSlot + FilterBitsPerSlot - 1);

@@ -144,13 +144,23 @@ public sealed unsafe class LpmTrieMap : BpfMap
 
     /// <summary>The node holding the longest stored prefix of the key, or null: the index, or the trie walk when it is inactive.</summary>
     [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     byte* Longest(byte* key)
     {
         uint keyPrefix = *(uint*)key;
-        ulong* words = stackalloc ulong[MaxKeyWords];
+        // A struct local, not stackalloc: no stack-cookie check on every lookup.
+        Unsafe.SkipInit(out KeyWordBuffer buffer);
+        ulong* words = (ulong*)Unsafe.AsPointer(ref buffer);
         PadKey(key + 4, words);
         byte* found = _index.Longest(words, keyPrefix, out bool probed);
         return probed ? found : Walk(key + 4, words, keyPrefix);
+    }
+
+    /// <summary>The padded data of the longest key (<see cref="MaxKeyWords"/> words).</summary>
+    [InlineArray(MaxKeyWords)]
+    struct KeyWordBuffer
+    {
+        ulong _first;
     }
 
     /// <summary>The node holding the longest stored prefix of the key, found by walking the trie (longest_prefix_match).</summary>
@@ -223,6 +233,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     public int IndexCapacity => _index.Capacity;
 
     /// <inheritdoc />
+    [SkipLocalsInit]
     public override ulong LookupElem(ulong keyPtr)
     {
         if (*(uint*)keyPtr > _maxPrefix) return 0;

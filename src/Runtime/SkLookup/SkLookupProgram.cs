@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using BpfJit.Frontend;
 
 namespace BpfJit.Runtime.SkLookup;
@@ -11,8 +13,9 @@ public sealed class SkLookupProgram
 {
     static int s_nextId;
     readonly BpfEntry _entry;
-    // Run counts per processor, one cache line each: every run is counted without making the threads
-    // that run a program share (and bounce) one line. Processor c's counter is at index (c + 1) * Stride:
+    // Run statistics per processor (count, then time in Stopwatch ticks), one cache line each: every run is
+    // counted without making the threads that run a program share (and bounce) one line. Processor c's
+    // counters are at index (c + 1) * Stride:
     // the first line of the array holds its header (the length every run's bounds check reads) and is
     // never written, and a padding line after the last counter keeps the next heap object off it.
     const int CounterStride = 8;
@@ -73,22 +76,39 @@ public sealed class SkLookupProgram
     /// <summary>The helpers calls resolve against.</summary>
     public HelperTable Helpers { get; }
 
-    /// <summary>How many times the program ran (hook runs and test runs).</summary>
-    public long RunCount
+    /// <summary>
+    /// <c>run_cnt</c>: how many times the program ran (hook runs and test runs) while <see cref="BpfStats"/> was
+    /// enabled; 0 when statistics were never on, as in the kernel.
+    /// </summary>
+    public long RunCount => Sum(0);
+
+    /// <summary><c>run_time_ns</c>: the total time of the runs counted in <see cref="RunCount"/>.</summary>
+    public TimeSpan RunTime => Stopwatch.GetElapsedTime(0, Sum(1));
+
+    long Sum(int field)
     {
-        get
-        {
-            long sum = 0;
-            for (int i = CounterStride; i < _runs.Length - CounterStride; i += CounterStride) sum += Interlocked.Read(ref _runs[i]);
-            return sum;
-        }
+        long sum = 0;
+        for (int i = CounterStride; i < _runs.Length - CounterStride; i += CounterStride) sum += Interlocked.Read(ref _runs[i + field]);
+        return sum;
     }
 
     /// <summary>Runs once on the context block at <paramref name="ctx"/> and returns r0 truncated to 32 bits, as the kernel's run array does.</summary>
     public uint Run(nint ctx)
     {
-        Interlocked.Increment(ref _runs[((Thread.GetCurrentProcessorId() & s_counterMask) + 1) * CounterStride]);
-        return (uint)_entry((ulong)ctx, 0);
+        if (!BpfStats.On) return (uint)_entry((ulong)ctx, 0);
+        return RunCounted(ctx);
+    }
+
+    // With statistics on: the run and its time go to the current processor's counters (exact under concurrency).
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    uint RunCounted(nint ctx)
+    {
+        long start = Stopwatch.GetTimestamp();
+        uint ret = (uint)_entry((ulong)ctx, 0);
+        int slot = ((Thread.GetCurrentProcessorId() & s_counterMask) + 1) * CounterStride;
+        Interlocked.Increment(ref _runs[slot]);
+        Interlocked.Add(ref _runs[slot + 1], Stopwatch.GetTimestamp() - start);
+        return ret;
     }
 
     /// <inheritdoc />
