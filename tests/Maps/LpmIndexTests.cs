@@ -39,6 +39,14 @@ public unsafe class LpmIndexTests
     [TestCase(19, 12, 5)]        // the dispatcher's 152-bit data: three words, the last partial
     [TestCase(19, 153, 6)]       // every length of it
     [TestCase(40, 10, 7)]        // five whole words
+    [TestCase(1, 9, 8)]          // under one word,
+    [TestCase(7, 57, 9)]         //   every length of a 7-byte key,
+    [TestCase(8, 65, 10)]        //   one whole word,
+    [TestCase(12, 20, 11)]       //   a word and a half,
+    [TestCase(16, 129, 12)]      //   IPv6: two whole words, every length,
+    [TestCase(17, 24, 13)]       //   just over two words,
+    [TestCase(24, 193, 14)]      //   three whole words, every length;
+    [TestCase(25, 16, 15)]       //   and just over three
     public void AgreesWithTheModelAndTheWalk(int dataSize, int lengthSet, int seed)
     {
         var rng = new Random(seed);
