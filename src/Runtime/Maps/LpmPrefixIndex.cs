@@ -29,7 +29,7 @@ namespace BpfJit.Runtime.Maps;
 /// longest first.
 /// </para>
 /// </summary>
-internal sealed unsafe class LpmPrefixIndex
+internal unsafe struct LpmPrefixIndex
 {
     /// <summary>
     /// The most distinct prefix lengths a lookup probes; with more, <see cref="LpmTrieMap"/> walks the trie

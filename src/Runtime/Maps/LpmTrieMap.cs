@@ -49,7 +49,8 @@ public sealed unsafe class LpmTrieMap : BpfMap
     readonly Lock _writeLock = new();
     readonly NodePool _pool;
     readonly byte** _rootLink;     // native, so writers can hold its address like any child link
-    readonly LpmPrefixIndex _index;
+    // A struct field, not an object: a lookup reaches the published table and length list with one load fewer.
+    LpmPrefixIndex _index;
     int _count;
 
     internal LpmTrieMap(MapDefinition definition) : base(definition)

@@ -11,8 +11,15 @@ namespace BpfJit.Runtime.Sockets;
 public sealed unsafe class SockMap : SocketMapBase
 {
     readonly Sock?[] _slots;
+    // The slots' socket blocks (0 when empty), written with them: a program's lookup reads the block
+    // address with one load fewer than through the Sock object.
+    readonly nint[] _handles;
 
-    internal SockMap(MapDefinition definition) : base(Checked(definition)) => _slots = new Sock?[definition.MaxEntries];
+    internal SockMap(MapDefinition definition) : base(Checked(definition))
+    {
+        _slots = new Sock?[definition.MaxEntries];
+        _handles = new nint[definition.MaxEntries];
+    }
 
     static MapDefinition Checked(MapDefinition d)
     {
@@ -41,6 +48,7 @@ public sealed unsafe class SockMap : SocketMapBase
             if (old != null && flags == UpdateFlags.NoExist) return -Errno.EEXIST;
             if (old == null && flags == UpdateFlags.Exist) return -Errno.ENOENT;
             Volatile.Write(ref _slots[index], socket);
+            Volatile.Write(ref _handles[index], socket.Handle);
             return 0;
         });
     }
@@ -52,6 +60,7 @@ public sealed unsafe class SockMap : SocketMapBase
         {
             if (_slots[index] == null) return -Errno.EINVAL;
             Volatile.Write(ref _slots[index], null);
+            Volatile.Write(ref _handles[index], 0);
             return 0;
         }
     }
@@ -60,11 +69,23 @@ public sealed unsafe class SockMap : SocketMapBase
     protected override void RemoveAll(Sock s)
     {
         for (int i = 0; i < _slots.Length; i++)
-            if (_slots[i] == s) Volatile.Write(ref _slots[i], null);
+            if (_slots[i] == s)
+            {
+                Volatile.Write(ref _slots[i], null);
+                Volatile.Write(ref _handles[i], 0);
+            }
     }
 
     /// <inheritdoc />
-    public override ulong LookupElem(ulong keyPtr) => Acquire(Get(*(uint*)keyPtr));
+    public override ulong LookupElem(ulong keyPtr)
+    {
+        uint index = *(uint*)keyPtr;
+        if (index >= (uint)_handles.Length) return 0;
+        nint h = Volatile.Read(ref _handles[index]);
+        if (h == 0) return 0;
+        Sock.AddRef(h);
+        return (ulong)h;
+    }
 
     /// <inheritdoc />
     public override long UpdateElem(ulong keyPtr, ulong valuePtr, ulong flags) => Store(*(uint*)keyPtr, FromProgramValue(valuePtr), flags);
