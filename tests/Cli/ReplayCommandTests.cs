@@ -54,6 +54,31 @@ public class ReplayCommandTests
         }));
     }
 
+    [TestCase("interpreter")]
+    [TestCase("jit")]
+    public void StatsCountTheRunsOfEveryLookupThatReachedThePrograms(string engine)
+    {
+        // 12 packets, 3 skipped, no established socket in the scenario: the dispatcher runs 9 times.
+        var json = Json("replay", Capture, "--scenario", Scenario, "--engine", engine, "--stats");
+        var programs = json.GetProperty("programs").EnumerateArray().ToList();
+        Assert.That(programs.Select(p => p.GetProperty("name").GetString()), Is.EqualTo(new[] { "dispatcher" }));
+        Assert.That(programs[0].GetProperty("run_cnt").GetInt64(), Is.EqualTo(9));
+        Assert.That(programs[0].GetProperty("run_time_ns").GetInt64(), Is.GreaterThan(0));
+        Assert.That(Json("replay", Capture, "--scenario", Scenario, "--engine", engine).TryGetProperty("programs", out _), Is.False,
+            "without --stats nothing is counted or reported");
+    }
+
+    [Test]
+    public void StatsAddAProgramTableToTheText()
+    {
+        var (code, output, err) = Run("replay", Capture, "--scenario", Scenario, "--quiet", "--stats");
+        Assert.That(code, Is.EqualTo(0), err);
+        var lines = output.Split('\n').Select(l => System.Text.RegularExpressions.Regex.Replace(l.Trim(), @"\s+", " ")).ToList();
+        int header = lines.IndexOf("program id run_cnt run_time_ns");
+        Assert.That(header, Is.GreaterThan(0), output);
+        Assert.That(lines[header + 1], Does.Match(@"^dispatcher \d+ 9 [1-9]\d*$"));
+    }
+
     // A classic pcap written here, big-endian, Linux cooked link layer: the other reader path.
     static byte[] ClassicPcap(params byte[][] frames)
     {

@@ -6,18 +6,21 @@ using BpfJit.Runtime.SkLookup;
 
 namespace BpfJit.Cli.Commands;
 
-/// <summary><c>bpfjit replay CAPTURE --scenario FILE [--engine interpreter|jit] [--json]</c></summary>
+/// <summary><c>bpfjit replay CAPTURE --scenario FILE [--engine interpreter|jit] [--json] [--quiet] [--stats]</c></summary>
 public static class ReplayCommand
 {
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("replay", "run the socket lookup of each packet of a pcap/pcapng capture", """
-        usage: bpfjit replay CAPTURE.pcap|CAPTURE.pcapng --scenario FILE.json [--engine interpreter|jit] [--json] [--quiet]
+        usage: bpfjit replay CAPTURE.pcap|CAPTURE.pcapng --scenario FILE.json [--engine interpreter|jit] [--json] [--quiet] [--stats]
 
         Builds the scenario's socket table, maps and attached programs (its own lookups are not run),
         then for each IPv4/IPv6 TCP SYN or UDP datagram of the capture runs the lookup the kernel
         would: established sockets, the SK_LOOKUP programs, then listeners. Prints the decision per
         packet (socket NAME, refused, none; other packets are skipped with the reason) and a summary
         table: packets per socket, refused, none, skipped. --quiet prints only the summary.
+        --stats turns on run statistics for the replay (BPF_ENABLE_STATS) and adds, per attached program
+        in run order, its run_cnt and run_time_ns, as bpftool prog show reports them (the first runs
+        include .NET compiling the code they reach on first call).
         Link types: Ethernet (with VLAN tags), raw IP, Linux cooked (v1, v2), BSD loopback. A pcapng
         packet's interface id N gives ingress_ifindex N+1; pcap packets have ingress_ifindex 1.
         Packets are numbered from 1, as Wireshark does.
@@ -27,18 +30,20 @@ public static class ReplayCommand
                   "packets": [{"number": 3, "proto": "tcp", "from": "10.0.0.1:50000", "to": "1.2.3.1:443",
                                "ifindex": 1, "decision": "socket", "socket": "nginx-ssl"},
                               {"number": 4, "decision": "skipped", "reason": "..."}],
-                  "summary": {"sockets": {"nginx-ssl": 1}, "refused": 0, "none": 0, "skipped": 1, "total": 2}}
+                  "summary": {"sockets": {"nginx-ssl": 1}, "refused": 0, "none": 0, "skipped": 1, "total": 2},
+                  "programs": [{"name": "dispatcher", "id": 7, "run_cnt": 1, "run_time_ns": 2310}]}   (with --stats)
         Exit code 0 when every packet was read, 2 for bad usage, a bad scenario or a malformed capture
         (one line on stderr naming the file, the packet number and what is wrong).
 
         examples:
           bpfjit replay examples/captures/dispatcher.pcapng --scenario examples/dispatcher.json
           bpfjit replay traffic.pcap --scenario examples/dispatcher.json --engine jit --json
+          bpfjit replay examples/captures/dispatcher.pcapng --scenario examples/captures/replay.json --quiet --stats
         """, Run);
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
-        var args = new Args(argv, ["--scenario", "--engine"], ["--json", "--quiet"]);
+        var args = new Args(argv, ["--scenario", "--engine"], ["--json", "--quiet", "--stats"]);
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no CAPTURE given" : "give exactly one CAPTURE");
         string scenarioPath = args.Get("--scenario") ?? throw new UsageException("--scenario is required");
         var engine = ConformanceCommand.Engines[args.Choice("--engine", "interpreter", "interpreter", "jit")];
@@ -46,6 +51,8 @@ public static class ReplayCommand
         if (!File.Exists(capture)) throw new CaptureFormatException($"{capture}: no such file");
         var (format, packets) = CaptureReader.Read(capture);
         using var env = ScenarioBuilder.Build(scenarioPath, engine);
+        // Run statistics cost a counter update per run, so they are on only when asked for, as in the kernel.
+        using var stats = args.Has("--stats") ? BpfStats.Enable() : null;
 
         var rows = new List<Row>();
         foreach (var p in packets)
@@ -77,6 +84,11 @@ public static class ReplayCommand
         // Sockets that got nothing are listed too, in the scenario's order.
         var order = env.Sockets.Keys.Concat(perSocket.Keys.Where(k => !env.Sockets.ContainsKey(k))).ToList();
         int Count(string decision) => rows.Count(r => r.Decision == decision);
+        // Each attached program once (a program may be linked more than once), in run order.
+        var programs = args.Has("--stats")
+            ? env.Namespace.SkLookup.Links.Select(l => l.Program).DistinctBy(p => p.Id).ToList()
+            : [];
+        static long Nanoseconds(SkLookupProgram p) => (long)p.RunTime.TotalNanoseconds;
 
         if (args.Has("--json"))
         {
@@ -114,6 +126,20 @@ public static class ReplayCommand
                 w.WriteNumber("skipped", Count("skipped"));
                 w.WriteNumber("total", rows.Count);
                 w.WriteEndObject();
+                if (args.Has("--stats"))
+                {
+                    w.WriteStartArray("programs");
+                    foreach (var prog in programs)
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("name", prog.Name);
+                        w.WriteNumber("id", prog.Id);
+                        w.WriteNumber("run_cnt", prog.RunCount);
+                        w.WriteNumber("run_time_ns", Nanoseconds(prog));
+                        w.WriteEndObject();
+                    }
+                    w.WriteEndArray();
+                }
                 w.WriteEndObject();
             });
             return Cli.Ok;
@@ -135,6 +161,14 @@ public static class ReplayCommand
         stdout.WriteLine($"{"decision".PadRight(width)}  packets");
         foreach (var (name, count) in table) stdout.WriteLine($"{name.PadRight(width)}  {count,7}");
         stdout.WriteLine($"{"total".PadRight(width)}  {rows.Count,7}");
+        if (programs.Count > 0)
+        {
+            int nameWidth = Math.Max("program".Length, programs.Max(p => p.Name.Length));
+            stdout.WriteLine();
+            stdout.WriteLine($"{"program".PadRight(nameWidth)}  {"id",5}  {"run_cnt",9}  {"run_time_ns",12}");
+            foreach (var prog in programs)
+                stdout.WriteLine($"{prog.Name.PadRight(nameWidth)}  {prog.Id,5}  {prog.RunCount,9}  {Nanoseconds(prog),12}");
+        }
         return Cli.Ok;
     }
 
