@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using BpfJit.Runtime.Sockets;
 
@@ -102,23 +103,29 @@ public sealed unsafe class SkLookupContext : IDisposable
     /// </summary>
     public void Fill(in Packet packet)
     {
-        Clear();
-        Write32(SkLookupLayout.Family, (ushort)packet.Family);
-        Write32(SkLookupLayout.Protocol, (ushort)packet.Protocol);
+        byte* b = _block;
+        // Only the part programs and helpers read (the UAPI struct and no_reuseport) is rewritten per lookup;
+        // the rest of the block stays zero from construction.
+        Unsafe.InitBlockUnaligned(b, 0, LiveBytes);
+        *(uint*)(b + SkLookupLayout.Family) = (ushort)packet.Family;
+        *(uint*)(b + SkLookupLayout.Protocol) = (ushort)packet.Protocol;
         if (packet.Family == SocketFamily.Inet)
         {
-            Write32(SkLookupLayout.RemoteIp4, packet.From.Address.Ip4Raw);
-            Write32(SkLookupLayout.LocalIp4, packet.To.Address.Ip4Raw);
+            *(uint*)(b + SkLookupLayout.RemoteIp4) = packet.From.Address.Ip4Raw;
+            *(uint*)(b + SkLookupLayout.LocalIp4) = packet.To.Address.Ip4Raw;
         }
         else
         {
-            packet.From.Address.WriteBytes(new Span<byte>(_block + SkLookupLayout.RemoteIp6, 16));
-            packet.To.Address.WriteBytes(new Span<byte>(_block + SkLookupLayout.LocalIp6, 16));
+            Unsafe.WriteUnaligned(b + SkLookupLayout.RemoteIp6, BinaryPrimitives.ReverseEndianness(packet.From.Address.Bits));
+            Unsafe.WriteUnaligned(b + SkLookupLayout.LocalIp6, BinaryPrimitives.ReverseEndianness(packet.To.Address.Bits));
         }
-        BinaryPrimitives.WriteUInt16BigEndian(new Span<byte>(_block + SkLookupLayout.RemotePort, 2), packet.From.Port);
-        Write32(SkLookupLayout.LocalPort, packet.To.Port);
-        Write32(SkLookupLayout.IngressIfindex, (uint)packet.IngressIfindex);
+        *(ushort*)(b + SkLookupLayout.RemotePort) = BinaryPrimitives.ReverseEndianness(packet.From.Port);
+        *(uint*)(b + SkLookupLayout.LocalPort) = packet.To.Port;
+        *(uint*)(b + SkLookupLayout.IngressIfindex) = (uint)packet.IngressIfindex;
     }
+
+    // The bytes Fill rewrites: the 72-byte UAPI struct and the hidden no_reuseport word, rounded to 16.
+    const uint LiveBytes = 80;
 
     /// <summary>
     /// Fills the block from a test run's validated user context, as
