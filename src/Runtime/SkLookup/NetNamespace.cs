@@ -96,7 +96,10 @@ public sealed class NetNamespace : IDisposable
         MapEpoch.Enter();
         try
         {
-            if (Sockets.LookupConnected(packet) is { } connected) return new LookupResult(LookupOutcome.Socket, connected, false);
+            // One fetch of the (protocol, port) bucket serves both socket-table steps; a bind that lands while the
+            // programs run is not seen by this lookup, as if it had come after it.
+            var bucket = Sockets.BucketOf(packet);
+            if (SocketTable.LookupConnected(bucket, packet) is { } connected) return new LookupResult(LookupOutcome.Socket, connected, false);
             var verdict = SkLookup.Run(packet);
             bool ran = !verdict.Skipped;
             if (!verdict.Pass) return new LookupResult(LookupOutcome.Refused, null, ran);
@@ -113,7 +116,7 @@ public sealed class NetNamespace : IDisposable
                 }
                 return new LookupResult(LookupOutcome.Socket, selected, ran);
             }
-            var listener = Sockets.LookupListener(packet, out bool refused);
+            var listener = SocketTable.LookupListener(bucket, packet, out bool refused);
             if (refused) return new LookupResult(LookupOutcome.Refused, null, ran);
             return listener != null ? new LookupResult(LookupOutcome.Socket, listener, ran) : new LookupResult(LookupOutcome.None, null, ran);
         }

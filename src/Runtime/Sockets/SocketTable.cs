@@ -135,9 +135,20 @@ public sealed class SocketTable
     /// The established TCP connection or connected UDP socket whose 4-tuple matches
     /// <paramref name="packet"/>: programs never run for these.
     /// </summary>
-    public Sock? LookupConnected(in Packet packet)
+    public Sock? LookupConnected(in Packet packet) => LookupConnected(BucketOf(packet), packet);
+
+    /// <summary>
+    /// The sockets bound to <paramref name="packet"/>'s protocol and destination port (an immutable snapshot),
+    /// or null: a lookup fetches it once for both <see cref="LookupConnected(Sock[], in Packet)"/> and
+    /// <see cref="LookupListener(Sock[], in Packet, out bool)"/>.
+    /// </summary>
+    internal Sock[]? BucketOf(in Packet packet) =>
+        _buckets.TryGetValue(Key(packet.Protocol, packet.To.Port), out var bucket) ? bucket : null;
+
+    /// <summary><see cref="LookupConnected(in Packet)"/> over a bucket from <see cref="BucketOf"/>.</summary>
+    internal static Sock? LookupConnected(Sock[]? bucket, in Packet packet)
     {
-        if (!_buckets.TryGetValue(Key(packet.Protocol, packet.To.Port), out var bucket)) return null;
+        if (bucket == null) return null;
         foreach (var s in bucket)
         {
             if (s.State != SockState.Connected || s.Peer is not { } peer || s.Local is not { } local) continue;
@@ -156,10 +167,13 @@ public sealed class SocketTable
     /// before a dual-stack one, a device-bound socket before an unbound one; then reuseport
     /// selection in the winner's group. <paramref name="refused"/> is set when a reuseport selector dropped the packet.
     /// </summary>
-    public Sock? LookupListener(in Packet packet, out bool refused)
+    public Sock? LookupListener(in Packet packet, out bool refused) => LookupListener(BucketOf(packet), packet, out refused);
+
+    /// <summary><see cref="LookupListener(in Packet, out bool)"/> over a bucket from <see cref="BucketOf"/>.</summary>
+    internal static Sock? LookupListener(Sock[]? bucket, in Packet packet, out bool refused)
     {
         refused = false;
-        if (!_buckets.TryGetValue(Key(packet.Protocol, packet.To.Port), out var bucket)) return null;
+        if (bucket == null) return null;
         var wanted = packet.Protocol == SocketProtocol.Tcp ? SockState.Listening : SockState.Bound;
         Sock? best = null;
         int bestScore = 0;
