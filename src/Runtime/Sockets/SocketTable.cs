@@ -13,12 +13,37 @@ public sealed class SocketTable
 {
     const int EphemeralFirst = 32768, EphemeralLast = 60999;
 
-    readonly ConcurrentDictionary<int, Sock[]> _buckets = new();
+    // The sockets bound to each (protocol, port), as immutable snapshots that writers replace under _gate:
+    // per protocol (TCP, UDP), 256 chunks of 256 ports, a chunk allocated at the first bind in it. A lookup
+    // reaches its bucket with three dependent loads and no hashing.
+    readonly Sock[]?[]?[][] _buckets = [new Sock[]?[]?[256], new Sock[]?[]?[256]];
     readonly ConcurrentDictionary<Sock, byte> _open = new();
     readonly Dictionary<(SocketProtocol, InetEndPoint), ReuseportGroup> _groups = [];
     readonly object _gate = new();
 
-    static int Key(SocketProtocol protocol, ushort port) => ((int)protocol << 16) | port;
+    static int ProtocolIndex(SocketProtocol protocol) => protocol == SocketProtocol.Tcp ? 0 : protocol == SocketProtocol.Udp ? 1 : -1;
+
+    /// <summary>The bucket of (<paramref name="protocol"/>, <paramref name="port"/>), or null when nothing is bound there.</summary>
+    Sock[]? Bucket(SocketProtocol protocol, ushort port)
+    {
+        int p = ProtocolIndex(protocol);
+        if (p < 0) return null;
+        var chunk = Volatile.Read(ref _buckets[p][port >> 8]);
+        return chunk == null ? null : Volatile.Read(ref chunk[port & 255]);
+    }
+
+    /// <summary>Publishes a new bucket for (<paramref name="protocol"/>, <paramref name="port"/>) (null: empty); <see cref="_gate"/> held.</summary>
+    void SetBucket(SocketProtocol protocol, ushort port, Sock[]? bucket)
+    {
+        var chunks = _buckets[ProtocolIndex(protocol)];
+        var chunk = chunks[port >> 8];
+        if (chunk == null)
+        {
+            if (bucket == null) return;
+            Volatile.Write(ref chunks[port >> 8], chunk = new Sock[]?[256]);
+        }
+        Volatile.Write(ref chunk[port & 255], bucket);
+    }
 
     /// <summary>Creates an unbound socket in this namespace.</summary>
     public Sock Create(SocketFamily family, SocketProtocol protocol)
@@ -45,8 +70,7 @@ public sealed class SocketTable
             {
                 throw new SocketErrorException(Errno.EADDRINUSE, $"socket {s}: {local} is in use by socket {other}");
             }
-            int key = Key(s.Protocol, local.Port);
-            _buckets.AddOrUpdate(key, [s], (_, old) => [.. old, s]);
+            SetBucket(s.Protocol, local.Port, Bucket(s.Protocol, local.Port) is { } old ? [.. old, s] : [s]);
             if (s.ReusePort)
             {
                 if (!_groups.TryGetValue((s.Protocol, local), out var group))
@@ -69,12 +93,10 @@ public sealed class SocketTable
         lock (_gate)
         {
             if (s.Local is not { } local) return;
-            int key = Key(s.Protocol, local.Port);
-            if (_buckets.TryGetValue(key, out var old))
+            if (Bucket(s.Protocol, local.Port) is { } old)
             {
                 var next = old.Where(x => x != s).ToArray();
-                if (next.Length == 0) _buckets.TryRemove(key, out _);
-                else _buckets[key] = next;
+                SetBucket(s.Protocol, local.Port, next.Length == 0 ? null : next);
             }
             if (s.ReuseportGroup is { } group)
             {
@@ -86,7 +108,7 @@ public sealed class SocketTable
 
     Sock? Conflict(Sock s, InetEndPoint local)
     {
-        if (!_buckets.TryGetValue(Key(s.Protocol, local.Port), out var bucket)) return null;
+        if (Bucket(s.Protocol, local.Port) is not { } bucket) return null;
         foreach (var o in bucket)
         {
             if (o == s || o.IsClosed || o.Local is not { } ol) continue;
@@ -142,8 +164,7 @@ public sealed class SocketTable
     /// or null: a lookup fetches it once for both <see cref="LookupConnected(Sock[], in Packet)"/> and
     /// <see cref="LookupListener(Sock[], in Packet, out bool)"/>.
     /// </summary>
-    internal Sock[]? BucketOf(in Packet packet) =>
-        _buckets.TryGetValue(Key(packet.Protocol, packet.To.Port), out var bucket) ? bucket : null;
+    internal Sock[]? BucketOf(in Packet packet) => Bucket(packet.Protocol, packet.To.Port);
 
     /// <summary><see cref="LookupConnected(in Packet)"/> over a bucket from <see cref="BucketOf"/>.</summary>
     internal static Sock? LookupConnected(Sock[]? bucket, in Packet packet)
