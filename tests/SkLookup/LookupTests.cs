@@ -160,4 +160,16 @@ public class LookupTests
         Assert.That(e!.Errno, Is.EqualTo(Errno.EADDRINUSE));
         Assert.DoesNotThrow(() => Udp(ns, $"127.0.0.1:{a.Local!.Value.Port}"), "UDP and TCP ports are separate");
     }
+
+    [Test]
+    public void OnlyTcpAndUdpSocketsExistAndOtherProtocolsFindNothing()
+    {
+        using var ns = new NetNamespace();
+        var e = Assert.Throws<SocketErrorException>(() => ns.Sockets.Create(SocketFamily.Inet, (SocketProtocol)132));
+        Assert.That(e!.Errno, Is.EqualTo(Errno.EPROTONOSUPPORT));
+        Assert.That(e.Message, Does.Contain("protocol 132").And.Contain("EPROTONOSUPPORT"));
+        Tcp(ns, "127.0.0.1:7007");
+        var r = ns.Lookup(new Packet((SocketProtocol)132, Ep("127.0.0.9:1000"), Ep("127.0.0.1:7007")));
+        Assert.That(r.Outcome, Is.EqualTo(LookupOutcome.None), "an SCTP packet finds neither the TCP listener nor a crash");
+    }
 }

@@ -27,6 +27,8 @@ public static class Errno
     public const int ENOPROTOOPT = 92;
     /// <summary>Protocol wrong type for socket.</summary>
     public const int EPROTOTYPE = 91;
+    /// <summary>Protocol not supported (socket(2) with a protocol other than TCP or UDP).</summary>
+    public const int EPROTONOSUPPORT = 93;
     /// <summary>Socket type not supported.</summary>
     public const int ESOCKTNOSUPPORT = 94;
     /// <summary>Operation not supported.</summary>
@@ -46,7 +48,7 @@ public static class Errno
     public static string Name(int errno) => Math.Abs(errno) switch
     {
         E2BIG => "E2BIG", EACCES => "EACCES", EEXIST => "EEXIST", EINVAL => "EINVAL", ENOSPC => "ENOSPC",
-        ERANGE => "ERANGE", ENOENT => "ENOENT", EPROTOTYPE => "EPROTOTYPE", ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
+        ERANGE => "ERANGE", ENOENT => "ENOENT", EPROTOTYPE => "EPROTOTYPE", EPROTONOSUPPORT => "EPROTONOSUPPORT", ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
         EOPNOTSUPP => "EOPNOTSUPP", EAFNOSUPPORT => "EAFNOSUPPORT", EADDRINUSE => "EADDRINUSE", EISCONN => "EISCONN", EFAULT => "EFAULT", ENOLINK => "ENOLINK", ENOPROTOOPT => "ENOPROTOOPT",
         ECONNREFUSED => "ECONNREFUSED", EBADF => "EBADF",
         int n => n.ToString(System.Globalization.CultureInfo.InvariantCulture),

@@ -45,9 +45,11 @@ public sealed class SocketTable
         Volatile.Write(ref chunk[port & 255], bucket);
     }
 
-    /// <summary>Creates an unbound socket in this namespace.</summary>
+    /// <summary>Creates an unbound socket in this namespace; -EPROTONOSUPPORT for a protocol other than TCP or UDP.</summary>
     public Sock Create(SocketFamily family, SocketProtocol protocol)
     {
+        if (ProtocolIndex(protocol) < 0)
+            throw new SocketErrorException(Errno.EPROTONOSUPPORT, $"socket: protocol {(int)protocol} is not supported (TCP 6 or UDP 17)");
         var s = new Sock(this, family, protocol);
         _open[s] = 0;
         return s;
