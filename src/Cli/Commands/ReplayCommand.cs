@@ -52,7 +52,8 @@ public static class ReplayCommand
         var (format, packets) = CaptureReader.Read(capture);
         using var env = ScenarioBuilder.Build(scenarioPath, engine);
         // Run statistics cost a counter update per run, so they are on only when asked for, as in the kernel.
-        using var stats = args.Has("--stats") ? BpfStats.Enable() : null;
+        bool withStats = args.Has("--stats");
+        using var stats = withStats ? BpfStats.Enable() : null;
 
         var rows = new List<Row>();
         foreach (var p in packets)
@@ -85,7 +86,7 @@ public static class ReplayCommand
         var order = env.Sockets.Keys.Concat(perSocket.Keys.Where(k => !env.Sockets.ContainsKey(k))).ToList();
         int Count(string decision) => rows.Count(r => r.Decision == decision);
         // Each attached program once (a program may be linked more than once), in run order.
-        var programs = args.Has("--stats")
+        var programs = withStats
             ? env.Namespace.SkLookup.Links.Select(l => l.Program).DistinctBy(p => p.Id).ToList()
             : [];
         static long Nanoseconds(SkLookupProgram p) => (long)p.RunTime.TotalNanoseconds;
@@ -126,7 +127,7 @@ public static class ReplayCommand
                 w.WriteNumber("skipped", Count("skipped"));
                 w.WriteNumber("total", rows.Count);
                 w.WriteEndObject();
-                if (args.Has("--stats"))
+                if (withStats)
                 {
                     w.WriteStartArray("programs");
                     foreach (var prog in programs)

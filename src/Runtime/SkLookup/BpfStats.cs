@@ -11,7 +11,7 @@ public static class BpfStats
 {
     static int s_enablers;
 
-    /// <summary>True while at least one <see cref="Enable"/> handle is undisposed.</summary>
+    /// <summary>True while at least one <see cref="Enable"/> handle is undisposed (read on every program run: one load).</summary>
     public static bool Enabled => Volatile.Read(ref s_enablers) > 0;
 
     /// <summary>
@@ -23,9 +23,6 @@ public static class BpfStats
         Interlocked.Increment(ref s_enablers);
         return new Handle();
     }
-
-    /// <summary>Read on every run: one load and a predicted branch when statistics are off.</summary>
-    internal static bool On => s_enablers > 0;
 
     sealed class Handle : IDisposable
     {

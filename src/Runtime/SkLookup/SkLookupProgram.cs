@@ -95,7 +95,7 @@ public sealed class SkLookupProgram
     /// <summary>Runs once on the context block at <paramref name="ctx"/> and returns r0 truncated to 32 bits, as the kernel's run array does.</summary>
     public uint Run(nint ctx)
     {
-        if (!BpfStats.On) return (uint)_entry((ulong)ctx, 0);
+        if (!BpfStats.Enabled) return (uint)_entry((ulong)ctx, 0);
         return RunCounted(ctx);
     }
 

@@ -78,7 +78,7 @@ public sealed unsafe class SockHash : SocketMapBase
     }
 
     /// <inheritdoc />
-    public override ulong LookupElem(ulong keyPtr) => Acquire(Get(new ReadOnlySpan<byte>((void*)keyPtr, KeySize)));
+    public override ulong LookupElem(ulong keyPtr) => Acquire(Get(new ReadOnlySpan<byte>((void*)keyPtr, KeySize))?.Handle ?? 0);
 
     /// <inheritdoc />
     public override long UpdateElem(ulong keyPtr, ulong valuePtr, ulong flags) => Store((byte*)keyPtr, FromProgramValue(valuePtr), flags);

@@ -80,11 +80,7 @@ public sealed unsafe class SockMap : SocketMapBase
     public override ulong LookupElem(ulong keyPtr)
     {
         uint index = *(uint*)keyPtr;
-        if (index >= (uint)_handles.Length) return 0;
-        nint h = Volatile.Read(ref _handles[index]);
-        if (h == 0) return 0;
-        Sock.AddRef(h);
-        return (ulong)h;
+        return index < (uint)_handles.Length ? Acquire(Volatile.Read(ref _handles[index])) : 0;
     }
 
     /// <inheritdoc />

@@ -97,16 +97,15 @@ public abstract unsafe class SocketMapBase : BpfMap
         return 0;
     }
 
-    /// <summary>The program's value for a found socket: its handle, referenced when the socket is refcounted.</summary>
+    /// <summary>The program's value for a found socket block (0: none): its address, referenced when the socket is refcounted.</summary>
     // Inlined into JIT-compiled programs: a DynamicMethod is compiled once, fully optimised but without
     // profile data, and RyuJIT's inliner then leaves this call out of line (docs/perf.md, branch jitgap).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    protected static ulong Acquire(Sock? s)
+    protected static ulong Acquire(nint handle)
     {
-        if (s == null) return 0;
-        nint h = s.Handle;
-        Sock.AddRef(h);
-        return (ulong)h;
+        if (handle == 0) return 0;
+        Sock.AddRef(handle);
+        return (ulong)handle;
     }
 
     /// <summary>The socket behind a program's value pointer (a socket pointer), or null.</summary>
