@@ -82,11 +82,21 @@ public sealed class KernelSuiteTests
     static IEnumerable<string> CaseNames => SuiteCases.Names;
 
     [TestCaseSource(nameof(CaseNames))]
+    [Category(Support.KernelOracle.Category)]
     public void KernelDecidesTheTimedPacketAsBpfJit(string caseName)
     {
         Support.KernelBpf.RequireAvailable();
         using var suite = SuiteCases.Create(caseName);
-        var runs = KernelSuite.Run(suite, repeat: 1);
+        IReadOnlyList<KernelRun> runs;
+        try
+        {
+            runs = KernelSuite.Run(suite, repeat: 1);
+        }
+        catch (InvalidOperationException e) when (e.Message.StartsWith("BPF_PROG_LOAD failed", StringComparison.Ordinal))
+        {
+            Support.KernelOracle.Differs(Support.KernelOracle.RecordedRelease, $"{caseName}: the kernel refuses a program: {e.Message}");
+            return;
+        }
         var programs = suite.LoadPrograms(Engines.Get("jit"));
         using var ctx = new SkLookupContext();
         MapEpoch.Enter();
@@ -106,6 +116,6 @@ public sealed class KernelSuiteTests
         {
             MapEpoch.Exit();
         }
-        if (suite.TimedSelects) Assert.That(runs[^1].Selected, Is.True, "the kernel selected no socket");
+        if (suite.TimedSelects) Assert.That(runs[runs.Count - 1].Selected, Is.True, "the kernel selected no socket");
     }
 }

@@ -13,6 +13,7 @@ public class ProgramFuzzTests
     static int Env(string name, int fallback) => int.TryParse(Environment.GetEnvironmentVariable(name), out int v) ? v : fallback;
 
     [Test]
+    [Category(KernelOracle.Category)]
     public void GeneratedProgramsAgreeAcrossEnginesWithoutCheckedFaultsAndNeverAcceptWhatTheKernelRejects()
     {
         int seed = Env("BPFJIT_FUZZ_SEED", 20261125), count = Env("BPFJIT_FUZZ_COUNT", 10000);
@@ -27,6 +28,7 @@ public class ProgramFuzzTests
         foreach (var line in report.KernelOnlyAccepts.GroupBy(l => System.Text.RegularExpressions.Regex.Replace(l[(l.IndexOf(':') + 2)..], "[0-9]+", "N")).OrderByDescending(g => g.Count()).Take(15))
             TestContext.Out.WriteLine($"  kernel-only accept x{line.Count()}: {line.Key}");
         Assert.That(report.Failures, Is.Empty, string.Join("\n----\n", report.Failures.Take(3)));
+        KernelOracle.Agrees(report.KernelDiffers.Count == 0, () => $"{report.KernelDiffers.Count} programs BpfJit accepts are rejected by this kernel:\n" + string.Join("\n----\n", report.KernelDiffers.Take(3)));
         Assert.That(report.Accepted, Is.GreaterThan(count / 10), "the generator must produce runnable programs");
         Assert.That(report.Accepted, Is.LessThan(count), "the generator must also produce programs the verifier rejects");
     }

@@ -38,6 +38,7 @@ public partial class LogLayoutTests
     }
 
     [TestCaseSource(nameof(s_programs))]
+    [Category(KernelOracle.Category)]
     public void Level2MatchesTheKernelsLayout(string source)
     {
         var code = Assembler.Assemble(source);
@@ -49,11 +50,14 @@ public partial class LogLayoutTests
 
         KernelBpf.RequireAvailable();
         var kernel = KernelBpf.Load(code, [], logLevel: 2);
-        Assert.That(kernel.Accepted, Is.True, kernel.Log);
+        if (!KernelOracle.Agrees(kernel.Accepted, () => "the kernel rejects\n" + kernel.Log)) return;
         var theirs = Structure(kernel.Log);
-        Assert.That(mine.First, Is.EqualTo(theirs.First));
-        Assert.That(mine.Insns, Is.EqualTo(theirs.Insns), "instruction lines in the same order");
-        Assert.That(mine.Froms, Is.EqualTo(theirs.Froms), "branch resumes");
-        Assert.That(mine.Processed, Is.EqualTo(theirs.Processed), "processed instruction count\n" + ours.Log + "\n---\n" + kernel.Log);
+        // The layout and the counts are the kernel build's: another build may print them differently.
+        var differences = new List<string>();
+        if (mine.First != theirs.First) differences.Add($"first lines: '{mine.First}' vs '{theirs.First}'");
+        if (!mine.Insns.SequenceEqual(theirs.Insns)) differences.Add("instruction lines in another order");
+        if (!mine.Froms.SequenceEqual(theirs.Froms)) differences.Add("branch resumes differ");
+        if (mine.Processed != theirs.Processed) differences.Add($"processed instruction count {mine.Processed} vs {theirs.Processed}");
+        KernelOracle.Agrees(differences.Count == 0, () => string.Join("; ", differences) + "\n" + ours.Log + "\n---\n" + kernel.Log);
     }
 }

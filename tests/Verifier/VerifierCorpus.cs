@@ -13,12 +13,20 @@ namespace BpfJit.Tests.Verifier;
 /// ## maps: name:TYPE:key:value:entries[:flags][:ro][:lock=OFF], ...   (lock=OFF: a BTF value type with a struct bpf_spin_lock at OFF)
 /// ## expect: accept | reject MESSAGE SUBSTRING
 /// ## kernel: accept | reject    (only for a deliberate difference listed in docs/verifier.md)
+/// </code>
+/// A file names the kernel build its kernel answers were last checked on in a line before its first case,
+/// <c>## checked-on: RELEASE</c> (<c>uname -r</c>); a case may name its own after its name line. A live kernel
+/// of another build may answer differently without failing the test (<see cref="Support.KernelOracle"/>).
+/// <code>
 /// assembly (bpf_conformance syntax); ldmap %rN, NAME and ldmapval %rN, NAME, OFF load map references,
 /// ldfunc %rN, LABEL loads a callback's address (ld_imm64 src 4, BPF_PSEUDO_FUNC)
 /// </code>
 /// </summary>
 public sealed record CorpusCase(string File, string Name, string Source, IReadOnlyList<MapInfo> Maps, bool Accept, string? Message, bool? KernelAccept)
 {
+    /// <summary>The kernel build (<c>uname -r</c>) the kernel's answer for this case was last checked on (null: never recorded).</summary>
+    public string? CheckedOn { get; init; }
+
     /// <inheritdoc />
     public override string ToString() => $"{File}: {Name}";
 
@@ -104,19 +112,26 @@ public sealed record CorpusCase(string File, string Name, string Source, IReadOn
         bool accept = true;
         string? message = null;
         bool? kernel = null;
+        string? fileRelease = null, release = null;
         var src = new List<string>();
         foreach (var raw in text.Split('\n').Append("## name: <end>"))
         {
             string line = raw.TrimEnd('\r');
             if (line.StartsWith("## name:", StringComparison.Ordinal))
             {
-                if (name != null) yield return new CorpusCase(file, name, string.Join("\n", src), maps, accept, message, kernel);
+                if (name != null) yield return new CorpusCase(file, name, string.Join("\n", src), maps, accept, message, kernel) { CheckedOn = release };
                 name = line[8..].Trim();
+                release = fileRelease;
                 maps = [];
                 accept = true;
                 message = null;
                 kernel = null;
                 src = [];
+            }
+            else if (line.StartsWith("## checked-on:", StringComparison.Ordinal))
+            {
+                if (name == null) fileRelease = line[14..].Trim();
+                release = line[14..].Trim();
             }
             else if (line.StartsWith("## maps:", StringComparison.Ordinal))
             {

@@ -1,5 +1,7 @@
 import sys
 files={}
+# The kernel build (uname -r) the cases' kernel answers were last checked on (VerifierCorpus.cs).
+CHECKED_ON="## checked-on: 6.18.44-fc-v1300\n"
 def case(f, name, body, expect="accept", maps=None, kernel=None):
     s=f"## name: {name}\n"
     if maps: s+=f"## maps: {maps}\n"
@@ -150,5 +152,5 @@ case(F,"store of zero register","mov %r1, 0\nstxb [%r10-3], %r1\nldxb %r0, [%r10
 case(F,"read through a stack pointer in another register","mov %r6, %r10\nstdw [%r6-8], 1\nldxdw %r0, [%r6-8]\nexit")
 case(F,"whole 512-byte stack used","stdw [%r10-8], 0\nstdw [%r10-256], 0\nstdw [%r10-512], 0\n"+R0)
 open_=open
-for f,c in files.items(): open_(f,"w").write("".join(c))
+for f,c in files.items(): open_(f,"w").write(CHECKED_ON+"".join(c))
 print({f:len(c) for f,c in files.items()})

@@ -1,5 +1,7 @@
 exec(open("gen.py").read().split("F=\"02_return")[0])
 files={}
+# The kernel build (uname -r) the cases' kernel answers were last checked on (VerifierCorpus.cs).
+CHECKED_ON="## checked-on: 6.18.44-fc-v1300\n"
 SM="socks:SOCKMAP:4:8:32"
 SH="sockh:SOCKHASH:4:8:32"
 ARR="arr:HASH:4:16:16"
@@ -179,5 +181,5 @@ case(F,"misaligned atomic add on a map value",lookup("arr")+"jeq %r0, 0, out\nmo
 case(F,"atomic on a socket",lookup("socks")+"jeq %r0, 0, out\nmov %r6, %r0\nmov %r1, 1\nlock add32 [%r0+16], %r1\nmov %r1, %r6\ncall 86\nout:\n"+R0,"reject BPF_ATOMIC stores into R0 sock is not allowed",maps=SM)
 case(F,"32-bit atomic and on the stack","stw [%r10-4], 0\nmov %r1, 1\nlock and32 [%r10-4], %r1\n"+R0)
 case(F,"atomic on a scalar","mov %r2, 0\nmov %r1, 1\nlock add [%r2+0], %r1\n"+R0,"reject R2 invalid mem access 'scalar'")
-for f,c in files.items(): open(f,"w").write("".join(c))
+for f,c in files.items(): open(f,"w").write(CHECKED_ON+"".join(c))
 print({f:len(c) for f,c in files.items()})

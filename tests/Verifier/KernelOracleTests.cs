@@ -1,0 +1,28 @@
+using BpfJit.Tests.Support;
+
+namespace BpfJit.Tests.Verifier;
+
+/// <summary>When a different live kernel answer fails a test and when it is only reported.</summary>
+[TestFixture]
+public class KernelOracleTests
+{
+    [Test]
+    public void AnAnswerRecordedOnTheLiveBuildIsStrict() =>
+        Assert.That(KernelOracle.IsStrict(KernelOracle.LiveRelease), Is.True);
+
+    [Test]
+    public void AnAnswerRecordedOnAnotherBuildIsStrictOnlyWhenAskedFor() =>
+        Assert.That(KernelOracle.IsStrict("0.0.0-another-build"), Is.EqualTo(KernelOracle.StrictRequested));
+
+    [Test]
+    public void TheLiveReleaseIsRead() =>
+        Assert.That(KernelOracle.LiveRelease, Is.Not.Empty);
+
+    [Test]
+    public void EveryCorpusFileNamesTheBuildItWasCheckedOn()
+    {
+        string dir = Path.Combine(Paths.RepoRoot, "tests", "Verifier", "cases");
+        foreach (var file in Directory.GetFiles(dir, "*.txt"))
+            Assert.That(File.ReadLines(file).First(), Does.StartWith("## checked-on: "), Path.GetFileName(file));
+    }
+}
