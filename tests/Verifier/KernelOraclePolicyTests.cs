@@ -4,7 +4,7 @@ namespace BpfJit.Tests.Verifier;
 
 /// <summary>When a different live kernel answer fails a test and when it is only reported.</summary>
 [TestFixture]
-public class KernelOracleTests
+public class KernelOraclePolicyTests
 {
     [Test]
     public void AnAnswerRecordedOnTheLiveBuildIsStrict() =>
