@@ -41,28 +41,63 @@ public static class SkLookupHelpers
 
     static int Id(string name) => HelperNames.Id(name);
 
-    /// <summary>True when a map of type <paramref name="mapType"/> may be passed to helper <paramref name="id"/>.</summary>
+    /// <summary>
+    /// True when a map of type <paramref name="mapType"/> may be passed to helper <paramref name="id"/>: the kernel's
+    /// two-way <c>check_map_func_compatibility</c>, first what each special map type allows (a STACK_TRACE,
+    /// CGROUP_ARRAY or CPUMAP cannot even be looked up), then which map types each special helper takes.
+    /// </summary>
     public static bool MapCompatible(MapType mapType, int id)
     {
         string name = HelperNames.Name(id)?[4..] ?? "";
         bool mapOk = mapType switch
         {
             MapType.ProgArray => name == "tail_call",
-            MapType.PerfEventArray => name is "perf_event_read" or "perf_event_output" or "perf_event_read_value",
-            MapType.RingBuf => name is "ringbuf_output" or "ringbuf_reserve" or "ringbuf_query" or "ringbuf_reserve_dynptr",
-            MapType.SockMap or MapType.SockHash => name is "map_lookup_elem" or "map_update_elem" or "map_delete_elem",
-            MapType.ReuseportSockArray => false,
-            MapType.ArrayOfMaps or MapType.HashOfMaps => name is "map_lookup_elem",
+            MapType.PerfEventArray => name is "perf_event_read" or "perf_event_output" or "skb_output" or "perf_event_read_value" or "xdp_output",
+            MapType.RingBuf => name is "ringbuf_output" or "ringbuf_reserve" or "ringbuf_query" or "ringbuf_reserve_dynptr"
+                or "ringbuf_submit_dynptr" or "ringbuf_discard_dynptr",
+            MapType.UserRingBuf => name == "user_ringbuf_drain",
+            MapType.StackTrace => name == "get_stackid",
+            MapType.CgroupArray => name is "skb_under_cgroup" or "current_task_under_cgroup",
+            MapType.CgroupStorage or MapType.PerCpuCgroupStorage => name == "get_local_storage",
+            MapType.DevMap or MapType.DevMapHash or MapType.XskMap => name is "redirect_map" or "map_lookup_elem",
+            MapType.CpuMap => name == "redirect_map",
+            MapType.ArrayOfMaps or MapType.HashOfMaps => name == "map_lookup_elem",
+            // SK_LOOKUP is among the program types that may update and delete SOCKMAP/SOCKHASH entries (may_update_sockmap).
+            MapType.SockMap => name is "sk_redirect_map" or "sock_map_update" or "msg_redirect_map" or "sk_select_reuseport"
+                or "map_lookup_elem" or "map_update_elem" or "map_delete_elem",
+            MapType.SockHash => name is "sk_redirect_hash" or "sock_hash_update" or "msg_redirect_hash" or "sk_select_reuseport"
+                or "map_lookup_elem" or "map_update_elem" or "map_delete_elem",
+            MapType.ReuseportSockArray => name == "sk_select_reuseport",
+            MapType.Queue or MapType.Stack => name is "map_peek_elem" or "map_pop_elem" or "map_push_elem",
+            MapType.SkStorage => name is "sk_storage_get" or "sk_storage_delete" or "kptr_xchg",
+            MapType.InodeStorage => name is "inode_storage_get" or "inode_storage_delete",
+            MapType.TaskStorage => name is "task_storage_get" or "task_storage_delete",
+            MapType.CgrpStorage => name is "cgrp_storage_get" or "cgrp_storage_delete",
+            MapType.BloomFilter => name is "map_peek_elem" or "map_push_elem",
             _ => true,
         };
         if (!mapOk) return false;
         return name switch
         {
             "tail_call" => mapType == MapType.ProgArray,
-            "perf_event_read" or "perf_event_output" or "perf_event_read_value" => mapType == MapType.PerfEventArray,
-            "ringbuf_output" or "ringbuf_reserve" or "ringbuf_query" => mapType == MapType.RingBuf,
-            "map_push_elem" or "map_pop_elem" or "map_peek_elem" => mapType is MapType.Queue or MapType.Stack or MapType.BloomFilter,
+            "perf_event_read" or "perf_event_output" or "perf_event_read_value" or "skb_output" or "xdp_output" => mapType == MapType.PerfEventArray,
+            "ringbuf_output" or "ringbuf_reserve" or "ringbuf_query" or "ringbuf_reserve_dynptr" or "ringbuf_submit_dynptr"
+                or "ringbuf_discard_dynptr" => mapType == MapType.RingBuf,
+            "user_ringbuf_drain" => mapType == MapType.UserRingBuf,
+            "get_stackid" => mapType == MapType.StackTrace,
+            "current_task_under_cgroup" or "skb_under_cgroup" => mapType == MapType.CgroupArray,
+            "redirect_map" => mapType is MapType.DevMap or MapType.DevMapHash or MapType.CpuMap or MapType.XskMap,
+            "sk_redirect_map" or "msg_redirect_map" or "sock_map_update" => mapType == MapType.SockMap,
+            "sk_redirect_hash" or "msg_redirect_hash" or "sock_hash_update" => mapType == MapType.SockHash,
+            "get_local_storage" => mapType is MapType.CgroupStorage or MapType.PerCpuCgroupStorage,
+            "sk_select_reuseport" => mapType is MapType.ReuseportSockArray or MapType.SockMap or MapType.SockHash,
+            "map_pop_elem" => mapType is MapType.Queue or MapType.Stack,
+            "map_push_elem" or "map_peek_elem" => mapType is MapType.Queue or MapType.Stack or MapType.BloomFilter,
             "map_lookup_percpu_elem" => mapType is MapType.PerCpuArray or MapType.PerCpuHash or MapType.LruPerCpuHash,
+            "sk_storage_get" or "sk_storage_delete" => mapType == MapType.SkStorage,
+            "inode_storage_get" or "inode_storage_delete" => mapType == MapType.InodeStorage,
+            "task_storage_get" or "task_storage_delete" => mapType == MapType.TaskStorage,
+            "cgrp_storage_get" or "cgrp_storage_delete" => mapType == MapType.CgrpStorage,
             "for_each_map_elem" => mapType is MapType.Hash or MapType.LruHash or MapType.Array or MapType.PerCpuHash or MapType.PerCpuArray or MapType.LruPerCpuHash,
             _ => true,
         };
