@@ -82,6 +82,7 @@ internal sealed partial class Checker
         int errInsn = -1;
         string? error = null;
         _info = ProgramInfo.Build(_insns, _helpers, out string? structural, out int at);
+        if (structural == null && (structural = PrepareSignatures()) != null) at = 0;
         if (structural != null)
         {
             error = structural;
@@ -108,16 +109,8 @@ internal sealed partial class Checker
         }
         try
         {
-            while (true)
-            {
-                if (!Step())
-                {
-                    EndPath();
-                    if (_pending.Count == 0) break;
-                    _cur = _pending.Pop();
-                    _resumedFrom = _cur.From;
-                }
-            }
+            Explore();
+            VerifyCalledGlobals();
             CheckStackDepth();
         }
         catch (VerifyError e)
@@ -130,6 +123,21 @@ internal sealed partial class Checker
             _log.AppendLine(e.Message);
         }
         return Finish(error, errInsn);
+    }
+
+    /// <summary>Explores every path from <see cref="_cur"/> until none is left.</summary>
+    void Explore()
+    {
+        while (true)
+        {
+            if (!Step())
+            {
+                EndPath();
+                if (_pending.Count == 0) break;
+                _cur = _pending.Pop();
+                _resumedFrom = _cur.From;
+            }
+        }
     }
 
     VerifierResult Finish(string? error, int errInsn)
