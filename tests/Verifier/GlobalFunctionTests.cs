@@ -61,6 +61,24 @@ public class GlobalFunctionTests
         foreach (var m in reject) Assert.That(result.Log, Does.Contain(m));
     }
 
+    /// <summary>
+    /// Programs whose global functions were verified on their own run on both engines: the callee's
+    /// instructions carry the facts of its own verification (ctx loads, memory arguments).
+    /// </summary>
+    [Test]
+    public void AcceptedProgramsRunOnEveryEngine(
+        [Values("scalar_arg", "ctx_arg", "tagged_ctx_arg", "nonnull_stack", "eight_frames")] string program,
+        [ValueSource(typeof(Engines), nameof(Engines.Names))] string engine)
+    {
+        string obj = Path.Combine(Dir, "global_funcs.o");
+        foreach (var (port, verdict) in new[] { (80, "SK_PASS"), (8080, "SK_DROP") })
+        {
+            var json = Cli.CliHarness.Json("run", obj, "--program", program, "--proto", "tcp", "--from", "10.0.0.1:5555",
+                "--to", $"10.0.0.2:{port}", "--engine", engine);
+            Assert.That(json.GetProperty("verdict").GetString(), Is.EqualTo(verdict), $"port {port}");
+        }
+    }
+
     /// <summary>The live kernel, loading the program with the object's BTF and func_info, agrees.</summary>
     [TestCaseSource(nameof(Cases))]
     public void KernelAgrees(string obj, string program, string[]? reject)
