@@ -79,6 +79,39 @@ public class GlobalFunctionTests
         }
     }
 
+    /// <summary>func_info must name every subprogram, at its start (check_btf_func), on both sides.</summary>
+    [Test]
+    public void FuncInfoMustMatchTheSubprograms()
+    {
+        var collection = Load("global_funcs");
+        var spec = collection.Programs["ctx_arg"];
+        var options = ObjectVerification.Options(collection, spec, SkLookupHelpers.CreateTable());
+        var missing = new VerifierOptions { Helpers = options.Helpers, Maps = options.Maps, Btf = options.Btf, FuncInfos = spec.FuncInfos.Take(1).ToList() };
+        var result = BpfJit.Verifier.Verifier.Verify(spec.Instructions, missing);
+        Assert.That(result.Error, Is.EqualTo("number of funcs in func_info doesn't match number of subprogs"));
+        var moved = new VerifierOptions { Helpers = options.Helpers, Maps = options.Maps, Btf = options.Btf,
+            FuncInfos = [spec.FuncInfos[0], spec.FuncInfos[1] with { InstructionOffset = spec.FuncInfos[1].InstructionOffset + 1 }] };
+        result = BpfJit.Verifier.Verifier.Verify(spec.Instructions, moved);
+        Assert.That(result.Error, Is.EqualTo("func_info BTF section doesn't match subprog layout in BPF program"));
+
+        if (!KernelBpf.Available) return;
+        var elf = ElfFile.Parse(File.ReadAllBytes(Path.Combine(Dir, "global_funcs.o")), "global_funcs");
+        int btf = KernelBtf.LoadObjectBtf(elf.Data(elf.FindSection(".BTF")!));
+        try
+        {
+            var k = KernelBpf.Load(spec.Instructions, [], btf, [(0, spec.FuncInfos[0].TypeId)]);
+            Assert.That(k.Accepted, Is.False);
+            Assert.That(k.Log, Does.Contain("number of funcs in func_info doesn't match number of subprogs"));
+            k = KernelBpf.Load(spec.Instructions, [], btf, [(0, spec.FuncInfos[0].TypeId), (spec.FuncInfos[1].InstructionOffset + 1, spec.FuncInfos[1].TypeId)]);
+            Assert.That(k.Accepted, Is.False);
+            Assert.That(k.Log, Does.Contain("func_info BTF section doesn't match subprog layout in BPF program"));
+        }
+        finally
+        {
+            KernelBpf.Close(btf);
+        }
+    }
+
     /// <summary>The live kernel, loading the program with the object's BTF and func_info, agrees.</summary>
     [TestCaseSource(nameof(Cases))]
     public void KernelAgrees(string obj, string program, string[]? reject)
