@@ -168,6 +168,26 @@ public static unsafe class KernelBpf
     }
 
     /// <summary>
+    /// Loads <paramref name="slots"/> as an SK_LOOKUP program with BTF func_info: <paramref name="btfFd"/>
+    /// (from <see cref="KernelBtf.LoadObjectBtf"/>) and one (first instruction, FUNC type id) per
+    /// subprogram, which is how the kernel learns which functions are global and their prototypes.
+    /// </summary>
+    public static LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int btfFd, IReadOnlyList<(int InsnOff, uint TypeId)> funcInfo, int logLevel = 1)
+    {
+        ArgumentNullException.ThrowIfNull(funcInfo);
+        var insns = WithFds(slots, mapFds);
+        var code = Encoder.Encode(insns);
+        var records = new byte[funcInfo.Count * 8];
+        for (int i = 0; i < funcInfo.Count; i++)
+        {
+            BitConverter.GetBytes((uint)funcInfo[i].InsnOff).CopyTo(records, i * 8);
+            BitConverter.GetBytes(funcInfo[i].TypeId).CopyTo(records, i * 8 + 4);
+        }
+        int logSize = logLevel > 0 ? 1 << 22 : 0;
+        return Retry(() => LoadRaw(code, insns.Length, logLevel, logSize, keep: false, (btfFd, records, funcInfo.Count), out _));
+    }
+
+    /// <summary>
     /// Loads <paramref name="slots"/> as an SK_LOOKUP program and returns its fd (the caller closes
     /// it); throws with the kernel's log when it is rejected.
     /// </summary>

@@ -120,6 +120,46 @@ public static unsafe class KernelBtf
         }
     }
 
+    /// <summary>
+    /// Loads an object's own <c>.BTF</c> section (as clang wrote it) and returns the fd, or throws with the
+    /// kernel's BTF log. Clang leaves each DATASEC's size and its variables' offsets for the loader to fill
+    /// in from the ELF symbols (libbpf does); the kernel wants them, and nothing here reads them, so each
+    /// DATASEC gets its variables laid out one after another, 8-byte aligned, and its size their sum.
+    /// </summary>
+    public static int LoadObjectBtf(ReadOnlySpan<byte> btf)
+    {
+        var blob = btf.ToArray();
+        uint hdrLen = BitConverter.ToUInt32(blob, 4), typeOff = BitConverter.ToUInt32(blob, 8), typeLen = BitConverter.ToUInt32(blob, 12);
+        int pos = (int)(hdrLen + typeOff), end = pos + (int)typeLen;
+        while (pos < end)
+        {
+            uint info = BitConverter.ToUInt32(blob, pos + 4);
+            int kind = (int)((info >> 24) & 0x1f), vlen = (int)(info & 0xffff);
+            int extra = kind switch
+            {
+                KindInt or 14 or 17 => 4,                  // INT, VAR, DECL_TAG
+                KindArray => 12,
+                KindStruct or 5 or 15 or 19 => 12 * vlen,  // STRUCT, UNION, DATASEC, ENUM64
+                6 or KindFuncProto => 8 * vlen,            // ENUM, FUNC_PROTO
+                _ => 0,
+            };
+            if (kind == 15)
+            {
+                uint size = 0;
+                for (int v = 0; v < vlen; v++)
+                {
+                    int rec = pos + 12 + v * 12;
+                    size = (size + 7) & ~7u;
+                    BitConverter.GetBytes(size).CopyTo(blob, rec + 4);
+                    size += BitConverter.ToUInt32(blob, rec + 8);
+                }
+                BitConverter.GetBytes(Math.Max(size, 1)).CopyTo(blob, pos + 8);
+            }
+            pos += 12 + extra;
+        }
+        return Load(blob);
+    }
+
     /// <summary>True when the program takes a callback's address (ld_imm64 src 4) and so needs func_info.</summary>
     public static bool NeedsFuncInfo(IReadOnlyList<Instruction> insns) =>
         insns.Where((ins, i) => ins.IsLdImm64 && ins.Src == 4 && (i == 0 || !insns[i - 1].IsLdImm64)).Any();

@@ -1,4 +1,5 @@
 using BpfJit.Frontend;
+using BpfJit.Frontend.Btf;
 using BpfJit.Frontend.Elf;
 using BpfJit.Runtime;
 
@@ -67,6 +68,17 @@ public sealed class VerifierOptions
 
     /// <summary>Optional subprogram names by start instruction (BTF func info), used in the log.</summary>
     public IReadOnlyDictionary<int, string>? FuncInfo { get; init; }
+
+    /// <summary>
+    /// Optional BTF func_info: one record per subprogram, in order, with its FUNC type in <see cref="Btf"/>.
+    /// With it, as in the kernel, a function of global linkage is verified once, on its own, from its
+    /// prototype, and each call to it is checked against that prototype; without it every function is
+    /// verified in its caller's context.
+    /// </summary>
+    public IReadOnlyList<BtfFuncInfo>? FuncInfos { get; init; }
+
+    /// <summary>The BTF <see cref="FuncInfos"/> refers to (<see cref="ProgramSpec.Btf"/> for an object's program).</summary>
+    public BtfSpec? Btf { get; init; }
 }
 
 /// <summary>What the verifier proved about one instruction, for the JIT.</summary>

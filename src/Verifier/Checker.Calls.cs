@@ -230,7 +230,7 @@ internal sealed partial class Checker
                     if (!reg.IsScalar) TypeMismatch(regno, "scalar");
                     break;
                 case ArgType.PtrToMapKey or ArgType.PtrToMapValue or ArgType.PtrToUninitMapValue or ArgType.PtrToMem or ArgType.PtrToMemOrNull or ArgType.PtrToUninitMem:
-                    if (type is not (RegType.PtrToStack or RegType.PtrToMapValue or RegType.PtrToMapKey or RegType.PtrToMem))
+                    if (type is not (RegType.PtrToStack or RegType.PtrToMapValue or RegType.PtrToMapKey or RegType.PtrToMem or RegType.PtrToArgMem))
                         TypeMismatch(regno, MemTypes);
                     break;
             }
@@ -349,7 +349,7 @@ internal sealed partial class Checker
                     CheckSpinLockOverlap(regno, reg, reg.Off, size);
                     break;
                 }
-            case RegType.PtrToMem:
+            case RegType.PtrToMem or RegType.PtrToArgMem:
                 CheckMemRegion(regno, reg, reg.Off, size, reg.Aux, zeroOk: false);
                 break;
             case RegType.PtrToMapKey:

@@ -147,6 +147,12 @@ internal sealed partial class Checker
 
     void CallLocal(Instruction ins, int idx)
     {
+        int subprog = _info.SubprogOf(idx + ins.Imm + 1);
+        if (IsGlobal(subprog))
+        {
+            CallGlobal(idx, subprog);
+            return;
+        }
         if (_cur.Frames.Count >= MaxCallFrames)
             throw Err($"the call stack of {_cur.Frames.Count + 1} frames is too deep !");
         int target = idx + ins.Imm + 1;
@@ -193,6 +199,12 @@ internal sealed partial class Checker
         }
         CheckRead(0);
         var ret = Regs[0];
+        if (Frame.Subprog != 0)
+        {
+            // A global function returns any scalar (check_return_code for a subprogram).
+            if (!ret.IsScalar) throw Err($"At subprogram exit the register R0 is not a scalar value ({RegName(ret)})");
+            return false;
+        }
         if (!ret.IsScalar)
             throw Err($"At program exit the register R0 is not a known value ({RegName(ret)})");
         MarkPrecise(0);

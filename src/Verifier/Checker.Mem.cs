@@ -110,7 +110,7 @@ internal sealed partial class Checker
                 if (write) throw Err($"write to change key R{regno} not allowed");
                 CheckMemRegion(regno, reg, off + reg.Off, size, Map(reg.Aux).KeySize, zeroOk: false);
                 break;
-            case RegType.PtrToMem:
+            case RegType.PtrToMem or RegType.PtrToArgMem:
                 if (write && valueRegno >= 0 && Regs[valueRegno].IsPointer)
                     throw Err($"R{valueRegno} leaks addr into mem");
                 CheckMemRegion(regno, reg, off + reg.Off, size, reg.Aux, zeroOk: false);
@@ -171,7 +171,7 @@ internal sealed partial class Checker
         {
             case RegType.PtrToStack: desc = "stack "; strict = true; break;
             case RegType.PtrToMapValue: desc = "value "; break;
-            case RegType.PtrToMem: desc = ""; break;
+            case RegType.PtrToMem or RegType.PtrToArgMem: desc = ""; break;
             default: return;
         }
         if (!strict || size == 1) return;

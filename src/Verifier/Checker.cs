@@ -82,6 +82,7 @@ internal sealed partial class Checker
         int errInsn = -1;
         string? error = null;
         _info = ProgramInfo.Build(_insns, _helpers, out string? structural, out int at);
+        if (structural == null && (structural = PrepareSignatures()) != null) at = 0;
         if (structural != null)
         {
             error = structural;
@@ -108,16 +109,8 @@ internal sealed partial class Checker
         }
         try
         {
-            while (true)
-            {
-                if (!Step())
-                {
-                    EndPath();
-                    if (_pending.Count == 0) break;
-                    _cur = _pending.Pop();
-                    _resumedFrom = _cur.From;
-                }
-            }
+            Explore();
+            VerifyCalledGlobals();
             CheckStackDepth();
         }
         catch (VerifyError e)
@@ -130,6 +123,21 @@ internal sealed partial class Checker
             _log.AppendLine(e.Message);
         }
         return Finish(error, errInsn);
+    }
+
+    /// <summary>Explores every path from <see cref="_cur"/> until none is left.</summary>
+    void Explore()
+    {
+        while (true)
+        {
+            if (!Step())
+            {
+                EndPath();
+                if (_pending.Count == 0) break;
+                _cur = _pending.Pop();
+                _resumedFrom = _cur.From;
+            }
+        }
     }
 
     VerifierResult Finish(string? error, int errInsn)
@@ -369,26 +377,40 @@ internal sealed partial class Checker
 
     string RegName(in RegState r) => StateFormatter.TypeName(r);
 
+    /// <summary>
+    /// The kernel's check_max_stack_depth: walks every call chain from the main program, following each
+    /// local call and each callback address (ld_imm64 src 4) in instruction order, whether or not a path
+    /// reached it, and adds up the frames' stack sizes. Each frame counts its depth rounded up to 16
+    /// bytes (the kernel's round_up_stack_depth for a JIT-compiled program; an empty frame counts 0).
+    /// The first chain over 512 bytes or of 8 frames is reported, with the kernel's numbers: the frames
+    /// in that chain and their combined size.
+    /// </summary>
     void CheckStackDepth()
     {
-        // Combined stack of every call chain, each frame rounded up to 32 bytes like the kernel.
-        int n = _info.SubprogStarts.Count;
-        int Round(int d) => (Math.Max(d, 1) + 31) & ~31;
-        int Deepest(int s, int depth, HashSet<int> onPath)
+        // Best depth each subprogram was already walked from without error, per frame: a walk from the
+        // same frame with no more stack below it finds nothing new (the kernel re-walks; same verdict).
+        var done = new Dictionary<(int Subprog, int Frame), int>();
+        void Walk(int subprog, int frame, int depth)
         {
-            int total = Round(_stackDepth[s]);
-            int best = 0;
-            foreach (var (caller, callee) in _info.CallEdges)
+            if (done.TryGetValue((subprog, frame), out int seen) && seen >= depth) return;
+            int below = depth;
+            depth += (_stackDepth[subprog] + 15) & ~15;
+            if (depth > StackState.MaxBytes)
+                throw Err($"combined stack size of {frame + 1} calls is {depth}. Too large");
+            for (int i = _info.SubprogStarts[subprog], end = _info.SubprogEnd(subprog); i < end; i++)
             {
-                if (caller != s || onPath.Contains(callee)) continue;
-                onPath.Add(callee);
-                best = Math.Max(best, Deepest(callee, depth + 1, onPath));
-                onPath.Remove(callee);
+                var ins = _insns[i];
+                bool isCall = (ins.IsCall && ins.Src == (byte)CallKind.Local) || (ins.IsLdImm64 && ins.Src == (byte)Ld64Source.Func);
+                if (isCall)
+                {
+                    if (frame + 1 >= MaxCallFrames)
+                        throw Err($"the call stack of {frame + 1} frames is too deep !");
+                    Walk(_info.SubprogOf(i + ins.Imm + 1), frame + 1, depth);
+                }
+                if (ins.IsLdImm64) i++;
             }
-            return total + best;
+            done[(subprog, frame)] = below;
         }
-        int combined = Deepest(0, 1, [0]);
-        if (combined > StackState.MaxBytes)
-            throw Err($"combined stack size of {n} calls is {combined}. Too large");
+        Walk(0, 0, 0);
     }
 }

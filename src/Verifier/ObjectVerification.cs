@@ -34,6 +34,8 @@ public static class ObjectVerification
             LogLevel = logLevel,
             LineInfo = SourceLines(program),
             FuncInfo = funcs.Count > 0 ? funcs : null,
+            FuncInfos = program.FuncInfos.Count > 0 ? program.FuncInfos : null,
+            Btf = program.Btf ?? collection.Btf,
         };
     }
 

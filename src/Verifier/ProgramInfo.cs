@@ -11,6 +11,8 @@ namespace BpfJit.Verifier;
 internal sealed class ProgramInfo
 {
     public const int MaxInsns = 1_000_000;
+    /// <summary>Most subprograms a program may have, the main program included (the kernel's BPF_MAX_SUBPROGS).</summary>
+    public const int MaxSubprogs = 256;
 
     public readonly IReadOnlyList<Instruction> Insns;
     /// <summary>Sorted start instructions of the subprograms; subprogram 0 starts at 0.</summary>
@@ -49,6 +51,9 @@ internal sealed class ProgramInfo
         return info;
     }
 
+    /// <summary>Records a subprogram start (the kernel's add_subprog); false when it would be one too many.</summary>
+    static bool AddSubprog(SortedSet<int> starts, int start) => starts.Contains(start) || (starts.Count < MaxSubprogs && starts.Add(start));
+
     static bool IsSecondSlot(IReadOnlyList<Instruction> insns, int i) => i > 0 && insns[i - 1].IsLdImm64;
 
     string? Check(HelperTable helpers, out int at)
@@ -74,7 +79,7 @@ internal sealed class ProgramInfo
                 {
                     int t = i + ins.Imm + 1;
                     if (t < 0 || t >= n) return "call to invalid destination";
-                    starts.Add(t);
+                    if (!AddSubprog(starts, t)) return "too many subprograms";
                 }
                 else if (ins.Src is (byte)Ld64Source.BtfId) return "ld_imm64 of a kernel BTF id is not supported";
                 i++;
@@ -87,7 +92,7 @@ internal sealed class ProgramInfo
             {
                 int t = i + ins.Imm + 1;
                 if (t < 0 || t >= n) return "call to invalid destination";
-                starts.Add(t);
+                if (!AddSubprog(starts, t)) return "too many subprograms";
             }
         }
         SubprogStarts.Clear();

@@ -29,6 +29,13 @@ public enum RegType : byte
     PtrToMemOrNull,
     /// <summary>A subprogram address (ld_imm64 with BPF_PSEUDO_FUNC).</summary>
     PtrToFunc,
+    /// <summary>
+    /// Memory a global function's pointer argument points to (the kernel's plain PTR_TO_MEM, <c>mem</c>): the
+    /// pointee's size from the function's BTF prototype, whatever the caller passed (stack, map value, memory).
+    /// </summary>
+    PtrToArgMem,
+    /// <summary>A global function's pointer argument that may be NULL (<c>mem_or_null</c>): not tagged <c>arg:nonnull</c>.</summary>
+    PtrToArgMemOrNull,
 }
 
 /// <summary>Names of register types as the kernel prints them.</summary>
@@ -50,11 +57,14 @@ public static class RegTypeNames
         RegType.PtrToMem => "ringbuf_mem",
         RegType.PtrToMemOrNull => "ringbuf_mem_or_null",
         RegType.PtrToFunc => "func",
+        RegType.PtrToArgMem => "mem",
+        RegType.PtrToArgMemOrNull => "mem_or_null",
         _ => type.ToString(),
     };
 
     /// <summary>True for the types that may be NULL until checked.</summary>
-    public static bool IsNullable(RegType type) => type is RegType.PtrToMapValueOrNull or RegType.PtrToSocketOrNull or RegType.PtrToMemOrNull;
+    public static bool IsNullable(RegType type) => type is RegType.PtrToMapValueOrNull or RegType.PtrToSocketOrNull or RegType.PtrToMemOrNull
+        or RegType.PtrToArgMemOrNull;
 
     /// <summary>True for pointer types.</summary>
     public static bool IsPointer(RegType type) => type is not (RegType.NotInit or RegType.Scalar);
@@ -65,6 +75,7 @@ public static class RegTypeNames
         RegType.PtrToMapValueOrNull => RegType.PtrToMapValue,
         RegType.PtrToSocketOrNull => RegType.PtrToSocket,
         RegType.PtrToMemOrNull => RegType.PtrToMem,
+        RegType.PtrToArgMemOrNull => RegType.PtrToArgMem,
         _ => type,
     };
 }

@@ -34,6 +34,7 @@ public sealed class SkLookupProgramVerifier : IProgramVerifier
         var result = Verifier.VerifyOrThrow(program.Instructions, new VerifierOptions
         {
             Helpers = helpers, Maps = infos, LogLevel = 1, LineInfo = ObjectVerification.SourceLines(program),
+            FuncInfos = program.FuncInfos.Count > 0 ? program.FuncInfos : null, Btf = program.Btf,
         });
         return result.ToProgramFacts(program.Instructions, maps);
     }

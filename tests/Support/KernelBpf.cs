@@ -31,6 +31,10 @@ public static class KernelBpf
     public static Kernel.LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int logLevel = 1) =>
         Kernel.Load(slots, mapFds, logLevel);
 
+    /// <summary>Loads the program with BTF func_info (<paramref name="btfFd"/> and a (first slot, FUNC type id) per subprogram) and returns the verdict.</summary>
+    public static Kernel.LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int btfFd, IReadOnlyList<(int InsnOff, uint TypeId)> funcInfo, int logLevel = 1) =>
+        Kernel.Load(slots, mapFds, btfFd, funcInfo, logLevel);
+
     /// <summary>Loads the program and runs it once with BPF_PROG_TEST_RUN on a 72-byte context.</summary>
     public static Kernel.RunResult TestRun(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, byte[] ctxIn) =>
         Kernel.TestRun(slots, mapFds, ctxIn);
@@ -42,4 +46,7 @@ public static class KernelBtf
     /// <summary>Creates a map whose BTF value type has a <c>struct bpf_spin_lock</c> at <paramref name="lockOffset"/>; the fd or a negative errno.</summary>
     public static int CreateMapWithSpinLock(uint type, int keySize, int valueSize, int maxEntries, uint flags, int lockOffset) =>
         BpfJit.Baselines.KernelBtf.CreateMapWithSpinLock(type, keySize, valueSize, maxEntries, flags, lockOffset);
+
+    /// <summary>Loads an object's own .BTF section (DATASECs laid out as a loader would); the fd, or throws with the kernel's log.</summary>
+    public static int LoadObjectBtf(ReadOnlySpan<byte> btf) => BpfJit.Baselines.KernelBtf.LoadObjectBtf(btf);
 }

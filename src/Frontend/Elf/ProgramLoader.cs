@@ -262,6 +262,7 @@ sealed class ProgramLoader
             MapReferences = refs,
             Functions = functions,
             FuncInfos = funcInfos,
+            Btf = funcInfos.Count > 0 ? _btf : null,
             LineInfos = lineInfos,
             CoreRelocations = cores,
             Notes = notes,

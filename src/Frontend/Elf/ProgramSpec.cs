@@ -86,6 +86,13 @@ public sealed class ProgramSpec
     /// <summary>BTF func_info, with offsets relative to <see cref="Instructions"/>.</summary>
     public IReadOnlyList<BtfFuncInfo> FuncInfos { get; init; } = [];
 
+    /// <summary>
+    /// The object's BTF when the program has func_info: <see cref="BtfFuncInfo.TypeId"/> refers to it, and
+    /// the verifier reads each function's linkage and prototype from it (global functions are verified on
+    /// their own, as the kernel does). Null without func_info.
+    /// </summary>
+    public BtfSpec? Btf { get; init; }
+
     /// <summary>BTF line_info, with offsets relative to <see cref="Instructions"/>, sorted by offset.</summary>
     public IReadOnlyList<BtfLineInfo> LineInfos { get; init; } = [];
 
