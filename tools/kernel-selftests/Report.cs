@@ -58,7 +58,13 @@ public static partial class Report
         o.WriteLine(string.Create(inv, $"agree {total[Outcome.Agree]}, unsound {total[Outcome.Unsound]}, over-strict {total[Outcome.OverStrict]}, not loadable by BpfJit {total[Outcome.NotLoadable]}, BpfJit verifier crashes {total[Outcome.VerifierCrash]}, no kernel verdict {total[Outcome.KernelNotLoaded]}"));
         int compared = total[Outcome.Agree] + total[Outcome.Unsound] + total[Outcome.OverStrict];
         if (compared > 0)
+        {
             o.WriteLine(string.Create(inv, $"verdict agreement where both loaded: {100.0 * total[Outcome.Agree] / compared:F1}% ({total[Outcome.Agree]}/{compared}); kernel accepts {results.Count(r => r.Kernel.Outcome == KernelOutcome.Accepted)}, rejects {results.Count(r => r.Kernel.Outcome == KernelOutcome.Rejected)}"));
+            // Both reject: does the kernel's log hold BpfJit's message (the same reason, in the kernel's words)?
+            var bothReject = results.Where(r => r.Outcome == Outcome.Agree && !r.BpfJit.Accepted).ToList();
+            int sameMessage = bothReject.Count(r => r.BpfJit.Error.Length > 0 && r.Kernel.Log.Contains(r.BpfJit.Error, StringComparison.Ordinal));
+            o.WriteLine(string.Create(inv, $"both reject {bothReject.Count}: the kernel's log contains BpfJit's message in {sameMessage}"));
+        }
     }
 
     /// <summary>Writes one tab-separated line per program: file, program, section, outcome, kernel verdict, BpfJit verdict, BpfJit's error, the kernel's last log line.</summary>
