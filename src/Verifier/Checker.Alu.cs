@@ -151,8 +151,7 @@ internal sealed partial class Checker
                 }
                 else if (s.IsScalar)
                 {
-                    var v = s;
-                    v.Id = 0;
+                    var v = MovSxSource(ref s, ins.Offset);
                     ScalarAlu.SignExtend(ref v, ins.Offset, alu32: false);
                     v.Precise = false;
                     regs[dst] = v;
@@ -178,7 +177,7 @@ internal sealed partial class Checker
                     }
                     else
                     {
-                        v.Id = 0;
+                        v = MovSxSource(ref s, ins.Offset);
                         ScalarAlu.SignExtend(ref v, ins.Offset, alu32: true);
                         v.Precise = false;
                     }
@@ -190,6 +189,23 @@ internal sealed partial class Checker
         }
         CheckWrite(dst);
         regs[dst] = RegState.Known(alu64 ? (ulong)(long)ins.Imm : (uint)ins.Imm);
+    }
+
+    /// <summary>
+    /// The source of a sign-extending move: a value below 2^(bits-1) is copied unchanged, so the copies stay
+    /// linked as after a plain move; otherwise the result is a new value with no link.
+    /// </summary>
+    RegState MovSxSource(ref RegState s, int bits)
+    {
+        if (s.Umax < 1UL << (bits - 1))
+        {
+            AssignIdBeforeMov(ref s);
+            return s;
+        }
+        var v = s;
+        v.Id = 0;
+        v.Off = 0;
+        return v;
     }
 
     /// <summary>Gives a scalar an id before it is copied, so the copies are linked (assign_scalar_id_before_mov).</summary>
