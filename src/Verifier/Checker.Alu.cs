@@ -80,28 +80,39 @@ internal sealed partial class Checker
             PointerArithmetic(ins, ref d, d, src, alu64, scalarIsDst: false);
             return;
         }
+        // An alu32 add keeps the link only when the upper half was zero before it (the result is zero-extended).
+        ulong dstUmaxBefore = d.Umax;
         ScalarAlu.Apply(ref d, src, op, !alu64);
         // A new value: whatever precision the old one had was backtracked from the old one.
         d.Precise = false;
-        TrackDelta(ref d, src, op, alu64);
+        TrackDelta(ref d, src, op, alu64, dstUmaxBefore, sameReg: ins.SourceIsReg && ins.Src == dst);
     }
 
-    /// <summary>Flag in a scalar id: the register is its linked copy plus <see cref="RegState.Off"/>.</summary>
-    internal const int LinkedDelta = 1 << 30;
+    /// <summary>Flag in a scalar id: the register is its linked copy plus <see cref="RegState.Off"/>, by a 64-bit add (BPF_ADD_CONST64).</summary>
+    internal const int LinkedDelta64 = 1 << 30;
+    /// <summary>Flag in a scalar id: the register is the zero-extended 32-bit sum of its linked copy and <see cref="RegState.Off"/> (BPF_ADD_CONST32).</summary>
+    internal const int LinkedDelta32 = 1 << 29;
+    /// <summary>Both delta flags: <c>id &amp; ~LinkedDelta</c> is the base id the linked copies share.</summary>
+    internal const int LinkedDelta = LinkedDelta64 | LinkedDelta32;
 
     /// <summary>
-    /// <c>rX += K</c> on a linked scalar keeps the link with a known delta, so a later comparison of
-    /// rX still refines its copies (the kernel's BPF_ADD_CONST); any other operation breaks the link.
+    /// <c>rX += K</c> or <c>rX -= K</c> on a linked scalar keeps the link with a known delta, so a later
+    /// comparison of rX still refines its copies (the kernel's BPF_ADD_CONST64/32 in adjust_reg_min_max_vals);
+    /// any other operation breaks the link. A 32-bit add links only a value whose upper half was zero
+    /// (<paramref name="dstUmaxBefore"/>), since the result is zero-extended; <c>rX += rX</c> is not a constant add.
     /// </summary>
-    static void TrackDelta(ref RegState d, RegState src, AluOp op, bool alu64)
+    static void TrackDelta(ref RegState d, RegState src, AluOp op, bool alu64, ulong dstUmaxBefore, bool sameReg)
     {
-        if (alu64 && op is AluOp.Add or AluOp.Sub && d.Id != 0 && (d.Id & LinkedDelta) == 0 && src.VarOff.IsConst)
+        bool isConst = alu64 ? src.VarOff.IsConst : src.VarOff.Subreg.IsConst;
+        if (op is AluOp.Add or AluOp.Sub && d.Id != 0 && isConst && !sameReg && (d.Id & LinkedDelta) == 0)
         {
-            long val = (long)src.VarOff.Value;
-            if (val >= int.MinValue && val <= int.MaxValue && !(op == AluOp.Sub && val == int.MinValue))
+            long val = alu64 ? (long)src.VarOff.Value : (uint)src.VarOff.Value;
+            bool fits = alu64 ? val >= int.MinValue && val <= int.MaxValue : dstUmaxBefore <= uint.MaxValue;
+            int off = (int)val;
+            if (fits && !(op == AluOp.Sub && off == int.MinValue))
             {
-                d.Id |= LinkedDelta;
-                d.Off = (int)(op == AluOp.Sub ? -val : val);
+                d.Id |= alu64 ? LinkedDelta64 : LinkedDelta32;
+                d.Off = op == AluOp.Sub ? -off : off;
                 return;
             }
         }
@@ -140,8 +151,7 @@ internal sealed partial class Checker
                 }
                 else if (s.IsScalar)
                 {
-                    var v = s;
-                    v.Id = 0;
+                    var v = MovSxSource(ref s, ins.Offset);
                     ScalarAlu.SignExtend(ref v, ins.Offset, alu32: false);
                     v.Precise = false;
                     regs[dst] = v;
@@ -167,7 +177,7 @@ internal sealed partial class Checker
                     }
                     else
                     {
-                        v.Id = 0;
+                        v = MovSxSource(ref s, ins.Offset);
                         ScalarAlu.SignExtend(ref v, ins.Offset, alu32: true);
                         v.Precise = false;
                     }
@@ -181,13 +191,37 @@ internal sealed partial class Checker
         regs[dst] = RegState.Known(alu64 ? (ulong)(long)ins.Imm : (uint)ins.Imm);
     }
 
+    /// <summary>
+    /// The source of a sign-extending move: a value below 2^(bits-1) is copied unchanged, so the copies stay
+    /// linked as after a plain move; otherwise the result is a new value with no link.
+    /// </summary>
+    RegState MovSxSource(ref RegState s, int bits)
+    {
+        if (s.Umax < 1UL << (bits - 1))
+        {
+            AssignIdBeforeMov(ref s);
+            return s;
+        }
+        var v = s;
+        v.Id = 0;
+        v.Off = 0;
+        return v;
+    }
+
     /// <summary>Gives a scalar an id before it is copied, so the copies are linked (assign_scalar_id_before_mov).</summary>
     void AssignIdBeforeMov(ref RegState s)
     {
         if (!s.IsScalar) return;
         if ((s.Id & LinkedDelta) != 0) { s.Id = 0; s.Off = 0; }
-        if (s.Id == 0 && !s.VarOff.IsConst) s.Id = NewId();
+        if (s.Id == 0 && !s.VarOff.IsConst)
+        {
+            s.Id = NewId();
+            s.Off = 0;
+        }
     }
+
+    /// <summary>The constant a linked scalar differs from its base by (0 unless its id carries a delta flag).</summary>
+    internal static int Delta(in RegState r) => (r.Id & LinkedDelta) != 0 ? r.Off : 0;
 
     /// <summary>ptr += scalar, ptr -= scalar, scalar += ptr (adjust_ptr_min_max_vals).</summary>
     void PointerArithmetic(Instruction ins, ref RegState dst, RegState ptr, RegState off, bool alu64, bool scalarIsDst)

@@ -63,6 +63,13 @@ internal sealed partial class Checker
             MarkPtrOrNull(other, dst, isNull: op == JmpOp.Jeq);
             MarkPtrOrNull(_cur, dst, isNull: op == JmpOp.Jne);
         }
+        // Two pointers compared equal where one may be NULL and the other may not: on the equal side the
+        // nullable one is not NULL either (the kernel's mark_ptr_not_null_reg, for that register alone).
+        if (!is32 && ins.SourceIsReg && op is JmpOp.Jeq or JmpOp.Jne && dst.IsPointer && src.IsPointer && dst.IsNullable != src.IsNullable)
+        {
+            var eq = op == JmpOp.Jeq ? other : _cur;
+            MarkPtrNotNull(ref eq.Cur.Regs[dst.IsNullable ? ins.Dst : ins.Src]);
+        }
         if (!takenOk && !fallOk) return false;
         if (!takenOk || !fallOk) MarkBranchPrecise(ins);
         if (!fallOk)
@@ -99,28 +106,47 @@ internal sealed partial class Checker
         return true;
     }
 
-    /// <summary>Copies refined bounds to every scalar sharing the id (sync_linked_regs).</summary>
+    /// <summary>
+    /// Copies refined bounds to every scalar sharing the base id (sync_linked_regs): a copy that differs
+    /// by a constant gets the bounds moved by the difference of the deltas, zero-extended when either was
+    /// linked by a 32-bit add. A 32-bit-linked and a 64-bit-linked copy are not related by a constant
+    /// (one wraps at 2^32, the other does not), so neither refines the other.
+    /// </summary>
     static void SyncLinked(VerifierState st, RegState known)
     {
         int baseId = known.Id & ~LinkedDelta;
         if (baseId == 0 || !known.IsScalar) return;
+        int knownFlags = known.Id & LinkedDelta, knownDelta = Delta(known);
         st.ForEachReg((ref RegState r) =>
         {
             if (!r.IsScalar || (r.Id & ~LinkedDelta) != baseId) return;
-            int id = r.Id, delta = r.Off;
+            int id = r.Id, flags = id & LinkedDelta, delta = Delta(r);
+            if ((flags ^ knownFlags) == LinkedDelta) return;
             bool precise = r.Precise;
-            if (delta == known.Off) r = known;
+            if (delta == knownDelta) r = known;
             else
             {
-                // r = known + (r.delta - known.delta)
+                // r = known + (r.delta - known.delta), the difference computed without overflow.
                 var v = known;
-                ScalarAlu.Apply(ref v, RegState.Known((ulong)(long)(delta - known.Off)), AluOp.Add, alu32: false);
+                ScalarAlu.Apply(ref v, RegState.Known((ulong)((long)delta - knownDelta)), AluOp.Add, alu32: false);
+                if (((flags | knownFlags) & LinkedDelta32) != 0)
+                {
+                    v.ZeroExtend32();
+                    v.Sync();
+                }
                 r = v;
             }
             r.Id = id;
             r.Off = delta;
             r.Precise = precise;
         });
+    }
+
+    /// <summary>The non-NULL type of a nullable pointer (a SOCKMAP/SOCKHASH value is a socket); the id stays.</summary>
+    void MarkPtrNotNull(ref RegState r)
+    {
+        if (r.Type == RegType.PtrToMapValueOrNull && _maps[r.Aux].IsSockMap) r.Type = RegType.PtrToSocket;
+        else r.Type = RegTypeNames.NonNull(r.Type);
     }
 
     void MarkPtrOrNull(VerifierState st, RegState ptr, bool isNull)
@@ -138,8 +164,7 @@ internal sealed partial class Checker
                 r = RegState.Known(0);
                 return;
             }
-            if (r.Type == RegType.PtrToMapValueOrNull && maps[r.Aux].IsSockMap) r.Type = RegType.PtrToSocket;
-            else r.Type = RegTypeNames.NonNull(r.Type);
+            MarkPtrNotNull(ref r);
             // A value that may hold a bpf_spin_lock keeps its id: lock and unlock must use the same element.
             if (!(r.Type == RegType.PtrToMapValue && maps[r.Aux].SpinLockOffset >= 0)) r.Id = 0;
         });

@@ -156,6 +156,9 @@ internal sealed partial class Checker
         {
             if (signExtend)
             {
+                // A fill keeps the spilled register's link only while the load returns the same value:
+                // sign extension changes a value whose sign bit at this size may be set.
+                if (result.Umax >= 1UL << (size * 8 - 1)) { result.Id = 0; result.Off = 0; }
                 ScalarAlu.SignExtend(ref result, size * 8, alu32: false);
             }
             else result = Truncated(result, size);

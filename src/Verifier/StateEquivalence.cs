@@ -12,6 +12,9 @@ internal sealed class StateEquivalence
     readonly Dictionary<int, int> _reverse = [];
 
     readonly bool _usePrecision;
+    /// <summary>Ids handed out for new scalars without one, above any id the checker allocates and below the delta flags.</summary>
+    const int TmpIdBase = 1 << 28;
+    int _tmpId;
 
     public StateEquivalence(ProgramInfo info, bool usePrecision)
     {
@@ -23,6 +26,7 @@ internal sealed class StateEquivalence
     {
         _map.Clear();
         _reverse.Clear();
+        _tmpId = TmpIdBase;
         if (old.Frames.Count != cur.Frames.Count || old.Refs.Count != cur.Refs.Count || old.LockMap != cur.LockMap) return false;
         if (old.LockMap >= 0 && !CheckIds(old.LockId, cur.LockId)) return false;
         for (int i = 0; i < old.Refs.Count; i++)
@@ -59,6 +63,19 @@ internal sealed class StateEquivalence
         return true;
     }
 
+    /// <summary>
+    /// check_scalar_ids: an old id of 0 relied on no link; a new id of 0 is a link of one, so it gets a
+    /// fresh id that no other old id can map to. An old id with a delta must also map its base id the same
+    /// way, or an old `r3 = r2 + d` would match a new `r3 = r4 + d` with r4 unrelated to the new r2.
+    /// </summary>
+    bool CheckScalarIds(int oldId, int curId)
+    {
+        if (oldId == 0) return true;
+        if (curId == 0) curId = ++_tmpId;
+        if (!CheckIds(oldId, curId)) return false;
+        return (oldId & Checker.LinkedDelta) == 0 || CheckIds(oldId & ~Checker.LinkedDelta, curId & ~Checker.LinkedDelta);
+    }
+
     static bool RangeWithin(in RegState o, in RegState c) =>
         o.Umin <= c.Umin && o.Umax >= c.Umax && o.Smin <= c.Smin && o.Smax >= c.Smax &&
         o.U32Min <= c.U32Min && o.U32Max >= c.U32Max && o.S32Min <= c.S32Min && o.S32Max >= c.S32Max;
@@ -74,7 +91,7 @@ internal sealed class StateEquivalence
             if (o.Type != c.Type) return false;
             if (o.Type == RegType.NotInit) return true;
             return SameBounds(o, c) && o.Off == c.Off && o.Aux == c.Aux && o.Frame == c.Frame &&
-                   (o.Type == RegType.Scalar ? (o.Id == 0) == (c.Id == 0) : CheckIds(o.Id, c.Id)) && CheckIds(o.RefObjId, c.RefObjId);
+                   (o.Type == RegType.Scalar ? (o.Id == 0) == (c.Id == 0) && (o.Id & Checker.LinkedDelta) == (c.Id & Checker.LinkedDelta) : CheckIds(o.Id, c.Id)) && CheckIds(o.RefObjId, c.RefObjId);
         }
         if (o.Type == RegType.NotInit) return true;
         if (c.Type != o.Type) return false;
@@ -82,7 +99,13 @@ internal sealed class StateEquivalence
         {
             // No path below the old state needed this value exactly.
             if (!o.Precise && _usePrecision) return true;
-            if (o.Id != 0 && !CheckIds(o.Id, c.Id)) return false;
+            // A link in the old state was relied on (a branch on one copy refined the others), so the new
+            // state must have the same link: the same kind of delta (none, 64-bit or 32-bit add) and the same
+            // constant, or `r8 = r6 + 7` would be pruned against a verified `r8 = r6 + 5`. A link only in the
+            // new state just narrows it.
+            if (o.Id != 0 && (o.Id & Checker.LinkedDelta) != (c.Id & Checker.LinkedDelta)) return false;
+            if ((o.Id & Checker.LinkedDelta) != 0 && o.Off != c.Off) return false;
+            if (!CheckScalarIds(o.Id, c.Id)) return false;
             return RangeWithin(o, c) && o.VarOff.Contains(c.VarOff);
         }
         return o.Off == c.Off && o.Aux == c.Aux && o.Frame == c.Frame && RangeWithin(o, c) && o.VarOff.Contains(c.VarOff) &&

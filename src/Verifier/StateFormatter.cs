@@ -60,7 +60,9 @@ internal static class StateFormatter
 
     static IEnumerable<string> ScalarParts(RegState r)
     {
-        if (r.Id != 0 && r.Type == RegType.Scalar) yield return $"id={r.Id}";
+        // A copy linked with a delta prints as the kernel does: its base id and the signed delta (id=2+7, id=1-1).
+        if (r.Id != 0 && r.Type == RegType.Scalar)
+            yield return (r.Id & Checker.LinkedDelta) != 0 ? $"id={r.Id & ~Checker.LinkedDelta}{r.Off:+0;-0;+0}" : $"id={r.Id}";
         if (r.Smin != long.MinValue) yield return $"smin={r.Smin}";
         if (r.Smax != long.MaxValue) yield return $"smax={r.Smax}";
         if (r.Umin != 0) yield return $"umin={r.Umin}";
