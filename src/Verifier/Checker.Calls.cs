@@ -118,6 +118,8 @@ internal sealed partial class Checker
                     if (HelperNames.Name(id) == "bpf_map_lookup_elem" && meta.ConstKey >= 0 && meta.ConstKey < map.MaxEntries)
                     {
                         regs[0] = RegState.Pointer(RegType.PtrToMapValue, 0, meta.MapIndex);
+                        // Each lookup is its own element for bpf_spin_unlock, even without a NULL check to keep an id.
+                        if (map.SpinLockOffset >= 0) regs[0].Id = NewId();
                         break;
                     }
                     var r0 = RegState.Pointer(RegType.PtrToMapValueOrNull, 0, meta.MapIndex);

@@ -44,8 +44,12 @@ internal sealed partial class Checker
             throw Err($"BPF_ATOMIC stores into R{ins.Dst} {RegName(dst)} is not allowed");
         if (Regs[ins.Src].IsPointer && dst.Type != RegType.PtrToStack)
             throw Err($"R{ins.Src} leaks addr into mem");
-        // The fetch is a real load (from the stack it returns what was stored there); the write after it stores unknown data.
-        CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: false, valueRegno: loadReg, stImm: null, signExtend: false, atomic: true);
+        // As the kernel's check_atomic_rmw: a read that goes to no register (which refuses a variable-offset stack
+        // pointer), then for a fetch the real load (from the stack it returns what was stored there); the write
+        // after it stores unknown data.
+        CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: false, valueRegno: -1, stImm: null, signExtend: false, atomic: true);
+        if (loadReg >= 0)
+            CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: false, valueRegno: loadReg, stImm: null, signExtend: false, atomic: true);
         CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: true, valueRegno: -1, stImm: null, signExtend: false, atomic: true);
     }
 
@@ -250,9 +254,13 @@ internal sealed partial class Checker
         {
             if (write)
             {
-                for (long a = min; a < max; a++) ScrubByte(st, (int)a, SlotKind.Misc);
+                StackWriteVarOff(st, min, max, valueRegno, stImm);
                 return null;
             }
+            // check_stack_read: a variable-offset read must fill a register; which slots an access that reads
+            // into no register (an atomic's operand) touches is unknown, so it could not be tracked.
+            if (valueRegno < 0)
+                throw Err($"variable offset stack pointer cannot be passed into helper function; var_off={reg.VarOff} off={reg.Off + off} size={size}");
             bool allZero = true;
             for (long a = min; a < max; a++)
             {
@@ -266,6 +274,35 @@ internal sealed partial class Checker
         int fixedOff = (int)min;
         if (write) { StackWriteFixed(frame, fixedOff, size, valueRegno, stImm); return null; }
         return StackReadFixed(idx, frame, fixedOff, size, valueRegno);
+    }
+
+    /// <summary>
+    /// check_stack_write_var_off: any byte in [<paramref name="min"/>, <paramref name="max"/>) may be written, so
+    /// each becomes unknown data, except that writing zero leaves zero bytes zero and spilled zero scalars in place.
+    /// </summary>
+    void StackWriteVarOff(StackState st, long min, long max, int valueRegno, int? stImm)
+    {
+        bool writingZero = valueRegno >= 0 ? Regs[valueRegno].IsNull : stImm == 0;
+        bool zeroUsed = false;
+        for (long a = min; a < max; a++)
+        {
+            var (spi, k) = Locate((int)a);
+            var kind = st.Kind(spi, k);
+            if (writingZero && kind == SlotKind.Spill && st.Spilled[spi] is { IsScalar: true, IsNull: true })
+            {
+                zeroUsed = true;
+                continue;
+            }
+            var newKind = SlotKind.Misc;
+            if (writingZero && kind == SlotKind.Zero)
+            {
+                newKind = SlotKind.Zero;
+                zeroUsed = true;
+            }
+            ScrubByte(st, (int)a, newKind);
+        }
+        // The slots record "zero", not the register: pruned paths must store zero too.
+        if (zeroUsed && valueRegno >= 0) MarkPrecise(valueRegno);
     }
 
     /// <summary>Slot index and byte kind index of the stack byte at fp+<paramref name="addr"/> (negative).</summary>
