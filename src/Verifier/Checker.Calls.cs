@@ -122,13 +122,17 @@ internal sealed partial class Checker
                         if (map.SpinLockOffset >= 0) regs[0].Id = NewId();
                         break;
                     }
+                    if (map.IsSockMap)
+                    {
+                        // A SOCKMAP/SOCKHASH element is a socket: the lookup acquires it (sock_or_null, like sk_lookup_tcp).
+                        var sk = RegState.Pointer(RegType.PtrToSocketOrNull);
+                        sk.Id = sk.RefObjId = NewId();
+                        _cur.Refs.Add(new RefState(sk.Id, idx));
+                        regs[0] = sk;
+                        break;
+                    }
                     var r0 = RegState.Pointer(RegType.PtrToMapValueOrNull, 0, meta.MapIndex);
                     r0.Id = NewId();
-                    if (Map(meta.MapIndex).IsSockMap)
-                    {
-                        r0.RefObjId = r0.Id;
-                        _cur.Refs.Add(new RefState(r0.Id, idx));
-                    }
                     regs[0] = r0;
                     break;
                 }

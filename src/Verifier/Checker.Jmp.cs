@@ -138,8 +138,7 @@ internal sealed partial class Checker
                 r = RegState.Known(0);
                 return;
             }
-            if (r.Type == RegType.PtrToMapValueOrNull && maps[r.Aux].IsSockMap) r.Type = RegType.PtrToSocket;
-            else r.Type = RegTypeNames.NonNull(r.Type);
+            r.Type = RegTypeNames.NonNull(r.Type);
             // A value that may hold a bpf_spin_lock keeps its id: lock and unlock must use the same element.
             if (!(r.Type == RegType.PtrToMapValue && maps[r.Aux].SpinLockOffset >= 0)) r.Id = 0;
         });
