@@ -259,17 +259,17 @@ internal sealed partial class Checker
                 break;
             case ArgType.PtrToMapKey:
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->key");
-                CheckHelperMem(regno, Map(meta.MapIndex).KeySize, write: false, intoMap: StoresIntoMap(helperId));
+                CheckHelperMem(regno, Map(meta.MapIndex).KeySize, write: false);
                 if (Map(meta.MapIndex).Type is MapType.Array or MapType.PerCpuArray)
                     meta.ConstKey = ConstantMapKey(reg, Map(meta.MapIndex).KeySize);
                 break;
             case ArgType.PtrToMapValue:
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->value");
-                CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: false, intoMap: StoresIntoMap(helperId));
+                CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: false);
                 break;
             case ArgType.PtrToUninitMapValue:
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->value");
-                CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: true, intoMap: false);
+                CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: true);
                 break;
             case ArgType.PtrToMem or ArgType.PtrToMemOrNull or ArgType.PtrToUninitMem:
                 meta.LastMemRegno = regno;
@@ -283,7 +283,7 @@ internal sealed partial class Checker
                     if (reg.Umin == 0 && !zeroOk) throw Err($"R{regno} invalid zero-sized read: u64=[{reg.Umin},{reg.Umax}]");
                     if (reg.Umax >= 1UL << 29) throw Err($"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'");
                     if (meta.LastMemRegno >= 0 && reg.Umax > 0)
-                        CheckHelperMem(meta.LastMemRegno, (int)reg.Umax, meta.LastMemWrite, intoMap: false);
+                        CheckHelperMem(meta.LastMemRegno, (int)reg.Umax, meta.LastMemWrite);
                     break;
                 }
             case ArgType.ConstAllocSizeOrZero:
@@ -315,11 +315,8 @@ internal sealed partial class Checker
         return (long)v.VarOff.Value;
     }
 
-    /// <summary>Helpers that copy the key and value they are given into the map (a pointer there would leak).</summary>
-    static bool StoresIntoMap(int helperId) => HelperNames.Name(helperId) is "bpf_map_update_elem" or "bpf_map_push_elem";
-
     /// <summary>check_helper_mem_access: the helper reads or writes <paramref name="size"/> bytes at the pointer.</summary>
-    void CheckHelperMem(int regno, int size, bool write, bool intoMap)
+    void CheckHelperMem(int regno, int size, bool write)
     {
         var reg = Regs[regno];
         if (size == 0) throw Err(write ? "invalid zero-sized write" : "invalid zero-sized read");
@@ -339,10 +336,10 @@ internal sealed partial class Checker
                             ScrubByte(st, (int)a, SlotKind.Misc);
                             continue;
                         }
+                        // A spilled pointer may be copied out (into a map too), as root may (allow_ptr_leaks).
                         var kind = st.Kind(spi, k);
                         if (kind == SlotKind.Invalid) NoteUninitRead(_cur.Insn);
-                        if (kind == SlotKind.Spill && intoMap && !st.Spilled[spi].IsScalar)
-                            throw Err($"R{regno} leaks addr into map");
+                        if (kind == SlotKind.Spill && !st.Spilled[spi].IsScalar) _exposesAddress = true;
                     }
                     break;
                 }

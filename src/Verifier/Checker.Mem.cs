@@ -42,8 +42,7 @@ internal sealed partial class Checker
         var dst = Regs[ins.Dst];
         if (dst.Type is RegType.PtrToCtx or RegType.PtrToSocket)
             throw Err($"BPF_ATOMIC stores into R{ins.Dst} {RegName(dst)} is not allowed");
-        if (Regs[ins.Src].IsPointer && dst.Type != RegType.PtrToStack)
-            throw Err($"R{ins.Src} leaks addr into mem");
+        if (Regs[ins.Src].IsPointer) _exposesAddress = true;
         // As the kernel's check_atomic_rmw: a read that goes to no register (which refuses a variable-offset stack
         // pointer), then for a fetch the real load (from the stack it returns what was stored there); the write
         // after it stores unknown data.
@@ -88,9 +87,9 @@ internal sealed partial class Checker
         {
             case RegType.PtrToMapValue:
                 {
+                    // As root (allow_ptr_leaks) a pointer may be stored: it is only bits there, read back as a scalar.
                     var map = Map(reg.Aux);
-                    if (write && valueRegno >= 0 && Regs[valueRegno].IsPointer)
-                        throw Err($"R{valueRegno} leaks addr into map");
+                    if (write && valueRegno >= 0 && Regs[valueRegno].IsPointer) _exposesAddress = true;
                     if (write && map.ProgramCannotWrite)
                         throw Err($"write into map forbidden, value_size={map.ValueSize} off={off + reg.Off} size={size}");
                     if (!write && map.ProgramCannotRead)
@@ -115,8 +114,7 @@ internal sealed partial class Checker
                 CheckMemRegion(regno, reg, off + reg.Off, size, Map(reg.Aux).KeySize, zeroOk: false);
                 break;
             case RegType.PtrToMem:
-                if (write && valueRegno >= 0 && Regs[valueRegno].IsPointer)
-                    throw Err($"R{valueRegno} leaks addr into mem");
+                if (write && valueRegno >= 0 && Regs[valueRegno].IsPointer) _exposesAddress = true;
                 CheckMemRegion(regno, reg, off + reg.Off, size, reg.Aux, zeroOk: false);
                 break;
             case RegType.PtrToCtx:
@@ -267,6 +265,7 @@ internal sealed partial class Checker
                 var (spi, k) = Locate((int)a);
                 var kind = st.Kind(spi, k);
                 if (kind == SlotKind.Invalid) NoteUninitRead(idx);
+                if (kind == SlotKind.Spill && !st.Spilled[spi].IsScalar) _exposesAddress = true;
                 if (kind != SlotKind.Zero) allZero = false;
             }
             return allZero ? RegState.Known(0) : RegState.Unknown();
@@ -317,6 +316,8 @@ internal sealed partial class Checker
         var (spi, k) = Locate(addr);
         if (st.IsSpilled(spi))
         {
+            // The rest of a spilled pointer's bytes stay behind as data.
+            if (!st.Spilled[spi].IsScalar) _exposesAddress = true;
             for (int i = 0; i < 8; i++) if (st.Kind(spi, i) == SlotKind.Spill) st.SetKind(spi, i, SlotKind.Misc);
             st.Spilled[spi] = RegState.NotInit;
         }
@@ -327,6 +328,8 @@ internal sealed partial class Checker
     {
         var st = frame.Stack;
         int slot = -off - 1, spi = slot / 8;
+        // A narrower store over a spilled pointer leaves the rest of its bytes behind as data.
+        if (size < 8 && st.IsSpilled(spi) && !st.Spilled[spi].IsScalar) _exposesAddress = true;
         RegState? v = valueRegno >= 0 ? Regs[valueRegno] : null;
         if (v is { IsScalar: true } sv && off % 8 == 0)
         {
