@@ -1,5 +1,5 @@
 /* The first program is rejected, NAME_fixed is accepted.
- * expect: R2 type=map_value_or_null expected=sock */
+ * expect: R1 type=sock_or_null expected=sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_ */
 #include "common.h"
 
 struct {
@@ -14,10 +14,9 @@ int unchecked_sk(struct bpf_sk_lookup *ctx)
 {
 	__u32 key = 0;
 	struct bpf_sock *sk = bpf_map_lookup_elem(&socks, &key);
-	long err = bpf_sk_assign(ctx, sk, 0); /* sk may be NULL here */
+	long err = bpf_sk_assign(ctx, sk, 0);
 
-	if (sk)
-		bpf_sk_release(sk);
+	bpf_sk_release(sk); /* sk may be NULL here */
 	return err ? SK_DROP : SK_PASS;
 }
 
@@ -26,12 +25,10 @@ int unchecked_sk_fixed(struct bpf_sk_lookup *ctx)
 {
 	__u32 key = 0;
 	struct bpf_sock *sk = bpf_map_lookup_elem(&socks, &key);
-	long err;
+	long err = bpf_sk_assign(ctx, sk, 0); /* NULL is allowed here: it selects no socket */
 
-	if (!sk)
-		return SK_DROP;
-	err = bpf_sk_assign(ctx, sk, 0);
-	bpf_sk_release(sk);
+	if (sk)
+		bpf_sk_release(sk);
 	return err ? SK_DROP : SK_PASS;
 }
 

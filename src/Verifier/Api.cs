@@ -161,6 +161,14 @@ public sealed class VerifierResult
     /// <summary>True when some path may read stack bytes never written: the emitter must zero the frame.</summary>
     public bool MayReadUninitStack { get; }
 
+    /// <summary>
+    /// True when some path may turn an address into plain data, as Linux lets root: a pointer stored into a map
+    /// value or ring buffer memory, an atomic with a pointer operand, a spilled pointer read by a helper or
+    /// partly overwritten or read through a variable offset. Safe (the data is never dereferenced), but the
+    /// value differs between engines and runs, and so may anything computed from it.
+    /// </summary>
+    public bool MayExposeAddresses { get; internal init; }
+
     /// <summary>Throws <see cref="BpfVerifierException"/> when rejected.</summary>
     public VerifierResult ThrowIfRejected() => Accepted ? this : throw new BpfVerifierException(this);
 }

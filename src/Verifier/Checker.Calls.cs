@@ -118,15 +118,21 @@ internal sealed partial class Checker
                     if (HelperNames.Name(id) == "bpf_map_lookup_elem" && meta.ConstKey >= 0 && meta.ConstKey < map.MaxEntries)
                     {
                         regs[0] = RegState.Pointer(RegType.PtrToMapValue, 0, meta.MapIndex);
+                        // Each lookup is its own element for bpf_spin_unlock, even without a NULL check to keep an id.
+                        if (map.SpinLockOffset >= 0) regs[0].Id = NewId();
+                        break;
+                    }
+                    if (map.IsSockMap)
+                    {
+                        // A SOCKMAP/SOCKHASH element is a socket: the lookup acquires it (sock_or_null, like sk_lookup_tcp).
+                        var sk = RegState.Pointer(RegType.PtrToSocketOrNull);
+                        sk.Id = sk.RefObjId = NewId();
+                        _cur.Refs.Add(new RefState(sk.Id, idx));
+                        regs[0] = sk;
                         break;
                     }
                     var r0 = RegState.Pointer(RegType.PtrToMapValueOrNull, 0, meta.MapIndex);
                     r0.Id = NewId();
-                    if (Map(meta.MapIndex).IsSockMap)
-                    {
-                        r0.RefObjId = r0.Id;
-                        _cur.Refs.Add(new RefState(r0.Id, idx));
-                    }
                     regs[0] = r0;
                     break;
                 }
@@ -253,17 +259,17 @@ internal sealed partial class Checker
                 break;
             case ArgType.PtrToMapKey:
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->key");
-                CheckHelperMem(regno, Map(meta.MapIndex).KeySize, write: false, intoMap: StoresIntoMap(helperId));
+                CheckHelperMem(regno, Map(meta.MapIndex).KeySize, write: false);
                 if (Map(meta.MapIndex).Type is MapType.Array or MapType.PerCpuArray)
                     meta.ConstKey = ConstantMapKey(reg, Map(meta.MapIndex).KeySize);
                 break;
             case ArgType.PtrToMapValue:
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->value");
-                CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: false, intoMap: StoresIntoMap(helperId));
+                CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: false);
                 break;
             case ArgType.PtrToUninitMapValue:
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->value");
-                CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: true, intoMap: false);
+                CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: true);
                 break;
             case ArgType.PtrToMem or ArgType.PtrToMemOrNull or ArgType.PtrToUninitMem:
                 meta.LastMemRegno = regno;
@@ -277,7 +283,7 @@ internal sealed partial class Checker
                     if (reg.Umin == 0 && !zeroOk) throw Err($"R{regno} invalid zero-sized read: u64=[{reg.Umin},{reg.Umax}]");
                     if (reg.Umax >= 1UL << 29) throw Err($"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'");
                     if (meta.LastMemRegno >= 0 && reg.Umax > 0)
-                        CheckHelperMem(meta.LastMemRegno, (int)reg.Umax, meta.LastMemWrite, intoMap: false);
+                        CheckHelperMem(meta.LastMemRegno, (int)reg.Umax, meta.LastMemWrite);
                     break;
                 }
             case ArgType.ConstAllocSizeOrZero:
@@ -309,11 +315,8 @@ internal sealed partial class Checker
         return (long)v.VarOff.Value;
     }
 
-    /// <summary>Helpers that copy the key and value they are given into the map (a pointer there would leak).</summary>
-    static bool StoresIntoMap(int helperId) => HelperNames.Name(helperId) is "bpf_map_update_elem" or "bpf_map_push_elem";
-
     /// <summary>check_helper_mem_access: the helper reads or writes <paramref name="size"/> bytes at the pointer.</summary>
-    void CheckHelperMem(int regno, int size, bool write, bool intoMap)
+    void CheckHelperMem(int regno, int size, bool write)
     {
         var reg = Regs[regno];
         if (size == 0) throw Err(write ? "invalid zero-sized write" : "invalid zero-sized read");
@@ -333,10 +336,10 @@ internal sealed partial class Checker
                             ScrubByte(st, (int)a, SlotKind.Misc);
                             continue;
                         }
+                        // A spilled pointer may be copied out (into a map too), as root may (allow_ptr_leaks).
                         var kind = st.Kind(spi, k);
                         if (kind == SlotKind.Invalid) NoteUninitRead(_cur.Insn);
-                        if (kind == SlotKind.Spill && intoMap && !st.Spilled[spi].IsScalar)
-                            throw Err($"R{regno} leaks addr into map");
+                        if (kind == SlotKind.Spill && !st.Spilled[spi].IsScalar) _exposesAddress = true;
                     }
                     break;
                 }

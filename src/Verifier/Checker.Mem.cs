@@ -42,10 +42,13 @@ internal sealed partial class Checker
         var dst = Regs[ins.Dst];
         if (dst.Type is RegType.PtrToCtx or RegType.PtrToSocket)
             throw Err($"BPF_ATOMIC stores into R{ins.Dst} {RegName(dst)} is not allowed");
-        if (Regs[ins.Src].IsPointer && dst.Type != RegType.PtrToStack)
-            throw Err($"R{ins.Src} leaks addr into mem");
-        // The fetch is a real load (from the stack it returns what was stored there); the write after it stores unknown data.
-        CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: false, valueRegno: loadReg, stImm: null, signExtend: false, atomic: true);
+        if (Regs[ins.Src].IsPointer) _exposesAddress = true;
+        // As the kernel's check_atomic_rmw: a read that goes to no register (which refuses a variable-offset stack
+        // pointer), then for a fetch the real load (from the stack it returns what was stored there); the write
+        // after it stores unknown data.
+        CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: false, valueRegno: -1, stImm: null, signExtend: false, atomic: true);
+        if (loadReg >= 0)
+            CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: false, valueRegno: loadReg, stImm: null, signExtend: false, atomic: true);
         CheckMemAccess(idx, ins.Dst, ins.Offset, size, write: true, valueRegno: -1, stImm: null, signExtend: false, atomic: true);
     }
 
@@ -84,9 +87,9 @@ internal sealed partial class Checker
         {
             case RegType.PtrToMapValue:
                 {
+                    // As root (allow_ptr_leaks) a pointer may be stored: it is only bits there, read back as a scalar.
                     var map = Map(reg.Aux);
-                    if (write && valueRegno >= 0 && Regs[valueRegno].IsPointer)
-                        throw Err($"R{valueRegno} leaks addr into map");
+                    if (write && valueRegno >= 0 && Regs[valueRegno].IsPointer) _exposesAddress = true;
                     if (write && map.ProgramCannotWrite)
                         throw Err($"write into map forbidden, value_size={map.ValueSize} off={off + reg.Off} size={size}");
                     if (!write && map.ProgramCannotRead)
@@ -111,8 +114,8 @@ internal sealed partial class Checker
                 CheckMemRegion(regno, reg, off + reg.Off, size, Map(reg.Aux).KeySize, zeroOk: false);
                 break;
             case RegType.PtrToMem or RegType.PtrToArgMem:
-                if (write && valueRegno >= 0 && Regs[valueRegno].IsPointer)
-                    throw Err($"R{valueRegno} leaks addr into mem");
+                // As root the kernel lets a pointer be stored as data (allow_ptr_leaks); it reads back as a scalar.
+                if (write && valueRegno >= 0 && Regs[valueRegno].IsPointer) _exposesAddress = true;
                 CheckMemRegion(regno, reg, off + reg.Off, size, reg.Aux, zeroOk: false);
                 break;
             case RegType.PtrToCtx:
@@ -253,15 +256,20 @@ internal sealed partial class Checker
         {
             if (write)
             {
-                for (long a = min; a < max; a++) ScrubByte(st, (int)a, SlotKind.Misc);
+                StackWriteVarOff(st, min, max, valueRegno, stImm);
                 return null;
             }
+            // check_stack_read: a variable-offset read must fill a register; which slots an access that reads
+            // into no register (an atomic's operand) touches is unknown, so it could not be tracked.
+            if (valueRegno < 0)
+                throw Err($"variable offset stack pointer cannot be passed into helper function; var_off={reg.VarOff} off={reg.Off + off} size={size}");
             bool allZero = true;
             for (long a = min; a < max; a++)
             {
                 var (spi, k) = Locate((int)a);
                 var kind = st.Kind(spi, k);
                 if (kind == SlotKind.Invalid) NoteUninitRead(idx);
+                if (kind == SlotKind.Spill && !st.Spilled[spi].IsScalar) _exposesAddress = true;
                 if (kind != SlotKind.Zero) allZero = false;
             }
             return allZero ? RegState.Known(0) : RegState.Unknown();
@@ -269,6 +277,35 @@ internal sealed partial class Checker
         int fixedOff = (int)min;
         if (write) { StackWriteFixed(frame, fixedOff, size, valueRegno, stImm); return null; }
         return StackReadFixed(idx, frame, fixedOff, size, valueRegno);
+    }
+
+    /// <summary>
+    /// check_stack_write_var_off: any byte in [<paramref name="min"/>, <paramref name="max"/>) may be written, so
+    /// each becomes unknown data, except that writing zero leaves zero bytes zero and spilled zero scalars in place.
+    /// </summary>
+    void StackWriteVarOff(StackState st, long min, long max, int valueRegno, int? stImm)
+    {
+        bool writingZero = valueRegno >= 0 ? Regs[valueRegno].IsNull : stImm == 0;
+        bool zeroUsed = false;
+        for (long a = min; a < max; a++)
+        {
+            var (spi, k) = Locate((int)a);
+            var kind = st.Kind(spi, k);
+            if (writingZero && kind == SlotKind.Spill && st.Spilled[spi] is { IsScalar: true, IsNull: true })
+            {
+                zeroUsed = true;
+                continue;
+            }
+            var newKind = SlotKind.Misc;
+            if (writingZero && kind == SlotKind.Zero)
+            {
+                newKind = SlotKind.Zero;
+                zeroUsed = true;
+            }
+            ScrubByte(st, (int)a, newKind);
+        }
+        // The slots record "zero", not the register: pruned paths must store zero too.
+        if (zeroUsed && valueRegno >= 0) MarkPrecise(valueRegno);
     }
 
     /// <summary>Slot index and byte kind index of the stack byte at fp+<paramref name="addr"/> (negative).</summary>
@@ -283,6 +320,8 @@ internal sealed partial class Checker
         var (spi, k) = Locate(addr);
         if (st.IsSpilled(spi))
         {
+            // The rest of a spilled pointer's bytes stay behind as data.
+            if (!st.Spilled[spi].IsScalar) _exposesAddress = true;
             for (int i = 0; i < 8; i++) if (st.Kind(spi, i) == SlotKind.Spill) st.SetKind(spi, i, SlotKind.Misc);
             st.Spilled[spi] = RegState.NotInit;
         }
@@ -293,6 +332,8 @@ internal sealed partial class Checker
     {
         var st = frame.Stack;
         int slot = -off - 1, spi = slot / 8;
+        // A narrower store over a spilled pointer leaves the rest of its bytes behind as data.
+        if (size < 8 && st.IsSpilled(spi) && !st.Spilled[spi].IsScalar) _exposesAddress = true;
         RegState? v = valueRegno >= 0 ? Regs[valueRegno] : null;
         if (v is { IsScalar: true } sv && off % 8 == 0)
         {

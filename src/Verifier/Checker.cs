@@ -34,6 +34,8 @@ internal sealed partial class Checker
     int _processed;
     int _jmpsProcessed, _prevJmps, _prevInsns;
     bool _uninitRead;
+    // A path turns an address into data (VerifierResult.MayExposeAddresses).
+    bool _exposesAddress;
 
     readonly bool _widenCallbacks;
     int _resumedFrom = -1;
@@ -148,7 +150,10 @@ internal sealed partial class Checker
         int subprogs = _info?.SubprogStarts.Count ?? 1;
         var depths = new int[subprogs];
         for (int s = 0; s < subprogs; s++) depths[s] = _stackDepth[s];
-        return new VerifierResult(error == null, _opt.LogLevel == 0 && error == null ? "" : _log.ToString(), error, errInsn, _facts, _processed, depths, _uninitRead);
+        return new VerifierResult(error == null, _opt.LogLevel == 0 && error == null ? "" : _log.ToString(), error, errInsn, _facts, _processed, depths, _uninitRead)
+        {
+            MayExposeAddresses = _exposesAddress,
+        };
     }
 
     int MaxStates() => _explored.Count == 0 ? 0 : _explored.Values.Max(l => l.Count);
