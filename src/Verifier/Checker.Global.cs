@@ -88,11 +88,10 @@ internal sealed partial class Checker
                             if (!arg.MaybeNull) return $"arg#{i} is expected to be non-NULL";
                             break;
                         }
-                        // The callee may read and write all of it; bytes it reads must hold no pointer
-                        // (it could store the address where the host sees it, difference 1).
+                        // The callee may read and write all of it (a spilled pointer it reads is data to it, as root may).
                         Regs[regno].Type = RegTypeNames.NonNull(reg.Type);
-                        CheckHelperMem(regno, arg.MemSize, write: false, intoMap: true);
-                        CheckHelperMem(regno, arg.MemSize, write: true, intoMap: false);
+                        CheckHelperMem(regno, arg.MemSize, write: false);
+                        CheckHelperMem(regno, arg.MemSize, write: true);
                         Regs[regno].Type = reg.Type;
                         if (!arg.MaybeNull && reg.IsNullable) return $"arg#{i} is expected to be non-NULL";
                         break;
