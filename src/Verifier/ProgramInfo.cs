@@ -19,6 +19,8 @@ internal sealed class ProgramInfo
     /// <summary>Helper calls that run a callback (bpf_loop, bpf_for_each_map_elem): always checkpointed, pruned by range.</summary>
     public readonly bool[] CallsCallback;
     public readonly bool[] Reachable;
+    /// <summary>Subprograms holding a may_goto: the kernel gives each a hidden stack slot for the loop budget.</summary>
+    public readonly HashSet<int> MayGotoSubprogs = [];
     /// <summary>Bit r set when register r may be read before it is written, from this instruction on.</summary>
     public readonly ushort[] LiveIn;
     /// <summary>Local call edges, caller subprogram to callee subprogram.</summary>
@@ -146,6 +148,12 @@ internal sealed class ProgramInfo
             {
                 PrunePoint[i + ins.BranchOffset + 1] = true;
                 if (!ins.IsUnconditionalJump) PrunePoint[i + 1] = true;
+                // A may_goto is a checkpoint of its own (the kernel forces one there): loops converge on it.
+                if (ins.IsMayGoto)
+                {
+                    PrunePoint[i] = true;
+                    MayGotoSubprogs.Add(SubprogOf(i));
+                }
             }
             if (ins.IsCall && ins.Src == (byte)CallKind.Local)
             {
@@ -247,7 +255,7 @@ internal sealed class ProgramInfo
                     for (int r = 1; r <= args; r++) u |= Bit(r);
                     return (u, 0b111111);
                 }
-                if (ins.IsUnconditionalJump) return (0, 0);
+                if (ins.IsUnconditionalJump || ins.IsMayGoto) return (0, 0);
                 return ((ushort)(Bit(ins.Dst) | (ins.SourceIsReg ? Bit(ins.Src) : 0)), 0);
         }
     }

@@ -19,8 +19,15 @@ internal sealed class StateEquivalence
         _usePrecision = usePrecision;
     }
 
-    public bool Equal(VerifierState old, VerifierState cur, bool exact)
+    /// <summary>
+    /// The kernel's RANGE_WITHIN mode (for states still being explored, whose precision marks are not
+    /// final): every scalar is compared by range, precise or not.
+    /// </summary>
+    bool _rangeWithin;
+
+    public bool Equal(VerifierState old, VerifierState cur, bool exact, bool rangeWithin = false)
     {
+        _rangeWithin = rangeWithin;
         _map.Clear();
         _reverse.Clear();
         if (old.Frames.Count != cur.Frames.Count || old.Refs.Count != cur.Refs.Count || old.LockMap != cur.LockMap) return false;
@@ -81,7 +88,7 @@ internal sealed class StateEquivalence
         if (o.Type == RegType.Scalar)
         {
             // No path below the old state needed this value exactly.
-            if (!o.Precise && _usePrecision) return true;
+            if (!o.Precise && _usePrecision && !_rangeWithin) return true;
             if (o.Id != 0 && !CheckIds(o.Id, c.Id)) return false;
             return RangeWithin(o, c) && o.VarOff.Contains(c.VarOff);
         }

@@ -82,6 +82,8 @@ public static class Disassembler
                 return ins.Class == InstructionClass.Jmp32 ? $"gotol {Target(ins.Imm)}" : $"goto {Target(ins.Offset)}";
             case JmpOp.Exit:
                 return "exit";
+            case JmpOp.Jcond:
+                return $"may_goto {Target(ins.Offset)}";
             case JmpOp.Call:
                 if (ins.SourceIsReg) return $"callx r{ins.Dst}";
                 return (CallKind)ins.Src switch
