@@ -67,6 +67,12 @@ public sealed class VerifierOptions
 
     /// <summary>Optional subprogram names by start instruction (BTF func info), used in the log.</summary>
     public IReadOnlyDictionary<int, string>? FuncInfo { get; init; }
+
+    /// <summary>
+    /// The names of the kernel functions a kfunc call (<c>call</c> with src 2) refers to, by its immediate
+    /// (the loader's <c>ProgramSpec.KernelFunctions</c>); null when the immediates are kernel BTF ids.
+    /// </summary>
+    public IReadOnlyList<string>? KernelFunctions { get; init; }
 }
 
 /// <summary>What the verifier proved about one instruction, for the JIT.</summary>

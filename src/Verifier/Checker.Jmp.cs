@@ -12,6 +12,7 @@ internal sealed partial class Checker
         if (ins.IsCall)
         {
             if (ins.Src == (byte)CallKind.Local) { CallLocal(ins, idx); return true; }
+            if (ins.Src == (byte)CallKind.Kfunc) throw Err(KernelFunctions.Refusal(ins.Imm, _opt.KernelFunctions));
             if (_cur.LockMap >= 0 && ins.Imm != KernelHelpers.SpinUnlockId)
                 throw Err("function calls are not allowed while holding a lock");
             CheckHelperCall(ins, idx);

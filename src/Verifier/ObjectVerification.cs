@@ -34,6 +34,7 @@ public static class ObjectVerification
             LogLevel = logLevel,
             LineInfo = SourceLines(program),
             FuncInfo = funcs.Count > 0 ? funcs : null,
+            KernelFunctions = program.KernelFunctions,
         };
     }
 

@@ -84,7 +84,6 @@ internal sealed class ProgramInfo
             }
             if (ins.Class == InstructionClass.Ld) return "BPF_LD_[ABS|IND] instructions not allowed for this program type";
             if (ins.Opcode == Op.CallX) return "callx is not supported";
-            if (ins.IsCall && ins.Src == (byte)CallKind.Kfunc) return "calling kernel functions is not supported";
             if (ins.IsCall && ins.Src == (byte)CallKind.Local)
             {
                 int t = i + ins.Imm + 1;
