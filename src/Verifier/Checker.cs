@@ -86,6 +86,9 @@ internal sealed partial class Checker
         {
             error = structural;
             errInsn = at;
+            // An instruction BpfJit cannot decode is named by its index and bytes, as the kernel's log names a failing instruction.
+            if (_opt.LogLevel >= 1 && at >= 0 && at < _insns.Count && BpfJit.Frontend.Decoder.Check(_insns[at]) != null)
+                _log.AppendLine($"{at}: ({_insns[at].Opcode:x2}) {Disassembler.Format(_insns, at)}");
             _log.AppendLine(structural);
             return Finish(error, errInsn);
         }

@@ -28,6 +28,7 @@ public class PerProgramTests
         Assert.That(spec.Programs.Select(p => p.Name), Is.EqualTo(new[] { "bad_opcode", "good" }));
         var bad = Verify(spec, "bad_opcode");
         Assert.That((bad.Accepted, bad.ErrorInsn, bad.Error), Is.EqualTo((false, 0, "unknown opcode 0xe6")));
+        Assert.That(bad.Log, Does.StartWith("0: (e6) <unknown: unknown opcode 0xe6>\nunknown opcode 0xe6"));
         Assert.That(Verify(spec, "good").Accepted, Is.True);
         Assert.That(Disassembler.Format(spec.Programs["bad_opcode"].Instructions, 0), Is.EqualTo("<unknown: unknown opcode 0xe6>"));
     }
@@ -82,5 +83,9 @@ public class PerProgramTests
         Assert.That(outer.InitialInnerMaps, Is.EqualTo(new Dictionary<uint, string> { [0] = "inner1" }));
         Assert.That(outer.Clone().InitialInnerMaps, Is.EqualTo(outer.InitialInnerMaps));
         Assert.That(spec.Programs.Single().Name, Is.EqualTo("uses_outer"));
+        // The object loads; its program is refused where it looks up the outer map, until BpfJit models inner maps.
+        var r = Verify(spec, "uses_outer");
+        Assert.That(r.Accepted, Is.False);
+        Assert.That(r.Error, Is.EqualTo("bpf_map_lookup_elem of map-in-map outer (ArrayOfMaps) is not supported by BpfJit"));
     }
 }
