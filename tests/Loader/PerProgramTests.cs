@@ -89,3 +89,45 @@ public class PerProgramTests
         Assert.That(r.Error, Is.EqualTo("bpf_map_lookup_elem of map-in-map outer (ArrayOfMaps) is not supported by BpfJit"));
     }
 }
+
+/// <summary>The CLI verbs list every program of such objects, each with its own verdict.</summary>
+[TestFixture]
+public class PerProgramCliTests
+{
+    static string Object(string name) => Path.Combine(Corpus.RepoRoot, "tests", "Loader", "objects", name + ".o");
+
+    static (int Code, string Out) Run(Func<string[], TextWriter, TextWriter, int> command, params string[] args)
+    {
+        var o = new StringWriter();
+        int code = command(args, o, new StringWriter());
+        return (code, o.ToString());
+    }
+
+    [Test]
+    public void VerifyReportsEachProgram()
+    {
+        var (code, output) = Run((a, o, e) => BpfJit.Cli.Cli.Run(["verify", .. a], o, e), Object("kfunc_calls"));
+        Assert.That(code, Is.EqualTo(1), "a rejected program makes the verb's result negative, not bad input");
+        Assert.That(output, Does.Contain("program task_lookup").And.Contain("2: (85) call kfunc#0").And.Contain("calling kernel function bpf_task_from_pid is not allowed"));
+        Assert.That(output, Does.Contain("program plain").And.Contain("processed 6 insns"));
+    }
+
+    [Test]
+    public void InspectAndDisasmNameKernelFunctionsAndInnerMaps()
+    {
+        var (code, json) = Run(BpfJit.Cli.Commands.InspectCommand.Run, Object("kfunc_calls"), "--json");
+        Assert.That(code, Is.Zero);
+        using (var doc = System.Text.Json.JsonDocument.Parse(json))
+        {
+            var first = doc.RootElement.GetProperty("programs")[0];
+            Assert.That(first.GetProperty("kernelFunctions").EnumerateArray().Select(e => e.GetString()), Is.EqualTo(new[] { "bpf_rcu_read_lock", "bpf_rcu_read_unlock" }));
+        }
+        var (_, text) = Run(BpfJit.Cli.Commands.DisasmCommand.Run, Object("kfunc_calls"));
+        Assert.That(text, Does.Contain("    1: call kfunc#1  ; kfunc bpf_rcu_read_unlock"));
+        var (_, mim) = Run(BpfJit.Cli.Commands.InspectCommand.Run, Object("map_in_map"), "--json");
+        using var m = System.Text.Json.JsonDocument.Parse(mim);
+        var outer = m.RootElement.GetProperty("maps").EnumerateArray().Single(e => e.GetProperty("name").GetString() == "outer");
+        Assert.That(outer.GetProperty("innerMap").GetProperty("type").GetString(), Is.EqualTo("Array"));
+        Assert.That(outer.GetProperty("initialInnerMaps").GetProperty("0").GetString(), Is.EqualTo("inner1"));
+    }
+}
