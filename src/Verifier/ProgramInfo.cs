@@ -19,8 +19,6 @@ internal sealed class ProgramInfo
     /// <summary>Helper calls that run a callback (bpf_loop, bpf_for_each_map_elem): always checkpointed, pruned by range.</summary>
     public readonly bool[] CallsCallback;
     public readonly bool[] Reachable;
-    /// <summary>Subprograms holding a may_goto: the kernel gives each a hidden stack slot for the loop budget.</summary>
-    public readonly HashSet<int> MayGotoSubprogs = [];
     /// <summary>Bit r set when register r may be read before it is written, from this instruction on.</summary>
     public readonly ushort[] LiveIn;
     /// <summary>Local call edges, caller subprogram to callee subprogram.</summary>
@@ -148,11 +146,7 @@ internal sealed class ProgramInfo
                 PrunePoint[i + ins.BranchOffset + 1] = true;
                 if (!ins.IsUnconditionalJump) PrunePoint[i + 1] = true;
                 // A may_goto is a checkpoint of its own (the kernel forces one there): loops converge on it.
-                if (ins.IsMayGoto)
-                {
-                    PrunePoint[i] = true;
-                    MayGotoSubprogs.Add(SubprogOf(i));
-                }
+                if (ins.IsMayGoto) PrunePoint[i] = true;
             }
             if (ins.IsCall && ins.Src == (byte)CallKind.Local)
             {
