@@ -79,6 +79,12 @@ public sealed class VerifierOptions
 
     /// <summary>The BTF <see cref="FuncInfos"/> refers to (<see cref="ProgramSpec.Btf"/> for an object's program).</summary>
     public BtfSpec? Btf { get; init; }
+
+    /// <summary>
+    /// The names of the kernel functions a kfunc call (<c>call</c> with src 2) refers to, by its immediate
+    /// (the loader's <c>ProgramSpec.KernelFunctions</c>); null when the immediates are kernel BTF ids.
+    /// </summary>
+    public IReadOnlyList<string>? KernelFunctions { get; init; }
 }
 
 /// <summary>What the verifier proved about one instruction, for the JIT.</summary>

@@ -72,14 +72,14 @@ internal sealed partial class Checker
         if (_widenCallbacks && PreviousEntry(callee.CallSite) is { } prev) Widen(prev);
     }
 
-    /// <summary>A checkpoint at the helper call still being explored, with the same frames: the previous iteration (find_prev_entry).</summary>
-    VerifierState? PreviousEntry(int callSite)
+    /// <summary>A checkpoint at the helper call (or may_goto) still being explored, with the same frames, other than <paramref name="skip"/>: the previous iteration (find_prev_entry).</summary>
+    VerifierState? PreviousEntry(int callSite, VerifierState? skip = null)
     {
         if (!_explored.TryGetValue(callSite, out var list)) return null;
         for (int i = list.Count - 1; i >= 0; i--)
         {
             var st = list[i];
-            if (st.Branches == 0 || st.Frames.Count != _cur.Frames.Count) continue;
+            if (st == skip || st.Branches == 0 || st.Frames.Count != _cur.Frames.Count) continue;
             bool same = true;
             for (int f = 0; f < st.Frames.Count && same; f++) same = st.Frames[f].CallSite == _cur.Frames[f].CallSite;
             if (same) return st;

@@ -114,6 +114,10 @@ internal sealed partial class Checker
                 {
                     if (meta.MapIndex < 0) throw Err($"kernel subsystem misconfigured verifier: {helper.Name} returns a map value but takes no map");
                     var map = Map(meta.MapIndex);
+                    // Linux returns the inner map (map_ptr_or_null) of a map-in-map; BpfJit models no inner
+                    // maps yet, and treating the slot as a map value would let a program write through it.
+                    if (map.Type is MapType.ArrayOfMaps or MapType.HashOfMaps)
+                        throw Err($"{helper.Name} of map-in-map {map.Name} ({map.Type}) is not supported by BpfJit");
                     // An array lookup with a constant in-range key cannot fail (can_elide_value_nullness).
                     if (HelperNames.Name(id) == "bpf_map_lookup_elem" && meta.ConstKey >= 0 && meta.ConstKey < map.MaxEntries)
                     {

@@ -12,6 +12,7 @@ internal sealed partial class Checker
         if (ins.IsCall)
         {
             if (ins.Src == (byte)CallKind.Local) { CallLocal(ins, idx); return true; }
+            if (ins.Src == (byte)CallKind.Kfunc) throw Err(KernelFunctions.Refusal(ins.Imm, _opt.KernelFunctions));
             if (_cur.LockMap >= 0 && ins.Imm != KernelHelpers.SpinUnlockId)
                 throw Err("function calls are not allowed while holding a lock");
             CheckHelperCall(ins, idx);
@@ -24,7 +25,32 @@ internal sealed partial class Checker
             _cur.Insn = idx + ins.BranchOffset + 1;
             return true;
         }
+        if (ins.IsMayGoto) return CheckMayGoto(ins, idx);
         return CheckCondJmp(ins, idx);
+    }
+
+    /// <summary>
+    /// may_goto (check_cond_jmp_op's BPF_JCOND): both sides are explored. This path takes the jump (the
+    /// budget is spent); the fall-through (another iteration) is queued one may_goto deeper, with the
+    /// imprecise scalars that changed since the previous visit of this instruction widened, so a loop
+    /// converges when a deeper state falls within one still being explored (<see cref="IsStateVisited"/>).
+    /// </summary>
+    bool CheckMayGoto(Instruction ins, int idx)
+    {
+        var fall = _cur.Clone();
+        fall.Insn = idx + 1;
+        fall.MayGotoDepth++;
+        // The checkpoint just made here for this visit is this iteration itself; the one before it is the previous iteration.
+        if (_widenCallbacks && PreviousEntry(idx, skip: _cur.Parent) is { } prev)
+        {
+            var saved = _cur;
+            _cur = fall;
+            Widen(prev);
+            _cur = saved;
+        }
+        Push(fall);
+        _cur.Insn = idx + ins.Offset + 1;
+        return true;
     }
 
     /// <summary>False when neither side of the branch is feasible (a dead path).</summary>

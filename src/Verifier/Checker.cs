@@ -89,6 +89,9 @@ internal sealed partial class Checker
         {
             error = structural;
             errInsn = at;
+            // An instruction BpfJit cannot decode is named by its index and bytes, as the kernel's log names a failing instruction.
+            if (_opt.LogLevel >= 1 && at >= 0 && at < _insns.Count && BpfJit.Frontend.Decoder.Check(_insns[at]) != null)
+                _log.AppendLine($"{at}: ({_insns[at].Opcode:x2}) {Disassembler.Format(_insns, at)}");
             _log.AppendLine(structural);
             return Finish(error, errInsn);
         }
@@ -310,13 +313,23 @@ internal sealed partial class Checker
         if (!_explored.TryGetValue(idx, out var list)) _explored[idx] = list = [];
         bool looping = false;
         bool callsCallback = _info.CallsCallback[idx];
+        bool mayGoto = _insns[idx].IsMayGoto;
         for (int i = 0; i < list.Count; i++)
         {
             var old = list[i];
             if (old.Branches > 0)
             {
                 looping = true;
-                if (old.Frames.Count == _cur.Frames.Count && old.CallbackUnrollDepth == _cur.CallbackUnrollDepth && _eq.Equal(old, _cur, exact: true))
+                // A may_goto loop converges when a state deeper in it falls within one still being
+                // explored at the same may_goto (range within: precision marks are not final yet).
+                if (mayGoto && old.MayGotoDepth != _cur.MayGotoDepth && _eq.Equal(old, _cur, exact: false, rangeWithin: true))
+                {
+                    old.Hits++;
+                    PropagatePrecision(old);
+                    return true;
+                }
+                if (old.Frames.Count == _cur.Frames.Count && old.CallbackUnrollDepth == _cur.CallbackUnrollDepth &&
+                    old.MayGotoDepth == _cur.MayGotoDepth && _eq.Equal(old, _cur, exact: true))
                     throw Err($"infinite loop detected at insn {idx}");
                 // Callback iterations converge like the kernel's: a state within one still being
                 // explored at the same helper call adds nothing new.
@@ -342,7 +355,7 @@ internal sealed partial class Checker
                 i--;
             }
         }
-        if (looping && !callsCallback && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) return false;
+        if (looping && !callsCallback && !mayGoto && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) return false;
         _prevJmps = _jmpsProcessed;
         _prevInsns = _processed;
         _totalStates++;

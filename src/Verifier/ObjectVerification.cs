@@ -36,6 +36,7 @@ public static class ObjectVerification
             FuncInfo = funcs.Count > 0 ? funcs : null,
             FuncInfos = program.FuncInfos.Count > 0 ? program.FuncInfos : null,
             Btf = program.Btf ?? collection.Btf,
+            KernelFunctions = program.KernelFunctions,
         };
     }
 

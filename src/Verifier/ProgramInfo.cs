@@ -87,7 +87,6 @@ internal sealed class ProgramInfo
             }
             if (ins.Class == InstructionClass.Ld) return "BPF_LD_[ABS|IND] instructions not allowed for this program type";
             if (ins.Opcode == Op.CallX) return "callx is not supported";
-            if (ins.IsCall && ins.Src == (byte)CallKind.Kfunc) return "calling kernel functions is not supported";
             if (ins.IsCall && ins.Src == (byte)CallKind.Local)
             {
                 int t = i + ins.Imm + 1;
@@ -151,6 +150,8 @@ internal sealed class ProgramInfo
             {
                 PrunePoint[i + ins.BranchOffset + 1] = true;
                 if (!ins.IsUnconditionalJump) PrunePoint[i + 1] = true;
+                // A may_goto is a checkpoint of its own (the kernel forces one there): loops converge on it.
+                if (ins.IsMayGoto) PrunePoint[i] = true;
             }
             if (ins.IsCall && ins.Src == (byte)CallKind.Local)
             {
@@ -252,7 +253,7 @@ internal sealed class ProgramInfo
                     for (int r = 1; r <= args; r++) u |= Bit(r);
                     return (u, 0b111111);
                 }
-                if (ins.IsUnconditionalJump) return (0, 0);
+                if (ins.IsUnconditionalJump || ins.IsMayGoto) return (0, 0);
                 return ((ushort)(Bit(ins.Dst) | (ins.SourceIsReg ? Bit(ins.Src) : 0)), 0);
         }
     }

@@ -22,8 +22,15 @@ internal sealed class StateEquivalence
         _usePrecision = usePrecision;
     }
 
-    public bool Equal(VerifierState old, VerifierState cur, bool exact)
+    /// <summary>
+    /// The kernel's RANGE_WITHIN mode (for states still being explored, whose precision marks are not
+    /// final): every scalar is compared by range, precise or not.
+    /// </summary>
+    bool _rangeWithin;
+
+    public bool Equal(VerifierState old, VerifierState cur, bool exact, bool rangeWithin = false)
     {
+        _rangeWithin = rangeWithin;
         _map.Clear();
         _reverse.Clear();
         _tmpId = TmpIdBase;
@@ -98,7 +105,7 @@ internal sealed class StateEquivalence
         if (o.Type == RegType.Scalar)
         {
             // No path below the old state needed this value exactly.
-            if (!o.Precise && _usePrecision) return true;
+            if (!o.Precise && _usePrecision && !_rangeWithin) return true;
             // A link in the old state was relied on (a branch on one copy refined the others), so the new
             // state must have the same link: the same kind of delta (none, 64-bit or 32-bit add) and the same
             // constant, or `r8 = r6 + 7` would be pruned against a verified `r8 = r6 + 5`. A link only in the

@@ -54,13 +54,15 @@ internal sealed class VerifierState
     public bool AllPrecise;
     /// <summary>Callback bodies entered on this path (the kernel's callback_unroll_depth; loop detection compares it).</summary>
     public int CallbackUnrollDepth;
+    /// <summary>may_goto fall-throughs taken on this path (the kernel's may_goto_depth): loop detection and convergence compare it.</summary>
+    public int MayGotoDepth;
 
     public FuncState Cur => Frames[^1];
     public int CurFrame => Frames.Count - 1;
 
     public VerifierState Clone()
     {
-        var s = new VerifierState { Insn = Insn, Parent = Parent, Refs = [.. Refs], CallbackUnrollDepth = CallbackUnrollDepth, LockMap = LockMap, LockId = LockId, History = [.. History] };
+        var s = new VerifierState { Insn = Insn, Parent = Parent, Refs = [.. Refs], CallbackUnrollDepth = CallbackUnrollDepth, MayGotoDepth = MayGotoDepth, LockMap = LockMap, LockId = LockId, History = [.. History] };
         foreach (var f in Frames) s.Frames.Add(f.Clone());
         return s;
     }

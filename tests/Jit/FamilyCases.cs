@@ -210,6 +210,13 @@ public static class FamilyTable
         yield return C("jmp", "backward loop", "mov %r0, 0; mov %r1, 10; loop: add %r0, %r1; sub %r1, 1; jne %r1, 0, loop", 55);
         yield return C("jmp", "jump over lddw", "mov %r0, 1; ja out; lddw %r0, 0x1234567890; out:", 1);
         yield return C("jmp", "jump to lddw", "mov %r0, 1; jeq %r0, 1, load; mov %r0, 2; exit; load: lddw %r0, 0x1234567890", 0x1234567890);
+        // may_goto falls through BPF_MAX_LOOPS (8M) times per frame, then jumps, and keeps jumping.
+        yield return C("jmp", "may_goto falls through 8M times", "mov %r0, 0; loop: may_goto out; add %r0, 1; ja loop; out:", 8UL << 20);
+        yield return C("jmp", "may_goto jumps once the budget is spent",
+            "mov %r0, 0; loop: may_goto out; add %r0, 1; ja loop; out: may_goto done; add %r0, 100; done:", 8UL << 20);
+        yield return C("jmp", "may_goto: a called frame has its own budget and the caller's is kept",
+            "mov %r6, 0; mov %r7, 0; l1: may_goto o1; add %r6, 1; jne %r7, 0, l1; mov %r7, 1; call local f; mov %r8, %r0; ja l1; " +
+            "o1: mov %r0, %r6; add %r0, %r8; exit; f: mov %r0, 0; l2: may_goto o2; add %r0, 1; ja l2; o2:", 16UL << 20);
     }
 
     static IEnumerable<FamilyCase> Calls()

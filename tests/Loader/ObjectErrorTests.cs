@@ -204,14 +204,6 @@ public class ObjectErrorTests
     static string Other(string name) => Path.Combine(Corpus.RepoRoot, "tests", "Loader", "objects", name + ".o");
 
     [Test]
-    public void MapInMapIsUnsupported()
-    {
-        var e = Assert.Throws<BpfObjectException>(() => ObjectFile.Load(Other("map_in_map")))!;
-        Assert.That(e.Section, Is.EqualTo(".maps"));
-        Assert.That(e.Reason, Is.EqualTo("map 'outer': map-in-map ('values' member) is not supported"));
-    }
-
-    [Test]
     public void ExternKconfigIsUnsupported()
     {
         var e = Assert.Throws<BpfObjectException>(() => ObjectFile.Load(Other("extern_kconfig")))!;

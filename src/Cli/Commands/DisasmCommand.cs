@@ -101,6 +101,7 @@ public static class DisasmCommand
                 w.WriteString("text", Disassembler.Format(p.Instructions, i));
                 if (starts.TryGetValue(i, out var fn)) w.WriteString("function", fn.Name);
                 if (refs.TryGetValue(i, out var r)) w.WriteString("map", r.MapName);
+                if (KernelFunction(p, i) is { } kfunc) w.WriteString("kfunc", kfunc);
                 if (p.LineInfoAt(i) is { } line && line.Line.Length > 0) w.WriteString("source", line.Line.Trim());
                 w.WriteEndObject();
                 if (p.Instructions[i].IsLdImm64) i++;
@@ -111,6 +112,13 @@ public static class DisasmCommand
         w.WriteEndArray();
         w.WriteEndObject();
     });
+
+    /// <summary>The kernel function a kfunc call at slot <paramref name="i"/> names (the loader's <see cref="ProgramSpec.KernelFunctions"/>), or null.</summary>
+    static string? KernelFunction(ProgramSpec p, int i)
+    {
+        var ins = p.Instructions[i];
+        return ins.IsCall && ins.Src == (byte)CallKind.Kfunc && ins.Imm >= 0 && ins.Imm < p.KernelFunctions.Count ? p.KernelFunctions[ins.Imm] : null;
+    }
 
     static void Write(ProgramSpec p, bool source, TextWriter o)
     {
@@ -130,6 +138,7 @@ public static class DisasmCommand
             string text = Disassembler.Format(p.Instructions, i);
             if (refs.TryGetValue(i, out var r))
                 text += r.Kind == MapReferenceKind.Map ? $"  ; map {r.MapName}" : $"  ; {r.SymbolName} in {r.MapName}+{r.ValueOffset}";
+            if (KernelFunction(p, i) is { } kfunc) text += $"  ; kfunc {kfunc}";
             o.WriteLine($"{i,5}: {text}");
             if (p.Instructions[i].IsLdImm64) i++;
         }

@@ -110,6 +110,9 @@ public static class InspectCommand
                 w.WriteStartArray("maps");
                 foreach (var name in p.MapReferences.Select(r => r.MapName).Distinct()) w.WriteStringValue(name);
                 w.WriteEndArray();
+                w.WriteStartArray("kernelFunctions");
+                foreach (var name in p.KernelFunctions) w.WriteStringValue(name);
+                w.WriteEndArray();
                 w.WriteStartArray("notes");
                 foreach (var n in p.Notes) w.WriteStringValue(n);
                 w.WriteEndArray();
@@ -130,6 +133,20 @@ public static class InspectCommand
                 w.WriteString("pinning", m.Pinning.ToString());
                 w.WriteString("source", m.Source.ToString());
                 w.WriteBoolean("frozen", m.Frozen);
+                if (m.InnerMap is { } inner)
+                {
+                    // A map-in-map: the inner map every slot must match, and the maps the object puts in its slots.
+                    w.WriteStartObject("innerMap");
+                    w.WriteString("type", inner.Type.ToString());
+                    w.WriteNumber("keySize", inner.KeySize);
+                    w.WriteNumber("valueSize", inner.ValueSize);
+                    w.WriteNumber("maxEntries", inner.MaxEntries);
+                    w.WriteEndObject();
+                    w.WriteStartObject("initialInnerMaps");
+                    foreach (var (slot, name) in m.InitialInnerMaps.OrderBy(e => e.Key))
+                        w.WriteString(slot.ToString(System.Globalization.CultureInfo.InvariantCulture), name);
+                    w.WriteEndObject();
+                }
                 w.WriteEndObject();
             }
             w.WriteEndArray();

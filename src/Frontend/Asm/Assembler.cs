@@ -118,6 +118,10 @@ public static class Assembler
                 if (m == "ja") Add(Op.Ja, offset: Target(ops[0]));
                 else Add(Op.Ja32, imm: Target(ops[0]));
                 return;
+            case "may_goto":
+                Need(1);
+                Add(Op.MayGoto, offset: Target(ops[0]));
+                return;
             case "call":
                 if (ops.Length == 1 && ops[0].StartsWith("local ", StringComparison.Ordinal))
                 {

@@ -119,7 +119,11 @@ public static class Decoder
             case JmpOp.Exit:
                 if (is32 || ins.SourceIsReg) return Unknown(ins);
                 return ins.Dst != 0 || ins.Src != 0 || ins.Offset != 0 || ins.Imm != 0 ? "reserved fields of exit must be 0" : null;
-            case (JmpOp)0xe0 or (JmpOp)0xf0:
+            case JmpOp.Jcond:
+                // Only BPF_JMP | BPF_JCOND | BPF_K exists, and its only condition is may_goto (src 0).
+                if (is32 || ins.SourceIsReg) return Unknown(ins);
+                return ins.Src != 0 || ins.Dst != 0 || ins.Imm != 0 ? $"invalid may_goto imm {ins.Imm}" : null;
+            case (JmpOp)0xf0:
                 return Unknown(ins);
             default:
                 return ins.SourceIsReg ? (ins.Imm != 0 ? "reserved imm field of a register jump is set" : null)

@@ -32,8 +32,10 @@ public static class Disassembler
         return Format(ins);
     }
 
-    /// <summary>Formats one instruction (an ld_imm64 shows only its low 32 bits).</summary>
-    public static string Format(Instruction ins) => ins.Class switch
+    /// <summary>Formats one instruction (an ld_imm64 shows only its low 32 bits; an invalid encoding shows why, like llvm-objdump's <c>&lt;unknown&gt;</c>).</summary>
+    public static string Format(Instruction ins) => Decoder.Check(ins) is { } invalid ? $"<unknown: {invalid}>" : FormatValid(ins);
+
+    static string FormatValid(Instruction ins) => ins.Class switch
     {
         InstructionClass.Alu or InstructionClass.Alu64 => FormatAlu(ins),
         InstructionClass.Jmp or InstructionClass.Jmp32 => FormatJmp(ins),
@@ -82,6 +84,8 @@ public static class Disassembler
                 return ins.Class == InstructionClass.Jmp32 ? $"gotol {Target(ins.Imm)}" : $"goto {Target(ins.Offset)}";
             case JmpOp.Exit:
                 return "exit";
+            case JmpOp.Jcond:
+                return $"may_goto {Target(ins.Offset)}";
             case JmpOp.Call:
                 if (ins.SourceIsReg) return $"callx r{ins.Dst}";
                 return (CallKind)ins.Src switch

@@ -49,6 +49,9 @@ public readonly record struct Instruction(byte Opcode, byte Dst, byte Src, short
     /// <summary>True for any jump that carries a target (ja, ja32 and conditional jumps).</summary>
     public bool IsBranch => IsJmp && JmpOp is not (JmpOp.Call or JmpOp.Exit);
 
+    /// <summary>True for may_goto (BPF_JMP | BPF_JCOND, src 0).</summary>
+    public bool IsMayGoto => Opcode == Op.MayGoto;
+
     /// <summary>True for an unconditional jump (ja or ja32).</summary>
     public bool IsUnconditionalJump => Opcode is Op.Ja or Op.Ja32;
 

@@ -85,6 +85,8 @@ public enum JmpOp : byte
     Jslt = 0xc0,
     /// <summary>Jump if signed less or equal.</summary>
     Jsle = 0xd0,
+    /// <summary>BPF_JCOND: a condition the kernel decides at run time; src 0 is <c>may_goto</c>.</summary>
+    Jcond = 0xe0,
 }
 
 /// <summary>Memory access size (bits 3-4 of a load/store opcode).</summary>
@@ -198,6 +200,13 @@ public static class Op
     public const byte Ja = 0x05;
     /// <summary>gotol: BPF_JMP32 | BPF_JA, target in imm.</summary>
     public const byte Ja32 = 0x06;
+    /// <summary>
+    /// may_goto: BPF_JMP | BPF_JCOND with src 0 (BPF_MAY_GOTO). Falls through while the frame's loop
+    /// budget lasts (<see cref="MayGotoBudget"/> times), then jumps: clang's <c>can_loop</c>/<c>cond_break</c>.
+    /// </summary>
+    public const byte MayGoto = 0xe5;
+    /// <summary>The kernel's BPF_MAX_LOOPS: how many times a may_goto of one frame falls through before it jumps.</summary>
+    public const int MayGotoBudget = 8 * 1024 * 1024;
 
     /// <summary>Number of bytes of a memory size.</summary>
     public static int Bytes(MemSize size) => size switch

@@ -121,19 +121,52 @@ sealed class MapLoader
             }
             if (var == null)
                 throw _elf.Error(section, (long)sym.Value, $"map '{sym.Name}': no BTF variable describes it");
-            Add(ReadBtfMap(section, sym, var), section, sym.Value);
+            Add(ReadBtfMap(section, sym, var.SizeOrType, sym.Name, out _), section, sym.Value);
         }
-        if (_elf.RelocationsFor(section).FirstOrDefault() is { } r)
-            throw _elf.Error(section, (long)r.Offset, $"relocation {ProgramLoader.DescribeType(r.Type)} against '{r.Symbol.Name}': pointers in map definitions are not supported");
+        InitInnerMaps(section, symbols);
     }
 
-    MapSpec ReadBtfMap(ElfSection section, ElfSymbol sym, BtfType var)
+    /// <summary>
+    /// The .maps relocations: each puts a map into a slot of a map-in-map's <c>values</c> array
+    /// (libbpf's init_slots). The slot is the relocation's pointer index inside that member.
+    /// </summary>
+    void InitInnerMaps(ElfSection section, List<ElfSymbol> symbols)
+    {
+        foreach (var r in _elf.RelocationsFor(section))
+        {
+            BpfObjectException Fail(string reason) => _elf.Error(section, (long)r.Offset, $"relocation {ProgramLoader.DescribeType(r.Type)} against '{r.Symbol.Name}': {reason}");
+            var outerSym = symbols.LastOrDefault(s => s.Value <= r.Offset) ?? throw Fail("it is not inside a map definition");
+            var outer = _maps[_bySymbol[(section.Index, outerSym.Value)]];
+            if (outer.InnerMap == null || !_valuesOffset.TryGetValue(outer.Name, out ulong valuesAt))
+                throw Fail($"map '{outer.Name}' is not a map-in-map, so it holds no map pointers");
+            if (r.Type != ElfRelocationType.Bpf64Abs64) throw Fail("a map pointer in .maps needs R_BPF_64_ABS64");
+            ulong at = r.Offset - outerSym.Value;
+            if (at < valuesAt || (at - valuesAt) % 8 != 0) throw Fail($"offset {at} of map '{outer.Name}' is not a slot of its 'values'");
+            ulong slot = (at - valuesAt) / 8;
+            if (slot >= outer.MaxEntries) throw Fail($"slot {slot} of map '{outer.Name}' is past its max_entries {outer.MaxEntries}");
+            if (_elf.SectionOf(r.Symbol) is not { } ts || ts.Index != section.Index || !_bySymbol.TryGetValue((ts.Index, r.Symbol.Value), out int target))
+                throw Fail("the target is not a map of .maps");
+            var inner = _maps[target];
+            var t = outer.InnerMap;
+            if (inner.Type != t.Type || inner.KeySize != t.KeySize || inner.ValueSize != t.ValueSize || inner.MaxEntries != t.MaxEntries)
+                throw Fail($"map '{inner.Name}' ({inner}) does not match the inner map of '{outer.Name}' ({t})");
+            var slots = new Dictionary<uint, string>(outer.InitialInnerMaps) { [(uint)slot] = inner.Name };
+            outer.InitialInnerMaps = slots;
+        }
+    }
+
+    /// <summary>Byte offset of each map-in-map's <c>values</c> member in its definition, by map name.</summary>
+    readonly Dictionary<string, ulong> _valuesOffset = [];
+
+    MapSpec ReadBtfMap(ElfSection section, ElfSymbol sym, uint defType, string name, out bool hasValues)
     {
         var btf = _btf!;
-        BpfObjectException Fail(string reason) => _elf.Error(section, (long)sym.Value, $"map '{sym.Name}': {reason}");
-        var def = btf.Resolve(var.SizeOrType);
+        BpfObjectException Fail(string reason) => _elf.Error(section, (long)sym.Value, $"map '{name}': {reason}");
+        var def = btf.Resolve(defType);
         if (def.Kind != BtfKind.Struct)
             throw Fail($"definition is a {def.Kind.ToString().ToUpperInvariant()}, not a struct");
+        MapSpec? inner = null;
+        hasValues = false;
 
         uint? type = null, keySize = null, valueSize = null, maxEntries = null, flags = null, pinning = null, numa = null;
         uint keyType = 0, valueType = 0;
@@ -157,16 +190,37 @@ sealed class MapLoader
                     valueSize = Sized(valueType, "value", Fail);
                     break;
                 case "values":
-                    throw Fail("map-in-map ('values' member) is not supported");
+                    {
+                        // __array(values, struct inner): an array of pointers to the inner map's definition.
+                        var mt = type is uint t0 ? (MapType)t0 : MapType.Unspec;
+                        if (mt is not (MapType.ArrayOfMaps or MapType.HashOfMaps))
+                            throw Fail(mt == MapType.ProgArray ? "prog-array initial values ('values' member) are not supported"
+                                : "'values' needs a map-in-map type (ARRAY_OF_MAPS or HASH_OF_MAPS) declared before it");
+                        if (name.EndsWith(".inner", StringComparison.Ordinal)) throw Fail("multi-level inner maps are not supported");
+                        if (m != def.Members[^1]) throw Fail("'values' must be the last member");
+                        if (valueSize is { } vs && vs != 4) throw Fail($"conflicting value size {vs} != 4");
+                        var array = btf.Resolve(m.TypeId);
+                        if (array.Kind != BtfKind.Array) throw Fail("'values' is not an array");
+                        var ptr = btf.Resolve(array.ElementType);
+                        if (ptr.Kind != BtfKind.Ptr) throw Fail("'values' is not an array of pointers");
+                        inner = ReadBtfMap(section, sym, ptr.SizeOrType, name + ".inner", out _);
+                        valueSize = 4;
+                        _valuesOffset[name] = m.BitOffset / 8;
+                        hasValues = true;
+                        break;
+                    }
                 default:
                     throw Fail($"unknown map definition member '{m.Name}'");
             }
         }
         if (type == null) throw Fail("definition has no 'type' member");
-        var mapType = CheckType(type.Value, section, (long)sym.Value, sym.Name);
+        var mapType = CheckType(type.Value, section, (long)sym.Value, name);
         if (pinning is > (uint)PinType.ByName) throw Fail($"unknown pinning type {pinning}");
-        return new MapSpec(sym.Name, mapType, keySize ?? 0, valueSize ?? 0, maxEntries ?? 0)
+        if (mapType is MapType.ArrayOfMaps or MapType.HashOfMaps && inner == null)
+            throw Fail("a map-in-map needs its inner map declared with __array(values, ...)");
+        return new MapSpec(name, mapType, keySize ?? 0, valueSize ?? 0, maxEntries ?? 0)
         {
+            InnerMap = inner,
             Flags = flags ?? 0,
             Pinning = (PinType)(pinning ?? 0),
             NumaNode = numa ?? 0,

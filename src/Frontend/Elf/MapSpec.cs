@@ -65,6 +65,18 @@ public sealed class MapSpec
     /// <summary>Offset of the <c>struct bpf_spin_lock</c> member of the BTF value type, or -1 when it has none.</summary>
     public int SpinLockOffset { get; init; } = -1;
 
+    /// <summary>
+    /// For a map-in-map (ARRAY_OF_MAPS, HASH_OF_MAPS declared with <c>__array(values, struct inner)</c>):
+    /// the inner map's definition, which every map stored in it must match; null otherwise.
+    /// </summary>
+    public MapSpec? InnerMap { get; init; }
+
+    /// <summary>
+    /// For a map-in-map: the maps the object puts in it (<c>.values = { [0] = &amp;inner1 }</c>), by slot
+    /// (the key of an ARRAY_OF_MAPS); empty otherwise.
+    /// </summary>
+    public IReadOnlyDictionary<uint, string> InitialInnerMaps { get; set; } = new Dictionary<uint, string>();
+
     /// <summary>BPF_F_RDONLY_PROG: the program may not write to the map.</summary>
     public const uint FlagReadOnlyProgram = 0x80;
 
@@ -92,6 +104,8 @@ public sealed class MapSpec
         BtfKeyTypeId = BtfKeyTypeId,
         BtfValueTypeId = BtfValueTypeId,
         SpinLockOffset = SpinLockOffset,
+        InnerMap = InnerMap?.Clone(),
+        InitialInnerMaps = new Dictionary<uint, string>(InitialInnerMaps),
     };
 
     /// <inheritdoc />

@@ -80,6 +80,12 @@ public sealed class ProgramSpec
     /// <summary>Every ld_imm64 that refers to a map or to global data.</summary>
     public IReadOnlyList<MapReference> MapReferences { get; init; } = [];
 
+    /// <summary>
+    /// The kernel functions (kfuncs, externs in <c>.ksyms</c>) the program calls: a kfunc call
+    /// (<c>call</c> with src 2) has the index of its function's name here as its immediate.
+    /// </summary>
+    public IReadOnlyList<string> KernelFunctions { get; init; } = [];
+
     /// <summary>The functions in <see cref="Instructions"/>: the program itself first, then linked subprograms.</summary>
     public IReadOnlyList<FunctionRange> Functions { get; init; } = [];
 

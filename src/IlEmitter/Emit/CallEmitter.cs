@@ -101,6 +101,17 @@ internal static class CallEmitter
         c.Op(OpCodes.Add);
         c.LdcI4(site);
         c.Op(OpCodes.Stind_I4);
+        if (c.Shape.HasMayGoto)
+        {
+            // saved->loops = loops; loops = BPF_MAX_LOOPS   (each frame has its own may_goto budget)
+            c.Ldloc(c.Saved);
+            c.LdcI4(36);
+            c.Op(OpCodes.Add);
+            c.Ldloc(c.Loops);
+            c.Op(OpCodes.Stind_I4);
+            c.LdcI4(Op.MayGotoBudget);
+            c.Stloc(c.Loops);
+        }
         if (c.ZeroesStack && c.Shape.UsesStack)
         {
             // memset(r10, 0, 512): the callee's frame starts zeroed, as the interpreter zeroes a frame it enters
@@ -160,6 +171,15 @@ internal static class CallEmitter
         c.LdcI8(Interpreter.StackSize);
         c.Op(OpCodes.Sub);
         c.StReg(10);
+        if (c.Shape.HasMayGoto)
+        {
+            // loops = saved->loops
+            c.Ldloc(c.Saved);
+            c.LdcI4(36);
+            c.Op(OpCodes.Add);
+            c.Op(OpCodes.Ldind_I4);
+            c.Stloc(c.Loops);
+        }
         // switch (saved->site) { case k: goto return_site_k; }
         c.Ldloc(c.Saved);
         c.LdcI4(32);

@@ -19,7 +19,7 @@ internal sealed class EmitContext
     readonly LocalBuilder[] _regs = new LocalBuilder[11];
     readonly Label[] _labels;
     int _depth;
-    LocalBuilder? _stackBase, _stackBlock, _frameDepth, _saved, _stop, _key;
+    LocalBuilder? _stackBase, _stackBlock, _frameDepth, _saved, _stop, _key, _loops;
 
     public EmitContext(ILGenerator il, ProgramShape shape, Helper?[] helpers, JitOptions options)
     {
@@ -58,6 +58,9 @@ internal sealed class EmitContext
 
     /// <summary>callx's "the program ended" flag.</summary>
     public LocalBuilder Stop => _stop ??= Declare(typeof(bool), "stop");
+
+    /// <summary>The current frame's may_goto budget (<see cref="Op.MayGotoBudget"/> at frame entry); only with may_goto.</summary>
+    public LocalBuilder Loops => _loops ??= Declare(typeof(int), "loops");
 
     /// <summary>Scratch: the u32 key of an inlined array-map lookup.</summary>
     public LocalBuilder Key => _key ??= Declare(typeof(uint), "key");

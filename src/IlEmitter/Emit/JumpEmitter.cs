@@ -7,6 +7,7 @@ namespace BpfJit.IlEmitter.Emit;
 /// JMP and JMP32 branches: <c>ja</c>/<c>gotol</c> become <c>br</c>, conditional jumps a compare-and-branch
 /// on the two operands (int64 for JMP, int32 for JMP32) to the target slot's label. Labels were
 /// made for every target before emission, so backward jumps (loops) need nothing special.
+/// <c>may_goto</c> counts down the frame's loop budget and jumps once it is spent.
 /// </summary>
 internal static class JumpEmitter
 {
@@ -78,6 +79,17 @@ internal static class JumpEmitter
         {
             // goto target
             c.Br(target);
+            return;
+        }
+        if (ins.IsMayGoto)
+        {
+            // if (loops == 0) goto target; loops--;   (the kernel's rewrite of may_goto on a hidden stack slot)
+            c.Ldloc(c.Loops);
+            c.Brfalse(target);
+            c.Ldloc(c.Loops);
+            c.LdcI4(1);
+            c.Op(OpCodes.Sub);
+            c.Stloc(c.Loops);
             return;
         }
         // if (rd OP src) goto target   (JMP32: (uint)rd OP (uint)src)

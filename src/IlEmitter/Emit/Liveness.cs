@@ -98,7 +98,7 @@ internal static class Liveness
         if (ins.IsExit) return (hasLocalCalls ? All : Bit(0), 0);
         if (ins.Opcode == Op.CallX) return ((ushort)(Bit(ins.Dst) | 0x3e), Bit(0));
         if (ins.IsCall) return ins.Src == (byte)CallKind.Local ? (All, (ushort)0) : (helperReads(i), Bit(0));
-        if (ins.IsBranch) return ins.IsUnconditionalJump ? ((ushort)0, (ushort)0) : ((ushort)(Bit(ins.Dst) | srcBit), (ushort)0);
+        if (ins.IsBranch) return ins.IsUnconditionalJump || ins.IsMayGoto ? ((ushort)0, (ushort)0) : ((ushort)(Bit(ins.Dst) | srcBit), (ushort)0);
         return (All, 0);
     }
 }

@@ -27,7 +27,7 @@ internal static class Peephole
         for (int j = 0; j < program.Length; j++)
         {
             var ins = program[j];
-            if (!ins.IsBranch || ins.IsUnconditionalJump || ins.BranchOffset >= 0 || !reachable[j]) continue;
+            if (!ins.IsBranch || ins.IsUnconditionalJump || ins.IsMayGoto || ins.BranchOffset >= 0 || !reachable[j]) continue;
             int head = j + 1 + ins.BranchOffset;
             if (j - head > MaxUnrolledBody || j + 1 >= program.Length || !reachable[j + 1]) continue;
             bool simple = true;

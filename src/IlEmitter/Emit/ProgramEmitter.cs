@@ -179,6 +179,12 @@ internal static class ProgramEmitter
             c.LdcI4(0);
             c.Stloc(c.Depth);
         }
+        if (shape.HasMayGoto)
+        {
+            // loops = BPF_MAX_LOOPS   (the frame's may_goto budget; a callback is a frame of its own)
+            c.LdcI4(Op.MayGotoBudget);
+            c.Stloc(c.Loops);
+        }
         if (shape.IsCallback)
         {
             // goto entry   (a callback starts at its subprogram's first slot)

@@ -14,7 +14,7 @@ namespace BpfJit.IlEmitter.Emit;
 /// </summary>
 internal sealed class ProgramShape
 {
-    /// <summary>Bytes of one saved frame: r6-r9 and the return-site number.</summary>
+    /// <summary>Bytes of one saved frame: r6-r9 (0-31), the return-site number (32) and the caller's may_goto budget (36).</summary>
     public const int SavedFrameBytes = 40;
 
     ProgramShape(Instruction[] program, int entry, ProgramFacts? facts)
@@ -117,6 +117,9 @@ internal sealed class ProgramShape
     /// <summary>True when some instruction reads r10: only then does the program get a stack.</summary>
     public bool UsesStack { get; private set; }
 
+    /// <summary>True when a reachable may_goto needs the per-frame loop budget.</summary>
+    public bool HasMayGoto { get; private set; }
+
     /// <summary>True when the program makes bpf-to-bpf calls.</summary>
     public bool HasLocalCalls => ReturnSites.Count > 0;
 
@@ -148,6 +151,7 @@ internal sealed class ProgramShape
         {
             var ins = program[i];
             if (ReadsR10(ins) && shape.Reachable[i]) shape.UsesStack = true;
+            if (ins.IsMayGoto && shape.Reachable[i]) shape.HasMayGoto = true;
             if (ins.IsBranch) shape.IsTarget[i + 1 + ins.BranchOffset] = true;
             if (ins.IsCall && ins.Src == (byte)CallKind.Local)
             {

@@ -63,6 +63,10 @@ public sealed unsafe class Interpreter
         reg[10] = (ulong)(stack + StackSize);
         // Saved caller state per frame: r6-r9 and the return slot.
         ulong* saved = stackalloc ulong[5 * MaxFrames];
+        // may_goto's loop budget per frame: the kernel keeps it in a hidden slot of each frame that
+        // uses may_goto and sets it when the frame is entered, so a call starts a fresh budget.
+        int* loops = stackalloc int[MaxFrames];
+        loops[0] = Op.MayGotoBudget;
         int depth = 0;
 
         fixed (Instruction* code = _code)
@@ -205,6 +209,7 @@ public sealed unsafe class Interpreter
                     case 0xcd: if ((long)reg[d] < (long)reg[s]) pc += ins.Offset; break;
                     case 0xd5: if ((long)reg[d] <= (long)imm) pc += ins.Offset; break;
                     case 0xdd: if ((long)reg[d] <= (long)reg[s]) pc += ins.Offset; break;
+                    case 0xe5: if (loops[depth] == 0) pc += ins.Offset; else loops[depth]--; break;
 
                     // JMP32: 32-bit comparisons
                     case 0x06: pc += ins.Imm; break;
@@ -240,6 +245,7 @@ public sealed unsafe class Interpreter
                             ulong* frame = saved + 5 * depth;
                             frame[0] = reg[6]; frame[1] = reg[7]; frame[2] = reg[8]; frame[3] = reg[9]; frame[4] = (ulong)pc;
                             depth++;
+                            loops[depth] = Op.MayGotoBudget;
                             new Span<byte>((void*)reg[10], StackSize).Clear();
                             reg[10] += StackSize;
                             pc += ins.Imm;

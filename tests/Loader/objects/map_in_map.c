@@ -1,4 +1,4 @@
-/* A map-in-map definition ('values'), which the loader reports as unsupported. */
+/* A map-in-map definition ('values'): the loader reads the inner map and the initial slots. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
