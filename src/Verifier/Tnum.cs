@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Numerics;
 
 namespace BpfJit.Verifier;
@@ -114,6 +115,15 @@ public readonly record struct Tnum(ulong Value, ulong Mask)
         ulong m = (1UL << (bytes * 8)) - 1;
         return new(Value & m, Mask & m);
     }
+
+    /// <summary>The low 16 bits with their two bytes swapped (the kernel's <c>tnum_bswap16</c>); the upper bits are 0.</summary>
+    public Tnum Bswap16() => new(BinaryPrimitives.ReverseEndianness((ushort)Value), BinaryPrimitives.ReverseEndianness((ushort)Mask));
+
+    /// <summary>The low 32 bits with their bytes reversed (<c>tnum_bswap32</c>); the upper bits are 0.</summary>
+    public Tnum Bswap32() => new(BinaryPrimitives.ReverseEndianness((uint)Value), BinaryPrimitives.ReverseEndianness((uint)Mask));
+
+    /// <summary>All eight bytes reversed (<c>tnum_bswap64</c>).</summary>
+    public Tnum Bswap64() => new(BinaryPrimitives.ReverseEndianness(Value), BinaryPrimitives.ReverseEndianness(Mask));
 
     /// <summary>The low 32 bits.</summary>
     public Tnum Subreg => Cast(4);
