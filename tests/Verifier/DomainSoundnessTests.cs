@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using BpfJit.Frontend;
 using BpfJit.Verifier;
 
@@ -87,6 +88,20 @@ public class DomainSoundnessTests
         };
     }
 
+    /// <summary>
+    /// A shift amount for <see cref="AluIsSound"/>: a constant below the width, or (for 32-bit shifts) a register
+    /// whose low half is such a constant and whose upper half is anything, which the kernel does not compute.
+    /// </summary>
+    static (RegState Reg, List<ulong> Members) ShiftAmount(Random rng, bool is32)
+    {
+        ulong k = (ulong)rng.Next(is32 ? 32 : 64);
+        if (!is32 || rng.Next(3) != 0) return (RegState.Known(k), [k]);
+        var r = RegState.Unknown();
+        r.MarkKnown32((uint)k);
+        r.Sync();
+        return (r, [k, k | (1UL << 32), k | 0xffffffff00000000, k | ((ulong)rng.NextInt64() << 32)]);
+    }
+
     /// <summary>Every ALU result contains the concrete results of its members.</summary>
     [Test]
     public void AluIsSound([Values(AluOp.Add, AluOp.Sub, AluOp.Mul, AluOp.And, AluOp.Or, AluOp.Xor, AluOp.Lsh, AluOp.Rsh, AluOp.Arsh, AluOp.Neg)] AluOp op,
@@ -96,10 +111,7 @@ public class DomainSoundnessTests
         for (int iter = 0; iter < 1500; iter++)
         {
             var (a, am) = RandomScalar(rng);
-            var (b, bm) = op is AluOp.Lsh or AluOp.Rsh or AluOp.Arsh
-                ? (RegState.Known((ulong)rng.Next(is32 ? 32 : 64)), [0UL])
-                : RandomScalar(rng);
-            if (op is AluOp.Lsh or AluOp.Rsh or AluOp.Arsh) bm = [b.VarOff.Value];
+            var (b, bm) = op is AluOp.Lsh or AluOp.Rsh or AluOp.Arsh ? ShiftAmount(rng, is32) : RandomScalar(rng);
             var r = a;
             ScalarAlu.Apply(ref r, b, op, is32);
             foreach (var x in am)
@@ -109,6 +121,48 @@ public class DomainSoundnessTests
                     Assert.That(Contains(r, v), Is.True,
                         $"{op}{(is32 ? "32" : "")}: {x:x} op {y:x} = {v:x} not in {StateFormatter.Reg(r, [])} (a={StateFormatter.Reg(a, [])} b={StateFormatter.Reg(b, [])})");
                 }
+        }
+    }
+
+    /// <summary>The concrete result of a width change: movsx into 64 or 32 bits, a byte swap, a truncation.</summary>
+    static ulong ConcreteCast(string kind, int bits, ulong x) => kind switch
+    {
+        "sx64" => bits switch { 8 => (ulong)(long)(sbyte)x, 16 => (ulong)(long)(short)x, _ => (ulong)(long)(int)x },
+        "sx32" => bits == 8 ? (uint)(int)(sbyte)x : (uint)(int)(short)x,
+        "swap" => bits switch
+        {
+            16 => BinaryPrimitives.ReverseEndianness((ushort)x),
+            32 => BinaryPrimitives.ReverseEndianness((uint)x),
+            _ => BinaryPrimitives.ReverseEndianness(x),
+        },
+        _ => bits == 64 ? x : x & ((1UL << bits) - 1),
+    };
+
+    /// <summary>Sign extensions, byte swaps (bswap/be and le on a little-endian host) and truncations contain the concrete results.</summary>
+    [Test]
+    public void CastsAreSound([Values("sx64", "sx32", "swap", "trunc")] string kind)
+    {
+        int[] widths = kind switch { "sx64" => [8, 16, 32], "sx32" => [8, 16], _ => [16, 32, 64] };
+        var rng = new Random(kind.Length * 31 + kind[1]);
+        for (int iter = 0; iter < 4000; iter++)
+        {
+            var (a, am) = RandomScalar(rng);
+            int bits = widths[rng.Next(widths.Length)];
+            var r = a;
+            switch (kind)
+            {
+                case "sx64": ScalarAlu.SignExtend(ref r, bits, alu32: false); break;
+                case "sx32": ScalarAlu.SignExtend(ref r, bits, alu32: true); break;
+                case "swap": ScalarAlu.ByteSwap(ref r, bits, swap: true); break;
+                default: ScalarAlu.ByteSwap(ref r, bits, swap: false); break;
+            }
+            Assert.That(r.BoundsSane, Is.True, $"{kind}{bits}: insane {StateFormatter.Reg(r, [])} from {StateFormatter.Reg(a, [])}");
+            foreach (var x in am)
+            {
+                ulong v = ConcreteCast(kind, bits, x);
+                Assert.That(Contains(r, v), Is.True,
+                    $"{kind}{bits}: {x:x} -> {v:x} not in {StateFormatter.Reg(r, [])} (from {StateFormatter.Reg(a, [])})");
+            }
         }
     }
 
@@ -155,5 +209,8 @@ public class DomainSoundnessTests
         Assert.That(Tnum.Const(0xffffffff00000001).Subreg, Is.EqualTo(Tnum.Const(1)));
         Assert.That(new Tnum(0x80, 0).Arsh(4, 64), Is.EqualTo(Tnum.Const(8)));
         Assert.That(Tnum.Const(0x80000000).Arsh(31, 32), Is.EqualTo(Tnum.Const(0xffffffff)));
+        Assert.That(new Tnum(0x1200, 0xff).Bswap16(), Is.EqualTo(new Tnum(0x12, 0xff00)));
+        Assert.That(new Tnum(0xffff_0000_0000_0012, 0xf00).Bswap32(), Is.EqualTo(new Tnum(0x1200_0000, 0xf_0000)));
+        Assert.That(new Tnum(0x1, 0x100).Bswap64(), Is.EqualTo(new Tnum(0x0100_0000_0000_0000, 0x0001_0000_0000_0000)));
     }
 }
