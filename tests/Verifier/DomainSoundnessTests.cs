@@ -193,6 +193,25 @@ public class DomainSoundnessTests
         }
     }
 
+    /// <summary>
+    /// A 32-bit signed range crossing zero keeps only the side the unsigned range allows (the kernel's
+    /// __reg32_deduce_bounds, like the 64-bit rule): s32 in [-1, 0] with u32 at least 44 is 0xffffffff.
+    /// </summary>
+    [Test]
+    public void SignedRangeCrossingZeroNarrowsBy32BitUnsignedRange()
+    {
+        var r = RegState.Unknown();
+        r.S32Min = -1; r.S32Max = 0;
+        r.U32Min = 44;
+        r.Sync();
+        Assert.That(r.Equals32Const(out uint v) && v == 0xffffffff, Is.True, StateFormatter.Reg(r, []));
+        var q = RegState.Unknown();
+        q.S32Min = -100; q.S32Max = 100;
+        q.U32Max = 200;
+        q.Sync();
+        Assert.That((q.S32Min, q.S32Max, q.U32Min, q.U32Max), Is.EqualTo((0, 100, 0u, 100u)), StateFormatter.Reg(q, []));
+    }
+
     /// <summary>Tnum basics the kernel documents.</summary>
     [Test]
     public void TnumBasics()
