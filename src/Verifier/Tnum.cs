@@ -86,19 +86,28 @@ public readonly record struct Tnum(ulong Value, ulong Mask)
         return new(v & ~mu, mu);
     }
 
-    /// <summary>Multiplication (the kernel's shift-and-add over known and unknown bits).</summary>
+    /// <summary>
+    /// Multiplication by long multiplication over the bits of <paramref name="a"/> (the kernel's tnum_mul): a known 1
+    /// adds the shifted <paramref name="b"/>, an unknown bit keeps the union of the sums with and without it.
+    /// </summary>
     public static Tnum operator *(Tnum a, Tnum b)
     {
-        ulong accV = a.Value * b.Value;
-        var accM = new Tnum(0, 0);
+        var acc = Const(0);
         while (a.Value != 0 || a.Mask != 0)
         {
-            if ((a.Value & 1) != 0) accM += new Tnum(0, b.Mask);
-            else if ((a.Mask & 1) != 0) accM += new Tnum(0, b.Value | b.Mask);
+            if ((a.Value & 1) != 0) acc += b;
+            else if ((a.Mask & 1) != 0) acc = acc.Union(acc + b);
             a = a.Rsh(1);
             b = b.Lsh(1);
         }
-        return Const(accV) + accM;
+        return acc;
+    }
+
+    /// <summary>The smallest tnum holding every value of this tnum and of <paramref name="b"/> (the kernel's tnum_union).</summary>
+    public Tnum Union(Tnum b)
+    {
+        ulong v = Value & b.Value, mu = (Value ^ b.Value) | Mask | b.Mask;
+        return new(v & ~mu, mu);
     }
 
     /// <summary>The values both tnums allow (both must describe the same value).</summary>

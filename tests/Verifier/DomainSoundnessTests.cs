@@ -223,6 +223,8 @@ public class DomainSoundnessTests
         Assert.That((new Tnum(0, 1) + Tnum.Const(1)).Contains(Tnum.Const(2)), Is.True);
         Assert.That((new Tnum(0, 0xf) & Tnum.Const(3)), Is.EqualTo(new Tnum(0, 3)));
         Assert.That(Tnum.Const(6) * Tnum.Const(7), Is.EqualTo(Tnum.Const(42)));
+        Assert.That(Tnum.Const(3).Union(Tnum.Const(9)), Is.EqualTo(new Tnum(1, 0xa)));
+        Assert.That(new Tnum(0, 1) * Tnum.Const(5), Is.EqualTo(new Tnum(0, 5)));
         Assert.That(new Tnum(8, 0).IsAligned(8), Is.True);
         Assert.That(new Tnum(0, 4).IsAligned(8), Is.False);
         Assert.That(Tnum.Const(0xffffffff00000001).Subreg, Is.EqualTo(Tnum.Const(1)));
