@@ -21,18 +21,25 @@ internal sealed partial class Checker
         {
             CheckRead(dst);
             CheckWrite(dst);
-            if (op == AluOp.Neg && regs[dst].IsScalar)
+            ref RegState r = ref regs[dst];
+            if (!r.IsScalar)
             {
-                ScalarAlu.Apply(ref regs[dst], default, AluOp.Neg, !alu64);
-                regs[dst].Id = 0;
+                // Root may negate or swap a pointer; the result is a number (check_reg_arg's DST_OP).
+                r = RegState.Unknown();
+                return;
             }
-            else if (op == AluOp.End && regs[dst].IsScalar && !ins.SourceIsReg && !alu64)
+            if (op == AluOp.Neg) ScalarAlu.Apply(ref r, default, AluOp.Neg, !alu64);
+            else
             {
-                // le16/le32/le64 on a little-endian host only truncate.
-                if (ins.Imm < 64) regs[dst] = Truncated(regs[dst], ins.Imm / 8);
-                regs[dst].Id = 0;
+                // bswap (ALU64) and be swap on a little-endian host; le only truncates, and le64 is a no-op.
+                bool swap = alu64 || ins.SourceIsReg;
+                if (!swap && ins.Imm == 64) return;
+                ScalarAlu.ByteSwap(ref r, ins.Imm, swap);
             }
-            else regs[dst] = RegState.Unknown();
+            // A changed value: copies no longer equal it (the kernel resets the id for NEG and BPF_END).
+            r.Id = 0;
+            r.Off = 0;
+            r.Precise = false;
             return;
         }
         if (op == AluOp.Mov)
@@ -80,6 +87,7 @@ internal sealed partial class Checker
             PointerArithmetic(ins, ref d, d, src, alu64, scalarIsDst: false);
             return;
         }
+        if (op is AluOp.And or AluOp.Or && src.VarOff.IsConst) ForkSignMask(ref d, idx);
         // An alu32 add keeps the link only when the upper half was zero before it (the result is zero-extended).
         ulong dstUmaxBefore = d.Umax;
         ScalarAlu.Apply(ref d, src, op, !alu64);
@@ -120,15 +128,46 @@ internal sealed partial class Checker
         d.Off = 0;
     }
 
+    /// <summary>
+    /// <c>d &amp;= K</c> or <c>d |= K</c> where d is -1 or 0 (what <c>s&gt;&gt;= 63</c> or <c>s&gt;&gt;= 31</c> leaves, the
+    /// kernel's maybe_fork_scalars): the path splits into d = -1, which goes on, and d = 0, queued to run this
+    /// instruction again. Each side then gets an exact result instead of a range covering both and more.
+    /// </summary>
+    void ForkSignMask(ref RegState d, int idx)
+    {
+        bool whole = d.Smin == -1 && d.Smax == 0;
+        if (!whole && !(d.S32Min == -1 && d.S32Max == 0)) return;
+        var zero = _cur.Clone();
+        zero.Insn = idx;
+        ref RegState z = ref zero.Cur.Regs[_insns[idx].Dst];
+        if (whole)
+        {
+            z = RegState.Known(0);
+            d = RegState.Known(ulong.MaxValue);
+        }
+        else
+        {
+            // Only the subregister is -1 or 0: the upper half keeps what it was.
+            z.MarkKnown32(0);
+            z.Sync();
+            d.MarkKnown32(uint.MaxValue);
+            d.Sync();
+        }
+        Push(zero);
+    }
+
+    /// <summary>A narrow load keeps the low bytes; a value that did not fit is a new value, unlinked from its copies.</summary>
     static RegState Truncated(RegState r, int bytes)
     {
-        if (r.VarOff.Cast(bytes).IsConst) return RegState.Known(r.VarOff.Cast(bytes).Value);
         ulong max = bytes >= 8 ? ulong.MaxValue : (1UL << (bytes * 8)) - 1;
-        if (r.Umax <= max) return r;
-        var t = RegState.Unknown();
-        t.VarOff = r.VarOff.Cast(bytes);
-        t.Umin = 0; t.Umax = max;
-        t.Sync();
+        var t = r;
+        ScalarAlu.CoerceToSize(ref t, bytes);
+        if (r.Umax > max)
+        {
+            t.Id = 0;
+            t.Off = 0;
+            t.Precise = false;
+        }
         return t;
     }
 
@@ -141,71 +180,52 @@ internal sealed partial class Checker
             CheckRead(ins.Src);
             CheckWrite(dst);
             ref RegState s = ref regs[ins.Src];
-            if (alu64)
+            if (alu64 && ins.Offset == 0)
             {
-                if (ins.Offset == 0)
+                AssignIdBeforeMov(ref s);
+                regs[dst] = s;
+                regs[dst].Precise = false;
+                return;
+            }
+            if (!s.IsScalar)
+            {
+                // Root may copy part of a pointer: a number, of 32 bits for a 32-bit move (w2 = w10).
+                var u = RegState.Unknown();
+                if (!alu64)
                 {
-                    AssignIdBeforeMov(ref s);
-                    regs[dst] = s;
-                    regs[dst].Precise = false;
+                    u.ZeroExtend32();
+                    u.Sync();
                 }
-                else if (s.IsScalar)
-                {
-                    var v = MovSxSource(ref s, ins.Offset);
-                    ScalarAlu.SignExtend(ref v, ins.Offset, alu32: false);
-                    v.Precise = false;
-                    regs[dst] = v;
-                }
-                else regs[dst] = RegState.Unknown();
+                regs[dst] = u;
+                return;
+            }
+            RegState v;
+            // A copy that leaves the value as it is stays linked to its source: a 32-bit move of a value that
+            // fits in 32 bits, a sign extension of a value below the extended width's sign bit.
+            bool same = ins.Offset == 0 ? s.Umax <= uint.MaxValue : s.Umax < 1UL << (ins.Offset - 1);
+            if (same)
+            {
+                AssignIdBeforeMov(ref s);
+                v = s;
             }
             else
             {
-                if (s.IsScalar)
-                {
-                    var v = s;
-                    if (ins.Offset == 0)
-                    {
-                        if (s.Umax <= uint.MaxValue)
-                        {
-                            AssignIdBeforeMov(ref s);
-                            v = s;
-                            v.Precise = false;
-                        }
-                        else { v.Id = 0; v.Off = 0; v.Precise = false; }
-                        v.ZeroExtend32();
-                        v.Sync();
-                    }
-                    else
-                    {
-                        v = MovSxSource(ref s, ins.Offset);
-                        ScalarAlu.SignExtend(ref v, ins.Offset, alu32: true);
-                        v.Precise = false;
-                    }
-                    regs[dst] = v;
-                }
-                else regs[dst] = RegState.Unknown();
+                v = s;
+                v.Id = 0;
+                v.Off = 0;
             }
+            v.Precise = false;
+            if (ins.Offset != 0) ScalarAlu.SignExtend(ref v, ins.Offset, alu32: !alu64);
+            else
+            {
+                v.ZeroExtend32();
+                v.Sync();
+            }
+            regs[dst] = v;
             return;
         }
         CheckWrite(dst);
         regs[dst] = RegState.Known(alu64 ? (ulong)(long)ins.Imm : (uint)ins.Imm);
-    }
-
-    /// <summary>
-    /// The source of a sign-extending move: a value below 2^(bits-1) is copied unchanged, so the copies stay
-    /// linked as after a plain move; otherwise the result is a new value with no link.
-    /// </summary>
-    RegState MovSxSource(ref RegState s, int bits)
-    {
-        if (s.Umax < 1UL << (bits - 1))
-        {
-            AssignIdBeforeMov(ref s);
-            return s;
-        }
-        var v = s;
-        v.Id = 0;
-        v.Off = 0;
-        return v;
     }
 
     /// <summary>Gives a scalar an id before it is copied, so the copies are linked (assign_scalar_id_before_mov).</summary>

@@ -173,6 +173,17 @@ internal struct RegState
             U32Min = Math.Max((uint)S32Min, U32Min);
             U32Max = Math.Min((uint)S32Max, U32Max);
         }
+        // The signed range crosses the sign bit: the unsigned range lies on one side of it (as in Deduce64).
+        else if (U32Max < (uint)S32Min)
+        {
+            S32Min = (int)U32Min;
+            U32Max = Math.Min(U32Max, (uint)S32Max);
+        }
+        else if ((uint)S32Max < U32Min)
+        {
+            S32Max = (int)U32Max;
+            U32Min = Math.Max(U32Min, (uint)S32Min);
+        }
     }
 
     void Deduce64()

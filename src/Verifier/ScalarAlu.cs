@@ -7,7 +7,7 @@ namespace BpfJit.Verifier;
 /// an ALU or ALU64 operation with a scalar source. Every case keeps the result a superset of the
 /// values the operation can produce.
 /// </summary>
-internal static class ScalarAlu
+internal static partial class ScalarAlu
 {
     /// <summary>Applies <c>dst = dst OP src</c> on 64 bits (<paramref name="alu32"/> false) or 32 bits.</summary>
     public static void Apply(ref RegState dst, RegState src, AluOp op, bool alu32)
@@ -65,6 +65,11 @@ internal static class ScalarAlu
         dst.Sync();
     }
 
+    /// <summary>
+    /// The kernel's <c>is_safe_to_compute_dst_reg_range</c>. A shift is computed only by a constant amount
+    /// below the operation's width, and the width test reads the 64-bit <c>umax</c> even for a 32-bit shift:
+    /// a 32-bit source whose upper half is unknown gives an unknown result, as in the kernel.
+    /// </summary>
     static bool SafeToCompute(RegState src, AluOp op, bool alu32)
     {
         bool srcConst = alu32
@@ -73,10 +78,14 @@ internal static class ScalarAlu
         return op switch
         {
             AluOp.Add or AluOp.Sub or AluOp.Neg or AluOp.And or AluOp.Or or AluOp.Xor or AluOp.Mul => true,
-            AluOp.Lsh or AluOp.Rsh or AluOp.Arsh => srcConst && (alu32 ? src.U32Max : src.Umax) < (alu32 ? 32UL : 64UL),
+            AluOp.Lsh or AluOp.Rsh or AluOp.Arsh => srcConst && src.Umax < (alu32 ? 32UL : 64UL),
             _ => false,
         };
     }
+
+    // Add and sub (scalar32_min_max_add/sub, scalar_min_max_add/sub): a signed overflow at either end loses
+    // the signed range; an unsigned wrap loses the unsigned range only when one end wraps and the other does
+    // not (when both wrap, every value between wraps once and the wrapped ends still bound the result).
 
     static void Add32(ref RegState d, RegState s)
     {
@@ -85,7 +94,7 @@ internal static class ScalarAlu
         { d.S32Min = int.MinValue; d.S32Max = int.MaxValue; }
         else { d.S32Min = (int)smin; d.S32Max = (int)smax; }
         ulong umin = (ulong)d.U32Min + s.U32Min, umax = (ulong)d.U32Max + s.U32Max;
-        if (umin > uint.MaxValue || umax > uint.MaxValue) { d.U32Min = 0; d.U32Max = uint.MaxValue; }
+        if (umin <= uint.MaxValue && umax > uint.MaxValue) { d.U32Min = 0; d.U32Max = uint.MaxValue; }
         else { d.U32Min = (uint)umin; d.U32Max = (uint)umax; }
     }
 
@@ -95,7 +104,7 @@ internal static class ScalarAlu
         if (of1 || of2) { d.Smin = long.MinValue; d.Smax = long.MaxValue; }
         else { d.Smin = smin; d.Smax = smax; }
         ulong umin = d.Umin + s.Umin, umax = d.Umax + s.Umax;
-        if (umin < d.Umin || umax < d.Umax) { d.Umin = 0; d.Umax = ulong.MaxValue; }
+        if (umin >= d.Umin && umax < d.Umax) { d.Umin = 0; d.Umax = ulong.MaxValue; }
         else { d.Umin = umin; d.Umax = umax; }
     }
 
@@ -117,7 +126,8 @@ internal static class ScalarAlu
         if (smin < int.MinValue || smin > int.MaxValue || smax < int.MinValue || smax > int.MaxValue)
         { d.S32Min = int.MinValue; d.S32Max = int.MaxValue; }
         else { d.S32Min = (int)smin; d.S32Max = (int)smax; }
-        if (d.U32Min < s.U32Max) { d.U32Min = 0; d.U32Max = uint.MaxValue; }
+        bool minWraps = d.U32Min < s.U32Max, maxWraps = d.U32Max < s.U32Min;
+        if (minWraps && !maxWraps) { d.U32Min = 0; d.U32Max = uint.MaxValue; }
         else { d.U32Min -= s.U32Max; d.U32Max -= s.U32Min; }
     }
 
@@ -126,7 +136,8 @@ internal static class ScalarAlu
         bool of1 = SubOverflows(d.Smin, s.Smax, out long smin), of2 = SubOverflows(d.Smax, s.Smin, out long smax);
         if (of1 || of2) { d.Smin = long.MinValue; d.Smax = long.MaxValue; }
         else { d.Smin = smin; d.Smax = smax; }
-        if (d.Umin < s.Umax) { d.Umin = 0; d.Umax = ulong.MaxValue; }
+        bool minWraps = d.Umin < s.Umax, maxWraps = d.Umax < s.Umin;
+        if (minWraps && !maxWraps) { d.Umin = 0; d.Umax = ulong.MaxValue; }
         else { d.Umin -= s.Umax; d.Umax -= s.Umin; }
     }
 
@@ -235,8 +246,10 @@ internal static class ScalarAlu
     static void Lsh64(ref RegState d, RegState s)
     {
         ulong umin = s.Umin, umax = s.Umax;
-        d.Smax = umin == 32 && umax == 32 && d.S32Max >= 0 ? (long)d.S32Max << 32 : long.MaxValue;
-        d.Smin = umin == 32 && umax == 32 && d.S32Min >= 0 ? (long)d.S32Min << 32 : long.MinValue;
+        // x << 32 is the low half's signed value times 2^32, so the 32-bit signed range gives the result's.
+        bool by32 = umin == 32 && umax == 32;
+        d.Smax = by32 ? (long)d.S32Max << 32 : long.MaxValue;
+        d.Smin = by32 ? (long)d.S32Min << 32 : long.MinValue;
         if (d.Umax > 1UL << (int)(63 - umax)) { d.Umin = 0; d.Umax = ulong.MaxValue; }
         else { d.Umin <<= (int)umin; d.Umax <<= (int)umax; }
         Lsh32Bounds(ref d, umin, umax);
@@ -285,27 +298,5 @@ internal static class ScalarAlu
         d.Umin = 0; d.Umax = ulong.MaxValue;
         d.Unbound32();
         d.UpdateBounds();
-    }
-
-    /// <summary>Sign-extends the low <paramref name="bits"/> bits into 64 (or 32) bits (movsx).</summary>
-    public static void SignExtend(ref RegState d, int bits, bool alu32)
-    {
-        long lo = -(1L << (bits - 1)), hi = (1L << (bits - 1)) - 1;
-        if (d.VarOff.Cast(bits / 8).IsConst)
-        {
-            ulong v = d.VarOff.Value;
-            long sx = bits switch { 8 => (sbyte)v, 16 => (short)v, _ => (int)v };
-            if (alu32) d.MarkKnown((uint)(int)sx); else d.MarkKnown((ulong)sx);
-            return;
-        }
-        bool fits = alu32 ? d.S32Min >= lo && d.S32Max <= hi : d.Smin >= lo && d.Smax <= hi;
-        if (!fits)
-        {
-            d.MarkUnbounded();
-            d.Smin = lo; d.Smax = hi;
-            d.S32Min = (int)lo; d.S32Max = (int)hi;
-        }
-        if (alu32) d.ZeroExtend32();
-        d.Sync();
     }
 }

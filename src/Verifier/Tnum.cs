@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Numerics;
 
 namespace BpfJit.Verifier;
@@ -85,19 +86,28 @@ public readonly record struct Tnum(ulong Value, ulong Mask)
         return new(v & ~mu, mu);
     }
 
-    /// <summary>Multiplication (the kernel's shift-and-add over known and unknown bits).</summary>
+    /// <summary>
+    /// Multiplication by long multiplication over the bits of <paramref name="a"/> (the kernel's tnum_mul): a known 1
+    /// adds the shifted <paramref name="b"/>, an unknown bit keeps the union of the sums with and without it.
+    /// </summary>
     public static Tnum operator *(Tnum a, Tnum b)
     {
-        ulong accV = a.Value * b.Value;
-        var accM = new Tnum(0, 0);
+        var acc = Const(0);
         while (a.Value != 0 || a.Mask != 0)
         {
-            if ((a.Value & 1) != 0) accM += new Tnum(0, b.Mask);
-            else if ((a.Mask & 1) != 0) accM += new Tnum(0, b.Value | b.Mask);
+            if ((a.Value & 1) != 0) acc += b;
+            else if ((a.Mask & 1) != 0) acc = acc.Union(acc + b);
             a = a.Rsh(1);
             b = b.Lsh(1);
         }
-        return Const(accV) + accM;
+        return acc;
+    }
+
+    /// <summary>The smallest tnum holding every value of this tnum and of <paramref name="b"/> (the kernel's tnum_union).</summary>
+    public Tnum Union(Tnum b)
+    {
+        ulong v = Value & b.Value, mu = (Value ^ b.Value) | Mask | b.Mask;
+        return new(v & ~mu, mu);
     }
 
     /// <summary>The values both tnums allow (both must describe the same value).</summary>
@@ -114,6 +124,15 @@ public readonly record struct Tnum(ulong Value, ulong Mask)
         ulong m = (1UL << (bytes * 8)) - 1;
         return new(Value & m, Mask & m);
     }
+
+    /// <summary>The low 16 bits with their two bytes swapped (the kernel's <c>tnum_bswap16</c>); the upper bits are 0.</summary>
+    public Tnum Bswap16() => new(BinaryPrimitives.ReverseEndianness((ushort)Value), BinaryPrimitives.ReverseEndianness((ushort)Mask));
+
+    /// <summary>The low 32 bits with their bytes reversed (<c>tnum_bswap32</c>); the upper bits are 0.</summary>
+    public Tnum Bswap32() => new(BinaryPrimitives.ReverseEndianness((uint)Value), BinaryPrimitives.ReverseEndianness((uint)Mask));
+
+    /// <summary>All eight bytes reversed (<c>tnum_bswap64</c>).</summary>
+    public Tnum Bswap64() => new(BinaryPrimitives.ReverseEndianness(Value), BinaryPrimitives.ReverseEndianness(Mask));
 
     /// <summary>The low 32 bits.</summary>
     public Tnum Subreg => Cast(4);

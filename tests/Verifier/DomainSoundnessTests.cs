@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using BpfJit.Frontend;
 using BpfJit.Verifier;
 
@@ -87,6 +88,20 @@ public class DomainSoundnessTests
         };
     }
 
+    /// <summary>
+    /// A shift amount for <see cref="AluIsSound"/>: a constant below the width, or (for 32-bit shifts) a register
+    /// whose low half is such a constant and whose upper half is anything, which the kernel does not compute.
+    /// </summary>
+    static (RegState Reg, List<ulong> Members) ShiftAmount(Random rng, bool is32)
+    {
+        ulong k = (ulong)rng.Next(is32 ? 32 : 64);
+        if (!is32 || rng.Next(3) != 0) return (RegState.Known(k), [k]);
+        var r = RegState.Unknown();
+        r.MarkKnown32((uint)k);
+        r.Sync();
+        return (r, [k, k | (1UL << 32), k | 0xffffffff00000000, k | ((ulong)rng.NextInt64() << 32)]);
+    }
+
     /// <summary>Every ALU result contains the concrete results of its members.</summary>
     [Test]
     public void AluIsSound([Values(AluOp.Add, AluOp.Sub, AluOp.Mul, AluOp.And, AluOp.Or, AluOp.Xor, AluOp.Lsh, AluOp.Rsh, AluOp.Arsh, AluOp.Neg)] AluOp op,
@@ -96,10 +111,7 @@ public class DomainSoundnessTests
         for (int iter = 0; iter < 1500; iter++)
         {
             var (a, am) = RandomScalar(rng);
-            var (b, bm) = op is AluOp.Lsh or AluOp.Rsh or AluOp.Arsh
-                ? (RegState.Known((ulong)rng.Next(is32 ? 32 : 64)), [0UL])
-                : RandomScalar(rng);
-            if (op is AluOp.Lsh or AluOp.Rsh or AluOp.Arsh) bm = [b.VarOff.Value];
+            var (b, bm) = op is AluOp.Lsh or AluOp.Rsh or AluOp.Arsh ? ShiftAmount(rng, is32) : RandomScalar(rng);
             var r = a;
             ScalarAlu.Apply(ref r, b, op, is32);
             foreach (var x in am)
@@ -109,6 +121,48 @@ public class DomainSoundnessTests
                     Assert.That(Contains(r, v), Is.True,
                         $"{op}{(is32 ? "32" : "")}: {x:x} op {y:x} = {v:x} not in {StateFormatter.Reg(r, [])} (a={StateFormatter.Reg(a, [])} b={StateFormatter.Reg(b, [])})");
                 }
+        }
+    }
+
+    /// <summary>The concrete result of a width change: movsx into 64 or 32 bits, a byte swap, a truncation.</summary>
+    static ulong ConcreteCast(string kind, int bits, ulong x) => kind switch
+    {
+        "sx64" => bits switch { 8 => (ulong)(long)(sbyte)x, 16 => (ulong)(long)(short)x, _ => (ulong)(long)(int)x },
+        "sx32" => bits == 8 ? (uint)(int)(sbyte)x : (uint)(int)(short)x,
+        "swap" => bits switch
+        {
+            16 => BinaryPrimitives.ReverseEndianness((ushort)x),
+            32 => BinaryPrimitives.ReverseEndianness((uint)x),
+            _ => BinaryPrimitives.ReverseEndianness(x),
+        },
+        _ => bits == 64 ? x : x & ((1UL << bits) - 1),
+    };
+
+    /// <summary>Sign extensions, byte swaps (bswap/be and le on a little-endian host) and truncations contain the concrete results.</summary>
+    [Test]
+    public void CastsAreSound([Values("sx64", "sx32", "swap", "trunc")] string kind)
+    {
+        int[] widths = kind switch { "sx64" => [8, 16, 32], "sx32" => [8, 16], _ => [16, 32, 64] };
+        var rng = new Random(kind.Length * 31 + kind[1]);
+        for (int iter = 0; iter < 4000; iter++)
+        {
+            var (a, am) = RandomScalar(rng);
+            int bits = widths[rng.Next(widths.Length)];
+            var r = a;
+            switch (kind)
+            {
+                case "sx64": ScalarAlu.SignExtend(ref r, bits, alu32: false); break;
+                case "sx32": ScalarAlu.SignExtend(ref r, bits, alu32: true); break;
+                case "swap": ScalarAlu.ByteSwap(ref r, bits, swap: true); break;
+                default: ScalarAlu.ByteSwap(ref r, bits, swap: false); break;
+            }
+            Assert.That(r.BoundsSane, Is.True, $"{kind}{bits}: insane {StateFormatter.Reg(r, [])} from {StateFormatter.Reg(a, [])}");
+            foreach (var x in am)
+            {
+                ulong v = ConcreteCast(kind, bits, x);
+                Assert.That(Contains(r, v), Is.True,
+                    $"{kind}{bits}: {x:x} -> {v:x} not in {StateFormatter.Reg(r, [])} (from {StateFormatter.Reg(a, [])})");
+            }
         }
     }
 
@@ -139,6 +193,25 @@ public class DomainSoundnessTests
         }
     }
 
+    /// <summary>
+    /// A 32-bit signed range crossing zero keeps only the side the unsigned range allows (the kernel's
+    /// __reg32_deduce_bounds, like the 64-bit rule): s32 in [-1, 0] with u32 at least 44 is 0xffffffff.
+    /// </summary>
+    [Test]
+    public void SignedRangeCrossingZeroNarrowsBy32BitUnsignedRange()
+    {
+        var r = RegState.Unknown();
+        r.S32Min = -1; r.S32Max = 0;
+        r.U32Min = 44;
+        r.Sync();
+        Assert.That(r.Equals32Const(out uint v) && v == 0xffffffff, Is.True, StateFormatter.Reg(r, []));
+        var q = RegState.Unknown();
+        q.S32Min = -100; q.S32Max = 100;
+        q.U32Max = 200;
+        q.Sync();
+        Assert.That((q.S32Min, q.S32Max, q.U32Min, q.U32Max), Is.EqualTo((0, 100, 0u, 100u)), StateFormatter.Reg(q, []));
+    }
+
     /// <summary>Tnum basics the kernel documents.</summary>
     [Test]
     public void TnumBasics()
@@ -150,10 +223,15 @@ public class DomainSoundnessTests
         Assert.That((new Tnum(0, 1) + Tnum.Const(1)).Contains(Tnum.Const(2)), Is.True);
         Assert.That((new Tnum(0, 0xf) & Tnum.Const(3)), Is.EqualTo(new Tnum(0, 3)));
         Assert.That(Tnum.Const(6) * Tnum.Const(7), Is.EqualTo(Tnum.Const(42)));
+        Assert.That(Tnum.Const(3).Union(Tnum.Const(9)), Is.EqualTo(new Tnum(1, 0xa)));
+        Assert.That(new Tnum(0, 1) * Tnum.Const(5), Is.EqualTo(new Tnum(0, 5)));
         Assert.That(new Tnum(8, 0).IsAligned(8), Is.True);
         Assert.That(new Tnum(0, 4).IsAligned(8), Is.False);
         Assert.That(Tnum.Const(0xffffffff00000001).Subreg, Is.EqualTo(Tnum.Const(1)));
         Assert.That(new Tnum(0x80, 0).Arsh(4, 64), Is.EqualTo(Tnum.Const(8)));
         Assert.That(Tnum.Const(0x80000000).Arsh(31, 32), Is.EqualTo(Tnum.Const(0xffffffff)));
+        Assert.That(new Tnum(0x1200, 0xff).Bswap16(), Is.EqualTo(new Tnum(0x12, 0xff00)));
+        Assert.That(new Tnum(0xffff_0000_0000_0012, 0xf00).Bswap32(), Is.EqualTo(new Tnum(0x1200_0000, 0xf_0000)));
+        Assert.That(new Tnum(0x1, 0x100).Bswap64(), Is.EqualTo(new Tnum(0x0100_0000_0000_0000, 0x0001_0000_0000_0000)));
     }
 }
