@@ -52,7 +52,7 @@ public class DomainFuzzTests
         if (casesPath != null)
         {
             foreach (var f in report.UnsoundFindings)
-                File.AppendAllText(casesPath, f.ToCorpusCase($"fuzz seed {f.Seed} program {f.Program}", kernelRejects: true) + "\n");
+                File.AppendAllText(casesPath, f.ToCorpusCase($"{f.Kind}: fuzz seed {f.Seed} program {f.Program}", kernelRejects: true) + "\n");
             foreach (var f in report.OverStrictFindings)
                 File.AppendAllText(casesPath, f.ToCorpusCase($"over-strict: fuzz seed {f.Seed} program {f.Program} ({f.Message})", kernelRejects: false) + "\n");
         }

@@ -13,7 +13,8 @@ namespace BpfJit.Tests.Reliability;
 /// <param name="Message">The kernel's message (unsound) or BpfJit's (over-strict).</param>
 /// <param name="Source">The generated program.</param>
 /// <param name="Minimised">The program shrunk while the disagreement and its message shape hold.</param>
-public sealed record DomainFinding(int Seed, long Program, string Message, string Source, string Minimised)
+/// <param name="Kind">For an unsound accept, "dead path" or "reached" (<see cref="DomainFuzzer"/>); empty otherwise.</param>
+public sealed record DomainFinding(int Seed, long Program, string Message, string Source, string Minimised, string Kind = "")
 {
     /// <summary>The finding as a verifier corpus case (tests/Verifier/cases format) expecting the kernel's verdict.</summary>
     public string ToCorpusCase(string name, bool kernelRejects) =>
@@ -32,6 +33,8 @@ public sealed class DomainFuzzReport
     public long AgreeAccept, AgreeReject;
     /// <summary>BpfJit accepts, the kernel rejects (a safety bug): every one counted, the first few per kernel message kept and shrunk.</summary>
     public long Unsound;
+    /// <summary>Unsound accepts where BpfJit never reached the instruction the kernel refused (it proved the path dead).</summary>
+    public long UnsoundDeadPath;
     /// <summary>The kernel accepts, BpfJit rejects.</summary>
     public long OverStrict;
     /// <summary>The kernel fails with its own internal error ("verifier bug"); not a verdict.</summary>
@@ -57,7 +60,7 @@ public sealed class DomainFuzzReport
     /// <inheritdoc />
     public override string ToString() =>
         $"{Generated} generated, {KernelCompared} compared with the kernel: {AgreeAccept + AgreeReject} agree ({AgreeAccept} accept, {AgreeReject} reject), " +
-        $"{Unsound} unsound, {OverStrict} over-strict, {KernelBugs} kernel internal errors, {Exceptions.Count} verifier exceptions; " +
+        $"{Unsound} unsound ({UnsoundDeadPath} on paths BpfJit proved dead), {OverStrict} over-strict, {KernelBugs} kernel internal errors, {Exceptions.Count} verifier exceptions; " +
         $"agreement {AgreementPercent:0.000}%; time: BpfJit {VerifyTime.TotalSeconds:0.0} s, kernel {KernelTime.TotalSeconds:0.0} s";
 }
 
@@ -180,27 +183,50 @@ public sealed class DomainFuzzer : IDisposable
             }
             return;
         }
-        string message = KernelMessage(code);
+        var (message, insn) = KernelVerdict(code);
         if (message.StartsWith("verifier bug", StringComparison.Ordinal)) { report.KernelBugs++; return; }
         report.Unsound++;
-        if (Count(report.UnsoundShapes, message) <= KeepPerShape)
+        string kind = UnsoundKind(verdict, insn);
+        if (kind == "dead path") report.UnsoundDeadPath++;
+        if (Count(report.UnsoundShapes, $"[{kind}] {message}") <= KeepPerShape)
         {
             string shape = Shape(message);
-            string small = Shrink(source, c => Verify(c).Accepted && Shape(KernelMessage(c)) == shape);
-            report.UnsoundFindings.Add(new DomainFinding(seed, n, KernelMessage(DomainProgramGenerator.Assemble(small)), source, small));
-            progress?.Invoke($"UNSOUND: seed {seed} program {n}: kernel: {message}\n{small}");
+            string small = Shrink(source, c =>
+            {
+                var v = Verify(c);
+                if (!v.Accepted) return false;
+                var (m, i) = KernelVerdict(c);
+                return Shape(m) == shape && UnsoundKind(v, i) == kind;
+            });
+            report.UnsoundFindings.Add(new DomainFinding(seed, n, KernelVerdict(DomainProgramGenerator.Assemble(small)).Message, source, small, kind));
+            progress?.Invoke($"UNSOUND ({kind}): seed {seed} program {n}: kernel: {message}\n{small}");
         }
     }
 
-    /// <summary>The kernel's error line (the last before "processed N insns"), or "accepted".</summary>
-    string KernelMessage(Instruction[] code)
+    /// <summary>The kernel's error line (the last before "processed N insns"), or "accepted", and the slot the kernel was at (-1 if unknown).</summary>
+    (string Message, int Insn) KernelVerdict(Instruction[] code)
     {
         var k = KernelBpf.Load(code, _kernelMaps!, logLevel: 1);
-        if (k.Accepted) return "accepted";
+        if (k.Accepted) return ("accepted", -1);
         var lines = k.Log.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         var last = lines.Reverse().SkipWhile(l => l.StartsWith("processed ", StringComparison.Ordinal) || l.StartsWith("verification time", StringComparison.Ordinal) || l.StartsWith("stack depth", StringComparison.Ordinal)).FirstOrDefault();
-        return last ?? $"errno {k.Errno}";
+        // The log prints each instruction as "N: (op) ..." before checking it: the last such line is where it stopped.
+        int insn = -1;
+        foreach (var line in lines)
+        {
+            var m = Regex.Match(line, @"^(\d+): \(");
+            if (m.Success) insn = int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return (last ?? $"errno {k.Errno}", insn);
     }
+
+    /// <summary>
+    /// The kind of an unsound accept: "dead path" when BpfJit never reached the instruction the kernel refused
+    /// (BpfJit proved the branch into it infeasible, the kernel could not), else "reached" (BpfJit checked
+    /// that instruction on some path and let it through, or pruned the path that breaks it).
+    /// </summary>
+    static string UnsoundKind(VerifierResult verdict, int kernelInsn) =>
+        kernelInsn >= 0 && kernelInsn < verdict.Facts.Count && !verdict.Facts[kernelInsn].Reachable ? "dead path" : "reached";
 
     /// <summary>A message with its numbers replaced by N: findings of one shape are one mechanism, mostly.</summary>
     public static string Shape(string message) => Regex.Replace(message, "(0x)?[0-9a-f]*[0-9][0-9a-f]*", "N");

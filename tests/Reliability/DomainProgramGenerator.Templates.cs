@@ -195,14 +195,21 @@ public sealed partial class DomainProgramGenerator
     /// <summary>A static subprogram given a scalar and a 48-byte region (the value or the caller's stack), whose result the caller uses.</summary>
     void StaticCall()
     {
-        string f = $"f{_funcs++}";
+        // A second call site of an existing function (pruning then compares frames with different call sites),
+        // or a new function; inside a callee, a new leaf function (states of different depths at one instruction).
+        bool reuse = _functions.Count > 0 && Chance(3);
+        string f = reuse ? Pick([.. _functions]) : $"f{_funcs++}";
         int x = Scalar();
         if (Chance(2)) Bound(x, _out);
         Emit($"mov %r1, %r{x}");
         Emit(Chance(3) ? "mov %r2, %r10\nadd %r2, -64" : "mov %r2, %r9");
         Emit($"call local {f}");
         if (Chance(4) == false) { Emit($"mov %r{x}, %r0"); if (Chance(2)) Use(x); }
-        Callee(f, callback: false);
+        if (!reuse)
+        {
+            Callee(f, callback: false);
+            _functions.Add(f);   // after its body: a function never calls itself
+        }
     }
 
     /// <summary>
@@ -211,14 +218,14 @@ public sealed partial class DomainProgramGenerator
     /// </summary>
     void Callee(string name, bool callback)
     {
-        var (saveSb, saveScalars, saveOut) = (_sb, _scalars, _out);
+        var (saveSb, saveScalars, saveOut, saveDepth) = (_sb, _scalars, _out, _depth);
         _sb = new StringBuilder();
         _scalars = [6, 7];
         _out = name + "_out";
-        _inCallee = true;
+        _depth++;
         Emit($"{name}:");
         for (int s = 8; s <= 64; s += 8) Emit($"stdw [%r10-{s}], 0");
-        Emit(callback ? "mov %r9, %r2\nmov %r6, %r1" : "mov %r9, %r2\nmov %r6, %r1");
+        Emit("mov %r9, %r2\nmov %r6, %r1");
         Source(7);
         for (int i = _rng.Next(1, 3); i > 0; i--) Segment();
         int ret = Scalar();
@@ -228,8 +235,32 @@ public sealed partial class DomainProgramGenerator
         // The safe exit only where something jumps to it: Linux refuses unreachable instructions.
         if (_sb.ToString().Contains(", " + _out + "\n", StringComparison.Ordinal)) Emit($"{_out}:\nmov %r0, 0\nexit");
         _tail.Append(_sb);
-        (_sb, _scalars, _out) = (saveSb, saveScalars, saveOut);
-        _inCallee = false;
+        (_sb, _scalars, _out, _depth) = (saveSb, saveScalars, saveOut, saveDepth);
+    }
+
+    /// <summary>
+    /// A ring-buffer record (a reference) held across a diamond that shapes an offset into it, then submitted or
+    /// discarded: pruning then compares states that hold references.
+    /// </summary>
+    void RingBufRecord()
+    {
+        if (_scalars.Count < 2) { PrecisionJoin(); return; }
+        int p = _scalars[_rng.Next(_scalars.Count)];
+        _scalars.Remove(p);
+        string done = Label();
+        Emit($"ldmap %r1, {RingBuf}\nmov %r2, {Pick(8, 16, 32)}\nmov %r3, 0\ncall 131\nmov %r{p}, %r0\njeq %r{p}, 0, {done}");
+        int x = Scalar();
+        string alt = Label(), join = Label();
+        Condition(alt, x);
+        Variant(x);
+        Emit($"ja {join}\n{alt}:");
+        Variant(x);
+        Emit($"{join}:");
+        if (Chance(2)) Emit($"jgt %r{x}, {Pick(7, 15, 16, 31)}, {(Chance(6) ? _out : done + "_rel")}");
+        Emit($"mov %r2, %r{p}\nadd %r2, %r{x}\nst{s_widths[Pick(0, 0, 1, 2)]} [%r2+0], 1");
+        Emit($"{done}_rel:\nmov %r1, %r{p}\nmov %r2, 0\ncall {Pick(132, 133)}\n{done}:");
+        Source(p);
+        _scalars.Add(p);
     }
 
     /// <summary>
@@ -253,7 +284,14 @@ public sealed partial class DomainProgramGenerator
         }
         // bpf_spin_lock takes the lock's own address: value + its offset (once in a while, the wrong one).
         string lockArg(int r) => $"mov %r1, %r{r}" + (Chance(15) ? $"\nadd %r1, {Pick(4, 8)}" : lockOff == 0 ? "" : $"\nadd %r1, {lockOff}");
-        Emit($"{lockArg(p)}\ncall 93");
+        if (q != p && Chance(3))
+        {
+            // Which value is locked depends on the path; the unlock below names one of them.
+            string alt = Label(), join = Label();
+            Condition(alt, p);
+            Emit($"{lockArg(p)}\ncall 93\nja {join}\n{alt}:\n{lockArg(q)}\ncall 93\n{join}:");
+        }
+        else Emit($"{lockArg(p)}\ncall 93");
         int dataOff = lockOff == 0 ? Pick(4, 8, 12) : Pick(0, 4, 12);
         for (int i = _rng.Next(1, 3); i > 0; i--)
         {
@@ -268,5 +306,7 @@ public sealed partial class DomainProgramGenerator
             Emit($"jeq %r{_scalars[0]}, 0, {alt}\n{lockArg(p)}\ncall 94\nja {join}\n{alt}:\n{lockArg(Pick(p, q))}\ncall 94\n{join}:");
         }
         else Emit($"{lockArg(Chance(4) ? q : p)}\ncall 94");
+        // The pointers go back to being scalars, so the pool does not shrink.
+        foreach (int r in new[] { p, q }.Distinct()) { Source(r); _scalars.Add(r); }
     }
 }

@@ -50,8 +50,11 @@ public sealed partial class DomainProgramGenerator
     List<int> _scalars = [6, 7, 8];
     /// <summary>The label a failed bound jumps to in the function being written (its safe exit).</summary>
     string _out = "out";
-    /// <summary>True while writing a callee: no nested calls, loops or locks.</summary>
-    bool _inCallee;
+    /// <summary>Call depth of the function being written: callees get no loops or locks, and only the first level calls on.</summary>
+    int _depth;
+    bool _inCallee => _depth > 0;
+    /// <summary>Static functions written so far (a later call may reuse one: a second call site).</summary>
+    readonly List<string> _functions = [];
     /// <summary>True while the scalars are first filled: a bound may not compare with a register not yet written.</summary>
     bool _prologue;
     int _label, _funcs;
@@ -194,9 +197,10 @@ public sealed partial class DomainProgramGenerator
     /// <summary>One template; most end with a use of the value they shaped.</summary>
     void Segment()
     {
-        int kind = _rng.Next(22);
-        // Callees get the templates that stay inside one function.
-        if (_inCallee && kind is 11 or 14 or 15 or 16 or 17 or 18) kind = 0;
+        int kind = _rng.Next(23);
+        // Callees get the templates that stay inside one function (a first-level callee may call a leaf).
+        if (_inCallee && kind is 11 or 14 or 15 or 18 or 22) kind = 0;
+        if (_depth > 1 && kind is 16 or 17) kind = 0;
         switch (kind)
         {
             case 0 or 1 or 2: { int x = Scalar(); for (int i = _rng.Next(1, 4); i > 0; i--) Alu(x); if (Chance(2)) Bound(x, _out); Use(x); break; }
@@ -211,6 +215,7 @@ public sealed partial class DomainProgramGenerator
             case 16 or 17: StaticCall(); break;
             case 18: SpinLock(); break;
             case 19: { int x = Scalar(); Alu(x); Use(x); break; }
+            case 22: RingBufRecord(); break;
             default: { int x = Scalar(); Bound(x, _out); Use(x); break; }
         }
     }
