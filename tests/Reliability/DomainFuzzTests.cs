@@ -18,6 +18,9 @@ public class DomainFuzzTests
     /// <summary>The CI batch's seed and size (a few seconds with the kernel).</summary>
     const int CiSeed = 20261207, CiCount = 400;
 
+    /// <summary>The kernel release the batch's verdicts were checked against (a prefix of /proc/sys/kernel/osrelease, as <see cref="KernelRelease"/> prints it).</summary>
+    const string CheckedRelease = "Linux 6.18.";
+
     static string? Env(string name) => Environment.GetEnvironmentVariable(name);
     static long EnvLong(string name, long fallback) => long.TryParse(Env(name), out long v) ? v : fallback;
 
@@ -41,6 +44,7 @@ public class DomainFuzzTests
         Log($"domain fuzz: seed {seed}, programs {start}..{start + count - 1}, kernel {(fuzzer.KernelAvailable ? KernelRelease() : "not compared: " + fuzzer.UnavailableReason)}");
         var report = fuzzer.Run(seed, start, count, Log);
         Log($"seed {seed}, programs {start}..{start + count - 1}: {report}; {count / clock.Elapsed.TotalSeconds:0} programs/s");
+        Log($"  slowest for BpfJit: program {report.SlowestVerify.Program}, {report.SlowestVerify.Ms} ms (kernel {report.SlowestVerify.KernelMs} ms)");
         foreach (var (shape, n) in report.UnsoundShapes.OrderByDescending(kv => kv.Value)) Log($"  unsound x{n}: {shape}");
         foreach (var (shape, n) in report.OverStrictShapes.OrderByDescending(kv => kv.Value)) Log($"  over-strict x{n}: {shape}");
         bool verbose = EnvLong("BPFJIT_FUZZ_VERBOSE", 0) != 0;
@@ -62,9 +66,16 @@ public class DomainFuzzTests
         if (!fuzzer.KernelAvailable) Assert.Ignore($"BpfJit verified {count} programs without an exception; the kernel comparison did not run: {fuzzer.UnavailableReason}");
         Assert.That(report.AgreeAccept, Is.GreaterThan(0), "the generator must produce programs both verifiers accept");
         Assert.That(report.AgreeReject, Is.GreaterThan(0), "and programs both reject");
-        Assert.That(report.UnsoundFindings, Is.Empty,
-            $"BpfJit accepts {report.Unsound} program(s) the kernel ({KernelRelease()}) rejects:\n" +
-            string.Join("\n----\n", report.UnsoundFindings.Take(3).Select(f => f.ToCorpusCase($"seed {f.Seed} program {f.Program}", true))));
+        string unsound = $"BpfJit accepts {report.Unsound} program(s) the kernel ({KernelRelease()}) rejects:\n" +
+            string.Join("\n----\n", report.UnsoundFindings.Take(3).Select(f => f.ToCorpusCase($"{f.Kind}: seed {f.Seed} program {f.Program}", true)));
+        // Kernel builds differ in what they accept: the verdicts were checked against Linux 6.18, so another
+        // release's different answer is reported, not failed (BPFJIT_FUZZ_STRICT=1 fails on it anyway).
+        if (report.Unsound > 0 && !(EnvLong("BPFJIT_FUZZ_STRICT", 0) != 0 || KernelRelease().StartsWith(CheckedRelease, StringComparison.Ordinal)))
+        {
+            Assert.Warn($"{unsound}\n(not failed: this batch was checked against {CheckedRelease}; set BPFJIT_FUZZ_STRICT=1 to fail on any kernel)");
+            return;
+        }
+        Assert.That(report.Unsound, Is.Zero, unsound);
     }
 
     /// <summary>Programs are a function of (seed, n) alone: ranges of one run can be checked separately and in any order.</summary>

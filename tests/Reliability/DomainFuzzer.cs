@@ -53,6 +53,8 @@ public sealed class DomainFuzzReport
     public readonly List<string> Exceptions = [];
     /// <summary>Time in BpfJit's verifier and in the kernel's.</summary>
     public TimeSpan VerifyTime, KernelTime;
+    /// <summary>The program BpfJit's verifier took longest on, and the milliseconds it took (and the kernel's).</summary>
+    public (long Program, long Ms, long KernelMs) SlowestVerify;
 
     /// <summary>Verdicts equal to the kernel's, as a percentage of the programs compared.</summary>
     public double AgreementPercent => KernelCompared == 0 ? 0 : 100.0 * (AgreeAccept + AgreeReject) / KernelCompared;
@@ -156,10 +158,13 @@ public sealed class DomainFuzzer : IDisposable
             return;
         }
         finally { report.VerifyTime += clock.Elapsed; }
+        long verifyMs = clock.ElapsedMilliseconds;
+        if (verifyMs > report.SlowestVerify.Ms) report.SlowestVerify = (n, verifyMs, -1);
         if (_kernelMaps == null) { Count(report.AgreedRejections, verdict.Accepted ? null : verdict.Error); return; }
         clock.Restart();
         var kernel = KernelBpf.Load(code, _kernelMaps, logLevel: 0);
         report.KernelTime += clock.Elapsed;
+        if (report.SlowestVerify.Program == n) report.SlowestVerify.KernelMs = clock.ElapsedMilliseconds;
         report.KernelCompared++;
         if (kernel.Accepted == verdict.Accepted)
         {

@@ -167,16 +167,29 @@ public sealed partial class DomainProgramGenerator
         }
     }
 
-    /// <summary>A bounded loop shaping a scalar (and writing the stack by its counter).</summary>
+    /// <summary>
+    /// A loop shaping a scalar (and writing the stack by its counter): bounded by a constant, by another
+    /// scalar, or with a path that does not advance the counter (an infinite loop both verifiers must find by
+    /// comparing loop-head states exactly).
+    /// </summary>
     void Loop()
     {
         int x = Scalar();
         string top = Label();
         int n = _rng.Next(1, 12), step = Pick(1, 1, 2, 3);
         Emit($"mov %r4, 0\n{top}:");
-        if (Chance(2)) Emit($"add %r{x}, {Pick(1, 2, 4, 8, -1)}"); else Alu(x);
+        // A loop that can stall changes nothing else, so the stalled state repeats exactly and is found at once
+        // (changing a scalar too would run both verifiers to their 1,000,000-instruction limit, seconds each).
+        string skip = Label();
+        bool stall = Chance(6);
+        if (!stall && Chance(2)) Emit($"add %r{x}, {Pick(1, 2, 4, 8, -1)}"); else if (!stall) Alu(x);
         if (Chance(2)) Emit($"mov %r2, %r10\nadd %r2, -{Pick(16, 64)}\nadd %r2, %r4\nstb [%r2+0], 1");
-        Emit($"add %r4, {step}\njlt %r4, {n}, {top}");
+        if (stall) Emit($"ldxw %r3, [%r9+{_rng.Next(0, 12) * 4}]\njeq %r3, 0, {skip}");
+        Emit($"add %r4, {step}");
+        if (stall) Emit($"{skip}:");
+        int bound = OtherScalar(x);
+        if (Chance(4) && bound != x) Emit($"mov %r3, %r{bound}\nand %r3, 15\njlt %r4, %r3, {top}");
+        else Emit($"jlt %r4, {n}, {top}");
         if (Chance(3)) Emit($"mov %r{x}, %r4");
         if (Chance(4) == false) Use(x);
     }
