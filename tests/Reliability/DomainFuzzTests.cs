@@ -58,7 +58,7 @@ public class DomainFuzzTests
             foreach (var f in report.UnsoundFindings)
                 File.AppendAllText(casesPath, f.ToCorpusCase($"{f.Kind}: fuzz seed {f.Seed} program {f.Program}", kernelRejects: true) + "\n");
             foreach (var f in report.OverStrictFindings)
-                File.AppendAllText(casesPath, f.ToCorpusCase($"over-strict: fuzz seed {f.Seed} program {f.Program} ({f.Message})", kernelRejects: false) + "\n");
+                File.AppendAllText(casesPath, f.ToCorpusCase($"over-strict: fuzz seed {f.Seed} program {f.Program} ({f.Message.Split('\n')[0]})", kernelRejects: false) + "\n");
         }
 
         Assert.That(report.Exceptions, Is.Empty, string.Join("\n----\n", report.Exceptions.Take(3)));
