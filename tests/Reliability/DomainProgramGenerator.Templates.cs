@@ -122,8 +122,16 @@ public sealed partial class DomainProgramGenerator
     {
         int slot = 8 * _rng.Next(1, 9);
         bool stackPtr = Chance(3);
-        if (stackPtr) Emit($"mov %r1, %r10\nadd %r1, -{Pick(16, 32, 64)}\nstxdw [%r10-{slot}], %r1");
-        else Emit($"stxdw [%r10-{slot}], %r9");
+        // Mostly a whole 8-byte spill; sometimes a narrow one (Linux refuses a partial pointer spill).
+        string width = Chance(8) ? Pick("w", "h") : "dw";
+        if (_inCallee && Chance(3))
+        {
+            // A callee storing its own stack address into the region it was handed (the caller's stack or the value).
+            Emit($"mov %r1, %r10\nadd %r1, -{Pick(8, 32)}\nstx{width} [%r9+{Pick(0, 8, 16)}], %r1\nldxdw %r0, [%r9+{Pick(0, 8)}]");
+            return;
+        }
+        if (stackPtr) Emit($"mov %r1, %r10\nadd %r1, -{Pick(16, 32, 64)}\nstx{width} [%r10-{slot}], %r1");
+        else Emit($"stx{width} [%r10-{slot}], %r9");
         if (Chance(3))
         {
             int wo = _rng.Next(3), oo = _rng.Next(0, 8 / s_widthBytes[wo]) * s_widthBytes[wo];

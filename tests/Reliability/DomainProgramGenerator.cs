@@ -199,7 +199,7 @@ public sealed partial class DomainProgramGenerator
     {
         int kind = _rng.Next(23);
         // Callees get the templates that stay inside one function (a first-level callee may call a leaf).
-        if (_inCallee && kind is 11 or 14 or 15 or 18 or 22) kind = 0;
+        if (_inCallee && kind is 14 or 15 or 18 or 22) kind = 0;
         if (_depth > 1 && kind is 16 or 17) kind = 0;
         switch (kind)
         {
