@@ -188,10 +188,10 @@ public sealed class DomainFuzzer : IDisposable
             }
             return;
         }
-        var (message, insn) = KernelVerdict(code);
+        var (message, path) = KernelVerdict(code);
         if (message.StartsWith("verifier bug", StringComparison.Ordinal)) { report.KernelBugs++; return; }
         report.Unsound++;
-        string kind = UnsoundKind(verdict, insn);
+        string kind = UnsoundKind(verdict, path);
         if (kind == "dead path") report.UnsoundDeadPath++;
         if (Count(report.UnsoundShapes, $"[{kind}] {message}") <= KeepPerShape)
         {
@@ -208,30 +208,33 @@ public sealed class DomainFuzzer : IDisposable
         }
     }
 
-    /// <summary>The kernel's error line (the last before "processed N insns"), or "accepted", and the slot the kernel was at (-1 if unknown).</summary>
-    (string Message, int Insn) KernelVerdict(Instruction[] code)
+    /// <summary>
+    /// The kernel's error line (the last before "processed N insns"), or "accepted", and the slots of the path
+    /// it refused: the instructions its level-1 log printed since it last resumed a pushed branch ("from X to Y").
+    /// </summary>
+    (string Message, int[] Path) KernelVerdict(Instruction[] code)
     {
         var k = KernelBpf.Load(code, _kernelMaps!, logLevel: 1);
-        if (k.Accepted) return ("accepted", -1);
+        if (k.Accepted) return ("accepted", []);
         var lines = k.Log.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         var last = lines.Reverse().SkipWhile(l => l.StartsWith("processed ", StringComparison.Ordinal) || l.StartsWith("verification time", StringComparison.Ordinal) || l.StartsWith("stack depth", StringComparison.Ordinal)).FirstOrDefault();
-        // The log prints each instruction as "N: (op) ..." before checking it: the last such line is where it stopped.
-        int insn = -1;
+        var path = new List<int>();
         foreach (var line in lines)
         {
+            if (line.StartsWith("from ", StringComparison.Ordinal)) { path.Clear(); continue; }
             var m = Regex.Match(line, @"^(\d+): \(");
-            if (m.Success) insn = int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            if (m.Success) path.Add(int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
         }
-        return (last ?? $"errno {k.Errno}", insn);
+        return (last ?? $"errno {k.Errno}", [.. path]);
     }
 
     /// <summary>
-    /// The kind of an unsound accept: "dead path" when BpfJit never reached the instruction the kernel refused
-    /// (BpfJit proved the branch into it infeasible, the kernel could not), else "reached" (BpfJit checked
-    /// that instruction on some path and let it through, or pruned the path that breaks it).
+    /// The kind of an unsound accept: "dead path" when BpfJit never reached some instruction of the path the
+    /// kernel refused (BpfJit proved a branch on it infeasible, the kernel could not), else "reached" (BpfJit
+    /// walked that path and let it through, or pruned it against a state that does not cover it).
     /// </summary>
-    static string UnsoundKind(VerifierResult verdict, int kernelInsn) =>
-        kernelInsn >= 0 && kernelInsn < verdict.Facts.Count && !verdict.Facts[kernelInsn].Reachable ? "dead path" : "reached";
+    static string UnsoundKind(VerifierResult verdict, int[] kernelPath) =>
+        kernelPath.Any(i => i >= 0 && i < verdict.Facts.Count && !verdict.Facts[i].Reachable) ? "dead path" : "reached";
 
     /// <summary>A message with its numbers replaced by N: findings of one shape are one mechanism, mostly.</summary>
     public static string Shape(string message) => Regex.Replace(message, "(0x)?[0-9a-f]*[0-9][0-9a-f]*", "N");
