@@ -30,6 +30,21 @@ public sealed class JitClosure
 
     /// <summary>The program, for checked mode's error messages (null unless compiled with <see cref="JitOptions.Checked"/>).</summary>
     public Instruction[]? CheckedProgram { get; internal set; }
+
+    /// <summary>The program's slots as compiled, for the messages of faults raised by runtime guards.</summary>
+    public Instruction[]? Program { get; internal set; }
+
+    /// <summary>A guarded division or modulo found its divisor zero, which the verifier's facts had ruled out.</summary>
+    public void ThrowDivisionByZero(int index, bool modulo) => throw Runtime.Checked.BpfFaultException.DivisionByZero(Program, index, modulo);
+
+    /// <summary>
+    /// Checked mode, before a helper call: the pointer arguments of helper <paramref name="id"/> must be what its
+    /// prototype says (<see cref="Runtime.Checked.HelperArguments.Check"/>).
+    /// </summary>
+    public void CheckHelperArguments(int id, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5, ulong ctx, int index)
+    {
+        if (_helpers.TryGet(id, out var h)) Runtime.Checked.HelperArguments.Check(h, r1, r2, r3, r4, r5, ctx, Program, index);
+    }
     /// <summary>How many maps a specialised program can reach through the closure's fields.</summary>
     public const int MaxMaps = 4;
 

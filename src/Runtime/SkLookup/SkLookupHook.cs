@@ -81,7 +81,7 @@ public sealed class SkLookupHook
         if (programs.Length == 0) return new HookVerdict(true, 0, false) { Skipped = true };
         var ctx = t_ctx ??= new SkLookupContext();
         ctx.Fill(packet);
-        return Aggregate(programs, ctx);
+        return Aggregate(programs, ctx, containFaults: true);
     }
 
     /// <summary>The run-array aggregation over an already filled context (also used by test runs).</summary>
@@ -89,11 +89,13 @@ public sealed class SkLookupHook
     {
         ArgumentNullException.ThrowIfNull(programs);
         ArgumentNullException.ThrowIfNull(ctx);
-        return Aggregate(programs as SkLookupProgram[] ?? [.. programs], ctx);
+        return Aggregate(programs as SkLookupProgram[] ?? [.. programs], ctx, containFaults: false);
     }
 
-    // The aggregation on an array: no interface call per program on the lookup path.
-    static HookVerdict Aggregate(SkLookupProgram[] programs, SkLookupContext ctx)
+    // The aggregation on an array: no interface call per program on the lookup path. With containFaults (lookups
+    // through the hook), a run that faults counts as SK_DROP: fail closed (docs/sk-lookup-runtime.md, "Faults");
+    // SkLookupProgram.Run has counted it and kept the error. Test runs let the error reach their caller.
+    static HookVerdict Aggregate(SkLookupProgram[] programs, SkLookupContext ctx, bool containFaults)
     {
         nint selected = 0;
         bool noReuseport = false, allPass = true;
@@ -101,7 +103,15 @@ public sealed class SkLookupHook
         {
             ctx.SelectedSocket = selected;
             ctx.NoReuseport = noReuseport;
-            uint ret = program.Run(ctx.Address);
+            uint ret;
+            try
+            {
+                ret = program.Run(ctx.Address);
+            }
+            catch (BpfJit.Frontend.BpfException) when (containFaults)
+            {
+                ret = SkLookupLayout.SkDrop;
+            }
             if (ret == SkLookupLayout.SkPass && ctx.SelectedSocket != 0)
             {
                 selected = ctx.SelectedSocket;
