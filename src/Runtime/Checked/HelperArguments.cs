@@ -17,13 +17,16 @@ public static class HelperArguments
 {
     /// <summary>
     /// Throws <see cref="BpfFaultException"/> unless every pointer argument of <paramref name="helper"/>'s call at
-    /// slot <paramref name="index"/> is valid; returns the map argument, if any.
+    /// slot <paramref name="index"/> is valid; returns the map argument, if any. The caller's stack block,
+    /// [<paramref name="stackStart"/>, +<paramref name="stackLength"/>), is tested first (where keys mostly are),
+    /// then the registry.
     /// </summary>
     /// <remarks>
     /// A context argument must be <paramref name="ctx"/>, the r1 the run was started with (whatever its caller
     /// passed: a test may pass any number), or a registered context block (a callback's caller's context).
     /// </remarks>
-    public static BpfMap? Check(Helper helper, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5, ulong ctx, Instruction[]? program, int index)
+    public static BpfMap? Check(Helper helper, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5, ulong ctx,
+        ulong stackStart, int stackLength, Instruction[]? program, int index)
     {
         ArgumentNullException.ThrowIfNull(helper);
         var args = helper.Proto.Args;
@@ -33,22 +36,44 @@ public static class HelperArguments
         for (int i = 0; i < args.Length; i++)
         {
             ulong value = r[i];
-            ulong next = i + 1 < 5 ? r[i + 1] : 0;
-            string? problem = args[i] switch
+            ulong size = 0;
+            string? problem = null;
+            switch (args[i])
             {
-                ArgType.ConstMapPtr => BpfMap.TryFromHandle(value, out map) ? null : "is not a live map",
-                ArgType.PtrToMapKey => map == null ? null : Region(value, map.KeySize, "the map's key"),
-                ArgType.PtrToMapValue or ArgType.PtrToUninitMapValue => map == null ? null : Region(value, map.ValueSize, "the map's value"),
-                ArgType.PtrToMemOrNull when value == 0 => null,
-                ArgType.PtrToMem or ArgType.PtrToUninitMem or ArgType.PtrToMemOrNull => Memory(value, args, i, next),
-                ArgType.PtrToCtx => value == ctx || MemoryRegions.IsBlockStart(value, MemoryRegionKind.Context) ? null : "is not the program's context",
-                ArgType.PtrToSocketOrNull when value == 0 => null,
-                ArgType.PtrToSocket or ArgType.PtrToSocketOrNull => MemoryRegions.IsBlockStart(value, MemoryRegionKind.Socket) ? null : "is not a socket",
-                ArgType.PtrToSpinLock => Region(value, BpfSpinLock.Size, "a bpf_spin_lock"),
-                ArgType.PtrToStackOrNull when value == 0 => null,
-                ArgType.PtrToStackOrNull or ArgType.PtrToRingbufMem or ArgType.PtrToConstStr => Region(value, 1, "memory"),
-                _ => null,
-            };
+                case ArgType.ConstMapPtr:
+                    if (!BpfMap.TryFromHandle(value, out map)) problem = "is not a live map";
+                    break;
+                case ArgType.PtrToMapKey when map != null:
+                    size = (ulong)map.KeySize;
+                    break;
+                case ArgType.PtrToMapValue or ArgType.PtrToUninitMapValue when map != null:
+                    size = (ulong)map.ValueSize;
+                    break;
+                case ArgType.PtrToMem or ArgType.PtrToUninitMem or ArgType.PtrToMemOrNull:
+                    if (value == 0 && args[i] == ArgType.PtrToMemOrNull) break;
+                    // As many bytes as the size argument after it says (one byte when none follows).
+                    bool sized = i + 1 < args.Length && args[i + 1] is ArgType.ConstSize or ArgType.ConstSizeOrZero;
+                    size = sized ? r[i + 1] : 1;
+                    if (sized && size == 0) break;
+                    if (size > int.MaxValue) problem = $"is followed by a size of {size} bytes";
+                    break;
+                case ArgType.PtrToCtx:
+                    if (value != ctx && !MemoryRegions.IsBlockStart(value, MemoryRegionKind.Context)) problem = "is not the program's context";
+                    break;
+                case ArgType.PtrToSocket or ArgType.PtrToSocketOrNull:
+                    if (value == 0 && args[i] == ArgType.PtrToSocketOrNull) break;
+                    if (!MemoryRegions.IsBlockStart(value, MemoryRegionKind.Socket)) problem = "is not a socket";
+                    break;
+                case ArgType.PtrToSpinLock:
+                    size = BpfSpinLock.Size;
+                    break;
+                case ArgType.PtrToStackOrNull or ArgType.PtrToRingbufMem or ArgType.PtrToConstStr:
+                    if (value == 0 && args[i] == ArgType.PtrToStackOrNull) break;
+                    size = 1;
+                    break;
+            }
+            if (problem == null && size > 0 && !Readable(value, (int)size, stackStart, stackLength))
+                problem = $"does not point to {size} byte(s) the program may touch";
             if (problem == null) continue;
             string text = BpfFaultException.Describe(program, index);
             throw new BpfFaultException(index, text, "helper argument", value,
@@ -56,6 +81,10 @@ public static class HelperArguments
         }
         return map;
     }
+
+    // [address, +size) in the caller's stack block (one subtraction and compare), else anywhere the registry knows.
+    static bool Readable(ulong address, int size, ulong stackStart, int stackLength) =>
+        (size <= stackLength && address - stackStart <= (ulong)(stackLength - size)) || MemoryRegions.Contains(address, size);
 
     /// <summary>True when the helper ends the program's hold on memory it was given (ring-buffer submit and discard).</summary>
     public static bool ReleasesMemory(Helper helper)
@@ -81,17 +110,4 @@ public static class HelperArguments
             _ => 0,
         };
     }
-
-    /// <summary>A memory argument: as many bytes as the size argument after it says (one byte when none follows).</summary>
-    static string? Memory(ulong address, ArgType[] args, int i, ulong size)
-    {
-        bool sized = i + 1 < args.Length && args[i + 1] is ArgType.ConstSize or ArgType.ConstSizeOrZero;
-        if (!sized) return Region(address, 1, "memory");
-        if (size == 0) return null;
-        if (size > int.MaxValue) return $"is followed by a size of {size} bytes";
-        return Region(address, (int)size, $"{size} bytes of memory");
-    }
-
-    static string? Region(ulong address, int size, string what) =>
-        MemoryRegions.Contains(address, size) ? null : $"does not point to {what} the program may touch";
 }

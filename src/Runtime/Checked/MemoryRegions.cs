@@ -63,9 +63,19 @@ public static class MemoryRegions
         if (s_blocks.TryRemove(start, out _)) Interlocked.Increment(ref s_generation);
     }
 
+    /// <summary>The block this thread last confirmed with <see cref="IsBlockStart"/> (a program passes the same socket again and again).</summary>
+    [ThreadStatic] static (int Generation, ulong Start, MemoryRegionKind Kind) t_lastStart;
+
     /// <summary>True when a block of <paramref name="kind"/> is registered at exactly <paramref name="start"/> (a context or socket pointer as helpers take it).</summary>
-    public static bool IsBlockStart(ulong start, MemoryRegionKind kind) =>
-        s_blocks.TryGetValue(start, out var block) && block.Kind == kind;
+    public static bool IsBlockStart(ulong start, MemoryRegionKind kind)
+    {
+        int generation = Volatile.Read(ref s_generation);
+        var last = t_lastStart;
+        if (last.Start == start && last.Kind == kind && last.Generation == generation && start != 0) return true;
+        if (!s_blocks.TryGetValue(start, out var block) || block.Kind != kind) return false;
+        t_lastStart = (generation, start, kind);
+        return true;
+    }
 
     /// <summary>
     /// The region holding all of [<paramref name="address"/>, +<paramref name="size"/>): a running stack of this

@@ -261,7 +261,7 @@ public sealed unsafe class Interpreter
                         }
                         {
                             Helper h = _helpers[pc - 1]!;
-                            reg[0] = CallHelper(h, reg, callback ? 0 : r1, pc - 1, ref run.Cache);
+                            reg[0] = CallHelper(h, reg, callback ? 0 : r1, run.StackStart, pc - 1, ref run.Cache);
                             if (h.Exit != HelperExit.None && reg[0] == 0) return Return(callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
                             break;
                         }
@@ -269,7 +269,7 @@ public sealed unsafe class Interpreter
                         {
                             if (!_table.TryGet((int)reg[d], out var h) || reg[d] > int.MaxValue)
                                 throw new BpfRuntimeException(pc - 1, $"callx to unknown helper {reg[d]}");
-                            reg[0] = CallHelper(h, reg, callback ? 0 : r1, pc - 1, ref run.Cache);
+                            reg[0] = CallHelper(h, reg, callback ? 0 : r1, run.StackStart, pc - 1, ref run.Cache);
                             if (h.Exit != HelperExit.None && reg[0] == 0) return Return(callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
                             break;
                         }
@@ -301,23 +301,34 @@ public sealed unsafe class Interpreter
         ulong address = @base + (ulong)(long)offset;
         // address in [stack, stack + FrameBytes - size]: one subtraction and one compare (a lower address wraps to a huge one)
         if (address - run.StackStart > run.FrameBytes - (ulong)size && !run.Cache.Hit(address, size))
-            Miss(ref run.Cache, address, size, index, access);
+            Miss(ref run, address, size, index, access);
         return address;
     }
 
-    /// <summary>Slow path of an access check: the registry; a hit joins the cache, a miss is the fault.</summary>
+    /// <summary>
+    /// Slow path of an access check: the registry; a hit joins the cache, a miss is the fault. The registry
+    /// knows this run's whole stack block (for helpers); the program itself may touch only the frames in
+    /// use, which the fast path has already tested, so a hit on its own block is a fault too.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    void Miss(ref RegionCache cache, ulong address, int size, int index, MemoryAccess access)
+    void Miss(ref RunState run, ulong address, int size, int index, MemoryAccess access)
     {
         if (!MemoryRegions.TryFind(address, size, out ulong start, out int length))
             throw MemoryRegions.Fault(address, size, _code, index, access);
-        cache.Add(start, length);
+        if (start == run.StackStart)
+        {
+            ulong end = run.StackStart + run.FrameBytes;
+            string where = address >= end ? $"{address - end} byte(s) past its end" : $"the access starts at +{address - run.StackStart} and runs past its end";
+            throw new BpfCheckedModeException(index, BpfFaultException.Describe(_code, index), access.ToString().ToLowerInvariant(), address, size,
+                $"nearest region: stack frames in use [0x{run.StackStart:x}, +{run.FrameBytes}), {where}");
+        }
+        run.Cache.Add(start, length);
     }
 
     /// <summary>A helper call: its pointer arguments checked first, its pointer result cached as a region.</summary>
-    ulong CallHelper(Helper h, ulong* reg, ulong ctx, int index, ref RegionCache cache)
+    ulong CallHelper(Helper h, ulong* reg, ulong ctx, ulong stackStart, int index, ref RegionCache cache)
     {
-        var map = HelperArguments.Check(h, reg[1], reg[2], reg[3], reg[4], reg[5], ctx, _code, index);
+        var map = HelperArguments.Check(h, reg[1], reg[2], reg[3], reg[4], reg[5], ctx, stackStart, StackSize * MaxFrames, _code, index);
         ulong r0 = h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]);
         // A record submitted or discarded is no longer the program's: forget what the cache knew.
         if (HelperArguments.ReleasesMemory(h)) cache = default;
