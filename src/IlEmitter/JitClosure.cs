@@ -39,7 +39,7 @@ public sealed class JitClosure
 
     /// <summary>
     /// Checked mode, before a helper call: the pointer arguments of helper <paramref name="id"/> must be what its
-    /// prototype says (<see cref="Runtime.Checked.HelperArguments.Check"/>).
+    /// prototype says (<c>HelperArguments.Check</c>).
     /// </summary>
     public void CheckHelperArguments(int id, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5, ulong ctx, int index)
     {

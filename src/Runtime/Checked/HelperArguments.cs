@@ -26,7 +26,17 @@ public static class HelperArguments
     /// passed: a test may pass any number), or a registered context block (a callback's caller's context).
     /// </remarks>
     public static BpfMap? Check(Helper helper, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5, ulong ctx,
-        ulong stackStart, int stackLength, Instruction[]? program, int index)
+        ulong stackStart, int stackLength, Instruction[]? program, int index) =>
+        Check(helper, r1, r2, r3, r4, r5, ctx, stackStart, stackLength, program, index, null, 0);
+
+    /// <summary>
+    /// <see cref="Check(Helper, ulong, ulong, ulong, ulong, ulong, ulong, ulong, int, Instruction[], int)"/> with the map
+    /// this call site passed last time (<paramref name="lastMap"/>, or null): when the map argument is still that live
+    /// map's handle, the registry is not searched; and with <paramref name="knownSocket"/>, a socket view a helper
+    /// returned to this run (0: none), which a socket argument may be without a registry lookup.
+    /// </summary>
+    public static BpfMap? Check(Helper helper, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5, ulong ctx,
+        ulong stackStart, int stackLength, Instruction[]? program, int index, BpfMap? lastMap, ulong knownSocket)
     {
         ArgumentNullException.ThrowIfNull(helper);
         var args = helper.Proto.Args;
@@ -41,7 +51,8 @@ public static class HelperArguments
             switch (args[i])
             {
                 case ArgType.ConstMapPtr:
-                    if (!BpfMap.TryFromHandle(value, out map)) problem = "is not a live map";
+                    if (lastMap != null && lastMap.Handle == value && !lastMap.IsDisposed) map = lastMap;
+                    else if (!BpfMap.TryFromHandle(value, out map)) problem = "is not a live map";
                     break;
                 case ArgType.PtrToMapKey when map != null:
                     size = (ulong)map.KeySize;
@@ -62,7 +73,7 @@ public static class HelperArguments
                     break;
                 case ArgType.PtrToSocket or ArgType.PtrToSocketOrNull:
                     if (value == 0 && args[i] == ArgType.PtrToSocketOrNull) break;
-                    if (!MemoryRegions.IsBlockStart(value, MemoryRegionKind.Socket)) problem = "is not a socket";
+                    if (value != knownSocket && !MemoryRegions.IsBlockStart(value, MemoryRegionKind.Socket)) problem = "is not a socket";
                     break;
                 case ArgType.PtrToSpinLock:
                     size = BpfSpinLock.Size;
@@ -96,7 +107,7 @@ public static class HelperArguments
     /// <summary>
     /// The bytes a helper's non-NULL result <paramref name="r0"/> lets the program touch, as the verifier types it:
     /// a map value (a socket view for SOCKMAP and SOCKHASH), a reserved ring-buffer record of the requested size;
-    /// 0 when the result is no pointer. <paramref name="map"/> is what <see cref="Check"/> returned.
+    /// 0 when the result is no pointer. <paramref name="map"/> is what <c>Check</c> returned.
     /// </summary>
     public static int ResultBytes(Helper helper, BpfMap? map, ulong r0, ulong r2)
     {

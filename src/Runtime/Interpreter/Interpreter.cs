@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using BpfJit.Frontend;
 using BpfJit.Runtime.Checked;
+using BpfJit.Runtime.Maps;
 
 namespace BpfJit.Runtime;
 
@@ -23,6 +24,8 @@ public sealed unsafe class Interpreter
 
     readonly Instruction[] _code;
     readonly Helper?[] _helpers;      // by slot: the helper a `call imm` reaches
+    readonly BpfMap?[] _siteMaps;     // by slot: the map the call there passed last (its check then skips the registry)
+    readonly bool[] _releasesMemory;  // by slot: the helper called there submits or discards a ring-buffer record
     readonly HelperTable _table;
     readonly List<BpfCallback> _callbacks = [];   // keeps the Callbacks table's weak entries alive
 
@@ -34,7 +37,9 @@ public sealed unsafe class Interpreter
         _code = (Instruction[])program.Clone();
         _table = helpers;
         _helpers = new Helper?[program.Length];
-        ProgramChecks.CheckRunnable(program, helpers, (i, h) => _helpers[i] = h, BindCallback);
+        _siteMaps = new BpfMap?[program.Length];
+        _releasesMemory = new bool[program.Length];
+        ProgramChecks.CheckRunnable(program, helpers, (i, h) => { _helpers[i] = h; _releasesMemory[i] = HelperArguments.ReleasesMemory(h); }, BindCallback);
     }
 
     /// <summary>Binds a BPF_PSEUDO_FUNC ld_imm64 at <paramref name="slot"/> to a callback that runs the subprogram at <paramref name="target"/>.</summary>
@@ -261,7 +266,7 @@ public sealed unsafe class Interpreter
                         }
                         {
                             Helper h = _helpers[pc - 1]!;
-                            reg[0] = CallHelper(h, reg, callback ? 0 : r1, run.StackStart, pc - 1, ref run.Cache);
+                            reg[0] = CallHelper(h, reg, callback ? 0 : r1, pc - 1, ref run);
                             if (h.Exit != HelperExit.None && reg[0] == 0) return Return(callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
                             break;
                         }
@@ -269,7 +274,7 @@ public sealed unsafe class Interpreter
                         {
                             if (!_table.TryGet((int)reg[d], out var h) || reg[d] > int.MaxValue)
                                 throw new BpfRuntimeException(pc - 1, $"callx to unknown helper {reg[d]}");
-                            reg[0] = CallHelper(h, reg, callback ? 0 : r1, run.StackStart, pc - 1, ref run.Cache);
+                            reg[0] = CallHelper(h, reg, callback ? 0 : r1, pc - 1, ref run);
                             if (h.Exit != HelperExit.None && reg[0] == 0) return Return(callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
                             break;
                         }
@@ -326,13 +331,21 @@ public sealed unsafe class Interpreter
     }
 
     /// <summary>A helper call: its pointer arguments checked first, its pointer result cached as a region.</summary>
-    ulong CallHelper(Helper h, ulong* reg, ulong ctx, ulong stackStart, int index, ref RegionCache cache)
+    ulong CallHelper(Helper h, ulong* reg, ulong ctx, int index, ref RunState run)
     {
-        var map = HelperArguments.Check(h, reg[1], reg[2], reg[3], reg[4], reg[5], ctx, stackStart, StackSize * MaxFrames, _code, index);
+        var last = _siteMaps[index];
+        var map = HelperArguments.Check(h, reg[1], reg[2], reg[3], reg[4], reg[5], ctx, run.StackStart, StackSize * MaxFrames, _code, index, last, run.LastSocket);
+        // A racy cache of a reference: any thread's last map is as good a hint. Written only on a change.
+        if (!ReferenceEquals(last, map)) _siteMaps[index] = map;
         ulong r0 = h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]);
         // A record submitted or discarded is no longer the program's: forget what the cache knew.
-        if (HelperArguments.ReleasesMemory(h)) cache = default;
-        if (HelperArguments.ResultBytes(h, map, r0, reg[2]) is int bytes and > 0) cache.Add(r0, bytes);
+        if (_releasesMemory[index]) { run.Cache = default; run.LastSocket = 0; }
+        if (HelperArguments.ResultBytes(h, map, r0, reg[2]) is int bytes and > 0)
+        {
+            run.Cache.Add(r0, bytes);
+            // A socket a SOCKMAP/SOCKHASH lookup returned: the next bpf_sk_assign or bpf_sk_release of it needs no registry.
+            if (map!.Type is MapType.SockMap or MapType.SockHash) run.LastSocket = r0;
+        }
         return r0;
     }
 

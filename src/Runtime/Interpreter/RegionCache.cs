@@ -46,4 +46,5 @@ internal struct RunState
     public ulong StackStart;
     public ulong FrameBytes;
     public RegionCache Cache;
+    public ulong LastSocket;   // a socket view a helper returned in this run (0: none)
 }

@@ -92,39 +92,59 @@ public sealed class SkLookupHook
         return Aggregate(programs as SkLookupProgram[] ?? [.. programs], ctx, containFaults: false);
     }
 
-    // The aggregation on an array: no interface call per program on the lookup path. With containFaults (lookups
-    // through the hook), a run that faults counts as SK_DROP: fail closed (docs/sk-lookup-runtime.md, "Faults");
-    // SkLookupProgram.Run has counted it and kept the error. Test runs let the error reach their caller.
+    // The aggregation on an array: no interface call per program on the lookup path. A run that faults counts as
+    // SK_DROP when containFaults is set (lookups through the hook: fail closed, docs/sk-lookup-runtime.md,
+    // "Faults"); test runs rethrow the error. The loop itself holds no exception handler, which would keep the
+    // run and its state out of registers: a fault leaves it, is handled here, and the loop resumes after it.
     static HookVerdict Aggregate(SkLookupProgram[] programs, SkLookupContext ctx, bool containFaults)
     {
-        nint selected = 0;
-        bool noReuseport = false, allPass = true;
-        foreach (var program in programs)
+        var state = new RunArrayState { AllPass = true };
+        while (true)
         {
-            ctx.SelectedSocket = selected;
-            ctx.NoReuseport = noReuseport;
-            uint ret;
             try
             {
-                ret = program.Run(ctx.Address);
+                RunFrom(programs, ctx, ref state);
+                break;
             }
-            catch (BpfJit.Frontend.BpfException) when (containFaults)
+            catch (Exception e) when (SkLookupProgram.IsRunFault(e))
             {
-                ret = SkLookupLayout.SkDrop;
+                var error = programs[state.Next].Faulted(e);
+                if (!containFaults) throw error;
+                state.AllPass = false;
+                state.Next++;
             }
+        }
+        ctx.SelectedSocket = state.Selected;
+        ctx.NoReuseport = state.NoReuseport;
+        return new HookVerdict(state.AllPass || state.Selected != 0, state.Selected, state.NoReuseport);
+    }
+
+    /// <summary>BPF_PROG_SK_LOOKUP_RUN_ARRAY from program <see cref="RunArrayState.Next"/> on.</summary>
+    static void RunFrom(SkLookupProgram[] programs, SkLookupContext ctx, ref RunArrayState state)
+    {
+        for (; state.Next < programs.Length; state.Next++)
+        {
+            ctx.SelectedSocket = state.Selected;
+            ctx.NoReuseport = state.NoReuseport;
+            uint ret = programs[state.Next].RunUnguarded(ctx.Address);
             if (ret == SkLookupLayout.SkPass && ctx.SelectedSocket != 0)
             {
-                selected = ctx.SelectedSocket;
-                noReuseport = ctx.NoReuseport;
+                state.Selected = ctx.SelectedSocket;
+                state.NoReuseport = ctx.NoReuseport;
             }
             else if (ret == SkLookupLayout.SkDrop)
             {
-                allPass = false;
+                state.AllPass = false;
             }
         }
-        ctx.SelectedSocket = selected;
-        ctx.NoReuseport = noReuseport;
-        return new HookVerdict(allPass || selected != 0, selected, noReuseport);
+    }
+
+    /// <summary>Where a run of the array stands: the next program, the kept selection, whether every program passed.</summary>
+    struct RunArrayState
+    {
+        public int Next;
+        public nint Selected;
+        public bool NoReuseport, AllPass;
     }
 }
 

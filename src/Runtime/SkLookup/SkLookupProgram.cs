@@ -116,18 +116,27 @@ public sealed class SkLookupProgram
     {
         try
         {
-            if (!BpfStats.Enabled) return (uint)_entry((ulong)ctx, 0);
-            return RunCounted(ctx);
+            return RunUnguarded(ctx);
         }
-        catch (Exception e) when (e is BpfException or NullReferenceException or DivideByZeroException)
+        catch (Exception e) when (IsRunFault(e))
         {
             throw Faulted(e);
         }
     }
 
-    // Off the hot path: what a faulting run leaves behind is cleaned up, counted and named.
+    /// <summary>A run without the handler <see cref="Run"/> adds: the hook's run array handles faults once for all its programs.</summary>
+    internal uint RunUnguarded(nint ctx)
+    {
+        if (!BpfStats.Enabled) return (uint)_entry((ulong)ctx, 0);
+        return RunCounted(ctx);
+    }
+
+    /// <summary>True for what a program run may raise: a <see cref="BpfException"/>, or the runtime's own errors from unguarded code.</summary>
+    internal static bool IsRunFault(Exception e) => e is BpfException or NullReferenceException or DivideByZeroException;
+
+    /// <summary>Cleans up after a faulting run (a held bpf_spin_lock), counts and names it; returns the typed error.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    BpfException Faulted(Exception e)
+    internal BpfException Faulted(Exception e)
     {
         KernelHelpers.ReleaseSpinLockAfterFault();
         BpfException error = Checked.BpfFaultException.FromRunException(e)?.InProgram(Name) ?? (BpfException)e;
