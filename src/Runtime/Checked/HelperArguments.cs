@@ -38,6 +38,26 @@ public static class HelperArguments
     public static BpfMap? Check(Helper helper, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5, ulong ctx,
         ulong stackStart, int stackLength, Instruction[]? program, int index, BpfMap? lastMap, ulong knownSocket)
     {
+        var probe = new StackProbe(stackStart, stackLength);
+        return Check(ref probe, helper, r1, r2, r3, r4, r5, ctx, program, index, lastMap, knownSocket);
+    }
+
+    /// <summary>Memory a caller already knows the program may touch (its stack, regions it met): tested before the registry.</summary>
+    internal interface IRegionProbe
+    {
+        /// <summary>True when [<paramref name="address"/>, +<paramref name="size"/>) is known to be touchable.</summary>
+        bool Holds(ulong address, int size);
+    }
+
+    struct StackProbe(ulong start, int length) : IRegionProbe
+    {
+        public readonly bool Holds(ulong address, int size) => size <= length && address - start <= (ulong)(length - size);
+    }
+
+    /// <summary>The check, with <paramref name="probe"/> asked before the registry (generic: a struct probe inlines).</summary>
+    internal static BpfMap? Check<TProbe>(ref TProbe probe, Helper helper, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5, ulong ctx,
+        Instruction[]? program, int index, BpfMap? lastMap, ulong knownSocket) where TProbe : struct, IRegionProbe
+    {
         ArgumentNullException.ThrowIfNull(helper);
         var args = helper.Proto.Args;
         if (args.Length == 0 || ReferenceEquals(helper.Proto, HelperProto.Unknown)) return null;
@@ -83,7 +103,7 @@ public static class HelperArguments
                     size = 1;
                     break;
             }
-            if (problem == null && size > 0 && !Readable(value, (int)size, stackStart, stackLength))
+            if (problem == null && size > 0 && !probe.Holds(value, (int)size) && !MemoryRegions.Contains(value, (int)size))
                 problem = $"does not point to {size} byte(s) the program may touch";
             if (problem == null) continue;
             string text = BpfFaultException.Describe(program, index);
@@ -92,10 +112,6 @@ public static class HelperArguments
         }
         return map;
     }
-
-    // [address, +size) in the caller's stack block (one subtraction and compare), else anywhere the registry knows.
-    static bool Readable(ulong address, int size, ulong stackStart, int stackLength) =>
-        (size <= stackLength && address - stackStart <= (ulong)(stackLength - size)) || MemoryRegions.Contains(address, size);
 
     /// <summary>True when the helper ends the program's hold on memory it was given (ring-buffer submit and discard).</summary>
     public static bool ReleasesMemory(Helper helper)

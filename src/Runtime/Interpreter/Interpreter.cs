@@ -334,7 +334,7 @@ public sealed unsafe class Interpreter
     ulong CallHelper(Helper h, ulong* reg, ulong ctx, int index, ref RunState run)
     {
         var last = _siteMaps[index];
-        var map = HelperArguments.Check(h, reg[1], reg[2], reg[3], reg[4], reg[5], ctx, run.StackStart, StackSize * MaxFrames, _code, index, last, run.LastSocket);
+        var map = HelperArguments.Check(ref run, h, reg[1], reg[2], reg[3], reg[4], reg[5], ctx, _code, index, last, run.LastSocket);
         // A racy cache of a reference: any thread's last map is as good a hint. Written only on a change.
         if (!ReferenceEquals(last, map)) _siteMaps[index] = map;
         ulong r0 = h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]);

@@ -41,8 +41,14 @@ internal struct RegionCache
 }
 
 /// <summary>What the interpreter's access checks read: where its stack block starts, how many bytes of frames are in use, the cache.</summary>
-internal struct RunState
+internal struct RunState : Checked.HelperArguments.IRegionProbe
 {
+    /// <summary>For helper arguments: the whole stack block (a helper may be handed any of it), then the cache.</summary>
+    public readonly bool Holds(ulong address, int size) =>
+        (size <= StackBlock && address - StackStart <= (ulong)(StackBlock - size)) || Cache.Hit(address, size);
+
+    const int StackBlock = Interpreter.StackSize * Interpreter.MaxFrames;
+
     public ulong StackStart;
     public ulong FrameBytes;
     public RegionCache Cache;
