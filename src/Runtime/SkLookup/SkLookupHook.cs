@@ -120,23 +120,29 @@ public sealed class SkLookupHook
     }
 
     /// <summary>BPF_PROG_SK_LOOKUP_RUN_ARRAY from program <see cref="RunArrayState.Next"/> on.</summary>
+    // The selection lives in locals (registers); the state is written only when it changes, and Next before each
+    // run, so that a fault finds it exact.
     static void RunFrom(SkLookupProgram[] programs, SkLookupContext ctx, ref RunArrayState state)
     {
-        for (; state.Next < programs.Length; state.Next++)
+        nint selected = state.Selected;
+        bool noReuseport = state.NoReuseport;
+        for (int i = state.Next; i < programs.Length; i++)
         {
-            ctx.SelectedSocket = state.Selected;
-            ctx.NoReuseport = state.NoReuseport;
-            uint ret = programs[state.Next].RunUnguarded(ctx.Address);
+            state.Next = i;
+            ctx.SelectedSocket = selected;
+            ctx.NoReuseport = noReuseport;
+            uint ret = programs[i].RunUnguarded(ctx.Address);
             if (ret == SkLookupLayout.SkPass && ctx.SelectedSocket != 0)
             {
-                state.Selected = ctx.SelectedSocket;
-                state.NoReuseport = ctx.NoReuseport;
+                state.Selected = selected = ctx.SelectedSocket;
+                state.NoReuseport = noReuseport = ctx.NoReuseport;
             }
             else if (ret == SkLookupLayout.SkDrop)
             {
                 state.AllPass = false;
             }
         }
+        state.Next = programs.Length;
     }
 
     /// <summary>Where a run of the array stands: the next program, the kept selection, whether every program passed.</summary>
