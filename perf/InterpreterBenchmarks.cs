@@ -30,6 +30,8 @@ public unsafe class InterpreterBenchmarks
             byte* mem = (byte*)NativeMemory.Alloc((nuint)_r2);
             test.Memory.CopyTo(new Span<byte>(mem, test.Memory.Length));
             _r1 = (ulong)mem;
+            // The interpreter touches only registered memory.
+            BpfJit.Runtime.Checked.MemoryRegions.Register(_r1, (int)_r2, BpfJit.Runtime.Checked.MemoryRegionKind.Context);
         }
         // Check the expected result once so a broken engine is never timed.
         ulong r0 = _interpreter.Run(_r1, _r2);
@@ -40,7 +42,11 @@ public unsafe class InterpreterBenchmarks
     [GlobalCleanup]
     public void Cleanup()
     {
-        if (_r1 != 0) NativeMemory.Free((void*)_r1);
+        if (_r1 != 0)
+        {
+            BpfJit.Runtime.Checked.MemoryRegions.Unregister(_r1);
+            NativeMemory.Free((void*)_r1);
+        }
         _r1 = 0;
     }
 

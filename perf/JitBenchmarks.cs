@@ -93,12 +93,18 @@ public unsafe class JitVsInterpreterBenchmarks
         _length = (ulong)memory.Length;
         _memory = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(memory.Length, 8), 16);
         memory.CopyTo(new Span<byte>(_memory, memory.Length));
+        // The interpreter touches only registered memory.
+        BpfJit.Runtime.Checked.MemoryRegions.Register((ulong)_memory, Math.Max(memory.Length, 8), BpfJit.Runtime.Checked.MemoryRegionKind.Context);
         if (Interpreter() != _expected || Jit() != _expected || JitEntry() != _expected)
             throw new InvalidOperationException($"{Program}: wrong result");
     }
 
     [GlobalCleanup]
-    public void Cleanup() => NativeMemory.AlignedFree(_memory);
+    public void Cleanup()
+    {
+        BpfJit.Runtime.Checked.MemoryRegions.Unregister((ulong)_memory);
+        NativeMemory.AlignedFree(_memory);
+    }
 
     [Benchmark(Baseline = true)]
     public ulong Interpreter() => _interpreter((ulong)_memory, _length);

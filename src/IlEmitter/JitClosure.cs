@@ -30,6 +30,22 @@ public sealed class JitClosure
 
     /// <summary>The program, for checked mode's error messages (null unless compiled with <see cref="JitOptions.Checked"/>).</summary>
     public Instruction[]? CheckedProgram { get; internal set; }
+
+    /// <summary>The program's slots as compiled, for the messages of faults raised by runtime guards.</summary>
+    public Instruction[]? Program { get; internal set; }
+
+    /// <summary>A guarded division or modulo found its divisor zero, which the verifier's facts had ruled out.</summary>
+    public void ThrowDivisionByZero(int index, bool modulo) => throw Runtime.Checked.BpfFaultException.DivisionByZero(Program, index, modulo);
+
+    /// <summary>
+    /// Checked mode, before a helper call: the pointer arguments of helper <paramref name="id"/> must be what its
+    /// prototype says (<c>HelperArguments.Check</c>).
+    /// </summary>
+    public void CheckHelperArguments(int id, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5, ulong ctx, int index)
+    {
+        // The stack block of a checked method is registered (MemoryRegions.EnterStack): no fast path needed here.
+        if (_helpers.TryGet(id, out var h)) Runtime.Checked.HelperArguments.Check(h, r1, r2, r3, r4, r5, ctx, 0, 0, Program, index);
+    }
     /// <summary>How many maps a specialised program can reach through the closure's fields.</summary>
     public const int MaxMaps = 4;
 

@@ -64,6 +64,7 @@ public class ReplayCommandTests
         Assert.That(programs.Select(p => p.GetProperty("name").GetString()), Is.EqualTo(new[] { "dispatcher" }));
         Assert.That(programs[0].GetProperty("run_cnt").GetInt64(), Is.EqualTo(9));
         Assert.That(programs[0].GetProperty("run_time_ns").GetInt64(), Is.GreaterThan(0));
+        Assert.That(programs[0].GetProperty("faults").GetInt64(), Is.EqualTo(0));
         Assert.That(Json("replay", Capture, "--scenario", Scenario, "--engine", engine).TryGetProperty("programs", out _), Is.False,
             "without --stats nothing is counted or reported");
     }
@@ -74,9 +75,9 @@ public class ReplayCommandTests
         var (code, output, err) = Run("replay", Capture, "--scenario", Scenario, "--quiet", "--stats");
         Assert.That(code, Is.EqualTo(0), err);
         var lines = output.Split('\n').Select(l => System.Text.RegularExpressions.Regex.Replace(l.Trim(), @"\s+", " ")).ToList();
-        int header = lines.IndexOf("program id run_cnt run_time_ns");
+        int header = lines.IndexOf("program id run_cnt run_time_ns faults");
         Assert.That(header, Is.GreaterThan(0), output);
-        Assert.That(lines[header + 1], Does.Match(@"^dispatcher \d+ 9 [1-9]\d*$"));
+        Assert.That(lines[header + 1], Does.Match(@"^dispatcher \d+ 9 [1-9]\d* 0$"));
     }
 
     // A classic pcap written here, big-endian, Linux cooked link layer: the other reader path.

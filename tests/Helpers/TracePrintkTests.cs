@@ -79,12 +79,56 @@ public class TracePrintkTests
         fixed (byte* a = v4)
         fixed (byte* b = v6)
         {
+            // bpf_trace_printk follows these pointers only inside regions a program may touch.
+            using var regions = new RegisteredRegions(((ulong)h, hello.Length), ((ulong)a, v4.Length), ((ulong)b, v6.Length));
             Assert.That(Format("<%s>", (ulong)h).Text, Is.EqualTo("<hello>"));
             Assert.That(Format("<%6s>", (ulong)h).Text, Is.EqualTo("< hello>"));
             Assert.That(Format("%pks", (ulong)h).Text, Is.EqualTo("hello"));
             Assert.That(Format("%pI4 %pi4", (ulong)a, (ulong)a).Text, Is.EqualTo("192.168.1.2 192.168.001.002"));
             Assert.That(Format("%pI6", (ulong)b).Text, Is.EqualTo("2001:0db8:0000:0000:0000:0000:0000:0001"));
             Assert.That(Format("%pi6", (ulong)b).Text, Is.EqualTo("20010db8000000000000000000000001"));
+        }
+    }
+
+    /// <summary>
+    /// Pointers the program may not touch print what the kernel prints when its nofault copy fails
+    /// (bpf_bprintf_prepare): nothing for a string, zeros for an address. A string stops at its region's end.
+    /// </summary>
+    [Test]
+    public unsafe void UnreadablePointersPrintLikeTheKernel()
+    {
+        var bytes = Encoding.ASCII.GetBytes("abcdef");   // no NUL inside the region
+        byte[] v4 = [10, 0, 0, 1];
+        fixed (byte* p = bytes)
+        fixed (byte* a = v4)
+        {
+            // Not registered: the same addresses are unreadable.
+            Assert.That(Format("<%s>", (ulong)p).Text, Is.EqualTo("<>"));
+            Assert.That(Format("%pI4 %pi4", (ulong)a, (ulong)a).Text, Is.EqualTo("0.0.0.0 000.000.000.000"));
+            Assert.That(Format("%pI6", 0x10).Text, Is.EqualTo("0000:0000:0000:0000:0000:0000:0000:0000"));
+            Assert.That(Format("%pi6", ulong.MaxValue).Text, Is.EqualTo("00000000000000000000000000000000"));
+            Assert.That(Format("[%pks|%pus]", 0xdead, 0xbeef).Text, Is.EqualTo("[|]"));
+            using var regions = new RegisteredRegions(((ulong)p, 4), ((ulong)a, v4.Length));
+            Assert.That(Format("<%s>", (ulong)p).Text, Is.EqualTo("<abcd>"), "a string stops at the end of its region");
+            Assert.That(Format("%pI4", (ulong)a).Text, Is.EqualTo("10.0.0.1"));
+            Assert.That(Format("%pI4", (ulong)a + 1).Text, Is.EqualTo("0.0.0.0"), "an address running past its region is unreadable");
+        }
+    }
+
+    /// <summary>Registers blocks as context regions for a test, and removes them again.</summary>
+    sealed class RegisteredRegions : IDisposable
+    {
+        readonly (ulong Start, int Length)[] _blocks;
+
+        public RegisteredRegions(params (ulong Start, int Length)[] blocks)
+        {
+            _blocks = blocks;
+            foreach (var (start, length) in blocks) BpfJit.Runtime.Checked.MemoryRegions.Register(start, length, BpfJit.Runtime.Checked.MemoryRegionKind.Context);
+        }
+
+        public void Dispose()
+        {
+            foreach (var (start, _) in _blocks) BpfJit.Runtime.Checked.MemoryRegions.Unregister(start);
         }
     }
 

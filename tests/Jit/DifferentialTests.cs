@@ -92,6 +92,8 @@ public class DifferentialTests
         try
         {
             initial.CopyTo(new Span<byte>(memory, initial.Length));
+            // The interpreter touches only registered memory (the programs' input block is their context).
+            BpfJit.Runtime.Checked.MemoryRegions.Register((ulong)memory, initial.Length, BpfJit.Runtime.Checked.MemoryRegionKind.Context);
             ulong? r0 = null;
             string? error = null;
             try
@@ -106,6 +108,7 @@ public class DifferentialTests
         }
         finally
         {
+            BpfJit.Runtime.Checked.MemoryRegions.Unregister((ulong)memory);
             NativeMemory.AlignedFree(memory);
         }
     }

@@ -236,7 +236,7 @@ public static class FamilyTable
             "mov %r6, 1; mov %r7, 2; mov %r8, 3; mov %r9, 4; call local f; add %r0, %r6; add %r0, %r7; add %r0, %r8; add %r0, %r9; exit;" +
             " f: mov %r6, 100; mov %r7, 100; mov %r8, 100; mov %r9, 100; mov %r0, 1000", 1010);
         yield return C(F, "local call gets its own stack frame",
-            "stdw [%r10-8], 1; call local f; ldxdw %r0, [%r10-8]; ldxdw %r1, [%r10+504]; lsh %r1, 8; or %r0, %r1; exit; f: stdw [%r10-8], 2", 0x201);
+            "stdw [%r10-8], 1; call local f; ldxdw %r1, [%r10-8]; lsh %r0, 8; or %r0, %r1; exit; f: stdw [%r10-8], 2; ldxdw %r0, [%r10-8]", 0x201);
         yield return C(F, "local call sees r1-r5 and returns r0", "mov %r1, 20; mov %r2, 22; call local f; exit; f: mov %r0, %r1; add %r0, %r2", 42);
         yield return C(F, "nested local calls", "mov %r0, 0; call local f; add %r0, 1; exit; f: call local g; add %r0, 10; exit; g: add %r0, 100", 111);
         yield return C(F, "recursion within 8 frames",

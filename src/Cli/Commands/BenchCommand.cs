@@ -201,6 +201,8 @@ public static class BenchCommand
         var entry = engine.Prepare(program, HelperTable.Bench());
         int length = test.Memory.Length;
         byte* memory = (byte*)NativeMemory.AllocZeroed((nuint)Math.Max(length, 1));
+        // The program's memory is a region it may touch (the interpreter checks every access against them).
+        BpfJit.Runtime.Checked.MemoryRegions.Register((ulong)memory, Math.Max(length, 1), BpfJit.Runtime.Checked.MemoryRegionKind.Context);
         try
         {
             return Measure.Time(n =>
@@ -214,6 +216,7 @@ public static class BenchCommand
         }
         finally
         {
+            BpfJit.Runtime.Checked.MemoryRegions.Unregister((ulong)memory);
             NativeMemory.Free(memory);
         }
     }

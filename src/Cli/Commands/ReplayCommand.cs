@@ -20,7 +20,8 @@ public static class ReplayCommand
         table: packets per socket, refused, none, skipped. --quiet prints only the summary.
         --stats turns on run statistics for the replay (BPF_ENABLE_STATS) and adds, per attached program
         in run order, its run_cnt and run_time_ns, as bpftool prog show reports them (the first runs
-        include .NET compiling the code they reach on first call).
+        include .NET compiling the code they reach on first call), and its faults: runs that faulted
+        and counted as SK_DROP for their packet (docs/sk-lookup-runtime.md, "Faults").
         Link types: Ethernet (with VLAN tags), raw IP, Linux cooked (v1, v2), BSD loopback. A pcapng
         packet's interface id N gives ingress_ifindex N+1; pcap packets have ingress_ifindex 1.
         Packets are numbered from 1, as Wireshark does.
@@ -31,7 +32,7 @@ public static class ReplayCommand
                                "ifindex": 1, "decision": "socket", "socket": "nginx-ssl"},
                               {"number": 4, "decision": "skipped", "reason": "..."}],
                   "summary": {"sockets": {"nginx-ssl": 1}, "refused": 0, "none": 0, "skipped": 1, "total": 2},
-                  "programs": [{"name": "dispatcher", "id": 7, "run_cnt": 1, "run_time_ns": 2310}]}   (with --stats)
+                  "programs": [{"name": "dispatcher", "id": 7, "run_cnt": 1, "run_time_ns": 2310, "faults": 0}]}   (with --stats)
         Exit code 0 when every packet was read, 2 for bad usage, a bad scenario or a malformed capture
         (one line on stderr naming the file, the packet number and what is wrong).
 
@@ -137,6 +138,7 @@ public static class ReplayCommand
                         w.WriteNumber("id", prog.Id);
                         w.WriteNumber("run_cnt", prog.RunCount);
                         w.WriteNumber("run_time_ns", Nanoseconds(prog));
+                        w.WriteNumber("faults", prog.FaultCount);
                         w.WriteEndObject();
                     }
                     w.WriteEndArray();
@@ -166,9 +168,9 @@ public static class ReplayCommand
         {
             int nameWidth = Math.Max("program".Length, programs.Max(p => p.Name.Length));
             stdout.WriteLine();
-            stdout.WriteLine($"{"program".PadRight(nameWidth)}  {"id",5}  {"run_cnt",9}  {"run_time_ns",12}");
+            stdout.WriteLine($"{"program".PadRight(nameWidth)}  {"id",5}  {"run_cnt",9}  {"run_time_ns",12}  {"faults",6}");
             foreach (var prog in programs)
-                stdout.WriteLine($"{prog.Name.PadRight(nameWidth)}  {prog.Id,5}  {prog.RunCount,9}  {Nanoseconds(prog),12}");
+                stdout.WriteLine($"{prog.Name.PadRight(nameWidth)}  {prog.Id,5}  {prog.RunCount,9}  {Nanoseconds(prog),12}  {prog.FaultCount,6}");
         }
         return Cli.Ok;
     }

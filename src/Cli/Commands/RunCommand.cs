@@ -1,4 +1,7 @@
 using BpfJit.Cli.Hosting;
+using BpfJit.Frontend;
+using BpfJit.Runtime;
+using BpfJit.Runtime.Checked;
 using BpfJit.Cli.Output;
 using BpfJit.Runtime.Maps;
 using BpfJit.Runtime.SkLookup;
@@ -9,10 +12,12 @@ namespace BpfJit.Cli.Commands;
 /// <summary><c>bpfjit run PROGRAM --proto P --from A --to B [--ifindex N] [--scenario FILE]</c></summary>
 public static class RunCommand
 {
+    static readonly IBpfEngine s_checkedJit = new BpfJit.IlEmitter.JitEngine(new BpfJit.IlEmitter.JitOptions { Checked = true });
+
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("run", "test-run one SK_LOOKUP program on a lookup given on the command line", """
         usage: bpfjit run OBJECT.o|SCENARIO.json|FILE [--program NAME] --proto tcp|udp --from IP:PORT --to IP:PORT
-                          [--ifindex N] [--scenario FILE.json] [--engine interpreter|jit] [--json]
+                          [--ifindex N] [--scenario FILE.json] [--engine interpreter|jit] [--no-verify] [--json]
 
         Runs one program once on the struct bpf_sk_lookup a packet from --from to --to would give
         (IPv6 end points as [ADDR]:PORT; --ifindex sets ingress_ifindex, default 1) and prints the
@@ -22,7 +27,10 @@ public static class RunCommand
         (or a SCENARIO.json in place of the object) the scenario's sockets and map contents are set
         up first; a scenario alone runs its first attached program, or the one --program names.
         FILE is an assembly (.asm), raw (.bin) or conformance (.data) program without maps.
-        Programs are verified before they run.
+        Programs are verified before they run. --no-verify runs the program (FILE's, or OBJECT's) without
+        the verifier, as a sandbox for programs it rejects: the interpreter checks every access anyway, and
+        --engine jit compiles in checked mode (every access and helper argument checked). A fault prints
+        one line on stderr naming the instruction and exits 1.
 
         output:  retval 1 (SK_PASS), socket nginx-ssl (cookie 2)
         --json:  {"program": "dispatcher", "source": "dispatcher.json: dispatcher", "engine": "jit",
@@ -30,22 +38,26 @@ public static class RunCommand
                               "to": "1.2.3.1:443", "ifindex": 1},
                   "retval": 1, "verdict": "SK_PASS", "noReuseport": false,
                   "socket": {"name": "nginx-ssl", "cookie": 2}}          ("socket": null when none)
-        Exit code 0 when the program ran (whatever it returned), 1 when the verifier rejected it,
-        2 for bad usage or a bad file (one line on stderr naming the file).
+        Exit code 0 when the program ran (whatever it returned), 1 when the verifier rejected it or the
+        run faulted, 2 for bad usage or a bad file (one line on stderr naming the file).
 
         examples:
           bpfjit run examples/dispatcher.json --proto tcp --from 10.0.0.1:5555 --to 1.2.3.1:443
           bpfjit run tests/programs/dispatcher.o --scenario examples/dispatcher.json --proto tcp --from 10.0.0.1:5555 --to 1.2.3.4:80 --json
           bpfjit run tests/programs/redir_ip6.o --proto tcp --from [fd00::2]:5555 --to [fd00::1]:80 --engine jit
+          bpfjit run rejected.asm --no-verify --proto tcp --from 10.0.0.1:5555 --to 1.2.3.1:443
         """, Run);
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
-        var args = new Args(argv, [.. PacketOptions.Names, "--program", "--scenario", "--engine"], ["--json"]);
+        var args = new Args(argv, [.. PacketOptions.Names, "--program", "--scenario", "--engine"], ["--json", "--no-verify"]);
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no OBJECT or FILE given" : "give exactly one OBJECT or FILE");
-        var engine = ConformanceCommand.Engines[args.Choice("--engine", "interpreter", "interpreter", "jit")];
+        bool verify = !args.Has("--no-verify");
+        string engineName = args.Choice("--engine", "interpreter", "interpreter", "jit");
+        // Unverified code runs only on a checking engine: the interpreter, or the JIT in checked mode.
+        var engine = verify || engineName == "interpreter" ? ConformanceCommand.Engines[engineName] : s_checkedJit;
         var packet = PacketOptions.Parse(args, required: true);
-        using var host = ProgramHost.Load(args.Positional[0], args.Get("--program"), args.Get("--scenario"), engine);
+        using var host = ProgramHost.Load(args.Positional[0], args.Get("--program"), args.Get("--scenario"), engine, verify);
 
         using var ctx = new SkLookupContext();
         ctx.Fill(packet);
@@ -56,7 +68,16 @@ public static class RunCommand
         MapEpoch.Enter();
         try
         {
-            retval = host.Program.Run(ctx.Address);
+            try
+            {
+                retval = host.Program.Run(ctx.Address);
+            }
+            catch (BpfException e) when (e is BpfFaultException or BpfRuntimeException)
+            {
+                // A fault is a result of the run, not bad input: one line naming the program and instruction.
+                stderr.WriteLine($"{host.Source}: fault: {e.Message}");
+                return Cli.Negative;
+            }
             noReuseport = ctx.NoReuseport;
             if (ctx.SelectedSocket != 0)
             {

@@ -43,7 +43,12 @@ public sealed class ProgramHost : IDisposable
     /// <paramref name="engine"/>; <paramref name="scenarioPath"/> supplies sockets and maps. Bad input
     /// is a <see cref="BpfException"/> naming the file; a verifier rejection a <see cref="BpfException"/> too.
     /// </summary>
-    public static ProgramHost Load(string path, string? programName, string? scenarioPath, IBpfEngine engine)
+    /// <remarks>
+    /// <paramref name="verify"/> false (<c>bpfjit run --no-verify</c>) runs a program file's or an object's program
+    /// without the verifier: the caller passes a checking engine (the interpreter, or the JIT in checked mode), so a
+    /// bad access faults instead of touching memory. A scenario's own programs are verified by the scenario.
+    /// </remarks>
+    public static ProgramHost Load(string path, string? programName, string? scenarioPath, IBpfEngine engine, bool verify = true)
     {
         if (!File.Exists(path)) throw new BpfException($"{path}: no such file");
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
@@ -56,12 +61,12 @@ public sealed class ProgramHost : IDisposable
         try
         {
             if (path == scenarioPath) host.FromScenario(path, programName, engine);
-            else if (IsElf(path)) host.FromObject(path, programName, engine);
+            else if (IsElf(path)) host.FromObject(path, programName, engine, verify);
             else
             {
                 if (programName != null) throw new UsageException("--program needs an object or a scenario file");
                 var code = ProgramFiles.Load(path);
-                host.Program = SkLookupProgram.Load(Path.GetFileNameWithoutExtension(path), Verified(path, code), engine);
+                host.Program = SkLookupProgram.Load(Path.GetFileNameWithoutExtension(path), verify ? Verified(path, code) : code, engine);
                 host.Source = Path.GetFileName(path);
             }
             return host;
@@ -104,7 +109,7 @@ public sealed class ProgramHost : IDisposable
         string? objectPath = ObjectOf(path);
         if (objectPath == null)
             throw new BpfException($"{path}: no program named '{programName}' (programs: {string.Join(", ", env.Programs.Keys)})");
-        FromObject(objectPath, programName, engine);
+        FromObject(objectPath, programName, engine, verify: true);
     }
 
     void Use(SkLookupProgram program, string path)
@@ -120,7 +125,7 @@ public sealed class ProgramHost : IDisposable
         return Path.Combine(Path.GetDirectoryName(Path.GetFullPath(scenarioPath)) ?? ".", o.GetString()!);
     }
 
-    void FromObject(string path, string? programName, IBpfEngine engine)
+    void FromObject(string path, string? programName, IBpfEngine engine, bool verify)
     {
         var spec = ObjectFile.Load(path);
         ProgramSpec program;
@@ -132,10 +137,10 @@ public sealed class ProgramHost : IDisposable
             throw new BpfException($"{path}: section {program.SectionName}: program {program.Name}: program type {program.Type} is not supported (only sk_lookup)");
         var maps = spec.Maps.Select(m => Scenario?.Maps.GetValueOrDefault(m.Name) ?? CreateMap(path, m)).ToList();
         var helpers = SkLookupHelpers.CreateTable();
-        ProgramFacts? facts;
+        ProgramFacts? facts = null;
         try
         {
-            facts = new BpfJit.Verifier.SkLookupProgramVerifier().VerifyWithFacts(program, maps, helpers);
+            if (verify) facts = new BpfJit.Verifier.SkLookupProgramVerifier().VerifyWithFacts(program, maps, helpers);
         }
         catch (BpfJit.Verifier.BpfVerifierException e)
         {

@@ -24,6 +24,7 @@ internal static class AluEmitter
     static readonly MethodInfo s_swap16 = Method(nameof(Semantics.Swap16));
     static readonly MethodInfo s_swap32 = Method(nameof(Semantics.Swap32));
     static readonly MethodInfo s_swap64 = Method(nameof(Semantics.Swap64));
+    static readonly MethodInfo s_throwDivision = typeof(JitClosure).GetMethod(nameof(JitClosure.ThrowDivisionByZero))!;
 
     static MethodInfo Method(string name) => typeof(Semantics).GetMethod(name, [typeof(ulong), typeof(ulong)])
         ?? typeof(Semantics).GetMethod(name, [typeof(ulong)])
@@ -91,21 +92,32 @@ internal static class AluEmitter
 
     /// <summary>
     /// div/mod whose divisor the verifier proved non-zero: the x / 0 and x % 0 cases cannot occur, so the
-    /// unsigned forms are one IL <c>div.un</c>/<c>rem.un</c>. Signed forms keep the Semantics call
-    /// (INT_MIN / -1 is defined in eBPF and traps in IL); 32-bit forms stay out of line in programs
-    /// with local calls (see docs/jit.md, RyuJIT workarounds).
+    /// unsigned forms are one IL <c>div.un</c>/<c>rem.un</c>, behind a guard that faults if the divisor is zero
+    /// after all (a wrong fact must not become a <see cref="DivideByZeroException"/>; docs/jit.md, "Runtime
+    /// guards"). Signed forms keep the Semantics call (INT_MIN / -1 is defined in eBPF and traps in IL);
+    /// 32-bit forms stay out of line in programs with local calls (see docs/jit.md, RyuJIT workarounds).
     /// </summary>
     public static void EmitDivNonZero(EmitContext c, Instruction ins)
     {
         bool is64 = ins.Class == InstructionClass.Alu64, signed = ins.Offset != 0;
-        if (signed || (!is64 && c.Shape.HasLocalCalls))
+        if (signed || !ins.SourceIsReg || (!is64 && c.Shape.HasLocalCalls))
         {
             c.Note("fact: divisor non-zero (signed or 32-bit with local calls: Semantics call kept)");
             Emit(c, ins);
             return;
         }
-        c.Note("fact: divisor non-zero, check removed");
-        var op = ins.AluOp == AluOp.Div ? OpCodes.Div_Un : OpCodes.Rem_Un;
+        c.Note("fact: divisor non-zero, x / 0 case removed, guarded");
+        bool modulo = ins.AluOp == AluOp.Mod;
+        // if (rs == 0) closure.ThrowDivisionByZero(index, modulo)   (32-bit: (uint)rs == 0)
+        var nonZero = c.DefineLabel();
+        if (is64) c.LdReg(ins.Src); else c.LdReg32(ins.Src);
+        c.Brtrue(nonZero);
+        c.Ldarg(0);
+        c.LdcI4(c.Index);
+        c.LdcI4(modulo ? 1 : 0);
+        c.Call(s_throwDivision);
+        c.MarkLabel(nonZero);
+        var op = modulo ? OpCodes.Rem_Un : OpCodes.Div_Un;
         // rd = rd / rs   (32-bit: (uint)rd / (uint)rs, zero-extended)
         Binary(c, ins, is64, op);
     }

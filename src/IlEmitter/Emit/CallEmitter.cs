@@ -26,6 +26,7 @@ internal static class CallEmitter
 
     public static void EmitCall(EmitContext c, int index, Instruction ins)
     {
+        if (ins.Src != (byte)CallKind.Local) CheckedMemory.EmitHelperGuards(c, ins);
         if (ins.Src == (byte)CallKind.Local) EmitLocalCall(c, index, ins);
         else if (c.Shape.MapCalls[index] != MapCall.None) MapCallEmitter.Emit(c, index);
         else EmitHelperCall(c, index, c.Helpers[index] ?? throw c.Error("helper call was not resolved"));

@@ -18,11 +18,44 @@ internal static class CheckedMemory
     static readonly MethodInfo s_checkMapValue = typeof(MemoryRegions).GetMethod(nameof(MemoryRegions.CheckMapValue))!;
     static readonly MethodInfo s_enterStack = typeof(MemoryRegions).GetMethod(nameof(MemoryRegions.EnterStack))!;
     static readonly MethodInfo s_program = typeof(JitClosure).GetProperty(nameof(JitClosure.CheckedProgram))!.GetMethod!;
+    static readonly MethodInfo s_checkHelper = typeof(JitClosure).GetMethod(nameof(JitClosure.CheckHelperArguments))!;
 
     /// <summary>In the prologue, after the stack block exists: <c>MemoryRegions.EnterStack(stack, stackBytes, isCallback)</c>.</summary>
     public static void EmitEnterStack(EmitContext c)
     {
         if (!c.Options.Checked) return;
+        // MemoryRegions.EnterStack(stack, stackBytes, isCallback)   (0, 0 without a stack)
+        if (c.Shape.StackBytes > 0) { c.Ldloc(c.StackBase); c.Op(OpCodes.Conv_U8); }
+        else c.LdcI8(0);
+        c.LdcI4(c.Shape.StackBytes);
+        c.LdcI4(c.Shape.IsCallback ? 1 : 0);
+        c.Call(s_enterStack);
+    }
+
+    /// <summary>
+    /// Before a helper call. Checked mode: the pointer arguments against the helper's prototype
+    /// (<c>closure.CheckHelperArguments(id, r1..r5, index)</c>). Default: before a variadic helper
+    /// (bpf_trace_printk), which follows the pointers among r3-r5 only where the registry vouches for them,
+    /// the method's stack block is announced, so that a string on the stack prints (checked mode did that in
+    /// the prologue); no other call costs anything.
+    /// </summary>
+    public static void EmitHelperGuards(EmitContext c, Instruction ins)
+    {
+        if (c.Options.Checked)
+        {
+            // closure.CheckHelperArguments(id, r1, r2, r3, r4, r5, ctx, index)   (ctx: the method's r1 argument; 0 in a callback)
+            // A map-specialised call never loads r1 (the map is bound at compile time): its handle stands in.
+            c.Ldarg(0);
+            c.LdcI4(ins.Imm);
+            if (c.Shape.MapCalls[c.Index] != MapCall.None && c.Shape.Facts?[c.Index].Map is { } map) c.LdcI8((long)map.Handle);
+            else c.LdReg(1);
+            for (int r = 2; r <= 5; r++) c.LdReg(r);
+            if (c.Shape.IsCallback) c.LdcI8(0); else c.Ldarg(1);
+            c.LdcI4(c.Index);
+            c.Call(s_checkHelper);
+            return;
+        }
+        if (c.Helpers[c.Index] is not { Proto.Variadic: true }) return;
         // MemoryRegions.EnterStack(stack, stackBytes, isCallback)   (0, 0 without a stack)
         if (c.Shape.StackBytes > 0) { c.Ldloc(c.StackBase); c.Op(OpCodes.Conv_U8); }
         else c.LdcI8(0);

@@ -71,7 +71,8 @@ internal sealed class ProgramShape
     public ushort HelperReads(int slot, Helper? helper)
     {
         if (MapCalls[slot] != MapCall.None) return 1 << 2;
-        if (Facts != null && helper is { } h && !ReferenceEquals(h.Proto, HelperProto.Unknown)) return ArgMask(h.Proto.Args.Length);
+        // A variadic helper (bpf_trace_printk) reads r3-r5 too, whatever its prototype types.
+        if (Facts != null && helper is { } h && !ReferenceEquals(h.Proto, HelperProto.Unknown) && !h.Proto.Variadic) return ArgMask(h.Proto.Args.Length);
         return ArgMask(5);
     }
 

@@ -44,6 +44,12 @@ public static class MemoryRegions
     /// <summary>Checked-mode stacks started on this thread, outermost first (a callback may touch its caller's stack).</summary>
     [ThreadStatic] static List<(ulong Start, int Length)>? t_stacks;
 
+    /// <summary>Bumped whenever a block is removed: a cached hit on a block is good while it is unchanged.</summary>
+    static int s_generation;
+
+    /// <summary>The fixed block this thread last found (its generation, start and length): the hook's context block, mostly.</summary>
+    [ThreadStatic] static (int Generation, ulong Start, int Length) t_lastBlock;
+
     /// <summary>Registers a fixed block of <paramref name="length"/> bytes at <paramref name="start"/>.</summary>
     public static void Register(ulong start, int length, MemoryRegionKind kind)
     {
@@ -52,7 +58,51 @@ public static class MemoryRegions
     }
 
     /// <summary>Removes the block registered at <paramref name="start"/>.</summary>
-    public static void Unregister(ulong start) => s_blocks.TryRemove(start, out _);
+    public static void Unregister(ulong start)
+    {
+        if (s_blocks.TryRemove(start, out _)) Interlocked.Increment(ref s_generation);
+    }
+
+    /// <summary>The block this thread last confirmed with <see cref="IsBlockStart"/> (a program passes the same socket again and again).</summary>
+    [ThreadStatic] static (int Generation, ulong Start, MemoryRegionKind Kind) t_lastStart;
+
+    /// <summary>True when a block of <paramref name="kind"/> is registered at exactly <paramref name="start"/> (a context or socket pointer as helpers take it).</summary>
+    public static bool IsBlockStart(ulong start, MemoryRegionKind kind)
+    {
+        int generation = Volatile.Read(ref s_generation);
+        var last = t_lastStart;
+        if (last.Start == start && last.Kind == kind && last.Generation == generation && start != 0) return true;
+        if (!s_blocks.TryGetValue(start, out var block) || block.Kind != kind) return false;
+        t_lastStart = (generation, start, kind);
+        return true;
+    }
+
+    /// <summary>
+    /// The region holding all of [<paramref name="address"/>, +<paramref name="size"/>): a running stack of this
+    /// thread, a registered block, a live map value or a reserved ring-buffer record. The interpreter's slow path
+    /// (after its own stack and cache missed); it caches the fixed block it finds per thread, so the context
+    /// block of the hook costs a dictionary walk once per thread, not once per run.
+    /// </summary>
+    public static bool TryFind(ulong address, int size, out ulong start, out int length)
+    {
+        var last = t_lastBlock;
+        if (last.Length > 0 && last.Generation == Volatile.Read(ref s_generation) && Inside(address, size, last.Start, last.Length))
+        {
+            (start, length) = (last.Start, last.Length);
+            return true;
+        }
+        int generation = Volatile.Read(ref s_generation);
+        if (!Find(address, size, out _, out start, out length, out bool fixedBlock)) return false;
+        if (fixedBlock) t_lastBlock = (generation, start, length);
+        return true;
+    }
+
+    /// <summary>The memory fault of instruction <paramref name="index"/>: [<paramref name="address"/>, +<paramref name="size"/>) is in no region.</summary>
+    public static BpfCheckedModeException Fault(ulong address, int size, Instruction[]? program, int index, MemoryAccess access)
+    {
+        Find(address, size, out string nearest, out _, out _, out _);
+        return new BpfCheckedModeException(index, BpfFaultException.Describe(program, index), access.ToString().ToLowerInvariant(), address, size, nearest);
+    }
 
     /// <summary>
     /// Announces the stack block of a checked-mode method starting on this thread (length 0 when it has
@@ -69,6 +119,27 @@ public static class MemoryRegions
         if (length > 0) stacks.Add((start, length));
     }
 
+    /// <summary>Regions lent to a callback for the duration of its call (the key bpf_for_each_map_elem passes), innermost last.</summary>
+    [ThreadStatic] static List<(ulong Start, int Length)>? t_lent;
+
+    /// <summary>
+    /// Lends [<paramref name="start"/>, +<paramref name="length"/>) to the callback about to run on this thread (the
+    /// key bpf_for_each_map_elem hands it, which no map lists as a value) until <see cref="EndLend"/>.
+    /// </summary>
+    public static void Lend(ulong start, int length)
+    {
+        if (length > 0) (t_lent ??= []).Add((start, length));
+    }
+
+    /// <summary>Ends the latest <see cref="Lend"/>.</summary>
+    public static void EndLend()
+    {
+        if (t_lent is { Count: > 0 } lent) lent.RemoveAt(lent.Count - 1);
+    }
+
+    /// <summary>A callback method returning: its stack block (and any below it) is no longer a region.</summary>
+    public static void ExitStack(ulong start) => t_stacks?.RemoveAll(s => s.Start <= start);
+
     /// <summary>
     /// Throws <see cref="BpfCheckedModeException"/> unless [<paramref name="address"/>, +<paramref name="size"/>)
     /// lies inside one region: the caller's stack block, a stack of a checked method still running on
@@ -77,9 +148,8 @@ public static class MemoryRegions
     public static void Check(ulong address, int size, ulong stackStart, int stackLength, Instruction[]? program, int index, MemoryAccess access)
     {
         if (Inside(address, size, stackStart, stackLength)) return;
-        if (Find(address, size, out string nearest)) return;
-        string text = program != null && index >= 0 && index < program.Length ? Disassembler.Format(program, index) : "";
-        throw new BpfCheckedModeException(index, text, access.ToString().ToLowerInvariant(), address, size, nearest);
+        if (Find(address, size, out string nearest, out _, out _, out _)) return;
+        throw new BpfCheckedModeException(index, BpfFaultException.Describe(program, index), access.ToString().ToLowerInvariant(), address, size, nearest);
     }
 
     /// <summary>
@@ -91,68 +161,95 @@ public static class MemoryRegions
     {
         var map = BpfMap.FromHandle(mapHandle);
         if (map.FindValue(address, out ulong start, out int length) && Inside(address, size, start, length)) return;
-        Find(address, size, out string nearest);
-        string text = program != null && index >= 0 && index < program.Length ? Disassembler.Format(program, index) : "";
+        Find(address, size, out string nearest, out _, out _, out _);
+        string text = BpfFaultException.Describe(program, index);
         string expected = $"the verifier proved a value of {map.Type} map '{map.Name}'";
         throw new BpfCheckedModeException(index, text, access.ToString().ToLowerInvariant(), address, size,
             nearest.Length == 0 ? $"{expected}, but it is other memory" : $"{expected}; {nearest}");
     }
 
     /// <summary>True when [<paramref name="address"/>, +<paramref name="size"/>) lies inside a registered block, a live map value or record, or a running stack.</summary>
-    public static bool Contains(ulong address, int size) => Find(address, size, out _);
+    public static bool Contains(ulong address, int size) => TryFind(address, size, out _, out _);
 
     static bool Inside(ulong address, int size, ulong start, int length) =>
         length > 0 && address >= start && address - start <= (ulong)length && (ulong)size <= (ulong)length - (address - start);
 
-    static bool Find(ulong address, int size, out string nearest)
+    static bool Find(ulong address, int size, out string nearest, out ulong start, out int length, out bool fixedBlock)
     {
         var best = new Nearest(address);
+        fixedBlock = false;
         if (t_stacks is { } stacks)
-            foreach (var (start, length) in stacks)
+            foreach (var (s, l) in stacks)
             {
-                if (Inside(address, size, start, length)) { nearest = ""; return true; }
-                best.Consider(start, length, "stack");
+                if (Inside(address, size, s, l)) return Hit(s, l, out nearest, out start, out length);
+                best.Consider(s, l, MemoryRegionKind.Stack, null);
             }
-        foreach (var (start, block) in s_blocks)
-        {
-            if (Inside(address, size, start, block.Length)) { nearest = ""; return true; }
-            best.Consider(start, block.Length, block.Kind switch
+        if (t_lent is { } lent)
+            foreach (var (s, l) in lent)
             {
-                MemoryRegionKind.Context => "context",
-                MemoryRegionKind.Socket => "socket view",
-                _ => block.Kind.ToString(),
-            });
+                if (Inside(address, size, s, l)) return Hit(s, l, out nearest, out start, out length);
+                best.Consider(s, l, MemoryRegionKind.MapValue, null);
+            }
+        foreach (var (s, block) in s_blocks)
+        {
+            if (Inside(address, size, s, block.Length))
+            {
+                fixedBlock = true;
+                return Hit(s, block.Length, out nearest, out start, out length);
+            }
+            best.Consider(s, block.Length, block.Kind, null);
         }
         foreach (var map in BpfMap.LiveMaps())
         {
-            if (!map.FindValue(address, out ulong start, out int length)) continue;
-            string what = map.Type == MapType.RingBuf ? $"reserved record of ringbuf '{map.Name}'" : $"value of {map.Type} map '{map.Name}'";
-            if (Inside(address, size, start, length)) { nearest = ""; return true; }
-            best.Consider(start, length, what);
+            if (!map.FindValue(address, out ulong s, out int l)) continue;
+            if (Inside(address, size, s, l)) return Hit(s, l, out nearest, out start, out length);
+            best.Consider(s, l, MemoryRegionKind.MapValue, map);
         }
         nearest = best.Describe();
+        (start, length) = (0, 0);
         return false;
     }
 
-    /// <summary>The region closest to an address, for the error message.</summary>
+    static bool Hit(ulong s, int l, out string nearest, out ulong start, out int length)
+    {
+        nearest = "";
+        (start, length) = (s, l);
+        return true;
+    }
+
+    /// <summary>The region closest to an address, for the error message (described only when a fault needs it).</summary>
     struct Nearest(ulong address)
     {
-        ulong _distance = ulong.MaxValue;
-        string? _text;
+        ulong _distance = ulong.MaxValue, _start;
+        int _length;
+        MemoryRegionKind _kind;
+        BpfMap? _map;
 
-        public void Consider(ulong start, int length, string what)
+        public void Consider(ulong start, int length, MemoryRegionKind kind, BpfMap? map)
         {
             ulong end = start + (ulong)length;
-            ulong distance;
-            string where;
-            if (address < start) { distance = start - address; where = $"{distance} byte(s) before it"; }
-            else if (address >= end) { distance = address - end; where = $"{distance} byte(s) past its end"; }
-            else { distance = 0; where = $"the access starts at +{address - start} and runs past its end"; }
+            ulong distance = address < start ? start - address : address >= end ? address - end : 0;
             if (distance >= _distance) return;
-            _distance = distance;
-            _text = $"nearest region: {what} [0x{start:x}, +{length}), {where}";
+            (_distance, _start, _length, _kind, _map) = (distance, start, length, kind, map);
         }
 
-        public readonly string Describe() => _text ?? "no region is registered";
+        public readonly string Describe()
+        {
+            if (_distance == ulong.MaxValue) return "no region is registered";
+            string what = _map is { } map
+                ? map.Type == MapType.RingBuf ? $"reserved record of ringbuf '{map.Name}'" : $"value of {map.Type} map '{map.Name}'"
+                : _kind switch
+                {
+                    MemoryRegionKind.Context => "context",
+                    MemoryRegionKind.Socket => "socket view",
+                    MemoryRegionKind.Stack => "stack",
+                    _ => _kind.ToString(),
+                };
+            ulong end = _start + (ulong)_length;
+            string where = address < _start ? $"{_start - address} byte(s) before it"
+                : address >= end ? $"{address - end} byte(s) past its end"
+                : $"the access starts at +{address - _start} and runs past its end";
+            return $"nearest region: {what} [0x{_start:x}, +{_length}), {where}";
+        }
     }
 }

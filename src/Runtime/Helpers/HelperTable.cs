@@ -171,6 +171,13 @@ public sealed record HelperProto(RetType Ret, params ArgType[] Args)
     public static HelperProto Unknown { get; } =
         new(RetType.Integer, ArgType.Anything, ArgType.Anything, ArgType.Anything, ArgType.Anything, ArgType.Anything);
 
+    /// <summary>
+    /// True for a helper that also reads registers past its typed arguments, unchecked by any verifier
+    /// (bpf_trace_printk's r3-r5): engines pass it all five, and the helper follows pointers among them only
+    /// where <see cref="Checked.MemoryRegions.Contains"/> vouches for them.
+    /// </summary>
+    public bool Variadic { get; init; }
+
     /// <summary>True when the helper acquires a reference that must be released (returns a socket).</summary>
     public bool AcquiresReference => Ret == RetType.PtrToSocketOrNull || Ret == RetType.PtrToRingbufMemOrNull;
 }

@@ -29,6 +29,21 @@ public static partial class KernelHelpers
     public static ulong ForEachMapElem(ulong map, ulong callback, ulong ctx, ulong flags, ulong r5)
     {
         if (flags != 0) return Err(Maps.Errno.EINVAL);
-        return (ulong)Maps.BpfMap.FromHandle(map).ForEachElem(Callbacks.FromHandle(callback), ctx);
+        var m = Maps.BpfMap.FromHandle(map);
+        var fn = Callbacks.FromHandle(callback);
+        int keySize = m.KeySize;
+        // The element's key is the callback's to read (PTR_TO_MAP_KEY) but is no map value: lend it for the call.
+        return (ulong)m.ForEachElem((r1, key, value, c, r5) =>
+        {
+            Checked.MemoryRegions.Lend(key, keySize);
+            try
+            {
+                return fn(r1, key, value, c, r5);
+            }
+            finally
+            {
+                Checked.MemoryRegions.EndLend();
+            }
+        }, ctx);
     }
 }

@@ -78,10 +78,20 @@ public static unsafe partial class KernelHelpers
     public static ulong RingbufQuery(ulong map, ulong flags, ulong r3, ulong r4, ulong r5) =>
         BpfMap.FromHandle(map) is RingBufMap ring ? ring.Query(flags) : 0;
 
-    /// <summary>bpf_spin_lock(lock): takes the bpf_spin_lock in a map value.</summary>
+    /// <summary>The bpf_spin_lock the program running on this thread holds (0: none), so that a fault can release it.</summary>
+    [ThreadStatic] static ulong t_heldLock;
+
+    /// <summary>
+    /// bpf_spin_lock(lock): takes the bpf_spin_lock in a map value. A second lock while one is held would spin
+    /// forever on this thread (the kernel's verifier refuses such a program); an unverified one faults instead.
+    /// </summary>
     public static ulong SpinLock(ulong address, ulong r2, ulong r3, ulong r4, ulong r5)
     {
+        if (t_heldLock != 0)
+            throw new Checked.BpfFaultException(-1, "", "helper argument", address,
+                $"bpf_spin_lock: the program already holds the lock at 0x{t_heldLock:x} (one lock at a time)");
         BpfSpinLock.Lock((void*)address);
+        t_heldLock = address;
         return 0;
     }
 
@@ -89,6 +99,16 @@ public static unsafe partial class KernelHelpers
     public static ulong SpinUnlock(ulong address, ulong r2, ulong r3, ulong r4, ulong r5)
     {
         BpfSpinLock.Unlock((void*)address);
+        if (t_heldLock == address) t_heldLock = 0;
         return 0;
+    }
+
+    /// <summary>A run faulted: releases the bpf_spin_lock it held, which no bpf_spin_unlock will now release.</summary>
+    public static void ReleaseSpinLockAfterFault()
+    {
+        ulong held = t_heldLock;
+        if (held == 0) return;
+        t_heldLock = 0;
+        BpfSpinLock.Unlock((void*)held);
     }
 }

@@ -95,7 +95,7 @@ public static unsafe class TracePrintkFormat
                         }
                         else if ((n1 == 'i' || n1 == 'I') && (n2 == '4' || n2 == '6'))
                         {
-                            piece = FormatIp((byte*)value, n1 == 'I', n2 == '6');
+                            piece = FormatIp(value, n1 == 'I', n2 == '6');
                             i += 2;
                         }
                         else return -Maps.Errno.EINVAL;
@@ -151,20 +151,28 @@ public static unsafe class TracePrintkFormat
 
     static bool IsPunct(byte c) => c is > 0x20 and < 0x7f && !char.IsAsciiLetterOrDigit((char)c);
 
+    // The values behind %s and %pI4 are whatever the program put in r3-r5, which no verifier checks. The kernel
+    // reads them with strncpy_from_kernel_nofault and copy_from_kernel_nofault (bpf_bprintf_prepare): a string
+    // it cannot read prints as nothing, an address it cannot read prints as all zeros. Here "can read" means
+    // inside a region the program may touch (Checked.MemoryRegions): its stack, the context, a map value, a
+    // socket, a record. A string stops at its region's end.
+
     static string ReadString(ulong address)
     {
-        // The kernel copies with strncpy_from_kernel_nofault; a NULL pointer faults and prints nothing.
-        if (address == 0) return "";
+        if (address == 0 || !Checked.MemoryRegions.TryFind(address, 1, out ulong start, out int length)) return "";
         // Byte by byte: a vectorised search could read past the string into an unmapped page.
         byte* s = (byte*)address;
+        int limit = (int)Math.Min(MaxOutput - 1, start + (ulong)length - address);
         int end = 0;
-        while (end < MaxOutput - 1 && s[end] != 0) end++;
+        while (end < limit && s[end] != 0) end++;
         return Encoding.Latin1.GetString(s, end);
     }
 
-    static string FormatIp(byte* p, bool canonical, bool v6)
+    static string FormatIp(ulong address, bool canonical, bool v6)
     {
-        if (p == null) return "";
+        byte* zeros = stackalloc byte[16];
+        new Span<byte>(zeros, 16).Clear();
+        byte* p = address != 0 && Checked.MemoryRegions.Contains(address, v6 ? 16 : 4) ? (byte*)address : zeros;
         if (!v6)
         {
             return canonical

@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using BpfJit.Frontend;
+using BpfJit.Runtime.Checked;
+using BpfJit.Runtime.Maps;
 
 namespace BpfJit.Runtime;
 
@@ -8,7 +10,9 @@ namespace BpfJit.Runtime;
 /// arguments, r10 is the frame pointer of a 512-byte stack per frame, bpf-to-bpf calls nest up to
 /// <see cref="MaxFrames"/> frames with r6-r9 preserved, helpers come from a <see cref="HelperTable"/>.
 /// Helper calls are resolved once, at construction; running is a tight dispatch loop over the slots.
-/// It checks nothing about memory: only verified (or trusted) programs may run.
+/// It is memory-safe for any bytecode, verified or not: every load, store and atomic is checked against the
+/// regions the program may touch, and every helper call's pointer arguments against its prototype, before
+/// they happen; a failed check raises a <see cref="BpfFaultException"/> (docs/reliability.md, "The interpreter").
 /// </summary>
 public sealed unsafe class Interpreter
 {
@@ -20,6 +24,8 @@ public sealed unsafe class Interpreter
 
     readonly Instruction[] _code;
     readonly Helper?[] _helpers;      // by slot: the helper a `call imm` reaches
+    readonly BpfMap?[] _siteMaps;     // by slot: the map the call there passed last (its check then skips the registry)
+    readonly bool[] _releasesMemory;  // by slot: the helper called there submits or discards a ring-buffer record
     readonly HelperTable _table;
     readonly List<BpfCallback> _callbacks = [];   // keeps the Callbacks table's weak entries alive
 
@@ -31,7 +37,9 @@ public sealed unsafe class Interpreter
         _code = (Instruction[])program.Clone();
         _table = helpers;
         _helpers = new Helper?[program.Length];
-        ProgramChecks.CheckRunnable(program, helpers, (i, h) => _helpers[i] = h, BindCallback);
+        _siteMaps = new BpfMap?[program.Length];
+        _releasesMemory = new bool[program.Length];
+        ProgramChecks.CheckRunnable(program, helpers, (i, h) => { _helpers[i] = h; _releasesMemory[i] = HelperArguments.ReleasesMemory(h); }, BindCallback);
     }
 
     /// <summary>Binds a BPF_PSEUDO_FUNC ld_imm64 at <paramref name="slot"/> to a callback that runs the subprogram at <paramref name="target"/>.</summary>
@@ -68,6 +76,13 @@ public sealed unsafe class Interpreter
         int* loops = stackalloc int[MaxFrames];
         loops[0] = Op.MayGotoBudget;
         int depth = 0;
+        // Memory safety (docs/reliability.md, "The interpreter"): an access must lie in the frames in use,
+        // [stack, stack + FrameBytes) (tracked here, never taken from r10, which an unverified program may
+        // overwrite), in a region of the small per-run cache, or in a region the registry finds (which then
+        // joins the cache). Helpers see the whole stack block through the registry.
+        var run = new RunState { StackStart = (ulong)stack, FrameBytes = StackSize };
+        bool callback = entry != 0;
+        MemoryRegions.EnterStack(run.StackStart, StackSize * MaxFrames, callback);
 
         fixed (Instruction* code = _code)
         {
@@ -157,25 +172,27 @@ public sealed unsafe class Interpreter
                     case 0xdc: reg[d] = ins.Imm switch { 16 => Semantics.Swap16(reg[d]), 32 => Semantics.Swap32(reg[d]), _ => Semantics.Swap64(reg[d]) }; break;
 
                     // Loads and stores
-                    case 0x61: reg[d] = Unsafe.ReadUnaligned<uint>((void*)(reg[s] + (ulong)(long)ins.Offset)); break;
-                    case 0x69: reg[d] = Unsafe.ReadUnaligned<ushort>((void*)(reg[s] + (ulong)(long)ins.Offset)); break;
-                    case 0x71: reg[d] = *(byte*)(reg[s] + (ulong)(long)ins.Offset); break;
-                    case 0x79: reg[d] = Unsafe.ReadUnaligned<ulong>((void*)(reg[s] + (ulong)(long)ins.Offset)); break;
-                    case 0x81: reg[d] = (ulong)(long)Unsafe.ReadUnaligned<int>((void*)(reg[s] + (ulong)(long)ins.Offset)); break;
-                    case 0x89: reg[d] = (ulong)(long)Unsafe.ReadUnaligned<short>((void*)(reg[s] + (ulong)(long)ins.Offset)); break;
-                    case 0x91: reg[d] = (ulong)(long)*(sbyte*)(reg[s] + (ulong)(long)ins.Offset); break;
-                    case 0x62: Unsafe.WriteUnaligned((void*)(reg[d] + (ulong)(long)ins.Offset), (uint)imm); break;
-                    case 0x6a: Unsafe.WriteUnaligned((void*)(reg[d] + (ulong)(long)ins.Offset), (ushort)imm); break;
-                    case 0x72: *(byte*)(reg[d] + (ulong)(long)ins.Offset) = (byte)imm; break;
-                    case 0x7a: Unsafe.WriteUnaligned((void*)(reg[d] + (ulong)(long)ins.Offset), imm); break;
-                    case 0x63: Unsafe.WriteUnaligned((void*)(reg[d] + (ulong)(long)ins.Offset), (uint)reg[s]); break;
-                    case 0x6b: Unsafe.WriteUnaligned((void*)(reg[d] + (ulong)(long)ins.Offset), (ushort)reg[s]); break;
-                    case 0x73: *(byte*)(reg[d] + (ulong)(long)ins.Offset) = (byte)reg[s]; break;
-                    case 0x7b: Unsafe.WriteUnaligned((void*)(reg[d] + (ulong)(long)ins.Offset), reg[s]); break;
+                    case 0x61: reg[d] = Unsafe.ReadUnaligned<uint>((void*)Check(ref run, reg[s], ins.Offset, 4, pc - 1, MemoryAccess.Load)); break;
+                    case 0x69: reg[d] = Unsafe.ReadUnaligned<ushort>((void*)Check(ref run, reg[s], ins.Offset, 2, pc - 1, MemoryAccess.Load)); break;
+                    case 0x71: reg[d] = *(byte*)Check(ref run, reg[s], ins.Offset, 1, pc - 1, MemoryAccess.Load); break;
+                    case 0x79: reg[d] = Unsafe.ReadUnaligned<ulong>((void*)Check(ref run, reg[s], ins.Offset, 8, pc - 1, MemoryAccess.Load)); break;
+                    case 0x81: reg[d] = (ulong)(long)Unsafe.ReadUnaligned<int>((void*)Check(ref run, reg[s], ins.Offset, 4, pc - 1, MemoryAccess.Load)); break;
+                    case 0x89: reg[d] = (ulong)(long)Unsafe.ReadUnaligned<short>((void*)Check(ref run, reg[s], ins.Offset, 2, pc - 1, MemoryAccess.Load)); break;
+                    case 0x91: reg[d] = (ulong)(long)*(sbyte*)Check(ref run, reg[s], ins.Offset, 1, pc - 1, MemoryAccess.Load); break;
+                    case 0x62: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 4, pc - 1, MemoryAccess.Store), (uint)imm); break;
+                    case 0x6a: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 2, pc - 1, MemoryAccess.Store), (ushort)imm); break;
+                    case 0x72: *(byte*)Check(ref run, reg[d], ins.Offset, 1, pc - 1, MemoryAccess.Store) = (byte)imm; break;
+                    case 0x7a: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 8, pc - 1, MemoryAccess.Store), imm); break;
+                    case 0x63: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 4, pc - 1, MemoryAccess.Store), (uint)reg[s]); break;
+                    case 0x6b: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 2, pc - 1, MemoryAccess.Store), (ushort)reg[s]); break;
+                    case 0x73: *(byte*)Check(ref run, reg[d], ins.Offset, 1, pc - 1, MemoryAccess.Store) = (byte)reg[s]; break;
+                    case 0x7b: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 8, pc - 1, MemoryAccess.Store), reg[s]); break;
                     case 0xc3 or 0xdb:
                         {
                             bool is64 = ins.Opcode == 0xdb;
-                            ulong old = Semantics.Atomic(ins.Imm, is64, reg[d] + (ulong)(long)ins.Offset, reg[s], reg[0]);
+                            int width = is64 ? 8 : 4;
+                            ulong address = Check(ref run, reg[d], ins.Offset, width, pc - 1, MemoryAccess.Atomic);
+                            ulong old = Semantics.Atomic(ins.Imm, is64, address, reg[s], reg[0]);
                             if (ins.Imm == (int)AtomicOp.CmpXchg) reg[0] = old;
                             else if ((ins.Imm & 1) != 0) reg[s] = old;
                             break;
@@ -244,34 +261,37 @@ public sealed unsafe class Interpreter
                                 throw new BpfRuntimeException(pc - 1, $"call stack overflow: more than {MaxFrames} frames");
                             ulong* frame = saved + 5 * depth;
                             frame[0] = reg[6]; frame[1] = reg[7]; frame[2] = reg[8]; frame[3] = reg[9]; frame[4] = (ulong)pc;
+                            // The callee's frame, found from the depth (r10 may have been overwritten), starts zeroed.
+                            new Span<byte>((void*)(run.StackStart + run.FrameBytes), StackSize).Clear();
                             depth++;
                             loops[depth] = Op.MayGotoBudget;
-                            new Span<byte>((void*)reg[10], StackSize).Clear();
+                            run.FrameBytes += StackSize;
                             reg[10] += StackSize;
                             pc += ins.Imm;
                             break;
                         }
                         {
                             Helper h = _helpers[pc - 1]!;
-                            reg[0] = h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]);
-                            if (h.Exit != HelperExit.None && reg[0] == 0) return h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0;
+                            reg[0] = CallHelper(h, reg, callback ? 0 : r1, pc - 1, ref run);
+                            if (h.Exit != HelperExit.None && reg[0] == 0) return Return(callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
                             break;
                         }
                     case 0x8d:
                         {
                             if (!_table.TryGet((int)reg[d], out var h) || reg[d] > int.MaxValue)
                                 throw new BpfRuntimeException(pc - 1, $"callx to unknown helper {reg[d]}");
-                            reg[0] = h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]);
-                            if (h.Exit != HelperExit.None && reg[0] == 0) return h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0;
+                            reg[0] = CallHelper(h, reg, callback ? 0 : r1, pc - 1, ref run);
+                            if (h.Exit != HelperExit.None && reg[0] == 0) return Return(callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
                             break;
                         }
                     case 0x95:
-                        if (depth == 0) return reg[0];
+                        if (depth == 0) return Return(callback, run.StackStart, reg[0]);
                         {
                             depth--;
                             ulong* frame = saved + 5 * depth;
                             reg[6] = frame[0]; reg[7] = frame[1]; reg[8] = frame[2]; reg[9] = frame[3];
                             pc = (int)frame[4];
+                            run.FrameBytes -= StackSize;
                             reg[10] -= StackSize;
                             break;
                         }
@@ -280,5 +300,65 @@ public sealed unsafe class Interpreter
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// The address <paramref name="base"/> + <paramref name="offset"/> of a <paramref name="size"/>-byte access, checked:
+    /// the frames in use first, then the cache, then the registry (<see cref="Miss"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    ulong Check(ref RunState run, ulong @base, short offset, int size, int index, MemoryAccess access)
+    {
+        ulong address = @base + (ulong)(long)offset;
+        // address in [stack, stack + FrameBytes - size]: one subtraction and one compare (a lower address wraps to a huge one)
+        if (address - run.StackStart > run.FrameBytes - (ulong)size && !run.Cache.Hit(address, size))
+            Miss(ref run, address, size, index, access);
+        return address;
+    }
+
+    /// <summary>
+    /// Slow path of an access check: the registry; a hit joins the cache, a miss is the fault. The registry
+    /// knows this run's whole stack block (for helpers); the program itself may touch only the frames in
+    /// use, which the fast path has already tested, so a hit on its own block is a fault too.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    void Miss(ref RunState run, ulong address, int size, int index, MemoryAccess access)
+    {
+        if (!MemoryRegions.TryFind(address, size, out ulong start, out int length))
+            throw MemoryRegions.Fault(address, size, _code, index, access);
+        if (start == run.StackStart)
+        {
+            ulong end = run.StackStart + run.FrameBytes;
+            string where = address >= end ? $"{address - end} byte(s) past its end" : $"the access starts at +{address - run.StackStart} and runs past its end";
+            throw new BpfCheckedModeException(index, BpfFaultException.Describe(_code, index), access.ToString().ToLowerInvariant(), address, size,
+                $"nearest region: stack frames in use [0x{run.StackStart:x}, +{run.FrameBytes}), {where}");
+        }
+        run.Cache.Add(start, length);
+    }
+
+    /// <summary>A helper call: its pointer arguments checked first, its pointer result cached as a region.</summary>
+    ulong CallHelper(Helper h, ulong* reg, ulong ctx, int index, ref RunState run)
+    {
+        var last = _siteMaps[index];
+        var map = HelperArguments.Check(ref run, h, reg[1], reg[2], reg[3], reg[4], reg[5], ctx, _code, index, last, run.LastSocket);
+        // A racy cache of a reference: any thread's last map is as good a hint. Written only on a change.
+        if (!ReferenceEquals(last, map)) _siteMaps[index] = map;
+        ulong r0 = h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]);
+        // A record submitted or discarded is no longer the program's: forget what the cache knew.
+        if (_releasesMemory[index]) { run.Cache = default; run.LastSocket = 0; }
+        if (HelperArguments.ResultBytes(h, map, r0, reg[2]) is int bytes and > 0)
+        {
+            run.Cache.Add(r0, bytes);
+            // A socket a SOCKMAP/SOCKHASH lookup returned: the next bpf_sk_assign or bpf_sk_release of it needs no registry.
+            if (map!.Type is MapType.SockMap or MapType.SockHash) run.LastSocket = r0;
+        }
+        return r0;
+    }
+
+    /// <summary>Ends a run: a callback's stack stops being a region.</summary>
+    static ulong Return(bool callback, ulong stackStart, ulong r0)
+    {
+        if (callback) MemoryRegions.ExitStack(stackStart);
+        return r0;
     }
 }

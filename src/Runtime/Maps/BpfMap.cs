@@ -123,6 +123,18 @@ public abstract unsafe class BpfMap : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static BpfMap FromHandle(ulong handle) => s_registry[*(int*)handle]!;
 
+    /// <summary>
+    /// The live map whose handle is <paramref name="handle"/>, found without reading memory at the handle
+    /// (it may be any number an unverified program passed): false when no live map has that handle.
+    /// </summary>
+    public static bool TryFromHandle(ulong handle, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out BpfMap? map)
+    {
+        foreach (var m in Volatile.Read(ref s_registry))
+            if (m is { IsDisposed: false } && m.Handle == handle) { map = m; return true; }
+        map = null;
+        return false;
+    }
+
     /// <summary>Stores the value-area base in the header (ARRAY maps, for direct value access by a JIT).</summary>
     protected void SetHeaderData(void* data) => *(ulong*)(_header + HeaderDataOffset) = (ulong)data;
 

@@ -81,7 +81,7 @@ public sealed class SkLookupHook
         if (programs.Length == 0) return new HookVerdict(true, 0, false) { Skipped = true };
         var ctx = t_ctx ??= new SkLookupContext();
         ctx.Fill(packet);
-        return Aggregate(programs, ctx);
+        return Aggregate(programs, ctx, containFaults: true);
     }
 
     /// <summary>The run-array aggregation over an already filled context (also used by test runs).</summary>
@@ -89,32 +89,68 @@ public sealed class SkLookupHook
     {
         ArgumentNullException.ThrowIfNull(programs);
         ArgumentNullException.ThrowIfNull(ctx);
-        return Aggregate(programs as SkLookupProgram[] ?? [.. programs], ctx);
+        return Aggregate(programs as SkLookupProgram[] ?? [.. programs], ctx, containFaults: false);
     }
 
-    // The aggregation on an array: no interface call per program on the lookup path.
-    static HookVerdict Aggregate(SkLookupProgram[] programs, SkLookupContext ctx)
+    // The aggregation on an array: no interface call per program on the lookup path. A run that faults counts as
+    // SK_DROP when containFaults is set (lookups through the hook: fail closed, docs/sk-lookup-runtime.md,
+    // "Faults"); test runs rethrow the error. The loop itself holds no exception handler, which would keep the
+    // run and its state out of registers: a fault leaves it, is handled here, and the loop resumes after it.
+    static HookVerdict Aggregate(SkLookupProgram[] programs, SkLookupContext ctx, bool containFaults)
     {
-        nint selected = 0;
-        bool noReuseport = false, allPass = true;
-        foreach (var program in programs)
+        var state = new RunArrayState { AllPass = true };
+        while (true)
         {
+            try
+            {
+                RunFrom(programs, ctx, ref state);
+                break;
+            }
+            catch (Exception e) when (SkLookupProgram.IsRunFault(e))
+            {
+                var error = programs[state.Next].Faulted(e);
+                if (!containFaults) throw error;
+                state.AllPass = false;
+                state.Next++;
+            }
+        }
+        ctx.SelectedSocket = state.Selected;
+        ctx.NoReuseport = state.NoReuseport;
+        return new HookVerdict(state.AllPass || state.Selected != 0, state.Selected, state.NoReuseport);
+    }
+
+    /// <summary>BPF_PROG_SK_LOOKUP_RUN_ARRAY from program <see cref="RunArrayState.Next"/> on.</summary>
+    // The selection lives in locals (registers); the state is written only when it changes, and Next before each
+    // run, so that a fault finds it exact.
+    static void RunFrom(SkLookupProgram[] programs, SkLookupContext ctx, ref RunArrayState state)
+    {
+        nint selected = state.Selected;
+        bool noReuseport = state.NoReuseport;
+        for (int i = state.Next; i < programs.Length; i++)
+        {
+            state.Next = i;
             ctx.SelectedSocket = selected;
             ctx.NoReuseport = noReuseport;
-            uint ret = program.Run(ctx.Address);
+            uint ret = programs[i].RunUnguarded(ctx.Address);
             if (ret == SkLookupLayout.SkPass && ctx.SelectedSocket != 0)
             {
-                selected = ctx.SelectedSocket;
-                noReuseport = ctx.NoReuseport;
+                state.Selected = selected = ctx.SelectedSocket;
+                state.NoReuseport = noReuseport = ctx.NoReuseport;
             }
             else if (ret == SkLookupLayout.SkDrop)
             {
-                allPass = false;
+                state.AllPass = false;
             }
         }
-        ctx.SelectedSocket = selected;
-        ctx.NoReuseport = noReuseport;
-        return new HookVerdict(allPass || selected != 0, selected, noReuseport);
+        state.Next = programs.Length;
+    }
+
+    /// <summary>Where a run of the array stands: the next program, the kept selection, whether every program passed.</summary>
+    struct RunArrayState
+    {
+        public int Next;
+        public nint Selected;
+        public bool NoReuseport, AllPass;
     }
 }
 

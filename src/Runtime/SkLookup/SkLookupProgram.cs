@@ -92,11 +92,57 @@ public sealed class SkLookupProgram
         return sum;
     }
 
-    /// <summary>Runs once on the context block at <paramref name="ctx"/> and returns r0 truncated to 32 bits, as the kernel's run array does.</summary>
+    /// <summary>
+    /// How many runs of this program ended in a fault or another runtime error (a <see cref="Checked.BpfFaultException"/>
+    /// or <see cref="BpfRuntimeException"/>): counted always, unlike <see cref="RunCount"/>, since a fault is an event
+    /// an operator must see. Through the hook each one counted as SK_DROP for its lookup.
+    /// </summary>
+    public long FaultCount => Interlocked.Read(ref _faults);
+
+    /// <summary>The error of the latest faulting run, or null.</summary>
+    public BpfException? LastFault => Volatile.Read(ref _lastFault);
+
+    long _faults;
+    BpfException? _lastFault;
+
+    /// <summary>
+    /// Runs once on the context block at <paramref name="ctx"/> and returns r0 truncated to 32 bits, as the kernel's run
+    /// array does. A run that faults throws a <see cref="Checked.BpfFaultException"/> naming this program (a
+    /// <see cref="NullReferenceException"/> or <see cref="DivideByZeroException"/> from unguarded code is turned into
+    /// one), or a <see cref="BpfRuntimeException"/>; either is counted in <see cref="FaultCount"/>, and a bpf_spin_lock
+    /// the run held is released.
+    /// </summary>
     public uint Run(nint ctx)
+    {
+        try
+        {
+            return RunUnguarded(ctx);
+        }
+        catch (Exception e) when (IsRunFault(e))
+        {
+            throw Faulted(e);
+        }
+    }
+
+    /// <summary>A run without the handler <see cref="Run"/> adds: the hook's run array handles faults once for all its programs.</summary>
+    internal uint RunUnguarded(nint ctx)
     {
         if (!BpfStats.Enabled) return (uint)_entry((ulong)ctx, 0);
         return RunCounted(ctx);
+    }
+
+    /// <summary>True for what a program run may raise: a <see cref="BpfException"/>, or the runtime's own errors from unguarded code.</summary>
+    internal static bool IsRunFault(Exception e) => e is BpfException or NullReferenceException or DivideByZeroException;
+
+    /// <summary>Cleans up after a faulting run (a held bpf_spin_lock), counts and names it; returns the typed error.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal BpfException Faulted(Exception e)
+    {
+        KernelHelpers.ReleaseSpinLockAfterFault();
+        BpfException error = Checked.BpfFaultException.FromRunException(e)?.InProgram(Name) ?? (BpfException)e;
+        Interlocked.Increment(ref _faults);
+        Volatile.Write(ref _lastFault, error);
+        return error;
     }
 
     // With statistics on: the run and its time go to the current processor's counters (exact under concurrency).
