@@ -102,6 +102,19 @@ public class PerProgramCliTests
         return (code, o.ToString());
     }
 
+    /// <summary>
+    /// <c>bpfjit run</c> creates the object's maps and stores its initial inner maps (<c>.values = { [1] = &amp;port1_tenant }</c>):
+    /// port 7001 reaches tenant 0 through by_port[1], whose SOCKMAP is empty (SK_DROP); port 7009 has no entry (SK_PASS).
+    /// </summary>
+    [TestCaseSource(typeof(Engines), nameof(Engines.Names))]
+    public void RunInstallsTheObjectsInitialInnerMaps(string engine)
+    {
+        string RunTo(string to) => Run((a, o, e) => BpfJit.Cli.Cli.Run(["run", .. a], o, e),
+            Object("map_in_map_select"), "--proto", "tcp", "--from", "127.0.0.2:5000", "--to", to, "--engine", engine).Out;
+        Assert.That(RunTo("127.0.0.1:7001"), Does.Contain("retval 0 (SK_DROP), no socket selected"));
+        Assert.That(RunTo("127.0.0.1:7009"), Does.Contain("retval 1 (SK_PASS), no socket selected"));
+    }
+
     [Test]
     public void VerifyReportsEachProgram()
     {

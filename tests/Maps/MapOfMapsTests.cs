@@ -169,6 +169,7 @@ public class MapOfMapsTests
         Assert.That(outer.SetMap(0, inner), Is.EqualTo(0));
         inner.Dispose();
         Assert.That(inner.IsDisposed, Is.True);
+        Assert.That(inner.IsLive, Is.True, "the slot holds a reference");
         // The owner's use ended, so its id no longer names it for new updates (the kernel's closed fd) ...
         Assert.That(BpfMap.FromId(inner.Id), Is.Null);
         // ... but the slot still holds it, and programs still reach it through the outer map.
@@ -183,6 +184,7 @@ public class MapOfMapsTests
         }
         Assert.That(outer.Delete(BitConverter.GetBytes(0u)), Is.EqualTo(0));
         Assert.That(outer.GetMap(BitConverter.GetBytes(0u)), Is.Null);
+        Assert.That(inner.IsLive, Is.False, "the last reference went with the slot");
     }
 
     /// <summary>

@@ -139,6 +139,12 @@ public abstract unsafe class BpfMap : IDisposable
     /// <summary>True once disposed.</summary>
     public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
+    /// <summary>
+    /// True while programs may still reach the map: until its owner disposed it and no map-in-map holds it
+    /// (a disposed map stored in an outer map is still live).
+    /// </summary>
+    public bool IsLive => Volatile.Read(ref _refs) > 0;
+
     /// <summary>Resolves a program's map pointer to its map: two dependent loads, no lookup structure.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static BpfMap FromHandle(ulong handle) => s_registry[*(int*)handle]!;
@@ -352,7 +358,7 @@ public abstract unsafe class BpfMap : IDisposable
     internal static IEnumerable<BpfMap> LiveMaps()
     {
         foreach (var map in Volatile.Read(ref s_registry))
-            if (map != null && Volatile.Read(ref map._refs) > 0) yield return map;
+            if (map is { IsLive: true }) yield return map;
     }
 
     /// <summary>How far past a value checked mode still attributes an access to it, in bytes.</summary>
