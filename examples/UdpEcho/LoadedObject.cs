@@ -42,8 +42,7 @@ public sealed class LoadedObject
         var maps = new List<BpfMap>();
         foreach (MapSpec m in spec.Maps)
         {
-            var map = MapFactory.Create(new MapDefinition(m.Name, (MapType)(int)m.Type,
-                (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags));
+            var map = MapFactory.Create(ObjectMaps.Definition(m));          // a map-in-map gets its template
             if (m.InitialValue is { } initial)
             {
                 var value = new byte[map.UserValueSize];
@@ -54,6 +53,7 @@ public sealed class LoadedObject
             }
             maps.Add(map);
         }
+        ObjectMaps.InstallInnerMaps(spec.Maps, name => maps.Find(x => x.Name == name)); // .values = { [0] = &inner }
         var programs = new Dictionary<string, SkLookupProgram>();
         foreach (ProgramSpec p in spec.Programs.Where(p => p.IsSupported))
         {

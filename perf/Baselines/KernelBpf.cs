@@ -13,7 +13,7 @@ namespace BpfJit.Baselines;
 public static unsafe class KernelBpf
 {
     const long SysBpf = 321;
-    const int MapCreate = 0, MapUpdateElem = 2, ProgLoad = 5, ProgTestRun = 10;
+    const int MapCreate = 0, MapLookupElem = 1, MapUpdateElem = 2, MapDeleteElem = 3, ProgLoad = 5, ProgTestRun = 10;
     const uint ProgTypeSkLookup = 30, AttachSkLookup = 36;
 
     [DllImport("libc", SetLastError = true)]
@@ -54,8 +54,11 @@ public static unsafe class KernelBpf
         }
     }
 
-    /// <summary>Creates a map; returns the fd or a negative errno.</summary>
-    public static int CreateMap(uint type, int keySize, int valueSize, int maxEntries, uint flags)
+    /// <summary>
+    /// Creates a map; returns the fd or a negative errno. <paramref name="innerMapFd"/> is the inner_map_fd of a
+    /// map-in-map (the map whose shape every stored map must have); 0 leaves it unset.
+    /// </summary>
+    public static int CreateMap(uint type, int keySize, int valueSize, int maxEntries, uint flags, int innerMapFd = 0)
     {
         var attr = new byte[128];
         fixed (byte* p = attr)
@@ -65,6 +68,7 @@ public static unsafe class KernelBpf
             *(uint*)(p + 8) = (uint)valueSize;
             *(uint*)(p + 12) = (uint)maxEntries;
             *(uint*)(p + 16) = flags;
+            *(int*)(p + 20) = innerMapFd;
             long fd = syscall(SysBpf, MapCreate, p, attr.Length);
             return fd < 0 ? -Marshal.GetLastPInvokeError() : (int)fd;
         }
@@ -81,6 +85,33 @@ public static unsafe class KernelBpf
             *(ulong*)(p + 16) = (ulong)v;
             *(ulong*)(p + 24) = flags;
             long r = syscall(SysBpf, MapUpdateElem, p, attr.Length);
+            return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
+        }
+    }
+
+    /// <summary>BPF_MAP_LOOKUP_ELEM; returns 0 or a negative errno.</summary>
+    public static int LookupElem(int mapFd, ReadOnlySpan<byte> key, Span<byte> value)
+    {
+        var attr = new byte[32];
+        fixed (byte* k = key, v = value, p = attr)
+        {
+            *(uint*)(p + 0) = (uint)mapFd;
+            *(ulong*)(p + 8) = (ulong)k;
+            *(ulong*)(p + 16) = (ulong)v;
+            long r = syscall(SysBpf, MapLookupElem, p, attr.Length);
+            return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
+        }
+    }
+
+    /// <summary>BPF_MAP_DELETE_ELEM; returns 0 or a negative errno.</summary>
+    public static int DeleteElem(int mapFd, ReadOnlySpan<byte> key)
+    {
+        var attr = new byte[32];
+        fixed (byte* k = key, p = attr)
+        {
+            *(uint*)(p + 0) = (uint)mapFd;
+            *(ulong*)(p + 8) = (ulong)k;
+            long r = syscall(SysBpf, MapDeleteElem, p, attr.Length);
             return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
         }
     }

@@ -48,7 +48,7 @@ internal sealed partial class Checker
 
     int MapIndex(int imm)
     {
-        if (imm < 0 || imm >= _maps.Count) throw Err($"fd {imm} is not pointing to valid bpf_map");
+        if (imm < 0 || imm >= _opt.Maps.Count) throw Err($"fd {imm} is not pointing to valid bpf_map");
         return imm;
     }
 
@@ -114,12 +114,10 @@ internal sealed partial class Checker
                 {
                     if (meta.MapIndex < 0) throw Err($"kernel subsystem misconfigured verifier: {helper.Name} returns a map value but takes no map");
                     var map = Map(meta.MapIndex);
-                    // Linux returns the inner map (map_ptr_or_null) of a map-in-map; BpfJit models no inner
-                    // maps yet, and treating the slot as a map value would let a program write through it.
-                    if (map.Type is MapType.ArrayOfMaps or MapType.HashOfMaps)
-                        throw Err($"{helper.Name} of map-in-map {map.Name} ({map.Type}) is not supported by BpfJit");
-                    // An array lookup with a constant in-range key cannot fail (can_elide_value_nullness).
-                    if (HelperNames.Name(id) == "bpf_map_lookup_elem" && meta.ConstKey >= 0 && meta.ConstKey < map.MaxEntries)
+                    // An array lookup with a constant in-range key cannot fail (can_elide_value_nullness), unless the
+                    // array is an inner map whose size may differ from its template's (BPF_F_INNER_MAP).
+                    if (HelperNames.Name(id) == "bpf_map_lookup_elem" && meta.ConstKey >= 0 && meta.ConstKey < map.MaxEntries
+                        && (map.Flags & MapFlagInnerMap) == 0)
                     {
                         regs[0] = RegState.Pointer(RegType.PtrToMapValue, 0, meta.MapIndex);
                         // Each lookup is its own element for bpf_spin_unlock, even without a NULL check to keep an id.
@@ -158,6 +156,9 @@ internal sealed partial class Checker
                 }
         }
     }
+
+    /// <summary>BPF_F_INNER_MAP: an inner ARRAY whose max_entries may differ from its template's.</summary>
+    const uint MapFlagInnerMap = 1u << 12;
 
     static bool RequiresMap(HelperProto proto) =>
         proto.Args.Any(a => a is ArgType.PtrToMapKey or ArgType.PtrToMapValue or ArgType.PtrToUninitMapValue);

@@ -168,10 +168,16 @@ internal sealed partial class Checker
         });
     }
 
-    /// <summary>The non-NULL type of a nullable pointer (a SOCKMAP/SOCKHASH value is a socket); the id stays.</summary>
+    /// <summary>
+    /// The non-NULL type of a nullable pointer (the kernel's mark_ptr_not_null_reg): a map-in-map's element is
+    /// its inner map, a map pointer typed by the template (inner_map_meta); a SOCKMAP/SOCKHASH value is a
+    /// socket. The id stays.
+    /// </summary>
     void MarkPtrNotNull(ref RegState r)
     {
-        if (r.Type == RegType.PtrToMapValueOrNull && _maps[r.Aux].IsSockMap) r.Type = RegType.PtrToSocket;
+        if (r.Type == RegType.PtrToMapValueOrNull && _innerMeta.TryGetValue(r.Aux, out int meta))
+            r = RegState.Pointer(RegType.ConstPtrToMap, 0, meta) with { Id = r.Id };
+        else if (r.Type == RegType.PtrToMapValueOrNull && _maps[r.Aux].IsSockMap) r.Type = RegType.PtrToSocket;
         else r.Type = RegTypeNames.NonNull(r.Type);
     }
 

@@ -22,6 +22,8 @@ internal sealed partial class Checker
     readonly VerifierOptions _opt;
     readonly HelperTable _helpers;
     readonly IReadOnlyList<MapInfo> _maps;
+    // Outer map index → index of its inner map meta in _maps.
+    readonly Dictionary<int, int> _innerMeta;
     readonly StringBuilder _log = new();
     readonly InsnFacts[] _facts;
     readonly int[] _stackDepth;
@@ -55,7 +57,7 @@ internal sealed partial class Checker
         _insns = insns;
         _opt = options;
         _helpers = options.Helpers;
-        _maps = options.Maps;
+        (_maps, _innerMeta) = WithInnerMetas(options.Maps);
         _facts = new InsnFacts[insns.Count];
         for (int i = 0; i < _facts.Length; i++) _facts[i] = new InsnFacts();
         _stackDepth = new int[Math.Max(1, insns.Count)];
@@ -392,6 +394,25 @@ internal sealed partial class Checker
     }
 
     MapInfo Map(int index) => _maps[index];
+
+    /// <summary>
+    /// The program's maps, then the template of each map-in-map (the kernel's inner_map_meta) at an index past
+    /// them, which a non-NULL lookup result of the outer map points to. No ld_imm64 can name those indexes, and
+    /// the facts never resolve them to a live map: which inner map a lookup returns is known only at run time.
+    /// </summary>
+    static (IReadOnlyList<MapInfo> Maps, Dictionary<int, int> InnerMeta) WithInnerMetas(IReadOnlyList<MapInfo> maps)
+    {
+        var inner = new Dictionary<int, int>();
+        if (!maps.Any(m => m.InnerMap != null)) return (maps, inner);
+        var all = maps.ToList();
+        for (int i = 0; i < maps.Count; i++)
+        {
+            if (maps[i].InnerMap is not { } meta) continue;
+            inner[i] = all.Count;
+            all.Add(meta);
+        }
+        return (all, inner);
+    }
 
     string RegName(in RegState r) => StateFormatter.TypeName(r);
 

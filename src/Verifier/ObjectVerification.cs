@@ -18,7 +18,7 @@ public static class ObjectVerification
         bool frozenConstant = map.Frozen && (map.Flags & MapSpec.FlagReadOnlyProgram) != 0 && map.MaxEntries == 1;
         return new MapInfo(map.Name, map.Type, checked((int)map.KeySize), checked((int)map.ValueSize),
             checked((int)map.MaxEntries), map.Flags, readOnly, frozenConstant ? map.InitialValue : null,
-            SpinLockOffset: map.SpinLockOffset, HasBtf: map.BtfValueTypeId != 0);
+            SpinLockOffset: map.SpinLockOffset, HasBtf: map.BtfValueTypeId != 0, InnerMap: map.InnerMap is { } inner ? ToMapInfo(inner) : null);
     }
 
     /// <summary>The verifier options for <paramref name="program"/> of <paramref name="collection"/>.</summary>

@@ -20,9 +20,18 @@ public static class KernelBpf
         if (!Kernel.Available) Assert.Ignore("kernel oracle unavailable: " + Kernel.UnavailableReason);
     }
 
-    /// <summary>Creates a map; returns the fd or a negative errno.</summary>
-    public static int CreateMap(uint type, int keySize, int valueSize, int maxEntries, uint flags) =>
-        Kernel.CreateMap(type, keySize, valueSize, maxEntries, flags);
+    /// <summary>Creates a map; returns the fd or a negative errno. <paramref name="innerMapFd"/>: a map-in-map's inner_map_fd.</summary>
+    public static int CreateMap(uint type, int keySize, int valueSize, int maxEntries, uint flags, int innerMapFd = 0) =>
+        Kernel.CreateMap(type, keySize, valueSize, maxEntries, flags, innerMapFd);
+
+    /// <summary>BPF_MAP_UPDATE_ELEM; 0 or a negative errno.</summary>
+    public static int Update(int fd, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags = 0) => Kernel.UpdateElem(fd, key, value, flags);
+
+    /// <summary>BPF_MAP_LOOKUP_ELEM; 0 or a negative errno.</summary>
+    public static int Lookup(int fd, ReadOnlySpan<byte> key, Span<byte> value) => Kernel.LookupElem(fd, key, value);
+
+    /// <summary>BPF_MAP_DELETE_ELEM; 0 or a negative errno.</summary>
+    public static int Delete(int fd, ReadOnlySpan<byte> key) => Kernel.DeleteElem(fd, key);
 
     /// <summary>Closes a descriptor.</summary>
     public static void Close(int fd) => Kernel.Close(fd);

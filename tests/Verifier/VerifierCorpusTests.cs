@@ -44,7 +44,8 @@ public class VerifierCorpusTests
                 uint flags = m.Flags | (m.IsReadOnly ? 0x80u : 0);
                 int fd = m.SpinLockOffset >= 0
                     ? KernelBtf.CreateMapWithSpinLock((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, flags, m.SpinLockOffset)
-                    : KernelBpf.CreateMap((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, flags);
+                    : KernelBpf.CreateMap((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, flags,
+                        m.InnerMap is { } inner ? fds[c.Maps.ToList().FindIndex(x => x.Name == inner.Name)] : 0);
                 if (fd < 0) Assert.Fail($"BPF_MAP_CREATE {m} failed: errno {-fd}");
                 fds.Add(fd);
             }

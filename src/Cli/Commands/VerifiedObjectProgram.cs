@@ -61,7 +61,7 @@ public sealed class VerifiedObjectProgram : IDisposable
             {
                 var (key, value, entries) = sizes != null && sizes.TryGetValue(m.Name, out var given) ? given : ((int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries);
                 BpfMap map;
-                try { map = MapFactory.Create(new MapDefinition(m.Name, (MapType)(int)m.Type, key, value, entries, m.Flags)); }
+                try { map = MapFactory.Create(ObjectMaps.Definition(m) with { KeySize = key, ValueSize = value, MaxEntries = entries }); }
                 catch (MapCreateException e) { throw new BpfException($"{path}: {e.Message}", e); }
                 maps.Add(map);
                 if (m.InitialValue is { } init)
@@ -72,6 +72,7 @@ public sealed class VerifiedObjectProgram : IDisposable
                     if (m.Frozen) map.Freeze();
                 }
             }
+            ObjectMaps.InstallInnerMaps(collection.Maps, name => maps.Find(m => m.Name == name));
             var helpers = BpfJit.Runtime.SkLookup.SkLookupHelpers.CreateTable();
             var facts = new SkLookupProgramVerifier().VerifyWithFacts(spec, maps, helpers);
             var code = CtxLoadRewriter.Rewrite(ProgramBinder.Bind(spec.Instructions, maps).Code);

@@ -136,6 +136,8 @@ public sealed class ProgramHost : IDisposable
         if (!program.IsSupported)
             throw new BpfException($"{path}: section {program.SectionName}: program {program.Name}: program type {program.Type} is not supported (only sk_lookup)");
         var maps = spec.Maps.Select(m => Scenario?.Maps.GetValueOrDefault(m.Name) ?? CreateMap(path, m)).ToList();
+        // A scenario's object already has its initial inner maps; the maps made here get them now.
+        if (Scenario == null) ObjectMaps.InstallInnerMaps(spec.Maps, name => maps.Find(m => m.Name == name));
         var helpers = SkLookupHelpers.CreateTable();
         ProgramFacts? facts = null;
         try
@@ -157,7 +159,7 @@ public sealed class ProgramHost : IDisposable
         BpfMap map;
         try
         {
-            map = MapFactory.Create(new MapDefinition(m.Name, (MapType)(int)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags));
+            map = MapFactory.Create(ObjectMaps.Definition(m));
         }
         catch (MapCreateException e)
         {

@@ -20,7 +20,9 @@ namespace BpfJit.Runtime.Maps;
 /// <c>+24 u64</c> the base of the value area for ARRAY maps (0 otherwise).
 /// </para>
 /// <para>
-/// A map must outlive the programs bound to it: dispose it only after they are unloaded.
+/// A map must outlive the programs bound to it: dispose it only after they are unloaded. A map stored in a
+/// map-in-map (<see cref="MapOfMaps"/>) stays alive while it is there, as the kernel's reference from the
+/// outer map keeps an inner map whose fd was closed: <see cref="Dispose()"/> then only ends the owner's use.
 /// </para>
 /// </summary>
 public abstract unsafe class BpfMap : IDisposable
@@ -34,18 +36,22 @@ public abstract unsafe class BpfMap : IDisposable
     static BpfMap?[] s_registry = new BpfMap?[16];
     static readonly Stack<int> s_freeIndexes = new();
     static int s_used;
+    static int s_lastId;
     static readonly Lock s_registryLock = new();
 
     readonly byte* _header;
     readonly int _index;
     int _disposed;
     int _frozen;
+    // The owner's reference plus one per map-in-map slot holding this map; memory goes when it reaches 0.
+    int _refs = 1;
 
     /// <summary>Creates a map and registers its handle. Attributes must already be validated (see <see cref="MapFactory"/>).</summary>
     protected BpfMap(MapDefinition definition)
     {
         ArgumentNullException.ThrowIfNull(definition);
         Definition = definition;
+        Id = (uint)Interlocked.Increment(ref s_lastId);
         _header = Native.Alloc(HeaderSize, HeaderSize);
         lock (s_registryLock)
         {
@@ -74,6 +80,20 @@ public abstract unsafe class BpfMap : IDisposable
 
     /// <summary>The map's name.</summary>
     public string Name => Definition.Name;
+
+    /// <summary>
+    /// The map's id, unique in the process, never reused (the kernel's map id): what a map-in-map's
+    /// userspace lookup returns and its byte-API update takes in place of the kernel's map fd.
+    /// </summary>
+    public uint Id { get; }
+
+    /// <summary>The live (not disposed) map with id <paramref name="id"/>, or null: the kernel's fd-to-map step of an update of a map-in-map.</summary>
+    public static BpfMap? FromId(uint id)
+    {
+        foreach (var map in Volatile.Read(ref s_registry))
+            if (map is { IsDisposed: false } && map.Id == id) return map;
+        return null;
+    }
 
     /// <summary>The map type.</summary>
     public MapType Type => Definition.Type;
@@ -118,6 +138,12 @@ public abstract unsafe class BpfMap : IDisposable
 
     /// <summary>True once disposed.</summary>
     public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>
+    /// True while programs may still reach the map: until its owner disposed it and no map-in-map holds it
+    /// (a disposed map stored in an outer map is still live).
+    /// </summary>
+    public bool IsLive => Volatile.Read(ref _refs) > 0;
 
     /// <summary>Resolves a program's map pointer to its map: two dependent loads, no lookup structure.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -303,11 +329,24 @@ public abstract unsafe class BpfMap : IDisposable
 
     // ---- lifetime --------------------------------------------------------------------------------
 
-    /// <summary>Unregisters the map and frees its memory once no running program can read it.</summary>
+    /// <summary>
+    /// Ends the owner's use of the map. It is unregistered and its memory freed once no running program can
+    /// read it and no map-in-map holds it.
+    /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         GC.SuppressFinalize(this);
+        Release();
+    }
+
+    /// <summary>A map-in-map slot takes a reference (bpf_map_inc): the map stays alive while it is stored.</summary>
+    internal void AddRef() => Interlocked.Increment(ref _refs);
+
+    /// <summary>Drops a reference (bpf_map_put); the last one frees the map after the programs running now end.</summary>
+    internal void Release()
+    {
+        if (Interlocked.Decrement(ref _refs) != 0) return;
         byte* header = _header;
         int index = _index;
         MapEpoch.Retire(() =>
@@ -327,11 +366,11 @@ public abstract unsafe class BpfMap : IDisposable
 
     // ---- checked mode ------------------------------------------------------------------------------
 
-    /// <summary>The maps not yet disposed (checked mode walks them).</summary>
+    /// <summary>The maps not yet freed, including disposed ones a map-in-map still holds (checked mode walks them).</summary>
     internal static IEnumerable<BpfMap> LiveMaps()
     {
         foreach (var map in Volatile.Read(ref s_registry))
-            if (map is { IsDisposed: false }) yield return map;
+            if (map is { IsLive: true }) yield return map;
     }
 
     /// <summary>How far past a value checked mode still attributes an access to it, in bytes.</summary>

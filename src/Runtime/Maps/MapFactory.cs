@@ -11,7 +11,12 @@ namespace BpfJit.Runtime.Maps;
 /// <param name="MaxEntries">Maximum entries (byte size for RINGBUF).</param>
 /// <param name="Flags">BPF_F_* creation flags (<see cref="MapFlags"/>).</param>
 /// <param name="SpinLockOffset">Offset of a struct bpf_spin_lock in the value (from BTF), or -1.</param>
-public sealed record MapDefinition(string Name, MapType Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, int SpinLockOffset = -1);
+/// <param name="InnerMap">
+/// For ARRAY_OF_MAPS and HASH_OF_MAPS: the template every stored map must match (the kernel takes a live map's
+/// fd, inner_map_fd; here its <see cref="BpfMap.Definition"/> or the object's inner map declaration).
+/// </param>
+public sealed record MapDefinition(string Name, MapType Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, int SpinLockOffset = -1,
+    MapDefinition? InnerMap = null);
 
 /// <summary>A map could not be created: the kernel's BPF_MAP_CREATE would have failed with <see cref="Errno"/>.</summary>
 public sealed class MapCreateException : BpfException
@@ -141,6 +146,10 @@ public static class MapFactory
                 CheckSpinLock(d, allowed: false);
                 return new RingBufMap(d);
 
+            case MapType.ArrayOfMaps:
+            case MapType.HashOfMaps:
+                return MapOfMaps.Create(d);
+
             case MapType.Unspec:
                 Fail(d, Errno.EINVAL, "map type UNSPEC");
                 break;
@@ -149,7 +158,7 @@ public static class MapFactory
         return null!;
     }
 
-    static void CheckCommon(MapDefinition d)
+    internal static void CheckCommon(MapDefinition d)
     {
         if (d.KeySize == 0 || d.ValueSize == 0 || d.MaxEntries == 0)
             Fail(d, Errno.EINVAL, $"key_size {d.KeySize}, value_size {d.ValueSize} and max_entries {d.MaxEntries} must be non-zero");
@@ -157,7 +166,7 @@ public static class MapFactory
         if ((long)Native.Round8(d.ValueSize) * d.MaxEntries > int.MaxValue * 4L) Fail(d, Errno.ENOMEM, "the map is too large");
     }
 
-    static void CheckFlags(MapDefinition d, uint allowed)
+    internal static void CheckFlags(MapDefinition d, uint allowed)
     {
         if ((d.Flags & ~allowed) != 0) Fail(d, Errno.EINVAL, $"flags 0x{d.Flags:x} not valid for this type");
         if ((d.Flags & MapFlags.ReadOnly) != 0 && (d.Flags & MapFlags.WriteOnly) != 0) Fail(d, Errno.EINVAL, "BPF_F_RDONLY and BPF_F_WRONLY together");
@@ -172,5 +181,5 @@ public static class MapFactory
             Fail(d, Errno.EINVAL, $"bpf_spin_lock at offset {d.SpinLockOffset} does not fit the value");
     }
 
-    static void Fail(MapDefinition d, int errno, string reason) => throw new MapCreateException(d.Name, d.Type, errno, reason);
+    internal static void Fail(MapDefinition d, int errno, string reason) => throw new MapCreateException(d.Name, d.Type, errno, reason);
 }

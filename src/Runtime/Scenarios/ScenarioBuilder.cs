@@ -134,7 +134,7 @@ public sealed partial class ScenarioBuilder
             bool patched = definitions.TryGetValue(m.Name, out var over);
             var def = patched
                 ? over.Def
-                : new MapDefinition(m.Name, (MapType)(int)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags, m.SpinLockOffset);
+                : ObjectMaps.Definition(m);
             var map = CreateMap(patched ? over.Node : node, def);
             if (m.InitialValue is { } init)
             {
@@ -149,6 +149,8 @@ public sealed partial class ScenarioBuilder
             maps.Add(map);
             _env.Maps[m.Name] = map;
         }
+        try { ObjectMaps.InstallInnerMaps(spec.Maps, name => _env.Maps.GetValueOrDefault(name)); }
+        catch (BpfException e) { throw node.Error(e.Message); }
         _objectMaps = maps;
         foreach (var p in spec.Programs)
             if (p.IsSupported) _objectPrograms[p.Name] = p;

@@ -1,0 +1,46 @@
+using BpfJit.Frontend;
+using BpfJit.Frontend.Elf;
+
+namespace BpfJit.Runtime.Maps;
+
+/// <summary>
+/// Turning an object's map declarations (<see cref="MapSpec"/>) into live maps, the steps every host shares
+/// (the scenario builder, <c>bpfjit run</c>, <c>bpfjit verify --run</c>): the creation attributes, with a
+/// map-in-map's template, and, once all the object's maps exist, the maps the object puts in map-in-map slots.
+/// </summary>
+public static class ObjectMaps
+{
+    /// <summary>The BPF_MAP_CREATE attributes of <paramref name="spec"/>, with its inner map as the template of a map-in-map.</summary>
+    public static MapDefinition Definition(MapSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return new MapDefinition(spec.Name, (MapType)(int)spec.Type, checked((int)spec.KeySize), checked((int)spec.ValueSize),
+            checked((int)spec.MaxEntries), spec.Flags, spec.SpinLockOffset, spec.InnerMap is { } inner ? Definition(inner) : null);
+    }
+
+    /// <summary>
+    /// Stores each map-in-map's initial maps (<c>.values = { [0] = &amp;inner }</c>, <see cref="MapSpec.InitialInnerMaps"/>)
+    /// as libbpf does after creating the object's maps: <paramref name="live"/> gives the live map of a spec by name.
+    /// Throws <see cref="BpfException"/> naming the map and slot with the kernel's errno when a map does not fit.
+    /// </summary>
+    public static void InstallInnerMaps(IEnumerable<MapSpec> specs, Func<string, BpfMap?> live)
+    {
+        ArgumentNullException.ThrowIfNull(specs);
+        ArgumentNullException.ThrowIfNull(live);
+        foreach (var spec in specs)
+        {
+            if (spec.InitialInnerMaps.Count == 0) continue;
+            if (live(spec.Name) is not MapOfMaps outer)
+                throw new BpfException($"map {spec.Name}: initial inner maps need a map-in-map, not {live(spec.Name)?.Type.ToString() ?? "nothing"}");
+            foreach (var (slot, name) in spec.InitialInnerMaps.OrderBy(e => e.Key))
+            {
+                var inner = live(name) ?? throw new BpfException($"map {spec.Name}: slot {slot}: no map named '{name}'");
+                // A HASH_OF_MAPS slot is a key of the outer map's key size whose first bytes are the u32 slot.
+                var key = new byte[outer.KeySize];
+                BitConverter.TryWriteBytes(key, slot);
+                int err = outer.SetMap(key, inner);
+                if (err != 0) throw new BpfException($"map {spec.Name}: slot {slot}: cannot store map {name} (-{Errno.Name(-err)})");
+            }
+        }
+    }
+}
