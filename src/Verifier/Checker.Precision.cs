@@ -93,7 +93,11 @@ internal sealed partial class Checker
 
     void MarkChain(BacktrackSet bt, bool skipCurrent)
     {
-        Apply(_cur, bt, stopAtPrecise: false);
+        // The current state is not marked (as in the kernel): only checkpoints are compared against, and a
+        // mark left in the current state would reach a checkpoint taken later without the walk from there
+        // that earns it, so that walk would stop early and miss what the instructions in between added
+        // (a jump between two registers refining one from the other).
+        DropNonScalars(_cur, bt);
         if (bt.Empty) return;
         var st = _cur;
         int i = st.History.Count - 1 - (skipCurrent ? 1 : 0);
@@ -165,10 +169,36 @@ internal sealed partial class Checker
         return true;
     }
 
+    /// <summary>Registers and slots of the set that hold no scalar in the current state leave it.</summary>
+    static void DropNonScalars(VerifierState st, BacktrackSet bt)
+    {
+        for (int f = 0; f < BacktrackSet.Frames; f++)
+        {
+            if (bt.Regs[f] == 0 && bt.Slots[f] == 0) continue;
+            if (f >= st.Frames.Count)
+            {
+                bt.Regs[f] = 0;
+                bt.Slots[f] = 0;
+                continue;
+            }
+            var fr = st.Frames[f];
+            for (int r = 0; r < 11; r++)
+                if (bt.Reg(f, r) && !fr.Regs[r].IsScalar) bt.ClearReg(f, r);
+            for (int spi = 0; spi < 64; spi++)
+                if (bt.Slot(f, spi) && !(spi < fr.Stack.Allocated / 8 && fr.Stack.IsSpilled(spi) && fr.Stack.Spilled[spi].IsScalar)) bt.ClearSlot(f, spi);
+        }
+    }
+
+    /// <summary>
+    /// A new checkpoint starts with every scalar imprecise (the kernel's mark_all_scalars_imprecise on the
+    /// current state before copying it): its marks must come from walks that pass through it.
+    /// </summary>
+    static void ForgetPrecision(VerifierState st) => st.ForEachReg((ref RegState r) => r.Precise = false);
+
     /// <summary>Marks the set's scalars precise in <paramref name="st"/>; registers and slots that hold no scalar there leave the set.</summary>
     /// <remarks>
-    /// Precise marks are never copied forward (a register or slot written gets a fresh, imprecise
-    /// value), so a scalar precise in a checkpoint was marked by a walk that went on from there.
+    /// Precise marks are never copied forward (the current state is never marked, and a checkpoint
+    /// starts imprecise), so a scalar precise in a checkpoint was marked by a walk that went on from there.
     /// In a checkpoint, a scalar already precise has had its sources marked when it became so: the
     /// walk stops following it there (as the kernel's does), which keeps backtracking linear.
     /// </remarks>
@@ -273,10 +303,11 @@ internal sealed partial class Checker
     /// <summary>The fallback: every scalar of the current path and its checkpoints is precise (mark_all_scalars_precise).</summary>
     void MarkAllPrecise()
     {
-        for (var st = _cur; st != null; st = st.Parent)
+        // The current state is skipped, as the kernel skips it: its marks would leak into later checkpoints.
+        for (var st = _cur.Parent; st != null; st = st.Parent)
         {
             if (st.AllPrecise) break;
-            if (st != _cur) st.AllPrecise = true;
+            st.AllPrecise = true;
             foreach (var fr in st.Frames)
             {
                 for (int r = 0; r < 11; r++) if (fr.Regs[r].IsScalar) fr.Regs[r].Precise = true;

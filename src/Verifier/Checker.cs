@@ -362,6 +362,7 @@ internal sealed partial class Checker
         _prevInsns = _processed;
         _totalStates++;
         _peakStates = Math.Max(_peakStates, ++_liveStates);
+        if (_precision) ForgetPrecision(_cur);
         var cp = _cur.Clone();
         cp.History = _cur.History;
         _cur.History = [];
