@@ -124,6 +124,13 @@ public sealed class InsnFacts
     /// </summary>
     public int MemMap { get; internal set; } = -1;
 
+    /// <summary>
+    /// For a load, store or atomic: true when on some path the base register's offset is not a constant
+    /// (its var_off has unknown bits), so the access is in bounds only through the verifier's range
+    /// reasoning; the JIT keeps a runtime guard there (docs/jit.md, "Runtime guards").
+    /// </summary>
+    public bool VariableOffset { get; internal set; }
+
     internal bool MemMapSeen;
     // The base register's pointer type on the first path that reached this access (the kernel's aux ptr_type).
     internal RegType? PtrTypeSeen;

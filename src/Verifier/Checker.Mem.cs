@@ -73,6 +73,7 @@ internal sealed partial class Checker
         if (f.PtrTypeSeen is { } prev && prev != type && (!MismatchOk(prev) || !MismatchOk(type)))
             throw Err("same insn cannot be used with different pointers");
         f.PtrTypeSeen ??= type;
+        if (!reg.VarOff.IsConst) f.VariableOffset = true;
         int map = type == RegType.PtrToMapValue ? reg.Aux : -1;
         if (!f.MemMapSeen) { f.MemMap = map; f.MemMapSeen = true; }
         else if (f.MemMap != map) f.MemMap = -1;

@@ -40,6 +40,7 @@ public static class ProgramFactsBuilder
                 CtxOffset = f.CtxField != null ? f.CtxOffset : -1,
                 Map = maps != null && f.MapArg >= 0 && f.MapArg < maps.Count ? maps[f.MapArg] : null,
                 MemMap = maps != null && f.MemMap >= 0 && f.MemMap < maps.Count ? maps[f.MemMap] : null,
+                VariableOffset = f.VariableOffset,
             };
         }
         return new ProgramFacts(program, slots, result.MayReadUninitStack, result.StackDepths);

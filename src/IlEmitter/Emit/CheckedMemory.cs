@@ -64,10 +64,20 @@ internal static class CheckedMemory
         c.Call(s_enterStack);
     }
 
-    /// <summary>Before the access of <paramref name="ins"/> through <c>r<paramref name="reg"/> + off</c>: the check (checked mode only).</summary>
+    static readonly MethodInfo s_faultProgram = typeof(JitClosure).GetProperty(nameof(JitClosure.Program))!.GetMethod!;
+
+    /// <summary>
+    /// Before the access of <paramref name="ins"/> through <c>r<paramref name="reg"/> + off</c>: the check.
+    /// Checked mode checks every access; the default build guards an access whose base has a variable
+    /// offset on some path (<see cref="Runtime.SlotFacts.VariableOffset"/>, <see cref="EmitGuard"/>).
+    /// </summary>
     public static void EmitCheck(EmitContext c, Instruction ins, int reg, MemoryAccess access)
     {
-        if (!c.Options.Checked) return;
+        if (!c.Options.Checked)
+        {
+            if (c.Shape.Facts is { } f && f[c.Index].VariableOffset) EmitGuard(c, ins, reg, access, f[c.Index].MemMap);
+            return;
+        }
         c.LdReg(reg);
         if (ins.Offset != 0) { c.LdcI8(ins.Offset); c.Op(OpCodes.Add); }
         c.LdcI4(ins.MemSize switch { MemSize.B => 1, MemSize.H => 2, MemSize.W => 4, _ => 8 });
@@ -92,5 +102,61 @@ internal static class CheckedMemory
         c.LdcI4(c.Index);
         c.LdcI4((int)access);
         c.Call(s_check);
+    }
+
+    /// <summary>
+    /// The default build's guard for a variable-offset access (docs/jit.md, "Runtime guards"): the verifier
+    /// kept it in its region by range reasoning, which a wrong fact would break. A proven map value goes to
+    /// <see cref="MemoryRegions.CheckMapValue"/> (that map's live values only). Anything else first takes one
+    /// unsigned compare against this method's frames, [stack, stack + frames * 512), where every stack pointer
+    /// of the program points; only a miss calls <see cref="MemoryRegions.Check"/> (registered blocks, map values,
+    /// records), which raises <see cref="BpfCheckedModeException"/> (a <see cref="BpfFaultException"/>) when the
+    /// access is in no region.
+    /// </summary>
+    static void EmitGuard(EmitContext c, Instruction ins, int reg, MemoryAccess access, Runtime.Maps.BpfMap? map)
+    {
+        int size = ins.MemSize switch { MemSize.B => 1, MemSize.H => 2, MemSize.W => 4, _ => 8 };
+        // guard = reg + off
+        c.LdReg(reg);
+        if (ins.Offset != 0) { c.LdcI8(ins.Offset); c.Op(OpCodes.Add); }
+        c.Stloc(c.GuardAddress);
+        if (map != null)
+        {
+            c.Note($"guard: variable offset into a value of map {map.Name}");
+            // MemoryRegions.CheckMapValue(guard, size, map handle, closure.Program, index, access)
+            c.Ldloc(c.GuardAddress);
+            c.LdcI4(size);
+            c.LdcI8((long)map.Handle);
+            c.Ldarg(0);
+            c.Call(s_faultProgram);
+            c.LdcI4(c.Index);
+            c.LdcI4((int)access);
+            c.Call(s_checkMapValue);
+            return;
+        }
+        c.Note("guard: variable offset, checked against the stack frames, then every region");
+        var ok = c.DefineLabel();
+        if (c.Shape.StackBytes >= size)
+        {
+            // if (guard - stack <= stackBytes - size) goto ok   (unsigned: below the block wraps to a large value)
+            c.Ldloc(c.GuardAddress);
+            c.Ldloc(c.StackBase);
+            c.Op(OpCodes.Conv_U8);
+            c.Op(OpCodes.Sub);
+            c.LdcI8(c.Shape.StackBytes - size);
+            c.Branch(OpCodes.Ble_Un, ok);
+        }
+        // MemoryRegions.Check(guard, size, stack, stackBytes, closure.Program, index, access)
+        c.Ldloc(c.GuardAddress);
+        c.LdcI4(size);
+        if (c.Shape.StackBytes > 0) { c.Ldloc(c.StackBase); c.Op(OpCodes.Conv_U8); }
+        else c.LdcI8(0);
+        c.LdcI4(c.Shape.StackBytes);
+        c.Ldarg(0);
+        c.Call(s_faultProgram);
+        c.LdcI4(c.Index);
+        c.LdcI4((int)access);
+        c.Call(s_check);
+        c.MarkLabel(ok);
     }
 }

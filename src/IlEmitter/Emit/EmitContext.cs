@@ -62,6 +62,9 @@ internal sealed class EmitContext
     /// <summary>The current frame's may_goto budget (<see cref="Op.MayGotoBudget"/> at frame entry); only with may_goto.</summary>
     public LocalBuilder Loops => _loops ??= Declare(typeof(int), "loops");
 
+    /// <summary>Scratch: the address a runtime guard tests (<see cref="CheckedMemory"/>).</summary>
+    public LocalBuilder GuardAddress => _guardAddress ??= Declare(typeof(ulong), "guard");
+
     /// <summary>Scratch: the u32 key of an inlined array-map lookup.</summary>
     public LocalBuilder Key => _key ??= Declare(typeof(uint), "key");
 
@@ -86,6 +89,8 @@ internal sealed class EmitContext
 
     /// <summary>True when the stack is zeroed when a frame is entered.</summary>
     public bool ZeroesStack => Shape.ZeroesStack(Options);
+
+    LocalBuilder? _guardAddress;
 
     LocalBuilder Declare(Type type, string name)
     {

@@ -32,6 +32,12 @@ public sealed record SlotFacts
 
     /// <summary>For a load, store or atomic: the map whose value the base register points to on every path, else null (checked mode holds the access to that map's values).</summary>
     public BpfMap? MemMap { get; init; }
+
+    /// <summary>
+    /// For a load, store or atomic: the base register's offset is not a constant on some path, so the access
+    /// stays in its region only by the verifier's range reasoning. The JIT guards such an access at run time.
+    /// </summary>
+    public bool VariableOffset { get; init; }
 }
 
 /// <summary>
