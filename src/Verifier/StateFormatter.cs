@@ -58,7 +58,7 @@ internal static class StateFormatter
         if (r.Id != 0) parts.Add($"id={r.Id}");
         if (r.RefObjId != 0) parts.Add($"ref_obj_id={r.RefObjId}");
         if (r.Off != 0) parts.Add($"off={r.Off}");
-        if (r.Type is RegType.PtrToMem or RegType.PtrToMemOrNull or RegType.PtrToArgMem or RegType.PtrToArgMemOrNull) parts.Add($"sz={r.Aux}");
+        if (r.Type is RegType.PtrToMem or RegType.PtrToMemOrNull or RegType.PtrToArgMem or RegType.PtrToArgMemOrNull or RegType.PtrToRdonlyMem) parts.Add($"sz={r.Aux}");
         if (!r.VarOff.IsConst) parts.AddRange(ScalarParts(r));
         return RegTypeNames.Name(r.Type) + "(" + string.Join(",", parts) + ")";
     }
