@@ -86,7 +86,8 @@ public sealed class VerifierOptions
 
     /// <summary>
     /// The names of the kernel functions a kfunc call (<c>call</c> with src 2) refers to, by its immediate
-    /// (the loader's <c>ProgramSpec.KernelFunctions</c>); null when the immediates are kernel BTF ids.
+    /// (the loader's <c>ProgramSpec.KernelFunctions</c>); null when the immediates are BpfJit's kfunc ids
+    /// (<see cref="KfuncTable"/>, as in bound code).
     /// </summary>
     public IReadOnlyList<string>? KernelFunctions { get; init; }
 }

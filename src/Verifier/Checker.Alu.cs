@@ -265,7 +265,8 @@ internal sealed partial class Checker
             throw Err($"R{regno} pointer arithmetic on {RegName(ptr)} prohibited, null-check it first");
         switch (ptr.Type)
         {
-            case RegType.PtrToCtx or RegType.PtrToMapValue or RegType.PtrToMapKey or RegType.PtrToStack or RegType.PtrToMem or RegType.PtrToArgMem or RegType.PtrToFunc:
+            case RegType.PtrToCtx or RegType.PtrToMapValue or RegType.PtrToMapKey or RegType.PtrToStack or RegType.PtrToMem or RegType.PtrToArgMem or RegType.PtrToFunc
+                or RegType.PtrToRdonlyMem:
                 break;
             case RegType.ConstPtrToMap when known && sminVal == 0 && op == AluOp.Add:
                 break;

@@ -98,6 +98,7 @@ internal sealed partial class Checker
         {
             if (_cur.Refs.Count > 0)
                 throw Err(string.Join("\n", _cur.Refs.Select(r => $"Unreleased reference id={r.Id} alloc_insn={r.InsnIdx}")) + "\ntail_call would lead to reference leak");
+            if (_cur.RcuLock) throw Err("tail_call cannot be used inside bpf_rcu_read_lock-ed region");
         }
         if (meta.Subprog >= 0) PushCallback(idx, id, meta);
         var regs = Regs;
@@ -343,6 +344,9 @@ internal sealed partial class Checker
                         }
                         // A spilled pointer may be copied out (into a map too), as root may (allow_ptr_leaks).
                         var kind = st.Kind(spi, k);
+                        if (kind == SlotKind.Iter)
+                            throw Err(reg.VarOff.IsConst ? $"invalid read from stack R{regno} off {min}+{a - min} size {size}"
+                                : $"invalid read from stack R{regno} var_off {reg.VarOff}+{a - min} size {size}");
                         if (kind == SlotKind.Invalid) NoteUninitRead(_cur.Insn);
                         if (kind == SlotKind.Spill && !st.Spilled[spi].IsScalar) _exposesAddress = true;
                     }

@@ -12,7 +12,7 @@ internal sealed partial class Checker
         if (ins.IsCall)
         {
             if (ins.Src == (byte)CallKind.Local) { CallLocal(ins, idx); return true; }
-            if (ins.Src == (byte)CallKind.Kfunc) throw Err(KernelFunctions.Refusal(ins.Imm, _opt.KernelFunctions));
+            if (ins.Src == (byte)CallKind.Kfunc) { CheckKfuncCall(ins, idx); return true; }
             if (_cur.LockMap >= 0 && ins.Imm != KernelHelpers.SpinUnlockId)
                 throw Err("function calls are not allowed while holding a lock");
             CheckHelperCall(ins, idx);
@@ -254,6 +254,7 @@ internal sealed partial class Checker
             var lines = string.Join("\n", _cur.Refs.Select(r => $"Unreleased reference id={r.Id} alloc_insn={r.InsnIdx}"));
             throw Err(lines + "\nBPF_EXIT instruction in main prog would lead to reference leak");
         }
+        if (_cur.RcuLock) throw Err("BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region");
         CheckRead(0);
         var ret = Regs[0];
         if (Frame.Subprog != 0)

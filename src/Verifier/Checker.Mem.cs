@@ -114,6 +114,10 @@ internal sealed partial class Checker
                 if (write) throw Err($"write to change key R{regno} not allowed");
                 CheckMemRegion(regno, reg, off + reg.Off, size, Map(reg.Aux).KeySize, zeroOk: false);
                 break;
+            case RegType.PtrToRdonlyMem:
+                if (write) throw Err($"R{regno} cannot write into {RegName(reg)}");
+                CheckMemRegion(regno, reg, off + reg.Off, size, reg.Aux, zeroOk: false);
+                break;
             case RegType.PtrToMem or RegType.PtrToArgMem:
                 // As root the kernel lets a pointer be stored as data (allow_ptr_leaks); it reads back as a scalar.
                 if (write && valueRegno >= 0 && Regs[valueRegno].IsPointer) _exposesAddress = true;
@@ -178,7 +182,7 @@ internal sealed partial class Checker
         {
             case RegType.PtrToStack: desc = "stack "; strict = true; break;
             case RegType.PtrToMapValue: desc = "value "; break;
-            case RegType.PtrToMem or RegType.PtrToArgMem: desc = ""; break;
+            case RegType.PtrToMem or RegType.PtrToArgMem or RegType.PtrToRdonlyMem: desc = ""; break;
             default: return;
         }
         if (!strict || size == 1) return;
@@ -269,6 +273,7 @@ internal sealed partial class Checker
             {
                 var (spi, k) = Locate((int)a);
                 var kind = st.Kind(spi, k);
+                if (kind == SlotKind.Iter) throw Err($"invalid read from stack R{regno} var_off {reg.VarOff}+{reg.Off + off} size {size}");
                 if (kind == SlotKind.Invalid) NoteUninitRead(idx);
                 if (kind == SlotKind.Spill && !st.Spilled[spi].IsScalar) _exposesAddress = true;
                 if (kind != SlotKind.Zero) allZero = false;
@@ -429,6 +434,8 @@ internal sealed partial class Checker
         for (int i = 0; i < size; i++)
         {
             var kind = st.Kind(spi, (slot - i) % 8);
+            // An iterator's bytes are the kernel's to read (check_stack_read_fixed_off).
+            if (kind == SlotKind.Iter) throw Err($"invalid read from stack off {off}+{i} size {size}");
             if (kind == SlotKind.Invalid) NoteUninitRead(idx);
             if (kind != SlotKind.Zero) allZero = false;
         }

@@ -85,7 +85,7 @@ internal sealed partial class Checker
     {
         int errInsn = -1;
         string? error = null;
-        _info = ProgramInfo.Build(_insns, _helpers, out string? structural, out int at);
+        _info = ProgramInfo.Build(_insns, _helpers, out string? structural, out int at, _opt.KernelFunctions);
         if (structural == null && (structural = PrepareSignatures()) != null) at = 0;
         if (structural != null)
         {
@@ -316,12 +316,31 @@ internal sealed partial class Checker
         bool looping = false;
         bool callsCallback = _info.CallsCallback[idx];
         bool mayGoto = _insns[idx].IsMayGoto;
+        bool iterNext = _info.IterNext[idx];
+        // Checkpoints the kernel always adds (is_force_checkpoint): loops converge on them.
+        bool forced = callsCallback || mayGoto || iterNext;
+        // Inside a loop that is still being explored, a new checkpoint is added only every so often; while none
+        // is to be added, misses are not counted, or the checkpoints of earlier iterations would be dropped.
+        bool addNew = true;
         for (int i = 0; i < list.Count; i++)
         {
             var old = list[i];
             if (old.Branches > 0)
             {
                 looping = true;
+                if (!forced && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) addNew = false;
+                // An iterator loop converges when a state at next() whose iterator is still active falls within
+                // one still being explored (range within); next() is never an infinite loop (is_state_visited).
+                if (iterNext)
+                {
+                    if (_eq.Equal(old, _cur, exact: false, rangeWithin: true) && ActiveIterAtR1())
+                    {
+                        old.Hits++;
+                        PropagatePrecision(old);
+                        return true;
+                    }
+                    goto skipLoopCheck;
+                }
                 // A may_goto loop converges when a state deeper in it falls within one still being
                 // explored at the same may_goto (range within: precision marks are not final yet).
                 if (mayGoto && old.MayGotoDepth != _cur.MayGotoDepth && _eq.Equal(old, _cur, exact: false, rangeWithin: true))
@@ -331,7 +350,7 @@ internal sealed partial class Checker
                     return true;
                 }
                 if (old.Frames.Count == _cur.Frames.Count && old.CallbackUnrollDepth == _cur.CallbackUnrollDepth &&
-                    old.MayGotoDepth == _cur.MayGotoDepth && _eq.Equal(old, _cur, exact: true))
+                    old.MayGotoDepth == _cur.MayGotoDepth && !StateEquivalence.IterDepthsDiffer(old, _cur) && _eq.Equal(old, _cur, exact: true))
                     throw Err($"infinite loop detected at insn {idx}");
                 // Callback iterations converge like the kernel's: a state within one still being
                 // explored at the same helper call adds nothing new.
@@ -348,16 +367,20 @@ internal sealed partial class Checker
                 PropagatePrecision(old);
                 return true;
             }
+        skipLoopCheck:
             // Checkpoints that keep missing are dropped (the kernel's miss_cnt eviction); the
             // paths below them still count their branches through Parent.
-            if (++old.Misses > old.Hits * 3 + 3)
+            // A forced checkpoint still being explored may miss longer: an iterator loop converges against it.
+            int n = forced && old.Branches > 0 ? 64 : 3;
+            if (addNew) old.Misses++;
+            if (old.Misses > old.Hits * n + n)
             {
                 list.RemoveAt(i);
                 _liveStates--;
                 i--;
             }
         }
-        if (looping && !callsCallback && !mayGoto && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) return false;
+        if (looping && !forced && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) return false;
         _prevJmps = _jmpsProcessed;
         _prevInsns = _processed;
         _totalStates++;

@@ -1,8 +1,11 @@
+using BpfJit.Runtime;
+
 namespace BpfJit.Verifier;
 
 /// <summary>
-/// Kernel function (kfunc) calls. BpfJit runs none: there is no kernel behind them. The verifier
-/// rejects such a call where the path reaches it, as Linux rejects a kfunc the program type may not
+/// Kernel function (kfunc) calls. BpfJit runs the few SK_LOOKUP programs can use (<see cref="KfuncTable"/>:
+/// the RCU read section markers and the numeric iterator, checked in Checker.Kfuncs.cs); the verifier
+/// rejects a call to any other where the path reaches it, as Linux rejects a kfunc the program type may not
 /// call (<c>fetch_kfunc_meta</c>), and says when Linux would have allowed it.
 /// </summary>
 internal static class KernelFunctions
@@ -33,12 +36,21 @@ internal static class KernelFunctions
     /// <summary>True when Linux 6.18 lets an SK_LOOKUP program call the kernel function <paramref name="name"/>.</summary>
     public static bool AllowedByLinux(string name) => s_allowedBySkLookup.Contains(name);
 
+    /// <summary>
+    /// The name of the function a kfunc call's immediate <paramref name="imm"/> refers to: an index into
+    /// <paramref name="names"/>, or without names BpfJit's id (<see cref="KfuncTable"/>); null when neither.
+    /// </summary>
+    public static string? Name(int imm, IReadOnlyList<string>? names)
+    {
+        if (names != null) return imm >= 0 && imm < names.Count ? names[imm] : null;
+        return KfuncTable.TryGet(imm, out var f) ? f.Name : null;
+    }
+
     /// <summary>The rejection of a kfunc call whose immediate is <paramref name="imm"/>.</summary>
     public static string Refusal(int imm, IReadOnlyList<string>? names)
     {
-        if (names == null || imm < 0 || imm >= names.Count)
+        if (Name(imm, names) is not { } name)
             return $"calling kernel function kfunc#{imm} is not supported: BpfJit has no kernel BTF to resolve it";
-        string name = names[imm];
         // Linux's wording for a kfunc outside the program type's sets; BpfJit's own for one Linux would run.
         return AllowedByLinux(name)
             ? $"calling kernel function {name} is not supported by BpfJit (Linux allows it for SK_LOOKUP)"

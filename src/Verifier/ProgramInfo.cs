@@ -21,14 +21,20 @@ internal sealed class ProgramInfo
     /// <summary>Helper calls that run a callback (bpf_loop, bpf_for_each_map_elem): always checkpointed, pruned by range.</summary>
     public readonly bool[] CallsCallback;
     public readonly bool[] Reachable;
+    /// <summary>bpf_iter_num_next calls: always checkpointed; an iterator loop converges there (process_iter_next_call).</summary>
+    public readonly bool[] IterNext;
+    /// <summary>The kernel functions kfunc call immediates index (null: BpfJit's kfunc ids).</summary>
+    readonly IReadOnlyList<string>? _kfuncs;
     /// <summary>Bit r set when register r may be read before it is written, from this instruction on.</summary>
     public readonly ushort[] LiveIn;
     /// <summary>Local call edges, caller subprogram to callee subprogram.</summary>
     public readonly List<(int Caller, int Callee)> CallEdges = [];
 
-    ProgramInfo(IReadOnlyList<Instruction> insns)
+    ProgramInfo(IReadOnlyList<Instruction> insns, IReadOnlyList<string>? kfuncs)
     {
         Insns = insns;
+        _kfuncs = kfuncs;
+        IterNext = new bool[insns.Count];
         PrunePoint = new bool[insns.Count];
         CallsCallback = new bool[insns.Count];
         Reachable = new bool[insns.Count];
@@ -44,9 +50,10 @@ internal sealed class ProgramInfo
     public int SubprogEnd(int subprog) => subprog + 1 < SubprogStarts.Count ? SubprogStarts[subprog + 1] : Insns.Count;
 
     /// <summary>Builds the structure, or returns the kernel-worded error and the instruction it concerns.</summary>
-    public static ProgramInfo Build(IReadOnlyList<Instruction> insns, HelperTable helpers, out string? error, out int errorInsn)
+    public static ProgramInfo Build(IReadOnlyList<Instruction> insns, HelperTable helpers, out string? error, out int errorInsn,
+        IReadOnlyList<string>? kernelFunctions = null)
     {
-        var info = new ProgramInfo(insns);
+        var info = new ProgramInfo(insns, kernelFunctions);
         error = info.Check(helpers, out errorInsn);
         return info;
     }
@@ -162,6 +169,9 @@ internal sealed class ProgramInfo
             if (ins.IsLdImm64 && ins.Src == (byte)Ld64Source.Func)
                 CallEdges.Add((SubprogOf(i), SubprogOf(i + ins.Imm + 1)));
             if (IsCallbackCall(ins)) PrunePoint[i] = CallsCallback[i] = true;
+            // The kernel forces a checkpoint at each iterator next() call (mark_force_checkpoint).
+            if (ins.IsCall && ins.Src == (byte)CallKind.Kfunc && KernelFunctions.Name(ins.Imm, _kfuncs) == "bpf_iter_num_next")
+                PrunePoint[i] = IterNext[i] = true;
         }
         ComputeLiveness(helpers);
         return null;
@@ -199,7 +209,7 @@ internal sealed class ProgramInfo
         for (int i = 0; i < n; i++)
         {
             if (IsSecondSlot(Insns, i)) continue;
-            (use[i], def[i]) = UseDef(Insns[i], helpers);
+            (use[i], def[i]) = UseDef(Insns[i], helpers, _kfuncs);
         }
         bool changed = true;
         while (changed)
@@ -218,7 +228,7 @@ internal sealed class ProgramInfo
 
     static ushort Bit(int r) => (ushort)(1 << r);
 
-    static (ushort Use, ushort Def) UseDef(Instruction ins, HelperTable helpers)
+    static (ushort Use, ushort Def) UseDef(Instruction ins, HelperTable helpers, IReadOnlyList<string>? kfuncs)
     {
         switch (ins.Class)
         {
@@ -250,6 +260,8 @@ internal sealed class ProgramInfo
                     int args = 5;
                     if (ins.Src == (byte)CallKind.Helper && helpers.TryGet(ins.Imm, out var h))
                         args = h.Proto.Args.Count(a => a != ArgType.DontCare);
+                    else if (ins.Src == (byte)CallKind.Kfunc && KernelFunctions.Name(ins.Imm, kfuncs) is { } name && KfuncTable.TryGet(name, out var k))
+                        args = k.Proto.Args.Length;
                     for (int r = 1; r <= args; r++) u |= Bit(r);
                     return (u, 0b111111);
                 }

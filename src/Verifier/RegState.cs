@@ -6,6 +6,16 @@ namespace BpfJit.Verifier;
 /// an id linking copies (so a NULL check refines all of them) and the reference it holds.
 /// For scalars the tnum and bounds describe the value; for pointers they describe the variable offset.
 /// </summary>
+internal enum IterState : byte
+{
+    /// <summary>Not an iterator.</summary>
+    None,
+    /// <summary>next() may return another element.</summary>
+    Active,
+    /// <summary>next() returned NULL: it returns NULL again.</summary>
+    Drained,
+}
+
 internal struct RegState
 {
     public RegType Type;
@@ -24,6 +34,10 @@ internal struct RegState
     public int Aux;
     /// <summary>The frame a stack pointer points into.</summary>
     public int Frame;
+    /// <summary>For an iterator's stack slot (<see cref="SlotKind.Iter"/>): active or drained (the kernel's iter.state).</summary>
+    public IterState Iter;
+    /// <summary>For an iterator's stack slot: next() calls that returned an element on this path (the kernel's iter.depth).</summary>
+    public int IterDepth;
     /// <summary>For a scalar: its exact value matters to some path below this state (the kernel's precise mark).</summary>
     public bool Precise;
 

@@ -36,6 +36,8 @@ public enum RegType : byte
     PtrToArgMem,
     /// <summary>A global function's pointer argument that may be NULL (<c>mem_or_null</c>): not tagged <c>arg:nonnull</c>.</summary>
     PtrToArgMemOrNull,
+    /// <summary>Read-only memory of <see cref="RegState.Aux"/> bytes (the kernel's PTR_TO_MEM | MEM_RDONLY): bpf_iter_num_next's element.</summary>
+    PtrToRdonlyMem,
 }
 
 /// <summary>Names of register types as the kernel prints them.</summary>
@@ -58,6 +60,7 @@ public static class RegTypeNames
         RegType.PtrToMemOrNull => "ringbuf_mem_or_null",
         RegType.PtrToFunc => "func",
         RegType.PtrToArgMem => "mem",
+        RegType.PtrToRdonlyMem => "rdonly_mem",
         RegType.PtrToArgMemOrNull => "mem_or_null",
         _ => type.ToString(),
     };

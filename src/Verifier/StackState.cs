@@ -11,6 +11,8 @@ internal enum SlotKind : byte
     Zero,
     /// <summary>Part of a spilled register.</summary>
     Spill,
+    /// <summary>Part of an open-coded iterator (the kernel's STACK_ITER); its state is the slot's spilled register.</summary>
+    Iter,
 }
 
 /// <summary>
@@ -48,6 +50,13 @@ internal sealed class StackState
     /// <summary>True when the slot starts with a spilled register (its kind 7 is Spill).</summary>
     public bool IsSpilled(int spi) => Kind(spi, 7) == SlotKind.Spill;
 
+    /// <summary>True when all eight bytes belong to one iterator.</summary>
+    public bool IsIter(int spi)
+    {
+        for (int k = 0; k < 8; k++) if (Kind(spi, k) != SlotKind.Iter) return false;
+        return true;
+    }
+
     /// <summary>True when all eight bytes hold one spilled register.</summary>
     public bool IsFullSpill(int spi)
     {
@@ -69,7 +78,7 @@ internal sealed class StackState
     {
         var c = new char[8];
         for (int k = 0; k < 8; k++)
-            c[k] = Kinds[spi * 8 + k] switch { SlotKind.Misc => 'm', SlotKind.Zero => '0', SlotKind.Spill => 'r', _ => '?' };
+            c[k] = Kinds[spi * 8 + k] switch { SlotKind.Misc => 'm', SlotKind.Zero => '0', SlotKind.Spill => 'r', SlotKind.Iter => 'i', _ => '?' };
         return new string(c);
     }
 }

@@ -34,7 +34,7 @@ internal sealed class StateEquivalence
         _map.Clear();
         _reverse.Clear();
         _tmpId = TmpIdBase;
-        if (old.Frames.Count != cur.Frames.Count || old.Refs.Count != cur.Refs.Count || old.LockMap != cur.LockMap) return false;
+        if (old.Frames.Count != cur.Frames.Count || old.Refs.Count != cur.Refs.Count || old.LockMap != cur.LockMap || old.RcuLock != cur.RcuLock) return false;
         if (old.LockMap >= 0 && !CheckIds(old.LockId, cur.LockId)) return false;
         for (int i = 0; i < old.Refs.Count; i++)
             if (!CheckIds(old.Refs[i].Id, cur.Refs[i].Id)) return false;
@@ -135,6 +135,7 @@ internal sealed class StateEquivalence
             {
                 for (int k = 0; k < 8; k++) if (o.Kind(spi, k) != c.Kind(spi, k)) return false;
                 if (o.IsSpilled(spi) && !RegSafe(o.Spilled[spi], c.Spilled[spi], true)) return false;
+                if (o.IsIter(spi) && !IterSafe(o.Spilled[spi], c.Spilled[spi])) return false;
                 continue;
             }
             var os = ScalarOfSlot(o, spi);
@@ -154,7 +155,30 @@ internal sealed class StateEquivalence
                 if (ok != ck) return false;
             }
             if (o.IsSpilled(spi) && c.IsSpilled(spi) && !RegSafe(o.Spilled[spi], c.Spilled[spi], false)) return false;
+            if (o.IsIter(spi) && !IterSafe(o.Spilled[spi], c.Spilled[spi])) return false;
         }
         return true;
+    }
+
+    /// <summary>
+    /// stacksafe's STACK_ITER case: the same state and the same reference. The depth is not compared, or a
+    /// loop would never converge; it only keeps the infinite-loop check from firing (<see cref="IterDepthsDiffer"/>).
+    /// </summary>
+    bool IterSafe(in RegState o, in RegState c) => o.Iter == c.Iter && CheckIds(o.RefObjId, c.RefObjId);
+
+    /// <summary>The kernel's iter_active_depths_differ: an active iterator went further on one path, so the states are no infinite loop.</summary>
+    public static bool IterDepthsDiffer(VerifierState old, VerifierState cur)
+    {
+        for (int f = 0; f < old.Frames.Count && f < cur.Frames.Count; f++)
+        {
+            var o = old.Frames[f].Stack;
+            var c = cur.Frames[f].Stack;
+            for (int spi = 0; spi < o.Allocated / 8; spi++)
+            {
+                if (!o.IsIter(spi) || o.Spilled[spi].Iter != IterState.Active) continue;
+                if (!c.IsIter(spi) || c.Spilled[spi].IterDepth != o.Spilled[spi].IterDepth) return true;
+            }
+        }
+        return false;
     }
 }

@@ -27,6 +27,7 @@ internal static class StateFormatter
                 if (kinds == "????????") continue;
                 sb.Append(" fp-").Append((spi + 1) * 8).Append('=');
                 if (frame.Stack.IsFullSpill(spi)) sb.Append(Reg(frame.Stack.Spilled[spi], maps));
+                else if (frame.Stack.IsIter(spi)) sb.Append(Iter(frame.Stack.Spilled[spi]));
                 else sb.Append(kinds);
             }
             if (f < st.Frames.Count - 1) sb.Append(' ');
@@ -34,6 +35,10 @@ internal static class StateFormatter
         if (st.Refs.Count > 0) sb.Append(" refs=").Append(string.Join(",", st.Refs.Select(r => r.Id)));
         return sb.ToString();
     }
+
+    /// <summary>The kernel's print of an iterator slot: <c>iter_num(ref_id=1,state=active,depth=0)</c>.</summary>
+    static string Iter(in RegState it) =>
+        $"iter_num(ref_id={it.RefObjId},state={(it.Iter == IterState.Active ? "active" : "drained")},depth={it.IterDepth})";
 
     public static string Reg(in RegState r, IReadOnlyList<MapInfo> maps)
     {
@@ -53,7 +58,7 @@ internal static class StateFormatter
         if (r.Id != 0) parts.Add($"id={r.Id}");
         if (r.RefObjId != 0) parts.Add($"ref_obj_id={r.RefObjId}");
         if (r.Off != 0) parts.Add($"off={r.Off}");
-        if (r.Type is RegType.PtrToMem or RegType.PtrToMemOrNull or RegType.PtrToArgMem or RegType.PtrToArgMemOrNull) parts.Add($"sz={r.Aux}");
+        if (r.Type is RegType.PtrToMem or RegType.PtrToMemOrNull or RegType.PtrToArgMem or RegType.PtrToArgMemOrNull or RegType.PtrToRdonlyMem) parts.Add($"sz={r.Aux}");
         if (!r.VarOff.IsConst) parts.AddRange(ScalarParts(r));
         return RegTypeNames.Name(r.Type) + "(" + string.Join(",", parts) + ")";
     }

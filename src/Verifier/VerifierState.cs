@@ -48,6 +48,8 @@ internal sealed class VerifierState
     public int LockMap = -1;
     /// <summary>The id of the map value pointer the held lock was taken through (0 for a direct value address).</summary>
     public int LockId;
+    /// <summary>Inside a bpf_rcu_read_lock section (the kernel's active_rcu_lock; 6.18 does not nest them).</summary>
+    public bool RcuLock;
     /// <summary>Instructions executed since <see cref="Parent"/> (for a checkpoint: from its parent to it), for precision backtracking.</summary>
     public List<HistEntry> History = [];
     /// <summary>For a checkpoint: every scalar in it and its ancestors is already precise.</summary>
@@ -62,7 +64,7 @@ internal sealed class VerifierState
 
     public VerifierState Clone()
     {
-        var s = new VerifierState { Insn = Insn, Parent = Parent, Refs = [.. Refs], CallbackUnrollDepth = CallbackUnrollDepth, MayGotoDepth = MayGotoDepth, LockMap = LockMap, LockId = LockId, History = [.. History] };
+        var s = new VerifierState { Insn = Insn, Parent = Parent, Refs = [.. Refs], CallbackUnrollDepth = CallbackUnrollDepth, MayGotoDepth = MayGotoDepth, LockMap = LockMap, LockId = LockId, RcuLock = RcuLock, History = [.. History] };
         foreach (var f in Frames) s.Frames.Add(f.Clone());
         return s;
     }

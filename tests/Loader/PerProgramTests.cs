@@ -34,15 +34,15 @@ public class PerProgramTests
     }
 
     [Test]
-    public void KernelFunctionCallsAreRejectedPerProgram()
+    public void KernelFunctionCallsAreJudgedPerProgram()
     {
         var spec = ObjectFile.Load(Object("kfunc_calls"));
         var rcu = spec.Programs["rcu_section"];
         Assert.That(rcu.KernelFunctions, Is.EqualTo(new[] { "bpf_rcu_read_lock", "bpf_rcu_read_unlock" }));
         Assert.That(rcu.Instructions[1], Is.EqualTo(rcu.Instructions[1] with { Opcode = Op.Call, Src = (byte)CallKind.Kfunc, Imm = 1 }));
+        // The RCU read section is one of the kfuncs BpfJit runs; a kfunc for tracing programs is refused.
         var r = Verify(spec, "rcu_section");
-        Assert.That((r.Accepted, r.ErrorInsn), Is.EqualTo((false, 0)));
-        Assert.That(r.Error, Is.EqualTo("calling kernel function bpf_rcu_read_lock is not supported by BpfJit (Linux allows it for SK_LOOKUP)"));
+        Assert.That(r.Accepted, Is.True, r.Log);
         var t = Verify(spec, "task_lookup");
         Assert.That((t.Accepted, t.ErrorInsn, t.Error), Is.EqualTo((false, 2, "calling kernel function bpf_task_from_pid is not allowed")));
         Assert.That(Verify(spec, "plain").Accepted, Is.True);

@@ -56,6 +56,25 @@ public static class KernelBtf
     public static int CreateMapWithSpinLock(uint type, int keySize, int valueSize, int maxEntries, uint flags, int lockOffset) =>
         BpfJit.Baselines.KernelBtf.CreateMapWithSpinLock(type, keySize, valueSize, maxEntries, flags, lockOffset);
 
+    static readonly Lazy<BpfJit.Frontend.Btf.BtfSpec?> s_vmlinux = new(() =>
+    {
+        const string path = "/sys/kernel/btf/vmlinux";
+        return File.Exists(path) ? BpfJit.Frontend.Btf.BtfSpec.Parse(File.ReadAllBytes(path), path) : null;
+    });
+
+    /// <summary>
+    /// <paramref name="program"/> with each kfunc call's immediate, an index into <paramref name="names"/>, replaced by
+    /// that function's BTF id in the live kernel's vmlinux BTF (what libbpf does); ignores the test without kernel BTF.
+    /// </summary>
+    public static Instruction[] ResolveKfuncs(Instruction[] program, IReadOnlyList<string> names)
+    {
+        if (names.Count == 0) return program;
+        var btf = s_vmlinux.Value;
+        if (btf == null) Assert.Ignore("no kernel BTF at /sys/kernel/btf/vmlinux");
+        return program.Select(i => i.IsCall && i.Src == (byte)CallKind.Kfunc && i.Imm >= 0 && i.Imm < names.Count
+            ? i with { Imm = (int)btf!.FindByName(names[i.Imm], BpfJit.Frontend.Btf.BtfKind.Func).Single().Id } : i).ToArray();
+    }
+
     /// <summary>Loads an object's own .BTF section (DATASECs laid out as a loader would); the fd, or throws with the kernel's log.</summary>
     public static int LoadObjectBtf(ReadOnlySpan<byte> btf) => BpfJit.Baselines.KernelBtf.LoadObjectBtf(btf);
 }

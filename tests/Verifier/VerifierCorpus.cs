@@ -20,7 +20,8 @@ namespace BpfJit.Tests.Verifier;
 /// of another build may answer differently without failing the test (<see cref="Support.KernelOracle"/>).
 /// <code>
 /// assembly (bpf_conformance syntax); ldmap %rN, NAME and ldmapval %rN, NAME, OFF load map references,
-/// ldfunc %rN, LABEL loads a callback's address (ld_imm64 src 4, BPF_PSEUDO_FUNC)
+/// ldfunc %rN, LABEL loads a callback's address (ld_imm64 src 4, BPF_PSEUDO_FUNC);
+/// kcall NAME calls the kernel function NAME (call src 2, imm its index in <see cref="KernelFunctions"/>)
 /// </code>
 /// </summary>
 public sealed record CorpusCase(string File, string Name, string Source, IReadOnlyList<MapInfo> Maps, bool Accept, string? Message, bool? KernelAccept)
@@ -32,6 +33,14 @@ public sealed record CorpusCase(string File, string Name, string Source, IReadOn
     public override string ToString() => $"{File}: {Name}";
 
     const uint MapMagic = 0x4d415000, ValueMagic = 0x56414c00;
+    /// <summary>The kernel functions the program's <c>kcall</c> lines name, in first-use order (a kfunc call's immediate indexes it).</summary>
+    public IReadOnlyList<string> KernelFunctions =>
+        Source.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("kcall ", StringComparison.Ordinal))
+            .Select(l => l[6..].Trim()).Distinct().ToList();
+
+    /// <summary>The helper id a <c>kcall</c> is assembled with before it becomes a kfunc call (plus the name's index).</summary>
+    const int KcallMarker = 0x4b430000;
+
     /// <summary>The immediate of the marker slot that follows the <c>call local</c> an <c>ldfunc</c> is assembled as.</summary>
     const int FuncMarker = 0x46554e43;
 
@@ -58,6 +67,11 @@ public sealed record CorpusCase(string File, string Name, string Source, IReadOn
                 ulong imm = value ? ((ulong)(ValueMagic | (uint)idx) << 32) | (uint)off : ((ulong)(MapMagic | (uint)idx) << 32);
                 line = $"lddw {ops[0]}, 0x{imm:x}";
             }
+            else if (t.StartsWith("kcall ", StringComparison.Ordinal))
+            {
+                int k = KernelFunctions.ToList().IndexOf(t[6..].Trim());
+                line = $"call 0x{KcallMarker + k:x}";
+            }
             else if (t.StartsWith("ldfunc ", StringComparison.Ordinal))
             {
                 // Two slots like the ld_imm64 it becomes: a call whose relative target is the label, then a marker.
@@ -68,6 +82,9 @@ public sealed record CorpusCase(string File, string Name, string Source, IReadOn
             lines.Add(line);
         }
         var slots = Assembler.Assemble(string.Join("\n", lines));
+        for (int i = 0; i < slots.Length; i++)
+            if (slots[i].IsCall && slots[i].Src == 0 && (slots[i].Imm & ~0xffff) == KcallMarker)
+                slots[i] = slots[i] with { Src = (byte)CallKind.Kfunc, Imm = slots[i].Imm - KcallMarker };
         for (int i = 0; i + 1 < slots.Length; i++)
         {
             if (slots[i].IsCall && slots[i].Src == 1 && slots[i + 1].Imm == FuncMarker && slots[i + 1].Class == InstructionClass.Alu)

@@ -75,7 +75,7 @@ public sealed class VerifiedObjectProgram : IDisposable
             ObjectMaps.InstallInnerMaps(collection.Maps, name => maps.Find(m => m.Name == name));
             var helpers = BpfJit.Runtime.SkLookup.SkLookupHelpers.CreateTable();
             var facts = new SkLookupProgramVerifier().VerifyWithFacts(spec, maps, helpers);
-            var code = CtxLoadRewriter.Rewrite(ProgramBinder.Bind(spec.Instructions, maps).Code);
+            var code = CtxLoadRewriter.Rewrite(ProgramBinder.Bind(spec, maps).Code);
             return new VerifiedObjectProgram(spec.Name, code, facts, maps, helpers);
         }
         catch

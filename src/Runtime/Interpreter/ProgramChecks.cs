@@ -5,7 +5,7 @@ namespace BpfJit.Runtime;
 /// <summary>
 /// The checks every engine makes before it runs a program, whether or not it was verified: each
 /// helper call names a helper the table has, no ld_imm64 still holds an unbound map reference, no
-/// instruction is one that no engine runs (kfunc calls, legacy packet loads), and control cannot run
+/// instruction is one that no engine runs (kfuncs BpfJit does not implement, legacy packet loads), and control cannot run
 /// off the end. Both engines share this so that they accept exactly the same programs.
 /// </summary>
 public static class ProgramChecks
@@ -57,7 +57,11 @@ public static class ProgramChecks
                         onHelperCall?.Invoke(i, h);
                         break;
                     case CallKind.Kfunc:
-                        throw new BpfRuntimeException(i, "kfunc calls are not supported");
+                        // A kfunc BpfJit runs is called like a helper; its immediate is BpfJit's id (KfuncTable.Bind).
+                        if (!KfuncTable.TryGet(ins.Imm, out var k))
+                            throw new BpfRuntimeException(i, $"kfunc#{ins.Imm} is not a kernel function BpfJit runs");
+                        onHelperCall?.Invoke(i, k);
+                        break;
                 }
             }
             if (ins.IsBranch || (ins.IsCall && ins.Src == (byte)CallKind.Local))

@@ -64,6 +64,16 @@ public sealed class ProgramBindException : BpfException
 /// </summary>
 public static class ProgramBinder
 {
+    /// <summary>
+    /// Binds a loaded program: its kfunc calls to the functions BpfJit runs (<see cref="KfuncTable.Bind"/>),
+    /// then its map references by index into <paramref name="maps"/>.
+    /// </summary>
+    public static BoundProgram Bind(Frontend.Elf.ProgramSpec program, IReadOnlyList<BpfMap> maps)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        return Bind(program.KernelFunctions.Count == 0 ? program.Instructions : KfuncTable.Bind(program.Instructions, program.KernelFunctions), maps);
+    }
+
     /// <summary>Binds with fds equal to indexes into <paramref name="maps"/>.</summary>
     public static BoundProgram Bind(Instruction[] program, IReadOnlyList<BpfMap> maps)
     {

@@ -203,7 +203,7 @@ public sealed partial class ScenarioBuilder
             {
                 // Verified against the live maps it will be bound to, before it is bound or run.
                 facts = ProgramVerification.Verify(spec, _objectMaps, SkLookupHelpers.CreateTable());
-                code = ProgramBinder.Bind(spec.Instructions, _objectMaps).Code;
+                code = ProgramBinder.Bind(spec, _objectMaps).Code;
             }
             catch (BpfException e) { throw nameNode.Error($"program '{name}': {Summary(e.Message)}"); }
         }

@@ -1,0 +1,41 @@
+using BpfJit.Frontend;
+using BpfJit.Runtime;
+
+namespace BpfJit.Verifier;
+
+/// <summary>
+/// Calls to the kernel functions BpfJit runs (the kernel's check_kfunc_call for them): the RCU read
+/// section (<c>active_rcu_lock</c>) and the open-coded numeric iterator (Checker.Iterators.cs).
+/// </summary>
+internal sealed partial class Checker
+{
+    void CheckKfuncCall(Instruction ins, int idx)
+    {
+        string? name = KernelFunctions.Name(ins.Imm, _opt.KernelFunctions);
+        // do_check refuses calls under a bpf_spin_lock before it looks the kfunc up; only the
+        // numeric iterator (kfunc_spin_allowed) may be used there among the common kfuncs.
+        if (_cur.LockMap >= 0 && !IsIterNumKfunc(name))
+            throw Err("function calls are not allowed while holding a lock");
+        if (name == null || !KfuncTable.TryGet(name, out _)) throw Err(KernelFunctions.Refusal(ins.Imm, _opt.KernelFunctions));
+        var regs = Regs;
+        switch (name)
+        {
+            case "bpf_rcu_read_lock":
+                if (_cur.RcuLock) throw Err($"nested rcu read lock (kernel function {name})");
+                _cur.RcuLock = true;
+                break;
+            case "bpf_rcu_read_unlock":
+                if (!_cur.RcuLock) throw Err($"unmatched rcu read unlock (kernel function {name})");
+                _cur.RcuLock = false;
+                break;
+            default:
+                CheckIterNumCall(name, idx);
+                return;
+        }
+        // Both return void: r0-r5 are clobbered, r0 cannot be read.
+        for (int r = 0; r <= 5; r++) regs[r] = RegState.NotInit;
+        _cur.Insn = idx + 1;
+    }
+
+    static bool IsIterNumKfunc(string? name) => name is "bpf_iter_num_new" or "bpf_iter_num_next" or "bpf_iter_num_destroy";
+}
