@@ -161,8 +161,18 @@ internal static class Branches
                     }
                     else
                     {
+                        var before = a.VarOff;
                         if (is32) a.VarOff = WithSubreg(a.VarOff, a.VarOff.Subreg & Tnum.Const(~val));
                         else a.VarOff &= Tnum.Const(~val);
+                        // Linux 6.18 keeps none of the ranges when "JSET is false" clears bits of the tnum: the
+                        // side continues with the ranges of the new tnum alone (e.g. r8 in [21, 255] and
+                        // !(r8 & 7) gives [0, 248], not [21, 248]). Keeping the tighter ranges would prove
+                        // branches dead that the kernel explores, and accept what it refuses there.
+                        if (a.VarOff != before)
+                        {
+                            a.Unbound64();
+                            a.Unbound32();
+                        }
                     }
                     break;
                 }

@@ -53,7 +53,10 @@ internal sealed partial class Checker
         return true;
     }
 
-    /// <summary>False when neither side of the branch is feasible (a dead path).</summary>
+    /// <summary>
+    /// Both sides are explored unless <see cref="Branches.IsTaken"/> decides the branch, as in the kernel: a
+    /// refinement that contradicts the bounds does not drop its side (see <see cref="RefineSide"/>).
+    /// </summary>
     bool CheckCondJmp(Instruction ins, int idx)
     {
         bool is32 = ins.Class == InstructionClass.Jmp32;
@@ -77,11 +80,10 @@ internal sealed partial class Checker
         var other = _cur.Clone();
         other.Insn = target;
         _cur.Insn = idx + 1;
-        bool takenOk = true, fallOk = true;
         if (dst.IsScalar && src.IsScalar)
         {
-            takenOk = RefineSide(other, ins, op, is32);
-            fallOk = RefineSide(_cur, ins, Branches.Reverse(op), is32);
+            RefineSide(other, ins, op, is32);
+            RefineSide(_cur, ins, Branches.Reverse(op), is32);
         }
         // A NULL check of a nullable pointer decides its type on both sides, for every copy sharing its id.
         if (!is32 && !ins.SourceIsReg && ins.Imm == 0 && op is JmpOp.Jeq or JmpOp.Jne && dst.IsNullable)
@@ -96,14 +98,7 @@ internal sealed partial class Checker
             var eq = op == JmpOp.Jeq ? other : _cur;
             MarkPtrNotNull(ref eq.Cur.Regs[dst.IsNullable ? ins.Dst : ins.Src]);
         }
-        if (!takenOk && !fallOk) return false;
-        if (!takenOk || !fallOk) MarkBranchPrecise(ins);
-        if (!fallOk)
-        {
-            _cur = other;
-            return true;
-        }
-        if (takenOk) Push(other);
+        Push(other);
         return true;
     }
 
@@ -114,14 +109,21 @@ internal sealed partial class Checker
         if (ins.SourceIsReg) MarkPrecise(ins.Src);
     }
 
-    /// <summary>Refines the registers of one side; false when that side is impossible.</summary>
-    bool RefineSide(VerifierState st, Instruction ins, JmpOp op, bool is32)
+    /// <summary>
+    /// Refines the registers of one side. A side whose refined bounds contradict one another cannot run, but
+    /// Linux 6.18 still explores it (reg_bounds_sanity_check does not prune): it forgets the contradictory
+    /// ranges, keeps the refined tnum and derives the ranges from that tnum alone. BpfJit does the same so
+    /// that an instruction the kernel refuses on such a side is refused here too. No execution reaches that
+    /// side, so the state it is checked with cannot make the engines unsafe; the checks on it only add refusals.
+    /// </summary>
+    static void RefineSide(VerifierState st, Instruction ins, JmpOp op, bool is32)
     {
         var regs = st.Cur.Regs;
         var d = regs[ins.Dst];
         var s = ins.SourceIsReg ? regs[ins.Src] : RegState.Known((ulong)(long)ins.Imm);
         Branches.Refine(ref d, ref s, op, is32);
-        if (!d.BoundsSane || !s.BoundsSane) return false;
+        ForgetContradictoryBounds(ref d);
+        ForgetContradictoryBounds(ref s);
         regs[ins.Dst] = d;
         SyncLinked(st, d);
         if (ins.SourceIsReg)
@@ -129,7 +131,18 @@ internal sealed partial class Checker
             regs[ins.Src] = s;
             SyncLinked(st, s);
         }
-        return true;
+    }
+
+    /// <summary>
+    /// When the ranges contradict one another or the tnum, replaces them by what the tnum alone allows (the
+    /// state the kernel continues with after such a refinement).
+    /// </summary>
+    static void ForgetContradictoryBounds(ref RegState r)
+    {
+        if (r.BoundsSane) return;
+        r.Unbound64();
+        r.Unbound32();
+        r.Sync();
     }
 
     /// <summary>

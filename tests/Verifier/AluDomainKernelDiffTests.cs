@@ -86,7 +86,7 @@ public partial class AluDomainKernelDiffTests
     /// A scalar in one notation whatever the printer: the kernel writes large numbers in hex and joins equal
     /// fields (<c>smin=umin=5</c>), BpfJit writes decimals one field at a time; omitted fields are unbounded.
     /// </summary>
-    static string Normalize(string state)
+    internal static string Normalize(string state)
     {
         if (!state.StartsWith("scalar(", StringComparison.Ordinal))
             return Regex.IsMatch(state, "^-?(0x)?[0-9a-f]+$") ? $"const {Number(state):x}" : state;
