@@ -100,6 +100,13 @@ internal sealed class FuncSignature
                     error = $"arg#{i} has invalid combination of tags";
                     return [];
                 }
+                // An arg:ctx pointer must point to the program type's context: void, the uapi struct or the
+                // kernel's own (btf_validate_prog_ctx_type); another program type's context is refused.
+                if (pointee.Kind != BtfKind.Void && !(pointee.Kind == BtfKind.Struct && pointee.Name is "bpf_sk_lookup" or "bpf_sk_lookup_kern"))
+                {
+                    error = $"arg#{i} should be `struct bpf_sk_lookup *`";
+                    return [];
+                }
                 args[i] = new FuncArg(FuncArgKind.Ctx, 0, false);
                 continue;
             }

@@ -16,7 +16,7 @@ namespace BpfJit.Tests.Reliability;
 public class DomainFuzzTests
 {
     /// <summary>The CI batch's seed and size (a few seconds with the kernel).</summary>
-    const int CiSeed = 20261207, CiCount = 400;
+    const int CiSeed = 20261207, CiCount = 5000;
 
     /// <summary>The kernel release the batch's verdicts were checked against (a prefix of /proc/sys/kernel/osrelease, as <see cref="KernelRelease"/> prints it).</summary>
     const string CheckedRelease = "Linux 6.18.";
