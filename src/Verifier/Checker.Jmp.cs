@@ -121,30 +121,18 @@ internal sealed partial class Checker
         var regs = st.Cur.Regs;
         var d = regs[ins.Dst];
         var s = ins.SourceIsReg ? regs[ins.Src] : RegState.Known((ulong)(long)ins.Imm);
-        // Two copies of one value compared with each other: Linux 6.18.44 refines each as if unrelated, keeps
-        // the link of the destination only (its refined bounds reach the other copies) and leaves the source
-        // unlinked, so neither side is taken for dead just because the copies are equal.
-        bool sameValue = ins.SourceIsReg && ins.Src != ins.Dst && d.IsScalar && s.IsScalar &&
-                         (d.Id & ~LinkedDelta) != 0 && (d.Id & ~LinkedDelta) == (s.Id & ~LinkedDelta);
         Branches.Refine(ref d, ref s, op, is32);
         ForgetContradictoryBounds(ref d);
         ForgetContradictoryBounds(ref s);
-        if (sameValue)
-        {
-            s.Id = 0;
-            s.Off = 0;
-            regs[ins.Src] = s;
-            regs[ins.Dst] = d;
-            SyncLinked(st, d);
-            return;
-        }
+        // The kernel's order: the source's copies first, then the destination's, as the destination then is. When
+        // both are copies of one value (one link), the source's refinement reaches every copy, the destination too.
         regs[ins.Dst] = d;
-        SyncLinked(st, d);
         if (ins.SourceIsReg)
         {
             regs[ins.Src] = s;
             SyncLinked(st, s);
         }
+        SyncLinked(st, regs[ins.Dst]);
     }
 
     /// <summary>
