@@ -229,10 +229,16 @@ public class ConcurrencyTests
         MapEpoch.Collect();
         ulong handle = map.Handle;
         MapEpoch.Enter();
-        map.Dispose();
-        Assert.That(BpfMap.FromHandle(handle), Is.SameAs(map), "still resolvable while a reader may hold the handle");
-        Assert.That(MapEpoch.Collect(), Is.EqualTo(0));
-        MapEpoch.Exit();
+        try
+        {
+            map.Dispose();
+            Assert.That(BpfMap.FromHandle(handle), Is.SameAs(map), "still resolvable while a reader may hold the handle");
+            Assert.That(MapEpoch.Collect(), Is.EqualTo(0));
+        }
+        finally
+        {
+            MapEpoch.Exit();
+        }
         Assert.That(MapEpoch.Collect(), Is.EqualTo(1));
     }
 }

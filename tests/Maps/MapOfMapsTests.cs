@@ -188,6 +188,24 @@ public class MapOfMapsTests
     }
 
     /// <summary>
+    /// Freeing an outer map releases the inner maps it holds, which retires them in turn: one
+    /// <see cref="MapEpoch.Collect"/> frees the whole cascade, so nothing of it is left for a later caller.
+    /// </summary>
+    [Test]
+    public void OneCollectFreesAnOuterMapAndTheInnerMapsItHeld()
+    {
+        var inner = MapFactory.Create(MapType.Array, 4, 4, 2, name: "inner");
+        var outer = (MapOfMaps)MapFactory.Create(new MapDefinition("outer", MapType.HashOfMaps, 4, 4, 2, InnerMap: inner.Definition));
+        Assert.That(outer.SetMap(0, inner), Is.EqualTo(0));
+        inner.Dispose();
+        MapEpoch.Collect();
+        outer.Dispose();
+        Assert.That(MapEpoch.Collect(), Is.GreaterThanOrEqualTo(2), "the outer map, then the inner map its free released");
+        Assert.That(MapEpoch.Pending, Is.Zero);
+        Assert.That(MapEpoch.Collect(), Is.Zero);
+    }
+
+    /// <summary>
     /// outer[0] is an inner ARRAY; the program returns its value[0] &amp; 1. Swapping the map in the slot changes
     /// the answer on both engines without recompiling: the inner lookup is resolved at run time, never pinned.
     /// </summary>

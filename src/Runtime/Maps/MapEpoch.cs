@@ -183,7 +183,14 @@ public static unsafe class MapEpoch
     /// </summary>
     public static int Collect()
     {
-        lock (s_collectLock) return CollectCore();
+        // A free may retire more (an outer map-in-map releasing its inner maps): passes go on until one frees
+        // nothing, so one call leaves nothing behind that could already be freed.
+        lock (s_collectLock)
+        {
+            int total = 0, freed;
+            while ((freed = CollectCore()) > 0) total += freed;
+            return total;
+        }
     }
 
     static int CollectCore()
