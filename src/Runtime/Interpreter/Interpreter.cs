@@ -272,7 +272,7 @@ public sealed unsafe class Interpreter
                         }
                         {
                             Helper h = _helpers[pc - 1]!;
-                            reg[0] = CallHelper(h, reg, callback ? 0 : r1, pc - 1, ref run);
+                            reg[0] = CallHelper(h, _releasesMemory[pc - 1], reg, callback ? 0 : r1, pc - 1, ref run);
                             if (h.Exit != HelperExit.None && reg[0] == 0) return Return(callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
                             break;
                         }
@@ -280,7 +280,8 @@ public sealed unsafe class Interpreter
                         {
                             if (!_table.TryGet((int)reg[d], out var h) || reg[d] > int.MaxValue)
                                 throw new BpfRuntimeException(pc - 1, $"callx to unknown helper {reg[d]}");
-                            reg[0] = CallHelper(h, reg, callback ? 0 : r1, pc - 1, ref run);
+                            // The helper is chosen at run time here, so whether it releases a record is too.
+                            reg[0] = CallHelper(h, HelperArguments.ReleasesMemory(h), reg, callback ? 0 : r1, pc - 1, ref run);
                             if (h.Exit != HelperExit.None && reg[0] == 0) return Return(callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
                             break;
                         }
@@ -337,7 +338,7 @@ public sealed unsafe class Interpreter
     }
 
     /// <summary>A helper call: its pointer arguments checked first, its pointer result cached as a region.</summary>
-    ulong CallHelper(Helper h, ulong* reg, ulong ctx, int index, ref RunState run)
+    ulong CallHelper(Helper h, bool releasesMemory, ulong* reg, ulong ctx, int index, ref RunState run)
     {
         var last = _siteMaps[index];
         var map = HelperArguments.Check(ref run, h, reg[1], reg[2], reg[3], reg[4], reg[5], ctx, _code, index, last, run.LastSocket);
@@ -345,7 +346,7 @@ public sealed unsafe class Interpreter
         if (!ReferenceEquals(last, map)) _siteMaps[index] = map;
         ulong r0 = h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]);
         // A record submitted or discarded is no longer the program's: forget what the cache knew.
-        if (_releasesMemory[index]) { run.Cache = default; run.LastSocket = 0; }
+        if (releasesMemory) { run.Cache = default; run.LastSocket = 0; }
         if (HelperArguments.ResultBytes(h, map, r0, reg[2]) is int bytes and > 0)
         {
             run.Cache.Add(r0, bytes);
