@@ -17,7 +17,6 @@ internal static class CheckedMemory
     static readonly MethodInfo s_check = typeof(MemoryRegions).GetMethod(nameof(MemoryRegions.Check))!;
     static readonly MethodInfo s_checkMapValue = typeof(MemoryRegions).GetMethod(nameof(MemoryRegions.CheckMapValue))!;
     static readonly MethodInfo s_enterStack = typeof(MemoryRegions).GetMethod(nameof(MemoryRegions.EnterStack))!;
-    static readonly MethodInfo s_program = typeof(JitClosure).GetProperty(nameof(JitClosure.CheckedProgram))!.GetMethod!;
     static readonly MethodInfo s_checkHelper = typeof(JitClosure).GetMethod(nameof(JitClosure.CheckHelperArguments))!;
 
     /// <summary>In the prologue, after the stack block exists: <c>MemoryRegions.EnterStack(stack, stackBytes, isCallback)</c>.</summary>
@@ -78,30 +77,35 @@ internal static class CheckedMemory
             if (c.Shape.Facts is { } f && f[c.Index].VariableOffset) EmitGuard(c, ins, reg, access, f[c.Index].MemMap);
             return;
         }
+        // reg + off, size
         c.LdReg(reg);
         if (ins.Offset != 0) { c.LdcI8(ins.Offset); c.Op(OpCodes.Add); }
-        c.LdcI4(ins.MemSize switch { MemSize.B => 1, MemSize.H => 2, MemSize.W => 4, _ => 8 });
-        if (c.Shape.Facts is { } facts && facts[c.Index].MemMap is { } map)
+        c.LdcI4(Size(ins));
+        EmitRegionCheck(c, access, c.Shape.Facts?[c.Index].MemMap);
+    }
+
+    static int Size(Instruction ins) => ins.MemSize switch { MemSize.B => 1, MemSize.H => 2, MemSize.W => 4, _ => 8 };
+
+    /// <summary>
+    /// The call that checks the address and size on the IL stack: a value the verifier proved to be of one map on
+    /// every path goes to MemoryRegions.CheckMapValue(address, size, map handle, closure.Program, index, access),
+    /// which accepts that map's values and nothing else; anything else to MemoryRegions.Check(address, size, stack,
+    /// stackBytes, closure.Program, index, access).
+    /// </summary>
+    static void EmitRegionCheck(EmitContext c, MemoryAccess access, Runtime.Maps.BpfMap? map)
+    {
+        if (map != null) c.LdcI8((long)map.Handle);
+        else
         {
-            // The verifier proved a value of this map on every path: MemoryRegions.CheckMapValue(reg + off, size,
-            // map handle, closure.CheckedProgram, index, access) accepts that map's values and nothing else.
-            c.LdcI8((long)map.Handle);
-            c.Ldarg(0);
-            c.Call(s_program);
-            c.LdcI4(c.Index);
-            c.LdcI4((int)access);
-            c.Call(s_checkMapValue);
-            return;
+            if (c.Shape.StackBytes > 0) { c.Ldloc(c.StackBase); c.Op(OpCodes.Conv_U8); }
+            else c.LdcI8(0);
+            c.LdcI4(c.Shape.StackBytes);
         }
-        // MemoryRegions.Check(reg + off, size, stack, stackBytes, closure.CheckedProgram, index, access)
-        if (c.Shape.StackBytes > 0) { c.Ldloc(c.StackBase); c.Op(OpCodes.Conv_U8); }
-        else c.LdcI8(0);
-        c.LdcI4(c.Shape.StackBytes);
         c.Ldarg(0);
-        c.Call(s_program);
+        c.Call(s_faultProgram);
         c.LdcI4(c.Index);
         c.LdcI4((int)access);
-        c.Call(s_check);
+        c.Call(map != null ? s_checkMapValue : s_check);
     }
 
     /// <summary>
@@ -115,7 +119,7 @@ internal static class CheckedMemory
     /// </summary>
     static void EmitGuard(EmitContext c, Instruction ins, int reg, MemoryAccess access, Runtime.Maps.BpfMap? map)
     {
-        int size = ins.MemSize switch { MemSize.B => 1, MemSize.H => 2, MemSize.W => 4, _ => 8 };
+        int size = Size(ins);
         // guard = reg + off
         c.LdReg(reg);
         if (ins.Offset != 0) { c.LdcI8(ins.Offset); c.Op(OpCodes.Add); }
@@ -123,15 +127,9 @@ internal static class CheckedMemory
         if (map != null)
         {
             c.Note($"guard: variable offset into a value of map {map.Name}");
-            // MemoryRegions.CheckMapValue(guard, size, map handle, closure.Program, index, access)
             c.Ldloc(c.GuardAddress);
             c.LdcI4(size);
-            c.LdcI8((long)map.Handle);
-            c.Ldarg(0);
-            c.Call(s_faultProgram);
-            c.LdcI4(c.Index);
-            c.LdcI4((int)access);
-            c.Call(s_checkMapValue);
+            EmitRegionCheck(c, access, map);
             return;
         }
         c.Note("guard: variable offset, checked against the stack frames, then every region");
@@ -146,17 +144,9 @@ internal static class CheckedMemory
             c.LdcI8(c.Shape.StackBytes - size);
             c.Branch(OpCodes.Ble_Un, ok);
         }
-        // MemoryRegions.Check(guard, size, stack, stackBytes, closure.Program, index, access)
         c.Ldloc(c.GuardAddress);
         c.LdcI4(size);
-        if (c.Shape.StackBytes > 0) { c.Ldloc(c.StackBase); c.Op(OpCodes.Conv_U8); }
-        else c.LdcI8(0);
-        c.LdcI4(c.Shape.StackBytes);
-        c.Ldarg(0);
-        c.Call(s_faultProgram);
-        c.LdcI4(c.Index);
-        c.LdcI4((int)access);
-        c.Call(s_check);
+        EmitRegionCheck(c, access, null);
         c.MarkLabel(ok);
     }
 }
