@@ -170,24 +170,7 @@ internal sealed partial class Checker
     }
 
     /// <summary>Registers and slots of the set that hold no scalar in the current state leave it.</summary>
-    static void DropNonScalars(VerifierState st, BacktrackSet bt)
-    {
-        for (int f = 0; f < BacktrackSet.Frames; f++)
-        {
-            if (bt.Regs[f] == 0 && bt.Slots[f] == 0) continue;
-            if (f >= st.Frames.Count)
-            {
-                bt.Regs[f] = 0;
-                bt.Slots[f] = 0;
-                continue;
-            }
-            var fr = st.Frames[f];
-            for (int r = 0; r < 11; r++)
-                if (bt.Reg(f, r) && !fr.Regs[r].IsScalar) bt.ClearReg(f, r);
-            for (int spi = 0; spi < 64; spi++)
-                if (bt.Slot(f, spi) && !(spi < fr.Stack.Allocated / 8 && fr.Stack.IsSpilled(spi) && fr.Stack.Spilled[spi].IsScalar)) bt.ClearSlot(f, spi);
-        }
-    }
+    static void DropNonScalars(VerifierState st, BacktrackSet bt) => Walk(st, bt, mark: false, stopAtPrecise: false);
 
     /// <summary>
     /// A new checkpoint starts with every scalar imprecise (the kernel's mark_all_scalars_imprecise on the
@@ -202,7 +185,13 @@ internal sealed partial class Checker
     /// In a checkpoint, a scalar already precise has had its sources marked when it became so: the
     /// walk stops following it there (as the kernel's does), which keeps backtracking linear.
     /// </remarks>
-    static void Apply(VerifierState st, BacktrackSet bt, bool stopAtPrecise)
+    static void Apply(VerifierState st, BacktrackSet bt, bool stopAtPrecise) => Walk(st, bt, mark: true, stopAtPrecise);
+
+    /// <summary>
+    /// Walks the set over <paramref name="st"/>: what holds no scalar there (or, with <paramref name="stopAtPrecise"/>,
+    /// is precise already) leaves the set; with <paramref name="mark"/> the rest is marked precise.
+    /// </summary>
+    static void Walk(VerifierState st, BacktrackSet bt, bool mark, bool stopAtPrecise)
     {
         for (int f = 0; f < BacktrackSet.Frames; f++)
         {
@@ -218,14 +207,14 @@ internal sealed partial class Checker
             {
                 if (!bt.Reg(f, r)) continue;
                 if (!fr.Regs[r].IsScalar || (stopAtPrecise && fr.Regs[r].Precise)) bt.ClearReg(f, r);
-                else fr.Regs[r].Precise = true;
+                else if (mark) fr.Regs[r].Precise = true;
             }
             for (int spi = 0; spi < 64; spi++)
             {
                 if (!bt.Slot(f, spi)) continue;
                 bool scalar = spi < fr.Stack.Allocated / 8 && fr.Stack.IsSpilled(spi) && fr.Stack.Spilled[spi].IsScalar;
                 if (!scalar || (stopAtPrecise && fr.Stack.Spilled[spi].Precise)) bt.ClearSlot(f, spi);
-                else fr.Stack.Spilled[spi].Precise = true;
+                else if (mark) fr.Stack.Spilled[spi].Precise = true;
             }
         }
     }
