@@ -61,6 +61,8 @@ internal sealed partial class Checker
         public int LastMemRegno = -1;
         public long ConstKey = -1;
         public bool LastMemWrite;
+        /// <summary>The largest value of the last size argument (msize_max_value).</summary>
+        public ulong MsizeMax;
         /// <summary>The callback subprogram of a PTR_TO_FUNC argument, or -1.</summary>
         public int Subprog = -1;
     }
@@ -110,6 +112,7 @@ internal sealed partial class Checker
                 break;
             case RetType.Integer:
                 regs[0] = RegState.Unknown();
+                RefineReturnRange(ref regs[0], proto, meta);
                 break;
             case RetType.PtrToMapValueOrNull:
                 {
@@ -155,6 +158,33 @@ internal sealed partial class Checker
                     regs[0] = r0;
                     break;
                 }
+        }
+    }
+
+    /// <summary>MAX_ERRNO: the most negative errno a helper returns.</summary>
+    const int MaxErrno = 4095;
+
+    /// <summary>
+    /// do_refine_retval_range: what the helper's implementation guarantees about its scalar result. A result bounded
+    /// by the CPU count is in [0, RetUmax]; one bounded by its size argument is a negated errno or at most that size.
+    /// </summary>
+    static void RefineReturnRange(ref RegState r0, HelperProto proto, CallMeta meta)
+    {
+        if (proto.RetUmax is { } umax)
+        {
+            r0.Umin = 0; r0.Umax = umax;
+            r0.Smin = 0; r0.Smax = (long)umax;
+            r0.U32Min = 0; r0.U32Max = (uint)Math.Min(umax, uint.MaxValue);
+            r0.S32Min = 0; r0.S32Max = (int)Math.Min(umax, int.MaxValue);
+            r0.Sync();
+        }
+        else if (proto.RetBoundedBySize)
+        {
+            r0.Smax = (long)meta.MsizeMax;
+            r0.S32Max = (int)Math.Min(meta.MsizeMax, int.MaxValue);
+            r0.Smin = -MaxErrno;
+            r0.S32Min = -MaxErrno;
+            r0.Sync();
         }
     }
 
@@ -241,7 +271,8 @@ internal sealed partial class Checker
                 case ArgType.ConstSize or ArgType.ConstSizeOrZero or ArgType.ConstAllocSizeOrZero:
                     if (!reg.IsScalar) TypeMismatch(regno, "scalar");
                     break;
-                case ArgType.PtrToMapKey or ArgType.PtrToMapValue or ArgType.PtrToUninitMapValue or ArgType.PtrToMem or ArgType.PtrToMemOrNull or ArgType.PtrToUninitMem:
+                case ArgType.PtrToMapKey or ArgType.PtrToMapValue or ArgType.PtrToUninitMapValue or ArgType.PtrToMem or ArgType.PtrToMemOrNull
+                    or ArgType.PtrToUninitMem or ArgType.PtrToAlignedLong:
                     if (type is not (RegType.PtrToStack or RegType.PtrToMapValue or RegType.PtrToMapKey or RegType.PtrToMem or RegType.PtrToArgMem))
                         TypeMismatch(regno, MemTypes);
                     break;
@@ -277,6 +308,11 @@ internal sealed partial class Checker
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->value");
                 CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: true);
                 break;
+            case ArgType.PtrToAlignedLong:
+                // A fixed-size result the helper writes: its bytes, then their alignment (check_ptr_alignment, strict).
+                CheckHelperMem(regno, sizeof(long), write: true);
+                CheckAlignment(Regs[regno], 0, sizeof(long), strict: true);
+                break;
             case ArgType.PtrToMem or ArgType.PtrToMemOrNull or ArgType.PtrToUninitMem:
                 meta.LastMemRegno = regno;
                 meta.LastMemWrite = arg == ArgType.PtrToUninitMem;
@@ -285,6 +321,7 @@ internal sealed partial class Checker
                 {
                     MarkPrecise(regno);
                     bool zeroOk = arg == ArgType.ConstSizeOrZero;
+                    meta.MsizeMax = reg.Umax;
                     if (reg.Smin < 0) throw Err($"R{regno} min value is negative, either use unsigned or 'var &= const'");
                     if (reg.Umin == 0 && !zeroOk) throw Err($"R{regno} invalid zero-sized read: u64=[{reg.Umin},{reg.Umax}]");
                     if (reg.Umax >= 1UL << 29) throw Err($"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'");

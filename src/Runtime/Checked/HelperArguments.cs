@@ -98,6 +98,9 @@ public static class HelperArguments
                 case ArgType.PtrToSpinLock:
                     size = BpfSpinLock.Size;
                     break;
+                case ArgType.PtrToAlignedLong:
+                    size = sizeof(long);
+                    break;
                 case ArgType.PtrToStackOrNull or ArgType.PtrToRingbufMem or ArgType.PtrToConstStr:
                     if (value == 0 && args[i] == ArgType.PtrToStackOrNull) break;
                     size = 1;
