@@ -150,6 +150,10 @@ internal sealed partial class Checker
                     regs[0] = r0;
                     break;
                 }
+            case RetType.TrustedPtrToTask:
+                // RET_PTR_TO_BTF_ID (trusted): the current task_struct, never NULL.
+                regs[0] = RegState.Pointer(RegType.PtrToBtfId, 0, (int)KernelStruct.TaskStruct);
+                break;
             case RetType.PtrToRingbufMemOrNull:
                 {
                     var r0 = RegState.Pointer(RegType.PtrToMemOrNull, 0, meta.MemSize);

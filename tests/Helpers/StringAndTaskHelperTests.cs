@@ -304,6 +304,24 @@ public class StringAndTaskHelperTests
         });
     }
 
+    [Test]
+    public void KernelBtfPointersAreHandlesOrTheContext([ValueSource(typeof(Engines), nameof(Engines.Names))] string engine)
+    {
+        // bpf_get_current_task_btf: never NULL, tagged, the thread's own.
+        ulong task = Run(engine, "call 158\nexit", 0);
+        Assert.That(task >> 48, Is.EqualTo(KernelHelpers.CurrentTaskTag >> 48));
+        Assert.That(task, Is.EqualTo(Run(engine, "call 158\nexit", 0)), "the same thread, the same task");
+        // bpf_cast_to_kern_ctx: the context's own address (Linux inlines it as r0 = r1).
+        var code = Assemble("mov %r6, %r1\ncall 0\nsub %r0, %r6\nexit");
+        code[1] = code[1] with { Src = (byte)BpfJit.Frontend.CallKind.Kfunc, Imm = KfuncTable.CastToKernCtxId };
+        var entry = Engines.Get(engine).Prepare(code, KernelHelpers.Table());
+        var ctx = new byte[72];
+        unsafe
+        {
+            fixed (byte* p = ctx) Assert.That(Run(entry, (ulong)p), Is.EqualTo(0ul));
+        }
+    }
+
     /// <summary>BPF_PROG_TEST_RUN runs on the calling thread: the kernel's current is this test's thread.</summary>
     [Test]
     [Category(KernelOracle.Category)]

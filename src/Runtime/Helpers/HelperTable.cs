@@ -167,6 +167,8 @@ public enum RetType
     PtrToSocketOrNull,
     /// <summary>Ring buffer memory of the requested size, or NULL.</summary>
     PtrToRingbufMemOrNull,
+    /// <summary>A trusted pointer to the current <c>struct task_struct</c> (RET_PTR_TO_BTF_ID), never NULL.</summary>
+    TrustedPtrToTask,
 }
 
 /// <summary>A helper's prototype: up to five argument types and a return type, as the verifier reads them.</summary>

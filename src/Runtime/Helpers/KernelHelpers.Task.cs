@@ -14,6 +14,8 @@ public static unsafe partial class KernelHelpers
     public const int GetCurrentCommId = 16;
     /// <summary>bpf_get_current_task.</summary>
     public const int GetCurrentTaskId = 35;
+    /// <summary>bpf_get_current_task_btf.</summary>
+    public const int GetCurrentTaskBtfId = 158;
     /// <summary>bpf_probe_read_user.</summary>
     public const int ProbeReadUserId = 112;
     /// <summary>bpf_probe_read_kernel.</summary>
@@ -70,6 +72,16 @@ public static unsafe partial class KernelHelpers
     /// BpfJit has no kernel memory, so it returns 0, which bpf_probe_read_kernel refuses (-ERANGE), as any read through it would fail.
     /// </summary>
     public static ulong GetCurrentTask(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => 0;
+
+    /// <summary>The tag of the value bpf_get_current_task_btf returns: a handle, never an address.</summary>
+    public const ulong CurrentTaskTag = 0xBFA5_0000_0000_0000;
+
+    /// <summary>
+    /// bpf_get_current_task_btf: a trusted, never-NULL pointer to the current task_struct in Linux. The verifier lets a
+    /// program keep, compare and pass it but not read through it (BpfJit has no kernel BTF), so the value is a handle,
+    /// <see cref="CurrentTaskTag"/> | the thread id: non-zero, distinct per thread, and no address of anything.
+    /// </summary>
+    public static ulong GetCurrentTaskBtf(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => CurrentTaskTag | (uint)CurrentTask.ThreadId();
 
     /// <summary>
     /// bpf_probe_read_user(dst, size, ptr): BpfJit does not read the host's memory on a program's behalf, so every read

@@ -102,6 +102,7 @@ public static partial class KernelHelpers
         Def(RingbufSubmitId, RingbufSubmit, RetType.Void, ArgType.PtrToRingbufMem, ArgType.Anything),
         Def(RingbufDiscardId, RingbufDiscard, RetType.Void, ArgType.PtrToRingbufMem, ArgType.Anything),
         Def(RingbufQueryId, RingbufQuery, RetType.Integer, ArgType.ConstMapPtr, ArgType.Anything),
+        Def(GetCurrentTaskBtfId, GetCurrentTaskBtf, RetType.TrustedPtrToTask),
         Def(KtimeGetCoarseNsId, KtimeGetCoarseNs, RetType.Integer),
         Def(ForEachMapElemId, ForEachMapElem, RetType.Integer, ArgType.ConstMapPtr, ArgType.PtrToFunc, ArgType.PtrToStackOrNull, ArgType.Anything),
         Def(LoopId, Loop, RetType.Integer, ArgType.Anything, ArgType.PtrToFunc, ArgType.PtrToStackOrNull, ArgType.Anything),
