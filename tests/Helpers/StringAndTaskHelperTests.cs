@@ -322,6 +322,78 @@ public class StringAndTaskHelperTests
         }
     }
 
+    /// <summary>Value layout: [0, 8) struct bpf_pidns_info (0x5a before), [8, 16) the helper's result.</summary>
+    static string NsProgram(ulong dev, ulong ino, int size) => $"""
+        stw [%r10-4], 0
+        ldmap %r1, 0
+        mov %r2, %r10
+        add %r2, -4
+        call 1
+        jeq %r0, 0, out
+        mov %r6, %r0
+        lddw %r1, {dev}
+        lddw %r2, {ino}
+        mov %r3, %r6
+        mov %r4, {size}
+        call 120
+        stxdw [%r6+8], %r0
+        out:
+        mov %r0, 0
+        exit
+        """;
+
+    /// <summary>The st_dev and st_ino of this process's pid namespace, as stat(1) prints them.</summary>
+    static (ulong Dev, ulong Ino) PidNamespace()
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("stat", "-L -c \"%d %i\" /proc/self/ns/pid") { RedirectStandardOutput = true };
+        using var stat = System.Diagnostics.Process.Start(psi)!;
+        var parts = stat.StandardOutput.ReadToEnd().Split(' ', StringSplitOptions.TrimEntries);
+        stat.WaitForExit();
+        return (ulong.Parse(parts[0]), ulong.Parse(parts[1]));
+    }
+
+    /// <summary>(dev, ino, size) of each call: the right namespace, another inode, a dev past 32 bits, a short buffer.</summary>
+    static IEnumerable<(ulong Dev, ulong Ino, int Size)> NsCalls((ulong Dev, ulong Ino) ns) =>
+        [(ns.Dev, ns.Ino, 8), (ns.Dev, ns.Ino + 1, 8), (ns.Dev | 1UL << 32, ns.Ino, 8), (ns.Dev, ns.Ino, 4)];
+
+    static byte[] NsInitial()
+    {
+        var v = new byte[16];
+        Array.Fill(v, (byte)0x5a, 0, 8);
+        return v;
+    }
+
+    [Test]
+    public void NsCurrentPidTgidAnswersForTheHostNamespaceOnly([ValueSource(typeof(Engines), nameof(Engines.Names))] string engine)
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("pid namespaces are Linux's");
+        var ns = PidNamespace();
+        var (pidTgid, _, _) = Current();
+        var results = NsCalls(ns).Select(c => EngineRun(engine, NsProgram(c.Dev, c.Ino, c.Size), 16, NsInitial()))
+            .Select(v => (BitConverter.ToUInt64(v, 0), BitConverter.ToInt64(v, 8))).ToList();
+        Assert.That(results, Is.EqualTo(new[]
+        {
+            (pidTgid, 0L),                                      // { u32 pid = thread id; u32 tgid = process id }
+            (0UL, -22L),
+            (0UL, -22L),
+            (0x5a5a5a5a00000000UL, -22L),                       // only the 4 bytes passed are zeroed
+        }));
+    }
+
+    [Test]
+    [Category(KernelOracle.Category)]
+    public void TheKernelAnswersNsCurrentPidTgidTheSame()
+    {
+        KernelBpf.RequireAvailable();
+        var ns = PidNamespace();
+        foreach (var c in NsCalls(ns))
+        {
+            var kernel = KernelRun(NsProgram(c.Dev, c.Ino, c.Size), 16, NsInitial());
+            var ours = EngineRun("jit", NsProgram(c.Dev, c.Ino, c.Size), 16, NsInitial());
+            Assert.That(kernel, Is.EqualTo(ours), $"dev {c.Dev} ino {c.Ino} size {c.Size}");
+        }
+    }
+
     /// <summary>BPF_PROG_TEST_RUN runs on the calling thread: the kernel's current is this test's thread.</summary>
     [Test]
     [Category(KernelOracle.Category)]

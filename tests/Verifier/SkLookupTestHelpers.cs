@@ -43,7 +43,7 @@ public static class SkLookupTestHelpers
         foreach (var h in KernelHelpers.All)
         {
             if (h.Id is KernelHelpers.GetSmpProcessorIdId or (>= KernelHelpers.GetCurrentPidTgidId and <= KernelHelpers.GetCurrentCommId)
-                or KernelHelpers.GetCurrentTaskId or KernelHelpers.GetCurrentTaskBtfId or KernelHelpers.StrtolId or KernelHelpers.StrtoulId
+                or KernelHelpers.GetCurrentTaskId or KernelHelpers.GetCurrentTaskBtfId or KernelHelpers.GetNsCurrentPidTgidId or KernelHelpers.StrtolId or KernelHelpers.StrtoulId
                 or (>= KernelHelpers.ProbeReadUserId and <= KernelHelpers.ProbeReadKernelStrId))
                 t.Add(new Helper(h.Id, h.Name, Dummy, h.Proto));
         }

@@ -14,6 +14,8 @@ public static unsafe partial class KernelHelpers
     public const int GetCurrentCommId = 16;
     /// <summary>bpf_get_current_task.</summary>
     public const int GetCurrentTaskId = 35;
+    /// <summary>bpf_get_ns_current_pid_tgid.</summary>
+    public const int GetNsCurrentPidTgidId = 120;
     /// <summary>bpf_get_current_task_btf.</summary>
     public const int GetCurrentTaskBtfId = 158;
     /// <summary>bpf_probe_read_user.</summary>
@@ -64,6 +66,26 @@ public static unsafe partial class KernelHelpers
         int length = CurrentTask.Comm(comm);
         buf.Clear();
         if (buf.Length > 0) comm[..Math.Min(length, buf.Length - 1)].CopyTo(buf);
+        return 0;
+    }
+
+    /// <summary>
+    /// bpf_get_ns_current_pid_tgid(dev, ino, nsdata, size): when (dev, ino) name the host process's pid namespace (the
+    /// st_dev and st_ino of <c>/proc/self/ns/pid</c>), writes <c>struct bpf_pidns_info { u32 pid; u32 tgid; }</c> as that
+    /// namespace numbers the thread and the process, and returns 0. Otherwise -EINVAL with nsdata zeroed, as the kernel
+    /// for a size other than 8, a dev wider than the kernel's 32-bit dev_t, or another namespace.
+    /// </summary>
+    public static ulong GetNsCurrentPidTgid(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
+    {
+        var info = new Span<byte>((byte*)r3, (int)r4);
+        if (r4 != 8 || r1 != (uint)r1 || CurrentTask.PidNamespace() is not { } ns || ns.Dev != r1 || ns.Ino != r2)
+        {
+            info.Clear();
+            return Err(Errno.EINVAL);
+        }
+        ulong pidTgid = GetCurrentPidTgid(0, 0, 0, 0, 0);
+        *(uint*)r3 = (uint)pidTgid;
+        *(uint*)(r3 + 4) = (uint)(pidTgid >> 32);
         return 0;
     }
 
@@ -141,6 +163,26 @@ public static unsafe partial class KernelHelpers
             (delegate* unmanaged[Cdecl, SuppressGCTransition]<int, byte*, ulong, ulong, ulong, int>)Export("prctl");
 
         const int PrGetName = 16;
+
+        /// <summary>stat(path, buf), or glibc's older __xstat(_STAT_VER, path, buf): st_dev and st_ino lead struct stat on 64-bit Linux.</summary>
+        static readonly delegate* unmanaged[Cdecl]<byte*, byte*, int> s_stat = (delegate* unmanaged[Cdecl]<byte*, byte*, int>)Export("stat");
+        static readonly delegate* unmanaged[Cdecl]<int, byte*, byte*, int> s_xstat = (delegate* unmanaged[Cdecl]<int, byte*, byte*, int>)Export("__xstat");
+
+        static readonly Lazy<(ulong Dev, ulong Ino)?> s_pidNamespace = new(ReadPidNamespace);
+
+        /// <summary>The device and inode of the process's pid namespace (<c>/proc/self/ns/pid</c>); null where there is none.</summary>
+        public static (ulong Dev, ulong Ino)? PidNamespace() => s_pidNamespace.Value;
+
+        static (ulong Dev, ulong Ino)? ReadPidNamespace()
+        {
+            if (s_stat == null && s_xstat == null) return null;
+            byte* path = stackalloc byte[] { (byte)'/', (byte)'p', (byte)'r', (byte)'o', (byte)'c', (byte)'/', (byte)'s', (byte)'e', (byte)'l', (byte)'f',
+                (byte)'/', (byte)'n', (byte)'s', (byte)'/', (byte)'p', (byte)'i', (byte)'d', 0 };
+            ulong* buf = stackalloc ulong[64];      // 512 bytes: larger than struct stat on every 64-bit ABI
+            // _STAT_VER is 1 on x86-64 and 0 on the generic ABIs (aarch64).
+            int rc = s_stat != null ? s_stat(path, (byte*)buf) : s_xstat(RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 1 : 0, path, (byte*)buf);
+            return rc == 0 ? (buf[0], buf[1]) : null;
+        }
 
         static nint Export(string name)
         {
