@@ -52,6 +52,7 @@ internal static class HelperPlan
     /// <paramref name="plan"/> describes them; <paramref name="map"/> is then the map argument (or null).
     /// False: ask the full check.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static unsafe bool Accepts(int plan, ulong* reg, ulong ctx, BpfMap? lastMap, ref RunState run, out BpfMap? map)
     {
         map = null;

@@ -28,6 +28,7 @@ public sealed unsafe class Interpreter
     readonly BpfMap?[] _siteMaps;     // by slot: the map the call there passed last (its check then skips the registry)
     readonly bool[] _releasesMemory;  // by slot: the helper called there submits or discards a ring-buffer record
     readonly int[] _plans;            // by slot: how the helper's pointer arguments are checked quickly (HelperPlan)
+    readonly bool[] _plain;           // by slot: the helper takes no pointer and releases nothing: nothing to check or remember
     readonly HelperTable _table;
     readonly List<BpfCallback> _callbacks = [];   // keeps the Callbacks table's weak entries alive
     RegionBlock? _contextBlock;       // the registered block a run's r1 last pointed to (any thread's is as good a hint)
@@ -43,11 +44,14 @@ public sealed unsafe class Interpreter
         _siteMaps = new BpfMap?[program.Length];
         _releasesMemory = new bool[program.Length];
         _plans = new int[program.Length];
+        _plain = new bool[program.Length];
         ProgramChecks.CheckRunnable(program, helpers, (i, h) =>
         {
             _helpers[i] = h;
             _releasesMemory[i] = HelperArguments.ReleasesMemory(h);
             _plans[i] = HelperPlan.Of(h);
+            // No map argument: the result is no region either (HelperArguments.ResultBytes needs the map).
+            _plain[i] = _plans[i] == HelperPlan.Nothing && !_releasesMemory[i];
         }, BindCallback);
         _exec = StackAccesses.Rewrite(_code, out _);
     }
@@ -101,7 +105,9 @@ public sealed unsafe class Interpreter
             run.Cache.Add(ctx.Start, ctx.Length);
             run.SetLast(ctx.Start, ctx.Length);
         }
-        if (callback) Announce(ref run, callback);
+        if (callback) Announce(ref run);
+        // Inside the loop the run's flags are read from `run`, not from locals: every local live across the loop
+        // is one more register the dispatch would otherwise spill and reload in each case.
 
         fixed (Instruction* code = _exec)
         {
@@ -308,24 +314,25 @@ public sealed unsafe class Interpreter
                             break;
                         }
                         {
-                            if (!run.Announced) Announce(ref run, callback);
+                            if (!run.Announced) Announce(ref run);
                             Helper h = _helpers[pc - 1]!;
-                            reg[0] = CallHelper(h, _plans[pc - 1], _releasesMemory[pc - 1], reg, callback ? 0 : r1, pc - 1, ref run);
-                            if (h.Exit != HelperExit.None && reg[0] == 0) return Return(callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
+                            reg[0] = _plain[pc - 1] ? h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5])
+                                : CallHelper(h, _plans[pc - 1], _releasesMemory[pc - 1], reg, run.Context, pc - 1, ref run);
+                            if (h.Exit != HelperExit.None && reg[0] == 0) return Return(run.Callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
                             break;
                         }
                     case 0x8d:
                         {
                             if (!_table.TryGet((int)reg[d], out var h) || reg[d] > int.MaxValue)
                                 throw new BpfRuntimeException(pc - 1, $"callx to unknown helper {reg[d]}");
-                            if (!run.Announced) Announce(ref run, callback);
+                            if (!run.Announced) Announce(ref run);
                             // The helper is chosen at run time here, so whether it releases a record is too.
-                            reg[0] = CallHelper(h, HelperPlan.Full, HelperArguments.ReleasesMemory(h), reg, callback ? 0 : r1, pc - 1, ref run);
-                            if (h.Exit != HelperExit.None && reg[0] == 0) return Return(callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
+                            reg[0] = CallHelper(h, HelperPlan.Full, HelperArguments.ReleasesMemory(h), reg, run.Context, pc - 1, ref run);
+                            if (h.Exit != HelperExit.None && reg[0] == 0) return Return(run.Callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
                             break;
                         }
                     case 0x95:
-                        if (depth == 0) return Return(callback, run.StackStart, reg[0]);
+                        if (depth == 0) return Return(run.Callback, run.StackStart, reg[0]);
                         {
                             depth--;
                             ulong* frame = saved + 5 * depth;
@@ -392,9 +399,9 @@ public sealed unsafe class Interpreter
 
     /// <summary>Announces the run's stack block to the registry (MemoryRegions.EnterStack), where helpers and callbacks look for it.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    static void Announce(ref RunState run, bool callback)
+    static void Announce(ref RunState run)
     {
-        MemoryRegions.EnterStack(run.StackStart, StackSize * MaxFrames, callback);
+        MemoryRegions.EnterStack(run.StackStart, StackSize * MaxFrames, run.Callback);
         run.Announced = true;
     }
 
