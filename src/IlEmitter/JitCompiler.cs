@@ -41,7 +41,7 @@ public static class JitCompiler
         var funcs = new List<(int Slot, int Target)>();
         ProgramChecks.CheckRunnable(slots, helpers, (i, h) => resolved[i] = h, (slot, target) => funcs.Add((slot, target)));
         var closure = new JitClosure(helpers) { Program = slots, CheckedProgram = options.Checked ? slots : null };
-        BindCallbacks(slots, funcs, resolved, options, closure);
+        BindCallbacks(slots, funcs, resolved, options, closure, facts);
         var shape = ProgramShape.Analyse(slots, 0, resolved, facts, options.Optimize, options.Checked);
         closure.BindMaps(shape.ClosureMaps);
         if (options.Tiered && !options.Checked && funcs.Count == 0)
@@ -82,7 +82,10 @@ public static class JitCompiler
     /// program and in every callback (a callback may pass another one on). Handles are registered
     /// before the methods exist, through a forwarder, so callbacks can refer to each other.
     /// </summary>
-    static void BindCallbacks(Instruction[] slots, List<(int Slot, int Target)> funcs, Helper?[] resolved, JitOptions options, JitClosure closure)
+    // A callback is compiled without specialisation (its entry state is not the main program's), but with the
+    // program's facts for the runtime guards: a variable-offset access in it is guarded as in the main program.
+    static void BindCallbacks(Instruction[] slots, List<(int Slot, int Target)> funcs, Helper?[] resolved, JitOptions options, JitClosure closure,
+        ProgramFacts? facts)
     {
         if (funcs.Count == 0) return;
         var forwarders = new Dictionary<int, CallbackForwarder>();
@@ -102,7 +105,7 @@ public static class JitCompiler
             slots[slot + 1] = slots[slot + 1] with { Imm = (int)(uint)(forwarder.Handle >> 32) };
         }
         foreach (var (target, forwarder) in forwarders)
-            forwarder.Target = DynamicMethodHost.CreateCallback(ProgramShape.Analyse(slots, target, resolved, null, options.Optimize, options.Checked), resolved, options, closure);
+            forwarder.Target = DynamicMethodHost.CreateCallback(ProgramShape.Analyse(slots, target, resolved, null, options.Optimize, options.Checked, facts), resolved, options, closure);
     }
 
     /// <summary>The delegate a callback handle resolves to; it calls the compiled callback method.</summary>
