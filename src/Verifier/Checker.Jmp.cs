@@ -8,6 +8,8 @@ internal sealed partial class Checker
 {
     bool CheckJmpClass(Instruction ins, int idx)
     {
+        // Every instruction of the class counts, calls and exits too (do_check_insn's jmps_processed).
+        _jmpsProcessed++;
         if (ins.IsExit) return CheckExit(idx);
         if (ins.IsCall)
         {
@@ -19,7 +21,6 @@ internal sealed partial class Checker
             _cur.Insn = idx + 1;
             return true;
         }
-        _jmpsProcessed++;
         if (ins.IsUnconditionalJump)
         {
             _cur.Insn = idx + ins.BranchOffset + 1;
