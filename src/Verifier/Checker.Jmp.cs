@@ -112,10 +112,11 @@ internal sealed partial class Checker
 
     /// <summary>
     /// Refines the registers of one side. A side whose refined bounds contradict one another cannot run, but
-    /// Linux 6.18 still explores it (reg_bounds_sanity_check does not prune): it forgets the contradictory
-    /// ranges, keeps the refined tnum and derives the ranges from that tnum alone. BpfJit does the same so
-    /// that an instruction the kernel refuses on such a side is refused here too. No execution reaches that
-    /// side, so the state it is checked with cannot make the engines unsafe; the checks on it only add refusals.
+    /// Linux 6.18 still explores it (reg_bounds_sanity_check does not prune): it reports the violation, forgets
+    /// the contradictory ranges and keeps the refined tnum, without deriving ranges from it again. BpfJit does the
+    /// same so that an instruction the kernel refuses on such a side is refused here too (a constant tnum with
+    /// unbounded ranges taints a pointer it is added to). No execution reaches that side, so the state it is
+    /// checked with cannot make the engines unsafe; the checks on it only add refusals.
     /// </summary>
     static void RefineSide(VerifierState st, Instruction ins, JmpOp op, bool is32)
     {
@@ -137,15 +138,15 @@ internal sealed partial class Checker
     }
 
     /// <summary>
-    /// When the ranges contradict one another or the tnum, replaces them by what the tnum alone allows (the
-    /// state the kernel continues with after such a refinement).
+    /// When the ranges contradict one another or a constant tnum (the kernel's reg_bounds_sanity_check), makes
+    /// the ranges unbounded and keeps the tnum (__mark_reg_unbounded): the register is not synced again, so a
+    /// constant tnum stays next to unbounded ranges until an ALU operation recomputes them.
     /// </summary>
     static void ForgetContradictoryBounds(ref RegState r)
     {
         if (r.BoundsSane) return;
         r.Unbound64();
         r.Unbound32();
-        r.Sync();
     }
 
     /// <summary>
