@@ -313,21 +313,23 @@ internal sealed partial class Checker
     bool IsStateVisited(int idx)
     {
         if (!_explored.TryGetValue(idx, out var list)) _explored[idx] = list = [];
-        bool looping = false;
         bool callsCallback = _info.CallsCallback[idx];
         bool mayGoto = _insns[idx].IsMayGoto;
         bool iterNext = _info.IterNext[idx];
         // Checkpoints the kernel always adds (is_force_checkpoint): loops converge on them.
         bool forced = callsCallback || mayGoto || iterNext;
-        // Inside a loop that is still being explored, a new checkpoint is added only every so often; while none
-        // is to be added, misses are not counted, or the checkpoints of earlier iterations would be dropped.
-        bool addNew = true;
+        // A checkpoint is added only after at least 2 jumps and 8 instructions since the last one (is_state_visited's
+        // add_new_state), unless forced. Pruning differs with it: a path the kernel walks again instead of pruning
+        // may meet a check the explored state passed differently (a variable-offset read of a spilled pointer is
+        // allowed, a narrow fixed-offset one is not), so checkpoints follow the kernel's. Inside a loop that is still
+        // being explored, one is added only every so often; while none is to be added, misses are not counted, or
+        // the checkpoints of earlier iterations would be dropped.
+        bool addNew = forced || (_jmpsProcessed - _prevJmps >= 2 && _processed - _prevInsns >= 8);
         for (int i = 0; i < list.Count; i++)
         {
             var old = list[i];
             if (old.Branches > 0)
             {
-                looping = true;
                 if (!forced && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) addNew = false;
                 // An iterator loop converges when a state at next() whose iterator is still active falls within
                 // one still being explored (range within); next() is never an infinite loop (is_state_visited).
@@ -380,7 +382,7 @@ internal sealed partial class Checker
                 i--;
             }
         }
-        if (looping && !forced && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) return false;
+        if (!addNew) return false;
         _prevJmps = _jmpsProcessed;
         _prevInsns = _processed;
         _totalStates++;
