@@ -56,9 +56,10 @@ public static unsafe class KernelBpf
 
     /// <summary>
     /// Creates a map; returns the fd or a negative errno. <paramref name="innerMapFd"/> is the inner_map_fd of a
-    /// map-in-map (the map whose shape every stored map must have); 0 leaves it unset.
+    /// map-in-map (the map whose shape every stored map must have); 0 leaves it unset. <paramref name="numaNode"/>
+    /// is read by the kernel only with BPF_F_NUMA_NODE.
     /// </summary>
-    public static int CreateMap(uint type, int keySize, int valueSize, int maxEntries, uint flags, int innerMapFd = 0)
+    public static int CreateMap(uint type, int keySize, int valueSize, int maxEntries, uint flags, int innerMapFd = 0, uint numaNode = 0)
     {
         var attr = new byte[128];
         fixed (byte* p = attr)
@@ -69,6 +70,7 @@ public static unsafe class KernelBpf
             *(uint*)(p + 12) = (uint)maxEntries;
             *(uint*)(p + 16) = flags;
             *(int*)(p + 20) = innerMapFd;
+            *(uint*)(p + 24) = numaNode;
             long fd = syscall(SysBpf, MapCreate, p, attr.Length);
             return fd < 0 ? -Marshal.GetLastPInvokeError() : (int)fd;
         }

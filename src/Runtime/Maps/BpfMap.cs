@@ -45,6 +45,8 @@ public abstract unsafe class BpfMap : IDisposable
     int _frozen;
     // The owner's reference plus one per map-in-map slot holding this map; memory goes when it reaches 0.
     int _refs = 1;
+    // The bytes MapFactory charged to MapMemory for this map, returned when its memory is freed.
+    long _charge;
 
     /// <summary>Creates a map and registers its handle. Attributes must already be validated (see <see cref="MapFactory"/>).</summary>
     protected BpfMap(MapDefinition definition)
@@ -352,6 +354,7 @@ public abstract unsafe class BpfMap : IDisposable
         MapEpoch.Retire(() =>
         {
             FreeMemory();
+            MapMemory.Uncharge(Interlocked.Exchange(ref _charge, 0));
             lock (s_registryLock)
             {
                 s_registry[index] = null;
@@ -360,6 +363,9 @@ public abstract unsafe class BpfMap : IDisposable
             Native.Free(header);
         });
     }
+
+    /// <summary>Records the bytes charged to <see cref="MapMemory"/> for this map (returned when its memory is freed).</summary>
+    internal void SetMemoryCharge(long bytes) => _charge = bytes;
 
     /// <summary>Frees the map's native memory (called once, when no reader can hold it).</summary>
     protected abstract void FreeMemory();

@@ -56,7 +56,8 @@ public sealed unsafe class RingBufMap : BpfMap
     {
         _size = MaxEntries;
         _mask = _size - 1;
-        _block = Native.Alloc((nuint)(PrefixSize + _size), 4096);
+        _block = Native.AllocLazy((nuint)(PrefixSize + _size), 4096);
+        if (_block == null) throw new MapCreateException(Name, Type, Errno.ENOMEM, $"cannot reserve {PrefixSize + _size} bytes for the ring");
         _data = _block + PrefixSize;
         *(ulong*)_block = Handle;
     }
@@ -248,7 +249,7 @@ public sealed unsafe class RingBufMap : BpfMap
     /// <inheritdoc />
     protected override void FreeMemory()
     {
-        Native.Free(_block);
+        Native.FreeLazy(_block, (nuint)(PrefixSize + _size));
         _ready.Dispose();
     }
 }
