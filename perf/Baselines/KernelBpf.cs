@@ -13,7 +13,7 @@ namespace BpfJit.Baselines;
 public static unsafe class KernelBpf
 {
     const long SysBpf = 321;
-    const int MapCreate = 0, MapLookupElem = 1, MapUpdateElem = 2, MapDeleteElem = 3, ProgLoad = 5, ProgTestRun = 10;
+    const int MapCreate = 0, MapLookupElem = 1, MapUpdateElem = 2, MapDeleteElem = 3, MapGetNextKey = 4, ProgLoad = 5, ProgTestRun = 10, MapFreeze = 22;
     const uint ProgTypeSkLookup = 30, AttachSkLookup = 36;
 
     [DllImport("libc", SetLastError = true)]
@@ -91,8 +91,8 @@ public static unsafe class KernelBpf
         }
     }
 
-    /// <summary>BPF_MAP_LOOKUP_ELEM; returns 0 or a negative errno.</summary>
-    public static int LookupElem(int mapFd, ReadOnlySpan<byte> key, Span<byte> value)
+    /// <summary>BPF_MAP_LOOKUP_ELEM (with <paramref name="flags"/>: BPF_F_LOCK); returns 0 or a negative errno.</summary>
+    public static int LookupElem(int mapFd, ReadOnlySpan<byte> key, Span<byte> value, ulong flags = 0)
     {
         var attr = new byte[32];
         fixed (byte* k = key, v = value, p = attr)
@@ -100,6 +100,7 @@ public static unsafe class KernelBpf
             *(uint*)(p + 0) = (uint)mapFd;
             *(ulong*)(p + 8) = (ulong)k;
             *(ulong*)(p + 16) = (ulong)v;
+            *(ulong*)(p + 24) = flags;
             long r = syscall(SysBpf, MapLookupElem, p, attr.Length);
             return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
         }
@@ -114,6 +115,32 @@ public static unsafe class KernelBpf
             *(uint*)(p + 0) = (uint)mapFd;
             *(ulong*)(p + 8) = (ulong)k;
             long r = syscall(SysBpf, MapDeleteElem, p, attr.Length);
+            return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
+        }
+    }
+
+    /// <summary>BPF_MAP_GET_NEXT_KEY (an empty <paramref name="key"/> asks for the first key); returns 0 or a negative errno.</summary>
+    public static int GetNextKey(int mapFd, ReadOnlySpan<byte> key, Span<byte> nextKey)
+    {
+        var attr = new byte[24];
+        fixed (byte* k = key, n = nextKey, p = attr)
+        {
+            *(uint*)(p + 0) = (uint)mapFd;
+            *(ulong*)(p + 8) = key.IsEmpty ? 0 : (ulong)k;
+            *(ulong*)(p + 16) = (ulong)n;
+            long r = syscall(SysBpf, MapGetNextKey, p, attr.Length);
+            return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
+        }
+    }
+
+    /// <summary>BPF_MAP_FREEZE; returns 0 or a negative errno.</summary>
+    public static int Freeze(int mapFd)
+    {
+        var attr = new byte[8];
+        fixed (byte* p = attr)
+        {
+            *(uint*)p = (uint)mapFd;
+            long r = syscall(SysBpf, MapFreeze, p, attr.Length);
             return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
         }
     }

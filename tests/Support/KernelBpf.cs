@@ -31,7 +31,13 @@ public static class KernelBpf
     public static int Update(int fd, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags = 0) => Kernel.UpdateElem(fd, key, value, flags);
 
     /// <summary>BPF_MAP_LOOKUP_ELEM; 0 or a negative errno.</summary>
-    public static int Lookup(int fd, ReadOnlySpan<byte> key, Span<byte> value) => Kernel.LookupElem(fd, key, value);
+    public static int Lookup(int fd, ReadOnlySpan<byte> key, Span<byte> value, ulong flags = 0) => Kernel.LookupElem(fd, key, value, flags);
+
+    /// <summary>BPF_MAP_GET_NEXT_KEY (empty key: the first); 0 or a negative errno.</summary>
+    public static int GetNextKey(int fd, ReadOnlySpan<byte> key, Span<byte> nextKey) => Kernel.GetNextKey(fd, key, nextKey);
+
+    /// <summary>BPF_MAP_FREEZE; 0 or a negative errno.</summary>
+    public static int Freeze(int fd) => Kernel.Freeze(fd);
 
     /// <summary>BPF_MAP_DELETE_ELEM; 0 or a negative errno.</summary>
     public static int Delete(int fd, ReadOnlySpan<byte> key) => Kernel.DeleteElem(fd, key);

@@ -126,12 +126,16 @@ public abstract unsafe class BpfMap : IDisposable
 
     /// <summary>
     /// BPF_MAP_FREEZE: from now on userspace updates and deletes fail with -EPERM (programs are unaffected;
-    /// loaders freeze <c>.rodata</c> after filling it). Returns 0, or -EBUSY when already frozen.
+    /// loaders freeze <c>.rodata</c> after filling it). Returns 0; -ENOTSUPP for a map whose value holds a
+    /// bpf_spin_lock; -EPERM when userspace cannot write the map (BPF_F_RDONLY, or already frozen: a frozen map
+    /// has lost its write permission, so a second freeze is refused as the kernel's is).
     /// </summary>
     public int Freeze()
     {
         ObjectDisposedException.ThrowIf(IsDisposed, this);
-        return Interlocked.Exchange(ref _frozen, 1) == 0 ? 0 : -Errno.EBUSY;
+        if (SpinLockOffset >= 0) return -Errno.ENOTSUPP;
+        if ((Flags & MapFlags.ReadOnly) != 0) return -Errno.EPERM;
+        return Interlocked.Exchange(ref _frozen, 1) == 0 ? 0 : -Errno.EPERM;
     }
 
     bool UserCanRead => (Flags & MapFlags.WriteOnly) == 0;
@@ -173,8 +177,9 @@ public abstract unsafe class BpfMap : IDisposable
     {
         CheckKey(key);
         CheckSpan(value.Length, UserValueSize, nameof(value));
-        if (!UserCanRead) return -Errno.EPERM;
+        // map_lookup_elem: unknown flags, then the read permission, then BPF_F_LOCK without a lock.
         if ((flags & ~UpdateFlags.Lock) != 0) return -Errno.EINVAL;
+        if (!UserCanRead) return -Errno.EPERM;
         if ((flags & UpdateFlags.Lock) != 0 && SpinLockOffset < 0) return -Errno.EINVAL;
         fixed (byte* k = key)
         fixed (byte* v = value)
@@ -190,7 +195,9 @@ public abstract unsafe class BpfMap : IDisposable
     {
         CheckKey(key);
         CheckSpan(value.Length, UserValueSize, nameof(value));
+        // map_update_elem: the write permission, then BPF_F_LOCK on a value without a lock, before the map type.
         if (!UserCanWrite) return -Errno.EPERM;
+        if ((flags & UpdateFlags.Lock) != 0 && SpinLockOffset < 0) return -Errno.EINVAL;
         fixed (byte* k = key)
         fixed (byte* v = value)
         {

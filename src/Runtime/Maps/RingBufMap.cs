@@ -216,6 +216,8 @@ public sealed unsafe class RingBufMap : BpfMap
 
     // ---- the byte API: ring buffers have no elements ------------------------------------------------
 
+    // The kernel's ring buffer has no elements for userspace: -ENOTSUPP for lookup, update, delete and
+    // get_next_key with no key (key_size is 0; a non-NULL key pointer is -EINVAL there, which this API cannot pass).
     /// <inheritdoc />
     protected override int LookupCore(byte* key, byte* value, ulong flags) => -Errno.ENOTSUPP;
 
