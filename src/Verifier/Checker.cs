@@ -85,7 +85,10 @@ internal sealed partial class Checker
     {
         int errInsn = -1;
         string? error = null;
-        _info = ProgramInfo.Build(_insns, _helpers, out string? structural, out int at, _opt.KernelFunctions);
+        // resolve_pseudo_ldimm64 runs before the kernel's CFG checks: a program over the map limit is refused first.
+        string? structural = CountUsedMaps();
+        int at = -1;
+        if (structural == null) _info = ProgramInfo.Build(_insns, _helpers, out structural, out at, _opt.KernelFunctions);
         if (structural == null && (structural = PrepareSignatures()) != null) at = 0;
         if (structural != null)
         {
@@ -130,6 +133,29 @@ internal sealed partial class Checker
             _log.AppendLine(e.Message);
         }
         return Finish(error, errInsn);
+    }
+
+    /// <summary>MAX_USED_MAPS: the distinct maps one program may reference.</summary>
+    internal const int MaxUsedMaps = 64;
+
+    /// <summary>
+    /// resolve_pseudo_ldimm64's limit: every map an ld_imm64 names, reachable or not, counts once, and the 65th
+    /// distinct one refuses the program before any path is walked (the kernel's -E2BIG).
+    /// </summary>
+    string? CountUsedMaps()
+    {
+        var used = new HashSet<int>();
+        for (int i = 0; i < _insns.Count; i++)
+        {
+            var ins = _insns[i];
+            if (!ins.IsLdImm64 || i + 1 >= _insns.Count) continue;
+            i++;
+            if ((Ld64Source)ins.Src is not (Ld64Source.MapFd or Ld64Source.MapIdx or Ld64Source.MapValue or Ld64Source.MapIdxValue)) continue;
+            if (ins.Imm < 0 || ins.Imm >= _opt.Maps.Count || used.Contains(ins.Imm)) continue;
+            if (used.Count >= MaxUsedMaps) return $"The total number of maps per program has reached the limit of {MaxUsedMaps}";
+            used.Add(ins.Imm);
+        }
+        return null;
     }
 
     /// <summary>Explores every path from <see cref="_cur"/> until none is left.</summary>

@@ -16,10 +16,14 @@ public static class ObjectVerification
         ArgumentNullException.ThrowIfNull(map);
         bool readOnly = map.Frozen || (map.Flags & MapSpec.FlagReadOnlyProgram) != 0;
         bool frozenConstant = map.Frozen && (map.Flags & MapSpec.FlagReadOnlyProgram) != 0 && map.MaxEntries == 1;
-        return new MapInfo(map.Name, map.Type, checked((int)map.KeySize), checked((int)map.ValueSize),
-            checked((int)map.MaxEntries), map.Flags, readOnly, frozenConstant ? map.InitialValue : null,
+        // Sizes the runtime refuses are refused when maps are created (MapFactory.Validate); the verifier's view only
+        // must not overflow: every u32 above 2^31 - 1 reads as 2^31 - 1 (an LPM_TRIE's max_entries is held so too).
+        return new MapInfo(map.Name, map.Type, Saturate(map.KeySize), Saturate(map.ValueSize),
+            Saturate(map.MaxEntries), map.Flags, readOnly, frozenConstant ? map.InitialValue : null,
             SpinLockOffset: map.SpinLockOffset, HasBtf: map.BtfValueTypeId != 0, InnerMap: map.InnerMap is { } inner ? ToMapInfo(inner) : null);
     }
+
+    static int Saturate(uint n) => (int)Math.Min(n, int.MaxValue);
 
     /// <summary>The verifier options for <paramref name="program"/> of <paramref name="collection"/>.</summary>
     public static VerifierOptions Options(CollectionSpec collection, ProgramSpec program, HelperTable helpers, int logLevel = 1)

@@ -45,6 +45,8 @@ public abstract unsafe class BpfMap : IDisposable
     int _frozen;
     // The owner's reference plus one per map-in-map slot holding this map; memory goes when it reaches 0.
     int _refs = 1;
+    // The bytes MapFactory charged to MapMemory for this map, returned when its memory is freed.
+    long _charge;
 
     /// <summary>Creates a map and registers its handle. Attributes must already be validated (see <see cref="MapFactory"/>).</summary>
     protected BpfMap(MapDefinition definition)
@@ -124,12 +126,16 @@ public abstract unsafe class BpfMap : IDisposable
 
     /// <summary>
     /// BPF_MAP_FREEZE: from now on userspace updates and deletes fail with -EPERM (programs are unaffected;
-    /// loaders freeze <c>.rodata</c> after filling it). Returns 0, or -EBUSY when already frozen.
+    /// loaders freeze <c>.rodata</c> after filling it). Returns 0; -ENOTSUPP for a map whose value holds a
+    /// bpf_spin_lock; -EPERM when userspace cannot write the map (BPF_F_RDONLY, or already frozen: a frozen map
+    /// has lost its write permission, so a second freeze is refused as the kernel's is).
     /// </summary>
     public int Freeze()
     {
         ObjectDisposedException.ThrowIf(IsDisposed, this);
-        return Interlocked.Exchange(ref _frozen, 1) == 0 ? 0 : -Errno.EBUSY;
+        if (SpinLockOffset >= 0) return -Errno.ENOTSUPP;
+        if ((Flags & MapFlags.ReadOnly) != 0) return -Errno.EPERM;
+        return Interlocked.Exchange(ref _frozen, 1) == 0 ? 0 : -Errno.EPERM;
     }
 
     bool UserCanRead => (Flags & MapFlags.WriteOnly) == 0;
@@ -171,8 +177,9 @@ public abstract unsafe class BpfMap : IDisposable
     {
         CheckKey(key);
         CheckSpan(value.Length, UserValueSize, nameof(value));
-        if (!UserCanRead) return -Errno.EPERM;
+        // map_lookup_elem: unknown flags, then the read permission, then BPF_F_LOCK without a lock.
         if ((flags & ~UpdateFlags.Lock) != 0) return -Errno.EINVAL;
+        if (!UserCanRead) return -Errno.EPERM;
         if ((flags & UpdateFlags.Lock) != 0 && SpinLockOffset < 0) return -Errno.EINVAL;
         fixed (byte* k = key)
         fixed (byte* v = value)
@@ -188,7 +195,9 @@ public abstract unsafe class BpfMap : IDisposable
     {
         CheckKey(key);
         CheckSpan(value.Length, UserValueSize, nameof(value));
+        // map_update_elem: the write permission, then BPF_F_LOCK on a value without a lock, before the map type.
         if (!UserCanWrite) return -Errno.EPERM;
+        if ((flags & UpdateFlags.Lock) != 0 && SpinLockOffset < 0) return -Errno.EINVAL;
         fixed (byte* k = key)
         fixed (byte* v = value)
         {
@@ -352,6 +361,7 @@ public abstract unsafe class BpfMap : IDisposable
         MapEpoch.Retire(() =>
         {
             FreeMemory();
+            MapMemory.Uncharge(Interlocked.Exchange(ref _charge, 0));
             lock (s_registryLock)
             {
                 s_registry[index] = null;
@@ -360,6 +370,9 @@ public abstract unsafe class BpfMap : IDisposable
             Native.Free(header);
         });
     }
+
+    /// <summary>Records the bytes charged to <see cref="MapMemory"/> for this map (returned when its memory is freed).</summary>
+    internal void SetMemoryCharge(long bytes) => _charge = bytes;
 
     /// <summary>Frees the map's native memory (called once, when no reader can hold it).</summary>
     protected abstract void FreeMemory();

@@ -14,8 +14,9 @@ public static class ObjectMaps
     public static MapDefinition Definition(MapSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return new MapDefinition(spec.Name, (MapType)(int)spec.Type, checked((int)spec.KeySize), checked((int)spec.ValueSize),
-            checked((int)spec.MaxEntries), spec.Flags, spec.SpinLockOffset, spec.InnerMap is { } inner ? Definition(inner) : null);
+        // The u32 sizes keep their bits: MapFactory reads a negative size as the u32 the syscall would get.
+        return new MapDefinition(spec.Name, (MapType)(int)spec.Type, unchecked((int)spec.KeySize), unchecked((int)spec.ValueSize),
+            unchecked((int)spec.MaxEntries), spec.Flags, spec.SpinLockOffset, spec.InnerMap is { } inner ? Definition(inner) : null, spec.NumaNode);
     }
 
     /// <summary>

@@ -107,10 +107,11 @@ public sealed partial class ScenarioBuilder
             if (match.Length != 1) throw t.Error($"unknown map type '{t.Str()}'");
             type = match[0];
         }
+        // The sizes are BPF_MAP_CREATE's u32s: any of them reaches MapFactory, which answers as the kernel does.
         return new MapDefinition(name, type,
-            (int)(node.Opt("key_size")?.Int(0, int.MaxValue) ?? 0),
-            (int)(node.Opt("value_size")?.Int(0, int.MaxValue) ?? 0),
-            (int)(node.Opt("max_entries")?.Int(0, int.MaxValue) ?? 0),
+            unchecked((int)(uint)(node.Opt("key_size")?.Int(0, uint.MaxValue) ?? 0)),
+            unchecked((int)(uint)(node.Opt("value_size")?.Int(0, uint.MaxValue) ?? 0)),
+            unchecked((int)(uint)(node.Opt("max_entries")?.Int(0, uint.MaxValue) ?? 0)),
             (uint)(node.Opt("flags")?.Int(0, uint.MaxValue) ?? 0));
     }
 
@@ -132,6 +133,10 @@ public sealed partial class ScenarioBuilder
         {
             // map_definitions may patch an object map (tubular's zero-sized 'destinations').
             bool patched = definitions.TryGetValue(m.Name, out var over);
+            // A global-data map (.data, .rodata, .bss) is the object's own ARRAY of one value: libbpf lets a loader
+            // resize its value, never change its type or key.
+            if (patched && m.InitialValue != null && (over.Def.Type != MapType.Array || over.Def.KeySize != 4 || over.Def.MaxEntries != 1))
+                throw over.Node.Error($"map {m.Name} is the object's global data (an ARRAY of one value with key_size 4): map_definitions may change its value_size only");
             var def = patched
                 ? over.Def
                 : ObjectMaps.Definition(m);
