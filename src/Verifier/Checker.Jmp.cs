@@ -8,6 +8,8 @@ internal sealed partial class Checker
 {
     bool CheckJmpClass(Instruction ins, int idx)
     {
+        // jmps_processed counts every jump-class instruction, calls and exits too (do_check).
+        _jmpsProcessed++;
         if (ins.IsExit) return CheckExit(idx);
         if (ins.IsCall)
         {
@@ -19,7 +21,6 @@ internal sealed partial class Checker
             _cur.Insn = idx + 1;
             return true;
         }
-        _jmpsProcessed++;
         if (ins.IsUnconditionalJump)
         {
             _cur.Insn = idx + ins.BranchOffset + 1;
@@ -41,7 +42,7 @@ internal sealed partial class Checker
         fall.Insn = idx + 1;
         fall.MayGotoDepth++;
         // The checkpoint just made here for this visit is this iteration itself; the one before it is the previous iteration.
-        if (_widenCallbacks && PreviousEntry(idx, skip: _cur.Parent) is { } prev)
+        if (PreviousEntry(idx, skip: _cur.Parent) is { } prev)
         {
             var saved = _cur;
             _cur = fall;

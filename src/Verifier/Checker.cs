@@ -39,20 +39,12 @@ internal sealed partial class Checker
     // A path turns an address into data (VerifierResult.MayExposeAddresses).
     bool _exposesAddress;
 
-    readonly bool _widenCallbacks;
     int _resumedFrom = -1;
     int _totalStates, _peakStates, _liveStates;
     readonly bool _precision;
 
-    /// <summary>True when the program calls a helper that runs a callback.</summary>
-    public bool HasCallbacks => _info != null && _info.CallsCallback.Contains(true);
-
-    /// <summary>True when some callback iteration widened a scalar (the verdict may then depend on it).</summary>
-    public bool WidenedScalars { get; private set; }
-
-    public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options, bool widenCallbacks = true, bool precision = true)
+    public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options, bool precision = true)
     {
-        _widenCallbacks = widenCallbacks;
         _precision = precision;
         _insns = insns;
         _opt = options;
@@ -313,21 +305,22 @@ internal sealed partial class Checker
     bool IsStateVisited(int idx)
     {
         if (!_explored.TryGetValue(idx, out var list)) _explored[idx] = list = [];
-        bool looping = false;
         bool callsCallback = _info.CallsCallback[idx];
         bool mayGoto = _insns[idx].IsMayGoto;
         bool iterNext = _info.IterNext[idx];
         // Checkpoints the kernel always adds (is_force_checkpoint): loops converge on them.
         bool forced = callsCallback || mayGoto || iterNext;
-        // Inside a loop that is still being explored, a new checkpoint is added only every so often; while none
-        // is to be added, misses are not counted, or the checkpoints of earlier iterations would be dropped.
-        bool addNew = true;
+        // The kernel's add_new_state: a checkpoint is added only after at least 2 jumps and 8 instructions since
+        // the last one (unless forced), and inside a loop still being explored only every so often. Where none is
+        // added, misses are not counted, or the checkpoints of earlier iterations would be dropped. Pruning
+        // depends on where checkpoints are (a store through a constant offset leaves less known than one through
+        // a variable offset over the same bytes), so they are where the kernel's are.
+        bool addNew = forced || (_jmpsProcessed - _prevJmps >= 2 && _processed - _prevInsns >= 8);
         for (int i = 0; i < list.Count; i++)
         {
             var old = list[i];
             if (old.Branches > 0)
             {
-                looping = true;
                 if (!forced && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) addNew = false;
                 // An iterator loop converges when a state at next() whose iterator is still active falls within
                 // one still being explored (range within); next() is never an infinite loop (is_state_visited).
@@ -349,17 +342,22 @@ internal sealed partial class Checker
                     PropagatePrecision(old);
                     return true;
                 }
+                // Callback iterations converge like the kernel's: a state at the helper call within one still
+                // being explored there adds nothing new. Range within, as for iterators: the old state's
+                // precision marks are not final while its iterations run. The call is no infinite loop.
+                if (callsCallback)
+                {
+                    if (_eq.Equal(old, _cur, exact: false, rangeWithin: true))
+                    {
+                        old.Hits++;
+                        PropagatePrecision(old);
+                        return true;
+                    }
+                    goto skipLoopCheck;
+                }
                 if (old.Frames.Count == _cur.Frames.Count && old.CallbackUnrollDepth == _cur.CallbackUnrollDepth &&
                     old.MayGotoDepth == _cur.MayGotoDepth && !StateEquivalence.IterDepthsDiffer(old, _cur) && _eq.Equal(old, _cur, exact: true))
                     throw Err($"infinite loop detected at insn {idx}");
-                // Callback iterations converge like the kernel's: a state within one still being
-                // explored at the same helper call adds nothing new.
-                if (callsCallback && _eq.Equal(old, _cur, exact: false))
-                {
-                    old.Hits++;
-                    PropagatePrecision(old);
-                    return true;
-                }
             }
             else if (_eq.Equal(old, _cur, exact: false))
             {
@@ -380,7 +378,7 @@ internal sealed partial class Checker
                 i--;
             }
         }
-        if (looping && !forced && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) return false;
+        if (!addNew) return false;
         _prevJmps = _jmpsProcessed;
         _prevInsns = _processed;
         _totalStates++;
