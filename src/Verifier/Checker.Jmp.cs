@@ -42,7 +42,7 @@ internal sealed partial class Checker
         fall.Insn = idx + 1;
         fall.MayGotoDepth++;
         // The checkpoint just made here for this visit is this iteration itself; the one before it is the previous iteration.
-        if (_widenCallbacks && PreviousEntry(idx, skip: _cur.Parent) is { } prev)
+        if (PreviousEntry(idx, skip: _cur.Parent) is { } prev)
         {
             var saved = _cur;
             _cur = fall;

@@ -39,20 +39,12 @@ internal sealed partial class Checker
     // A path turns an address into data (VerifierResult.MayExposeAddresses).
     bool _exposesAddress;
 
-    readonly bool _widenCallbacks;
     int _resumedFrom = -1;
     int _totalStates, _peakStates, _liveStates;
     readonly bool _precision;
 
-    /// <summary>True when the program calls a helper that runs a callback.</summary>
-    public bool HasCallbacks => _info != null && _info.CallsCallback.Contains(true);
-
-    /// <summary>True when some callback iteration widened a scalar (the verdict may then depend on it).</summary>
-    public bool WidenedScalars { get; private set; }
-
-    public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options, bool widenCallbacks = true, bool precision = true)
+    public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options, bool precision = true)
     {
-        _widenCallbacks = widenCallbacks;
         _precision = precision;
         _insns = insns;
         _opt = options;
@@ -377,17 +369,22 @@ internal sealed partial class Checker
                     PropagatePrecision(old);
                     return true;
                 }
+                // Callback iterations converge like the kernel's: a state at the helper call within one still
+                // being explored there adds nothing new. Range within, as for iterators: the old state's
+                // precision marks are not final while its iterations run. The call is no infinite loop.
+                if (callsCallback)
+                {
+                    if (_eq.Equal(old, _cur, exact: false, rangeWithin: true))
+                    {
+                        old.Hits++;
+                        PropagatePrecision(old);
+                        return true;
+                    }
+                    goto skipLoopCheck;
+                }
                 if (old.Frames.Count == _cur.Frames.Count && old.CallbackUnrollDepth == _cur.CallbackUnrollDepth &&
                     old.MayGotoDepth == _cur.MayGotoDepth && !StateEquivalence.IterDepthsDiffer(old, _cur) && _eq.Equal(old, _cur, exact: true))
                     throw Err($"infinite loop detected at insn {idx}");
-                // Callback iterations converge like the kernel's: a state within one still being
-                // explored at the same helper call adds nothing new.
-                if (callsCallback && _eq.Equal(old, _cur, exact: false))
-                {
-                    old.Hits++;
-                    PropagatePrecision(old);
-                    return true;
-                }
             }
             else if (_eq.Equal(old, _cur, exact: false))
             {

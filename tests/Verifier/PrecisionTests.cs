@@ -29,7 +29,9 @@ public class PrecisionTests
     public void TheInstructionCountDropsWhereBothAccept()
     {
         // Six diamonds, then an access through a constant: both accept, precision processes fewer instructions.
-        string src = string.Join("\n", Enumerable.Range(0, 6).SelectMany(i => new[] { $"jset %r2, {1 << i}, l{i}", $"or %r6, {1 << i}", $"l{i}:" }));
+        // Each diamond is long enough (two jumps and eight instructions apart) for the kernel's heuristic to add
+        // a checkpoint at each join.
+        string src = string.Join("\n", Enumerable.Range(0, 6).SelectMany(i => new[] { $"jset %r2, {1 << i}, l{i}", $"or %r6, {1 << i}", $"l{i}:", "mov %r7, 1", "mov %r7, 2", "mov %r7, 3", "ja 0" }));
         var c = new CorpusCase("inline", "six diamonds", "ldxw %r2, [%r1+8]\nmov %r6, 0\n" + src + "\nmov %r0, 1\nexit", [], true, null, null);
         var precise = Run(c, precision: true);
         var exact = Run(c, precision: false);
