@@ -37,6 +37,7 @@ public static class ObjectVerification
             FuncInfos = program.FuncInfos.Count > 0 ? program.FuncInfos : null,
             Btf = program.Btf ?? collection.Btf,
             KernelFunctions = program.KernelFunctions,
+            MapFdIsIndex = false, // a program's map references are BPF_PSEUDO_MAP_IDX; an fd left in it is no map
         };
     }
 

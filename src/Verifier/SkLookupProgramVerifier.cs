@@ -40,6 +40,7 @@ public sealed class SkLookupProgramVerifier : IProgramVerifier
             Helpers = helpers, Maps = infos, LogLevel = 1, LineInfo = ObjectVerification.SourceLines(program),
             FuncInfos = program.FuncInfos.Count > 0 ? program.FuncInfos : null, Btf = program.Btf,
             KernelFunctions = program.KernelFunctions,
+            MapFdIsIndex = false, // a program's map references are BPF_PSEUDO_MAP_IDX; an fd left in it is no map
         });
         return result.ToProgramFacts(program.Instructions, maps);
     }

@@ -220,8 +220,11 @@ sealed class ProgramLoader
                     if (code.Relocations.ContainsKey((ulong)(i + 1) * Instruction.Size))
                         throw Fail(code, i + 1, "relocation on the second slot of an ld_imm64");
                     if (reloc != null) LinkLdImm64(code, i, outIdx, reloc, output, refs, Place, Fail);
-                    else if (ins.Src != (byte)Ld64Source.Imm)
-                        throw Fail(code, i, $"ld_imm64 with src {ins.Src} ({(Ld64Source)ins.Src}) has no relocation; an object may only hold plain constants");
+                    // A raw map fd (src 1 or 2) without a relocation, as hand-written selftests have, goes on as libbpf passes
+                    // it to the kernel: no map has that fd, so the verifier rejects this program alone. Map indexes (5, 6)
+                    // must come from relocations: one left in the code would silently name one of the object's maps.
+                    else if (ins.Src is not ((byte)Ld64Source.Imm or (byte)Ld64Source.MapFd or (byte)Ld64Source.MapValue))
+                        throw Fail(code, i, $"ld_imm64 with src {ins.Src} ({(Ld64Source)ins.Src}) has no relocation; an object may only hold plain constants and map fds");
                     i++;
                     continue;
                 }
