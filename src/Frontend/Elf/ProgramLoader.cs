@@ -268,7 +268,15 @@ sealed class ProgramLoader
         var lineInfos = Remap(ext?.LineInfos, order, placed, r => r.InstructionOffset, (r, o) => r with { InstructionOffset = o });
         var cores = Remap(ext?.CoreRelocations, order, placed, r => r.InstructionOffset, (r, o) => r with { InstructionOffset = o });
         if (cores.Count > 0)
-            notes.Add($"{cores.Count} CO-RE relocation(s) ({string.Join(", ", cores.Select(c => c.Kind).Distinct())}) were found and not applied");
+        {
+            try { CoreRelocator.Apply(slots, cores, _btf!); }
+            catch (CoreRelocationException e)
+            {
+                // Named where the instruction came from: its own section and offset, as the other loader errors are.
+                var f = order.Last(o => placed[o] <= e.Instruction);
+                throw Fail(f.Section, f.Start + e.Instruction - placed[f], e.Message);
+            }
+        }
 
         return new ProgramSpec(entry.Name, section, type, attach, slots)
         {

@@ -102,7 +102,7 @@ public sealed class ProgramSpec
     /// <summary>BTF line_info, with offsets relative to <see cref="Instructions"/>, sorted by offset.</summary>
     public IReadOnlyList<BtfLineInfo> LineInfos { get; init; } = [];
 
-    /// <summary>CO-RE relocations found for this program (parsed, not applied).</summary>
+    /// <summary>CO-RE relocations of this program, at linked offsets; the loader has applied them to <see cref="Instructions"/>.</summary>
     public IReadOnlyList<BtfCoreRelocation> CoreRelocations { get; init; } = [];
 
     /// <summary>Remarks about things the loader recognised but did not act on (CO-RE relocations, unknown section names).</summary>
