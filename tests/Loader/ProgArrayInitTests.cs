@@ -77,4 +77,12 @@ public class ProgArrayInitTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    [Test]
+    public void ASlotNamingASubprogramIsRefused()
+    {
+        // helper is a global .text function that entry calls: a subprogram, which libbpf does not store either.
+        var e = Assert.Throws<BpfObjectException>(() => ObjectFile.Load(Object("prog_array_subprog")))!;
+        Assert.That((e.Section, e.Reason), Is.EqualTo((".maps", "map 'jumps': slot 0: 'helper' isn't an entry-point program")));
+    }
 }

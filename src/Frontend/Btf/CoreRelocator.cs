@@ -7,6 +7,9 @@ sealed class CoreRelocationException(int instruction, string reason) : Exception
 {
     /// <summary>The linked program's instruction the relocation is on.</summary>
     public int Instruction { get; } = instruction;
+
+    /// <summary>The target has no such type, field or enumerator: libbpf poisons the instruction rather than fail the load.</summary>
+    public bool Unresolved { get; init; }
 }
 
 /// <summary>
@@ -15,8 +18,10 @@ sealed class CoreRelocationException(int instruction, string reason) : Exception
 /// (the local spec) and, by type and member names, in the target BTF (the target spec); the instruction's
 /// immediate or offset is then rewritten from the local value to the target's. The target is BpfJit's
 /// own types, <see cref="Target"/>: the UAPI structures of SK_LOOKUP programs (<c>struct bpf_sk_lookup</c>,
-/// <c>struct bpf_sock</c>, ...) laid out as the runtime lays them out. Kernel-internal types are not there,
-/// and a relocation that needs one fails in libbpf's words (<c>failed to resolve CO-RE relocation</c>).
+/// <c>struct bpf_sock</c>, ...) laid out as the runtime lays them out. Kernel-internal types are not there:
+/// an instruction whose relocation needs one is poisoned as libbpf poisons it (<c>call unknown#195896080</c>),
+/// so the verifier rejects the program only if the instruction is reachable, and the verifiers name the
+/// relocation (<c>failed to resolve CO-RE relocation</c>) as libbpf's log fixup does.
 /// </summary>
 static class CoreRelocator
 {
@@ -40,9 +45,14 @@ static class CoreRelocator
     /// <summary>A resolved access string: the steps and where the field is (libbpf's struct bpf_core_spec).</summary>
     sealed record Spec(BtfSpec Btf, uint RootId, List<Access> Steps, long BitOffset, uint FieldTypeId, uint BitfieldSize);
 
-    /// <summary>Rewrites <paramref name="code"/> for every relocation in <paramref name="relocations"/> (program-relative offsets).</summary>
-    public static void Apply(Instruction[] code, IReadOnlyList<BtfCoreRelocation> relocations, BtfSpec local)
+    /// <summary>
+    /// Rewrites <paramref name="code"/> for every relocation in <paramref name="relocations"/> (program-relative offsets).
+    /// Returns the poisoned instructions with the reason of each; throws <see cref="CoreRelocationException"/> for a
+    /// relocation that does not fit its instruction (libbpf fails the load then).
+    /// </summary>
+    public static Dictionary<int, string> Apply(Instruction[] code, IReadOnlyList<BtfCoreRelocation> relocations, BtfSpec local)
     {
+        var poisoned = new Dictionary<int, string>();
         for (int n = 0; n < relocations.Count; n++)
         {
             var r = relocations[n];
@@ -53,8 +63,22 @@ static class CoreRelocator
             int origSize, newSize;
             try { (orig, result, origSize, newSize) = Calculate(r, local, Fail); }
             catch (OverflowException) { throw Fail("an offset or size is out of range"); }
+            catch (CoreRelocationException e) when (e.Unresolved)
+            {
+                Poison(code, r.InstructionOffset);
+                poisoned[r.InstructionOffset] = e.Message;
+                continue;
+            }
             Patch(code, r, orig, result, origSize, newSize, Fail);
         }
+        return poisoned;
+    }
+
+    // bpf_core_poison_insn: the instruction becomes a call no kernel resolves; an ld_imm64's second slot a no-op jump.
+    static void Poison(Instruction[] code, int at)
+    {
+        if (code[at].IsLdImm64 && at + 1 < code.Length) code[at + 1] = new Instruction(Op.Ja, 0, 0, 0, 0);
+        code[at] = new Instruction(Op.Call, 0, 0, 0, ProgramSpec.CorePoisonHelper);
     }
 
     static string Describe(BtfSpec btf, uint id)
@@ -108,7 +132,7 @@ static class CoreRelocator
                 if (i >= 0) return r.Kind == CoreRelocationKind.EnumValueExists ? (1, 1, 0, 0) : (e.Value, c.EnumValues[i].Value, 0, 0);
             }
             if (r.Kind == CoreRelocationKind.EnumValueExists) return (1, 0, 0, 0);
-            throw fail($"failed to resolve CO-RE relocation: no enumerator {e.Name} in the target types");
+            throw Unresolved(fail($"failed to resolve CO-RE relocation: no enumerator {e.Name} in the target types"));
         }
         if (!IsFieldKind(r.Kind))
         {
@@ -123,7 +147,7 @@ static class CoreRelocator
             if (found == null)
             {
                 if (r.Kind is CoreRelocationKind.TypeExists or CoreRelocationKind.TypeMatches) return (1, 0, 0, 0);
-                throw fail($"failed to resolve CO-RE relocation: no type {root.Kind.ToString().ToLowerInvariant()} {root.Name} in the target types");
+                throw Unresolved(fail($"failed to resolve CO-RE relocation: no type {root.Kind.ToString().ToLowerInvariant()} {root.Name} in the target types"));
             }
             return r.Kind switch
             {
@@ -143,8 +167,10 @@ static class CoreRelocator
         }
         if (r.Kind == CoreRelocationKind.FieldExists) return (origValue, 0, 0, 0);
         string field = string.Join('.', localSpec.Steps.Where(s => s.Name != null).Select(s => s.Name));
-        throw fail($"failed to resolve CO-RE relocation: {Describe(local, r.TypeId)}{(field.Length > 0 ? "." + field : "")} is not in the target types");
+        throw Unresolved(fail($"failed to resolve CO-RE relocation: {Describe(local, r.TypeId)}{(field.Length > 0 ? "." + field : "")} is not in the target types"));
     }
+
+    static CoreRelocationException Unresolved(CoreRelocationException e) => new(e.Instruction, e.Message) { Unresolved = true };
 
     /// <summary>Target types of the same kind whose name is the local name without its <c>___flavor</c> suffix.</summary>
     static List<BtfType> Candidates(BtfType root, BtfSpec target)

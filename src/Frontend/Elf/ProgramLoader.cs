@@ -267,14 +267,28 @@ sealed class ProgramLoader
         var funcInfos = Remap(ext?.FuncInfos, order, placed, r => r.InstructionOffset, (r, o) => r with { InstructionOffset = o });
         var lineInfos = Remap(ext?.LineInfos, order, placed, r => r.InstructionOffset, (r, o) => r with { InstructionOffset = o });
         var cores = Remap(ext?.CoreRelocations, order, placed, r => r.InstructionOffset, (r, o) => r with { InstructionOffset = o });
+        var unresolved = new Dictionary<int, string>();
         if (cores.Count > 0)
         {
-            try { CoreRelocator.Apply(slots, cores, _btf!); }
+            // Named where each instruction came from: its own section and offset, as the loader's errors are.
+            (CodeSection Section, int Slot) Origin(int at)
+            {
+                var f = order.Last(o => placed[o] <= at);
+                return (f.Section, f.Start + at - placed[f]);
+            }
+            try
+            {
+                foreach (var (at, reason) in CoreRelocator.Apply(slots, cores, _btf!))
+                {
+                    var (sec, slot) = Origin(at);
+                    unresolved[at] = $"{_elf.Name}: section {sec.Elf.Name}: offset 0x{slot * Instruction.Size:x}: program {entry.Name}: {reason}";
+                    notes.Add($"instruction {at} is poisoned: {reason}");
+                }
+            }
             catch (CoreRelocationException e)
             {
-                // Named where the instruction came from: its own section and offset, as the other loader errors are.
-                var f = order.Last(o => placed[o] <= e.Instruction);
-                throw Fail(f.Section, f.Start + e.Instruction - placed[f], e.Message);
+                var (sec, slot) = Origin(e.Instruction);
+                throw Fail(sec, slot, e.Message);
             }
         }
 
@@ -289,6 +303,7 @@ sealed class ProgramLoader
             Btf = funcInfos.Count > 0 ? _btf : null,
             LineInfos = lineInfos,
             CoreRelocations = cores,
+            UnresolvedCoreRelocations = unresolved,
             Notes = notes,
         };
 
