@@ -337,8 +337,8 @@ static class CoreRelocator
         else if (bitOff % 8 != 0) throw fail("field is not byte aligned");
         return kind switch
         {
-            CoreRelocationKind.FieldByteOffset when isBitfield && bitOff % 8 != 0 => throw fail("byte offset of a bitfield"),
-            CoreRelocationKind.FieldByteOffset => (byteOff, (int)byteSize),
+            // A bitfield's byte offset is its container's, and its loads are not resized (libbpf leaves field_sz unset).
+            CoreRelocationKind.FieldByteOffset => (byteOff, isBitfield ? 0 : (int)byteSize),
             CoreRelocationKind.FieldByteSize => (byteSize, 0),
             CoreRelocationKind.FieldSigned => (field.Kind == BtfKind.Int ? ((field.IntEncoding & 1) != 0 ? 1 : 0)
                 : field.Kind is BtfKind.Enum or BtfKind.Enum64 ? (field.KindFlag ? 1 : 0) : 0, 0),
