@@ -90,6 +90,14 @@ public sealed class VerifierOptions
     /// (<see cref="KfuncTable"/>, as in bound code).
     /// </summary>
     public IReadOnlyList<string>? KernelFunctions { get; init; }
+
+    /// <summary>
+    /// True (the default, for assembled code): an ld_imm64 with BPF_PSEUDO_MAP_FD or BPF_PSEUDO_MAP_VALUE names a map
+    /// by its index in <see cref="Maps"/>, as BPF_PSEUDO_MAP_IDX does. False for an object's program, whose map
+    /// references are relocated to BPF_PSEUDO_MAP_IDX: a raw map fd left in it names no map BpfJit has, and the
+    /// program is rejected as the kernel rejects an fd that is not a map's (<c>fd 1 is not pointing to valid bpf_map</c>).
+    /// </summary>
+    public bool MapFdIsIndex { get; init; } = true;
 }
 
 /// <summary>What the verifier proved about one instruction, for the JIT.</summary>

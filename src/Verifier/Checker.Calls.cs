@@ -21,14 +21,14 @@ internal sealed partial class Checker
                 return;
             case Ld64Source.MapFd or Ld64Source.MapIdx:
                 {
-                    int m = MapIndex(ins.Imm);
+                    int m = MapIndex(ins);
                     if (next.Imm != 0) throw Err("unrecognized bpf_ld_imm64 insn");
                     regs[ins.Dst] = RegState.Pointer(RegType.ConstPtrToMap, 0, m);
                     return;
                 }
             case Ld64Source.MapValue or Ld64Source.MapIdxValue:
                 {
-                    int m = MapIndex(ins.Imm);
+                    int m = MapIndex(ins);
                     var map = Map(m);
                     if (map.Type != MapType.Array || map.MaxEntries != 1)
                         throw Err($"map '{map.Name}': direct value access is only supported on single-entry array maps");
@@ -46,9 +46,12 @@ internal sealed partial class Checker
         }
     }
 
-    int MapIndex(int imm)
+    // The kernel's resolve_pseudo_ldimm64: the map of a map reference, or no map at all.
+    int MapIndex(Instruction ins)
     {
-        if (imm < 0 || imm >= _opt.Maps.Count) throw Err($"fd {imm} is not pointing to valid bpf_map");
+        int imm = ins.Imm;
+        bool isFd = (Ld64Source)ins.Src is Ld64Source.MapFd or Ld64Source.MapValue;
+        if (imm < 0 || imm >= _opt.Maps.Count || (isFd && !_opt.MapFdIsIndex)) throw Err($"fd {imm} is not pointing to valid bpf_map");
         return imm;
     }
 

@@ -41,6 +41,7 @@ public static class ObjectVerification
             FuncInfos = program.FuncInfos.Count > 0 ? program.FuncInfos : null,
             Btf = program.Btf ?? collection.Btf,
             KernelFunctions = program.KernelFunctions,
+            MapFdIsIndex = false, // a program's map references are BPF_PSEUDO_MAP_IDX; an fd left in it is no map
         };
     }
 
@@ -64,5 +65,23 @@ public static class ObjectVerification
 
     /// <summary>Verifies one program of a loaded object.</summary>
     public static VerifierResult Verify(CollectionSpec collection, ProgramSpec program, HelperTable helpers, int logLevel = 1) =>
-        Verifier.Verify(program.Instructions, Options(collection, program, helpers, logLevel));
+        NameCoreFailure(program, Verifier.Verify(program.Instructions, Options(collection, program, helpers, logLevel)));
+
+    /// <summary>
+    /// A rejection at an instruction the loader poisoned for an unresolved CO-RE relocation names the relocation, as
+    /// libbpf's log fixup (fixup_log_failed_core_relo) does: <c>N: &lt;invalid CO-RE relocation&gt;</c>, then
+    /// <c>failed to resolve CO-RE relocation</c> and where. Any other result is returned as it is.
+    /// </summary>
+    internal static VerifierResult NameCoreFailure(ProgramSpec program, VerifierResult result)
+    {
+        if (result.Accepted || !program.UnresolvedCoreRelocations.TryGetValue(result.ErrorInsn, out var reason)) return result;
+        string poisoned = $"invalid func unknown#{ProgramSpec.CorePoisonHelper}";
+        string line = $"{result.ErrorInsn}: <invalid CO-RE relocation>";
+        var log = string.Join('\n', result.Log.Split('\n').Select(l =>
+            l == poisoned ? reason : l.StartsWith($"{result.ErrorInsn}: (85) call", StringComparison.Ordinal) ? line : l));
+        return new VerifierResult(false, log, reason, result.ErrorInsn, [.. result.Facts], result.InsnsProcessed, [.. result.StackDepths], result.MayReadUninitStack)
+        {
+            MayExposeAddresses = result.MayExposeAddresses,
+        };
+    }
 }

@@ -44,4 +44,32 @@ public static class ObjectMaps
             }
         }
     }
+
+    /// <summary>
+    /// Stores each PROG_ARRAY's initial programs (<c>.values = { [0] = (void *)&amp;prog }</c>,
+    /// <see cref="MapSpec.InitialPrograms"/>) as libbpf does once the object's programs are loaded
+    /// (init_prog_array_slots): <paramref name="live"/> gives the live map of a spec by name and
+    /// <paramref name="program"/> the loaded program of a name (a host that loads programs on demand loads it
+    /// then). Throws <see cref="BpfException"/> in libbpf's words when a slot cannot be filled.
+    /// </summary>
+    public static void InstallPrograms(IEnumerable<MapSpec> specs, Func<string, BpfMap?> live, Func<string, ITailCallTarget?> program)
+    {
+        ArgumentNullException.ThrowIfNull(specs);
+        ArgumentNullException.ThrowIfNull(live);
+        ArgumentNullException.ThrowIfNull(program);
+        foreach (var spec in specs)
+        {
+            if (spec.InitialPrograms.Count == 0) continue;
+            if (live(spec.Name) is not ProgArrayMap array)
+                throw new BpfException($"map '{spec.Name}': initial programs need a PROG_ARRAY, not {live(spec.Name)?.Type.ToString() ?? "nothing"}");
+            foreach (var (slot, name) in spec.InitialPrograms.OrderBy(e => e.Key))
+            {
+                var target = program(name)
+                    ?? throw new BpfException($"map '{spec.Name}': failed to initialize slot [{slot}] to prog '{name}': the program is not loaded");
+                // The byte API reads back a program id, as bpf_map_lookup_elem on a PROG_ARRAY does.
+                int err = array.SetProgram(slot, target, target is SkLookup.SkLookupProgram p ? (uint)p.Id : 0);
+                if (err != 0) throw new BpfException($"map '{spec.Name}': failed to initialize slot [{slot}] to prog '{name}': -{Errno.Name(-err)}");
+            }
+        }
+    }
 }

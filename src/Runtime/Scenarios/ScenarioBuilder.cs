@@ -26,6 +26,7 @@ public sealed partial class ScenarioBuilder
     readonly Dictionary<string, ProgramSpec> _objectPrograms = new(StringComparer.Ordinal);
     readonly Dictionary<string, JNode> _inlinePrograms = new(StringComparer.Ordinal);
     IReadOnlyList<BpfMap> _objectMaps = [];
+    IReadOnlyList<MapSpec> _objectSpecs = [];
 
     ScenarioBuilder(string file, IBpfEngine engine)
     {
@@ -73,6 +74,12 @@ public sealed partial class ScenarioBuilder
         {
             if (_env.Maps.ContainsKey(name)) continue;
             _env.Maps[name] = CreateMap(node, def);
+        }
+        if (root.Opt("object") is { } objectNode)
+        {
+            // libbpf fills a PROG_ARRAY's initial slots once the object's programs are loaded: those programs load now.
+            try { ObjectMaps.InstallPrograms(_objectSpecs, name => _env.Maps.GetValueOrDefault(name), name => Program(name, objectNode)); }
+            catch (BpfException e) when (e is not ScenarioException) { throw objectNode.Error(e.Message); }
         }
         if (root.Opt("programs") is { } programs)
         {
@@ -157,6 +164,7 @@ public sealed partial class ScenarioBuilder
         try { ObjectMaps.InstallInnerMaps(spec.Maps, name => _env.Maps.GetValueOrDefault(name)); }
         catch (BpfException e) { throw node.Error(e.Message); }
         _objectMaps = maps;
+        _objectSpecs = spec.Maps;
         foreach (var p in spec.Programs)
             if (p.IsSupported) _objectPrograms[p.Name] = p;
     }
@@ -196,9 +204,11 @@ public sealed partial class ScenarioBuilder
         return copy;
     }
 
-    SkLookupProgram Program(JNode nameNode)
+    SkLookupProgram Program(JNode nameNode) => Program(nameNode.Str(), nameNode);
+
+    // nameNode is where errors point: the name's own node, or the object's for a program a PROG_ARRAY slot names.
+    SkLookupProgram Program(string name, JNode nameNode)
     {
-        string name = nameNode.Str();
         if (_env.Programs.TryGetValue(name, out var done)) return done;
         Instruction[] code;
         ProgramFacts? facts = null;

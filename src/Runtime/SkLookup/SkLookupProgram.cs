@@ -7,9 +7,9 @@ namespace BpfJit.Runtime.SkLookup;
 /// <summary>
 /// An SK_LOOKUP program made ready on one engine: its instructions after the ctx-load rewrite
 /// (<see cref="CtxLoadRewriter"/>) and the engine's entry point. The same object may be attached
-/// through several links and test-run.
+/// through several links and test-run, and stored in a PROG_ARRAY as a tail-call target.
 /// </summary>
-public sealed class SkLookupProgram
+public sealed class SkLookupProgram : ITailCallTarget
 {
     static int s_nextId;
     readonly BpfEntry _entry;
@@ -156,6 +156,12 @@ public sealed class SkLookupProgram
         Interlocked.Add(ref _runs[slot + 1], Stopwatch.GetTimestamp() - start);
         return ret;
     }
+
+    /// <summary>
+    /// A tail call into this program (<c>bpf_tail_call</c> through a PROG_ARRAY holding it): the caller's context and
+    /// run, so the statistics and fault handling stay with the program that the hook ran, as in the kernel.
+    /// </summary>
+    ulong ITailCallTarget.Run(ulong ctx) => _entry(ctx, 0);
 
     /// <inheritdoc />
     public override string ToString() => $"{Name} (id {Id}, {Engine.Name})";
