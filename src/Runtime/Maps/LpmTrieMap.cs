@@ -33,7 +33,11 @@ namespace BpfJit.Runtime.Maps;
 /// publish them with one pointer store, update the index (a slot's pointer is replaced or tombstoned in
 /// place; a grown or compacted table and a changed length list are published whole) and only then retire
 /// replaced nodes, old tables and old length lists through <see cref="MapEpoch"/>, so a value pointer a
-/// reader obtained stays valid for its read section. Lookups allocate nothing.
+/// reader obtained stays valid for its read section. A probe judges a node by its own prefix length, and a
+/// lookup checks the map's version (odd while a writer changes the map) before and after: it is
+/// linearizable, and after <see cref="LpmPrefixIndex.MaxReadAttempts"/> overtaken attempts it still returns
+/// a covering prefix (<see cref="OvertakenLookups"/>; <see cref="LpmPrefixIndex"/> has the protocol).
+/// Lookups allocate nothing.
 /// </para>
 /// <para>Node layout: <c>+0/+8</c> children, <c>+16 u32</c> prefixlen, <c>+20 u32</c> flags, <c>+24</c> data, then the value (8-aligned).</para>
 /// </summary>
