@@ -15,11 +15,11 @@ namespace BpfJit.Runtime.Maps;
 /// correct under any interleaving (tests/Maps/LpmProtocolModelTests.cs enumerates them all):
 /// </para>
 /// <para>
-/// 1. A probe judges a node by the node itself. A slot is <c>{node, tag, length}</c>; the reader loads the node
-/// pointer (acquiring), uses the slot's tag only to skip slots cheaply, never reads the slot's length (it is
-/// for rebuilds), and then compares the node's own
-/// prefix length and data, which never change while a reader can reach the node (nodes are built before they
-/// are published and freed through <see cref="MapEpoch"/>). A slot deleted and reused by another prefix
+/// 1. A probe judges a node by the node itself. A slot is <c>{node, tag, length}</c>; the reader loads the
+/// node pointer (acquiring), uses the slot's tag only to skip slots cheaply, never reads the slot's length
+/// (it is for rebuilds), and compares the node's own prefix length and data, which never change while a
+/// reader can reach the node (nodes are built before they are published and freed through
+/// <see cref="MapEpoch"/>). A slot deleted and reused by another prefix
 /// between the reader's loads can therefore only make the probe miss, never return a node under a length
 /// that is not its own (the old slot also held the length, which the reader trusted: a /32 came back for a
 /// key it does not cover).
@@ -42,8 +42,8 @@ namespace BpfJit.Runtime.Maps;
 /// <para>
 /// Native layout. Root block (64 bytes, its own cache line): <c>+0</c> table, <c>+8</c> length list,
 /// <c>+16 u64</c> version. Table: 64-byte header (<c>+0 u64</c> mask), then 16-byte slots (<c>+0</c> node,
-/// <c>+8 u32</c> tag, <c>+12 u32</c> length), then a one-hash filter of 4 bits per slot (the bit <c>tag mod bits</c> of every node
-/// ever placed in this table is set): a probe whose bit is clear stops without touching the slots. Bits are
+/// <c>+8 u32</c> tag, <c>+12 u32</c> length), then a one-hash filter of 4 bits per slot (the bit
+/// <c>tag mod bits</c> of every node ever placed in this table is set): a probe whose bit is clear stops without touching the slots. Bits are
 /// never cleared; a rebuilt table starts a new filter from the live nodes. Length list: <c>+0 i32</c> count
 /// (−1 when more than <see cref="MaxProbedLengths"/> lengths are present: readers walk the trie instead), then
 /// u32 lengths, longest first.

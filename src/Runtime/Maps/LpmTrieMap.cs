@@ -177,8 +177,11 @@ public sealed unsafe class LpmTrieMap : BpfMap
         }
     }
 
+    /// <summary>How many times a lookup overtaken by writers probes again before it keeps its (covering) answer.</summary>
+    public const int MaxLookupAttempts = LpmPrefixIndex.MaxReadAttempts;
+
     /// <summary>
-    /// Lookups that kept their answer after <see cref="LpmPrefixIndex.MaxReadAttempts"/> attempts overtaken by
+    /// Lookups that kept their answer after <see cref="MaxLookupAttempts"/> attempts overtaken by
     /// writers: each returned a stored prefix that covers its key, but perhaps not the longest of any one
     /// state (see docs/embedding.md, "Threads"). Zero unless writers keep the map busy.
     /// </summary>
