@@ -99,4 +99,8 @@ public sealed unsafe class ArrayMap : BpfMap
 
     /// <inheritdoc />
     protected override void FreeMemory() => Native.Free(_data);
+
+    /// <inheritdoc />
+    internal override bool HoldsValueAddress(ulong address) =>
+        address >= (ulong)_data && address - (ulong)_data < (ulong)_stride * (ulong)MaxEntries;
 }

@@ -20,6 +20,7 @@ public sealed class SocketTable
     readonly ConcurrentDictionary<Sock, byte> _open = new();
     readonly Dictionary<ReuseportKey, ReuseportGroup> _groups = [];
     readonly object _gate = new();
+    bool _closed;   // the namespace is disposed: no more sockets
 
     static int ProtocolIndex(SocketProtocol protocol) => protocol == SocketProtocol.Tcp ? 0 : protocol == SocketProtocol.Udp ? 1 : -1;
 
@@ -45,14 +46,40 @@ public sealed class SocketTable
         Volatile.Write(ref chunk[port & 255], bucket);
     }
 
-    /// <summary>Creates an unbound socket in this namespace; -EPROTONOSUPPORT for a protocol other than TCP or UDP.</summary>
+    /// <summary>
+    /// Creates an unbound socket in this namespace; -EPROTONOSUPPORT for a protocol other than TCP or UDP;
+    /// <see cref="ObjectDisposedException"/> once the namespace is disposed.
+    /// </summary>
     public Sock Create(SocketFamily family, SocketProtocol protocol)
     {
         if (ProtocolIndex(protocol) < 0)
             throw new SocketErrorException(Errno.EPROTONOSUPPORT, $"socket: protocol {(int)protocol} is not supported (TCP 6 or UDP 17)");
-        var s = new Sock(this, family, protocol);
-        _open[s] = 0;
-        return s;
+        lock (_gate)
+        {
+            // Under the lock that Close takes first: a socket created here is in the set Close closes, or refused.
+            ObjectDisposedException.ThrowIf(_closed, this);
+            var s = new Sock(this, family, protocol);
+            _open[s] = 0;
+            return s;
+        }
+    }
+
+    /// <summary>True once the namespace's disposal closed the table.</summary>
+    public bool IsClosed
+    {
+        get { lock (_gate) return _closed; }
+    }
+
+    /// <summary>The namespace's disposal: refuses new sockets and closes every open one.</summary>
+    internal void Close()
+    {
+        Sock[] open;
+        lock (_gate)
+        {
+            _closed = true;
+            open = [.. _open.Keys];
+        }
+        foreach (var s in open) s.Close();
     }
 
     /// <summary>Every socket of the namespace that is not closed (bound or not), in creation order.</summary>
