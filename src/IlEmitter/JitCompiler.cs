@@ -52,13 +52,19 @@ public static class JitCompiler
 
     /// <summary>
     /// <see cref="JitOptions.Tiered"/>: the IL is emitted here (so the emitter's own errors still surface
-    /// in Compile), the program starts on the interpreter, and a thread-pool thread has RyuJIT compile
-    /// the method and switches the program to it.
+    /// in Compile), the program starts on the interpreter, and a <see cref="TierUpQueue"/> worker has RyuJIT
+    /// compile the method and switches the program to it (or the queue sheds the compile when full).
     /// </summary>
     static CompiledProgram CompileTiered(Instruction[] program, HelperTable helpers, ProgramShape shape, Helper?[] resolved, JitOptions options, JitClosure closure)
     {
         var method = DynamicMethodHost.Emit(shape, resolved, options, out _, compileOnBind: true);
         var compiled = new CompiledProgram(shape, resolved, options, InterpreterEngine.Instance.Prepare(program, helpers), tiered: true);
+        if (options.TierUpDelay == null)
+        {
+            TierUpQueue.Enqueue(compiled, method, closure);
+            return compiled;
+        }
+        // Tests hold this compile back: it waits on its own thread-pool item, never in the queue's way.
         ThreadPool.UnsafeQueueUserWorkItem(static state =>
         {
             var (compiled, method, closure, delay) = state;

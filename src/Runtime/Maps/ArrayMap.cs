@@ -103,4 +103,8 @@ public sealed unsafe class ArrayMap : BpfMap
     protected override void FreeMemory() => Native.FreeLazy(_data, Size);
 
     nuint Size => (nuint)_stride * (nuint)MaxEntries;
+
+    /// <inheritdoc />
+    internal override bool HoldsValueAddress(ulong address) =>
+        address >= (ulong)_data && address - (ulong)_data < (ulong)Size;
 }

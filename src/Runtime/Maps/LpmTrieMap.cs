@@ -269,13 +269,22 @@ public sealed unsafe class LpmTrieMap : BpfMap
     /// True when lookups probe the prefix index (at most <see cref="MaxIndexedPrefixLengths"/> distinct
     /// prefix lengths stored), false when they walk the trie.
     /// </summary>
-    public bool IndexActive => _index.Active;
+    public bool IndexActive => ReadIndex(static i => i.Active);
 
     /// <summary>The most distinct prefix lengths for which lookups use the prefix index instead of the trie walk.</summary>
     public const int MaxIndexedPrefixLengths = LpmPrefixIndex.MaxProbedLengths;
 
     /// <summary>The prefix index's slot count (it grows with the entries and compacts deleted slots).</summary>
-    public int IndexCapacity => _index.Capacity;
+    public int IndexCapacity => ReadIndex(static i => i.Capacity);
+
+    // The index's native tables go with the map's memory: read them inside a read-side section, once the map is
+    // seen not disposed there (its memory then outlives the section).
+    T ReadIndex<T>(Func<LpmPrefixIndex, T> read)
+    {
+        using var section = MapEpoch.Protect();
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        return read(_index);
+    }
 
     /// <inheritdoc />
     [SkipLocalsInit]

@@ -1,3 +1,4 @@
+using BpfJit.Runtime.Maps;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using BpfJit.Frontend;
@@ -8,11 +9,21 @@ namespace BpfJit.Runtime.SkLookup;
 /// An SK_LOOKUP program made ready on one engine: its instructions after the ctx-load rewrite
 /// (<see cref="CtxLoadRewriter"/>) and the engine's entry point. The same object may be attached
 /// through several links and test-run, and stored in a PROG_ARRAY as a tail-call target.
+/// <para>
+/// Lifetime (the kernel's <c>bpf_prog</c> refcount): the loader holds one reference, dropped by
+/// <see cref="Dispose"/>; every link running the program holds one. While any is held the program's maps
+/// (those its ld_imm64 constants name) stay alive, even when their owners dispose them. Once the last one is
+/// dropped the maps' references go too, and <see cref="Run"/> and attaching throw
+/// <see cref="ObjectDisposedException"/>; runs already under way finish on memory the epoch keeps.
+/// </para>
 /// </summary>
-public sealed class SkLookupProgram : ITailCallTarget
+public sealed class SkLookupProgram : ITailCallTarget, IDisposable
 {
     static int s_nextId;
     readonly BpfEntry _entry;
+    readonly BpfMap[] _maps;
+    int _refs = 1;          // the loader's reference plus one per link
+    int _disposed;
     // Run statistics per processor (count, then time in Stopwatch ticks), one cache line each: every run is
     // counted without making the threads that run a program share (and bounce) one line. Processor c's
     // counters are at index (c + 1) * Stride:
@@ -31,6 +42,55 @@ public sealed class SkLookupProgram : ITailCallTarget
         Helpers = helpers;
         Facts = facts;
         _entry = engine.Prepare(Instructions, helpers, facts);
+        // The program's used_maps: each holds a reference until the program is gone.
+        var maps = BpfMap.UsedBy(Instructions);
+        for (int i = 0; i < maps.Count; i++)
+        {
+            if (maps[i].TryAddRef()) continue;
+            for (int j = 0; j < i; j++) maps[j].Release();
+            throw new ObjectDisposedException(maps[i].ToString(), $"program {name}: map {maps[i].Name} is already freed");
+        }
+        _maps = [.. maps];
+    }
+
+    /// <summary>The maps the program uses (found from its ld_imm64 constants); each stays alive while the program does.</summary>
+    public IReadOnlyList<BpfMap> Maps => _maps;
+
+    /// <summary>True once the loader's reference was dropped by <see cref="Dispose"/> (links may still run the program).</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>True while anything holds the program (the loader or a link): it can run and its maps are alive.</summary>
+    public bool IsLive => Volatile.Read(ref _refs) > 0;
+
+    /// <summary>
+    /// Drops the loader's reference (closing the program fd): links attached keep the program and its maps
+    /// alive; when none is, the maps' references are dropped now.
+    /// </summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        Release();
+    }
+
+    /// <summary>A link takes a reference (bpf_prog_inc_not_zero); false once the program is gone.</summary>
+    internal bool TryAddRef()
+    {
+        int refs = Volatile.Read(ref _refs);
+        while (refs > 0)
+        {
+            int seen = Interlocked.CompareExchange(ref _refs, refs + 1, refs);
+            if (seen == refs) return true;
+            refs = seen;
+        }
+        return false;
+    }
+
+    /// <summary>Drops a reference (bpf_prog_put); the last one drops the maps' references.</summary>
+    internal void Release()
+    {
+        if (Interlocked.Decrement(ref _refs) != 0) return;
+        // The maps retire their memory through the epoch: a run that started before this point finishes on it.
+        foreach (var map in _maps) map.Release();
     }
 
     /// <summary>
@@ -114,13 +174,21 @@ public sealed class SkLookupProgram : ITailCallTarget
     /// </summary>
     public uint Run(nint ctx)
     {
+        // Inside a read-side section, with the program seen alive in it: maps released after this check are
+        // retired through the epoch and stay readable until the run ends.
+        MapEpoch.Enter();
         try
         {
+            ObjectDisposedException.ThrowIf(!IsLive, this);
             return RunUnguarded(ctx);
         }
         catch (Exception e) when (IsRunFault(e))
         {
             throw Faulted(e);
+        }
+        finally
+        {
+            MapEpoch.Exit();
         }
     }
 
