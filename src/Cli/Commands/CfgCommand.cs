@@ -35,7 +35,7 @@ public static class CfgCommand
         examples:
           bpfjit cfg tests/programs/dispatcher.o -o dispatcher.svg
           bpfjit cfg tests/programs/subprog_calls.o --program subprog_hash > subprog.dot
-          bpfjit cfg prog.asm --json
+          bpfjit cfg examples/prog.asm --json
         """, Run);
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)

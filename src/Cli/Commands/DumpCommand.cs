@@ -39,7 +39,7 @@ public static class DumpCommand
           bpfjit dump tests/programs/dispatcher.o --il --map destinations:257:8:1024
           bpfjit dump ../shared/bench/straight.data --il
           bpfjit dump ../shared/conformance/call_local.data --cs
-          bpfjit dump prog.bin --dll out/prog.dll
+          bpfjit dump examples/prog.bin --dll out/prog.dll
           bpfjit dump ../shared/bench/straight.data --json
         """, Run);
 

@@ -38,7 +38,7 @@ public static class ReplayCommand
 
         examples:
           bpfjit replay examples/captures/dispatcher.pcapng --scenario examples/dispatcher.json
-          bpfjit replay traffic.pcap --scenario examples/dispatcher.json --engine jit --json
+          bpfjit replay examples/captures/dispatcher.pcap --scenario examples/dispatcher.json --engine jit --json
           bpfjit replay examples/captures/dispatcher.pcapng --scenario examples/captures/replay.json --quiet --stats
         """, Run);
 

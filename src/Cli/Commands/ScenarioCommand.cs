@@ -32,7 +32,7 @@ public static class ScenarioCommand
           }
 
         examples:
-          bpfjit scenario tests/scenarios/selftest_redir_tcp4.json
+          bpfjit scenario tests/scenarios/selftest_tcp4_redir_port.json
           bpfjit scenario tests/scenarios/*.json --engine jit
           bpfjit scenario examples/dispatcher.json --json
         """, Run);

@@ -32,9 +32,9 @@ public static class VerifyCommand
         examples:
           bpfjit verify tests/programs/dispatcher.o
           bpfjit verify tests/programs/redir_port.o --program redir_port --log 2
-          bpfjit verify prog.asm
+          bpfjit verify examples/prog.asm
           bpfjit verify tests/programs/dispatcher.o --json
-          bpfjit verify prog.bin --log 2 --maps socks:SOCKMAP:4:8:32,metrics:PERCPU_ARRAY:4:24:1024
+          bpfjit verify examples/prog.bin --log 2 --maps socks:SOCKMAP:4:8:32,metrics:PERCPU_ARRAY:4:24:1024
         """, Run);
 
     /// <summary>
