@@ -23,7 +23,7 @@ public static class ConformanceCommand
         examples:
           bpfjit conformance ../shared/conformance
           bpfjit conformance ../shared/conformance/add.data --engine jit
-          bpfjit conformance ../shared/bench --cpu v2
+          bpfjit conformance examples/asm --cpu v2
           bpfjit conformance ../shared/conformance --engine jit --json
         """, Run);
 

@@ -37,10 +37,10 @@ public static class DumpCommand
         examples:
           bpfjit dump tests/programs/redir_port.o --program redir_port --il
           bpfjit dump tests/programs/dispatcher.o --il --map destinations:257:8:1024
-          bpfjit dump ../shared/bench/straight.data --il
+          bpfjit dump examples/asm/ipv4_in_subnet.data --il
           bpfjit dump ../shared/conformance/call_local.data --cs
           bpfjit dump examples/prog.bin --dll out/prog.dll
-          bpfjit dump ../shared/bench/straight.data --json
+          bpfjit dump examples/asm/ipv4_in_subnet.data --json
         """, Run);
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
