@@ -164,7 +164,7 @@ public class CliCommandTests
             }
             var (c2, _, e2) = Inspect(Path.Combine(dir, "missing.o"));
             Assert.That(c2, Is.EqualTo(2));
-            Assert.That(e2, Does.StartWith($"bpfjit inspect: {Path.Combine(dir, "missing.o")}: cannot read"));
+            Assert.That(e2, Does.StartWith($"bpfjit inspect: {Path.Combine(dir, "missing.o")}: no such file"));
             Assert.That(e2.TrimEnd(), Does.Not.Contain('\n'));
         }
         finally
