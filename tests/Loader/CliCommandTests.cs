@@ -14,8 +14,8 @@ public class CliCommandTests
         return (code, o.ToString(), e.ToString());
     }
 
-    static (int, string, string) Inspect(params string[] args) => Run(InspectCommand.Run, args);
-    static (int, string, string) Disasm(params string[] args) => Run(DisasmCommand.Run, args);
+    static (int, string, string) Inspect(params string[] args) => Run((a, o, e) => BpfJit.Cli.Cli.Run(["inspect", .. a], o, e), args);
+    static (int, string, string) Disasm(params string[] args) => Run((a, o, e) => BpfJit.Cli.Cli.Run(["disasm", .. a], o, e), args);
 
     [Test]
     public void InspectListsProgramsAndMaps()
@@ -155,7 +155,7 @@ public class CliCommandTests
             bytes[(int)maps.FileOffset] = 99;
             string bad = Path.Combine(dir, "bad.o");
             File.WriteAllBytes(bad, bytes);
-            foreach (var (verb, command) in new (string, Func<string[], TextWriter, TextWriter, int>)[] { ("inspect", InspectCommand.Run), ("disasm", DisasmCommand.Run) })
+            foreach (var (verb, command) in new (string, Func<string[], TextWriter, TextWriter, int>)[] { ("inspect", (a, o, e) => BpfJit.Cli.Cli.Run(["inspect", .. a], o, e)), ("disasm", (a, o, e) => BpfJit.Cli.Cli.Run(["disasm", .. a], o, e)) })
             {
                 var (code, output, err) = Run(command, bad);
                 Assert.That(code, Is.EqualTo(2));

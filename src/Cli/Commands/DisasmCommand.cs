@@ -38,46 +38,33 @@ public static class DisasmCommand
             stdout.WriteLine(Info.Usage.TrimEnd());
             return Cli.Ok;
         }
-        try
+        var a = new Args(args.Select(x => x == "-S" ? "--source" : x).ToArray(), ["--program"], ["--source", "--json"]);
+        if (a.Positional.Count == 0) throw new UsageException("no OBJECT given");
+        if (a.Positional.Count > 1) throw new UsageException($"unexpected argument '{a.Positional[1]}'");
+        var spec = ObjectFile.Load(a.Positional[0]);
+        IEnumerable<ProgramSpec> programs = spec.Programs;
+        if (a.Get("--program") is string name)
         {
-            var a = new Args(args.Select(x => x == "-S" ? "--source" : x).ToArray(), ["--program"], ["--source", "--json"]);
-            if (a.Positional.Count == 0) throw new UsageException("no OBJECT given");
-            if (a.Positional.Count > 1) throw new UsageException($"unexpected argument '{a.Positional[1]}'");
-            var spec = ObjectFile.Load(a.Positional[0]);
-            IEnumerable<ProgramSpec> programs = spec.Programs;
-            if (a.Get("--program") is string name)
+            if (!spec.Programs.TryGet(name, out var p))
             {
-                if (!spec.Programs.TryGet(name, out var p))
-                {
-                    stderr.WriteLine($"bpfjit disasm: {spec.FileName}: no program named '{name}' (programs: {string.Join(", ", spec.Programs.Select(x => x.Name))})");
-                    return Cli.BadInput;
-                }
-                programs = [p];
+                stderr.WriteLine($"bpfjit disasm: {spec.FileName}: no program named '{name}' (programs: {string.Join(", ", spec.Programs.Select(x => x.Name))})");
+                return Cli.BadInput;
             }
-            if (a.Has("--json"))
-            {
-                WriteJson(spec.FileName, programs, stdout);
-                return Cli.Ok;
-            }
-            bool first = true;
-            foreach (var p in programs)
-            {
-                if (!first) stdout.WriteLine();
-                first = false;
-                Write(p, a.Has("--source"), stdout);
-            }
+            programs = [p];
+        }
+        if (a.Has("--json"))
+        {
+            WriteJson(spec.FileName, programs, stdout);
             return Cli.Ok;
         }
-        catch (UsageException e)
+        bool first = true;
+        foreach (var p in programs)
         {
-            stderr.WriteLine($"bpfjit disasm: {e.Message} (try 'bpfjit disasm --help')");
-            return Cli.BadInput;
+            if (!first) stdout.WriteLine();
+            first = false;
+            Write(p, a.Has("--source"), stdout);
         }
-        catch (BpfException e)
-        {
-            stderr.WriteLine($"bpfjit disasm: {e.Message.ReplaceLineEndings(" ")}");
-            return Cli.BadInput;
-        }
+        return Cli.Ok;
     }
 
     static void WriteJson(string file, IEnumerable<ProgramSpec> programs, TextWriter o) => Output.JsonOutput.Write(o, w =>

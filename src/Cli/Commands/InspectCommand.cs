@@ -29,26 +29,13 @@ public static class InspectCommand
             stdout.WriteLine(Info.Usage.TrimEnd());
             return Cli.Ok;
         }
-        try
-        {
-            var a = new Args(args, [], ["--json"]);
-            if (a.Positional.Count == 0) throw new UsageException("no OBJECT given");
-            if (a.Positional.Count > 1) throw new UsageException($"unexpected argument '{a.Positional[1]}'");
-            var spec = ObjectFile.Load(a.Positional[0]);
-            if (a.Has("--json")) WriteJson(spec, stdout);
-            else WriteText(spec, stdout);
-            return Cli.Ok;
-        }
-        catch (UsageException e)
-        {
-            stderr.WriteLine($"bpfjit inspect: {e.Message} (try 'bpfjit inspect --help')");
-            return Cli.BadInput;
-        }
-        catch (BpfException e)
-        {
-            stderr.WriteLine($"bpfjit inspect: {e.Message.ReplaceLineEndings(" ")}");
-            return Cli.BadInput;
-        }
+        var a = new Args(args, [], ["--json"]);
+        if (a.Positional.Count == 0) throw new UsageException("no OBJECT given");
+        if (a.Positional.Count > 1) throw new UsageException($"unexpected argument '{a.Positional[1]}'");
+        var spec = ObjectFile.Load(a.Positional[0]);
+        if (a.Has("--json")) WriteJson(spec, stdout);
+        else WriteText(spec, stdout);
+        return Cli.Ok;
     }
 
     static void WriteText(CollectionSpec spec, TextWriter o)
