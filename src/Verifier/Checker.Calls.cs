@@ -74,9 +74,9 @@ internal sealed partial class Checker
     {
         int id = ins.Imm;
         if (HelperNames.Name(id) == null) throw Err($"invalid func unknown#{id}");
-        if (!SkLookupHelpers.IsAllowed(id)) throw Err($"program of this type cannot use helper {SkLookupHelpers.Display(id)}");
+        if (!SkLookupFuncProto.IsAllowed(id)) throw Err($"program of this type cannot use helper {SkLookupFuncProto.Display(id)}");
         if (!_helpers.TryGet(id, out var helper))
-            throw Err($"helper {SkLookupHelpers.Display(id)} is not provided by this runtime");
+            throw Err($"helper {SkLookupFuncProto.Display(id)} is not provided by this runtime");
         var proto = helper.Proto;
         var meta = new CallMeta();
         for (int i = 0; i < proto.Args.Length; i++)
@@ -87,10 +87,10 @@ internal sealed partial class Checker
         if (meta.MapIndex >= 0 && HelperNames.Name(id) == "bpf_tail_call" && Map(meta.MapIndex).Type != MapType.ProgArray)
             throw Err("expected prog array map for tail call");
         // set_map_elem_callback_state looks at the map before check_map_func_compatibility does.
-        if (meta.MapIndex >= 0 && id == KernelHelpers.ForEachMapElemId && !SkLookupHelpers.MapCompatible(Map(meta.MapIndex).Type, id))
+        if (meta.MapIndex >= 0 && id == KernelHelpers.ForEachMapElemId && !SkLookupFuncProto.MapCompatible(Map(meta.MapIndex).Type, id))
             throw Err("callback function not allowed for map");
-        if (meta.MapIndex >= 0 && !SkLookupHelpers.MapCompatible(Map(meta.MapIndex).Type, id))
-            throw Err($"cannot pass map_type {(uint)Map(meta.MapIndex).Type} into func {SkLookupHelpers.Display(id)}");
+        if (meta.MapIndex >= 0 && !SkLookupFuncProto.MapCompatible(Map(meta.MapIndex).Type, id))
+            throw Err($"cannot pass map_type {(uint)Map(meta.MapIndex).Type} into func {SkLookupFuncProto.Display(id)}");
         if (meta.MapIndex < 0 && RequiresMap(proto))
             throw Err($"R1 type={RegName(Regs[1])} expected=map_ptr");
         RecordMapArg(idx, meta.MapIndex);

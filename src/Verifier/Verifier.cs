@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using BpfJit.Frontend;
+using BpfJit.Frontend.Elf;
 
 [assembly: InternalsVisibleTo("BpfJit.Tests")]
 

@@ -1,6 +1,6 @@
 using BpfJit.Runtime.Maps;
 using BpfJit.Runtime.Sockets;
-using Errno = BpfJit.Runtime.Maps.Errno;
+using Errno = BpfJit.Runtime.Errno;
 using BpfJit.Tests.Support;
 
 namespace BpfJit.Tests.Maps;

@@ -1,3 +1,4 @@
+using BpfJit.Runtime;
 using System.Diagnostics;
 using BpfJit.Runtime.Maps;
 

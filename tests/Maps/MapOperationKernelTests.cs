@@ -2,7 +2,7 @@ using BpfJit.Runtime.Maps;
 using BpfJit.Runtime.SkLookup;
 using BpfJit.Runtime.Sockets;
 using BpfJit.Tests.Support;
-using Errno = BpfJit.Runtime.Maps.Errno;
+using Errno = BpfJit.Runtime.Errno;
 
 namespace BpfJit.Tests.Maps;
 

@@ -1,3 +1,4 @@
+using BpfJit.Runtime;
 using BpfJit.Runtime.Maps;
 using BpfJit.Runtime.Sockets;
 using BpfJit.Tests.Cli;

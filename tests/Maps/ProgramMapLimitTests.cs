@@ -1,3 +1,4 @@
+using BpfJit.Runtime;
 using System.Text;
 using BpfJit.Runtime.Maps;
 using BpfJit.Tests.Support;

@@ -1,3 +1,4 @@
+using BpfJit.Runtime;
 using BpfJit.Runtime.SkLookup;
 using BpfJit.Runtime.Sockets;
 using static BpfJit.Tests.SkLookup.SkTestSupport;

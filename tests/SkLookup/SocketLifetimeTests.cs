@@ -3,7 +3,7 @@ using BpfJit.Runtime.Maps;
 using BpfJit.Runtime.SkLookup;
 using BpfJit.Runtime.Sockets;
 using static BpfJit.Tests.SkLookup.SkTestSupport;
-using Errno = BpfJit.Runtime.Sockets.Errno;
+using Errno = BpfJit.Runtime.Errno;
 
 namespace BpfJit.Tests.SkLookup;
 

@@ -23,7 +23,7 @@ public sealed class MapCreateException : BpfException
 {
     /// <summary>Creates the error for map <paramref name="name"/>.</summary>
     public MapCreateException(string name, MapType type, int errno, string reason)
-        : base($"map {name} ({type}): {reason} (-{Maps.Errno.Name(errno)})")
+        : base($"map {name} ({type}): {reason} (-{Runtime.Errno.Name(errno)})")
     {
         MapName = name;
         Type = type;

@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 using BpfJit.Runtime.Maps;
-using Errno = BpfJit.Runtime.Sockets.Errno;
+using Errno = BpfJit.Runtime.Errno;
 
 namespace BpfJit.Runtime.Sockets;
 
