@@ -76,6 +76,47 @@ public class LifetimeTests
     }
 
     [Test]
+    public void AProgramInAProgArraySlotStaysAliveUntilTheSlotLetsGo()
+    {
+        var map = Array16("held");
+        var program = Load("jit", CountingProgram(map));
+        var slots = (ProgArrayMap)MapFactory.Create(MapType.ProgArray, 4, 4, 2, 0, "jumps");
+        Assert.That(slots.SetProgram(0, program), Is.Zero);
+        program.Dispose();                      // the slot still holds the program: a tail call may run it
+        map.Dispose();                          // and the program its map
+        MapEpoch.Collect();
+        Assert.That(program.IsLive, "the PROG_ARRAY slot keeps the program");
+        Assert.That(map.IsLive, "the program in the slot keeps its map");
+        Assert.That(slots.Program(0), Is.SameAs(program));
+        Assert.That(slots.SetProgram(0, null), Is.Zero);
+        MapEpoch.Collect();
+        Assert.That(program.IsLive, Is.False, "the slot's reference was the last");
+        Assert.That(map.IsLive, Is.False);
+        Assert.That(slots.SetProgram(1, program), Is.EqualTo(-Errno.EBADF), "a freed program cannot be stored");
+        slots.Dispose();
+    }
+
+    [Test]
+    public void DisposingAProgArrayDropsItsProgramsEvenOneThatUsesIt()
+    {
+        var slots = (ProgArrayMap)MapFactory.Create(MapType.ProgArray, 4, 4, 1, 0, "jumps");
+        // A program that names the PROG_ARRAY it is stored in: a cycle of references the owner's Dispose breaks.
+        var program = Load("interpreter", $"""
+            lddw %r2, 0x{slots.Handle:x}
+            mov %r0, 1
+            exit
+            """);
+        Assert.That(program.Maps, Is.EquivalentTo(new[] { slots }));
+        Assert.That(slots.SetProgram(0, program), Is.Zero);
+        program.Dispose();
+        Assert.That(program.IsLive, "the slot holds it");
+        slots.Dispose();                        // the owner's reference: every slot is emptied (prog_array_map_clear)
+        MapEpoch.Collect();
+        Assert.That(program.IsLive, Is.False);
+        Assert.That(slots.IsLive, Is.False, "the program's reference on the map went with it");
+    }
+
+    [Test]
     public void ALoadedProgramKeepsItsMapUntilDisposed()
     {
         var map = Array16("loaded");

@@ -350,8 +350,15 @@ public abstract unsafe class BpfMap : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         GC.SuppressFinalize(this);
+        OnOwnerDisposed();
         Release();
     }
+
+    /// <summary>
+    /// The owner's reference is being dropped (the kernel's last user fd closing, while programs may still hold the
+    /// map): a map that holds references on programs drops them here, as the kernel's PROG_ARRAY does.
+    /// </summary>
+    private protected virtual void OnOwnerDisposed() { }
 
     /// <summary>A map-in-map slot takes a reference (bpf_map_inc): the map stays alive while it is stored.</summary>
     internal void AddRef() => Interlocked.Increment(ref _refs);

@@ -51,6 +51,18 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
             throw new ObjectDisposedException(maps[i].ToString(), $"program {name}: map {maps[i].Name} is already freed");
         }
         _maps = [.. maps];
+        if (_maps.Length == 0) GC.SuppressFinalize(this);
+    }
+
+    /// <summary>
+    /// A program collected without <see cref="Dispose"/> drops its maps' references, as the kernel does when a
+    /// process exits with the program fd open: nothing can run it any more (links, PROG_ARRAY slots and runs in
+    /// progress all hold the object).
+    /// </summary>
+    ~SkLookupProgram()
+    {
+        if (Interlocked.Exchange(ref _refs, 0) > 0)
+            foreach (var map in _maps) map.Release();
     }
 
     /// <summary>The maps the program uses (found from its ld_imm64 constants); each stays alive while the program does.</summary>
@@ -66,11 +78,13 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
     /// Drops the loader's reference (closing the program fd): links attached keep the program and its maps
     /// alive; when none is, the maps' references are dropped now.
     /// </summary>
+#pragma warning disable CA1816 // the finalizer is suppressed by the last Release, which Dispose need not be
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         Release();
     }
+#pragma warning restore CA1816
 
     /// <summary>A link takes a reference (bpf_prog_inc_not_zero); false once the program is gone.</summary>
     internal bool TryAddRef()
@@ -89,6 +103,7 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
     internal void Release()
     {
         if (Interlocked.Decrement(ref _refs) != 0) return;
+        GC.SuppressFinalize(this);
         // The maps retire their memory through the epoch: a run that started before this point finishes on it.
         foreach (var map in _maps) map.Release();
     }
