@@ -112,6 +112,11 @@ public partial class ExamplesRunAsWrittenTests
             Assert.Ignore($"{where}: draws SVG with Graphviz 'dot', not on PATH (apt-get install graphviz)");
 
         string clone = Sandbox(shared);
+        // Files an example writes under /tmp go to the sandbox's own tmp: another user's (or run's) /tmp/x.dll
+        // must not make the example fail here, nor this run leave files in the machine's /tmp.
+        string tmp = Path.Combine(s_sandbox!, "tmp");
+        Directory.CreateDirectory(tmp);
+        command = Regex.Replace(command, @"(?<![\w.])/tmp/", tmp + "/");
         var psi = new ProcessStartInfo(bash, ["-c", "set -o pipefail; " + command])
         {
             WorkingDirectory = clone,
