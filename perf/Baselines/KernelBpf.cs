@@ -13,7 +13,7 @@ namespace BpfJit.Baselines;
 public static unsafe class KernelBpf
 {
     const long SysBpf = 321;
-    const int MapCreate = 0, MapLookupElem = 1, MapUpdateElem = 2, MapDeleteElem = 3, ProgLoad = 5, ProgTestRun = 10;
+    const int MapCreate = 0, MapLookupElem = 1, MapUpdateElem = 2, MapDeleteElem = 3, ProgLoad = 5, ProgTestRun = 10, ObjGetInfoByFd = 15;
     const uint ProgTypeSkLookup = 30, AttachSkLookup = 36;
 
     [DllImport("libc", SetLastError = true)]
@@ -216,6 +216,22 @@ public static unsafe class KernelBpf
         }
         int logSize = logLevel > 0 ? 1 << 22 : 0;
         return Retry(() => LoadRaw(code, insns.Length, logLevel, logSize, keep: false, (btfFd, records, funcInfo.Count), out _));
+    }
+
+    /// <summary>The tag the kernel computed for the program <paramref name="progFd"/> (bpf_prog_info.tag, 16 hex digits).</summary>
+    public static string ProgramTag(int progFd)
+    {
+        // BPF_OBJ_GET_INFO_BY_FD: struct bpf_prog_info starts with type (u32), id (u32), tag[8].
+        byte* info = stackalloc byte[256];
+        new Span<byte>(info, 256).Clear();
+        byte* attr = stackalloc byte[16];
+        new Span<byte>(attr, 16).Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(new Span<byte>(attr, 4), (uint)progFd);
+        BinaryPrimitives.WriteUInt32LittleEndian(new Span<byte>(attr + 4, 4), 256);
+        BinaryPrimitives.WriteUInt64LittleEndian(new Span<byte>(attr + 8, 8), (ulong)info);
+        long r = syscall(SysBpf, ObjGetInfoByFd, attr, 16);
+        if (r < 0) throw new InvalidOperationException($"BPF_OBJ_GET_INFO_BY_FD failed: errno {Marshal.GetLastPInvokeError()}");
+        return Convert.ToHexStringLower(new ReadOnlySpan<byte>(info + 8, 8));
     }
 
     /// <summary>

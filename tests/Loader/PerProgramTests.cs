@@ -127,16 +127,16 @@ public class PerProgramCliTests
     [Test]
     public void InspectAndDisasmNameKernelFunctionsAndInnerMaps()
     {
-        var (code, json) = Run(BpfJit.Cli.Commands.InspectCommand.Run, Object("kfunc_calls"), "--json");
+        var (code, json) = Run((a, o, e) => BpfJit.Cli.Cli.Run(["inspect", .. a], o, e), Object("kfunc_calls"), "--json");
         Assert.That(code, Is.Zero);
         using (var doc = System.Text.Json.JsonDocument.Parse(json))
         {
             var first = doc.RootElement.GetProperty("programs")[0];
             Assert.That(first.GetProperty("kernelFunctions").EnumerateArray().Select(e => e.GetString()), Is.EqualTo(new[] { "bpf_rcu_read_lock", "bpf_rcu_read_unlock" }));
         }
-        var (_, text) = Run(BpfJit.Cli.Commands.DisasmCommand.Run, Object("kfunc_calls"));
+        var (_, text) = Run((a, o, e) => BpfJit.Cli.Cli.Run(["disasm", .. a], o, e), Object("kfunc_calls"));
         Assert.That(text, Does.Contain("    1: call kfunc#1  ; kfunc bpf_rcu_read_unlock"));
-        var (_, mim) = Run(BpfJit.Cli.Commands.InspectCommand.Run, Object("map_in_map"), "--json");
+        var (_, mim) = Run((a, o, e) => BpfJit.Cli.Cli.Run(["inspect", .. a], o, e), Object("map_in_map"), "--json");
         using var m = System.Text.Json.JsonDocument.Parse(mim);
         var outer = m.RootElement.GetProperty("maps").EnumerateArray().Single(e => e.GetProperty("name").GetString() == "outer");
         Assert.That(outer.GetProperty("innerMap").GetProperty("type").GetString(), Is.EqualTo("Array"));

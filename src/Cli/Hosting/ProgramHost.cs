@@ -50,8 +50,8 @@ public sealed class ProgramHost : IDisposable
     /// </remarks>
     public static ProgramHost Load(string path, string? programName, string? scenarioPath, IBpfEngine engine, bool verify = true)
     {
-        if (!File.Exists(path)) throw new BpfException($"{path}: no such file");
-        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        InputFile.RequireFile(path);
+        if (ProgramFiles.IsJsonFile(path))
         {
             if (scenarioPath != null) throw new UsageException("--scenario is not needed when the program comes from a scenario file");
             scenarioPath = path;
@@ -61,7 +61,7 @@ public sealed class ProgramHost : IDisposable
         try
         {
             if (path == scenarioPath) host.FromScenario(path, programName, engine);
-            else if (IsElf(path)) host.FromObject(path, programName, engine, verify);
+            else if (ProgramFiles.IsElfFile(path)) host.FromObject(path, programName, engine, verify);
             else
             {
                 if (programName != null) throw new UsageException("--program needs an object or a scenario file");
@@ -76,14 +76,6 @@ public sealed class ProgramHost : IDisposable
             host.Dispose();
             throw;
         }
-    }
-
-    /// <summary>True when the file at <paramref name="path"/> starts with the ELF magic.</summary>
-    public static bool IsElf(string path)
-    {
-        using var f = File.OpenRead(path);
-        Span<byte> magic = stackalloc byte[4];
-        return f.Read(magic) == 4 && magic.SequenceEqual("\u007fELF"u8);
     }
 
     // A program without maps is checked by the verifier like one from an object: never run unverified.

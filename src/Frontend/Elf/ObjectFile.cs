@@ -14,11 +14,10 @@ public static class ObjectFile
     public static CollectionSpec Load(string path)
     {
         byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            throw new BpfObjectException(path, null, null, $"cannot read: {e.Message}", e);
-        }
+        try { bytes = InputFile.ReadBytes(path, InputFile.MaxObjectBytes, "ELF object"); }
+        catch (BpfInputException e) { throw new BpfObjectException(path, null, null, e.Reason, e); }
+        if (InputFile.Kind(bytes) != InputKind.Elf)
+            throw new BpfObjectException(path, null, null, $"not an ELF object ({InputFile.Describe(bytes)})");
         return Parse(bytes, path);
     }
 

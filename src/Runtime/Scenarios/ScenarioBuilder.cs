@@ -38,7 +38,7 @@ public sealed partial class ScenarioBuilder
     {
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(engine);
-        string text = System.IO.File.ReadAllText(file);
+        string text = InputFile.ReadText(file, InputFile.MaxTextBytes, "scenario");
         JsonDocument doc;
         try
         {
