@@ -141,7 +141,7 @@ public sealed class ProgramHost : IDisposable
             throw new ProgramRejectedException($"{path}: program {program.Name}: verifier rejected the program at insn {e.Result.ErrorInsn}: {e.Result.Error}");
         }
         var bound = ProgramBinder.Bind(program, maps);
-        Program = SkLookupProgram.Load(program.Name, bound.Code, engine, helpers, facts);
+        Program = SkLookupProgram.Load(program.Name, bound, engine, helpers, facts);
         Source = $"{Path.GetFileName(path)}: {program.Name}";
     }
 

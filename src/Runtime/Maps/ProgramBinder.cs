@@ -17,9 +17,10 @@ public sealed class BoundProgram
 {
     readonly Dictionary<int, MapReference> _bySlot;
 
-    internal BoundProgram(Instruction[] code, IReadOnlyList<MapReference> references)
+    internal BoundProgram(Instruction[] code, IReadOnlyList<MapReference> references, string tag)
     {
         Code = code;
+        Tag = tag;
         References = references;
         _bySlot = references.ToDictionary(r => r.Slot);
         Maps = references.Select(r => r.Map).Distinct().ToArray();
@@ -27,6 +28,12 @@ public sealed class BoundProgram
 
     /// <summary>The bound instructions.</summary>
     public Instruction[] Code { get; }
+
+    /// <summary>
+    /// The program's tag (<see cref="ProgramTag"/>), of the instructions as loaded: binding puts live handles in
+    /// the map references, which would change it from run to run.
+    /// </summary>
+    public string Tag { get; }
 
     /// <summary>Every resolved reference, in slot order.</summary>
     public IReadOnlyList<MapReference> References { get; }
@@ -71,7 +78,10 @@ public static class ProgramBinder
     public static BoundProgram Bind(Frontend.Elf.ProgramSpec program, IReadOnlyList<BpfMap> maps)
     {
         ArgumentNullException.ThrowIfNull(program);
-        return Bind(program.KernelFunctions.Count == 0 ? program.Instructions : KfuncTable.Bind(program.Instructions, program.KernelFunctions), maps);
+        ArgumentNullException.ThrowIfNull(maps);
+        var code = program.KernelFunctions.Count == 0 ? program.Instructions : KfuncTable.Bind(program.Instructions, program.KernelFunctions);
+        // The tag is of the program as loaded (what inspect shows), before kfunc calls are bound too.
+        return Bind(code, maps, fd => fd >= 0 && fd < maps.Count ? maps[fd] : null, ProgramTag.Compute(program.Instructions));
     }
 
     /// <summary>Binds with fds equal to indexes into <paramref name="maps"/>.</summary>
@@ -83,6 +93,12 @@ public static class ProgramBinder
 
     /// <summary>Binds; <paramref name="byFd"/> resolves the fds of MAP_FD / MAP_VALUE references.</summary>
     public static BoundProgram Bind(Instruction[] program, IReadOnlyList<BpfMap> maps, Func<int, BpfMap?> byFd)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        return Bind(program, maps, byFd, ProgramTag.Compute(program));
+    }
+
+    static BoundProgram Bind(Instruction[] program, IReadOnlyList<BpfMap> maps, Func<int, BpfMap?> byFd, string tag)
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(maps);
@@ -126,7 +142,7 @@ public static class ProgramBinder
             }
             i++;
         }
-        return new BoundProgram(code, references);
+        return new BoundProgram(code, references, tag);
     }
 
     static ulong ValueAddress(int slot, BpfMap map, uint offset)
