@@ -92,6 +92,28 @@ public class ProgramSymbolTests
         }
     }
 
+    [Test]
+    public void WithBtfFuncInfoTheFunctionsFullNameIsUsed()
+    {
+        // bpf_prog_ksym_set_name: with func info the kernel ignores the 15-character name for the BTF one.
+        var code = Assembler.Assemble("mov %r0, 1\nexit");
+        var spec = new ProgramSpec("a_rather_long_program_name", "sk_lookup", ProgramType.SkLookup, AttachType.SkLookup, code)
+        {
+            FuncInfos = [new BpfJit.Frontend.Btf.BtfFuncInfo(0, 1, "a_rather_long_program_name")],
+        };
+        string tag = ProgramTag.Compute(code);
+        var bound = ProgramBinder.Bind(spec, []);
+        Assert.That(bound.BtfName, Is.EqualTo("a_rather_long_program_name"));
+        var engine = new SymbolRecorder();
+        var loaded = SkLookupProgram.Load(spec.Name, bound, engine, null, null);
+        Assert.That(loaded.Symbol, Is.EqualTo($"bpf_prog_{tag}_a_rather_long_program_name"));
+        Assert.That(engine.Symbol, Is.EqualTo(loaded.Symbol));
+        var plain = ProgramBinder.Bind(new ProgramSpec(spec.Name, "sk_lookup", ProgramType.SkLookup, AttachType.SkLookup, code), []);
+        Assert.That(plain.BtfName, Is.Null);
+        Assert.That(SkLookupProgram.Load(spec.Name, plain, engine, null, null).Symbol, Is.EqualTo($"bpf_prog_{tag}_a_rather_long_p"), "without BTF: aux->name, 15 characters");
+        Assert.That(ProgramSymbol.OfBtf(tag, new string('f', 600)), Has.Length.EqualTo(511), "KSYM_NAME_LEN");
+    }
+
     /// <summary>The JIT, recording the symbol it was asked to name the code.</summary>
     sealed class SymbolRecorder : IBpfEngine
     {

@@ -4,7 +4,9 @@ namespace BpfJit.Frontend;
 /// The names the kernel gives a program's JIT images in /proc/kallsyms, perf and stack traces
 /// (bpf_get_prog_name): <c>bpf_prog_&lt;tag&gt;_&lt;name&gt;</c>, the tag as <see cref="ProgramTag"/> computes it and the
 /// program's name as BPF_PROG_LOAD keeps it (<see cref="ObjName"/>); <c>bpf_prog_&lt;tag&gt;</c> for a program with
-/// no name. BpfJit names each compiled program's DynamicMethod this way, so a profiler tells programs apart.
+/// no name. A program loaded with BTF func info is named after its main function's BTF name instead, in full
+/// (<see cref="OfBtf"/>). BpfJit names each compiled program's DynamicMethod this way, so a profiler tells
+/// programs apart.
 /// </summary>
 /// <remarks>
 /// The kernel JITs a program with bpf-to-bpf calls as one image per subprogram (jit_subprogs), each
@@ -15,6 +17,9 @@ namespace BpfJit.Frontend;
 /// </remarks>
 public static class ProgramSymbol
 {
+    /// <summary>The kernel's KSYM_NAME_LEN (since 6.1): a symbol is at most one less, the NUL taking the last byte.</summary>
+    const int KsymNameLength = 512;
+
     /// <summary>
     /// A program name as the kernel keeps it: at most <see cref="BpfAbi.ObjNameLength"/> - 1 characters (libbpf
     /// truncates longer names to fit BPF_OBJ_NAME_LEN), of <c>[A-Za-z0-9_.]</c> only (bpf_obj_name_cpy
@@ -39,6 +44,18 @@ public static class ProgramSymbol
         ArgumentNullException.ThrowIfNull(tag);
         string kept = ObjName(name);
         return kept.Length == 0 ? $"bpf_prog_{tag}" : $"bpf_prog_{tag}_{kept}";
+    }
+
+    /// <summary>
+    /// <c>bpf_prog_&lt;tag&gt;_&lt;function&gt;</c> for a program loaded with BTF func info: the kernel then ignores the
+    /// 15-character name and takes the main function's BTF name, cut only at KSYM_NAME_LEN.
+    /// </summary>
+    public static string OfBtf(string tag, string function)
+    {
+        ArgumentNullException.ThrowIfNull(tag);
+        ArgumentNullException.ThrowIfNull(function);
+        string symbol = $"bpf_prog_{tag}_{function}";
+        return symbol.Length < KsymNameLength ? symbol : symbol[..(KsymNameLength - 1)];
     }
 
     /// <summary>The symbol of <paramref name="slots"/> as loaded (map references not yet bound), named <paramref name="name"/>.</summary>

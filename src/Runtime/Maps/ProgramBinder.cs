@@ -17,10 +17,11 @@ public sealed class BoundProgram
 {
     readonly Dictionary<int, MapReference> _bySlot;
 
-    internal BoundProgram(Instruction[] code, IReadOnlyList<MapReference> references, string tag)
+    internal BoundProgram(Instruction[] code, IReadOnlyList<MapReference> references, string tag, string? btfName)
     {
         Code = code;
         Tag = tag;
+        BtfName = btfName;
         References = references;
         _bySlot = references.ToDictionary(r => r.Slot);
         Maps = references.Select(r => r.Map).Distinct().ToArray();
@@ -34,6 +35,12 @@ public sealed class BoundProgram
     /// the map references, which would change it from run to run.
     /// </summary>
     public string Tag { get; }
+
+    /// <summary>
+    /// The BTF name of the program's main function when it was loaded with BTF func info (the kernel then names
+    /// its JIT image after it, <see cref="ProgramSymbol.OfBtf"/>); null without.
+    /// </summary>
+    public string? BtfName { get; }
 
     /// <summary>Every resolved reference, in slot order.</summary>
     public IReadOnlyList<MapReference> References { get; }
@@ -81,7 +88,8 @@ public static class ProgramBinder
         ArgumentNullException.ThrowIfNull(maps);
         var code = program.KernelFunctions.Count == 0 ? program.Instructions : KfuncTable.Bind(program.Instructions, program.KernelFunctions);
         // The tag is of the program as loaded (what inspect shows), before kfunc calls are bound too.
-        return Bind(code, maps, fd => fd >= 0 && fd < maps.Count ? maps[fd] : null, ProgramTag.Compute(program.Instructions));
+        string? btfName = program.FuncInfos.FirstOrDefault(f => f.InstructionOffset == 0)?.Name;
+        return Bind(code, maps, fd => fd >= 0 && fd < maps.Count ? maps[fd] : null, ProgramTag.Compute(program.Instructions), btfName);
     }
 
     /// <summary>Binds with fds equal to indexes into <paramref name="maps"/>.</summary>
@@ -95,10 +103,10 @@ public static class ProgramBinder
     public static BoundProgram Bind(Instruction[] program, IReadOnlyList<BpfMap> maps, Func<int, BpfMap?> byFd)
     {
         ArgumentNullException.ThrowIfNull(program);
-        return Bind(program, maps, byFd, ProgramTag.Compute(program));
+        return Bind(program, maps, byFd, ProgramTag.Compute(program), null);
     }
 
-    static BoundProgram Bind(Instruction[] program, IReadOnlyList<BpfMap> maps, Func<int, BpfMap?> byFd, string tag)
+    static BoundProgram Bind(Instruction[] program, IReadOnlyList<BpfMap> maps, Func<int, BpfMap?> byFd, string tag, string? btfName)
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(maps);
@@ -142,7 +150,7 @@ public static class ProgramBinder
             }
             i++;
         }
-        return new BoundProgram(code, references, tag);
+        return new BoundProgram(code, references, tag, btfName);
     }
 
     static ulong ValueAddress(int slot, BpfMap map, uint offset)

@@ -22,12 +22,12 @@ public sealed class SkLookupProgram
     static readonly int s_counterMask = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Environment.ProcessorCount) - 1;
     readonly long[] _runs = new long[(s_counterMask + 3) * CounterStride];
 
-    SkLookupProgram(string name, Instruction[] code, string tag, IBpfEngine engine, HelperTable helpers, ProgramFacts? facts)
+    SkLookupProgram(string name, Instruction[] code, string tag, string? btfName, IBpfEngine engine, HelperTable helpers, ProgramFacts? facts)
     {
         Name = name;
         Id = Interlocked.Increment(ref s_nextId);
         Tag = tag;
-        Symbol = ProgramSymbol.Of(tag, name);
+        Symbol = btfName != null ? ProgramSymbol.OfBtf(tag, btfName) : ProgramSymbol.Of(tag, name);
         Instructions = CtxLoadRewriter.Rewrite(code);
         Engine = engine;
         Helpers = helpers;
@@ -44,7 +44,7 @@ public sealed class SkLookupProgram
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(code);
         ArgumentNullException.ThrowIfNull(engine);
-        return new SkLookupProgram(name, code, ProgramTag.Compute(code), engine, helpers ?? SkLookupHelpers.CreateTable(), null);
+        return new SkLookupProgram(name, code, ProgramTag.Compute(code), null, engine, helpers ?? SkLookupHelpers.CreateTable(), null);
     }
 
     /// <summary>
@@ -59,20 +59,21 @@ public sealed class SkLookupProgram
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(code);
         ArgumentNullException.ThrowIfNull(engine);
-        return new SkLookupProgram(name, code, ProgramTag.Compute(code), engine, helpers ?? SkLookupHelpers.CreateTable(), facts);
+        return new SkLookupProgram(name, code, ProgramTag.Compute(code), null, engine, helpers ?? SkLookupHelpers.CreateTable(), facts);
     }
 
     /// <summary>
     /// Prepares a bound program (<see cref="Maps.ProgramBinder.Bind(Frontend.Elf.ProgramSpec, IReadOnlyList{Maps.BpfMap})"/>)
     /// as <see cref="Load(string, Instruction[], IBpfEngine, HelperTable?, ProgramFacts?)"/> does, with the tag
-    /// of the program as it was loaded, before its map references held live handles.
+    /// of the program as it was loaded, before its map references held live handles, and the symbol the kernel
+    /// would give it (after its BTF function name when it has BTF func info).
     /// </summary>
     public static SkLookupProgram Load(string name, Maps.BoundProgram bound, IBpfEngine engine, HelperTable? helpers, ProgramFacts? facts)
     {
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(bound);
         ArgumentNullException.ThrowIfNull(engine);
-        return new SkLookupProgram(name, bound.Code, bound.Tag, engine, helpers ?? SkLookupHelpers.CreateTable(), facts);
+        return new SkLookupProgram(name, bound.Code, bound.Tag, bound.BtfName, engine, helpers ?? SkLookupHelpers.CreateTable(), facts);
     }
 
     /// <summary>
@@ -83,7 +84,7 @@ public sealed class SkLookupProgram
 
     /// <summary>
     /// The name of the program's code as the kernel names a JIT image, <c>bpf_prog_&lt;tag&gt;_&lt;name&gt;</c>
-    /// (<see cref="ProgramSymbol"/>): the JIT names its DynamicMethod so, and perf's map and profilers show it.
+    /// (<see cref="ProgramSymbol"/>; with BTF func info the function's full name): the JIT names its DynamicMethod so, and perf's map and profilers show it.
     /// </summary>
     public string Symbol { get; }
 
