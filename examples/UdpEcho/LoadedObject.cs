@@ -62,6 +62,7 @@ public sealed class LoadedObject
             var bound = ProgramBinder.Bind(p.Instructions, maps);               // map references → live handles
             programs[p.Name] = SkLookupProgram.Load(p.Name, bound, engine, helpers, facts); // facts: the JIT specialises
         }
+        ObjectMaps.InstallPrograms(spec.Maps, name => maps.Find(x => x.Name == name), programs.GetValueOrDefault); // PROG_ARRAY .values
         // [/load]
         return new LoadedObject(maps.ToDictionary(m => m.Name), programs);
     }

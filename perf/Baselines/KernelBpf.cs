@@ -13,7 +13,7 @@ namespace BpfJit.Baselines;
 public static unsafe class KernelBpf
 {
     const long SysBpf = 321;
-    const int MapCreate = 0, MapLookupElem = 1, MapUpdateElem = 2, MapDeleteElem = 3, ProgLoad = 5, ProgTestRun = 10, ObjGetInfoByFd = 15;
+    const int MapCreate = 0, MapLookupElem = 1, MapUpdateElem = 2, MapDeleteElem = 3, MapGetNextKey = 4, ProgLoad = 5, ProgTestRun = 10, ObjGetInfoByFd = 15, MapFreeze = 22;
     const uint ProgTypeSkLookup = 30, AttachSkLookup = 36;
 
     [DllImport("libc", SetLastError = true)]
@@ -56,9 +56,10 @@ public static unsafe class KernelBpf
 
     /// <summary>
     /// Creates a map; returns the fd or a negative errno. <paramref name="innerMapFd"/> is the inner_map_fd of a
-    /// map-in-map (the map whose shape every stored map must have); 0 leaves it unset.
+    /// map-in-map (the map whose shape every stored map must have); 0 leaves it unset. <paramref name="numaNode"/>
+    /// is read by the kernel only with BPF_F_NUMA_NODE.
     /// </summary>
-    public static int CreateMap(uint type, int keySize, int valueSize, int maxEntries, uint flags, int innerMapFd = 0)
+    public static int CreateMap(uint type, int keySize, int valueSize, int maxEntries, uint flags, int innerMapFd = 0, uint numaNode = 0)
     {
         var attr = new byte[128];
         fixed (byte* p = attr)
@@ -69,6 +70,7 @@ public static unsafe class KernelBpf
             *(uint*)(p + 12) = (uint)maxEntries;
             *(uint*)(p + 16) = flags;
             *(int*)(p + 20) = innerMapFd;
+            *(uint*)(p + 24) = numaNode;
             long fd = syscall(SysBpf, MapCreate, p, attr.Length);
             return fd < 0 ? -Marshal.GetLastPInvokeError() : (int)fd;
         }
@@ -89,8 +91,8 @@ public static unsafe class KernelBpf
         }
     }
 
-    /// <summary>BPF_MAP_LOOKUP_ELEM; returns 0 or a negative errno.</summary>
-    public static int LookupElem(int mapFd, ReadOnlySpan<byte> key, Span<byte> value)
+    /// <summary>BPF_MAP_LOOKUP_ELEM (with <paramref name="flags"/>: BPF_F_LOCK); returns 0 or a negative errno.</summary>
+    public static int LookupElem(int mapFd, ReadOnlySpan<byte> key, Span<byte> value, ulong flags = 0)
     {
         var attr = new byte[32];
         fixed (byte* k = key, v = value, p = attr)
@@ -98,6 +100,7 @@ public static unsafe class KernelBpf
             *(uint*)(p + 0) = (uint)mapFd;
             *(ulong*)(p + 8) = (ulong)k;
             *(ulong*)(p + 16) = (ulong)v;
+            *(ulong*)(p + 24) = flags;
             long r = syscall(SysBpf, MapLookupElem, p, attr.Length);
             return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
         }
@@ -112,6 +115,32 @@ public static unsafe class KernelBpf
             *(uint*)(p + 0) = (uint)mapFd;
             *(ulong*)(p + 8) = (ulong)k;
             long r = syscall(SysBpf, MapDeleteElem, p, attr.Length);
+            return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
+        }
+    }
+
+    /// <summary>BPF_MAP_GET_NEXT_KEY (an empty <paramref name="key"/> asks for the first key); returns 0 or a negative errno.</summary>
+    public static int GetNextKey(int mapFd, ReadOnlySpan<byte> key, Span<byte> nextKey)
+    {
+        var attr = new byte[24];
+        fixed (byte* k = key, n = nextKey, p = attr)
+        {
+            *(uint*)(p + 0) = (uint)mapFd;
+            *(ulong*)(p + 8) = key.IsEmpty ? 0 : (ulong)k;
+            *(ulong*)(p + 16) = (ulong)n;
+            long r = syscall(SysBpf, MapGetNextKey, p, attr.Length);
+            return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
+        }
+    }
+
+    /// <summary>BPF_MAP_FREEZE; returns 0 or a negative errno.</summary>
+    public static int Freeze(int mapFd)
+    {
+        var attr = new byte[8];
+        fixed (byte* p = attr)
+        {
+            *(uint*)p = (uint)mapFd;
+            long r = syscall(SysBpf, MapFreeze, p, attr.Length);
             return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
         }
     }

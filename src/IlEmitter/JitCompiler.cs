@@ -51,7 +51,7 @@ public static class JitCompiler
         var funcs = new List<(int Slot, int Target)>();
         ProgramChecks.CheckRunnable(slots, helpers, (i, h) => resolved[i] = h, (slot, target) => funcs.Add((slot, target)));
         var closure = new JitClosure(helpers) { Program = slots, CheckedProgram = options.Checked ? slots : null };
-        BindCallbacks(slots, funcs, resolved, options, closure, symbol);
+        BindCallbacks(slots, funcs, resolved, options, closure, facts, symbol);
         var shape = ProgramShape.Analyse(slots, 0, resolved, facts, options.Optimize, options.Checked);
         closure.BindMaps(shape.ClosureMaps);
         if (options.Tiered && !options.Checked && funcs.Count == 0)
@@ -62,13 +62,19 @@ public static class JitCompiler
 
     /// <summary>
     /// <see cref="JitOptions.Tiered"/>: the IL is emitted here (so the emitter's own errors still surface
-    /// in Compile), the program starts on the interpreter, and a thread-pool thread has RyuJIT compile
-    /// the method and switches the program to it.
+    /// in Compile), the program starts on the interpreter, and a <see cref="TierUpQueue"/> worker has RyuJIT
+    /// compile the method and switches the program to it (or the queue sheds the compile when full).
     /// </summary>
     static CompiledProgram CompileTiered(Instruction[] program, HelperTable helpers, ProgramShape shape, Helper?[] resolved, JitOptions options, JitClosure closure, string symbol)
     {
         var method = DynamicMethodHost.Emit(shape, resolved, options, symbol, out _, compileOnBind: true);
         var compiled = new CompiledProgram(shape, resolved, options, InterpreterEngine.Instance.Prepare(program, helpers), symbol, tiered: true);
+        if (options.TierUpDelay == null)
+        {
+            TierUpQueue.Enqueue(compiled, method, closure);
+            return compiled;
+        }
+        // Tests hold this compile back: it waits on its own thread-pool item, never in the queue's way.
         ThreadPool.UnsafeQueueUserWorkItem(static state =>
         {
             var (compiled, method, closure, delay) = state;
@@ -93,7 +99,10 @@ public static class JitCompiler
     /// before the methods exist, through a forwarder, so callbacks can refer to each other. Each method is
     /// named after the program and the callback's subprogram index (<see cref="ProgramSymbol.Subprogram"/>).
     /// </summary>
-    static void BindCallbacks(Instruction[] slots, List<(int Slot, int Target)> funcs, Helper?[] resolved, JitOptions options, JitClosure closure, string symbol)
+    // A callback is compiled without specialisation (its entry state is not the main program's), but with the
+    // program's facts for the runtime guards: a variable-offset access in it is guarded as in the main program.
+    static void BindCallbacks(Instruction[] slots, List<(int Slot, int Target)> funcs, Helper?[] resolved, JitOptions options, JitClosure closure,
+        ProgramFacts? facts, string symbol)
     {
         if (funcs.Count == 0) return;
         var starts = SubprogramStarts(slots);
@@ -114,7 +123,7 @@ public static class JitCompiler
             slots[slot + 1] = slots[slot + 1] with { Imm = (int)(uint)(forwarder.Handle >> 32) };
         }
         foreach (var (target, forwarder) in forwarders)
-            forwarder.Target = DynamicMethodHost.CreateCallback(ProgramShape.Analyse(slots, target, resolved, null, options.Optimize, options.Checked), resolved, options, closure,
+            forwarder.Target = DynamicMethodHost.CreateCallback(ProgramShape.Analyse(slots, target, resolved, null, options.Optimize, options.Checked, facts), resolved, options, closure,
                 ProgramSymbol.Subprogram(symbol, starts.GetViewBetween(0, target).Count - 1));
     }
 

@@ -75,7 +75,7 @@ internal sealed partial class Checker
             queued.Insn = idx + 1;
             ref var qit = ref queued.Frames[it.Frame].Stack.Spilled[at];
             qit.IterDepth++;
-            if (_widenCallbacks && PreviousEntry(idx, skip: _cur.Parent) is { } prev)
+            if (PreviousEntry(idx, skip: _cur.Parent) is { } prev)
             {
                 var saved = _cur;
                 _cur = queued;

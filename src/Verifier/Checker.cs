@@ -37,20 +37,12 @@ internal sealed partial class Checker
     // A path turns an address into data (VerifierResult.MayExposeAddresses).
     bool _exposesAddress;
 
-    readonly bool _widenCallbacks;
     int _resumedFrom = -1;
     int _totalStates, _peakStates, _liveStates;
     readonly bool _precision;
 
-    /// <summary>True when the program calls a helper that runs a callback.</summary>
-    public bool HasCallbacks => _info != null && _info.CallsCallback.Contains(true);
-
-    /// <summary>True when some callback iteration widened a scalar (the verdict may then depend on it).</summary>
-    public bool WidenedScalars { get; private set; }
-
-    public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options, bool widenCallbacks = true, bool precision = true)
+    public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options, bool precision = true)
     {
-        _widenCallbacks = widenCallbacks;
         _precision = precision;
         _insns = insns;
         _opt = options;
@@ -83,7 +75,10 @@ internal sealed partial class Checker
     {
         int errInsn = -1;
         string? error = null;
-        _info = ProgramInfo.Build(_insns, _helpers, out string? structural, out int at, _opt.KernelFunctions);
+        // resolve_pseudo_ldimm64 runs before the kernel's CFG checks: a program over the map limit is refused first.
+        string? structural = CountUsedMaps();
+        int at = -1;
+        if (structural == null) _info = ProgramInfo.Build(_insns, _helpers, out structural, out at, _opt.KernelFunctions);
         if (structural == null && (structural = PrepareSignatures()) != null) at = 0;
         if (structural != null)
         {
@@ -128,6 +123,29 @@ internal sealed partial class Checker
             _log.AppendLine(e.Message);
         }
         return Finish(error, errInsn);
+    }
+
+    /// <summary>MAX_USED_MAPS: the distinct maps one program may reference.</summary>
+    internal const int MaxUsedMaps = 64;
+
+    /// <summary>
+    /// resolve_pseudo_ldimm64's limit: every map an ld_imm64 names, reachable or not, counts once, and the 65th
+    /// distinct one refuses the program before any path is walked (the kernel's -E2BIG).
+    /// </summary>
+    string? CountUsedMaps()
+    {
+        var used = new HashSet<int>();
+        for (int i = 0; i < _insns.Count; i++)
+        {
+            var ins = _insns[i];
+            if (!ins.IsLdImm64 || i + 1 >= _insns.Count) continue;
+            i++;
+            if ((Ld64Source)ins.Src is not (Ld64Source.MapFd or Ld64Source.MapIdx or Ld64Source.MapValue or Ld64Source.MapIdxValue)) continue;
+            if (ins.Imm < 0 || ins.Imm >= _opt.Maps.Count || used.Contains(ins.Imm)) continue;
+            if (used.Count >= MaxUsedMaps) return $"The total number of maps per program has reached the limit of {MaxUsedMaps}";
+            used.Add(ins.Imm);
+        }
+        return null;
     }
 
     /// <summary>Explores every path from <see cref="_cur"/> until none is left.</summary>
@@ -311,21 +329,23 @@ internal sealed partial class Checker
     bool IsStateVisited(int idx)
     {
         if (!_explored.TryGetValue(idx, out var list)) _explored[idx] = list = [];
-        bool looping = false;
         bool callsCallback = _info.CallsCallback[idx];
         bool mayGoto = _insns[idx].IsMayGoto;
         bool iterNext = _info.IterNext[idx];
         // Checkpoints the kernel always adds (is_force_checkpoint): loops converge on them.
         bool forced = callsCallback || mayGoto || iterNext;
-        // Inside a loop that is still being explored, a new checkpoint is added only every so often; while none
-        // is to be added, misses are not counted, or the checkpoints of earlier iterations would be dropped.
-        bool addNew = true;
+        // A checkpoint is added only after at least 2 jumps and 8 instructions since the last one (is_state_visited's
+        // add_new_state), unless forced. Pruning differs with it: a path the kernel walks again instead of pruning
+        // may meet a check the explored state passed differently (a variable-offset read of a spilled pointer is
+        // allowed, a narrow fixed-offset one is not), so checkpoints follow the kernel's. Inside a loop that is still
+        // being explored, one is added only every so often; while none is to be added, misses are not counted, or
+        // the checkpoints of earlier iterations would be dropped.
+        bool addNew = forced || (_jmpsProcessed - _prevJmps >= 2 && _processed - _prevInsns >= 8);
         for (int i = 0; i < list.Count; i++)
         {
             var old = list[i];
             if (old.Branches > 0)
             {
-                looping = true;
                 if (!forced && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) addNew = false;
                 // An iterator loop converges when a state at next() whose iterator is still active falls within
                 // one still being explored (range within); next() is never an infinite loop (is_state_visited).
@@ -347,17 +367,22 @@ internal sealed partial class Checker
                     PropagatePrecision(old);
                     return true;
                 }
+                // Callback iterations converge like the kernel's: a state at the helper call within one still
+                // being explored there adds nothing new. Range within, as for iterators: the old state's
+                // precision marks are not final while its iterations run. The call is no infinite loop.
+                if (callsCallback)
+                {
+                    if (_eq.Equal(old, _cur, exact: false, rangeWithin: true))
+                    {
+                        old.Hits++;
+                        PropagatePrecision(old);
+                        return true;
+                    }
+                    goto skipLoopCheck;
+                }
                 if (old.Frames.Count == _cur.Frames.Count && old.CallbackUnrollDepth == _cur.CallbackUnrollDepth &&
                     old.MayGotoDepth == _cur.MayGotoDepth && !StateEquivalence.IterDepthsDiffer(old, _cur) && _eq.Equal(old, _cur, exact: true))
                     throw Err($"infinite loop detected at insn {idx}");
-                // Callback iterations converge like the kernel's: a state within one still being
-                // explored at the same helper call adds nothing new.
-                if (callsCallback && _eq.Equal(old, _cur, exact: false))
-                {
-                    old.Hits++;
-                    PropagatePrecision(old);
-                    return true;
-                }
             }
             else if (_eq.Equal(old, _cur, exact: false))
             {
@@ -378,7 +403,7 @@ internal sealed partial class Checker
                 i--;
             }
         }
-        if (looping && !forced && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) return false;
+        if (!addNew) return false;
         _prevJmps = _jmpsProcessed;
         _prevInsns = _processed;
         _totalStates++;

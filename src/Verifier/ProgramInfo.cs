@@ -149,13 +149,15 @@ internal sealed class ProgramInfo
             if (IsSecondSlot(Insns, i)) continue;
             at = i;
             var ins = Insns[i];
+            // The kernel's prune points (visit_insn): a jump's target and a conditional jump itself (may_goto
+            // included, where the kernel also forces a checkpoint: loops converge on it), and the instruction
+            // after every call. Where checkpoints can be changes what pruning proves, so they are the kernel's.
             if (ins.IsBranch)
             {
                 PrunePoint[i + ins.BranchOffset + 1] = true;
-                if (!ins.IsUnconditionalJump) PrunePoint[i + 1] = true;
-                // A may_goto is a checkpoint of its own (the kernel forces one there): loops converge on it.
-                if (ins.IsMayGoto) PrunePoint[i] = true;
+                if (!ins.IsUnconditionalJump) PrunePoint[i] = true;
             }
+            if (ins.IsCall && i + 1 < n) PrunePoint[i + 1] = true;
             if (ins.IsCall && ins.Src == (byte)CallKind.Local)
             {
                 PrunePoint[i] = true;

@@ -61,7 +61,8 @@ internal static class StateFormatter
         if (r.Off != 0) parts.Add($"off={r.Off}");
         if (r.Type is RegType.PtrToMem or RegType.PtrToMemOrNull or RegType.PtrToArgMem or RegType.PtrToArgMemOrNull or RegType.PtrToRdonlyMem) parts.Add($"sz={r.Aux}");
         if (!r.VarOff.IsConst) parts.AddRange(ScalarParts(r));
-        return RegTypeNames.Name(r.Type) + "(" + string.Join(",", parts) + ")";
+        string name = RegTypeNames.Name(r.Type) + (r.Type == RegType.PtrToBtfId ? Checker.KernelStructName((KernelStruct)r.Aux) : "");
+        return name + "(" + string.Join(",", parts) + ")";
     }
 
     static IEnumerable<string> ScalarParts(RegState r)

@@ -212,16 +212,6 @@ public class ObjectErrorTests
     }
 
     [Test]
-    public void CoreRelocationsAreParsedAndNoted()
-    {
-        var p = ObjectFile.Load(Other("core_reloc")).Programs.Single();
-        var c = p.CoreRelocations.Single();
-        Assert.That((c.Kind, c.AccessString, c.InstructionOffset), Is.EqualTo((BpfJit.Frontend.Btf.CoreRelocationKind.FieldByteOffset, "0:1", 0)));
-        Assert.That(p.Notes.Single(), Does.Contain("CO-RE").And.Contain("not applied"));
-        Assert.That(p.IsSupported);
-    }
-
-    [Test]
     public void OtherProgramTypesAreRecognisedAndUnsupported()
     {
         var spec = ObjectFile.Load(Other("mixed_types"));

@@ -20,15 +20,24 @@ public static class KernelBpf
         if (!Kernel.Available) Assert.Ignore("kernel oracle unavailable: " + Kernel.UnavailableReason);
     }
 
-    /// <summary>Creates a map; returns the fd or a negative errno. <paramref name="innerMapFd"/>: a map-in-map's inner_map_fd.</summary>
-    public static int CreateMap(uint type, int keySize, int valueSize, int maxEntries, uint flags, int innerMapFd = 0) =>
-        Kernel.CreateMap(type, keySize, valueSize, maxEntries, flags, innerMapFd);
+    /// <summary>
+    /// Creates a map; returns the fd or a negative errno. <paramref name="innerMapFd"/>: a map-in-map's inner_map_fd;
+    /// <paramref name="numaNode"/>: numa_node (read with BPF_F_NUMA_NODE). Sizes are the syscall's u32 bits.
+    /// </summary>
+    public static int CreateMap(uint type, int keySize, int valueSize, int maxEntries, uint flags, int innerMapFd = 0, uint numaNode = 0) =>
+        Kernel.CreateMap(type, keySize, valueSize, maxEntries, flags, innerMapFd, numaNode);
 
     /// <summary>BPF_MAP_UPDATE_ELEM; 0 or a negative errno.</summary>
     public static int Update(int fd, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags = 0) => Kernel.UpdateElem(fd, key, value, flags);
 
     /// <summary>BPF_MAP_LOOKUP_ELEM; 0 or a negative errno.</summary>
-    public static int Lookup(int fd, ReadOnlySpan<byte> key, Span<byte> value) => Kernel.LookupElem(fd, key, value);
+    public static int Lookup(int fd, ReadOnlySpan<byte> key, Span<byte> value, ulong flags = 0) => Kernel.LookupElem(fd, key, value, flags);
+
+    /// <summary>BPF_MAP_GET_NEXT_KEY (empty key: the first); 0 or a negative errno.</summary>
+    public static int GetNextKey(int fd, ReadOnlySpan<byte> key, Span<byte> nextKey) => Kernel.GetNextKey(fd, key, nextKey);
+
+    /// <summary>BPF_MAP_FREEZE; 0 or a negative errno.</summary>
+    public static int Freeze(int fd) => Kernel.Freeze(fd);
 
     /// <summary>BPF_MAP_DELETE_ELEM; 0 or a negative errno.</summary>
     public static int Delete(int fd, ReadOnlySpan<byte> key) => Kernel.DeleteElem(fd, key);

@@ -25,7 +25,7 @@ public static class VerifyCommand
         Map references (ld_imm64 with src 1/5 for a map, 2/6 for a value) index the --maps list;
         TYPE is a name (HASH, ARRAY, SOCKMAP, ...) or the kernel's number.
         --json prints {"file": "x.o", "programs": [{"name": "dispatcher", "accepted": true, "error": null,
-        "errorInsn": null, "insnsProcessed": 241, "stackDepths": [28], "mayReadUninitStack": false,
+        "errorInsn": null, "insnsProcessed": 281, "stackDepths": [28], "mayReadUninitStack": false,
         "log": "..."}]} (the log at the --log level).
         Exit code 0 when accepted, 1 when rejected (log on stdout), 2 on bad input.
 

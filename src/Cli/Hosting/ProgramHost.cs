@@ -130,6 +130,20 @@ public sealed class ProgramHost : IDisposable
         var maps = spec.Maps.Select(m => Scenario?.Maps.GetValueOrDefault(m.Name) ?? CreateMap(path, m)).ToList();
         // A scenario's object already has its initial inner maps; the maps made here get them now.
         if (Scenario == null) ObjectMaps.InstallInnerMaps(spec.Maps, name => maps.Find(m => m.Name == name));
+        Program = Prepare(path, program, maps, engine, verify);
+        Source = $"{Path.GetFileName(path)}: {program.Name}";
+        // libbpf fills a PROG_ARRAY's initial slots with the object's programs once they are loaded; the
+        // programs the slots name load here too (a scenario's object has them already).
+        if (Scenario == null)
+        {
+            ObjectMaps.InstallPrograms(spec.Maps, name => maps.Find(m => m.Name == name), name =>
+                name == program.Name ? Program
+                : spec.Programs.TryGet(name, out var other) && other.IsSupported ? Prepare(path, other, maps, engine, verify) : null);
+        }
+    }
+
+    static SkLookupProgram Prepare(string path, ProgramSpec program, List<BpfMap> maps, IBpfEngine engine, bool verify)
+    {
         var helpers = SkLookupHelpers.CreateTable();
         ProgramFacts? facts = null;
         try
@@ -141,8 +155,7 @@ public sealed class ProgramHost : IDisposable
             throw new ProgramRejectedException($"{path}: program {program.Name}: verifier rejected the program at insn {e.Result.ErrorInsn}: {e.Result.Error}");
         }
         var bound = ProgramBinder.Bind(program, maps);
-        Program = SkLookupProgram.Load(program.Name, bound, engine, helpers, facts);
-        Source = $"{Path.GetFileName(path)}: {program.Name}";
+        return SkLookupProgram.Load(program.Name, bound, engine, helpers, facts);
     }
 
     // The object's own definition, initial value and freezing, as libbpf creates it.

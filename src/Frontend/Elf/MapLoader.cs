@@ -127,8 +127,10 @@ sealed class MapLoader
     }
 
     /// <summary>
-    /// The .maps relocations: each puts a map into a slot of a map-in-map's <c>values</c> array
-    /// (libbpf's init_slots). The slot is the relocation's pointer index inside that member.
+    /// The .maps relocations: each puts a map into a slot of a map-in-map's <c>values</c> array, or a
+    /// program into a slot of a PROG_ARRAY's (libbpf's bpf_object__collect_map_relos). The slot is the
+    /// relocation's pointer index inside that member. A program slot names a function here;
+    /// <see cref="ObjectFile"/> checks that it is an entry-point program once the programs are known.
     /// </summary>
     void InitInnerMaps(ElfSection section, List<ElfSymbol> symbols)
     {
@@ -137,17 +139,25 @@ sealed class MapLoader
             BpfObjectException Fail(string reason) => _elf.Error(section, (long)r.Offset, $"relocation {ProgramLoader.DescribeType(r.Type)} against '{r.Symbol.Name}': {reason}");
             var outerSym = symbols.LastOrDefault(s => s.Value <= r.Offset) ?? throw Fail("it is not inside a map definition");
             var outer = _maps[_bySymbol[(section.Index, outerSym.Value)]];
-            if (outer.InnerMap == null || !_valuesOffset.TryGetValue(outer.Name, out ulong valuesAt))
-                throw Fail($"map '{outer.Name}' is not a map-in-map, so it holds no map pointers");
-            if (r.Type != ElfRelocationType.Bpf64Abs64) throw Fail("a map pointer in .maps needs R_BPF_64_ABS64");
+            bool progArray = outer.Type == MapType.ProgArray;
+            if (!_valuesOffset.TryGetValue(outer.Name, out ulong valuesAt))
+                throw Fail($"map '{outer.Name}' is neither a map-in-map nor a prog-array with 'values', so it holds no pointers");
+            if (r.Type != ElfRelocationType.Bpf64Abs64) throw Fail($"a {(progArray ? "program" : "map")} pointer in .maps needs R_BPF_64_ABS64");
             ulong at = r.Offset - outerSym.Value;
             if (at < valuesAt || (at - valuesAt) % 8 != 0) throw Fail($"offset {at} of map '{outer.Name}' is not a slot of its 'values'");
             ulong slot = (at - valuesAt) / 8;
             if (slot >= outer.MaxEntries) throw Fail($"slot {slot} of map '{outer.Name}' is past its max_entries {outer.MaxEntries}");
+            if (progArray)
+            {
+                if (r.Symbol.Type != ElfSymbolType.Func || _elf.SectionOf(r.Symbol) is not { IsExecutable: true })
+                    throw Fail("it isn't a valid program reference");
+                outer.InitialPrograms = new Dictionary<uint, string>(outer.InitialPrograms) { [(uint)slot] = r.Symbol.Name };
+                continue;
+            }
             if (_elf.SectionOf(r.Symbol) is not { } ts || ts.Index != section.Index || !_bySymbol.TryGetValue((ts.Index, r.Symbol.Value), out int target))
                 throw Fail("the target is not a map of .maps");
             var inner = _maps[target];
-            var t = outer.InnerMap;
+            var t = outer.InnerMap!;
             if (inner.Type != t.Type || inner.KeySize != t.KeySize || inner.ValueSize != t.ValueSize || inner.MaxEntries != t.MaxEntries)
                 throw Fail($"map '{inner.Name}' ({inner}) does not match the inner map of '{outer.Name}' ({t})");
             var slots = new Dictionary<uint, string>(outer.InitialInnerMaps) { [(uint)slot] = inner.Name };
@@ -191,19 +201,25 @@ sealed class MapLoader
                     break;
                 case "values":
                     {
-                        // __array(values, struct inner): an array of pointers to the inner map's definition.
+                        // __array(values, struct inner): an array of pointers to the inner map's definition;
+                        // for a PROG_ARRAY, __array(values, int (void *)): an array of pointers to functions.
                         var mt = type is uint t0 ? (MapType)t0 : MapType.Unspec;
-                        if (mt is not (MapType.ArrayOfMaps or MapType.HashOfMaps))
-                            throw Fail(mt == MapType.ProgArray ? "prog-array initial values ('values' member) are not supported"
-                                : "'values' needs a map-in-map type (ARRAY_OF_MAPS or HASH_OF_MAPS) declared before it");
+                        bool progArray = mt == MapType.ProgArray;
                         if (name.EndsWith(".inner", StringComparison.Ordinal)) throw Fail("multi-level inner maps are not supported");
-                        if (m != def.Members[^1]) throw Fail("'values' must be the last member");
+                        if (m != def.Members[^1]) throw Fail("'values' member should be last");
+                        if (mt is not (MapType.ArrayOfMaps or MapType.HashOfMaps) && !progArray)
+                            throw Fail("'values' needs a map-in-map (ARRAY_OF_MAPS, HASH_OF_MAPS) or PROG_ARRAY type declared before it");
                         if (valueSize is { } vs && vs != 4) throw Fail($"conflicting value size {vs} != 4");
                         var array = btf.Resolve(m.TypeId);
                         if (array.Kind != BtfKind.Array) throw Fail("'values' is not an array");
                         var ptr = btf.Resolve(array.ElementType);
                         if (ptr.Kind != BtfKind.Ptr) throw Fail("'values' is not an array of pointers");
-                        inner = ReadBtfMap(section, sym, ptr.SizeOrType, name + ".inner", out _);
+                        if (progArray)
+                        {
+                            if (btf.Resolve(ptr.SizeOrType).Kind != BtfKind.FuncProto)
+                                throw Fail($"prog-array value def is of unexpected kind {btf.Resolve(ptr.SizeOrType).Kind.ToString().ToUpperInvariant()}");
+                        }
+                        else inner = ReadBtfMap(section, sym, ptr.SizeOrType, name + ".inner", out _);
                         valueSize = 4;
                         _valuesOffset[name] = m.BitOffset / 8;
                         hasValues = true;

@@ -31,6 +31,7 @@ public static class ObjectFile
         var btf = ReadBtf(elf);
         var maps = MapLoader.Load(elf, btf);
         var programs = ProgramLoader.Load(elf, maps, btf, license, version);
+        CheckProgramSlots(elf, maps.Maps, programs);
         return new CollectionSpec
         {
             FileName = name,
@@ -40,6 +41,19 @@ public static class ObjectFile
             KernelVersion = version,
             Btf = btf,
         };
+    }
+
+    /// <summary>A PROG_ARRAY's initial slots may only name entry-point programs (libbpf's rule), not subprograms.</summary>
+    static void CheckProgramSlots(ElfFile elf, IReadOnlyList<MapSpec> maps, List<ProgramSpec> programs)
+    {
+        foreach (var map in maps)
+        {
+            foreach (var (slot, name) in map.InitialPrograms.OrderBy(e => e.Key))
+            {
+                if (!programs.Exists(p => p.Name == name))
+                    throw elf.Error(elf.FindSection(map.SectionName), null, $"map '{map.Name}': slot {slot}: '{name}' isn't an entry-point program");
+            }
+        }
     }
 
     static string ReadLicense(ElfFile elf)

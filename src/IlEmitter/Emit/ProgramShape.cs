@@ -37,6 +37,13 @@ internal sealed class ProgramShape
     /// <summary>What the verifier proved about the program, or null for a program compiled without facts.</summary>
     public ProgramFacts? Facts { get; }
 
+    /// <summary>
+    /// The facts the default runtime guards read (<see cref="CheckedMemory"/>: which accesses have a variable offset):
+    /// <see cref="Facts"/>, or for a callback compiled without them (bpf_loop, bpf_for_each_map_elem: nothing is
+    /// specialised from the facts there) the facts of the program it belongs to, whose slots it shares.
+    /// </summary>
+    public ProgramFacts? GuardFacts { get; private set; }
+
     /// <summary>Per slot: false when the verifier proved no path reaches it (it is not emitted).</summary>
     public bool[] Reachable { get; }
 
@@ -141,11 +148,14 @@ internal sealed class ProgramShape
 
     /// <summary>
     /// Analyses a program that <see cref="ProgramChecks.CheckRunnable"/> accepted, entered at slot
-    /// <paramref name="entry"/>, with the helpers its calls resolved to and, for a verified program, its facts.
+    /// <paramref name="entry"/>, with the helpers its calls resolved to and, for a verified program, its facts
+    /// (<paramref name="guardFacts"/>: facts only the runtime guards read, for a callback compiled without specialisation).
     /// </summary>
-    public static ProgramShape Analyse(Instruction[] program, int entry = 0, Helper?[]? helpers = null, ProgramFacts? facts = null, bool optimize = true, bool checkedMode = false)
+    public static ProgramShape Analyse(Instruction[] program, int entry = 0, Helper?[]? helpers = null, ProgramFacts? facts = null, bool optimize = true,
+        bool checkedMode = false, ProgramFacts? guardFacts = null)
     {
         var shape = new ProgramShape(program, entry, facts);
+        shape.GuardFacts = facts ?? guardFacts;
         if (entry != 0) shape.IsTarget[entry] = true;
         var callTargets = new SortedSet<int>();
         for (int i = 0; i < program.Length; i++)

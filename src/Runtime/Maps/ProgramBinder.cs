@@ -7,7 +7,7 @@ namespace BpfJit.Runtime.Maps;
 /// <param name="Map">The map it refers to.</param>
 /// <param name="IsValue">True for BPF_PSEUDO_MAP_VALUE / MAP_IDX_VALUE: the constant is a value address.</param>
 /// <param name="Offset">The offset into the value (value references only).</param>
-public sealed record MapReference(int Slot, BpfMap Map, bool IsValue, uint Offset);
+public sealed record BoundMapReference(int Slot, BpfMap Map, bool IsValue, uint Offset);
 
 /// <summary>
 /// A program whose map references are plain ld_imm64 constants, with the side table a JIT uses to
@@ -15,9 +15,9 @@ public sealed record MapReference(int Slot, BpfMap Map, bool IsValue, uint Offse
 /// </summary>
 public sealed class BoundProgram
 {
-    readonly Dictionary<int, MapReference> _bySlot;
+    readonly Dictionary<int, BoundMapReference> _bySlot;
 
-    internal BoundProgram(Instruction[] code, IReadOnlyList<MapReference> references, string tag, string? btfName)
+    internal BoundProgram(Instruction[] code, IReadOnlyList<BoundMapReference> references, string tag, string? btfName)
     {
         Code = code;
         Tag = tag;
@@ -43,13 +43,13 @@ public sealed class BoundProgram
     public string? BtfName { get; }
 
     /// <summary>Every resolved reference, in slot order.</summary>
-    public IReadOnlyList<MapReference> References { get; }
+    public IReadOnlyList<BoundMapReference> References { get; }
 
     /// <summary>The distinct maps the program uses.</summary>
     public IReadOnlyList<BpfMap> Maps { get; }
 
     /// <summary>The reference the ld_imm64 at <paramref name="slot"/> was bound from, or null.</summary>
-    public MapReference? At(int slot) => _bySlot.GetValueOrDefault(slot);
+    public BoundMapReference? At(int slot) => _bySlot.GetValueOrDefault(slot);
 }
 
 /// <summary>A map reference in a program cannot be bound.</summary>
@@ -112,7 +112,7 @@ public static class ProgramBinder
         ArgumentNullException.ThrowIfNull(maps);
         ArgumentNullException.ThrowIfNull(byFd);
         var code = (Instruction[])program.Clone();
-        var references = new List<MapReference>();
+        var references = new List<BoundMapReference>();
         for (int i = 0; i < code.Length; i++)
         {
             var ins = code[i];
@@ -142,7 +142,7 @@ public static class ProgramBinder
                         ulong constant = isValue ? ValueAddress(i, map, offset) : map.Handle;
                         code[i] = ins with { Src = (byte)Ld64Source.Imm, Imm = (int)(uint)constant };
                         code[i + 1] = code[i + 1] with { Imm = (int)(uint)(constant >> 32) };
-                        references.Add(new MapReference(i, map, isValue, isValue ? offset : 0));
+                        references.Add(new BoundMapReference(i, map, isValue, isValue ? offset : 0));
                         break;
                     }
                 default:

@@ -26,6 +26,7 @@ public sealed partial class ScenarioBuilder
     readonly Dictionary<string, ProgramSpec> _objectPrograms = new(StringComparer.Ordinal);
     readonly Dictionary<string, JNode> _inlinePrograms = new(StringComparer.Ordinal);
     IReadOnlyList<BpfMap> _objectMaps = [];
+    IReadOnlyList<MapSpec> _objectSpecs = [];
 
     ScenarioBuilder(string file, IBpfEngine engine)
     {
@@ -74,6 +75,12 @@ public sealed partial class ScenarioBuilder
             if (_env.Maps.ContainsKey(name)) continue;
             _env.Maps[name] = CreateMap(node, def);
         }
+        if (root.Opt("object") is { } objectNode)
+        {
+            // libbpf fills a PROG_ARRAY's initial slots once the object's programs are loaded: those programs load now.
+            try { ObjectMaps.InstallPrograms(_objectSpecs, name => _env.Maps.GetValueOrDefault(name), name => Program(name, objectNode)); }
+            catch (BpfException e) when (e is not ScenarioException) { throw objectNode.Error(e.Message); }
+        }
         if (root.Opt("programs") is { } programs)
         {
             foreach (var (name, node) in programs.Fields())
@@ -107,10 +114,11 @@ public sealed partial class ScenarioBuilder
             if (match.Length != 1) throw t.Error($"unknown map type '{t.Str()}'");
             type = match[0];
         }
+        // The sizes are BPF_MAP_CREATE's u32s: any of them reaches MapFactory, which answers as the kernel does.
         return new MapDefinition(name, type,
-            (int)(node.Opt("key_size")?.Int(0, int.MaxValue) ?? 0),
-            (int)(node.Opt("value_size")?.Int(0, int.MaxValue) ?? 0),
-            (int)(node.Opt("max_entries")?.Int(0, int.MaxValue) ?? 0),
+            unchecked((int)(uint)(node.Opt("key_size")?.Int(0, uint.MaxValue) ?? 0)),
+            unchecked((int)(uint)(node.Opt("value_size")?.Int(0, uint.MaxValue) ?? 0)),
+            unchecked((int)(uint)(node.Opt("max_entries")?.Int(0, uint.MaxValue) ?? 0)),
             (uint)(node.Opt("flags")?.Int(0, uint.MaxValue) ?? 0));
     }
 
@@ -132,6 +140,10 @@ public sealed partial class ScenarioBuilder
         {
             // map_definitions may patch an object map (tubular's zero-sized 'destinations').
             bool patched = definitions.TryGetValue(m.Name, out var over);
+            // A global-data map (.data, .rodata, .bss) is the object's own ARRAY of one value: libbpf lets a loader
+            // resize its value, never change its type or key.
+            if (patched && m.InitialValue != null && (over.Def.Type != MapType.Array || over.Def.KeySize != 4 || over.Def.MaxEntries != 1))
+                throw over.Node.Error($"map {m.Name} is the object's global data (an ARRAY of one value with key_size 4): map_definitions may change its value_size only");
             var def = patched
                 ? over.Def
                 : ObjectMaps.Definition(m);
@@ -152,6 +164,7 @@ public sealed partial class ScenarioBuilder
         try { ObjectMaps.InstallInnerMaps(spec.Maps, name => _env.Maps.GetValueOrDefault(name)); }
         catch (BpfException e) { throw node.Error(e.Message); }
         _objectMaps = maps;
+        _objectSpecs = spec.Maps;
         foreach (var p in spec.Programs)
             if (p.IsSupported) _objectPrograms[p.Name] = p;
     }
@@ -191,9 +204,11 @@ public sealed partial class ScenarioBuilder
         return copy;
     }
 
-    SkLookupProgram Program(JNode nameNode)
+    SkLookupProgram Program(JNode nameNode) => Program(nameNode.Str(), nameNode);
+
+    // nameNode is where errors point: the name's own node, or the object's for a program a PROG_ARRAY slot names.
+    SkLookupProgram Program(string name, JNode nameNode)
     {
-        string name = nameNode.Str();
         if (_env.Programs.TryGetValue(name, out var done)) return done;
         BoundProgram bound;
         ProgramFacts? facts = null;

@@ -1,3 +1,4 @@
+using BpfJit.Runtime.Maps;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using BpfJit.Frontend;
@@ -7,12 +8,22 @@ namespace BpfJit.Runtime.SkLookup;
 /// <summary>
 /// An SK_LOOKUP program made ready on one engine: its instructions after the ctx-load rewrite
 /// (<see cref="CtxLoadRewriter"/>) and the engine's entry point. The same object may be attached
-/// through several links and test-run.
+/// through several links and test-run, and stored in a PROG_ARRAY as a tail-call target.
+/// <para>
+/// Lifetime (the kernel's <c>bpf_prog</c> refcount): the loader holds one reference, dropped by
+/// <see cref="Dispose"/>; every link running the program holds one. While any is held the program's maps
+/// (those its ld_imm64 constants name) stay alive, even when their owners dispose them. Once the last one is
+/// dropped the maps' references go too, and <see cref="Run"/> and attaching throw
+/// <see cref="ObjectDisposedException"/>; runs already under way finish on memory the epoch keeps.
+/// </para>
 /// </summary>
-public sealed class SkLookupProgram
+public sealed class SkLookupProgram : ITailCallTarget, IDisposable
 {
     static int s_nextId;
     readonly BpfEntry _entry;
+    readonly BpfMap[] _maps;
+    int _refs = 1;          // the loader's reference plus one per link
+    int _disposed;
     // Run statistics per processor (count, then time in Stopwatch ticks), one cache line each: every run is
     // counted without making the threads that run a program share (and bounce) one line. Processor c's
     // counters are at index (c + 1) * Stride:
@@ -33,6 +44,70 @@ public sealed class SkLookupProgram
         Helpers = helpers;
         Facts = facts;
         _entry = engine.Prepare(Instructions, helpers, facts, Symbol);
+        // The program's used_maps: each holds a reference until the program is gone.
+        var maps = BpfMap.UsedBy(Instructions);
+        for (int i = 0; i < maps.Count; i++)
+        {
+            if (maps[i].TryAddRef()) continue;
+            for (int j = 0; j < i; j++) maps[j].Release();
+            throw new ObjectDisposedException(maps[i].ToString(), $"program {name}: map {maps[i].Name} is already freed");
+        }
+        _maps = [.. maps];
+        if (_maps.Length == 0) GC.SuppressFinalize(this);
+    }
+
+    /// <summary>
+    /// A program collected without <see cref="Dispose"/> drops its maps' references, as the kernel does when a
+    /// process exits with the program fd open: nothing can run it any more (links, PROG_ARRAY slots and runs in
+    /// progress all hold the object).
+    /// </summary>
+    ~SkLookupProgram()
+    {
+        if (Interlocked.Exchange(ref _refs, 0) > 0)
+            foreach (var map in _maps) map.Release();
+    }
+
+    /// <summary>The maps the program uses (found from its ld_imm64 constants); each stays alive while the program does.</summary>
+    public IReadOnlyList<BpfMap> Maps => _maps;
+
+    /// <summary>True once the loader's reference was dropped by <see cref="Dispose"/> (links may still run the program).</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>True while anything holds the program (the loader or a link): it can run and its maps are alive.</summary>
+    public bool IsLive => Volatile.Read(ref _refs) > 0;
+
+    /// <summary>
+    /// Drops the loader's reference (closing the program fd): links attached keep the program and its maps
+    /// alive; when none is, the maps' references are dropped now.
+    /// </summary>
+#pragma warning disable CA1816 // the finalizer is suppressed by the last Release, which Dispose need not be
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        Release();
+    }
+#pragma warning restore CA1816
+
+    /// <summary>A link takes a reference (bpf_prog_inc_not_zero); false once the program is gone.</summary>
+    internal bool TryAddRef()
+    {
+        int refs = Volatile.Read(ref _refs);
+        while (refs > 0)
+        {
+            int seen = Interlocked.CompareExchange(ref _refs, refs + 1, refs);
+            if (seen == refs) return true;
+            refs = seen;
+        }
+        return false;
+    }
+
+    /// <summary>Drops a reference (bpf_prog_put); the last one drops the maps' references.</summary>
+    internal void Release()
+    {
+        if (Interlocked.Decrement(ref _refs) != 0) return;
+        GC.SuppressFinalize(this);
+        // The maps retire their memory through the epoch: a run that started before this point finishes on it.
+        foreach (var map in _maps) map.Release();
     }
 
     /// <summary>
@@ -144,13 +219,21 @@ public sealed class SkLookupProgram
     /// </summary>
     public uint Run(nint ctx)
     {
+        // Inside a read-side section, with the program seen alive in it: maps released after this check are
+        // retired through the epoch and stay readable until the run ends.
+        MapEpoch.Enter();
         try
         {
+            ObjectDisposedException.ThrowIf(!IsLive, this);
             return RunUnguarded(ctx);
         }
         catch (Exception e) when (IsRunFault(e))
         {
             throw Faulted(e);
+        }
+        finally
+        {
+            MapEpoch.Exit();
         }
     }
 
@@ -186,6 +269,12 @@ public sealed class SkLookupProgram
         Interlocked.Add(ref _runs[slot + 1], Stopwatch.GetTimestamp() - start);
         return ret;
     }
+
+    /// <summary>
+    /// A tail call into this program (<c>bpf_tail_call</c> through a PROG_ARRAY holding it): the caller's context and
+    /// run, so the statistics and fault handling stay with the program that the hook ran, as in the kernel.
+    /// </summary>
+    ulong ITailCallTarget.Run(ulong ctx) => _entry(ctx, 0);
 
     /// <inheritdoc />
     public override string ToString() => $"{Name} (id {Id}, {Engine.Name})";

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using BpfJit.Runtime.Maps;
-using Errno = BpfJit.Runtime.Sockets.Errno;
+using Errno = BpfJit.Runtime.Errno;
 
 namespace BpfJit.Runtime.Sockets;
 

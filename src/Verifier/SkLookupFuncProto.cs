@@ -8,7 +8,7 @@ namespace BpfJit.Verifier;
 /// and CAP_PERFMON; sk-lookup.md section 3.1), and the map types each helper accepts
 /// (check_map_func_compatibility).
 /// </summary>
-public static class SkLookupHelpers
+public static class SkLookupFuncProto
 {
     static readonly string[] s_allowed =
     [
