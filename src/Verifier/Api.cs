@@ -96,7 +96,7 @@ public sealed class VerifierOptions
 /// <summary>What the verifier proved about one instruction, for the JIT.</summary>
 public sealed class InsnFacts
 {
-    internal RegType[] Types = new RegType[11];
+    internal RegType[] Types = new RegType[BpfAbi.RegisterCount];
     internal ushort Mixed;
 
     /// <summary>True when some path reaches this instruction.</summary>

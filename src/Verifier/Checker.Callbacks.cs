@@ -1,3 +1,4 @@
+using BpfJit.Frontend;
 using BpfJit.Runtime;
 
 namespace BpfJit.Verifier;
@@ -25,7 +26,7 @@ internal sealed partial class Checker
             if (Log2) _log.AppendLine($"frame{_cur.CurFrame} bpf_loop iteration limit reached");
             return;
         }
-        if (_cur.Frames.Count >= MaxCallFrames)
+        if (_cur.Frames.Count >= BpfAbi.MaxCallFrames)
             throw Err($"the call stack of {_cur.Frames.Count + 1} frames is too deep !");
         var cb = _cur.Clone();
         var callerRegs = cb.Cur.Regs;

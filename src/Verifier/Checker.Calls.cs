@@ -107,7 +107,7 @@ internal sealed partial class Checker
         }
         if (meta.Subprog >= 0) PushCallback(idx, id, meta);
         var regs = Regs;
-        for (int r = 1; r <= 5; r++) regs[r] = RegState.NotInit;
+        for (int r = BpfAbi.FirstArgRegister; r <= BpfAbi.LastArgRegister; r++) regs[r] = RegState.NotInit;
         switch (proto.Ret)
         {
             case RetType.Void:

@@ -272,19 +272,19 @@ internal sealed partial class Checker
             CallGlobal(idx, subprog);
             return;
         }
-        if (_cur.Frames.Count >= MaxCallFrames)
+        if (_cur.Frames.Count >= BpfAbi.MaxCallFrames)
             throw Err($"the call stack of {_cur.Frames.Count + 1} frames is too deep !");
         int target = idx + ins.Imm + 1;
         var caller = Frame;
         var callee = new FuncState { CallSite = idx, FrameNo = _cur.Frames.Count, Subprog = _info.SubprogOf(target) };
-        for (int r = 1; r <= 5; r++)
+        for (int r = BpfAbi.FirstArgRegister; r <= BpfAbi.LastArgRegister; r++)
         {
             callee.Regs[r] = caller.Regs[r];
             callee.Regs[r].Precise = false;
         }
         callee.Regs[10] = RegState.Pointer(RegType.PtrToStack);
         callee.Regs[10].Frame = callee.FrameNo;
-        for (int r = 0; r <= 5; r++) caller.Regs[r] = RegState.NotInit;
+        for (int r = 0; r < BpfAbi.CallerSavedCount; r++) caller.Regs[r] = RegState.NotInit;
         _cur.Frames.Add(callee);
         _cur.Insn = target;
         if (Log2) _log.AppendLine($"caller:\n {StateFormatter.Format(_cur, _maps)}");

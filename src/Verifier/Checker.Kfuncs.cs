@@ -45,7 +45,7 @@ internal sealed partial class Checker
                 return;
         }
         // Both return void: r0-r5 are clobbered, r0 cannot be read.
-        for (int r = 0; r <= 5; r++) regs[r] = RegState.NotInit;
+        for (int r = 0; r < BpfAbi.CallerSavedCount; r++) regs[r] = RegState.NotInit;
         _cur.Insn = idx + 1;
     }
 

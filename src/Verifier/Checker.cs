@@ -14,9 +14,7 @@ internal sealed class VerifyError(string message) : Exception(message);
 /// </summary>
 internal sealed partial class Checker
 {
-    public const int ComplexityLimit = 1_000_000;
     public const int JmpSeqLimit = 8192;
-    const int MaxCallFrames = 8;
 
     readonly IReadOnlyList<Instruction> _insns;
     readonly VerifierOptions _opt;
@@ -169,7 +167,7 @@ internal sealed partial class Checker
     {
         // The kernel ends every log with the statistics; at level 1 BpfJit keeps a rejection's log to the error.
         if (error == null || (_opt.LogLevel >= 2 && _info != null))
-            _log.AppendLine($"processed {Math.Min(_processed, ComplexityLimit + 1)} insns (limit {ComplexityLimit}) max_states_per_insn {MaxStates()} total_states {_totalStates} peak_states {_peakStates} mark_read 0");
+            _log.AppendLine($"processed {Math.Min(_processed, BpfAbi.MaxInsns + 1)} insns (limit {BpfAbi.MaxInsns}) max_states_per_insn {MaxStates()} total_states {_totalStates} peak_states {_peakStates} mark_read 0");
         int subprogs = _info?.SubprogStarts.Count ?? 1;
         var depths = new int[subprogs];
         for (int s = 0; s < subprogs; s++) depths[s] = _stackDepth[s];
@@ -212,7 +210,7 @@ internal sealed partial class Checker
     bool Step()
     {
         int idx = _cur.Insn;
-        if (++_processed > ComplexityLimit)
+        if (++_processed > BpfAbi.MaxInsns)
             throw Err($"BPF program is too large. Processed {_processed} insn");
         RecordFacts(idx);
         bool pruned = _info.PrunePoint[idx] && IsStateVisited(idx);
@@ -252,7 +250,7 @@ internal sealed partial class Checker
         {
             var regs = Regs;
             var shown = new StringBuilder();
-            for (int r = 0; r <= 10; r++)
+            for (int r = 0; r <= BpfAbi.MaxRegister; r++)
             {
                 bool readsSrc = ins.Class is InstructionClass.Ldx or InstructionClass.Stx || (ins.SourceIsReg && ins.Class is not (InstructionClass.Ld or InstructionClass.St));
                 bool touched = r == ins.Dst || (readsSrc && r == ins.Src);
@@ -320,10 +318,10 @@ internal sealed partial class Checker
         if (!f.Reachable)
         {
             f.Reachable = true;
-            for (int r = 0; r < 11; r++) f.Types[r] = regs[r].Type;
+            for (int r = 0; r < BpfAbi.RegisterCount; r++) f.Types[r] = regs[r].Type;
             return;
         }
-        for (int r = 0; r < 11; r++)
+        for (int r = 0; r < BpfAbi.RegisterCount; r++)
             if (f.Types[r] != regs[r].Type) f.Mixed |= (ushort)(1 << r);
     }
 
@@ -483,7 +481,7 @@ internal sealed partial class Checker
             if (done.TryGetValue((subprog, frame), out int seen) && seen >= depth) return;
             int below = depth;
             depth += (_stackDepth[subprog] + 15) & ~15;
-            if (depth > StackState.MaxBytes)
+            if (depth > BpfAbi.StackSize)
                 throw Err($"combined stack size of {frame + 1} calls is {depth}. Too large");
             for (int i = _info.SubprogStarts[subprog], end = _info.SubprogEnd(subprog); i < end; i++)
             {
@@ -491,7 +489,7 @@ internal sealed partial class Checker
                 bool isCall = (ins.IsCall && ins.Src == (byte)CallKind.Local) || (ins.IsLdImm64 && ins.Src == (byte)Ld64Source.Func);
                 if (isCall)
                 {
-                    if (frame + 1 >= MaxCallFrames)
+                    if (frame + 1 >= BpfAbi.MaxCallFrames)
                         throw Err($"the call stack of {frame + 1} frames is too deep !");
                     Walk(_info.SubprogOf(i + ins.Imm + 1), frame + 1, depth);
                 }

@@ -1,3 +1,5 @@
+using BpfJit.Frontend;
+
 namespace BpfJit.Verifier;
 
 /// <summary>
@@ -52,8 +54,8 @@ internal sealed class StateEquivalence
             var callee = f == cur.Frames.Count - 1 ? null : cur.Frames[f + 1];
             ushort live = callee == null ? _info.LiveIn[cur.Insn]
                 : callee.InCallback ? _info.LiveIn[callee.CallSite]
-                : (ushort)(_info.LiveIn[callee.CallSite + 1] & ~0x3f | (1 << 10));
-            for (int r = 0; r <= 10; r++)
+                : (ushort)(_info.LiveIn[callee.CallSite + 1] & ~BpfAbi.CallerSavedMask | (1 << BpfAbi.FramePointer));
+            for (int r = 0; r <= BpfAbi.MaxRegister; r++)
             {
                 if ((live & (1 << r)) == 0) continue;
                 if (!RegSafe(of.Regs[r], cf.Regs[r], exact)) return false;

@@ -1,3 +1,4 @@
+using BpfJit.Frontend;
 using System.Text;
 
 namespace BpfJit.Verifier;
@@ -14,7 +15,7 @@ internal static class StateFormatter
         {
             var frame = st.Frames[f];
             if (st.Frames.Count > 1) sb.Append(f == st.CurFrame ? "" : $"frame{f}: ");
-            for (int r = 0; r <= 10; r++)
+            for (int r = 0; r <= BpfAbi.MaxRegister; r++)
             {
                 var reg = frame.Regs[r];
                 if (reg.Type == RegType.NotInit) continue;

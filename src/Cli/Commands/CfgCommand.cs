@@ -131,7 +131,7 @@ public static class CfgCommand
     {
         var facts = result.Facts[b.Start];
         if (!facts.Reachable) yield break;
-        for (int r = 0; r <= 10; r++)
+        for (int r = 0; r <= BpfAbi.MaxRegister; r++)
         {
             var t = facts.RegTypeBefore(r);
             if (t == RegType.NotInit) continue;

@@ -155,7 +155,7 @@ public sealed class ProgramHost : IDisposable
             throw new ProgramRejectedException($"{path}: program {program.Name}: verifier rejected the program at insn {e.Result.ErrorInsn}: {e.Result.Error}");
         }
         var bound = ProgramBinder.Bind(program, maps);
-        return SkLookupProgram.Load(program.Name, bound.Code, engine, helpers, facts);
+        return SkLookupProgram.Load(program.Name, bound, engine, helpers, facts);
     }
 
     // The object's own definition, initial value and freezing, as libbpf creates it.

@@ -69,7 +69,7 @@ internal sealed class ProgramShape
     /// Bytes of one stack frame: 512, or with facts and no local calls the verifier's stack depth rounded
     /// up to 8 (r10 is then that far into the block).
     /// </summary>
-    public int FrameSize { get; private set; } = Interpreter.StackSize;
+    public int FrameSize { get; private set; } = BpfAbi.StackSize;
 
     /// <summary>True when the stack starts zeroed: the option asks for it and no verifier proved it is never read before written.</summary>
     public bool ZeroesStack(JitOptions options) => options.ZeroStack && (Facts == null || Facts.MayReadUninitStack);
@@ -131,10 +131,10 @@ internal sealed class ProgramShape
     /// <summary>True when the program makes bpf-to-bpf calls.</summary>
     public bool HasLocalCalls => ReturnSites.Count > 0;
 
-    /// <summary>Frames the code can reach: 1 without local calls, the static call depth when it is bounded, else <see cref="Interpreter.MaxFrames"/>.</summary>
+    /// <summary>Frames the code can reach: 1 without local calls, the static call depth when it is bounded, else <see cref="BpfAbi.MaxCallFrames"/>.</summary>
     public int Frames { get; private set; } = 1;
 
-    /// <summary>True when the call depth is not statically within <see cref="Interpreter.MaxFrames"/>: each local call checks it.</summary>
+    /// <summary>True when the call depth is not statically within <see cref="BpfAbi.MaxCallFrames"/>: each local call checks it.</summary>
     public bool NeedsDepthCheck { get; private set; }
 
     /// <summary>Bytes of eBPF stack: <see cref="FrameSize"/> per frame when the program uses the stack, else none.</summary>
@@ -178,8 +178,8 @@ internal sealed class ProgramShape
         if (shape.HasLocalCalls)
         {
             int depth = CallDepth(program, callTargets, entry);
-            shape.NeedsDepthCheck = depth < 0 || depth > Interpreter.MaxFrames;
-            shape.Frames = shape.NeedsDepthCheck ? Interpreter.MaxFrames : depth;
+            shape.NeedsDepthCheck = depth < 0 || depth > BpfAbi.MaxCallFrames;
+            shape.Frames = shape.NeedsDepthCheck ? BpfAbi.MaxCallFrames : depth;
         }
         if (optimize)
         {
@@ -192,7 +192,7 @@ internal sealed class ProgramShape
         if (facts != null)
         {
             if (!shape.HasLocalCalls && facts.StackDepths.Count > 0)
-                shape.FrameSize = Math.Clamp((facts.StackDepths[0] + 7) & ~7, 8, Interpreter.StackSize);
+                shape.FrameSize = Math.Clamp((facts.StackDepths[0] + 7) & ~7, 8, BpfAbi.StackSize);
             if (helpers != null) shape.PlanMapCalls(helpers);
         }
         if (optimize)

@@ -84,8 +84,8 @@ internal static class StoreMerge
     {
         // Every register starts as a value of its own; each definition the tracker does not model is a new value.
         int next = 0;
-        var regs = new Sym[11];
-        for (int r = 0; r <= 10; r++) regs[r] = new Sym(next++, 0);
+        var regs = new Sym[BpfAbi.RegisterCount];
+        for (int r = 0; r <= BpfAbi.MaxRegister; r++) regs[r] = new Sym(next++, 0);
         var stores = new List<ByteStore>();
         var snapshots = new Dictionary<int, Sym[]>();
         for (int i = start; i < end; i++)

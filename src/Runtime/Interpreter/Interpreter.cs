@@ -16,11 +16,11 @@ namespace BpfJit.Runtime;
 /// </summary>
 public sealed unsafe class Interpreter
 {
-    /// <summary>Stack bytes per frame.</summary>
-    public const int StackSize = 512;
+    /// <summary>Stack bytes per frame: <see cref="BpfAbi.StackSize"/> (MAX_BPF_STACK), named here for the dispatch loop.</summary>
+    public const int StackSize = BpfAbi.StackSize;
 
-    /// <summary>Maximum call depth (the main program counts as one frame).</summary>
-    public const int MaxFrames = 8;
+    /// <summary>Maximum call depth, the main program counting as one frame: <see cref="BpfAbi.MaxCallFrames"/> (MAX_CALL_FRAMES).</summary>
+    public const int MaxFrames = BpfAbi.MaxCallFrames;
 
     readonly Instruction[] _code;
     readonly Instruction[] _exec;     // what runs: _code, with the stack accesses proven safe rewritten (StackAccesses)

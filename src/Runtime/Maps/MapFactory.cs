@@ -54,7 +54,7 @@ public static class MapFactory
     public const int PageSize = 4096;
 
     /// <summary>MAX_BPF_STACK: the largest SOCKHASH key.</summary>
-    public const int MaxKeySize = 512;
+    public const int MaxKeySize = BpfAbi.StackSize;
 
     /// <summary>PCPU_MIN_UNIT_SIZE: the largest per-CPU value.</summary>
     public const int MaxPerCpuValueSize = 32 * 1024;

@@ -17,9 +17,11 @@ public sealed class BoundProgram
 {
     readonly Dictionary<int, BoundMapReference> _bySlot;
 
-    internal BoundProgram(Instruction[] code, IReadOnlyList<BoundMapReference> references)
+    internal BoundProgram(Instruction[] code, IReadOnlyList<BoundMapReference> references, string tag, string? btfName)
     {
         Code = code;
+        Tag = tag;
+        BtfName = btfName;
         References = references;
         _bySlot = references.ToDictionary(r => r.Slot);
         Maps = references.Select(r => r.Map).Distinct().ToArray();
@@ -27,6 +29,18 @@ public sealed class BoundProgram
 
     /// <summary>The bound instructions.</summary>
     public Instruction[] Code { get; }
+
+    /// <summary>
+    /// The program's tag (<see cref="ProgramTag"/>), of the instructions as loaded: binding puts live handles in
+    /// the map references, which would change it from run to run.
+    /// </summary>
+    public string Tag { get; }
+
+    /// <summary>
+    /// The BTF name of the program's main function when it was loaded with BTF func info (the kernel then names
+    /// its JIT image after it, <see cref="ProgramSymbol.OfBtf"/>); null without.
+    /// </summary>
+    public string? BtfName { get; }
 
     /// <summary>Every resolved reference, in slot order.</summary>
     public IReadOnlyList<BoundMapReference> References { get; }
@@ -71,7 +85,11 @@ public static class ProgramBinder
     public static BoundProgram Bind(Frontend.Elf.ProgramSpec program, IReadOnlyList<BpfMap> maps)
     {
         ArgumentNullException.ThrowIfNull(program);
-        return Bind(program.KernelFunctions.Count == 0 ? program.Instructions : KfuncTable.Bind(program.Instructions, program.KernelFunctions), maps);
+        ArgumentNullException.ThrowIfNull(maps);
+        var code = program.KernelFunctions.Count == 0 ? program.Instructions : KfuncTable.Bind(program.Instructions, program.KernelFunctions);
+        // The tag is of the program as loaded (what inspect shows), before kfunc calls are bound too.
+        string? btfName = program.FuncInfos.FirstOrDefault(f => f.InstructionOffset == 0)?.Name;
+        return Bind(code, maps, fd => fd >= 0 && fd < maps.Count ? maps[fd] : null, ProgramTag.Compute(program.Instructions), btfName);
     }
 
     /// <summary>Binds with fds equal to indexes into <paramref name="maps"/>.</summary>
@@ -83,6 +101,12 @@ public static class ProgramBinder
 
     /// <summary>Binds; <paramref name="byFd"/> resolves the fds of MAP_FD / MAP_VALUE references.</summary>
     public static BoundProgram Bind(Instruction[] program, IReadOnlyList<BpfMap> maps, Func<int, BpfMap?> byFd)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        return Bind(program, maps, byFd, ProgramTag.Compute(program), null);
+    }
+
+    static BoundProgram Bind(Instruction[] program, IReadOnlyList<BpfMap> maps, Func<int, BpfMap?> byFd, string tag, string? btfName)
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(maps);
@@ -126,7 +150,7 @@ public static class ProgramBinder
             }
             i++;
         }
-        return new BoundProgram(code, references);
+        return new BoundProgram(code, references, tag, btfName);
     }
 
     static ulong ValueAddress(int slot, BpfMap map, uint offset)

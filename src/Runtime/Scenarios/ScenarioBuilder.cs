@@ -210,7 +210,7 @@ public sealed partial class ScenarioBuilder
     SkLookupProgram Program(string name, JNode nameNode)
     {
         if (_env.Programs.TryGetValue(name, out var done)) return done;
-        Instruction[] code;
+        BoundProgram bound;
         ProgramFacts? facts = null;
         if (_objectPrograms.TryGetValue(name, out var spec))
         {
@@ -218,7 +218,7 @@ public sealed partial class ScenarioBuilder
             {
                 // Verified against the live maps it will be bound to, before it is bound or run.
                 facts = ProgramVerification.Verify(spec, _objectMaps, SkLookupHelpers.CreateTable());
-                code = ProgramBinder.Bind(spec, _objectMaps).Code;
+                bound = ProgramBinder.Bind(spec, _objectMaps);
             }
             catch (BpfException e) { throw nameNode.Error($"program '{name}': {Summary(e.Message)}"); }
         }
@@ -242,7 +242,7 @@ public sealed partial class ScenarioBuilder
             try
             {
                 facts = ProgramVerification.Verify(symbolic, maps, SkLookupHelpers.CreateTable());
-                code = ProgramBinder.Bind(symbolic.Instructions, maps).Code;
+                bound = ProgramBinder.Bind(symbolic.Instructions, maps);
             }
             catch (BpfException e) { throw asmNode.Error($"program '{name}': {Summary(e.Message)}"); }
         }
@@ -252,7 +252,7 @@ public sealed partial class ScenarioBuilder
         }
         try
         {
-            var program = SkLookupProgram.Load(name, code, _env.Engine, null, facts);
+            var program = SkLookupProgram.Load(name, bound, _env.Engine, null, facts);
             _env.Programs[name] = program;
             return program;
         }

@@ -33,15 +33,17 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
     static readonly int s_counterMask = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Environment.ProcessorCount) - 1;
     readonly long[] _runs = new long[(s_counterMask + 3) * CounterStride];
 
-    SkLookupProgram(string name, Instruction[] code, IBpfEngine engine, HelperTable helpers, ProgramFacts? facts)
+    SkLookupProgram(string name, Instruction[] code, string tag, string? btfName, IBpfEngine engine, HelperTable helpers, ProgramFacts? facts)
     {
         Name = name;
         Id = Interlocked.Increment(ref s_nextId);
+        Tag = tag;
+        Symbol = btfName != null ? ProgramSymbol.OfBtf(tag, btfName) : ProgramSymbol.Of(tag, name);
         Instructions = CtxLoadRewriter.Rewrite(code);
         Engine = engine;
         Helpers = helpers;
         Facts = facts;
-        _entry = engine.Prepare(Instructions, helpers, facts);
+        _entry = engine.Prepare(Instructions, helpers, facts, Symbol);
         // The program's used_maps: each holds a reference until the program is gone.
         var maps = BpfMap.UsedBy(Instructions);
         for (int i = 0; i < maps.Count; i++)
@@ -117,21 +119,49 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(code);
         ArgumentNullException.ThrowIfNull(engine);
-        return new SkLookupProgram(name, code, engine, helpers ?? SkLookupHelpers.CreateTable(), null);
+        return new SkLookupProgram(name, code, ProgramTag.Compute(code), null, engine, helpers ?? SkLookupHelpers.CreateTable(), null);
     }
 
     /// <summary>
     /// Prepares a verified program with the <paramref name="facts"/> its verifier proved (from
     /// <see cref="ProgramVerification.Verify"/>), so the engine can specialise it; null facts: as
-    /// <see cref="Load(string, Instruction[], IBpfEngine, HelperTable?)"/>.
+    /// <see cref="Load(string, Instruction[], IBpfEngine, HelperTable?)"/>. The <see cref="Tag"/> is of
+    /// <paramref name="code"/> as given: for a program whose map references are bound, pass its
+    /// <see cref="Maps.BoundProgram"/> instead (<see cref="Load(string, Maps.BoundProgram, IBpfEngine, HelperTable?, ProgramFacts?)"/>).
     /// </summary>
     public static SkLookupProgram Load(string name, Instruction[] code, IBpfEngine engine, HelperTable? helpers, ProgramFacts? facts)
     {
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(code);
         ArgumentNullException.ThrowIfNull(engine);
-        return new SkLookupProgram(name, code, engine, helpers ?? SkLookupHelpers.CreateTable(), facts);
+        return new SkLookupProgram(name, code, ProgramTag.Compute(code), null, engine, helpers ?? SkLookupHelpers.CreateTable(), facts);
     }
+
+    /// <summary>
+    /// Prepares a bound program (<see cref="Maps.ProgramBinder.Bind(Frontend.Elf.ProgramSpec, IReadOnlyList{Maps.BpfMap})"/>)
+    /// as <see cref="Load(string, Instruction[], IBpfEngine, HelperTable?, ProgramFacts?)"/> does, with the tag
+    /// of the program as it was loaded, before its map references held live handles, and the symbol the kernel
+    /// would give it (after its BTF function name when it has BTF func info).
+    /// </summary>
+    public static SkLookupProgram Load(string name, Maps.BoundProgram bound, IBpfEngine engine, HelperTable? helpers, ProgramFacts? facts)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(bound);
+        ArgumentNullException.ThrowIfNull(engine);
+        return new SkLookupProgram(name, bound.Code, bound.Tag, bound.BtfName, engine, helpers ?? SkLookupHelpers.CreateTable(), facts);
+    }
+
+    /// <summary>
+    /// The program tag (<see cref="ProgramTag"/>): 16 hex digits the kernel computes at load and <c>bpftool prog</c>
+    /// and <c>bpfjit inspect</c> show.
+    /// </summary>
+    public string Tag { get; }
+
+    /// <summary>
+    /// The name of the program's code as the kernel names a JIT image, <c>bpf_prog_&lt;tag&gt;_&lt;name&gt;</c>
+    /// (<see cref="ProgramSymbol"/>; with BTF func info the function's full name): the JIT names its DynamicMethod so, and perf's map and profilers show it.
+    /// </summary>
+    public string Symbol { get; }
 
     /// <summary>What the verifier proved about the program (null when it was not verified with facts).</summary>
     public ProgramFacts? Facts { get; }
