@@ -90,6 +90,13 @@ public sealed class VerifierOptions
     /// (<see cref="KfuncTable"/>, as in bound code).
     /// </summary>
     public IReadOnlyList<string>? KernelFunctions { get; init; }
+
+    /// <summary>
+    /// The program's license string (BPF_PROG_LOAD's <c>license</c>; an object's <c>license</c> section). A program
+    /// whose license is not GPL-compatible (<see cref="SkLookupHelpers.IsGplCompatible"/>) may not call GPL-only
+    /// helpers. Default "GPL": instructions given without an object are loaded as the kernel oracle loads them.
+    /// </summary>
+    public string License { get; init; } = "GPL";
 }
 
 /// <summary>What the verifier proved about one instruction, for the JIT.</summary>

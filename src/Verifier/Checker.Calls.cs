@@ -70,6 +70,9 @@ internal sealed partial class Checker
         int id = ins.Imm;
         if (HelperNames.Name(id) == null) throw Err($"invalid func unknown#{id}");
         if (!SkLookupHelpers.IsAllowed(id)) throw Err($"program of this type cannot use helper {SkLookupHelpers.Display(id)}");
+        // check_helper_call: right after the helper is found, before its arguments are looked at.
+        if (SkLookupHelpers.IsGplOnly(id) && !SkLookupHelpers.IsGplCompatible(_opt.License))
+            throw Err("cannot call GPL-restricted function from non-GPL compatible program");
         if (!_helpers.TryGet(id, out var helper))
             throw Err($"helper {SkLookupHelpers.Display(id)} is not provided by this runtime");
         var proto = helper.Proto;

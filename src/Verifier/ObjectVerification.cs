@@ -41,6 +41,7 @@ public static class ObjectVerification
             FuncInfos = program.FuncInfos.Count > 0 ? program.FuncInfos : null,
             Btf = program.Btf ?? collection.Btf,
             KernelFunctions = program.KernelFunctions,
+            License = program.License,
         };
     }
 

@@ -228,7 +228,11 @@ public sealed partial class ScenarioBuilder
             // runs through raw pointers. map:NAME became the map's handle; for the verifier it is a
             // symbolic reference to that map again.
             var maps = _env.Maps.Values.ToList();
-            var symbolic = new ProgramSpec(name, "sk_lookup", Frontend.Elf.ProgramType.SkLookup, AttachType.SkLookup, MapReferences(assembled, maps));
+            // An inline program has no license section; it is loaded as "GPL", as the kernel oracle loads assembled code.
+            var symbolic = new ProgramSpec(name, "sk_lookup", Frontend.Elf.ProgramType.SkLookup, AttachType.SkLookup, MapReferences(assembled, maps))
+            {
+                License = "GPL",
+            };
             try
             {
                 facts = ProgramVerification.Verify(symbolic, maps, SkLookupHelpers.CreateTable());
