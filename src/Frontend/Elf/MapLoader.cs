@@ -12,9 +12,6 @@ sealed class MapLoader
     /// <summary>Size of the legacy struct bpf_map_def: type, key_size, value_size, max_entries, map_flags.</summary>
     const int LegacyDefSize = 20;
 
-    /// <summary>Largest global-data section accepted (a .bss this large would be allocated zeroed).</summary>
-    const ulong MaxGlobalDataSize = 64 << 20;
-
     readonly ElfFile _elf;
     readonly BtfSpec? _btf;
     readonly List<MapSpec> _maps = [];
@@ -285,10 +282,14 @@ sealed class MapLoader
     void LoadGlobalData(ElfSection section)
     {
         if (section.Size == 0) return;
-        if (section.Size > MaxGlobalDataSize)
-            throw _elf.Error(section, null, $"global data section is too large (0x{section.Size:x} bytes, the limit is 0x{MaxGlobalDataSize:x})");
+        // No limit of the loader's own: as libbpf, the section's size is the map's value_size and BPF_MAP_CREATE
+        // judges it (the kernel takes an ARRAY value up to INT_MAX bytes). It must fit the attribute's u32.
+        if (section.Size > uint.MaxValue)
+            throw _elf.Error(section, null, $"global data section is too large (0x{section.Size:x} bytes, value_size is a u32)");
         bool readOnly = IsKind(section.Name, ".rodata");
-        var value = section.Type == ElfSectionType.NoBits ? new byte[section.Size] : _elf.Data(section).ToArray();
+        // A .bss has no bytes in the file and its map starts zeroed: nothing to copy, so nothing is allocated here
+        // (a 1 GiB .bss costs nothing until the program touches it).
+        var value = section.Type == ElfSectionType.NoBits ? [] : _elf.Data(section).ToArray();
         var datasec = _btf?.Datasec(section.Name);
         var spec = new MapSpec(section.Name, MapType.Array, 4, (uint)section.Size, 1)
         {

@@ -141,16 +141,9 @@ public sealed partial class ScenarioBuilder
                 ? over.Def
                 : ObjectMaps.Definition(m);
             var map = CreateMap(patched ? over.Node : node, def);
-            if (m.InitialValue is { } init)
-            {
-                var key = new byte[4];
-                var value = new byte[map.UserValueSize];
-                init.AsSpan(0, Math.Min(init.Length, value.Length)).CopyTo(value);
-                int err = map.Update(key, value);
-                if (err != 0) throw node.Error($"map {m.Name}: initial value: {ScenarioRunner.ErrnoName(err)}");
-                // libbpf freezes .rodata after writing it: its values are then constants to the verifier.
-                if (m.Frozen) map.Freeze();
-            }
+            // libbpf freezes .rodata after writing it: its values are then constants to the verifier.
+            int err = ObjectMaps.WriteInitialValue(m, map);
+            if (err != 0) throw node.Error($"map {m.Name}: initial value: {ScenarioRunner.ErrnoName(err)}");
             maps.Add(map);
             _env.Maps[m.Name] = map;
         }
