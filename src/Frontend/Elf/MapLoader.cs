@@ -176,15 +176,15 @@ sealed class MapLoader
                 case "map_flags": flags = UIntMember(m, Fail); break;
                 case "pinning": pinning = UIntMember(m, Fail); break;
                 case "numa_node": numa = UIntMember(m, Fail); break;
-                case "key_size": keySize = UIntMember(m, Fail); break;
-                case "value_size": valueSize = UIntMember(m, Fail); break;
+                case "key_size": keySize = Agreeing(keySize, UIntMember(m, Fail), "key", Fail); break;
+                case "value_size": valueSize = Agreeing(valueSize, UIntMember(m, Fail), "value", Fail); break;
                 case "key":
                     keyType = PointerTarget(m, Fail);
-                    keySize = Sized(keyType, "key", Fail);
+                    keySize = Agreeing(keySize, Sized(keyType, "key", Fail), "key", Fail);
                     break;
                 case "value":
                     valueType = PointerTarget(m, Fail);
-                    valueSize = Sized(valueType, "value", Fail);
+                    valueSize = Agreeing(valueSize, Sized(valueType, "value", Fail), "value", Fail);
                     break;
                 case "values":
                     {
@@ -228,6 +228,13 @@ sealed class MapLoader
             SpinLockOffset = valueType == 0 ? -1 : SpinLockOffset(valueType),
         };
     }
+
+    /// <summary>
+    /// A key or value size given twice (<c>__uint(key_size, 4)</c> and <c>__type(key, u64)</c>, in either order) must
+    /// agree: libbpf refuses the object otherwise, with its message (the size seen first, then the new one).
+    /// </summary>
+    static uint Agreeing(uint? seen, uint size, string what, Func<string, BpfObjectException> fail) =>
+        seen is { } first && first != size ? throw fail($"conflicting {what} size {first} != {size}") : size;
 
     /// <summary>The byte offset of a top-level <c>struct bpf_spin_lock</c> member of a struct value type, or -1.</summary>
     int SpinLockOffset(uint valueType)
