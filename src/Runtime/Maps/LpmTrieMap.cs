@@ -303,6 +303,9 @@ public sealed unsafe class LpmTrieMap : BpfMap
             if (exact && !IsIntermediate(node) && flags == UpdateFlags.NoExist) return -Errno.EEXIST;
             if (adds && flags == UpdateFlags.Exist) return -Errno.ENOENT;
             if (adds && _count >= MaxEntries) return -Errno.ENOSPC;
+            // Nodes are charged when allocated, as the kernel's trie_update_elem allocates them: the new one, and a
+            // join when the two prefixes diverge. Each retired node returns its charge (Uncharge below).
+            if (!ChargeElement((node != null && !exact && matched != keyPrefix ? 2 : 1) * (long)_nodeSize)) return -Errno.ENOMEM;
 
             byte* fresh = NewNode(keyPrefix, data, value);
             if (node == null)
@@ -319,6 +322,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
                 if (adds) _index.Add(fresh, keyPrefix);
                 else _index.Replace(node, fresh, keyPrefix);
                 _pool.Retire(node);
+                UnchargeElement(_nodeSize);
                 if (adds) Volatile.Write(ref _count, _count + 1);
                 return 0;
             }
@@ -391,10 +395,12 @@ public sealed unsafe class LpmTrieMap : BpfMap
                 HashMap.Publish(trimParent, sibling);
                 _pool.Retire(parent);
                 _pool.Retire(node);
+                UnchargeElement(2 * (long)_nodeSize);
                 return 0;
             }
             HashMap.Publish(trim, c0 != null ? c0 : c1);
             _pool.Retire(node);
+            UnchargeElement(_nodeSize);
             return 0;
         }
     }
