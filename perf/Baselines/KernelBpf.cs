@@ -202,9 +202,10 @@ public static unsafe class KernelBpf
 
     /// <summary>
     /// Loads <paramref name="slots"/> as an SK_LOOKUP program and closes it again: the kernel
-    /// verifier's verdict and log. Map references with src 5/6 index <paramref name="mapFds"/>.
+    /// verifier's verdict and log. Map references with src 5/6 index <paramref name="mapFds"/>;
+    /// <paramref name="license"/> is BPF_PROG_LOAD's license string.
     /// </summary>
-    public static LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int logLevel = 1)
+    public static LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int logLevel = 1, string license = "GPL")
     {
         var insns = WithFds(slots, mapFds);
         var code = Encoder.Encode(insns);
@@ -212,11 +213,11 @@ public static unsafe class KernelBpf
         var funcs = KernelBtf.NeedsFuncInfo(insns) ? KernelBtf.FuncInfo(insns) : default((int BtfFd, byte[] Records, int Count)?);
         try
         {
-            var result = Retry(() => LoadRaw(code, insns.Length, logLevel, logSize, keep: false, funcs, out _));
+            var result = Retry(() => LoadRaw(code, insns.Length, logLevel, logSize, keep: false, funcs, out _, license));
             // A full log buffer fails the load with ENOSPC; the verdict is then asked for without a log.
             if (!result.Accepted && result.Errno == 28 && logLevel > 0)
             {
-                var quiet = LoadRaw(code, insns.Length, 0, 0, keep: false, funcs, out _);
+                var quiet = LoadRaw(code, insns.Length, 0, 0, keep: false, funcs, out _, license);
                 return quiet with { Log = result.Log };
             }
             return result;
@@ -339,9 +340,10 @@ public static unsafe class KernelBpf
     }
 
     // funcs: BTF func_info for a program that takes a callback's address (the kernel requires it), or null.
-    static LoadResult LoadRaw(byte[] code, int count, int logLevel, int logSize, bool keep, (int BtfFd, byte[] Records, int Count)? funcs, out int progFd)
+    static LoadResult LoadRaw(byte[] code, int count, int logLevel, int logSize, bool keep, (int BtfFd, byte[] Records, int Count)? funcs, out int progFd,
+        string licenseText = "GPL")
     {
-        var license = "GPL\0"u8.ToArray();
+        var license = System.Text.Encoding.UTF8.GetBytes(licenseText + "\0");
         var log = new byte[Math.Max(logSize, 1)];
         var attr = new byte[144];
         fixed (byte* c = code, l = license, lg = log, p = attr, fr = funcs?.Records)

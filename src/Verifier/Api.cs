@@ -91,6 +91,13 @@ public sealed class VerifierOptions
     /// program is rejected as the kernel rejects an fd that is not a map's (<c>fd 1 is not pointing to valid bpf_map</c>).
     /// </summary>
     public bool MapFdIsIndex { get; init; } = true;
+
+    /// <summary>
+    /// The program's license string (BPF_PROG_LOAD's <c>license</c>; an object's <c>license</c> section). A program
+    /// whose license is not GPL-compatible (<see cref="SkLookupFuncProto.IsGplCompatible"/>) may not call GPL-only
+    /// helpers. Default "GPL": instructions given without an object are loaded as the kernel oracle loads them.
+    /// </summary>
+    public string License { get; init; } = "GPL";
 }
 
 /// <summary>What the verifier proved about one instruction, for the JIT.</summary>

@@ -26,8 +26,9 @@ internal sealed partial class Checker
             if (Log2) _log.AppendLine($"frame{_cur.CurFrame} bpf_loop iteration limit reached");
             return;
         }
+        // The kernel's setup_func_entry, shared with local calls: its wording has no " !".
         if (_cur.Frames.Count >= BpfAbi.MaxCallFrames)
-            throw Err($"the call stack of {_cur.Frames.Count + 1} frames is too deep !");
+            throw Err($"the call stack of {_cur.Frames.Count + 1} frames is too deep");
         var cb = _cur.Clone();
         var callerRegs = cb.Cur.Regs;
         var callee = new FuncState { CallSite = idx, FrameNo = cb.Frames.Count, Subprog = meta.Subprog, InCallback = true };

@@ -75,6 +75,9 @@ internal sealed partial class Checker
         int id = ins.Imm;
         if (HelperNames.Name(id) == null) throw Err($"invalid func unknown#{id}");
         if (!SkLookupFuncProto.IsAllowed(id)) throw Err($"program of this type cannot use helper {SkLookupFuncProto.Display(id)}");
+        // check_helper_call: right after the helper is found, before its arguments are looked at.
+        if (SkLookupFuncProto.IsGplOnly(id) && !SkLookupFuncProto.IsGplCompatible(_opt.License))
+            throw Err("cannot call GPL-restricted function from non-GPL compatible program");
         if (!_helpers.TryGet(id, out var helper))
             throw Err($"helper {SkLookupFuncProto.Display(id)} is not provided by this runtime");
         var proto = helper.Proto;

@@ -272,8 +272,9 @@ internal sealed partial class Checker
             CallGlobal(idx, subprog);
             return;
         }
+        // The kernel's setup_func_entry: a call that would open a ninth frame, without check_max_stack_depth's " !".
         if (_cur.Frames.Count >= BpfAbi.MaxCallFrames)
-            throw Err($"the call stack of {_cur.Frames.Count + 1} frames is too deep !");
+            throw Err($"the call stack of {_cur.Frames.Count + 1} frames is too deep");
         int target = idx + ins.Imm + 1;
         var caller = Frame;
         var callee = new FuncState { CallSite = idx, FrameNo = _cur.Frames.Count, Subprog = _info.SubprogOf(target) };

@@ -42,6 +42,7 @@ public static class ObjectVerification
             Btf = program.Btf ?? collection.Btf,
             KernelFunctions = program.KernelFunctions,
             MapFdIsIndex = false, // a program's map references are BPF_PSEUDO_MAP_IDX; an fd left in it is no map
+            License = program.License,
         };
     }
 

@@ -39,7 +39,7 @@ public sealed class SkLookupProgramVerifier : IProgramVerifier
         {
             Helpers = helpers, Maps = infos, LogLevel = 1, LineInfo = ObjectVerification.SourceLines(program),
             FuncInfos = program.FuncInfos.Count > 0 ? program.FuncInfos : null, Btf = program.Btf,
-            KernelFunctions = program.KernelFunctions,
+            KernelFunctions = program.KernelFunctions, License = program.License,
             MapFdIsIndex = false, // a program's map references are BPF_PSEUDO_MAP_IDX; an fd left in it is no map
         })).ThrowIfRejected();
         return result.ToProgramFacts(program.Instructions, maps);

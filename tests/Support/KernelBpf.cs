@@ -45,9 +45,12 @@ public static class KernelBpf
     /// <summary>Closes a descriptor.</summary>
     public static void Close(int fd) => Kernel.Close(fd);
 
-    /// <summary>Loads <paramref name="slots"/> as an SK_LOOKUP program (src 5/6 map references index <paramref name="mapFds"/>) and returns the verdict.</summary>
-    public static Kernel.LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int logLevel = 1) =>
-        Kernel.Load(slots, mapFds, logLevel);
+    /// <summary>
+    /// Loads <paramref name="slots"/> as an SK_LOOKUP program (src 5/6 map references index <paramref name="mapFds"/>) under
+    /// <paramref name="license"/> and returns the verdict.
+    /// </summary>
+    public static Kernel.LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int logLevel = 1, string license = "GPL") =>
+        Kernel.Load(slots, mapFds, logLevel, license);
 
     /// <summary>Loads the program with BTF func_info (<paramref name="btfFd"/> and a (first slot, FUNC type id) per subprogram) and returns the verdict.</summary>
     public static Kernel.LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int btfFd, IReadOnlyList<(int InsnOff, uint TypeId)> funcInfo, int logLevel = 1) =>

@@ -171,14 +171,8 @@ public sealed class ProgramHost : IDisposable
             throw new BpfException($"{path}: map {m.Name}: {e.Message} (a scenario file given with --scenario may define it)");
         }
         _ownMaps.Add(map);
-        if (m.InitialValue is { } init)
-        {
-            var value = new byte[map.UserValueSize];
-            init.AsSpan(0, Math.Min(init.Length, value.Length)).CopyTo(value);
-            int err = map.Update(new byte[4], value);
-            if (err != 0) throw new BpfException($"{path}: map {m.Name}: initial value: {ScenarioRunner.ErrnoName(err)}");
-            if (m.Frozen) map.Freeze();
-        }
+        int err = ObjectMaps.WriteInitialValue(m, map);
+        if (err != 0) throw new BpfException($"{path}: map {m.Name}: initial value: {ScenarioRunner.ErrnoName(err)}");
         return map;
     }
 

@@ -12,9 +12,6 @@ sealed class MapLoader
     /// <summary>Size of the legacy struct bpf_map_def: type, key_size, value_size, max_entries, map_flags.</summary>
     const int LegacyDefSize = 20;
 
-    /// <summary>Largest global-data section accepted (a .bss this large would be allocated zeroed).</summary>
-    const ulong MaxGlobalDataSize = 64 << 20;
-
     readonly ElfFile _elf;
     readonly BtfSpec? _btf;
     readonly List<MapSpec> _maps = [];
@@ -189,15 +186,15 @@ sealed class MapLoader
                 case "map_flags": flags = UIntMember(m, Fail); break;
                 case "pinning": pinning = UIntMember(m, Fail); break;
                 case "numa_node": numa = UIntMember(m, Fail); break;
-                case "key_size": keySize = UIntMember(m, Fail); break;
-                case "value_size": valueSize = UIntMember(m, Fail); break;
+                case "key_size": keySize = Agreeing(keySize, UIntMember(m, Fail), "key", Fail); break;
+                case "value_size": valueSize = Agreeing(valueSize, UIntMember(m, Fail), "value", Fail); break;
                 case "key":
                     keyType = PointerTarget(m, Fail);
-                    keySize = Sized(keyType, "key", Fail);
+                    keySize = Agreeing(keySize, Sized(keyType, "key", Fail), "key", Fail);
                     break;
                 case "value":
                     valueType = PointerTarget(m, Fail);
-                    valueSize = Sized(valueType, "value", Fail);
+                    valueSize = Agreeing(valueSize, Sized(valueType, "value", Fail), "value", Fail);
                     break;
                 case "values":
                     {
@@ -247,6 +244,13 @@ sealed class MapLoader
             SpinLockOffset = valueType == 0 ? -1 : SpinLockOffset(valueType),
         };
     }
+
+    /// <summary>
+    /// A key or value size given twice (<c>__uint(key_size, 4)</c> and <c>__type(key, u64)</c>, in either order) must
+    /// agree: libbpf refuses the object otherwise, with its message (the size seen first, then the new one).
+    /// </summary>
+    static uint Agreeing(uint? seen, uint size, string what, Func<string, BpfObjectException> fail) =>
+        seen is { } first && first != size ? throw fail($"conflicting {what} size {first} != {size}") : size;
 
     /// <summary>The byte offset of a top-level <c>struct bpf_spin_lock</c> member of a struct value type, or -1.</summary>
     int SpinLockOffset(uint valueType)
@@ -301,10 +305,14 @@ sealed class MapLoader
     void LoadGlobalData(ElfSection section)
     {
         if (section.Size == 0) return;
-        if (section.Size > MaxGlobalDataSize)
-            throw _elf.Error(section, null, $"global data section is too large (0x{section.Size:x} bytes, the limit is 0x{MaxGlobalDataSize:x})");
+        // No limit of the loader's own: as libbpf, the section's size is the map's value_size and BPF_MAP_CREATE
+        // judges it (the kernel takes an ARRAY value up to INT_MAX bytes). It must fit the attribute's u32.
+        if (section.Size > uint.MaxValue)
+            throw _elf.Error(section, null, $"global data section is too large (0x{section.Size:x} bytes, value_size is a u32)");
         bool readOnly = IsKind(section.Name, ".rodata");
-        var value = section.Type == ElfSectionType.NoBits ? new byte[section.Size] : _elf.Data(section).ToArray();
+        // A .bss has no bytes in the file and its map starts zeroed: nothing to copy, so nothing is allocated here
+        // (a 1 GiB .bss costs nothing until the program touches it).
+        var value = section.Type == ElfSectionType.NoBits ? [] : _elf.Data(section).ToArray();
         var datasec = _btf?.Datasec(section.Name);
         var spec = new MapSpec(section.Name, MapType.Array, 4, (uint)section.Size, 1)
         {

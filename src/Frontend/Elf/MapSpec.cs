@@ -48,8 +48,8 @@ public sealed class MapSpec
     public string SectionName { get; init; } = "";
 
     /// <summary>
-    /// Initial contents of the single value of a global-data map (zeros for <c>.bss</c>); null for
-    /// ordinary maps.
+    /// Initial contents of the single value of a global-data map: the section's bytes, empty for <c>.bss</c> (its
+    /// value starts zeroed); null for ordinary maps. Bytes past its end are zeros.
     /// </summary>
     public byte[]? InitialValue { get; set; }
 

@@ -56,14 +56,19 @@ public static class ObjectFile
         }
     }
 
+    /// <summary>libbpf's <c>obj->license</c> is 64 bytes with its NUL.</summary>
+    const int MaxLicenseLength = 63;
+
     static string ReadLicense(ElfFile elf)
     {
         var s = elf.FindSection("license");
         if (s == null) return "";
+        // As libbpf: the string is copied up to its NUL or the section's end, whichever comes first (a section
+        // without a NUL is accepted), into its 64-byte obj->license, so at most 63 characters reach the kernel.
         var data = elf.Data(s);
         int end = data.IndexOf((byte)0);
-        if (end < 0) throw elf.Error(s, data.Length, "license string is not NUL-terminated");
-        return System.Text.Encoding.UTF8.GetString(data[..end]);
+        if (end < 0) end = data.Length;
+        return System.Text.Encoding.UTF8.GetString(data[..Math.Min(end, MaxLicenseLength)]);
     }
 
     static uint? ReadVersion(ElfFile elf)

@@ -425,6 +425,24 @@ public abstract unsafe class BpfMap : IDisposable
     /// <summary>Records the bytes charged to <see cref="MapMemory"/> for this map (returned when its memory is freed).</summary>
     internal void SetMemoryCharge(long bytes) => _charge = bytes;
 
+    /// <summary>
+    /// Charges an element allocated on insert (<see cref="MapMemory.TryCharge"/>) to this map: false when the limit
+    /// does not allow it (the insert fails with ENOMEM). What is still charged when the map is freed is returned then.
+    /// </summary>
+    internal bool ChargeElement(long bytes)
+    {
+        if (!MapMemory.TryCharge(bytes)) return false;
+        Interlocked.Add(ref _charge, bytes);
+        return true;
+    }
+
+    /// <summary>Returns the charge of an element that left the map (deleted, replaced, its socket closed).</summary>
+    internal void UnchargeElement(long bytes)
+    {
+        Interlocked.Add(ref _charge, -bytes);
+        MapMemory.Uncharge(bytes);
+    }
+
     /// <summary>Frees the map's native memory (called once, when no reader can hold it).</summary>
     protected abstract void FreeMemory();
 

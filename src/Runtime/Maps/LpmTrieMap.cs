@@ -357,6 +357,9 @@ public sealed unsafe class LpmTrieMap : BpfMap
             if (exact && !IsIntermediate(node) && flags == UpdateFlags.NoExist) return -Errno.EEXIST;
             if (adds && flags == UpdateFlags.Exist) return -Errno.ENOENT;
             if (adds && _count >= MaxEntries) return -Errno.ENOSPC;
+            // Nodes are charged when allocated, as the kernel's trie_update_elem allocates them: the new one, and a
+            // join when the two prefixes diverge. Each retired node returns its charge (Uncharge below).
+            if (!ChargeElement((node != null && !exact && matched != keyPrefix ? 2 : 1) * (long)_nodeSize)) return -Errno.ENOMEM;
 
             byte* fresh = NewNode(keyPrefix, data, value);
             // Lookups from here to the end of the change probe again (see LpmPrefixIndex, rule 2).
@@ -369,7 +372,11 @@ public sealed unsafe class LpmTrieMap : BpfMap
             {
                 _index.EndWrite<M>();
             }
-            if (exact) _pool.Retire(node);
+            if (exact)
+            {
+                _pool.Retire(node);
+                UnchargeElement(_nodeSize);
+            }
             if (adds) Volatile.Write(ref _count, _count + 1);
             return 0;
         }
@@ -476,10 +483,12 @@ public sealed unsafe class LpmTrieMap : BpfMap
             HashMap.Publish(trimParent, sibling);
             _pool.Retire(parent);
             _pool.Retire(node);
+            UnchargeElement(2 * (long)_nodeSize);
             return;
         }
         HashMap.Publish(trim, c0 != null ? c0 : c1);
         _pool.Retire(node);
+        UnchargeElement(_nodeSize);
     }
 
     // ---- iteration (trie_get_next_key: post-order) --------------------------------------------------

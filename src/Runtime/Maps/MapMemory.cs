@@ -41,13 +41,18 @@ public static class MapMemory
     /// What a map of <paramref name="a"/> takes in this runtime, in bytes, computed in 128-bit arithmetic so no
     /// attribute can overflow it: the native header, the element area allocated at creation (ARRAY, per-CPU
     /// ARRAY, RINGBUF, fd arrays) and, for hash maps, every element max_entries allows, as the kernel charges a
-    /// preallocated hash map. Maps that allocate per element (LPM_TRIE, SOCKHASH) are charged their fixed part.
+    /// preallocated hash map. Maps that allocate per element (LPM_TRIE, SOCKHASH, HASH and PERCPU_HASH with
+    /// BPF_F_NO_PREALLOC) are charged their fixed part here and each element when it is inserted
+    /// (<see cref="BpfMap.ChargeElement"/>), as the kernel charges what bpf_map_kmalloc_node allocates.
     /// </summary>
     public static UInt128 Footprint(in MapAttributes a)
     {
         UInt128 m = a.MaxEntries;
         UInt128 key = Round8(a.KeySize), value = Round8(a.ValueSize);
         UInt128 cpus = (uint)Cpu.Count;
+        // Without preallocation a hash map's elements are charged on insert: only the buckets now.
+        if (a.Type is MapType.Hash or MapType.PerCpuHash && (a.Flags & MapFlags.NoPrealloc) != 0)
+            return BpfMap.HeaderSize + Buckets(a.MaxEntries);
         UInt128 body = a.Type switch
         {
             MapType.Array => m * value,
@@ -86,6 +91,21 @@ public static class MapMemory
                 MapCreateChecks.Fail(name, a, Errno.ENOMEM,
                     $"the map needs {Describe(bytes)}; live maps hold {Describe((UInt128)now)} of the map memory limit of {Describe((UInt128)limit)}");
             if (Interlocked.CompareExchange(ref s_charged, now + need, now) == now) return need;
+        }
+    }
+
+    /// <summary>
+    /// Charges <paramref name="bytes"/> of an element allocated on insert, if the limit allows them beside what live
+    /// maps hold: false means the caller fails the insert with ENOMEM, as the kernel's allocation under the map's
+    /// memory cgroup fails.
+    /// </summary>
+    internal static bool TryCharge(long bytes)
+    {
+        while (true)
+        {
+            long now = Volatile.Read(ref s_charged);
+            if (now + bytes > Limit) return false;
+            if (Interlocked.CompareExchange(ref s_charged, now + bytes, now) == now) return true;
         }
     }
 

@@ -20,6 +20,28 @@ public static class ObjectMaps
     }
 
     /// <summary>
+    /// Writes a global-data map's initial value (<see cref="MapSpec.InitialValue"/>, zero-padded to the value size) into
+    /// <paramref name="map"/> at key 0 and freezes a read-only one, as libbpf does after creating it. An empty initial
+    /// value (<c>.bss</c>) writes nothing: the new map is already zeroed, and a large one stays uncommitted.
+    /// Returns 0 or the update's negated errno; a spec without an initial value is left alone.
+    /// </summary>
+    public static int WriteInitialValue(MapSpec spec, BpfMap map)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(map);
+        if (spec.InitialValue is not { } init) return 0;
+        if (init.Length > 0)
+        {
+            var value = new byte[map.UserValueSize];
+            init.AsSpan(0, Math.Min(init.Length, value.Length)).CopyTo(value);
+            int err = map.Update(new byte[4], value);
+            if (err != 0) return err;
+        }
+        if (spec.Frozen) map.Freeze();
+        return 0;
+    }
+
+    /// <summary>
     /// Stores each map-in-map's initial maps (<c>.values = { [0] = &amp;inner }</c>, <see cref="MapSpec.InitialInnerMaps"/>)
     /// as libbpf does after creating the object's maps: <paramref name="live"/> gives the live map of a spec by name.
     /// Throws <see cref="BpfException"/> naming the map and slot with the kernel's errno when a map does not fit.

@@ -148,16 +148,9 @@ public sealed partial class ScenarioBuilder
                 ? over.Def
                 : ObjectMaps.Definition(m);
             var map = CreateMap(patched ? over.Node : node, def);
-            if (m.InitialValue is { } init)
-            {
-                var key = new byte[4];
-                var value = new byte[map.UserValueSize];
-                init.AsSpan(0, Math.Min(init.Length, value.Length)).CopyTo(value);
-                int err = map.Update(key, value);
-                if (err != 0) throw node.Error($"map {m.Name}: initial value: {ScenarioRunner.ErrnoName(err)}");
-                // libbpf freezes .rodata after writing it: its values are then constants to the verifier.
-                if (m.Frozen) map.Freeze();
-            }
+            // libbpf freezes .rodata after writing it: its values are then constants to the verifier.
+            int err = ObjectMaps.WriteInitialValue(m, map);
+            if (err != 0) throw node.Error($"map {m.Name}: initial value: {ScenarioRunner.ErrnoName(err)}");
             maps.Add(map);
             _env.Maps[m.Name] = map;
         }
@@ -238,7 +231,11 @@ public sealed partial class ScenarioBuilder
             // runs through raw pointers. map:NAME became the map's handle; for the verifier it is a
             // symbolic reference to that map again.
             var maps = _env.Maps.Values.ToList();
-            var symbolic = new ProgramSpec(name, "sk_lookup", Frontend.Elf.ProgramType.SkLookup, AttachType.SkLookup, MapReferences(assembled, maps));
+            // An inline program has no license section; it is loaded as "GPL", as the kernel oracle loads assembled code.
+            var symbolic = new ProgramSpec(name, "sk_lookup", Frontend.Elf.ProgramType.SkLookup, AttachType.SkLookup, MapReferences(assembled, maps))
+            {
+                License = "GPL",
+            };
             try
             {
                 facts = ProgramVerification.Verify(symbolic, maps, SkLookupHelpers.CreateTable());
