@@ -53,7 +53,7 @@ internal struct RegionCache
 }
 
 /// <summary>What the interpreter's access checks read: where its stack block starts, how many bytes of frames are in use, the last region touched, the cache.</summary>
-internal struct RunState : Checked.HelperArguments.IRegionProbe
+internal unsafe struct RunState : Checked.HelperArguments.IRegionProbe
 {
     /// <summary>For helper arguments: the whole stack block (a helper may be handed any of it), then the cache.</summary>
     public readonly bool Holds(ulong address, int size) =>
@@ -70,6 +70,9 @@ internal struct RunState : Checked.HelperArguments.IRegionProbe
     public ulong LastSocket;   // a socket view a helper returned in this run (0: none)
     public bool Callback;      // the run is a callback's (bpf_loop, bpf_for_each_map_elem): its callers' stacks are regions too
     public bool Announced;     // the stack block is announced to the registry (MemoryRegions.EnterStack)
+    public int Depth;          // frames in use minus one
+    public ulong* Saved;       // per frame: the caller's r6-r9 and return slot
+    public int* Loops;         // per frame: may_goto's remaining budget
 
     /// <summary>Makes [<paramref name="start"/>, +<paramref name="length"/>) the last region; one shorter than 8 bytes stays in the cache only.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
