@@ -77,8 +77,9 @@ public sealed unsafe class Interpreter
         // Memory safety (docs/reliability.md, "The interpreter"): an access must lie in the frames in use,
         // [stack, stack + FrameBytes) (tracked here, never taken from r10, which an unverified program may
         // overwrite), in a region of the small per-run cache, or in a region the registry finds (which then
-        // joins the cache). Helpers see the whole stack block through the registry: a run announces it before its
-        // first helper call (a run that calls none never pays for it); a callback announces it at once, since it
+        // joins the cache). Helpers see the whole stack block through the registry: a run announces it before the
+        // first call that may look there (CallSite.Announces, or an argument check that asks the registry; a run whose
+        // helpers' arguments are all known never pays for it); a callback announces it at once, since it
         // may reach its callers' stacks, whose announcements it must keep and whose successors' it must drop.
         bool callback = entry != 0;
         var run = new RunState
@@ -90,7 +91,7 @@ public sealed unsafe class Interpreter
         // The context block an earlier run found for this r1, while it is still registered: no registry walk for it.
         if (_contextBlock is { } ctx && ctx.Start == r1 && !callback && !ctx.Removed)
         {
-            run.Cache.Add(ctx.Start, ctx.Length);
+            run.Cache.Seed(ctx.Start, ctx.Length);
             run.SetLast(ctx.Start, ctx.Length);
         }
         if (callback) Announce(ref run);
@@ -294,7 +295,9 @@ public sealed unsafe class Interpreter
                         if (CallX(pc - 1, reg, d, ref run)) return Return(run.Callback, run.StackStart, reg[0]);
                         break;
                     case 0x95:
-                        if (run.Depth == 0) return Return(run.Callback, run.StackStart, reg[0]);
+                        // The main frame alone is in use (FrameBytes, assigned at entry, not Depth, which only the
+                        // struct's zeroing wrote: a load right after that wide store waits for it).
+                        if (run.FrameBytes == StackSize) return Return(run.Callback, run.StackStart, reg[0]);
                         pc = LeaveFrame(ref run, reg);
                         break;
                     default:
@@ -400,8 +403,8 @@ public sealed unsafe class Interpreter
     [MethodImpl(MethodImplOptions.NoInlining)]
     bool CallAt(int index, ulong* reg, ref RunState run)
     {
-        if (!run.Announced) Announce(ref run);
         CallSite site = _sites[index]!;
+        if (site.Announces && !run.Announced) Announce(ref run);
         Helper h = site.Helper;
         reg[0] = site.Plain ? h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]) : CallHelper(site, reg, index, ref run);
         return h.Exit != HelperExit.None && reg[0] == 0 && Ended(h, reg);
@@ -433,6 +436,8 @@ public sealed unsafe class Interpreter
         var last = site.LastMap;
         if (site.Plan == HelperPlan.Full || !HelperPlan.Accepts(site.Plan, reg, run.Context, last, ref run, out var map))
         {
+            // The full check also looks in the registry, whose list of this thread's stacks must be this run's.
+            if (!run.Announced) Announce(ref run);
             map = HelperArguments.Check(ref run, h, reg[1], reg[2], reg[3], reg[4], reg[5], run.Context, _code, index, last, run.LastSocket);
             if (!ReferenceEquals(last, map)) site.LastMap = map;
         }
@@ -477,6 +482,15 @@ internal sealed class CallSite(Helper helper, int plan)
     /// Nothing to check or remember: no pointer argument (so no map either, which a pointer result needs), no record released.
     /// </summary>
     public readonly bool Plain = plan == HelperPlan.Nothing && !HelperArguments.ReleasesMemory(helper);
+
+    /// <summary>
+    /// The run's stack block must be announced to the registry (MemoryRegions.EnterStack) before the call: the helper
+    /// may look for memory there itself (a prototype that says nothing, bpf_trace_printk's extra arguments) or run a
+    /// callback, which finds its caller's stack there. Any other helper's arguments are checked by the interpreter,
+    /// which announces the block before a check that asks the registry.
+    /// </summary>
+    public readonly bool Announces = ReferenceEquals(helper.Proto, HelperProto.Unknown) || helper.Proto.Variadic
+        || Array.IndexOf(helper.Proto.Args, ArgType.PtrToFunc) >= 0;
 
     /// <summary>The map the call here passed last (a racy hint: its check then skips the registry).</summary>
     public BpfMap? LastMap;
