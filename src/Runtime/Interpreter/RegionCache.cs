@@ -9,23 +9,29 @@ namespace BpfJit.Runtime;
 /// </summary>
 internal struct RegionCache
 {
-    ulong _start0, _start1, _start2, _start3;
-    long _length0, _length1, _length2, _length3;
+    Four<ulong> _start;
+    Four<long> _length;
     int _next;
+
+    [InlineArray(4)]
+    struct Four<T>
+    {
+        T _element;
+    }
 
     /// <summary>True when [<paramref name="address"/>, +<paramref name="size"/>) lies inside one entry.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly bool Hit(ulong address, int size) =>
-        In(address, size, _start0, _length0) || In(address, size, _start1, _length1)
-        || In(address, size, _start2, _length2) || In(address, size, _start3, _length3);
+        In(address, size, _start[0], _length[0]) || In(address, size, _start[1], _length[1])
+        || In(address, size, _start[2], _length[2]) || In(address, size, _start[3], _length[3]);
 
     /// <summary>The entry holding [<paramref name="address"/>, +<paramref name="size"/>), if any.</summary>
     public readonly bool Find(ulong address, int size, out ulong start, out long length)
     {
-        if (In(address, size, _start0, _length0)) { (start, length) = (_start0, _length0); return true; }
-        if (In(address, size, _start1, _length1)) { (start, length) = (_start1, _length1); return true; }
-        if (In(address, size, _start2, _length2)) { (start, length) = (_start2, _length2); return true; }
-        if (In(address, size, _start3, _length3)) { (start, length) = (_start3, _length3); return true; }
+        if (In(address, size, _start[0], _length[0])) { (start, length) = (_start[0], _length[0]); return true; }
+        if (In(address, size, _start[1], _length[1])) { (start, length) = (_start[1], _length[1]); return true; }
+        if (In(address, size, _start[2], _length[2])) { (start, length) = (_start[2], _length[2]); return true; }
+        if (In(address, size, _start[3], _length[3])) { (start, length) = (_start[3], _length[3]); return true; }
         (start, length) = (0, 0);
         return false;
     }
@@ -46,7 +52,7 @@ internal struct RegionCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Seed(ulong start, int length)
     {
-        (_start0, _length0) = (start, length);
+        (_start[0], _length[0]) = (start, length);
         _next = 1;
     }
 
@@ -54,13 +60,10 @@ internal struct RegionCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Add(ulong start, int length)
     {
-        switch (_next++ & 3)
-        {
-            case 0: (_start0, _length0) = (start, length); break;
-            case 1: (_start1, _length1) = (start, length); break;
-            case 2: (_start2, _length2) = (start, length); break;
-            default: (_start3, _length3) = (start, length); break;
-        }
+        // Indexed rather than a switch: a switch here is an indirect jump the call sites' mix keeps mispredicting.
+        int slot = _next++ & 3;
+        _start[slot] = start;
+        _length[slot] = length;
     }
 }
 
