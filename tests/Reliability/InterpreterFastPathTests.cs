@@ -54,6 +54,37 @@ public unsafe class InterpreterFastPathTests
         Assert.Throws(Is.InstanceOf<BpfFaultException>(), () => MapPrograms.Run(reader, deadFrame));
     }
 
+    [Test]
+    public void AHelperArgumentInAnEarlierRunsStackFaults()
+    {
+        // The earlier run calls bpf_trace_printk, which may look for its extra arguments in the registry, so its stack
+        // block is announced there. The later run calls a helper with no pointer argument first (which announces
+        // nothing), then passes a key in the dead block: the full check of that key must not find the earlier run's
+        // stack in the registry.
+        using var hash = MapFactory.Create(MapType.Hash, 8, 8, 4, 0, "h");
+        ulong deadFrame = RunDeeper(MapPrograms.Prepare("interpreter", """
+            stdw [%r10-8], 0
+            mov %r1, %r10
+            add %r1, -8
+            mov %r2, 1
+            call 6
+            mov %r0, %r10
+            exit
+            """));
+        var later = MapPrograms.Prepare("interpreter", """
+            mov %r6, %r1
+            call 7
+            mov %r2, %r6
+            add %r2, -8
+            ldmap %r1, 0
+            call 1
+            mov %r0, 0
+            exit
+            """, hash);
+        var e = Assert.Throws(Is.InstanceOf<BpfFaultException>(), () => MapPrograms.Run(later, deadFrame));
+        Assert.That(e!.Message, Does.Contain("argument r2"));
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     static ulong RunDeeper(BpfEntry entry)
     {

@@ -24,11 +24,7 @@ public sealed unsafe class Interpreter
 
     readonly Instruction[] _code;
     readonly Instruction[] _exec;     // what runs: _code, with the stack accesses proven safe rewritten (StackAccesses)
-    readonly Helper?[] _helpers;      // by slot: the helper a `call imm` reaches
-    readonly BpfMap?[] _siteMaps;     // by slot: the map the call there passed last (its check then skips the registry)
-    readonly bool[] _releasesMemory;  // by slot: the helper called there submits or discards a ring-buffer record
-    readonly int[] _plans;            // by slot: how the helper's pointer arguments are checked quickly (HelperPlan)
-    readonly bool[] _plain;           // by slot: the helper takes no pointer and releases nothing: nothing to check or remember
+    readonly CallSite?[] _sites;      // by slot: the helper a `call imm` reaches and how its call is checked
     readonly HelperTable _table;
     readonly List<BpfCallback> _callbacks = [];   // keeps the Callbacks table's weak entries alive
     RegionBlock? _contextBlock;       // the registered block a run's r1 last pointed to (any thread's is as good a hint)
@@ -40,19 +36,8 @@ public sealed unsafe class Interpreter
         ArgumentNullException.ThrowIfNull(helpers);
         _code = (Instruction[])program.Clone();
         _table = helpers;
-        _helpers = new Helper?[program.Length];
-        _siteMaps = new BpfMap?[program.Length];
-        _releasesMemory = new bool[program.Length];
-        _plans = new int[program.Length];
-        _plain = new bool[program.Length];
-        ProgramChecks.CheckRunnable(program, helpers, (i, h) =>
-        {
-            _helpers[i] = h;
-            _releasesMemory[i] = HelperArguments.ReleasesMemory(h);
-            _plans[i] = HelperPlan.Of(h);
-            // No map argument: the result is no region either (HelperArguments.ResultBytes needs the map).
-            _plain[i] = _plans[i] == HelperPlan.Nothing && !_releasesMemory[i];
-        }, BindCallback);
+        _sites = new CallSite?[program.Length];
+        ProgramChecks.CheckRunnable(program, helpers, (i, h) => _sites[i] = new CallSite(h, HelperPlan.Of(h)), BindCallback);
         _exec = StackAccesses.Rewrite(_code, out _);
     }
 
@@ -89,25 +74,30 @@ public sealed unsafe class Interpreter
         // uses may_goto and sets it when the frame is entered, so a call starts a fresh budget.
         int* loops = stackalloc int[MaxFrames];
         loops[0] = Op.MayGotoBudget;
-        int depth = 0;
         // Memory safety (docs/reliability.md, "The interpreter"): an access must lie in the frames in use,
         // [stack, stack + FrameBytes) (tracked here, never taken from r10, which an unverified program may
         // overwrite), in a region of the small per-run cache, or in a region the registry finds (which then
-        // joins the cache). Helpers see the whole stack block through the registry: a run announces it before its
-        // first helper call (a run that calls none never pays for it); a callback announces it at once, since it
+        // joins the cache). Helpers see the whole stack block through the registry: a run announces it before the
+        // first call that may look there (CallSite.Announces, or an argument check that asks the registry; a run whose
+        // helpers' arguments are all known never pays for it); a callback announces it at once, since it
         // may reach its callers' stacks, whose announcements it must keep and whose successors' it must drop.
         bool callback = entry != 0;
-        var run = new RunState { StackStart = (ulong)stack, FrameBytes = StackSize, Callback = callback, Context = callback ? 0 : r1 };
+        var run = new RunState
+        {
+            StackStart = (ulong)stack, FrameBytes = StackSize, Callback = callback, Context = callback ? 0 : r1,
+            Saved = saved, Loops = loops,
+        };
         run.SetLast(run.StackStart, StackSize);
         // The context block an earlier run found for this r1, while it is still registered: no registry walk for it.
         if (_contextBlock is { } ctx && ctx.Start == r1 && !callback && !ctx.Removed)
         {
-            run.Cache.Add(ctx.Start, ctx.Length);
+            run.Cache.Seed(ctx.Start, ctx.Length);
             run.SetLast(ctx.Start, ctx.Length);
         }
         if (callback) Announce(ref run);
-        // Inside the loop the run's flags are read from `run`, not from locals: every local live across the loop
-        // is one more register the dispatch would otherwise spill and reload in each case.
+        // Inside the loop everything but the code, pc and registers is read from `run` (in memory): every local
+        // live across the loop is one more register the dispatch would spill and reload in each case, and the rare
+        // cases (calls, exit from a subprogram) run out of line, so the loop's own calls clobber fewer registers.
 
         fixed (Instruction* code = _exec)
         {
@@ -269,7 +259,7 @@ public sealed unsafe class Interpreter
                     case 0xcd: if ((long)reg[d] < (long)reg[s]) pc += ins.Offset; break;
                     case 0xd5: if ((long)reg[d] <= (long)imm) pc += ins.Offset; break;
                     case 0xdd: if ((long)reg[d] <= (long)reg[s]) pc += ins.Offset; break;
-                    case 0xe5: if (loops[depth] == 0) pc += ins.Offset; else loops[depth]--; break;
+                    case 0xe5: if (run.Loops[run.Depth] == 0) pc += ins.Offset; else run.Loops[run.Depth]--; break;
 
                     // JMP32: 32-bit comparisons
                     case 0x06: pc += ins.Imm; break;
@@ -298,56 +288,28 @@ public sealed unsafe class Interpreter
 
                     // Calls and exit
                     case 0x85:
-                        if (ins.Src == (byte)CallKind.Local)
-                        {
-                            if (depth + 1 >= MaxFrames)
-                                throw new BpfRuntimeException(pc - 1, $"call stack overflow: more than {MaxFrames} frames");
-                            ulong* frame = saved + 5 * depth;
-                            frame[0] = reg[6]; frame[1] = reg[7]; frame[2] = reg[8]; frame[3] = reg[9]; frame[4] = (ulong)pc;
-                            // The callee's frame, found from the depth (r10 may have been overwritten), starts zeroed.
-                            new Span<byte>((void*)(run.StackStart + run.FrameBytes), StackSize).Clear();
-                            depth++;
-                            loops[depth] = Op.MayGotoBudget;
-                            run.FrameBytes += StackSize;
-                            reg[10] += StackSize;
-                            pc += ins.Imm;
-                            break;
-                        }
-                        {
-                            if (!run.Announced) Announce(ref run);
-                            Helper h = _helpers[pc - 1]!;
-                            reg[0] = _plain[pc - 1] ? h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5])
-                                : CallHelper(h, _plans[pc - 1], _releasesMemory[pc - 1], reg, run.Context, pc - 1, ref run);
-                            if (h.Exit != HelperExit.None && reg[0] == 0) return Return(run.Callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
-                            break;
-                        }
+                        if (ins.Src == (byte)CallKind.Local) { pc = EnterFrame(ref run, reg, pc, ins.Imm); break; }
+                        if (CallAt(pc - 1, reg, ref run)) return Return(run.Callback, run.StackStart, reg[0]);
+                        break;
                     case 0x8d:
-                        {
-                            if (!_table.TryGet((int)reg[d], out var h) || reg[d] > int.MaxValue)
-                                throw new BpfRuntimeException(pc - 1, $"callx to unknown helper {reg[d]}");
-                            if (!run.Announced) Announce(ref run);
-                            // The helper is chosen at run time here, so whether it releases a record is too.
-                            reg[0] = CallHelper(h, HelperPlan.Full, HelperArguments.ReleasesMemory(h), reg, run.Context, pc - 1, ref run);
-                            if (h.Exit != HelperExit.None && reg[0] == 0) return Return(run.Callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
-                            break;
-                        }
+                        if (CallX(pc - 1, reg, d, ref run)) return Return(run.Callback, run.StackStart, reg[0]);
+                        break;
                     case 0x95:
-                        if (depth == 0) return Return(run.Callback, run.StackStart, reg[0]);
-                        {
-                            depth--;
-                            ulong* frame = saved + 5 * depth;
-                            reg[6] = frame[0]; reg[7] = frame[1]; reg[8] = frame[2]; reg[9] = frame[3];
-                            pc = (int)frame[4];
-                            run.FrameBytes -= StackSize;
-                            reg[10] -= StackSize;
-                            break;
-                        }
+                        // The main frame alone is in use (FrameBytes, assigned at entry, not Depth, which only the
+                        // struct's zeroing wrote: a load right after that wide store waits for it).
+                        if (run.FrameBytes == StackSize) return Return(run.Callback, run.StackStart, reg[0]);
+                        pc = LeaveFrame(ref run, reg);
+                        break;
                     default:
-                        throw new BpfRuntimeException(pc - 1, $"unsupported instruction 0x{ins.Opcode:x2}");
+                        throw Unsupported(pc - 1, ins.Opcode);
                 }
             }
         }
     }
+
+    // Out of line: the string formatting would otherwise put its locals in the dispatch loop's frame.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static BpfRuntimeException Unsupported(int index, byte opcode) => new(index, $"unsupported instruction 0x{opcode:x2}");
 
     /// <summary>
     /// The address <paramref name="base"/> + <paramref name="offset"/> of a <paramref name="size"/>-byte access, checked
@@ -405,25 +367,90 @@ public sealed unsafe class Interpreter
         run.Announced = true;
     }
 
-    /// <summary>A helper call: its pointer arguments checked first, its pointer result cached as a region.</summary>
-    ulong CallHelper(Helper h, int plan, bool releasesMemory, ulong* reg, ulong ctx, int index, ref RunState run)
+    /// <summary>A bpf-to-bpf call from the slot before <paramref name="pc"/>: saves r6-r9 and the return slot, enters a zeroed frame; returns the callee's first slot.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static int EnterFrame(ref RunState run, ulong* reg, int pc, int imm)
     {
+        if (run.Depth + 1 >= MaxFrames)
+            throw new BpfRuntimeException(pc - 1, $"call stack overflow: more than {MaxFrames} frames");
+        ulong* frame = run.Saved + 5 * run.Depth;
+        frame[0] = reg[6]; frame[1] = reg[7]; frame[2] = reg[8]; frame[3] = reg[9]; frame[4] = (ulong)pc;
+        // The callee's frame, found from the depth (r10 may have been overwritten), starts zeroed.
+        new Span<byte>((void*)(run.StackStart + run.FrameBytes), StackSize).Clear();
+        run.Depth++;
+        run.Loops[run.Depth] = Op.MayGotoBudget;
+        run.FrameBytes += StackSize;
+        reg[10] += StackSize;
+        return pc + imm;
+    }
+
+    /// <summary>Exit from a subprogram: restores r6-r9 and returns the caller's next slot.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static int LeaveFrame(ref RunState run, ulong* reg)
+    {
+        run.Depth--;
+        ulong* frame = run.Saved + 5 * run.Depth;
+        reg[6] = frame[0]; reg[7] = frame[1]; reg[8] = frame[2]; reg[9] = frame[3];
+        run.FrameBytes -= StackSize;
+        reg[10] -= StackSize;
+        return (int)frame[4];
+    }
+
+    /// <summary>
+    /// The helper call at slot <paramref name="index"/>: r0 set; true when the helper ended the program (bpf_tail_call,
+    /// an exiting kfunc), r0 then being the program's result.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    bool CallAt(int index, ulong* reg, ref RunState run)
+    {
+        CallSite site = _sites[index]!;
+        if (site.Announces && !run.Announced) Announce(ref run);
+        Helper h = site.Helper;
+        reg[0] = site.Plain ? h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]) : CallHelper(site, reg, index, ref run);
+        return h.Exit != HelperExit.None && reg[0] == 0 && Ended(h, reg);
+    }
+
+    /// <summary>callx: the helper whose id is in r<paramref name="d"/>, chosen at run time, checked in full; as <see cref="CallAt"/>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    bool CallX(int index, ulong* reg, int d, ref RunState run)
+    {
+        if (!_table.TryGet((int)reg[d], out var h) || reg[d] > int.MaxValue)
+            throw new BpfRuntimeException(index, $"callx to unknown helper {reg[d]}");
+        if (!run.Announced) Announce(ref run);
+        reg[0] = CallHelper(new CallSite(h, HelperPlan.Full), reg, index, ref run);
+        return h.Exit != HelperExit.None && reg[0] == 0 && Ended(h, reg);
+    }
+
+    // A helper that ends the program returned 0: the program's result is the tail call's (or 0).
+    static bool Ended(Helper h, ulong* reg)
+    {
+        reg[0] = h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0;
+        return true;
+    }
+
+    /// <summary>A helper call: its pointer arguments checked first, its pointer result cached as a region.</summary>
+    ulong CallHelper(CallSite site, ulong* reg, int index, ref RunState run)
+    {
+        Helper h = site.Helper;
         // A racy cache of a reference: any thread's last map is as good a hint. Written only on a change.
-        var last = _siteMaps[index];
-        if (plan == HelperPlan.Full || !HelperPlan.Accepts(plan, reg, ctx, last, ref run, out var map))
+        var last = site.LastMap;
+        if (site.Plan == HelperPlan.Full || !HelperPlan.Accepts(site.Plan, reg, run.Context, last, ref run, out var map))
         {
-            map = HelperArguments.Check(ref run, h, reg[1], reg[2], reg[3], reg[4], reg[5], ctx, _code, index, last, run.LastSocket);
-            if (!ReferenceEquals(last, map)) _siteMaps[index] = map;
+            // The full check also looks in the registry, whose list of this thread's stacks must be this run's.
+            if (!run.Announced) Announce(ref run);
+            map = HelperArguments.Check(ref run, h, reg[1], reg[2], reg[3], reg[4], reg[5], run.Context, _code, index, last, run.LastSocket);
+            if (!ReferenceEquals(last, map)) site.LastMap = map;
         }
         ulong r0 = h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]);
         // A record submitted or discarded is no longer the program's: forget what the cache knew.
-        if (releasesMemory) { run.Cache = default; run.LastSocket = 0; run.SetLast(run.StackStart, StackSize); }
-        if (HelperArguments.ResultBytes(h, map, r0, reg[2]) is int bytes and > 0)
+        if (site.ReleasesMemory) { run.Cache = default; run.LastSocket = 0; run.SetLast(run.StackStart, StackSize); }
+        // Only a helper whose result the verifier types as a pointer adds a region (no map, no region either).
+        if (site.ReturnsPointer && map != null && HelperArguments.ResultBytes(h, map, r0, reg[2]) is int bytes and > 0)
         {
             run.Cache.Add(r0, bytes);
             run.SetLast(r0, bytes);
             // A socket a SOCKMAP/SOCKHASH lookup returned: the next bpf_sk_assign or bpf_sk_release of it needs no registry.
-            if (map!.Type is MapType.SockMap or MapType.SockHash) run.LastSocket = r0;
+            if (map.Type is MapType.SockMap or MapType.SockHash) run.LastSocket = r0;
         }
         return r0;
     }
@@ -434,4 +461,37 @@ public sealed unsafe class Interpreter
         if (callback) MemoryRegions.ExitStack(stackStart);
         return r0;
     }
+}
+
+/// <summary>A `call imm` slot of the interpreter's program: the helper and how a call of it is checked, fixed when the program is prepared.</summary>
+internal sealed class CallSite(Helper helper, int plan)
+{
+    /// <summary>The helper the slot calls.</summary>
+    public readonly Helper Helper = helper;
+
+    /// <summary>How the helper's pointer arguments are checked quickly (<see cref="HelperPlan"/>).</summary>
+    public readonly int Plan = plan;
+
+    /// <summary>The helper submits or discards a ring-buffer record: the run's cache forgets what it knew.</summary>
+    public readonly bool ReleasesMemory = HelperArguments.ReleasesMemory(helper);
+
+    /// <summary>The verifier types the helper's result as a pointer (a map value, a record): a non-NULL one becomes a region.</summary>
+    public readonly bool ReturnsPointer = helper.Proto.Ret is RetType.PtrToMapValueOrNull or RetType.PtrToRingbufMemOrNull;
+
+    /// <summary>
+    /// Nothing to check or remember: no pointer argument (so no map either, which a pointer result needs), no record released.
+    /// </summary>
+    public readonly bool Plain = plan == HelperPlan.Nothing && !HelperArguments.ReleasesMemory(helper);
+
+    /// <summary>
+    /// The run's stack block must be announced to the registry (MemoryRegions.EnterStack) before the call: the helper
+    /// may look for memory there itself (a prototype that says nothing, bpf_trace_printk's extra arguments) or run a
+    /// callback, which finds its caller's stack there. Any other helper's arguments are checked by the interpreter,
+    /// which announces the block before a check that asks the registry.
+    /// </summary>
+    public readonly bool Announces = ReferenceEquals(helper.Proto, HelperProto.Unknown) || helper.Proto.Variadic
+        || Array.IndexOf(helper.Proto.Args, ArgType.PtrToFunc) >= 0;
+
+    /// <summary>The map the call here passed last (a racy hint: its check then skips the registry).</summary>
+    public BpfMap? LastMap;
 }

@@ -9,23 +9,29 @@ namespace BpfJit.Runtime;
 /// </summary>
 internal struct RegionCache
 {
-    ulong _start0, _start1, _start2, _start3;
-    long _length0, _length1, _length2, _length3;
+    Four<ulong> _start;
+    Four<long> _length;
     int _next;
+
+    [InlineArray(4)]
+    struct Four<T>
+    {
+        T _element;
+    }
 
     /// <summary>True when [<paramref name="address"/>, +<paramref name="size"/>) lies inside one entry.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly bool Hit(ulong address, int size) =>
-        In(address, size, _start0, _length0) || In(address, size, _start1, _length1)
-        || In(address, size, _start2, _length2) || In(address, size, _start3, _length3);
+        In(address, size, _start[0], _length[0]) || In(address, size, _start[1], _length[1])
+        || In(address, size, _start[2], _length[2]) || In(address, size, _start[3], _length[3]);
 
     /// <summary>The entry holding [<paramref name="address"/>, +<paramref name="size"/>), if any.</summary>
     public readonly bool Find(ulong address, int size, out ulong start, out long length)
     {
-        if (In(address, size, _start0, _length0)) { (start, length) = (_start0, _length0); return true; }
-        if (In(address, size, _start1, _length1)) { (start, length) = (_start1, _length1); return true; }
-        if (In(address, size, _start2, _length2)) { (start, length) = (_start2, _length2); return true; }
-        if (In(address, size, _start3, _length3)) { (start, length) = (_start3, _length3); return true; }
+        if (In(address, size, _start[0], _length[0])) { (start, length) = (_start[0], _length[0]); return true; }
+        if (In(address, size, _start[1], _length[1])) { (start, length) = (_start[1], _length[1]); return true; }
+        if (In(address, size, _start[2], _length[2])) { (start, length) = (_start[2], _length[2]); return true; }
+        if (In(address, size, _start[3], _length[3])) { (start, length) = (_start[3], _length[3]); return true; }
         (start, length) = (0, 0);
         return false;
     }
@@ -38,22 +44,31 @@ internal struct RegionCache
         return room >= 0 && address - start <= (ulong)room;
     }
 
+    /// <summary>
+    /// Remembers [<paramref name="start"/>, +<paramref name="length"/>) in an empty cache as its first entry. Unlike
+    /// <see cref="Add"/> it reads nothing: at a run's start the cache was just zeroed by one wide store, which a
+    /// narrower load right after has to wait for (no store forwarding), tens of cycles on every run.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Seed(ulong start, int length)
+    {
+        (_start[0], _length[0]) = (start, length);
+        _next = 1;
+    }
+
     /// <summary>Remembers the region [<paramref name="start"/>, +<paramref name="length"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Add(ulong start, int length)
     {
-        switch (_next++ & 3)
-        {
-            case 0: (_start0, _length0) = (start, length); break;
-            case 1: (_start1, _length1) = (start, length); break;
-            case 2: (_start2, _length2) = (start, length); break;
-            default: (_start3, _length3) = (start, length); break;
-        }
+        // Indexed rather than a switch: a switch here is an indirect jump the call sites' mix keeps mispredicting.
+        int slot = _next++ & 3;
+        _start[slot] = start;
+        _length[slot] = length;
     }
 }
 
 /// <summary>What the interpreter's access checks read: where its stack block starts, how many bytes of frames are in use, the last region touched, the cache.</summary>
-internal struct RunState : Checked.HelperArguments.IRegionProbe
+internal unsafe struct RunState : Checked.HelperArguments.IRegionProbe
 {
     /// <summary>For helper arguments: the whole stack block (a helper may be handed any of it), then the cache.</summary>
     public readonly bool Holds(ulong address, int size) =>
@@ -70,6 +85,9 @@ internal struct RunState : Checked.HelperArguments.IRegionProbe
     public ulong LastSocket;   // a socket view a helper returned in this run (0: none)
     public bool Callback;      // the run is a callback's (bpf_loop, bpf_for_each_map_elem): its callers' stacks are regions too
     public bool Announced;     // the stack block is announced to the registry (MemoryRegions.EnterStack)
+    public int Depth;          // frames in use minus one
+    public ulong* Saved;       // per frame: the caller's r6-r9 and return slot
+    public int* Loops;         // per frame: may_goto's remaining budget
 
     /// <summary>Makes [<paramref name="start"/>, +<paramref name="length"/>) the last region; one shorter than 8 bytes stays in the cache only.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
