@@ -17,8 +17,8 @@ public static class VerifyCommand
         Verifies an SK_LOOKUP program the way the Linux kernel does for a privileged loader, and
         prints the verifier log: level 1 the error with its instruction, level 2 every instruction
         with the register and stack state (R1=ctx() R10=fp0 fp-8=mmmmmmmm), level 4 the kernel's
-        statistics ('verification time 85 usec', 'stack depth 8', 'processed 30 insns (limit 1000000)
-        max_states_per_insn 0 total_states 3 peak_states 3 mark_read 0'). Levels are the kernel's bits
+        statistics ('verification time N usec', 'stack depth 8+16' per subprogram, 'processed N insns
+        (limit 1000000) max_states_per_insn M total_states T peak_states P mark_read 0'). Levels are the kernel's bits
         and combine as its log_level does: 5 = 1|4, 6 = 2|4.
         OBJECT.o is an ELF object built by clang -target bpf: every SK_LOOKUP program in it (or the one
         --program names) is verified against the object's own map definitions, and an error names
@@ -29,7 +29,7 @@ public static class VerifyCommand
         TYPE is a name (HASH, ARRAY, SOCKMAP, ...) or the kernel's number.
         --json prints {"file": "x.o", "programs": [{"name": "dispatcher", "accepted": true, "error": null,
         "errorInsn": null, "insnsProcessed": 281, "stackDepths": [28], "mayReadUninitStack": false,
-        "stats": {"verificationTimeUsec": 310, "insnsProcessed": 281, "maxStatesPerInsn": 1, "totalStates": 20,
+        "stats": {"verificationTimeUsec": 98476, "insnsProcessed": 281, "maxStatesPerInsn": 3, "totalStates": 20,
         "peakStates": 20, "markRead": 0}, "log": "..."}]} (the log at the --log level; stats at every level).
         Exit code 0 when accepted, 1 when rejected (log on stdout), 2 on bad input.
 
