@@ -11,7 +11,7 @@ public static class DumpCommand
 {
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("dump", "show the IL or C# the JIT emits for a program, or save it as a DLL", """
-        usage: bpfjit dump PROGRAM [--il] [--cs] [--xlated] [--dll OUT.dll] [--no-zero-stack] [--program NAME]
+        usage: bpfjit dump PROGRAM [--il] [--cs] [--xlated] [--native] [--dll OUT.dll] [--no-zero-stack] [--program NAME]
                            [--map NAME:KEY:VALUE:ENTRIES,...]
 
         Compiles PROGRAM with the JIT and shows what it emitted, read back from a saved assembly built
@@ -31,6 +31,8 @@ public static class DumpCommand
                    ctx loads rewritten, dead code marked ('; dead: no path reaches it, not compiled'),
                    and per instruction the register types the verifier proved before it and the facts
                    the JIT uses ('; r1=ctx r10=fp ; ctx load local_port')
+          --native the x86-64 machine code RyuJIT made of the method in this process, disassembled
+                   (Iced), as 'bpftool prog dump jited' shows the kernel JIT's: offset, bytes, instruction
           --dll    write the assembly (type BpfJit.Dump.BpfProgram, method Run) to OUT.dll
           --no-zero-stack  compile as a verifier-approved program would be: stack not zeroed
           --json   one object: {"program": "x.data", "slots": 12, "il": {"header": ["..."], "blocks":
@@ -49,11 +51,12 @@ public static class DumpCommand
           bpfjit dump examples/prog.bin --dll out/prog.dll
           bpfjit dump examples/asm/ipv4_in_subnet.data --json
           bpfjit dump tests/programs/redir_port.o --xlated
+          bpfjit dump tests/programs/redir_port.o --native
         """, Run);
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
-        var args = new Args(argv, ["--dll", "--program", "--map"], ["--il", "--cs", "--xlated", "--no-zero-stack", "--json"]);
+        var args = new Args(argv, ["--dll", "--program", "--map"], ["--il", "--cs", "--xlated", "--native", "--no-zero-stack", "--json"]);
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no PROGRAM given" : "give exactly one PROGRAM");
         var options = JitOptions.Default with { ZeroStack = !args.Has("--no-zero-stack") };
         string path = args.Positional[0];
@@ -63,12 +66,20 @@ public static class DumpCommand
         var compiled = loaded != null
             ? JitCompiler.Compile(loaded.Code, loaded.Helpers, options, loaded.Facts)
             : JitCompiler.Compile(ProgramFiles.Load(path, args.Get("--program")), HelperTable.Bench(), options);
-        bool il = args.Has("--il") || !(args.Has("--cs") || args.Has("--dll") || args.Has("--xlated"));
+        bool il = args.Has("--il") || !(args.Has("--cs") || args.Has("--dll") || args.Has("--xlated") || args.Has("--native"));
         // The register types come from the object's own verification; the facts the JIT uses from the load above.
         var xlated = loaded != null && args.Has("--xlated")
             ? Output.XlatedListing.Build(loaded, BpfJit.Verifier.ObjectVerification.Verify(loaded.Collection, loaded.Spec, loaded.Helpers))
             : null;
-        if (args.Has("--json")) return Output.DumpJson.Write(args, compiled, il, stdout, xlated);
+        var native = args.Has("--native") ? Output.NativeListing.Read(compiled) : default;
+        if (args.Has("--json")) return Output.DumpJson.Write(args, compiled, il, stdout, xlated, native.Code);
+        if (native.Code != null)
+        {
+            // Offsets and branch targets from the method's start; the address is this process's.
+            stdout.WriteLine($"; native code of {(loaded?.Name ?? Path.GetFileName(path))}: {native.Code.Length} bytes of x86-64 by RyuJIT at 0x{native.Address:x} in this process");
+            stdout.Write(Output.NativeListing.Format(0, native.Code));
+            if (xlated != null || il || args.Has("--cs")) stdout.WriteLine();
+        }
         if (xlated != null)
         {
             Output.XlatedListing.WriteText(loaded!.Name, xlated, loaded.Code.Length, stdout);
