@@ -29,6 +29,8 @@ public static class Cli
         InspectCommand.Info,
         DisasmCommand.Info,
         DumpCommand.Info,
+        BtfCommand.Info,
+        FeatureCommand.Info,
         ConformanceCommand.Info,
         PluginCommand.Info,
     ];

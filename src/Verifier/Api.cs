@@ -57,7 +57,11 @@ public sealed class VerifierOptions
     /// <summary>The program type (the verifier checks SK_LOOKUP programs: <see cref="ProgramType.SkLookup"/>).</summary>
     public ProgramType ProgramType { get; init; } = ProgramType.SkLookup;
 
-    /// <summary>0: errors only in the result; 1: the error with its instruction; 2: every instruction with its state.</summary>
+    /// <summary>
+    /// The kernel's log_level bits: 0 errors only in the result; 1 the error with its instruction; 2 every
+    /// instruction with its state; 4 (BPF_LOG_STATS) the statistics (verification time, stack depth, processed
+    /// instructions and states). They combine: 5 is 1|4, 6 is 2|4.
+    /// </summary>
     public int LogLevel { get; init; } = 1;
 
     /// <summary>Optional source line per instruction index (BTF line info), named in error messages.</summary>
@@ -195,9 +199,24 @@ public sealed class VerifierResult
     /// </summary>
     public bool MayExposeAddresses { get; internal init; }
 
+    /// <summary>The figures the kernel's log level 4 prints (print_verification_stats).</summary>
+    public VerifierStats Stats { get; internal init; } = new(TimeSpan.Zero, 0, 0, 0, 0);
+
     /// <summary>Throws <see cref="BpfVerifierException"/> when rejected.</summary>
     public VerifierResult ThrowIfRejected() => Accepted ? this : throw new BpfVerifierException(this);
 }
+
+/// <summary>
+/// The statistics of one verification, as the kernel's print_verification_stats reports them (log level 4):
+/// <c>verification time N usec</c>, then <c>processed N insns (limit 1000000) max_states_per_insn M
+/// total_states T peak_states P mark_read 0</c>.
+/// </summary>
+/// <param name="VerificationTime">Wall time of the verification.</param>
+/// <param name="InsnsProcessed">Instructions processed over all paths (capped one past the complexity limit).</param>
+/// <param name="MaxStatesPerInsn">The most checkpoints kept at one instruction.</param>
+/// <param name="TotalStates">Checkpoints made.</param>
+/// <param name="PeakStates">The most checkpoints alive at once.</param>
+public sealed record VerifierStats(TimeSpan VerificationTime, int InsnsProcessed, int MaxStatesPerInsn, int TotalStates, int PeakStates);
 
 /// <summary>A program the verifier rejected; carries the whole log.</summary>
 public sealed class BpfVerifierException : BpfException

@@ -135,7 +135,7 @@ internal sealed partial class Checker
                 _liveStates = 0;
                 _cur = GlobalInitialState(sp, sig);
                 Explore();
-                if (_opt.LogLevel >= 1) _log.AppendLine($"Func#{sp} ('{sig.Name}') is safe for any args that match its prototype");
+                if (_opt.LogLevel != 0) _log.AppendLine($"Func#{sp} ('{sig.Name}') is safe for any args that match its prototype");
                 verified[sp] = true;
                 progress = true;
             }

@@ -63,7 +63,7 @@ internal sealed partial class Checker
     {
         get
         {
-            if (_opt.LogLevel < 2 || _logTruncated) return false;
+            if ((_opt.LogLevel & LogLevel2) == 0 || _logTruncated) return false;
             if (_log.Length < MaxLogChars) return true;
             _logTruncated = true;
             _log.AppendLine($"... log truncated at {MaxLogChars} characters; verification continues ...");
@@ -71,8 +71,16 @@ internal sealed partial class Checker
         }
     }
 
+    // The kernel's log_level bits (BPF_LOG_LEVEL1, BPF_LOG_LEVEL2, BPF_LOG_STATS): 1 and 2 print instructions,
+    // 2 also every state, 4 the statistics; any non-zero level prints the messages.
+    internal const int LogLevel1 = 1, LogLevel2 = 2, LogStats = 4, LogLevelInsns = LogLevel1 | LogLevel2;
+    internal const int LogLevelMask = LogLevel1 | LogLevel2 | LogStats;
+
+    readonly System.Diagnostics.Stopwatch _clock = new();
+
     public VerifierResult Run()
     {
+        _clock.Start();
         int errInsn = -1;
         string? error = null;
         // resolve_pseudo_ldimm64 runs before the kernel's CFG checks: a program over the map limit is refused first.
@@ -85,7 +93,7 @@ internal sealed partial class Checker
             error = structural;
             errInsn = at;
             // An instruction BpfJit cannot decode is named by its index and bytes, as the kernel's log names a failing instruction.
-            if (_opt.LogLevel >= 1 && at >= 0 && at < _insns.Count && BpfJit.Frontend.Decoder.Check(_insns[at]) != null)
+            if ((_opt.LogLevel & LogLevelInsns) != 0 && at >= 0 && at < _insns.Count && BpfJit.Frontend.Decoder.Check(_insns[at]) != null)
                 _log.AppendLine($"{at}: ({_insns[at].Opcode:x2}) {Disassembler.Format(_insns, at)}");
             _log.AppendLine(structural);
             return Finish(error, errInsn);
@@ -117,7 +125,7 @@ internal sealed partial class Checker
         {
             error = e.Message;
             errInsn = _cur?.Insn ?? -1;
-            if (_opt.LogLevel >= 1 && errInsn >= 0 && errInsn < _insns.Count && !e.Message.StartsWith("BPF program is too large", StringComparison.Ordinal))
+            if ((_opt.LogLevel & LogLevelInsns) != 0 && errInsn >= 0 && errInsn < _insns.Count && !e.Message.StartsWith("BPF program is too large", StringComparison.Ordinal))
                 _log.AppendLine($"{errInsn}: ({_insns[errInsn].Opcode:x2}) {Disassembler.Format(_insns, errInsn)}");
             if (_opt.LineInfo != null && errInsn >= 0 && _opt.LineInfo.TryGetValue(errInsn, out var line)) _log.AppendLine("; " + line);
             _log.AppendLine(e.Message);
@@ -165,19 +173,30 @@ internal sealed partial class Checker
 
     VerifierResult Finish(string? error, int errInsn)
     {
-        // The kernel ends every log with the statistics; at level 1 BpfJit keeps a rejection's log to the error.
-        if (error == null || (_opt.LogLevel >= 2 && _info != null))
-            _log.AppendLine($"processed {Math.Min(_processed, BpfAbi.MaxInsns + 1)} insns (limit {BpfAbi.MaxInsns}) max_states_per_insn {MaxStates()} total_states {_totalStates} peak_states {_peakStates} mark_read 0");
+        _clock.Stop();
         int subprogs = _info?.SubprogStarts.Count ?? 1;
         var depths = new int[subprogs];
         for (int s = 0; s < subprogs; s++) depths[s] = _stackDepth[s];
+        var stats = new VerifierStats(_clock.Elapsed, Math.Min(_processed, BpfAbi.MaxInsns + 1), _maxStatesPerInsn, _totalStates, _peakStates);
+        bool statsBit = (_opt.LogLevel & LogStats) != 0;
+        // print_verification_stats: with BPF_LOG_STATS the time and each subprogram's stack depth, then (always in
+        // the kernel) the counts. At levels 1 and 2 alone BpfJit keeps a rejection's log to the error, as before.
+        if (statsBit && _info != null)
+        {
+            _log.Append("verification time ").Append((long)stats.VerificationTime.TotalMicroseconds).AppendLine(" usec");
+            // The kernel grows a frame's stack in whole 8-byte slots (grow_stack_state), so its depth is rounded up.
+            _log.Append("stack depth ").AppendJoin('+', depths.Select(d => (d + 7) & ~7)).AppendLine();
+        }
+        if (error == null || (((_opt.LogLevel & LogLevel2) != 0 || statsBit) && _info != null))
+            _log.AppendLine($"processed {stats.InsnsProcessed} insns (limit {BpfAbi.MaxInsns}) max_states_per_insn {stats.MaxStatesPerInsn} total_states {stats.TotalStates} peak_states {stats.PeakStates} mark_read 0");
         return new VerifierResult(error == null, _opt.LogLevel == 0 && error == null ? "" : _log.ToString(), error, errInsn, _facts, _processed, depths, _uninitRead)
         {
             MayExposeAddresses = _exposesAddress,
+            Stats = stats,
         };
     }
 
-    int MaxStates() => _explored.Count == 0 ? 0 : _explored.Values.Max(l => l.Count);
+    int _maxStatesPerInsn;
 
     VerifierState InitialState()
     {
@@ -341,6 +360,7 @@ internal sealed partial class Checker
         // being explored, one is added only every so often; while none is to be added, misses are not counted, or
         // the checkpoints of earlier iterations would be dropped.
         bool addNew = forced || (_jmpsProcessed - _prevJmps >= 2 && _processed - _prevInsns >= 8);
+        int compared = list.Count;
         for (int i = 0; i < list.Count; i++)
         {
             var old = list[i];
@@ -403,6 +423,8 @@ internal sealed partial class Checker
                 i--;
             }
         }
+        // max_states_per_insn: the most checkpoints one visit compared against and missed (a hit returns before).
+        _maxStatesPerInsn = Math.Max(_maxStatesPerInsn, compared);
         if (!addNew) return false;
         _prevJmps = _jmpsProcessed;
         _prevInsns = _processed;

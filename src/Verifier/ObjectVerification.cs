@@ -83,6 +83,7 @@ public static class ObjectVerification
         return new VerifierResult(false, log, reason, result.ErrorInsn, [.. result.Facts], result.InsnsProcessed, [.. result.StackDepths], result.MayReadUninitStack)
         {
             MayExposeAddresses = result.MayExposeAddresses,
+            Stats = result.Stats,
         };
     }
 }

@@ -11,7 +11,7 @@ public static class DumpCommand
 {
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("dump", "show the IL or C# the JIT emits for a program, or save it as a DLL", """
-        usage: bpfjit dump PROGRAM [--il] [--cs] [--dll OUT.dll] [--no-zero-stack] [--program NAME]
+        usage: bpfjit dump PROGRAM [--il] [--cs] [--xlated] [--native] [--dll OUT.dll] [--no-zero-stack] [--program NAME]
                            [--map NAME:KEY:VALUE:ENTRIES,...]
 
         Compiles PROGRAM with the JIT and shows what it emitted, read back from a saved assembly built
@@ -26,12 +26,21 @@ public static class DumpCommand
           --il     the IL, each block preceded by its eBPF instruction: '; 5: r0 = *(u32 *)(r1 + 8)'
                    (the default when no other output is asked for)
           --cs     the method decompiled to C# (ICSharpCode.Decompiler)
+          --xlated the eBPF program as the engine compiles it (an object's program only), as
+                   'bpftool prog dump xlated' shows the kernel's: maps bound ('r1 = map[redir_map] ll'),
+                   ctx loads rewritten, dead code marked ('; dead: no path reaches it, not compiled'),
+                   and per instruction the register types the verifier proved before it and the facts
+                   the JIT uses ('; r1=ctx r10=fp ; ctx load local_port')
+          --native the x86-64 machine code RyuJIT made of the method in this process, disassembled
+                   (Iced), as 'bpftool prog dump jited' shows the kernel JIT's: offset, bytes, instruction
           --dll    write the assembly (type BpfJit.Dump.BpfProgram, method Run) to OUT.dll
           --no-zero-stack  compile as a verifier-approved program would be: stack not zeroed
           --json   one object: {"program": "x.data", "slots": 12, "il": {"header": ["..."], "blocks":
                    [{"slot": 0, "comment": "r0 = 1", "il": ["IL_0015: ldc.i8 1", ...]}]},
                    "cs": "..." (with --cs), "dll": "out.dll" (with --dll)}; a block whose comment is
-                   not an instruction (the prologue) has "slot": null
+                   not an instruction (the prologue) has "slot": null; with --xlated "xlated": [{"slot": 0,
+                   "opcode": "bf", "text": "r7 = r1", "dead": false, "registers": {"r1": "ctx", "r10": "fp"},
+                   "notes": []}]
         Exit code 0 on success, 2 when the program cannot be read or compiled.
 
         examples:
@@ -41,21 +50,41 @@ public static class DumpCommand
           bpfjit dump ../shared/conformance/call_local.data --cs
           bpfjit dump examples/prog.bin --dll out/prog.dll
           bpfjit dump examples/asm/ipv4_in_subnet.data --json
+          bpfjit dump tests/programs/redir_port.o --xlated
+          bpfjit dump tests/programs/redir_port.o --native
         """, Run);
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
-        var args = new Args(argv, ["--dll", "--program", "--map"], ["--il", "--cs", "--no-zero-stack", "--json"]);
+        var args = new Args(argv, ["--dll", "--program", "--map"], ["--il", "--cs", "--xlated", "--native", "--no-zero-stack", "--json"]);
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no PROGRAM given" : "give exactly one PROGRAM");
         var options = JitOptions.Default with { ZeroStack = !args.Has("--no-zero-stack") };
         string path = args.Positional[0];
         if (args.Has("--map") && !ProgramFiles.IsElfFile(path)) throw new UsageException("--map applies to ELF objects only");
+        if (args.Has("--xlated") && !ProgramFiles.IsElfFile(path)) throw new UsageException("--xlated needs an ELF object (its program is loaded as the runtime loads it)");
         using var loaded = ProgramFiles.IsElfFile(path) ? VerifiedObjectProgram.Load(path, args.Get("--program"), MapSizes(args.Get("--map"))) : null;
         var compiled = loaded != null
             ? JitCompiler.Compile(loaded.Code, loaded.Helpers, options, loaded.Facts)
             : JitCompiler.Compile(ProgramFiles.Load(path, args.Get("--program")), HelperTable.Bench(), options);
-        bool il = args.Has("--il") || !(args.Has("--cs") || args.Has("--dll"));
-        if (args.Has("--json")) return Output.DumpJson.Write(args, compiled, il, stdout);
+        bool il = args.Has("--il") || !(args.Has("--cs") || args.Has("--dll") || args.Has("--xlated") || args.Has("--native"));
+        // The register types come from the object's own verification; the facts the JIT uses from the load above.
+        var xlated = loaded != null && args.Has("--xlated")
+            ? Output.XlatedListing.Build(loaded, BpfJit.Verifier.ObjectVerification.Verify(loaded.Collection, loaded.Spec, loaded.Helpers))
+            : null;
+        var native = args.Has("--native") ? Output.NativeListing.Read(compiled) : default;
+        if (args.Has("--json")) return Output.DumpJson.Write(args, compiled, il, stdout, xlated, native.Code);
+        if (native.Code != null)
+        {
+            // Offsets and branch targets from the method's start; the address is this process's.
+            stdout.WriteLine($"; native code of {(loaded?.Name ?? Path.GetFileName(path))}: {native.Code.Length} bytes of x86-64 by RyuJIT at 0x{native.Address:x} in this process");
+            stdout.Write(Output.NativeListing.Format(0, native.Code));
+            if (xlated != null || il || args.Has("--cs")) stdout.WriteLine();
+        }
+        if (xlated != null)
+        {
+            Output.XlatedListing.WriteText(loaded!.Name, xlated, loaded.Code.Length, stdout);
+            if (il || args.Has("--cs")) stdout.WriteLine();
+        }
         if (il) stdout.Write(compiled.GetIlListing());
         if (args.Has("--cs"))
         {

@@ -16,14 +16,24 @@ public sealed class VerifiedObjectProgram : IDisposable
 {
     readonly List<BpfMap> _maps;
 
-    VerifiedObjectProgram(string name, Instruction[] code, ProgramFacts facts, List<BpfMap> maps, HelperTable helpers)
+    VerifiedObjectProgram(string name, Instruction[] code, ProgramFacts facts, List<BpfMap> maps, HelperTable helpers, BoundProgram bound)
     {
         Name = name;
         Code = code;
         Facts = facts;
         _maps = maps;
         Helpers = helpers;
+        References = bound.References;
     }
+
+    /// <summary>Where the binder put a map or map value address into an ld_imm64, by slot.</summary>
+    public IReadOnlyList<BoundMapReference> References { get; }
+
+    /// <summary>The object the program came from.</summary>
+    public CollectionSpec Collection { get; private init; } = null!;
+
+    /// <summary>The program as the object holds it.</summary>
+    public ProgramSpec Spec { get; private init; } = null!;
 
     /// <summary>The program's name.</summary>
     public string Name { get; }
@@ -69,8 +79,9 @@ public sealed class VerifiedObjectProgram : IDisposable
             ObjectMaps.InstallInnerMaps(collection.Maps, name => maps.Find(m => m.Name == name));
             var helpers = BpfJit.Runtime.SkLookup.SkLookupHelpers.CreateTable();
             var facts = new SkLookupProgramVerifier().VerifyWithFacts(spec, maps, helpers);
-            var code = CtxLoadRewriter.Rewrite(ProgramBinder.Bind(spec, maps).Code);
-            return new VerifiedObjectProgram(spec.Name, code, facts, maps, helpers);
+            var bound = ProgramBinder.Bind(spec, maps);
+            var code = CtxLoadRewriter.Rewrite(bound.Code);
+            return new VerifiedObjectProgram(spec.Name, code, facts, maps, helpers, bound) { Collection = collection, Spec = spec };
         }
         catch
         {

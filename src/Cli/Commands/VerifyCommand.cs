@@ -6,17 +6,20 @@ using BpfJit.Verifier;
 
 namespace BpfJit.Cli.Commands;
 
-/// <summary><c>bpfjit verify FILE [--type sk_lookup] [--log 1|2] [--maps SPEC,...]</c></summary>
+/// <summary><c>bpfjit verify FILE [--type sk_lookup] [--log 1|2|4|5|6] [--maps SPEC,...]</c></summary>
 public static class VerifyCommand
 {
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("verify", "check a program with the static verifier (kernel-style log)", """
-        usage: bpfjit verify OBJECT.o [--program NAME] [--log 1|2] [--json]
-               bpfjit verify FILE [--type sk_lookup] [--log 1|2] [--maps NAME:TYPE:KEY:VALUE:ENTRIES[:ro],...]
+        usage: bpfjit verify OBJECT.o [--program NAME] [--log 1|2|4|5|6] [--json]
+               bpfjit verify FILE [--type sk_lookup] [--log 1|2|4|5|6] [--maps NAME:TYPE:KEY:VALUE:ENTRIES[:ro],...]
 
         Verifies an SK_LOOKUP program the way the Linux kernel does for a privileged loader, and
         prints the verifier log: level 1 the error with its instruction, level 2 every instruction
-        with the register and stack state (R1=ctx() R10=fp0 fp-8=mmmmmmmm).
+        with the register and stack state (R1=ctx() R10=fp0 fp-8=mmmmmmmm), level 4 the kernel's
+        statistics ('verification time N usec', 'stack depth 8+16' per subprogram, 'processed N insns
+        (limit 1000000) max_states_per_insn M total_states T peak_states P mark_read 0'). Levels are the kernel's bits
+        and combine as its log_level does: 5 = 1|4, 6 = 2|4.
         OBJECT.o is an ELF object built by clang -target bpf: every SK_LOOKUP program in it (or the one
         --program names) is verified against the object's own map definitions, and an error names
         the C source line when the object has BTF line info.
@@ -26,12 +29,15 @@ public static class VerifyCommand
         TYPE is a name (HASH, ARRAY, SOCKMAP, ...) or the kernel's number.
         --json prints {"file": "x.o", "programs": [{"name": "dispatcher", "accepted": true, "error": null,
         "errorInsn": null, "insnsProcessed": 281, "stackDepths": [28], "mayReadUninitStack": false,
-        "log": "..."}]} (the log at the --log level).
+        "stats": {"verificationTimeUsec": 98476, "insnsProcessed": 281, "maxStatesPerInsn": 3, "totalStates": 20,
+        "peakStates": 20, "markRead": 0}, "log": "..."}]} (the log at the --log level; stats at every level).
         Exit code 0 when accepted, 1 when rejected (log on stdout), 2 on bad input.
 
         examples:
           bpfjit verify tests/programs/dispatcher.o
           bpfjit verify tests/programs/redir_port.o --program redir_port --log 2
+          bpfjit verify tests/programs/redir_port.o --log 4
+          bpfjit verify tests/programs/dispatcher.o --log 6
           bpfjit verify examples/prog.asm
           bpfjit verify tests/programs/dispatcher.o --json
           bpfjit verify examples/prog.bin --log 2 --maps socks:SOCKMAP:4:8:32,metrics:PERCPU_ARRAY:4:24:1024
@@ -48,7 +54,7 @@ public static class VerifyCommand
         var args = new Args(argv, ["--log", "--type", "--maps", "--program"], ["--json"]);
         if (args.Positional.Count != 1) throw new UsageException("exactly one FILE is needed");
         args.Choice("--type", "sk_lookup", "sk_lookup");
-        int level = args.Choice("--log", "1", "1", "2")[0] - '0';
+        int level = LogLevel(args.Get("--log", "1")!);
         string path = args.Positional[0];
         bool json = args.Has("--json");
         if (ProgramFiles.IsElfFile(path)) return VerifyObject(path, args.Get("--program"), level, json, stdout);
@@ -85,11 +91,23 @@ public static class VerifyCommand
             results.Add((program.Name, result));
             if (!result.Accepted) rejected++;
             if (json) continue;
-            if (programs.Count > 1 || level > 1) stdout.WriteLine($"program {program.Name} (section {program.SectionName}, {program.Instructions.Length} insns):");
+            if (programs.Count > 1 || (level & 2) != 0) stdout.WriteLine($"program {program.Name} (section {program.SectionName}, {program.Instructions.Length} insns):");
             stdout.Write(result.Log);
         }
         if (json) WriteJson(path, results, stdout);
         return rejected > 0 ? Cli.Negative : Cli.Ok;
+    }
+
+    /// <summary>
+    /// The kernel's log_level: bits 1 (instructions), 2 (states), 4 (statistics), combined as numbers (5 = 1|4,
+    /// 6 = 2|4); 0 and bits outside the mask are refused as bpf_verifier_log_attr_valid refuses them.
+    /// </summary>
+    static int LogLevel(string text)
+    {
+        const int mask = 7;
+        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int level) || level == 0 || (level & ~mask) != 0)
+            throw new UsageException($"--log must be 1, 2 or 4 or a sum of them (5 = 1|4, 6 = 2|4), not '{text}'");
+        return level;
     }
 
     static void WriteJson(string path, IEnumerable<(string Name, VerifierResult Result)> results, TextWriter o) => Output.JsonOutput.Write(o, w =>
@@ -109,6 +127,15 @@ public static class VerifyCommand
             foreach (int d in r.StackDepths) w.WriteNumberValue(d);
             w.WriteEndArray();
             w.WriteBoolean("mayReadUninitStack", r.MayReadUninitStack);
+            // print_verification_stats's figures, whatever the log level.
+            w.WriteStartObject("stats");
+            w.WriteNumber("verificationTimeUsec", (long)r.Stats.VerificationTime.TotalMicroseconds);
+            w.WriteNumber("insnsProcessed", r.Stats.InsnsProcessed);
+            w.WriteNumber("maxStatesPerInsn", r.Stats.MaxStatesPerInsn);
+            w.WriteNumber("totalStates", r.Stats.TotalStates);
+            w.WriteNumber("peakStates", r.Stats.PeakStates);
+            w.WriteNumber("markRead", 0);
+            w.WriteEndObject();
             w.WriteString("log", r.Log);
             w.WriteEndObject();
         }

@@ -72,6 +72,25 @@ public static class MapFactory
         lock (s_lock) s_custom[type] = create;
     }
 
+    // The types Create builds itself; keep in step with its switch.
+    static readonly MapType[] s_builtIn =
+    [
+        MapType.Array, MapType.PerCpuArray, MapType.Hash, MapType.PerCpuHash, MapType.LruHash, MapType.LruPerCpuHash,
+        MapType.LpmTrie, MapType.ProgArray, MapType.PerfEventArray, MapType.RingBuf, MapType.ArrayOfMaps, MapType.HashOfMaps,
+    ];
+
+    /// <summary>
+    /// The map types <see cref="Create(MapDefinition)"/> can make, by kernel id: the built-in ones and those
+    /// registered with <see cref="Register"/> (SOCKMAP and SOCKHASH, when the runtime assembly loads).
+    /// </summary>
+    public static IReadOnlyList<MapType> SupportedTypes
+    {
+        get
+        {
+            lock (s_lock) return [.. s_builtIn.Concat(s_custom.Keys).Distinct().Order()];
+        }
+    }
+
     /// <summary>Creates a map; throws <see cref="MapCreateException"/> where the kernel would fail.</summary>
     public static BpfMap Create(MapType type, int keySize, int valueSize, int maxEntries, uint flags = 0, string name = "", int spinLockOffset = -1) =>
         Create(new MapDefinition(name, type, keySize, valueSize, maxEntries, flags, spinLockOffset));
