@@ -4,9 +4,10 @@ namespace BpfJit.Perf;
 
 /// <summary>
 /// Runs the benchmarks: <c>dotnet perf/bin/Release/net10.0/BpfJit.Perf.dll --filter '*' --job short</c>.
-/// Two verbs besides BenchmarkDotNet's arguments: <c>kernel</c> measures the SK_LOOKUP suite in the
-/// Linux kernel (BPF_PROG_TEST_RUN) and <c>report</c> turns the suite's results into tables and the
-/// chart (see docs/perf.md, "SK_LOOKUP suite").
+/// Three verbs besides BenchmarkDotNet's arguments: <c>kernel</c> measures the SK_LOOKUP suite in the
+/// Linux kernel (BPF_PROG_TEST_RUN), <c>report</c> turns the suite's results into tables and the
+/// chart (see docs/perf.md, "SK_LOOKUP suite"), and <c>churn</c> measures lookups with and without update
+/// churn (<see cref="ChurnRun"/>).
 /// </summary>
 public static class Program
 {
@@ -15,6 +16,7 @@ public static class Program
     {
         if (args.Length > 0 && args[0] == "kernel") return KernelColumn.Run(args[1..]);
         if (args.Length > 0 && args[0] == "report") return SuiteReport.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "churn") return ChurnRun.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return 0;
     }

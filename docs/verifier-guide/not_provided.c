@@ -5,13 +5,13 @@
 SEC("sk_lookup")
 int not_provided(struct bpf_sk_lookup *ctx)
 {
-	return (bpf_get_current_pid_tgid() >> 32) == 1 ? SK_DROP : SK_PASS;
+	return bpf_get_current_cgroup_id() == 1 ? SK_DROP : SK_PASS;
 }
 
 SEC("sk_lookup")
 int not_provided_fixed(struct bpf_sk_lookup *ctx)
 {
-	/* There is no current task in a userspace stack: decide on the packet instead. */
+	/* A userspace stack has no cgroups: decide on the packet instead. */
 	return ctx->local_port == 1 ? SK_DROP : SK_PASS;
 }
 

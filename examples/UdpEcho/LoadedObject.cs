@@ -60,8 +60,9 @@ public sealed class LoadedObject
             var helpers = SkLookupHelpers.CreateTable();
             var facts = ProgramVerification.Verify(p, maps, helpers);          // throws with the verifier log
             var bound = ProgramBinder.Bind(p.Instructions, maps);               // map references → live handles
-            programs[p.Name] = SkLookupProgram.Load(p.Name, bound.Code, engine, helpers, facts); // facts: the JIT specialises
+            programs[p.Name] = SkLookupProgram.Load(p.Name, bound, engine, helpers, facts); // facts: the JIT specialises
         }
+        ObjectMaps.InstallPrograms(spec.Maps, name => maps.Find(x => x.Name == name), programs.GetValueOrDefault); // PROG_ARRAY .values
         // [/load]
         return new LoadedObject(maps.ToDictionary(m => m.Name), programs);
     }

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes dispatcher.pcapng, the capture `bpfjit replay` reads in its example and its test.
+"""Writes dispatcher.pcapng, the capture `bpfjit replay` reads in its example and its test, and with a
+`.pcap` path (`make_capture.py dispatcher.pcap`) the same Ethernet packets as a classic pcap file.
 
 Standard library only (struct): an independent writer of the pcapng format, so that the tool's
 reader is checked against a file it did not write. Interface 0 is Ethernet, interface 1 raw IP.
@@ -84,7 +85,22 @@ PACKETS = [
 ]
 
 
+def classic_pcap(path):
+    # Classic pcap has one link type per file: the Ethernet packets only (interface 0).
+    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    for n, (iface, data) in enumerate(PACKETS):
+        if iface != 0:
+            continue
+        ts = 1_700_000_000_000_000 + n * 1000
+        out += struct.pack("<IIII", ts // 1_000_000, ts % 1_000_000, len(data), len(data)) + data
+    with open(path, "wb") as f:
+        f.write(out)
+
+
 def main(path):
+    if path.endswith(".pcap"):
+        classic_pcap(path)
+        return
     out = section_header() + interface(1) + interface(101)
     for n, (iface, data) in enumerate(PACKETS):
         out += packet(iface, n, data)

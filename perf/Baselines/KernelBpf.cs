@@ -13,7 +13,7 @@ namespace BpfJit.Baselines;
 public static unsafe class KernelBpf
 {
     const long SysBpf = 321;
-    const int MapCreate = 0, MapLookupElem = 1, MapUpdateElem = 2, MapDeleteElem = 3, ProgLoad = 5, ProgTestRun = 10;
+    const int MapCreate = 0, MapLookupElem = 1, MapUpdateElem = 2, MapDeleteElem = 3, MapGetNextKey = 4, ProgLoad = 5, ProgTestRun = 10, ObjGetInfoByFd = 15, MapFreeze = 22;
     const uint ProgTypeSkLookup = 30, AttachSkLookup = 36;
 
     [DllImport("libc", SetLastError = true)]
@@ -56,9 +56,10 @@ public static unsafe class KernelBpf
 
     /// <summary>
     /// Creates a map; returns the fd or a negative errno. <paramref name="innerMapFd"/> is the inner_map_fd of a
-    /// map-in-map (the map whose shape every stored map must have); 0 leaves it unset.
+    /// map-in-map (the map whose shape every stored map must have); 0 leaves it unset. <paramref name="numaNode"/>
+    /// is read by the kernel only with BPF_F_NUMA_NODE.
     /// </summary>
-    public static int CreateMap(uint type, int keySize, int valueSize, int maxEntries, uint flags, int innerMapFd = 0)
+    public static int CreateMap(uint type, int keySize, int valueSize, int maxEntries, uint flags, int innerMapFd = 0, uint numaNode = 0)
     {
         var attr = new byte[128];
         fixed (byte* p = attr)
@@ -69,6 +70,7 @@ public static unsafe class KernelBpf
             *(uint*)(p + 12) = (uint)maxEntries;
             *(uint*)(p + 16) = flags;
             *(int*)(p + 20) = innerMapFd;
+            *(uint*)(p + 24) = numaNode;
             long fd = syscall(SysBpf, MapCreate, p, attr.Length);
             return fd < 0 ? -Marshal.GetLastPInvokeError() : (int)fd;
         }
@@ -89,8 +91,8 @@ public static unsafe class KernelBpf
         }
     }
 
-    /// <summary>BPF_MAP_LOOKUP_ELEM; returns 0 or a negative errno.</summary>
-    public static int LookupElem(int mapFd, ReadOnlySpan<byte> key, Span<byte> value)
+    /// <summary>BPF_MAP_LOOKUP_ELEM (with <paramref name="flags"/>: BPF_F_LOCK); returns 0 or a negative errno.</summary>
+    public static int LookupElem(int mapFd, ReadOnlySpan<byte> key, Span<byte> value, ulong flags = 0)
     {
         var attr = new byte[32];
         fixed (byte* k = key, v = value, p = attr)
@@ -98,6 +100,7 @@ public static unsafe class KernelBpf
             *(uint*)(p + 0) = (uint)mapFd;
             *(ulong*)(p + 8) = (ulong)k;
             *(ulong*)(p + 16) = (ulong)v;
+            *(ulong*)(p + 24) = flags;
             long r = syscall(SysBpf, MapLookupElem, p, attr.Length);
             return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
         }
@@ -112,6 +115,32 @@ public static unsafe class KernelBpf
             *(uint*)(p + 0) = (uint)mapFd;
             *(ulong*)(p + 8) = (ulong)k;
             long r = syscall(SysBpf, MapDeleteElem, p, attr.Length);
+            return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
+        }
+    }
+
+    /// <summary>BPF_MAP_GET_NEXT_KEY (an empty <paramref name="key"/> asks for the first key); returns 0 or a negative errno.</summary>
+    public static int GetNextKey(int mapFd, ReadOnlySpan<byte> key, Span<byte> nextKey)
+    {
+        var attr = new byte[24];
+        fixed (byte* k = key, n = nextKey, p = attr)
+        {
+            *(uint*)(p + 0) = (uint)mapFd;
+            *(ulong*)(p + 8) = key.IsEmpty ? 0 : (ulong)k;
+            *(ulong*)(p + 16) = (ulong)n;
+            long r = syscall(SysBpf, MapGetNextKey, p, attr.Length);
+            return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
+        }
+    }
+
+    /// <summary>BPF_MAP_FREEZE; returns 0 or a negative errno.</summary>
+    public static int Freeze(int mapFd)
+    {
+        var attr = new byte[8];
+        fixed (byte* p = attr)
+        {
+            *(uint*)p = (uint)mapFd;
+            long r = syscall(SysBpf, MapFreeze, p, attr.Length);
             return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
         }
     }
@@ -173,9 +202,10 @@ public static unsafe class KernelBpf
 
     /// <summary>
     /// Loads <paramref name="slots"/> as an SK_LOOKUP program and closes it again: the kernel
-    /// verifier's verdict and log. Map references with src 5/6 index <paramref name="mapFds"/>.
+    /// verifier's verdict and log. Map references with src 5/6 index <paramref name="mapFds"/>;
+    /// <paramref name="license"/> is BPF_PROG_LOAD's license string.
     /// </summary>
-    public static LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int logLevel = 1)
+    public static LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int logLevel = 1, string license = "GPL")
     {
         var insns = WithFds(slots, mapFds);
         var code = Encoder.Encode(insns);
@@ -183,11 +213,11 @@ public static unsafe class KernelBpf
         var funcs = KernelBtf.NeedsFuncInfo(insns) ? KernelBtf.FuncInfo(insns) : default((int BtfFd, byte[] Records, int Count)?);
         try
         {
-            var result = Retry(() => LoadRaw(code, insns.Length, logLevel, logSize, keep: false, funcs, out _));
+            var result = Retry(() => LoadRaw(code, insns.Length, logLevel, logSize, keep: false, funcs, out _, license));
             // A full log buffer fails the load with ENOSPC; the verdict is then asked for without a log.
             if (!result.Accepted && result.Errno == 28 && logLevel > 0)
             {
-                var quiet = LoadRaw(code, insns.Length, 0, 0, keep: false, funcs, out _);
+                var quiet = LoadRaw(code, insns.Length, 0, 0, keep: false, funcs, out _, license);
                 return quiet with { Log = result.Log };
             }
             return result;
@@ -216,6 +246,22 @@ public static unsafe class KernelBpf
         }
         int logSize = logLevel > 0 ? 1 << 22 : 0;
         return Retry(() => LoadRaw(code, insns.Length, logLevel, logSize, keep: false, (btfFd, records, funcInfo.Count), out _));
+    }
+
+    /// <summary>The tag the kernel computed for the program <paramref name="progFd"/> (bpf_prog_info.tag, 16 hex digits).</summary>
+    public static string ProgramTag(int progFd)
+    {
+        // BPF_OBJ_GET_INFO_BY_FD: struct bpf_prog_info starts with type (u32), id (u32), tag[8].
+        byte* info = stackalloc byte[256];
+        new Span<byte>(info, 256).Clear();
+        byte* attr = stackalloc byte[16];
+        new Span<byte>(attr, 16).Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(new Span<byte>(attr, 4), (uint)progFd);
+        BinaryPrimitives.WriteUInt32LittleEndian(new Span<byte>(attr + 4, 4), 256);
+        BinaryPrimitives.WriteUInt64LittleEndian(new Span<byte>(attr + 8, 8), (ulong)info);
+        long r = syscall(SysBpf, ObjGetInfoByFd, attr, 16);
+        if (r < 0) throw new InvalidOperationException($"BPF_OBJ_GET_INFO_BY_FD failed: errno {Marshal.GetLastPInvokeError()}");
+        return Convert.ToHexStringLower(new ReadOnlySpan<byte>(info + 8, 8));
     }
 
     /// <summary>
@@ -294,9 +340,10 @@ public static unsafe class KernelBpf
     }
 
     // funcs: BTF func_info for a program that takes a callback's address (the kernel requires it), or null.
-    static LoadResult LoadRaw(byte[] code, int count, int logLevel, int logSize, bool keep, (int BtfFd, byte[] Records, int Count)? funcs, out int progFd)
+    static LoadResult LoadRaw(byte[] code, int count, int logLevel, int logSize, bool keep, (int BtfFd, byte[] Records, int Count)? funcs, out int progFd,
+        string licenseText = "GPL")
     {
-        var license = "GPL\0"u8.ToArray();
+        var license = System.Text.Encoding.UTF8.GetBytes(licenseText + "\0");
         var log = new byte[Math.Max(logSize, 1)];
         var attr = new byte[144];
         fixed (byte* c = code, l = license, lg = log, p = attr, fr = funcs?.Records)

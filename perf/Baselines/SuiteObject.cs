@@ -78,9 +78,9 @@ public sealed class SuiteObject : IDisposable
         var spec = Spec.Programs[name];
         var helpers = SkLookupHelpers.CreateTable();
         var facts = ProgramVerification.Verify(spec, _maps, helpers);
-        Instruction[] code = ProgramBinder.Bind(spec.Instructions, _maps).Code;
+        var bound = ProgramBinder.Bind(spec.Instructions, _maps);
         // With the verifier's facts, as the runtime's own object path does: the JIT specialises from them.
-        return SkLookupProgram.Load(name, code, engine, helpers, facts);
+        return SkLookupProgram.Load(name, bound, engine, helpers, facts);
     }
 
     /// <summary>Disposes the maps (after the programs that use them are no longer run).</summary>

@@ -54,35 +54,51 @@ public static class Cli
             stdout.WriteLine(command.Usage.TrimEnd());
             return Ok;
         }
+        bool json = rest.Contains("--json");
         try
         {
             return command.Run(rest, stdout, stderr);
         }
         catch (UsageException e)
         {
-            stderr.WriteLine($"bpfjit {command.Name}: {e.Message} (try 'bpfjit {command.Name} --help')");
-            return BadInput;
+            return Fail(command, json, stdout, stderr, $"{e.Message} (try 'bpfjit {command.Name} --help')", BadInput);
         }
         catch (Hosting.ProgramRejectedException e)
         {
-            stderr.WriteLine($"bpfjit {command.Name}: {e.Message}");
-            return Negative;
+            return Fail(command, json, stdout, stderr, e.Message, Negative);
         }
         catch (BpfException e)
         {
-            stderr.WriteLine($"bpfjit {command.Name}: {e.Message.ReplaceLineEndings(" ")}");
-            return BadInput;
+            return Fail(command, json, stdout, stderr, e.Message, BadInput);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            stderr.WriteLine($"bpfjit {command.Name}: {e.Message}");
-            return BadInput;
+            return Fail(command, json, stdout, stderr, e.Message, BadInput);
         }
-        catch (UnauthorizedAccessException e)
+        catch (Exception e) when (e is not (OutOfMemoryException or StackOverflowException or AccessViolationException))
         {
-            stderr.WriteLine($"bpfjit {command.Name}: {e.Message}");
-            return BadInput;
+            // A bug, not the user's input: still one line and exit 2, never a stack trace; the type says where to look.
+            return Fail(command, json, stdout, stderr, $"internal error ({e.GetType().Name}): {e.Message}", BadInput);
         }
+    }
+
+    /// <summary>
+    /// The one error shape of every verb: one stderr line <c>bpfjit VERB: FILE: what</c>, and with
+    /// <c>--json</c> also <c>{"error": "FILE: what", "exit": N}</c> on stdout.
+    /// </summary>
+    static int Fail(CommandInfo command, bool json, TextWriter stdout, TextWriter stderr, string message, int code)
+    {
+        string text = message.ReplaceLineEndings(" ").Trim();
+        stderr.WriteLine($"bpfjit {command.Name}: {text}");
+        if (json)
+            Output.JsonOutput.Write(stdout, w =>
+            {
+                w.WriteStartObject();
+                w.WriteString("error", text);
+                w.WriteNumber("exit", code);
+                w.WriteEndObject();
+            });
+        return code;
     }
 
     static void PrintHelp(TextWriter w)

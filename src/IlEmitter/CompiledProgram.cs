@@ -23,8 +23,9 @@ public sealed class CompiledProgram
     byte[]? _assembly;
     EmitRecord? _record;
 
-    internal CompiledProgram(ProgramShape shape, Helper?[] helpers, JitOptions options, BpfEntry entry, bool tiered = false)
+    internal CompiledProgram(ProgramShape shape, Helper?[] helpers, JitOptions options, BpfEntry entry, string symbol, bool tiered = false)
     {
+        Symbol = symbol;
         _shape = shape;
         _helpers = helpers;
         Options = options;
@@ -32,6 +33,13 @@ public sealed class CompiledProgram
         if (tiered) _forwarder = RunCurrent;
         else _jitted.SetResult();
     }
+
+    /// <summary>
+    /// The name of the program's DynamicMethod, as the kernel names a JIT image (<see cref="ProgramSymbol"/>):
+    /// what perf's map, dotnet-trace and stack traces show for the code. Callbacks compiled as methods of
+    /// their own are named after it (<see cref="ProgramSymbol.Subprogram"/>).
+    /// </summary>
+    public string Symbol { get; }
 
     /// <summary>
     /// The program as a delegate (r1, r2 in; r0 out): the compiled method's own delegate once

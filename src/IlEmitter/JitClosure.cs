@@ -99,7 +99,7 @@ public sealed class JitClosure
         return r0;
     }
 
-    /// <summary>Raises the interpreter's error for a bpf-to-bpf call past <see cref="Interpreter.MaxFrames"/> frames.</summary>
+    /// <summary>Raises the interpreter's error for a bpf-to-bpf call past <see cref="BpfAbi.MaxCallFrames"/> frames.</summary>
     public static void ThrowCallStackOverflow(int index) =>
-        throw new BpfRuntimeException(index, $"call stack overflow: more than {Interpreter.MaxFrames} frames");
+        throw new BpfRuntimeException(index, $"call stack overflow: more than {BpfAbi.MaxCallFrames} frames");
 }

@@ -29,36 +29,52 @@ public static class JitCompiler
     /// <see cref="Compile(Instruction[], HelperTable, JitOptions?)"/>. Facts computed for another program
     /// raise an <see cref="ArgumentException"/>.
     /// </summary>
-    public static CompiledProgram Compile(Instruction[] program, HelperTable helpers, JitOptions? options, ProgramFacts? facts)
+    public static CompiledProgram Compile(Instruction[] program, HelperTable helpers, JitOptions? options, ProgramFacts? facts) =>
+        Compile(program, helpers, options, facts, null);
+
+    /// <summary>
+    /// As <see cref="Compile(Instruction[], HelperTable, JitOptions?, ProgramFacts?)"/>, the DynamicMethod named
+    /// <paramref name="symbol"/> (see <see cref="CompiledProgram.Symbol"/>); null: <c>bpf_prog_&lt;tag&gt;</c>, the tag of
+    /// <paramref name="program"/> as given (<see cref="ProgramSymbol"/>). A program whose map references are already bound
+    /// has its tag from before binding: pass the symbol (<c>SkLookupProgram</c> does).
+    /// </summary>
+    public static CompiledProgram Compile(Instruction[] program, HelperTable helpers, JitOptions? options, ProgramFacts? facts, string? symbol)
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(helpers);
         if (facts != null && !facts.Describes(program))
             throw new ArgumentException($"the facts describe another program ({facts.Count} slots, this one has {program.Length})", nameof(facts));
         options ??= JitOptions.Default;
+        symbol ??= ProgramSymbol.Of(program, null);
         var slots = (Instruction[])program.Clone();
         var resolved = new Helper?[slots.Length];
         var funcs = new List<(int Slot, int Target)>();
         ProgramChecks.CheckRunnable(slots, helpers, (i, h) => resolved[i] = h, (slot, target) => funcs.Add((slot, target)));
         var closure = new JitClosure(helpers) { Program = slots, CheckedProgram = options.Checked ? slots : null };
-        BindCallbacks(slots, funcs, resolved, options, closure);
+        BindCallbacks(slots, funcs, resolved, options, closure, facts, symbol);
         var shape = ProgramShape.Analyse(slots, 0, resolved, facts, options.Optimize, options.Checked);
         closure.BindMaps(shape.ClosureMaps);
         if (options.Tiered && !options.Checked && funcs.Count == 0)
-            return CompileTiered(slots, helpers, shape, resolved, options, closure);
-        var entry = DynamicMethodHost.Create(shape, resolved, options, closure, out _);
-        return new CompiledProgram(shape, resolved, options, entry);
+            return CompileTiered(slots, helpers, shape, resolved, options, closure, symbol);
+        var entry = DynamicMethodHost.Create(shape, resolved, options, closure, symbol, out _);
+        return new CompiledProgram(shape, resolved, options, entry, symbol);
     }
 
     /// <summary>
     /// <see cref="JitOptions.Tiered"/>: the IL is emitted here (so the emitter's own errors still surface
-    /// in Compile), the program starts on the interpreter, and a thread-pool thread has RyuJIT compile
-    /// the method and switches the program to it.
+    /// in Compile), the program starts on the interpreter, and a <see cref="TierUpQueue"/> worker has RyuJIT
+    /// compile the method and switches the program to it (or the queue sheds the compile when full).
     /// </summary>
-    static CompiledProgram CompileTiered(Instruction[] program, HelperTable helpers, ProgramShape shape, Helper?[] resolved, JitOptions options, JitClosure closure)
+    static CompiledProgram CompileTiered(Instruction[] program, HelperTable helpers, ProgramShape shape, Helper?[] resolved, JitOptions options, JitClosure closure, string symbol)
     {
-        var method = DynamicMethodHost.Emit(shape, resolved, options, out _, compileOnBind: true);
-        var compiled = new CompiledProgram(shape, resolved, options, InterpreterEngine.Instance.Prepare(program, helpers), tiered: true);
+        var method = DynamicMethodHost.Emit(shape, resolved, options, symbol, out _, compileOnBind: true);
+        var compiled = new CompiledProgram(shape, resolved, options, InterpreterEngine.Instance.Prepare(program, helpers), symbol, tiered: true);
+        if (options.TierUpDelay == null)
+        {
+            TierUpQueue.Enqueue(compiled, method, closure);
+            return compiled;
+        }
+        // Tests hold this compile back: it waits on its own thread-pool item, never in the queue's way.
         ThreadPool.UnsafeQueueUserWorkItem(static state =>
         {
             var (compiled, method, closure, delay) = state;
@@ -80,11 +96,16 @@ public static class JitCompiler
     /// of its own, entered at the target with r1-r5 as arguments and a fresh stack (docs/runtime.md,
     /// section 5). Its handle from <see cref="Callbacks.Register"/> replaces the ld_imm64's operand, in the
     /// program and in every callback (a callback may pass another one on). Handles are registered
-    /// before the methods exist, through a forwarder, so callbacks can refer to each other.
+    /// before the methods exist, through a forwarder, so callbacks can refer to each other. Each method is
+    /// named after the program and the callback's subprogram index (<see cref="ProgramSymbol.Subprogram"/>).
     /// </summary>
-    static void BindCallbacks(Instruction[] slots, List<(int Slot, int Target)> funcs, Helper?[] resolved, JitOptions options, JitClosure closure)
+    // A callback is compiled without specialisation (its entry state is not the main program's), but with the
+    // program's facts for the runtime guards: a variable-offset access in it is guarded as in the main program.
+    static void BindCallbacks(Instruction[] slots, List<(int Slot, int Target)> funcs, Helper?[] resolved, JitOptions options, JitClosure closure,
+        ProgramFacts? facts, string symbol)
     {
         if (funcs.Count == 0) return;
+        var starts = SubprogramStarts(slots);
         var forwarders = new Dictionary<int, CallbackForwarder>();
         foreach (var (slot, target) in funcs)
         {
@@ -102,11 +123,26 @@ public static class JitCompiler
             slots[slot + 1] = slots[slot + 1] with { Imm = (int)(uint)(forwarder.Handle >> 32) };
         }
         foreach (var (target, forwarder) in forwarders)
-            forwarder.Target = DynamicMethodHost.CreateCallback(ProgramShape.Analyse(slots, target, resolved, null, options.Optimize, options.Checked), resolved, options, closure);
+            forwarder.Target = DynamicMethodHost.CreateCallback(ProgramShape.Analyse(slots, target, resolved, null, options.Optimize, options.Checked, facts), resolved, options, closure,
+                ProgramSymbol.Subprogram(symbol, starts.GetViewBetween(0, target).Count - 1));
+    }
+
+    /// <summary>Where subprograms start (the verifier's func#N order): slot 0, and every bpf-to-bpf call's and BPF_PSEUDO_FUNC's target.</summary>
+    static SortedSet<int> SubprogramStarts(Instruction[] slots)
+    {
+        var starts = new SortedSet<int> { 0 };
+        for (int i = 0; i < slots.Length; i++)
+        {
+            var ins = slots[i];
+            if ((ins.IsCall && ins.Src == (byte)CallKind.Local) || (ins.IsLdImm64 && ins.Src == (byte)Ld64Source.Func))
+                starts.Add(i + 1 + ins.Imm);
+            if (ins.IsLdImm64) i++;
+        }
+        return starts;
     }
 
     /// <summary>The delegate a callback handle resolves to; it calls the compiled callback method.</summary>
-    sealed class CallbackForwarder
+    internal sealed class CallbackForwarder
     {
         public ulong Handle;
         public BpfCallback? Delegate;
@@ -136,4 +172,7 @@ public sealed class JitEngine : IBpfEngine
 
     /// <inheritdoc />
     public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts) => JitCompiler.Compile(program, helpers, Options, facts).Entry;
+
+    /// <inheritdoc />
+    public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol) => JitCompiler.Compile(program, helpers, Options, facts, symbol).Entry;
 }

@@ -45,13 +45,6 @@ public sealed record MapInfo(string Name, MapType Type, int KeySize, int ValueSi
     public bool IsSockMap => Type is MapType.SockMap or MapType.SockHash;
 }
 
-/// <summary>The program types the verifier knows.</summary>
-public enum ProgramType
-{
-    /// <summary>BPF_PROG_TYPE_SK_LOOKUP (30): context <c>struct bpf_sk_lookup</c>, return SK_DROP or SK_PASS.</summary>
-    SkLookup = 30,
-}
-
 /// <summary>Inputs of <see cref="Verifier.Verify"/>.</summary>
 public sealed class VerifierOptions
 {
@@ -61,7 +54,7 @@ public sealed class VerifierOptions
     /// <summary>The maps, by the index ld_imm64 map references use.</summary>
     public IReadOnlyList<MapInfo> Maps { get; init; } = [];
 
-    /// <summary>The program type (only SK_LOOKUP).</summary>
+    /// <summary>The program type (the verifier checks SK_LOOKUP programs: <see cref="ProgramType.SkLookup"/>).</summary>
     public ProgramType ProgramType { get; init; } = ProgramType.SkLookup;
 
     /// <summary>0: errors only in the result; 1: the error with its instruction; 2: every instruction with its state.</summary>
@@ -90,12 +83,27 @@ public sealed class VerifierOptions
     /// (<see cref="KfuncTable"/>, as in bound code).
     /// </summary>
     public IReadOnlyList<string>? KernelFunctions { get; init; }
+
+    /// <summary>
+    /// True (the default, for assembled code): an ld_imm64 with BPF_PSEUDO_MAP_FD or BPF_PSEUDO_MAP_VALUE names a map
+    /// by its index in <see cref="Maps"/>, as BPF_PSEUDO_MAP_IDX does. False for an object's program, whose map
+    /// references are relocated to BPF_PSEUDO_MAP_IDX: a raw map fd left in it names no map BpfJit has, and the
+    /// program is rejected as the kernel rejects an fd that is not a map's (<c>fd 1 is not pointing to valid bpf_map</c>).
+    /// </summary>
+    public bool MapFdIsIndex { get; init; } = true;
+
+    /// <summary>
+    /// The program's license string (BPF_PROG_LOAD's <c>license</c>; an object's <c>license</c> section). A program
+    /// whose license is not GPL-compatible (<see cref="SkLookupFuncProto.IsGplCompatible"/>) may not call GPL-only
+    /// helpers. Default "GPL": instructions given without an object are loaded as the kernel oracle loads them.
+    /// </summary>
+    public string License { get; init; } = "GPL";
 }
 
 /// <summary>What the verifier proved about one instruction, for the JIT.</summary>
 public sealed class InsnFacts
 {
-    internal RegType[] Types = new RegType[11];
+    internal RegType[] Types = new RegType[BpfAbi.RegisterCount];
     internal ushort Mixed;
 
     /// <summary>True when some path reaches this instruction.</summary>

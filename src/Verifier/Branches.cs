@@ -47,7 +47,7 @@ internal static class Branches
 
     /// <summary>True when a pointer of this type is never NULL (<c>reg_not_null</c>).</summary>
     static bool NotNull(in RegState r) => r.Type is RegType.PtrToSocket or RegType.PtrToMapValue or RegType.PtrToMapKey
-        or RegType.PtrToMem or RegType.PtrToArgMem or RegType.ConstPtrToMap or RegType.PtrToRdonlyMem;
+        or RegType.PtrToMem or RegType.PtrToArgMem or RegType.ConstPtrToMap or RegType.PtrToRdonlyMem or RegType.PtrToBtfId;
 
     /// <summary>1 when always taken, 0 when never, -1 when unknown.</summary>
     public static int IsTaken(RegState r1, RegState r2, JmpOp op, bool is32)

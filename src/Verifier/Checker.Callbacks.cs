@@ -1,3 +1,4 @@
+using BpfJit.Frontend;
 using BpfJit.Runtime;
 
 namespace BpfJit.Verifier;
@@ -25,8 +26,9 @@ internal sealed partial class Checker
             if (Log2) _log.AppendLine($"frame{_cur.CurFrame} bpf_loop iteration limit reached");
             return;
         }
-        if (_cur.Frames.Count >= MaxCallFrames)
-            throw Err($"the call stack of {_cur.Frames.Count + 1} frames is too deep !");
+        // The kernel's setup_func_entry, shared with local calls: its wording has no " !".
+        if (_cur.Frames.Count >= BpfAbi.MaxCallFrames)
+            throw Err($"the call stack of {_cur.Frames.Count + 1} frames is too deep");
         var cb = _cur.Clone();
         var callerRegs = cb.Cur.Regs;
         var callee = new FuncState { CallSite = idx, FrameNo = cb.Frames.Count, Subprog = meta.Subprog, InCallback = true };
@@ -53,7 +55,7 @@ internal sealed partial class Checker
         cb.CallbackUnrollDepth++;
         cb.Insn = _info.SubprogStarts[meta.Subprog];
         caller.CallbackDepth = 0;
-        if (Log2) _log.AppendLine($"{idx}: queued callback {FuncName(meta.Subprog)} (frame{callee.FrameNo}) of {SkLookupHelpers.Display(helperId)}");
+        if (Log2) _log.AppendLine($"{idx}: queued callback {FuncName(meta.Subprog)} (frame{callee.FrameNo}) of {SkLookupFuncProto.Display(helperId)}");
         Push(cb);
     }
 
@@ -69,7 +71,7 @@ internal sealed partial class Checker
         _cur.Frames.RemoveAt(_cur.Frames.Count - 1);
         _cur.Insn = callee.CallSite;
         if (Log2) _log.AppendLine($"returning from callback to the call at {callee.CallSite}");
-        if (_widenCallbacks && PreviousEntry(callee.CallSite) is { } prev) Widen(prev);
+        if (PreviousEntry(callee.CallSite) is { } prev) Widen(prev);
     }
 
     /// <summary>A checkpoint at the helper call (or may_goto) still being explored, with the same frames, other than <paramref name="skip"/>: the previous iteration (find_prev_entry).</summary>
@@ -89,10 +91,10 @@ internal sealed partial class Checker
 
     /// <summary>
     /// The kernel's widen_imprecise_scalars for callback loops: every scalar, in a register or spilled,
-    /// that changed since the previous iteration becomes unknown, so that a counter kept in the
-    /// callback context converges instead of unrolling. BpfJit has no precision marks to spare the
-    /// scalars the program later needs exactly; <see cref="Verifier.Verify"/> retries without widening
-    /// when a widened run rejects.
+    /// that changed since the previous iteration and that no path explored so far needed exactly (not
+    /// precise in either state) becomes unknown, so that a counter kept in the callback context converges
+    /// instead of unrolling. A scalar a later path needs is marked precise in the checkpoints it was
+    /// computed through, so the next iteration keeps it exact, as the kernel does.
     /// </summary>
     void Widen(VerifierState prev)
     {
@@ -114,7 +116,6 @@ internal sealed partial class Checker
         if (old.VarOff == cur.VarOff && old.Umin == cur.Umin && old.Umax == cur.Umax && old.Smin == cur.Smin && old.Smax == cur.Smax &&
             old.U32Min == cur.U32Min && old.U32Max == cur.U32Max && old.S32Min == cur.S32Min && old.S32Max == cur.S32Max) return;
         cur = RegState.Unknown();
-        WidenedScalars = true;
     }
 
     /// <summary>The kernel's verbose_invalid_scalar: bounds that are unlimited are left out.</summary>

@@ -21,14 +21,14 @@ internal sealed partial class Checker
                 return;
             case Ld64Source.MapFd or Ld64Source.MapIdx:
                 {
-                    int m = MapIndex(ins.Imm);
+                    int m = MapIndex(ins);
                     if (next.Imm != 0) throw Err("unrecognized bpf_ld_imm64 insn");
                     regs[ins.Dst] = RegState.Pointer(RegType.ConstPtrToMap, 0, m);
                     return;
                 }
             case Ld64Source.MapValue or Ld64Source.MapIdxValue:
                 {
-                    int m = MapIndex(ins.Imm);
+                    int m = MapIndex(ins);
                     var map = Map(m);
                     if (map.Type != MapType.Array || map.MaxEntries != 1)
                         throw Err($"map '{map.Name}': direct value access is only supported on single-entry array maps");
@@ -46,9 +46,12 @@ internal sealed partial class Checker
         }
     }
 
-    int MapIndex(int imm)
+    // The kernel's resolve_pseudo_ldimm64: the map of a map reference, or no map at all.
+    int MapIndex(Instruction ins)
     {
-        if (imm < 0 || imm >= _opt.Maps.Count) throw Err($"fd {imm} is not pointing to valid bpf_map");
+        int imm = ins.Imm;
+        bool isFd = (Ld64Source)ins.Src is Ld64Source.MapFd or Ld64Source.MapValue;
+        if (imm < 0 || imm >= _opt.Maps.Count || (isFd && !_opt.MapFdIsIndex)) throw Err($"fd {imm} is not pointing to valid bpf_map");
         return imm;
     }
 
@@ -61,6 +64,8 @@ internal sealed partial class Checker
         public int LastMemRegno = -1;
         public long ConstKey = -1;
         public bool LastMemWrite;
+        /// <summary>The largest value of the last size argument (msize_max_value).</summary>
+        public ulong MsizeMax;
         /// <summary>The callback subprogram of a PTR_TO_FUNC argument, or -1.</summary>
         public int Subprog = -1;
     }
@@ -69,9 +74,12 @@ internal sealed partial class Checker
     {
         int id = ins.Imm;
         if (HelperNames.Name(id) == null) throw Err($"invalid func unknown#{id}");
-        if (!SkLookupHelpers.IsAllowed(id)) throw Err($"program of this type cannot use helper {SkLookupHelpers.Display(id)}");
+        if (!SkLookupFuncProto.IsAllowed(id)) throw Err($"program of this type cannot use helper {SkLookupFuncProto.Display(id)}");
+        // check_helper_call: right after the helper is found, before its arguments are looked at.
+        if (SkLookupFuncProto.IsGplOnly(id) && !SkLookupFuncProto.IsGplCompatible(_opt.License))
+            throw Err("cannot call GPL-restricted function from non-GPL compatible program");
         if (!_helpers.TryGet(id, out var helper))
-            throw Err($"helper {SkLookupHelpers.Display(id)} is not provided by this runtime");
+            throw Err($"helper {SkLookupFuncProto.Display(id)} is not provided by this runtime");
         var proto = helper.Proto;
         var meta = new CallMeta();
         for (int i = 0; i < proto.Args.Length; i++)
@@ -82,10 +90,10 @@ internal sealed partial class Checker
         if (meta.MapIndex >= 0 && HelperNames.Name(id) == "bpf_tail_call" && Map(meta.MapIndex).Type != MapType.ProgArray)
             throw Err("expected prog array map for tail call");
         // set_map_elem_callback_state looks at the map before check_map_func_compatibility does.
-        if (meta.MapIndex >= 0 && id == KernelHelpers.ForEachMapElemId && !SkLookupHelpers.MapCompatible(Map(meta.MapIndex).Type, id))
+        if (meta.MapIndex >= 0 && id == KernelHelpers.ForEachMapElemId && !SkLookupFuncProto.MapCompatible(Map(meta.MapIndex).Type, id))
             throw Err("callback function not allowed for map");
-        if (meta.MapIndex >= 0 && !SkLookupHelpers.MapCompatible(Map(meta.MapIndex).Type, id))
-            throw Err($"cannot pass map_type {(uint)Map(meta.MapIndex).Type} into func {SkLookupHelpers.Display(id)}");
+        if (meta.MapIndex >= 0 && !SkLookupFuncProto.MapCompatible(Map(meta.MapIndex).Type, id))
+            throw Err($"cannot pass map_type {(uint)Map(meta.MapIndex).Type} into func {SkLookupFuncProto.Display(id)}");
         if (meta.MapIndex < 0 && RequiresMap(proto))
             throw Err($"R1 type={RegName(Regs[1])} expected=map_ptr");
         RecordMapArg(idx, meta.MapIndex);
@@ -102,7 +110,7 @@ internal sealed partial class Checker
         }
         if (meta.Subprog >= 0) PushCallback(idx, id, meta);
         var regs = Regs;
-        for (int r = 1; r <= 5; r++) regs[r] = RegState.NotInit;
+        for (int r = BpfAbi.FirstArgRegister; r <= BpfAbi.LastArgRegister; r++) regs[r] = RegState.NotInit;
         switch (proto.Ret)
         {
             case RetType.Void:
@@ -110,6 +118,7 @@ internal sealed partial class Checker
                 break;
             case RetType.Integer:
                 regs[0] = RegState.Unknown();
+                RefineReturnRange(ref regs[0], proto, meta);
                 break;
             case RetType.PtrToMapValueOrNull:
                 {
@@ -147,6 +156,10 @@ internal sealed partial class Checker
                     regs[0] = r0;
                     break;
                 }
+            case RetType.TrustedPtrToTask:
+                // RET_PTR_TO_BTF_ID (trusted): the current task_struct, never NULL.
+                regs[0] = RegState.Pointer(RegType.PtrToBtfId, 0, (int)KernelStruct.TaskStruct);
+                break;
             case RetType.PtrToRingbufMemOrNull:
                 {
                     var r0 = RegState.Pointer(RegType.PtrToMemOrNull, 0, meta.MemSize);
@@ -155,6 +168,33 @@ internal sealed partial class Checker
                     regs[0] = r0;
                     break;
                 }
+        }
+    }
+
+    /// <summary>MAX_ERRNO: the most negative errno a helper returns.</summary>
+    const int MaxErrno = 4095;
+
+    /// <summary>
+    /// do_refine_retval_range: what the helper's implementation guarantees about its scalar result. A result bounded
+    /// by the CPU count is in [0, RetUmax]; one bounded by its size argument is a negated errno or at most that size.
+    /// </summary>
+    static void RefineReturnRange(ref RegState r0, HelperProto proto, CallMeta meta)
+    {
+        if (proto.RetUmax is { } umax)
+        {
+            r0.Umin = 0; r0.Umax = umax;
+            r0.Smin = 0; r0.Smax = (long)umax;
+            r0.U32Min = 0; r0.U32Max = (uint)Math.Min(umax, uint.MaxValue);
+            r0.S32Min = 0; r0.S32Max = (int)Math.Min(umax, int.MaxValue);
+            r0.Sync();
+        }
+        else if (proto.RetBoundedBySize)
+        {
+            r0.Smax = (long)meta.MsizeMax;
+            r0.S32Max = (int)Math.Min(meta.MsizeMax, int.MaxValue);
+            r0.Smin = -MaxErrno;
+            r0.S32Min = -MaxErrno;
+            r0.Sync();
         }
     }
 
@@ -241,7 +281,8 @@ internal sealed partial class Checker
                 case ArgType.ConstSize or ArgType.ConstSizeOrZero or ArgType.ConstAllocSizeOrZero:
                     if (!reg.IsScalar) TypeMismatch(regno, "scalar");
                     break;
-                case ArgType.PtrToMapKey or ArgType.PtrToMapValue or ArgType.PtrToUninitMapValue or ArgType.PtrToMem or ArgType.PtrToMemOrNull or ArgType.PtrToUninitMem:
+                case ArgType.PtrToMapKey or ArgType.PtrToMapValue or ArgType.PtrToUninitMapValue or ArgType.PtrToMem or ArgType.PtrToMemOrNull
+                    or ArgType.PtrToUninitMem or ArgType.PtrToAlignedLong:
                     if (type is not (RegType.PtrToStack or RegType.PtrToMapValue or RegType.PtrToMapKey or RegType.PtrToMem or RegType.PtrToArgMem))
                         TypeMismatch(regno, MemTypes);
                     break;
@@ -277,6 +318,11 @@ internal sealed partial class Checker
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->value");
                 CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: true);
                 break;
+            case ArgType.PtrToAlignedLong:
+                // A fixed-size result the helper writes: its bytes, then their alignment (check_ptr_alignment, strict).
+                CheckHelperMem(regno, sizeof(long), write: true);
+                CheckAlignment(Regs[regno], 0, sizeof(long), strict: true);
+                break;
             case ArgType.PtrToMem or ArgType.PtrToMemOrNull or ArgType.PtrToUninitMem:
                 meta.LastMemRegno = regno;
                 meta.LastMemWrite = arg == ArgType.PtrToUninitMem;
@@ -285,6 +331,7 @@ internal sealed partial class Checker
                 {
                     MarkPrecise(regno);
                     bool zeroOk = arg == ArgType.ConstSizeOrZero;
+                    meta.MsizeMax = reg.Umax;
                     if (reg.Smin < 0) throw Err($"R{regno} min value is negative, either use unsigned or 'var &= const'");
                     if (reg.Umin == 0 && !zeroOk) throw Err($"R{regno} invalid zero-sized read: u64=[{reg.Umin},{reg.Umax}]");
                     if (reg.Umax >= 1UL << 29) throw Err($"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'");

@@ -54,7 +54,7 @@ internal sealed partial class Checker
         if (Log2) _log.AppendLine($"Func#{subprog} ('{sig.Name}') is global and assumed valid.");
         _globalCalled[subprog] = true;
         var regs = Regs;
-        for (int r = 1; r <= 5; r++) regs[r] = RegState.NotInit;
+        for (int r = BpfAbi.FirstArgRegister; r <= BpfAbi.LastArgRegister; r++) regs[r] = RegState.NotInit;
         regs[0] = RegState.Unknown();
         _cur.Insn = idx + 1;
     }

@@ -1,3 +1,4 @@
+using BpfJit.Frontend;
 using BpfJit.Runtime;
 
 namespace BpfJit.Verifier;
@@ -47,7 +48,7 @@ internal sealed partial class Checker
             slot.Iter = IterState.Active;
             frame.Stack.Spilled[spi] = slot;
             for (int k = 0; k < 8; k++) frame.Stack.SetKind(spi, k, SlotKind.Iter);
-            for (int r = 0; r <= 5; r++) regs[r] = RegState.NotInit;
+            for (int r = 0; r < BpfAbi.CallerSavedCount; r++) regs[r] = RegState.NotInit;
             regs[0] = RegState.Unknown();
             _cur.Insn = idx + 1;
             return;
@@ -60,12 +61,12 @@ internal sealed partial class Checker
             ReleaseReference(iter.RefObjId);
             frame.Stack.Spilled[at] = RegState.NotInit;
             for (int k = 0; k < 8; k++) frame.Stack.SetKind(at, k, SlotKind.Invalid);
-            for (int r = 0; r <= 5; r++) regs[r] = RegState.NotInit;
+            for (int r = 0; r < BpfAbi.CallerSavedCount; r++) regs[r] = RegState.NotInit;
             _cur.Insn = idx + 1;
             return;
         }
         // bpf_iter_num_next: int * or NULL.
-        for (int r = 0; r <= 5; r++) regs[r] = RegState.NotInit;
+        for (int r = 0; r < BpfAbi.CallerSavedCount; r++) regs[r] = RegState.NotInit;
         if (iter.Iter == IterState.Active)
         {
             // Another element: queued one iteration deeper, with the scalars that changed since the previous
@@ -74,7 +75,7 @@ internal sealed partial class Checker
             queued.Insn = idx + 1;
             ref var qit = ref queued.Frames[it.Frame].Stack.Spilled[at];
             qit.IterDepth++;
-            if (_widenCallbacks && PreviousEntry(idx, skip: _cur.Parent) is { } prev)
+            if (PreviousEntry(idx, skip: _cur.Parent) is { } prev)
             {
                 var saved = _cur;
                 _cur = queued;

@@ -8,6 +8,8 @@ internal sealed partial class Checker
 {
     bool CheckJmpClass(Instruction ins, int idx)
     {
+        // Every instruction of the class counts, calls and exits too (do_check_insn's jmps_processed).
+        _jmpsProcessed++;
         if (ins.IsExit) return CheckExit(idx);
         if (ins.IsCall)
         {
@@ -19,7 +21,6 @@ internal sealed partial class Checker
             _cur.Insn = idx + 1;
             return true;
         }
-        _jmpsProcessed++;
         if (ins.IsUnconditionalJump)
         {
             _cur.Insn = idx + ins.BranchOffset + 1;
@@ -41,7 +42,7 @@ internal sealed partial class Checker
         fall.Insn = idx + 1;
         fall.MayGotoDepth++;
         // The checkpoint just made here for this visit is this iteration itself; the one before it is the previous iteration.
-        if (_widenCallbacks && PreviousEntry(idx, skip: _cur.Parent) is { } prev)
+        if (PreviousEntry(idx, skip: _cur.Parent) is { } prev)
         {
             var saved = _cur;
             _cur = fall;
@@ -77,13 +78,18 @@ internal sealed partial class Checker
         if (pred == 1) { _cur.Insn = target; return true; }
         if (pred == 0) { _cur.Insn = idx + 1; return true; }
 
+        // The copies the refinement reaches are gathered before the state splits, so an id dropped for want
+        // of room is dropped on both sides (collect_linked_regs before push_stack).
+        var linked = new List<LinkedCopy>();
+        if (ins.SourceIsReg && Regs[ins.Src] is { IsScalar: true, Id: not 0 } s0) CollectLinked(s0.Id, linked);
+        if (Regs[ins.Dst] is { IsScalar: true, Id: not 0 } d0) CollectLinked(d0.Id, linked);
         var other = _cur.Clone();
         other.Insn = target;
         _cur.Insn = idx + 1;
         if (dst.IsScalar && src.IsScalar)
         {
-            RefineSide(other, ins, op, is32);
-            RefineSide(_cur, ins, Branches.Reverse(op), is32);
+            RefineSide(other, ins, op, is32, linked);
+            RefineSide(_cur, ins, Branches.Reverse(op), is32, linked);
         }
         // A NULL check of a nullable pointer decides its type on both sides, for every copy sharing its id.
         if (!is32 && !ins.SourceIsReg && ins.Imm == 0 && op is JmpOp.Jeq or JmpOp.Jne && dst.IsNullable)
@@ -111,12 +117,13 @@ internal sealed partial class Checker
 
     /// <summary>
     /// Refines the registers of one side. A side whose refined bounds contradict one another cannot run, but
-    /// Linux 6.18 still explores it (reg_bounds_sanity_check does not prune): it forgets the contradictory
-    /// ranges, keeps the refined tnum and derives the ranges from that tnum alone. BpfJit does the same so
-    /// that an instruction the kernel refuses on such a side is refused here too. No execution reaches that
-    /// side, so the state it is checked with cannot make the engines unsafe; the checks on it only add refusals.
+    /// Linux 6.18 still explores it (reg_bounds_sanity_check does not prune): it reports the violation, forgets
+    /// the contradictory ranges and keeps the refined tnum, without deriving ranges from it again. BpfJit does the
+    /// same so that an instruction the kernel refuses on such a side is refused here too (a constant tnum with
+    /// unbounded ranges taints a pointer it is added to). No execution reaches that side, so the state it is
+    /// checked with cannot make the engines unsafe; the checks on it only add refusals.
     /// </summary>
-    static void RefineSide(VerifierState st, Instruction ins, JmpOp op, bool is32)
+    static void RefineSide(VerifierState st, Instruction ins, JmpOp op, bool is32, List<LinkedCopy> linked)
     {
         var regs = st.Cur.Regs;
         var d = regs[ins.Dst];
@@ -130,21 +137,59 @@ internal sealed partial class Checker
         if (ins.SourceIsReg)
         {
             regs[ins.Src] = s;
-            SyncLinked(st, s);
+            SyncLinked(st, s, linked);
         }
-        SyncLinked(st, regs[ins.Dst]);
+        SyncLinked(st, regs[ins.Dst], linked);
+    }
+
+    /// <summary>A register (<see cref="Reg"/> ≥ 0) or spilled slot (<see cref="Spi"/>) of a frame that a compare's refinement reaches.</summary>
+    readonly record struct LinkedCopy(int Frame, int Reg, int Spi);
+
+    /// <summary>The kernel's bound on the copies one compare records and refines (LINKED_REGS_MAX).</summary>
+    const int MaxLinkedCopies = 6;
+
+    /// <summary>
+    /// Appends the scalars sharing base id <paramref name="id"/> (collect_linked_regs): in each frame from the
+    /// current one down, the registers live there, then every spilled slot. A compare of two registers collects
+    /// for each of them, so copies of one value are listed twice. A copy that finds the list full loses its id:
+    /// it is no longer linked, on either side of the branch, and the refinement does not reach it.
+    /// </summary>
+    void CollectLinked(int id, List<LinkedCopy> linked)
+    {
+        int baseId = id & ~LinkedDelta;
+        for (int f = _cur.CurFrame; f >= 0; f--)
+        {
+            var fr = _cur.Frames[f];
+            // A frame below the current one is at its call instruction.
+            ushort live = _info.LiveIn[f == _cur.CurFrame ? _cur.Insn : _cur.Frames[f + 1].CallSite];
+            for (int r = 0; r < 10; r++)
+                if ((live & (1 << r)) != 0) Collect(ref fr.Regs[r], new LinkedCopy(f, r, -1));
+            for (int spi = 0; spi < fr.Stack.Allocated / 8; spi++)
+                if (fr.Stack.IsSpilled(spi)) Collect(ref fr.Stack.Spilled[spi], new LinkedCopy(f, -1, spi));
+        }
+
+        void Collect(ref RegState r, LinkedCopy at)
+        {
+            if (!r.IsScalar || (r.Id & ~LinkedDelta) != baseId) return;
+            if (linked.Count < MaxLinkedCopies) linked.Add(at);
+            else
+            {
+                r.Id = 0;
+                r.Off = 0;
+            }
+        }
     }
 
     /// <summary>
-    /// When the ranges contradict one another or the tnum, replaces them by what the tnum alone allows (the
-    /// state the kernel continues with after such a refinement).
+    /// When the ranges contradict one another or a constant tnum (the kernel's reg_bounds_sanity_check), makes
+    /// the ranges unbounded and keeps the tnum (__mark_reg_unbounded): the register is not synced again, so a
+    /// constant tnum stays next to unbounded ranges until an ALU operation recomputes them.
     /// </summary>
     static void ForgetContradictoryBounds(ref RegState r)
     {
         if (r.BoundsSane) return;
         r.Unbound64();
         r.Unbound32();
-        r.Sync();
     }
 
     /// <summary>
@@ -153,16 +198,18 @@ internal sealed partial class Checker
     /// linked by a 32-bit add. A 32-bit-linked and a 64-bit-linked copy are not related by a constant
     /// (one wraps at 2^32, the other does not), so neither refines the other.
     /// </summary>
-    static void SyncLinked(VerifierState st, RegState known)
+    static void SyncLinked(VerifierState st, RegState known, List<LinkedCopy> linked)
     {
         int baseId = known.Id & ~LinkedDelta;
         if (baseId == 0 || !known.IsScalar) return;
         int knownFlags = known.Id & LinkedDelta, knownDelta = Delta(known);
-        st.ForEachReg((ref RegState r) =>
+        foreach (var at in linked)
         {
-            if (!r.IsScalar || (r.Id & ~LinkedDelta) != baseId) return;
+            var fr = st.Frames[at.Frame];
+            ref RegState r = ref at.Reg >= 0 ? ref fr.Regs[at.Reg] : ref fr.Stack.Spilled[at.Spi];
+            if (!r.IsScalar || (r.Id & ~LinkedDelta) != baseId) continue;
             int id = r.Id, flags = id & LinkedDelta, delta = Delta(r);
-            if ((flags ^ knownFlags) == LinkedDelta) return;
+            if ((flags ^ knownFlags) == LinkedDelta) continue;
             bool precise = r.Precise;
             if (delta == knownDelta) r = known;
             else
@@ -180,7 +227,7 @@ internal sealed partial class Checker
             r.Id = id;
             r.Off = delta;
             r.Precise = precise;
-        });
+        }
     }
 
     /// <summary>
@@ -225,19 +272,20 @@ internal sealed partial class Checker
             CallGlobal(idx, subprog);
             return;
         }
-        if (_cur.Frames.Count >= MaxCallFrames)
-            throw Err($"the call stack of {_cur.Frames.Count + 1} frames is too deep !");
+        // The kernel's setup_func_entry: a call that would open a ninth frame, without check_max_stack_depth's " !".
+        if (_cur.Frames.Count >= BpfAbi.MaxCallFrames)
+            throw Err($"the call stack of {_cur.Frames.Count + 1} frames is too deep");
         int target = idx + ins.Imm + 1;
         var caller = Frame;
         var callee = new FuncState { CallSite = idx, FrameNo = _cur.Frames.Count, Subprog = _info.SubprogOf(target) };
-        for (int r = 1; r <= 5; r++)
+        for (int r = BpfAbi.FirstArgRegister; r <= BpfAbi.LastArgRegister; r++)
         {
             callee.Regs[r] = caller.Regs[r];
             callee.Regs[r].Precise = false;
         }
         callee.Regs[10] = RegState.Pointer(RegType.PtrToStack);
         callee.Regs[10].Frame = callee.FrameNo;
-        for (int r = 0; r <= 5; r++) caller.Regs[r] = RegState.NotInit;
+        for (int r = 0; r < BpfAbi.CallerSavedCount; r++) caller.Regs[r] = RegState.NotInit;
         _cur.Frames.Add(callee);
         _cur.Insn = target;
         if (Log2) _log.AppendLine($"caller:\n {StateFormatter.Format(_cur, _maps)}");

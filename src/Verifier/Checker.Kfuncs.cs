@@ -28,14 +28,34 @@ internal sealed partial class Checker
                 if (!_cur.RcuLock) throw Err($"unmatched rcu read unlock (kernel function {name})");
                 _cur.RcuLock = false;
                 break;
+            case "bpf_cast_to_kern_ctx":
+                {
+                    // KF_ARG_PTR_TO_CTX: the unmodified context; the result is the kernel's context, trusted, never NULL.
+                    CheckRead(1);
+                    var ctx = regs[1];
+                    if (ctx.Type != RegType.PtrToCtx) throw Err($"arg#0 expected pointer to ctx, but got {RegName(ctx)}");
+                    if (ctx.Off != 0 || !ctx.VarOff.Equals(0UL)) throw Err($"dereference of modified ctx ptr R1 off={ctx.Off} disallowed");
+                    for (int r = 1; r <= 5; r++) regs[r] = RegState.NotInit;
+                    regs[0] = RegState.Pointer(RegType.PtrToBtfId, 0, (int)KernelStruct.BpfSkLookupKern);
+                    _cur.Insn = idx + 1;
+                    return;
+                }
             default:
                 CheckIterNumCall(name, idx);
                 return;
         }
         // Both return void: r0-r5 are clobbered, r0 cannot be read.
-        for (int r = 0; r <= 5; r++) regs[r] = RegState.NotInit;
+        for (int r = 0; r < BpfAbi.CallerSavedCount; r++) regs[r] = RegState.NotInit;
         _cur.Insn = idx + 1;
     }
+
+    /// <summary>The C name of a kernel structure a BTF pointer points to.</summary>
+    internal static string KernelStructName(KernelStruct s) => s switch
+    {
+        KernelStruct.BpfSkLookupKern => "bpf_sk_lookup_kern",
+        KernelStruct.TaskStruct => "task_struct",
+        _ => s.ToString(),
+    };
 
     static bool IsIterNumKfunc(string? name) => name is "bpf_iter_num_new" or "bpf_iter_num_next" or "bpf_iter_num_destroy";
 }

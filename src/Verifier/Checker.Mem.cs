@@ -151,6 +151,10 @@ internal sealed partial class Checker
                     if (r != null) { result = r.Value; resultSet = true; }
                     break;
                 }
+            case RegType.PtrToBtfId:
+                // The kernel reads the field through vmlinux BTF (check_ptr_to_btf_access); BpfJit has none.
+                throw Err($"R{regno} access to struct {KernelStructName((KernelStruct)reg.Aux)} off={off + reg.Off} size={size} "
+                    + "is not supported by BpfJit (no kernel BTF); Linux allows it");
             default:
                 throw Err($"R{regno} invalid mem access '{RegName(reg)}'");
         }
@@ -231,7 +235,7 @@ internal sealed partial class Checker
             min = reg.Smin + reg.Off + off;
             max = reg.Smax + reg.Off + off + size;
         }
-        if (min < -StackState.MaxBytes || min >= 0 || max > 0 || size < 0)
+        if (min < -BpfAbi.StackSize || min >= 0 || max > 0 || size < 0)
         {
             if (reg.VarOff.IsConst) throw Err($"invalid{extra} stack R{regno} off={reg.Off + off + (long)reg.VarOff.Value} size={size}");
             throw Err($"invalid variable-offset{extra} stack R{regno} var_off={reg.VarOff} off={reg.Off + off} size={size}");

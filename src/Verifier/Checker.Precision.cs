@@ -43,7 +43,7 @@ internal sealed partial class Checker
             for (int f = 0; f < _cur.Frames.Count; f++)
             {
                 var fr = _cur.Frames[f];
-                for (int q = 0; q < 11; q++)
+                for (int q = 0; q < BpfAbi.RegisterCount; q++)
                 {
                     if (!fr.Regs[q].IsScalar || (fr.Regs[q].Id & ~LinkedDelta) != baseId) continue;
                     if (f == frame) mask |= (ushort)(1 << q);
@@ -80,7 +80,7 @@ internal sealed partial class Checker
     {
         if (!_precision) return;
         var bt = new BacktrackSet();
-        for (int f = 0; f < old.Frames.Count && f < BacktrackSet.Frames; f++)
+        for (int f = 0; f < old.Frames.Count && f < BpfAbi.MaxCallFrames; f++)
         {
             var of = old.Frames[f];
             for (int r = 0; r < 10; r++)
@@ -138,7 +138,7 @@ internal sealed partial class Checker
     /// </summary>
     bool IntoCallee(HistEntry e, BacktrackSet bt, int caller)
     {
-        if (!_insns[e.Insn].IsExit || e.Frame >= BacktrackSet.Frames) return false;
+        if (!_insns[e.Insn].IsExit || e.Frame >= BpfAbi.MaxCallFrames) return false;
         if ((e.Flags & HistFlags.CallbackExit) == 0 && bt.Reg(caller, 0))
         {
             bt.ClearReg(caller, 0);
@@ -160,7 +160,7 @@ internal sealed partial class Checker
         bt.Slots[callee] = 0;
         if (ins.IsCall && ins.Src == (byte)CallKind.Local)
         {
-            for (int r = 1; r <= 5; r++) if ((regs & (1 << r)) != 0) bt.SetReg(caller, r);
+            for (int r = BpfAbi.FirstArgRegister; r <= BpfAbi.LastArgRegister; r++) if ((regs & (1 << r)) != 0) bt.SetReg(caller, r);
             return (regs & ~0b111110) == 0;
         }
         if (!ProgramInfo.IsCallbackCall(ins)) return false;
@@ -193,7 +193,7 @@ internal sealed partial class Checker
     /// </summary>
     static void Walk(VerifierState st, BacktrackSet bt, bool mark, bool stopAtPrecise)
     {
-        for (int f = 0; f < BacktrackSet.Frames; f++)
+        for (int f = 0; f < BpfAbi.MaxCallFrames; f++)
         {
             if (bt.Regs[f] == 0 && bt.Slots[f] == 0) continue;
             if (f >= st.Frames.Count)
@@ -203,7 +203,7 @@ internal sealed partial class Checker
                 continue;
             }
             var fr = st.Frames[f];
-            for (int r = 0; r < 11; r++)
+            for (int r = 0; r < BpfAbi.RegisterCount; r++)
             {
                 if (!bt.Reg(f, r)) continue;
                 if (!fr.Regs[r].IsScalar || (stopAtPrecise && fr.Regs[r].Precise)) bt.ClearReg(f, r);
@@ -261,7 +261,7 @@ internal sealed partial class Checker
                 {
                     // A helper's result depends on nothing tracked here; r1-r5 are dead after it.
                     // A local call's entry crosses frames, which the caller of this method caught.
-                    for (int r = 0; r <= 5; r++) bt.ClearReg(f, r);
+                    for (int r = 0; r < BpfAbi.CallerSavedCount; r++) bt.ClearReg(f, r);
                     return true;
                 }
                 if (ins.IsExit || ins.IsUnconditionalJump) return true;
@@ -284,7 +284,7 @@ internal sealed partial class Checker
 
     static bool AnythingElsewhere(BacktrackSet bt, int frame)
     {
-        for (int f = 0; f < BacktrackSet.Frames; f++)
+        for (int f = 0; f < BpfAbi.MaxCallFrames; f++)
             if (bt.Slots[f] != 0 || (f != frame && bt.Regs[f] != 0)) return true;
         return false;
     }
@@ -299,7 +299,7 @@ internal sealed partial class Checker
             st.AllPrecise = true;
             foreach (var fr in st.Frames)
             {
-                for (int r = 0; r < 11; r++) if (fr.Regs[r].IsScalar) fr.Regs[r].Precise = true;
+                for (int r = 0; r < BpfAbi.RegisterCount; r++) if (fr.Regs[r].IsScalar) fr.Regs[r].Precise = true;
                 for (int spi = 0; spi < fr.Stack.Allocated / 8; spi++)
                     if (fr.Stack.IsSpilled(spi) && fr.Stack.Spilled[spi].IsScalar) fr.Stack.Spilled[spi].Precise = true;
             }

@@ -14,9 +14,7 @@ internal sealed class VerifyError(string message) : Exception(message);
 /// </summary>
 internal sealed partial class Checker
 {
-    public const int ComplexityLimit = 1_000_000;
     public const int JmpSeqLimit = 8192;
-    const int MaxCallFrames = 8;
 
     readonly IReadOnlyList<Instruction> _insns;
     readonly VerifierOptions _opt;
@@ -39,20 +37,12 @@ internal sealed partial class Checker
     // A path turns an address into data (VerifierResult.MayExposeAddresses).
     bool _exposesAddress;
 
-    readonly bool _widenCallbacks;
     int _resumedFrom = -1;
     int _totalStates, _peakStates, _liveStates;
     readonly bool _precision;
 
-    /// <summary>True when the program calls a helper that runs a callback.</summary>
-    public bool HasCallbacks => _info != null && _info.CallsCallback.Contains(true);
-
-    /// <summary>True when some callback iteration widened a scalar (the verdict may then depend on it).</summary>
-    public bool WidenedScalars { get; private set; }
-
-    public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options, bool widenCallbacks = true, bool precision = true)
+    public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options, bool precision = true)
     {
-        _widenCallbacks = widenCallbacks;
         _precision = precision;
         _insns = insns;
         _opt = options;
@@ -85,7 +75,10 @@ internal sealed partial class Checker
     {
         int errInsn = -1;
         string? error = null;
-        _info = ProgramInfo.Build(_insns, _helpers, out string? structural, out int at, _opt.KernelFunctions);
+        // resolve_pseudo_ldimm64 runs before the kernel's CFG checks: a program over the map limit is refused first.
+        string? structural = CountUsedMaps();
+        int at = -1;
+        if (structural == null) _info = ProgramInfo.Build(_insns, _helpers, out structural, out at, _opt.KernelFunctions);
         if (structural == null && (structural = PrepareSignatures()) != null) at = 0;
         if (structural != null)
         {
@@ -132,6 +125,29 @@ internal sealed partial class Checker
         return Finish(error, errInsn);
     }
 
+    /// <summary>MAX_USED_MAPS: the distinct maps one program may reference.</summary>
+    internal const int MaxUsedMaps = 64;
+
+    /// <summary>
+    /// resolve_pseudo_ldimm64's limit: every map an ld_imm64 names, reachable or not, counts once, and the 65th
+    /// distinct one refuses the program before any path is walked (the kernel's -E2BIG).
+    /// </summary>
+    string? CountUsedMaps()
+    {
+        var used = new HashSet<int>();
+        for (int i = 0; i < _insns.Count; i++)
+        {
+            var ins = _insns[i];
+            if (!ins.IsLdImm64 || i + 1 >= _insns.Count) continue;
+            i++;
+            if ((Ld64Source)ins.Src is not (Ld64Source.MapFd or Ld64Source.MapIdx or Ld64Source.MapValue or Ld64Source.MapIdxValue)) continue;
+            if (ins.Imm < 0 || ins.Imm >= _opt.Maps.Count || used.Contains(ins.Imm)) continue;
+            if (used.Count >= MaxUsedMaps) return $"The total number of maps per program has reached the limit of {MaxUsedMaps}";
+            used.Add(ins.Imm);
+        }
+        return null;
+    }
+
     /// <summary>Explores every path from <see cref="_cur"/> until none is left.</summary>
     void Explore()
     {
@@ -151,7 +167,7 @@ internal sealed partial class Checker
     {
         // The kernel ends every log with the statistics; at level 1 BpfJit keeps a rejection's log to the error.
         if (error == null || (_opt.LogLevel >= 2 && _info != null))
-            _log.AppendLine($"processed {Math.Min(_processed, ComplexityLimit + 1)} insns (limit {ComplexityLimit}) max_states_per_insn {MaxStates()} total_states {_totalStates} peak_states {_peakStates} mark_read 0");
+            _log.AppendLine($"processed {Math.Min(_processed, BpfAbi.MaxInsns + 1)} insns (limit {BpfAbi.MaxInsns}) max_states_per_insn {MaxStates()} total_states {_totalStates} peak_states {_peakStates} mark_read 0");
         int subprogs = _info?.SubprogStarts.Count ?? 1;
         var depths = new int[subprogs];
         for (int s = 0; s < subprogs; s++) depths[s] = _stackDepth[s];
@@ -194,7 +210,7 @@ internal sealed partial class Checker
     bool Step()
     {
         int idx = _cur.Insn;
-        if (++_processed > ComplexityLimit)
+        if (++_processed > BpfAbi.MaxInsns)
             throw Err($"BPF program is too large. Processed {_processed} insn");
         RecordFacts(idx);
         bool pruned = _info.PrunePoint[idx] && IsStateVisited(idx);
@@ -234,7 +250,7 @@ internal sealed partial class Checker
         {
             var regs = Regs;
             var shown = new StringBuilder();
-            for (int r = 0; r <= 10; r++)
+            for (int r = 0; r <= BpfAbi.MaxRegister; r++)
             {
                 bool readsSrc = ins.Class is InstructionClass.Ldx or InstructionClass.Stx || (ins.SourceIsReg && ins.Class is not (InstructionClass.Ld or InstructionClass.St));
                 bool touched = r == ins.Dst || (readsSrc && r == ins.Src);
@@ -302,10 +318,10 @@ internal sealed partial class Checker
         if (!f.Reachable)
         {
             f.Reachable = true;
-            for (int r = 0; r < 11; r++) f.Types[r] = regs[r].Type;
+            for (int r = 0; r < BpfAbi.RegisterCount; r++) f.Types[r] = regs[r].Type;
             return;
         }
-        for (int r = 0; r < 11; r++)
+        for (int r = 0; r < BpfAbi.RegisterCount; r++)
             if (f.Types[r] != regs[r].Type) f.Mixed |= (ushort)(1 << r);
     }
 
@@ -313,21 +329,23 @@ internal sealed partial class Checker
     bool IsStateVisited(int idx)
     {
         if (!_explored.TryGetValue(idx, out var list)) _explored[idx] = list = [];
-        bool looping = false;
         bool callsCallback = _info.CallsCallback[idx];
         bool mayGoto = _insns[idx].IsMayGoto;
         bool iterNext = _info.IterNext[idx];
         // Checkpoints the kernel always adds (is_force_checkpoint): loops converge on them.
         bool forced = callsCallback || mayGoto || iterNext;
-        // Inside a loop that is still being explored, a new checkpoint is added only every so often; while none
-        // is to be added, misses are not counted, or the checkpoints of earlier iterations would be dropped.
-        bool addNew = true;
+        // A checkpoint is added only after at least 2 jumps and 8 instructions since the last one (is_state_visited's
+        // add_new_state), unless forced. Pruning differs with it: a path the kernel walks again instead of pruning
+        // may meet a check the explored state passed differently (a variable-offset read of a spilled pointer is
+        // allowed, a narrow fixed-offset one is not), so checkpoints follow the kernel's. Inside a loop that is still
+        // being explored, one is added only every so often; while none is to be added, misses are not counted, or
+        // the checkpoints of earlier iterations would be dropped.
+        bool addNew = forced || (_jmpsProcessed - _prevJmps >= 2 && _processed - _prevInsns >= 8);
         for (int i = 0; i < list.Count; i++)
         {
             var old = list[i];
             if (old.Branches > 0)
             {
-                looping = true;
                 if (!forced && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) addNew = false;
                 // An iterator loop converges when a state at next() whose iterator is still active falls within
                 // one still being explored (range within); next() is never an infinite loop (is_state_visited).
@@ -349,17 +367,22 @@ internal sealed partial class Checker
                     PropagatePrecision(old);
                     return true;
                 }
+                // Callback iterations converge like the kernel's: a state at the helper call within one still
+                // being explored there adds nothing new. Range within, as for iterators: the old state's
+                // precision marks are not final while its iterations run. The call is no infinite loop.
+                if (callsCallback)
+                {
+                    if (_eq.Equal(old, _cur, exact: false, rangeWithin: true))
+                    {
+                        old.Hits++;
+                        PropagatePrecision(old);
+                        return true;
+                    }
+                    goto skipLoopCheck;
+                }
                 if (old.Frames.Count == _cur.Frames.Count && old.CallbackUnrollDepth == _cur.CallbackUnrollDepth &&
                     old.MayGotoDepth == _cur.MayGotoDepth && !StateEquivalence.IterDepthsDiffer(old, _cur) && _eq.Equal(old, _cur, exact: true))
                     throw Err($"infinite loop detected at insn {idx}");
-                // Callback iterations converge like the kernel's: a state within one still being
-                // explored at the same helper call adds nothing new.
-                if (callsCallback && _eq.Equal(old, _cur, exact: false))
-                {
-                    old.Hits++;
-                    PropagatePrecision(old);
-                    return true;
-                }
             }
             else if (_eq.Equal(old, _cur, exact: false))
             {
@@ -380,7 +403,7 @@ internal sealed partial class Checker
                 i--;
             }
         }
-        if (looping && !forced && _jmpsProcessed - _prevJmps < 20 && _processed - _prevInsns < 100) return false;
+        if (!addNew) return false;
         _prevJmps = _jmpsProcessed;
         _prevInsns = _processed;
         _totalStates++;
@@ -458,7 +481,7 @@ internal sealed partial class Checker
             if (done.TryGetValue((subprog, frame), out int seen) && seen >= depth) return;
             int below = depth;
             depth += (_stackDepth[subprog] + 15) & ~15;
-            if (depth > StackState.MaxBytes)
+            if (depth > BpfAbi.StackSize)
                 throw Err($"combined stack size of {frame + 1} calls is {depth}. Too large");
             for (int i = _info.SubprogStarts[subprog], end = _info.SubprogEnd(subprog); i < end; i++)
             {
@@ -466,7 +489,7 @@ internal sealed partial class Checker
                 bool isCall = (ins.IsCall && ins.Src == (byte)CallKind.Local) || (ins.IsLdImm64 && ins.Src == (byte)Ld64Source.Func);
                 if (isCall)
                 {
-                    if (frame + 1 >= MaxCallFrames)
+                    if (frame + 1 >= BpfAbi.MaxCallFrames)
                         throw Err($"the call stack of {frame + 1} frames is too deep !");
                     Walk(_info.SubprogOf(i + ins.Imm + 1), frame + 1, depth);
                 }

@@ -16,10 +16,14 @@ public static class ObjectVerification
         ArgumentNullException.ThrowIfNull(map);
         bool readOnly = map.Frozen || (map.Flags & MapSpec.FlagReadOnlyProgram) != 0;
         bool frozenConstant = map.Frozen && (map.Flags & MapSpec.FlagReadOnlyProgram) != 0 && map.MaxEntries == 1;
-        return new MapInfo(map.Name, map.Type, checked((int)map.KeySize), checked((int)map.ValueSize),
-            checked((int)map.MaxEntries), map.Flags, readOnly, frozenConstant ? map.InitialValue : null,
+        // Sizes the runtime refuses are refused when maps are created (MapFactory.Validate); the verifier's view only
+        // must not overflow: every u32 above 2^31 - 1 reads as 2^31 - 1 (an LPM_TRIE's max_entries is held so too).
+        return new MapInfo(map.Name, map.Type, Saturate(map.KeySize), Saturate(map.ValueSize),
+            Saturate(map.MaxEntries), map.Flags, readOnly, frozenConstant ? map.InitialValue : null,
             SpinLockOffset: map.SpinLockOffset, HasBtf: map.BtfValueTypeId != 0, InnerMap: map.InnerMap is { } inner ? ToMapInfo(inner) : null);
     }
+
+    static int Saturate(uint n) => (int)Math.Min(n, int.MaxValue);
 
     /// <summary>The verifier options for <paramref name="program"/> of <paramref name="collection"/>.</summary>
     public static VerifierOptions Options(CollectionSpec collection, ProgramSpec program, HelperTable helpers, int logLevel = 1)
@@ -37,6 +41,8 @@ public static class ObjectVerification
             FuncInfos = program.FuncInfos.Count > 0 ? program.FuncInfos : null,
             Btf = program.Btf ?? collection.Btf,
             KernelFunctions = program.KernelFunctions,
+            MapFdIsIndex = false, // a program's map references are BPF_PSEUDO_MAP_IDX; an fd left in it is no map
+            License = program.License,
         };
     }
 
@@ -60,5 +66,23 @@ public static class ObjectVerification
 
     /// <summary>Verifies one program of a loaded object.</summary>
     public static VerifierResult Verify(CollectionSpec collection, ProgramSpec program, HelperTable helpers, int logLevel = 1) =>
-        Verifier.Verify(program.Instructions, Options(collection, program, helpers, logLevel));
+        NameCoreFailure(program, Verifier.Verify(program.Instructions, Options(collection, program, helpers, logLevel)));
+
+    /// <summary>
+    /// A rejection at an instruction the loader poisoned for an unresolved CO-RE relocation names the relocation, as
+    /// libbpf's log fixup (fixup_log_failed_core_relo) does: <c>N: &lt;invalid CO-RE relocation&gt;</c>, then
+    /// <c>failed to resolve CO-RE relocation</c> and where. Any other result is returned as it is.
+    /// </summary>
+    internal static VerifierResult NameCoreFailure(ProgramSpec program, VerifierResult result)
+    {
+        if (result.Accepted || !program.UnresolvedCoreRelocations.TryGetValue(result.ErrorInsn, out var reason)) return result;
+        string poisoned = $"invalid func unknown#{ProgramSpec.CorePoisonHelper}";
+        string line = $"{result.ErrorInsn}: <invalid CO-RE relocation>";
+        var log = string.Join('\n', result.Log.Split('\n').Select(l =>
+            l == poisoned ? reason : l.StartsWith($"{result.ErrorInsn}: (85) call", StringComparison.Ordinal) ? line : l));
+        return new VerifierResult(false, log, reason, result.ErrorInsn, [.. result.Facts], result.InsnsProcessed, [.. result.StackDepths], result.MayReadUninitStack)
+        {
+            MayExposeAddresses = result.MayExposeAddresses,
+        };
+    }
 }

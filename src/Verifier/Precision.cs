@@ -1,3 +1,5 @@
+using BpfJit.Frontend;
+
 namespace BpfJit.Verifier;
 
 /// <summary>What one executed instruction did to the stack, for precision backtracking (the kernel's jmp_history flags).</summary>
@@ -31,15 +33,14 @@ internal record struct HistEntry(int Insn, byte Frame, HistFlags Flags = HistFla
 /// </summary>
 internal sealed class BacktrackSet
 {
-    public const int Frames = 8;
-    public readonly ushort[] Regs = new ushort[Frames];
-    public readonly ulong[] Slots = new ulong[Frames];
+    public readonly ushort[] Regs = new ushort[BpfAbi.MaxCallFrames];
+    public readonly ulong[] Slots = new ulong[BpfAbi.MaxCallFrames];
 
     public bool Empty
     {
         get
         {
-            for (int f = 0; f < Frames; f++) if (Regs[f] != 0 || Slots[f] != 0) return false;
+            for (int f = 0; f < BpfAbi.MaxCallFrames; f++) if (Regs[f] != 0 || Slots[f] != 0) return false;
             return true;
         }
     }

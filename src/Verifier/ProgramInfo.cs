@@ -10,10 +10,6 @@ namespace BpfJit.Verifier;
 /// </summary>
 internal sealed class ProgramInfo
 {
-    public const int MaxInsns = 1_000_000;
-    /// <summary>Most subprograms a program may have, the main program included (the kernel's BPF_MAX_SUBPROGS).</summary>
-    public const int MaxSubprogs = 256;
-
     public readonly IReadOnlyList<Instruction> Insns;
     /// <summary>Sorted start instructions of the subprograms; subprogram 0 starts at 0.</summary>
     public readonly List<int> SubprogStarts = [0];
@@ -59,7 +55,7 @@ internal sealed class ProgramInfo
     }
 
     /// <summary>Records a subprogram start (the kernel's add_subprog); false when it would be one too many.</summary>
-    static bool AddSubprog(SortedSet<int> starts, int start) => starts.Contains(start) || (starts.Count < MaxSubprogs && starts.Add(start));
+    static bool AddSubprog(SortedSet<int> starts, int start) => starts.Contains(start) || (starts.Count < BpfAbi.MaxSubprogs && starts.Add(start));
 
     static bool IsSecondSlot(IReadOnlyList<Instruction> insns, int i) => i > 0 && insns[i - 1].IsLdImm64;
 
@@ -68,7 +64,7 @@ internal sealed class ProgramInfo
         at = 0;
         int n = Insns.Count;
         if (n == 0) return "empty program";
-        if (n > MaxInsns) return $"program too large: {n} insns (max {MaxInsns})";
+        if (n > BpfAbi.MaxInsns) return $"program too large: {n} insns (max {BpfAbi.MaxInsns})";
         // Decode checks and subprogram discovery.
         var starts = new SortedSet<int> { 0 };
         for (int i = 0; i < n; i++)
@@ -153,13 +149,15 @@ internal sealed class ProgramInfo
             if (IsSecondSlot(Insns, i)) continue;
             at = i;
             var ins = Insns[i];
+            // The kernel's prune points (visit_insn): a jump's target and a conditional jump itself (may_goto
+            // included, where the kernel also forces a checkpoint: loops converge on it), and the instruction
+            // after every call. Where checkpoints can be changes what pruning proves, so they are the kernel's.
             if (ins.IsBranch)
             {
                 PrunePoint[i + ins.BranchOffset + 1] = true;
-                if (!ins.IsUnconditionalJump) PrunePoint[i + 1] = true;
-                // A may_goto is a checkpoint of its own (the kernel forces one there): loops converge on it.
-                if (ins.IsMayGoto) PrunePoint[i] = true;
+                if (!ins.IsUnconditionalJump) PrunePoint[i] = true;
             }
+            if (ins.IsCall && i + 1 < n) PrunePoint[i + 1] = true;
             if (ins.IsCall && ins.Src == (byte)CallKind.Local)
             {
                 PrunePoint[i] = true;
@@ -220,7 +218,7 @@ internal sealed class ProgramInfo
                 if (IsSecondSlot(Insns, i) || !Reachable[i]) continue;
                 ushort outLive = 0;
                 foreach (int t in Successors(i, includeCallees: false)) if (t < n) outLive |= LiveIn[t];
-                ushort inLive = (ushort)(use[i] | (outLive & ~def[i]) | (1 << 10));
+                ushort inLive = (ushort)(use[i] | (outLive & ~def[i]) | (1 << BpfAbi.FramePointer));
                 if (inLive != LiveIn[i]) { LiveIn[i] = inLive; changed = true; }
             }
         }

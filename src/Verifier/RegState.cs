@@ -137,6 +137,15 @@ internal struct RegState
         Smax = Math.Min(Smax, (long)(VarOff.Value | (VarOff.Mask & 0x7fffffffffffffffUL)));
         Umin = Math.Max(Umin, VarOff.Value);
         Umax = Math.Min(Umax, VarOff.Value | VarOff.Mask);
+        // When the unsigned range and the tnum share exactly one value, the register is that value (in Linux 6.18 stable since March 2026,
+        // "Improve bounds when tnum has a single possible value"): at umin, at the tnum's largest value, or at the
+        // one tnum value strictly between umin and umax. Without it a refinement that leaves one value ends in
+        // contradictory bounds, which the kernel resolves here and BpfJit would treat as a violation.
+        ulong next = VarOff.Step(Umin), tmax = VarOff.Value | VarOff.Mask;
+        bool uminIn = VarOff.Has(Umin);
+        if (uminIn && next > Umax) MarkKnown(Umin);
+        else if (!uminIn && next == tmax) MarkKnown(tmax);
+        else if (!uminIn && next <= Umax && VarOff.Step(next) > Umax) MarkKnown(next);
     }
 
     public void UpdateBounds()
@@ -266,10 +275,23 @@ internal struct RegState
         UpdateBounds();
     }
 
-    /// <summary>Bounds checks of the kernel's reg_bounds_sanity_check, reduced to consistency.</summary>
-    public readonly bool BoundsSane =>
-        Umin <= Umax && Smin <= Smax && U32Min <= U32Max && S32Min <= S32Max &&
-        VarOff.Value <= Umax && (VarOff.Value | VarOff.Mask) >= Umin;
+    /// <summary>
+    /// The kernel's reg_bounds_sanity_check: every range is ordered, and a constant tnum (or constant lower
+    /// half) is the only value its 64-bit (or 32-bit) ranges allow.
+    /// </summary>
+    public readonly bool BoundsSane
+    {
+        get
+        {
+            if (Umin > Umax || Smin > Smax || U32Min > U32Max || S32Min > S32Max) return false;
+            if (VarOff.IsConst && (Umin != VarOff.Value || Umax != VarOff.Value || Smin != (long)VarOff.Value || Smax != (long)VarOff.Value))
+                return false;
+            var sub = VarOff.Subreg;
+            if (sub.IsConst && (U32Min != (uint)sub.Value || U32Max != (uint)sub.Value || S32Min != (int)(uint)sub.Value || S32Max != (int)(uint)sub.Value))
+                return false;
+            return true;
+        }
+    }
 
     public readonly bool Equals32Const(out uint v)
     {

@@ -38,6 +38,21 @@ public enum RegType : byte
     PtrToArgMemOrNull,
     /// <summary>Read-only memory of <see cref="RegState.Aux"/> bytes (the kernel's PTR_TO_MEM | MEM_RDONLY): bpf_iter_num_next's element.</summary>
     PtrToRdonlyMem,
+    /// <summary>
+    /// A trusted pointer to a kernel object described by kernel BTF (the kernel's PTR_TO_BTF_ID | PTR_TRUSTED, never NULL):
+    /// <see cref="RegState.Aux"/> is a <see cref="KernelStruct"/>. BpfJit has no kernel BTF, so the object's fields
+    /// cannot be read; the pointer can be kept, compared and passed on.
+    /// </summary>
+    PtrToBtfId,
+}
+
+/// <summary>The kernel structures a <see cref="RegType.PtrToBtfId"/> pointer can point to in an SK_LOOKUP program.</summary>
+public enum KernelStruct
+{
+    /// <summary><c>struct bpf_sk_lookup_kern</c>, the kernel's own context (bpf_cast_to_kern_ctx).</summary>
+    BpfSkLookupKern,
+    /// <summary><c>struct task_struct</c>, the current task (bpf_get_current_task_btf).</summary>
+    TaskStruct,
 }
 
 /// <summary>Names of register types as the kernel prints them.</summary>
@@ -62,6 +77,7 @@ public static class RegTypeNames
         RegType.PtrToArgMem => "mem",
         RegType.PtrToRdonlyMem => "rdonly_mem",
         RegType.PtrToArgMemOrNull => "mem_or_null",
+        RegType.PtrToBtfId => "trusted_ptr_",
         _ => type.ToString(),
     };
 

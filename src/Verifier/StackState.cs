@@ -1,3 +1,5 @@
+using BpfJit.Frontend;
+
 namespace BpfJit.Verifier;
 
 /// <summary>What one stack byte holds (the kernel's STACK_* slot types; printed as <c>?</c>, <c>m</c>, <c>0</c>, <c>r</c>).</summary>
@@ -22,8 +24,7 @@ internal enum SlotKind : byte
 /// </summary>
 internal sealed class StackState
 {
-    public const int MaxBytes = 512;
-    public const int Slots = MaxBytes / 8;
+    public const int Slots = BpfAbi.StackSize / 8;
 
     /// <summary>Byte kinds of the allocated part, 8 per slot; bytes past it are <see cref="SlotKind.Invalid"/>.</summary>
     public SlotKind[] Kinds = [];

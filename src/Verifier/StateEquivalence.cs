@@ -1,3 +1,5 @@
+using BpfJit.Frontend;
+
 namespace BpfJit.Verifier;
 
 /// <summary>
@@ -43,13 +45,17 @@ internal sealed class StateEquivalence
             var of = old.Frames[f];
             var cf = cur.Frames[f];
             if (of.CallSite != cf.CallSite) return false;
+            // func_states_equal's callback_depth rule: a state that had run more bpf_loop iterations
+            // from this frame's call has fewer left to explore (at the count it only continues after
+            // the call), so it covers no state with iterations still to run.
+            if (of.CallbackDepth > cf.CallbackDepth) return false;
             // A caller frame resumes after the call (r0-r5 are written by the return), or, below a
             // callback, at the helper call itself, which reads its arguments again.
             var callee = f == cur.Frames.Count - 1 ? null : cur.Frames[f + 1];
             ushort live = callee == null ? _info.LiveIn[cur.Insn]
                 : callee.InCallback ? _info.LiveIn[callee.CallSite]
-                : (ushort)(_info.LiveIn[callee.CallSite + 1] & ~0x3f | (1 << 10));
-            for (int r = 0; r <= 10; r++)
+                : (ushort)(_info.LiveIn[callee.CallSite + 1] & ~BpfAbi.CallerSavedMask | (1 << BpfAbi.FramePointer));
+            for (int r = 0; r <= BpfAbi.MaxRegister; r++)
             {
                 if ((live & (1 << r)) == 0) continue;
                 if (!RegSafe(of.Regs[r], cf.Regs[r], exact)) return false;

@@ -1,3 +1,4 @@
+using BpfJit.Frontend;
 using System.Text;
 
 namespace BpfJit.Verifier;
@@ -14,7 +15,7 @@ internal static class StateFormatter
         {
             var frame = st.Frames[f];
             if (st.Frames.Count > 1) sb.Append(f == st.CurFrame ? "" : $"frame{f}: ");
-            for (int r = 0; r <= 10; r++)
+            for (int r = 0; r <= BpfAbi.MaxRegister; r++)
             {
                 var reg = frame.Regs[r];
                 if (reg.Type == RegType.NotInit) continue;
@@ -60,7 +61,8 @@ internal static class StateFormatter
         if (r.Off != 0) parts.Add($"off={r.Off}");
         if (r.Type is RegType.PtrToMem or RegType.PtrToMemOrNull or RegType.PtrToArgMem or RegType.PtrToArgMemOrNull or RegType.PtrToRdonlyMem) parts.Add($"sz={r.Aux}");
         if (!r.VarOff.IsConst) parts.AddRange(ScalarParts(r));
-        return RegTypeNames.Name(r.Type) + "(" + string.Join(",", parts) + ")";
+        string name = RegTypeNames.Name(r.Type) + (r.Type == RegType.PtrToBtfId ? Checker.KernelStructName((KernelStruct)r.Aux) : "");
+        return name + "(" + string.Join(",", parts) + ")";
     }
 
     static IEnumerable<string> ScalarParts(RegState r)

@@ -143,6 +143,29 @@ public readonly record struct Tnum(ulong Value, ulong Mask)
     /// <summary>This tnum with its low 32 bits replaced by <paramref name="value"/>.</summary>
     public Tnum WithConstSubreg(uint value) => ClearSubreg | Const(value);
 
+    /// <summary>Whether <paramref name="v"/> is one of the values this tnum allows.</summary>
+    public bool Has(ulong v) => (v & ~Mask) == Value;
+
+    /// <summary>
+    /// The smallest value this tnum allows that is greater than <paramref name="z"/> (the kernel's tnum_step);
+    /// the largest value it allows when none is greater, the smallest when <paramref name="z"/> is below all.
+    /// </summary>
+    public ulong Step(ulong z)
+    {
+        ulong max = Value | Mask;
+        if (z >= max) return max;
+        if (z < Value) return Value;
+        // A member is Value + s for a submask s of Mask, so the answer is Value + the least submask above
+        // d = z - Value. Counting upward through the mask bits alone: every bit outside the mask is set so a
+        // carry runs past it, and so is every bit below d's highest bit outside the mask (a submask cannot
+        // match d there, it must exceed d above it, so what lies below does not matter).
+        ulong d = z - Value;
+        ulong outside = d & ~Mask;
+        ulong below = outside == 0 ? 0 : (1UL << (64 - System.Numerics.BitOperations.LeadingZeroCount(outside))) - 1;
+        ulong filled = d | below | ~Mask;
+        return Value | ((filled + 1) & Mask);
+    }
+
     /// <summary>True when every value of <paramref name="b"/> is also a value of this tnum.</summary>
     public bool Contains(Tnum b)
     {

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using BpfJit.Frontend;
+using BpfJit.Frontend.Elf;
 
 [assembly: InternalsVisibleTo("BpfJit.Tests")]
 
@@ -18,18 +19,9 @@ public static class Verifier
         ArgumentNullException.ThrowIfNull(options);
         if (options.ProgramType != ProgramType.SkLookup)
             throw new ArgumentException($"program type {options.ProgramType} is not supported", nameof(options));
-        // Precision-aware pruning first. Callback loops run with the kernel's widening of changed
-        // imprecise scalars, which converges on counters kept in the callback context; where that
-        // loses a value the program needs, the callbacks are explored again with every scalar
-        // compared exactly, widened and then unrolled. Every run is sound, so any acceptance is safe.
-        var first = new Checker(program, options, widenCallbacks: true, precision: true);
-        var result = first.Run();
-        if (result.Accepted || !first.HasCallbacks) return result;
-        var exact = new Checker(program, options, widenCallbacks: true, precision: false);
-        var exactResult = exact.Run();
-        if (exactResult.Accepted || !exact.WidenedScalars) return exactResult.Accepted ? exactResult : result;
-        var unrolled = new Checker(program, options, widenCallbacks: false, precision: false).Run();
-        return unrolled.Accepted ? unrolled : result;
+        // One run, as the kernel's: precision-aware pruning, and loops (callbacks, iterators, may_goto) that
+        // converge by widening the scalars no path has needed exactly so far.
+        return new Checker(program, options).Run();
     }
 
     /// <summary>Verifies and throws <see cref="BpfVerifierException"/> (carrying the log) when rejected.</summary>

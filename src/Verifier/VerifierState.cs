@@ -1,9 +1,11 @@
+using BpfJit.Frontend;
+
 namespace BpfJit.Verifier;
 
 /// <summary>One function frame: registers r0-r10 and the stack (the kernel's <c>bpf_func_state</c>).</summary>
 internal sealed class FuncState
 {
-    public RegState[] Regs = new RegState[11];
+    public RegState[] Regs = new RegState[BpfAbi.RegisterCount];
     public StackState Stack = new();
     /// <summary>The call instruction that created this frame (-1 for the main program).</summary>
     public int CallSite = -1;
@@ -74,7 +76,7 @@ internal sealed class VerifierState
     {
         foreach (var f in Frames)
         {
-            for (int r = 0; r < 11; r++) action(ref f.Regs[r]);
+            for (int r = 0; r < BpfAbi.RegisterCount; r++) action(ref f.Regs[r]);
             for (int spi = 0; spi < f.Stack.Spilled.Length; spi++)
                 if (f.Stack.IsSpilled(spi)) action(ref f.Stack.Spilled[spi]);
         }

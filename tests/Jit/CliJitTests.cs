@@ -67,7 +67,7 @@ public class CliJitTests
             File.WriteAllBytes(truncated, [0x95, 0, 0]);
             (code, _, err) = Cli("dump", truncated);
             Assert.That(code, Is.EqualTo(2));
-            Assert.That(err, Does.Contain("truncated"));
+            Assert.That(err, Does.Contain("short.bin").And.Contain("not a whole number of 8-byte instruction slots"));
             (code, _, err) = Cli("dump");
             Assert.That(code, Is.EqualTo(2));
         }

@@ -40,7 +40,7 @@ public class JitApiTests
         Assert.That(nested.ChecksCallDepth, Is.False, "an acyclic call graph of depth 3 needs no run-time check");
         Assert.That(nested.Run(), Is.EqualTo(3));
         var recursive = JitCompiler.Compile(Assembler.Assemble("stdw [%r10-8], 1\ncall local f\nexit\nf: call local f\nexit"), HelperTable.Bench());
-        Assert.That(recursive.StackFrames, Is.EqualTo(Interpreter.MaxFrames));
+        Assert.That(recursive.StackFrames, Is.EqualTo(BpfAbi.MaxCallFrames));
         Assert.That(recursive.ChecksCallDepth, Is.True);
         var e = Assert.Throws<BpfRuntimeException>(() => recursive.Run());
         Assert.That(e!.Message, Is.EqualTo("instruction 3: call stack overflow: more than 8 frames"));

@@ -148,6 +148,39 @@ public class RuntimeGuardTests
         AssertFaults(code, facts, slot, kind);
     }
 
+    /// <summary>
+    /// The same made-up fact inside a bpf_loop callback: the callback is compiled without specialisation, but
+    /// its variable-offset access is guarded as the main program's are (a load 8008 bytes below its frame).
+    /// </summary>
+    [Test]
+    public void AVariableOffsetOutsideTheFrameFaultsInACallbackOnTheJit()
+    {
+        var code = MapPrograms.Assemble($"""
+            ldxw %r6, [%r1+{SkLookupLayout.LocalPort}]
+            jne %r6, {Port}, pass
+            mov %r1, 1
+            ldfunc %r2, callback
+            mov %r3, %r6
+            mov %r4, 0
+            call 181
+            pass:
+            mov %r0, 1
+            exit
+            callback:
+            stdw [%r10-8], 0
+            mov %r3, %r10
+            sub %r3, %r2
+            and %r3, -8
+            ldxb %r0, [%r3+0]
+            mov %r0, 0
+            exit
+            """);
+        int slot = SlotOf(code, i => i.Class == InstructionClass.Ldx && i.Src == 3);
+        var slots = Enumerable.Range(0, code.Length).Select(i => i == slot ? new SlotFacts { VariableOffset = true } : SlotFacts.Unknown).ToList();
+        var facts = new ProgramFacts(code, slots, mayReadUninitStack: true, stackDepths: [0, 8]);
+        AssertFaults(code, facts, slot, "load");
+    }
+
     [Test]
     public void AVariableOffsetPastAMapValueFaultsOnTheJit()
     {

@@ -22,7 +22,7 @@ public class StackBlockTests
             Assert.That(size == 8 || size / 2 < bytes, $"{bytes} bytes got a {size}-byte block: a smaller one holds it");
         }
         // eight frames of 512 bytes and their saved-frame records: the largest block a program gets
-        Assert.That(Marshal.SizeOf(JitStackBlock.For(Interpreter.MaxFrames * (Interpreter.StackSize + 40))), Is.LessThanOrEqualTo(JitStackBlock.MaxBytes));
+        Assert.That(Marshal.SizeOf(JitStackBlock.For(BpfAbi.MaxCallFrames * (BpfAbi.StackSize + 40))), Is.LessThanOrEqualTo(JitStackBlock.MaxBytes));
         Assert.Throws<ArgumentOutOfRangeException>(() => JitStackBlock.For(0));
         Assert.Throws<ArgumentOutOfRangeException>(() => JitStackBlock.For(JitStackBlock.MaxBytes + 1));
     }

@@ -198,7 +198,7 @@ public class ObjectErrorTests
     public void MissingFile()
     {
         var e = Assert.Throws<BpfObjectException>(() => ObjectFile.Load("/nonexistent/prog.o"))!;
-        Assert.That(e.Message, Does.StartWith("/nonexistent/prog.o: cannot read"));
+        Assert.That(e.Message, Does.StartWith("/nonexistent/prog.o: no such file"));
     }
 
     static string Other(string name) => Path.Combine(Corpus.RepoRoot, "tests", "Loader", "objects", name + ".o");
@@ -209,16 +209,6 @@ public class ObjectErrorTests
         var e = Assert.Throws<BpfObjectException>(() => ObjectFile.Load(Other("extern_kconfig")))!;
         Assert.That(e.Section, Is.EqualTo("sk_lookup"));
         Assert.That(e.Reason, Does.Contain("program kconfig_prog: reference to undefined symbol 'LINUX_KERNEL_VERSION'"));
-    }
-
-    [Test]
-    public void CoreRelocationsAreParsedAndNoted()
-    {
-        var p = ObjectFile.Load(Other("core_reloc")).Programs.Single();
-        var c = p.CoreRelocations.Single();
-        Assert.That((c.Kind, c.AccessString, c.InstructionOffset), Is.EqualTo((BpfJit.Frontend.Btf.CoreRelocationKind.FieldByteOffset, "0:1", 0)));
-        Assert.That(p.Notes.Single(), Does.Contain("CO-RE").And.Contain("not applied"));
-        Assert.That(p.IsSupported);
     }
 
     [Test]

@@ -33,6 +33,24 @@ public class PerProgramTests
         Assert.That(Disassembler.Format(spec.Programs["bad_opcode"].Instructions, 0), Is.EqualTo("<unknown: unknown opcode 0xe6>"));
     }
 
+    /// <summary>
+    /// A raw map fd in an ld_imm64 without a relocation loads (libbpf passes it on) and rejects only its program,
+    /// with the kernel's message: an object's program names maps by relocation, so the fd is no map's.
+    /// </summary>
+    [Test]
+    public void ARawMapFdRejectsOnlyItsProgram()
+    {
+        var spec = ObjectFile.Load(Object("raw_map_fd"));
+        Assert.That(spec.Programs.Select(p => p.Name), Is.EqualTo(new[] { "raw_fd", "good" }));
+        var bad = Verify(spec, "raw_fd");
+        Assert.That((bad.Accepted, bad.ErrorInsn, bad.Error), Is.EqualTo((false, 0, "fd 1 is not pointing to valid bpf_map")));
+        Assert.That(Verify(spec, "good").Accepted, Is.True);
+        // The same check on the path that verifies against live maps (bpfjit run, scenarios, the embedding example).
+        using var map = BpfJit.Runtime.Maps.MapFactory.Create(MapType.Array, 4, 4, 2, 0, "m");
+        var e = Assert.Throws<BpfVerifierException>(() => new SkLookupProgramVerifier().VerifyWithFacts(spec.Programs["raw_fd"], [map, map], SkLookupHelpers.CreateTable()))!;
+        Assert.That(e.Result.Error, Is.EqualTo("fd 1 is not pointing to valid bpf_map"));
+    }
+
     [Test]
     public void KernelFunctionCallsAreJudgedPerProgram()
     {
@@ -127,16 +145,16 @@ public class PerProgramCliTests
     [Test]
     public void InspectAndDisasmNameKernelFunctionsAndInnerMaps()
     {
-        var (code, json) = Run(BpfJit.Cli.Commands.InspectCommand.Run, Object("kfunc_calls"), "--json");
+        var (code, json) = Run((a, o, e) => BpfJit.Cli.Cli.Run(["inspect", .. a], o, e), Object("kfunc_calls"), "--json");
         Assert.That(code, Is.Zero);
         using (var doc = System.Text.Json.JsonDocument.Parse(json))
         {
             var first = doc.RootElement.GetProperty("programs")[0];
             Assert.That(first.GetProperty("kernelFunctions").EnumerateArray().Select(e => e.GetString()), Is.EqualTo(new[] { "bpf_rcu_read_lock", "bpf_rcu_read_unlock" }));
         }
-        var (_, text) = Run(BpfJit.Cli.Commands.DisasmCommand.Run, Object("kfunc_calls"));
+        var (_, text) = Run((a, o, e) => BpfJit.Cli.Cli.Run(["disasm", .. a], o, e), Object("kfunc_calls"));
         Assert.That(text, Does.Contain("    1: call kfunc#1  ; kfunc bpf_rcu_read_unlock"));
-        var (_, mim) = Run(BpfJit.Cli.Commands.InspectCommand.Run, Object("map_in_map"), "--json");
+        var (_, mim) = Run((a, o, e) => BpfJit.Cli.Cli.Run(["inspect", .. a], o, e), Object("map_in_map"), "--json");
         using var m = System.Text.Json.JsonDocument.Parse(mim);
         var outer = m.RootElement.GetProperty("maps").EnumerateArray().Single(e => e.GetProperty("name").GetString() == "outer");
         Assert.That(outer.GetProperty("innerMap").GetProperty("type").GetString(), Is.EqualTo("Array"));

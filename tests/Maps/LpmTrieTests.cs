@@ -1,3 +1,4 @@
+using BpfJit.Runtime;
 using System.Net;
 using BpfJit.Runtime.Maps;
 using BpfJit.Tests.Support;

@@ -1,4 +1,6 @@
 using BpfJit.Runtime.Maps;
+using BpfJit.Runtime.Sockets;
+using Errno = BpfJit.Runtime.Errno;
 using BpfJit.Tests.Support;
 
 namespace BpfJit.Tests.Maps;
@@ -22,7 +24,7 @@ public class MapFactoryTests
         yield return C("PERCPU_ARRAY mmapable", MapType.PerCpuArray, 4, 8, 1, MapFlags.Mmapable, Errno.EINVAL);
         yield return C("HASH key_size 0", MapType.Hash, 0, 4, 1, 0, Errno.EINVAL);
         yield return C("HASH max_entries 0", MapType.Hash, 4, 4, 0, 0, Errno.EINVAL);
-        yield return C("HASH key 513", MapType.Hash, 513, 4, 1, 0, Errno.E2BIG);
+        yield return C("HASH key + value at KMALLOC_MAX_SIZE less the element header", MapType.Hash, 4194252, 4, 1, 0, Errno.E2BIG);
         yield return C("HASH NO_COMMON_LRU", MapType.Hash, 4, 4, 1, MapFlags.NoCommonLru, Errno.EINVAL);
         yield return C("HASH MMAPABLE", MapType.Hash, 4, 4, 1, MapFlags.Mmapable, Errno.EINVAL);
         yield return C("LRU_HASH NO_PREALLOC", MapType.LruHash, 4, 4, 1, NoPrealloc, Errno.ENOTSUPP);
@@ -38,12 +40,26 @@ public class MapFactoryTests
         yield return C("RINGBUF with key", MapType.RingBuf, 4, 0, 4096, 0, Errno.EINVAL);
         yield return C("RINGBUF NO_PREALLOC", MapType.RingBuf, 0, 0, 4096, NoPrealloc, Errno.EINVAL);
         yield return C("UNSPEC", MapType.Unspec, 4, 4, 1, 0, Errno.EINVAL);
+        // Recorded on 6.18.44 with raw bpf() (too large to send to the kernel in a test run: it would allocate them).
+        yield return C("HASH max_entries 2^27 + 1 (bucket array)", MapType.Hash, 4, 8, (1 << 27) + 1, 0, Errno.E2BIG);
+        yield return C("HASH max_entries 2^31", MapType.Hash, 4, 8, int.MinValue, 0, Errno.E2BIG);
+        yield return C("PERCPU_HASH max_entries 2^32 - 1", MapType.PerCpuHash, 4, 8, -1, NoPrealloc, Errno.E2BIG);
+        yield return C("HASH key 4096 x 2^26 preallocated (277 GB)", MapType.Hash, 4096, 8, 1 << 26, 0, Errno.ENOMEM);
+        yield return C("ARRAY max_entries 2^32 - 1", MapType.Array, 4, 8, -1, 0, Errno.ENOMEM);
+        yield return C("ARRAY value_size 2^31", MapType.Array, 4, int.MinValue, 1, 0, Errno.E2BIG);
+        yield return C("SOCKHASH max_entries 2^31", MapType.SockHash, 4, 8, int.MinValue, 0, Errno.EINVAL);
+        yield return C("SOCKMAP max_entries -5 (2^32 - 5)", MapType.SockMap, 4, 8, -5, 0, Errno.ENOMEM);
+        yield return C("LPM value_size 4194025", MapType.LpmTrie, 8, 4194025, 16, NoPrealloc, Errno.EINVAL);
+        yield return C("PERCPU_ARRAY NUMA_NODE", MapType.PerCpuArray, 4, 8, 1, MapFlags.NumaNode, Errno.EINVAL);
+        yield return C("PROG_ARRAY RDONLY_PROG", MapType.ProgArray, 4, 4, 1, MapFlags.ReadOnlyProg, Errno.EINVAL);
+        yield return C("PERCPU_ARRAY INNER_MAP", MapType.PerCpuArray, 4, 8, 1, MapFlags.InnerMap, Errno.EINVAL);
         yield return C("STACK_TRACE (unsupported)", MapType.StackTrace, 4, 8, 1, 0, Errno.EINVAL);
     }
 
     [TestCaseSource(nameof(Rejected))]
     public void Rejects(MapType type, int key, int value, int max, uint flags, int errno)
     {
+        SocketMapBase.Register();
         var e = Assert.Throws<MapCreateException>(() => MapFactory.Create(type, key, value, max, flags, "m1"))!;
         Assert.Multiple(() =>
         {
@@ -66,6 +82,9 @@ public class MapFactoryTests
         yield return new TestCaseData(MapType.ProgArray, 4, 4, 8, 0u, typeof(ProgArrayMap));
         yield return new TestCaseData(MapType.PerfEventArray, 4, 4, 2, 0u, typeof(PerfEventArrayMap));
         yield return new TestCaseData(MapType.RingBuf, 0, 0, 4096, 0u, typeof(RingBufMap));
+        // Recorded on 6.18.44: a hash key up to KMALLOC_MAX_SIZE less the element header and the value; a large LPM value.
+        yield return new TestCaseData(MapType.Hash, 4194247, 8, 1, NoPrealloc, typeof(HashMap));
+        yield return new TestCaseData(MapType.LpmTrie, 8, 4194024, 1, NoPrealloc, typeof(LpmTrieMap));
     }
 
     [TestCaseSource(nameof(Accepted))]

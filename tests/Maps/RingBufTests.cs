@@ -1,3 +1,4 @@
+using BpfJit.Runtime;
 using BpfJit.Runtime.Maps;
 using BpfJit.Tests.Support;
 using static BpfJit.Tests.Support.MapPrograms;

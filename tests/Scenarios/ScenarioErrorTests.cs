@@ -77,7 +77,7 @@ public class ScenarioErrorTests
             "$.sockets[1]: socket B: 127.0.0.1:8008 is in use by socket A (EADDRINUSE)").SetName("bind conflict");
         yield return new TestCaseData("{ \"lookups\": [ }", "$: invalid JSON").SetName("invalid json");
         yield return new TestCaseData(Good.Replace("\"attach\"", "\"map_definitions\": {\"m\": {\"type\": \"sockmap\", \"key_size\": 8, \"value_size\": 8, \"max_entries\": 1}}, \"attach\""),
-            "$.map_definitions.m: map m (SockMap): key_size must be 4, not 8 (-EINVAL)").SetName("bad map definition");
+            "$.map_definitions.m: map m (SockMap): key_size 8: must be 4 (-EINVAL)").SetName("bad map definition");
         yield return new TestCaseData(Good.Replace("\"attach\"", "\"map_definitions\": {\"m\": {\"type\": \"teapot\"}}, \"attach\""),
             "$.map_definitions.m.type: unknown map type 'teapot'").SetName("unknown map type");
         yield return new TestCaseData(Good.Replace("\"maps\"", "\"reuseport_groups\": {\"g\": {\"drop\": true}}, \"maps\""),

@@ -2,7 +2,7 @@ using BpfJit.Runtime.SkLookup;
 using BpfJit.Runtime.Sockets;
 using BpfJit.Tests.Support;
 using static BpfJit.Tests.SkLookup.SkTestSupport;
-using Errno = BpfJit.Runtime.Sockets.Errno;
+using Errno = BpfJit.Runtime.Errno;
 
 namespace BpfJit.Tests.SkLookup;
 

@@ -4,7 +4,7 @@ using BpfJit.Runtime.SkLookup;
 using BpfJit.Runtime.Sockets;
 using BpfJit.Tests.Support;
 using static BpfJit.Tests.SkLookup.SkTestSupport;
-using Errno = BpfJit.Runtime.Sockets.Errno;
+using Errno = BpfJit.Runtime.Errno;
 
 namespace BpfJit.Tests.SkLookup;
 
@@ -54,12 +54,17 @@ public class SockMapTests
         Assert.That(BinaryPrimitives.ReadUInt64LittleEndian(value), Is.EqualTo(listener.Cookie), "lookup returns the cookie");
         Assert.That(map.Update(U32(1), Fd(bound, 8)), Is.EqualTo(-Errno.EOPNOTSUPP), "TCP must listen or be established");
         Assert.That(map.Update(U32(1), Fd(unbound, 8)), Is.EqualTo(-Errno.EOPNOTSUPP));
-        Assert.That(map.Update(U32(1), Fd(udp, 8)), Is.Zero, "UDP in any state");
+        // sock_map_sk_state_allowed: a UDP socket must be hashed (bound); Linux 6.18 answers EOPNOTSUPP for an
+        // unbound one (raw bpf() with a fresh SOCK_DGRAM socket).
+        Assert.That(map.Update(U32(1), Fd(udp, 8)), Is.EqualTo(-Errno.EOPNOTSUPP), "an unbound UDP socket");
+        udp.Bind(Ep("127.0.0.1:5353"));
+        Assert.That(map.Update(U32(1), Fd(udp, 8)), Is.Zero, "a bound UDP socket");
         Assert.That(map.Update(U32(4), Fd(udp, 8)), Is.EqualTo(-Errno.E2BIG));
         Assert.That(map.Update(U32(0), Fd(udp, 8), UpdateFlags.NoExist), Is.EqualTo(-Errno.EEXIST));
         Assert.That(map.Update(U32(2), Fd(udp, 8), UpdateFlags.Exist), Is.EqualTo(-Errno.ENOENT));
         Assert.That(map.Update(U32(2), Fd(udp, 8), 3), Is.EqualTo(-Errno.EINVAL));
         Assert.That(map.Update(U32(2), BitConverter.GetBytes(1UL << 40)), Is.EqualTo(-Errno.EINVAL));
+        Assert.That(map.Update(U32(2), BitConverter.GetBytes(1UL << 31)), Is.EqualTo(-Errno.EINVAL), "an fd above S32_MAX");
         Assert.That(map.Update(U32(2), BitConverter.GetBytes(0UL)), Is.EqualTo(-Errno.EBADF));
         Assert.That(map.Delete(U32(3)), Is.EqualTo(-Errno.EINVAL), "deleting an empty slot");
         Assert.That(map.Delete(U32(9)), Is.EqualTo(-Errno.EINVAL));

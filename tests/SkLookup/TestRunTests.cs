@@ -1,3 +1,4 @@
+using BpfJit.Runtime;
 using System.Buffers.Binary;
 using BpfJit.Runtime.SkLookup;
 using BpfJit.Runtime.Sockets;

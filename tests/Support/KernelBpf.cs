@@ -20,15 +20,24 @@ public static class KernelBpf
         if (!Kernel.Available) Assert.Ignore("kernel oracle unavailable: " + Kernel.UnavailableReason);
     }
 
-    /// <summary>Creates a map; returns the fd or a negative errno. <paramref name="innerMapFd"/>: a map-in-map's inner_map_fd.</summary>
-    public static int CreateMap(uint type, int keySize, int valueSize, int maxEntries, uint flags, int innerMapFd = 0) =>
-        Kernel.CreateMap(type, keySize, valueSize, maxEntries, flags, innerMapFd);
+    /// <summary>
+    /// Creates a map; returns the fd or a negative errno. <paramref name="innerMapFd"/>: a map-in-map's inner_map_fd;
+    /// <paramref name="numaNode"/>: numa_node (read with BPF_F_NUMA_NODE). Sizes are the syscall's u32 bits.
+    /// </summary>
+    public static int CreateMap(uint type, int keySize, int valueSize, int maxEntries, uint flags, int innerMapFd = 0, uint numaNode = 0) =>
+        Kernel.CreateMap(type, keySize, valueSize, maxEntries, flags, innerMapFd, numaNode);
 
     /// <summary>BPF_MAP_UPDATE_ELEM; 0 or a negative errno.</summary>
     public static int Update(int fd, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags = 0) => Kernel.UpdateElem(fd, key, value, flags);
 
     /// <summary>BPF_MAP_LOOKUP_ELEM; 0 or a negative errno.</summary>
-    public static int Lookup(int fd, ReadOnlySpan<byte> key, Span<byte> value) => Kernel.LookupElem(fd, key, value);
+    public static int Lookup(int fd, ReadOnlySpan<byte> key, Span<byte> value, ulong flags = 0) => Kernel.LookupElem(fd, key, value, flags);
+
+    /// <summary>BPF_MAP_GET_NEXT_KEY (empty key: the first); 0 or a negative errno.</summary>
+    public static int GetNextKey(int fd, ReadOnlySpan<byte> key, Span<byte> nextKey) => Kernel.GetNextKey(fd, key, nextKey);
+
+    /// <summary>BPF_MAP_FREEZE; 0 or a negative errno.</summary>
+    public static int Freeze(int fd) => Kernel.Freeze(fd);
 
     /// <summary>BPF_MAP_DELETE_ELEM; 0 or a negative errno.</summary>
     public static int Delete(int fd, ReadOnlySpan<byte> key) => Kernel.DeleteElem(fd, key);
@@ -36,9 +45,12 @@ public static class KernelBpf
     /// <summary>Closes a descriptor.</summary>
     public static void Close(int fd) => Kernel.Close(fd);
 
-    /// <summary>Loads <paramref name="slots"/> as an SK_LOOKUP program (src 5/6 map references index <paramref name="mapFds"/>) and returns the verdict.</summary>
-    public static Kernel.LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int logLevel = 1) =>
-        Kernel.Load(slots, mapFds, logLevel);
+    /// <summary>
+    /// Loads <paramref name="slots"/> as an SK_LOOKUP program (src 5/6 map references index <paramref name="mapFds"/>) under
+    /// <paramref name="license"/> and returns the verdict.
+    /// </summary>
+    public static Kernel.LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int logLevel = 1, string license = "GPL") =>
+        Kernel.Load(slots, mapFds, logLevel, license);
 
     /// <summary>Loads the program with BTF func_info (<paramref name="btfFd"/> and a (first slot, FUNC type id) per subprogram) and returns the verdict.</summary>
     public static Kernel.LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int btfFd, IReadOnlyList<(int InsnOff, uint TypeId)> funcInfo, int logLevel = 1) =>

@@ -22,7 +22,6 @@ public static class SkLookupTestHelpers
         t.Add(H(5, "ktime_get_ns", RetType.Integer));
         t.Add(H(6, "trace_printk", RetType.Integer, ArgType.PtrToMem, ArgType.ConstSize));
         t.Add(H(7, "get_prandom_u32", RetType.Integer));
-        t.Add(H(8, "get_smp_processor_id", RetType.Integer));
         t.Add(new Helper(12, "bpf_tail_call", Dummy, new HelperProto(RetType.Void, ArgType.PtrToCtx, ArgType.ConstMapPtr, ArgType.Anything), HelperExit.TailCall));
         t.Add(H(25, "perf_event_output", RetType.Integer, ArgType.PtrToCtx, ArgType.ConstMapPtr, ArgType.Anything, ArgType.PtrToMem, ArgType.ConstSizeOrZero));
         t.Add(H(86, "sk_release", RetType.Integer, ArgType.PtrToSocket));
@@ -39,6 +38,15 @@ public static class SkLookupTestHelpers
         t.Add(H(160, "ktime_get_coarse_ns", RetType.Integer));
         t.Add(H(164, "for_each_map_elem", RetType.Integer, ArgType.ConstMapPtr, ArgType.PtrToFunc, ArgType.PtrToStackOrNull, ArgType.Anything));
         t.Add(H(181, "loop", RetType.Integer, ArgType.Anything, ArgType.PtrToFunc, ArgType.PtrToStackOrNull, ArgType.Anything));
+        // The current-task, string and probe-read helpers, and the CPU id whose result the runtime bounds by its CPU
+        // count: with the runtime's own prototypes (their refinements of the result are part of the prototype).
+        foreach (var h in KernelHelpers.All)
+        {
+            if (h.Id is KernelHelpers.GetSmpProcessorIdId or (>= KernelHelpers.GetCurrentPidTgidId and <= KernelHelpers.GetCurrentCommId)
+                or KernelHelpers.GetCurrentTaskId or KernelHelpers.GetCurrentTaskBtfId or KernelHelpers.GetNsCurrentPidTgidId or KernelHelpers.StrtolId or KernelHelpers.StrtoulId
+                or (>= KernelHelpers.ProbeReadUserId and <= KernelHelpers.ProbeReadKernelStrId))
+                t.Add(new Helper(h.Id, h.Name, Dummy, h.Proto));
+        }
         return t;
     }
 }

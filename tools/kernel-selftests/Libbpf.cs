@@ -136,6 +136,10 @@ public static unsafe class Libbpf
                 string text = Encoding.UTF8.GetString(log, 0, len < 0 ? log.Length : len);
                 string messages = t_messages.ToString();
                 if (err == 0) return new KernelVerdict(KernelOutcome.Accepted, 0, text, "");
+                // libbpf fills a PROG_ARRAY's initial slots after every program is loaded; with only this program
+                // loaded, a slot naming another one fails (EBADF). The kernel accepted this program already.
+                if (messages.Contains("failed to initialize slot", StringComparison.Ordinal))
+                    return new KernelVerdict(KernelOutcome.Accepted, 0, text, messages.Trim());
                 // A verifier log, or libbpf reporting BPF_PROG_LOAD's failure, is the kernel's refusal;
                 // anything else failed before the program reached the kernel (maps, relocations).
                 bool kernel = text.Length > 0 || messages.Contains("BPF program load failed", StringComparison.Ordinal);

@@ -20,28 +20,42 @@ public readonly record struct CapturedPacket(int Number, int LinkType, int Inter
 /// </summary>
 public static class CaptureReader
 {
-    /// <summary>Reads every packet of <paramref name="path"/>; throws <see cref="CaptureFormatException"/> for a malformed file.</summary>
-    public static (string Format, List<CapturedPacket> Packets) Read(string path)
+    /// <summary>
+    /// Reads the packets of <paramref name="path"/>. A file that is not a capture at all throws
+    /// <see cref="CaptureFormatException"/>; a capture damaged part-way (cut short, a bad block) returns the
+    /// packets before the damage and the error in <c>Damage</c>, so the caller can report both.
+    /// </summary>
+    public static (string Format, List<CapturedPacket> Packets, CaptureFormatException? Damage) Read(string path)
     {
-        byte[] bytes = File.ReadAllBytes(path);
+        byte[] bytes = InputFile.ReadBytes(path, InputFile.MaxCaptureBytes, "capture");
         if (bytes.Length < 4) throw new CaptureFormatException($"{path}: {bytes.Length} bytes is too short for a capture file");
         uint magic = BinaryPrimitives.ReadUInt32LittleEndian(bytes);
-        return magic switch
+        string format = magic switch
         {
-            0x0A0D0D0A => ("pcapng", ReadPcapng(path, bytes)),
-            0xA1B2C3D4 or 0xD4C3B2A1 or 0xA1B23C4D or 0x4D3CB2A1 => ("pcap", ReadPcap(path, bytes)),
+            0x0A0D0D0A => "pcapng",
+            0xA1B2C3D4 or 0xD4C3B2A1 or 0xA1B23C4D or 0x4D3CB2A1 => "pcap",
             _ => throw new CaptureFormatException($"{path}: not a pcap or pcapng file (magic 0x{magic:x8})"),
         };
+        var packets = new List<CapturedPacket>();
+        try
+        {
+            if (format == "pcapng") ReadPcapng(path, bytes, packets);
+            else ReadPcap(path, bytes, packets);
+            return (format, packets, null);
+        }
+        catch (CaptureFormatException e)
+        {
+            return (format, packets, e);
+        }
     }
 
-    static List<CapturedPacket> ReadPcap(string path, byte[] b)
+    static void ReadPcap(string path, byte[] b, List<CapturedPacket> packets)
     {
         if (b.Length < 24) throw new CaptureFormatException($"{path}: pcap header: {b.Length} bytes, need 24");
         uint magic = BinaryPrimitives.ReadUInt32LittleEndian(b);
         bool big = magic is 0xD4C3B2A1 or 0x4D3CB2A1;
         uint U32(int at) => big ? BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(at)) : BinaryPrimitives.ReadUInt32LittleEndian(b.AsSpan(at));
         int linkType = (int)(U32(20) & 0x0FFFFFFF); // the top bits carry the FCS length
-        var packets = new List<CapturedPacket>();
         int at = 24;
         while (at < b.Length)
         {
@@ -54,12 +68,11 @@ public static class CaptureReader
             packets.Add(new CapturedPacket(number, linkType, 0, b.AsMemory(at + 16, (int)caplen)));
             at += 16 + (int)caplen;
         }
-        return packets;
+        return;
     }
 
-    static List<CapturedPacket> ReadPcapng(string path, byte[] b)
+    static void ReadPcapng(string path, byte[] b, List<CapturedPacket> packets)
     {
-        var packets = new List<CapturedPacket>();
         var linkTypes = new List<int>();
         bool big = false;
         int at = 0;
@@ -119,6 +132,6 @@ public static class CaptureReader
             }
             at += (int)length;
         }
-        return packets;
+        return;
     }
 }

@@ -28,7 +28,7 @@ public static class BenchCommand
         (cold: the runtime loads and compiles BpfJit's own code too), then warm (median of 5).
         PROGRAM is an SK_LOOKUP ELF object (or a scenario file), run on the context --proto, --from,
         --to and --ifindex describe (default tcp 10.0.0.1:50000 -> 127.0.0.1:80), with its maps set up
-        as 'bpfjit run' does; or a bpf_conformance .data file (e.g. ../shared/bench), run with r1 = its
+        as 'bpfjit run' does; or a bpf_conformance .data file (e.g. examples/asm), run with r1 = its
         memory and the suite's helpers.
         --case NAME runs one case of the SK_LOOKUP benchmark suite (perf/Baselines; needs the repository's
         objects, so run it from a clone): trivial, redir_port, redir_ip6, dispatcher_10k, dispatcher_100k,
@@ -48,7 +48,7 @@ public static class BenchCommand
         rejects an SK_LOOKUP program.
 
         examples:
-          bpfjit bench ../shared/bench/straight.data
+          bpfjit bench examples/asm/ipv4_in_subnet.data
           bpfjit bench tests/programs/dispatcher.o --scenario examples/dispatcher.json --to 1.2.3.4:80 --seconds 3
           bpfjit bench --case dispatcher_10k --seconds 2
         """, Run);

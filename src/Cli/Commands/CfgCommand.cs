@@ -35,7 +35,7 @@ public static class CfgCommand
         examples:
           bpfjit cfg tests/programs/dispatcher.o -o dispatcher.svg
           bpfjit cfg tests/programs/subprog_calls.o --program subprog_hash > subprog.dot
-          bpfjit cfg prog.asm --json
+          bpfjit cfg examples/prog.asm --json
         """, Run);
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
@@ -43,7 +43,7 @@ public static class CfgCommand
         var args = new Args(argv.Select(a => a == "-o" ? "--output" : a).ToArray(), ["--program", "--output"], ["--json"]);
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no PROGRAM given" : "give exactly one PROGRAM");
         string path = args.Positional[0];
-        if (!File.Exists(path)) throw new BpfException($"{path}: no such file");
+        InputFile.RequireFile(path);
         var (name, code, result) = Verify(path, args.Get("--program"));
         List<BasicBlock> blocks;
         try { blocks = ControlFlowGraph.Build(code); }
@@ -113,7 +113,7 @@ public static class CfgCommand
     static (string Name, Instruction[] Code, VerifierResult Result) Verify(string path, string? programName)
     {
         var helpers = BpfJit.Runtime.SkLookup.SkLookupHelpers.CreateTable();
-        if (Hosting.ProgramHost.IsElf(path))
+        if (ProgramFiles.IsElfFile(path))
         {
             var spec = ObjectFile.Load(path);
             ProgramSpec? program = programName == null ? spec.Programs.FirstOrDefault(p => p.IsSupported)
@@ -131,7 +131,7 @@ public static class CfgCommand
     {
         var facts = result.Facts[b.Start];
         if (!facts.Reachable) yield break;
-        for (int r = 0; r <= 10; r++)
+        for (int r = 0; r <= BpfAbi.MaxRegister; r++)
         {
             var t = facts.RegTypeBefore(r);
             if (t == RegType.NotInit) continue;

@@ -23,7 +23,7 @@ public static class ConformanceCommand
         examples:
           bpfjit conformance ../shared/conformance
           bpfjit conformance ../shared/conformance/add.data --engine jit
-          bpfjit conformance ../shared/bench --cpu v2
+          bpfjit conformance examples/asm --cpu v2
           bpfjit conformance ../shared/conformance --engine jit --json
         """, Run);
 
@@ -46,6 +46,8 @@ public static class ConformanceCommand
         }
         int cpu = args.Choice("--cpu", "v4", "v1", "v2", "v3", "v4")[1] - '0';
         var files = ConformanceRunner.ExpandPaths(args.Positional);
+        if (files.Count == 0)
+            throw new BpfJit.Frontend.BpfException($"{string.Join(", ", args.Positional)}: no .data test files");
         int passed = 0, failed = 0, skipped = 0, malformed = 0;
         bool json = args.Has("--json");
         var results = new List<(string File, ConformanceResult Result)>();

@@ -33,7 +33,7 @@ public static class DemoCommand
         the JIT (S seconds each, default 0.5) and prints the IL of the program's first instructions
         (N lines after the prologue, default 30).
         --json prints {"object": "tests/programs/dispatcher.o", "program": "dispatcher", "instructions": 127,
-        "verify": {"accepted": true, "insnsProcessed": 348, "error": null}, "ilInstructions": 586,
+        "verify": {"accepted": true, "insnsProcessed": 281, "error": null}, "ilInstructions": 399,
         "sockets": ["spectrum", ...], "bindings": 6, "lookups": [{"proto": "tcp", "from": "10.0.0.1:50000",
         "to": "1.2.3.1:80", "decision": "spectrum", "expected": "spectrum"}], "asExpected": 9,
         "nsPerLookup": {"interpreter": 3260.5, "jit": 300.1}, "ratio": 10.86, "il": ["; 0: r6 = r1", ...]}.

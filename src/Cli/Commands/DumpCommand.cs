@@ -37,10 +37,10 @@ public static class DumpCommand
         examples:
           bpfjit dump tests/programs/redir_port.o --program redir_port --il
           bpfjit dump tests/programs/dispatcher.o --il --map destinations:257:8:1024
-          bpfjit dump ../shared/bench/straight.data --il
+          bpfjit dump examples/asm/ipv4_in_subnet.data --il
           bpfjit dump ../shared/conformance/call_local.data --cs
-          bpfjit dump prog.bin --dll out/prog.dll
-          bpfjit dump ../shared/bench/straight.data --json
+          bpfjit dump examples/prog.bin --dll out/prog.dll
+          bpfjit dump examples/asm/ipv4_in_subnet.data --json
         """, Run);
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
@@ -85,63 +85,5 @@ public static class DumpCommand
             sizes[f[0]] = (key, value, entries);
         }
         return sizes;
-    }
-}
-
-/// <summary>Reads a program from a file: a conformance <c>.data</c> file or raw bytecode (<c>.bin</c>).</summary>
-public static class ProgramFiles
-{
-    /// <summary>Loads the program slots of <paramref name="path"/> (<paramref name="program"/> names one program of an ELF object); bad input raises a <see cref="BpfException"/>.</summary>
-    public static Instruction[] Load(string path, string? program = null)
-    {
-        if (!File.Exists(path)) throw new BpfException($"{path}: no such file");
-        if (IsElf(File.ReadAllBytes(path)))
-        {
-            var spec = ObjectFile.Load(path);
-            ProgramSpec? chosen = null;
-            if (program == null) chosen = spec.Programs.FirstOrDefault();
-            else if (spec.Programs.TryGet(program, out var p)) chosen = p;
-            return chosen?.Instructions ?? throw new BpfException(
-                $"{path}: no program {(program == null ? "in the object" : $"named '{program}'")} (programs: {string.Join(", ", spec.Programs.Select(x => x.Name))})");
-        }
-        if (program != null) throw new BpfException($"{path}: --program applies to ELF objects only");
-        if (path.EndsWith(".data", StringComparison.OrdinalIgnoreCase))
-        {
-            var test = ConformanceFile.Load(path);
-            return test.Program ?? throw new BpfException($"{path}: no program in the file ({test.SkipReason ?? "no asm or raw section"})");
-        }
-        if (Path.GetExtension(path).ToLowerInvariant() is ".asm" or ".s")
-        {
-            try { return Assembler.Assemble(File.ReadAllText(path)); }
-            catch (BpfAssemblerException e) { throw new BpfException($"{path}: {e.Message}", e); }
-        }
-        byte[] bytes = File.ReadAllBytes(path);
-        return FromBytes(bytes, path);
-    }
-
-    /// <summary>True when <paramref name="path"/> is an existing file that starts with the ELF magic.</summary>
-    public static bool IsElfFile(string path)
-    {
-        if (!File.Exists(path)) return false;
-        using var f = File.OpenRead(path);
-        Span<byte> magic = stackalloc byte[4];
-        return f.Read(magic) == 4 && magic.SequenceEqual("\u007fELF"u8);
-    }
-
-    static bool IsElf(byte[] bytes) => bytes.Length >= 4 && bytes[0] == 0x7f && bytes[1] == (byte)'E' && bytes[2] == (byte)'L' && bytes[3] == (byte)'F';
-
-    /// <summary>Decodes raw little-endian bytecode; ELF images are recognised and refused.</summary>
-    public static Instruction[] FromBytes(byte[] bytes, string name)
-    {
-        if (IsElf(bytes))
-            throw new BpfException($"{name}: ELF input is not supported here yet (give raw bytecode)");
-        try
-        {
-            return Decoder.Decode(bytes);
-        }
-        catch (BpfDecodeException e)
-        {
-            throw new BpfException($"{name}: {e.Message}", e);
-        }
     }
 }

@@ -12,8 +12,11 @@ public static class InspectCommand
         usage: bpfjit inspect OBJECT [--json]
 
         Loads an eBPF ELF object (clang -target bpf) without running anything and lists its programs
-        (name, section, program type, attach type, instruction count, license, loader notes) and
+        (name, section, program type, attach type, instruction count, tag, license, loader notes) and
         maps (name, type, key size, value size, max entries, flags). --json prints the same as JSON.
+        TAG is the tag Linux computes at load for the same instructions (what 'bpftool prog show' prints:
+        SHA-256 of the slots with map references' immediates zeroed, first 8 bytes; 6.18 and later), so a
+        program here can be matched with the one the kernel runs.
         Exit code 0, or 2 with one line on stderr naming the file, section and offset of a bad object.
 
         examples:
@@ -29,26 +32,13 @@ public static class InspectCommand
             stdout.WriteLine(Info.Usage.TrimEnd());
             return Cli.Ok;
         }
-        try
-        {
-            var a = new Args(args, [], ["--json"]);
-            if (a.Positional.Count == 0) throw new UsageException("no OBJECT given");
-            if (a.Positional.Count > 1) throw new UsageException($"unexpected argument '{a.Positional[1]}'");
-            var spec = ObjectFile.Load(a.Positional[0]);
-            if (a.Has("--json")) WriteJson(spec, stdout);
-            else WriteText(spec, stdout);
-            return Cli.Ok;
-        }
-        catch (UsageException e)
-        {
-            stderr.WriteLine($"bpfjit inspect: {e.Message} (try 'bpfjit inspect --help')");
-            return Cli.BadInput;
-        }
-        catch (BpfException e)
-        {
-            stderr.WriteLine($"bpfjit inspect: {e.Message.ReplaceLineEndings(" ")}");
-            return Cli.BadInput;
-        }
+        var a = new Args(args, [], ["--json"]);
+        if (a.Positional.Count == 0) throw new UsageException("no OBJECT given");
+        if (a.Positional.Count > 1) throw new UsageException($"unexpected argument '{a.Positional[1]}'");
+        var spec = ObjectFile.Load(a.Positional[0]);
+        if (a.Has("--json")) WriteJson(spec, stdout);
+        else WriteText(spec, stdout);
+        return Cli.Ok;
     }
 
     static void WriteText(CollectionSpec spec, TextWriter o)
@@ -57,10 +47,10 @@ public static class InspectCommand
         o.WriteLine($"license: {spec.License}");
         if (spec.KernelVersion is uint v) o.WriteLine($"kernel version: 0x{v:x}");
         o.WriteLine($"programs: {spec.Programs.Count}");
-        var rows = new List<string[]> { new[] { "NAME", "SECTION", "TYPE", "ATTACH", "INSNS", "LICENSE" } };
+        var rows = new List<string[]> { new[] { "NAME", "SECTION", "TYPE", "ATTACH", "INSNS", "TAG", "LICENSE" } };
         rows.AddRange(spec.Programs.Select(p => new[]
         {
-            p.Name, p.SectionName, TypeText(p), p.AttachType?.ToString() ?? "-", p.Instructions.Length.ToString(), p.License,
+            p.Name, p.SectionName, TypeText(p), p.AttachType?.ToString() ?? "-", p.Instructions.Length.ToString(), ProgramTag.Compute(p.Instructions), p.License,
         }));
         WriteTable(o, rows);
         foreach (var p in spec.Programs)
@@ -106,6 +96,7 @@ public static class InspectCommand
                 if (p.AttachType is { } a) w.WriteString("attachType", a.ToString());
                 else w.WriteNull("attachType");
                 w.WriteNumber("instructions", p.Instructions.Length);
+                w.WriteString("tag", ProgramTag.Compute(p.Instructions));
                 w.WriteString("license", p.License);
                 w.WriteStartArray("maps");
                 foreach (var name in p.MapReferences.Select(r => r.MapName).Distinct()) w.WriteStringValue(name);

@@ -38,7 +38,7 @@ public static class ReplayCommand
 
         examples:
           bpfjit replay examples/captures/dispatcher.pcapng --scenario examples/dispatcher.json
-          bpfjit replay traffic.pcap --scenario examples/dispatcher.json --engine jit --json
+          bpfjit replay examples/captures/dispatcher.pcap --scenario examples/dispatcher.json --engine jit --json
           bpfjit replay examples/captures/dispatcher.pcapng --scenario examples/captures/replay.json --quiet --stats
         """, Run);
 
@@ -49,8 +49,9 @@ public static class ReplayCommand
         string scenarioPath = args.Get("--scenario") ?? throw new UsageException("--scenario is required");
         var engine = ConformanceCommand.Engines[args.Choice("--engine", "interpreter", "interpreter", "jit")];
         string capture = args.Positional[0];
-        if (!File.Exists(capture)) throw new CaptureFormatException($"{capture}: no such file");
-        var (format, packets) = CaptureReader.Read(capture);
+        var (format, packets, damage) = CaptureReader.Read(capture);
+        // Damaged before its first packet: nothing to replay, only the error.
+        if (damage != null && packets.Count == 0) throw damage;
         using var env = ScenarioBuilder.Build(scenarioPath, engine);
         // Run statistics cost a counter update per run, so they are on only when asked for, as in the kernel.
         bool withStats = args.Has("--stats");
@@ -143,9 +144,14 @@ public static class ReplayCommand
                     }
                     w.WriteEndArray();
                 }
+                if (damage != null)
+                {
+                    w.WriteString("error", damage.Message);
+                    w.WriteNumber("exit", Cli.BadInput);
+                }
                 w.WriteEndObject();
             });
-            return Cli.Ok;
+            return Damaged(damage, stderr);
         }
 
         if (!args.Has("--quiet"))
@@ -172,7 +178,15 @@ public static class ReplayCommand
             foreach (var prog in programs)
                 stdout.WriteLine($"{prog.Name.PadRight(nameWidth)}  {prog.Id,5}  {prog.RunCount,9}  {Nanoseconds(prog),12}  {prog.FaultCount,6}");
         }
-        return Cli.Ok;
+        return Damaged(damage, stderr);
+    }
+
+    // A capture damaged part-way: the packets before the damage were replayed and printed; then the error, exit 2.
+    static int Damaged(CaptureFormatException? damage, TextWriter stderr)
+    {
+        if (damage == null) return Cli.Ok;
+        stderr.WriteLine($"bpfjit replay: {damage.Message.ReplaceLineEndings(" ")} (the packets before it are shown)");
+        return Cli.BadInput;
     }
 
     sealed record Row(int Number, BpfJit.Runtime.Sockets.Packet? Packet, string Decision, string? Socket, string? Reason);

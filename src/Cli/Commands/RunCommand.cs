@@ -45,7 +45,7 @@ public static class RunCommand
           bpfjit run examples/dispatcher.json --proto tcp --from 10.0.0.1:5555 --to 1.2.3.1:443
           bpfjit run tests/programs/dispatcher.o --scenario examples/dispatcher.json --proto tcp --from 10.0.0.1:5555 --to 1.2.3.4:80 --json
           bpfjit run tests/programs/redir_ip6.o --proto tcp --from [fd00::2]:5555 --to [fd00::1]:80 --engine jit
-          bpfjit run rejected.asm --no-verify --proto tcp --from 10.0.0.1:5555 --to 1.2.3.1:443
+          bpfjit run examples/past-ctx.asm --no-verify --proto tcp --from 10.0.0.1:5555 --to 1.2.3.1:443
         """, Run);
 
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)

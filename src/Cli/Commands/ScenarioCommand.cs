@@ -32,7 +32,7 @@ public static class ScenarioCommand
           }
 
         examples:
-          bpfjit scenario tests/scenarios/selftest_redir_tcp4.json
+          bpfjit scenario tests/scenarios/selftest_tcp4_redir_port.json
           bpfjit scenario tests/scenarios/*.json --engine jit
           bpfjit scenario examples/dispatcher.json --json
         """, Run);
@@ -53,18 +53,11 @@ public static class ScenarioCommand
         foreach (string file in args.Positional)
         {
             if (args.Positional.Count > 1 && !json) stdout.WriteLine($"== {file}");
-            try
-            {
-                var output = json ? new StringWriter() : stdout;
-                var outcome = ScenarioRunner.RunFile(file, engine, output);
-                failed += outcome.Failed;
-                if (json) results.Add((file, output.ToString()!, outcome));
-            }
-            catch (ScenarioException e)
-            {
-                stderr.WriteLine(e.Message);
-                return Cli.BadInput;
-            }
+            // A bad file (ScenarioException, a BpfException) is reported by Cli.Run as 'bpfjit scenario: FILE: ...'.
+            var output = json ? new StringWriter() : stdout;
+            var outcome = ScenarioRunner.RunFile(file, engine, output);
+            failed += outcome.Failed;
+            if (json) results.Add((file, output.ToString()!, outcome));
         }
         if (json) WriteJson(engine.Name, results, stdout);
         return failed > 0 ? Cli.Negative : Cli.Ok;

@@ -64,13 +64,7 @@ public sealed class VerifiedObjectProgram : IDisposable
                 try { map = MapFactory.Create(ObjectMaps.Definition(m) with { KeySize = key, ValueSize = value, MaxEntries = entries }); }
                 catch (MapCreateException e) { throw new BpfException($"{path}: {e.Message}", e); }
                 maps.Add(map);
-                if (m.InitialValue is { } init)
-                {
-                    var initial = new byte[map.UserValueSize];
-                    init.AsSpan(0, Math.Min(init.Length, initial.Length)).CopyTo(initial);
-                    if (map.Update(new byte[4], initial) != 0) throw new BpfException($"{path}: map {m.Name}: cannot write its initial value");
-                    if (m.Frozen) map.Freeze();
-                }
+                if (ObjectMaps.WriteInitialValue(m, map) != 0) throw new BpfException($"{path}: map {m.Name}: cannot write its initial value");
             }
             ObjectMaps.InstallInnerMaps(collection.Maps, name => maps.Find(m => m.Name == name));
             var helpers = BpfJit.Runtime.SkLookup.SkLookupHelpers.CreateTable();

@@ -25,16 +25,16 @@ public static class VerifyCommand
         Map references (ld_imm64 with src 1/5 for a map, 2/6 for a value) index the --maps list;
         TYPE is a name (HASH, ARRAY, SOCKMAP, ...) or the kernel's number.
         --json prints {"file": "x.o", "programs": [{"name": "dispatcher", "accepted": true, "error": null,
-        "errorInsn": null, "insnsProcessed": 348, "stackDepths": [28], "mayReadUninitStack": false,
+        "errorInsn": null, "insnsProcessed": 281, "stackDepths": [28], "mayReadUninitStack": false,
         "log": "..."}]} (the log at the --log level).
         Exit code 0 when accepted, 1 when rejected (log on stdout), 2 on bad input.
 
         examples:
           bpfjit verify tests/programs/dispatcher.o
           bpfjit verify tests/programs/redir_port.o --program redir_port --log 2
-          bpfjit verify prog.asm
+          bpfjit verify examples/prog.asm
           bpfjit verify tests/programs/dispatcher.o --json
-          bpfjit verify prog.bin --log 2 --maps socks:SOCKMAP:4:8:32,metrics:PERCPU_ARRAY:4:24:1024
+          bpfjit verify examples/prog.bin --log 2 --maps socks:SOCKMAP:4:8:32,metrics:PERCPU_ARRAY:4:24:1024
         """, Run);
 
     /// <summary>
@@ -51,9 +51,9 @@ public static class VerifyCommand
         int level = args.Choice("--log", "1", "1", "2")[0] - '0';
         string path = args.Positional[0];
         bool json = args.Has("--json");
-        if (IsElf(path)) return VerifyObject(path, args.Get("--program"), level, json, stdout);
+        if (ProgramFiles.IsElfFile(path)) return VerifyObject(path, args.Get("--program"), level, json, stdout);
         if (args.Has("--program")) throw new UsageException("--program needs an object file");
-        var program = LoadProgram(path);
+        var program = ProgramFiles.Load(path);
         var maps = ParseMaps(args.Get("--maps", "")!);
         var result = Verifier.Verifier.Verify(program, new VerifierOptions { Helpers = Helpers, Maps = maps, LogLevel = level });
         if (json)
@@ -65,13 +65,6 @@ public static class VerifyCommand
         if (!result.Accepted) return Cli.Negative;
         if (result.MayReadUninitStack) stdout.WriteLine("note: some path may read uninitialised stack; the JIT zeroes the frame");
         return Cli.Ok;
-    }
-
-    static bool IsElf(string path)
-    {
-        using var f = File.OpenRead(path);
-        Span<byte> magic = stackalloc byte[4];
-        return f.Read(magic) == 4 && magic.SequenceEqual("\u007fELF"u8);
     }
 
     /// <summary>Verifies the SK_LOOKUP programs of an object (or the one named); exit 1 when any is rejected.</summary>
@@ -122,32 +115,6 @@ public static class VerifyCommand
         w.WriteEndArray();
         w.WriteEndObject();
     });
-
-    static Instruction[] LoadProgram(string path)
-    {
-        string ext = Path.GetExtension(path).ToLowerInvariant();
-        if (ext == ".bin")
-        {
-            var bytes = File.ReadAllBytes(path);
-            if (bytes.Length == 0 || bytes.Length % Instruction.Size != 0)
-                throw new BpfException($"{path}: {bytes.Length} bytes is not a whole number of 8-byte instructions");
-            try { return Decoder.Decode(bytes); }
-            catch (BpfDecodeException e) { throw new BpfException($"{path}: {e.Message}", e); }
-        }
-        if (ext == ".data")
-        {
-            var file = ConformanceFile.Load(path);
-            return file.Program ?? throw new BpfException($"{path}: no program in the file");
-        }
-        try
-        {
-            return Assembler.Assemble(File.ReadAllText(path));
-        }
-        catch (BpfAssemblerException e)
-        {
-            throw new BpfException($"{path}: {e.Message}", e);
-        }
-    }
 
     /// <summary>Parses <c>NAME:TYPE:KEY:VALUE:ENTRIES[:ro]</c> entries separated by commas.</summary>
     public static List<MapInfo> ParseMaps(string spec)

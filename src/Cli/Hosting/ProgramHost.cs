@@ -58,8 +58,8 @@ public sealed class ProgramHost : IDisposable
     public static ProgramHost Load(string path, string? programName, string? scenarioPath, IBpfEngine engine, bool verify = true)
     {
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
-        if (!File.Exists(path)) throw new BpfException($"{path}: no such file");
-        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        InputFile.RequireFile(path);
+        if (ProgramFiles.IsJsonFile(path))
         {
             if (scenarioPath != null) throw new UsageException("--scenario is not needed when the program comes from a scenario file");
             scenarioPath = path;
@@ -69,7 +69,7 @@ public sealed class ProgramHost : IDisposable
         try
         {
             if (path == scenarioPath) host.FromScenario(path, programName, engine);
-            else if (IsElf(path)) host.FromObject(path, programName, engine, verify);
+            else if (ProgramFiles.IsElfFile(path)) host.FromObject(path, programName, engine, verify);
             else
             {
                 if (programName != null) throw new UsageException("--program needs an object or a scenario file");
@@ -85,14 +85,6 @@ public sealed class ProgramHost : IDisposable
             host.Dispose();
             throw;
         }
-    }
-
-    /// <summary>True when the file at <paramref name="path"/> starts with the ELF magic.</summary>
-    public static bool IsElf(string path)
-    {
-        using var f = File.OpenRead(path);
-        Span<byte> magic = stackalloc byte[4];
-        return f.Read(magic) == 4 && magic.SequenceEqual("\u007fELF"u8);
     }
 
     // A program without maps is checked by the verifier like one from an object: never run unverified.
@@ -149,6 +141,20 @@ public sealed class ProgramHost : IDisposable
         var maps = spec.Maps.Select(m => Scenario?.Maps.GetValueOrDefault(m.Name) ?? CreateMap(path, m)).ToList();
         // A scenario's object already has its initial inner maps; the maps made here get them now.
         if (Scenario == null) ObjectMaps.InstallInnerMaps(spec.Maps, name => maps.Find(m => m.Name == name));
+        Program = Prepare(path, program, maps, engine, verify);
+        Source = $"{Path.GetFileName(path)}: {program.Name}";
+        // libbpf fills a PROG_ARRAY's initial slots with the object's programs once they are loaded; the
+        // programs the slots name load here too (a scenario's object has them already).
+        if (Scenario == null)
+        {
+            ObjectMaps.InstallPrograms(spec.Maps, name => maps.Find(m => m.Name == name), name =>
+                name == program.Name ? Program
+                : spec.Programs.TryGet(name, out var other) && other.IsSupported ? Prepare(path, other, maps, engine, verify) : null);
+        }
+    }
+
+    static SkLookupProgram Prepare(string path, ProgramSpec program, List<BpfMap> maps, IBpfEngine engine, bool verify)
+    {
         var helpers = SkLookupHelpers.CreateTable();
         ProgramFacts? facts = null;
         try
@@ -160,8 +166,7 @@ public sealed class ProgramHost : IDisposable
             throw new ProgramRejectedException($"{path}: program {program.Name}: verifier rejected the program at insn {e.Result.ErrorInsn}: {e.Result.Error}");
         }
         var bound = ProgramBinder.Bind(program, maps);
-        Program = SkLookupProgram.Load(program.Name, bound.Code, engine, helpers, facts);
-        Source = $"{Path.GetFileName(path)}: {program.Name}";
+        return SkLookupProgram.Load(program.Name, bound, engine, helpers, facts);
     }
 
     // The object's own definition, initial value and freezing, as libbpf creates it.
@@ -177,14 +182,8 @@ public sealed class ProgramHost : IDisposable
             throw new BpfException($"{path}: map {m.Name}: {e.Message} (a scenario file given with --scenario may define it)");
         }
         _ownMaps.Add(map);
-        if (m.InitialValue is { } init)
-        {
-            var value = new byte[map.UserValueSize];
-            init.AsSpan(0, Math.Min(init.Length, value.Length)).CopyTo(value);
-            int err = map.Update(new byte[4], value);
-            if (err != 0) throw new BpfException($"{path}: map {m.Name}: initial value: {ScenarioRunner.ErrnoName(err)}");
-            if (m.Frozen) map.Freeze();
-        }
+        int err = ObjectMaps.WriteInitialValue(m, map);
+        if (err != 0) throw new BpfException($"{path}: map {m.Name}: initial value: {ScenarioRunner.ErrnoName(err)}");
         return map;
     }
 

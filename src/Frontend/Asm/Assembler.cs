@@ -269,7 +269,7 @@ public static class Assembler
     static int Reg(string operand)
     {
         if (operand.StartsWith("%r", StringComparison.Ordinal) &&
-            int.TryParse(operand.AsSpan(2), NumberStyles.None, CultureInfo.InvariantCulture, out int r) && r <= Decoder.MaxRegister)
+            int.TryParse(operand.AsSpan(2), NumberStyles.None, CultureInfo.InvariantCulture, out int r) && r <= BpfAbi.MaxRegister)
             return r;
         throw new FormatException($"invalid register '{operand}'");
     }

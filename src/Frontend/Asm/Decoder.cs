@@ -6,8 +6,8 @@ namespace BpfJit.Frontend;
 /// </summary>
 public static class Decoder
 {
-    /// <summary>Maximum register number (r10 is the read-only frame pointer).</summary>
-    public const int MaxRegister = 10;
+    /// <summary>Maximum register number: <see cref="BpfAbi.MaxRegister"/> (r10 is the read-only frame pointer).</summary>
+    public const int MaxRegister = BpfAbi.MaxRegister;
 
     /// <summary>Decodes little-endian bytecode; throws <see cref="BpfDecodeException"/> on a bad encoding.</summary>
     public static Instruction[] Decode(ReadOnlySpan<byte> code)
@@ -52,8 +52,8 @@ public static class Decoder
     /// <summary>Returns why one slot is not a valid instruction, or null when it is.</summary>
     public static string? Check(Instruction ins)
     {
-        if (ins.Dst > MaxRegister) return $"invalid dst register r{ins.Dst}";
-        if (ins.Src > MaxRegister && !(ins.Class is InstructionClass.Ld)) return $"invalid src register r{ins.Src}";
+        if (ins.Dst > BpfAbi.MaxRegister) return $"invalid dst register r{ins.Dst}";
+        if (ins.Src > BpfAbi.MaxRegister && !(ins.Class is InstructionClass.Ld)) return $"invalid src register r{ins.Src}";
         return ins.Class switch
         {
             InstructionClass.Alu or InstructionClass.Alu64 => CheckAlu(ins),
@@ -142,7 +142,7 @@ public static class Decoder
             case MemMode.Abs or MemMode.Ind:
                 // Legacy packet loads: valid encodings (RFC 9669 section 5.5), never allowed for SK_LOOKUP.
                 if (ins.MemSize == MemSize.DW) return Unknown(ins);
-                if (ins.Src > MaxRegister) return $"invalid src register r{ins.Src}";
+                if (ins.Src > BpfAbi.MaxRegister) return $"invalid src register r{ins.Src}";
                 if (ins.Dst != 0 || ins.Offset != 0 || (ins.MemMode == MemMode.Abs && ins.Src != 0))
                     return "reserved fields of a legacy packet load are set";
                 return null;

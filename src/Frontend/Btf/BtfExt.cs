@@ -48,7 +48,7 @@ public sealed record BtfFuncInfo(int InstructionOffset, uint TypeId, string Name
 /// <param name="Column">1-based column (0 when unknown).</param>
 public sealed record BtfLineInfo(int InstructionOffset, string FileName, string Line, int LineNumber, int Column);
 
-/// <summary>A CO-RE relocation record (parsed and reported, never applied).</summary>
+/// <summary>A CO-RE relocation record; the loader applies it against BpfJit's target types (CoreRelocator).</summary>
 /// <param name="InstructionOffset">Slot index of the instruction to patch, relative to its section or program.</param>
 /// <param name="TypeId">The local root type.</param>
 /// <param name="AccessString">The access path, e.g. <c>0:1:2</c>.</param>

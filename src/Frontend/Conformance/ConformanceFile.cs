@@ -30,11 +30,7 @@ public sealed class ConformanceFile
     /// <summary>Reads and parses a file; errors name the file.</summary>
     public static ConformanceFile Load(string path)
     {
-        string text;
-        try { text = File.ReadAllText(path); }
-        catch (IOException e) { throw new BpfException($"{path}: {e.Message}", e); }
-        catch (UnauthorizedAccessException e) { throw new BpfException($"{path}: {e.Message}", e); }
-        return Parse(text, path);
+        return Parse(InputFile.ReadText(path, InputFile.MaxTextBytes, "bpf_conformance .data file"), path);
     }
 
     /// <summary>Parses the text of a <c>.data</c> file; a malformed file raises a <see cref="BpfException"/> naming it.</summary>

@@ -12,9 +12,6 @@ sealed class MapLoader
     /// <summary>Size of the legacy struct bpf_map_def: type, key_size, value_size, max_entries, map_flags.</summary>
     const int LegacyDefSize = 20;
 
-    /// <summary>Largest global-data section accepted (a .bss this large would be allocated zeroed).</summary>
-    const ulong MaxGlobalDataSize = 64 << 20;
-
     readonly ElfFile _elf;
     readonly BtfSpec? _btf;
     readonly List<MapSpec> _maps = [];
@@ -127,8 +124,10 @@ sealed class MapLoader
     }
 
     /// <summary>
-    /// The .maps relocations: each puts a map into a slot of a map-in-map's <c>values</c> array
-    /// (libbpf's init_slots). The slot is the relocation's pointer index inside that member.
+    /// The .maps relocations: each puts a map into a slot of a map-in-map's <c>values</c> array, or a
+    /// program into a slot of a PROG_ARRAY's (libbpf's bpf_object__collect_map_relos). The slot is the
+    /// relocation's pointer index inside that member. A program slot names a function here;
+    /// <see cref="ObjectFile"/> checks that it is an entry-point program once the programs are known.
     /// </summary>
     void InitInnerMaps(ElfSection section, List<ElfSymbol> symbols)
     {
@@ -137,17 +136,25 @@ sealed class MapLoader
             BpfObjectException Fail(string reason) => _elf.Error(section, (long)r.Offset, $"relocation {ProgramLoader.DescribeType(r.Type)} against '{r.Symbol.Name}': {reason}");
             var outerSym = symbols.LastOrDefault(s => s.Value <= r.Offset) ?? throw Fail("it is not inside a map definition");
             var outer = _maps[_bySymbol[(section.Index, outerSym.Value)]];
-            if (outer.InnerMap == null || !_valuesOffset.TryGetValue(outer.Name, out ulong valuesAt))
-                throw Fail($"map '{outer.Name}' is not a map-in-map, so it holds no map pointers");
-            if (r.Type != ElfRelocationType.Bpf64Abs64) throw Fail("a map pointer in .maps needs R_BPF_64_ABS64");
+            bool progArray = outer.Type == MapType.ProgArray;
+            if (!_valuesOffset.TryGetValue(outer.Name, out ulong valuesAt))
+                throw Fail($"map '{outer.Name}' is neither a map-in-map nor a prog-array with 'values', so it holds no pointers");
+            if (r.Type != ElfRelocationType.Bpf64Abs64) throw Fail($"a {(progArray ? "program" : "map")} pointer in .maps needs R_BPF_64_ABS64");
             ulong at = r.Offset - outerSym.Value;
             if (at < valuesAt || (at - valuesAt) % 8 != 0) throw Fail($"offset {at} of map '{outer.Name}' is not a slot of its 'values'");
             ulong slot = (at - valuesAt) / 8;
             if (slot >= outer.MaxEntries) throw Fail($"slot {slot} of map '{outer.Name}' is past its max_entries {outer.MaxEntries}");
+            if (progArray)
+            {
+                if (r.Symbol.Type != ElfSymbolType.Func || _elf.SectionOf(r.Symbol) is not { IsExecutable: true })
+                    throw Fail("it isn't a valid program reference");
+                outer.InitialPrograms = new Dictionary<uint, string>(outer.InitialPrograms) { [(uint)slot] = r.Symbol.Name };
+                continue;
+            }
             if (_elf.SectionOf(r.Symbol) is not { } ts || ts.Index != section.Index || !_bySymbol.TryGetValue((ts.Index, r.Symbol.Value), out int target))
                 throw Fail("the target is not a map of .maps");
             var inner = _maps[target];
-            var t = outer.InnerMap;
+            var t = outer.InnerMap!;
             if (inner.Type != t.Type || inner.KeySize != t.KeySize || inner.ValueSize != t.ValueSize || inner.MaxEntries != t.MaxEntries)
                 throw Fail($"map '{inner.Name}' ({inner}) does not match the inner map of '{outer.Name}' ({t})");
             var slots = new Dictionary<uint, string>(outer.InitialInnerMaps) { [(uint)slot] = inner.Name };
@@ -179,31 +186,37 @@ sealed class MapLoader
                 case "map_flags": flags = UIntMember(m, Fail); break;
                 case "pinning": pinning = UIntMember(m, Fail); break;
                 case "numa_node": numa = UIntMember(m, Fail); break;
-                case "key_size": keySize = UIntMember(m, Fail); break;
-                case "value_size": valueSize = UIntMember(m, Fail); break;
+                case "key_size": keySize = Agreeing(keySize, UIntMember(m, Fail), "key", Fail); break;
+                case "value_size": valueSize = Agreeing(valueSize, UIntMember(m, Fail), "value", Fail); break;
                 case "key":
                     keyType = PointerTarget(m, Fail);
-                    keySize = Sized(keyType, "key", Fail);
+                    keySize = Agreeing(keySize, Sized(keyType, "key", Fail), "key", Fail);
                     break;
                 case "value":
                     valueType = PointerTarget(m, Fail);
-                    valueSize = Sized(valueType, "value", Fail);
+                    valueSize = Agreeing(valueSize, Sized(valueType, "value", Fail), "value", Fail);
                     break;
                 case "values":
                     {
-                        // __array(values, struct inner): an array of pointers to the inner map's definition.
+                        // __array(values, struct inner): an array of pointers to the inner map's definition;
+                        // for a PROG_ARRAY, __array(values, int (void *)): an array of pointers to functions.
                         var mt = type is uint t0 ? (MapType)t0 : MapType.Unspec;
-                        if (mt is not (MapType.ArrayOfMaps or MapType.HashOfMaps))
-                            throw Fail(mt == MapType.ProgArray ? "prog-array initial values ('values' member) are not supported"
-                                : "'values' needs a map-in-map type (ARRAY_OF_MAPS or HASH_OF_MAPS) declared before it");
+                        bool progArray = mt == MapType.ProgArray;
                         if (name.EndsWith(".inner", StringComparison.Ordinal)) throw Fail("multi-level inner maps are not supported");
-                        if (m != def.Members[^1]) throw Fail("'values' must be the last member");
+                        if (m != def.Members[^1]) throw Fail("'values' member should be last");
+                        if (mt is not (MapType.ArrayOfMaps or MapType.HashOfMaps) && !progArray)
+                            throw Fail("'values' needs a map-in-map (ARRAY_OF_MAPS, HASH_OF_MAPS) or PROG_ARRAY type declared before it");
                         if (valueSize is { } vs && vs != 4) throw Fail($"conflicting value size {vs} != 4");
                         var array = btf.Resolve(m.TypeId);
                         if (array.Kind != BtfKind.Array) throw Fail("'values' is not an array");
                         var ptr = btf.Resolve(array.ElementType);
                         if (ptr.Kind != BtfKind.Ptr) throw Fail("'values' is not an array of pointers");
-                        inner = ReadBtfMap(section, sym, ptr.SizeOrType, name + ".inner", out _);
+                        if (progArray)
+                        {
+                            if (btf.Resolve(ptr.SizeOrType).Kind != BtfKind.FuncProto)
+                                throw Fail($"prog-array value def is of unexpected kind {btf.Resolve(ptr.SizeOrType).Kind.ToString().ToUpperInvariant()}");
+                        }
+                        else inner = ReadBtfMap(section, sym, ptr.SizeOrType, name + ".inner", out _);
                         valueSize = 4;
                         _valuesOffset[name] = m.BitOffset / 8;
                         hasValues = true;
@@ -231,6 +244,13 @@ sealed class MapLoader
             SpinLockOffset = valueType == 0 ? -1 : SpinLockOffset(valueType),
         };
     }
+
+    /// <summary>
+    /// A key or value size given twice (<c>__uint(key_size, 4)</c> and <c>__type(key, u64)</c>, in either order) must
+    /// agree: libbpf refuses the object otherwise, with its message (the size seen first, then the new one).
+    /// </summary>
+    static uint Agreeing(uint? seen, uint size, string what, Func<string, BpfObjectException> fail) =>
+        seen is { } first && first != size ? throw fail($"conflicting {what} size {first} != {size}") : size;
 
     /// <summary>The byte offset of a top-level <c>struct bpf_spin_lock</c> member of a struct value type, or -1.</summary>
     int SpinLockOffset(uint valueType)
@@ -285,10 +305,14 @@ sealed class MapLoader
     void LoadGlobalData(ElfSection section)
     {
         if (section.Size == 0) return;
-        if (section.Size > MaxGlobalDataSize)
-            throw _elf.Error(section, null, $"global data section is too large (0x{section.Size:x} bytes, the limit is 0x{MaxGlobalDataSize:x})");
+        // No limit of the loader's own: as libbpf, the section's size is the map's value_size and BPF_MAP_CREATE
+        // judges it (the kernel takes an ARRAY value up to INT_MAX bytes). It must fit the attribute's u32.
+        if (section.Size > uint.MaxValue)
+            throw _elf.Error(section, null, $"global data section is too large (0x{section.Size:x} bytes, value_size is a u32)");
         bool readOnly = IsKind(section.Name, ".rodata");
-        var value = section.Type == ElfSectionType.NoBits ? new byte[section.Size] : _elf.Data(section).ToArray();
+        // A .bss has no bytes in the file and its map starts zeroed: nothing to copy, so nothing is allocated here
+        // (a 1 GiB .bss costs nothing until the program touches it).
+        var value = section.Type == ElfSectionType.NoBits ? [] : _elf.Data(section).ToArray();
         var datasec = _btf?.Datasec(section.Name);
         var spec = new MapSpec(section.Name, MapType.Array, 4, (uint)section.Size, 1)
         {

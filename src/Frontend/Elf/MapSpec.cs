@@ -48,8 +48,8 @@ public sealed class MapSpec
     public string SectionName { get; init; } = "";
 
     /// <summary>
-    /// Initial contents of the single value of a global-data map (zeros for <c>.bss</c>); null for
-    /// ordinary maps.
+    /// Initial contents of the single value of a global-data map: the section's bytes, empty for <c>.bss</c> (its
+    /// value starts zeroed); null for ordinary maps. Bytes past its end are zeros.
     /// </summary>
     public byte[]? InitialValue { get; set; }
 
@@ -76,6 +76,13 @@ public sealed class MapSpec
     /// (the key of an ARRAY_OF_MAPS); empty otherwise.
     /// </summary>
     public IReadOnlyDictionary<uint, string> InitialInnerMaps { get; set; } = new Dictionary<uint, string>();
+
+    /// <summary>
+    /// For a PROG_ARRAY declared with <c>__array(values, int (void *))</c>: the programs the object puts in it
+    /// (<c>.values = { [0] = (void *)&amp;prog }</c>), by slot, named as in <see cref="CollectionSpec.Programs"/>;
+    /// empty otherwise. A host stores them once it has loaded the programs, as libbpf does after BPF_PROG_LOAD.
+    /// </summary>
+    public IReadOnlyDictionary<uint, string> InitialPrograms { get; set; } = new Dictionary<uint, string>();
 
     /// <summary>BPF_F_RDONLY_PROG: the program may not write to the map.</summary>
     public const uint FlagReadOnlyProgram = 0x80;
@@ -106,6 +113,7 @@ public sealed class MapSpec
         SpinLockOffset = SpinLockOffset,
         InnerMap = InnerMap?.Clone(),
         InitialInnerMaps = new Dictionary<uint, string>(InitialInnerMaps),
+        InitialPrograms = new Dictionary<uint, string>(InitialPrograms),
     };
 
     /// <inheritdoc />

@@ -14,11 +14,10 @@ public static class ObjectFile
     public static CollectionSpec Load(string path)
     {
         byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            throw new BpfObjectException(path, null, null, $"cannot read: {e.Message}", e);
-        }
+        try { bytes = InputFile.ReadBytes(path, InputFile.MaxObjectBytes, "ELF object"); }
+        catch (BpfInputException e) { throw new BpfObjectException(path, null, null, e.Reason, e); }
+        if (InputFile.Kind(bytes) != InputKind.Elf)
+            throw new BpfObjectException(path, null, null, $"not an ELF object ({InputFile.Describe(bytes)})");
         return Parse(bytes, path);
     }
 
@@ -32,6 +31,7 @@ public static class ObjectFile
         var btf = ReadBtf(elf);
         var maps = MapLoader.Load(elf, btf);
         var programs = ProgramLoader.Load(elf, maps, btf, license, version);
+        CheckProgramSlots(elf, maps.Maps, programs);
         return new CollectionSpec
         {
             FileName = name,
@@ -43,14 +43,32 @@ public static class ObjectFile
         };
     }
 
+    /// <summary>A PROG_ARRAY's initial slots may only name entry-point programs (libbpf's rule), not subprograms.</summary>
+    static void CheckProgramSlots(ElfFile elf, IReadOnlyList<MapSpec> maps, List<ProgramSpec> programs)
+    {
+        foreach (var map in maps)
+        {
+            foreach (var (slot, name) in map.InitialPrograms.OrderBy(e => e.Key))
+            {
+                if (!programs.Exists(p => p.Name == name))
+                    throw elf.Error(elf.FindSection(map.SectionName), null, $"map '{map.Name}': slot {slot}: '{name}' isn't an entry-point program");
+            }
+        }
+    }
+
+    /// <summary>libbpf's <c>obj->license</c> is 64 bytes with its NUL.</summary>
+    const int MaxLicenseLength = 63;
+
     static string ReadLicense(ElfFile elf)
     {
         var s = elf.FindSection("license");
         if (s == null) return "";
+        // As libbpf: the string is copied up to its NUL or the section's end, whichever comes first (a section
+        // without a NUL is accepted), into its 64-byte obj->license, so at most 63 characters reach the kernel.
         var data = elf.Data(s);
         int end = data.IndexOf((byte)0);
-        if (end < 0) throw elf.Error(s, data.Length, "license string is not NUL-terminated");
-        return System.Text.Encoding.UTF8.GetString(data[..end]);
+        if (end < 0) end = data.Length;
+        return System.Text.Encoding.UTF8.GetString(data[..Math.Min(end, MaxLicenseLength)]);
     }
 
     static uint? ReadVersion(ElfFile elf)

@@ -220,8 +220,11 @@ sealed class ProgramLoader
                     if (code.Relocations.ContainsKey((ulong)(i + 1) * Instruction.Size))
                         throw Fail(code, i + 1, "relocation on the second slot of an ld_imm64");
                     if (reloc != null) LinkLdImm64(code, i, outIdx, reloc, output, refs, Place, Fail);
-                    else if (ins.Src != (byte)Ld64Source.Imm)
-                        throw Fail(code, i, $"ld_imm64 with src {ins.Src} ({(Ld64Source)ins.Src}) has no relocation; an object may only hold plain constants");
+                    // A raw map fd (src 1 or 2) without a relocation, as hand-written selftests have, goes on as libbpf passes
+                    // it to the kernel: no map has that fd, so the verifier rejects this program alone. Map indexes (5, 6)
+                    // must come from relocations: one left in the code would silently name one of the object's maps.
+                    else if (ins.Src is not ((byte)Ld64Source.Imm or (byte)Ld64Source.MapFd or (byte)Ld64Source.MapValue))
+                        throw Fail(code, i, $"ld_imm64 with src {ins.Src} ({(Ld64Source)ins.Src}) has no relocation; an object may only hold plain constants and map fds");
                     i++;
                     continue;
                 }
@@ -264,8 +267,30 @@ sealed class ProgramLoader
         var funcInfos = Remap(ext?.FuncInfos, order, placed, r => r.InstructionOffset, (r, o) => r with { InstructionOffset = o });
         var lineInfos = Remap(ext?.LineInfos, order, placed, r => r.InstructionOffset, (r, o) => r with { InstructionOffset = o });
         var cores = Remap(ext?.CoreRelocations, order, placed, r => r.InstructionOffset, (r, o) => r with { InstructionOffset = o });
+        var unresolved = new Dictionary<int, string>();
         if (cores.Count > 0)
-            notes.Add($"{cores.Count} CO-RE relocation(s) ({string.Join(", ", cores.Select(c => c.Kind).Distinct())}) were found and not applied");
+        {
+            // Named where each instruction came from: its own section and offset, as the loader's errors are.
+            (CodeSection Section, int Slot) Origin(int at)
+            {
+                var f = order.Last(o => placed[o] <= at);
+                return (f.Section, f.Start + at - placed[f]);
+            }
+            try
+            {
+                foreach (var (at, reason) in CoreRelocator.Apply(slots, cores, _btf!))
+                {
+                    var (sec, slot) = Origin(at);
+                    unresolved[at] = $"{_elf.Name}: section {sec.Elf.Name}: offset 0x{slot * Instruction.Size:x}: program {entry.Name}: {reason}";
+                    notes.Add($"instruction {at} is poisoned: {reason}");
+                }
+            }
+            catch (CoreRelocationException e)
+            {
+                var (sec, slot) = Origin(e.Instruction);
+                throw Fail(sec, slot, e.Message);
+            }
+        }
 
         return new ProgramSpec(entry.Name, section, type, attach, slots)
         {
@@ -278,6 +303,7 @@ sealed class ProgramLoader
             Btf = funcInfos.Count > 0 ? _btf : null,
             LineInfos = lineInfos,
             CoreRelocations = cores,
+            UnresolvedCoreRelocations = unresolved,
             Notes = notes,
         };
 

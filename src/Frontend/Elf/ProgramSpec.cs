@@ -102,8 +102,18 @@ public sealed class ProgramSpec
     /// <summary>BTF line_info, with offsets relative to <see cref="Instructions"/>, sorted by offset.</summary>
     public IReadOnlyList<BtfLineInfo> LineInfos { get; init; } = [];
 
-    /// <summary>CO-RE relocations found for this program (parsed, not applied).</summary>
+    /// <summary>CO-RE relocations of this program, at linked offsets; the loader has applied them to <see cref="Instructions"/>.</summary>
     public IReadOnlyList<BtfCoreRelocation> CoreRelocations { get; init; } = [];
+
+    /// <summary>
+    /// The instructions poisoned because their CO-RE relocation needs a type, field or enumerator BpfJit's target types
+    /// lack (libbpf's <c>call unknown#195896080</c>), each with libbpf's description of the relocation. The verifier
+    /// rejects the program only if one is reachable, naming it (<c>failed to resolve CO-RE relocation</c>).
+    /// </summary>
+    public IReadOnlyDictionary<int, string> UnresolvedCoreRelocations { get; init; } = new Dictionary<int, string>();
+
+    /// <summary>The helper id of a poisoned instruction (libbpf's 0xbad2310, "bad relo"), which no kernel has.</summary>
+    public const int CorePoisonHelper = 0xbad2310;
 
     /// <summary>Remarks about things the loader recognised but did not act on (CO-RE relocations, unknown section names).</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];

@@ -37,7 +37,7 @@ internal static class CallEmitter
     {
         // r0 = Helper.Method(r1, r2, r3, r4, r5)   (a verified call passes 0 for what the prototype does not take)
         ushort reads = c.Shape.HelperReads(index, h);
-        for (int r = 1; r <= 5; r++)
+        for (int r = BpfAbi.FirstArgRegister; r <= BpfAbi.LastArgRegister; r++)
         {
             if ((reads & (1 << r)) != 0) c.LdReg(r);
             else c.LdcI8(0);
@@ -61,7 +61,7 @@ internal static class CallEmitter
     {
         c.Ldarg(0);
         c.LdReg(ins.Dst);
-        for (int r = 1; r <= 5; r++) c.LdReg(r);
+        for (int r = BpfAbi.FirstArgRegister; r <= BpfAbi.LastArgRegister; r++) c.LdReg(r);
         c.LdcI4(index);
         c.Ldloca(c.Stop);
         c.Call(s_callX);
@@ -82,7 +82,7 @@ internal static class CallEmitter
             // if (depth + 1 >= MaxFrames) throw call stack overflow
             var ok = c.DefineLabel();
             c.Ldloc(c.Depth);
-            c.LdcI4(Interpreter.MaxFrames - 1);
+            c.LdcI4(BpfAbi.MaxCallFrames - 1);
             c.Branch(OpCodes.Blt, ok);
             c.LdcI4(index);
             c.Call(s_overflow);
@@ -90,7 +90,7 @@ internal static class CallEmitter
         }
         // saved = frame record of this depth; saved->r6..r9 = r6..r9; saved->site = site
         SavedRecord(c);
-        for (int r = 6; r <= 9; r++)
+        for (int r = BpfAbi.FirstCalleeSaved; r <= BpfAbi.LastCalleeSaved; r++)
         {
             c.Ldloc(c.Saved);
             if (r > 6) { c.LdcI4((r - 6) * 8); c.Op(OpCodes.Add); }
@@ -124,7 +124,7 @@ internal static class CallEmitter
         c.Op(OpCodes.Add);
         c.Stloc(c.Depth);
         c.LdReg(10);
-        c.LdcI8(Interpreter.StackSize);
+        c.LdcI8(BpfAbi.StackSize);
         c.Op(OpCodes.Add);
         c.StReg(10);
         c.Br(c.LabelOf(index + 1 + ins.Imm));
@@ -161,7 +161,7 @@ internal static class CallEmitter
         c.Op(OpCodes.Sub);
         c.Stloc(c.Depth);
         SavedRecord(c);
-        for (int r = 6; r <= 9; r++)
+        for (int r = BpfAbi.FirstCalleeSaved; r <= BpfAbi.LastCalleeSaved; r++)
         {
             c.Ldloc(c.Saved);
             if (r > 6) { c.LdcI4((r - 6) * 8); c.Op(OpCodes.Add); }
@@ -169,7 +169,7 @@ internal static class CallEmitter
             c.StReg(r);
         }
         c.LdReg(10);
-        c.LdcI8(Interpreter.StackSize);
+        c.LdcI8(BpfAbi.StackSize);
         c.Op(OpCodes.Sub);
         c.StReg(10);
         if (c.Shape.HasMayGoto)

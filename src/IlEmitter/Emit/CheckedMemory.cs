@@ -74,7 +74,7 @@ internal static class CheckedMemory
     {
         if (!c.Options.Checked)
         {
-            if (c.Shape.Facts is { } f && f[c.Index].VariableOffset) EmitGuard(c, ins, reg, access, f[c.Index].MemMap);
+            if (c.Shape.GuardFacts is { } f && f[c.Index].VariableOffset) EmitGuard(c, ins, reg, access, f[c.Index].MemMap);
             return;
         }
         // reg + off, size

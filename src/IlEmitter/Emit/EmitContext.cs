@@ -16,7 +16,7 @@ namespace BpfJit.IlEmitter.Emit;
 internal sealed class EmitContext
 {
     readonly ILGenerator _il;
-    readonly LocalBuilder[] _regs = new LocalBuilder[11];
+    readonly LocalBuilder[] _regs = new LocalBuilder[BpfAbi.RegisterCount];
     readonly Label[] _labels;
     int _depth;
     LocalBuilder? _stackBase, _stackBlock, _frameDepth, _saved, _stop, _key, _loops;
@@ -28,7 +28,7 @@ internal sealed class EmitContext
         Helpers = helpers;
         Options = options;
         // Declared first and in this order so that local n is register rn; the others only when used.
-        for (int r = 0; r <= 10; r++) _regs[r] = Declare(typeof(ulong), $"r{r}");
+        for (int r = 0; r <= BpfAbi.MaxRegister; r++) _regs[r] = Declare(typeof(ulong), $"r{r}");
         _labels = new Label[shape.Program.Length];
         for (int i = 0; i < _labels.Length; i++)
             if (shape.IsTarget[i]) _labels[i] = il.DefineLabel();
@@ -227,7 +227,7 @@ internal sealed class EmitContext
     /// <summary>A prefix (<c>unaligned.</c>) changes nothing on the stack.</summary>
     public void Unaligned() => _il.Emit(OpCodes.Unaligned, (byte)1);
 
-    static int Reg(int r) => r is >= 0 and <= 10 ? r : throw new ArgumentOutOfRangeException(nameof(r), r, "register");
+    static int Reg(int r) => r is >= 0 and <= BpfAbi.MaxRegister ? r : throw new ArgumentOutOfRangeException(nameof(r), r, "register");
 
     void AfterUnconditional() => CheckEmptyStack();
 

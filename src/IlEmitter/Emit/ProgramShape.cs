@@ -37,6 +37,13 @@ internal sealed class ProgramShape
     /// <summary>What the verifier proved about the program, or null for a program compiled without facts.</summary>
     public ProgramFacts? Facts { get; }
 
+    /// <summary>
+    /// The facts the default runtime guards read (<see cref="CheckedMemory"/>: which accesses have a variable offset):
+    /// <see cref="Facts"/>, or for a callback compiled without them (bpf_loop, bpf_for_each_map_elem: nothing is
+    /// specialised from the facts there) the facts of the program it belongs to, whose slots it shares.
+    /// </summary>
+    public ProgramFacts? GuardFacts { get; private set; }
+
     /// <summary>Per slot: false when the verifier proved no path reaches it (it is not emitted).</summary>
     public bool[] Reachable { get; }
 
@@ -62,7 +69,7 @@ internal sealed class ProgramShape
     /// Bytes of one stack frame: 512, or with facts and no local calls the verifier's stack depth rounded
     /// up to 8 (r10 is then that far into the block).
     /// </summary>
-    public int FrameSize { get; private set; } = Interpreter.StackSize;
+    public int FrameSize { get; private set; } = BpfAbi.StackSize;
 
     /// <summary>True when the stack starts zeroed: the option asks for it and no verifier proved it is never read before written.</summary>
     public bool ZeroesStack(JitOptions options) => options.ZeroStack && (Facts == null || Facts.MayReadUninitStack);
@@ -124,10 +131,10 @@ internal sealed class ProgramShape
     /// <summary>True when the program makes bpf-to-bpf calls.</summary>
     public bool HasLocalCalls => ReturnSites.Count > 0;
 
-    /// <summary>Frames the code can reach: 1 without local calls, the static call depth when it is bounded, else <see cref="Interpreter.MaxFrames"/>.</summary>
+    /// <summary>Frames the code can reach: 1 without local calls, the static call depth when it is bounded, else <see cref="BpfAbi.MaxCallFrames"/>.</summary>
     public int Frames { get; private set; } = 1;
 
-    /// <summary>True when the call depth is not statically within <see cref="Interpreter.MaxFrames"/>: each local call checks it.</summary>
+    /// <summary>True when the call depth is not statically within <see cref="BpfAbi.MaxCallFrames"/>: each local call checks it.</summary>
     public bool NeedsDepthCheck { get; private set; }
 
     /// <summary>Bytes of eBPF stack: <see cref="FrameSize"/> per frame when the program uses the stack, else none.</summary>
@@ -141,11 +148,14 @@ internal sealed class ProgramShape
 
     /// <summary>
     /// Analyses a program that <see cref="ProgramChecks.CheckRunnable"/> accepted, entered at slot
-    /// <paramref name="entry"/>, with the helpers its calls resolved to and, for a verified program, its facts.
+    /// <paramref name="entry"/>, with the helpers its calls resolved to and, for a verified program, its facts
+    /// (<paramref name="guardFacts"/>: facts only the runtime guards read, for a callback compiled without specialisation).
     /// </summary>
-    public static ProgramShape Analyse(Instruction[] program, int entry = 0, Helper?[]? helpers = null, ProgramFacts? facts = null, bool optimize = true, bool checkedMode = false)
+    public static ProgramShape Analyse(Instruction[] program, int entry = 0, Helper?[]? helpers = null, ProgramFacts? facts = null, bool optimize = true,
+        bool checkedMode = false, ProgramFacts? guardFacts = null)
     {
         var shape = new ProgramShape(program, entry, facts);
+        shape.GuardFacts = facts ?? guardFacts;
         if (entry != 0) shape.IsTarget[entry] = true;
         var callTargets = new SortedSet<int>();
         for (int i = 0; i < program.Length; i++)
@@ -168,8 +178,8 @@ internal sealed class ProgramShape
         if (shape.HasLocalCalls)
         {
             int depth = CallDepth(program, callTargets, entry);
-            shape.NeedsDepthCheck = depth < 0 || depth > Interpreter.MaxFrames;
-            shape.Frames = shape.NeedsDepthCheck ? Interpreter.MaxFrames : depth;
+            shape.NeedsDepthCheck = depth < 0 || depth > BpfAbi.MaxCallFrames;
+            shape.Frames = shape.NeedsDepthCheck ? BpfAbi.MaxCallFrames : depth;
         }
         if (optimize)
         {
@@ -182,7 +192,7 @@ internal sealed class ProgramShape
         if (facts != null)
         {
             if (!shape.HasLocalCalls && facts.StackDepths.Count > 0)
-                shape.FrameSize = Math.Clamp((facts.StackDepths[0] + 7) & ~7, 8, Interpreter.StackSize);
+                shape.FrameSize = Math.Clamp((facts.StackDepths[0] + 7) & ~7, 8, BpfAbi.StackSize);
             if (helpers != null) shape.PlanMapCalls(helpers);
         }
         if (optimize)

@@ -84,8 +84,8 @@ internal static class StoreMerge
     {
         // Every register starts as a value of its own; each definition the tracker does not model is a new value.
         int next = 0;
-        var regs = new Sym[11];
-        for (int r = 0; r <= 10; r++) regs[r] = new Sym(next++, 0);
+        var regs = new Sym[BpfAbi.RegisterCount];
+        for (int r = 0; r <= BpfAbi.MaxRegister; r++) regs[r] = new Sym(next++, 0);
         // Plain arrays and loops here, not List<ByteStore> and LINQ: this runs in every process's first compile, and
         // each framework generic over an emitter struct is one more method for RyuJIT there (docs/perf.md, "Cold start").
         var stores = new ByteStore[end - start];

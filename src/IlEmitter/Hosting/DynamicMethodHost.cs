@@ -14,18 +14,19 @@ namespace BpfJit.IlEmitter.Hosting;
 /// </summary>
 internal static class DynamicMethodHost
 {
-    public static BpfEntry Create(ProgramShape shape, Helper?[] helpers, JitOptions options, JitClosure closure, out EmitRecord record) =>
-        Bind(Emit(shape, helpers, options, out record), closure);
+    public static BpfEntry Create(ProgramShape shape, Helper?[] helpers, JitOptions options, JitClosure closure, string name, out EmitRecord record) =>
+        Bind(Emit(shape, helpers, options, name, out record), closure);
 
     /// <summary>
-    /// Emits the program into a new <see cref="DynamicMethod"/> without compiling it. With
+    /// Emits the program into a new <see cref="DynamicMethod"/> named <paramref name="name"/> (the kernel's JIT image
+    /// name, what perf's map and profilers show) without compiling it. With
     /// <paramref name="compileOnBind"/> it skips visibility checks, so <see cref="Bind"/> is where RyuJIT runs.
     /// </summary>
-    public static DynamicMethod Emit(ProgramShape shape, Helper?[] helpers, JitOptions options, out EmitRecord record, bool compileOnBind = false)
+    public static DynamicMethod Emit(ProgramShape shape, Helper?[] helpers, JitOptions options, string name, out EmitRecord record, bool compileOnBind = false)
     {
         // Anonymously hosted: a DynamicMethod owned by a module inherits that module's debuggable
         // attribute, so a Debug build of this assembly would get unoptimised (MinOpts) code.
-        var method = new DynamicMethod("bpf_program", typeof(ulong), ProgramEmitter.ParameterTypes, compileOnBind || SkipVisibility(helpers, options))
+        var method = new DynamicMethod(name, typeof(ulong), ProgramEmitter.ParameterTypes, compileOnBind || SkipVisibility(helpers, options))
         {
             InitLocals = false,
         };
@@ -55,11 +56,11 @@ internal static class DynamicMethodHost
 
     /// <summary>
     /// Hosts the callback method of a BPF_PSEUDO_FUNC target (<paramref name="shape"/> entered at its
-    /// subprogram) as a <see cref="BpfCallback"/>: r1-r5 in, r0 out, a fresh stack of its own.
+    /// subprogram) as a <see cref="BpfCallback"/> named <paramref name="name"/>: r1-r5 in, r0 out, a fresh stack of its own.
     /// </summary>
-    public static BpfCallback CreateCallback(ProgramShape shape, Helper?[] helpers, JitOptions options, JitClosure closure)
+    public static BpfCallback CreateCallback(ProgramShape shape, Helper?[] helpers, JitOptions options, JitClosure closure, string name)
     {
-        var method = new DynamicMethod($"bpf_callback_{shape.Entry}", typeof(ulong), ProgramEmitter.CallbackParameterTypes, SkipVisibility(helpers, options))
+        var method = new DynamicMethod(name, typeof(ulong), ProgramEmitter.CallbackParameterTypes, SkipVisibility(helpers, options))
         {
             InitLocals = false,
         };

@@ -61,11 +61,10 @@ public static class HelperArguments
         ArgumentNullException.ThrowIfNull(helper);
         var args = helper.Proto.Args;
         if (args.Length == 0 || ReferenceEquals(helper.Proto, HelperProto.Unknown)) return null;
-        Span<ulong> r = [r1, r2, r3, r4, r5];
         BpfMap? map = null;
         for (int i = 0; i < args.Length; i++)
         {
-            ulong value = r[i];
+            ulong value = Arg(i, r1, r2, r3, r4, r5);
             ulong size = 0;
             string? problem = null;
             switch (args[i])
@@ -84,7 +83,7 @@ public static class HelperArguments
                     if (value == 0 && args[i] == ArgType.PtrToMemOrNull) break;
                     // As many bytes as the size argument after it says (one byte when none follows).
                     bool sized = i + 1 < args.Length && args[i + 1] is ArgType.ConstSize or ArgType.ConstSizeOrZero;
-                    size = sized ? r[i + 1] : 1;
+                    size = sized ? Arg(i + 1, r1, r2, r3, r4, r5) : 1;
                     if (sized && size == 0) break;
                     if (size > int.MaxValue) problem = $"is followed by a size of {size} bytes";
                     break;
@@ -97,6 +96,9 @@ public static class HelperArguments
                     break;
                 case ArgType.PtrToSpinLock:
                     size = BpfSpinLock.Size;
+                    break;
+                case ArgType.PtrToAlignedLong:
+                    size = sizeof(long);
                     break;
                 case ArgType.PtrToStackOrNull or ArgType.PtrToRingbufMem or ArgType.PtrToConstStr:
                     if (value == 0 && args[i] == ArgType.PtrToStackOrNull) break;
@@ -112,6 +114,9 @@ public static class HelperArguments
         }
         return map;
     }
+
+    // r1..r5 by index (a switch, not a span over a copy of them: this runs before every helper call of the interpreter)
+    static ulong Arg(int i, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => i switch { 0 => r1, 1 => r2, 2 => r3, 3 => r4, _ => r5 };
 
     /// <summary>True when the helper ends the program's hold on memory it was given (ring-buffer submit and discard).</summary>
     public static bool ReleasesMemory(Helper helper)

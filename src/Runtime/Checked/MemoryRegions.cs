@@ -39,7 +39,7 @@ public enum MemoryRegionKind
 /// </summary>
 public static class MemoryRegions
 {
-    static readonly ConcurrentDictionary<ulong, (int Length, MemoryRegionKind Kind)> s_blocks = new();
+    static readonly ConcurrentDictionary<ulong, RegionBlock> s_blocks = new();
 
     /// <summary>Checked-mode stacks started on this thread, outermost first (a callback may touch its caller's stack).</summary>
     [ThreadStatic] static List<(ulong Start, int Length)>? t_stacks;
@@ -54,14 +54,26 @@ public static class MemoryRegions
     public static void Register(ulong start, int length, MemoryRegionKind kind)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
-        s_blocks[start] = (length, kind);
+        var block = new RegionBlock(start, length, kind);
+        s_blocks.AddOrUpdate(start, block, (_, old) =>
+        {
+            // The block registered here before is gone: whoever remembered it must look again.
+            old.Removed = true;
+            Interlocked.Increment(ref s_generation);
+            return block;
+        });
     }
 
     /// <summary>Removes the block registered at <paramref name="start"/>.</summary>
     public static void Unregister(ulong start)
     {
-        if (s_blocks.TryRemove(start, out _)) Interlocked.Increment(ref s_generation);
+        if (!s_blocks.TryRemove(start, out var block)) return;
+        block.Removed = true;
+        Interlocked.Increment(ref s_generation);
     }
+
+    /// <summary>The fixed block registered at exactly <paramref name="start"/>, or null.</summary>
+    internal static RegionBlock? BlockAt(ulong start) => s_blocks.TryGetValue(start, out var block) ? block : null;
 
     /// <summary>The block this thread last confirmed with <see cref="IsBlockStart"/> (a program passes the same socket again and again).</summary>
     [ThreadStatic] static (int Generation, ulong Start, MemoryRegionKind Kind) t_lastStart;
@@ -83,7 +95,10 @@ public static class MemoryRegions
     /// (after its own stack and cache missed); it caches the fixed block it finds per thread, so the context
     /// block of the hook costs a dictionary walk once per thread, not once per run.
     /// </summary>
-    public static bool TryFind(ulong address, int size, out ulong start, out int length)
+    public static bool TryFind(ulong address, int size, out ulong start, out int length) => TryFind(address, size, true, out start, out length);
+
+    /// <summary><see cref="TryFind(ulong, int, out ulong, out int)"/>, looking at this thread's running stacks only when <paramref name="stacks"/>.</summary>
+    internal static bool TryFind(ulong address, int size, bool stacks, out ulong start, out int length)
     {
         var last = t_lastBlock;
         if (last.Length > 0 && last.Generation == Volatile.Read(ref s_generation) && Inside(address, size, last.Start, last.Length))
@@ -92,15 +107,19 @@ public static class MemoryRegions
             return true;
         }
         int generation = Volatile.Read(ref s_generation);
-        if (!Find(address, size, out _, out start, out length, out bool fixedBlock)) return false;
+        if (!Find(address, size, stacks, out _, out start, out length, out bool fixedBlock)) return false;
         if (fixedBlock) t_lastBlock = (generation, start, length);
         return true;
     }
 
     /// <summary>The memory fault of instruction <paramref name="index"/>: [<paramref name="address"/>, +<paramref name="size"/>) is in no region.</summary>
-    public static BpfCheckedModeException Fault(ulong address, int size, Instruction[]? program, int index, MemoryAccess access)
+    public static BpfCheckedModeException Fault(ulong address, int size, Instruction[]? program, int index, MemoryAccess access) =>
+        Fault(address, size, true, program, index, access);
+
+    /// <summary><see cref="Fault(ulong, int, Instruction[], int, MemoryAccess)"/>, naming a running stack as the nearest region only when <paramref name="stacks"/>.</summary>
+    internal static BpfCheckedModeException Fault(ulong address, int size, bool stacks, Instruction[]? program, int index, MemoryAccess access)
     {
-        Find(address, size, out string nearest, out _, out _, out _);
+        Find(address, size, stacks, out string nearest, out _, out _, out _);
         return new BpfCheckedModeException(index, BpfFaultException.Describe(program, index), access.ToString().ToLowerInvariant(), address, size, nearest);
     }
 
@@ -148,7 +167,7 @@ public static class MemoryRegions
     public static void Check(ulong address, int size, ulong stackStart, int stackLength, Instruction[]? program, int index, MemoryAccess access)
     {
         if (Inside(address, size, stackStart, stackLength)) return;
-        if (Find(address, size, out string nearest, out _, out _, out _)) return;
+        if (Find(address, size, true, out string nearest, out _, out _, out _)) return;
         throw new BpfCheckedModeException(index, BpfFaultException.Describe(program, index), access.ToString().ToLowerInvariant(), address, size, nearest);
     }
 
@@ -161,7 +180,7 @@ public static class MemoryRegions
     {
         var map = BpfMap.FromHandle(mapHandle);
         if (map.FindValue(address, out ulong start, out int length) && Inside(address, size, start, length)) return;
-        Find(address, size, out string nearest, out _, out _, out _);
+        Find(address, size, true, out string nearest, out _, out _, out _);
         string text = BpfFaultException.Describe(program, index);
         string expected = $"the verifier proved a value of {map.Type} map '{map.Name}'";
         throw new BpfCheckedModeException(index, text, access.ToString().ToLowerInvariant(), address, size,
@@ -174,11 +193,11 @@ public static class MemoryRegions
     static bool Inside(ulong address, int size, ulong start, int length) =>
         length > 0 && address >= start && address - start <= (ulong)length && (ulong)size <= (ulong)length - (address - start);
 
-    static bool Find(ulong address, int size, out string nearest, out ulong start, out int length, out bool fixedBlock)
+    static bool Find(ulong address, int size, bool withStacks, out string nearest, out ulong start, out int length, out bool fixedBlock)
     {
         var best = new Nearest(address);
         fixedBlock = false;
-        if (t_stacks is { } stacks)
+        if (withStacks && t_stacks is { } stacks)
             foreach (var (s, l) in stacks)
             {
                 if (Inside(address, size, s, l)) return Hit(s, l, out nearest, out start, out length);
@@ -192,6 +211,7 @@ public static class MemoryRegions
             }
         foreach (var (s, block) in s_blocks)
         {
+            if (block.Removed) continue;
             if (Inside(address, size, s, block.Length))
             {
                 fixedBlock = true;
@@ -252,4 +272,26 @@ public static class MemoryRegions
             return $"nearest region: {what} [0x{_start:x}, +{_length}), {where}";
         }
     }
+}
+
+/// <summary>
+/// A fixed block of <see cref="MemoryRegions"/> (a context block, a socket view): one object per registration, so that a
+/// reader may remember it (the interpreter remembers the block its runs' r1 points to) and later ask, with one read,
+/// whether it is still registered.
+/// </summary>
+internal sealed class RegionBlock(ulong start, int length, MemoryRegionKind kind)
+{
+    /// <summary>The block's first byte.</summary>
+    public ulong Start { get; } = start;
+
+    /// <summary>Its length in bytes.</summary>
+    public int Length { get; } = length;
+
+    /// <summary>What it holds.</summary>
+    public MemoryRegionKind Kind { get; } = kind;
+
+    /// <summary>True once the block was unregistered (or registered anew at the same address): it may no longer be touched.</summary>
+    public bool Removed { get => Volatile.Read(ref _removed); set => Volatile.Write(ref _removed, value); }
+
+    bool _removed;
 }

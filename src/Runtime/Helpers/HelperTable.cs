@@ -147,6 +147,11 @@ public enum ArgType
     PtrToRingbufMem,
     /// <summary>A constant string in a read-only map (bpf_snprintf format).</summary>
     PtrToConstStr,
+    /// <summary>
+    /// Eight writable bytes aligned to 8 (ARG_PTR_TO_FIXED_SIZE_MEM | MEM_UNINIT | MEM_WRITE | MEM_ALIGNED with
+    /// arg_size 8): bpf_strtol's and bpf_strtoul's result.
+    /// </summary>
+    PtrToAlignedLong,
 }
 
 /// <summary>The kernel's helper return types (enum bpf_return_type), as far as BpfJit's helpers need them.</summary>
@@ -162,6 +167,8 @@ public enum RetType
     PtrToSocketOrNull,
     /// <summary>Ring buffer memory of the requested size, or NULL.</summary>
     PtrToRingbufMemOrNull,
+    /// <summary>A trusted pointer to the current <c>struct task_struct</c> (RET_PTR_TO_BTF_ID), never NULL.</summary>
+    TrustedPtrToTask,
 }
 
 /// <summary>A helper's prototype: up to five argument types and a return type, as the verifier reads them.</summary>
@@ -177,6 +184,20 @@ public sealed record HelperProto(RetType Ret, params ArgType[] Args)
     /// where <see cref="Checked.MemoryRegions.Contains"/> vouches for them.
     /// </summary>
     public bool Variadic { get; init; }
+
+    /// <summary>
+    /// The largest value an <see cref="RetType.Integer"/> result can take, when the implementation guarantees one
+    /// the verifier may rely on (the kernel's <c>do_refine_retval_range</c>: bpf_get_smp_processor_id is below
+    /// nr_cpu_ids); null for none. The result is then in [0, RetUmax].
+    /// </summary>
+    public ulong? RetUmax { get; init; }
+
+    /// <summary>
+    /// True when an <see cref="RetType.Integer"/> result is a negated errno or at most the largest value of the
+    /// call's size argument (the kernel's <c>do_refine_retval_range</c> for bpf_get_stack and the probe_read_*_str
+    /// helpers: the number of bytes written).
+    /// </summary>
+    public bool RetBoundedBySize { get; init; }
 
     /// <summary>True when the helper acquires a reference that must be released (returns a socket).</summary>
     public bool AcquiresReference => Ret == RetType.PtrToSocketOrNull || Ret == RetType.PtrToRingbufMemOrNull;

@@ -11,8 +11,8 @@ public static partial class KernelHelpers
     /// </summary>
     public static ulong Loop(ulong count, ulong callback, ulong ctx, ulong flags, ulong r5)
     {
-        if (flags != 0) return Err(Maps.Errno.EINVAL);
-        if (count > MaxLoops) return Err(Maps.Errno.E2BIG);
+        if (flags != 0) return Err(Runtime.Errno.EINVAL);
+        if (count > MaxLoops) return Err(Runtime.Errno.E2BIG);
         var fn = Callbacks.FromHandle(callback);
         for (ulong i = 0; i < count; i++)
         {
@@ -28,7 +28,7 @@ public static partial class KernelHelpers
     /// </summary>
     public static ulong ForEachMapElem(ulong map, ulong callback, ulong ctx, ulong flags, ulong r5)
     {
-        if (flags != 0) return Err(Maps.Errno.EINVAL);
+        if (flags != 0) return Err(Runtime.Errno.EINVAL);
         var m = Maps.BpfMap.FromHandle(map);
         var fn = Callbacks.FromHandle(callback);
         int keySize = m.KeySize;

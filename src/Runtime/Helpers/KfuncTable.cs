@@ -25,6 +25,8 @@ public static unsafe class KfuncTable
     public const int IterNumNextId = FirstId + 3;
     /// <summary>bpf_iter_num_destroy's id.</summary>
     public const int IterNumDestroyId = FirstId + 4;
+    /// <summary>bpf_cast_to_kern_ctx's id.</summary>
+    public const int CastToKernCtxId = FirstId + 5;
 
     /// <summary>The kernel's BPF_MAX_LOOPS: the most elements one numeric iterator may produce.</summary>
     public const long MaxLoops = 8 * 1024 * 1024;
@@ -38,6 +40,7 @@ public static unsafe class KfuncTable
         new(IterNumNewId, "bpf_iter_num_new", IterNumNew, new HelperProto(RetType.Integer, ArgType.Anything, ArgType.Anything, ArgType.Anything)),
         new(IterNumNextId, "bpf_iter_num_next", IterNumNext, new HelperProto(RetType.Integer, ArgType.Anything)),
         new(IterNumDestroyId, "bpf_iter_num_destroy", IterNumDestroy, new HelperProto(RetType.Void, ArgType.Anything)),
+        new(CastToKernCtxId, "bpf_cast_to_kern_ctx", CastToKernCtx, new HelperProto(RetType.Integer, ArgType.PtrToCtx)),
     ];
 
     /// <summary>Every kfunc BpfJit runs.</summary>
@@ -87,6 +90,13 @@ public static unsafe class KfuncTable
 
     /// <summary>bpf_rcu_read_unlock: the verifier tracks the section; nothing to do at run time.</summary>
     public static ulong RcuReadUnlock(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => 0;
+
+    /// <summary>
+    /// bpf_cast_to_kern_ctx(ctx): the kernel's context object, which Linux inlines as <c>r0 = r1</c>. BpfJit's context
+    /// block is the only context object there is, so the result is the same address; the verifier lets no program
+    /// read through it (BpfJit has no kernel BTF for <c>struct bpf_sk_lookup_kern</c>).
+    /// </summary>
+    public static ulong CastToKernCtx(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => r1;
 
     // struct bpf_iter_num's 8 bytes hold the kernel's bpf_iter_num_kern { int cur; int end; }.
 

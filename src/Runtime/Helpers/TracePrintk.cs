@@ -38,16 +38,16 @@ public static unsafe class TracePrintkFormat
     public static int Format(byte* fmt, ulong fmtSize, ReadOnlySpan<ulong> args, out string text)
     {
         text = "";
-        if (fmt == null || fmtSize == 0) return -Maps.Errno.EINVAL;
+        if (fmt == null || fmtSize == 0) return -Runtime.Errno.EINVAL;
         int length = new ReadOnlySpan<byte>(fmt, (int)Math.Min(fmtSize, int.MaxValue)).IndexOf((byte)0);
-        if (length < 0) return -Maps.Errno.EINVAL;
+        if (length < 0) return -Runtime.Errno.EINVAL;
         var f = new ReadOnlySpan<byte>(fmt, length + 1);    // keeps the NUL so f[i + 1] is always readable
         var sb = new StringBuilder();
         int arg = 0;
         for (int i = 0; i < length; i++)
         {
             byte c = f[i];
-            if (c > 0x7f || (c < 0x20 && !IsSpace(c)) || c == 0x7f) return -Maps.Errno.EINVAL;
+            if (c > 0x7f || (c < 0x20 && !IsSpace(c)) || c == 0x7f) return -Runtime.Errno.EINVAL;
             if (c != '%')
             {
                 sb.Append((char)c);
@@ -59,7 +59,7 @@ public static unsafe class TracePrintkFormat
                 i++;
                 continue;
             }
-            if (arg >= Math.Min(args.Length, MaxArgs)) return -Maps.Errno.EINVAL;
+            if (arg >= Math.Min(args.Length, MaxArgs)) return -Runtime.Errno.EINVAL;
             ulong value = args[arg++];
             i++;
             bool left = false, zero = false, plus = false, space = false;
@@ -98,7 +98,7 @@ public static unsafe class TracePrintkFormat
                             piece = FormatIp(value, n1 == 'I', n2 == '6');
                             i += 2;
                         }
-                        else return -Maps.Errno.EINVAL;
+                        else return -Runtime.Errno.EINVAL;
                         break;
                     }
                 case 's':
@@ -113,7 +113,7 @@ public static unsafe class TracePrintkFormat
                         if (f[i] == 'l') { wide = true; i++; }
                         if (f[i] == 'l') i++;
                         char conv = (char)f[i];
-                        if (conv is not ('d' or 'i' or 'u' or 'x' or 'X')) return -Maps.Errno.EINVAL;
+                        if (conv is not ('d' or 'i' or 'u' or 'x' or 'X')) return -Runtime.Errno.EINVAL;
                         ulong v = wide ? value : (uint)value;
                         numeric = true;
                         piece = conv switch

@@ -19,6 +19,13 @@ public interface IBpfEngine
     /// An engine may use them to specialise the code; by default they are ignored.
     /// </summary>
     BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts) => Prepare(program, helpers);
+
+    /// <summary>
+    /// Prepares a program as <see cref="Prepare(Instruction[], HelperTable, ProgramFacts?)"/> does, its code named
+    /// <paramref name="symbol"/>: the kernel's name for the program's JIT image (<see cref="ProgramSymbol"/>), which
+    /// profilers then show (null: the engine's default). An engine that makes no code of its own ignores it.
+    /// </summary>
+    BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol) => Prepare(program, helpers, facts);
 }
 
 /// <summary>The interpreter as an <see cref="IBpfEngine"/>.</summary>

@@ -16,18 +16,22 @@ namespace BpfJit.Runtime;
 /// </summary>
 public sealed unsafe class Interpreter
 {
-    /// <summary>Stack bytes per frame.</summary>
-    public const int StackSize = 512;
+    /// <summary>Stack bytes per frame: <see cref="BpfAbi.StackSize"/> (MAX_BPF_STACK), named here for the dispatch loop.</summary>
+    public const int StackSize = BpfAbi.StackSize;
 
-    /// <summary>Maximum call depth (the main program counts as one frame).</summary>
-    public const int MaxFrames = 8;
+    /// <summary>Maximum call depth, the main program counting as one frame: <see cref="BpfAbi.MaxCallFrames"/> (MAX_CALL_FRAMES).</summary>
+    public const int MaxFrames = BpfAbi.MaxCallFrames;
 
     readonly Instruction[] _code;
+    readonly Instruction[] _exec;     // what runs: _code, with the stack accesses proven safe rewritten (StackAccesses)
     readonly Helper?[] _helpers;      // by slot: the helper a `call imm` reaches
     readonly BpfMap?[] _siteMaps;     // by slot: the map the call there passed last (its check then skips the registry)
     readonly bool[] _releasesMemory;  // by slot: the helper called there submits or discards a ring-buffer record
+    readonly int[] _plans;            // by slot: how the helper's pointer arguments are checked quickly (HelperPlan)
+    readonly bool[] _plain;           // by slot: the helper takes no pointer and releases nothing: nothing to check or remember
     readonly HelperTable _table;
     readonly List<BpfCallback> _callbacks = [];   // keeps the Callbacks table's weak entries alive
+    RegionBlock? _contextBlock;       // the registered block a run's r1 last pointed to (any thread's is as good a hint)
 
     /// <summary>Prepares <paramref name="program"/>; throws <see cref="BpfRuntimeException"/> for a call to an unknown helper or an instruction no engine runs.</summary>
     public Interpreter(Instruction[] program, HelperTable helpers)
@@ -39,7 +43,17 @@ public sealed unsafe class Interpreter
         _helpers = new Helper?[program.Length];
         _siteMaps = new BpfMap?[program.Length];
         _releasesMemory = new bool[program.Length];
-        ProgramChecks.CheckRunnable(program, helpers, (i, h) => { _helpers[i] = h; _releasesMemory[i] = HelperArguments.ReleasesMemory(h); }, BindCallback);
+        _plans = new int[program.Length];
+        _plain = new bool[program.Length];
+        ProgramChecks.CheckRunnable(program, helpers, (i, h) =>
+        {
+            _helpers[i] = h;
+            _releasesMemory[i] = HelperArguments.ReleasesMemory(h);
+            _plans[i] = HelperPlan.Of(h);
+            // No map argument: the result is no region either (HelperArguments.ResultBytes needs the map).
+            _plain[i] = _plans[i] == HelperPlan.Nothing && !_releasesMemory[i];
+        }, BindCallback);
+        _exec = StackAccesses.Rewrite(_code, out _);
     }
 
     /// <summary>Binds a BPF_PSEUDO_FUNC ld_imm64 at <paramref name="slot"/> to a callback that runs the subprogram at <paramref name="target"/>.</summary>
@@ -79,12 +93,23 @@ public sealed unsafe class Interpreter
         // Memory safety (docs/reliability.md, "The interpreter"): an access must lie in the frames in use,
         // [stack, stack + FrameBytes) (tracked here, never taken from r10, which an unverified program may
         // overwrite), in a region of the small per-run cache, or in a region the registry finds (which then
-        // joins the cache). Helpers see the whole stack block through the registry.
-        var run = new RunState { StackStart = (ulong)stack, FrameBytes = StackSize };
+        // joins the cache). Helpers see the whole stack block through the registry: a run announces it before its
+        // first helper call (a run that calls none never pays for it); a callback announces it at once, since it
+        // may reach its callers' stacks, whose announcements it must keep and whose successors' it must drop.
         bool callback = entry != 0;
-        MemoryRegions.EnterStack(run.StackStart, StackSize * MaxFrames, callback);
+        var run = new RunState { StackStart = (ulong)stack, FrameBytes = StackSize, Callback = callback, Context = callback ? 0 : r1 };
+        run.SetLast(run.StackStart, StackSize);
+        // The context block an earlier run found for this r1, while it is still registered: no registry walk for it.
+        if (_contextBlock is { } ctx && ctx.Start == r1 && !callback && !ctx.Removed)
+        {
+            run.Cache.Add(ctx.Start, ctx.Length);
+            run.SetLast(ctx.Start, ctx.Length);
+        }
+        if (callback) Announce(ref run);
+        // Inside the loop the run's flags are read from `run`, not from locals: every local live across the loop
+        // is one more register the dispatch would otherwise spill and reload in each case.
 
-        fixed (Instruction* code = _code)
+        fixed (Instruction* code = _exec)
         {
             int pc = entry;
             while (true)
@@ -197,6 +222,24 @@ public sealed unsafe class Interpreter
                             else if ((ins.Imm & 1) != 0) reg[s] = old;
                             break;
                         }
+
+                    // Stack accesses proven inside the current frame (StackAccesses): no check
+                    case StackAccesses.LoadW: reg[d] = Unsafe.ReadUnaligned<uint>((void*)(reg[10] + (ulong)(long)ins.Offset)); break;
+                    case StackAccesses.LoadH: reg[d] = Unsafe.ReadUnaligned<ushort>((void*)(reg[10] + (ulong)(long)ins.Offset)); break;
+                    case StackAccesses.LoadB: reg[d] = *(byte*)(reg[10] + (ulong)(long)ins.Offset); break;
+                    case StackAccesses.LoadDW: reg[d] = Unsafe.ReadUnaligned<ulong>((void*)(reg[10] + (ulong)(long)ins.Offset)); break;
+                    case StackAccesses.LoadSW: reg[d] = (ulong)(long)Unsafe.ReadUnaligned<int>((void*)(reg[10] + (ulong)(long)ins.Offset)); break;
+                    case StackAccesses.LoadSH: reg[d] = (ulong)(long)Unsafe.ReadUnaligned<short>((void*)(reg[10] + (ulong)(long)ins.Offset)); break;
+                    case StackAccesses.LoadSB: reg[d] = (ulong)(long)*(sbyte*)(reg[10] + (ulong)(long)ins.Offset); break;
+                    case StackAccesses.StoreImmW: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins.Offset), (uint)imm); break;
+                    case StackAccesses.StoreImmH: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins.Offset), (ushort)imm); break;
+                    case StackAccesses.StoreImmB: *(byte*)(reg[10] + (ulong)(long)ins.Offset) = (byte)imm; break;
+                    case StackAccesses.StoreImmDW: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins.Offset), imm); break;
+                    case StackAccesses.StoreW: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins.Offset), (uint)reg[s]); break;
+                    case StackAccesses.StoreH: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins.Offset), (ushort)reg[s]); break;
+                    case StackAccesses.StoreB: *(byte*)(reg[10] + (ulong)(long)ins.Offset) = (byte)reg[s]; break;
+                    case StackAccesses.StoreDW: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins.Offset), reg[s]); break;
+
                     case 0x18:
                         reg[d] = ins.Imm64(code[pc]);
                         pc++;
@@ -271,22 +314,25 @@ public sealed unsafe class Interpreter
                             break;
                         }
                         {
+                            if (!run.Announced) Announce(ref run);
                             Helper h = _helpers[pc - 1]!;
-                            reg[0] = CallHelper(h, _releasesMemory[pc - 1], reg, callback ? 0 : r1, pc - 1, ref run);
-                            if (h.Exit != HelperExit.None && reg[0] == 0) return Return(callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
+                            reg[0] = _plain[pc - 1] ? h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5])
+                                : CallHelper(h, _plans[pc - 1], _releasesMemory[pc - 1], reg, run.Context, pc - 1, ref run);
+                            if (h.Exit != HelperExit.None && reg[0] == 0) return Return(run.Callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
                             break;
                         }
                     case 0x8d:
                         {
                             if (!_table.TryGet((int)reg[d], out var h) || reg[d] > int.MaxValue)
                                 throw new BpfRuntimeException(pc - 1, $"callx to unknown helper {reg[d]}");
+                            if (!run.Announced) Announce(ref run);
                             // The helper is chosen at run time here, so whether it releases a record is too.
-                            reg[0] = CallHelper(h, HelperArguments.ReleasesMemory(h), reg, callback ? 0 : r1, pc - 1, ref run);
-                            if (h.Exit != HelperExit.None && reg[0] == 0) return Return(callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
+                            reg[0] = CallHelper(h, HelperPlan.Full, HelperArguments.ReleasesMemory(h), reg, run.Context, pc - 1, ref run);
+                            if (h.Exit != HelperExit.None && reg[0] == 0) return Return(run.Callback, run.StackStart, h.Exit == HelperExit.TailCall ? TailCallState.TakeResult() : 0);
                             break;
                         }
                     case 0x95:
-                        if (depth == 0) return Return(callback, run.StackStart, reg[0]);
+                        if (depth == 0) return Return(run.Callback, run.StackStart, reg[0]);
                         {
                             depth--;
                             ulong* frame = saved + 5 * depth;
@@ -304,52 +350,78 @@ public sealed unsafe class Interpreter
     }
 
     /// <summary>
-    /// The address <paramref name="base"/> + <paramref name="offset"/> of a <paramref name="size"/>-byte access, checked:
-    /// the frames in use first, then the cache, then the registry (<see cref="Miss"/>).
+    /// The address <paramref name="base"/> + <paramref name="offset"/> of a <paramref name="size"/>-byte access, checked
+    /// inline against the frames in use and the region the run last touched, one subtraction and one unsigned compare
+    /// each (an address below a region wraps to a huge offset); anything else goes to <see cref="Slow"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     ulong Check(ref RunState run, ulong @base, short offset, int size, int index, MemoryAccess access)
     {
         ulong address = @base + (ulong)(long)offset;
-        // address in [stack, stack + FrameBytes - size]: one subtraction and one compare (a lower address wraps to a huge one)
-        if (address - run.StackStart > run.FrameBytes - (ulong)size && !run.Cache.Hit(address, size))
-            Miss(ref run, address, size, index, access);
+        // FrameBytes and LastLength are at least 8 bytes (RunState), so neither bound minus size wraps.
+        if (address - run.StackStart > run.FrameBytes - (ulong)size && address - run.LastStart > run.LastLength - (ulong)size)
+            Slow(ref run, address, size, index, access);
         return address;
     }
 
-    /// <summary>
-    /// Slow path of an access check: the registry; a hit joins the cache, a miss is the fault. The registry
-    /// knows this run's whole stack block (for helpers); the program itself may touch only the frames in
-    /// use, which the fast path has already tested, so a hit on its own block is a fault too.
-    /// </summary>
+    /// <summary>The out-of-line part of an access check: the run's cache, then the registry (<see cref="Miss"/>); the region found becomes the last one.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    void Miss(ref RunState run, ulong address, int size, int index, MemoryAccess access)
+    void Slow(ref RunState run, ulong address, int size, int index, MemoryAccess access)
     {
-        if (!MemoryRegions.TryFind(address, size, out ulong start, out int length))
-            throw MemoryRegions.Fault(address, size, _code, index, access);
-        if (start == run.StackStart)
+        if (!run.Cache.Find(address, size, out ulong start, out long length))
+            (start, length) = Miss(ref run, address, size, index, access);
+        run.SetLast(start, length);
+    }
+
+    /// <summary>
+    /// Slow path of an access check: the registry; a hit joins the cache, a miss is the fault. The program may
+    /// touch only the frames in use of its own stack block, which the fast path has already tested, so an access
+    /// elsewhere in that block is a fault. Only a callback looks for stacks in the registry (its callers' stacks,
+    /// which they announced); a run started from outside has no other stack to reach, and the registry's list of
+    /// this thread's stacks may still hold earlier runs' until this run announces its own.
+    /// </summary>
+    (ulong Start, long Length) Miss(ref RunState run, ulong address, int size, int index, MemoryAccess access)
+    {
+        if (address - run.StackStart < StackSize * MaxFrames)
         {
             ulong end = run.StackStart + run.FrameBytes;
             string where = address >= end ? $"{address - end} byte(s) past its end" : $"the access starts at +{address - run.StackStart} and runs past its end";
             throw new BpfCheckedModeException(index, BpfFaultException.Describe(_code, index), access.ToString().ToLowerInvariant(), address, size,
                 $"nearest region: stack frames in use [0x{run.StackStart:x}, +{run.FrameBytes}), {where}");
         }
+        if (!MemoryRegions.TryFind(address, size, run.Callback, out ulong start, out int length))
+            throw MemoryRegions.Fault(address, size, run.Callback, _code, index, access);
         run.Cache.Add(start, length);
+        // The block the run's context points to: the next run on the same block starts with it as its last region.
+        if (start == run.Context && !run.Callback && MemoryRegions.BlockAt(start) is { } block) _contextBlock = block;
+        return (start, length);
+    }
+
+    /// <summary>Announces the run's stack block to the registry (MemoryRegions.EnterStack), where helpers and callbacks look for it.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static void Announce(ref RunState run)
+    {
+        MemoryRegions.EnterStack(run.StackStart, StackSize * MaxFrames, run.Callback);
+        run.Announced = true;
     }
 
     /// <summary>A helper call: its pointer arguments checked first, its pointer result cached as a region.</summary>
-    ulong CallHelper(Helper h, bool releasesMemory, ulong* reg, ulong ctx, int index, ref RunState run)
+    ulong CallHelper(Helper h, int plan, bool releasesMemory, ulong* reg, ulong ctx, int index, ref RunState run)
     {
-        var last = _siteMaps[index];
-        var map = HelperArguments.Check(ref run, h, reg[1], reg[2], reg[3], reg[4], reg[5], ctx, _code, index, last, run.LastSocket);
         // A racy cache of a reference: any thread's last map is as good a hint. Written only on a change.
-        if (!ReferenceEquals(last, map)) _siteMaps[index] = map;
+        var last = _siteMaps[index];
+        if (plan == HelperPlan.Full || !HelperPlan.Accepts(plan, reg, ctx, last, ref run, out var map))
+        {
+            map = HelperArguments.Check(ref run, h, reg[1], reg[2], reg[3], reg[4], reg[5], ctx, _code, index, last, run.LastSocket);
+            if (!ReferenceEquals(last, map)) _siteMaps[index] = map;
+        }
         ulong r0 = h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]);
         // A record submitted or discarded is no longer the program's: forget what the cache knew.
-        if (releasesMemory) { run.Cache = default; run.LastSocket = 0; }
+        if (releasesMemory) { run.Cache = default; run.LastSocket = 0; run.SetLast(run.StackStart, StackSize); }
         if (HelperArguments.ResultBytes(h, map, r0, reg[2]) is int bytes and > 0)
         {
             run.Cache.Add(r0, bytes);
+            run.SetLast(r0, bytes);
             // A socket a SOCKMAP/SOCKHASH lookup returned: the next bpf_sk_assign or bpf_sk_release of it needs no registry.
             if (map!.Type is MapType.SockMap or MapType.SockHash) run.LastSocket = r0;
         }

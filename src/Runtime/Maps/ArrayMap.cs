@@ -15,7 +15,9 @@ public sealed unsafe class ArrayMap : BpfMap
     internal ArrayMap(MapDefinition definition) : base(definition)
     {
         _stride = Native.Round8(ValueSize);
-        _data = Native.Alloc((nuint)_stride * (nuint)MaxEntries, 64);
+        // Untouched pages until written: a large array costs address space, not memory, at creation.
+        _data = Native.AllocLazy(Size);
+        if (_data == null) throw new MapCreateException(Name, Type, Errno.ENOMEM, $"cannot reserve {Size} bytes for the values");
         SetHeaderData(_data);
     }
 
@@ -98,5 +100,11 @@ public sealed unsafe class ArrayMap : BpfMap
     }
 
     /// <inheritdoc />
-    protected override void FreeMemory() => Native.Free(_data);
+    protected override void FreeMemory() => Native.FreeLazy(_data, Size);
+
+    nuint Size => (nuint)_stride * (nuint)MaxEntries;
+
+    /// <inheritdoc />
+    internal override bool HoldsValueAddress(ulong address) =>
+        address >= (ulong)_data && address - (ulong)_data < (ulong)Size;
 }

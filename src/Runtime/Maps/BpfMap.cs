@@ -20,9 +20,12 @@ namespace BpfJit.Runtime.Maps;
 /// <c>+24 u64</c> the base of the value area for ARRAY maps (0 otherwise).
 /// </para>
 /// <para>
-/// A map must outlive the programs bound to it: dispose it only after they are unloaded. A map stored in a
-/// map-in-map (<see cref="MapOfMaps"/>) stays alive while it is there, as the kernel's reference from the
-/// outer map keeps an inner map whose fd was closed: <see cref="Dispose()"/> then only ends the owner's use.
+/// Lifetimes are the kernel's: a map is reference counted, and its memory goes with the last reference.
+/// The owner holds one (dropped by <see cref="Dispose()"/>, after which the userspace API throws
+/// <see cref="ObjectDisposedException"/>); every loaded program that names the map holds one until it is
+/// unloaded (<c>SkLookupProgram.Dispose</c> and the detach of its last link), as the kernel's
+/// <c>used_maps</c> do; every map-in-map slot holding the map holds one. Disposing a map a program still
+/// uses only ends the owner's use: the program keeps reading and writing it.
 /// </para>
 /// </summary>
 public abstract unsafe class BpfMap : IDisposable
@@ -43,8 +46,11 @@ public abstract unsafe class BpfMap : IDisposable
     readonly int _index;
     int _disposed;
     int _frozen;
-    // The owner's reference plus one per map-in-map slot holding this map; memory goes when it reaches 0.
+    // The owner's reference, one per loaded program naming the map, one per map-in-map slot holding it; memory
+    // goes when it reaches 0.
     int _refs = 1;
+    // The bytes MapFactory charged to MapMemory for this map, returned when its memory is freed.
+    long _charge;
 
     /// <summary>Creates a map and registers its handle. Attributes must already be validated (see <see cref="MapFactory"/>).</summary>
     protected BpfMap(MapDefinition definition)
@@ -124,12 +130,16 @@ public abstract unsafe class BpfMap : IDisposable
 
     /// <summary>
     /// BPF_MAP_FREEZE: from now on userspace updates and deletes fail with -EPERM (programs are unaffected;
-    /// loaders freeze <c>.rodata</c> after filling it). Returns 0, or -EBUSY when already frozen.
+    /// loaders freeze <c>.rodata</c> after filling it). Returns 0; -ENOTSUPP for a map whose value holds a
+    /// bpf_spin_lock; -EPERM when userspace cannot write the map (BPF_F_RDONLY, or already frozen: a frozen map
+    /// has lost its write permission, so a second freeze is refused as the kernel's is).
     /// </summary>
     public int Freeze()
     {
         ObjectDisposedException.ThrowIf(IsDisposed, this);
-        return Interlocked.Exchange(ref _frozen, 1) == 0 ? 0 : -Errno.EBUSY;
+        if (SpinLockOffset >= 0) return -Errno.ENOTSUPP;
+        if ((Flags & MapFlags.ReadOnly) != 0) return -Errno.EPERM;
+        return Interlocked.Exchange(ref _frozen, 1) == 0 ? 0 : -Errno.EPERM;
     }
 
     bool UserCanRead => (Flags & MapFlags.WriteOnly) == 0;
@@ -156,7 +166,7 @@ public abstract unsafe class BpfMap : IDisposable
     public static bool TryFromHandle(ulong handle, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out BpfMap? map)
     {
         foreach (var m in Volatile.Read(ref s_registry))
-            if (m is { IsDisposed: false } && m.Handle == handle) { map = m; return true; }
+            if (m is { IsLive: true } && m.Handle == handle) { map = m; return true; }
         map = null;
         return false;
     }
@@ -171,8 +181,9 @@ public abstract unsafe class BpfMap : IDisposable
     {
         CheckKey(key);
         CheckSpan(value.Length, UserValueSize, nameof(value));
-        if (!UserCanRead) return -Errno.EPERM;
+        // map_lookup_elem: unknown flags, then the read permission, then BPF_F_LOCK without a lock.
         if ((flags & ~UpdateFlags.Lock) != 0) return -Errno.EINVAL;
+        if (!UserCanRead) return -Errno.EPERM;
         if ((flags & UpdateFlags.Lock) != 0 && SpinLockOffset < 0) return -Errno.EINVAL;
         fixed (byte* k = key)
         fixed (byte* v = value)
@@ -188,7 +199,9 @@ public abstract unsafe class BpfMap : IDisposable
     {
         CheckKey(key);
         CheckSpan(value.Length, UserValueSize, nameof(value));
+        // map_update_elem: the write permission, then BPF_F_LOCK on a value without a lock, before the map type.
         if (!UserCanWrite) return -Errno.EPERM;
+        if ((flags & UpdateFlags.Lock) != 0 && SpinLockOffset < 0) return -Errno.EINVAL;
         fixed (byte* k = key)
         fixed (byte* v = value)
         {
@@ -337,11 +350,58 @@ public abstract unsafe class BpfMap : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         GC.SuppressFinalize(this);
+        OnOwnerDisposed();
         Release();
     }
 
+    /// <summary>
+    /// The owner's reference is being dropped (the kernel's last user fd closing, while programs may still hold the
+    /// map): a map that holds references on programs drops them here, as the kernel's PROG_ARRAY does.
+    /// </summary>
+    private protected virtual void OnOwnerDisposed() { }
+
     /// <summary>A map-in-map slot takes a reference (bpf_map_inc): the map stays alive while it is stored.</summary>
     internal void AddRef() => Interlocked.Increment(ref _refs);
+
+    /// <summary>
+    /// Takes a reference unless the last one is already gone (bpf_map_inc_not_zero): a program being loaded
+    /// keeps the map alive from here until it is unloaded. False when the map's memory is already retired.
+    /// </summary>
+    internal bool TryAddRef()
+    {
+        int refs = Volatile.Read(ref _refs);
+        while (refs > 0)
+        {
+            int seen = Interlocked.CompareExchange(ref _refs, refs + 1, refs);
+            if (seen == refs) return true;
+            refs = seen;
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// The maps a bound program's ld_imm64 constants point into: a map's handle, or an address in an ARRAY's
+    /// value area (direct value access). A program's <c>used_maps</c>, recovered from its bound code.
+    /// </summary>
+    internal static List<BpfMap> UsedBy(ReadOnlySpan<Frontend.Instruction> code)
+    {
+        var used = new List<BpfMap>();
+        var registry = Volatile.Read(ref s_registry);
+        for (int i = 0; i + 1 < code.Length; i++)
+        {
+            if (!code[i].IsLdImm64) continue;
+            ulong constant = (uint)code[i].Imm | (ulong)(uint)code[i + 1].Imm << 32;
+            i++;
+            if (constant == 0) continue;
+            foreach (var map in registry)
+                if (map is { IsLive: true } && (map.Handle == constant || map.HoldsValueAddress(constant)) && !used.Contains(map))
+                    used.Add(map);
+        }
+        return used;
+    }
+
+    /// <summary>True when <paramref name="address"/> lies in the map's directly addressable values (ARRAY maps).</summary>
+    internal virtual bool HoldsValueAddress(ulong address) => false;
 
     /// <summary>Drops a reference (bpf_map_put); the last one frees the map after the programs running now end.</summary>
     internal void Release()
@@ -352,6 +412,7 @@ public abstract unsafe class BpfMap : IDisposable
         MapEpoch.Retire(() =>
         {
             FreeMemory();
+            MapMemory.Uncharge(Interlocked.Exchange(ref _charge, 0));
             lock (s_registryLock)
             {
                 s_registry[index] = null;
@@ -359,6 +420,27 @@ public abstract unsafe class BpfMap : IDisposable
             }
             Native.Free(header);
         });
+    }
+
+    /// <summary>Records the bytes charged to <see cref="MapMemory"/> for this map (returned when its memory is freed).</summary>
+    internal void SetMemoryCharge(long bytes) => _charge = bytes;
+
+    /// <summary>
+    /// Charges an element allocated on insert (<see cref="MapMemory.TryCharge"/>) to this map: false when the limit
+    /// does not allow it (the insert fails with ENOMEM). What is still charged when the map is freed is returned then.
+    /// </summary>
+    internal bool ChargeElement(long bytes)
+    {
+        if (!MapMemory.TryCharge(bytes)) return false;
+        Interlocked.Add(ref _charge, bytes);
+        return true;
+    }
+
+    /// <summary>Returns the charge of an element that left the map (deleted, replaced, its socket closed).</summary>
+    internal void UnchargeElement(long bytes)
+    {
+        Interlocked.Add(ref _charge, -bytes);
+        MapMemory.Uncharge(bytes);
     }
 
     /// <summary>Frees the map's native memory (called once, when no reader can hold it).</summary>

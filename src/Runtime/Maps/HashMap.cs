@@ -37,6 +37,7 @@ public sealed unsafe class HashMap : BpfMap
     readonly int _elementSize;
     readonly bool _perCpu;
     readonly bool _lru;
+    readonly long _elementCharge;    // an element's bytes, charged on insert without preallocation (else 0)
     readonly Lock _writeLock = new();
     int _count;
     byte* _lruHead;              // oldest
@@ -50,6 +51,7 @@ public sealed unsafe class HashMap : BpfMap
         _slot = Native.Round8(ValueSize);
         _slots = _perCpu ? Cpu.Count : 1;
         _elementSize = KeyOffset + _keyStride + _slot * _slots;
+        _elementCharge = (Flags & MapFlags.NoPrealloc) != 0 ? _elementSize : 0;
         uint buckets = BitOperations.RoundUpToPowerOf2((uint)Math.Clamp(MaxEntries, 1, 1 << 22));
         _mask = buckets - 1;
         _buckets = (byte**)Native.Alloc((nuint)buckets * (nuint)sizeof(byte*), 64);
@@ -233,6 +235,8 @@ public sealed unsafe class HashMap : BpfMap
                 link = FindLink(hash, key);   // the eviction may have changed this chain
             }
 
+            // BPF_F_NO_PREALLOC: each element is charged when allocated (a replacement too, before the old one goes).
+            if (_elementCharge != 0 && !ChargeElement(_elementCharge)) return -Errno.ENOMEM;
             byte* fresh = Native.Alloc((nuint)_elementSize);
             *(uint*)(fresh + HashOffset) = hash;
             Native.Copy(key, fresh + KeyOffset, KeySize);
@@ -244,6 +248,7 @@ public sealed unsafe class HashMap : BpfMap
                 Publish(link, fresh);      // publish: readers see old or fresh, both complete
                 if (_lru) { LruRemove(old); LruAppend(fresh); }
                 MapEpoch.Retire(old, this);
+                if (_elementCharge != 0) UnchargeElement(_elementCharge);
             }
             else
             {
@@ -300,6 +305,7 @@ public sealed unsafe class HashMap : BpfMap
         if (_lru) LruRemove(e);
         Volatile.Write(ref _count, _count - 1);
         MapEpoch.Retire(e, this);
+        if (_elementCharge != 0) UnchargeElement(_elementCharge);
     }
 
     // ---- LRU list (writer lock held) ----------------------------------------------------------------

@@ -11,22 +11,42 @@ namespace BpfJit.Runtime.Maps;
 /// length, longest first, and the first hit is the answer. The trie stays the source of truth; the index
 /// holds pointers to the trie's own nodes, so a hit returns the same value memory as the trie walk.
 /// <para>
-/// Concurrency. Writers run under the map's write lock. Readers take no lock: they load the published
-/// length list and table once (acquiring loads) and only ever see complete memory.
-/// A slot is <c>{node, tag, length}</c>; a writer fills tag and length of an empty or tombstoned slot before
-/// publishing the node pointer with a releasing store, so a reader that sees the pointer sees the tag.
-/// Replacing a node overwrites the pointer in place (same key, same tag); deleting stores the tombstone 1.
+/// Concurrency. Writers run under the map's write lock. Readers take no lock. Two rules make a lookup
+/// correct under any interleaving (tests/Maps/LpmProtocolModelTests.cs enumerates them all):
+/// </para>
+/// <para>
+/// 1. A probe judges a node by the node itself. A slot is <c>{node, tag, length}</c>; the reader loads the
+/// node pointer (acquiring), uses the slot's tag only to skip slots cheaply, never reads the slot's length
+/// (it is for rebuilds), and compares the node's own prefix length and data, which never change while a
+/// reader can reach the node (nodes are built before they are published and freed through
+/// <see cref="MapEpoch"/>). A slot deleted and reused by another prefix
+/// between the reader's loads can therefore only make the probe miss, never return a node under a length
+/// that is not its own (the old slot also held the length, which the reader trusted: a /32 came back for a
+/// key it does not cover).
+/// </para>
+/// <para>
+/// 2. A lookup is one snapshot (a sequence lock). The root block's version word is odd while a writer changes
+/// the trie or the index and is bumped (a full fence) before and after; a lookup reads it before and after
+/// its probes (<see cref="BeginRead{M}"/>, <see cref="Validate{M}"/>) and probes again when it changed, so
+/// its answer is the longest prefix of one state between two updates: it is linearizable. After
+/// <see cref="MaxReadAttempts"/> overtaken attempts (a writer stalled inside its change, or writers back to
+/// back) the lookup keeps the last answer, which by rule 1 is still a prefix that covers the key and was
+/// stored during the lookup, and counts it (<see cref="LpmTrieMap.OvertakenLookups"/>): lookups never wait
+/// for writers.
+/// </para>
+/// <para>
 /// Slots never move: growing or compacting builds a new table, publishes it, and retires the old one through
 /// <see cref="MapEpoch"/>, as a new length list retires the old list. The trie's nodes are retired by the
 /// trie after the index stopped pointing at them, so no reader can obtain a freed node from either.
 /// </para>
 /// <para>
-/// Native layout. Table: 64-byte header (<c>+0 u64</c> mask), then 16-byte slots (<c>+0</c> node,
-/// <c>+8 u32</c> tag, <c>+12 u32</c> length), then a one-hash filter of 4 bits per slot (the bit <c>tag mod
-/// bits</c> of every node ever placed in this table is set): a probe whose bit is clear stops without
-/// touching the slots. Bits are never cleared; a rebuilt table starts a new filter from the live nodes. Length list: <c>+0 i32</c> count (−1 when more than
-/// <see cref="MaxProbedLengths"/> lengths are present: readers walk the trie instead), then u32 lengths,
-/// longest first.
+/// Native layout. Root block (64 bytes, its own cache line): <c>+0</c> table, <c>+8</c> length list,
+/// <c>+16 u64</c> version. Table: 64-byte header (<c>+0 u64</c> mask), then 16-byte slots (<c>+0</c> node,
+/// <c>+8 u32</c> tag, <c>+12 u32</c> length), then a one-hash filter of 4 bits per slot (the bit
+/// <c>tag mod bits</c> of every node ever placed in this table is set): a probe whose bit is clear stops without touching the slots. Bits are
+/// never cleared; a rebuilt table starts a new filter from the live nodes. Length list: <c>+0 i32</c> count
+/// (−1 when more than <see cref="MaxProbedLengths"/> lengths are present: readers walk the trie instead), then
+/// u32 lengths, longest first.
 /// </para>
 /// </summary>
 internal unsafe struct LpmPrefixIndex
@@ -37,37 +57,59 @@ internal unsafe struct LpmPrefixIndex
     /// </summary>
     public const int MaxProbedLengths = 24;
 
-    const int HeaderBytes = 64, SlotBytes = 16, MinCapacity = 16;
-    const uint FilterBitsPerSlot = 4;   // at least 8 filter bits per stored node (the table is at most half full)
-    const nint Tombstone = 1;
+    internal const int HeaderBytes = 64, SlotBytes = 16, MinCapacity = 16;
+    internal const uint FilterBitsPerSlot = 4;   // at least 8 filter bits per stored node (the table is at most half full)
+    internal const nint Tombstone = 1;
     const ulong K1 = 0x9E3779B97F4A7C15, K2 = 0xC2B2AE3D27D4EB4F;
 
-    readonly int _dataOffset;
+    /// <summary>How many times a lookup overtaken by writers probes again before it keeps its (covering) answer.</summary>
+    public const int MaxReadAttempts = 8;
+
+    internal const int TableAt = 0, LengthsAt = 8, VersionAt = 16;
+    const int RootBytes = 64;
+
+    readonly int _dataOffset, _prefixOffset;
     readonly ulong _seed;
     readonly int[] _lengthCounts;     // writers only: stored nodes per prefix length
-    nint _table;                      // byte*, published; readers load it with an acquiring read
-    nint _lengths;                    // int*, published
+    // Native, not fields of the map object: the published words have fixed addresses (the protocol test
+    // replays stores by address) and their own cache line, which writers dirty on every update.
+    readonly byte* _root;
     int _live, _used;                 // writers only: slots holding a node, slots holding a node or a tombstone
     int _distinct;
 
-    /// <summary>An empty index for nodes whose data (zero-padded to 8 bytes) starts <paramref name="dataOffset"/> bytes in.</summary>
-    public LpmPrefixIndex(int dataOffset, uint maxPrefix)
+    /// <summary>
+    /// An empty index for nodes whose data (zero-padded to 8 bytes) starts <paramref name="dataOffset"/> bytes
+    /// in and whose prefix length is the u32 at <paramref name="prefixOffset"/>.
+    /// </summary>
+    public LpmPrefixIndex(int dataOffset, int prefixOffset, uint maxPrefix)
     {
         _dataOffset = dataOffset;
+        _prefixOffset = prefixOffset;
         _seed = (ulong)Random.Shared.NextInt64();
         _lengthCounts = new int[maxPrefix + 1];
-        _table = (nint)NewTable(MinCapacity);
-        _lengths = (nint)NewLengths();
+        _root = Native.Alloc(RootBytes, 64);
+        new Span<byte>(_root, RootBytes).Clear();
+        *(ulong*)(_root + TableAt) = (ulong)NewTable(MinCapacity);
+        *(ulong*)(_root + LengthsAt) = (ulong)NewLengths();
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    byte* TableOf<M>() where M : IIndexMemory => (byte*)M.Load64((ulong*)(_root + TableAt));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    int* LengthsOf<M>() where M : IIndexMemory => (int*)M.Load64((ulong*)(_root + LengthsAt));
+
+    /// <summary>The root block (the protocol test reads the published words through it).</summary>
+    internal byte* Root => _root;
 
     /// <summary>The number of distinct prefix lengths stored.</summary>
     public int DistinctLengths => Volatile.Read(ref _distinct);
 
     /// <summary>True when lookups probe the index (at most <see cref="MaxProbedLengths"/> distinct lengths).</summary>
-    public bool Active => *(int*)Volatile.Read(ref _lengths) >= 0;
+    public bool Active => *LengthsOf<DirectIndexMemory>() >= 0;
 
     /// <summary>The table's slot count (tests check that it grows and compacts).</summary>
-    public int Capacity => (int)(*(ulong*)Volatile.Read(ref _table) + 1);
+    public int Capacity => (int)(*(ulong*)TableOf<DirectIndexMemory>() + 1);
 
     /// <summary>The mask of the first <paramref name="bits"/> (1..63) bits of a little-endian-loaded word of big-endian bit order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -97,7 +139,7 @@ internal unsafe struct LpmPrefixIndex
     }
 
     /// <summary>The hash of the first <paramref name="length"/> bits of <paramref name="words"/> and of the length itself.</summary>
-    ulong Hash(ulong* words, uint length)
+    internal ulong Hash(ulong* words, uint length)
     {
         ulong sum = 0;
         uint full = length >> 6;
@@ -107,7 +149,7 @@ internal unsafe struct LpmPrefixIndex
 
     /// <summary>True when the first <paramref name="length"/> bits of both word arrays are equal.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static bool SameHead(ulong* a, ulong* b, uint length)
+    internal static bool SameHead(ulong* a, ulong* b, uint length)
     {
         uint full = length >> 6;
         for (uint i = 0; i < full; i++)
@@ -116,7 +158,7 @@ internal unsafe struct LpmPrefixIndex
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    ulong* DataOf(byte* node) => (ulong*)(node + _dataOffset);
+    internal ulong* DataOf(byte* node) => (ulong*)(node + _dataOffset);
 
     // ---- readers ------------------------------------------------------------------------------------
 
@@ -127,33 +169,45 @@ internal unsafe struct LpmPrefixIndex
     /// up, when the index is inactive (too many distinct lengths): the caller walks the trie.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public byte* Longest(ulong* keyWords, uint keyPrefix, out bool probed)
+    public byte* Longest<M>(ulong* keyWords, uint keyPrefix, out bool probed) where M : IIndexMemory
     {
-        int* lengths = (int*)Volatile.Read(ref _lengths);
-        int count = *lengths;
+        int* lengths = LengthsOf<M>();
+        int count = *lengths;   // a list is immutable once published
         probed = count >= 0;
-        return count > 0 ? Probe(lengths, count, keyWords, keyPrefix) : null;
+        return count > 0 ? Probe<M>(lengths, count, keyWords, keyPrefix) : null;
+    }
+
+    /// <summary>The version a lookup starts from (odd while a writer is changing the map).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong BeginRead<M>() where M : IIndexMemory => M.Load64((ulong*)(_root + VersionAt));
+
+    /// <summary>True when no writer changed the map since <see cref="BeginRead{M}"/> returned <paramref name="version"/>: the lookup saw one state.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Validate<M>(ulong version) where M : IIndexMemory
+    {
+        M.ReadBarrier();
+        return (version & 1) == 0 && M.Load64((ulong*)(_root + VersionAt)) == version;
     }
 
     /// <summary>As <see cref="Longest"/>, whether or not the index is active (it is always maintained).</summary>
     public byte* LongestAlways(ulong* keyWords, uint keyPrefix)
     {
-        byte* table = (byte*)Volatile.Read(ref _table);
+        byte* table = TableOf<DirectIndexMemory>();
         ulong mask = *(ulong*)table;
         // Every length, longest first, from the table itself: the published list may be the inactive marker.
         for (int length = _lengthCounts.Length - 1; length >= 0; length--)
         {
             if ((uint)length > keyPrefix || Volatile.Read(ref _lengthCounts[length]) == 0) continue;
-            byte* node = ProbeOne(table, mask, keyWords, (uint)length, Hash(keyWords, (uint)length));
+            byte* node = ProbeOne<DirectIndexMemory>(table, mask, keyWords, (uint)length, Hash(keyWords, (uint)length));
             if (node != null) return node;
         }
         return null;
     }
 
     [SkipLocalsInit]
-    byte* Probe(int* lengths, int count, ulong* keyWords, uint keyPrefix)
+    byte* Probe<M>(int* lengths, int count, ulong* keyWords, uint keyPrefix) where M : IIndexMemory
     {
-        byte* table = (byte*)Volatile.Read(ref _table);
+        byte* table = TableOf<M>();
         ulong mask = *(ulong*)table;
         uint* list = (uint*)(lengths + 1);
         int i = 0;
@@ -170,7 +224,7 @@ internal unsafe struct LpmPrefixIndex
         for (; i < count; i++)
         {
             uint length = list[i];
-            byte* node = ProbeOne(table, mask, keyWords, length, Finish(sum[length >> 6], keyWords, length));
+            byte* node = ProbeOne<M>(table, mask, keyWords, length, Finish(sum[length >> 6], keyWords, length));
             if (node != null) return node;
         }
         return null;
@@ -184,32 +238,43 @@ internal unsafe struct LpmPrefixIndex
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static ulong* FilterOf(byte* table, ulong mask) => (ulong*)(table + HeaderBytes + (mask + 1) * SlotBytes);
+    internal static ulong* FilterOf(byte* table, ulong mask) => (ulong*)(table + HeaderBytes + (mask + 1) * SlotBytes);
 
+    /// <summary>
+    /// One probe: the node of prefix length <paramref name="length"/> whose data starts with the key's first
+    /// <paramref name="length"/> bits, or null. The node's own prefix length and data decide (rule 1 of the
+    /// class comment); the slot's tag, which a writer may already have changed for another node, only skips.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    byte* ProbeOne(byte* table, ulong mask, ulong* keyWords, uint length, ulong h)
+    internal byte* ProbeOne<M>(byte* table, ulong mask, ulong* keyWords, uint length, ulong h) where M : IIndexMemory
     {
         uint tag = (uint)(h >> 32);
         // The filter is small enough to stay in cache: a length the key has no entry for costs no table miss.
         ulong bit = tag & (mask * FilterBitsPerSlot + FilterBitsPerSlot - 1);
-        if ((Volatile.Read(ref FilterOf(table, mask)[bit >> 6]) & (1UL << (int)(bit & 63))) == 0) return null;
+        if ((M.Load64(FilterOf(table, mask) + (bit >> 6)) & (1UL << (int)(bit & 63))) == 0) return null;
         for (ulong i = h & mask; ; i = (i + 1) & mask)
         {
             byte* slot = table + HeaderBytes + i * SlotBytes;
-            nint node = Volatile.Read(ref *(nint*)slot);
-            if (node == 0) return null;
-            if (node != Tombstone && *(uint*)(slot + 8) == tag && *(uint*)(slot + 12) == length
-                && SameHead(DataOf((byte*)node), keyWords, length))
-                return (byte*)node;
+            byte* node = (byte*)M.Load64((ulong*)slot);
+            if (node == null) return null;
+            if (node != (byte*)Tombstone && M.Load32((uint*)(slot + 8)) == tag
+                && M.Load32((uint*)(node + _prefixOffset)) == length && SameHead(DataOf(node), keyWords, length))
+                return node;
         }
     }
 
     // ---- writers (the map's write lock held) --------------------------------------------------------
 
+    /// <summary>Makes the version odd: lookups from here until <see cref="EndWrite{M}"/> probe again.</summary>
+    public void BeginWrite<M>() where M : IIndexMemory => M.Bump((ulong*)(_root + VersionAt));
+
+    /// <summary>Makes the version even again: the change is complete.</summary>
+    public void EndWrite<M>() where M : IIndexMemory => M.Bump((ulong*)(_root + VersionAt));
+
     /// <summary>The slot holding <paramref name="node"/> (prefix <paramref name="length"/>), or null.</summary>
     byte* SlotOf(byte* node, uint length)
     {
-        byte* table = (byte*)_table;
+        byte* table = TableOf<DirectIndexMemory>();
         ulong mask = *(ulong*)table;
         ulong h = Hash(DataOf(node), length);
         for (ulong i = h & mask; ; i = (i + 1) & mask)
@@ -222,40 +287,40 @@ internal unsafe struct LpmPrefixIndex
     }
 
     /// <summary>Adds a stored node (fully built; its key is not in the index).</summary>
-    public void Add(byte* node, uint length)
+    public void Add<M>(byte* node, uint length) where M : IIndexMemory
     {
-        if ((_used + 1) * 2 > Capacity) Rebuild(_live + 1);
-        Place((byte*)_table, node, length, countUsed: true);
+        if ((_used + 1) * 2 > Capacity) Rebuild<M>(_live + 1);
+        Place<M>(TableOf<DirectIndexMemory>(), node, length, countUsed: true);
         if (_lengthCounts[length]++ == 0)
         {
             _distinct++;
-            PublishLengths();
+            PublishLengths<M>();
         }
     }
 
     /// <summary>Points the slot of <paramref name="old"/> at <paramref name="fresh"/> (same prefix and key).</summary>
-    public void Replace(byte* old, byte* fresh, uint length)
+    public void Replace<M>(byte* old, byte* fresh, uint length) where M : IIndexMemory
     {
         byte* slot = SlotOf(old, length);
         if (slot == null) throw new InvalidOperationException("LPM index: the replaced node is not indexed");
-        Volatile.Write(ref *(nint*)slot, (nint)fresh);
+        M.Store64((ulong*)slot, (ulong)fresh);
     }
 
     /// <summary>Removes a stored node (before the trie retires it or turns it into an intermediate node).</summary>
-    public void Remove(byte* node, uint length)
+    public void Remove<M>(byte* node, uint length) where M : IIndexMemory
     {
         byte* slot = SlotOf(node, length);
         if (slot == null) throw new InvalidOperationException("LPM index: the removed node is not indexed");
-        Volatile.Write(ref *(nint*)slot, Tombstone);
+        M.Store64((ulong*)slot, (ulong)Tombstone);
         _live--;
         if (--_lengthCounts[length] == 0)
         {
             _distinct--;
-            PublishLengths();
+            PublishLengths<M>();
         }
     }
 
-    void Place(byte* table, byte* node, uint length, bool countUsed)
+    void Place<M>(byte* table, byte* node, uint length, bool countUsed) where M : IIndexMemory
     {
         ulong mask = *(ulong*)table;
         ulong h = Hash(DataOf(node), length);
@@ -267,10 +332,11 @@ internal unsafe struct LpmPrefixIndex
             uint tag = (uint)(h >> 32);
             ulong bit = tag & (mask * FilterBitsPerSlot + FilterBitsPerSlot - 1);
             ulong* word = FilterOf(table, mask) + (bit >> 6);
-            Volatile.Write(ref *word, *word | (1UL << (int)(bit & 63)));   // before the slot: a reader that finds the slot passed the filter
-            *(uint*)(slot + 8) = tag;
-            *(uint*)(slot + 12) = length;
-            Volatile.Write(ref *(nint*)slot, (nint)node);   // after the tag: readers see both
+            ulong set = 1UL << (int)(bit & 63);
+            if ((*word & set) == 0) M.Store64(word, *word | set);   // before the slot: a reader that finds the slot passed the filter
+            M.Store32((uint*)(slot + 8), tag);
+            M.Store32((uint*)(slot + 12), length);   // for rebuilds; readers take the length from the node (rule 1)
+            M.Store64((ulong*)slot, (ulong)node);   // after the tag: a reader that sees the node sees its tag
             if (n == 0 && countUsed) _used++;
             _live++;
             return;
@@ -278,11 +344,11 @@ internal unsafe struct LpmPrefixIndex
     }
 
     /// <summary>Moves the live nodes into a new table sized for <paramref name="live"/> nodes and publishes it.</summary>
-    void Rebuild(int live)
+    void Rebuild<M>(int live) where M : IIndexMemory
     {
         uint capacity = BitOperations.RoundUpToPowerOf2((uint)Math.Max(MinCapacity, 2 * (live + 1)));
         if ((long)(live + 1) * 5 > (long)capacity * 2) capacity *= 2;   // at most 40 % full after a rebuild
-        byte* old = (byte*)_table;
+        byte* old = TableOf<DirectIndexMemory>();
         byte* fresh = NewTable(capacity);
         ulong oldMask = *(ulong*)old;
         _live = 0;
@@ -290,10 +356,10 @@ internal unsafe struct LpmPrefixIndex
         {
             byte* slot = old + HeaderBytes + i * SlotBytes;
             nint n = *(nint*)slot;
-            if (n != 0 && n != Tombstone) Place(fresh, (byte*)n, *(uint*)(slot + 12), countUsed: false);
+            if (n != 0 && n != Tombstone) Place<M>(fresh, (byte*)n, *(uint*)(slot + 12), countUsed: false);
         }
         _used = _live;
-        Volatile.Write(ref _table, (nint)fresh);
+        M.Store64((ulong*)(_root + TableAt), (ulong)fresh);
         MapEpoch.Retire(old);
     }
 
@@ -319,18 +385,18 @@ internal unsafe struct LpmPrefixIndex
         return list;
     }
 
-    void PublishLengths()
+    void PublishLengths<M>() where M : IIndexMemory
     {
-        int* old = (int*)_lengths;
-        Volatile.Write(ref _lengths, (nint)NewLengths());
+        int* old = LengthsOf<DirectIndexMemory>();
+        M.Store64((ulong*)(_root + LengthsAt), (ulong)NewLengths());
         MapEpoch.Retire(old);
     }
 
     /// <summary>Frees the table and the length list (the map is gone and no reader can hold them).</summary>
     public void Release()
     {
-        Native.Free((void*)_table);
-        Native.Free((void*)_lengths);
-        _table = _lengths = 0;
+        Native.Free(TableOf<DirectIndexMemory>());
+        Native.Free(LengthsOf<DirectIndexMemory>());
+        Native.Free(_root);
     }
 }

@@ -33,7 +33,11 @@ namespace BpfJit.Runtime.Maps;
 /// publish them with one pointer store, update the index (a slot's pointer is replaced or tombstoned in
 /// place; a grown or compacted table and a changed length list are published whole) and only then retire
 /// replaced nodes, old tables and old length lists through <see cref="MapEpoch"/>, so a value pointer a
-/// reader obtained stays valid for its read section. Lookups allocate nothing.
+/// reader obtained stays valid for its read section. A probe judges a node by its own prefix length, and a
+/// lookup checks the map's version (odd while a writer changes the map) before and after: it is
+/// linearizable, and after <see cref="LpmPrefixIndex.MaxReadAttempts"/> overtaken attempts it still returns
+/// a covering prefix (<see cref="OvertakenLookups"/>; <see cref="LpmPrefixIndex"/> has the protocol).
+/// Lookups allocate nothing.
 /// </para>
 /// <para>Node layout: <c>+0/+8</c> children, <c>+16 u32</c> prefixlen, <c>+20 u32</c> flags, <c>+24</c> data, then the value (8-aligned).</para>
 /// </summary>
@@ -52,6 +56,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     // A struct field, not an object: a lookup reaches the published table and length list with one load fewer.
     LpmPrefixIndex _index;
     int _count;
+    long _overtaken;
 
     internal LpmTrieMap(MapDefinition definition) : base(definition)
     {
@@ -61,7 +66,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
         _maxPrefix = (uint)_dataSize * 8;
         _rootLink = (byte**)Native.Alloc((nuint)sizeof(byte*));
         _pool = new NodePool(_nodeSize);
-        _index = new LpmPrefixIndex(DataOffset, _maxPrefix);
+        _index = new LpmPrefixIndex(DataOffset, PrefixOffset, _maxPrefix);
     }
 
     /// <summary>The longest prefix a key may carry: 8 × (key_size − 4).</summary>
@@ -143,18 +148,54 @@ public sealed unsafe class LpmTrieMap : BpfMap
 
     // ---- lookup -------------------------------------------------------------------------------------
 
-    /// <summary>The node holding the longest stored prefix of the key, or null: the index, or the trie walk when it is inactive.</summary>
+    /// <summary>
+    /// The node holding the longest stored prefix of the key, or null: the index, or the trie walk when it is
+    /// inactive, in one snapshot of the map (the index's version did not change across it, see
+    /// <see cref="LpmPrefixIndex"/>), or after <see cref="LpmPrefixIndex.MaxReadAttempts"/> overtaken attempts
+    /// the last answer, a stored prefix that covers the key.
+    /// </summary>
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    byte* Longest(byte* key)
+    byte* Longest<M>(byte* key) where M : IIndexMemory
     {
         uint keyPrefix = *(uint*)key;
         // A struct local, not stackalloc: no stack-cookie check on every lookup.
         Unsafe.SkipInit(out KeyWordBuffer buffer);
         ulong* words = (ulong*)Unsafe.AsPointer(ref buffer);
         PadKey(key + 4, words);
-        byte* found = _index.Longest(words, keyPrefix, out bool probed);
-        return probed ? found : Walk(key + 4, words, keyPrefix);
+        for (int attempt = 1; ; attempt++)
+        {
+            ulong version = _index.BeginRead<M>();
+            byte* found = _index.Longest<M>(words, keyPrefix, out bool probed);
+            if (!probed) found = Walk(key + 4, words, keyPrefix);
+            if (_index.Validate<M>(version)) return found;
+            if (attempt == LpmPrefixIndex.MaxReadAttempts)
+            {
+                Interlocked.Increment(ref _overtaken);
+                return found;
+            }
+        }
+    }
+
+    /// <summary>How many times a lookup overtaken by writers probes again before it keeps its (covering) answer.</summary>
+    public const int MaxLookupAttempts = LpmPrefixIndex.MaxReadAttempts;
+
+    /// <summary>
+    /// Lookups that kept their answer after <see cref="MaxLookupAttempts"/> attempts overtaken by
+    /// writers: each returned a stored prefix that covers its key, but perhaps not the longest of any one
+    /// state (see docs/embedding.md, "Threads"). Zero unless writers keep the map busy.
+    /// </summary>
+    public long OvertakenLookups => Interlocked.Read(ref _overtaken);
+
+    /// <summary>
+    /// <c>bpf_map_lookup_elem</c> with the index's shared memory accessed through <typeparamref name="M"/>:
+    /// the protocol test runs the lookup that programs run over a memory it schedules.
+    /// </summary>
+    internal ulong LookupElem<M>(ulong keyPtr) where M : IIndexMemory
+    {
+        if (*(uint*)keyPtr > _maxPrefix) return 0;
+        byte* n = Longest<M>((byte*)keyPtr);
+        return n == null ? 0 : (ulong)ValueOf(n);
     }
 
     /// <summary>The padded data of the longest key (<see cref="MaxKeyWords"/> words).</summary>
@@ -218,6 +259,9 @@ public sealed unsafe class LpmTrieMap : BpfMap
         return n == null ? 0 : (ulong)ValueOf(n);
     }
 
+    /// <summary>The prefix index itself (the protocol test).</summary>
+    internal ref LpmPrefixIndex Index => ref _index;
+
     /// <summary>The number of distinct prefix lengths stored.</summary>
     public int DistinctPrefixLengths => _index.DistinctLengths;
 
@@ -225,45 +269,54 @@ public sealed unsafe class LpmTrieMap : BpfMap
     /// True when lookups probe the prefix index (at most <see cref="MaxIndexedPrefixLengths"/> distinct
     /// prefix lengths stored), false when they walk the trie.
     /// </summary>
-    public bool IndexActive => _index.Active;
+    public bool IndexActive => ReadIndex(static i => i.Active);
 
     /// <summary>The most distinct prefix lengths for which lookups use the prefix index instead of the trie walk.</summary>
     public const int MaxIndexedPrefixLengths = LpmPrefixIndex.MaxProbedLengths;
 
     /// <summary>The prefix index's slot count (it grows with the entries and compacts deleted slots).</summary>
-    public int IndexCapacity => _index.Capacity;
+    public int IndexCapacity => ReadIndex(static i => i.Capacity);
+
+    // The index's native tables go with the map's memory: read them inside a read-side section, once the map is
+    // seen not disposed there (its memory then outlives the section).
+    T ReadIndex<T>(Func<LpmPrefixIndex, T> read)
+    {
+        using var section = MapEpoch.Protect();
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        return read(_index);
+    }
 
     /// <inheritdoc />
     [SkipLocalsInit]
     public override ulong LookupElem(ulong keyPtr)
     {
         if (*(uint*)keyPtr > _maxPrefix) return 0;
-        byte* n = Longest((byte*)keyPtr);
+        byte* n = Longest<DirectIndexMemory>((byte*)keyPtr);
         return n == null ? 0 : (ulong)ValueOf(n);
     }
 
     /// <inheritdoc />
-    public override long UpdateElem(ulong keyPtr, ulong valuePtr, ulong flags) => Store((byte*)keyPtr, (byte*)valuePtr, flags);
+    public override long UpdateElem(ulong keyPtr, ulong valuePtr, ulong flags) => Store<DirectIndexMemory>((byte*)keyPtr, (byte*)valuePtr, flags);
 
     /// <inheritdoc />
-    public override long DeleteElem(ulong keyPtr) => Remove((byte*)keyPtr);
+    public override long DeleteElem(ulong keyPtr) => Remove<DirectIndexMemory>((byte*)keyPtr);
 
     /// <inheritdoc />
     protected override int LookupCore(byte* key, byte* value, ulong flags)
     {
         if ((flags & UpdateFlags.Lock) != 0) return -Errno.EINVAL;
         if (*(uint*)key > _maxPrefix) return -Errno.ENOENT;
-        byte* n = Longest(key);
+        byte* n = Longest<DirectIndexMemory>(key);
         if (n == null) return -Errno.ENOENT;
         Native.Copy(ValueOf(n), value, ValueSize);
         return 0;
     }
 
     /// <inheritdoc />
-    protected override int UpdateCore(byte* key, byte* value, ulong flags) => Store(key, value, flags);
+    protected override int UpdateCore(byte* key, byte* value, ulong flags) => Store<DirectIndexMemory>(key, value, flags);
 
     /// <inheritdoc />
-    protected override int DeleteCore(byte* key) => Remove(key);
+    protected override int DeleteCore(byte* key) => Remove<DirectIndexMemory>(key);
 
     // ---- writers (trie_update_elem / trie_delete_elem) ----------------------------------------------
 
@@ -277,7 +330,8 @@ public sealed unsafe class LpmTrieMap : BpfMap
         return n;
     }
 
-    int Store(byte* key, byte* value, ulong flags)
+    /// <summary>trie_update_elem; the index's shared memory through <typeparamref name="M"/> (the protocol test records it).</summary>
+    internal int Store<M>(byte* key, byte* value, ulong flags) where M : IIndexMemory
     {
         if (flags > UpdateFlags.Exist) return -Errno.EINVAL;
         uint keyPrefix = *(uint*)key;
@@ -303,54 +357,76 @@ public sealed unsafe class LpmTrieMap : BpfMap
             if (exact && !IsIntermediate(node) && flags == UpdateFlags.NoExist) return -Errno.EEXIST;
             if (adds && flags == UpdateFlags.Exist) return -Errno.ENOENT;
             if (adds && _count >= MaxEntries) return -Errno.ENOSPC;
+            // Nodes are charged when allocated, as the kernel's trie_update_elem allocates them: the new one, and a
+            // join when the two prefixes diverge. Each retired node returns its charge (Uncharge below).
+            if (!ChargeElement((node != null && !exact && matched != keyPrefix ? 2 : 1) * (long)_nodeSize)) return -Errno.ENOMEM;
 
             byte* fresh = NewNode(keyPrefix, data, value);
-            if (node == null)
+            // Lookups from here to the end of the change probe again (see LpmPrefixIndex, rule 2).
+            _index.BeginWrite<M>();
+            try
             {
-                HashMap.Publish(slot, fresh);
+                Link<M>(slot, node, fresh, data, matched, keyPrefix, exact, adds);
             }
-            else if (exact)
+            finally
             {
-                // Replace the node (or fill the intermediate one): same position, same children.
-                *ChildLink(fresh, 0) = *ChildLink(node, 0);
-                *ChildLink(fresh, 1) = *ChildLink(node, 1);
-                HashMap.Publish(slot, fresh);
-                // The index stops pointing at the old node before it is retired.
-                if (adds) _index.Add(fresh, keyPrefix);
-                else _index.Replace(node, fresh, keyPrefix);
+                _index.EndWrite<M>();
+            }
+            if (exact)
+            {
                 _pool.Retire(node);
-                if (adds) Volatile.Write(ref _count, _count + 1);
-                return 0;
+                UnchargeElement(_nodeSize);
             }
-            else if (matched == keyPrefix)
-            {
-                // The new prefix is a prefix of node's: node becomes its child.
-                *ChildLink(fresh, Bit(node + DataOffset, matched)) = node;
-                HashMap.Publish(slot, fresh);
-            }
-            else
-            {
-                // They diverge after `matched` bits: join them under an intermediate node.
-                byte* join = NewNode(matched, node + DataOffset, null);
-                if (Bit(data, matched) != 0)
-                {
-                    *ChildLink(join, 0) = node;
-                    *ChildLink(join, 1) = fresh;
-                }
-                else
-                {
-                    *ChildLink(join, 0) = fresh;
-                    *ChildLink(join, 1) = node;
-                }
-                HashMap.Publish(slot, join);
-            }
-            _index.Add(fresh, keyPrefix);
-            Volatile.Write(ref _count, _count + 1);
+            if (adds) Volatile.Write(ref _count, _count + 1);
             return 0;
         }
     }
 
-    int Remove(byte* key)
+    /// <summary>Links <paramref name="fresh"/> into the trie at <paramref name="slot"/> (where the walk stopped at <paramref name="node"/>) and into the index.</summary>
+    void Link<M>(byte** slot, byte* node, byte* fresh, byte* data, uint matched, uint keyPrefix, bool exact, bool adds) where M : IIndexMemory
+    {
+        if (node == null)
+        {
+            HashMap.Publish(slot, fresh);
+        }
+        else if (exact)
+        {
+            // Replace the node (or fill the intermediate one): same position, same children.
+            *ChildLink(fresh, 0) = *ChildLink(node, 0);
+            *ChildLink(fresh, 1) = *ChildLink(node, 1);
+            HashMap.Publish(slot, fresh);
+            // The index stops pointing at the old node before it is retired.
+            if (adds) _index.Add<M>(fresh, keyPrefix);
+            else _index.Replace<M>(node, fresh, keyPrefix);
+            return;
+        }
+        else if (matched == keyPrefix)
+        {
+            // The new prefix is a prefix of node's: node becomes its child.
+            *ChildLink(fresh, Bit(node + DataOffset, matched)) = node;
+            HashMap.Publish(slot, fresh);
+        }
+        else
+        {
+            // They diverge after `matched` bits: join them under an intermediate node.
+            byte* join = NewNode(matched, node + DataOffset, null);
+            if (Bit(data, matched) != 0)
+            {
+                *ChildLink(join, 0) = node;
+                *ChildLink(join, 1) = fresh;
+            }
+            else
+            {
+                *ChildLink(join, 0) = fresh;
+                *ChildLink(join, 1) = node;
+            }
+            HashMap.Publish(slot, join);
+        }
+        _index.Add<M>(fresh, keyPrefix);
+    }
+
+    /// <summary>trie_delete_elem; the index's shared memory through <typeparamref name="M"/> (the protocol test records it).</summary>
+    internal int Remove<M>(byte* key) where M : IIndexMemory
     {
         uint keyPrefix = *(uint*)key;
         if (keyPrefix > _maxPrefix) return -Errno.EINVAL;
@@ -374,29 +450,45 @@ public sealed unsafe class LpmTrieMap : BpfMap
             if (node == null || Prefix(node) != keyPrefix || Prefix(node) != matched || IsIntermediate(node))
                 return -Errno.ENOENT;
             Volatile.Write(ref _count, _count - 1);
-            // Out of the index first: no reader finds the node through it once the trie retires or empties it.
-            _index.Remove(node, keyPrefix);
-
-            byte* c0 = *ChildLink(node, 0), c1 = *ChildLink(node, 1);
-            if (c0 != null && c1 != null)
+            _index.BeginWrite<M>();
+            try
             {
-                // Two children: the node stays as an intermediate join (its value is no longer reachable).
-                Volatile.Write(ref *(uint*)(node + FlagsOffset), Intermediate);
-                return 0;
+                Unlink<M>(node, keyPrefix, parent, trim, trimParent);
             }
-            if (parent != null && IsIntermediate(parent) && c0 == null && c1 == null)
+            finally
             {
-                // A leaf under a join: the join is no longer needed, its other child takes its place.
-                byte* sibling = *ChildLink(parent, 0) == node ? *ChildLink(parent, 1) : *ChildLink(parent, 0);
-                HashMap.Publish(trimParent, sibling);
-                _pool.Retire(parent);
-                _pool.Retire(node);
-                return 0;
+                _index.EndWrite<M>();
             }
-            HashMap.Publish(trim, c0 != null ? c0 : c1);
-            _pool.Retire(node);
             return 0;
         }
+    }
+
+    /// <summary>Takes the stored <paramref name="node"/> out of the index and the trie, and retires what the trie no longer links.</summary>
+    void Unlink<M>(byte* node, uint keyPrefix, byte* parent, byte** trim, byte** trimParent) where M : IIndexMemory
+    {
+        // Out of the index first: no reader finds the node through it once the trie retires or empties it.
+        _index.Remove<M>(node, keyPrefix);
+
+        byte* c0 = *ChildLink(node, 0), c1 = *ChildLink(node, 1);
+        if (c0 != null && c1 != null)
+        {
+            // Two children: the node stays as an intermediate join (its value is no longer reachable).
+            Volatile.Write(ref *(uint*)(node + FlagsOffset), Intermediate);
+            return;
+        }
+        if (parent != null && IsIntermediate(parent) && c0 == null && c1 == null)
+        {
+            // A leaf under a join: the join is no longer needed, its other child takes its place.
+            byte* sibling = *ChildLink(parent, 0) == node ? *ChildLink(parent, 1) : *ChildLink(parent, 0);
+            HashMap.Publish(trimParent, sibling);
+            _pool.Retire(parent);
+            _pool.Retire(node);
+            UnchargeElement(2 * (long)_nodeSize);
+            return;
+        }
+        HashMap.Publish(trim, c0 != null ? c0 : c1);
+        _pool.Retire(node);
+        UnchargeElement(_nodeSize);
     }
 
     // ---- iteration (trie_get_next_key: post-order) --------------------------------------------------

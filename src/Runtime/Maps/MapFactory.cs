@@ -1,4 +1,3 @@
-using System.Numerics;
 using BpfJit.Frontend;
 
 namespace BpfJit.Runtime.Maps;
@@ -15,15 +14,16 @@ namespace BpfJit.Runtime.Maps;
 /// For ARRAY_OF_MAPS and HASH_OF_MAPS: the template every stored map must match (the kernel takes a live map's
 /// fd, inner_map_fd; here its <see cref="BpfMap.Definition"/> or the object's inner map declaration).
 /// </param>
+/// <param name="NumaNode">numa_node, read only with BPF_F_NUMA_NODE: the host is one node, 0.</param>
 public sealed record MapDefinition(string Name, MapType Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, int SpinLockOffset = -1,
-    MapDefinition? InnerMap = null);
+    MapDefinition? InnerMap = null, uint NumaNode = 0);
 
 /// <summary>A map could not be created: the kernel's BPF_MAP_CREATE would have failed with <see cref="Errno"/>.</summary>
 public sealed class MapCreateException : BpfException
 {
     /// <summary>Creates the error for map <paramref name="name"/>.</summary>
     public MapCreateException(string name, MapType type, int errno, string reason)
-        : base($"map {name} ({type}): {reason} (-{Maps.Errno.Name(errno)})")
+        : base($"map {name} ({type}): {reason} (-{Runtime.Errno.Name(errno)})")
     {
         MapName = name;
         Type = type;
@@ -53,14 +53,11 @@ public static class MapFactory
     /// <summary>The kernel's page size, the granule of ring buffer sizes.</summary>
     public const int PageSize = 4096;
 
-    /// <summary>MAX_BPF_STACK: the largest hash key.</summary>
-    public const int MaxKeySize = 512;
+    /// <summary>MAX_BPF_STACK: the largest SOCKHASH key.</summary>
+    public const int MaxKeySize = BpfAbi.StackSize;
 
     /// <summary>PCPU_MIN_UNIT_SIZE: the largest per-CPU value.</summary>
     public const int MaxPerCpuValueSize = 32 * 1024;
-
-    /// <summary>The largest value this runtime allocates for one element (KMALLOC_MAX_SIZE on x86-64 is 4 MiB).</summary>
-    public const int MaxValueSize = 4 * 1024 * 1024;
 
     /// <summary>LPM_DATA_SIZE_MAX: the largest LPM key data (after the 4-byte prefix length).</summary>
     public const int MaxLpmDataSize = 256;
@@ -79,98 +76,79 @@ public static class MapFactory
     public static BpfMap Create(MapType type, int keySize, int valueSize, int maxEntries, uint flags = 0, string name = "", int spinLockOffset = -1) =>
         Create(new MapDefinition(name, type, keySize, valueSize, maxEntries, flags, spinLockOffset));
 
-    /// <summary>Creates a map from its definition; throws <see cref="MapCreateException"/> where the kernel would fail.</summary>
+    /// <summary>
+    /// Creates a map from its definition; throws <see cref="MapCreateException"/> where the kernel would fail.
+    /// A negative size stands for the u32 with the same bits (what BPF_MAP_CREATE would read).
+    /// </summary>
     public static BpfMap Create(MapDefinition definition)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        var d = definition;
+        var d = Validate(definition);
+        var attributes = MapAttributes.Of(definition);
         Func<MapDefinition, BpfMap>? custom;
         lock (s_lock) s_custom.TryGetValue(d.Type, out custom);
-        if (custom != null) return custom(d);
-
-        if (d.KeySize < 0 || d.ValueSize < 0 || d.MaxEntries < 0) Fail(d, Errno.EINVAL, "negative size");
-        switch (d.Type)
+        long charge = MapMemory.Charge(d.Name, attributes, MapMemory.Footprint(attributes));
+        BpfMap map;
+        try
         {
-            case MapType.Array:
-            case MapType.PerCpuArray:
-                CheckFlags(d, MapFlags.NumaNode | MapFlags.AccessMask | MapFlags.Mmapable | MapFlags.InnerMap);
-                if (d.KeySize != 4) Fail(d, Errno.EINVAL, $"key_size must be 4, not {d.KeySize}");
-                CheckCommon(d);
-                if (d.Type == MapType.PerCpuArray && d.ValueSize > MaxPerCpuValueSize) Fail(d, Errno.E2BIG, $"per-CPU value_size {d.ValueSize} exceeds {MaxPerCpuValueSize}");
-                if (d.Type == MapType.PerCpuArray && (d.Flags & MapFlags.Mmapable) != 0) Fail(d, Errno.EINVAL, "per-CPU arrays cannot be mmapable");
-                if (d.Type == MapType.PerCpuArray && (long)Native.Round8(d.ValueSize) * d.MaxEntries > PerCpuArrayMap.MaxRegion)
-                    Fail(d, Errno.ENOMEM, "the map's slots for one CPU exceed 2 GiB");
-                CheckSpinLock(d, allowed: d.Type == MapType.Array);
-                return d.Type == MapType.Array ? new ArrayMap(d) : new PerCpuArrayMap(d);
-
-            case MapType.Hash:
-            case MapType.PerCpuHash:
-            case MapType.LruHash:
-            case MapType.LruPerCpuHash:
-                {
-                    bool lru = d.Type is MapType.LruHash or MapType.LruPerCpuHash;
-                    bool perCpu = d.Type is MapType.PerCpuHash or MapType.LruPerCpuHash;
-                    CheckFlags(d, MapFlags.NoPrealloc | MapFlags.NoCommonLru | MapFlags.NumaNode | MapFlags.AccessMask | MapFlags.ZeroSeed);
-                    if (!lru && (d.Flags & MapFlags.NoCommonLru) != 0) Fail(d, Errno.EINVAL, "BPF_F_NO_COMMON_LRU needs an LRU map");
-                    if (lru && (d.Flags & MapFlags.NoPrealloc) != 0) Fail(d, Errno.ENOTSUPP, "LRU maps must be preallocated");
-                    CheckCommon(d);
-                    if (d.KeySize > MaxKeySize) Fail(d, Errno.E2BIG, $"key_size {d.KeySize} exceeds {MaxKeySize}");
-                    if (perCpu && d.ValueSize > MaxPerCpuValueSize) Fail(d, Errno.E2BIG, $"per-CPU value_size {d.ValueSize} exceeds {MaxPerCpuValueSize}");
-                    CheckSpinLock(d, allowed: !perCpu);
-                    return new HashMap(d);
-                }
-
-            case MapType.LpmTrie:
-                if ((d.Flags & MapFlags.NoPrealloc) == 0) Fail(d, Errno.EINVAL, "LPM_TRIE needs BPF_F_NO_PREALLOC");
-                CheckFlags(d, MapFlags.NoPrealloc | MapFlags.NumaNode | MapFlags.AccessMask);
-                if (d.MaxEntries == 0) Fail(d, Errno.EINVAL, "max_entries must not be 0");
-                if (d.KeySize < 5 || d.KeySize > 4 + MaxLpmDataSize)
-                    Fail(d, Errno.EINVAL, $"key_size {d.KeySize} must be a 4-byte prefix length plus 1 to {MaxLpmDataSize} data bytes");
-                if (d.ValueSize < 1 || d.ValueSize > MaxValueSize) Fail(d, Errno.EINVAL, $"value_size {d.ValueSize} out of range");
-                CheckSpinLock(d, allowed: false);
-                return new LpmTrieMap(d);
-
-            case MapType.ProgArray:
-            case MapType.PerfEventArray:
-                CheckFlags(d, MapFlags.NumaNode | MapFlags.AccessMask | (d.Type == MapType.PerfEventArray ? MapFlags.PreserveElems : 0));
-                if (d.KeySize != 4 || d.ValueSize != 4) Fail(d, Errno.EINVAL, "key_size and value_size must be 4");
-                if (d.MaxEntries == 0) Fail(d, Errno.EINVAL, "max_entries must not be 0");
-                CheckSpinLock(d, allowed: false);
-                return d.Type == MapType.ProgArray ? new ProgArrayMap(d) : new PerfEventArrayMap(d);
-
-            case MapType.RingBuf:
-                CheckFlags(d, MapFlags.NumaNode);
-                if (d.KeySize != 0 || d.ValueSize != 0) Fail(d, Errno.EINVAL, "key_size and value_size must be 0");
-                if (d.MaxEntries <= 0 || !BitOperations.IsPow2(d.MaxEntries) || d.MaxEntries % PageSize != 0)
-                    Fail(d, Errno.EINVAL, $"max_entries {d.MaxEntries} must be a power of 2 and a multiple of {PageSize}");
-                CheckSpinLock(d, allowed: false);
-                return new RingBufMap(d);
-
-            case MapType.ArrayOfMaps:
-            case MapType.HashOfMaps:
-                return MapOfMaps.Create(d);
-
-            case MapType.Unspec:
-                Fail(d, Errno.EINVAL, "map type UNSPEC");
-                break;
+            map = custom != null ? custom(d) : d.Type switch
+            {
+                MapType.Array => new ArrayMap(d),
+                MapType.PerCpuArray => new PerCpuArrayMap(d),
+                MapType.Hash or MapType.PerCpuHash or MapType.LruHash or MapType.LruPerCpuHash => new HashMap(d),
+                MapType.LpmTrie => new LpmTrieMap(d),
+                MapType.ProgArray => new ProgArrayMap(d),
+                MapType.PerfEventArray => new PerfEventArrayMap(d),
+                MapType.RingBuf => new RingBufMap(d),
+                MapType.ArrayOfMaps or MapType.HashOfMaps => MapOfMaps.Construct(d),
+                _ => throw new MapCreateException(d.Name, d.Type, Errno.EINVAL, $"map type {d.Type} is not supported by this runtime"),
+            };
         }
-        Fail(d, Errno.EINVAL, $"map type {d.Type} is not supported by this runtime");
-        return null!;
+        catch (OutOfMemoryException)
+        {
+            // The managed slot arrays (PROG_ARRAY, PERF_EVENT_ARRAY, SOCKMAP) can exceed what the GC gives.
+            MapMemory.Uncharge(charge);
+            throw new MapCreateException(d.Name, d.Type, Errno.ENOMEM, $"cannot allocate the map's {MapMemory.Footprint(attributes)} bytes");
+        }
+        catch
+        {
+            MapMemory.Uncharge(charge);
+            throw;
+        }
+        map.SetMemoryCharge(charge);
+        return map;
     }
 
-    internal static void CheckCommon(MapDefinition d)
+    /// <summary>
+    /// The checks of BPF_MAP_CREATE without creating anything: the type's attribute checks in the kernel's order, a
+    /// map-in-map's template, the spin lock, and whether the map's memory fits <see cref="MapMemory.Limit"/>.
+    /// Returns the definition the map is created with (an LPM_TRIE's max_entries above 2^31 - 1 is held as 2^31 - 1).
+    /// Throws <see cref="MapCreateException"/> with the kernel's errno and a message naming the map and the field.
+    /// </summary>
+    public static MapDefinition Validate(MapDefinition definition)
     {
-        if (d.KeySize == 0 || d.ValueSize == 0 || d.MaxEntries == 0)
-            Fail(d, Errno.EINVAL, $"key_size {d.KeySize}, value_size {d.ValueSize} and max_entries {d.MaxEntries} must be non-zero");
-        if (d.ValueSize > MaxValueSize) Fail(d, Errno.E2BIG, $"value_size {d.ValueSize} exceeds {MaxValueSize}");
-        if ((long)Native.Round8(d.ValueSize) * d.MaxEntries > int.MaxValue * 4L) Fail(d, Errno.ENOMEM, "the map is too large");
-    }
-
-    internal static void CheckFlags(MapDefinition d, uint allowed)
-    {
-        if ((d.Flags & ~allowed) != 0) Fail(d, Errno.EINVAL, $"flags 0x{d.Flags:x} not valid for this type");
-        if ((d.Flags & MapFlags.ReadOnly) != 0 && (d.Flags & MapFlags.WriteOnly) != 0) Fail(d, Errno.EINVAL, "BPF_F_RDONLY and BPF_F_WRONLY together");
-        if ((d.Flags & MapFlags.ReadOnlyProg) != 0 && (d.Flags & MapFlags.WriteOnlyProg) != 0) Fail(d, Errno.EINVAL, "BPF_F_RDONLY_PROG and BPF_F_WRONLY_PROG together");
+        ArgumentNullException.ThrowIfNull(definition);
+        var d = definition;
+        var a = MapAttributes.Of(d);
+        // array_of_map_alloc_check takes the template (inner_map_fd) first; htab_of_map_alloc after the hash checks.
+        if (d.Type == MapType.ArrayOfMaps) MapOfMaps.CheckTemplate(d);
+        MapCreateChecks.Check(d.Name, a);
+        if (d.Type == MapType.HashOfMaps) MapOfMaps.CheckTemplate(d);
+        CheckSpinLock(d, allowed: d.Type is MapType.Array or MapType.Hash or MapType.LruHash);
+        var footprint = MapMemory.Footprint(a);
+        if (footprint > (UInt128)MapMemory.Limit)
+            Fail(d, Errno.ENOMEM, $"the map needs {footprint} bytes, more than the map memory limit of {MapMemory.Limit} bytes");
+        // Past the kernel's checks, an LPM_TRIE (nothing preallocated) is the only map that may keep a field
+        // above 2^31 - 1; every other such map needs at least 2 GiB in one block, more than this runtime maps for one map.
+        if (a.MaxEntries > int.MaxValue)
+        {
+            if (d.Type != MapType.LpmTrie)
+                Fail(d, Errno.ENOMEM, $"max_entries {a.MaxEntries} exceeds {int.MaxValue}, the most this runtime allocates for one map");
+            d = d with { MaxEntries = int.MaxValue };
+        }
+        if (d.Type == MapType.PerCpuArray && (long)Native.Round8(d.ValueSize) * d.MaxEntries > PerCpuArrayMap.MaxRegion)
+            Fail(d, Errno.ENOMEM, "the map's slots for one CPU exceed 2 GiB");
+        return d;
     }
 
     static void CheckSpinLock(MapDefinition d, bool allowed)

@@ -18,27 +18,25 @@ public abstract unsafe class MapOfMaps : BpfMap
     /// <summary>The shape every stored map must have (the kernel's inner_map_meta).</summary>
     public MapDefinition Template { get; }
 
-    /// <summary>BPF_MAP_CREATE of a map-in-map: the outer attributes, then the template as the kernel checks inner_map_fd.</summary>
-    internal static MapOfMaps Create(MapDefinition d)
+    /// <summary>
+    /// bpf_map_meta_alloc: the template (the kernel's inner_map_fd) must exist, be one level deep and be a type
+    /// that can compare its shape; it is itself checked as BPF_MAP_CREATE checked the live map it stands for.
+    /// </summary>
+    internal static void CheckTemplate(MapDefinition d)
     {
-        bool array = d.Type == MapType.ArrayOfMaps;
-        // fd_array_map_alloc_check and fd_htab_map_alloc_check: the value is a 4-byte map fd; an array's key is its index.
-        MapFactory.CheckFlags(d, array
-            ? MapFlags.NumaNode | MapFlags.ReadOnly | MapFlags.WriteOnly
-            : MapFlags.NoPrealloc | MapFlags.NumaNode | MapFlags.AccessMask | MapFlags.ZeroSeed);
-        if (d.ValueSize != 4) MapFactory.Fail(d, Errno.EINVAL, $"value_size must be 4 (a map fd), not {d.ValueSize}");
-        if (array && d.KeySize != 4) MapFactory.Fail(d, Errno.EINVAL, $"key_size must be 4, not {d.KeySize}");
-        MapFactory.CheckCommon(d);
-        if (d.SpinLockOffset >= 0) MapFactory.Fail(d, Errno.EINVAL, "this map type cannot hold a bpf_spin_lock");
         var t = d.InnerMap;
         if (t == null) MapFactory.Fail(d, Errno.EBADF, "no inner map (inner_map_fd) to take the template from");
-        // bpf_map_meta_alloc: one level only, and only types that can compare their shape (map_meta_equal).
         if (t!.Type is MapType.ArrayOfMaps or MapType.HashOfMaps) MapFactory.Fail(d, Errno.EINVAL, "the inner map is itself a map-in-map");
         if (t.Type == MapType.ProgArray) MapFactory.Fail(d, Errno.ENOTSUPP, $"a {t.Type} cannot be an inner map");
-        // The kernel's template is a live map, valid by construction; build one to apply the same checks.
-        try { MapFactory.Create(t).Dispose(); }
+        try { MapFactory.Validate(t); }
         catch (MapCreateException e) { MapFactory.Fail(d, e.Errno, $"inner map: {e.Reason}"); }
-        return array ? new ArrayOfMapsMap(d) : new HashOfMapsMap(d);
+    }
+
+    /// <summary>Builds the map once <see cref="MapFactory.Validate"/> passed.</summary>
+    internal static MapOfMaps Construct(MapDefinition d)
+    {
+        if (d.SpinLockOffset >= 0) MapFactory.Fail(d, Errno.EINVAL, "this map type cannot hold a bpf_spin_lock");
+        return d.Type == MapType.ArrayOfMaps ? new ArrayOfMapsMap(d) : new HashOfMapsMap(d);
     }
 
     /// <summary>

@@ -14,8 +14,31 @@ public static class ObjectMaps
     public static MapDefinition Definition(MapSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return new MapDefinition(spec.Name, (MapType)(int)spec.Type, checked((int)spec.KeySize), checked((int)spec.ValueSize),
-            checked((int)spec.MaxEntries), spec.Flags, spec.SpinLockOffset, spec.InnerMap is { } inner ? Definition(inner) : null);
+        // The u32 sizes keep their bits: MapFactory reads a negative size as the u32 the syscall would get.
+        return new MapDefinition(spec.Name, (MapType)(int)spec.Type, unchecked((int)spec.KeySize), unchecked((int)spec.ValueSize),
+            unchecked((int)spec.MaxEntries), spec.Flags, spec.SpinLockOffset, spec.InnerMap is { } inner ? Definition(inner) : null, spec.NumaNode);
+    }
+
+    /// <summary>
+    /// Writes a global-data map's initial value (<see cref="MapSpec.InitialValue"/>, zero-padded to the value size) into
+    /// <paramref name="map"/> at key 0 and freezes a read-only one, as libbpf does after creating it. An empty initial
+    /// value (<c>.bss</c>) writes nothing: the new map is already zeroed, and a large one stays uncommitted.
+    /// Returns 0 or the update's negated errno; a spec without an initial value is left alone.
+    /// </summary>
+    public static int WriteInitialValue(MapSpec spec, BpfMap map)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(map);
+        if (spec.InitialValue is not { } init) return 0;
+        if (init.Length > 0)
+        {
+            var value = new byte[map.UserValueSize];
+            init.AsSpan(0, Math.Min(init.Length, value.Length)).CopyTo(value);
+            int err = map.Update(new byte[4], value);
+            if (err != 0) return err;
+        }
+        if (spec.Frozen) map.Freeze();
+        return 0;
     }
 
     /// <summary>
@@ -40,6 +63,34 @@ public static class ObjectMaps
                 BitConverter.TryWriteBytes(key, slot);
                 int err = outer.SetMap(key, inner);
                 if (err != 0) throw new BpfException($"map {spec.Name}: slot {slot}: cannot store map {name} (-{Errno.Name(-err)})");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Stores each PROG_ARRAY's initial programs (<c>.values = { [0] = (void *)&amp;prog }</c>,
+    /// <see cref="MapSpec.InitialPrograms"/>) as libbpf does once the object's programs are loaded
+    /// (init_prog_array_slots): <paramref name="live"/> gives the live map of a spec by name and
+    /// <paramref name="program"/> the loaded program of a name (a host that loads programs on demand loads it
+    /// then). Throws <see cref="BpfException"/> in libbpf's words when a slot cannot be filled.
+    /// </summary>
+    public static void InstallPrograms(IEnumerable<MapSpec> specs, Func<string, BpfMap?> live, Func<string, ITailCallTarget?> program)
+    {
+        ArgumentNullException.ThrowIfNull(specs);
+        ArgumentNullException.ThrowIfNull(live);
+        ArgumentNullException.ThrowIfNull(program);
+        foreach (var spec in specs)
+        {
+            if (spec.InitialPrograms.Count == 0) continue;
+            if (live(spec.Name) is not ProgArrayMap array)
+                throw new BpfException($"map '{spec.Name}': initial programs need a PROG_ARRAY, not {live(spec.Name)?.Type.ToString() ?? "nothing"}");
+            foreach (var (slot, name) in spec.InitialPrograms.OrderBy(e => e.Key))
+            {
+                var target = program(name)
+                    ?? throw new BpfException($"map '{spec.Name}': failed to initialize slot [{slot}] to prog '{name}': the program is not loaded");
+                // The byte API reads back a program id, as bpf_map_lookup_elem on a PROG_ARRAY does.
+                int err = array.SetProgram(slot, target, target is SkLookup.SkLookupProgram p ? (uint)p.Id : 0);
+                if (err != 0) throw new BpfException($"map '{spec.Name}': failed to initialize slot [{slot}] to prog '{name}': -{Errno.Name(-err)}");
             }
         }
     }

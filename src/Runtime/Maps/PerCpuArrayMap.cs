@@ -26,7 +26,9 @@ public sealed unsafe class PerCpuArrayMap : BpfMap
     {
         _slot = Native.Round8(ValueSize);
         _region = ((nuint)MaxEntries * (nuint)_slot + CacheLine - 1) & ~(nuint)(CacheLine - 1);
-        _data = Native.Alloc(_region * (nuint)Cpu.Count, CacheLine);
+        // Untouched pages until written (page-aligned, so cache-line aligned too).
+        _data = Native.AllocLazy(_region * (nuint)Cpu.Count);
+        if (_data == null) throw new MapCreateException(Name, Type, Errno.ENOMEM, $"cannot reserve {_region * (nuint)Cpu.Count} bytes for the values");
     }
 
     /// <summary>value_size rounded up to 8, times the number of CPUs.</summary>
@@ -137,5 +139,5 @@ public sealed unsafe class PerCpuArrayMap : BpfMap
     }
 
     /// <inheritdoc />
-    protected override void FreeMemory() => Native.Free(_data);
+    protected override void FreeMemory() => Native.FreeLazy(_data, _region * (nuint)Cpu.Count);
 }

@@ -49,10 +49,17 @@ public sealed unsafe class PerfEventArrayMap : BpfMap
     }
 
     /// <inheritdoc />
-    protected override int LookupCore(byte* key, byte* value, ulong flags) => -Errno.EOPNOTSUPP;
+    protected override int LookupCore(byte* key, byte* value, ulong flags) => -Errno.ENOTSUPP;
 
     /// <inheritdoc />
-    protected override int UpdateCore(byte* key, byte* value, ulong flags) => -Errno.EOPNOTSUPP;
+    protected override int UpdateCore(byte* key, byte* value, ulong flags)
+    {
+        // bpf_fd_array_map_update_elem: BPF_ANY only, the index, then the value as a perf event fd. This runtime
+        // has no perf event descriptors (sinks attach with SetSink), so every fd is a bad one, as in the kernel.
+        if (flags != UpdateFlags.Any) return -Errno.EINVAL;
+        if (*(uint*)key >= (uint)MaxEntries) return -Errno.E2BIG;
+        return -Errno.EBADF;
+    }
 
     /// <inheritdoc />
     protected override int DeleteCore(byte* key)

@@ -7,7 +7,7 @@ namespace BpfJit.Runtime.Maps;
 /// <param name="Map">The map it refers to.</param>
 /// <param name="IsValue">True for BPF_PSEUDO_MAP_VALUE / MAP_IDX_VALUE: the constant is a value address.</param>
 /// <param name="Offset">The offset into the value (value references only).</param>
-public sealed record MapReference(int Slot, BpfMap Map, bool IsValue, uint Offset);
+public sealed record BoundMapReference(int Slot, BpfMap Map, bool IsValue, uint Offset);
 
 /// <summary>
 /// A program whose map references are plain ld_imm64 constants, with the side table a JIT uses to
@@ -15,11 +15,13 @@ public sealed record MapReference(int Slot, BpfMap Map, bool IsValue, uint Offse
 /// </summary>
 public sealed class BoundProgram
 {
-    readonly Dictionary<int, MapReference> _bySlot;
+    readonly Dictionary<int, BoundMapReference> _bySlot;
 
-    internal BoundProgram(Instruction[] code, IReadOnlyList<MapReference> references)
+    internal BoundProgram(Instruction[] code, IReadOnlyList<BoundMapReference> references, string tag, string? btfName)
     {
         Code = code;
+        Tag = tag;
+        BtfName = btfName;
         References = references;
         _bySlot = references.ToDictionary(r => r.Slot);
         Maps = references.Select(r => r.Map).Distinct().ToArray();
@@ -28,14 +30,26 @@ public sealed class BoundProgram
     /// <summary>The bound instructions.</summary>
     public Instruction[] Code { get; }
 
+    /// <summary>
+    /// The program's tag (<see cref="ProgramTag"/>), of the instructions as loaded: binding puts live handles in
+    /// the map references, which would change it from run to run.
+    /// </summary>
+    public string Tag { get; }
+
+    /// <summary>
+    /// The BTF name of the program's main function when it was loaded with BTF func info (the kernel then names
+    /// its JIT image after it, <see cref="ProgramSymbol.OfBtf"/>); null without.
+    /// </summary>
+    public string? BtfName { get; }
+
     /// <summary>Every resolved reference, in slot order.</summary>
-    public IReadOnlyList<MapReference> References { get; }
+    public IReadOnlyList<BoundMapReference> References { get; }
 
     /// <summary>The distinct maps the program uses.</summary>
     public IReadOnlyList<BpfMap> Maps { get; }
 
     /// <summary>The reference the ld_imm64 at <paramref name="slot"/> was bound from, or null.</summary>
-    public MapReference? At(int slot) => _bySlot.GetValueOrDefault(slot);
+    public BoundMapReference? At(int slot) => _bySlot.GetValueOrDefault(slot);
 }
 
 /// <summary>A map reference in a program cannot be bound.</summary>
@@ -71,7 +85,11 @@ public static class ProgramBinder
     public static BoundProgram Bind(Frontend.Elf.ProgramSpec program, IReadOnlyList<BpfMap> maps)
     {
         ArgumentNullException.ThrowIfNull(program);
-        return Bind(program.KernelFunctions.Count == 0 ? program.Instructions : KfuncTable.Bind(program.Instructions, program.KernelFunctions), maps);
+        ArgumentNullException.ThrowIfNull(maps);
+        var code = program.KernelFunctions.Count == 0 ? program.Instructions : KfuncTable.Bind(program.Instructions, program.KernelFunctions);
+        // The tag is of the program as loaded (what inspect shows), before kfunc calls are bound too.
+        string? btfName = program.FuncInfos.FirstOrDefault(f => f.InstructionOffset == 0)?.Name;
+        return Bind(code, maps, fd => fd >= 0 && fd < maps.Count ? maps[fd] : null, ProgramTag.Compute(program.Instructions), btfName);
     }
 
     /// <summary>Binds with fds equal to indexes into <paramref name="maps"/>.</summary>
@@ -85,10 +103,16 @@ public static class ProgramBinder
     public static BoundProgram Bind(Instruction[] program, IReadOnlyList<BpfMap> maps, Func<int, BpfMap?> byFd)
     {
         ArgumentNullException.ThrowIfNull(program);
+        return Bind(program, maps, byFd, ProgramTag.Compute(program), null);
+    }
+
+    static BoundProgram Bind(Instruction[] program, IReadOnlyList<BpfMap> maps, Func<int, BpfMap?> byFd, string tag, string? btfName)
+    {
+        ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(maps);
         ArgumentNullException.ThrowIfNull(byFd);
         var code = (Instruction[])program.Clone();
-        var references = new List<MapReference>();
+        var references = new List<BoundMapReference>();
         for (int i = 0; i < code.Length; i++)
         {
             var ins = code[i];
@@ -118,7 +142,7 @@ public static class ProgramBinder
                         ulong constant = isValue ? ValueAddress(i, map, offset) : map.Handle;
                         code[i] = ins with { Src = (byte)Ld64Source.Imm, Imm = (int)(uint)constant };
                         code[i + 1] = code[i + 1] with { Imm = (int)(uint)(constant >> 32) };
-                        references.Add(new MapReference(i, map, isValue, isValue ? offset : 0));
+                        references.Add(new BoundMapReference(i, map, isValue, isValue ? offset : 0));
                         break;
                     }
                 default:
@@ -126,7 +150,7 @@ public static class ProgramBinder
             }
             i++;
         }
-        return new BoundProgram(code, references);
+        return new BoundProgram(code, references, tag, btfName);
     }
 
     static ulong ValueAddress(int slot, BpfMap map, uint offset)

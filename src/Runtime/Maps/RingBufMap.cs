@@ -56,7 +56,8 @@ public sealed unsafe class RingBufMap : BpfMap
     {
         _size = MaxEntries;
         _mask = _size - 1;
-        _block = Native.Alloc((nuint)(PrefixSize + _size), 4096);
+        _block = Native.AllocLazy((nuint)(PrefixSize + _size), 4096);
+        if (_block == null) throw new MapCreateException(Name, Type, Errno.ENOMEM, $"cannot reserve {PrefixSize + _size} bytes for the ring");
         _data = _block + PrefixSize;
         *(ulong*)_block = Handle;
     }
@@ -215,6 +216,8 @@ public sealed unsafe class RingBufMap : BpfMap
 
     // ---- the byte API: ring buffers have no elements ------------------------------------------------
 
+    // The kernel's ring buffer has no elements for userspace: -ENOTSUPP for lookup, update, delete and
+    // get_next_key with no key (key_size is 0; a non-NULL key pointer is -EINVAL there, which this API cannot pass).
     /// <inheritdoc />
     protected override int LookupCore(byte* key, byte* value, ulong flags) => -Errno.ENOTSUPP;
 
@@ -248,7 +251,7 @@ public sealed unsafe class RingBufMap : BpfMap
     /// <inheritdoc />
     protected override void FreeMemory()
     {
-        Native.Free(_block);
+        Native.FreeLazy(_block, (nuint)(PrefixSize + _size));
         _ready.Dispose();
     }
 }

@@ -26,6 +26,7 @@ public sealed partial class ScenarioBuilder
     readonly Dictionary<string, ProgramSpec> _objectPrograms = new(StringComparer.Ordinal);
     readonly Dictionary<string, JNode> _inlinePrograms = new(StringComparer.Ordinal);
     IReadOnlyList<BpfMap> _objectMaps = [];
+    IReadOnlyList<MapSpec> _objectSpecs = [];
 
     ScenarioBuilder(string file, IBpfEngine engine)
     {
@@ -38,7 +39,7 @@ public sealed partial class ScenarioBuilder
     {
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(engine);
-        string text = System.IO.File.ReadAllText(file);
+        string text = InputFile.ReadText(file, InputFile.MaxTextBytes, "scenario");
         JsonDocument doc;
         try
         {
@@ -74,6 +75,12 @@ public sealed partial class ScenarioBuilder
             if (_env.Maps.ContainsKey(name)) continue;
             _env.Maps[name] = CreateMap(node, def);
         }
+        if (root.Opt("object") is { } objectNode)
+        {
+            // libbpf fills a PROG_ARRAY's initial slots once the object's programs are loaded: those programs load now.
+            try { ObjectMaps.InstallPrograms(_objectSpecs, name => _env.Maps.GetValueOrDefault(name), name => Program(name, objectNode)); }
+            catch (BpfException e) when (e is not ScenarioException) { throw objectNode.Error(e.Message); }
+        }
         if (root.Opt("programs") is { } programs)
         {
             foreach (var (name, node) in programs.Fields())
@@ -107,10 +114,11 @@ public sealed partial class ScenarioBuilder
             if (match.Length != 1) throw t.Error($"unknown map type '{t.Str()}'");
             type = match[0];
         }
+        // The sizes are BPF_MAP_CREATE's u32s: any of them reaches MapFactory, which answers as the kernel does.
         return new MapDefinition(name, type,
-            (int)(node.Opt("key_size")?.Int(0, int.MaxValue) ?? 0),
-            (int)(node.Opt("value_size")?.Int(0, int.MaxValue) ?? 0),
-            (int)(node.Opt("max_entries")?.Int(0, int.MaxValue) ?? 0),
+            unchecked((int)(uint)(node.Opt("key_size")?.Int(0, uint.MaxValue) ?? 0)),
+            unchecked((int)(uint)(node.Opt("value_size")?.Int(0, uint.MaxValue) ?? 0)),
+            unchecked((int)(uint)(node.Opt("max_entries")?.Int(0, uint.MaxValue) ?? 0)),
             (uint)(node.Opt("flags")?.Int(0, uint.MaxValue) ?? 0));
     }
 
@@ -132,26 +140,24 @@ public sealed partial class ScenarioBuilder
         {
             // map_definitions may patch an object map (tubular's zero-sized 'destinations').
             bool patched = definitions.TryGetValue(m.Name, out var over);
+            // A global-data map (.data, .rodata, .bss) is the object's own ARRAY of one value: libbpf lets a loader
+            // resize its value, never change its type or key.
+            if (patched && m.InitialValue != null && (over.Def.Type != MapType.Array || over.Def.KeySize != 4 || over.Def.MaxEntries != 1))
+                throw over.Node.Error($"map {m.Name} is the object's global data (an ARRAY of one value with key_size 4): map_definitions may change its value_size only");
             var def = patched
                 ? over.Def
                 : ObjectMaps.Definition(m);
             var map = CreateMap(patched ? over.Node : node, def);
-            if (m.InitialValue is { } init)
-            {
-                var key = new byte[4];
-                var value = new byte[map.UserValueSize];
-                init.AsSpan(0, Math.Min(init.Length, value.Length)).CopyTo(value);
-                int err = map.Update(key, value);
-                if (err != 0) throw node.Error($"map {m.Name}: initial value: {ScenarioRunner.ErrnoName(err)}");
-                // libbpf freezes .rodata after writing it: its values are then constants to the verifier.
-                if (m.Frozen) map.Freeze();
-            }
+            // libbpf freezes .rodata after writing it: its values are then constants to the verifier.
+            int err = ObjectMaps.WriteInitialValue(m, map);
+            if (err != 0) throw node.Error($"map {m.Name}: initial value: {ScenarioRunner.ErrnoName(err)}");
             maps.Add(map);
             _env.Maps[m.Name] = map;
         }
         try { ObjectMaps.InstallInnerMaps(spec.Maps, name => _env.Maps.GetValueOrDefault(name)); }
         catch (BpfException e) { throw node.Error(e.Message); }
         _objectMaps = maps;
+        _objectSpecs = spec.Maps;
         foreach (var p in spec.Programs)
             if (p.IsSupported) _objectPrograms[p.Name] = p;
     }
@@ -191,11 +197,13 @@ public sealed partial class ScenarioBuilder
         return copy;
     }
 
-    SkLookupProgram Program(JNode nameNode)
+    SkLookupProgram Program(JNode nameNode) => Program(nameNode.Str(), nameNode);
+
+    // nameNode is where errors point: the name's own node, or the object's for a program a PROG_ARRAY slot names.
+    SkLookupProgram Program(string name, JNode nameNode)
     {
-        string name = nameNode.Str();
         if (_env.Programs.TryGetValue(name, out var done)) return done;
-        Instruction[] code;
+        BoundProgram bound;
         ProgramFacts? facts = null;
         if (_objectPrograms.TryGetValue(name, out var spec))
         {
@@ -203,7 +211,7 @@ public sealed partial class ScenarioBuilder
             {
                 // Verified against the live maps it will be bound to, before it is bound or run.
                 facts = ProgramVerification.Verify(spec, _objectMaps, SkLookupHelpers.CreateTable());
-                code = ProgramBinder.Bind(spec, _objectMaps).Code;
+                bound = ProgramBinder.Bind(spec, _objectMaps);
             }
             catch (BpfException e) { throw nameNode.Error($"program '{name}': {Summary(e.Message)}"); }
         }
@@ -223,11 +231,15 @@ public sealed partial class ScenarioBuilder
             // runs through raw pointers. map:NAME became the map's handle; for the verifier it is a
             // symbolic reference to that map again.
             var maps = _env.Maps.Values.ToList();
-            var symbolic = new ProgramSpec(name, "sk_lookup", Frontend.Elf.ProgramType.SkLookup, AttachType.SkLookup, MapReferences(assembled, maps));
+            // An inline program has no license section; it is loaded as "GPL", as the kernel oracle loads assembled code.
+            var symbolic = new ProgramSpec(name, "sk_lookup", Frontend.Elf.ProgramType.SkLookup, AttachType.SkLookup, MapReferences(assembled, maps))
+            {
+                License = "GPL",
+            };
             try
             {
                 facts = ProgramVerification.Verify(symbolic, maps, SkLookupHelpers.CreateTable());
-                code = ProgramBinder.Bind(symbolic.Instructions, maps).Code;
+                bound = ProgramBinder.Bind(symbolic.Instructions, maps);
             }
             catch (BpfException e) { throw asmNode.Error($"program '{name}': {Summary(e.Message)}"); }
         }
@@ -237,7 +249,7 @@ public sealed partial class ScenarioBuilder
         }
         try
         {
-            var program = SkLookupProgram.Load(name, code, _env.Engine, null, facts);
+            var program = SkLookupProgram.Load(name, bound, _env.Engine, null, facts);
             _env.Programs[name] = program;
             return program;
         }

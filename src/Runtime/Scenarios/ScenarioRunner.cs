@@ -22,12 +22,8 @@ public static class ScenarioRunner
         return Run(env, output);
     }
 
-    /// <summary>The symbolic name of an errno (either sign), from the socket or the map table.</summary>
-    public static string ErrnoName(long code)
-    {
-        string s = Sockets.Errno.Name((int)Math.Abs(code));
-        return s.StartsWith('E') ? s : Maps.Errno.Name(code);
-    }
+    /// <summary>The symbolic name of an errno (either sign).</summary>
+    public static string ErrnoName(long code) => Runtime.Errno.Name(code);
 
     /// <summary>Runs every step of <paramref name="env"/>, writing a line per step.</summary>
     public static ScenarioOutcome Run(ScenarioEnvironment env, TextWriter output)

@@ -103,11 +103,11 @@ public static class CtxLoadRewriter
                     {
                         // The callee starts a new frame with the caller's r1-r5; the caller resumes with r0-r5 clobbered.
                         Flow(i + 1 + ins.Imm, new State((ushort)(s.Regs & 0x3e), 0));
-                        Flow(i + 1, new State((ushort)(s.Regs & ~0x3f), s.Slots));
+                        Flow(i + 1, new State((ushort)(s.Regs & ~BpfAbi.CallerSavedMask), s.Slots));
                     }
                     else if (ins.IsCall || ins.Opcode == 0x8d)
                     {
-                        Flow(i + 1, new State((ushort)(s.Regs & ~0x3f), s.Slots));
+                        Flow(i + 1, new State((ushort)(s.Regs & ~BpfAbi.CallerSavedMask), s.Slots));
                     }
                     else if (ins.IsBranch)
                     {
@@ -129,7 +129,7 @@ public static class CtxLoadRewriter
         return found;
     }
 
-    static int? SlotOf(short offset) => offset < 0 && offset >= -512 && (offset & 7) == 0 ? (-offset / 8) - 1 : null;
+    static int? SlotOf(short offset) => offset < 0 && offset >= -BpfAbi.StackSize && (offset & 7) == 0 ? (-offset / 8) - 1 : null;
 
     static ulong Touched(short offset, MemSize size)
     {
@@ -137,7 +137,7 @@ public static class CtxLoadRewriter
         ulong mask = 0;
         for (int b = offset; b < offset + bytes; b++)
         {
-            if (b >= 0 || b < -512) continue;
+            if (b >= 0 || b < -BpfAbi.StackSize) continue;
             mask |= 1UL << ((-b - 1) / 8);
         }
         return mask;

@@ -1,4 +1,4 @@
-using Errno = BpfJit.Runtime.Sockets.Errno;
+using Errno = BpfJit.Runtime.Errno;
 using BpfJit.Runtime.Maps;
 using System.Net;
 using BpfJit.Runtime.Sockets;
@@ -36,6 +36,7 @@ public readonly record struct LookupResult(LookupOutcome Outcome, Sock? Socket, 
 public sealed class NetNamespace : IDisposable
 {
     static long s_nextInode = 4026531840; // where Linux's proc inode numbers for namespaces start
+    int _disposed;
 
     /// <summary>Creates an empty namespace.</summary>
     public NetNamespace()
@@ -71,11 +72,19 @@ public sealed class NetNamespace : IDisposable
             new InetEndPoint(family, Address(destinationAddress), destinationPort), ingressIfindex));
     }
 
-    /// <summary>Detaches every link and closes every socket of the namespace.</summary>
+    /// <summary>True once <see cref="Dispose"/> began.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>
+    /// Detaches every link and closes every socket of the namespace; from its start, creating sockets,
+    /// attaching links and lookups throw <see cref="ObjectDisposedException"/>. A socket or link created by a
+    /// call racing the disposal is either refused or closed (detached) before this returns. Again: nothing.
+    /// </summary>
     public void Dispose()
     {
-        foreach (var link in SkLookup.Links.ToArray()) link.Detach();
-        foreach (var s in Sockets.Sockets) s.Close();
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        SkLookup.Close();
+        Sockets.Close();
     }
 
     /// <summary>Looks up the receiving socket for a packet given with .NET end points.</summary>
@@ -93,6 +102,7 @@ public sealed class NetNamespace : IDisposable
     {
         if (packet.From.Family != packet.To.Family)
             throw new ArgumentException($"packet {packet}: source and destination families differ", nameof(packet));
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         MapEpoch.Enter();
         try
         {

@@ -1,4 +1,4 @@
-using Errno = BpfJit.Runtime.Sockets.Errno;
+using Errno = BpfJit.Runtime.Errno;
 using BpfJit.Runtime.Sockets;
 
 namespace BpfJit.Runtime.SkLookup;
@@ -22,6 +22,7 @@ public sealed class SkLookupHook
     public const int MaxLinks = 64;
 
     readonly object _gate = new();
+    bool _closed;   // the namespace is disposed: no more links
     SkLookupLink[] _links = [];
     SkLookupProgram[] _runArray = [];
     [ThreadStatic] static SkLookupContext? t_ctx;
@@ -37,14 +38,20 @@ public sealed class SkLookupHook
     /// <summary>BPF_PROG_QUERY: the program ids in run order (attach_flags are always 0).</summary>
     public IReadOnlyList<int> Query() => Volatile.Read(ref _runArray).Select(p => p.Id).ToArray();
 
-    /// <summary>BPF_LINK_CREATE: appends a link running <paramref name="program"/>; -E2BIG past <see cref="MaxLinks"/>.</summary>
+    /// <summary>
+    /// BPF_LINK_CREATE: appends a link running <paramref name="program"/>, which holds a reference on it;
+    /// -E2BIG past <see cref="MaxLinks"/>; <see cref="ObjectDisposedException"/> when the program is gone
+    /// (disposed and no link holds it) or the namespace is disposed.
+    /// </summary>
     public SkLookupLink Attach(SkLookupProgram program)
     {
         ArgumentNullException.ThrowIfNull(program);
         lock (_gate)
         {
+            ObjectDisposedException.ThrowIf(_closed, Namespace);
             if (_links.Length >= MaxLinks)
                 throw new SocketErrorException(Errno.E2BIG, $"sk_lookup: at most {MaxLinks} links per namespace");
+            if (!program.TryAddRef()) throw new ObjectDisposedException(program.ToString(), $"program {program.Name} is unloaded");
             var link = new SkLookupLink(this, program);
             _links = [.. _links, link];
             Publish();
@@ -52,18 +59,48 @@ public sealed class SkLookupHook
         }
     }
 
+    // Link changes go through the hook's lock, so a detach, an update and the namespace's disposal of one
+    // link are ordered; each drops the program reference it replaced after the run array no longer has it.
+
     internal void Detach(SkLookupLink link)
     {
+        SkLookupProgram program;
         lock (_gate)
         {
+            if (!link.Unhook()) return;
+            program = link.Program;
             _links = _links.Where(l => l != link).ToArray();
             Publish();
         }
+        program.Release();
     }
 
-    internal void Changed()
+    internal void Update(SkLookupLink link, SkLookupProgram program)
     {
-        lock (_gate) Publish();
+        SkLookupProgram old;
+        lock (_gate)
+        {
+            if (!link.IsAttached) throw new SocketErrorException(Errno.ENOLINK, "link is detached");
+            if (!program.TryAddRef()) throw new ObjectDisposedException(program.ToString(), $"program {program.Name} is unloaded");
+            old = link.Swap(program);
+            Publish();
+        }
+        old.Release();
+    }
+
+    /// <summary>The namespace's disposal: refuses further links and detaches every link.</summary>
+    internal void Close()
+    {
+        SkLookupLink[] links;
+        lock (_gate)
+        {
+            _closed = true;
+            links = _links;
+            foreach (var l in links) l.Unhook();
+            _links = [];
+            Publish();
+        }
+        foreach (var l in links) l.Program.Release();
     }
 
     void Publish() => Volatile.Write(ref _runArray, _links.Select(l => l.Program).ToArray());
@@ -77,11 +114,21 @@ public sealed class SkLookupHook
     /// </summary>
     public HookVerdict Run(in Packet packet)
     {
-        var programs = Volatile.Read(ref _runArray);
-        if (programs.Length == 0) return new HookVerdict(true, 0, false) { Skipped = true };
-        var ctx = t_ctx ??= new SkLookupContext();
-        ctx.Fill(packet);
-        return Aggregate(programs, ctx, containFaults: true);
+        // The run array is read inside a read-side section (nested in the lookup's): a program detached after the
+        // read keeps its maps until the section ends.
+        Maps.MapEpoch.Enter();
+        try
+        {
+            var programs = Volatile.Read(ref _runArray);
+            if (programs.Length == 0) return new HookVerdict(true, 0, false) { Skipped = true };
+            var ctx = t_ctx ??= new SkLookupContext();
+            ctx.Fill(packet);
+            return Aggregate(programs, ctx, containFaults: true);
+        }
+        finally
+        {
+            Maps.MapEpoch.Exit();
+        }
     }
 
     /// <summary>The run-array aggregation over an already filled context (also used by test runs).</summary>
@@ -181,21 +228,35 @@ public sealed class SkLookupLink
     /// <summary><c>link_info.netns.netns_ino</c>: the namespace's inode, 0 once detached.</summary>
     public ulong NetnsInode { get; private set; }
 
-    /// <summary>BPF_LINK_UPDATE: swaps the program atomically; the link keeps its place in the run order.</summary>
+    /// <summary>
+    /// BPF_LINK_UPDATE: swaps the program atomically (the link takes a reference on the new one and drops the
+    /// old one's); the link keeps its place in the run order. ENOLINK once detached,
+    /// <see cref="ObjectDisposedException"/> when <paramref name="program"/> is gone.
+    /// </summary>
     public void Update(SkLookupProgram program)
     {
         ArgumentNullException.ThrowIfNull(program);
         var hook = Volatile.Read(ref _hook) ?? throw new SocketErrorException(Errno.ENOLINK, "link is detached");
-        Volatile.Write(ref _program, program);
-        hook.Changed();
+        hook.Update(this, program);
     }
 
-    /// <summary>Detaches the link; later lookups no longer run its program.</summary>
-    public void Detach()
+    /// <summary>Detaches the link (again: nothing); later lookups no longer run its program, and the link's program reference is dropped.</summary>
+    public void Detach() => Volatile.Read(ref _hook)?.Detach(this);
+
+    // Under the hook's lock.
+    internal bool Unhook()
     {
-        var hook = Interlocked.Exchange(ref _hook, null);
-        if (hook == null) return;
-        hook.Detach(this);
+        if (_hook == null) return false;
+        Volatile.Write(ref _hook, null);
         NetnsInode = 0;
+        return true;
+    }
+
+    // Under the hook's lock.
+    internal SkLookupProgram Swap(SkLookupProgram program)
+    {
+        var old = _program;
+        Volatile.Write(ref _program, program);
+        return old;
     }
 }

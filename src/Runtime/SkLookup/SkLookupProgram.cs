@@ -1,3 +1,4 @@
+using BpfJit.Runtime.Maps;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using BpfJit.Frontend;
@@ -7,12 +8,22 @@ namespace BpfJit.Runtime.SkLookup;
 /// <summary>
 /// An SK_LOOKUP program made ready on one engine: its instructions after the ctx-load rewrite
 /// (<see cref="CtxLoadRewriter"/>) and the engine's entry point. The same object may be attached
-/// through several links and test-run.
+/// through several links and test-run, and stored in a PROG_ARRAY as a tail-call target.
+/// <para>
+/// Lifetime (the kernel's <c>bpf_prog</c> refcount): the loader holds one reference, dropped by
+/// <see cref="Dispose"/>; every link running the program holds one. While any is held the program's maps
+/// (those its ld_imm64 constants name) stay alive, even when their owners dispose them. Once the last one is
+/// dropped the maps' references go too, and <see cref="Run"/> and attaching throw
+/// <see cref="ObjectDisposedException"/>; runs already under way finish on memory the epoch keeps.
+/// </para>
 /// </summary>
-public sealed class SkLookupProgram
+public sealed class SkLookupProgram : ITailCallTarget, IDisposable
 {
     static int s_nextId;
     readonly BpfEntry _entry;
+    readonly BpfMap[] _maps;
+    int _refs = 1;          // the loader's reference plus one per link
+    int _disposed;
     // Run statistics per processor (count, then time in Stopwatch ticks), one cache line each: every run is
     // counted without making the threads that run a program share (and bounce) one line. Processor c's
     // counters are at index (c + 1) * Stride:
@@ -22,15 +33,81 @@ public sealed class SkLookupProgram
     static readonly int s_counterMask = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Environment.ProcessorCount) - 1;
     readonly long[] _runs = new long[(s_counterMask + 3) * CounterStride];
 
-    SkLookupProgram(string name, Instruction[] code, IBpfEngine engine, HelperTable helpers, ProgramFacts? facts)
+    SkLookupProgram(string name, Instruction[] code, string tag, string? btfName, IBpfEngine engine, HelperTable helpers, ProgramFacts? facts)
     {
         Name = name;
         Id = Interlocked.Increment(ref s_nextId);
+        Tag = tag;
+        Symbol = btfName != null ? ProgramSymbol.OfBtf(tag, btfName) : ProgramSymbol.Of(tag, name);
         Instructions = CtxLoadRewriter.Rewrite(code);
         Engine = engine;
         Helpers = helpers;
         Facts = facts;
-        _entry = engine.Prepare(Instructions, helpers, facts);
+        _entry = engine.Prepare(Instructions, helpers, facts, Symbol);
+        // The program's used_maps: each holds a reference until the program is gone.
+        var maps = BpfMap.UsedBy(Instructions);
+        for (int i = 0; i < maps.Count; i++)
+        {
+            if (maps[i].TryAddRef()) continue;
+            for (int j = 0; j < i; j++) maps[j].Release();
+            throw new ObjectDisposedException(maps[i].ToString(), $"program {name}: map {maps[i].Name} is already freed");
+        }
+        _maps = [.. maps];
+        if (_maps.Length == 0) GC.SuppressFinalize(this);
+    }
+
+    /// <summary>
+    /// A program collected without <see cref="Dispose"/> drops its maps' references, as the kernel does when a
+    /// process exits with the program fd open: nothing can run it any more (links, PROG_ARRAY slots and runs in
+    /// progress all hold the object).
+    /// </summary>
+    ~SkLookupProgram()
+    {
+        if (Interlocked.Exchange(ref _refs, 0) > 0)
+            foreach (var map in _maps) map.Release();
+    }
+
+    /// <summary>The maps the program uses (found from its ld_imm64 constants); each stays alive while the program does.</summary>
+    public IReadOnlyList<BpfMap> Maps => _maps;
+
+    /// <summary>True once the loader's reference was dropped by <see cref="Dispose"/> (links may still run the program).</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>True while anything holds the program (the loader or a link): it can run and its maps are alive.</summary>
+    public bool IsLive => Volatile.Read(ref _refs) > 0;
+
+    /// <summary>
+    /// Drops the loader's reference (closing the program fd): links attached keep the program and its maps
+    /// alive; when none is, the maps' references are dropped now.
+    /// </summary>
+#pragma warning disable CA1816 // the finalizer is suppressed by the last Release, which Dispose need not be
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        Release();
+    }
+#pragma warning restore CA1816
+
+    /// <summary>A link takes a reference (bpf_prog_inc_not_zero); false once the program is gone.</summary>
+    internal bool TryAddRef()
+    {
+        int refs = Volatile.Read(ref _refs);
+        while (refs > 0)
+        {
+            int seen = Interlocked.CompareExchange(ref _refs, refs + 1, refs);
+            if (seen == refs) return true;
+            refs = seen;
+        }
+        return false;
+    }
+
+    /// <summary>Drops a reference (bpf_prog_put); the last one drops the maps' references.</summary>
+    internal void Release()
+    {
+        if (Interlocked.Decrement(ref _refs) != 0) return;
+        GC.SuppressFinalize(this);
+        // The maps retire their memory through the epoch: a run that started before this point finishes on it.
+        foreach (var map in _maps) map.Release();
     }
 
     /// <summary>
@@ -42,21 +119,49 @@ public sealed class SkLookupProgram
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(code);
         ArgumentNullException.ThrowIfNull(engine);
-        return new SkLookupProgram(name, code, engine, helpers ?? SkLookupHelpers.CreateTable(), null);
+        return new SkLookupProgram(name, code, ProgramTag.Compute(code), null, engine, helpers ?? SkLookupHelpers.CreateTable(), null);
     }
 
     /// <summary>
     /// Prepares a verified program with the <paramref name="facts"/> its verifier proved (from
     /// <see cref="ProgramVerification.Verify"/>), so the engine can specialise it; null facts: as
-    /// <see cref="Load(string, Instruction[], IBpfEngine, HelperTable?)"/>.
+    /// <see cref="Load(string, Instruction[], IBpfEngine, HelperTable?)"/>. The <see cref="Tag"/> is of
+    /// <paramref name="code"/> as given: for a program whose map references are bound, pass its
+    /// <see cref="Maps.BoundProgram"/> instead (<see cref="Load(string, Maps.BoundProgram, IBpfEngine, HelperTable?, ProgramFacts?)"/>).
     /// </summary>
     public static SkLookupProgram Load(string name, Instruction[] code, IBpfEngine engine, HelperTable? helpers, ProgramFacts? facts)
     {
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(code);
         ArgumentNullException.ThrowIfNull(engine);
-        return new SkLookupProgram(name, code, engine, helpers ?? SkLookupHelpers.CreateTable(), facts);
+        return new SkLookupProgram(name, code, ProgramTag.Compute(code), null, engine, helpers ?? SkLookupHelpers.CreateTable(), facts);
     }
+
+    /// <summary>
+    /// Prepares a bound program (<see cref="Maps.ProgramBinder.Bind(Frontend.Elf.ProgramSpec, IReadOnlyList{Maps.BpfMap})"/>)
+    /// as <see cref="Load(string, Instruction[], IBpfEngine, HelperTable?, ProgramFacts?)"/> does, with the tag
+    /// of the program as it was loaded, before its map references held live handles, and the symbol the kernel
+    /// would give it (after its BTF function name when it has BTF func info).
+    /// </summary>
+    public static SkLookupProgram Load(string name, Maps.BoundProgram bound, IBpfEngine engine, HelperTable? helpers, ProgramFacts? facts)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(bound);
+        ArgumentNullException.ThrowIfNull(engine);
+        return new SkLookupProgram(name, bound.Code, bound.Tag, bound.BtfName, engine, helpers ?? SkLookupHelpers.CreateTable(), facts);
+    }
+
+    /// <summary>
+    /// The program tag (<see cref="ProgramTag"/>): 16 hex digits the kernel computes at load and <c>bpftool prog</c>
+    /// and <c>bpfjit inspect</c> show.
+    /// </summary>
+    public string Tag { get; }
+
+    /// <summary>
+    /// The name of the program's code as the kernel names a JIT image, <c>bpf_prog_&lt;tag&gt;_&lt;name&gt;</c>
+    /// (<see cref="ProgramSymbol"/>; with BTF func info the function's full name): the JIT names its DynamicMethod so, and perf's map and profilers show it.
+    /// </summary>
+    public string Symbol { get; }
 
     /// <summary>What the verifier proved about the program (null when it was not verified with facts).</summary>
     public ProgramFacts? Facts { get; }
@@ -114,13 +219,21 @@ public sealed class SkLookupProgram
     /// </summary>
     public uint Run(nint ctx)
     {
+        // Inside a read-side section, with the program seen alive in it: maps released after this check are
+        // retired through the epoch and stay readable until the run ends.
+        MapEpoch.Enter();
         try
         {
+            ObjectDisposedException.ThrowIf(!IsLive, this);
             return RunUnguarded(ctx);
         }
         catch (Exception e) when (IsRunFault(e))
         {
             throw Faulted(e);
+        }
+        finally
+        {
+            MapEpoch.Exit();
         }
     }
 
@@ -156,6 +269,12 @@ public sealed class SkLookupProgram
         Interlocked.Add(ref _runs[slot + 1], Stopwatch.GetTimestamp() - start);
         return ret;
     }
+
+    /// <summary>
+    /// A tail call into this program (<c>bpf_tail_call</c> through a PROG_ARRAY holding it): the caller's context and
+    /// run, so the statistics and fault handling stay with the program that the hook ran, as in the kernel.
+    /// </summary>
+    ulong ITailCallTarget.Run(ulong ctx) => _entry(ctx, 0);
 
     /// <inheritdoc />
     public override string ToString() => $"{Name} (id {Id}, {Engine.Name})";

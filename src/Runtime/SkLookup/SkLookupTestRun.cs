@@ -1,4 +1,4 @@
-using Errno = BpfJit.Runtime.Sockets.Errno;
+using Errno = BpfJit.Runtime.Errno;
 using BpfJit.Runtime.Maps;
 using System.Buffers.Binary;
 using System.Diagnostics;
@@ -99,6 +99,8 @@ public static class SkLookupTestRun
         MapEpoch.Enter();
         try
         {
+            // Checked inside the section: a program alive here keeps its maps until the section ends.
+            ObjectDisposedException.ThrowIf(!program.IsLive, program);
             SkLookupProgram[] array = [program];
             for (uint i = 0; i < repeat; i++)
             {

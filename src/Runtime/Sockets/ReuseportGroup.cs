@@ -32,9 +32,11 @@ public delegate ReuseportDecision ReuseportSelector(ReuseportGroup group, in Pac
 
 /// <summary>
 /// An SO_REUSEPORT group: the sockets of one protocol bound with SO_REUSEPORT to the same local
-/// address and port. Selection follows <c>reuseport_select_sock</c>: the group's selector when it
-/// has one, otherwise a hash of the 4-tuple over the members, skipping connected ones
-/// (<c>reuseport_select_sock_by_hash</c>).
+/// address and port, of the same family, with the same IPV6_V6ONLY and bound device at bind (as Linux's
+/// <c>inet_reuseport_add_sock</c> requires). Selection follows <c>reuseport_select_sock</c>: the group's
+/// selector when it has one, otherwise a hash of the 4-tuple over the members, skipping connected ones
+/// (<c>reuseport_select_sock_by_hash</c>). A member bound to another device after it joined is skipped for
+/// packets from other interfaces: a packet never reaches a socket bound to a device it did not arrive on.
 /// </summary>
 public sealed class ReuseportGroup
 {
@@ -86,11 +88,12 @@ public sealed class ReuseportGroup
                 dropped = true;
                 return null;
             }
-            if (d.Action == ReuseportAction.Select && d.Socket is { IsClosed: false } chosen && Array.IndexOf(members, chosen) >= 0)
+            if (d.Action == ReuseportAction.Select && d.Socket is { IsClosed: false } chosen && Array.IndexOf(members, chosen) >= 0
+                && OnDevice(chosen, packet))
                 return chosen;
         }
         int eligible = 0;
-        foreach (var m in members) if (Receives(m)) eligible++;
+        foreach (var m in members) if (Receives(m) && OnDevice(m, packet)) eligible++;
         if (eligible == 0) return null;
         // reciprocal_scale(hash, n) over the members, walking past connected sockets.
         int n = members.Length;
@@ -98,10 +101,12 @@ public sealed class ReuseportGroup
         for (int k = 0; k < n; k++)
         {
             var m = members[(start + k) % n];
-            if (Receives(m) && m.State != SockState.Connected) return m;
+            if (Receives(m) && OnDevice(m, packet) && m.State != SockState.Connected) return m;
         }
         return null;
     }
+
+    static bool OnDevice(Sock m, in Packet packet) => m.BoundDevice == 0 || m.BoundDevice == packet.IngressIfindex;
 
     bool Receives(Sock m) => m.State == (Protocol == SocketProtocol.Tcp ? SockState.Listening : SockState.Bound)
         || (Protocol == SocketProtocol.Udp && m.State == SockState.Connected);

@@ -25,6 +25,15 @@ public enum SockState
 /// <see cref="BpfSockLayout"/>); <see cref="Handle"/> is the pointer programs hold. Options are set
 /// before <see cref="Bind"/>; <see cref="Close"/> unlinks the socket from its table and every map
 /// and frees the block through <see cref="Maps.MapEpoch"/> once no running program can read it.
+/// <para>
+/// Once <see cref="Close"/> has begun, every member that would touch the native block refuses:
+/// the option setters throw <see cref="ObjectDisposedException"/>, <see cref="Bind"/>,
+/// <see cref="Listen"/> and <see cref="Connect"/> throw a <see cref="SocketErrorException"/> with EBADF
+/// (the kernel's answer for a closed descriptor), <see cref="ProgramReferences"/> reads 0; the getters of
+/// managed state (<see cref="Mark"/>, <see cref="Local"/>, ...) keep returning the last values. Writers of
+/// the block hold the socket's lock and check for the close under it, and the close retires the block
+/// only after it set that mark under the same lock, so no writer can reach the freed block.
+/// </para>
 /// </summary>
 public sealed unsafe class Sock
 {
@@ -36,8 +45,8 @@ public sealed unsafe class Sock
     readonly object _gate = new();
     readonly List<Action<Sock>> _onClose = [];
     bool _reusePort, _v6Only, _closing;
-    uint _mark, _priority;
-    int _boundDevice;
+    int _closer;    // the managed thread id running the close (0 before)
+    uint _mark, _priority, _boundDevice;
 
     internal Sock(SocketTable table, SocketFamily family, SocketProtocol protocol)
     {
@@ -99,8 +108,8 @@ public sealed unsafe class Sock
     /// <summary>The current state.</summary>
     public SockState State { get; private set; }
 
-    /// <summary>The bound local end point (null before bind).</summary>
-    public InetEndPoint? Local { get; private set; }
+    /// <summary>The bound local end point (null before bind). Set by the socket table under its lock, before the socket joins its bucket.</summary>
+    public InetEndPoint? Local { get; internal set; }
 
     /// <summary>The peer of a connected socket.</summary>
     public InetEndPoint? Peer { get; private set; }
@@ -114,8 +123,14 @@ public sealed unsafe class Sock
     /// <summary>True once closed.</summary>
     public bool IsClosed => State == SockState.Closed;
 
-    /// <summary>References programs hold on a refcounted socket (acquired by sockmap lookups, dropped by sk_release).</summary>
-    public int ProgramReferences => Volatile.Read(ref *(int*)(_block + BpfSockLayout.RefCount));
+    /// <summary>References programs hold on a refcounted socket (acquired by sockmap lookups, dropped by sk_release); 0 once <see cref="Close"/> began.</summary>
+    public int ProgramReferences
+    {
+        get
+        {
+            lock (_gate) return _closing ? 0 : Volatile.Read(ref *(int*)(_block + BpfSockLayout.RefCount));
+        }
+    }
 
     /// <summary>
     /// The kernel's <c>sk_is_refcounted</c>: true unless the socket is a hashed TCP listener or a
@@ -129,7 +144,16 @@ public sealed unsafe class Sock
     public bool ReusePort
     {
         get => _reusePort;
-        set { RequireUnbound(nameof(ReusePort)); _reusePort = value; SyncView(); }
+        set
+        {
+            lock (_gate)
+            {
+                RequireOpen();
+                RequireUnbound(nameof(ReusePort));
+                _reusePort = value;
+                SyncView();
+            }
+        }
     }
 
     /// <summary>IPV6_V6ONLY (AF_INET6 only); set before bind.</summary>
@@ -139,46 +163,69 @@ public sealed unsafe class Sock
         set
         {
             if (Family != SocketFamily.Inet6) throw new SocketErrorException(Errno.ENOPROTOOPT, "IPV6_V6ONLY needs an AF_INET6 socket");
-            RequireUnbound(nameof(V6Only));
-            _v6Only = value;
-            SyncView();
+            lock (_gate)
+            {
+                RequireOpen();
+                RequireUnbound(nameof(V6Only));
+                _v6Only = value;
+                SyncView();
+            }
         }
     }
 
-    /// <summary>SO_MARK.</summary>
+    /// <summary>SO_MARK; settable at any time until <see cref="Close"/> (then <see cref="ObjectDisposedException"/>).</summary>
     public uint Mark
     {
         get => _mark;
-        set { _mark = value; Write32(BpfSockLayout.Mark, value); }
+        set => SetOption(ref _mark, value, BpfSockLayout.Mark);
     }
 
-    /// <summary>SO_PRIORITY.</summary>
+    /// <summary>SO_PRIORITY; settable at any time until <see cref="Close"/> (then <see cref="ObjectDisposedException"/>).</summary>
     public uint Priority
     {
         get => _priority;
-        set { _priority = value; Write32(BpfSockLayout.Priority, value); }
+        set => SetOption(ref _priority, value, BpfSockLayout.Priority);
     }
 
-    /// <summary>SO_BINDTODEVICE as an ifindex, 0 for none. A bound socket only receives packets that arrive on that interface.</summary>
+    /// <summary>
+    /// SO_BINDTODEVICE as an ifindex, 0 for none; settable at any time until <see cref="Close"/> (then
+    /// <see cref="ObjectDisposedException"/>). A bound socket only receives packets that arrive on that interface,
+    /// also through its reuseport group. Set before <see cref="Bind"/>, it chooses the group the socket joins.
+    /// </summary>
     public int BoundDevice
     {
-        get => _boundDevice;
-        set { _boundDevice = value; Write32(BpfSockLayout.BoundDevIf, (uint)value); }
+        get => (int)_boundDevice;
+        set => SetOption(ref _boundDevice, (uint)value, BpfSockLayout.BoundDevIf);
     }
+
+    // The field and the block change together under the lock, and never once the close began (the block may be freed).
+    void SetOption(ref uint field, uint value, int offset)
+    {
+        lock (_gate)
+        {
+            RequireOpen();
+            field = value;
+            Write32(offset, value);
+        }
+    }
+
+    void RequireOpen() => ObjectDisposedException.ThrowIf(_closing, this);
 
     /// <summary>Binds to <paramref name="local"/> (port 0 picks a free ephemeral port); fails with EADDRINUSE on a conflict.</summary>
     public void Bind(InetEndPoint local)
     {
         lock (_gate)
         {
-            if (State == SockState.Closed) throw new SocketErrorException(Errno.EBADF, $"socket {this}: closed");
+            // _closing, not State: a close that began has already taken the socket out of its table, and a
+            // bind now would put it back for good.
+            if (_closing) throw new SocketErrorException(Errno.EBADF, $"socket {this}: closed");
             if (State != SockState.Unbound) throw new SocketErrorException(Errno.EINVAL, $"socket {this}: already bound");
             if (local.Family != Family && !(Family == SocketFamily.Inet6 && local.Family == SocketFamily.Inet))
                 throw new SocketErrorException(Errno.EAFNOSUPPORT, $"socket {this}: cannot bind an {Family} socket to {local}");
             if (Family == SocketFamily.Inet6 && local.Family == SocketFamily.Inet) local = local with { Family = SocketFamily.Inet6 };
             if (_v6Only && local.Address.IsV4Mapped && !local.Address.IsAny)
                 throw new SocketErrorException(Errno.EINVAL, $"socket {this}: v6only socket cannot bind a v4-mapped address");
-            Local = Table.Bind(this, local);
+            Table.Bind(this, local);
             State = SockState.Bound;
             SyncView();
         }
@@ -189,6 +236,7 @@ public sealed unsafe class Sock
     {
         lock (_gate)
         {
+            if (_closing) throw new SocketErrorException(Errno.EBADF, $"socket {this}: closed");
             if (Protocol != SocketProtocol.Tcp) throw new SocketErrorException(Errno.EOPNOTSUPP, $"socket {this}: listen on a UDP socket");
             if (State == SockState.Unbound) Bind(new InetEndPoint(Family, Family == SocketFamily.Inet ? InetAddress.Any4 : InetAddress.Any6, 0));
             if (State != SockState.Bound) throw new SocketErrorException(Errno.EINVAL, $"socket {this}: cannot listen in state {State}");
@@ -206,7 +254,7 @@ public sealed unsafe class Sock
     {
         lock (_gate)
         {
-            if (State == SockState.Closed) throw new SocketErrorException(Errno.EBADF, $"socket {this}: closed");
+            if (_closing) throw new SocketErrorException(Errno.EBADF, $"socket {this}: closed");
             if (State is SockState.Connected or SockState.Listening) throw new SocketErrorException(Errno.EISCONN, $"socket {this}: already {State}");
             if (peer.Family == SocketFamily.Inet && Family == SocketFamily.Inet6) peer = peer with { Family = SocketFamily.Inet6 };
             if (peer.Family != Family) throw new SocketErrorException(Errno.EAFNOSUPPORT, $"socket {this}: cannot connect to {peer}");
@@ -219,28 +267,46 @@ public sealed unsafe class Sock
         }
     }
 
-    /// <summary>Closes: the socket leaves the table and every map at once; its native block is freed once no running program can read it.</summary>
+    /// <summary>
+    /// Closes: the socket leaves the table and every map at once; its native block is freed once no running
+    /// program can read it. Every call returns only once the socket is closed: a call racing the first one
+    /// waits for it (a lookup that begins after any <see cref="Close"/> returned never finds the socket). A
+    /// close called again from an <see cref="OnClose"/> action of the same socket returns at once.
+    /// </summary>
     public void Close()
     {
         Action<Sock>[] hooks;
         lock (_gate)
         {
-            if (_closing) return;
-            _closing = true;    // from here no map accepts the socket
+            if (_closing)
+            {
+                // Another thread is closing: wait until it is done (its own hooks calling Close return at once).
+                while (State != SockState.Closed && _closer != Environment.CurrentManagedThreadId) Monitor.Wait(_gate);
+                return;
+            }
+            _closing = true;    // from here no map accepts the socket, no bind or setter touches it
+            _closer = Environment.CurrentManagedThreadId;
             hooks = [.. _onClose];
             _onClose.Clear();
         }
-        // Unlink first, then mark closed: a lookup that starts after the unlink cannot find the
-        // socket; one already holding it sees it listening (and may still get it) or closed.
-        s_live.TryRemove(Cookie, out _);
-        foreach (var h in hooks) h(this);
-        Table.Remove(this);
-        lock (_gate)
+        try
         {
-            State = SockState.Closed;
-            SyncView();
+            // Unlink first, then mark closed: a lookup that starts after the unlink cannot find the
+            // socket; one already holding it sees it listening (and may still get it) or closed.
+            s_live.TryRemove(Cookie, out _);
+            foreach (var h in hooks) h(this);
+            Table.Remove(this);
         }
-        MapEpoch.Retire(Free);
+        finally
+        {
+            lock (_gate)
+            {
+                State = SockState.Closed;
+                SyncView();
+                Monitor.PulseAll(_gate);
+            }
+            MapEpoch.Retire(Free);
+        }
     }
 
     /// <summary>Registers an action run when the socket closes (maps use it to drop their entries); runs at once if already closed.</summary>

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using BpfJit.Runtime.Maps;
-using Errno = BpfJit.Runtime.Sockets.Errno;
+using Errno = BpfJit.Runtime.Errno;
 
 namespace BpfJit.Runtime.Sockets;
 
@@ -60,6 +60,8 @@ public sealed unsafe class SockHash : SocketMapBase
             if (exists && flags == UpdateFlags.NoExist) return -Errno.EEXIST;
             if (!exists && flags == UpdateFlags.Exist) return -Errno.ENOENT;
             if (!exists && _map.Count >= MaxEntries) return -Errno.E2BIG;
+            // A new entry is charged as the kernel's sock_hash_alloc_elem charges its element; a replacement reuses it.
+            if (!exists && !ChargeElement(ElementCharge)) return -Runtime.Errno.ENOMEM;
             _map[k] = socket;
             return 0;
         });
@@ -67,14 +69,22 @@ public sealed unsafe class SockHash : SocketMapBase
 
     int Remove(byte* key)
     {
-        lock (Gate) return _bySpan.TryRemove(new ReadOnlySpan<byte>(key, KeySize), out _, out _) ? 0 : -Errno.ENOENT;
+        lock (Gate)
+        {
+            if (!_bySpan.TryRemove(new ReadOnlySpan<byte>(key, KeySize), out _, out _)) return -Errno.ENOENT;
+            UnchargeElement(ElementCharge);
+            return 0;
+        }
     }
+
+    /// <summary>An entry's charge: the kernel's element (48 bytes of links, hash and socket) and the key, rounded to 8.</summary>
+    long ElementCharge => 48 + ((KeySize + 7L) & ~7L);
 
     /// <inheritdoc />
     protected override void RemoveAll(Sock s)
     {
         foreach (var kv in _map)
-            if (kv.Value == s) _map.TryRemove(kv);
+            if (kv.Value == s && _map.TryRemove(kv)) UnchargeElement(ElementCharge);
     }
 
     /// <inheritdoc />

@@ -1,5 +1,5 @@
 using BpfJit.Runtime.Maps;
-using Errno = BpfJit.Runtime.Sockets.Errno;
+using Errno = BpfJit.Runtime.Errno;
 
 namespace BpfJit.Runtime.Sockets;
 

@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 using BpfJit.Runtime.Maps;
-using Errno = BpfJit.Runtime.Sockets.Errno;
+using Errno = BpfJit.Runtime.Errno;
 
 namespace BpfJit.Runtime.Sockets;
 
@@ -48,13 +48,14 @@ public abstract unsafe class SocketMapBase : BpfMap
     }
 
     /// <summary>
-    /// <c>sock_map_sk_state_allowed</c>: a TCP socket must be listening or established
-    /// (-EOPNOTSUPP otherwise), a UDP socket may be in any state; a closed socket is -EBADF.
+    /// <c>sock_map_sk_state_allowed</c>: a TCP socket must be listening or established, a UDP socket hashed
+    /// (bound or connected; an unbound one is not in the UDP table): -EOPNOTSUPP otherwise; a closed socket is -EBADF.
     /// </summary>
     public static int CheckSocket(Sock? s)
     {
         if (s == null || s.IsClosed) return -Errno.EBADF;
         if (s.Protocol == SocketProtocol.Tcp && s.State is not (SockState.Listening or SockState.Connected)) return -Errno.EOPNOTSUPP;
+        if (s.Protocol == SocketProtocol.Udp && s.State == SockState.Unbound) return -Errno.EOPNOTSUPP;
         return 0;
     }
 
@@ -83,7 +84,8 @@ public abstract unsafe class SocketMapBase : BpfMap
     {
         ulong id = ValueSize == 8 ? *(ulong*)value : *(uint*)value;
         s = null;
-        if (id > uint.MaxValue) return -Errno.EINVAL;
+        // sock_map_update_elem_sys: the value is an fd, and one above S32_MAX is EINVAL before any lookup.
+        if (id > int.MaxValue) return -Errno.EINVAL;
         s = Sock.FromCookie(id);
         return s == null ? -Errno.EBADF : 0;
     }

@@ -18,8 +18,9 @@ public sealed class SocketTable
     // reaches its bucket with three dependent loads and no hashing.
     readonly Sock[]?[]?[][] _buckets = [new Sock[]?[]?[256], new Sock[]?[]?[256]];
     readonly ConcurrentDictionary<Sock, byte> _open = new();
-    readonly Dictionary<(SocketProtocol, InetEndPoint), ReuseportGroup> _groups = [];
+    readonly Dictionary<ReuseportKey, ReuseportGroup> _groups = [];
     readonly object _gate = new();
+    bool _closed;   // the namespace is disposed: no more sockets
 
     static int ProtocolIndex(SocketProtocol protocol) => protocol == SocketProtocol.Tcp ? 0 : protocol == SocketProtocol.Udp ? 1 : -1;
 
@@ -45,20 +46,54 @@ public sealed class SocketTable
         Volatile.Write(ref chunk[port & 255], bucket);
     }
 
-    /// <summary>Creates an unbound socket in this namespace; -EPROTONOSUPPORT for a protocol other than TCP or UDP.</summary>
+    /// <summary>
+    /// Creates an unbound socket in this namespace; -EPROTONOSUPPORT for a protocol other than TCP or UDP;
+    /// <see cref="ObjectDisposedException"/> once the namespace is disposed.
+    /// </summary>
     public Sock Create(SocketFamily family, SocketProtocol protocol)
     {
         if (ProtocolIndex(protocol) < 0)
             throw new SocketErrorException(Errno.EPROTONOSUPPORT, $"socket: protocol {(int)protocol} is not supported (TCP 6 or UDP 17)");
-        var s = new Sock(this, family, protocol);
-        _open[s] = 0;
-        return s;
+        lock (_gate)
+        {
+            // Under the lock that Close takes first: a socket created here is in the set Close closes, or refused.
+            ObjectDisposedException.ThrowIf(_closed, this);
+            var s = new Sock(this, family, protocol);
+            _open[s] = 0;
+            return s;
+        }
+    }
+
+    /// <summary>True once the namespace's disposal closed the table.</summary>
+    public bool IsClosed
+    {
+        get { lock (_gate) return _closed; }
+    }
+
+    /// <summary>The namespace's disposal: refuses new sockets and closes every open one.</summary>
+    internal void Close()
+    {
+        Sock[] open;
+        lock (_gate)
+        {
+            _closed = true;
+            open = [.. _open.Keys];
+        }
+        foreach (var s in open) s.Close();
     }
 
     /// <summary>Every socket of the namespace that is not closed (bound or not), in creation order.</summary>
     public IReadOnlyList<Sock> Sockets => _open.Keys.Where(s => !s.IsClosed).OrderBy(s => s.Cookie).ToArray();
 
-    internal InetEndPoint Bind(Sock s, InetEndPoint local)
+    // What sockets share a reuseport group by (inet_reuseport_add_sock, udp_reuseport_add_sock): the bind point
+    // (its family is the socket's), IPV6_V6ONLY and the bound device.
+    readonly record struct ReuseportKey(SocketProtocol Protocol, InetEndPoint Local, bool V6Only, int BoundDevice);
+
+    /// <summary>
+    /// Binds <paramref name="s"/> (its lock held): the conflict check, the address, the bucket and the group
+    /// change together under the table's lock, so a concurrent bind sees this socket with its address or not at all.
+    /// </summary>
+    internal void Bind(Sock s, InetEndPoint local)
     {
         lock (_gate)
         {
@@ -72,15 +107,18 @@ public sealed class SocketTable
             {
                 throw new SocketErrorException(Errno.EADDRINUSE, $"socket {s}: {local} is in use by socket {other}");
             }
+            // The address first: a bind checking this bucket after the publish must see it (Conflict skips
+            // members without one).
+            s.Local = local;
             SetBucket(s.Protocol, local.Port, Bucket(s.Protocol, local.Port) is { } old ? [.. old, s] : [s]);
             if (s.ReusePort)
             {
-                if (!_groups.TryGetValue((s.Protocol, local), out var group))
-                    _groups[(s.Protocol, local)] = group = new ReuseportGroup(s.Protocol, local);
+                var key = new ReuseportKey(s.Protocol, local, s.V6Only, s.BoundDevice);
+                if (!_groups.TryGetValue(key, out var group))
+                    _groups[key] = group = new ReuseportGroup(s.Protocol, local);
                 group.Add(s);
                 s.ReuseportGroup = group;
             }
-            return local;
         }
     }
 
@@ -103,7 +141,13 @@ public sealed class SocketTable
             if (s.ReuseportGroup is { } group)
             {
                 group.Remove(s);
-                if (group.Members.Count == 0) _groups.Remove((s.Protocol, local));
+                if (group.Members.Count == 0)
+                    foreach (var (key, g) in _groups)
+                        if (g == group)
+                        {
+                            _groups.Remove(key);
+                            break;
+                        }
             }
         }
     }
@@ -114,6 +158,8 @@ public sealed class SocketTable
         foreach (var o in bucket)
         {
             if (o == s || o.IsClosed || o.Local is not { } ol) continue;
+            // inet_bind_conflict: sockets bound to two different devices never conflict.
+            if (s.BoundDevice != 0 && o.BoundDevice != 0 && s.BoundDevice != o.BoundDevice) continue;
             if (!Overlap(s, local.Address, o, ol.Address)) continue;
             if (s.ReusePort && o.ReusePort) continue;
             return o;

@@ -8,7 +8,7 @@ namespace BpfJit.Verifier;
 /// and CAP_PERFMON; sk-lookup.md section 3.1), and the map types each helper accepts
 /// (check_map_func_compatibility).
 /// </summary>
-public static class SkLookupHelpers
+public static class SkLookupFuncProto
 {
     static readonly string[] s_allowed =
     [
@@ -32,6 +32,28 @@ public static class SkLookupHelpers
     ];
 
     static readonly HashSet<int> s_ids = [.. s_allowed.Select(HelperNames.Id).Where(id => id > 0)];
+
+    // The helpers among s_allowed whose func proto has gpl_only set (bpf_trace_printk, the probe reads, the
+    // current-task and timer helpers, ...), as the live 6.18 kernel refuses them to a non-GPL program.
+    static readonly string[] s_gplOnly =
+    [
+        "perf_event_output", "timer_init", "timer_set_callback", "timer_start", "timer_cancel", "trace_printk",
+        "get_current_task", "get_current_task_btf", "probe_read_user", "probe_read_kernel", "probe_read_user_str",
+        "probe_read_kernel_str", "copy_from_user_task", "snprintf", "task_pt_regs", "trace_vprintk", "perf_event_read",
+        "perf_event_read_value", "get_branch_snapshot",
+    ];
+
+    static readonly HashSet<int> s_gplOnlyIds = [.. s_gplOnly.Select(HelperNames.Id).Where(id => id > 0)];
+
+    /// <summary>True when helper <paramref name="id"/> is GPL-only (its kernel func proto's <c>gpl_only</c>).</summary>
+    public static bool IsGplOnly(int id) => s_gplOnlyIds.Contains(id);
+
+    /// <summary>
+    /// The kernel's <c>license_is_gpl_compatible</c>: true for exactly "GPL", "GPL v2", "GPL and additional rights",
+    /// "Dual BSD/GPL", "Dual MIT/GPL" and "Dual MPL/GPL" (case and spacing matter, as in the kernel's strcmp).
+    /// </summary>
+    public static bool IsGplCompatible(string license) =>
+        license is "GPL" or "GPL v2" or "GPL and additional rights" or "Dual BSD/GPL" or "Dual MIT/GPL" or "Dual MPL/GPL";
 
     /// <summary>True when the kernel offers helper <paramref name="id"/> to SK_LOOKUP programs.</summary>
     public static bool IsAllowed(int id) => s_ids.Contains(id);

@@ -1,0 +1,16 @@
+/* A 1 GiB .bss (issue 19): libbpf makes it an ARRAY of one 1 GiB value and Linux 6.18 creates it (an ARRAY
+ * value may be up to INT_MAX bytes). The program writes a byte near its start and its
+ * last byte, or the byte at 2^29 - 1 (the largest constant a pointer may move by: BPF_MAX_VAR_OFF). */
+#include "../../programs/common.h"
+
+char big[1 << 30];
+
+SEC("sk_lookup")
+int bss_1g(struct bpf_sk_lookup *ctx)
+{
+	big[ctx->local_port & 0xfff] = 1;
+	big[sizeof(big) < (1u << 29) ? sizeof(big) - 1 : (1u << 29) - 1] = 2;
+	return SK_PASS;
+}
+
+char _license[] SEC("license") = "GPL";
