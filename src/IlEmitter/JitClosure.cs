@@ -63,8 +63,17 @@ public sealed class JitClosure
     public BpfMap? Map3;
 
     /// <summary>The fields <c>Map0</c>..<c>Map3</c>, by index.</summary>
-    internal static readonly FieldInfo[] MapFields =
-        [.. Enumerable.Range(0, MaxMaps).Select(i => typeof(JitClosure).GetField($"Map{i}")!)];
+    internal static readonly FieldInfo[] MapFields = FindMapFields();
+
+    // A loop, not Enumerable.Range(...).Select: LINQ here is framework code RyuJIT compiles in every
+    // process's first compile (docs/perf.md, "Cold start").
+    static FieldInfo[] FindMapFields()
+    {
+        var fields = new FieldInfo[MaxMaps];
+        for (int i = 0; i < MaxMaps; i++)
+            fields[i] = typeof(JitClosure).GetField("Map" + i.ToString(System.Globalization.CultureInfo.InvariantCulture))!;
+        return fields;
+    }
 
     /// <summary>Stores <paramref name="maps"/> in the map fields, in order.</summary>
     internal void BindMaps(IReadOnlyList<BpfMap> maps)

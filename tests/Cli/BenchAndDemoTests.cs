@@ -18,6 +18,20 @@ public class BenchAndDemoTests
         }
         Assert.That(json.GetProperty("ratio").GetDouble(), Is.GreaterThan(0));
         Assert.That(json.GetProperty("context").ValueKind, Is.EqualTo(System.Text.Json.JsonValueKind.Null));
+        Assert.That(json.GetProperty("coldCompileMicros").GetDouble(), Is.GreaterThan(0));
+        Assert.That(json.GetProperty("warmCompileMicros").GetDouble(), Is.GreaterThan(0));
+    }
+
+    [Test]
+    public void BenchReportsTheColdAndWarmCompileTimesOfAnObject()
+    {
+        // Presence and sign only: the figures themselves belong to perf/ (docs/perf.md, "Cold start").
+        var json = Json("bench", Repo("tests", "programs", "redir_port.o"), "--seconds", "0");
+        Assert.That(json.GetProperty("coldCompileMicros").GetDouble(), Is.GreaterThan(0));
+        Assert.That(json.GetProperty("warmCompileMicros").GetDouble(), Is.GreaterThan(0));
+        var (code, output, err) = Run("bench", Repo("tests", "programs", "redir_port.o"), "--seconds", "0");
+        Assert.That(code, Is.EqualTo(0), err);
+        Assert.That(output, Does.Match(@"jit compile to first run: [\d,]+ us cold \(first in the process\), [\d,]+ us warm"));
     }
 
     [Test]
@@ -36,6 +50,7 @@ public class BenchAndDemoTests
         Assert.That(engines.Select(e => e.GetProperty("engine").GetString()), Is.EqualTo(new[] { "interpreter", "jit", "hand-written" }));
         Assert.That(engines.Select(e => e.GetProperty("runs").GetInt64()), Is.All.GreaterThan(0));
         Assert.That(json.GetProperty("jitOverHandWritten").GetDouble(), Is.GreaterThan(0));
+        Assert.That(json.TryGetProperty("coldCompileMicros", out _), Is.False, "a case loads all its objects at once: no compile times");
         AssertBadInput(Run("bench", "--case", "nonesuch"), "unknown case 'nonesuch'");
         AssertBadInput(Run("bench", "--case", "redir_port", "x.o"), "--case takes no PROGRAM");
     }

@@ -39,6 +39,13 @@ public sealed class ProgramHost : IDisposable
     public ScenarioEnvironment? Scenario { get; }
 
     /// <summary>
+    /// The <see cref="System.Diagnostics.Stopwatch"/> timestamp at which the program's instructions were in hand:
+    /// the object parsed, or the program file read; with a scenario, the start of <see cref="Load"/> (the
+    /// scenario's build loads and compiles its own programs). <c>bench</c> times compiles from here.
+    /// </summary>
+    public long LoadedAt { get; private set; }
+
+    /// <summary>
     /// Prepares a program from <paramref name="path"/> (object, scenario, or program file) on
     /// <paramref name="engine"/>; <paramref name="scenarioPath"/> supplies sockets and maps. Bad input
     /// is a <see cref="BpfException"/> naming the file; a verifier rejection a <see cref="BpfException"/> too.
@@ -50,6 +57,7 @@ public sealed class ProgramHost : IDisposable
     /// </remarks>
     public static ProgramHost Load(string path, string? programName, string? scenarioPath, IBpfEngine engine, bool verify = true)
     {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
         InputFile.RequireFile(path);
         if (ProgramFiles.IsJsonFile(path))
         {
@@ -57,7 +65,7 @@ public sealed class ProgramHost : IDisposable
             scenarioPath = path;
         }
         var env = scenarioPath == null ? null : ScenarioBuilder.Build(scenarioPath, engine);
-        var host = new ProgramHost(env?.Namespace ?? new NetNamespace(), env);
+        var host = new ProgramHost(env?.Namespace ?? new NetNamespace(), env) { LoadedAt = start };
         try
         {
             if (path == scenarioPath) host.FromScenario(path, programName, engine);
@@ -66,6 +74,7 @@ public sealed class ProgramHost : IDisposable
             {
                 if (programName != null) throw new UsageException("--program needs an object or a scenario file");
                 var code = ProgramFiles.Load(path);
+                host.LoadedAt = System.Diagnostics.Stopwatch.GetTimestamp();
                 host.Program = SkLookupProgram.Load(Path.GetFileNameWithoutExtension(path), verify ? Verified(path, code) : code, engine);
                 host.Source = Path.GetFileName(path);
             }
@@ -120,6 +129,8 @@ public sealed class ProgramHost : IDisposable
     void FromObject(string path, string? programName, IBpfEngine engine, bool verify)
     {
         var spec = ObjectFile.Load(path);
+        // With a scenario, the scenario's build (which compiled its own programs) stays in the figure.
+        if (Scenario == null) LoadedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         ProgramSpec program;
         if (programName == null)
             program = spec.Programs.FirstOrDefault(p => p.IsSupported) ?? throw new BpfException($"{path}: no SK_LOOKUP program in the object");

@@ -86,14 +86,17 @@ internal static class StoreMerge
         int next = 0;
         var regs = new Sym[BpfAbi.RegisterCount];
         for (int r = 0; r <= BpfAbi.MaxRegister; r++) regs[r] = new Sym(next++, 0);
-        var stores = new List<ByteStore>();
+        // Plain arrays and loops here, not List<ByteStore> and LINQ: this runs in every process's first compile, and
+        // each framework generic over an emitter struct is one more method for RyuJIT there (docs/perf.md, "Cold start").
+        var stores = new ByteStore[end - start];
+        int count = 0;
         var snapshots = new Dictionary<int, Sym[]>();
         for (int i = start; i < end; i++)
         {
             var ins = program[i];
             if (IsStackByteStore(ins) && regs[ins.Src].Shift % 8 == 0)
             {
-                stores.Add(new ByteStore(i, ins.Offset, regs[ins.Src].Value, regs[ins.Src].Shift / 8));
+                stores[count++] = new ByteStore(i, ins.Offset, regs[ins.Src].Value, regs[ins.Src].Shift / 8);
                 snapshots[i] = (Sym[])regs.Clone();
             }
             switch (ins.Class)
@@ -114,22 +117,42 @@ internal static class StoreMerge
                     break;
             }
         }
-        // Candidates: the byte stores of one value whose byte k lands at base + k.
-        foreach (var candidate in stores.GroupBy(s => (s.Value, Base: s.Offset - s.Byte)))
+        // Candidates: the byte stores of one value whose byte k lands at base + k, taken in the order of their first
+        // store; a group's stores are in slot order (they were found in it).
+        var grouped = new bool[count];
+        Span<int> group = stackalloc int[8];
+        for (int g = 0; g < count; g++)
         {
-            var group = candidate.ToList();
-            int width = group.Count;
-            if (width is not (2 or 4 or 8)) continue;
-            if (group.Select(s => s.Byte).Distinct().Count() != width || group.Max(s => s.Byte) != width - 1) continue;
-            int first = group.Min(s => s.Slot), last = group.Max(s => s.Slot);
-            int lo = candidate.Key.Base, hi = lo + width;
-            if (lo < short.MinValue) continue;
-            if (group.Any(s => merged.ContainsKey(s.Slot) || absorbed.ContainsKey(s.Slot))) continue;
-            var members = group.Select(s => s.Slot).ToHashSet();
-            bool safe = true;
-            for (int i = first; i <= last && safe; i++)
+            if (grouped[g]) continue;
+            int value = stores[g].Value, lo = stores[g].Offset - stores[g].Byte;
+            int width = 0;
+            for (int k = g; k < count; k++)
             {
-                if (members.Contains(i)) continue;
+                if (grouped[k] || stores[k].Value != value || stores[k].Offset - stores[k].Byte != lo) continue;
+                grouped[k] = true;
+                if (width < group.Length) group[width] = k;
+                width++;
+            }
+            if (width is not (2 or 4 or 8)) continue;
+            // Bytes 0 .. width-1, each once.
+            uint bytes = 0;
+            for (int m = 0; m < width; m++) bytes |= 1u << stores[group[m]].Byte;
+            if (bytes != (1u << width) - 1) continue;
+            int first = stores[group[0]].Slot, last = stores[group[width - 1]].Slot;
+            int hi = lo + width;
+            if (lo < short.MinValue) continue;
+            var slots = new int[width];
+            bool taken = false;
+            for (int m = 0; m < width; m++)
+            {
+                slots[m] = stores[group[m]].Slot;
+                taken |= merged.ContainsKey(slots[m]) || absorbed.ContainsKey(slots[m]);
+            }
+            if (taken) continue;
+            bool safe = true;
+            for (int i = first, member = 0; i <= last && safe; i++)
+            {
+                if (member < width && slots[member] == i) { member++; continue; }
                 var ins = program[i];
                 if (!SpanSafe(ins)) safe = false;
                 else if (ins.Class is InstructionClass.St or InstructionClass.Stx)
@@ -141,10 +164,11 @@ internal static class StoreMerge
             if (!safe) continue;
             // A register that holds the value itself when the first store runs.
             var at = snapshots[first];
-            int reg = Array.FindIndex(at, s => s.Value == candidate.Key.Value && s.Shift == 0);
+            int reg = -1;
+            for (int r = 0; r < at.Length && reg < 0; r++) if (at[r].Value == value && at[r].Shift == 0) reg = r;
             if (reg < 0 || reg == 10) continue;
-            merged[first] = new Group(first, reg, (short)lo, width, [.. group.Select(s => s.Slot).Order()]);
-            foreach (int s in members) if (s != first) absorbed[s] = first;
+            merged[first] = new Group(first, reg, (short)lo, width, slots);
+            foreach (int slot in slots) if (slot != first) absorbed[slot] = first;
         }
     }
 }

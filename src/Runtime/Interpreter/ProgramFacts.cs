@@ -63,7 +63,10 @@ public sealed class ProgramFacts
         ArgumentNullException.ThrowIfNull(stackDepths);
         if (slots.Count != program.Length) throw new ArgumentException($"{slots.Count} slot facts for a program of {program.Length} slots", nameof(slots));
         _slots = [.. slots];
-        _opcodes = program.Select(i => i.Opcode).ToArray();
+        // A loop, not Select(...).ToArray(): LINQ over the Instruction struct is framework code RyuJIT compiles
+        // at a process's first program (docs/perf.md, "Cold start").
+        _opcodes = new byte[program.Length];
+        for (int i = 0; i < program.Length; i++) _opcodes[i] = program[i].Opcode;
         MayReadUninitStack = mayReadUninitStack;
         StackDepths = [.. stackDepths];
     }
