@@ -367,17 +367,7 @@ public abstract unsafe class BpfMap : IDisposable
     /// Takes a reference unless the last one is already gone (bpf_map_inc_not_zero): a program being loaded
     /// keeps the map alive from here until it is unloaded. False when the map's memory is already retired.
     /// </summary>
-    internal bool TryAddRef()
-    {
-        int refs = Volatile.Read(ref _refs);
-        while (refs > 0)
-        {
-            int seen = Interlocked.CompareExchange(ref _refs, refs + 1, refs);
-            if (seen == refs) return true;
-            refs = seen;
-        }
-        return false;
-    }
+    internal bool TryAddRef() => RefCount.TryIncrementNotZero(ref _refs);
 
     /// <summary>
     /// The maps a bound program's ld_imm64 constants point into: a map's handle, or an address in an ARRAY's

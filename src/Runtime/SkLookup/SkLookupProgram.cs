@@ -89,17 +89,7 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
 #pragma warning restore CA1816
 
     /// <summary>A link takes a reference (bpf_prog_inc_not_zero); false once the program is gone.</summary>
-    internal bool TryAddRef()
-    {
-        int refs = Volatile.Read(ref _refs);
-        while (refs > 0)
-        {
-            int seen = Interlocked.CompareExchange(ref _refs, refs + 1, refs);
-            if (seen == refs) return true;
-            refs = seen;
-        }
-        return false;
-    }
+    internal bool TryAddRef() => RefCount.TryIncrementNotZero(ref _refs);
 
     /// <summary>Drops a reference (bpf_prog_put); the last one drops the maps' references.</summary>
     internal void Release()
