@@ -110,6 +110,22 @@ public partial class DocsCSharpTests
     }
 
     [Test]
+    public void TheToolPackageShipsNoBenchmarkCode()
+    {
+        // The suite's cases and baselines run from perf/ (issue 22): the tool's package carries none of it.
+        string[] packages = Directory.GetFiles(Path.Combine(_work, "packages"), "bpfjit.*.nupkg");
+        Assert.That(packages, Is.Not.Empty, "the tool's package was packed");
+        foreach (string package in packages)
+        {
+            using var zip = System.IO.Compression.ZipFile.OpenRead(package);
+            var entries = zip.Entries.Select(e => e.FullName).ToList();
+            Assert.That(entries, Has.Some.EndsWith("/bpfjit.dll"), package);
+            Assert.That(entries.Where(e => e.Contains("Baselines", StringComparison.OrdinalIgnoreCase)
+                || e.Contains("BenchmarkDotNet", StringComparison.OrdinalIgnoreCase)), Is.Empty, package);
+        }
+    }
+
+    [Test]
     public void TheDocumentsHaveWholePrograms() =>
         Assert.That(Programs().Count(), Is.GreaterThanOrEqualTo(4), "docs/packages.md, loader.md, sk-lookup-runtime.md and verifier.md show whole programs");
 

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
-using BpfJit.Baselines;
 using BpfJit.Cli.Hosting;
 using BpfJit.Cli.Output;
 using BpfJit.Frontend.Conformance;
@@ -19,7 +18,6 @@ public static class BenchCommand
     public static CommandInfo Info { get; } = new("bench", "time a program on the interpreter and the JIT (ns per run, ratio)", """
         usage: bpfjit bench PROGRAM [--program NAME] [--seconds S] [--scenario FILE.json]
                             [--proto tcp|udp] [--from IP:PORT] [--to IP:PORT] [--ifindex N] [--json]
-               bpfjit bench --case NAME [--seconds S] [--json]
 
         Runs PROGRAM repeatedly on each engine for S seconds (default 1; after a warm-up that doubles
         the batch until it takes 10 ms) and prints ns per run for each and the ratio. A progress bar
@@ -30,10 +28,8 @@ public static class BenchCommand
         --to and --ifindex describe (default tcp 10.0.0.1:50000 -> 127.0.0.1:80), with its maps set up
         as 'bpfjit run' does; or a bpf_conformance .data file (e.g. examples/asm), run with r1 = its
         memory and the suite's helpers.
-        --case NAME runs one case of the SK_LOOKUP benchmark suite (perf/Baselines; needs the repository's
-        objects, so run it from a clone): trivial, redir_port, redir_ip6, dispatcher_10k, dispatcher_100k,
-        narrow_ctx or chain4, with the suite's maps, sockets and timed packet, on the interpreter, the JIT
-        and the hand-written C# baseline of the same logic, and prints the JIT / hand-written ratio too.
+        The SK_LOOKUP benchmark suite's cases (with their hand-written C# baselines) run from a clone,
+        in perf/: cd perf && dotnet run -c Release -- case NAME (docs/perf.md).
 
         output:  interpreter  812.4 ns/run  (1,231,000 runs)
                  jit           41.0 ns/run  (24,390,000 runs)
@@ -43,15 +39,16 @@ public static class BenchCommand
                   "seconds": 1, "engines": [{"engine": "interpreter", "nsPerRun": 812.4, "runs": 1231000},
                   {"engine": "jit", "nsPerRun": 41.0, "runs": 24390000}], "ratio": 19.8,
                   "coldCompileMicros": 30167.2, "warmCompileMicros": 188.3}
-                 (--case: no compile times; the suite's objects load all at once)
         Exit code 0, or 2 for bad usage or a bad program (one line on stderr); 1 when the verifier
         rejects an SK_LOOKUP program.
 
         examples:
           bpfjit bench examples/asm/ipv4_in_subnet.data
           bpfjit bench tests/programs/dispatcher.o --scenario examples/dispatcher.json --to 1.2.3.4:80 --seconds 3
-          bpfjit bench --case dispatcher_10k --seconds 2
         """, Run);
+
+    /// <summary>The error for <c>--case</c>: the suite's cases run from perf/ (the tool ships no benchmark code).</summary>
+    public const string CaseMoved = "--case moved to the benchmark suite: from a clone, cd perf && dotnet run -c Release -- case NAME (docs/perf.md)";
 
     /// <summary>The --seconds option: a non-negative number of seconds.</summary>
     public static double Seconds(Args args, double fallback)
@@ -65,7 +62,8 @@ public static class BenchCommand
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
         var args = new Args(argv, [.. PacketOptions.Names, "--program", "--seconds", "--scenario", "--case"], ["--json"]);
-        if (args.Get("--case") is { } caseName) return RunCase(args, caseName, stdout, stderr);
+        // The option this verb had until the suite's cases left the tool: one line saying where they went.
+        if (args.Has("--case")) throw new UsageException(CaseMoved);
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no PROGRAM given" : "give exactly one PROGRAM");
         string path = args.Positional[0];
         double seconds = Seconds(args, 1);
@@ -89,7 +87,7 @@ public static class BenchCommand
         double ratio = rows[0].Ns / rows[1].Ns;
         if (args.Has("--json"))
         {
-            WriteJson(stdout, Path.GetFileName(path) + (args.Get("--program") is { } p ? $":{p}" : ""), packet, seconds, rows, ratio, null, compile);
+            WriteJson(stdout, Path.GetFileName(path) + (args.Get("--program") is { } p ? $":{p}" : ""), packet, seconds, rows, ratio, compile);
             return Cli.Ok;
         }
         stdout.WriteLine($"program {path}{(packet is { } c ? $" on {c}" : "")}");
@@ -98,50 +96,6 @@ public static class BenchCommand
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"jit is {ratio:F1}x {(ratio >= 1 ? "faster" : "slower")} than the interpreter"));
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"jit compile to first run: {compile.ColdMicros:N0} us cold (first in the process), {compile.WarmMicros:N0} us warm"));
-        return Cli.Ok;
-    }
-
-    // bench --case NAME: the suite's case on the interpreter, the JIT and its hand-written baseline.
-    static int RunCase(Args args, string name, TextWriter stdout, TextWriter stderr)
-    {
-        if (args.Positional.Count != 0 || args.Has("--scenario") || args.Has("--program") || PacketOptions.Names.Any(args.Has))
-            throw new UsageException("--case takes no PROGRAM, --scenario, --program or context options");
-        if (!SuiteCases.Names.Contains(name))
-            throw new UsageException($"unknown case '{name}' (cases: {string.Join(", ", SuiteCases.Names)})");
-        double seconds = Seconds(args, 1);
-        var progress = Progress(stderr);
-        SuiteCase suite;
-        try { suite = SuiteCases.Create(name); }
-        catch (Exception e) when (e is IOException or DirectoryNotFoundException)
-        {
-            throw new BpfJit.Frontend.BpfException($"case {name}: the suite's objects were not found ({e.Message}); run from a clone of the repository");
-        }
-        using var _ = suite;
-        using var ctx = new SkLookupContext();
-        ctx.Fill(suite.TimedPacket);
-        var rows = new List<(string Engine, double Ns, long Runs)>();
-        foreach (var (engineName, programs) in new (string, SkLookupProgram[])[]
-        {
-            ("interpreter", suite.LoadPrograms(ConformanceCommand.Engines["interpreter"])),
-            ("jit", suite.LoadPrograms(ConformanceCommand.Engines["jit"])),
-            ("hand-written", suite.LoadHandWritten()),
-        })
-        {
-            var (ns, runs) = TimeArray(programs, ctx, seconds, f => progress(engineName, f));
-            progress(engineName, -1);
-            rows.Add((engineName, ns, runs));
-        }
-        double ratio = rows[0].Ns / rows[1].Ns, handRatio = rows[1].Ns / rows[2].Ns;
-        if (args.Has("--json"))
-        {
-            WriteJson(stdout, $"case:{name}", suite.TimedPacket, seconds, rows, ratio, handRatio, null);
-            return Cli.Ok;
-        }
-        stdout.WriteLine($"case {name} on {suite.TimedPacket}");
-        foreach (var (engine, ns, runs) in rows)
-            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{engine,-12} {ns,10:F1} ns/run  ({runs:N0} runs)"));
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"jit is {ratio:F1}x {(ratio >= 1 ? "faster" : "slower")} than the interpreter"));
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"jit takes {handRatio:F2}x the hand-written C# time"));
         return Cli.Ok;
     }
 
@@ -224,7 +178,7 @@ public static class BenchCommand
         }, seconds, progress);
 
     static void WriteJson(TextWriter stdout, string program, BpfJit.Runtime.Sockets.Packet? packet, double seconds,
-        List<(string Engine, double Ns, long Runs)> rows, double ratio, double? handRatio, (double ColdMicros, double WarmMicros)? compile) =>
+        List<(string Engine, double Ns, long Runs)> rows, double ratio, (double ColdMicros, double WarmMicros) compile) =>
         JsonOutput.Write(stdout, w =>
         {
             w.WriteStartObject();
@@ -243,12 +197,8 @@ public static class BenchCommand
             }
             w.WriteEndArray();
             w.WriteNumber("ratio", Math.Round(ratio, 2));
-            if (handRatio is { } h) w.WriteNumber("jitOverHandWritten", Math.Round(h, 2));
-            if (compile is { } c)
-            {
-                w.WriteNumber("coldCompileMicros", Math.Round(c.ColdMicros, 1));
-                w.WriteNumber("warmCompileMicros", Math.Round(c.WarmMicros, 1));
-            }
+            w.WriteNumber("coldCompileMicros", Math.Round(compile.ColdMicros, 1));
+            w.WriteNumber("warmCompileMicros", Math.Round(compile.WarmMicros, 1));
             w.WriteEndObject();
         });
 

@@ -4,9 +4,11 @@ namespace BpfJit.Cli.Hosting;
 
 /// <summary>
 /// Times a body that performs N runs: doubles N until a batch takes 10 ms (this also warms the code
-/// up: tiered compilation, caches), then repeats batches until the time is spent.
+/// up: tiered compilation, caches), then repeats batches until the time is spent. Internal and compiled into
+/// perf/Baselines too (its <c>case</c> verb times the suite's cases the way <c>bpfjit bench</c> times a program),
+/// so that neither assembly references the other.
 /// </summary>
-public static class Measure
+internal static class Measure
 {
     /// <summary>Runs <paramref name="batch"/> for about <paramref name="seconds"/>; <paramref name="progress"/> gets the fraction done.</summary>
     public static (double NsPerRun, long Runs) Time(Action<long> batch, double seconds, Action<double>? progress = null)
