@@ -44,6 +44,8 @@ public static class SuiteCaseRun
         if (secondsText != null && !(double.TryParse(secondsText, NumberStyles.Float, CultureInfo.InvariantCulture, out seconds) && seconds >= 0 && seconds <= 3600))
             return Bad(stderr, $"--seconds must be a number of seconds from 0 to 3600, not '{secondsText}'");
 
+        // The verb is a host: object programs run only verified, and the host installs the verifier (as bpfjit does).
+        ProgramVerification.Verifier ??= new BpfJit.Verifier.SkLookupProgramVerifier();
         SuiteCase suite;
         try { suite = SuiteCases.Create(name); }
         catch (Exception e) when (e is IOException or DirectoryNotFoundException)

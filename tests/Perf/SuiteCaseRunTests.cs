@@ -1,5 +1,6 @@
 using System.Text.Json;
 using BpfJit.Baselines;
+using BpfJit.Runtime.SkLookup;
 
 namespace BpfJit.Tests.Perf;
 
@@ -43,6 +44,24 @@ public sealed class SuiteCaseRunTests
         Assert.That(output, Does.StartWith("case trivial on "));
         Assert.That(output, Does.Contain("hand-written").And.Contain("ns/run").And.Contain("than the interpreter")
             .And.Contain("x the hand-written C# time"));
+    }
+
+    [Test]
+    public void TheVerbInstallsTheVerifierAsAHostDoes()
+    {
+        // perf's Main installs nothing: without this the verb fails on its first program (no verifier is installed).
+        var saved = ProgramVerification.Verifier;
+        ProgramVerification.Verifier = null;
+        try
+        {
+            var (code, _, err) = Run("trivial", "--seconds", "0");
+            Assert.That(code, Is.EqualTo(0), err);
+            Assert.That(ProgramVerification.Verifier, Is.InstanceOf<BpfJit.Verifier.SkLookupProgramVerifier>());
+        }
+        finally
+        {
+            ProgramVerification.Verifier = saved;
+        }
     }
 
     [TestCase(new string[0], "no case given")]
