@@ -111,17 +111,7 @@ public static class SuiteCaseRun
             w.WriteString("program", $"case:{name}");
             w.WriteString("context", $"{suite.TimedPacket}, ingress_ifindex {suite.TimedPacket.IngressIfindex}");
             w.WriteNumber("seconds", seconds);
-            w.WriteStartArray("engines");
-            foreach (var (engine, ns, runs) in rows)
-            {
-                w.WriteStartObject();
-                w.WriteString("engine", engine);
-                w.WriteNumber("nsPerRun", Math.Round(ns, 2));
-                w.WriteNumber("runs", runs);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteNumber("ratio", Math.Round(ratio, 2));
+            BenchRows.Write(w, rows, ratio);
             w.WriteNumber("jitOverHandWritten", Math.Round(handRatio, 2));
             w.WriteEndObject();
         }

@@ -186,17 +186,7 @@ public static class BenchCommand
             if (packet is { } pk) w.WriteString("context", $"{pk}, ingress_ifindex {pk.IngressIfindex}");
             else w.WriteNull("context");
             w.WriteNumber("seconds", seconds);
-            w.WriteStartArray("engines");
-            foreach (var (engine, ns, runs) in rows)
-            {
-                w.WriteStartObject();
-                w.WriteString("engine", engine);
-                w.WriteNumber("nsPerRun", Math.Round(ns, 2));
-                w.WriteNumber("runs", runs);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteNumber("ratio", Math.Round(ratio, 2));
+            BenchRows.Write(w, rows, ratio);
             w.WriteNumber("coldCompileMicros", Math.Round(compile.ColdMicros, 1));
             w.WriteNumber("warmCompileMicros", Math.Round(compile.WarmMicros, 1));
             w.WriteEndObject();
