@@ -110,7 +110,7 @@ public sealed class NetNamespace : IDisposable
             // programs run is not seen by this lookup, as if it had come after it.
             var bucket = Sockets.BucketOf(packet);
             if (SocketTable.LookupConnected(bucket, packet) is { } connected) return new LookupResult(LookupOutcome.Socket, connected, false);
-            var verdict = SkLookup.Run(packet);
+            var verdict = SkLookup.RunInSection(packet);
             bool ran = !verdict.Skipped;
             if (!verdict.Pass) return new LookupResult(LookupOutcome.Refused, null, ran);
             if (verdict.Selected != 0)

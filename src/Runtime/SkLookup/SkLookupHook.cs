@@ -114,21 +114,27 @@ public sealed class SkLookupHook
     /// </summary>
     public HookVerdict Run(in Packet packet)
     {
-        // The run array is read inside a read-side section (nested in the lookup's): a program detached after the
-        // read keeps its maps until the section ends.
+        // The run array is read inside a read-side section: a program detached after the read keeps its maps until
+        // the section ends.
         Maps.MapEpoch.Enter();
         try
         {
-            var programs = Volatile.Read(ref _runArray);
-            if (programs.Length == 0) return new HookVerdict(true, 0, false) { Skipped = true };
-            var ctx = t_ctx ??= new SkLookupContext();
-            ctx.Fill(packet);
-            return Aggregate(programs, ctx, containFaults: true);
+            return RunInSection(packet);
         }
         finally
         {
             Maps.MapEpoch.Exit();
         }
+    }
+
+    /// <summary><see cref="Run"/> for a caller already inside a read-side section (a lookup): no second section.</summary>
+    internal HookVerdict RunInSection(in Packet packet)
+    {
+        var programs = Volatile.Read(ref _runArray);
+        if (programs.Length == 0) return new HookVerdict(true, 0, false) { Skipped = true };
+        var ctx = t_ctx ??= new SkLookupContext();
+        ctx.Fill(packet);
+        return Aggregate(programs, ctx, containFaults: true);
     }
 
     /// <summary>The run-array aggregation over an already filled context (also used by test runs).</summary>
