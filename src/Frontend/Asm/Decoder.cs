@@ -6,9 +6,6 @@ namespace BpfJit.Frontend;
 /// </summary>
 public static class Decoder
 {
-    /// <summary>Maximum register number: <see cref="BpfAbi.MaxRegister"/> (r10 is the read-only frame pointer).</summary>
-    public const int MaxRegister = BpfAbi.MaxRegister;
-
     /// <summary>Decodes little-endian bytecode; throws <see cref="BpfDecodeException"/> on a bad encoding.</summary>
     public static Instruction[] Decode(ReadOnlySpan<byte> code)
     {

@@ -8,7 +8,7 @@ namespace BpfJit.Runtime;
 /// <summary>
 /// The reference interpreter: runs a decoded program over native memory. r1-r5 carry the
 /// arguments, r10 is the frame pointer of a 512-byte stack per frame, bpf-to-bpf calls nest up to
-/// <see cref="MaxFrames"/> frames with r6-r9 preserved, helpers come from a <see cref="HelperTable"/>.
+/// <see cref="BpfAbi.MaxCallFrames"/> frames with r6-r9 preserved, helpers come from a <see cref="HelperTable"/>.
 /// Helper calls are resolved once, at construction; running is a tight dispatch loop over the slots.
 /// It is memory-safe for any bytecode, verified or not: every load, store and atomic is checked against the
 /// regions the program may touch, and every helper call's pointer arguments against its prototype, before
@@ -16,11 +16,10 @@ namespace BpfJit.Runtime;
 /// </summary>
 public sealed unsafe class Interpreter
 {
-    /// <summary>Stack bytes per frame: <see cref="BpfAbi.StackSize"/> (MAX_BPF_STACK), named here for the dispatch loop.</summary>
-    public const int StackSize = BpfAbi.StackSize;
+    // Short names for the dispatch loop; the ABI itself is BpfAbi's.
+    internal const int StackSize = BpfAbi.StackSize;
 
-    /// <summary>Maximum call depth, the main program counting as one frame: <see cref="BpfAbi.MaxCallFrames"/> (MAX_CALL_FRAMES).</summary>
-    public const int MaxFrames = BpfAbi.MaxCallFrames;
+    internal const int MaxFrames = BpfAbi.MaxCallFrames;
 
     readonly Instruction[] _code;
     readonly Instruction[] _exec;     // what runs: _code, with the stack accesses proven safe rewritten (StackAccesses)
