@@ -1,4 +1,5 @@
 using BpfJit.Runtime;
+using BpfJit.Runtime.Loading;
 using BpfJit.Runtime.SkLookup;
 using BpfJit.Runtime.Sockets;
 using BpfJit.Verifier;
@@ -38,11 +39,12 @@ public static class EchoService
             stack.Open("plain", 5000, EchoStack.Echo("plain"));
             stack.Open("blocked", 7777, EchoStack.Echo("blocked"));
 
-            LoadedObject steer = LoadedObject.Load(objectPath, engine);
-            var slots = (SockMap)steer.Maps["steer_sockets"];
+            // Maps created and filled from the object, every SK_LOOKUP program verified, bound and prepared on the engine.
+            BpfCollection steer = BpfCollection.Load(objectPath, new CollectionOptions { Engine = engine });
+            var slots = (SockMap)steer.Map("steer_sockets");
             Check(slots.Update(0, range), "steer_sockets[0] = range");
             Check(slots.Update(1, address), "steer_sockets[1] = address");
-            stack.Namespace.SkLookup.Attach(steer.Programs["steer"]);
+            stack.Namespace.SkLookup.Attach(steer.Program("steer"));
             // [/attach]
         }
         catch

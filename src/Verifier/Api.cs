@@ -219,7 +219,7 @@ public sealed class VerifierResult
 public sealed record VerifierStats(TimeSpan VerificationTime, int InsnsProcessed, int MaxStatesPerInsn, int TotalStates, int PeakStates);
 
 /// <summary>A program the verifier rejected; carries the whole log.</summary>
-public sealed class BpfVerifierException : BpfException
+public sealed class BpfVerifierException : BpfException, Runtime.Loading.IProgramRejection
 {
     /// <summary>Creates the exception from a rejected result.</summary>
     public BpfVerifierException(VerifierResult result)
@@ -233,4 +233,10 @@ public sealed class BpfVerifierException : BpfException
 
     /// <summary>The verifier log.</summary>
     public string Log => Result.Log;
+
+    /// <summary>The slot of the rejected instruction (<see cref="VerifierResult.ErrorInsn"/>).</summary>
+    public int InstructionIndex => Result.ErrorInsn;
+
+    /// <summary>The verifier's one-line error (<see cref="VerifierResult.Error"/>).</summary>
+    public string Reason => Result.Error ?? "";
 }

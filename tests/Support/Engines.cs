@@ -7,11 +7,7 @@ namespace BpfJit.Tests.Support;
 public static class Engines
 {
     /// <summary>The engines, by name.</summary>
-    public static IReadOnlyDictionary<string, IBpfEngine> ByName { get; } = new Dictionary<string, IBpfEngine>
-    {
-        ["interpreter"] = InterpreterEngine.Instance,
-        ["jit"] = JitEngine.Instance,
-    };
+    public static IReadOnlyDictionary<string, IBpfEngine> ByName => BpfEngines.ByName;
 
     /// <summary>Engine names for [TestCaseSource]/[ValueSource].</summary>
     public static IEnumerable<string> Names => ByName.Keys;

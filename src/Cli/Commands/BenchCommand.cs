@@ -76,7 +76,7 @@ public static class BenchCommand
         var compile = conformance ? ConformanceCompileTimes(path) : SkLookupCompileTimes(path, args, packet!.Value);
 
         var rows = new List<(string Engine, double Ns, long Runs)>();
-        foreach (var (name, engine) in ConformanceCommand.Engines)
+        foreach (var (name, engine) in BpfEngines.ByName)
         {
             var (ns, runs) = conformance
                 ? TimeConformance(path, engine, seconds, f => progress(name, f))

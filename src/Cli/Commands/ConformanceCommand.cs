@@ -27,19 +27,12 @@ public static class ConformanceCommand
           bpfjit conformance ../shared/conformance --engine jit --json
         """, Run);
 
-    /// <summary>Engines the CLI knows, by name.</summary>
-    public static Dictionary<string, IBpfEngine> Engines { get; } = new(StringComparer.Ordinal)
-    {
-        ["interpreter"] = InterpreterEngine.Instance,
-        ["jit"] = JitEngine.Instance,
-    };
-
     static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
     {
         var args = new Args(argv, ["--engine", "--cpu"], ["--quiet", "--json"]);
         if (args.Positional.Count == 0) throw new UsageException("no PATH given");
         string engineName = args.Choice("--engine", "interpreter", "interpreter", "jit");
-        if (!Engines.TryGetValue(engineName, out var engine))
+        if (!BpfEngines.ByName.TryGetValue(engineName, out var engine))
         {
             stderr.WriteLine($"bpfjit conformance: engine '{engineName}' is not available in this build");
             return Cli.BadInput;

@@ -40,7 +40,7 @@ public static class PluginCommand
         byte[] memory = args.Positional.Count == 1 ? ParseHex(args.Positional[0], "MEM") : [];
         byte[] code = ParseHex(Console.In.ReadToEnd(), "program");
         var program = ProgramFiles.FromBytes(code, "program");
-        IBpfEngine engine = args.Has("--jit") ? JitEngine.Instance : InterpreterEngine.Instance;
+        IBpfEngine engine = BpfEngines.Get(args.Has("--jit") ? BpfEngines.Jit : BpfEngines.Interpreter);
         var entry = engine.Prepare(program, HelperTable.Bench());
         ulong r0 = BpfJit.Runtime.Conformance.ConformanceRunner.RunWithMemory(entry, memory);
         stdout.WriteLine(r0.ToString("x", CultureInfo.InvariantCulture));

@@ -1,3 +1,4 @@
+using BpfJit.IlEmitter;
 using BpfJit.Cli.Capture;
 using BpfJit.Cli.Hosting;
 using BpfJit.Cli.Output;
@@ -47,7 +48,7 @@ public static class ReplayCommand
         var args = new Args(argv, ["--scenario", "--engine"], ["--json", "--quiet", "--stats"]);
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no CAPTURE given" : "give exactly one CAPTURE");
         string scenarioPath = args.Get("--scenario") ?? throw new UsageException("--scenario is required");
-        var engine = ConformanceCommand.Engines[args.Choice("--engine", "interpreter", "interpreter", "jit")];
+        var engine = BpfEngines.Get(args.Choice("--engine", "interpreter", "interpreter", "jit"));
         string capture = args.Positional[0];
         var (format, packets, damage) = CaptureReader.Read(capture);
         // Damaged before its first packet: nothing to replay, only the error.

@@ -1,3 +1,4 @@
+using BpfJit.IlEmitter;
 using System.Diagnostics;
 using BpfJit.Cli.Hosting;
 using BpfJit.Frontend;
@@ -13,8 +14,6 @@ namespace BpfJit.Cli.Commands;
 /// <summary><c>bpfjit run PROGRAM --proto P --from A --to B [--ifindex N] [--scenario FILE]</c></summary>
 public static class RunCommand
 {
-    static readonly IBpfEngine s_checkedJit = new BpfJit.IlEmitter.JitEngine(new BpfJit.IlEmitter.JitOptions { Checked = true });
-
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("run", "test-run one SK_LOOKUP program on a lookup given on the command line", """
         usage: bpfjit run OBJECT.o|SCENARIO.json|FILE [--program NAME] --proto tcp|udp --from IP:PORT --to IP:PORT
@@ -66,7 +65,7 @@ public static class RunCommand
         bool verify = !args.Has("--no-verify");
         string engineName = args.Choice("--engine", "interpreter", "interpreter", "jit");
         // Unverified code runs only on a checking engine: the interpreter, or the JIT in checked mode.
-        var engine = verify || engineName == "interpreter" ? ConformanceCommand.Engines[engineName] : s_checkedJit;
+        var engine = verify ? BpfEngines.Get(engineName) : BpfEngines.Checking(engineName);
         var packet = PacketOptions.Parse(args, required: true);
         int repeat = Repeat(args);
         using var host = ProgramHost.Load(args.Positional[0], args.Get("--program"), args.Get("--scenario"), engine, verify);

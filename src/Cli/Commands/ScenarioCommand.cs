@@ -1,3 +1,4 @@
+using BpfJit.IlEmitter;
 using BpfJit.Cli.Output;
 using BpfJit.Runtime.Scenarios;
 
@@ -42,7 +43,7 @@ public static class ScenarioCommand
         var args = new Args(argv, ["--engine"], ["--json"]);
         if (args.Positional.Count == 0) throw new UsageException("no FILE given");
         string engineName = args.Choice("--engine", "interpreter", "interpreter", "jit");
-        if (!ConformanceCommand.Engines.TryGetValue(engineName, out var engine))
+        if (!BpfEngines.ByName.TryGetValue(engineName, out var engine))
         {
             stderr.WriteLine($"bpfjit scenario: engine '{engineName}' is not available in this build");
             return Cli.BadInput;

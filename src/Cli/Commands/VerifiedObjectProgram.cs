@@ -1,6 +1,7 @@
 using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
 using BpfJit.Runtime;
+using BpfJit.Runtime.Loading;
 using BpfJit.Runtime.Maps;
 using BpfJit.Runtime.SkLookup;
 using BpfJit.Verifier;
@@ -8,20 +9,20 @@ using BpfJit.Verifier;
 namespace BpfJit.Cli.Commands;
 
 /// <summary>
-/// An object's SK_LOOKUP program made ready the way the runtime makes it (ScenarioBuilder, SkLookupProgram):
-/// the object's maps created (initial values written, .rodata frozen), the program verified against them,
+/// An object's SK_LOOKUP program made ready the way every path loads it (<see cref="BpfCollection"/>), without an
+/// engine: the object's maps created (initial values written, .rodata frozen), the program verified against them,
 /// its map references bound and its ctx loads rewritten, with the verifier's facts for the JIT. Owns the maps.
 /// </summary>
 public sealed class VerifiedObjectProgram : IDisposable
 {
-    readonly List<BpfMap> _maps;
+    readonly BpfCollection _live;
 
-    VerifiedObjectProgram(string name, Instruction[] code, ProgramFacts facts, List<BpfMap> maps, HelperTable helpers, BoundProgram bound)
+    VerifiedObjectProgram(string name, Instruction[] code, ProgramFacts facts, BpfCollection live, HelperTable helpers, BoundProgram bound)
     {
         Name = name;
         Code = code;
         Facts = facts;
-        _maps = maps;
+        _live = live;
         Helpers = helpers;
         References = bound.References;
     }
@@ -48,7 +49,7 @@ public sealed class VerifiedObjectProgram : IDisposable
     public HelperTable Helpers { get; }
 
     /// <summary>The maps created for the object, in the object's order.</summary>
-    public IReadOnlyList<BpfMap> Maps => _maps;
+    public IReadOnlyList<BpfMap> Maps => _live.Maps;
 
     /// <summary>
     /// Loads <paramref name="path"/> and prepares its program <paramref name="program"/> (default: the first
@@ -64,36 +65,34 @@ public sealed class VerifiedObjectProgram : IDisposable
             throw new BpfException($"{path}: no {(program == null ? "SK_LOOKUP program in the object" : $"program named '{program}'")} (programs: {string.Join(", ", collection.Programs.Select(p => p.Name))})");
         if (!spec.IsSupported)
             throw new BpfException($"{path}: section {spec.SectionName}: program {spec.Name}: program type {spec.Type} is not supported (only sk_lookup)");
-        var maps = new List<BpfMap>();
+        BpfCollection live;
         try
         {
-            foreach (var m in collection.Maps)
+            // Verified and bound, not prepared: dump emits the IL itself from the code and facts.
+            live = BpfCollection.Load(collection, new CollectionOptions
             {
-                var (key, value, entries) = sizes != null && sizes.TryGetValue(m.Name, out var given) ? given : ((int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries);
-                BpfMap map;
-                try { map = MapFactory.Create(ObjectMaps.Definition(m) with { KeySize = key, ValueSize = value, MaxEntries = entries }); }
-                catch (MapCreateException e) { throw new BpfException($"{path}: {e.Message}", e); }
-                maps.Add(map);
-                if (ObjectMaps.WriteInitialValue(m, map) != 0) throw new BpfException($"{path}: map {m.Name}: cannot write its initial value");
-            }
-            ObjectMaps.InstallInnerMaps(collection.Maps, name => maps.Find(m => m.Name == name));
-            var helpers = BpfJit.Runtime.SkLookup.SkLookupHelpers.CreateTable();
-            var facts = new SkLookupProgramVerifier().VerifyWithFacts(spec, maps, helpers);
-            var bound = ProgramBinder.Bind(spec, maps);
-            var code = CtxLoadRewriter.Rewrite(bound.Code);
-            return new VerifiedObjectProgram(spec.Name, code, facts, maps, helpers, bound) { Collection = collection, Spec = spec };
+                Verifier = new SkLookupProgramVerifier(),
+                Programs = [spec.Name],
+                MapDefinition = (m, def) => sizes != null && sizes.TryGetValue(m.Name, out var given)
+                    ? def with { KeySize = given.Key, ValueSize = given.Value, MaxEntries = given.Entries }
+                    : def,
+            });
         }
-        catch
+        catch (CollectionLoadException e) when (e.InnerException is BpfVerifierException or ProgramBindException)
         {
-            foreach (var map in maps) map.Dispose();
+            // The verifier's and the binder's own errors, as dump has always reported them.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
             throw;
         }
+        catch (CollectionLoadException e) when (e.MapName != null)
+        {
+            throw new BpfException(e.InnerException is MapCreateException create ? $"{path}: {create.Message}" : $"{path}: map {e.MapName}: cannot write its initial value", e);
+        }
+        var loaded = live.Programs[spec.Name];
+        var code = CtxLoadRewriter.Rewrite(loaded.Bound.Code);
+        return new VerifiedObjectProgram(spec.Name, code, loaded.Facts!, live, loaded.Helpers, loaded.Bound) { Collection = collection, Spec = spec };
     }
 
     /// <inheritdoc />
-    public void Dispose()
-    {
-        foreach (var map in _maps) map.Dispose();
-        _maps.Clear();
-    }
+    public void Dispose() => _live.Dispose();
 }

@@ -3,7 +3,7 @@ using BpfJit.Cli.Commands;
 using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
 using BpfJit.Runtime;
-using BpfJit.Runtime.Maps;
+using BpfJit.Runtime.Loading;
 using BpfJit.Runtime.Scenarios;
 using BpfJit.Runtime.SkLookup;
 using BpfJit.Runtime.Sockets;
@@ -18,7 +18,7 @@ namespace BpfJit.Cli.Hosting;
 /// </summary>
 public sealed class ProgramHost : IDisposable
 {
-    readonly List<BpfMap> _ownMaps = [];
+    BpfCollection? _collection;
 
     ProgramHost(NetNamespace ns, ScenarioEnvironment? scenario)
     {
@@ -138,64 +138,28 @@ public sealed class ProgramHost : IDisposable
             throw new BpfException($"{path}: no program named '{programName}' (programs: {string.Join(", ", spec.Programs.Select(p => p.Name))})");
         if (!program.IsSupported)
             throw new BpfException($"{path}: section {program.SectionName}: program {program.Name}: program type {program.Type} is not supported (only sk_lookup)");
-        var maps = spec.Maps.Select(m => Scenario?.Maps.GetValueOrDefault(m.Name) ?? CreateMap(path, m)).ToList();
-        // A scenario's object already has its initial inner maps; the maps made here get them now.
-        if (Scenario == null) ObjectMaps.InstallInnerMaps(spec.Maps, name => maps.Find(m => m.Name == name));
-        Program = Prepare(path, program, maps, engine, verify);
+        // A scenario's maps stand in for the object's of the same name (it made them, filled them and owns them);
+        // the rest are the object's own. The programs PROG_ARRAY slots name load with it.
+        _collection = ObjectLoading.Load(path, spec, new CollectionOptions
+        {
+            Engine = engine,
+            Verify = verify,
+            Programs = [program.Name],
+            MapReplacements = Scenario?.Maps,
+        }, mapHint: " (a scenario file given with --scenario may define it)");
+        Program = _collection.Program(program.Name);
         Source = $"{Path.GetFileName(path)}: {program.Name}";
-        // libbpf fills a PROG_ARRAY's initial slots with the object's programs once they are loaded; the
-        // programs the slots name load here too (a scenario's object has them already).
-        if (Scenario == null)
-        {
-            ObjectMaps.InstallPrograms(spec.Maps, name => maps.Find(m => m.Name == name), name =>
-                name == program.Name ? Program
-                : spec.Programs.TryGet(name, out var other) && other.IsSupported ? Prepare(path, other, maps, engine, verify) : null);
-        }
-    }
-
-    static SkLookupProgram Prepare(string path, ProgramSpec program, List<BpfMap> maps, IBpfEngine engine, bool verify)
-    {
-        var helpers = SkLookupHelpers.CreateTable();
-        ProgramFacts? facts = null;
-        try
-        {
-            if (verify) facts = new BpfJit.Verifier.SkLookupProgramVerifier().VerifyWithFacts(program, maps, helpers);
-        }
-        catch (BpfJit.Verifier.BpfVerifierException e)
-        {
-            throw new ProgramRejectedException($"{path}: program {program.Name}: verifier rejected the program at insn {e.Result.ErrorInsn}: {e.Result.Error}");
-        }
-        var bound = ProgramBinder.Bind(program, maps);
-        return SkLookupProgram.Load(program.Name, bound, engine, helpers, facts);
-    }
-
-    // The object's own definition, initial value and freezing, as libbpf creates it.
-    BpfMap CreateMap(string path, MapSpec m)
-    {
-        BpfMap map;
-        try
-        {
-            map = MapFactory.Create(ObjectMaps.Definition(m));
-        }
-        catch (MapCreateException e)
-        {
-            throw new BpfException($"{path}: map {m.Name}: {e.Message} (a scenario file given with --scenario may define it)");
-        }
-        _ownMaps.Add(map);
-        int err = ObjectMaps.WriteInitialValue(m, map);
-        if (err != 0) throw new BpfException($"{path}: map {m.Name}: initial value: {ScenarioRunner.ErrnoName(err)}");
-        return map;
     }
 
     /// <summary>A socket's name for output: the scenario's name, or <c>#cookie</c>.</summary>
     public static string NameOf(Sock s) => s.Name ?? $"#{s.Cookie}";
 
-    /// <summary>Closes the scenario (sockets, links) and the maps made here.</summary>
+    /// <summary>Closes the scenario (sockets, links) and the object loaded here.</summary>
     public void Dispose()
     {
         if (Scenario != null) Scenario.Dispose();
         else Namespace.Dispose();
-        foreach (var m in _ownMaps) m.Dispose();
+        _collection?.Dispose();
     }
 }
 

@@ -1,0 +1,195 @@
+using BpfJit.Frontend;
+using BpfJit.Frontend.Elf;
+using BpfJit.Runtime.Maps;
+using BpfJit.Runtime.SkLookup;
+
+namespace BpfJit.Runtime.Loading;
+
+/// <summary>
+/// One program of a <see cref="BpfCollection"/>: verified against the collection's live maps, bound to them, and
+/// (when the collection has an engine) prepared on it, ready to attach.
+/// </summary>
+/// <param name="Spec">The program as the object holds it.</param>
+/// <param name="Helpers">The helper table of its program type.</param>
+/// <param name="Facts">What the verifier proved, for the engine; null when it was not verified.</param>
+/// <param name="Bound">Its map references bound to the collection's live maps.</param>
+/// <param name="Program">The prepared program, or null when the collection was loaded without an engine.</param>
+public sealed record CollectionProgram(ProgramSpec Spec, HelperTable Helpers, ProgramFacts? Facts, BoundProgram Bound, SkLookupProgram? Program)
+{
+    /// <summary>The program's name.</summary>
+    public string Name => Spec.Name;
+
+    /// <summary>
+    /// Another instance of the program on <paramref name="engine"/>, from the same verification and binding (to run one
+    /// program on each engine over the same maps); the caller owns it.
+    /// </summary>
+    public SkLookupProgram PrepareOn(IBpfEngine engine) => SkLookupProgram.Load(Name, Bound, engine, Helpers, Facts);
+}
+
+/// <summary>
+/// An object made live, the one path from a parsed object to attachable programs (cilium/ebpf's
+/// NewCollectionWithOptions, libbpf's bpf_object__load): every map created (or taken from
+/// <see cref="CollectionOptions.MapReplacements"/>), global data written and <c>.rodata</c> frozen, map-in-map
+/// initial inner maps stored; then each program verified against those live maps (their BTF spin-lock facts
+/// included), bound and prepared on the engine; then PROG_ARRAY initial slots filled. A failing step disposes
+/// everything made so far and throws a <see cref="CollectionLoadException"/> that says where.
+/// </summary>
+/// <remarks>
+/// It lives in the runtime, below the verifier and the JIT, so that the scenario builder can use it too: the verifier
+/// comes in through <see cref="IProgramVerifier"/> and the engine through <see cref="IBpfEngine"/>.
+/// Disposing the collection drops its references to the programs and the maps it created; links hold theirs.
+/// </remarks>
+public sealed class BpfCollection : IDisposable
+{
+    readonly CollectionOptions _options;
+    readonly List<BpfMap> _maps = [];
+    readonly HashSet<BpfMap> _owned = [];
+    readonly Dictionary<string, CollectionProgram> _programs = new(StringComparer.Ordinal);
+    bool _disposed;
+
+    BpfCollection(CollectionSpec spec, CollectionOptions options)
+    {
+        Spec = spec;
+        _options = options;
+    }
+
+    /// <summary>The parsed object.</summary>
+    public CollectionSpec Spec { get; }
+
+    /// <summary>The live maps in the object's map order (the index a BPF_PSEUDO_MAP_IDX reference holds).</summary>
+    public IReadOnlyList<BpfMap> Maps => _maps;
+
+    /// <summary>The programs loaded so far, by name.</summary>
+    public IReadOnlyDictionary<string, CollectionProgram> Programs => _programs;
+
+    /// <summary>The live map named <paramref name="name"/>.</summary>
+    public BpfMap Map(string name) => _maps.Find(m => m.Name == name) ?? throw new KeyNotFoundException($"{Spec.FileName}: no map '{name}'");
+
+    /// <summary>The prepared program named <paramref name="name"/> (loaded now if it was not yet).</summary>
+    public SkLookupProgram Program(string name) => LoadProgram(name).Program
+        ?? throw new InvalidOperationException($"{Spec.FileName}: program {name}: the collection was loaded without an engine");
+
+    /// <summary>Parses <paramref name="path"/> (<see cref="ObjectFile.Load(string)"/>) and loads it.</summary>
+    /// <exception cref="BpfException">The object is malformed (<see cref="BpfObjectException"/>) or a step failed (<see cref="CollectionLoadException"/>).</exception>
+    public static BpfCollection Load(string path, CollectionOptions? options = null) => Load(ObjectFile.Load(path), options);
+
+    /// <summary>Makes <paramref name="spec"/> live as <paramref name="options"/> say.</summary>
+    /// <exception cref="CollectionLoadException">A map or program failed; nothing the call made is left alive.</exception>
+    public static BpfCollection Load(CollectionSpec spec, CollectionOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var collection = new BpfCollection(spec, options ?? new CollectionOptions());
+        try
+        {
+            collection.CreateMaps();
+            var wanted = collection._options.Programs ?? [.. spec.Programs.Where(p => p.IsSupported).Select(p => p.Name)];
+            foreach (var name in wanted) collection.LoadProgram(name);
+            collection.InstallPrograms();
+            return collection;
+        }
+        catch
+        {
+            collection.Dispose();
+            throw;
+        }
+    }
+
+    void CreateMaps()
+    {
+        var replacements = _options.MapReplacements;
+        foreach (var m in Spec.Maps)
+        {
+            if (replacements != null && replacements.TryGetValue(m.Name, out var given))
+            {
+                _maps.Add(given);
+                continue;
+            }
+            var def = ObjectMaps.Definition(m);
+            if (_options.MapDefinition is { } edit) def = edit(m, def);
+            BpfMap map;
+            try { map = MapFactory.Create(def); }
+            catch (MapCreateException e) { throw Error(null, m.Name, null, e, $"{e.Reason} (-{Errno.Name(e.Errno)})"); }
+            _maps.Add(map);
+            _owned.Add(map);
+            // libbpf writes global data and freezes .rodata right after creating it: its values are then constants to the verifier.
+            int err = ObjectMaps.WriteInitialValue(m, map);
+            if (err != 0) throw Error(null, m.Name, null, new BpfException($"initial value: {Errno.Name(-err)}"));
+        }
+        // A replaced map comes with its own contents: only the maps made here get the object's initial inner maps.
+        try { ObjectMaps.InstallInnerMaps(OwnedSpecs(), Live); }
+        catch (BpfException e) { throw Error(null, null, null, e); }
+    }
+
+    BpfMap? Live(string name) => _maps.Find(m => m.Name == name);
+
+    IEnumerable<MapSpec> OwnedSpecs() => Spec.Maps.Where((_, i) => _owned.Contains(_maps[i]));
+
+    /// <summary>
+    /// Loads program <paramref name="name"/> of the object if it is not loaded yet: verified, bound and prepared as
+    /// <see cref="Load(CollectionSpec, CollectionOptions?)"/> loads its programs. A failure leaves the collection as it was.
+    /// </summary>
+    /// <exception cref="CollectionLoadException">No such program, an unsupported type, a rejection, a bad map reference.</exception>
+    public CollectionProgram LoadProgram(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_programs.TryGetValue(name, out var done)) return done;
+        if (!Spec.Programs.TryGet(name, out var spec))
+            throw Error(null, null, null, new BpfException($"no program named '{name}' (programs: {string.Join(", ", Spec.Programs.Select(p => p.Name))})"));
+        if (!spec.IsSupported)
+            throw Error(spec, null, null, new BpfException($"program type {spec.Type} is not supported (only sk_lookup)"));
+        var helpers = HelpersFor(spec);
+        ProgramFacts? facts = null;
+        if (_options.Verify)
+        {
+            var verifier = _options.Verifier ?? ProgramVerification.Verifier ?? throw Error(spec, null, null, new BpfException(
+                "no verifier is installed (set ProgramVerification.Verifier = new BpfJit.Verifier.SkLookupProgramVerifier()); programs are not run unverified"));
+            try { facts = verifier.VerifyWithFacts(spec, _maps, helpers); }
+            catch (BpfException e) { throw Error(spec, null, (e as IProgramRejection)?.InstructionIndex, e); }
+        }
+        BoundProgram bound;
+        try { bound = ProgramBinder.Bind(spec, _maps); }
+        catch (ProgramBindException e) { throw Error(spec, null, e.Slot, e, e.Reason); }
+        SkLookupProgram? program = null;
+        if (_options.Engine is { } engine)
+        {
+            try { program = SkLookupProgram.Load(name, bound, engine, helpers, facts); }
+            catch (BpfException e) { throw Error(spec, null, null, e); }
+        }
+        var loaded = new CollectionProgram(spec, helpers, facts, bound, program);
+        _programs[name] = loaded;
+        return loaded;
+    }
+
+    // The helper table of the program's type: what its programs may call, by id.
+    static HelperTable HelpersFor(ProgramSpec spec) => spec.Type switch
+    {
+        Frontend.Elf.ProgramType.SkLookup => SkLookupHelpers.CreateTable(),
+        _ => throw new BpfException($"program type {spec.Type} has no helper table"),
+    };
+
+    // libbpf fills a PROG_ARRAY's initial slots once the object's programs are loaded: a slot's program loads now
+    // if the host did not ask for it. Slots need prepared programs: without an engine there are none to store.
+    void InstallPrograms()
+    {
+        if (_options.Engine == null) return;
+        try { ObjectMaps.InstallPrograms(OwnedSpecs(), Live, name => Spec.Programs.TryGet(name, out var p) && p.IsSupported ? Program(name) : null); }
+        catch (CollectionLoadException) { throw; }
+        catch (BpfException e) { throw Error(null, null, null, e); }
+    }
+
+    CollectionLoadException Error(ProgramSpec? program, string? map, int? insn, Exception inner, string? reason = null) =>
+        new(Spec.FileName, program?.SectionName, program?.Name, map, insn, inner, reason);
+
+    /// <summary>
+    /// Drops the collection's reference to each program and each map it created (replacements stay with their owner);
+    /// attached links keep their programs, and programs their maps, alive until they are gone too.
+    /// </summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (var p in _programs.Values) p.Program?.Dispose();
+        foreach (var m in _owned) m.Dispose();
+    }
+}
