@@ -1,6 +1,7 @@
 using BpfJit.Examples.UdpEcho;
 using BpfJit.Frontend;
 using BpfJit.Runtime;
+using BpfJit.Runtime.Loading;
 using BpfJit.IlEmitter;
 
 const string Usage = """
@@ -48,8 +49,9 @@ EchoStack stack;
 try { stack = EchoService.Create(objectPath, engine); }
 catch (BpfException e) // every loader, map, verifier, binder and compiler error derives from it
 {
-    Console.Error.WriteLine($"UdpEcho: {objectPath}: {e.Message}");
-    if (e is BpfJit.Verifier.BpfVerifierException rejected) Console.Error.Write(rejected.Log);
+    // A CollectionLoadException names the file, section, program or map and instruction; a rejection keeps its log.
+    Console.Error.WriteLine($"UdpEcho: {e.Message}");
+    if (e is CollectionLoadException { VerifierLog: { } log }) Console.Error.Write(log);
     return 2;
 }
 // [/errors]

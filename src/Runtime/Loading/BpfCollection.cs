@@ -145,7 +145,7 @@ public sealed class BpfCollection : IDisposable
             var verifier = _options.Verifier ?? ProgramVerification.Verifier ?? throw Error(spec, null, null, new BpfException(
                 "no verifier is installed (set ProgramVerification.Verifier = new BpfJit.Verifier.SkLookupProgramVerifier()); programs are not run unverified"));
             try { facts = verifier.VerifyWithFacts(spec, _maps, helpers); }
-            catch (BpfException e) { throw Error(spec, null, (e as IProgramRejection)?.InstructionIndex, e); }
+            catch (BpfException e) { throw Error(spec, null, (e as IProgramRejection)?.InstructionIndex, e, (e as IProgramRejection)?.Reason); }
         }
         BoundProgram bound;
         try { bound = ProgramBinder.Bind(spec, _maps); }

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
+using BpfJit.Runtime.Loading;
 using BpfJit.Runtime.Maps;
 using BpfJit.Runtime.SkLookup;
 using BpfJit.Runtime.Sockets;
@@ -25,8 +26,7 @@ public sealed partial class ScenarioBuilder
     readonly ScenarioEnvironment _env;
     readonly Dictionary<string, ProgramSpec> _objectPrograms = new(StringComparer.Ordinal);
     readonly Dictionary<string, JNode> _inlinePrograms = new(StringComparer.Ordinal);
-    IReadOnlyList<BpfMap> _objectMaps = [];
-    IReadOnlyList<MapSpec> _objectSpecs = [];
+    BpfCollection? _collection;
 
     ScenarioBuilder(string file, IBpfEngine engine)
     {
@@ -75,12 +75,6 @@ public sealed partial class ScenarioBuilder
             if (_env.Maps.ContainsKey(name)) continue;
             _env.Maps[name] = CreateMap(node, def);
         }
-        if (root.Opt("object") is { } objectNode)
-        {
-            // libbpf fills a PROG_ARRAY's initial slots once the object's programs are loaded: those programs load now.
-            try { ObjectMaps.InstallPrograms(_objectSpecs, name => _env.Maps.GetValueOrDefault(name), name => Program(name, objectNode)); }
-            catch (BpfException e) when (e is not ScenarioException) { throw objectNode.Error(e.Message); }
-        }
         if (root.Opt("programs") is { } programs)
         {
             foreach (var (name, node) in programs.Fields())
@@ -128,6 +122,8 @@ public sealed partial class ScenarioBuilder
         catch (MapCreateException e) { throw where.Error(e.Message); }
     }
 
+    // The object loads through the runtime's one collection loader: its maps made live (map_definitions may resize
+    // one), PROG_ARRAY slots filled; the programs the scenario names load on demand from the same collection.
     void LoadObject(JNode node, Dictionary<string, (JNode Node, MapDefinition Def)> definitions)
     {
         string rel = node.Str();
@@ -135,32 +131,44 @@ public sealed partial class ScenarioBuilder
         CollectionSpec spec;
         try { spec = ObjectFile.Load(path); }
         catch (BpfException e) { throw node.Error(e.Message); }
-        var maps = new List<BpfMap>();
-        foreach (var m in spec.Maps)
+        try
         {
-            // map_definitions may patch an object map (tubular's zero-sized 'destinations').
-            bool patched = definitions.TryGetValue(m.Name, out var over);
-            // A global-data map (.data, .rodata, .bss) is the object's own ARRAY of one value: libbpf lets a loader
-            // resize its value, never change its type or key.
-            if (patched && m.InitialValue != null && (over.Def.Type != MapType.Array || over.Def.KeySize != 4 || over.Def.MaxEntries != 1))
-                throw over.Node.Error($"map {m.Name} is the object's global data (an ARRAY of one value with key_size 4): map_definitions may change its value_size only");
-            var def = patched
-                ? over.Def
-                : ObjectMaps.Definition(m);
-            var map = CreateMap(patched ? over.Node : node, def);
-            // libbpf freezes .rodata after writing it: its values are then constants to the verifier.
-            int err = ObjectMaps.WriteInitialValue(m, map);
-            if (err != 0) throw node.Error($"map {m.Name}: initial value: {ScenarioRunner.ErrnoName(err)}");
-            maps.Add(map);
-            _env.Maps[m.Name] = map;
+            _collection = BpfCollection.Load(spec, new CollectionOptions
+            {
+                Engine = _env.Engine,
+                Programs = [],
+                MapDefinition = (m, def) => Patched(m, def, definitions),
+            });
         }
-        try { ObjectMaps.InstallInnerMaps(spec.Maps, name => _env.Maps.GetValueOrDefault(name)); }
-        catch (BpfException e) { throw node.Error(e.Message); }
-        _objectMaps = maps;
-        _objectSpecs = spec.Maps;
+        catch (CollectionLoadException e) when (e.ProgramName != null) { throw node.Error(ProgramError(e)); }
+        catch (CollectionLoadException e) when (e.MapName != null)
+        {
+            // A map that cannot be created is the fault of the definition that patched it, else of the object.
+            var where = e.InnerException is MapCreateException && definitions.TryGetValue(e.MapName, out var over) ? over.Node : node;
+            throw where.Error(e.InnerException is MapCreateException create ? create.Message : $"map {e.MapName}: {e.Reason}");
+        }
+        catch (CollectionLoadException e) { throw node.Error(e.Reason); }
+        _env.Collection = _collection;
+        foreach (var map in _collection.Maps) _env.Maps[map.Name] = map;
+        foreach (var (name, loaded) in _collection.Programs) _env.Programs[name] = loaded.Program!;
         foreach (var p in spec.Programs)
             if (p.IsSupported) _objectPrograms[p.Name] = p;
     }
+
+    // map_definitions may patch an object map (tubular's zero-sized 'destinations').
+    static MapDefinition Patched(MapSpec m, MapDefinition def, Dictionary<string, (JNode Node, MapDefinition Def)> definitions)
+    {
+        if (!definitions.TryGetValue(m.Name, out var over)) return def;
+        // A global-data map (.data, .rodata, .bss) is the object's own ARRAY of one value: libbpf lets a loader
+        // resize its value, never change its type or key.
+        if (m.InitialValue != null && (over.Def.Type != MapType.Array || over.Def.KeySize != 4 || over.Def.MaxEntries != 1))
+            throw over.Node.Error($"map {m.Name} is the object's global data (an ARRAY of one value with key_size 4): map_definitions may change its value_size only");
+        return over.Def;
+    }
+
+    // A program's failure as the scenario words it: its name, then the cause (a verifier rejection's last lines).
+    static string ProgramError(CollectionLoadException e) =>
+        $"program '{e.ProgramName}': {(e.InnerException is { } inner ? Summary(inner.Message) : e.Reason)}";
 
     // ---- programs --------------------------------------------------------------------------------
 
@@ -205,15 +213,16 @@ public sealed partial class ScenarioBuilder
         if (_env.Programs.TryGetValue(name, out var done)) return done;
         BoundProgram bound;
         ProgramFacts? facts = null;
-        if (_objectPrograms.TryGetValue(name, out var spec))
+        if (_objectPrograms.ContainsKey(name))
         {
+            // Verified against the live maps it is bound to, prepared on the scenario's engine.
             try
             {
-                // Verified against the live maps it will be bound to, before it is bound or run.
-                facts = ProgramVerification.Verify(spec, _objectMaps, SkLookupHelpers.CreateTable());
-                bound = ProgramBinder.Bind(spec, _objectMaps);
+                var program = _collection!.Program(name);
+                _env.Programs[name] = program;
+                return program;
             }
-            catch (BpfException e) { throw nameNode.Error($"program '{name}': {Summary(e.Message)}"); }
+            catch (CollectionLoadException e) { throw nameNode.Error(ProgramError(e)); }
         }
         else if (_inlinePrograms.TryGetValue(name, out var inline))
         {

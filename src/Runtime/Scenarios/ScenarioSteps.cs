@@ -58,6 +58,9 @@ public sealed class ScenarioEnvironment : IDisposable
     /// <summary>Programs by name.</summary>
     public Dictionary<string, SkLookupProgram> Programs { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>The scenario's object made live, or null without one: its maps and programs are also in <see cref="Maps"/> and <see cref="Programs"/>.</summary>
+    public Loading.BpfCollection? Collection { get; internal set; }
+
     /// <summary>Sockets by name.</summary>
     public Dictionary<string, Sock> Sockets { get; } = new(StringComparer.Ordinal);
 
@@ -73,5 +76,6 @@ public sealed class ScenarioEnvironment : IDisposable
         Namespace.Dispose();
         foreach (var s in Sockets.Values) s.Close();
         foreach (var m in Maps.Values) m.Dispose();
+        Collection?.Dispose();
     }
 }
