@@ -9,13 +9,32 @@ namespace BpfJit.Runtime.Loading;
 /// One program of a <see cref="BpfCollection"/>: verified against the collection's live maps, bound to them, and
 /// (when the collection has an engine) prepared on it, ready to attach.
 /// </summary>
-/// <param name="Spec">The program as the object holds it.</param>
-/// <param name="Helpers">The helper table of its program type.</param>
-/// <param name="Facts">What the verifier proved, for the engine; null when it was not verified.</param>
-/// <param name="Bound">Its map references bound to the collection's live maps.</param>
-/// <param name="Program">The prepared program, or null when the collection was loaded without an engine.</param>
-public sealed record CollectionProgram(ProgramSpec Spec, HelperTable Helpers, ProgramFacts? Facts, BoundProgram Bound, SkLookupProgram? Program)
+public sealed class CollectionProgram
 {
+    internal CollectionProgram(ProgramSpec spec, HelperTable helpers, ProgramFacts? facts, BoundProgram bound, SkLookupProgram? program)
+    {
+        Spec = spec;
+        Helpers = helpers;
+        Facts = facts;
+        Bound = bound;
+        Program = program;
+    }
+
+    /// <summary>The program as the object holds it.</summary>
+    public ProgramSpec Spec { get; }
+
+    /// <summary>The helper table of its program type.</summary>
+    public HelperTable Helpers { get; }
+
+    /// <summary>What the verifier proved, for the engine; null when it was not verified.</summary>
+    public ProgramFacts? Facts { get; }
+
+    /// <summary>Its map references bound to the collection's live maps.</summary>
+    public BoundProgram Bound { get; }
+
+    /// <summary>The prepared program, or null when the collection was loaded without an engine.</summary>
+    public SkLookupProgram? Program { get; }
+
     /// <summary>The program's name.</summary>
     public string Name => Spec.Name;
 
