@@ -117,7 +117,8 @@ public class CollectionLoaderTests
     {
         var e = Assert.Throws<CollectionLoadException>(() =>
             BpfCollection.Load(WithRejectedLastProgram(), new CollectionOptions { Verifier = new SkLookupProgramVerifier() }));
-        Assert.That((e!.FileName, e.Section, e.ProgramName, e.MapName, e.InstructionIndex),
+        Assert.That(e!.Step, Is.EqualTo(CollectionLoadStep.Verify));
+        Assert.That((e.FileName, e.Section, e.ProgramName, e.MapName, e.InstructionIndex),
             Is.EqualTo((MultiProg, "sk_lookup/bad", "bad", (string?)null, (int?)0)));
         Assert.That(e.Reason, Is.EqualTo("R0 !read_ok"));
         Assert.That(e.Message, Is.EqualTo($"{MultiProg}: section sk_lookup/bad: program bad: insn 0: R0 !read_ok"));
@@ -132,7 +133,7 @@ public class CollectionLoaderTests
         {
             MapDefinition = (m, def) => m.Name == "run_map" ? def with { ValueSize = 0 } : def,
         }));
-        Assert.That((e!.MapName, e.ProgramName, e.InstructionIndex), Is.EqualTo(("run_map", (string?)null, (int?)null)));
+        Assert.That((e!.Step, e.MapName, e.ProgramName, e.InstructionIndex), Is.EqualTo((CollectionLoadStep.Maps, "run_map", (string?)null, (int?)null)));
         Assert.That(e.InnerException, Is.InstanceOf<MapCreateException>());
         Assert.That(e.Message, Is.EqualTo($"{MultiProg}: map run_map: value_size 0 (-EINVAL)"));
     }
@@ -147,7 +148,7 @@ public class CollectionLoaderTests
         var bad = new ProgramSpec("bad", "sk_lookup/bad", ProgramType.SkLookup, AttachType.SkLookup, refersToNothing) { License = "GPL" };
         var withBad = new CollectionSpec { FileName = spec.FileName, Programs = new ProgramSpecList([bad]), Maps = spec.Maps };
         var e = Assert.Throws<CollectionLoadException>(() => BpfCollection.Load(withBad, new CollectionOptions { Verify = false }));
-        Assert.That((e!.ProgramName, e.InstructionIndex), Is.EqualTo(("bad", (int?)1)));
+        Assert.That((e!.Step, e.ProgramName, e.InstructionIndex), Is.EqualTo((CollectionLoadStep.Bind, "bad", (int?)1)));
         Assert.That(e.InnerException, Is.InstanceOf<ProgramBindException>());
     }
 
@@ -157,9 +158,37 @@ public class CollectionLoaderTests
         using var collection = BpfCollection.Load(MultiProg, new CollectionOptions { Engine = InterpreterEngine.Instance, Programs = [] });
         Assert.That(collection.Programs, Is.Empty);
         var e = Assert.Throws<CollectionLoadException>(() => collection.LoadProgram("nope"));
-        Assert.That(e!.Message, Is.EqualTo($"{MultiProg}: no program named 'nope' (programs: multi_pass, multi_drop, multi_redir)"));
+        Assert.That(e!.Step, Is.EqualTo(CollectionLoadStep.Lookup));
+        Assert.That(e.Message, Is.EqualTo($"{MultiProg}: no program named 'nope' (programs: multi_pass, multi_drop, multi_redir)"));
         Assert.That(collection.Program("multi_redir").Name, Is.EqualTo("multi_redir"));
         Assert.That(collection.Programs.Keys, Is.EquivalentTo(new[] { "multi_redir" }));
+    }
+
+    [Test]
+    public void AScenarioInlineProgramLoadsThroughTheCollectionAndARejectionPointsAtItsCode()
+    {
+        string dir = Directory.CreateTempSubdirectory("bpfjit-col-").FullName;
+        try
+        {
+            string good = Path.Combine(dir, "good.json");
+            File.WriteAllText(good, """
+                {"map_definitions": {"m": {"type": "array", "key_size": 4, "value_size": 8, "max_entries": 1}},
+                 "programs": {"p": {"asm": ["lddw %r1, map:m", "mov %r0, 1", "exit"]}}, "attach": ["p"]}
+                """);
+            using (var env = ScenarioBuilder.Build(good, InterpreterEngine.Instance))
+            {
+                Assert.That(env.Programs["p"].Facts, Is.Not.Null, "verified");
+                Assert.That(env.Programs["p"].Maps.Single(), Is.SameAs(env.Maps["m"]), "bound to the scenario's live map");
+            }
+            string bad = Path.Combine(dir, "bad.json");
+            File.WriteAllText(bad, """{"programs": {"p": {"asm": "exit"}}, "attach": ["p"]}""");
+            var e = Assert.Throws<ScenarioException>(() => ScenarioBuilder.Build(bad, InterpreterEngine.Instance));
+            Assert.That(e!.Message, Is.EqualTo($"{bad}: $.programs.p.asm: program 'p': verifier rejected the program at insn 0: R0 !read_ok"));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     [Test]

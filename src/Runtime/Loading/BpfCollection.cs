@@ -127,16 +127,16 @@ public sealed class BpfCollection : IDisposable
             if (_options.MapDefinition is { } edit) def = edit(m, def);
             BpfMap map;
             try { map = MapFactory.Create(def); }
-            catch (MapCreateException e) { throw Error(null, m.Name, null, e, $"{e.Reason} (-{Errno.Name(e.Errno)})"); }
+            catch (MapCreateException e) { throw Error(CollectionLoadStep.Maps, null, m.Name, null, e, $"{e.Reason} (-{Errno.Name(e.Errno)})"); }
             _maps.Add(map);
             _owned.Add(map);
             // libbpf writes global data and freezes .rodata right after creating it: its values are then constants to the verifier.
             int err = ObjectMaps.WriteInitialValue(m, map);
-            if (err != 0) throw Error(null, m.Name, null, new BpfException($"initial value: {Errno.Name(-err)}"));
+            if (err != 0) throw Error(CollectionLoadStep.Maps, null, m.Name, null, new BpfException($"initial value: {Errno.Name(-err)}"));
         }
         // A replaced map comes with its own contents: only the maps made here get the object's initial inner maps.
         try { ObjectMaps.InstallInnerMaps(OwnedSpecs(), Live); }
-        catch (BpfException e) { throw Error(null, null, null, e); }
+        catch (BpfException e) { throw Error(CollectionLoadStep.Maps, null, null, null, e); }
     }
 
     BpfMap? Live(string name) => _maps.Find(m => m.Name == name);
@@ -154,26 +154,26 @@ public sealed class BpfCollection : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_programs.TryGetValue(name, out var done)) return done;
         if (!Spec.Programs.TryGet(name, out var spec))
-            throw Error(null, null, null, new BpfException($"no program named '{name}' (programs: {string.Join(", ", Spec.Programs.Select(p => p.Name))})"));
+            throw Error(CollectionLoadStep.Lookup, null, null, null, new BpfException($"no program named '{name}' (programs: {string.Join(", ", Spec.Programs.Select(p => p.Name))})"));
         if (!spec.IsSupported)
-            throw Error(spec, null, null, new BpfException($"program type {spec.Type} is not supported (only sk_lookup)"));
+            throw Error(CollectionLoadStep.Lookup, spec, null, null, new BpfException($"program type {spec.Type} is not supported (only sk_lookup)"));
         var helpers = HelpersFor(spec);
         ProgramFacts? facts = null;
         if (_options.Verify)
         {
-            var verifier = _options.Verifier ?? ProgramVerification.Verifier ?? throw Error(spec, null, null, new BpfException(
+            var verifier = _options.Verifier ?? ProgramVerification.Verifier ?? throw Error(CollectionLoadStep.Verify, spec, null, null, new BpfException(
                 "no verifier is installed (set ProgramVerification.Verifier = new BpfJit.Verifier.SkLookupProgramVerifier()); programs are not run unverified"));
             try { facts = verifier.VerifyWithFacts(spec, _maps, helpers); }
-            catch (BpfException e) { throw Error(spec, null, (e as IProgramRejection)?.InstructionIndex, e, (e as IProgramRejection)?.Reason); }
+            catch (BpfException e) { throw Error(CollectionLoadStep.Verify, spec, null, (e as IProgramRejection)?.InstructionIndex, e, (e as IProgramRejection)?.Reason); }
         }
         BoundProgram bound;
         try { bound = ProgramBinder.Bind(spec, _maps); }
-        catch (ProgramBindException e) { throw Error(spec, null, e.Slot, e, e.Reason); }
+        catch (ProgramBindException e) { throw Error(CollectionLoadStep.Bind, spec, null, e.Slot, e, e.Reason); }
         SkLookupProgram? program = null;
         if (_options.Engine is { } engine)
         {
             try { program = SkLookupProgram.Load(name, bound, engine, helpers, facts); }
-            catch (BpfException e) { throw Error(spec, null, null, e); }
+            catch (BpfException e) { throw Error(CollectionLoadStep.Prepare, spec, null, null, e); }
         }
         var loaded = new CollectionProgram(spec, helpers, facts, bound, program);
         _programs[name] = loaded;
@@ -194,11 +194,11 @@ public sealed class BpfCollection : IDisposable
         if (_options.Engine == null) return;
         try { ObjectMaps.InstallPrograms(OwnedSpecs(), Live, name => Spec.Programs.TryGet(name, out var p) && p.IsSupported ? Program(name) : null); }
         catch (CollectionLoadException) { throw; }
-        catch (BpfException e) { throw Error(null, null, null, e); }
+        catch (BpfException e) { throw Error(CollectionLoadStep.ProgramArray, null, null, null, e); }
     }
 
-    CollectionLoadException Error(ProgramSpec? program, string? map, int? insn, Exception inner, string? reason = null) =>
-        new(Spec.FileName, program?.SectionName, program?.Name, map, insn, inner, reason);
+    CollectionLoadException Error(CollectionLoadStep step, ProgramSpec? program, string? map, int? insn, Exception inner, string? reason = null) =>
+        new(step, Spec.FileName, program?.SectionName, program?.Name, map, insn, inner, reason);
 
     /// <summary>
     /// Drops the collection's reference to each program and each map it created (replacements stay with their owner);

@@ -18,6 +18,23 @@ public interface IProgramRejection
     string Log { get; }
 }
 
+/// <summary>The step of <see cref="BpfCollection.Load(Frontend.Elf.CollectionSpec, CollectionOptions?)"/> that failed.</summary>
+public enum CollectionLoadStep
+{
+    /// <summary>Creating a map, writing its initial value or storing its initial inner maps.</summary>
+    Maps,
+    /// <summary>Finding the program: no such name, or a program type the runtime does not run.</summary>
+    Lookup,
+    /// <summary>The verifier rejected the program (or none is installed).</summary>
+    Verify,
+    /// <summary>A map reference could not be bound to a live map.</summary>
+    Bind,
+    /// <summary>The engine refused to prepare the program.</summary>
+    Prepare,
+    /// <summary>Filling a PROG_ARRAY's initial slots.</summary>
+    ProgramArray,
+}
+
 /// <summary>
 /// A step of <see cref="BpfCollection.Load(Frontend.Elf.CollectionSpec, CollectionOptions?)"/> failed. The message says
 /// where, in cilium/ebpf's manner (<c>dispatcher.o: section sk_lookup: program dispatcher: insn 12: reason</c>); the
@@ -27,9 +44,11 @@ public interface IProgramRejection
 public sealed class CollectionLoadException : BpfException
 {
     /// <summary>Creates the error; <paramref name="inner"/>'s message is the reason unless <paramref name="reason"/> is given.</summary>
-    public CollectionLoadException(string fileName, string? section, string? program, string? map, int? instruction, Exception inner, string? reason = null)
+    public CollectionLoadException(CollectionLoadStep step, string fileName, string? section, string? program, string? map, int? instruction, Exception inner, string? reason = null)
         : base(Format(fileName, section, program, map, instruction, reason ?? inner.Message), inner)
     {
+        ArgumentNullException.ThrowIfNull(inner);
+        Step = step;
         FileName = fileName;
         Section = section;
         ProgramName = program;
@@ -37,6 +56,9 @@ public sealed class CollectionLoadException : BpfException
         InstructionIndex = instruction;
         Reason = reason ?? inner.Message;
     }
+
+    /// <summary>The step that failed.</summary>
+    public CollectionLoadStep Step { get; }
 
     /// <summary>The object file.</summary>
     public string FileName { get; }

@@ -168,7 +168,7 @@ public sealed partial class ScenarioBuilder
 
     // A program's failure as the scenario words it: its name, then the cause (a verifier rejection's last lines).
     static string ProgramError(CollectionLoadException e) =>
-        $"program '{e.ProgramName}': {(e.InnerException is { } inner ? Summary(inner.Message) : e.Reason)}";
+        $"program '{e.ProgramName}': {(e.Step is CollectionLoadStep.Verify or CollectionLoadStep.Bind ? Summary(e.InnerException!.Message) : e.InnerException!.Message)}";
 
     // ---- programs --------------------------------------------------------------------------------
 
@@ -211,8 +211,6 @@ public sealed partial class ScenarioBuilder
     SkLookupProgram Program(string name, JNode nameNode)
     {
         if (_env.Programs.TryGetValue(name, out var done)) return done;
-        BoundProgram bound;
-        ProgramFacts? facts = null;
         if (_objectPrograms.ContainsKey(name))
         {
             // Verified against the live maps it is bound to, prepared on the scenario's engine.
@@ -224,7 +222,7 @@ public sealed partial class ScenarioBuilder
             }
             catch (CollectionLoadException e) { throw nameNode.Error(ProgramError(e)); }
         }
-        else if (_inlinePrograms.TryGetValue(name, out var inline))
+        if (_inlinePrograms.TryGetValue(name, out var inline))
         {
             var asmNode = inline.Req("asm");
             string source = asmNode.Element.ValueKind == JsonValueKind.Array
@@ -239,33 +237,36 @@ public sealed partial class ScenarioBuilder
             // Inline programs are verified like object programs: a scenario file is input, and its code
             // runs through raw pointers. map:NAME became the map's handle; for the verifier it is a
             // symbolic reference to that map again.
-            var maps = _env.Maps.Values.ToList();
+            var maps = _env.Maps.ToList();
             // An inline program has no license section; it is loaded as "GPL", as the kernel oracle loads assembled code.
-            var symbolic = new ProgramSpec(name, "sk_lookup", Frontend.Elf.ProgramType.SkLookup, AttachType.SkLookup, MapReferences(assembled, maps))
+            var symbolic = new ProgramSpec(name, "sk_lookup", Frontend.Elf.ProgramType.SkLookup, AttachType.SkLookup, MapReferences(assembled, [.. maps.Select(m => m.Value)]))
             {
                 License = "GPL",
             };
+            // A collection of one program over the scenario's live maps (each one a replacement: nothing is created),
+            // loaded by the same loader as an object's programs.
+            var spec = new CollectionSpec
+            {
+                FileName = _file,
+                Programs = new ProgramSpecList([symbolic]),
+                Maps = new MapSpecList(maps.Select(m => new MapSpec(m.Key, (Frontend.Elf.MapType)(int)m.Value.Type,
+                    (uint)m.Value.KeySize, (uint)m.Value.ValueSize, (uint)m.Value.MaxEntries))),
+            };
             try
             {
-                facts = ProgramVerification.Verify(symbolic, maps, SkLookupHelpers.CreateTable());
-                bound = ProgramBinder.Bind(symbolic.Instructions, maps);
+                var inlineCollection = BpfCollection.Load(spec, new CollectionOptions { Engine = _env.Engine, MapReplacements = _env.Maps });
+                _env.InlineCollections.Add(inlineCollection);
+                var program = inlineCollection.Program(name);
+                _env.Programs[name] = program;
+                return program;
             }
-            catch (BpfException e) { throw asmNode.Error($"program '{name}': {Summary(e.Message)}"); }
+            catch (CollectionLoadException e)
+            {
+                // The verifier's and the binder's errors point at the code; the engine's at the program's name.
+                throw (e.Step is CollectionLoadStep.Verify or CollectionLoadStep.Bind ? asmNode : nameNode).Error(ProgramError(e));
+            }
         }
-        else
-        {
-            throw nameNode.Error($"unknown program '{name}'");
-        }
-        try
-        {
-            var program = SkLookupProgram.Load(name, bound, _env.Engine, null, facts);
-            _env.Programs[name] = program;
-            return program;
-        }
-        catch (BpfException e)
-        {
-            throw nameNode.Error($"program '{name}': {e.Message}");
-        }
+        throw nameNode.Error($"unknown program '{name}'");
     }
 
     // ---- sockets ---------------------------------------------------------------------------------

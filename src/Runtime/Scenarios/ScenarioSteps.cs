@@ -77,5 +77,9 @@ public sealed class ScenarioEnvironment : IDisposable
         foreach (var s in Sockets.Values) s.Close();
         foreach (var m in Maps.Values) m.Dispose();
         Collection?.Dispose();
+        foreach (var c in InlineCollections) c.Dispose();
     }
+
+    /// <summary>The collections of the scenario's inline programs (one each, over <see cref="Maps"/>).</summary>
+    internal List<Loading.BpfCollection> InlineCollections { get; } = [];
 }
