@@ -57,6 +57,8 @@ public sealed class CollectionProgram
 /// It lives in the runtime, below the verifier and the JIT, so that the scenario builder can use it too: the verifier
 /// comes in through <see cref="IProgramVerifier"/> and the engine through <see cref="IBpfEngine"/>.
 /// Disposing the collection drops its references to the programs and the maps it created; links hold theirs.
+/// Loading (<see cref="Load(CollectionSpec, CollectionOptions?)"/>, <see cref="LoadProgram"/>) is for one thread at a
+/// time, as libbpf's object is; the maps and programs it hands out are as thread-safe as they are anywhere.
 /// </remarks>
 public sealed class BpfCollection : IDisposable
 {

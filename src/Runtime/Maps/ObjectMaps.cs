@@ -4,8 +4,8 @@ using BpfJit.Frontend.Elf;
 namespace BpfJit.Runtime.Maps;
 
 /// <summary>
-/// Turning an object's map declarations (<see cref="MapSpec"/>) into live maps, the steps every host shares
-/// (the scenario builder, <c>bpfjit run</c>, <c>bpfjit verify --run</c>): the creation attributes, with a
+/// Turning an object's map declarations (<see cref="MapSpec"/>) into live maps, the steps of
+/// <see cref="Loading.BpfCollection"/> (through which every host loads): the creation attributes, with a
 /// map-in-map's template, and, once all the object's maps exist, the maps the object puts in map-in-map slots.
 /// </summary>
 public static class ObjectMaps
