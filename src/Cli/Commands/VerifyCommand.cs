@@ -6,23 +6,25 @@ using BpfJit.Verifier;
 
 namespace BpfJit.Cli.Commands;
 
-/// <summary><c>bpfjit verify FILE [--type sk_lookup] [--log 1|2|4|5|6] [--maps SPEC,...]</c></summary>
+/// <summary><c>bpfjit verify FILE [--type sk_lookup|sk_reuseport] [--log 1|2|4|5|6] [--maps SPEC,...]</c></summary>
 public static class VerifyCommand
 {
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("verify", "check a program with the static verifier (kernel-style log)", """
         usage: bpfjit verify OBJECT.o [--program NAME] [--log 1|2|4|5|6] [--json]
-               bpfjit verify FILE [--type sk_lookup] [--log 1|2|4|5|6] [--maps NAME:TYPE:KEY:VALUE:ENTRIES[:ro],...]
+               bpfjit verify FILE [--type sk_lookup|sk_reuseport] [--log 1|2|4|5|6] [--maps NAME:TYPE:KEY:VALUE:ENTRIES[:ro],...]
 
-        Verifies an SK_LOOKUP program the way the Linux kernel does for a privileged loader, and
+        Verifies an SK_LOOKUP or SK_REUSEPORT program the way the Linux kernel does for a privileged loader, and
         prints the verifier log: level 1 the error with its instruction, level 2 every instruction
         with the register and stack state (R1=ctx() R10=fp0 fp-8=mmmmmmmm), level 4 the kernel's
         statistics ('verification time N usec', 'stack depth 8+16' per subprogram, 'processed N insns
         (limit 1000000) max_states_per_insn M total_states T peak_states P mark_read 0'). Levels are the kernel's bits
         and combine as its log_level does: 5 = 1|4, 6 = 2|4.
-        OBJECT.o is an ELF object built by clang -target bpf: every SK_LOOKUP program in it (or the one
-        --program names) is verified against the object's own map definitions, and an error names
-        the C source line when the object has BTF line info.
+        OBJECT.o is an ELF object built by clang -target bpf: every SK_LOOKUP and SK_REUSEPORT program in it
+        (or the one --program names) is verified against the object's own map definitions, and an error names
+        the C source line when the object has BTF line info; each other program is named on a line
+        'skipped program NAME: section S, type T: why' (in --json, the "skipped" list).
+        --type gives the program type of a FILE (default sk_lookup).
         FILE is a bpf_conformance .data file, an assembly file (.asm/.s/.txt, conformance syntax)
         or raw instructions (.bin/.o-less bytecode, 8 bytes per slot, little-endian).
         Map references (ld_imm64 with src 1/5 for a map, 2/6 for a value) index the --maps list;
@@ -53,7 +55,7 @@ public static class VerifyCommand
     {
         var args = new Args(argv, ["--log", "--type", "--maps", "--program"], ["--json"]);
         if (args.Positional.Count != 1) throw new UsageException("exactly one FILE is needed");
-        args.Choice("--type", "sk_lookup", "sk_lookup");
+        var type = BpfJit.Frontend.Elf.SectionNames.Classify(args.Choice("--type", "sk_lookup", "sk_lookup", "sk_reuseport")).Type;
         int level = LogLevel(args.Get("--log", "1")!);
         string path = args.Positional[0];
         bool json = args.Has("--json");
@@ -61,7 +63,7 @@ public static class VerifyCommand
         if (args.Has("--program")) throw new UsageException("--program needs an object file");
         var program = ProgramFiles.Load(path);
         var maps = ParseMaps(args.Get("--maps", "")!);
-        var result = Verifier.Verifier.Verify(program, new VerifierOptions { Helpers = Helpers, Maps = maps, LogLevel = level });
+        var result = Verifier.Verifier.Verify(program, new VerifierOptions { Helpers = Helpers, Maps = maps, LogLevel = level, ProgramType = type });
         if (json)
         {
             WriteJson(path, [(Path.GetFileNameWithoutExtension(path), result)], stdout);
@@ -73,14 +75,19 @@ public static class VerifyCommand
         return Cli.Ok;
     }
 
-    /// <summary>Verifies the SK_LOOKUP programs of an object (or the one named); exit 1 when any is rejected.</summary>
+    /// <summary>
+    /// Verifies the programs of an object whose types BpfJit supports (SK_LOOKUP, SK_REUSEPORT), or the one named; names
+    /// each program it skips, with its section, type and why. Exit 1 when any is rejected.
+    /// </summary>
     static int VerifyObject(string path, string? name, int level, bool json, TextWriter stdout)
     {
         var collection = BpfJit.Frontend.Elf.ObjectFile.Load(path);
         var programs = collection.Programs.Where(p => name == null ? p.IsSupported : p.Name == name).ToList();
         if (name != null && programs.Count == 0)
             throw new BpfException($"{path}: no program named '{name}' (programs: {string.Join(", ", collection.Programs.Select(p => p.Name))})");
-        if (programs.Count == 0) throw new BpfException($"{path}: no SK_LOOKUP program in the object");
+        var skipped = name == null ? collection.Programs.Where(p => !p.IsSupported).ToList() : [];
+        if (programs.Count == 0)
+            throw new BpfException($"{path}: no SK_LOOKUP or SK_REUSEPORT program in the object{string.Concat(skipped.Select(p => "\n" + SkipLine(p)))}");
         int rejected = 0;
         var results = new List<(string, VerifierResult)>();
         foreach (var program in programs)
@@ -94,9 +101,19 @@ public static class VerifyCommand
             if (programs.Count > 1 || (level & 2) != 0) stdout.WriteLine($"program {program.Name} (section {program.SectionName}, {program.Instructions.Length} insns):");
             stdout.Write(result.Log);
         }
-        if (json) WriteJson(path, results, stdout);
+        if (json) WriteJson(path, results, stdout, skipped);
+        else foreach (var p in skipped) stdout.WriteLine(SkipLine(p));
         return rejected > 0 ? Cli.Negative : Cli.Ok;
     }
+
+    /// <summary>One line for a program not verified: <c>skipped program NAME: section S, type T: why</c>.</summary>
+    static string SkipLine(BpfJit.Frontend.Elf.ProgramSpec p) => $"skipped program {p.Name}: section {p.SectionName}, type {p.Type}: {SkipReason(p)}";
+
+    static string SkipReason(BpfJit.Frontend.Elf.ProgramSpec p) =>
+        p.Type == BpfJit.Frontend.Elf.ProgramType.Unspec ? "the section names no known program type"
+        : p.AttachType is { } a && p.Type is BpfJit.Frontend.Elf.ProgramType.SkLookup or BpfJit.Frontend.Elf.ProgramType.SkReuseport
+            ? $"expected attach type {a} is not one of the type's"
+            : "program type not supported by BpfJit (only SkLookup and SkReuseport)";
 
     /// <summary>
     /// The kernel's log_level: bits 1 (instructions), 2 (states), 4 (statistics), combined as numbers (5 = 1|4,
@@ -110,7 +127,8 @@ public static class VerifyCommand
         return level;
     }
 
-    static void WriteJson(string path, IEnumerable<(string Name, VerifierResult Result)> results, TextWriter o) => Output.JsonOutput.Write(o, w =>
+    static void WriteJson(string path, IEnumerable<(string Name, VerifierResult Result)> results, TextWriter o,
+        IReadOnlyList<BpfJit.Frontend.Elf.ProgramSpec>? skipped = null) => Output.JsonOutput.Write(o, w =>
     {
         w.WriteStartObject();
         w.WriteString("file", path);
@@ -140,6 +158,21 @@ public static class VerifyCommand
             w.WriteEndObject();
         }
         w.WriteEndArray();
+        // The programs a whole-object verify did not check, and why.
+        if (skipped != null)
+        {
+            w.WriteStartArray("skipped");
+            foreach (var p in skipped)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", p.Name);
+                w.WriteString("section", p.SectionName);
+                w.WriteString("type", p.Type.ToString());
+                w.WriteString("reason", SkipReason(p));
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
         w.WriteEndObject();
     });
 

@@ -133,10 +133,10 @@ public sealed class ProgramHost : IDisposable
         if (Scenario == null) LoadedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         ProgramSpec program;
         if (programName == null)
-            program = spec.Programs.FirstOrDefault(p => p.IsSupported) ?? throw new BpfException($"{path}: no SK_LOOKUP program in the object");
+            program = spec.Programs.FirstOrDefault(p => p.IsSupported && p.Type == ProgramType.SkLookup) ?? throw new BpfException($"{path}: no SK_LOOKUP program in the object");
         else if (!spec.Programs.TryGet(programName, out program!))
             throw new BpfException($"{path}: no program named '{programName}' (programs: {string.Join(", ", spec.Programs.Select(p => p.Name))})");
-        if (!program.IsSupported)
+        if (!program.IsSupported || program.Type != ProgramType.SkLookup)
             throw new BpfException($"{path}: section {program.SectionName}: program {program.Name}: program type {program.Type} is not supported (only sk_lookup)");
         // A scenario's maps stand in for the object's of the same name (it made them, filled them and owns them);
         // the rest are the object's own. The programs PROG_ARRAY slots name load with it.

@@ -152,7 +152,7 @@ public sealed partial class ScenarioBuilder
         foreach (var map in _collection.Maps) _env.Maps[map.Name] = map;
         foreach (var (name, loaded) in _collection.Programs) _env.Programs[name] = loaded.Program!;
         foreach (var p in spec.Programs)
-            if (p.IsSupported) _objectPrograms[p.Name] = p;
+            if (p.IsSupported && p.Type == Frontend.Elf.ProgramType.SkLookup) _objectPrograms[p.Name] = p;
     }
 
     // map_definitions may patch an object map (tubular's zero-sized 'destinations').
