@@ -59,6 +59,24 @@ internal sealed partial class Checker
         Push(cb);
     }
 
+    /// <summary>
+    /// bpf_timer_set_callback's callback (push_async_cb with set_timer_callback_state): it runs later, on its own, so
+    /// it is verified as a separate path whose only frame is the callback, entered with
+    /// <c>(map, key, value)</c> of the timer's map; the caller continues after the call at once.
+    /// </summary>
+    void PushAsyncCallback(int idx, CallMeta meta)
+    {
+        var callee = new FuncState { CallSite = -1, FrameNo = 0, Subprog = meta.Subprog, InAsyncCallback = true };
+        callee.Regs[1] = RegState.Pointer(RegType.ConstPtrToMap, 0, meta.MapIndex);
+        callee.Regs[2] = RegState.Pointer(RegType.PtrToMapKey, 0, meta.MapIndex);
+        callee.Regs[3] = RegState.Pointer(RegType.PtrToMapValue, 0, meta.MapIndex);
+        callee.Regs[10] = RegState.Pointer(RegType.PtrToStack);
+        var cb = new VerifierState { Insn = _info.SubprogStarts[meta.Subprog] };
+        cb.Frames.Add(callee);
+        if (Log2) _log.AppendLine($"{idx}: queued async callback {FuncName(meta.Subprog)} of {SkLookupFuncProto.Display(KernelHelpers.TimerSetCallbackId)}");
+        Push(cb);
+    }
+
     /// <summary>The exit of a callback body: r0 within [0, 1], then back to the helper call for the next iteration.</summary>
     void ExitCallback(FuncState callee)
     {

@@ -108,7 +108,8 @@ internal sealed partial class Checker
                 throw Err(string.Join("\n", _cur.Refs.Select(r => $"Unreleased reference id={r.Id} alloc_insn={r.InsnIdx}")) + "\ntail_call would lead to reference leak");
             if (_cur.RcuLock) throw Err("tail_call cannot be used inside bpf_rcu_read_lock-ed region");
         }
-        if (meta.Subprog >= 0) PushCallback(idx, id, meta);
+        if (meta.Subprog >= 0 && id == KernelHelpers.TimerSetCallbackId) PushAsyncCallback(idx, meta);
+        else if (meta.Subprog >= 0) PushCallback(idx, id, meta);
         var regs = Regs;
         for (int r = BpfAbi.FirstArgRegister; r <= BpfAbi.LastArgRegister; r++) regs[r] = RegState.NotInit;
         switch (proto.Ret)
@@ -246,6 +247,9 @@ internal sealed partial class Checker
             {
                 case ArgType.ConstMapPtr:
                     if (type != RegType.ConstPtrToMap) TypeMismatch(regno, "map_ptr");
+                    // bpf_timer_init(timer, map): the map must be the timer's own (inner maps would compare map_uid).
+                    if (meta.MapIndex >= 0 && meta.MapIndex != reg.Aux)
+                        throw Err($"timer pointer in R1 map_uid=0 doesn't match map pointer in R{regno} map_uid=0");
                     break;
                 case ArgType.PtrToCtx:
                     if (type != RegType.PtrToCtx) TypeMismatch(regno, "ctx");
@@ -269,6 +273,10 @@ internal sealed partial class Checker
                     break;
                 case ArgType.PtrToStackOrNull:
                     if (type != RegType.PtrToStack) TypeMismatch(regno, "fp");
+                    break;
+                case ArgType.PtrToTimer:
+                    if (type != RegType.PtrToMapValue) TypeMismatch(regno, "map_value");
+                    ProcessTimer(regno, reg, meta);
                     break;
                 case ArgType.PtrToSpinLock:
                     if (type != RegType.PtrToMapValue) TypeMismatch(regno, "map_value, ptr_");

@@ -139,6 +139,8 @@ public enum ArgType
     PtrToSocket,
     /// <summary>A pointer to a bpf_spin_lock inside a map value.</summary>
     PtrToSpinLock,
+    /// <summary>A pointer to the <c>struct bpf_timer</c> inside a map value (ARG_PTR_TO_TIMER).</summary>
+    PtrToTimer,
     /// <summary>A pointer to a callback function (ld_imm64 with BPF_PSEUDO_FUNC).</summary>
     PtrToFunc,
     /// <summary>A stack pointer or NULL (callback context).</summary>
