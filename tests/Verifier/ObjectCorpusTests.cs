@@ -48,7 +48,9 @@ public class ObjectCorpusTests
             m.KeySize = Math.Max(m.KeySize, 8);
             m.ValueSize = Math.Max(m.ValueSize, 4);
         }
-        var fds = collection.Maps.Select(m => m.SpinLockOffset >= 0
+        var fds = collection.Maps.Select(m => m.TimerOffset >= 0
+            ? KernelBtf.CreateMapWithTimer((uint)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags, m.TimerOffset, m.SpinLockOffset)
+            : m.SpinLockOffset >= 0
             ? KernelBtf.CreateMapWithSpinLock((uint)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags, m.SpinLockOffset)
             : KernelBpf.CreateMap((uint)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags)).ToList();
         try
