@@ -139,8 +139,6 @@ public enum ArgType
     PtrToSocket,
     /// <summary>A pointer to a bpf_spin_lock inside a map value.</summary>
     PtrToSpinLock,
-    /// <summary>A pointer to the <c>struct bpf_timer</c> inside a map value (ARG_PTR_TO_TIMER).</summary>
-    PtrToTimer,
     /// <summary>A pointer to a callback function (ld_imm64 with BPF_PSEUDO_FUNC).</summary>
     PtrToFunc,
     /// <summary>A stack pointer or NULL (callback context).</summary>
@@ -154,6 +152,8 @@ public enum ArgType
     /// arg_size 8): bpf_strtol's and bpf_strtoul's result.
     /// </summary>
     PtrToAlignedLong,
+    /// <summary>A pointer to the <c>struct bpf_timer</c> inside a map value (ARG_PTR_TO_TIMER).</summary>
+    PtrToTimer,
 }
 
 /// <summary>The kernel's helper return types (enum bpf_return_type), as far as BpfJit's helpers need them.</summary>
