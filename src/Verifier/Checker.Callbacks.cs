@@ -39,6 +39,13 @@ internal sealed partial class Checker
             callee.Regs[2] = callerRegs[3];
             callee.Regs[2].Precise = false;
         }
+        else if (helperId == KernelHelpers.UserRingbufDrainId)
+        {
+            // set_user_ringbuf_callback_state: callback(const struct bpf_dynptr *sample, void *ctx), ctx is r3.
+            callee.Regs[1] = RegState.Pointer(RegType.ConstPtrToDynptr);
+            callee.Regs[2] = callerRegs[3];
+            callee.Regs[2].Precise = false;
+        }
         else
         {
             // callback(map, key, value, ctx): pointers into the element being visited, ctx is r3.

@@ -44,6 +44,12 @@ public enum RegType : byte
     /// cannot be read; the pointer can be kept, compared and passed on.
     /// </summary>
     PtrToBtfId,
+    /// <summary>
+    /// A pointer to a read-only <c>struct bpf_dynptr</c> the runtime made (the kernel's CONST_PTR_TO_DYNPTR,
+    /// <c>dynptr_ptr</c>): bpf_user_ringbuf_drain's callback gets one per sample. It can only be passed to the dynptr
+    /// helpers, unmodified.
+    /// </summary>
+    ConstPtrToDynptr,
 }
 
 /// <summary>The kernel structures a <see cref="RegType.PtrToBtfId"/> pointer can point to in an SK_LOOKUP program.</summary>
@@ -78,6 +84,7 @@ public static class RegTypeNames
         RegType.PtrToRdonlyMem => "rdonly_mem",
         RegType.PtrToArgMemOrNull => "mem_or_null",
         RegType.PtrToBtfId => "trusted_ptr_",
+        RegType.ConstPtrToDynptr => "dynptr_ptr",
         _ => type.ToString(),
     };
 

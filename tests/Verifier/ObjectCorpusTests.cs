@@ -43,7 +43,7 @@ public class ObjectCorpusTests
         KernelBpf.RequireAvailable();
         var collection = ObjectFile.Load(path);
         // Maps declared with zero sizes are patched by the host before loading (tubular's destinations).
-        foreach (var m in collection.Maps.Where(m => m.KeySize == 0 || m.ValueSize == 0))
+        foreach (var m in collection.Maps.Where(m => (m.KeySize == 0 || m.ValueSize == 0) && m.Type is not (MapType.RingBuf or MapType.UserRingBuf)))
         {
             m.KeySize = Math.Max(m.KeySize, 8);
             m.ValueSize = Math.Max(m.ValueSize, 4);

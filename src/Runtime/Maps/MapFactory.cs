@@ -77,7 +77,7 @@ public static class MapFactory
     static readonly MapType[] s_builtIn =
     [
         MapType.Array, MapType.PerCpuArray, MapType.Hash, MapType.PerCpuHash, MapType.LruHash, MapType.LruPerCpuHash,
-        MapType.LpmTrie, MapType.ProgArray, MapType.PerfEventArray, MapType.RingBuf, MapType.ArrayOfMaps, MapType.HashOfMaps,
+        MapType.LpmTrie, MapType.ProgArray, MapType.PerfEventArray, MapType.RingBuf, MapType.UserRingBuf, MapType.ArrayOfMaps, MapType.HashOfMaps,
     ];
 
     /// <summary>
@@ -120,6 +120,7 @@ public static class MapFactory
                 MapType.ProgArray => new ProgArrayMap(d),
                 MapType.PerfEventArray => new PerfEventArrayMap(d),
                 MapType.RingBuf => new RingBufMap(d),
+                MapType.UserRingBuf => new UserRingBufMap(d),
                 MapType.ArrayOfMaps or MapType.HashOfMaps => MapOfMaps.Construct(d),
                 _ => throw new MapCreateException(d.Name, d.Type, Errno.EINVAL, $"map type {d.Type} is not supported by this runtime"),
             };
