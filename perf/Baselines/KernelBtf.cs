@@ -190,15 +190,19 @@ public static unsafe class KernelBtf
 
     /// <summary>
     /// Creates a map whose BTF value type is a struct of <paramref name="valueSize"/> bytes with a
-    /// <c>struct bpf_spin_lock</c> at <paramref name="lockOffset"/>; returns the map fd or a negative errno.
+    /// <c>struct bpf_spin_lock</c> at <paramref name="lockOffset"/> and a <c>struct bpf_timer</c> at
+    /// <paramref name="timerOffset"/> (each left out when -1); returns the map fd or a negative errno.
     /// </summary>
-    public static int CreateMapWithSpinLock(uint type, int keySize, int valueSize, int maxEntries, uint flags, int lockOffset)
+    public static int CreateMapWithSpinLock(uint type, int keySize, int valueSize, int maxEntries, uint flags, int lockOffset, int timerOffset = -1)
     {
         var b = new Builder();
         int u32 = b.Int("int", 4);
         int key = keySize == 4 ? u32 : b.Array(b.Int("char", 1), u32, keySize);
-        int lockType = b.Struct("bpf_spin_lock", 4, ("val", u32, 0));
-        int value = b.Struct("value", valueSize, ("lock", lockType, lockOffset));
+        var members = new List<(string, int, int)>();
+        if (lockOffset >= 0) members.Add(("lock", b.Struct("bpf_spin_lock", 4, ("val", u32, 0)), lockOffset));
+        if (timerOffset >= 0)
+            members.Add(("timer", b.Struct("bpf_timer", 16, ("__opaque", b.Array(b.Int("long long", 8), u32, 2), 0)), timerOffset));
+        int value = b.Struct("value", valueSize, [.. members.OrderBy(m => m.Item3)]);
         int btf = Load(b.Encode());
         try
         {

@@ -33,6 +33,10 @@ public static class Errno
     public const int ENOSPC = 28;
     /// <summary>Result out of range (local_port &gt; 65535).</summary>
     public const int ERANGE = 34;
+    /// <summary>Resource deadlock avoided (bpf_timer_cancel from the timer's own callback).</summary>
+    public const int EDEADLK = 35;
+    /// <summary>No data available (an empty user ring buffer, internally).</summary>
+    public const int ENODATA = 61;
     /// <summary>Link has been severed (update of a detached link).</summary>
     public const int ENOLINK = 67;
     /// <summary>Protocol wrong type for socket.</summary>
@@ -62,7 +66,7 @@ public static class Errno
         0 => "0",
         EPERM => "EPERM", ENOENT => "ENOENT", E2BIG => "E2BIG", EBADF => "EBADF", EAGAIN => "EAGAIN",
         ENOMEM => "ENOMEM", EACCES => "EACCES", EFAULT => "EFAULT", EBUSY => "EBUSY", EEXIST => "EEXIST",
-        EINVAL => "EINVAL", ENOSPC => "ENOSPC", ERANGE => "ERANGE", ENOLINK => "ENOLINK", EPROTOTYPE => "EPROTOTYPE",
+        EINVAL => "EINVAL", ENOSPC => "ENOSPC", ERANGE => "ERANGE", EDEADLK => "EDEADLK", ENODATA => "ENODATA", ENOLINK => "ENOLINK", EPROTOTYPE => "EPROTOTYPE",
         ENOPROTOOPT => "ENOPROTOOPT", EPROTONOSUPPORT => "EPROTONOSUPPORT", ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
         EOPNOTSUPP => "EOPNOTSUPP", EAFNOSUPPORT => "EAFNOSUPPORT", EADDRINUSE => "EADDRINUSE", EISCONN => "EISCONN",
         ECONNREFUSED => "ECONNREFUSED", ENOTSUPP => "ENOTSUPP",

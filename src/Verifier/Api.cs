@@ -22,13 +22,14 @@ namespace BpfJit.Verifier;
 /// does for such maps, a load at a constant offset reads a known constant. Null for every other map.
 /// </param>
 /// <param name="SpinLockOffset">Offset of the <c>struct bpf_spin_lock</c> in the value, from the map's BTF value type, or -1.</param>
-/// <param name="HasBtf">True when the map was created with a BTF value type (the kernel asks for one before bpf_spin_lock).</param>
+/// <param name="HasBtf">True when the map was created with a BTF value type (the kernel asks for one before bpf_spin_lock and bpf_timer).</param>
 /// <param name="InnerMap">
 /// For ARRAY_OF_MAPS and HASH_OF_MAPS: the template of the maps stored in it (the kernel's inner_map_meta). A
 /// lookup returns a pointer to a map of this shape, or NULL.
 /// </param>
+/// <param name="TimerOffset">Offset of the <c>struct bpf_timer</c> in the value, from the map's BTF value type, or -1.</param>
 public sealed record MapInfo(string Name, MapType Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, bool IsReadOnly = false,
-    byte[]? FrozenValue = null, int SpinLockOffset = -1, bool HasBtf = false, MapInfo? InnerMap = null)
+    byte[]? FrozenValue = null, int SpinLockOffset = -1, bool HasBtf = false, MapInfo? InnerMap = null, int TimerOffset = -1)
 {
     /// <summary>BPF_F_RDONLY_PROG: programs may only read values.</summary>
     public const uint FlagReadOnlyProg = 0x80;

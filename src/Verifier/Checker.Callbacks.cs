@@ -39,6 +39,13 @@ internal sealed partial class Checker
             callee.Regs[2] = callerRegs[3];
             callee.Regs[2].Precise = false;
         }
+        else if (helperId == KernelHelpers.UserRingbufDrainId)
+        {
+            // set_user_ringbuf_callback_state: callback(const struct bpf_dynptr *sample, void *ctx), ctx is r3.
+            callee.Regs[1] = RegState.Pointer(RegType.ConstPtrToDynptr);
+            callee.Regs[2] = callerRegs[3];
+            callee.Regs[2].Precise = false;
+        }
         else
         {
             // callback(map, key, value, ctx): pointers into the element being visited, ctx is r3.
@@ -56,6 +63,24 @@ internal sealed partial class Checker
         cb.Insn = _info.SubprogStarts[meta.Subprog];
         caller.CallbackDepth = 0;
         if (Log2) _log.AppendLine($"{idx}: queued callback {FuncName(meta.Subprog)} (frame{callee.FrameNo}) of {Runtime.ProgramTypes.BaseFuncProto.Display(helperId)}");
+        Push(cb);
+    }
+
+    /// <summary>
+    /// bpf_timer_set_callback's callback (push_async_cb with set_timer_callback_state): it runs later, on its own, so
+    /// it is verified as a separate path whose only frame is the callback, entered with
+    /// <c>(map, key, value)</c> of the timer's map; the caller continues after the call at once.
+    /// </summary>
+    void PushAsyncCallback(int idx, CallMeta meta)
+    {
+        var callee = new FuncState { CallSite = -1, FrameNo = 0, Subprog = meta.Subprog, InAsyncCallback = true };
+        callee.Regs[1] = RegState.Pointer(RegType.ConstPtrToMap, 0, meta.MapIndex);
+        callee.Regs[2] = RegState.Pointer(RegType.PtrToMapKey, 0, meta.MapIndex);
+        callee.Regs[3] = RegState.Pointer(RegType.PtrToMapValue, 0, meta.MapIndex);
+        callee.Regs[10] = RegState.Pointer(RegType.PtrToStack);
+        var cb = new VerifierState { Insn = _info.SubprogStarts[meta.Subprog] };
+        cb.Frames.Add(callee);
+        if (Log2) _log.AppendLine($"{idx}: queued async callback {FuncName(meta.Subprog)} of {SkLookupFuncProto.Display(KernelHelpers.TimerSetCallbackId)}");
         Push(cb);
     }
 

@@ -120,7 +120,8 @@ internal sealed partial class Checker
                 throw Err(string.Join("\n", _cur.Refs.Select(r => $"Unreleased reference id={r.Id} alloc_insn={r.InsnIdx}")) + "\ntail_call would lead to reference leak");
             if (_cur.RcuLock) throw Err("tail_call cannot be used inside bpf_rcu_read_lock-ed region");
         }
-        if (meta.Subprog >= 0) PushCallback(idx, id, meta);
+        if (meta.Subprog >= 0 && id == KernelHelpers.TimerSetCallbackId) PushAsyncCallback(idx, meta);
+        else if (meta.Subprog >= 0) PushCallback(idx, id, meta);
         var regs = Regs;
         for (int r = BpfAbi.FirstArgRegister; r <= BpfAbi.LastArgRegister; r++) regs[r] = RegState.NotInit;
         switch (proto.Ret)
@@ -172,6 +173,14 @@ internal sealed partial class Checker
                 // RET_PTR_TO_BTF_ID (trusted): the current task_struct, never NULL.
                 regs[0] = RegState.Pointer(RegType.PtrToBtfId, 0, (int)KernelStruct.TaskStruct);
                 break;
+            case RetType.PtrToDynptrMemOrNull:
+                {
+                    // bpf_dynptr_data: len bytes of the dynptr's data (the constant size argument), or NULL.
+                    var r0 = RegState.Pointer(RegType.PtrToArgMemOrNull, 0, meta.MemSize);
+                    r0.Id = NewId();
+                    regs[0] = r0;
+                    break;
+                }
             case RetType.PtrToRingbufMemOrNull:
                 {
                     var r0 = RegState.Pointer(RegType.PtrToMemOrNull, 0, meta.MemSize);
@@ -258,6 +267,9 @@ internal sealed partial class Checker
             {
                 case ArgType.ConstMapPtr:
                     if (type != RegType.ConstPtrToMap) TypeMismatch(regno, "map_ptr");
+                    // bpf_timer_init(timer, map): the map must be the timer's own (inner maps would compare map_uid).
+                    if (meta.MapIndex >= 0 && meta.MapIndex != reg.Aux)
+                        throw Err($"timer pointer in R1 map_uid=0 doesn't match map pointer in R{regno} map_uid=0");
                     break;
                 case ArgType.PtrToCtx:
                     if (type != RegType.PtrToCtx) TypeMismatch(regno, "ctx");
@@ -284,6 +296,21 @@ internal sealed partial class Checker
                     break;
                 case ArgType.PtrToStackOrNull:
                     if (type != RegType.PtrToStack) TypeMismatch(regno, "fp");
+                    break;
+                case ArgType.PtrToDynptr:
+                    if (type is not (RegType.PtrToStack or RegType.ConstPtrToDynptr)) TypeMismatch(regno, "fp, dynptr_ptr");
+                    // __check_ptr_off_reg: the runtime's dynptr is passed as it was handed over.
+                    if (type == RegType.ConstPtrToDynptr && reg.Off < 0) throw Err($"negative offset dynptr_ptr ptr R{regno} off={reg.Off} disallowed");
+                    if (type == RegType.ConstPtrToDynptr && (reg.Off != 0 || !reg.VarOff.Equals(0UL)))
+                        throw Err(reg.Off != 0 ? $"dereference of modified dynptr_ptr ptr R{regno} off={reg.Off} disallowed"
+                            : $"variable dynptr_ptr access var_off={reg.VarOff} disallowed");
+                    // Only the runtime makes dynptrs here (no helper builds one on the stack): a stack slot never holds one.
+                    // The kernel numbers the argument from 0 here.
+                    if (type == RegType.PtrToStack) throw Err($"Expected an initialized dynptr as arg #{regno - 1}");
+                    break;
+                case ArgType.PtrToTimer:
+                    if (type != RegType.PtrToMapValue) TypeMismatch(regno, "map_value");
+                    ProcessTimer(regno, reg, meta);
                     break;
                 case ArgType.PtrToSpinLock:
                     if (type != RegType.PtrToMapValue) TypeMismatch(regno, "map_value, ptr_");

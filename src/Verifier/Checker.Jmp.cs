@@ -377,6 +377,14 @@ internal sealed partial class Checker
         if (_cur.RcuLock) throw Err("BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region");
         CheckRead(0);
         var ret = Regs[0];
+        if (Frame.InAsyncCallback)
+        {
+            // check_return_code: a timer callback returns exactly 0.
+            if (!ret.IsScalar) throw Err($"At async callback return the register R0 is not a known value ({RegName(ret)})");
+            MarkPrecise(0);
+            if (ret.Smin != 0 || ret.Smax != 0) throw Err(InvalidScalar("At async callback return", "R0", ret, 0, 0));
+            return false;
+        }
         if (Frame.Subprog != 0)
         {
             // A global function returns any scalar (check_return_code for a subprogram).

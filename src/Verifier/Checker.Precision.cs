@@ -164,7 +164,7 @@ internal sealed partial class Checker
             return (regs & ~0b111110) == 0;
         }
         if (!ProgramInfo.IsCallbackCall(ins)) return false;
-        int ctxReg = ins.Imm == Runtime.KernelHelpers.LoopId ? 2 : 4;
+        int ctxReg = ins.Imm is Runtime.KernelHelpers.LoopId or Runtime.KernelHelpers.UserRingbufDrainId ? 2 : 4;
         if ((regs & (1 << ctxReg)) != 0) bt.SetReg(caller, 3);
         return true;
     }

@@ -21,7 +21,8 @@ public static class ObjectVerification
         // must not overflow: every u32 above 2^31 - 1 reads as 2^31 - 1 (an LPM_TRIE's max_entries is held so too).
         return new MapInfo(map.Name, map.Type, Saturate(map.KeySize), Saturate(map.ValueSize),
             Saturate(map.MaxEntries), map.Flags, readOnly, frozenConstant ? map.InitialValue : null,
-            SpinLockOffset: map.SpinLockOffset, HasBtf: map.BtfValueTypeId != 0, InnerMap: map.InnerMap is { } inner ? ToMapInfo(inner) : null);
+            SpinLockOffset: map.SpinLockOffset, HasBtf: map.BtfValueTypeId != 0, InnerMap: map.InnerMap is { } inner ? ToMapInfo(inner) : null,
+            TimerOffset: map.TimerOffset);
     }
 
     static int Saturate(uint n) => (int)Math.Min(n, int.MaxValue);

@@ -57,6 +57,12 @@ public enum RegType : byte
     PtrToSockCommon,
     /// <summary>A socket's common part or NULL (<c>sock_common_or_null</c>): SK_REUSEPORT's <c>migrating_sk</c>.</summary>
     PtrToSockCommonOrNull,
+    /// <summary>
+    /// A pointer to a read-only <c>struct bpf_dynptr</c> the runtime made (the kernel's CONST_PTR_TO_DYNPTR,
+    /// <c>dynptr_ptr</c>): bpf_user_ringbuf_drain's callback gets one per sample. It can only be passed to the dynptr
+    /// helpers, unmodified.
+    /// </summary>
+    ConstPtrToDynptr,
 }
 
 /// <summary>The kernel structures a <see cref="RegType.PtrToBtfId"/> pointer can point to in an SK_LOOKUP program.</summary>
@@ -95,6 +101,7 @@ public static class RegTypeNames
         RegType.PtrToPacketEnd => "pkt_end",
         RegType.PtrToSockCommon => "sock_common",
         RegType.PtrToSockCommonOrNull => "sock_common_or_null",
+        RegType.ConstPtrToDynptr => "dynptr_ptr",
         _ => type.ToString(),
     };
 

@@ -17,10 +17,15 @@ internal sealed class FuncState
     public bool InCallback;
     /// <summary>Callback iterations explored from this frame's current bpf_loop call (the kernel's callback_depth).</summary>
     public int CallbackDepth;
+    /// <summary>
+    /// True for the frame of a bpf_timer callback (the kernel's in_async_callback_fn): verified as a program of its
+    /// own, frame 0 of a state with no caller, whose exit must return 0.
+    /// </summary>
+    public bool InAsyncCallback;
 
     public FuncState Clone()
     {
-        var f = new FuncState { Stack = Stack.Clone(), CallSite = CallSite, FrameNo = FrameNo, Subprog = Subprog, InCallback = InCallback, CallbackDepth = CallbackDepth };
+        var f = new FuncState { Stack = Stack.Clone(), CallSite = CallSite, FrameNo = FrameNo, Subprog = Subprog, InCallback = InCallback, CallbackDepth = CallbackDepth, InAsyncCallback = InAsyncCallback };
         Array.Copy(Regs, f.Regs, 11);
         return f;
     }

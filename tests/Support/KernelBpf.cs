@@ -76,6 +76,10 @@ public static class KernelBtf
     public static int CreateMapWithSpinLock(uint type, int keySize, int valueSize, int maxEntries, uint flags, int lockOffset) =>
         BpfJit.Baselines.KernelBtf.CreateMapWithSpinLock(type, keySize, valueSize, maxEntries, flags, lockOffset);
 
+    /// <summary>Creates a map whose BTF value type has a <c>struct bpf_timer</c> at <paramref name="timerOffset"/> (and a lock at <paramref name="lockOffset"/> unless -1).</summary>
+    public static int CreateMapWithTimer(uint type, int keySize, int valueSize, int maxEntries, uint flags, int timerOffset, int lockOffset = -1) =>
+        BpfJit.Baselines.KernelBtf.CreateMapWithSpinLock(type, keySize, valueSize, maxEntries, flags, lockOffset, timerOffset);
+
     static readonly Lazy<BpfJit.Frontend.Btf.BtfSpec?> s_vmlinux = new(() =>
     {
         const string path = "/sys/kernel/btf/vmlinux";

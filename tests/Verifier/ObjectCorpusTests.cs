@@ -43,12 +43,14 @@ public class ObjectCorpusTests
         KernelBpf.RequireAvailable();
         var collection = ObjectFile.Load(path);
         // Maps declared with zero sizes are patched by the host before loading (tubular's destinations).
-        foreach (var m in collection.Maps.Where(m => m.KeySize == 0 || m.ValueSize == 0))
+        foreach (var m in collection.Maps.Where(m => (m.KeySize == 0 || m.ValueSize == 0) && m.Type is not (MapType.RingBuf or MapType.UserRingBuf)))
         {
             m.KeySize = Math.Max(m.KeySize, 8);
             m.ValueSize = Math.Max(m.ValueSize, 4);
         }
-        var fds = collection.Maps.Select(m => m.SpinLockOffset >= 0
+        var fds = collection.Maps.Select(m => m.TimerOffset >= 0
+            ? KernelBtf.CreateMapWithTimer((uint)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags, m.TimerOffset, m.SpinLockOffset)
+            : m.SpinLockOffset >= 0
             ? KernelBtf.CreateMapWithSpinLock((uint)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags, m.SpinLockOffset)
             : KernelBpf.CreateMap((uint)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags)).ToList();
         try

@@ -44,7 +44,9 @@ public static class SkLookupTestHelpers
         {
             if (h.Id is KernelHelpers.GetSmpProcessorIdId or (>= KernelHelpers.GetCurrentPidTgidId and <= KernelHelpers.GetCurrentCommId)
                 or KernelHelpers.GetCurrentTaskId or KernelHelpers.GetCurrentTaskBtfId or KernelHelpers.GetNsCurrentPidTgidId or KernelHelpers.StrtolId or KernelHelpers.StrtoulId
-                or (>= KernelHelpers.ProbeReadUserId and <= KernelHelpers.ProbeReadKernelStrId))
+                or (>= KernelHelpers.ProbeReadUserId and <= KernelHelpers.ProbeReadKernelStrId)
+                or (>= KernelHelpers.TimerInitId and <= KernelHelpers.TimerCancelId)
+                or KernelHelpers.DynptrReadId or KernelHelpers.DynptrDataId or KernelHelpers.UserRingbufDrainId)
                 t.Add(new Helper(h.Id, h.Name, Dummy, h.Proto));
         }
         return t;

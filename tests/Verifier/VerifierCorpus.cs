@@ -10,7 +10,8 @@ namespace BpfJit.Tests.Verifier;
 /// File format (tests/Verifier/cases/*.txt), one case after another:
 /// <code>
 /// ## name: short description
-/// ## maps: name:TYPE:key:value:entries[:flags][:ro][:lock=OFF][:inner=NAME], ...   (lock=OFF: a BTF value type with a struct bpf_spin_lock at OFF;
+/// ## maps: name:TYPE:key:value:entries[:flags][:ro][:lock=OFF][:timer=OFF][:inner=NAME], ...   (lock=OFF: a BTF value type with a struct bpf_spin_lock at OFF;
+///           timer=OFF: one with a struct bpf_timer at OFF;
 ///           inner=NAME: a map-in-map whose template (inner_map_fd) is the map NAME listed before it)
 /// ## expect: accept | reject MESSAGE SUBSTRING
 /// ## kernel: accept | reject    (only for a deliberate difference listed in docs/verifier.md)
@@ -179,7 +180,7 @@ public sealed record CorpusCase(string File, string Name, string Source, IReadOn
                     var p = spec.Split(':');
                     uint flags = 0;
                     bool ro = false;
-                    int lockOff = -1;
+                    int lockOff = -1, timerOff = -1;
                     MapInfo? inner = null;
                     foreach (var extra in p.Skip(5))
                     {
@@ -187,10 +188,12 @@ public sealed record CorpusCase(string File, string Name, string Source, IReadOn
                         else if (extra.StartsWith("inner=", StringComparison.Ordinal))
                             inner = maps.Find(m => m.Name == extra[6..]) ?? throw new FormatException($"{file}: inner map '{extra[6..]}' must be listed before it");
                         else if (extra.StartsWith("lock=", StringComparison.Ordinal)) lockOff = int.Parse(extra[5..], CultureInfo.InvariantCulture);
+                        else if (extra.StartsWith("timer=", StringComparison.Ordinal)) timerOff = int.Parse(extra[6..], CultureInfo.InvariantCulture);
                         else if (extra.Length > 0) flags = (uint)Assembler.ParseImm(extra);
                     }
                     maps.Add(new MapInfo(p[0], ParseType(p[1]), int.Parse(p[2], CultureInfo.InvariantCulture), int.Parse(p[3], CultureInfo.InvariantCulture),
-                        int.Parse(p[4], CultureInfo.InvariantCulture), flags, ro, SpinLockOffset: lockOff, HasBtf: lockOff >= 0, InnerMap: inner));
+                        int.Parse(p[4], CultureInfo.InvariantCulture), flags, ro, SpinLockOffset: lockOff, HasBtf: lockOff >= 0 || timerOff >= 0, InnerMap: inner,
+                        TimerOffset: timerOff));
                 }
             }
             else if (line.StartsWith("## expect:", StringComparison.Ordinal))

@@ -42,7 +42,9 @@ public class VerifierCorpusTests
             foreach (var m in c.Maps)
             {
                 uint flags = m.Flags | (m.IsReadOnly ? 0x80u : 0);
-                int fd = m.SpinLockOffset >= 0
+                int fd = m.TimerOffset >= 0
+                    ? KernelBtf.CreateMapWithTimer((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, flags, m.TimerOffset, m.SpinLockOffset)
+                    : m.SpinLockOffset >= 0
                     ? KernelBtf.CreateMapWithSpinLock((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, flags, m.SpinLockOffset)
                     : KernelBpf.CreateMap((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, flags,
                         m.InnerMap is { } inner ? fds[c.Maps.ToList().FindIndex(x => x.Name == inner.Name)] : 0);

@@ -241,7 +241,8 @@ sealed class MapLoader
             SectionName = section.Name,
             BtfKeyTypeId = keyType,
             BtfValueTypeId = valueType,
-            SpinLockOffset = valueType == 0 ? -1 : SpinLockOffset(valueType),
+            SpinLockOffset = valueType == 0 ? -1 : FieldOffset(valueType, "bpf_spin_lock"),
+            TimerOffset = valueType == 0 ? -1 : FieldOffset(valueType, "bpf_timer"),
         };
     }
 
@@ -252,15 +253,18 @@ sealed class MapLoader
     static uint Agreeing(uint? seen, uint size, string what, Func<string, BpfObjectException> fail) =>
         seen is { } first && first != size ? throw fail($"conflicting {what} size {first} != {size}") : size;
 
-    /// <summary>The byte offset of a top-level <c>struct bpf_spin_lock</c> member of a struct value type, or -1.</summary>
-    int SpinLockOffset(uint valueType)
+    /// <summary>
+    /// The byte offset of a top-level member of type <c>struct <paramref name="structName"/></c> (<c>bpf_spin_lock</c>,
+    /// <c>bpf_timer</c>) of a struct value type, or -1: the special fields the kernel's btf_parse_fields finds.
+    /// </summary>
+    int FieldOffset(uint valueType, string structName)
     {
         var value = _btf!.Resolve(valueType);
         if (value.Kind != BtfKind.Struct) return -1;
         foreach (var m in value.Members)
         {
             var t = _btf.Resolve(m.TypeId);
-            if (t.Kind == BtfKind.Struct && t.Name == "bpf_spin_lock") return (int)(m.BitOffset / 8);
+            if (t.Kind == BtfKind.Struct && t.Name == structName) return (int)(m.BitOffset / 8);
         }
         return -1;
     }

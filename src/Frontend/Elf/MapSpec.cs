@@ -65,6 +65,9 @@ public sealed class MapSpec
     /// <summary>Offset of the <c>struct bpf_spin_lock</c> member of the BTF value type, or -1 when it has none.</summary>
     public int SpinLockOffset { get; init; } = -1;
 
+    /// <summary>Offset of the <c>struct bpf_timer</c> member of the BTF value type, or -1 when it has none.</summary>
+    public int TimerOffset { get; init; } = -1;
+
     /// <summary>
     /// For a map-in-map (ARRAY_OF_MAPS, HASH_OF_MAPS declared with <c>__array(values, struct inner)</c>):
     /// the inner map's definition, which every map stored in it must match; null otherwise.
@@ -111,6 +114,7 @@ public sealed class MapSpec
         BtfKeyTypeId = BtfKeyTypeId,
         BtfValueTypeId = BtfValueTypeId,
         SpinLockOffset = SpinLockOffset,
+        TimerOffset = TimerOffset,
         InnerMap = InnerMap?.Clone(),
         InitialInnerMaps = new Dictionary<uint, string>(InitialInnerMaps),
         InitialPrograms = new Dictionary<uint, string>(InitialPrograms),

@@ -157,6 +157,10 @@ public enum ArgType
     /// socket pointer (SK_REUSEPORT's <c>sk</c> and <c>migrating_sk</c>).
     /// </summary>
     PtrToSockCommonOrNull,
+    /// <summary>A pointer to the <c>struct bpf_timer</c> inside a map value (ARG_PTR_TO_TIMER).</summary>
+    PtrToTimer,
+    /// <summary>An initialised dynptr the helper does not change (ARG_PTR_TO_DYNPTR | MEM_RDONLY).</summary>
+    PtrToDynptr,
 }
 
 /// <summary>The kernel's helper return types (enum bpf_return_type), as far as BpfJit's helpers need them.</summary>
@@ -174,6 +178,8 @@ public enum RetType
     PtrToRingbufMemOrNull,
     /// <summary>A trusted pointer to the current <c>struct task_struct</c> (RET_PTR_TO_BTF_ID), never NULL.</summary>
     TrustedPtrToTask,
+    /// <summary>Memory of the call's constant size inside a dynptr's data, or NULL (RET_PTR_TO_DYNPTR_MEM_OR_NULL).</summary>
+    PtrToDynptrMemOrNull,
 }
 
 /// <summary>A helper's prototype: up to five argument types and a return type, as the verifier reads them.</summary>

@@ -106,9 +106,16 @@ public static partial class KernelHelpers
         Def(GetCurrentTaskBtfId, GetCurrentTaskBtf, RetType.TrustedPtrToTask),
         Def(KtimeGetCoarseNsId, KtimeGetCoarseNs, RetType.Integer),
         Def(ForEachMapElemId, ForEachMapElem, RetType.Integer, ArgType.ConstMapPtr, ArgType.PtrToFunc, ArgType.PtrToStackOrNull, ArgType.Anything),
+        Def(TimerInitId, TimerInit, RetType.Integer, ArgType.PtrToTimer, ArgType.ConstMapPtr, ArgType.Anything),
+        Def(TimerSetCallbackId, TimerSetCallback, RetType.Integer, ArgType.PtrToTimer, ArgType.PtrToFunc),
+        Def(TimerStartId, TimerStart, RetType.Integer, ArgType.PtrToTimer, ArgType.Anything, ArgType.Anything),
+        Def(TimerCancelId, TimerCancel, RetType.Integer, ArgType.PtrToTimer),
         Def(LoopId, Loop, RetType.Integer, ArgType.Anything, ArgType.PtrToFunc, ArgType.PtrToStackOrNull, ArgType.Anything),
         Def(MapLookupPercpuElemId, MapLookupPercpuElem, RetType.PtrToMapValueOrNull, ArgType.ConstMapPtr, ArgType.PtrToMapKey, ArgType.Anything),
+        Def(DynptrReadId, DynptrRead, RetType.Integer, ArgType.PtrToUninitMem, ArgType.ConstSizeOrZero, ArgType.PtrToDynptr, ArgType.Anything, ArgType.Anything),
+        Def(DynptrDataId, DynptrData, RetType.PtrToDynptrMemOrNull, ArgType.PtrToDynptr, ArgType.Anything, ArgType.ConstAllocSizeOrZero),
         Def(KtimeGetTaiNsId, KtimeGetTaiNs, RetType.Integer),
+        Def(UserRingbufDrainId, UserRingbufDrain, RetType.Integer, ArgType.ConstMapPtr, ArgType.PtrToFunc, ArgType.PtrToStackOrNull, ArgType.Anything),
     ];
 
     /// <summary>Adds every helper of this class to <paramref name="table"/> and returns it.</summary>

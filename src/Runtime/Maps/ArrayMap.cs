@@ -63,8 +63,8 @@ public sealed unsafe class ArrayMap : BpfMap
         uint index = *(uint*)key;
         if (index >= (uint)MaxEntries) return -Errno.ENOENT;
         byte* element = _data + (nuint)index * (nuint)_stride;
-        BpfSpinLock.CopyValue(element, value, ValueSize, SpinLockOffset, (flags & UpdateFlags.Lock) != 0, lockDestination: false);
-        if (SpinLockOffset >= 0) *(int*)(value + SpinLockOffset) = 0;
+        BpfSpinLock.CopyValue(element, value, ValueSize, SpinLockOffset, (flags & UpdateFlags.Lock) != 0, lockDestination: false, TimerOffset);
+        BpfSpinLock.ClearSpecialFields(value, SpinLockOffset, TimerOffset);
         return 0;
     }
 
@@ -80,7 +80,9 @@ public sealed unsafe class ArrayMap : BpfMap
         bool locked = (flags & UpdateFlags.Lock) != 0;
         if (locked && SpinLockOffset < 0) return -Errno.EINVAL;
         byte* element = _data + (nuint)index * (nuint)_stride;
-        BpfSpinLock.CopyValue(value, element, ValueSize, SpinLockOffset, locked, lockDestination: true);
+        BpfSpinLock.CopyValue(value, element, ValueSize, SpinLockOffset, locked, lockDestination: true, TimerOffset);
+        // array_map_update_elem frees the element's special fields after the copy: its timer is cancelled.
+        BpfTimers.CancelAndFree(this, element);
         return 0;
     }
 
@@ -97,6 +99,13 @@ public sealed unsafe class ArrayMap : BpfMap
         length = ValueSize;
         start = data + Math.Min(offset / (ulong)_stride, (ulong)MaxEntries - 1) * (ulong)_stride;
         return address >= data && Near(address, start, _stride);
+    }
+
+    /// <inheritdoc />
+    internal override byte* TimerKey(byte* value, uint* scratch)
+    {
+        *scratch = (uint)((ulong)(value - _data) / (ulong)_stride);
+        return (byte*)scratch;
     }
 
     /// <inheritdoc />

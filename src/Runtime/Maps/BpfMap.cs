@@ -119,6 +119,9 @@ public abstract unsafe class BpfMap : IDisposable
     /// <summary>Offset of a 4-byte bpf_spin_lock in the value, or -1 (known from BTF; enables BPF_F_LOCK).</summary>
     public int SpinLockOffset => Definition.SpinLockOffset;
 
+    /// <summary>Offset of a 16-byte bpf_timer in the value, or -1 (known from BTF; see <see cref="BpfTimers"/>).</summary>
+    public int TimerOffset => Definition.TimerOffset;
+
     /// <summary>The size of a value in the userspace API: <see cref="ValueSize"/>, or all CPUs' slots for per-CPU maps.</summary>
     public virtual int UserValueSize => ValueSize;
 
@@ -350,6 +353,8 @@ public abstract unsafe class BpfMap : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         GC.SuppressFinalize(this);
+        // The kernel's map_release_uref: the last user reference cancels and frees every timer in the map.
+        BpfTimers.FreeAll(this);
         OnOwnerDisposed();
         Release();
     }
@@ -389,6 +394,12 @@ public abstract unsafe class BpfMap : IDisposable
         }
         return used;
     }
+
+    /// <summary>
+    /// The key of the element whose value is at <paramref name="value"/>, for a bpf_timer callback: in the element
+    /// (HASH), or its index written to <paramref name="scratch"/> (ARRAY), as the kernel's bpf_timer_cb finds it.
+    /// </summary>
+    internal virtual byte* TimerKey(byte* value, uint* scratch) => throw new NotSupportedException($"{Type} maps hold no bpf_timer");
 
     /// <summary>True when <paramref name="address"/> lies in the map's directly addressable values (ARRAY maps).</summary>
     internal virtual bool HoldsValueAddress(ulong address) => false;

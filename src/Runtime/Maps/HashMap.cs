@@ -162,8 +162,8 @@ public sealed unsafe class HashMap : BpfMap
             Native.Copy(ValueOf(e), value, _slot * _slots);
             return 0;
         }
-        BpfSpinLock.CopyValue(ValueOf(e), value, ValueSize, SpinLockOffset, (flags & UpdateFlags.Lock) != 0, lockDestination: false);
-        if (SpinLockOffset >= 0) *(int*)(value + SpinLockOffset) = 0;
+        BpfSpinLock.CopyValue(ValueOf(e), value, ValueSize, SpinLockOffset, (flags & UpdateFlags.Lock) != 0, lockDestination: false, TimerOffset);
+        BpfSpinLock.ClearSpecialFields(value, SpinLockOffset, TimerOffset);
         return 0;
     }
 
@@ -223,7 +223,7 @@ public sealed unsafe class HashMap : BpfMap
             if (old != null && (locked || _perCpu))
             {
                 // The kernel updates these in place: under the value's lock, or the per-CPU slots.
-                if (locked) BpfSpinLock.CopyValue(value, ValueOf(old), ValueSize, SpinLockOffset, locked: true, lockDestination: true);
+                if (locked) BpfSpinLock.CopyValue(value, ValueOf(old), ValueSize, SpinLockOffset, locked: true, lockDestination: true, TimerOffset);
                 else WriteSlots(old, value, allCpus);
                 Touch(old);
                 return 0;
@@ -241,12 +241,14 @@ public sealed unsafe class HashMap : BpfMap
             *(uint*)(fresh + HashOffset) = hash;
             Native.Copy(key, fresh + KeyOffset, KeySize);
             if (_perCpu) WriteSlots(fresh, value, allCpus);
-            else BpfSpinLock.CopyValue(value, ValueOf(fresh), ValueSize, SpinLockOffset, locked: false, lockDestination: true);
+            else BpfSpinLock.CopyValue(value, ValueOf(fresh), ValueSize, SpinLockOffset, locked: false, lockDestination: true, TimerOffset);
             if (old != null)
             {
                 *NextLink(fresh) = Next(old);
                 Publish(link, fresh);      // publish: readers see old or fresh, both complete
                 if (_lru) { LruRemove(old); LruAppend(fresh); }
+                // The replaced element's special fields are freed (check_and_free_fields): its timer stops.
+                if (!_perCpu) BpfTimers.CancelAndFree(this, ValueOf(old));
                 MapEpoch.Retire(old, this);
                 if (_elementCharge != 0) UnchargeElement(_elementCharge);
             }
@@ -304,9 +306,13 @@ public sealed unsafe class HashMap : BpfMap
         Publish(link, Next(e));
         if (_lru) LruRemove(e);
         Volatile.Write(ref _count, _count - 1);
+        if (!_perCpu) BpfTimers.CancelAndFree(this, ValueOf(e));
         MapEpoch.Retire(e, this);
         if (_elementCharge != 0) UnchargeElement(_elementCharge);
     }
+
+    /// <inheritdoc />
+    internal override byte* TimerKey(byte* value, uint* scratch) => value - _keyStride;
 
     // ---- LRU list (writer lock held) ----------------------------------------------------------------
 

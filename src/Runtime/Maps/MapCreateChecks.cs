@@ -87,6 +87,7 @@ internal static class MapCreateChecks
                 Lpm(name, a);
                 break;
             case MapType.RingBuf:
+            case MapType.UserRingBuf:
                 RingBuf(name, a);
                 break;
             case MapType.SockMap:
@@ -173,7 +174,7 @@ internal static class MapCreateChecks
     // ringbuf_map_alloc.
     static void RingBuf(string name, in MapAttributes a)
     {
-        if ((a.Flags & ~MapFlags.NumaNode) != 0) Fail(name, a, Errno.EINVAL, $"map_flags 0x{a.Flags:x}: only BPF_F_NUMA_NODE is valid for RINGBUF");
+        if ((a.Flags & ~MapFlags.NumaNode) != 0) Fail(name, a, Errno.EINVAL, $"map_flags 0x{a.Flags:x}: only BPF_F_NUMA_NODE is valid for {a.Type}");
         if (a.KeySize != 0 || a.ValueSize != 0) Fail(name, a, Errno.EINVAL, $"key_size {a.KeySize} and value_size {a.ValueSize}: must be 0");
         if (!BitOperations.IsPow2(a.MaxEntries) || a.MaxEntries % MapFactory.PageSize != 0)
             Fail(name, a, Errno.EINVAL, $"max_entries {a.MaxEntries}: must be a power of 2 and a multiple of {MapFactory.PageSize}");

@@ -15,8 +15,9 @@ namespace BpfJit.Runtime.Maps;
 /// fd, inner_map_fd; here its <see cref="BpfMap.Definition"/> or the object's inner map declaration).
 /// </param>
 /// <param name="NumaNode">numa_node, read only with BPF_F_NUMA_NODE: the host is one node, 0.</param>
+/// <param name="TimerOffset">Offset of a struct bpf_timer in the value (from BTF), or -1.</param>
 public sealed record MapDefinition(string Name, MapType Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, int SpinLockOffset = -1,
-    MapDefinition? InnerMap = null, uint NumaNode = 0);
+    MapDefinition? InnerMap = null, uint NumaNode = 0, int TimerOffset = -1);
 
 /// <summary>A map could not be created: the kernel's BPF_MAP_CREATE would have failed with <see cref="Errno"/>.</summary>
 public sealed class MapCreateException : BpfException
@@ -76,7 +77,7 @@ public static class MapFactory
     static readonly MapType[] s_builtIn =
     [
         MapType.Array, MapType.PerCpuArray, MapType.Hash, MapType.PerCpuHash, MapType.LruHash, MapType.LruPerCpuHash,
-        MapType.LpmTrie, MapType.ProgArray, MapType.PerfEventArray, MapType.RingBuf, MapType.ArrayOfMaps, MapType.HashOfMaps,
+        MapType.LpmTrie, MapType.ProgArray, MapType.PerfEventArray, MapType.RingBuf, MapType.UserRingBuf, MapType.ArrayOfMaps, MapType.HashOfMaps,
     ];
 
     /// <summary>
@@ -119,6 +120,7 @@ public static class MapFactory
                 MapType.ProgArray => new ProgArrayMap(d),
                 MapType.PerfEventArray => new PerfEventArrayMap(d),
                 MapType.RingBuf => new RingBufMap(d),
+                MapType.UserRingBuf => new UserRingBufMap(d),
                 MapType.ArrayOfMaps or MapType.HashOfMaps => MapOfMaps.Construct(d),
                 _ => throw new MapCreateException(d.Name, d.Type, Errno.EINVAL, $"map type {d.Type} is not supported by this runtime"),
             };
@@ -154,6 +156,7 @@ public static class MapFactory
         MapCreateChecks.Check(d.Name, a);
         if (d.Type == MapType.HashOfMaps) MapOfMaps.CheckTemplate(d);
         CheckSpinLock(d, allowed: d.Type is MapType.Array or MapType.Hash or MapType.LruHash);
+        CheckTimer(d);
         var footprint = MapMemory.Footprint(a);
         if (footprint > (UInt128)MapMemory.Limit)
             Fail(d, Errno.ENOMEM, $"the map needs {footprint} bytes, more than the map memory limit of {MapMemory.Limit} bytes");
@@ -176,6 +179,19 @@ public static class MapFactory
         if (!allowed) Fail(d, Errno.EINVAL, "this map type cannot hold a bpf_spin_lock");
         if (d.SpinLockOffset % 4 != 0 || d.SpinLockOffset + BpfSpinLock.Size > d.ValueSize)
             Fail(d, Errno.EINVAL, $"bpf_spin_lock at offset {d.SpinLockOffset} does not fit the value");
+    }
+
+    // map_check_btf: a bpf_timer lives only in HASH, LRU_HASH and ARRAY values (-EOPNOTSUPP elsewhere), 8-byte
+    // aligned (btf_find_struct), and shares no byte with the value's bpf_spin_lock.
+    static void CheckTimer(MapDefinition d)
+    {
+        if (d.TimerOffset < 0) return;
+        if (d.Type is not (MapType.Array or MapType.Hash or MapType.LruHash))
+            Fail(d, Errno.EOPNOTSUPP, "this map type cannot hold a bpf_timer");
+        if (d.TimerOffset % 8 != 0 || d.TimerOffset + BpfTimers.Size > d.ValueSize)
+            Fail(d, Errno.EINVAL, $"bpf_timer at offset {d.TimerOffset} does not fit the value");
+        if (d.SpinLockOffset >= 0 && d.SpinLockOffset < d.TimerOffset + BpfTimers.Size && d.TimerOffset < d.SpinLockOffset + BpfSpinLock.Size)
+            Fail(d, Errno.EINVAL, "bpf_timer overlaps the value's bpf_spin_lock");
     }
 
     internal static void Fail(MapDefinition d, int errno, string reason) => throw new MapCreateException(d.Name, d.Type, errno, reason);

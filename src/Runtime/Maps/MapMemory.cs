@@ -62,6 +62,7 @@ public static class MapMemory
             MapType.ProgArray => m * 12,
             MapType.PerfEventArray or MapType.SockMap or MapType.ArrayOfMaps => m * 8,
             MapType.RingBuf => m + 64,
+            MapType.UserRingBuf => 2 * m,
             _ => 0,
         };
         return BpfMap.HeaderSize + body;

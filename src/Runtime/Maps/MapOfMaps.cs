@@ -41,14 +41,14 @@ public abstract unsafe class MapOfMaps : BpfMap
 
     /// <summary>
     /// True when <paramref name="map"/> may be stored (the kernel's map_meta_equal): same type, key and value
-    /// sizes, flags and spin lock; an array's max_entries too, unless the template has BPF_F_INNER_MAP.
+    /// sizes, flags, spin lock and timer; an array's max_entries too, unless the template has BPF_F_INNER_MAP.
     /// </summary>
     public bool Fits(BpfMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
         var t = Template;
         if (map.Type != t.Type || map.KeySize != t.KeySize || map.ValueSize != t.ValueSize || map.Flags != t.Flags
-            || map.SpinLockOffset != t.SpinLockOffset)
+            || map.SpinLockOffset != t.SpinLockOffset || map.TimerOffset != t.TimerOffset)
             return false;
         bool array = t.Type is MapType.Array or MapType.PerCpuArray;
         return !array || (t.Flags & MapFlags.InnerMap) != 0 || map.MaxEntries == t.MaxEntries;

@@ -32,21 +32,40 @@ public static unsafe class BpfSpinLock
     public static void Unlock(void* address) => Volatile.Write(ref Unsafe.AsRef<int>(address), 0);
 
     /// <summary>
-    /// Copies a map value like the kernel's copy_map_value(_locked): every byte except the lock word,
-    /// under the destination's (or source's) lock when <paramref name="locked"/> is set.
+    /// Copies a map value like the kernel's copy_map_value(_locked): every byte except the special fields (the lock
+    /// word, and the bpf_timer at <paramref name="timerOffset"/> when there is one), under the destination's (or
+    /// source's) lock when <paramref name="locked"/> is set.
     /// </summary>
-    internal static void CopyValue(byte* from, byte* to, int size, int lockOffset, bool locked, bool lockDestination)
+    internal static void CopyValue(byte* from, byte* to, int size, int lockOffset, bool locked, bool lockDestination, int timerOffset = -1)
     {
-        if (lockOffset < 0)
+        if (lockOffset < 0 && timerOffset < 0)
         {
             Native.Copy(from, to, size);
             return;
         }
-        byte* lockWord = (lockDestination ? to : from) + lockOffset;
-        if (locked) Lock(lockWord);
-        Native.Copy(from, to, lockOffset);
-        int rest = lockOffset + Size;
-        Native.Copy(from + rest, to + rest, size - rest);
-        if (locked) Unlock(lockWord);
+        byte* lockWord = lockOffset < 0 ? null : (lockDestination ? to : from) + lockOffset;
+        if (locked && lockWord != null) Lock(lockWord);
+        // The special fields in offset order, each skipped.
+        (int Off, int Len) a = (lockOffset, Size), b = (timerOffset, BpfTimers.Size);
+        if (a.Off < 0 || (b.Off >= 0 && b.Off < a.Off)) (a, b) = (b, a);
+        int pos = Skip(from, to, 0, a.Off, a.Len);
+        pos = Skip(from, to, pos, b.Off, b.Len);
+        Native.Copy(from + pos, to + pos, size - pos);
+        if (locked && lockWord != null) Unlock(lockWord);
+    }
+
+    // Copies the bytes from pos up to a field at off (none when off is -1) and returns where copying resumes.
+    static int Skip(byte* from, byte* to, int pos, int off, int len)
+    {
+        if (off < 0) return pos;
+        Native.Copy(from + pos, to + pos, off - pos);
+        return off + len;
+    }
+
+    /// <summary>Clears the special fields of a value copied out to userspace (the kernel's check_and_init_map_value).</summary>
+    internal static void ClearSpecialFields(byte* value, int lockOffset, int timerOffset)
+    {
+        if (lockOffset >= 0) *(int*)(value + lockOffset) = 0;
+        if (timerOffset >= 0) System.Runtime.InteropServices.NativeMemory.Clear(value + timerOffset, BpfTimers.Size);
     }
 }
