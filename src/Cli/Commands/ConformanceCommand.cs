@@ -25,7 +25,17 @@ public static class ConformanceCommand
           bpfjit conformance ../shared/conformance/add.data --engine jit
           bpfjit conformance examples/asm --cpu v2
           bpfjit conformance ../shared/conformance --engine jit --json
-        """, Run);
+        """, Run)
+    {
+        Operands = "PATH",
+        Options =
+        [
+            Opt.Value("--engine", "ENGINE", "interpreter (default) or jit", "interpreter", "jit"),
+            Opt.Value("--cpu", "VERSION", "the eBPF ISA version the tests may use: v1, v2, v3 or v4 (default)", "v1", "v2", "v3", "v4"),
+            Opt.Flag("--quiet", "print only failures and the summary"),
+            Opt.Json(),
+        ],
+    };
 
     /// <summary>Engines the CLI knows, by name.</summary>
     public static Dictionary<string, IBpfEngine> Engines { get; } = new(StringComparer.Ordinal)
@@ -34,9 +44,8 @@ public static class ConformanceCommand
         ["jit"] = JitEngine.Instance,
     };
 
-    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+    static int Run(Args args, TextWriter stdout, TextWriter stderr)
     {
-        var args = new Args(argv, ["--engine", "--cpu"], ["--quiet", "--json"]);
         if (args.Positional.Count == 0) throw new UsageException("no PATH given");
         string engineName = args.Choice("--engine", "interpreter", "interpreter", "jit");
         if (!Engines.TryGetValue(engineName, out var engine))

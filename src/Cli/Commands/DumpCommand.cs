@@ -52,11 +52,25 @@ public static class DumpCommand
           bpfjit dump examples/asm/ipv4_in_subnet.data --json
           bpfjit dump tests/programs/redir_port.o --xlated
           bpfjit dump tests/programs/redir_port.o --native
-        """, Run);
-
-    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+        """, Run)
     {
-        var args = new Args(argv, ["--dll", "--program", "--map"], ["--il", "--cs", "--xlated", "--native", "--no-zero-stack", "--json"]);
+        Operands = "PROGRAM",
+        Options =
+        [
+            Opt.Flag("--il", "the IL, each block under its eBPF instruction (the default)"),
+            Opt.Flag("--cs", "the method decompiled to C#"),
+            Opt.Flag("--xlated", "the eBPF program as the engine compiles it (an object's program)"),
+            Opt.Flag("--native", "the machine code RyuJIT made of it, disassembled"),
+            Opt.Value("--dll", "OUT.dll", "write the assembly to OUT.dll"),
+            Opt.Flag("--no-zero-stack", "compile as a verifier-approved program: stack not zeroed"),
+            Opt.Value("--program", "NAME", "the object's program (default the first SK_LOOKUP one)"),
+            Opt.Value("--map", "NAME:KEY:VALUE:ENTRIES,...", "sizes for object maps the object leaves open"),
+            Opt.Json(),
+        ],
+    };
+
+    static int Run(Args args, TextWriter stdout, TextWriter stderr)
+    {
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no PROGRAM given" : "give exactly one PROGRAM");
         var options = JitOptions.Default with { ZeroStack = !args.Has("--no-zero-stack") };
         string path = args.Positional[0];
