@@ -31,8 +31,9 @@ public static class DumpCommand
                    ctx loads rewritten, dead code marked ('; dead: no path reaches it, not compiled'),
                    and per instruction the register types the verifier proved before it and the facts
                    the JIT uses ('; r1=ctx r10=fp ; ctx load local_port')
-          --native the x86-64 machine code RyuJIT made of the method in this process, disassembled
-                   (Iced), as 'bpftool prog dump jited' shows the kernel JIT's: offset, bytes, instruction
+          --native the machine code RyuJIT made of the method in this process, disassembled (x86-64 by
+                   Iced, arm64 by Capstone), as 'bpftool prog dump jited' shows the kernel JIT's: offset,
+                   bytes, instruction
           --dll    write the assembly (type BpfJit.Dump.BpfProgram, method Run) to OUT.dll
           --no-zero-stack  compile as a verifier-approved program would be: stack not zeroed
           --json   one object: {"program": "x.data", "slots": 12, "il": {"header": ["..."], "blocks":
@@ -90,8 +91,8 @@ public static class DumpCommand
         if (native.Code != null)
         {
             // Offsets and branch targets from the method's start; the address is this process's.
-            stdout.WriteLine($"; native code of {(loaded?.Name ?? Path.GetFileName(path))}: {native.Code.Length} bytes of x86-64 by RyuJIT at 0x{native.Address:x} in this process");
-            stdout.Write(Output.NativeListing.Format(0, native.Code));
+            stdout.WriteLine($"; native code of {(loaded?.Name ?? Path.GetFileName(path))}: {native.Code.Length} bytes of {Output.NativeListing.Arch} by RyuJIT at 0x{native.Address:x} in this process");
+            stdout.Write(Output.NativeListing.Listing(0, native.Code));
             if (xlated != null || il || args.Has("--cs")) stdout.WriteLine();
         }
         if (xlated != null)
