@@ -21,7 +21,7 @@ public static class CompletionCommand
         Exit code 0, or 2 for a shell it has no script for.
 
         examples:
-          bpfjit completion bash > ~/.local/share/bash-completion/completions/bpfjit
+          bpfjit completion bash > /tmp/bpfjit-completion.bash
           bpfjit '[suggest:13]' 'bpfjit verify --'
         """, Run)
     {
