@@ -26,6 +26,8 @@ public class CommandLineParsingTests
         var longForm = Run("disasm", Object, "--source");
         Assert.That(longForm.Code, Is.Zero, longForm.Err);
         Assert.That(Run("disasm", "-S", Object), Is.EqualTo(longForm));
+        // Short options bundle (POSIX): -Sh is -S -h, and help wins.
+        Assert.That(Run("disasm", Object, "-Sh").Out, Does.StartWith("usage: bpfjit disasm"));
     }
 
     [Test]
