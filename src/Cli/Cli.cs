@@ -1,10 +1,24 @@
+using System.CommandLine;
+using System.CommandLine.Invocation;
 using BpfJit.Cli.Commands;
+using BpfJit.Cli.Parsing;
 using BpfJit.Frontend;
 
 namespace BpfJit.Cli;
 
-/// <summary>One verb of the bpfjit tool; a hidden verb (a protocol for scripts) works but is not listed in the help.</summary>
-public sealed record CommandInfo(string Name, string Summary, string Usage, Func<string[], TextWriter, TextWriter, int> Run, bool Hidden = false);
+/// <summary>
+/// One verb of the bpfjit tool: its name, one-line summary, usage text (synopsis, what it does, output, exit codes,
+/// examples), the options it takes and the body that runs it. A hidden verb (a protocol for scripts) works but is
+/// not listed in the help.
+/// </summary>
+public sealed record CommandInfo(string Name, string Summary, string Usage, Func<Args, TextWriter, TextWriter, int> Run, bool Hidden = false)
+{
+    /// <summary>The name of its positional arguments in the help (<c>OBJECT</c>, <c>PATH</c>).</summary>
+    public string Operands { get; init; } = "ARGS";
+
+    /// <summary>Its options, declared once (<see cref="Opt"/>): the parser, the help and shell completion use them.</summary>
+    public IReadOnlyList<Option> Options { get; init; } = [];
+}
 
 /// <summary>The bpfjit command line: dispatches a verb; exit 0 ok, 1 negative result, 2 bad input or usage.</summary>
 public static class Cli
@@ -32,34 +46,48 @@ public static class Cli
         BtfCommand.Info,
         FeatureCommand.Info,
         ConformanceCommand.Info,
+        CompletionCommand.Info,
         PluginCommand.Info,
     ];
 
     /// <summary>Runs the tool with <paramref name="args"/>; never throws for bad input.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        ArgumentNullException.ThrowIfNull(args);
+        if (args.Length == 0)
         {
-            if (args.Length > 1) return Run([args[1], "--help"], stdout, stderr);
-            PrintHelp(stdout);
-            return args.Length == 0 ? BadInput : Ok;
-        }
-        var command = Commands.FirstOrDefault(c => c.Name == args[0]);
-        if (command == null)
-        {
-            stderr.WriteLine($"bpfjit: unknown command '{args[0]}' (try 'bpfjit --help')");
+            CliParser.PrintHelp(stdout);
             return BadInput;
         }
-        string[] rest = args[1..];
-        if (rest.Contains("--help") || rest.Contains("-h"))
+        if (args[0] == "help") return Run(args.Length > 1 ? [args[1], "--help"] : ["--help"], stdout, stderr);
+        var result = CliParser.Parse(args);
+        var verb = CliParser.Verb(result);
+        // --help, --version and the [suggest] directive of shell completion; help wins over a bad line, as it did.
+        if (result.Action is not (null or ParseErrorAction))
+            return result.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+        if (CliParser.UsageError(result) is { } error)
         {
-            stdout.WriteLine(command.Usage.TrimEnd());
-            return Ok;
+            if (verb is not { } bad)
+            {
+                stderr.WriteLine($"bpfjit: unknown command '{args[0]}' (try 'bpfjit --help')");
+                return BadInput;
+            }
+            return Fail(bad.Info, args.Contains("--json"), stdout, stderr, $"{error} (try 'bpfjit {bad.Info.Name} --help')", BadInput);
         }
-        bool json = rest.Contains("--json");
+        if (verb is not { } command)
+        {
+            CliParser.PrintHelp(stdout);
+            return BadInput;
+        }
+        return Execute(command.Info, command.Args, stdout, stderr);
+    }
+
+    static int Execute(CommandInfo command, Args args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = command.Options.Any(o => o.Name == "--json") && args.Has("--json");
         try
         {
-            return command.Run(rest, stdout, stderr);
+            return command.Run(args, stdout, stderr);
         }
         catch (UsageException e)
         {
@@ -102,73 +130,7 @@ public static class Cli
             });
         return code;
     }
-
-    static void PrintHelp(TextWriter w)
-    {
-        w.WriteLine("bpfjit: run eBPF SK_LOOKUP programs in .NET (verify, JIT-compile to IL, or interpret)");
-        w.WriteLine();
-        w.WriteLine("usage: bpfjit COMMAND [ARGS...]   ('bpfjit COMMAND --help' for details and examples)");
-        w.WriteLine();
-        foreach (var c in Commands.Where(c => !c.Hidden)) w.WriteLine($"  {c.Name,-12} {c.Summary}");
-        w.WriteLine();
-        w.WriteLine("every verb takes --json for a machine-readable result (shapes in docs/cli.md)");
-        w.WriteLine("exit codes: 0 ok, 1 negative result (test failed, program rejected), 2 bad input or usage");
-    }
 }
 
 /// <summary>A command line that does not fit its verb's usage.</summary>
 public sealed class UsageException(string message) : Exception(message);
-
-/// <summary>A small argument reader shared by the verbs: positional arguments, flags and valued options.</summary>
-public sealed class Args
-{
-    readonly List<string> _positional = [];
-    readonly Dictionary<string, string?> _options = new(StringComparer.Ordinal);
-
-    /// <summary>Parses <paramref name="args"/>; <paramref name="valued"/> are options that take a value, <paramref name="flags"/> ones that do not.</summary>
-    public Args(string[] args, IEnumerable<string> valued, IEnumerable<string> flags)
-    {
-        var takesValue = valued.ToHashSet(StringComparer.Ordinal);
-        var isFlag = flags.ToHashSet(StringComparer.Ordinal);
-        for (int i = 0; i < args.Length; i++)
-        {
-            string a = args[i];
-            if (a.StartsWith("--", StringComparison.Ordinal) && a.Length > 2)
-            {
-                string name = a;
-                string? value = null;
-                int eq = a.IndexOf('=');
-                if (eq > 0) { name = a[..eq]; value = a[(eq + 1)..]; }
-                if (takesValue.Contains(name))
-                {
-                    if (value == null)
-                    {
-                        if (i + 1 >= args.Length) throw new UsageException($"option {name} needs a value");
-                        value = args[++i];
-                    }
-                    _options[name] = value;
-                }
-                else if (isFlag.Contains(name) && value == null) _options[name] = null;
-                else throw new UsageException($"unknown option '{a}'");
-            }
-            else _positional.Add(a);
-        }
-    }
-
-    /// <summary>The positional arguments.</summary>
-    public IReadOnlyList<string> Positional => _positional;
-
-    /// <summary>True when a flag or option was given.</summary>
-    public bool Has(string name) => _options.ContainsKey(name);
-
-    /// <summary>An option's value, or <paramref name="fallback"/>.</summary>
-    public string? Get(string name, string? fallback = null) => _options.TryGetValue(name, out var v) ? v : fallback;
-
-    /// <summary>An option whose value must be one of <paramref name="choices"/>.</summary>
-    public string Choice(string name, string fallback, params string[] choices)
-    {
-        string v = Get(name, fallback)!;
-        if (!choices.Contains(v)) throw new UsageException($"{name} must be one of {string.Join(", ", choices)}, not '{v}'");
-        return v;
-    }
-}

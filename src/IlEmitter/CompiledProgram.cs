@@ -128,7 +128,7 @@ public sealed class CompiledProgram
     public string GetCSharp()
     {
         EnsureAssembly();
-        return CSharpDump.Decompile(_assembly!);
+        return CSharpDump.Decompile(_assembly!, _record!.LocalNames);
     }
 
     /// <summary>What <see cref="PersistedAssemblyHost"/> needs to emit this program again, under <paramref name="methodName"/>.</summary>

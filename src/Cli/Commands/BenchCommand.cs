@@ -45,7 +45,19 @@ public static class BenchCommand
         examples:
           bpfjit bench examples/asm/ipv4_in_subnet.data
           bpfjit bench tests/programs/dispatcher.o --scenario examples/dispatcher.json --to 1.2.3.4:80 --seconds 3
-        """, Run);
+        """, Run)
+    {
+        Operands = "PROGRAM",
+        Options =
+        [
+            Opt.Value("--program", "NAME", "the object's program to time (default the first SK_LOOKUP one)"),
+            Opt.Value("--seconds", "S", "seconds per engine (default 1)"),
+            Opt.Value("--scenario", "FILE.json", "sockets and map contents to set up first"),
+            .. PacketOptions.Declare(),
+            Opt.Retired("--case", "NAME"),
+            Opt.Json(),
+        ],
+    };
 
     /// <summary>The error for <c>--case</c>: the suite's cases run from perf/ (the tool ships no benchmark code).</summary>
     public const string CaseMoved = "--case moved to the benchmark suite: from a clone, cd perf && dotnet run -c Release -- case NAME (docs/perf.md)";
@@ -59,9 +71,8 @@ public static class BenchCommand
             : throw new UsageException($"--seconds must be a number of seconds from 0 to 3600, not '{text}'");
     }
 
-    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+    static int Run(Args args, TextWriter stdout, TextWriter stderr)
     {
-        var args = new Args(argv, [.. PacketOptions.Names, "--program", "--seconds", "--scenario", "--case"], ["--json"]);
         // The option this verb had until the suite's cases left the tool: one line saying where they went.
         if (args.Has("--case")) throw new UsageException(CaseMoved);
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no PROGRAM given" : "give exactly one PROGRAM");

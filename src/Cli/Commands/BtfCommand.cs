@@ -22,11 +22,10 @@ public static class BtfCommand
         examples:
           bpfjit btf tests/programs/dispatcher.o
           bpfjit btf tests/programs/redir_port.o --json
-        """, Run);
+        """, Run) { Operands = "OBJECT", Options = [Opt.Json()] };
 
-    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+    static int Run(Args args, TextWriter stdout, TextWriter stderr)
     {
-        var args = new Args(argv, [], ["--json"]);
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no OBJECT given" : "give exactly one OBJECT");
         string path = args.Positional[0];
         var collection = BpfJit.Frontend.Elf.ObjectFile.Load(path);

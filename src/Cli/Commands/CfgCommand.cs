@@ -36,11 +36,19 @@ public static class CfgCommand
           bpfjit cfg tests/programs/dispatcher.o -o dispatcher.svg
           bpfjit cfg tests/programs/subprog_calls.o --program subprog_hash > subprog.dot
           bpfjit cfg examples/prog.asm --json
-        """, Run);
-
-    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+        """, Run)
     {
-        var args = new Args(argv.Select(a => a == "-o" ? "--output" : a).ToArray(), ["--program", "--output"], ["--json"]);
+        Operands = "PROGRAM",
+        Options =
+        [
+            Opt.Value("--program", "NAME", "the object's program to draw (default the first)"),
+            Opt.Value("--output", ["-o"], "OUT", "write OUT.svg (Graphviz dot) or OUT.dot instead of the text"),
+            Opt.Json(),
+        ],
+    };
+
+    static int Run(Args args, TextWriter stdout, TextWriter stderr)
+    {
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no PROGRAM given" : "give exactly one PROGRAM");
         string path = args.Positional[0];
         InputFile.RequireFile(path);

@@ -25,11 +25,20 @@ public static class ConformanceCommand
           bpfjit conformance ../shared/conformance/add.data --engine jit
           bpfjit conformance examples/asm --cpu v2
           bpfjit conformance ../shared/conformance --engine jit --json
-        """, Run);
-
-    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+        """, Run)
     {
-        var args = new Args(argv, ["--engine", "--cpu"], ["--quiet", "--json"]);
+        Operands = "PATH",
+        Options =
+        [
+            Opt.Value("--engine", "ENGINE", "interpreter (default) or jit", "interpreter", "jit"),
+            Opt.Value("--cpu", "VERSION", "the eBPF ISA version the tests may use: v1, v2, v3 or v4 (default)", "v1", "v2", "v3", "v4"),
+            Opt.Flag("--quiet", "print only failures and the summary"),
+            Opt.Json(),
+        ],
+    };
+
+    static int Run(Args args, TextWriter stdout, TextWriter stderr)
+    {
         if (args.Positional.Count == 0) throw new UsageException("no PATH given");
         string engineName = args.Choice("--engine", "interpreter", "interpreter", "jit");
         if (!BpfEngines.ByName.TryGetValue(engineName, out var engine))

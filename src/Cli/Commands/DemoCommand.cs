@@ -43,11 +43,18 @@ public static class DemoCommand
           bpfjit demo
           bpfjit demo --json --seconds 0.1
           dotnet run --project src/Cli -c Release -- demo --seconds 2
-        """, Run);
-
-    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+        """, Run)
     {
-        var args = new Args(argv, ["--seconds", "--il-lines"], ["--json"]);
+        Options =
+        [
+            Opt.Value("--seconds", "S", "seconds each engine is timed"),
+            Opt.Value("--il-lines", "N", "lines of IL shown (default 30)"),
+            Opt.Json(),
+        ],
+    };
+
+    static int Run(Args args, TextWriter stdout, TextWriter stderr)
+    {
         if (args.Positional.Count > 0) throw new UsageException($"unexpected argument '{args.Positional[0]}'");
         double seconds = BenchCommand.Seconds(args, 0.5);
         int ilLines = int.TryParse(args.Get("--il-lines", "30"), out int n) && n >= 0 ? n : throw new UsageException("--il-lines must be a number");

@@ -33,17 +33,22 @@ public static class DisasmCommand
           bpfjit disasm tests/programs/subprog_calls.o --program subprog_hash --source
           bpfjit disasm tests/programs/dispatcher.o --json
           bpfjit disasm tests/programs/redir_port.o --source --linum --opcodes
-        """, Run);
+        """, Run)
+    {
+        Operands = "OBJECT",
+        Options =
+        [
+            Opt.Value("--program", "NAME", "print this program only"),
+            Opt.Flag("--source", "the C source line before the instructions it produced (BTF line info)", "-S"),
+            Opt.Flag("--opcodes", "the raw bytes of each instruction"),
+            Opt.Flag("--linum", "the source file and line of each line info, '@ file.c:NN'"),
+            Opt.Json(),
+        ],
+    };
 
     /// <summary>Runs the command; returns 0 on success and 2 on bad usage or a bad object.</summary>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(Args a, TextWriter stdout, TextWriter stderr)
     {
-        if (args.Contains("--help") || args.Contains("-h"))
-        {
-            stdout.WriteLine(Info.Usage.TrimEnd());
-            return Cli.Ok;
-        }
-        var a = new Args(args.Select(x => x == "-S" ? "--source" : x).ToArray(), ["--program"], ["--source", "--json", "--opcodes", "--linum"]);
         if (a.Positional.Count == 0) throw new UsageException("no OBJECT given");
         if (a.Positional.Count > 1) throw new UsageException($"unexpected argument '{a.Positional[1]}'");
         var spec = ObjectFile.Load(a.Positional[0]);

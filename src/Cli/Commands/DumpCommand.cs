@@ -31,8 +31,9 @@ public static class DumpCommand
                    ctx loads rewritten, dead code marked ('; dead: no path reaches it, not compiled'),
                    and per instruction the register types the verifier proved before it and the facts
                    the JIT uses ('; r1=ctx r10=fp ; ctx load local_port')
-          --native the x86-64 machine code RyuJIT made of the method in this process, disassembled
-                   (Iced), as 'bpftool prog dump jited' shows the kernel JIT's: offset, bytes, instruction
+          --native the machine code RyuJIT made of the method in this process, disassembled (x86-64 by
+                   Iced, arm64 by Capstone), as 'bpftool prog dump jited' shows the kernel JIT's: offset,
+                   bytes, instruction
           --dll    write the assembly (type BpfJit.Dump.BpfProgram, method Run) to OUT.dll
           --no-zero-stack  compile as a verifier-approved program would be: stack not zeroed
           --json   one object: {"program": "x.data", "slots": 12, "il": {"header": ["..."], "blocks":
@@ -52,11 +53,25 @@ public static class DumpCommand
           bpfjit dump examples/asm/ipv4_in_subnet.data --json
           bpfjit dump tests/programs/redir_port.o --xlated
           bpfjit dump tests/programs/redir_port.o --native
-        """, Run);
-
-    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+        """, Run)
     {
-        var args = new Args(argv, ["--dll", "--program", "--map"], ["--il", "--cs", "--xlated", "--native", "--no-zero-stack", "--json"]);
+        Operands = "PROGRAM",
+        Options =
+        [
+            Opt.Flag("--il", "the IL, each block under its eBPF instruction (the default)"),
+            Opt.Flag("--cs", "the method decompiled to C#"),
+            Opt.Flag("--xlated", "the eBPF program as the engine compiles it (an object's program)"),
+            Opt.Flag("--native", "the machine code RyuJIT made of it, disassembled"),
+            Opt.Value("--dll", "OUT.dll", "write the assembly to OUT.dll"),
+            Opt.Flag("--no-zero-stack", "compile as a verifier-approved program: stack not zeroed"),
+            Opt.Value("--program", "NAME", "the object's program (default the first SK_LOOKUP one)"),
+            Opt.Value("--map", "NAME:KEY:VALUE:ENTRIES,...", "sizes for object maps the object leaves open"),
+            Opt.Json(),
+        ],
+    };
+
+    static int Run(Args args, TextWriter stdout, TextWriter stderr)
+    {
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no PROGRAM given" : "give exactly one PROGRAM");
         var options = JitOptions.Default with { ZeroStack = !args.Has("--no-zero-stack") };
         string path = args.Positional[0];
@@ -76,8 +91,8 @@ public static class DumpCommand
         if (native.Code != null)
         {
             // Offsets and branch targets from the method's start; the address is this process's.
-            stdout.WriteLine($"; native code of {(loaded?.Name ?? Path.GetFileName(path))}: {native.Code.Length} bytes of x86-64 by RyuJIT at 0x{native.Address:x} in this process");
-            stdout.Write(Output.NativeListing.Format(0, native.Code));
+            stdout.WriteLine($"; native code of {(loaded?.Name ?? Path.GetFileName(path))}: {native.Code.Length} bytes of {Output.NativeListing.Arch} by RyuJIT at 0x{native.Address:x} in this process");
+            stdout.Write(Output.NativeListing.Listing(0, native.Code));
             if (xlated != null || il || args.Has("--cs")) stdout.WriteLine();
         }
         if (xlated != null)

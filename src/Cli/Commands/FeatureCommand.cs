@@ -36,7 +36,7 @@ public static class FeatureCommand
         examples:
           bpfjit feature
           bpfjit feature --json
-        """, Run);
+        """, Run) { Options = [Opt.Json()] };
 
     /// <summary>The program types the runtime loads, verifies and runs, with the attach types each takes.</summary>
     public static IReadOnlyList<(ProgramType Type, AttachType Attach)> ProgramTypes { get; } = [(ProgramType.SkLookup, AttachType.SkLookup)];
@@ -71,9 +71,8 @@ public static class FeatureCommand
             .Replace("xsk_map", "xskmap", StringComparison.Ordinal);
     }
 
-    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+    static int Run(Args args, TextWriter stdout, TextWriter stderr)
     {
-        var args = new Args(argv, [], ["--json"]);
         if (args.Positional.Count != 0) throw new UsageException("feature takes no arguments");
         var maps = MapFactory.SupportedTypes;
         if (args.Has("--json"))

@@ -22,17 +22,11 @@ public static class InspectCommand
         examples:
           bpfjit inspect tests/programs/dispatcher.o
           bpfjit inspect tests/programs/multi_prog.o --json
-        """, Run);
+        """, Run) { Operands = "OBJECT", Options = [Opt.Json()] };
 
     /// <summary>Runs the command; returns 0 on success and 2 on bad usage or a bad object.</summary>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(Args a, TextWriter stdout, TextWriter stderr)
     {
-        if (args.Contains("--help") || args.Contains("-h"))
-        {
-            stdout.WriteLine(Info.Usage.TrimEnd());
-            return Cli.Ok;
-        }
-        var a = new Args(args, [], ["--json"]);
         if (a.Positional.Count == 0) throw new UsageException("no OBJECT given");
         if (a.Positional.Count > 1) throw new UsageException($"unexpected argument '{a.Positional[1]}'");
         var spec = ObjectFile.Load(a.Positional[0]);

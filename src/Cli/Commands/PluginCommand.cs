@@ -25,11 +25,19 @@ public static class PluginCommand
 
         example:
           echo "b7  00  00  00  2a  00  00  00  95  00  00  00  00  00  00  00" | bpfjit plugin --jit
-        """, Run, Hidden: true);
-
-    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+        """, Run, Hidden: true)
     {
-        var args = new Args(argv, [], ["--interpret", "--jit", "--elf"]);
+        Operands = "MEM",
+        Options =
+        [
+            Opt.Flag("--interpret", "run on the interpreter (the default)"),
+            Opt.Flag("--jit", "run on the JIT"),
+            Opt.Flag("--elf", "the program is an ELF object (not supported)"),
+        ],
+    };
+
+    static int Run(Args args, TextWriter stdout, TextWriter stderr)
+    {
         if (args.Positional.Count > 1) throw new UsageException("at most one MEM argument");
         if (args.Has("--jit") && args.Has("--interpret")) throw new UsageException("--jit and --interpret exclude each other");
         if (args.Has("--elf"))

@@ -41,11 +41,21 @@ public static class ReplayCommand
           bpfjit replay examples/captures/dispatcher.pcapng --scenario examples/dispatcher.json
           bpfjit replay examples/captures/dispatcher.pcap --scenario examples/dispatcher.json --engine jit --json
           bpfjit replay examples/captures/dispatcher.pcapng --scenario examples/captures/replay.json --quiet --stats
-        """, Run);
-
-    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+        """, Run)
     {
-        var args = new Args(argv, ["--scenario", "--engine"], ["--json", "--quiet", "--stats"]);
+        Operands = "CAPTURE",
+        Options =
+        [
+            Opt.Value("--scenario", "FILE.json", "the sockets, maps and attached programs (required)"),
+            Opt.Value("--engine", "ENGINE", "interpreter (default) or jit", "interpreter", "jit"),
+            Opt.Flag("--quiet", "only the summary"),
+            Opt.Flag("--stats", "lookup time statistics"),
+            Opt.Json(),
+        ],
+    };
+
+    static int Run(Args args, TextWriter stdout, TextWriter stderr)
+    {
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no CAPTURE given" : "give exactly one CAPTURE");
         string scenarioPath = args.Get("--scenario") ?? throw new UsageException("--scenario is required");
         var engine = BpfEngines.Get(args.Choice("--engine", "interpreter", "interpreter", "jit"));

@@ -56,11 +56,24 @@ public static class RunCommand
           bpfjit run tests/programs/redir_ip6.o --proto tcp --from [fd00::2]:5555 --to [fd00::1]:80 --engine jit
           bpfjit run examples/past-ctx.asm --no-verify --proto tcp --from 10.0.0.1:5555 --to 1.2.3.1:443
           bpfjit run tests/programs/hash_counter.o --proto tcp --from 10.0.0.1:5555 --to 1.2.3.1:80 --repeat 1000 --dump-maps
-        """, Run);
-
-    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+        """, Run)
     {
-        var args = new Args(argv, [.. PacketOptions.Names, "--program", "--scenario", "--engine", "--repeat"], ["--json", "--no-verify", "--dump-maps"]);
+        Operands = "PROGRAM",
+        Options =
+        [
+            Opt.Value("--program", "NAME", "the object's or scenario's program (default the first SK_LOOKUP one)"),
+            .. PacketOptions.Declare(),
+            Opt.Value("--scenario", "FILE.json", "sockets and map contents to set up first"),
+            Opt.Value("--engine", "ENGINE", "interpreter (default) or jit", "interpreter", "jit"),
+            Opt.Flag("--no-verify", "run without the verifier, on a checking engine"),
+            Opt.Value("--repeat", "N", "run N times and print the average duration"),
+            Opt.Flag("--dump-maps", "print the maps' contents after the run"),
+            Opt.Json(),
+        ],
+    };
+
+    static int Run(Args args, TextWriter stdout, TextWriter stderr)
+    {
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no OBJECT or FILE given" : "give exactly one OBJECT or FILE");
         bool verify = !args.Has("--no-verify");
         string engineName = args.Choice("--engine", "interpreter", "interpreter", "jit");

@@ -36,11 +36,18 @@ public static class ScenarioCommand
           bpfjit scenario tests/scenarios/selftest_tcp4_redir_port.json
           bpfjit scenario tests/scenarios/*.json --engine jit
           bpfjit scenario examples/dispatcher.json --json
-        """, Run);
-
-    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+        """, Run)
     {
-        var args = new Args(argv, ["--engine"], ["--json"]);
+        Operands = "FILE",
+        Options =
+        [
+            Opt.Value("--engine", "ENGINE", "interpreter (default) or jit", "interpreter", "jit"),
+            Opt.Json(),
+        ],
+    };
+
+    static int Run(Args args, TextWriter stdout, TextWriter stderr)
+    {
         if (args.Positional.Count == 0) throw new UsageException("no FILE given");
         string engineName = args.Choice("--engine", "interpreter", "interpreter", "jit");
         if (!BpfEngines.ByName.TryGetValue(engineName, out var engine))

@@ -43,7 +43,18 @@ public static class VerifyCommand
           bpfjit verify examples/prog.asm
           bpfjit verify tests/programs/dispatcher.o --json
           bpfjit verify examples/prog.bin --log 2 --maps socks:SOCKMAP:4:8:32,metrics:PERCPU_ARRAY:4:24:1024
-        """, Run);
+        """, Run)
+    {
+        Operands = "FILE",
+        Options =
+        [
+            Opt.Value("--program", "NAME", "the object's program to verify (default every one)"),
+            Opt.Value("--log", "LEVEL", "the kernel's log_level: 1, 2, 4 or their sums 5, 6", "1", "2", "4", "5", "6"),
+            Opt.Value("--type", "TYPE", "the program type of a FILE: sk_lookup (default) or sk_reuseport", "sk_lookup", "sk_reuseport"),
+            Opt.Value("--maps", "NAME:TYPE:KEY:VALUE:ENTRIES[:ro],...", "the maps a FILE's program uses"),
+            Opt.Json(),
+        ],
+    };
 
     /// <summary>
     /// The helper registry calls are checked against: the runtime's SK_LOOKUP table by default, so the
@@ -51,9 +62,8 @@ public static class VerifyCommand
     /// </summary>
     public static HelperTable Helpers { get; set; } = BpfJit.Runtime.SkLookup.SkLookupHelpers.CreateTable();
 
-    static int Run(string[] argv, TextWriter stdout, TextWriter stderr)
+    static int Run(Args args, TextWriter stdout, TextWriter stderr)
     {
-        var args = new Args(argv, ["--log", "--type", "--maps", "--program"], ["--json"]);
         if (args.Positional.Count != 1) throw new UsageException("exactly one FILE is needed");
         var type = BpfJit.Frontend.Elf.SectionNames.Classify(args.Choice("--type", "sk_lookup", "sk_lookup", "sk_reuseport")).Type;
         int level = LogLevel(args.Get("--log", "1")!);

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using BpfJit.Runtime.Sockets;
 
@@ -8,6 +9,15 @@ public static class PacketOptions
 {
     /// <summary>The option names that take a value.</summary>
     public static readonly string[] Names = ["--proto", "--from", "--to", "--ifindex"];
+
+    /// <summary>The declarations of <see cref="Names"/>, for a verb's options (a new set for each verb).</summary>
+    public static Option[] Declare() =>
+    [
+        Opt.Value("--proto", "PROTO", "tcp or udp", "tcp", "udp"),
+        Opt.Value("--from", "IP:PORT", "the packet's source (IPv6 as [ADDR]:PORT)"),
+        Opt.Value("--to", "IP:PORT", "the packet's destination"),
+        Opt.Value("--ifindex", "N", "ingress_ifindex (default 1)"),
+    ];
 
     /// <summary>
     /// The packet the options describe; <paramref name="required"/> makes --proto, --from and --to

@@ -27,10 +27,10 @@ public static class DumpJson
             if (native != null)
             {
                 w.WriteStartObject("native");
-                w.WriteString("arch", "x86-64");
+                w.WriteString("arch", NativeListing.Arch);
                 w.WriteNumber("bytes", native.Length);
                 // Offsets from the method's start: the address is this process's and says nothing to a reader.
-                w.WriteStrings("listing", NativeListing.Format(0, native).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+                w.WriteStrings("listing", NativeListing.Listing(0, native).Split('\n', StringSplitOptions.RemoveEmptyEntries));
                 w.WriteEndObject();
             }
             if (il) IlListingJson.Write(w, compiled.GetIlListing());

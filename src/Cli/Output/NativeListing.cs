@@ -13,7 +13,7 @@ namespace BpfJit.Cli.Output;
 /// <summary>
 /// <c>dump --native</c>: the machine code RyuJIT produced for a compiled program, as <c>bpftool prog dump jited</c>
 /// shows the kernel JIT's. The code is read from the compiled DynamicMethod's entry point in this process and
-/// disassembled with Iced (x86-64 only). The extent of the method is found by decoding from its entry and
+/// disassembled with Iced (x86-64), or on arm64 with Capstone (<see cref="Arm64Listing"/>). The extent of the method is found by decoding from its entry and
 /// following every forward branch inside it until a return or jump past the furthest target.
 /// </summary>
 public static unsafe class NativeListing
@@ -21,12 +21,19 @@ public static unsafe class NativeListing
     /// <summary>Upper bound on the bytes read from one method (the JIT's code for the largest corpus program is far smaller).</summary>
     const int MaxBytes = 1 << 20;
 
+    /// <summary>The architecture of this process's code, as the listing names it: <c>x86-64</c> or <c>arm64</c>.</summary>
+    public static string Arch => RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? "arm64" : "x86-64";
+
+    /// <summary>The disassembly of code read in this process (<see cref="Read"/>): Iced's on x86-64, Capstone's on arm64 (<see cref="Arm64Listing"/>).</summary>
+    public static string Listing(nint address, byte[] code) =>
+        RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? Arm64Listing.Format(address, code) : Format(address, code);
+
     /// <summary>The compiled method's code: its address and bytes.</summary>
     public static (nint Address, byte[] Code) Read(CompiledProgram compiled)
     {
         ArgumentNullException.ThrowIfNull(compiled);
-        if (RuntimeInformation.ProcessArchitecture != Architecture.X64)
-            throw new BpfJit.Frontend.BpfException($"--native disassembles x86-64 code; this process runs on {RuntimeInformation.ProcessArchitecture}");
+        if (RuntimeInformation.ProcessArchitecture is not (Architecture.X64 or Architecture.Arm64))
+            throw new BpfJit.Frontend.BpfException($"--native disassembles x86-64 and arm64 code; this process runs on {RuntimeInformation.ProcessArchitecture}");
         compiled.JitCompleted.GetAwaiter().GetResult();
         var entry = compiled.Entry;
         // RyuJIT compiles the DynamicMethod when its delegate is made (DynamicMethodHost); PrepareMethod makes sure.
@@ -36,6 +43,11 @@ public static unsafe class NativeListing
             ?.Invoke(method, null) ?? throw new BpfJit.Frontend.BpfException("this runtime does not expose a DynamicMethod's handle"));
         try { RuntimeHelpers.PrepareMethod(descriptor); }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException) { } // already compiled when its delegate was made
+        if (RuntimeInformation.ProcessArchitecture == Architecture.Arm64)
+        {
+            ulong code = Arm64Listing.FollowStubs(Copy, (ulong)descriptor.GetFunctionPointer());
+            return ((nint)code, Arm64Listing.MethodBytes(Copy, code));
+        }
         nint address = FollowStubs(descriptor.GetFunctionPointer());
         return (address, MethodBytes(address));
     }
@@ -54,6 +66,8 @@ public static unsafe class NativeListing
         }
         return address;
     }
+
+    static byte[] Copy(ulong address, int length) => Copy((nint)address, length);
 
     static byte[] Copy(nint address, int length)
     {
