@@ -6,6 +6,13 @@ namespace BpfJit.Runtime.Sockets;
 /// </summary>
 public readonly record struct Packet(SocketProtocol Protocol, InetEndPoint From, InetEndPoint To, int IngressIfindex = 1)
 {
+    /// <summary>
+    /// The packet's bytes from the transport header on (the TCP or UDP header, then the payload), as the kernel's skb
+    /// data at the socket lookup: what an SK_REUSEPORT program reads between <c>data</c> and <c>data_end</c>. Empty:
+    /// the runtime builds a minimal header from the 4-tuple (SK_LOOKUP programs never read the packet).
+    /// </summary>
+    public ReadOnlyMemory<byte> Bytes { get; init; }
+
     /// <summary>The packet's address family (that of its destination).</summary>
     public SocketFamily Family => To.Family;
 
