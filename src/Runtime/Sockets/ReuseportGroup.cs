@@ -161,7 +161,7 @@ public sealed class ReuseportGroup
     /// <paramref name="dropped"/> set: the lookup is refused), a selected socket receives it (whatever its state:
     /// the kernel does not check it again), and SK_PASS without a selection falls back to the hash. Without a
     /// program, the <see cref="Selector"/> stand-in answers the same way. The hash
-    /// (<see cref="Packet.Hash"/>, what the program reads as <c>hash</c>) picks among the members that receive,
+    /// (<see cref="Packet.FlowHash"/> or <see cref="Packet.Hash"/>, what the program reads as <c>hash</c>) picks among the members that receive,
     /// walking past connected UDP sockets (<c>reuseport_select_sock_by_hash</c>); null when none can.
     /// </summary>
     public Sock? Select(Sock sk, in Packet packet, out bool dropped)
@@ -169,7 +169,7 @@ public sealed class ReuseportGroup
         ArgumentNullException.ThrowIfNull(sk);
         dropped = false;
         var members = Volatile.Read(ref _members);
-        uint hash = packet.Hash();
+        uint hash = packet.FlowHash ?? packet.Hash();
         if (Volatile.Read(ref _program) is { } program)
         {
             var d = program.Select(this, sk, packet, hash);
