@@ -170,8 +170,12 @@ public class SkReuseportRunTests
         World.Put(w.SockMap, 1, plain);
         World.Put(w.SockMap, 2, established);
         World.Put(w.SockMap, 3, w.OtherTcp);
+        // Bound with SO_REUSEPORT to the group's address, then connected: Linux hashes only listeners in a group.
+        var inGroupEstablished = Tcp(w.Ns, "127.0.0.1:8080", listen: false, reuseport: true);
+        inGroupEstablished.Connect(Ep("127.0.0.9:2"));
+        World.Put(w.SockMap, 5, inGroupEstablished);
         var packet = Pkt("tcp", "127.0.0.9:40000", "127.0.0.1:8080");
-        foreach (var (key, expect) in new[] { (0u, 0), (1u, -Errno.EINVAL), (2u, -Errno.EINVAL), (3u, -Errno.EBADFD), (4u, -Errno.ENOENT) })
+        foreach (var (key, expect) in new[] { (0u, 0), (1u, -Errno.EINVAL), (2u, -Errno.EINVAL), (3u, -Errno.EBADFD), (4u, -Errno.ENOENT), (5u, -Errno.EINVAL) })
         {
             using var p = Load(engine, Select(w.SockMap, key));
             Assert.That((int)p.TestRun(w.Group, w.A, packet).Retval, Is.EqualTo(expect), $"key {key}");
