@@ -205,7 +205,14 @@ public static unsafe class KernelBpf
     /// verifier's verdict and log. Map references with src 5/6 index <paramref name="mapFds"/>;
     /// <paramref name="license"/> is BPF_PROG_LOAD's license string.
     /// </summary>
-    public static LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int logLevel = 1, string license = "GPL")
+    public static LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int logLevel = 1, string license = "GPL") =>
+        Load(slots, mapFds, ProgTypeSkLookup, AttachSkLookup, logLevel, license);
+
+    /// <summary>
+    /// Loads <paramref name="slots"/> as a program of kernel type <paramref name="progType"/> with
+    /// <paramref name="expectedAttachType"/> (BPF_PROG_LOAD's expected_attach_type) and closes it again.
+    /// </summary>
+    public static LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, uint progType, uint expectedAttachType, int logLevel = 1, string license = "GPL")
     {
         var insns = WithFds(slots, mapFds);
         var code = Encoder.Encode(insns);
@@ -213,11 +220,11 @@ public static unsafe class KernelBpf
         var funcs = KernelBtf.NeedsFuncInfo(insns) ? KernelBtf.FuncInfo(insns) : default((int BtfFd, byte[] Records, int Count)?);
         try
         {
-            var result = Retry(() => LoadRaw(code, insns.Length, logLevel, logSize, keep: false, funcs, out _, license));
+            var result = Retry(() => LoadRaw(code, insns.Length, logLevel, logSize, keep: false, funcs, out _, license, progType, expectedAttachType));
             // A full log buffer fails the load with ENOSPC; the verdict is then asked for without a log.
             if (!result.Accepted && result.Errno == 28 && logLevel > 0)
             {
-                var quiet = LoadRaw(code, insns.Length, 0, 0, keep: false, funcs, out _, license);
+                var quiet = LoadRaw(code, insns.Length, 0, 0, keep: false, funcs, out _, license, progType, expectedAttachType);
                 return quiet with { Log = result.Log };
             }
             return result;
@@ -341,7 +348,7 @@ public static unsafe class KernelBpf
 
     // funcs: BTF func_info for a program that takes a callback's address (the kernel requires it), or null.
     static LoadResult LoadRaw(byte[] code, int count, int logLevel, int logSize, bool keep, (int BtfFd, byte[] Records, int Count)? funcs, out int progFd,
-        string licenseText = "GPL")
+        string licenseText = "GPL", uint progType = ProgTypeSkLookup, uint expectedAttachType = AttachSkLookup)
     {
         var license = System.Text.Encoding.UTF8.GetBytes(licenseText + "\0");
         var log = new byte[Math.Max(logSize, 1)];
@@ -356,7 +363,7 @@ public static unsafe class KernelBpf
                 *(ulong*)(p + 80) = (ulong)fr;
                 *(uint*)(p + 88) = (uint)f.Count;
             }
-            *(uint*)(p + 0) = ProgTypeSkLookup;
+            *(uint*)(p + 0) = progType;
             *(uint*)(p + 4) = (uint)count;
             *(ulong*)(p + 8) = (ulong)c;
             *(ulong*)(p + 16) = (ulong)l;
@@ -366,7 +373,7 @@ public static unsafe class KernelBpf
                 *(uint*)(p + 28) = (uint)logSize;
                 *(ulong*)(p + 32) = (ulong)lg;
             }
-            *(uint*)(p + 68) = AttachSkLookup;
+            *(uint*)(p + 68) = expectedAttachType;
             long fd = syscall(SysBpf, ProgLoad, p, attr.Length);
             int errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
             int len = Array.IndexOf(log, (byte)0);

@@ -47,11 +47,43 @@ internal static class Branches
 
     /// <summary>True when a pointer of this type is never NULL (<c>reg_not_null</c>).</summary>
     static bool NotNull(in RegState r) => r.Type is RegType.PtrToSocket or RegType.PtrToMapValue or RegType.PtrToMapKey
-        or RegType.PtrToMem or RegType.PtrToArgMem or RegType.ConstPtrToMap or RegType.PtrToRdonlyMem or RegType.PtrToBtfId;
+        or RegType.PtrToMem or RegType.PtrToArgMem or RegType.ConstPtrToMap or RegType.PtrToRdonlyMem or RegType.PtrToBtfId
+        or RegType.PtrToSockCommon;
+
+    /// <summary>reg_is_pkt_pointer_any: a packet pointer or the packet's end.</summary>
+    static bool IsPacket(in RegState r) => r.Type is RegType.PtrToPacket or RegType.PtrToPacketEnd;
+
+    /// <summary>AT_PKT_END: a packet pointer's range after a compare put it at the packet's end (<c>pkt &gt;= pkt_end</c>).</summary>
+    public const int AtPacketEnd = -1;
+    /// <summary>BEYOND_PKT_END: a packet pointer's range after a compare put it past the packet's end (<c>pkt &gt; pkt_end</c>).</summary>
+    public const int BeyondPacketEnd = -2;
+
+    /// <summary>
+    /// is_pkt_ptr_branch_taken: a pointer a previous compare placed at or past the end decides a later compare with
+    /// the end (<see cref="RegState.Aux"/> is its range); 1 taken, 0 not, -1 unknown.
+    /// </summary>
+    static int PacketTaken(in RegState r1, in RegState r2, JmpOp op)
+    {
+        RegState pkt;
+        if (r2.Type == RegType.PtrToPacketEnd) pkt = r1;
+        else if (r1.Type == RegType.PtrToPacketEnd) { pkt = r2; op = Flip(op); }
+        else return -1;
+        if (pkt.Type != RegType.PtrToPacket || pkt.Aux >= 0) return -1;
+        switch (op)
+        {
+            case JmpOp.Jle or JmpOp.Jgt:
+                if (pkt.Aux == BeyondPacketEnd) return op == JmpOp.Jgt ? 1 : 0;
+                break;
+            case JmpOp.Jlt or JmpOp.Jge:
+                return op == JmpOp.Jge ? 1 : 0;
+        }
+        return -1;
+    }
 
     /// <summary>1 when always taken, 0 when never, -1 when unknown.</summary>
     public static int IsTaken(RegState r1, RegState r2, JmpOp op, bool is32)
     {
+        if (IsPacket(r1) && IsPacket(r2) && !is32) return PacketTaken(r1, r2, op);
         if (r1.IsPointer || r2.IsPointer)
         {
             if (!IsConst(r2, is32) || r2.IsPointer) { op = Flip(op); (r1, r2) = (r2, r1); }

@@ -266,7 +266,7 @@ internal sealed partial class Checker
         switch (ptr.Type)
         {
             case RegType.PtrToCtx or RegType.PtrToMapValue or RegType.PtrToMapKey or RegType.PtrToStack or RegType.PtrToMem or RegType.PtrToArgMem or RegType.PtrToFunc
-                or RegType.PtrToRdonlyMem or RegType.PtrToBtfId:
+                or RegType.PtrToRdonlyMem or RegType.PtrToBtfId or RegType.PtrToPacket:
                 break;
             case RegType.ConstPtrToMap when known && sminVal == 0 && op == AluOp.Add:
                 break;
@@ -277,12 +277,15 @@ internal sealed partial class Checker
         CheckSaneOffset(ptr, ptr.Type);
         var res = ptr;
         res.Unbound32();
+        // False when the scalar was a constant folded into the fixed offset.
+        bool variable = true;
         switch (op)
         {
             case AluOp.Add:
                 if (known && (long)ptr.Off + sminVal == (int)(ptr.Off + sminVal))
                 {
                     res.Off = (int)(ptr.Off + sminVal);
+                    variable = false;
                     break;
                 }
                 {
@@ -303,6 +306,7 @@ internal sealed partial class Checker
                 if (known && (long)ptr.Off - sminVal == (int)(ptr.Off - sminVal))
                 {
                     res.Off = (int)(ptr.Off - sminVal);
+                    variable = false;
                     break;
                 }
                 {
@@ -318,6 +322,13 @@ internal sealed partial class Checker
                 throw Err($"R{regno} bitwise operator {AluName(op)} on pointer prohibited");
             default:
                 throw Err($"R{regno} pointer arithmetic with {AluName(op)} operator prohibited");
+        }
+        // A variable offset added to a packet pointer makes a new base: a new id, and no range until a compare proves
+        // one (subtracting a variable that may be negative likewise).
+        if (ptr.Type == RegType.PtrToPacket && variable)
+        {
+            res.Id = NewId();
+            if (op == AluOp.Add || sminVal < 0) res.Aux = 0;
         }
         CheckSaneOffset(res, ptr.Type);
         res.Sync();

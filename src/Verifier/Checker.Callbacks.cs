@@ -55,7 +55,7 @@ internal sealed partial class Checker
         cb.CallbackUnrollDepth++;
         cb.Insn = _info.SubprogStarts[meta.Subprog];
         caller.CallbackDepth = 0;
-        if (Log2) _log.AppendLine($"{idx}: queued callback {FuncName(meta.Subprog)} (frame{callee.FrameNo}) of {SkLookupFuncProto.Display(helperId)}");
+        if (Log2) _log.AppendLine($"{idx}: queued callback {FuncName(meta.Subprog)} (frame{callee.FrameNo}) of {Runtime.ProgramTypes.BaseFuncProto.Display(helperId)}");
         Push(cb);
     }
 

@@ -1,6 +1,7 @@
 using BpfJit.Frontend;
 using BpfJit.Runtime;
 using BpfJit.Frontend.Elf;
+using BpfJit.Runtime.ProgramTypes;
 
 namespace BpfJit.Verifier;
 
@@ -55,6 +56,12 @@ internal sealed partial class Checker
         return imm;
     }
 
+    // The helpers whose prototypes set pkt_access: they may be given a pointer into the packet.
+    static readonly HashSet<int> s_packetAccess = BaseFuncProto.Ids(
+        ["map_lookup_elem", "map_update_elem", "map_delete_elem", "map_push_elem", "map_pop_elem", "map_peek_elem", "map_lookup_percpu_elem"]);
+
+    static bool HasPacketAccess(int helperId) => s_packetAccess.Contains(helperId);
+
     sealed class CallMeta
     {
         public int MapIndex = -1;
@@ -74,26 +81,31 @@ internal sealed partial class Checker
     {
         int id = ins.Imm;
         if (HelperNames.Name(id) == null) throw Err($"invalid func unknown#{id}");
-        if (!SkLookupFuncProto.IsAllowed(id)) throw Err($"program of this type cannot use helper {SkLookupFuncProto.Display(id)}");
+        if (!_type.IsHelperAllowed(id)) throw Err($"program of this type cannot use helper {BaseFuncProto.Display(id)}");
         // check_helper_call: right after the helper is found, before its arguments are looked at.
-        if (SkLookupFuncProto.IsGplOnly(id) && !SkLookupFuncProto.IsGplCompatible(_opt.License))
+        if (_type.IsGplOnly(id) && !BaseFuncProto.IsGplCompatible(_opt.License))
             throw Err("cannot call GPL-restricted function from non-GPL compatible program");
-        if (!_helpers.TryGet(id, out var helper))
-            throw Err($"helper {SkLookupFuncProto.Display(id)} is not provided by this runtime");
-        var proto = helper.Proto;
+        // The type's func_proto may give the helper its own prototype (bpf_skb_load_bytes on an sk_reuseport_md); the
+        // declaration then is the prototype, and the runtime's implementation is bound when an engine prepares the program.
+        var typeProto = _type.HelperProto(id);
+        Helper? helper = null;
+        if (typeProto == null && !_helpers.TryGet(id, out helper))
+            throw Err($"helper {BaseFuncProto.Display(id)} is not provided by this runtime");
+        var proto = typeProto ?? helper!.Proto;
+        string helperName = helper?.Name ?? HelperNames.Name(id)!;
         var meta = new CallMeta();
         for (int i = 0; i < proto.Args.Length; i++)
         {
             if (proto.Args[i] == ArgType.DontCare) continue;
-            CheckFuncArg(i + 1, proto.Args[i], meta, id, helper.Name);
+            CheckFuncArg(i + 1, proto.Args[i], meta, id, helperName);
         }
         if (meta.MapIndex >= 0 && HelperNames.Name(id) == "bpf_tail_call" && Map(meta.MapIndex).Type != MapType.ProgArray)
             throw Err("expected prog array map for tail call");
         // set_map_elem_callback_state looks at the map before check_map_func_compatibility does.
-        if (meta.MapIndex >= 0 && id == KernelHelpers.ForEachMapElemId && !SkLookupFuncProto.MapCompatible(Map(meta.MapIndex).Type, id))
+        if (meta.MapIndex >= 0 && id == KernelHelpers.ForEachMapElemId && !BaseFuncProto.MapCompatible(Map(meta.MapIndex).Type, id, _type.MayUpdateSockMap))
             throw Err("callback function not allowed for map");
-        if (meta.MapIndex >= 0 && !SkLookupFuncProto.MapCompatible(Map(meta.MapIndex).Type, id))
-            throw Err($"cannot pass map_type {(uint)Map(meta.MapIndex).Type} into func {SkLookupFuncProto.Display(id)}");
+        if (meta.MapIndex >= 0 && !BaseFuncProto.MapCompatible(Map(meta.MapIndex).Type, id, _type.MayUpdateSockMap))
+            throw Err($"cannot pass map_type {(uint)Map(meta.MapIndex).Type} into func {BaseFuncProto.Display(id)}");
         if (meta.MapIndex < 0 && RequiresMap(proto))
             throw Err($"R1 type={RegName(Regs[1])} expected=map_ptr");
         RecordMapArg(idx, meta.MapIndex);
@@ -102,7 +114,7 @@ internal sealed partial class Checker
             if (meta.RefObjId != 0) ReleaseReference(meta.RefObjId);
             else if (!Regs[meta.ReleaseRegno].IsNull) throw Err($"R{meta.ReleaseRegno} must be referenced when passed to release function");
         }
-        if (helper.Exit == HelperExit.TailCall || HelperNames.Name(id) == "bpf_tail_call")
+        if (helper?.Exit == HelperExit.TailCall || HelperNames.Name(id) == "bpf_tail_call")
         {
             if (_cur.Refs.Count > 0)
                 throw Err(string.Join("\n", _cur.Refs.Select(r => $"Unreleased reference id={r.Id} alloc_insn={r.InsnIdx}")) + "\ntail_call would lead to reference leak");
@@ -122,7 +134,7 @@ internal sealed partial class Checker
                 break;
             case RetType.PtrToMapValueOrNull:
                 {
-                    if (meta.MapIndex < 0) throw Err($"kernel subsystem misconfigured verifier: {helper.Name} returns a map value but takes no map");
+                    if (meta.MapIndex < 0) throw Err($"kernel subsystem misconfigured verifier: {helperName} returns a map value but takes no map");
                     var map = Map(meta.MapIndex);
                     // An array lookup with a constant in-range key cannot fail (can_elide_value_nullness), unless the
                     // array is an inner map whose size may differ from its template's (BPF_F_INNER_MAP).
@@ -229,7 +241,7 @@ internal sealed partial class Checker
         CheckRead(regno);
         var reg = Regs[regno];
         if (arg == ArgType.Anything) return;
-        bool mayBeNull = arg is ArgType.PtrToSocketOrNull or ArgType.PtrToMemOrNull or ArgType.PtrToStackOrNull;
+        bool mayBeNull = arg is ArgType.PtrToSocketOrNull or ArgType.PtrToMemOrNull or ArgType.PtrToStackOrNull or ArgType.PtrToSockCommonOrNull;
         // A NULL passed for a nullable pointer: pruned paths must pass NULL too (stricter than the kernel, difference 7).
         if (mayBeNull && reg.IsNull) MarkPrecise(regno);
         bool isMapValueArg = arg == ArgType.PtrToMapValue;
@@ -257,6 +269,9 @@ internal sealed partial class Checker
                 case ArgType.PtrToSocket:
                     if (type != RegType.PtrToSocket) TypeMismatch(regno, SockCommonTypes);
                     break;
+                case ArgType.PtrToSockCommonOrNull:
+                    if (!RegTypeNames.IsSocket(type)) TypeMismatch(regno, SockCommonTypes);
+                    break;
                 case ArgType.PtrToRingbufMem:
                     if (type != RegType.PtrToMem) TypeMismatch(regno, "ringbuf_mem");
                     if (reg.Off != 0 || !reg.VarOff.Equals(0UL)) throw Err($"R{regno} must have zero offset when passed to release func");
@@ -283,10 +298,12 @@ internal sealed partial class Checker
                     break;
                 case ArgType.PtrToMapKey or ArgType.PtrToMapValue or ArgType.PtrToUninitMapValue or ArgType.PtrToMem or ArgType.PtrToMemOrNull
                     or ArgType.PtrToUninitMem or ArgType.PtrToAlignedLong:
-                    if (type is not (RegType.PtrToStack or RegType.PtrToMapValue or RegType.PtrToMapKey or RegType.PtrToMem or RegType.PtrToArgMem))
+                    if (type is not (RegType.PtrToStack or RegType.PtrToMapValue or RegType.PtrToMapKey or RegType.PtrToMem or RegType.PtrToArgMem or RegType.PtrToPacket))
                         TypeMismatch(regno, MemTypes);
                     break;
             }
+            // A packet pointer goes only to a helper whose prototype has pkt_access (the map element helpers).
+            if (reg.Type == RegType.PtrToPacket && !HasPacketAccess(helperId)) throw Err("helper access to the packet is not allowed");
         }
         // Release arguments (sk_release, ringbuf_submit/discard).
         if (arg is ArgType.PtrToSocket or ArgType.PtrToRingbufMem)
@@ -414,6 +431,9 @@ internal sealed partial class Checker
             case RegType.PtrToMapKey:
                 if (write) throw Err($"R{regno} cannot write into {RegName(reg)}");
                 CheckMemRegion(regno, reg, reg.Off, size, Map(reg.Aux).KeySize, zeroOk: false);
+                break;
+            case RegType.PtrToPacket:
+                CheckPacketAccess(regno, reg, reg.Off, size);
                 break;
             default:
                 if (reg.IsNull) break;

@@ -97,6 +97,7 @@ internal sealed partial class Checker
             MarkPtrOrNull(other, dst, isNull: op == JmpOp.Jeq);
             MarkPtrOrNull(_cur, dst, isNull: op == JmpOp.Jne);
         }
+        if (ins.SourceIsReg && !is32) MatchPacketPointers(ins, op, dst, src, _cur, other);
         // Two pointers compared equal where one may be NULL and the other may not: on the equal side the
         // nullable one is not NULL either (the kernel's mark_ptr_not_null_reg, for that register alone).
         if (!is32 && ins.SourceIsReg && op is JmpOp.Jeq or JmpOp.Jne && dst.IsPointer && src.IsPointer && dst.IsNullable != src.IsNullable)
@@ -106,6 +107,62 @@ internal sealed partial class Checker
         }
         Push(other);
         return true;
+    }
+
+    /// <summary>
+    /// try_match_pkt_pointers: a 64-bit compare of a packet pointer with the packet's end proves, on the side where the
+    /// pointer is not past the end, that the bytes before it are in the packet (<see cref="FindGoodPacketPointers"/>),
+    /// and marks the pointer at or beyond the end on the other side. Operands may come in either order.
+    /// </summary>
+    void MatchPacketPointers(Instruction ins, JmpOp op, in RegState dst, in RegState src, VerifierState fall, VerifierState taken)
+    {
+        bool pktEnd = dst.Type == RegType.PtrToPacket && src.Type == RegType.PtrToPacketEnd;
+        bool endPkt = dst.Type == RegType.PtrToPacketEnd && src.Type == RegType.PtrToPacket;
+        if (!pktEnd && !endPkt) return;
+        // In the kernel's words: find_good_pkt_pointers(side, pkt, right_open) and mark_pkt_end(side, reg, beyond).
+        var (pkt, reg) = pktEnd ? (dst, ins.Dst) : (src, ins.Src);
+        switch (op)
+        {
+            case JmpOp.Jgt when pktEnd: FindGoodPacketPointers(fall, pkt, false); MarkPacketEnd(taken, reg, true); break;
+            case JmpOp.Jgt: FindGoodPacketPointers(taken, pkt, true); MarkPacketEnd(fall, reg, false); break;
+            case JmpOp.Jlt when pktEnd: FindGoodPacketPointers(taken, pkt, true); MarkPacketEnd(fall, reg, false); break;
+            case JmpOp.Jlt: FindGoodPacketPointers(fall, pkt, false); MarkPacketEnd(taken, reg, true); break;
+            case JmpOp.Jge when pktEnd: FindGoodPacketPointers(fall, pkt, true); MarkPacketEnd(taken, reg, false); break;
+            case JmpOp.Jge: FindGoodPacketPointers(taken, pkt, false); MarkPacketEnd(fall, reg, true); break;
+            case JmpOp.Jle when pktEnd: FindGoodPacketPointers(taken, pkt, false); MarkPacketEnd(fall, reg, true); break;
+            case JmpOp.Jle: FindGoodPacketPointers(fall, pkt, true); MarkPacketEnd(taken, reg, false); break;
+        }
+    }
+
+    /// <summary>The kernel's MAX_PACKET_OFF: no range is derived for a pointer that may be this far into the packet.</summary>
+    const int MaxPacketOff = 0xffff;
+
+    /// <summary>What a strict compare (<c>pkt &lt; pkt_end</c>) adds to the range beyond the pointer's offset.</summary>
+    const int PacketRightOpenAdjust = 1;
+
+    /// <summary>
+    /// find_good_pkt_pointers: on <paramref name="st"/>, <paramref name="pkt"/> (its fixed offset) is at most the end,
+    /// or strictly before it when <paramref name="rightOpen"/>; every packet pointer with its id, in every frame and
+    /// spilled slot, may read that many bytes from its base.
+    /// </summary>
+    static void FindGoodPacketPointers(VerifierState st, RegState pkt, bool rightOpen)
+    {
+        if (pkt.Off < 0 || (pkt.Off == 0 && rightOpen)) return;
+        if (pkt.Umax > MaxPacketOff || pkt.Umax + (ulong)pkt.Off > MaxPacketOff) return;
+        int range = pkt.Off + (rightOpen ? PacketRightOpenAdjust : 0);
+        int id = pkt.Id;
+        st.ForEachReg((ref RegState r) =>
+        {
+            if (r.Type == RegType.PtrToPacket && r.Id == id) r.Aux = Math.Max(r.Aux, range);
+        });
+    }
+
+    /// <summary>mark_pkt_end: the compared pointer (current frame) is at the end, or beyond it.</summary>
+    static void MarkPacketEnd(VerifierState st, int regno, bool beyond)
+    {
+        ref RegState r = ref st.Cur.Regs[regno];
+        if (r.Type != RegType.PtrToPacket) return;
+        r.Aux = beyond ? Branches.BeyondPacketEnd : Branches.AtPacketEnd;
     }
 
     /// <summary>The values compared decided the branch: they must stay as they are on pruned paths.</summary>
@@ -326,10 +383,12 @@ internal sealed partial class Checker
             if (!ret.IsScalar) throw Err($"At subprogram exit the register R0 is not a scalar value ({RegName(ret)})");
             return false;
         }
+        // check_return_code: a type without a range (SK_REUSEPORT) may return anything, a pointer too as root.
+        if (_type.ReturnRange is not { } range) return false;
         if (!ret.IsScalar)
             throw Err($"At program exit the register R0 is not a known value ({RegName(ret)})");
         MarkPrecise(0);
-        if (ret.Smin < 0 || ret.Smax > 1) throw Err(InvalidScalar("At program exit", "R0", ret, 0, 1));
+        if (ret.Smin < range.Min || ret.Smax > range.Max) throw Err(InvalidScalar("At program exit", "R0", ret, range.Min, range.Max));
         return false;
     }
 }

@@ -1,4 +1,5 @@
 using BpfJit.Frontend;
+using BpfJit.Runtime.ProgramTypes;
 
 namespace BpfJit.Verifier;
 
@@ -40,7 +41,7 @@ internal sealed partial class Checker
         else if ((ins.Imm & 1) != 0) loadReg = ins.Src;
         if (loadReg >= 0) CheckWrite(loadReg);
         var dst = Regs[ins.Dst];
-        if (dst.Type is RegType.PtrToCtx or RegType.PtrToSocket)
+        if (dst.Type is RegType.PtrToCtx or RegType.PtrToPacket || RegTypeNames.IsSocket(dst.Type))
             throw Err($"BPF_ATOMIC stores into R{ins.Dst} {RegName(dst)} is not allowed");
         if (Regs[ins.Src].IsPointer) _exposesAddress = true;
         // As the kernel's check_atomic_rmw: a read that goes to no register (which refuses a variable-offset stack
@@ -69,7 +70,8 @@ internal sealed partial class Checker
     {
         var f = _facts[idx];
         var type = reg.Type;
-        static bool MismatchOk(RegType t) => t is not (RegType.PtrToCtx or RegType.PtrToSocket or RegType.PtrToSocketOrNull);
+        static bool MismatchOk(RegType t) => t is not (RegType.PtrToCtx or RegType.PtrToSocket or RegType.PtrToSocketOrNull
+            or RegType.PtrToSockCommon or RegType.PtrToSockCommonOrNull);
         if (f.PtrTypeSeen is { } prev && prev != type && (!MismatchOk(prev) || !MismatchOk(type)))
             throw Err("same insn cannot be used with different pointers");
         f.PtrTypeSeen ??= type;
@@ -127,23 +129,24 @@ internal sealed partial class Checker
                 {
                     if (reg.Off != 0) throw Err($"dereference of modified ctx ptr R{regno} off={reg.Off} disallowed");
                     if (!reg.VarOff.Equals(0UL)) throw Err($"variable ctx access var_off={reg.VarOff} disallowed");
-                    string? field = ContextRules.SkLookupField(off, size, write);
-                    if (field == null) throw Err($"invalid bpf_context access off={off} size={size}");
+                    var field = _type.ContextAccess(off, size, write) ?? throw Err($"invalid bpf_context access off={off} size={size}");
                     var f = _facts[idx];
-                    f.CtxField = field;
+                    f.CtxField = field.Name;
                     f.CtxOffset = off;
-                    if (field == "sk")
-                    {
-                        result = RegState.Pointer(RegType.PtrToSocketOrNull);
-                        result.Id = NewId();
-                        resultSet = true;
-                    }
+                    var loaded = CtxLoad(field.Yields);
+                    if (loaded != null) { result = loaded.Value; resultSet = true; }
                     break;
                 }
-            case RegType.PtrToSocket:
+            case RegType.PtrToSocket or RegType.PtrToSockCommon:
                 if (write) throw Err($"R{regno} cannot write into {RegName(reg)}");
-                if (!ContextRules.BpfSockReadable(off + reg.Off, size))
+                if (reg.Smin < 0) throw Err($"R{regno} min value is negative, either use unsigned index or do a if (index >=0) check.");
+                if (!(reg.Type == RegType.PtrToSocket ? ContextRules.BpfSockReadable(off + reg.Off, size) : ContextRules.SockCommonReadable(off + reg.Off, size)))
                     throw Err($"R{regno} invalid {RegName(reg)} access off={off + reg.Off} size={size}");
+                break;
+            case RegType.PtrToPacket:
+                // may_access_direct_pkt_data: SK_REUSEPORT reads the packet but may not write it.
+                if (write && _type.PacketAccess != PacketAccess.ReadWrite) throw Err("cannot write into packet");
+                CheckPacketAccess(regno, reg, off + reg.Off, size);
                 break;
             case RegType.PtrToStack:
                 {
@@ -176,6 +179,40 @@ internal sealed partial class Checker
             else result = Truncated(result, size);
         }
         Regs[valueRegno] = result;
+    }
+
+    /// <summary>
+    /// What a context load gives (check_ctx_access's reg_type): null for a scalar; a packet pointer starts with id 0
+    /// and range 0, a nullable socket gets a fresh id for its NULL check.
+    /// </summary>
+    RegState? CtxLoad(CtxFieldKind kind)
+    {
+        RegState r;
+        switch (kind)
+        {
+            case CtxFieldKind.PacketStart: return RegState.Pointer(RegType.PtrToPacket);
+            case CtxFieldKind.PacketEnd: return RegState.Pointer(RegType.PtrToPacketEnd);
+            case CtxFieldKind.Socket: return RegState.Pointer(RegType.PtrToSocket);
+            case CtxFieldKind.SocketOrNull: r = RegState.Pointer(RegType.PtrToSocketOrNull); break;
+            case CtxFieldKind.SockCommonOrNull: r = RegState.Pointer(RegType.PtrToSockCommonOrNull); break;
+            default: return null;
+        }
+        r.Id = NewId();
+        return r;
+    }
+
+    /// <summary>
+    /// check_packet_access: a negative variable offset is refused; the fixed offset <paramref name="off"/> (the
+    /// instruction's plus the register's) and the size must lie within the range a data_end compare proved
+    /// (<see cref="RegState.Aux"/>). A range below zero (the pointer is at or past the end) allows nothing.
+    /// </summary>
+    void CheckPacketAccess(int regno, in RegState reg, int off, int size)
+    {
+        if (reg.Smin < 0) throw Err($"R{regno} min value is negative, either use unsigned index or do a if (index >=0) check.");
+        int range = reg.Aux;
+        if (range >= 0 && off >= 0 && size > 0 && (long)off + size <= range) return;
+        string detail = range < 0 ? "" : $"invalid access to packet, off={off} size={size}, R{regno}(id={reg.Id},off={off},r={range})\n";
+        throw Err($"{detail}R{regno} offset is outside of the packet");
     }
 
     /// <summary>check_ptr_alignment: stack accesses (and atomics everywhere) must be aligned to their size.</summary>

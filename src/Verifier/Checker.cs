@@ -1,6 +1,7 @@
 using System.Text;
 using BpfJit.Frontend;
 using BpfJit.Runtime;
+using BpfJit.Runtime.ProgramTypes;
 
 namespace BpfJit.Verifier;
 
@@ -19,6 +20,8 @@ internal sealed partial class Checker
     readonly IReadOnlyList<Instruction> _insns;
     readonly VerifierOptions _opt;
     readonly HelperTable _helpers;
+    // The program type's declaration: its context rule, helpers, packet access and return range.
+    readonly IProgramTypeDefinition _type;
     readonly IReadOnlyList<MapInfo> _maps;
     // Outer map index → index of its inner map meta in _maps.
     readonly Dictionary<int, int> _innerMeta;
@@ -47,6 +50,7 @@ internal sealed partial class Checker
         _insns = insns;
         _opt = options;
         _helpers = options.Helpers;
+        _type = ProgramTypeRegistry.Get(options.ProgramType);
         (_maps, _innerMeta) = WithInnerMetas(options.Maps);
         _facts = new InsnFacts[insns.Count];
         for (int i = 0; i < _facts.Length; i++) _facts[i] = new InsnFacts();

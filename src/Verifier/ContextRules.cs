@@ -1,14 +1,17 @@
+using BpfJit.Runtime.ProgramTypes.SkLookup;
+
 namespace BpfJit.Verifier;
 
 /// <summary>
-/// Which loads of <c>struct bpf_sk_lookup</c> (the context) and <c>struct bpf_sock</c> are valid:
-/// the kernel's <c>sk_lookup_is_valid_access</c> and <c>bpf_sock_is_valid_access</c>
-/// (sk-lookup.md sections 1.1 and 4).
+/// Which loads of <c>struct bpf_sock</c> are valid (the kernel's <c>bpf_sock_is_valid_access</c> and
+/// <c>bpf_sock_common_is_valid_access</c>), and SK_LOOKUP's context rule as its declaration
+/// (<see cref="SkLookupType"/>) states it. Each program type's context rule is its declaration's
+/// <see cref="Runtime.ProgramTypes.IProgramTypeDefinition.ContextAccess"/>.
 /// </summary>
 public static class ContextRules
 {
     /// <summary>Size of <c>struct bpf_sk_lookup</c>.</summary>
-    public const int SkLookupSize = 72;
+    public const int SkLookupSize = SkLookupType.Size;
 
     /// <summary>Size of <c>struct bpf_sock</c>.</summary>
     public const int BpfSockSize = 80;
@@ -16,34 +19,10 @@ public static class ContextRules
     static bool NarrowOk(int size, int fieldSize) => size <= fieldSize && (size & (size - 1)) == 0;
 
     /// <summary>
-    /// The field a context access reads, or null when the access is invalid
+    /// The field an SK_LOOKUP context access reads, or null when the access is invalid
     /// (<c>invalid bpf_context access off=N size=M</c>). Writes are never valid.
     /// </summary>
-    public static string? SkLookupField(int off, int size, bool write)
-    {
-        if (off < 0 || off >= SkLookupSize) return null;
-        if (off % size != 0) return null;
-        if (write) return null;
-        switch (off)
-        {
-            case 0:
-                return size == 8 ? "sk" : null;
-            case >= 8 and < 12: return NarrowOk(size, 4) ? "family" : null;
-            case >= 12 and < 16: return NarrowOk(size, 4) ? "protocol" : null;
-            case >= 16 and < 20: return NarrowOk(size, 4) ? "remote_ip4" : null;
-            case >= 20 and < 36: return NarrowOk(size, 4) ? $"remote_ip6[{(off - 20) / 4}]" : null;
-            case >= 36 and < 38:
-                // A 4-byte load of the 2-byte remote_port is accepted for backward compatibility.
-                if (size == 4) return "remote_port";
-                return NarrowOk(size, 2) ? "remote_port" : null;
-            case >= 38 and < 40: return NarrowOk(size, 2) ? "pad" : null;
-            case >= 40 and < 44: return NarrowOk(size, 4) ? "local_ip4" : null;
-            case >= 44 and < 60: return NarrowOk(size, 4) ? $"local_ip6[{(off - 44) / 4}]" : null;
-            case >= 60 and < 64: return NarrowOk(size, 4) ? "local_port" : null;
-            case >= 64 and < 68: return NarrowOk(size, 4) ? "ingress_ifindex" : null;
-            default: return null;
-        }
-    }
+    public static string? SkLookupField(int off, int size, bool write) => SkLookupType.Instance.ContextAccess(off, size, write)?.Name;
 
     /// <summary>True when a load of <paramref name="size"/> bytes at <paramref name="off"/> of <c>struct bpf_sock</c> is valid.</summary>
     public static bool BpfSockReadable(int off, int size)
@@ -64,4 +43,10 @@ public static class ContextRules
                 return size == 4;
         }
     }
+
+    /// <summary>
+    /// True when a load through a <c>sock_common</c> pointer is valid: as <see cref="BpfSockReadable"/>, except that
+    /// <c>type</c>, <c>protocol</c>, <c>mark</c> and <c>priority</c> (offsets 8 to 23) are not in the common part.
+    /// </summary>
+    public static bool SockCommonReadable(int off, int size) => off is not (>= 8 and < 24) && BpfSockReadable(off, size);
 }

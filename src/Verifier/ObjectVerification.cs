@@ -1,5 +1,6 @@
 using BpfJit.Frontend.Elf;
 using BpfJit.Runtime;
+using BpfJit.Runtime.ProgramTypes;
 
 namespace BpfJit.Verifier;
 
@@ -43,6 +44,8 @@ public static class ObjectVerification
             KernelFunctions = program.KernelFunctions,
             MapFdIsIndex = false, // a program's map references are BPF_PSEUDO_MAP_IDX; an fd left in it is no map
             License = program.License,
+            // The type the section names when BpfJit supports it; an unsupported one is checked as SK_LOOKUP, as before.
+            ProgramType = ProgramTypeRegistry.Find(program.Type) != null ? program.Type : ProgramType.SkLookup,
         };
     }
 

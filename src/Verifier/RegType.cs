@@ -1,6 +1,6 @@
 namespace BpfJit.Verifier;
 
-/// <summary>The kernel's register types (enum bpf_reg_type) that SK_LOOKUP programs can meet.</summary>
+/// <summary>The kernel's register types (enum bpf_reg_type) that SK_LOOKUP and SK_REUSEPORT programs can meet.</summary>
 public enum RegType : byte
 {
     /// <summary>Never written: reading it is an error (<c>R%d !read_ok</c>).</summary>
@@ -44,6 +44,19 @@ public enum RegType : byte
     /// cannot be read; the pointer can be kept, compared and passed on.
     /// </summary>
     PtrToBtfId,
+    /// <summary>
+    /// A pointer into the packet (the kernel's PTR_TO_PACKET, <c>pkt</c>): <see cref="RegState.Aux"/> is its range, the
+    /// bytes from the packet start (plus the pointer's variable offset) that a data/data_end compare proved readable;
+    /// negative after a compare that put it at or beyond the end (AT_PKT_END, BEYOND_PKT_END). Pointers with the same
+    /// <see cref="RegState.Id"/> share a base; a variable offset added gives a new id and range 0.
+    /// </summary>
+    PtrToPacket,
+    /// <summary>One past the packet's last byte (PTR_TO_PACKET_END, <c>pkt_end</c>): compared, never dereferenced.</summary>
+    PtrToPacketEnd,
+    /// <summary>The common part of a socket (PTR_TO_SOCK_COMMON, <c>sock_common</c>).</summary>
+    PtrToSockCommon,
+    /// <summary>A socket's common part or NULL (<c>sock_common_or_null</c>): SK_REUSEPORT's <c>migrating_sk</c>.</summary>
+    PtrToSockCommonOrNull,
 }
 
 /// <summary>The kernel structures a <see cref="RegType.PtrToBtfId"/> pointer can point to in an SK_LOOKUP program.</summary>
@@ -78,12 +91,19 @@ public static class RegTypeNames
         RegType.PtrToRdonlyMem => "rdonly_mem",
         RegType.PtrToArgMemOrNull => "mem_or_null",
         RegType.PtrToBtfId => "trusted_ptr_",
+        RegType.PtrToPacket => "pkt",
+        RegType.PtrToPacketEnd => "pkt_end",
+        RegType.PtrToSockCommon => "sock_common",
+        RegType.PtrToSockCommonOrNull => "sock_common_or_null",
         _ => type.ToString(),
     };
 
     /// <summary>True for the types that may be NULL until checked.</summary>
     public static bool IsNullable(RegType type) => type is RegType.PtrToMapValueOrNull or RegType.PtrToSocketOrNull or RegType.PtrToMemOrNull
-        or RegType.PtrToArgMemOrNull;
+        or RegType.PtrToArgMemOrNull or RegType.PtrToSockCommonOrNull;
+
+    /// <summary>True for the socket types (the kernel's type_is_sk_pointer).</summary>
+    public static bool IsSocket(RegType type) => type is RegType.PtrToSocket or RegType.PtrToSockCommon;
 
     /// <summary>True for pointer types.</summary>
     public static bool IsPointer(RegType type) => type is not (RegType.NotInit or RegType.Scalar);
@@ -95,6 +115,7 @@ public static class RegTypeNames
         RegType.PtrToSocketOrNull => RegType.PtrToSocket,
         RegType.PtrToMemOrNull => RegType.PtrToMem,
         RegType.PtrToArgMemOrNull => RegType.PtrToArgMem,
+        RegType.PtrToSockCommonOrNull => RegType.PtrToSockCommon,
         _ => type,
     };
 }

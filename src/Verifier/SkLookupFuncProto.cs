@@ -1,127 +1,28 @@
-using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
+using BpfJit.Runtime.ProgramTypes;
+using BpfJit.Runtime.ProgramTypes.SkLookup;
 
 namespace BpfJit.Verifier;
 
 /// <summary>
-/// The helpers the kernel lets an SK_LOOKUP program call as root (sk_lookup_func_proto with CAP_BPF
-/// and CAP_PERFMON; sk-lookup.md section 3.1), and the map types each helper accepts
-/// (check_map_func_compatibility).
+/// The helpers the kernel lets an SK_LOOKUP program call as root, read from its declaration
+/// (<see cref="SkLookupType"/>), and the shared rules of <see cref="BaseFuncProto"/>. Other types: ask
+/// <see cref="ProgramTypeRegistry.Get"/>.
 /// </summary>
 public static class SkLookupFuncProto
 {
-    static readonly string[] s_allowed =
-    [
-        "perf_event_output", "sk_assign", "sk_release", "ktime_get_coarse_ns",
-        "skc_to_tcp6_sock", "skc_to_tcp_sock", "skc_to_tcp_timewait_sock", "skc_to_tcp_request_sock", "skc_to_udp6_sock",
-        "skc_to_unix_sock", "skc_to_mptcp_sock",
-        "map_lookup_elem", "map_update_elem", "map_delete_elem", "map_push_elem", "map_pop_elem", "map_peek_elem",
-        "map_lookup_percpu_elem", "get_prandom_u32", "get_smp_processor_id", "get_numa_node_id", "tail_call",
-        "ktime_get_ns", "ktime_get_boot_ns", "ktime_get_tai_ns", "ringbuf_output", "ringbuf_reserve", "ringbuf_submit",
-        "ringbuf_discard", "ringbuf_query", "strncmp", "strtol", "strtoul", "get_current_pid_tgid", "get_ns_current_pid_tgid",
-        "get_current_uid_gid",
-        "spin_lock", "spin_unlock", "jiffies64", "per_cpu_ptr", "this_cpu_ptr", "timer_init", "timer_set_callback", "timer_start",
-        "timer_cancel", "kptr_xchg", "for_each_map_elem", "loop", "user_ringbuf_drain", "ringbuf_reserve_dynptr",
-        "ringbuf_submit_dynptr", "ringbuf_discard_dynptr", "dynptr_from_mem", "dynptr_read", "dynptr_write", "dynptr_data",
-        "cgroup_storage_get", "cgroup_storage_delete", "get_current_cgroup_id", "get_current_ancestor_cgroup_id",
-        "current_task_under_cgroup", "get_cgroup_classid", "task_storage_get", "task_storage_delete",
-        "trace_printk", "get_current_task", "get_current_task_btf", "get_current_comm", "probe_read_user", "probe_read_kernel",
-        "probe_read_user_str", "probe_read_kernel_str", "copy_from_user", "copy_from_user_task", "snprintf_btf", "snprintf",
-        "task_pt_regs", "trace_vprintk", "perf_event_read", "perf_event_read_value", "send_signal", "send_signal_thread",
-        "get_task_stack", "get_branch_snapshot", "find_vma",
-    ];
-
-    static readonly HashSet<int> s_ids = [.. s_allowed.Select(HelperNames.Id).Where(id => id > 0)];
-
-    // The helpers among s_allowed whose func proto has gpl_only set (bpf_trace_printk, the probe reads, the
-    // current-task and timer helpers, ...), as the live 6.18 kernel refuses them to a non-GPL program.
-    static readonly string[] s_gplOnly =
-    [
-        "perf_event_output", "timer_init", "timer_set_callback", "timer_start", "timer_cancel", "trace_printk",
-        "get_current_task", "get_current_task_btf", "probe_read_user", "probe_read_kernel", "probe_read_user_str",
-        "probe_read_kernel_str", "copy_from_user_task", "snprintf", "task_pt_regs", "trace_vprintk", "perf_event_read",
-        "perf_event_read_value", "get_branch_snapshot",
-    ];
-
-    static readonly HashSet<int> s_gplOnlyIds = [.. s_gplOnly.Select(HelperNames.Id).Where(id => id > 0)];
-
     /// <summary>True when helper <paramref name="id"/> is GPL-only (its kernel func proto's <c>gpl_only</c>).</summary>
-    public static bool IsGplOnly(int id) => s_gplOnlyIds.Contains(id);
+    public static bool IsGplOnly(int id) => SkLookupType.Instance.IsGplOnly(id);
 
-    /// <summary>
-    /// The kernel's <c>license_is_gpl_compatible</c>: true for exactly "GPL", "GPL v2", "GPL and additional rights",
-    /// "Dual BSD/GPL", "Dual MIT/GPL" and "Dual MPL/GPL" (case and spacing matter, as in the kernel's strcmp).
-    /// </summary>
-    public static bool IsGplCompatible(string license) =>
-        license is "GPL" or "GPL v2" or "GPL and additional rights" or "Dual BSD/GPL" or "Dual MIT/GPL" or "Dual MPL/GPL";
+    /// <summary>The kernel's <c>license_is_gpl_compatible</c> (<see cref="BaseFuncProto.IsGplCompatible"/>).</summary>
+    public static bool IsGplCompatible(string license) => BaseFuncProto.IsGplCompatible(license);
 
     /// <summary>True when the kernel offers helper <paramref name="id"/> to SK_LOOKUP programs.</summary>
-    public static bool IsAllowed(int id) => s_ids.Contains(id);
+    public static bool IsAllowed(int id) => SkLookupType.Instance.IsHelperAllowed(id);
 
     /// <summary>The helper's kernel name and id as messages print it: <c>bpf_sk_assign#124</c>.</summary>
-    public static string Display(int id) => $"{HelperNames.Name(id) ?? "unknown"}#{id}";
+    public static string Display(int id) => BaseFuncProto.Display(id);
 
-    static int Id(string name) => HelperNames.Id(name);
-
-    /// <summary>
-    /// True when a map of type <paramref name="mapType"/> may be passed to helper <paramref name="id"/>: the kernel's
-    /// two-way <c>check_map_func_compatibility</c>, first what each special map type allows (a STACK_TRACE,
-    /// CGROUP_ARRAY or CPUMAP cannot even be looked up), then which map types each special helper takes.
-    /// </summary>
-    public static bool MapCompatible(MapType mapType, int id)
-    {
-        string name = HelperNames.Name(id)?[4..] ?? "";
-        bool mapOk = mapType switch
-        {
-            MapType.ProgArray => name == "tail_call",
-            MapType.PerfEventArray => name is "perf_event_read" or "perf_event_output" or "skb_output" or "perf_event_read_value" or "xdp_output",
-            MapType.RingBuf => name is "ringbuf_output" or "ringbuf_reserve" or "ringbuf_query" or "ringbuf_reserve_dynptr"
-                or "ringbuf_submit_dynptr" or "ringbuf_discard_dynptr",
-            MapType.UserRingBuf => name == "user_ringbuf_drain",
-            MapType.StackTrace => name == "get_stackid",
-            MapType.CgroupArray => name is "skb_under_cgroup" or "current_task_under_cgroup",
-            MapType.CgroupStorage or MapType.PerCpuCgroupStorage => name == "get_local_storage",
-            MapType.DevMap or MapType.DevMapHash or MapType.XskMap => name is "redirect_map" or "map_lookup_elem",
-            MapType.CpuMap => name == "redirect_map",
-            MapType.ArrayOfMaps or MapType.HashOfMaps => name == "map_lookup_elem",
-            // SK_LOOKUP is among the program types that may update and delete SOCKMAP/SOCKHASH entries (may_update_sockmap).
-            MapType.SockMap => name is "sk_redirect_map" or "sock_map_update" or "msg_redirect_map" or "sk_select_reuseport"
-                or "map_lookup_elem" or "map_update_elem" or "map_delete_elem",
-            MapType.SockHash => name is "sk_redirect_hash" or "sock_hash_update" or "msg_redirect_hash" or "sk_select_reuseport"
-                or "map_lookup_elem" or "map_update_elem" or "map_delete_elem",
-            MapType.ReuseportSockArray => name == "sk_select_reuseport",
-            MapType.Queue or MapType.Stack => name is "map_peek_elem" or "map_pop_elem" or "map_push_elem",
-            MapType.SkStorage => name is "sk_storage_get" or "sk_storage_delete" or "kptr_xchg",
-            MapType.InodeStorage => name is "inode_storage_get" or "inode_storage_delete",
-            MapType.TaskStorage => name is "task_storage_get" or "task_storage_delete",
-            MapType.CgrpStorage => name is "cgrp_storage_get" or "cgrp_storage_delete",
-            MapType.BloomFilter => name is "map_peek_elem" or "map_push_elem",
-            _ => true,
-        };
-        if (!mapOk) return false;
-        return name switch
-        {
-            "tail_call" => mapType == MapType.ProgArray,
-            "perf_event_read" or "perf_event_output" or "perf_event_read_value" or "skb_output" or "xdp_output" => mapType == MapType.PerfEventArray,
-            "ringbuf_output" or "ringbuf_reserve" or "ringbuf_query" or "ringbuf_reserve_dynptr" or "ringbuf_submit_dynptr"
-                or "ringbuf_discard_dynptr" => mapType == MapType.RingBuf,
-            "user_ringbuf_drain" => mapType == MapType.UserRingBuf,
-            "get_stackid" => mapType == MapType.StackTrace,
-            "current_task_under_cgroup" or "skb_under_cgroup" => mapType == MapType.CgroupArray,
-            "redirect_map" => mapType is MapType.DevMap or MapType.DevMapHash or MapType.CpuMap or MapType.XskMap,
-            "sk_redirect_map" or "msg_redirect_map" or "sock_map_update" => mapType == MapType.SockMap,
-            "sk_redirect_hash" or "msg_redirect_hash" or "sock_hash_update" => mapType == MapType.SockHash,
-            "get_local_storage" => mapType is MapType.CgroupStorage or MapType.PerCpuCgroupStorage,
-            "sk_select_reuseport" => mapType is MapType.ReuseportSockArray or MapType.SockMap or MapType.SockHash,
-            "map_pop_elem" => mapType is MapType.Queue or MapType.Stack,
-            "map_push_elem" or "map_peek_elem" => mapType is MapType.Queue or MapType.Stack or MapType.BloomFilter,
-            "map_lookup_percpu_elem" => mapType is MapType.PerCpuArray or MapType.PerCpuHash or MapType.LruPerCpuHash,
-            "sk_storage_get" or "sk_storage_delete" => mapType == MapType.SkStorage,
-            "inode_storage_get" or "inode_storage_delete" => mapType == MapType.InodeStorage,
-            "task_storage_get" or "task_storage_delete" => mapType == MapType.TaskStorage,
-            "cgrp_storage_get" or "cgrp_storage_delete" => mapType == MapType.CgrpStorage,
-            "for_each_map_elem" => mapType is MapType.Hash or MapType.LruHash or MapType.Array or MapType.PerCpuHash or MapType.PerCpuArray or MapType.LruPerCpuHash,
-            _ => true,
-        };
-    }
+    /// <summary>True when a map of type <paramref name="mapType"/> may be passed to helper <paramref name="id"/> (<see cref="BaseFuncProto.MapCompatible"/>).</summary>
+    public static bool MapCompatible(MapType mapType, int id) => BaseFuncProto.MapCompatible(mapType, id, SkLookupType.Instance.MayUpdateSockMap);
 }

@@ -121,6 +121,12 @@ internal sealed class StateEquivalence
             if (!CheckScalarIds(o.Id, c.Id)) return false;
             return RangeWithin(o, c) && o.VarOff.Contains(c.VarOff);
         }
+        if (o.Type == RegType.PtrToPacket)
+        {
+            // At least the old range, so every access safe before is safe now; the at/beyond-end marks only match themselves.
+            if (o.Aux < 0 || c.Aux < 0 ? o.Aux != c.Aux : o.Aux > c.Aux) return false;
+            return o.Off == c.Off && CheckIds(o.Id, c.Id) && RangeWithin(o, c) && o.VarOff.Contains(c.VarOff);
+        }
         return o.Off == c.Off && o.Aux == c.Aux && o.Frame == c.Frame && RangeWithin(o, c) && o.VarOff.Contains(c.VarOff) &&
                CheckIds(o.Id, c.Id) && CheckIds(o.RefObjId, c.RefObjId);
     }

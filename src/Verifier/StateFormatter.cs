@@ -60,6 +60,7 @@ internal static class StateFormatter
         if (r.RefObjId != 0) parts.Add($"ref_obj_id={r.RefObjId}");
         if (r.Off != 0) parts.Add($"off={r.Off}");
         if (r.Type is RegType.PtrToMem or RegType.PtrToMemOrNull or RegType.PtrToArgMem or RegType.PtrToArgMemOrNull or RegType.PtrToRdonlyMem) parts.Add($"sz={r.Aux}");
+        if (r.Type == RegType.PtrToPacket) parts.Add($"r={r.Aux}");
         if (!r.VarOff.IsConst) parts.AddRange(ScalarParts(r));
         string name = RegTypeNames.Name(r.Type) + (r.Type == RegType.PtrToBtfId ? Checker.KernelStructName((KernelStruct)r.Aux) : "");
         return name + "(" + string.Join(",", parts) + ")";

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
+using BpfJit.Runtime.ProgramTypes;
 
 [assembly: InternalsVisibleTo("BpfJit.Tests")]
 
@@ -17,7 +18,7 @@ public static class Verifier
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(options);
-        if (options.ProgramType != ProgramType.SkLookup)
+        if (ProgramTypeRegistry.Find(options.ProgramType) == null)
             throw new ArgumentException($"program type {options.ProgramType} is not supported", nameof(options));
         // One run, as the kernel's: precision-aware pruning, and loops (callbacks, iterators, may_goto) that
         // converge by widening the scalars no path has needed exactly so far.

@@ -235,7 +235,7 @@ public class ObjectErrorTests
         foreach (var p in spec.Programs)
         {
             Assert.That((p.Type, p.AttachType), Is.EqualTo(expected[p.Name]), p.Name);
-            Assert.That(p.IsSupported, Is.EqualTo(p.Name == "lookup_prog"), p.Name);
+            Assert.That(p.IsSupported, Is.EqualTo(p.Name is "lookup_prog" or "reuseport_prog"), p.Name);
             Assert.That(p.Notes.Count, Is.EqualTo(p.IsSupported ? 0 : 1), p.Name);
         }
         var custom = spec.Programs["custom_prog"];

@@ -52,6 +52,14 @@ public static class KernelBpf
     public static Kernel.LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int logLevel = 1, string license = "GPL") =>
         Kernel.Load(slots, mapFds, logLevel, license);
 
+    /// <summary>
+    /// Loads <paramref name="slots"/> as a program of <paramref name="type"/> with expected attach type
+    /// <paramref name="attach"/> (an SK_REUSEPORT program: BPF_SK_REUSEPORT_SELECT or _SELECT_OR_MIGRATE) and returns the verdict.
+    /// </summary>
+    public static Kernel.LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, BpfJit.Frontend.Elf.ProgramType type,
+        BpfJit.Frontend.Elf.AttachType attach, int logLevel = 1, string license = "GPL") =>
+        Kernel.Load(slots, mapFds, (uint)type, (uint)attach, logLevel, license);
+
     /// <summary>Loads the program with BTF func_info (<paramref name="btfFd"/> and a (first slot, FUNC type id) per subprogram) and returns the verdict.</summary>
     public static Kernel.LoadResult Load(IReadOnlyList<Instruction> slots, IReadOnlyList<int> mapFds, int btfFd, IReadOnlyList<(int InsnOff, uint TypeId)> funcInfo, int logLevel = 1) =>
         Kernel.Load(slots, mapFds, btfFd, funcInfo, logLevel);

@@ -18,6 +18,9 @@ namespace BpfJit.Tests.Verifier;
 /// A file names the kernel build its kernel answers were last checked on in a line before its first case,
 /// <c>## checked-on: RELEASE</c> (<c>uname -r</c>); a case may name its own after its name line. A live kernel
 /// of another build may answer differently without failing the test (<see cref="Support.KernelOracle"/>).
+/// A file's cases are SK_LOOKUP programs unless a line before its first case (or after a case's name line) names
+/// another type by its libbpf section name, <c>## section: sk_reuseport</c> (<c>sk_reuseport/migrate</c>): the program
+/// type and the expected attach type both the verifier and the kernel are given.
 /// <code>
 /// assembly (bpf_conformance syntax); ldmap %rN, NAME and ldmapval %rN, NAME, OFF load map references,
 /// ldfunc %rN, LABEL loads a callback's address (ld_imm64 src 4, BPF_PSEUDO_FUNC);
@@ -28,6 +31,15 @@ public sealed record CorpusCase(string File, string Name, string Source, IReadOn
 {
     /// <summary>The kernel build (<c>uname -r</c>) the kernel's answer for this case was last checked on (null: never recorded).</summary>
     public string? CheckedOn { get; init; }
+
+    /// <summary>The libbpf section name that gives the case's program type and expected attach type (default <c>sk_lookup</c>).</summary>
+    public string Section { get; init; } = "sk_lookup";
+
+    /// <summary>The program type <see cref="Section"/> names.</summary>
+    public ProgramType Type => SectionNames.Classify(Section).Type;
+
+    /// <summary>The expected attach type <see cref="Section"/> names.</summary>
+    public AttachType Attach => SectionNames.Classify(Section).Attach ?? AttachType.SkLookup;
 
     /// <inheritdoc />
     public override string ToString() => $"{File}: {Name}";
@@ -131,15 +143,17 @@ public sealed record CorpusCase(string File, string Name, string Source, IReadOn
         string? message = null;
         bool? kernel = null;
         string? fileRelease = null, release = null;
+        string fileSection = "sk_lookup", section = fileSection;
         var src = new List<string>();
         foreach (var raw in text.Split('\n').Append("## name: <end>"))
         {
             string line = raw.TrimEnd('\r');
             if (line.StartsWith("## name:", StringComparison.Ordinal))
             {
-                if (name != null) yield return new CorpusCase(file, name, string.Join("\n", src), maps, accept, message, kernel) { CheckedOn = release };
+                if (name != null) yield return new CorpusCase(file, name, string.Join("\n", src), maps, accept, message, kernel) { CheckedOn = release, Section = section };
                 name = line[8..].Trim();
                 release = fileRelease;
+                section = fileSection;
                 maps = [];
                 accept = true;
                 message = null;
@@ -150,6 +164,13 @@ public sealed record CorpusCase(string File, string Name, string Source, IReadOn
             {
                 if (name == null) fileRelease = line[14..].Trim();
                 release = line[14..].Trim();
+            }
+            else if (line.StartsWith("## section:", StringComparison.Ordinal))
+            {
+                string s = line[11..].Trim();
+                if (SectionNames.Classify(s).Type == ProgramType.Unspec) throw new FormatException($"{file}: unknown section name '{s}'");
+                if (name == null) fileSection = s;
+                section = s;
             }
             else if (line.StartsWith("## maps:", StringComparison.Ordinal))
             {

@@ -11,7 +11,7 @@ public class VerifierCorpusTests
     static IEnumerable<CorpusCase> Cases() => CorpusCase.All();
 
     static VerifierResult Verify(CorpusCase c, int logLevel = 1) =>
-        BpfJit.Verifier.Verifier.Verify(c.Assemble(), new VerifierOptions { Helpers = SkLookupTestHelpers.Table, Maps = c.Maps, LogLevel = logLevel, KernelFunctions = c.KernelFunctions });
+        BpfJit.Verifier.Verifier.Verify(c.Assemble(), new VerifierOptions { Helpers = SkLookupTestHelpers.Table, Maps = c.Maps, LogLevel = logLevel, KernelFunctions = c.KernelFunctions, ProgramType = c.Type });
 
     /// <summary>BpfJit accepts or rejects with the expected message.</summary>
     [TestCaseSource(nameof(Cases))]
@@ -49,7 +49,8 @@ public class VerifierCorpusTests
                 if (fd < 0) Assert.Fail($"BPF_MAP_CREATE {m} failed: errno {-fd}");
                 fds.Add(fd);
             }
-            var k = KernelBpf.Load(KernelBtf.ResolveKfuncs(c.Assemble(), c.KernelFunctions), fds);
+            var insns = KernelBtf.ResolveKfuncs(c.Assemble(), c.KernelFunctions);
+            var k = c.Type == BpfJit.Frontend.Elf.ProgramType.SkLookup ? KernelBpf.Load(insns, fds) : KernelBpf.Load(insns, fds, c.Type, c.Attach);
             bool expected = c.KernelAccept ?? c.Accept;
             if (k.Accepted != expected)
             {

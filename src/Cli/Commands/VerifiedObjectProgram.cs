@@ -58,11 +58,11 @@ public sealed class VerifiedObjectProgram : IDisposable
     {
         var collection = ObjectFile.Load(path);
         var spec = program == null
-            ? collection.Programs.FirstOrDefault(p => p.IsSupported)
+            ? collection.Programs.FirstOrDefault(p => p.IsSupported && p.Type == ProgramType.SkLookup)
             : collection.Programs.TryGet(program, out var named) ? named : null;
         if (spec == null)
             throw new BpfException($"{path}: no {(program == null ? "SK_LOOKUP program in the object" : $"program named '{program}'")} (programs: {string.Join(", ", collection.Programs.Select(p => p.Name))})");
-        if (!spec.IsSupported)
+        if (!spec.IsSupported || spec.Type != ProgramType.SkLookup)
             throw new BpfException($"{path}: section {spec.SectionName}: program {spec.Name}: program type {spec.Type} is not supported (only sk_lookup)");
         var maps = new List<BpfMap>();
         try

@@ -73,14 +73,19 @@ public static class VerifyCommand
         return Cli.Ok;
     }
 
-    /// <summary>Verifies the SK_LOOKUP programs of an object (or the one named); exit 1 when any is rejected.</summary>
+    /// <summary>
+    /// Verifies the programs of an object whose types BpfJit supports (SK_LOOKUP, SK_REUSEPORT), or the one named; names
+    /// each program it skips, with its section, type and why. Exit 1 when any is rejected.
+    /// </summary>
     static int VerifyObject(string path, string? name, int level, bool json, TextWriter stdout)
     {
         var collection = BpfJit.Frontend.Elf.ObjectFile.Load(path);
         var programs = collection.Programs.Where(p => name == null ? p.IsSupported : p.Name == name).ToList();
         if (name != null && programs.Count == 0)
             throw new BpfException($"{path}: no program named '{name}' (programs: {string.Join(", ", collection.Programs.Select(p => p.Name))})");
-        if (programs.Count == 0) throw new BpfException($"{path}: no SK_LOOKUP program in the object");
+        var skipped = name == null ? collection.Programs.Where(p => !p.IsSupported).ToList() : [];
+        if (programs.Count == 0)
+            throw new BpfException($"{path}: no SK_LOOKUP or SK_REUSEPORT program in the object{string.Concat(skipped.Select(p => "\n" + SkipLine(p)))}");
         int rejected = 0;
         var results = new List<(string, VerifierResult)>();
         foreach (var program in programs)
@@ -94,9 +99,19 @@ public static class VerifyCommand
             if (programs.Count > 1 || (level & 2) != 0) stdout.WriteLine($"program {program.Name} (section {program.SectionName}, {program.Instructions.Length} insns):");
             stdout.Write(result.Log);
         }
-        if (json) WriteJson(path, results, stdout);
+        if (json) WriteJson(path, results, stdout, skipped);
+        else foreach (var p in skipped) stdout.WriteLine(SkipLine(p));
         return rejected > 0 ? Cli.Negative : Cli.Ok;
     }
+
+    /// <summary>One line for a program not verified: <c>skipped program NAME: section S, type T: why</c>.</summary>
+    static string SkipLine(BpfJit.Frontend.Elf.ProgramSpec p) => $"skipped program {p.Name}: section {p.SectionName}, type {p.Type}: {SkipReason(p)}";
+
+    static string SkipReason(BpfJit.Frontend.Elf.ProgramSpec p) =>
+        p.Type == BpfJit.Frontend.Elf.ProgramType.Unspec ? "the section names no known program type"
+        : p.AttachType is { } a && p.Type is BpfJit.Frontend.Elf.ProgramType.SkLookup or BpfJit.Frontend.Elf.ProgramType.SkReuseport
+            ? $"expected attach type {a} is not one of the type's"
+            : "program type not supported by BpfJit (only SkLookup and SkReuseport)";
 
     /// <summary>
     /// The kernel's log_level: bits 1 (instructions), 2 (states), 4 (statistics), combined as numbers (5 = 1|4,
@@ -110,7 +125,8 @@ public static class VerifyCommand
         return level;
     }
 
-    static void WriteJson(string path, IEnumerable<(string Name, VerifierResult Result)> results, TextWriter o) => Output.JsonOutput.Write(o, w =>
+    static void WriteJson(string path, IEnumerable<(string Name, VerifierResult Result)> results, TextWriter o,
+        IReadOnlyList<BpfJit.Frontend.Elf.ProgramSpec>? skipped = null) => Output.JsonOutput.Write(o, w =>
     {
         w.WriteStartObject();
         w.WriteString("file", path);
@@ -140,6 +156,21 @@ public static class VerifyCommand
             w.WriteEndObject();
         }
         w.WriteEndArray();
+        // The programs a whole-object verify did not check, and why.
+        if (skipped != null)
+        {
+            w.WriteStartArray("skipped");
+            foreach (var p in skipped)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", p.Name);
+                w.WriteString("section", p.SectionName);
+                w.WriteString("type", p.Type.ToString());
+                w.WriteString("reason", SkipReason(p));
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
         w.WriteEndObject();
     });
 

@@ -133,10 +133,10 @@ public sealed class ProgramHost : IDisposable
         if (Scenario == null) LoadedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         ProgramSpec program;
         if (programName == null)
-            program = spec.Programs.FirstOrDefault(p => p.IsSupported) ?? throw new BpfException($"{path}: no SK_LOOKUP program in the object");
+            program = spec.Programs.FirstOrDefault(p => p.IsSupported && p.Type == ProgramType.SkLookup) ?? throw new BpfException($"{path}: no SK_LOOKUP program in the object");
         else if (!spec.Programs.TryGet(programName, out program!))
             throw new BpfException($"{path}: no program named '{programName}' (programs: {string.Join(", ", spec.Programs.Select(p => p.Name))})");
-        if (!program.IsSupported)
+        if (!program.IsSupported || program.Type != ProgramType.SkLookup)
             throw new BpfException($"{path}: section {program.SectionName}: program {program.Name}: program type {program.Type} is not supported (only sk_lookup)");
         var maps = spec.Maps.Select(m => Scenario?.Maps.GetValueOrDefault(m.Name) ?? CreateMap(path, m)).ToList();
         // A scenario's object already has its initial inner maps; the maps made here get them now.
@@ -149,7 +149,7 @@ public sealed class ProgramHost : IDisposable
         {
             ObjectMaps.InstallPrograms(spec.Maps, name => maps.Find(m => m.Name == name), name =>
                 name == program.Name ? Program
-                : spec.Programs.TryGet(name, out var other) && other.IsSupported ? Prepare(path, other, maps, engine, verify) : null);
+                : spec.Programs.TryGet(name, out var other) && other.IsSupported && other.Type == ProgramType.SkLookup ? Prepare(path, other, maps, engine, verify) : null);
         }
     }
 

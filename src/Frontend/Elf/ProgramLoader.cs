@@ -259,8 +259,8 @@ sealed class ProgramLoader
         var notes = new List<string>();
         if (type == ProgramType.Unspec)
             notes.Add($"section '{section}' is not a known program type; set the type by hand (ProgramSpec.SetType)");
-        else if (type != ProgramType.SkLookup)
-            notes.Add($"program type {type} is recognised but not supported by BpfJit (only SkLookup)");
+        else if (type is not (ProgramType.SkLookup or ProgramType.SkReuseport))
+            notes.Add($"program type {type} is recognised but not supported by BpfJit (only SkLookup and SkReuseport)");
 
         var functions = order.Select(f => new FunctionRange(f.Name, f.Section.Elf.Name, placed[f], f.Length, f.Start)).ToList();
         var ext = _btf?.Ext;

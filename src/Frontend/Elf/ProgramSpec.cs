@@ -65,8 +65,17 @@ public sealed class ProgramSpec
     /// <summary>The expected attach type, when the section name implies one.</summary>
     public AttachType? AttachType { get; set; }
 
-    /// <summary>True when BpfJit can run this program (SK_LOOKUP attached as BPF_SK_LOOKUP).</summary>
-    public bool IsSupported => Type == ProgramType.SkLookup && AttachType is null or Elf.AttachType.SkLookup;
+    /// <summary>
+    /// True when BpfJit supports this program's type with its expected attach type: SK_LOOKUP (BPF_SK_LOOKUP) and
+    /// SK_REUSEPORT (BPF_SK_REUSEPORT_SELECT or _SELECT_OR_MIGRATE), the types the runtime declares in
+    /// <c>BpfJit.Runtime.ProgramTypes.ProgramTypeRegistry</c>. A host that runs one type checks <see cref="Type"/> too.
+    /// </summary>
+    public bool IsSupported => Type switch
+    {
+        ProgramType.SkLookup => AttachType is null or Elf.AttachType.SkLookup,
+        ProgramType.SkReuseport => AttachType is null or Elf.AttachType.SkReuseportSelect or Elf.AttachType.SkReuseportSelectOrMigrate,
+        _ => false,
+    };
 
     /// <summary>The linked instruction slots (an ld_imm64 takes two).</summary>
     public Instruction[] Instructions { get; set; }

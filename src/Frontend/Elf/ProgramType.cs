@@ -63,7 +63,7 @@ public enum ProgramType : uint
     Ext = 28,
     /// <summary>BPF_PROG_TYPE_LSM.</summary>
     Lsm = 29,
-    /// <summary>BPF_PROG_TYPE_SK_LOOKUP: the one type BpfJit runs.</summary>
+    /// <summary>BPF_PROG_TYPE_SK_LOOKUP: BpfJit runs it (with SK_REUSEPORT).</summary>
     SkLookup = 30,
     /// <summary>BPF_PROG_TYPE_SYSCALL.</summary>
     Syscall = 31,

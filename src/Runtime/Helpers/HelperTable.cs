@@ -152,6 +152,11 @@ public enum ArgType
     /// arg_size 8): bpf_strtol's and bpf_strtoul's result.
     /// </summary>
     PtrToAlignedLong,
+    /// <summary>
+    /// A socket of any kind, or NULL (ARG_PTR_TO_BTF_ID_SOCK_COMMON | PTR_MAYBE_NULL): bpf_get_socket_cookie on a
+    /// socket pointer (SK_REUSEPORT's <c>sk</c> and <c>migrating_sk</c>).
+    /// </summary>
+    PtrToSockCommonOrNull,
 }
 
 /// <summary>The kernel's helper return types (enum bpf_return_type), as far as BpfJit's helpers need them.</summary>

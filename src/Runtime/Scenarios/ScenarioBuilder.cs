@@ -159,7 +159,7 @@ public sealed partial class ScenarioBuilder
         _objectMaps = maps;
         _objectSpecs = spec.Maps;
         foreach (var p in spec.Programs)
-            if (p.IsSupported) _objectPrograms[p.Name] = p;
+            if (p.IsSupported && p.Type == Frontend.Elf.ProgramType.SkLookup) _objectPrograms[p.Name] = p;
     }
 
     // ---- programs --------------------------------------------------------------------------------
