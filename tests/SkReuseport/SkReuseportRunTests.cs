@@ -240,3 +240,55 @@ public class SkReuseportRunTests
         Assert.That(Run(engine, w, "mov %r2, 2\nmov %r3, %r10\nadd %r3, -8\nmov %r4, 2\ncall 26\nldxh %r0, [%r10-8]\nbe16 %r0\nexit"), Is.EqualTo(8080u));
     }
 }
+
+/// <summary>
+/// The JIT with the verifier's facts folds each context load at compile time (<see cref="SkReuseportLayout.Fold"/>);
+/// the interpreter reads the block after the narrow-load rewrite: every load the kernel accepts answers the same.
+/// </summary>
+[TestFixture]
+public class SkReuseportVerifiedCtxTests
+{
+    [Test]
+    public void EveryAcceptedScalarLoadAgreesAcrossEngines()
+    {
+        using var ns = new NetNamespace();
+        var a = Tcp(ns, "0.0.0.0:8080", reuseport: true);
+        var helpers = SkReuseportHelpers.CreateTable();
+        var type = BpfJit.Runtime.ProgramTypes.SkReuseport.SkReuseportType.Instance;
+        int checkedLoads = 0;
+        foreach (var (op, size) in new[] { ("ldxb", 1), ("ldxh", 2), ("ldxw", 4) })
+            for (int off = 16; off < 36; off++)
+            {
+                if (type.ContextAccess(off, size, write: false) == null) continue;
+                var code = Assembler.Assemble($"{op} %r0, [%r1+{off}]\nexit");
+                var result = BpfJit.Verifier.Verifier.Verify(code, new BpfJit.Verifier.VerifierOptions
+                {
+                    Helpers = helpers, ProgramType = BpfJit.Frontend.Elf.ProgramType.SkReuseport,
+                });
+                var facts = BpfJit.Verifier.ProgramFactsBuilder.ToProgramFacts(result, code, null, BpfJit.Frontend.Elf.ProgramType.SkReuseport);
+                Assert.That(facts[0].CtxField, Is.Not.Null, $"{op} {off}: the verifier names the field");
+                using var jit = SkReuseportProgram.Load("v", code, Engines.Get("jit"), helpers, facts);
+                using var interp = SkReuseportProgram.Load("i", code, Engines.Get("interpreter"), helpers);
+                var packet = Pkt("tcp", "127.0.0.9:40000", "127.0.0.1:8080");
+                uint expected = Expected(off, size);
+                Assert.That(jit.TestRun(a.ReuseportGroup!, a, packet, 0x12345678).Retval, Is.EqualTo(expected), $"jit with facts: {op} {off}");
+                Assert.That(interp.TestRun(a.ReuseportGroup!, a, packet, 0x12345678).Retval, Is.EqualTo(expected), $"interpreter: {op} {off}");
+                checkedLoads++;
+            }
+        Assert.That(checkedLoads, Is.EqualTo(7 + 3 + 7 + 7 + 1), "every narrow load of len, eth_protocol, ip_protocol, bind_inany and hash");
+    }
+
+    // The kernel's answers over a 20-byte SYN for a group bound to 0.0.0.0 (bind_inany 1), TCP, hash 0x12345678.
+    static uint Expected(int off, int size)
+    {
+        uint len = 20, eth = 0x0008, proto = 6, hash = 0x12345678;
+        return off switch
+        {
+            >= 16 and < 20 => (uint)((len >> ((off - 16) * 8)) & (size == 4 ? uint.MaxValue : (1u << (size * 8)) - 1)),
+            >= 20 and < 24 => eth,
+            >= 24 and < 28 => size == 1 ? (off == 24 ? proto : 0) : proto,
+            >= 28 and < 32 => 1,
+            _ => hash,
+        };
+    }
+}

@@ -44,6 +44,22 @@ public static class SkReuseportLayout
     /// <summary>Hidden: the packet's network header (pointer), for <c>BPF_HDR_START_NET</c>.</summary>
     public const int NetworkHeader = 80;
 
+    /// <summary>
+    /// What a verified load of <paramref name="size"/> bytes at UAPI offset <paramref name="offset"/> reads in the
+    /// block, as <c>sk_reuseport_convert_ctx_access</c> and the verifier's narrow-load rewrite answer it: (offset,
+    /// bytes), bytes 0 meaning the constant 0. eth_protocol (the skb's __be16) and ip_protocol (the socket's u16) are
+    /// 16-bit: a 4-byte load reads 2 bytes, a 2-byte load at +2 the field again, a byte at +2 or +3 of ip_protocol 0;
+    /// bind_inany is the kernel's 1-byte bool, read by every load of the field; len is a u32 whose narrow loads take
+    /// the bytes they name; the rest are read whole (the verifier allows no other size).
+    /// </summary>
+    public static (int Offset, int Width) Fold(int offset, int size) => offset switch
+    {
+        >= EthProtocol and < IpProtocol => (EthProtocol, 2),
+        >= IpProtocol and < BindInany => size == 1 ? (offset < IpProtocol + 2 ? (offset, 1) : (0, 0)) : (IpProtocol, 2),
+        >= BindInany and < Hash => (BindInany, 1),
+        _ => (offset, size),
+    };
+
     /// <summary>SK_DROP.</summary>
     public const uint SkDrop = 0;
     /// <summary>SK_PASS.</summary>

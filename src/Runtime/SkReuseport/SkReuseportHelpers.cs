@@ -28,19 +28,19 @@ public static unsafe class SkReuseportHelpers
 
     /// <summary>bpf_sk_select_reuseport (82): <c>RET_INTEGER (ARG_PTR_TO_CTX, ARG_CONST_MAP_PTR, ARG_PTR_TO_MAP_KEY, ARG_ANYTHING)</c>.</summary>
     public static Helper SkSelectReuseportHelper { get; } = new(SkSelectReuseportId, "bpf_sk_select_reuseport", SkSelectReuseport,
-        new HelperProto(RetType.Integer, ArgType.PtrToCtx, ArgType.ConstMapPtr, ArgType.PtrToMapKey, ArgType.Anything));
+        ProgramTypes.SkReuseport.SkReuseportType.SkSelectReuseportProto);
 
     /// <summary>bpf_skb_load_bytes (26), the SK_REUSEPORT variant: <c>(ARG_PTR_TO_CTX, ARG_ANYTHING, ARG_PTR_TO_UNINIT_MEM, ARG_CONST_SIZE)</c>.</summary>
     public static Helper SkbLoadBytesHelper { get; } = new(SkbLoadBytesId, "bpf_skb_load_bytes", SkbLoadBytes,
-        new HelperProto(RetType.Integer, ArgType.PtrToCtx, ArgType.Anything, ArgType.PtrToUninitMem, ArgType.ConstSize));
+        ProgramTypes.SkReuseport.SkReuseportType.SkbLoadBytesProto);
 
     /// <summary>bpf_skb_load_bytes_relative (68): <c>(ARG_PTR_TO_CTX, ARG_ANYTHING, ARG_PTR_TO_UNINIT_MEM, ARG_CONST_SIZE, ARG_ANYTHING)</c>.</summary>
     public static Helper SkbLoadBytesRelativeHelper { get; } = new(SkbLoadBytesRelativeId, "bpf_skb_load_bytes_relative", SkbLoadBytesRelative,
-        new HelperProto(RetType.Integer, ArgType.PtrToCtx, ArgType.Anything, ArgType.PtrToUninitMem, ArgType.ConstSize, ArgType.Anything));
+        ProgramTypes.SkReuseport.SkReuseportType.SkbLoadBytesRelativeProto);
 
     /// <summary>bpf_get_socket_cookie (46) on a socket pointer (<c>bpf_get_socket_ptr_cookie_proto</c>).</summary>
     public static Helper GetSocketCookieHelper { get; } = new(GetSocketCookieId, "bpf_get_socket_cookie", GetSocketCookie,
-        new HelperProto(RetType.Integer, ArgType.PtrToSocket));
+        ProgramTypes.SkReuseport.SkReuseportType.GetSocketCookieProto);
 
     /// <summary>Adds the SK_REUSEPORT helpers to <paramref name="table"/>.</summary>
     public static HelperTable AddTo(HelperTable table)

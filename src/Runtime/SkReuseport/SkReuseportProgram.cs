@@ -32,9 +32,10 @@ public sealed class SkReuseportProgram : IDisposable
         Id = Interlocked.Increment(ref s_nextId);
         Tag = tag;
         Symbol = btfName != null ? ProgramSymbol.OfBtf(tag, btfName) : ProgramSymbol.Of(tag, name);
-        // The facts describe the program as verified; the rewrite only moves ctx load offsets, which the JIT's
-        // facts-driven ctx loads fold themselves, so a verified program keeps its code as it is.
-        Instructions = facts == null ? CtxLoadRewriter.Rewrite(code, (offset, size) => SkReuseportLayout.NarrowLoadOffset(offset, Bytes(size))) : code;
+        // The interpreter (and the JIT without facts) read the block with plain loads: the few narrow loads the kernel
+        // answers from another offset are moved there. The rewrite changes only offsets, so facts still describe the
+        // code, and the JIT's facts-driven ctx loads fold from the offset the verifier saw (SkReuseportLayout.Fold).
+        Instructions = CtxLoadRewriter.Rewrite(code, (offset, size) => SkReuseportLayout.NarrowLoadOffset(offset, Bytes(size)));
         Engine = engine;
         Helpers = helpers;
         Facts = facts;
@@ -86,6 +87,8 @@ public sealed class SkReuseportProgram : IDisposable
             throw new BpfException($"program {program.Name}: type {program.Type}, not SK_REUSEPORT (section {program.SectionName})");
         var helpers = SkReuseportHelpers.CreateTable();
         var facts = ProgramVerification.Verify(program, maps, helpers);
+        if (facts != null && facts.ProgramType != ProgramType.SkReuseport)
+            throw new BpfException($"program {program.Name}: the installed verifier checked it as {facts.ProgramType}, not SK_REUSEPORT");
         return Load(program.Name, ProgramBinder.Bind(program, maps), engine, helpers, facts);
     }
 
