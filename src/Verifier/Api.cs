@@ -54,7 +54,10 @@ public sealed class VerifierOptions
     /// <summary>The maps, by the index ld_imm64 map references use.</summary>
     public IReadOnlyList<MapInfo> Maps { get; init; } = [];
 
-    /// <summary>The program type (the verifier checks SK_LOOKUP programs: <see cref="ProgramType.SkLookup"/>).</summary>
+    /// <summary>
+    /// The program type, whose declaration (<see cref="Runtime.ProgramTypes.ProgramTypeRegistry"/>) gives the context rule,
+    /// helpers and return range: <see cref="ProgramType.SkLookup"/> (the default) or <see cref="ProgramType.SkReuseport"/>.
+    /// </summary>
     public ProgramType ProgramType { get; init; } = ProgramType.SkLookup;
 
     /// <summary>

@@ -1,12 +1,13 @@
 using BpfJit.Frontend.Elf;
 using BpfJit.Runtime;
 using BpfJit.Runtime.Maps;
+using BpfJit.Runtime.ProgramTypes;
 using BpfJit.Runtime.SkLookup;
 
 namespace BpfJit.Verifier;
 
 /// <summary>
-/// The runtime's <see cref="IProgramVerifier"/>: verifies an object's SK_LOOKUP program against the live
+/// The runtime's <see cref="IProgramVerifier"/>: verifies an object's SK_LOOKUP or SK_REUSEPORT program (by its type) against the live
 /// maps it will be bound to (their definitions, including host patches such as tubular's zero-sized
 /// map) and the runtime's helper table, with the object's line info in the log.
 /// </summary>
@@ -44,6 +45,8 @@ public sealed class SkLookupProgramVerifier : IProgramVerifier
             FuncInfos = program.FuncInfos.Count > 0 ? program.FuncInfos : null, Btf = program.Btf,
             KernelFunctions = program.KernelFunctions, License = program.License,
             MapFdIsIndex = false, // a program's map references are BPF_PSEUDO_MAP_IDX; an fd left in it is no map
+            // The program's own type when BpfJit supports it (an SK_REUSEPORT program too); otherwise SK_LOOKUP's rules.
+            ProgramType = ProgramTypeRegistry.Find(program.Type) != null ? program.Type : ProgramType.SkLookup,
         })).ThrowIfRejected();
         return result.ToProgramFacts(program.Instructions, maps, type);
     }

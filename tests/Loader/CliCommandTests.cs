@@ -30,6 +30,22 @@ public class CliCommandTests
         Assert.That(lines.Any(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\s+destinations\s+Hash\s+0\s+0\s+1024\s+0x0$")), output);
     }
 
+    /// <summary>SK_REUSEPORT is listed as supported, by its type and attach type; other types are marked unsupported.</summary>
+    [Test]
+    public void InspectListsSkReuseportAsSupported()
+    {
+        string path = Path.Combine(Corpus.RepoRoot, "tests", "Loader", "objects", "mixed_types.o");
+        var (code, output, err) = Inspect(path);
+        Assert.That(code, Is.Zero, err);
+        var lines = output.Split('\n').Select(l => l.TrimEnd()).ToList();
+        Assert.That(lines.Any(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\s+reuseport_prog\s+sk_reuseport\s+SkReuseport\s+SkReuseportSelect\s")), output);
+        Assert.That(lines.Any(l => l.Contains("xdp_prog", StringComparison.Ordinal) && l.Contains("Xdp (unsupported)", StringComparison.Ordinal)), output);
+        (code, output, _) = Inspect(path, "--json");
+        using var doc = JsonDocument.Parse(output);
+        var program = doc.RootElement.GetProperty("programs").EnumerateArray().Single(p => p.GetProperty("name").GetString() == "reuseport_prog");
+        Assert.That(program.GetProperty("supported").GetBoolean());
+    }
+
     [Test]
     public void InspectJson()
     {

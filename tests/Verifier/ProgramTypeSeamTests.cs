@@ -124,6 +124,19 @@ public class ProgramTypeSeamTests
         Assert.That(Ours(zero, ProgramType.SkReuseport).Error, Does.Contain("R4 invalid zero-sized read"));
     }
 
+    /// <summary>The runtime's verifier slot checks an object program by its own type and gives the JIT its context facts.</summary>
+    [Test]
+    public void The_runtime_verifier_uses_the_programs_type()
+    {
+        var insns = Assembler.Assemble("ldxdw %r2, [%r1+8]\nldxw %r0, [%r1+32]\nexit");
+        var spec = new ProgramSpec("p", "sk_reuseport", ProgramType.SkReuseport, AttachType.SkReuseportSelect, insns);
+        var facts = new SkLookupProgramVerifier().VerifyWithFacts(spec, [], SkLookupTestHelpers.Table);
+        Assert.That((facts[0].CtxField, facts[1].CtxField, facts[1].CtxOffset), Is.EqualTo(("data_end", "hash", 32)));
+        var asLookup = new ProgramSpec("p", "sk_lookup", ProgramType.SkLookup, AttachType.SkLookup, insns);
+        Assert.That(() => new SkLookupProgramVerifier().VerifyWithFacts(asLookup, [], SkLookupTestHelpers.Table),
+            Throws.InstanceOf<BpfVerifierException>().With.Message.Contains("invalid bpf_context access off=8 size=8"));
+    }
+
     /// <summary>SK_REUSEPORT returns anything (no range in check_return_code); SK_LOOKUP only SK_DROP or SK_PASS.</summary>
     [Test]
     public void The_return_range_is_the_types()

@@ -6,23 +6,25 @@ using BpfJit.Verifier;
 
 namespace BpfJit.Cli.Commands;
 
-/// <summary><c>bpfjit verify FILE [--type sk_lookup] [--log 1|2|4|5|6] [--maps SPEC,...]</c></summary>
+/// <summary><c>bpfjit verify FILE [--type sk_lookup|sk_reuseport] [--log 1|2|4|5|6] [--maps SPEC,...]</c></summary>
 public static class VerifyCommand
 {
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("verify", "check a program with the static verifier (kernel-style log)", """
         usage: bpfjit verify OBJECT.o [--program NAME] [--log 1|2|4|5|6] [--json]
-               bpfjit verify FILE [--type sk_lookup] [--log 1|2|4|5|6] [--maps NAME:TYPE:KEY:VALUE:ENTRIES[:ro],...]
+               bpfjit verify FILE [--type sk_lookup|sk_reuseport] [--log 1|2|4|5|6] [--maps NAME:TYPE:KEY:VALUE:ENTRIES[:ro],...]
 
-        Verifies an SK_LOOKUP program the way the Linux kernel does for a privileged loader, and
+        Verifies an SK_LOOKUP or SK_REUSEPORT program the way the Linux kernel does for a privileged loader, and
         prints the verifier log: level 1 the error with its instruction, level 2 every instruction
         with the register and stack state (R1=ctx() R10=fp0 fp-8=mmmmmmmm), level 4 the kernel's
         statistics ('verification time N usec', 'stack depth 8+16' per subprogram, 'processed N insns
         (limit 1000000) max_states_per_insn M total_states T peak_states P mark_read 0'). Levels are the kernel's bits
         and combine as its log_level does: 5 = 1|4, 6 = 2|4.
-        OBJECT.o is an ELF object built by clang -target bpf: every SK_LOOKUP program in it (or the one
-        --program names) is verified against the object's own map definitions, and an error names
-        the C source line when the object has BTF line info.
+        OBJECT.o is an ELF object built by clang -target bpf: every SK_LOOKUP and SK_REUSEPORT program in it
+        (or the one --program names) is verified against the object's own map definitions, and an error names
+        the C source line when the object has BTF line info; each other program is named on a line
+        'skipped program NAME: section S, type T: why' (in --json, the "skipped" list).
+        --type gives the program type of a FILE (default sk_lookup).
         FILE is a bpf_conformance .data file, an assembly file (.asm/.s/.txt, conformance syntax)
         or raw instructions (.bin/.o-less bytecode, 8 bytes per slot, little-endian).
         Map references (ld_imm64 with src 1/5 for a map, 2/6 for a value) index the --maps list;
@@ -53,7 +55,7 @@ public static class VerifyCommand
     {
         var args = new Args(argv, ["--log", "--type", "--maps", "--program"], ["--json"]);
         if (args.Positional.Count != 1) throw new UsageException("exactly one FILE is needed");
-        args.Choice("--type", "sk_lookup", "sk_lookup");
+        var type = BpfJit.Frontend.Elf.SectionNames.Classify(args.Choice("--type", "sk_lookup", "sk_lookup", "sk_reuseport")).Type;
         int level = LogLevel(args.Get("--log", "1")!);
         string path = args.Positional[0];
         bool json = args.Has("--json");
@@ -61,7 +63,7 @@ public static class VerifyCommand
         if (args.Has("--program")) throw new UsageException("--program needs an object file");
         var program = ProgramFiles.Load(path);
         var maps = ParseMaps(args.Get("--maps", "")!);
-        var result = Verifier.Verifier.Verify(program, new VerifierOptions { Helpers = Helpers, Maps = maps, LogLevel = level });
+        var result = Verifier.Verifier.Verify(program, new VerifierOptions { Helpers = Helpers, Maps = maps, LogLevel = level, ProgramType = type });
         if (json)
         {
             WriteJson(path, [(Path.GetFileNameWithoutExtension(path), result)], stdout);

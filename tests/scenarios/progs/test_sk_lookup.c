@@ -396,4 +396,29 @@ int multi_prog_redir2(struct bpf_sk_lookup *ctx)
 	return SK_PASS;
 }
 
+/* The selftest's SK_REUSEPORT programs, run by a reuseport group when a lookup lands on one of its
+ * members: keep the kernel's pick, refuse the packet, or pick server B from redir_map. */
+SEC("sk_reuseport")
+int reuseport_pass(struct sk_reuseport_md *ctx)
+{
+	return SK_PASS;
+}
+
+SEC("sk_reuseport")
+int reuseport_drop(struct sk_reuseport_md *ctx)
+{
+	return SK_DROP;
+}
+
+SEC("sk_reuseport")
+int select_sock_b(struct sk_reuseport_md *ctx)
+{
+	__u32 key = KEY_SERVER_B;
+
+	/* Any error (an empty slot, a socket outside the group) drops the packet. */
+	if (bpf_sk_select_reuseport(ctx, &redir_map, &key, 0))
+		return SK_DROP;
+	return SK_PASS;
+}
+
 char _license[] SEC("license") = "Dual BSD/GPL";
