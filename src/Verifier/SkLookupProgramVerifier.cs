@@ -36,8 +36,8 @@ public sealed class SkLookupProgramVerifier : IProgramVerifier
         var infos = maps.Select(m => new MapInfo(m.Name, m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
             IsReadOnly: (m.Flags & MapSpec.FlagReadOnlyProgram) != 0, FrozenValue: FrozenValue(m),
             SpinLockOffset: m.SpinLockOffset, HasBtf: m.SpinLockOffset >= 0, InnerMap: m is MapOfMaps outer ? Template(outer.Template) : null)).ToList();
-        // The program's own type when BpfJit declares it (an SK_REUSEPORT program from an object); SK_LOOKUP otherwise.
-        var type = Runtime.ProgramTypes.ProgramTypeRegistry.Find(program.Type) != null ? program.Type : ProgramType.SkLookup;
+        // The program's own type when BpfJit supports it (an SK_REUSEPORT program too); otherwise SK_LOOKUP's rules.
+        var type = ProgramTypeRegistry.Find(program.Type) != null ? program.Type : ProgramType.SkLookup;
         var result = ObjectVerification.NameCoreFailure(program, Verifier.Verify(program.Instructions, new VerifierOptions
         {
             ProgramType = type,
@@ -45,8 +45,6 @@ public sealed class SkLookupProgramVerifier : IProgramVerifier
             FuncInfos = program.FuncInfos.Count > 0 ? program.FuncInfos : null, Btf = program.Btf,
             KernelFunctions = program.KernelFunctions, License = program.License,
             MapFdIsIndex = false, // a program's map references are BPF_PSEUDO_MAP_IDX; an fd left in it is no map
-            // The program's own type when BpfJit supports it (an SK_REUSEPORT program too); otherwise SK_LOOKUP's rules.
-            ProgramType = ProgramTypeRegistry.Find(program.Type) != null ? program.Type : ProgramType.SkLookup,
         })).ThrowIfRejected();
         return result.ToProgramFacts(program.Instructions, maps, type);
     }
