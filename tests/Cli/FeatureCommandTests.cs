@@ -71,6 +71,7 @@ public class FeatureCommandTests
         [MapType.SockMap] = (4, 8, 4, 0),
         [MapType.SockHash] = (4, 8, 4, 0),
         [MapType.RingBuf] = (0, 0, 4096, 0),
+        [MapType.ReuseportSockArray] = (4, 8, 4, 0),
     };
 
     [Test]
