@@ -271,6 +271,63 @@ public class ReuseportKernelOracleTests
         return outcomes;
     }
 
+    /// <summary>
+    /// SOCKMAP/SOCKHASH and REUSEPORT_SOCKARRAY both claim a socket's <c>sk_user_data</c>: the errnos of each update in
+    /// this sequence, from the kernel and from BpfJit, must be the same.
+    /// </summary>
+    [Test]
+    public void SockMapAndReuseportArrayShareSkUserData()
+    {
+        RealReuseport.RequireAvailable();
+        // (map, op, key, socket): "u" update, "d" delete; maps 0 REUSEPORT_SOCKARRAY, 1 SOCKMAP, 2 SOCKHASH.
+        (int Map, char Op, uint Key, int Socket)[] steps =
+        [
+            (1, 'u', 0, 0), (0, 'u', 0, 0), (1, 'd', 0, 0), (0, 'u', 0, 0), (1, 'u', 1, 0), (2, 'u', 1, 0),
+            (2, 'u', 0, 1), (2, 'u', 1, 1), (0, 'u', 1, 1), (2, 'd', 0, 0), (0, 'u', 1, 1), (2, 'd', 1, 0), (0, 'u', 1, 1),
+            (0, 'd', 0, 0), (1, 'u', 0, 0),
+        ];
+        int[] kernel = RealReuseport.InFreshNamespace(() =>
+        {
+            var fds = new List<int>();
+            try
+            {
+                int[] socks = [RealReuseport.Member(false, Port), RealReuseport.Member(false, Port)];
+                fds.AddRange(socks);
+                int[] maps = [KernelMaps.CreateMap(20, 4, 8, 4, 0), KernelMaps.CreateMap(15, 4, 8, 4, 0), KernelMaps.CreateMap(18, 4, 8, 4, 0)];
+                fds.AddRange(maps);
+                return steps.Select(st => st.Op == 'u'
+                    ? KernelMaps.Update(maps[st.Map], Key(st.Key), BitConverter.GetBytes((ulong)socks[st.Socket]))
+                    : KernelMaps.Delete(maps[st.Map], Key(st.Key))).ToArray();
+            }
+            finally
+            {
+                RealReuseport.Close([.. fds]);
+            }
+        });
+        using var ns = new NetNamespace();
+        var members = Enumerable.Range(0, 2).Select(_ =>
+        {
+            var s = ns.Sockets.Create(SocketFamily.Inet, SocketProtocol.Udp);
+            s.ReusePort = true;
+            s.Bind(new InetEndPoint(SocketFamily.Inet, InetAddress.FromIp4Raw(0x0100007f), Port));
+            return s;
+        }).ToArray();
+        BpfMap[] ours = [MapFactory.Create(BpfJit.Frontend.Elf.MapType.ReuseportSockArray, 4, 8, 4, 0, "rp"),
+            MapFactory.Create(BpfJit.Frontend.Elf.MapType.SockMap, 4, 8, 4, 0, "sm"), MapFactory.Create(BpfJit.Frontend.Elf.MapType.SockHash, 4, 8, 4, 0, "sh")];
+        try
+        {
+            var results = steps.Select(st => st.Op == 'u'
+                ? ours[st.Map].Update(Key(st.Key), BitConverter.GetBytes(members[st.Socket].Cookie))
+                : ours[st.Map].Delete(Key(st.Key))).ToArray();
+            TestContext.Out.WriteLine($"kernel [{string.Join(",", kernel)}]");
+            KernelOracle.Agrees(results.SequenceEqual(kernel), () => $"kernel [{string.Join(",", kernel)}], BpfJit [{string.Join(",", results)}]");
+        }
+        finally
+        {
+            foreach (var m in ours) m.Dispose();
+        }
+    }
+
     static byte[] Udp(ushort sport, byte[] payload)
     {
         var d = new byte[8 + payload.Length];

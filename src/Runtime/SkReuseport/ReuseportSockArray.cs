@@ -52,14 +52,15 @@ public sealed unsafe class ReuseportSockArray : BpfMap
     /// <c>reuseport_array_update_check</c>, in the kernel's order: an occupied slot with BPF_NOEXIST -EEXIST, an empty
     /// one with BPF_EXIST -ENOENT; a socket that is not hashed in a reuseport group (a TCP socket that is not
     /// listening, an unbound or closed one, one without SO_REUSEPORT) -EINVAL; a socket already held by a
-    /// REUSEPORT_SOCKARRAY slot (this one included) -EBUSY.
+    /// REUSEPORT_SOCKARRAY slot (this one included) or by a SOCKMAP/SOCKHASH entry -EBUSY.
     /// </summary>
     static int UpdateCheck(Sock nsk, Sock? osk, ulong flags)
     {
         if (osk != null && flags == UpdateFlags.NoExist) return -Errno.EEXIST;
         if (osk == null && flags == UpdateFlags.Exist) return -Errno.ENOENT;
         if (!InGroup(nsk)) return -Errno.EINVAL;
-        if (Volatile.Read(ref nsk.UserData) != null) return -Errno.EBUSY;
+        // sk_user_data: a REUSEPORT_SOCKARRAY slot, or the psock of a SOCKMAP/SOCKHASH entry.
+        if (Volatile.Read(ref nsk.UserData) != null || Volatile.Read(ref nsk.SockMapLinks) > 0) return -Errno.EBUSY;
         return 0;
     }
 

@@ -123,6 +123,12 @@ public sealed unsafe class Sock
     /// </summary>
     internal object? UserData;
 
+    /// <summary>
+    /// SOCKMAP/SOCKHASH entries holding the socket (the links of the kernel's <c>sk_psock</c>, which owns
+    /// <c>sk_user_data</c> while any is held): a REUSEPORT_SOCKARRAY refuses such a socket with -EBUSY.
+    /// </summary>
+    internal int SockMapLinks;
+
     /// <summary>Writes the reuseport group id into the native block (<see cref="BpfSockLayout.ReuseportId"/>); the table's lock held.</summary>
     internal void SetReuseportId(uint id) => Write32(BpfSockLayout.ReuseportId, id);
 
