@@ -6,9 +6,9 @@ using SkLookupHelpers = BpfJit.Runtime.SkLookup.SkLookupHelpers;
 namespace BpfJit.Tests.Verifier;
 
 /// <summary>
-/// Every SK_LOOKUP program of the C corpora (the loader's tests/programs and the selftest programs of
+/// Every SK_LOOKUP and SK_REUSEPORT program of the C corpora (the loader's tests/programs and the selftest programs of
 /// tests/scenarios/progs) verifies against its object's own maps and the runtime's helper table, and
-/// the kernel, where bpf() is permitted, accepts each one too.
+/// the kernel, where bpf() is permitted, accepts each one too, loaded as its own type.
 /// </summary>
 [TestFixture]
 public class ObjectCorpusTests
@@ -54,7 +54,9 @@ public class ObjectCorpusTests
         try
         {
             Assert.That(fds, Has.All.GreaterThanOrEqualTo(0), "BPF_MAP_CREATE");
-            var k = KernelBpf.Load(collection.Programs[name].Instructions, fds);
+            var program = collection.Programs[name];
+            var k = program.Type == ProgramType.SkLookup ? KernelBpf.Load(program.Instructions, fds)
+                : KernelBpf.Load(program.Instructions, fds, program.Type, program.AttachType ?? AttachType.SkReuseportSelect);
             KernelOracle.Agrees(k.Accepted, () => $"{path} {name}: the kernel rejects\n{k.Log}");
         }
         finally
