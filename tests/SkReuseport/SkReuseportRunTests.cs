@@ -166,6 +166,9 @@ public class SkReuseportRunTests
         var plain = Tcp(w.Ns, "127.0.0.1:6060");
         var established = Tcp(w.Ns, "127.0.0.1:6061", listen: false);
         established.Connect(Ep("127.0.0.9:1"));
+        // A socket's sk_user_data is the REUSEPORT_SOCKARRAY slot's or a SOCKMAP psock's, never both: out of the array first.
+        Assert.That(w.Array.Delete(BitConverter.GetBytes(1u)), Is.Zero);
+        Assert.That(w.Array.Delete(BitConverter.GetBytes(4u)), Is.Zero);
         World.Put(w.SockMap, 0, w.B);
         World.Put(w.SockMap, 1, plain);
         World.Put(w.SockMap, 2, established);
