@@ -79,10 +79,10 @@ public abstract unsafe class SocketMapBase : BpfMap
     }
 
     /// <summary>An entry now holds <paramref name="s"/> (under <see cref="Gate"/>): a psock link.</summary>
-    protected static void Link(Sock s) => Interlocked.Increment(ref s.SockMapLinks);
+    private protected static void Link(Sock s) => Interlocked.Increment(ref s.SockMapLinks);
 
     /// <summary>An entry no longer holds <paramref name="s"/> (under <see cref="Gate"/>): the link goes, and with the last one the psock.</summary>
-    protected static void Unlink(Sock s) => Interlocked.Decrement(ref s.SockMapLinks);
+    private protected static void Unlink(Sock s) => Interlocked.Decrement(ref s.SockMapLinks);
 
     /// <summary>Removes every entry holding <paramref name="s"/> (called under <see cref="Gate"/>).</summary>
     protected abstract void RemoveAll(Sock s);
