@@ -39,6 +39,8 @@ public static class Errno
     public const int ENODATA = 61;
     /// <summary>Link has been severed (update of a detached link).</summary>
     public const int ENOLINK = 67;
+    /// <summary>File descriptor in bad state (bpf_sk_select_reuseport: a socket of another reuseport group).</summary>
+    public const int EBADFD = 77;
     /// <summary>Protocol wrong type for socket.</summary>
     public const int EPROTOTYPE = 91;
     /// <summary>Protocol not available (a socket option the family lacks).</summary>
@@ -66,7 +68,7 @@ public static class Errno
         0 => "0",
         EPERM => "EPERM", ENOENT => "ENOENT", E2BIG => "E2BIG", EBADF => "EBADF", EAGAIN => "EAGAIN",
         ENOMEM => "ENOMEM", EACCES => "EACCES", EFAULT => "EFAULT", EBUSY => "EBUSY", EEXIST => "EEXIST",
-        EINVAL => "EINVAL", ENOSPC => "ENOSPC", ERANGE => "ERANGE", EDEADLK => "EDEADLK", ENODATA => "ENODATA", ENOLINK => "ENOLINK", EPROTOTYPE => "EPROTOTYPE",
+        EINVAL => "EINVAL", ENOSPC => "ENOSPC", ERANGE => "ERANGE", EDEADLK => "EDEADLK", ENODATA => "ENODATA", ENOLINK => "ENOLINK", EBADFD => "EBADFD", EPROTOTYPE => "EPROTOTYPE",
         ENOPROTOOPT => "ENOPROTOOPT", EPROTONOSUPPORT => "EPROTONOSUPPORT", ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
         EOPNOTSUPP => "EOPNOTSUPP", EAFNOSUPPORT => "EAFNOSUPPORT", EADDRINUSE => "EADDRINUSE", EISCONN => "EISCONN",
         ECONNREFUSED => "ECONNREFUSED", ENOTSUPP => "ENOTSUPP",

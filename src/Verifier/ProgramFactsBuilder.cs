@@ -15,9 +15,11 @@ public static class ProgramFactsBuilder
     /// The facts of <paramref name="result"/> for <paramref name="program"/> (the instructions that were
     /// verified). <paramref name="maps"/> are the live maps the program's map references index, in the
     /// order of <see cref="VerifierOptions.Maps"/>; without them no call is map-specialised.
-    /// Throws <see cref="BpfVerifierException"/> when the program was rejected.
+    /// Throws <see cref="BpfVerifierException"/> when the program was rejected. <paramref name="programType"/> is the type
+    /// the program was verified as (<see cref="VerifierOptions.ProgramType"/>), whose context the facts' loads read.
     /// </summary>
-    public static ProgramFacts ToProgramFacts(this VerifierResult result, Instruction[] program, IReadOnlyList<BpfMap>? maps = null)
+    public static ProgramFacts ToProgramFacts(this VerifierResult result, Instruction[] program, IReadOnlyList<BpfMap>? maps = null,
+        Frontend.Elf.ProgramType programType = Frontend.Elf.ProgramType.SkLookup)
     {
         ArgumentNullException.ThrowIfNull(result);
         ArgumentNullException.ThrowIfNull(program);
@@ -43,6 +45,6 @@ public static class ProgramFactsBuilder
                 VariableOffset = f.VariableOffset,
             };
         }
-        return new ProgramFacts(program, slots, result.MayReadUninitStack, result.StackDepths);
+        return new ProgramFacts(program, slots, result.MayReadUninitStack, result.StackDepths) { ProgramType = programType };
     }
 }

@@ -38,15 +38,16 @@ public sealed class SkLookupProgramVerifier : IProgramVerifier
             IsReadOnly: (m.Flags & MapSpec.FlagReadOnlyProgram) != 0, FrozenValue: FrozenValue(m),
             SpinLockOffset: m.SpinLockOffset, HasBtf: m.SpinLockOffset >= 0 || m.TimerOffset >= 0, InnerMap: m is MapOfMaps outer ? Template(outer.Template) : null,
             TimerOffset: m.TimerOffset)).ToList();
+        // The program's own type when BpfJit supports it (an SK_REUSEPORT program too); otherwise SK_LOOKUP's rules.
+        var type = ProgramTypeRegistry.Find(program.Type) != null ? program.Type : ProgramType.SkLookup;
         var result = ObjectVerification.NameCoreFailure(program, Verifier.Verify(program.Instructions, new VerifierOptions
         {
+            ProgramType = type,
             Helpers = helpers, Maps = infos, LogLevel = 1, LineInfo = ObjectVerification.SourceLines(program),
             FuncInfos = program.FuncInfos.Count > 0 ? program.FuncInfos : null, Btf = program.Btf,
             KernelFunctions = program.KernelFunctions, License = program.License,
             MapFdIsIndex = false, // a program's map references are BPF_PSEUDO_MAP_IDX; an fd left in it is no map
-            // The program's own type when BpfJit supports it (an SK_REUSEPORT program too); otherwise SK_LOOKUP's rules.
-            ProgramType = ProgramTypeRegistry.Find(program.Type) != null ? program.Type : ProgramType.SkLookup,
         })).ThrowIfRejected();
-        return result.ToProgramFacts(program.Instructions, maps);
+        return result.ToProgramFacts(program.Instructions, maps, type);
     }
 }

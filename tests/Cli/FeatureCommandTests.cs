@@ -72,6 +72,7 @@ public class FeatureCommandTests
         [MapType.SockHash] = (4, 8, 4, 0),
         [MapType.RingBuf] = (0, 0, 4096, 0),
         [MapType.UserRingBuf] = (0, 0, 4096, 0),
+        [MapType.ReuseportSockArray] = (4, 8, 4, 0),
     };
 
     [Test]

@@ -60,7 +60,7 @@ for name, proto, fam, prog, reuse, laddr, lport, expect, conns in redirects:
         if conns:
             sockets.append({"name": "C", "proto": proto, "bind": ep(laddr, lport), "state": "connected",
                             "reuseport": "g", "peer": ep(laddr, lport)})
-        doc["reuseport_groups"] = {"g": {"select": "B"}}
+        doc["reuseport_groups"] = {"g": {"program": "select_sock_b"}}   # the kernel selftest's reuseport program
     doc["maps"] = {"redir_map": [{"key": 0, "socket": "A"}] + ([{"key": 1, "socket": "B"}] if reuse else [])}
     dst = ep(EXT[fam], 7007)
     lookups = [{"proto": proto, "from": CLIENT[fam], "to": dst, "expect": expect}]
@@ -114,7 +114,7 @@ for i, (proto, fam) in enumerate(dict.fromkeys(cases)):
             {"name": "A", "proto": proto, "bind": ep(INT[fam], 8008), "state": st, "reuseport": "g"},
             {"name": "B", "proto": proto, "bind": ep(INT[fam], 8008), "state": st, "reuseport": "g"},
         ],
-        "reuseport_groups": {"g": {"drop": True}},
+        "reuseport_groups": {"g": {"program": "reuseport_drop"}},
         "maps": {"redir_map": [{"key": 0, "socket": "A"}, {"key": 1, "socket": "B"}]},
         "lookups": [{"proto": proto, "from": CLIENT[fam], "to": ep(EXT[fam], 7007), "expect": "refused"}]})
 

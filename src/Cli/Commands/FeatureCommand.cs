@@ -64,11 +64,11 @@ public static class FeatureCommand
             if (i > 0 && char.IsUpper(name[i])) sb.Append('_');
             sb.Append(char.ToLowerInvariant(name[i]));
         }
-        // The kernel writes these without the break the PascalCase name suggests (BPF_MAP_TYPE_PERCPU_ARRAY, SOCKMAP, RINGBUF).
+        // The kernel writes these without the break the PascalCase name suggests (BPF_MAP_TYPE_PERCPU_ARRAY, SOCKMAP, RINGBUF, REUSEPORT_SOCKARRAY).
         return sb.ToString().Replace("per_cpu", "percpu", StringComparison.Ordinal).Replace("sock_map", "sockmap", StringComparison.Ordinal)
             .Replace("sock_hash", "sockhash", StringComparison.Ordinal).Replace("ring_buf", "ringbuf", StringComparison.Ordinal)
             .Replace("dev_map", "devmap", StringComparison.Ordinal).Replace("cpu_map", "cpumap", StringComparison.Ordinal)
-            .Replace("xsk_map", "xskmap", StringComparison.Ordinal);
+            .Replace("xsk_map", "xskmap", StringComparison.Ordinal).Replace("sock_array", "sockarray", StringComparison.Ordinal);
     }
 
     static int Run(Args args, TextWriter stdout, TextWriter stderr)

@@ -1,24 +1,28 @@
 using System.Reflection.Emit;
 using BpfJit.Frontend;
 using BpfJit.Runtime;
+using BpfJit.Frontend.Elf;
 using BpfJit.Runtime.SkLookup;
+using BpfJit.Runtime.SkReuseport;
 
 namespace BpfJit.IlEmitter.Emit;
 
 /// <summary>
-/// Loads the verifier proved to read the SK_LOOKUP context (<c>struct bpf_sk_lookup</c> at r1): one direct
-/// read at a constant offset of the context block, with the kernel's narrow-load semantics (spec 1.2,
-/// <c>sk_lookup_convert_ctx_access</c>) decided here, at compile time: family, protocol and local_port
+/// Loads the verifier proved to read the program's context (<c>struct bpf_sk_lookup</c> or <c>struct sk_reuseport_md</c>
+/// at r1): one direct read at a constant offset of the context block, with the kernel's narrow-load semantics decided
+/// here, at compile time (SK_REUSEPORT: <see cref="SkReuseportLayout.Fold"/>). SK_LOOKUP (spec 1.2,
+/// <c>sk_lookup_convert_ctx_access</c>): family, protocol and local_port
 /// are 16-bit fields (a 2-byte load at +2 reads the field itself, bytes 2-3 read 0), remote_port is
 /// 16 bits even when read with 4 bytes, the padding reads 0. No call, no run-time check.
 /// </summary>
 internal static class CtxLoadEmitter
 {
-    public static void Emit(EmitContext c, Instruction ins, SlotFacts fact)
+    public static void Emit(EmitContext c, Instruction ins, SlotFacts fact, ProgramType type)
     {
         int size = ins.MemSize switch { MemSize.B => 1, MemSize.H => 2, MemSize.W => 4, _ => 8 };
         bool signed = ins.MemMode == MemMode.MemSx;
-        var (offset, width) = Fold(fact.CtxOffset, size);
+        // Each type's context block is laid out as its UAPI structure; its fold says which bytes a load reads.
+        var (offset, width) = type == ProgramType.SkReuseport ? SkReuseportLayout.Fold(fact.CtxOffset, size) : Fold(fact.CtxOffset, size);
         if (width == 0)
         {
             // rd = 0   (the kernel's answer for this narrow load, known now)

@@ -93,7 +93,7 @@ internal static class ProgramEmitter
                 break;
             case InstructionClass.Ldx when shape.Facts is { } f && f[i].CtxField != null:
                 CheckedMemory.EmitCheck(c, ins, ins.Src, MemoryAccess.Load);
-                CtxLoadEmitter.Emit(c, ins, f[i]);
+                CtxLoadEmitter.Emit(c, ins, f[i], f.ProgramType);
                 break;
             case InstructionClass.Alu or InstructionClass.Alu64:
                 AluEmitter.Emit(c, ins);

@@ -28,6 +28,8 @@ public enum MemoryRegionKind
     Socket,
     /// <summary>A ring-buffer record reserved and not yet submitted or discarded.</summary>
     RingBufRecord,
+    /// <summary>The packet bytes an SK_REUSEPORT context's <c>data</c> points into.</summary>
+    Packet,
 }
 
 /// <summary>
@@ -263,6 +265,7 @@ public static class MemoryRegions
                     MemoryRegionKind.Context => "context",
                     MemoryRegionKind.Socket => "socket view",
                     MemoryRegionKind.Stack => "stack",
+                    MemoryRegionKind.Packet => "packet",
                     _ => _kind.ToString(),
                 };
             ulong end = _start + (ulong)_length;

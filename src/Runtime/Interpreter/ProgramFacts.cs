@@ -71,6 +71,12 @@ public sealed class ProgramFacts
         StackDepths = [.. stackDepths];
     }
 
+    /// <summary>
+    /// The program type the facts were proved for: its context layout decides what a context load reads
+    /// (<see cref="SlotFacts.CtxOffset"/> is an offset in that type's context structure).
+    /// </summary>
+    public Frontend.Elf.ProgramType ProgramType { get; init; } = Frontend.Elf.ProgramType.SkLookup;
+
     /// <summary>The number of slots described.</summary>
     public int Count => _slots.Length;
 

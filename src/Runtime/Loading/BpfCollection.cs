@@ -11,8 +11,10 @@ namespace BpfJit.Runtime.Loading;
 /// </summary>
 public sealed class CollectionProgram
 {
-    internal CollectionProgram(ProgramSpec spec, HelperTable helpers, ProgramFacts? facts, BoundProgram bound, SkLookupProgram? program)
+    internal CollectionProgram(ProgramSpec spec, HelperTable helpers, ProgramFacts? facts, BoundProgram bound, SkLookupProgram? program,
+        SkReuseport.SkReuseportProgram? reuseport = null)
     {
+        ReuseportProgram = reuseport;
         Spec = spec;
         Helpers = helpers;
         Facts = facts;
@@ -32,8 +34,11 @@ public sealed class CollectionProgram
     /// <summary>Its map references bound to the collection's live maps.</summary>
     public BoundProgram Bound { get; }
 
-    /// <summary>The prepared program, or null when the collection was loaded without an engine.</summary>
+    /// <summary>The prepared SK_LOOKUP program, or null when the collection was loaded without an engine or the program is of another type.</summary>
     public SkLookupProgram? Program { get; }
+
+    /// <summary>The prepared SK_REUSEPORT program (to attach to a <see cref="Sockets.ReuseportGroup"/>), or null as for <see cref="Program"/>.</summary>
+    public SkReuseport.SkReuseportProgram? ReuseportProgram { get; }
 
     /// <summary>The program's name.</summary>
     public string Name => Spec.Name;
@@ -42,7 +47,9 @@ public sealed class CollectionProgram
     /// Another instance of the program on <paramref name="engine"/>, from the same verification and binding (to run one
     /// program on each engine over the same maps); the caller owns it.
     /// </summary>
-    public SkLookupProgram PrepareOn(IBpfEngine engine) => SkLookupProgram.Load(Name, Bound, engine, Helpers, Facts);
+    public SkLookupProgram PrepareOn(IBpfEngine engine) => Spec.Type == Frontend.Elf.ProgramType.SkLookup
+        ? SkLookupProgram.Load(Name, Bound, engine, Helpers, Facts)
+        : throw new InvalidOperationException($"program {Name}: type {Spec.Type}: PrepareOn makes SK_LOOKUP programs");
 }
 
 /// <summary>
@@ -87,8 +94,14 @@ public sealed class BpfCollection : IDisposable
     public BpfMap Map(string name) => _maps.Find(m => m.Name == name) ?? throw new KeyNotFoundException($"{Spec.FileName}: no map '{name}'");
 
     /// <summary>The prepared program named <paramref name="name"/> (loaded now if it was not yet).</summary>
-    public SkLookupProgram Program(string name) => LoadProgram(name).Program
-        ?? throw new InvalidOperationException($"{Spec.FileName}: program {name}: the collection was loaded without an engine");
+    public SkLookupProgram Program(string name) => LoadProgram(name) is var p && p.Spec.Type != Frontend.Elf.ProgramType.SkLookup
+        ? throw new InvalidOperationException($"{Spec.FileName}: program {name} is of type {p.Spec.Type}, not SK_LOOKUP")
+        : p.Program ?? throw new InvalidOperationException($"{Spec.FileName}: program {name}: the collection was loaded without an engine");
+
+    /// <summary>The prepared SK_REUSEPORT program named <paramref name="name"/> (loaded now if it was not yet), for <see cref="Sockets.ReuseportGroup.Attach"/>.</summary>
+    public SkReuseport.SkReuseportProgram ReuseportProgram(string name) => LoadProgram(name) is var p && p.Spec.Type != Frontend.Elf.ProgramType.SkReuseport
+        ? throw new InvalidOperationException($"{Spec.FileName}: program {name} is of type {p.Spec.Type}, not SK_REUSEPORT")
+        : p.ReuseportProgram ?? throw new InvalidOperationException($"{Spec.FileName}: program {name}: the collection was loaded without an engine");
 
     /// <summary>Parses <paramref name="path"/> (<see cref="ObjectFile.Load(string)"/>) and loads it.</summary>
     /// <exception cref="BpfException">The object is malformed (<see cref="BpfObjectException"/>) or a step failed (<see cref="CollectionLoadException"/>).</exception>
@@ -158,7 +171,7 @@ public sealed class BpfCollection : IDisposable
         if (!Spec.Programs.TryGet(name, out var spec))
             throw Error(CollectionLoadStep.Lookup, null, null, null, new BpfException($"no program named '{name}' (programs: {string.Join(", ", Spec.Programs.Select(p => p.Name))})"));
         if (!spec.IsSupported)
-            throw Error(CollectionLoadStep.Lookup, spec, null, null, new BpfException($"program type {spec.Type} is not supported (only sk_lookup)"));
+            throw Error(CollectionLoadStep.Lookup, spec, null, null, new BpfException($"program type {spec.Type} is not supported (only sk_lookup and sk_reuseport)"));
         var helpers = HelpersFor(spec);
         ProgramFacts? facts = null;
         if (_options.Verify)
@@ -172,12 +185,17 @@ public sealed class BpfCollection : IDisposable
         try { bound = ProgramBinder.Bind(spec, _maps); }
         catch (ProgramBindException e) { throw Error(CollectionLoadStep.Bind, spec, null, e.Slot, e, e.Reason); }
         SkLookupProgram? program = null;
+        SkReuseport.SkReuseportProgram? reuseport = null;
         if (_options.Engine is { } engine)
         {
-            try { program = SkLookupProgram.Load(name, bound, engine, helpers, facts); }
+            try
+            {
+                if (spec.Type == Frontend.Elf.ProgramType.SkReuseport) reuseport = SkReuseport.SkReuseportProgram.Load(name, bound, engine, helpers, facts);
+                else program = SkLookupProgram.Load(name, bound, engine, helpers, facts);
+            }
             catch (BpfException e) { throw Error(CollectionLoadStep.Prepare, spec, null, null, e); }
         }
-        var loaded = new CollectionProgram(spec, helpers, facts, bound, program);
+        var loaded = new CollectionProgram(spec, helpers, facts, bound, program, reuseport);
         _programs[name] = loaded;
         return loaded;
     }
@@ -186,6 +204,7 @@ public sealed class BpfCollection : IDisposable
     static HelperTable HelpersFor(ProgramSpec spec) => spec.Type switch
     {
         Frontend.Elf.ProgramType.SkLookup => SkLookupHelpers.CreateTable(),
+        Frontend.Elf.ProgramType.SkReuseport => SkReuseport.SkReuseportHelpers.CreateTable(),
         _ => throw new BpfException($"program type {spec.Type} has no helper table"),
     };
 
@@ -194,7 +213,7 @@ public sealed class BpfCollection : IDisposable
     void InstallPrograms()
     {
         if (_options.Engine == null) return;
-        try { ObjectMaps.InstallPrograms(OwnedSpecs(), Live, name => Spec.Programs.TryGet(name, out var p) && p.IsSupported ? Program(name) : null); }
+        try { ObjectMaps.InstallPrograms(OwnedSpecs(), Live, name => Spec.Programs.TryGet(name, out var p) && p.IsSupported && p.Type == Frontend.Elf.ProgramType.SkLookup ? Program(name) : null); }
         catch (CollectionLoadException) { throw; }
         catch (BpfException e) { throw Error(CollectionLoadStep.ProgramArray, null, null, null, e); }
     }
@@ -210,7 +229,11 @@ public sealed class BpfCollection : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        foreach (var p in _programs.Values) p.Program?.Dispose();
+        foreach (var p in _programs.Values)
+        {
+            p.Program?.Dispose();
+            p.ReuseportProgram?.Dispose();
+        }
         foreach (var m in _owned) m.Dispose();
     }
 }

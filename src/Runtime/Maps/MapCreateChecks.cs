@@ -94,6 +94,11 @@ internal static class MapCreateChecks
             case MapType.SockHash:
                 Sock(name, a);
                 break;
+            case MapType.ReuseportSockArray:
+                // reuseport_array_alloc_check: an fd or a cookie, then array_map_alloc_check.
+                if (a.ValueSize is not (4 or 8)) Fail(name, a, Errno.EINVAL, $"value_size {a.ValueSize}: must be 4 or 8");
+                Array(name, a);
+                break;
             case MapType.Unspec:
                 Fail(name, a, Errno.EINVAL, "map_type UNSPEC (0)");
                 break;

@@ -60,7 +60,7 @@ public static class MapMemory
             MapType.Hash or MapType.LruHash or MapType.HashOfMaps => Buckets(a.MaxEntries) + m * (HashElementHeader + key + (a.Type == MapType.HashOfMaps ? 8 : value)),
             MapType.PerCpuHash or MapType.LruPerCpuHash => Buckets(a.MaxEntries) + m * (HashElementHeader + key + value * cpus),
             MapType.ProgArray => m * 12,
-            MapType.PerfEventArray or MapType.SockMap or MapType.ArrayOfMaps => m * 8,
+            MapType.PerfEventArray or MapType.SockMap or MapType.ArrayOfMaps or MapType.ReuseportSockArray => m * 8,
             MapType.RingBuf => m + 64,
             MapType.UserRingBuf => 2 * m,
             _ => 0,

@@ -25,6 +25,7 @@ public sealed partial class ScenarioBuilder
     readonly string _file;
     readonly ScenarioEnvironment _env;
     readonly Dictionary<string, ProgramSpec> _objectPrograms = new(StringComparer.Ordinal);
+    readonly Dictionary<string, ProgramSpec> _reuseportPrograms = new(StringComparer.Ordinal);
     readonly Dictionary<string, JNode> _inlinePrograms = new(StringComparer.Ordinal);
     BpfCollection? _collection;
 
@@ -152,7 +153,10 @@ public sealed partial class ScenarioBuilder
         foreach (var map in _collection.Maps) _env.Maps[map.Name] = map;
         foreach (var (name, loaded) in _collection.Programs) _env.Programs[name] = loaded.Program!;
         foreach (var p in spec.Programs)
+        {
             if (p.IsSupported && p.Type == Frontend.Elf.ProgramType.SkLookup) _objectPrograms[p.Name] = p;
+            if (p.IsSupported && p.Type == Frontend.Elf.ProgramType.SkReuseport) _reuseportPrograms[p.Name] = p;
+        }
     }
 
     // map_definitions may patch an object map (tubular's zero-sized 'destinations').
@@ -351,9 +355,23 @@ public sealed partial class ScenarioBuilder
     {
         foreach (var (label, node) in groups.Fields())
         {
-            node.Object("select", "drop");
+            node.Object("select", "drop", "program");
             if (!_groups.TryGetValue(label, out var group)) throw node.Error($"no socket joined reuseport group '{label}'");
-            if (node.Opt("select") is { } sel)
+            if (node.Opt("program") is { } prog)
+            {
+                if (node.Opt("select") != null || node.Opt("drop") != null)
+                    throw prog.Error($"reuseport group '{label}': 'program' replaces the 'select'/'drop' stand-ins");
+                // SO_ATTACH_REUSEPORT_EBPF: verified, bound to the object's maps; the group holds the program from here.
+                if (!_reuseportPrograms.TryGetValue(prog.Str(), out var spec))
+                    throw prog.Error($"no SK_REUSEPORT program '{prog.Str()}' in the object");
+                try
+                {
+                    group.Attach(_collection!.ReuseportProgram(spec.Name));
+                }
+                catch (CollectionLoadException e) { throw prog.Error(ProgramError(e)); }
+                catch (BpfException e) { throw prog.Error($"program '{spec.Name}': {Summary(e.Message)}"); }
+            }
+            else if (node.Opt("select") is { } sel)
             {
                 var chosen = SocketNamed(sel);
                 if (chosen.ReuseportGroup != group) throw sel.Error($"socket '{sel.Str()}' is not in reuseport group '{label}'");

@@ -26,18 +26,34 @@ public static class CtxLoadRewriter
     }
 
     /// <summary>Returns <paramref name="program"/> with the quirky ctx loads re-targeted (the input is not modified).</summary>
-    public static Instruction[] Rewrite(Instruction[] program)
+    public static Instruction[] Rewrite(Instruction[] program) =>
+        Rewrite(program, (offset, size) => size == MemSize.H && IsQuirkOffset(offset) ? offset - 2 : offset);
+
+    /// <summary>
+    /// Returns <paramref name="program"/> with each load through the ctx pointer moved to the offset
+    /// <paramref name="retarget"/> gives for its (offset, size): the same pass for any context whose narrow
+    /// loads the kernel answers from another offset (SK_REUSEPORT's <c>sk_reuseport_md</c> too).
+    /// </summary>
+    internal static Instruction[] Rewrite(Instruction[] program, Func<int, MemSize, int> retarget)
     {
         ArgumentNullException.ThrowIfNull(program);
-        var ctxLoads = FindQuirkLoads(program);
-        if (ctxLoads.Count == 0) return program;
-        var copy = (Instruction[])program.Clone();
-        foreach (int i in ctxLoads) copy[i] = copy[i] with { Offset = (short)(copy[i].Offset - 2) };
-        return copy;
+        Instruction[]? copy = null;
+        foreach (int i in FindCtxLoads(program))
+        {
+            int target = retarget(program[i].Offset, program[i].MemSize);
+            if (target == program[i].Offset) continue;
+            copy ??= (Instruction[])program.Clone();
+            copy[i] = copy[i] with { Offset = (short)target };
+        }
+        return copy ?? program;
     }
 
     /// <summary>The indexes of 2-byte ctx loads at offsets 10, 14 or 62.</summary>
-    public static IReadOnlyList<int> FindQuirkLoads(Instruction[] program)
+    public static IReadOnlyList<int> FindQuirkLoads(Instruction[] program) =>
+        FindCtxLoads(program).Where(i => program[i].MemSize == MemSize.H && IsQuirkOffset(program[i].Offset)).ToArray();
+
+    /// <summary>The indexes of the loads (plain or sign-extending) whose base register surely holds the ctx pointer.</summary>
+    static List<int> FindCtxLoads(Instruction[] program)
     {
         ArgumentNullException.ThrowIfNull(program);
         int n = program.Length;
@@ -122,9 +138,9 @@ public static class CtxLoadRewriter
         for (int i = 0; i < n; i++)
         {
             var ins = program[i];
-            if (state[i] is not { } s || ins.Class != InstructionClass.Ldx || ins.MemSize != MemSize.H) continue;
+            if (state[i] is not { } s || ins.Class != InstructionClass.Ldx) continue;
             if (ins.MemMode is not (MemMode.Mem or MemMode.MemSx)) continue;
-            if (s.Reg(ins.Src) && IsQuirkOffset(ins.Offset)) found.Add(i);
+            if (s.Reg(ins.Src)) found.Add(i);
         }
         return found;
     }

@@ -120,7 +120,7 @@ public sealed class NetNamespace : IDisposable
                 if (selected == null || selected.IsClosed) return new LookupResult(LookupOutcome.Refused, null, ran);
                 if (!verdict.NoReuseport && selected.ReusePort && selected.ReuseportGroup is { } group)
                 {
-                    var chosen = group.Select(packet, out bool dropped);
+                    var chosen = group.Select(selected, packet, out bool dropped);
                     if (dropped) return new LookupResult(LookupOutcome.Refused, null, ran);
                     if (chosen != null) selected = chosen;
                 }

@@ -51,6 +51,11 @@ public static class BpfSockLayout
     public const int Owner = 96;
     /// <summary>Program-held references of a refcounted socket (i32).</summary>
     public const int RefCount = 104;
+    /// <summary>
+    /// The id of the reuseport group the socket is in (u32; 0: none), the kernel's <c>sk_reuseport_cb-&gt;reuseport_id</c>:
+    /// <c>bpf_sk_select_reuseport</c> compares it with the group the program runs for.
+    /// </summary>
+    public const int ReuseportId = 108;
 
     /// <summary>The value stored at <see cref="Magic"/> ("SOCK").</summary>
     public const uint MagicValue = 0x4b434f53;

@@ -6,6 +6,20 @@ namespace BpfJit.Runtime.Sockets;
 /// </summary>
 public readonly record struct Packet(SocketProtocol Protocol, InetEndPoint From, InetEndPoint To, int IngressIfindex = 1)
 {
+    /// <summary>
+    /// The packet's bytes from the transport header on (the TCP or UDP header, then the payload), as the kernel's skb
+    /// data at the socket lookup: what an SK_REUSEPORT program reads between <c>data</c> and <c>data_end</c>. Empty:
+    /// the runtime builds a minimal header from the 4-tuple (SK_LOOKUP programs never read the packet).
+    /// </summary>
+    public ReadOnlyMemory<byte> Bytes { get; init; }
+
+    /// <summary>
+    /// The flow hash the stack computed for the packet's 4-tuple, or null for <see cref="Hash"/>: a reuseport group
+    /// selects by it and an SK_REUSEPORT program reads it as <c>hash</c> (the kernel's <c>inet_ehashfn</c> /
+    /// <c>udp_ehashfn</c>, keyed by a per-boot secret; a host that has its own, or replays the kernel's, passes it here).
+    /// </summary>
+    public uint? FlowHash { get; init; }
+
     /// <summary>The packet's address family (that of its destination).</summary>
     public SocketFamily Family => To.Family;
 

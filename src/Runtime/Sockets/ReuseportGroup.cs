@@ -1,3 +1,5 @@
+using Errno = BpfJit.Runtime.Errno;
+
 namespace BpfJit.Runtime.Sockets;
 
 /// <summary>What a reuseport group's selector decided for one packet.</summary>
@@ -34,7 +36,7 @@ public delegate ReuseportDecision ReuseportSelector(ReuseportGroup group, in Pac
 /// An SO_REUSEPORT group: the sockets of one protocol bound with SO_REUSEPORT to the same local
 /// address and port, of the same family, with the same IPV6_V6ONLY and bound device at bind (as Linux's
 /// <c>inet_reuseport_add_sock</c> requires). Selection follows <c>reuseport_select_sock</c>: the group's
-/// selector when it has one, otherwise a hash of the 4-tuple over the members, skipping connected ones
+/// SK_REUSEPORT program (<see cref="Attach"/>) or the selector stand-in when it has one, otherwise a hash of the 4-tuple over the members, skipping connected ones
 /// (<c>reuseport_select_sock_by_hash</c>). A member bound to another device after it joined is skipped for
 /// packets from other interfaces: a packet never reaches a socket bound to a device it did not arrive on.
 /// </summary>
@@ -61,26 +63,124 @@ public sealed class ReuseportGroup
     /// <summary>The group's program stand-in, or null to select by hash.</summary>
     public ReuseportSelector? Selector { get; set; }
 
+    static int s_nextId;
+
+    /// <summary>
+    /// The group's id (the kernel's <c>reuseport_id</c>, never 0): a member's socket block carries it, so that
+    /// <c>bpf_sk_select_reuseport</c> can tell a socket of this group from one of another.
+    /// </summary>
+    public uint Id { get; } = (uint)Interlocked.Increment(ref s_nextId);
+
+    /// <summary>
+    /// True when the group is bound to the wildcard address (<c>sock_reuseport.bind_inany</c>), what a program reads
+    /// as <c>bind_inany</c> (<c>inet_rcv_saddr_any</c>: 0.0.0.0 for AF_INET, <c>::</c> for AF_INET6).
+    /// </summary>
+    public bool BindInany => Local.Family == SocketFamily.Inet6 ? Local.Address.Bits == 0 : Local.Address.IsAny;
+
     internal void Add(Sock s)
     {
         lock (_gate) _members = [.. _members, s];
+        s.SetReuseportId(Id);
     }
 
     internal void Remove(Sock s)
     {
         lock (_gate) _members = _members.Where(m => m != s).ToArray();
+        s.SetReuseportId(0);
+    }
+
+    SkReuseport.SkReuseportProgram? _program;
+
+    /// <summary>The SK_REUSEPORT program attached to the group, or null.</summary>
+    public SkReuseport.SkReuseportProgram? Program => Volatile.Read(ref _program);
+
+    /// <summary>
+    /// SO_ATTACH_REUSEPORT_EBPF: attaches <paramref name="program"/> to the group, replacing the program attached
+    /// before (whose reference is dropped); the group holds a reference until it is detached, replaced, or the
+    /// group's last member closes. From then on every selection in the group runs it (<see cref="Select(Sock, in Packet, out bool)"/>).
+    /// <see cref="ObjectDisposedException"/> when the program is gone; -EINVAL (<see cref="SocketErrorException"/>)
+    /// once the group has no member left.
+    /// </summary>
+    public void Attach(SkReuseport.SkReuseportProgram program)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        SkReuseport.SkReuseportProgram? old;
+        lock (_gate)
+        {
+            if (_members.Length == 0) throw new SocketErrorException(Errno.EINVAL, "SO_ATTACH_REUSEPORT_EBPF: the reuseport group has no member");
+            if (!program.TryAddRef()) throw new ObjectDisposedException(program.ToString(), $"program {program.Name} is unloaded");
+            old = _program;
+            Volatile.Write(ref _program, program);
+        }
+        old?.Release();
+    }
+
+    /// <summary>SO_DETACH_REUSEPORT_BPF: detaches the group's program; -ENOENT (<see cref="SocketErrorException"/>) when none is attached.</summary>
+    public void Detach()
+    {
+        SkReuseport.SkReuseportProgram? old;
+        lock (_gate)
+        {
+            old = _program;
+            Volatile.Write(ref _program, null);
+        }
+        if (old == null) throw new SocketErrorException(Errno.ENOENT, "SO_DETACH_REUSEPORT_BPF: no program is attached to the reuseport group");
+        old.Release();
+    }
+
+    /// <summary>The group's end (its last member left): the attached program's reference goes (<c>reuseport_free_rcu</c>).</summary>
+    internal void Close()
+    {
+        SkReuseport.SkReuseportProgram? old;
+        lock (_gate)
+        {
+            old = _program;
+            Volatile.Write(ref _program, null);
+        }
+        old?.Release();
     }
 
     /// <summary>
-    /// Picks the member that receives <paramref name="packet"/>: null with <paramref name="dropped"/>
-    /// set when the selector dropped it, null alone when no member can receive.
+    /// <see cref="Select(Sock, in Packet, out bool)"/> with the group's first member as the socket the lookup found.
     /// </summary>
     public Sock? Select(in Packet packet, out bool dropped)
     {
+        var members = Volatile.Read(ref _members);
+        if (members.Length == 0)
+        {
+            dropped = false;
+            return null;
+        }
+        return Select(members[0], packet, out dropped);
+    }
+
+    /// <summary>
+    /// <c>reuseport_select_sock</c>: picks the member that receives <paramref name="packet"/>, for a lookup that found
+    /// <paramref name="sk"/> (a member; the program reads it as <c>ctx-&gt;sk</c>). With an SK_REUSEPORT program
+    /// attached it runs (<c>bpf_run_sk_reuseport</c>): anything but SK_PASS drops the packet (null with
+    /// <paramref name="dropped"/> set: the lookup is refused), a selected socket receives it (whatever its state:
+    /// the kernel does not check it again), and SK_PASS without a selection falls back to the hash. Without a
+    /// program, the <see cref="Selector"/> stand-in answers the same way. The hash
+    /// (<see cref="Packet.FlowHash"/> or <see cref="Packet.Hash"/>, what the program reads as <c>hash</c>) picks among the members that receive,
+    /// walking past connected UDP sockets (<c>reuseport_select_sock_by_hash</c>); null when none can.
+    /// </summary>
+    public Sock? Select(Sock sk, in Packet packet, out bool dropped)
+    {
+        ArgumentNullException.ThrowIfNull(sk);
         dropped = false;
         var members = Volatile.Read(ref _members);
-        var selector = Selector;
-        if (selector != null)
+        uint hash = packet.FlowHash ?? packet.Hash();
+        if (Volatile.Read(ref _program) is { } program)
+        {
+            var d = program.Select(this, sk, packet, hash);
+            if (d.Action == ReuseportAction.Drop)
+            {
+                dropped = true;
+                return null;
+            }
+            if (d.Action == ReuseportAction.Select && d.Socket is { IsClosed: false } selected) return selected;
+        }
+        else if (Selector is { } selector)
         {
             var d = selector(this, packet);
             if (d.Action == ReuseportAction.Drop)
@@ -97,7 +197,7 @@ public sealed class ReuseportGroup
         if (eligible == 0) return null;
         // reciprocal_scale(hash, n) over the members, walking past connected sockets.
         int n = members.Length;
-        int start = (int)(((ulong)packet.Hash() * (ulong)n) >> 32);
+        int start = (int)(((ulong)hash * (ulong)n) >> 32);
         for (int k = 0; k < n; k++)
         {
             var m = members[(start + k) % n];

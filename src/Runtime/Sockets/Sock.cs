@@ -117,6 +117,21 @@ public sealed unsafe class Sock
     /// <summary>The reuseport group the socket joined at bind, if it set SO_REUSEPORT.</summary>
     public ReuseportGroup? ReuseportGroup { get; internal set; }
 
+    /// <summary>
+    /// The kernel's <c>sk_user_data</c> as BPF maps use it: the REUSEPORT_SOCKARRAY slot that holds the socket, or null.
+    /// A socket is in at most one such slot (a second update is -EBUSY); set and cleared under the map's lock.
+    /// </summary>
+    internal object? UserData;
+
+    /// <summary>
+    /// SOCKMAP/SOCKHASH entries holding the socket (the links of the kernel's <c>sk_psock</c>, which owns
+    /// <c>sk_user_data</c> while any is held): a REUSEPORT_SOCKARRAY refuses such a socket with -EBUSY.
+    /// </summary>
+    internal int SockMapLinks;
+
+    /// <summary>Writes the reuseport group id into the native block (<see cref="BpfSockLayout.ReuseportId"/>); the table's lock held.</summary>
+    internal void SetReuseportId(uint id) => Write32(BpfSockLayout.ReuseportId, id);
+
     /// <summary>The address of the native <c>struct bpf_sock</c> view: what a program holds as the socket pointer.</summary>
     public nint Handle => (nint)_block;
 

@@ -56,13 +56,18 @@ public sealed unsafe class SockHash : SocketMapBase
         var k = new ReadOnlySpan<byte>(key, KeySize).ToArray();
         return Insert(socket, () =>
         {
-            bool exists = _map.ContainsKey(k);
+            bool exists = _map.TryGetValue(k, out var old);
             if (exists && flags == UpdateFlags.NoExist) return -Errno.EEXIST;
             if (!exists && flags == UpdateFlags.Exist) return -Errno.ENOENT;
             if (!exists && _map.Count >= MaxEntries) return -Errno.E2BIG;
             // A new entry is charged as the kernel's sock_hash_alloc_elem charges its element; a replacement reuses it.
             if (!exists && !ChargeElement(ElementCharge)) return -Runtime.Errno.ENOMEM;
             _map[k] = socket;
+            if (old != socket)
+            {
+                Link(socket);
+                if (old != null) Unlink(old);
+            }
             return 0;
         });
     }
@@ -71,7 +76,8 @@ public sealed unsafe class SockHash : SocketMapBase
     {
         lock (Gate)
         {
-            if (!_bySpan.TryRemove(new ReadOnlySpan<byte>(key, KeySize), out _, out _)) return -Errno.ENOENT;
+            if (!_bySpan.TryRemove(new ReadOnlySpan<byte>(key, KeySize), out _, out var removed)) return -Errno.ENOENT;
+            Unlink(removed);
             UnchargeElement(ElementCharge);
             return 0;
         }
@@ -84,7 +90,11 @@ public sealed unsafe class SockHash : SocketMapBase
     protected override void RemoveAll(Sock s)
     {
         foreach (var kv in _map)
-            if (kv.Value == s && _map.TryRemove(kv)) UnchargeElement(ElementCharge);
+            if (kv.Value == s && _map.TryRemove(kv))
+            {
+                UnchargeElement(ElementCharge);
+                Unlink(s);
+            }
     }
 
     /// <inheritdoc />

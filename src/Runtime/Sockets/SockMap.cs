@@ -49,6 +49,11 @@ public sealed unsafe class SockMap : SocketMapBase
             if (old == null && flags == UpdateFlags.Exist) return -Errno.ENOENT;
             Volatile.Write(ref _slots[index], socket);
             Volatile.Write(ref _handles[index], socket.Handle);
+            if (old != socket)
+            {
+                Link(socket);
+                if (old != null) Unlink(old);
+            }
             return 0;
         });
     }
@@ -58,7 +63,8 @@ public sealed unsafe class SockMap : SocketMapBase
         if (index >= (uint)_slots.Length) return -Errno.EINVAL;
         lock (Gate)
         {
-            if (_slots[index] == null) return -Errno.EINVAL;
+            if (_slots[index] is not { } old) return -Errno.EINVAL;
+            Unlink(old);
             Volatile.Write(ref _slots[index], null);
             Volatile.Write(ref _handles[index], 0);
             return 0;
@@ -71,6 +77,7 @@ public sealed unsafe class SockMap : SocketMapBase
         for (int i = 0; i < _slots.Length; i++)
             if (_slots[i] == s)
             {
+                Unlink(s);
                 Volatile.Write(ref _slots[i], null);
                 Volatile.Write(ref _handles[i], 0);
             }

@@ -64,6 +64,8 @@ public abstract unsafe class SocketMapBase : BpfMap
     {
         int check = CheckSocket(s);
         if (check != 0) return check;
+        // sk_psock_init: sk_user_data is taken by a REUSEPORT_SOCKARRAY slot.
+        if (Volatile.Read(ref s.UserData) != null) return -Errno.EBUSY;
         int result = 0;
         bool open = s.WhileOpen(() =>
         {
@@ -75,6 +77,12 @@ public abstract unsafe class SocketMapBase : BpfMap
         }, _onClose);
         return open ? result : -Errno.EBADF;
     }
+
+    /// <summary>An entry now holds <paramref name="s"/> (under <see cref="Gate"/>): a psock link.</summary>
+    private protected static void Link(Sock s) => Interlocked.Increment(ref s.SockMapLinks);
+
+    /// <summary>An entry no longer holds <paramref name="s"/> (under <see cref="Gate"/>): the link goes, and with the last one the psock.</summary>
+    private protected static void Unlink(Sock s) => Interlocked.Decrement(ref s.SockMapLinks);
 
     /// <summary>Removes every entry holding <paramref name="s"/> (called under <see cref="Gate"/>).</summary>
     protected abstract void RemoveAll(Sock s);
@@ -119,6 +127,8 @@ public abstract unsafe class SocketMapBase : BpfMap
         Sock[] watched;
         lock (Gate)
         {
+            // sock_map_free / sock_hash_free: every entry's link goes.
+            foreach (var (_, s) in Sockets) Unlink(s);
             watched = [.. _watched];
             _watched.Clear();
         }

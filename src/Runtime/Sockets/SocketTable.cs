@@ -141,6 +141,7 @@ public sealed class SocketTable
             if (s.ReuseportGroup is { } group)
             {
                 group.Remove(s);
+                if (group.Members.Count == 0) group.Close();
                 if (group.Members.Count == 0)
                     foreach (var (key, g) in _groups)
                         if (g == group)
@@ -261,7 +262,7 @@ public sealed class SocketTable
         }
         if (best?.ReuseportGroup is { } group)
         {
-            var chosen = group.Select(packet, out refused);
+            var chosen = group.Select(best, packet, out refused);
             return refused ? null : chosen ?? best;
         }
         return best;

@@ -1,0 +1,226 @@
+using System.Buffers.Binary;
+using System.Runtime.ExceptionServices;
+using System.Runtime.InteropServices;
+using BpfJit.Frontend;
+
+namespace BpfJit.Tests.Support;
+
+/// <summary>
+/// The live kernel's SO_REUSEPORT groups as an oracle for SK_REUSEPORT programs: on a dedicated thread that has
+/// unshared its network namespace (a fresh one, loopback up), real TCP listeners and UDP sockets join a group,
+/// an SK_REUSEPORT program (BPF_PROG_LOAD, type 21) is attached with SO_ATTACH_REUSEPORT_EBPF, and clients send
+/// datagrams or connect from chosen source ports; each outcome is the member that received (or refused).
+/// Tests skip with the reason where bpf() or unshare(CLONE_NEWNET) is not permitted (<see cref="RequireAvailable"/>).
+/// </summary>
+public static unsafe class RealReuseport
+{
+    const long SysBpf = 321;
+    const int ProgLoad = 5;
+    const uint ProgTypeSkReuseport = 21, AttachSkReuseportSelect = 39;
+    const int CloneNewNet = 0x40000000;
+    const int AfInet = 2, SockStream = 1, SockDgram = 2, SockNonblock = 0x800;
+    const int SolSocket = 1, SoReuseport = 15, SoAttachReuseportEbpf = 52;
+    const short PollIn = 1, PollErr = 8;
+    const int Econnrefused = 111;
+
+    [DllImport("libc", SetLastError = true)] static extern long syscall(long number, long cmd, void* attr, long size);
+    [DllImport("libc", SetLastError = true)] static extern int unshare(int flags);
+    [DllImport("libc", SetLastError = true)] static extern int socket(int domain, int type, int protocol);
+    [DllImport("libc", SetLastError = true)] static extern int setsockopt(int fd, int level, int name, void* value, int len);
+    [DllImport("libc", SetLastError = true)] static extern int bind(int fd, void* addr, int len);
+    [DllImport("libc", SetLastError = true)] static extern int listen(int fd, int backlog);
+    [DllImport("libc", SetLastError = true)] static extern int connect(int fd, void* addr, int len);
+    [DllImport("libc", SetLastError = true)] static extern nint send(int fd, void* buf, nint len, int flags);
+    [DllImport("libc", SetLastError = true)] static extern nint recv(int fd, void* buf, nint len, int flags);
+    [DllImport("libc", SetLastError = true)] static extern int accept(int fd, void* addr, void* len);
+    [DllImport("libc", SetLastError = true)] static extern int poll(void* fds, nuint count, int timeout);
+    [DllImport("libc", SetLastError = true)] static extern int ioctl(int fd, ulong request, void* arg);
+    [DllImport("libc", SetLastError = true)] static extern int close(int fd);
+
+    static readonly Lazy<string?> s_unavailable = new(Probe);
+
+    /// <summary>Marks the calling test ignored, with the reason, where the oracle cannot run here.</summary>
+    public static void RequireAvailable()
+    {
+        if (s_unavailable.Value is { } reason) Assert.Ignore("real reuseport oracle unavailable: " + reason);
+    }
+
+    static string? Probe()
+    {
+        if (!KernelBpf.Available) return BpfJit.Baselines.KernelBpf.UnavailableReason;
+        try
+        {
+            return InFreshNamespace(() => (string?)null);
+        }
+        catch (InvalidOperationException e)
+        {
+            return e.Message;
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> on a new thread in a fresh network namespace with loopback up; sockets it creates
+    /// live in that namespace, which ends with them. Exceptions of the body are rethrown here.
+    /// </summary>
+    public static T InFreshNamespace<T>(Func<T> body)
+    {
+        T result = default!;
+        ExceptionDispatchInfo? error = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                if (unshare(CloneNewNet) != 0) throw new InvalidOperationException($"unshare(CLONE_NEWNET): errno {Marshal.GetLastPInvokeError()}");
+                LoopbackUp();
+                result = body();
+            }
+            catch (Exception e)
+            {
+                error = ExceptionDispatchInfo.Capture(e);
+            }
+        });
+        thread.Start();
+        thread.Join();
+        error?.Throw();
+        return result;
+    }
+
+    static void LoopbackUp()
+    {
+        int fd = socket(AfInet, SockDgram, 0);
+        var ifreq = new byte[40];
+        "lo"u8.CopyTo(ifreq);
+        fixed (byte* r = ifreq)
+        {
+            const ulong SiocGifFlags = 0x8913, SiocSifFlags = 0x8914;
+            int ok = ioctl(fd, SiocGifFlags, r);
+            *(short*)(r + 16) |= 1;     // IFF_UP
+            if (ok != 0 || ioctl(fd, SiocSifFlags, r) != 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                close(fd);
+                throw new InvalidOperationException($"bringing lo up: errno {errno}");
+            }
+        }
+        close(fd);
+    }
+
+    /// <summary>Loads <paramref name="insns"/> (map references as BPF_PSEUDO_MAP_FD) as an SK_REUSEPORT program: the fd, or throws with the log.</summary>
+    public static int LoadProgram(IReadOnlyList<Instruction> insns)
+    {
+        var code = Encoder.Encode(insns.ToArray());
+        var license = "GPL\0"u8.ToArray();
+        var log = new byte[1 << 16];
+        var attr = new byte[144];
+        fixed (byte* c = code, l = license, lg = log, p = attr)
+        {
+            *(uint*)(p + 0) = ProgTypeSkReuseport;
+            *(uint*)(p + 4) = (uint)insns.Count;
+            *(ulong*)(p + 8) = (ulong)c;
+            *(ulong*)(p + 16) = (ulong)l;
+            *(uint*)(p + 24) = 1;
+            *(uint*)(p + 28) = (uint)log.Length;
+            *(ulong*)(p + 32) = (ulong)lg;
+            *(uint*)(p + 68) = AttachSkReuseportSelect;
+            long fd = syscall(SysBpf, ProgLoad, p, attr.Length);
+            if (fd >= 0) return (int)fd;
+            int errno = Marshal.GetLastPInvokeError();
+            int len = Array.IndexOf(log, (byte)0);
+            throw new InvalidOperationException($"BPF_PROG_LOAD (SK_REUSEPORT): errno {errno}\n{System.Text.Encoding.UTF8.GetString(log, 0, len < 0 ? log.Length : len)}");
+        }
+    }
+
+    static byte[] SockAddr(ushort port)
+    {
+        var a = new byte[16];
+        BinaryPrimitives.WriteUInt16LittleEndian(a, AfInet);
+        BinaryPrimitives.WriteUInt16BigEndian(a.AsSpan(2), port);
+        a[4] = 127; a[7] = 1;
+        return a;
+    }
+
+    static void Check(int r, string what)
+    {
+        if (r < 0) throw new InvalidOperationException($"{what}: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    /// <summary>A socket bound to 127.0.0.1:<paramref name="port"/> with SO_REUSEPORT (TCP: listening); its fd.</summary>
+    public static int Member(bool tcp, ushort port)
+    {
+        int fd = socket(AfInet, tcp ? SockStream : SockDgram, 0);
+        Check(fd, "socket");
+        int one = 1;
+        Check(setsockopt(fd, SolSocket, SoReuseport, &one, 4), "SO_REUSEPORT");
+        var a = SockAddr(port);
+        fixed (byte* p = a) Check(bind(fd, p, a.Length), $"bind 127.0.0.1:{port}");
+        if (tcp) Check(listen(fd, 64), "listen");
+        return fd;
+    }
+
+    /// <summary>SO_ATTACH_REUSEPORT_EBPF on <paramref name="member"/>: the program runs for its whole group.</summary>
+    public static void Attach(int member, int progFd) => Check(setsockopt(member, SolSocket, SoAttachReuseportEbpf, &progFd, 4), "SO_ATTACH_REUSEPORT_EBPF");
+
+    /// <summary>Closes descriptors.</summary>
+    public static void Close(params int[] fds)
+    {
+        foreach (int fd in fds) if (fd >= 0) close(fd);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="payload"/> from 127.0.0.1:<paramref name="sourcePort"/> to 127.0.0.1:<paramref name="port"/>
+    /// (UDP) or connects (TCP), and returns the index in <paramref name="members"/> of the socket that received the
+    /// datagram or the connection, or -1 when it was refused (ICMP port unreachable, RST).
+    /// </summary>
+    public static int Deliver(bool tcp, int[] members, ushort sourcePort, ushort port, byte[] payload)
+    {
+        int client = socket(AfInet, tcp ? SockStream : SockDgram, 0);
+        Check(client, "socket");
+        try
+        {
+            int one = 1;
+            setsockopt(client, SolSocket, 2 /* SO_REUSEADDR */, &one, 4);
+            var from = SockAddr(sourcePort);
+            var to = SockAddr(port);
+            fixed (byte* f = from, t = to)
+            {
+                Check(bind(client, f, from.Length), $"bind client :{sourcePort}");
+                if (connect(client, t, to.Length) != 0)
+                {
+                    int errno = Marshal.GetLastPInvokeError();
+                    if (tcp && errno == Econnrefused) return -1;
+                    throw new InvalidOperationException($"connect: errno {errno}");
+                }
+            }
+            if (!tcp)
+                fixed (byte* d = payload) Check((int)send(client, d, payload.Length, 0), "send");
+            // Wait for a member to become readable, or (UDP) the client to see the ICMP error.
+            int n = members.Length + (tcp ? 0 : 1);
+            var fds = new long[n];
+            for (int i = 0; i < members.Length; i++) fds[i] = (uint)members[i] | ((long)PollIn << 32);
+            if (!tcp) fds[^1] = (uint)client | ((long)PollIn << 32);
+            fixed (long* p = fds)
+            {
+                int ready = poll(p, (nuint)n, 5000);
+                Check(ready, "poll");
+                if (ready == 0) throw new InvalidOperationException($"no member received the packet from port {sourcePort}, and it was not refused");
+            }
+            for (int i = 0; i < members.Length; i++)
+            {
+                short revents = (short)(fds[i] >> 48);
+                if ((revents & PollIn) == 0) continue;
+                var buffer = new byte[2048];
+                fixed (byte* b = buffer)
+                {
+                    if (tcp) close(accept(members[i], null, null));
+                    else recv(members[i], b, buffer.Length, 0);
+                }
+                return i;
+            }
+            return -1;
+        }
+        finally
+        {
+            close(client);
+        }
+    }
+}
