@@ -100,9 +100,10 @@ public unsafe class LpmIndexTests
             }
             Assert.That(map.Count, Is.EqualTo(model.Count));
             Assert.That(map.DistinctPrefixLengths, Is.EqualTo(model.Keys.Select(k => k.Split('/')[0]).Distinct().Count()));
-            bool search = map.DistinctPrefixLengths > LpmTrieMap.LinearSearchMaxLengths;
-            Assert.That(map.IndexMarkers > 0, Is.EqualTo(search), "markers exactly when the lengths are searched in binary");
-            if (search) sawSearch = true; else sawScan = true;
+            // Above the limit the lengths are searched in binary, over markers; a length emptied while searching stays
+            // listed until the next rebuild, so the search (and its markers) can outlast the lengths.
+            if (map.DistinctPrefixLengths > LpmTrieMap.LinearSearchMaxLengths) Assert.That(map.IndexMarkers, Is.GreaterThan(0), "searched in binary: markers");
+            if (map.IndexMarkers > 0) sawSearch = true; else sawScan = true;
 
             // A lookup: mostly the full length, sometimes shorter, sometimes above the maximum.
             int r = rng.Next(10);
@@ -141,8 +142,9 @@ public unsafe class LpmIndexTests
 
     /// <summary>
     /// One past <see cref="LpmTrieMap.LinearSearchMaxLengths"/> lengths the index searches them in binary over
-    /// markers (the table is rebuilt for the new shape), and goes back to probing longest first, without
-    /// markers, when a length goes; answers stay the longest match throughout.
+    /// markers (the table is rebuilt for the new shape); a length whose prefixes all go stays in the search
+    /// until a new length rebuilds the table for the lengths stored, which goes back to probing longest first,
+    /// without markers, when they are few; answers stay the longest match throughout.
     /// </summary>
     [Test]
     public void SwitchesToTheBinarySearchAboveTheScanLimitAndBack()
@@ -172,8 +174,17 @@ public unsafe class LpmIndexTests
         Assert.That(map.IndexMarkers, Is.GreaterThan(0), "the other /32 keeps the length");
         Assert.That(Found(K(32)), Is.EqualTo((uint)limit - 1));
         Assert.That(map.Delete(Key(32, [10, 1, 2, 4])), Is.EqualTo(0));
-        Assert.That((map.DistinctPrefixLengths, map.IndexMarkers), Is.EqualTo((limit, 0)));
+        Assert.That(map.DistinctPrefixLengths, Is.EqualTo(limit));
+        Assert.That(map.IndexMarkers, Is.GreaterThan(0), "/32 stays in the search: no rebuild for a length that goes");
         Assert.That(Found(K(32)), Is.EqualTo((uint)limit - 1));
+        Assert.That(map.Update(K(32), U32(32)), Is.EqualTo(0), "back again: still in the list");
+        Assert.That(Found(K(32)), Is.EqualTo(32u));
+        Assert.That(map.Delete(K(32)), Is.EqualTo(0));
+        Assert.That(map.Delete(K(limit - 1)), Is.EqualTo(0));
+        Assert.That(map.Update(K(20), U32(20)), Is.EqualTo(0), "a new length: rebuilt for the lengths stored");
+        Assert.That((map.DistinctPrefixLengths, map.IndexMarkers), Is.EqualTo((limit, 0)), "few lengths again: probed longest first");
+        Assert.That(Found(K(32)), Is.EqualTo(20u));
+        Assert.That(Found(K(19)), Is.EqualTo((uint)limit - 2));
     }
 
     /// <summary>
@@ -379,7 +390,7 @@ public unsafe class LpmIndexTests
         {
             Assert.That(bad, Is.EqualTo(0), $"{engine}: a lookup missed, was torn, or matched an impossible prefix");
             Assert.That(badHeld, Is.EqualTo(0), $"{engine}: a held value changed inside the read section");
-            Assert.That(sawSearch, Is.True, "five lengths: binary search over markers (rebuilt as /20 comes and goes)");
+            Assert.That(sawSearch, Is.True, "five lengths: binary search over markers");
             Assert.That(seen.Count(n => n > 0), Is.GreaterThanOrEqualTo(2), $"{engine}: programs saw several matching lengths: {string.Join(", ", seen)}");
             Assert.That(MapEpoch.Reclaimed - reclaimedBefore, Is.GreaterThan(0), "replaced nodes and tables were freed");
             Assert.That(MapEpoch.Pending, Is.EqualTo(0));

@@ -23,10 +23,10 @@ namespace BpfJit.Runtime.Maps;
 /// </para>
 /// <para>
 /// Writers keep the best prefixes current: inserting, replacing or deleting a stored prefix <c>P</c> changes
-/// the best prefix of the markers at lengths ≥ |P| that extend P, which are on the paths of the stored
-/// prefixes below P in the trie; those are visited (the cost of such an update grows with the prefixes
-/// under P, as a short prefix over many longer ones). A change of the length list changes the tree: the
-/// table is built again from the trie and published whole.
+/// the best prefix of the markers at lengths ≥ |P| that extend P; they are found from the first stored
+/// prefixes below P in the trie (the cost of such an update grows with those, as for a short prefix over
+/// many longer ones without prefixes in between). A new length changes the tree: the table is built again
+/// from the trie and published whole (a length whose prefixes all go stays in the list until then).
 /// </para>
 /// </summary>
 internal unsafe partial struct LpmPrefixIndex
@@ -125,10 +125,16 @@ internal unsafe partial struct LpmPrefixIndex
     }
 
     /// <summary>
-    /// The best prefix of every marker at a length ≥ <paramref name="length"/> on the path of a stored prefix
-    /// below <paramref name="top"/> (at <paramref name="top"/>'s trie position): set to <paramref name="to"/>
+    /// The best prefix of every marker at a length ≥ <paramref name="length"/> that extends
+    /// <paramref name="top"/>'s bits (at <paramref name="top"/>'s trie position): set to <paramref name="to"/>
     /// where it was <paramref name="from"/>, or, with <paramref name="from"/> null (an insert), where it was
     /// shorter than <paramref name="length"/>.
+    /// <para>
+    /// Only the first stored prefix D on each branch below <paramref name="top"/> is visited: a marker longer
+    /// than D that extends D has D or a longer prefix as its best (no change), and a marker shorter than D on
+    /// the path of anything below D has D's own first bits. So the markers to look at are D's first bits at
+    /// each listed length from <paramref name="length"/> up to D's.
+    /// </para>
     /// </summary>
     void Refresh<M>(byte* top, uint length, byte* from, byte* to) where M : IIndexMemory
     {
@@ -139,14 +145,17 @@ internal unsafe partial struct LpmPrefixIndex
         while (pending.TryPop(out nint next))
         {
             byte* n = (byte*)next;
-            for (uint bit = 0; bit < 2; bit++)
-                if (ChildOf(n, bit) is var c && c != null) pending.Push((nint)c);
-            if ((FlagsOf(n) & IntermediateFlag) != 0) continue;
-            foreach (int m in _paths[PrefixOf(n)]!)
+            if ((FlagsOf(n) & IntermediateFlag) != 0)
             {
-                if ((uint)m < length) continue;
-                byte* record = FindMarker(table, DataOf(n), (uint)m);
-                if (record == null) throw new InvalidOperationException("LPM index: a marker on a stored prefix's path is missing");
+                for (uint bit = 0; bit < 2; bit++)
+                    if (ChildOf(n, bit) is var c && c != null) pending.Push((nint)c);
+                continue;
+            }
+            for (uint m = length, end = PrefixOf(n); m < end; m++)
+            {
+                if (!_listed[m]) continue;
+                byte* record = FindMarker(table, DataOf(n), m);
+                if (record == null) continue;
                 byte* best = *(byte**)(record + MarkerBestAt);
                 if (from != null ? best == from : best == null || PrefixOf(best) < length) M.Store64((ulong*)(record + MarkerBestAt), (ulong)to);
             }

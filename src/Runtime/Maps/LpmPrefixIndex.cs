@@ -80,6 +80,7 @@ internal unsafe partial struct LpmPrefixIndex
     int[]?[] _paths;                  // writers only: per stored length, the marker lengths on its search path (null without markers)
     int _markers;                     // marker records in the table
     bool _searching;                  // writers only: the table holds markers (the published list is longer than a scan)
+    readonly bool[] _listed;          // writers only: the lengths in the published list (while searching, one whose last prefix went stays listed)
     readonly int[] _lengthCounts;     // writers only: stored nodes per prefix length
     // Native, not fields of the map object: the published words have fixed addresses (the protocol test
     // replays stores by address) and their own cache line, which writers dirty on every update.
@@ -99,6 +100,7 @@ internal unsafe partial struct LpmPrefixIndex
         _trieRoot = trieRoot;
         _markerPool = new NodePool(dataOffset + dataStride);
         _paths = new int[]?[maxPrefix + 1];
+        _listed = new bool[maxPrefix + 1];
         _seed = (ulong)Random.Shared.NextInt64();
         _lengthCounts = new int[maxPrefix + 1];
         _root = Native.Alloc(RootBytes, 64);
@@ -121,6 +123,10 @@ internal unsafe partial struct LpmPrefixIndex
 
     /// <summary>The number of marker entries in the table (zero with at most <see cref="LinearSearchMaxLengths"/> lengths).</summary>
     public int Markers => Volatile.Read(ref _markers);
+
+    /// <summary>The native bytes of the index: root block, table (slots and filter), length list, marker records' chunks.</summary>
+    public long Bytes => RootBytes + HeaderBytes + (long)Capacity * SlotBytes + (long)Capacity * FilterBitsPerSlot / 8
+        + 4 + 4L * Math.Max(*LengthsOf<DirectIndexMemory>(), 0) + _markerPool.Bytes;
 
     /// <summary>The table's slot count (tests check that it grows and compacts).</summary>
     public int Capacity => (int)(*(ulong*)TableOf<DirectIndexMemory>() + 1);
@@ -340,8 +346,11 @@ internal unsafe partial struct LpmPrefixIndex
         if (_lengthCounts[length]++ == 0)
         {
             _distinct++;
-            Reshape<M>(null);
-            return;
+            if (!_listed[length])
+            {
+                Reshape<M>(null);
+                return;
+            }
         }
         if (_searching)
         {
@@ -366,11 +375,17 @@ internal unsafe partial struct LpmPrefixIndex
         if (slot == null) throw new InvalidOperationException("LPM index: the removed node is not indexed");
         M.Store64((ulong*)slot, (ulong)Tombstone);
         _live--;
+        // While the lengths are searched in binary a length whose last prefix goes stays in the list (probes there
+        // find markers only): the search tree keeps its shape, so deleting and inserting the only prefix of a
+        // length (a default route, say) costs no rebuild. The next rebuild for a new length drops it.
         if (--_lengthCounts[length] == 0)
         {
             _distinct--;
-            Reshape<M>(node);
-            return;
+            if (!_searching)
+            {
+                Reshape<M>(node);
+                return;
+            }
         }
         if (_searching)
         {
@@ -441,7 +456,10 @@ internal unsafe partial struct LpmPrefixIndex
         int* list = (int*)Native.Alloc((nuint)(4 + 4 * _distinct));
         int n = 0;
         for (int length = _lengthCounts.Length - 1; length >= 0; length--)
-            if (_lengthCounts[length] != 0) ((uint*)(list + 1))[n++] = (uint)length;
+        {
+            _listed[length] = _lengthCounts[length] != 0;
+            if (_listed[length]) ((uint*)(list + 1))[n++] = (uint)length;
+        }
         *list = n;
         return list;
     }

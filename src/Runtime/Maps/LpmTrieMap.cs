@@ -272,6 +272,12 @@ public sealed unsafe class LpmTrieMap : BpfMap
     /// <summary>The marker entries the prefix index keeps for its binary search (zero with at most <see cref="LinearSearchMaxLengths"/> lengths).</summary>
     public int IndexMarkers => ReadIndex(static i => i.Markers);
 
+    /// <summary>
+    /// The native bytes the map holds: the trie's node chunks (stored and intermediate nodes, 64-byte strides)
+    /// and the prefix index (table, filter, markers). For comparison with the kernel's <c>memlock</c> figure.
+    /// </summary>
+    public long MemoryBytes => ReadIndex(static i => i.Bytes) + _pool.Bytes;
+
     /// <summary>The prefix index's slot count (it grows with the entries and compacts deleted slots).</summary>
     public int IndexCapacity => ReadIndex(static i => i.Capacity);
 
