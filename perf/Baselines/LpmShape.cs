@@ -27,7 +27,7 @@ public static unsafe class LpmShape
 {
     /// <summary>The verb's usage line.</summary>
     public const string Usage = "usage: lpm [--family 4|6|both] [--lengths 1,8,32,64,129] [--bindings 10,1000,100000,1000000] [--passes 3] [--repeat 1000000]"
-        + " | lpm dispatch [--cases a,b] [--passes 3] [--repeat 1000000] | lpm churn [--bindings 1000000] [--lengths 32] [--seconds 3]";
+        + " | lpm dispatch [--cases a,b] [--passes 3] [--repeat 1000000] | lpm churn [--bindings 1000000] [--lengths 32] [--seconds 3] [--fresh all|longest]";
 
     const int Probes = 1 << 16;
 
@@ -257,7 +257,7 @@ public static unsafe class LpmShape
     [DllImport("libc", EntryPoint = "clock_gettime")]
     static extern int ClockGetTime(int clock, TimeSpec* time);
 
-    static double Cpu()
+    internal static double Cpu()
     {
         TimeSpec t;
         if (ClockGetTime(3 /* CLOCK_THREAD_CPUTIME_ID */, &t) != 0) throw new InvalidOperationException("clock_gettime failed");
