@@ -138,6 +138,7 @@ internal unsafe partial struct LpmPrefixIndex
     /// </summary>
     void Refresh<M>(byte* top, uint length, byte* from, byte* to) where M : IIndexMemory
     {
+        if (ChildOf(top, 0) == null && ChildOf(top, 1) == null) return;   // a leaf (most updates): nothing below
         var pending = new Stack<nint>();
         for (uint bit = 0; bit < 2; bit++)
             if (ChildOf(top, bit) is var c && c != null) pending.Push((nint)c);
