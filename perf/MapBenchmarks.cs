@@ -149,8 +149,8 @@ public unsafe class MapBenchmarks
 }
 
 /// <summary>
-/// LPM_TRIE lookups two ways in one run: through the helper (the prefix index, or the trie walk when more
-/// than <see cref="LpmTrieMap.MaxIndexedPrefixLengths"/> lengths are stored) and by the trie walk alone
+/// LPM_TRIE lookups two ways in one run: through the helper (the prefix index: lengths probed longest first,
+/// or in binary search over markers above <see cref="LpmTrieMap.LinearSearchMaxLengths"/> lengths) and by the trie walk alone
 /// (<see cref="LpmTrieMap.LookupElemByWalk"/>, the lookup before the index). Per lookup: divide by the keys
 /// (200 for lpm200, 1000 otherwise).
 /// </summary>
@@ -171,7 +171,7 @@ public unsafe class LpmTrieBenchmarks
         (var map, _keys, nint memory) = MapBenchmarks.Build(Map);
         _map = (LpmTrieMap)map;
         _keyMemory = (byte*)memory;
-        Console.WriteLine($"// {Map}: {_map.Count} prefixes, {_map.DistinctPrefixLengths} lengths, index {(_map.IndexActive ? "active" : "inactive")}");
+        Console.WriteLine($"// {Map}: {_map.Count} prefixes, {_map.DistinctPrefixLengths} lengths, {_map.IndexMarkers} index markers");
     }
 
     /// <summary>Frees the map and the keys.</summary>

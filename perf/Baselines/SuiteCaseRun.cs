@@ -38,7 +38,7 @@ public static class SuiteCaseRun
             else name = a;
         }
         if (name == null) return Bad(stderr, $"no case given ({Usage}; cases: {string.Join(", ", SuiteCases.Names)})");
-        if (!SuiteCases.Names.Contains(name))
+        if (!SuiteCases.IsCase(name))
             return Bad(stderr, $"unknown case '{name}' (cases: {string.Join(", ", SuiteCases.Names)})");
         double seconds = 1;
         if (secondsText != null && !(double.TryParse(secondsText, NumberStyles.Float, CultureInfo.InvariantCulture, out seconds) && seconds >= 0 && seconds <= 3600))

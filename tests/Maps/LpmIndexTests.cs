@@ -7,9 +7,9 @@ using static BpfJit.Tests.Support.MapPrograms;
 namespace BpfJit.Tests.Maps;
 
 /// <summary>
-/// The LPM_TRIE prefix index (per-length hash probes, longest first) against a reference model and against
-/// the trie walk, on both of its paths (index active, and trie walk above
-/// <see cref="LpmTrieMap.MaxIndexedPrefixLengths"/> distinct lengths); its growth and compaction; its
+/// The LPM_TRIE prefix index (per-length hash probes) against a reference model and against the trie walk,
+/// on both of its searches (longest first, and binary search over markers above
+/// <see cref="LpmTrieMap.LinearSearchMaxLengths"/> distinct lengths); its growth and compaction; its
 /// memory; readers racing writers that change which prefix length matches.
 /// </summary>
 [TestFixture, NonParallelizable]
@@ -30,11 +30,13 @@ public unsafe class LpmIndexTests
     /// small max_entries; after each step a random lookup (random key prefix length, sometimes above the
     /// maximum) through the program helper, userspace, the trie walk alone and the index alone, all compared
     /// with a linear model. <paramref name="lengthSet"/> distinct lengths are used (always 0 and the maximum
-    /// among them); above 16 the map switches between the index and the walk as lengths come and go.
+    /// among them); above <see cref="LpmTrieMap.LinearSearchMaxLengths"/> the index switches between its
+    /// two searches as lengths come and go, and every insert, replace and delete keeps the markers' best prefixes.
     /// </summary>
-    [TestCase(4, 6, 1)]          // IPv4: index active throughout
-    [TestCase(4, 24, 2)]         // the most lengths the index probes
-    [TestCase(4, 33, 3)]         // every length: crosses the threshold both ways
+    [TestCase(4, 4, 16)]         // IPv4: the most lengths probed longest first (no markers)
+    [TestCase(4, 6, 1)]          // IPv4: crosses to the binary search
+    [TestCase(4, 24, 2)]
+    [TestCase(4, 33, 3)]         // every length
     [TestCase(5, 8, 4)]          // 40-bit data: one partial word
     [TestCase(19, 12, 5)]        // the dispatcher's 152-bit data: three words, the last partial
     [TestCase(19, 153, 6)]       // every length of it
@@ -70,7 +72,7 @@ public unsafe class LpmIndexTests
                 if (rng.Next(2) == 0) d[bit >> 3] ^= (byte)(0x80 >> (bit & 7));
             return d;
         }
-        bool sawActive = false, sawInactive = false;
+        bool sawScan = false, sawSearch = false;
         var value = new byte[4];
         byte* keyBuffer = stackalloc byte[4 + dataSize];
         for (int step = 0; step < 5000; step++)
@@ -98,8 +100,10 @@ public unsafe class LpmIndexTests
             }
             Assert.That(map.Count, Is.EqualTo(model.Count));
             Assert.That(map.DistinctPrefixLengths, Is.EqualTo(model.Keys.Select(k => k.Split('/')[0]).Distinct().Count()));
-            Assert.That(map.IndexActive, Is.EqualTo(map.DistinctPrefixLengths <= LpmTrieMap.MaxIndexedPrefixLengths));
-            if (map.IndexActive) sawActive = true; else sawInactive = true;
+            // Above the limit the lengths are searched in binary, over markers; a length emptied while searching stays
+            // listed until the next rebuild, so the search (and its markers) can outlast the lengths.
+            if (map.DistinctPrefixLengths > LpmTrieMap.LinearSearchMaxLengths) Assert.That(map.IndexMarkers, Is.GreaterThan(0), "searched in binary: markers");
+            if (map.IndexMarkers > 0) sawSearch = true; else sawScan = true;
 
             // A lookup: mostly the full length, sometimes shorter, sometimes above the maximum.
             int r = rng.Next(10);
@@ -129,39 +133,92 @@ public unsafe class LpmIndexTests
                 MapEpoch.Exit();
             }
         }
-        if (lengths.Count <= LpmTrieMap.MaxIndexedPrefixLengths) Assert.That(sawInactive, Is.False, "few lengths: always indexed");
-        else Assert.That(sawActive && sawInactive, Is.True, "many lengths: both paths taken");
+        if (lengths.Count <= LpmTrieMap.LinearSearchMaxLengths) Assert.That(sawSearch, Is.False, "few lengths: always probed longest first");
+        else Assert.That(sawScan && sawSearch, Is.True, "many lengths: both searches taken");
         // Iteration is the trie's and visits every stored prefix once.
         var walked = map.Keys().Select(k => ModelKey(BitConverter.ToInt32(k), k.AsSpan(4))).ToList();
         Assert.That(walked, Is.EquivalentTo(model.Keys));
     }
 
+    /// <summary>
+    /// One past <see cref="LpmTrieMap.LinearSearchMaxLengths"/> lengths the index searches them in binary over
+    /// markers (the table is rebuilt for the new shape); a length whose prefixes all go stays in the search
+    /// until a new length rebuilds the table for the lengths stored, which goes back to probing longest first,
+    /// without markers, when they are few; answers stay the longest match throughout.
+    /// </summary>
     [Test]
-    public void SwitchesToTheWalkAboveTheLengthLimitAndBack()
+    public void SwitchesToTheBinarySearchAboveTheScanLimitAndBack()
     {
         using var map = (LpmTrieMap)MapFactory.Create(MapType.LpmTrie, 8, 4, 100, MapFlags.NoPrealloc, "idx");
         byte[] K(int len) => Key(len, [10, 1, 2, 3]);
         var v = new byte[4];
-        Assert.That(map.IndexActive, Is.True, "empty");
-        int limit = LpmTrieMap.MaxIndexedPrefixLengths;
+        uint Found(byte[] key)
+        {
+            Assert.That(map.Lookup(key, v), Is.EqualTo(0));
+            return BitConverter.ToUInt32(v);
+        }
+        int limit = LpmTrieMap.LinearSearchMaxLengths;
         for (int len = 0; len < limit; len++) Assert.That(map.Update(K(len), U32((uint)len)), Is.EqualTo(0));
-        Assert.That((map.DistinctPrefixLengths, map.IndexActive), Is.EqualTo((limit, true)));
-        Assert.That(map.Lookup(K(32), v), Is.EqualTo(0));
-        Assert.That(BitConverter.ToUInt32(v), Is.EqualTo((uint)limit - 1));
+        Assert.That((map.DistinctPrefixLengths, map.IndexMarkers), Is.EqualTo((limit, 0)));
+        Assert.That(Found(K(32)), Is.EqualTo((uint)limit - 1));
         Assert.That(map.Update(K(32), U32(32)), Is.EqualTo(0));
-        Assert.That((map.DistinctPrefixLengths, map.IndexActive), Is.EqualTo((limit + 1, false)));
-        Assert.That(map.Lookup(K(32), v), Is.EqualTo(0));
-        Assert.That(BitConverter.ToUInt32(v), Is.EqualTo(32u));
-        Assert.That(map.Lookup(K(31), v), Is.EqualTo(0));
-        Assert.That(BitConverter.ToUInt32(v), Is.EqualTo((uint)limit - 1));
+        Assert.That(map.DistinctPrefixLengths, Is.EqualTo(limit + 1));
+        Assert.That(map.IndexMarkers, Is.GreaterThan(0), "searched in binary: the /32 has markers on its path");
+        Assert.That(Found(K(32)), Is.EqualTo(32u));
+        Assert.That(Found(K(31)), Is.EqualTo((uint)limit - 1));
+        Assert.That(Found(Key(32, [10, 1, 2, 4])), Is.EqualTo((uint)limit - 1), "a marker hit whose longer side misses: its best prefix");
         Assert.That(map.Update(Key(32, [10, 1, 2, 4]), U32(99)), Is.EqualTo(0), "a second /32: no new length");
         Assert.That(map.DistinctPrefixLengths, Is.EqualTo(limit + 1));
+        Assert.That(Found(Key(32, [10, 1, 2, 4])), Is.EqualTo(99u));
         Assert.That(map.Delete(K(32)), Is.EqualTo(0));
-        Assert.That(map.IndexActive, Is.False, "the other /32 keeps the length");
+        Assert.That(map.IndexMarkers, Is.GreaterThan(0), "the other /32 keeps the length");
+        Assert.That(Found(K(32)), Is.EqualTo((uint)limit - 1));
         Assert.That(map.Delete(Key(32, [10, 1, 2, 4])), Is.EqualTo(0));
-        Assert.That((map.DistinctPrefixLengths, map.IndexActive), Is.EqualTo((limit, true)));
-        Assert.That(map.Lookup(K(32), v), Is.EqualTo(0));
-        Assert.That(BitConverter.ToUInt32(v), Is.EqualTo((uint)limit - 1));
+        Assert.That(map.DistinctPrefixLengths, Is.EqualTo(limit));
+        Assert.That(map.IndexMarkers, Is.GreaterThan(0), "/32 stays in the search: no rebuild for a length that goes");
+        Assert.That(Found(K(32)), Is.EqualTo((uint)limit - 1));
+        Assert.That(map.Update(K(32), U32(32)), Is.EqualTo(0), "back again: still in the list");
+        Assert.That(Found(K(32)), Is.EqualTo(32u));
+        Assert.That(map.Delete(K(32)), Is.EqualTo(0));
+        Assert.That(map.Delete(K(limit - 1)), Is.EqualTo(0));
+        Assert.That(map.Update(K(20), U32(20)), Is.EqualTo(0), "a new length: rebuilt for the lengths stored");
+        Assert.That((map.DistinctPrefixLengths, map.IndexMarkers), Is.EqualTo((limit, 0)), "few lengths again: probed longest first");
+        Assert.That(Found(K(32)), Is.EqualTo(20u));
+        Assert.That(Found(K(19)), Is.EqualTo((uint)limit - 2));
+    }
+
+    /// <summary>
+    /// Markers' best prefixes follow inserts, value replaces and deletes of a prefix above them (no change of
+    /// the length list, so no rebuild): eight lengths, a /32 whose path has markers at shorter lengths, then a
+    /// /16 and a /20 over it, replaced and deleted, checked against keys that end on those markers.
+    /// </summary>
+    [Test]
+    public void MarkerBestPrefixesFollowUpdatesAbove()
+    {
+        using var map = (LpmTrieMap)MapFactory.Create(MapType.LpmTrie, 8, 4, 100, MapFlags.NoPrealloc, "idx");
+        var v = new byte[4];
+        uint? Found(byte[] key) => map.Lookup(key, v) == 0 ? BitConverter.ToUInt32(v) : null;
+        // Every length of the search present elsewhere (172.16/12 ...), 10.1.2.77/32 and 10/8 under the key.
+        foreach (int len in new[] { 4, 12, 16, 20, 24, 28 }) Assert.That(map.Update(Key(len, [172, 16, 0, 0]), U32(1000)), Is.EqualTo(0));
+        Assert.That(map.Update(Key(8, [10, 0, 0, 0]), U32(8)), Is.EqualTo(0));
+        Assert.That(map.Update(Key(32, [10, 1, 2, 77]), U32(32)), Is.EqualTo(0));
+        Assert.That(map.IndexMarkers, Is.GreaterThan(0));
+        byte[] near = Key(32, [10, 1, 2, 3]);   // shares the /32's markers, not the /32
+        Assert.That(Found(near), Is.EqualTo(8u));
+        Assert.That(map.Update(Key(16, [10, 1, 0, 0]), U32(16)), Is.EqualTo(0));
+        Assert.That(Found(near), Is.EqualTo(16u), "insert above the markers");
+        Assert.That(map.Update(Key(20, [10, 1, 0, 0]), U32(20)), Is.EqualTo(0));
+        Assert.That(Found(near), Is.EqualTo(20u));
+        Assert.That(map.Update(Key(16, [10, 1, 0, 0]), U32(160)), Is.EqualTo(0));
+        Assert.That(map.Update(Key(20, [10, 1, 0, 0]), U32(200)), Is.EqualTo(0));
+        Assert.That(Found(near), Is.EqualTo(200u), "replace: the markers point at the new node");
+        Assert.That(map.Delete(Key(20, [10, 1, 0, 0])), Is.EqualTo(0));
+        Assert.That(Found(near), Is.EqualTo(160u), "delete: the next shorter prefix");
+        Assert.That(map.Delete(Key(16, [10, 1, 0, 0])), Is.EqualTo(0));
+        Assert.That(Found(near), Is.EqualTo(8u));
+        Assert.That(map.Delete(Key(8, [10, 0, 0, 0])), Is.EqualTo(0));
+        Assert.That(Found(near), Is.Null);
+        Assert.That(Found(Key(32, [10, 1, 2, 77])), Is.EqualTo(32u));
     }
 
     [Test]
@@ -311,7 +368,7 @@ public unsafe class LpmIndexTests
         readers.ForEach(t => t.Start());
         var rng = new Random(11);
         var churned = new List<byte[]>();
-        bool sawInactive = false;
+        bool sawSearch = false;
         (int Length, byte[] Key)[] toggled = [(16, K(16, 10, 1, 0, 0)), (24, K(24, 10, 1, 2, 0)), (32, K(32, 10, 1, 2, 3)), (20, K(20, 12, 0, 0, 0))];
         while (Volatile.Read(ref readersLeft) > 0)
         {
@@ -325,7 +382,7 @@ public unsafe class LpmIndexTests
                 foreach (var old in churned) map.Delete(old);
                 churned.Clear();
             }
-            sawInactive |= !map.IndexActive;
+            sawSearch |= map.IndexMarkers > 0;
         }
         readers.ForEach(t => t.Join());
         MapEpoch.Collect();
@@ -333,7 +390,7 @@ public unsafe class LpmIndexTests
         {
             Assert.That(bad, Is.EqualTo(0), $"{engine}: a lookup missed, was torn, or matched an impossible prefix");
             Assert.That(badHeld, Is.EqualTo(0), $"{engine}: a held value changed inside the read section");
-            Assert.That(sawInactive, Is.False, "five lengths: the index stays active");
+            Assert.That(sawSearch, Is.True, "five lengths: binary search over markers");
             Assert.That(seen.Count(n => n > 0), Is.GreaterThanOrEqualTo(2), $"{engine}: programs saw several matching lengths: {string.Join(", ", seen)}");
             Assert.That(MapEpoch.Reclaimed - reclaimedBefore, Is.GreaterThan(0), "replaced nodes and tables were freed");
             Assert.That(MapEpoch.Pending, Is.EqualTo(0));

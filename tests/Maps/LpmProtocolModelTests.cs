@@ -249,7 +249,7 @@ public unsafe class LpmProtocolModelTests
     static ulong ProbeOnly(LpmTrieMap map, byte* key)
     {
         ulong word = *(uint*)(key + 4);
-        byte* n = map.Index.Longest<ScheduledMemory>(&word, *(uint*)key, out _);
+        byte* n = map.Index.Longest<ScheduledMemory>(&word, *(uint*)key);
         return n == null ? 0 : (ulong)(n + 32);
     }
 
@@ -362,6 +362,43 @@ public unsafe class LpmProtocolModelTests
                 Assert.That(production.FirstUncovering, Is.Null);
                 Assert.That(probeOnly.FirstUncovering, Is.Null, "covering without the version check too");
                 Assert.That(probeOnly.FirstBad, Is.Not.Null, "negative control: without the version check a lookup returns a prefix no state had as its longest");
+                Assert.That(production.Schedules, Is.GreaterThan(100), "interleavings were enumerated");
+            });
+        }
+        finally
+        {
+            MapEpoch.Exit();
+        }
+    }
+
+    /// <summary>
+    /// The binary search over markers (six lengths): insert the key's /16 (the marker at /20 on a /32's path
+    /// changes its best prefix from /8 to it), the key's /32 (the marker is referenced again), a /28 (a new
+    /// length: the table is rebuilt for the new search tree and published whole), then delete the /16 (the
+    /// marker's best prefix goes back): under every interleaving the production lookup returns the longest
+    /// match of one state between the operations (or, overtaken, a covering prefix), and the probe without the
+    /// version check returns covering prefixes only.
+    /// </summary>
+    [Test]
+    public void MarkerSearchIsLinearizableAcrossOperations()
+    {
+        MapEpoch.Enter();
+        try
+        {
+            uint key = Ip(10, 1, 2, 3);
+            (int, uint)[] initial = [(8, Ip(10, 0, 0, 0)), (12, Ip(11, 0, 0, 0)), (16, Ip(10, 9, 0, 0)), (20, Ip(12, 0, 0, 0)),
+                (24, Ip(10, 9, 9, 0)), (32, Ip(10, 1, 2, 77))];
+            Op[] ops = [new(true, 16, Ip(10, 1, 0, 0)), new(true, 32, key), new(true, 28, Ip(10, 1, 2, 0)), new(false, 16, Ip(10, 1, 0, 0))];
+            using var map = Build(initial, ops, out var states)!;
+            Assert.That(map.IndexMarkers, Is.GreaterThan(0), "the lengths are searched in binary");
+            var production = Explore(map, Reader.Production, key, states);
+            var probeOnly = Explore(map, Reader.ProbeWithoutVersion, key, states);
+            TestContext.Out.WriteLine($"{production.Schedules} schedules (production, {production.Overtaken} overtaken), {probeOnly.Schedules} (probe alone): {probeOnly.FirstBad ?? "no failure"}");
+            Assert.Multiple(() =>
+            {
+                Assert.That(production.FirstBad, Is.Null, "production lookup: not the longest match of any state");
+                Assert.That(production.FirstUncovering, Is.Null);
+                Assert.That(probeOnly.FirstUncovering, Is.Null, "a marker's best prefix covers the key: covering without the version check too");
                 Assert.That(production.Schedules, Is.GreaterThan(100), "interleavings were enumerated");
             });
         }

@@ -7,9 +7,12 @@ namespace BpfJit.Runtime.Maps;
 /// <summary>
 /// The lookup index of <see cref="LpmTrieMap"/>: every stored (non-intermediate) trie node, hashed by its
 /// prefix length and the first prefix-length bits of its data, in one open-addressing table, plus the sorted
-/// list of the distinct prefix lengths present. A longest-prefix lookup probes the table once per distinct
-/// length, longest first, and the first hit is the answer. The trie stays the source of truth; the index
-/// holds pointers to the trie's own nodes, so a hit returns the same value memory as the trie walk.
+/// list of the distinct prefix lengths present. With at most <see cref="LinearSearchMaxLengths"/> lengths a
+/// longest-prefix lookup probes the table once per length, longest first, and the first hit is the answer;
+/// with more it searches the lengths in binary, over markers the table also holds (LpmIndexMarkers.cs), so
+/// its cost is at most ⌈log2(lengths + 1)⌉ probes (8 at 129 lengths) and never walks the trie. The trie
+/// stays the source of truth; the index holds pointers to the trie's own nodes, so a hit returns the same
+/// value memory as the trie walk.
 /// <para>
 /// Concurrency. Writers run under the map's write lock. Readers take no lock. Two rules make a lookup
 /// correct under any interleaving (tests/Maps/LpmProtocolModelTests.cs enumerates them all):
@@ -44,18 +47,19 @@ namespace BpfJit.Runtime.Maps;
 /// <c>+16 u64</c> version. Table: 64-byte header (<c>+0 u64</c> mask), then 16-byte slots (<c>+0</c> node,
 /// <c>+8 u32</c> tag, <c>+12 u32</c> length), then a one-hash filter of 4 bits per slot (the bit
 /// <c>tag mod bits</c> of every node ever placed in this table is set): a probe whose bit is clear stops without touching the slots. Bits are
-/// never cleared; a rebuilt table starts a new filter from the live nodes. Length list: <c>+0 i32</c> count
-/// (−1 when more than <see cref="MaxProbedLengths"/> lengths are present: readers walk the trie instead), then
-/// u32 lengths, longest first.
+/// never cleared; a rebuilt table starts a new filter from the live nodes. Length list: <c>+0 i32</c> count,
+/// then u32 lengths, longest first. A slot's entry is a trie node or a marker record (same layout where the
+/// probe looks: prefix length, flags, data); a marker's best prefix is a stored node of its own bits, so
+/// rule 1 holds for it too: it covers every key the marker matches.
 /// </para>
 /// </summary>
-internal unsafe struct LpmPrefixIndex
+internal unsafe partial struct LpmPrefixIndex
 {
     /// <summary>
-    /// The most distinct prefix lengths a lookup probes; with more, <see cref="LpmTrieMap"/> walks the trie
-    /// (a probe costs about as much as two or three trie levels, and the trie's depth is bounded by the key).
+    /// The most distinct prefix lengths a lookup probes one by one, longest first (no markers are kept); with
+    /// more, it searches them in binary (at most ⌈log2(lengths + 1)⌉ probes) over the markers.
     /// </summary>
-    public const int MaxProbedLengths = 24;
+    public const int LinearSearchMaxLengths = 4;
 
     internal const int HeaderBytes = 64, SlotBytes = 16, MinCapacity = 16;
     internal const uint FilterBitsPerSlot = 4;   // at least 8 filter bits per stored node (the table is at most half full)
@@ -70,6 +74,13 @@ internal unsafe struct LpmPrefixIndex
 
     readonly int _dataOffset, _prefixOffset;
     readonly ulong _seed;
+    readonly byte** _trieRoot;        // the trie's root link (writers: markers come from the trie)
+    readonly int _dataStride;
+    readonly NodePool _markerPool;
+    int[]?[] _paths;                  // writers only: per stored length, the marker lengths on its search path (null without markers)
+    int _markers;                     // marker records in the table
+    bool _searching;                  // writers only: the table holds markers (the published list is longer than a scan)
+    readonly bool[] _listed;          // writers only: the lengths in the published list (while searching, one whose last prefix went stays listed)
     readonly int[] _lengthCounts;     // writers only: stored nodes per prefix length
     // Native, not fields of the map object: the published words have fixed addresses (the protocol test
     // replays stores by address) and their own cache line, which writers dirty on every update.
@@ -81,10 +92,15 @@ internal unsafe struct LpmPrefixIndex
     /// An empty index for nodes whose data (zero-padded to 8 bytes) starts <paramref name="dataOffset"/> bytes
     /// in and whose prefix length is the u32 at <paramref name="prefixOffset"/>.
     /// </summary>
-    public LpmPrefixIndex(int dataOffset, int prefixOffset, uint maxPrefix)
+    public LpmPrefixIndex(int dataOffset, int prefixOffset, int dataStride, uint maxPrefix, byte** trieRoot)
     {
         _dataOffset = dataOffset;
         _prefixOffset = prefixOffset;
+        _dataStride = dataStride;
+        _trieRoot = trieRoot;
+        _markerPool = new NodePool(dataOffset + dataStride);
+        _paths = new int[]?[maxPrefix + 1];
+        _listed = new bool[maxPrefix + 1];
         _seed = (ulong)Random.Shared.NextInt64();
         _lengthCounts = new int[maxPrefix + 1];
         _root = Native.Alloc(RootBytes, 64);
@@ -105,8 +121,12 @@ internal unsafe struct LpmPrefixIndex
     /// <summary>The number of distinct prefix lengths stored.</summary>
     public int DistinctLengths => Volatile.Read(ref _distinct);
 
-    /// <summary>True when lookups probe the index (at most <see cref="MaxProbedLengths"/> distinct lengths).</summary>
-    public bool Active => *LengthsOf<DirectIndexMemory>() >= 0;
+    /// <summary>The number of marker entries in the table (zero with at most <see cref="LinearSearchMaxLengths"/> lengths).</summary>
+    public int Markers => Volatile.Read(ref _markers);
+
+    /// <summary>The native bytes of the index: root block, table (slots and filter), length list, marker records' chunks.</summary>
+    public long Bytes => RootBytes + HeaderBytes + (long)Capacity * SlotBytes + (long)Capacity * FilterBitsPerSlot / 8
+        + 4 + 4L * Math.Max(*LengthsOf<DirectIndexMemory>(), 0) + _markerPool.Bytes;
 
     /// <summary>The table's slot count (tests check that it grows and compacts).</summary>
     public int Capacity => (int)(*(ulong*)TableOf<DirectIndexMemory>() + 1);
@@ -165,16 +185,16 @@ internal unsafe struct LpmPrefixIndex
     /// <summary>
     /// The stored node with the longest prefix of the key (<paramref name="keyWords"/>, zero-padded data of a
     /// key whose prefix length is <paramref name="keyPrefix"/>, at most the maximum) among prefixes no longer
-    /// than <paramref name="keyPrefix"/>, or null. <paramref name="probed"/> is false, and nothing is looked
-    /// up, when the index is inactive (too many distinct lengths): the caller walks the trie.
+    /// than <paramref name="keyPrefix"/>, or null: a longest-first scan of the lengths when there are at most
+    /// <see cref="LinearSearchMaxLengths"/>, a binary search over them (with markers) above.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public byte* Longest<M>(ulong* keyWords, uint keyPrefix, out bool probed) where M : IIndexMemory
+    public byte* Longest<M>(ulong* keyWords, uint keyPrefix) where M : IIndexMemory
     {
         int* lengths = LengthsOf<M>();
         int count = *lengths;   // a list is immutable once published
-        probed = count >= 0;
-        return count > 0 ? Probe<M>(lengths, count, keyWords, keyPrefix) : null;
+        if (count == 0) return null;
+        return count <= LinearSearchMaxLengths ? Scan<M>(lengths, count, keyWords, keyPrefix) : Search<M>(lengths, count, keyWords, keyPrefix);
     }
 
     /// <summary>The version a lookup starts from (odd while a writer is changing the map).</summary>
@@ -189,23 +209,27 @@ internal unsafe struct LpmPrefixIndex
         return (version & 1) == 0 && M.Load64((ulong*)(_root + VersionAt)) == version;
     }
 
-    /// <summary>As <see cref="Longest"/>, whether or not the index is active (it is always maintained).</summary>
-    public byte* LongestAlways(ulong* keyWords, uint keyPrefix)
+    /// <summary>
+    /// The best stored prefix an entry the key matched stands for: a stored node stands for itself, a marker for
+    /// its best matching prefix (a stored prefix of the marker's own bits, so it covers the key too; rule 1).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    byte* BestOf<M>(byte* entry) where M : IIndexMemory =>
+        (M.Load32((uint*)(entry + _prefixOffset + 4)) & MarkerFlag) != 0 ? (byte*)M.Load64((ulong*)(entry + MarkerBestAt)) : entry;
+
+    /// <summary>Fills <paramref name="sum"/>[k] with the summed hash of the key's first k full words, for every k up to <paramref name="longest"/>'s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    void SumWords(ulong* sum, ulong* keyWords, uint longest)
     {
-        byte* table = TableOf<DirectIndexMemory>();
-        ulong mask = *(ulong*)table;
-        // Every length, longest first, from the table itself: the published list may be the inactive marker.
-        for (int length = _lengthCounts.Length - 1; length >= 0; length--)
-        {
-            if ((uint)length > keyPrefix || Volatile.Read(ref _lengthCounts[length]) == 0) continue;
-            byte* node = ProbeOne<DirectIndexMemory>(table, mask, keyWords, (uint)length, Hash(keyWords, (uint)length));
-            if (node != null) return node;
-        }
-        return null;
+        uint top = longest >> 6;
+        ulong acc = 0;
+        sum[0] = 0;
+        for (uint w = 0; w < top; w++) sum[w + 1] = acc += WordHash(keyWords[w], w);
     }
 
+    /// <summary>Few lengths: probe them longest first; the first entry the key matches decides (with markers present it stands for its best prefix, and nothing longer matched).</summary>
     [SkipLocalsInit]
-    byte* Probe<M>(int* lengths, int count, ulong* keyWords, uint keyPrefix) where M : IIndexMemory
+    byte* Scan<M>(int* lengths, int count, ulong* keyWords, uint keyPrefix) where M : IIndexMemory
     {
         byte* table = TableOf<M>();
         ulong mask = *(ulong*)table;
@@ -213,21 +237,50 @@ internal unsafe struct LpmPrefixIndex
         int i = 0;
         while (list[i] > keyPrefix)
             if (++i == count) return null;
-        // The lengths are longest first: sums[k] is the summed hash of the key's first k full words, for every
-        // k a probed length needs (each word is hashed once for all of them).
+        // Each full word is hashed once for all the lengths probed.
         Unsafe.SkipInit(out FullWordSums sums);
         ulong* sum = (ulong*)Unsafe.AsPointer(ref sums);
-        uint top = list[i] >> 6;
-        ulong acc = 0;
-        sum[0] = 0;
-        for (uint w = 0; w < top; w++) sum[w + 1] = acc += WordHash(keyWords[w], w);
+        SumWords(sum, keyWords, list[i]);
         for (; i < count; i++)
         {
             uint length = list[i];
-            byte* node = ProbeOne<M>(table, mask, keyWords, length, Finish(sum[length >> 6], keyWords, length));
-            if (node != null) return node;
+            byte* entry = ProbeOne<M>(table, mask, keyWords, length, Finish(sum[length >> 6], keyWords, length));
+            if (entry != null) return BestOf<M>(entry);
         }
         return null;
+    }
+
+    /// <summary>
+    /// Many lengths: binary search on them (Waldvogel et al., "Scalable high speed IP routing lookups", 1997).
+    /// The list is longest first; a hit at a length (a stored prefix or a marker) means the answer is that
+    /// entry's best prefix or longer, so the search goes to the longer half; a miss sends it to the shorter
+    /// half. Markers make the hits on the way to every stored prefix exist (see the writers). Lengths above
+    /// the key's own prefix length count as misses, which keeps the tree's shape.
+    /// </summary>
+    [SkipLocalsInit]
+    byte* Search<M>(int* lengths, int count, ulong* keyWords, uint keyPrefix) where M : IIndexMemory
+    {
+        byte* table = TableOf<M>();
+        ulong mask = *(ulong*)table;
+        uint* list = (uint*)(lengths + 1);
+        Unsafe.SkipInit(out FullWordSums sums);
+        ulong* sum = (ulong*)Unsafe.AsPointer(ref sums);
+        SumWords(sum, keyWords, Math.Min(list[0], keyPrefix));
+        byte* best = null;
+        int lo = 0, hi = count - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >> 1;
+            uint length = list[mid];
+            byte* entry = length > keyPrefix ? null : ProbeOne<M>(table, mask, keyWords, length, Finish(sum[length >> 6], keyWords, length));
+            if (entry != null)
+            {
+                best = BestOf<M>(entry);
+                hi = mid - 1;
+            }
+            else lo = mid + 1;
+        }
+        return best;
     }
 
     /// <summary>Room for the summed word hashes of the longest key (<see cref="MapFactory.MaxLpmDataSize"/> bytes) and the empty sum.</summary>
@@ -286,38 +339,66 @@ internal unsafe struct LpmPrefixIndex
         }
     }
 
-    /// <summary>Adds a stored node (fully built; its key is not in the index).</summary>
+    /// <summary>Adds a stored node (fully built and linked into the trie; its key is not in the index).</summary>
     public void Add<M>(byte* node, uint length) where M : IIndexMemory
     {
-        if ((_used + 1) * 2 > Capacity) Rebuild<M>(_live + 1);
-        Place<M>(TableOf<DirectIndexMemory>(), node, length, countUsed: true);
+        PlaceGrowing<M>(node, length);
         if (_lengthCounts[length]++ == 0)
         {
             _distinct++;
-            PublishLengths<M>();
+            if (!_listed[length])
+            {
+                Reshape<M>(null);
+                return;
+            }
+        }
+        if (_searching)
+        {
+            AddMarkers<M>(node, length);
+            Refresh<M>(node, length, null, node);
         }
     }
 
-    /// <summary>Points the slot of <paramref name="old"/> at <paramref name="fresh"/> (same prefix and key).</summary>
+    /// <summary>Points the slot of <paramref name="old"/> at <paramref name="fresh"/> (same prefix and key, same trie children), and the markers that stood for it.</summary>
     public void Replace<M>(byte* old, byte* fresh, uint length) where M : IIndexMemory
     {
         byte* slot = SlotOf(old, length);
         if (slot == null) throw new InvalidOperationException("LPM index: the replaced node is not indexed");
         M.Store64((ulong*)slot, (ulong)fresh);
+        if (_searching) Refresh<M>(fresh, length, old, fresh);
     }
 
-    /// <summary>Removes a stored node (before the trie retires it or turns it into an intermediate node).</summary>
+    /// <summary>Removes a stored node (before the trie retires it or turns it into an intermediate node; its children are still linked).</summary>
     public void Remove<M>(byte* node, uint length) where M : IIndexMemory
     {
         byte* slot = SlotOf(node, length);
         if (slot == null) throw new InvalidOperationException("LPM index: the removed node is not indexed");
         M.Store64((ulong*)slot, (ulong)Tombstone);
         _live--;
+        // While the lengths are searched in binary a length whose last prefix goes stays in the list (probes there
+        // find markers only): the search tree keeps its shape, so deleting and inserting the only prefix of a
+        // length (a default route, say) costs no rebuild. The next rebuild for a new length drops it.
         if (--_lengthCounts[length] == 0)
         {
             _distinct--;
-            PublishLengths<M>();
+            if (!_searching)
+            {
+                Reshape<M>(node);
+                return;
+            }
         }
+        if (_searching)
+        {
+            RemoveMarkers<M>(node, length);
+            Refresh<M>(node, length, node, length == 0 ? null : LongestStored(DataOf(node), length - 1));
+        }
+    }
+
+    /// <summary>Places an entry in the published table, first growing (or compacting) it when it would be more than half full.</summary>
+    void PlaceGrowing<M>(byte* entry, uint length) where M : IIndexMemory
+    {
+        if ((_used + 1) * 2 > Capacity) Rebuild<M>(_live + 1);
+        Place<M>(TableOf<DirectIndexMemory>(), entry, length, countUsed: true);
     }
 
     void Place<M>(byte* table, byte* node, uint length, bool countUsed) where M : IIndexMemory
@@ -372,15 +453,13 @@ internal unsafe struct LpmPrefixIndex
 
     int* NewLengths()
     {
-        int* list = (int*)Native.Alloc((nuint)(4 + 4 * Math.Min(_distinct, MaxProbedLengths + 1)));
-        if (_distinct > MaxProbedLengths)
-        {
-            *list = -1;
-            return list;
-        }
+        int* list = (int*)Native.Alloc((nuint)(4 + 4 * _distinct));
         int n = 0;
         for (int length = _lengthCounts.Length - 1; length >= 0; length--)
-            if (_lengthCounts[length] != 0) ((uint*)(list + 1))[n++] = (uint)length;
+        {
+            _listed[length] = _lengthCounts[length] != 0;
+            if (_listed[length]) ((uint*)(list + 1))[n++] = (uint)length;
+        }
         *list = n;
         return list;
     }
@@ -398,5 +477,6 @@ internal unsafe struct LpmPrefixIndex
         Native.Free(TableOf<DirectIndexMemory>());
         Native.Free(LengthsOf<DirectIndexMemory>());
         Native.Free(_root);
+        _markerPool.Release();
     }
 }

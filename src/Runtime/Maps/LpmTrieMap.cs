@@ -20,13 +20,13 @@ namespace BpfJit.Runtime.Maps;
 /// Lookups (program and userspace) use a prefix index instead (<see cref="LpmPrefixIndex"/>): every stored
 /// node in one open-addressing hash table keyed by (prefix length, the first prefix-length bits of its data),
 /// and the sorted list of the distinct prefix lengths present. A lookup with key prefix length <c>p</c>
-/// probes the lengths <c>≤ p</c> from the longest down and returns the first node whose prefix the key
-/// starts with: the longest match, exactly as the walk (bits past a stored prefix are ignored, the key's own
-/// prefix length bounds the match). A probe is one hash of at most a few words, one slot and one node
-/// compare, so a map with few distinct lengths (tubular: three) answers in one to three probes. The
-/// worst case is bounded: with more than <see cref="MaxIndexedPrefixLengths"/> distinct lengths, lookups
-/// walk the trie (the index is still maintained and takes over again once lengths are deleted).
-/// The index points at the trie's own nodes, so a lookup returns the same value pointer either way.
+/// probes the lengths <c>≤ p</c> and returns the longest stored prefix the key starts with: the longest
+/// match, exactly as the walk (bits past a stored prefix are ignored, the key's own prefix length bounds the
+/// match). A probe is one hash of at most a few words, one slot and one node compare. With at most
+/// <see cref="LinearSearchMaxLengths"/> distinct lengths (tubular: three) the lengths are probed longest
+/// first; with more, in binary search over markers (Waldvogel's), so a lookup costs at most
+/// ⌈log2(lengths + 1)⌉ probes whatever the lengths: 4 at 8, 6 at 32, 7 at 64, 8 at 129.
+/// The index points at the trie's own nodes, so a lookup returns the same value pointer as the walk.
 /// </para>
 /// <para>
 /// Concurrency: readers take no lock; writers serialise on the map's lock. Writers build nodes fully,
@@ -66,7 +66,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
         _maxPrefix = (uint)_dataSize * 8;
         _rootLink = (byte**)Native.Alloc((nuint)sizeof(byte*));
         _pool = new NodePool(_nodeSize);
-        _index = new LpmPrefixIndex(DataOffset, PrefixOffset, _maxPrefix);
+        _index = new LpmPrefixIndex(DataOffset, PrefixOffset, _dataStride, _maxPrefix, _rootLink);
     }
 
     /// <summary>The longest prefix a key may carry: 8 × (key_size − 4).</summary>
@@ -149,8 +149,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     // ---- lookup -------------------------------------------------------------------------------------
 
     /// <summary>
-    /// The node holding the longest stored prefix of the key, or null: the index, or the trie walk when it is
-    /// inactive, in one snapshot of the map (the index's version did not change across it, see
+    /// The node holding the longest stored prefix of the key, or null: the index, in one snapshot of the map (the index's version did not change across it, see
     /// <see cref="LpmPrefixIndex"/>), or after <see cref="LpmPrefixIndex.MaxReadAttempts"/> overtaken attempts
     /// the last answer, a stored prefix that covers the key.
     /// </summary>
@@ -166,8 +165,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
         for (int attempt = 1; ; attempt++)
         {
             ulong version = _index.BeginRead<M>();
-            byte* found = _index.Longest<M>(words, keyPrefix, out bool probed);
-            if (!probed) found = Walk(key + 4, words, keyPrefix);
+            byte* found = _index.Longest<M>(words, keyPrefix);
             if (_index.Validate<M>(version)) return found;
             if (attempt == LpmPrefixIndex.MaxReadAttempts)
             {
@@ -244,8 +242,8 @@ public sealed unsafe class LpmTrieMap : BpfMap
     }
 
     /// <summary>
-    /// <c>bpf_map_lookup_elem</c> by the prefix index alone, even when it is inactive (it is always maintained):
-    /// for tests. Call inside a <see cref="MapEpoch"/> read section.
+    /// <c>bpf_map_lookup_elem</c> by the prefix index alone, without the version check (one attempt): for
+    /// tests. Call inside a <see cref="MapEpoch"/> read section.
     /// </summary>
     [SkipLocalsInit]
     public ulong LookupElemByIndex(ulong keyPtr)
@@ -255,7 +253,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
         if (keyPrefix > _maxPrefix) return 0;
         ulong* words = stackalloc ulong[MaxKeyWords];
         PadKey(key + 4, words);
-        byte* n = _index.LongestAlways(words, keyPrefix);
+        byte* n = _index.Longest<DirectIndexMemory>(words, keyPrefix);
         return n == null ? 0 : (ulong)ValueOf(n);
     }
 
@@ -266,13 +264,19 @@ public sealed unsafe class LpmTrieMap : BpfMap
     public int DistinctPrefixLengths => _index.DistinctLengths;
 
     /// <summary>
-    /// True when lookups probe the prefix index (at most <see cref="MaxIndexedPrefixLengths"/> distinct
-    /// prefix lengths stored), false when they walk the trie.
+    /// The most distinct prefix lengths that lookups probe one by one, longest first; with more they search the
+    /// lengths in binary over markers (at most ⌈log2(lengths + 1)⌉ probes).
     /// </summary>
-    public bool IndexActive => ReadIndex(static i => i.Active);
+    public const int LinearSearchMaxLengths = LpmPrefixIndex.LinearSearchMaxLengths;
 
-    /// <summary>The most distinct prefix lengths for which lookups use the prefix index instead of the trie walk.</summary>
-    public const int MaxIndexedPrefixLengths = LpmPrefixIndex.MaxProbedLengths;
+    /// <summary>The marker entries the prefix index keeps for its binary search (zero with at most <see cref="LinearSearchMaxLengths"/> lengths).</summary>
+    public int IndexMarkers => ReadIndex(static i => i.Markers);
+
+    /// <summary>
+    /// The native bytes the map holds: the trie's node chunks (stored and intermediate nodes, 64-byte strides)
+    /// and the prefix index (table, filter, markers). For comparison with the kernel's <c>memlock</c> figure.
+    /// </summary>
+    public long MemoryBytes => ReadIndex(static i => i.Bytes) + _pool.Bytes;
 
     /// <summary>The prefix index's slot count (it grows with the entries and compacts deleted slots).</summary>
     public int IndexCapacity => ReadIndex(static i => i.Capacity);

@@ -2,14 +2,15 @@ namespace BpfJit.Runtime.Maps;
 
 /// <summary>
 /// Fixed-size native nodes carved from 64-byte-aligned chunks, so that a large trie is dense in memory (no
-/// allocator header between nodes, one cache line per small node). Freed nodes go back to a free list;
+/// allocator header between nodes, one cache line per small node, two per line up to 32 bytes). Freed nodes go back to a free list;
 /// chunks are released together when the owner is freed. Thread-safe.
 /// </summary>
 internal sealed unsafe class NodePool(int nodeSize)
 {
     const int ChunkBytes = 64 * 1024;
 
-    readonly int _stride = (nodeSize + 63) & ~63;
+    // Nodes of up to 32 bytes (the index's IPv4 markers) pack two to a cache line; larger ones start a line each.
+    readonly int _stride = nodeSize <= 32 ? 32 : (nodeSize + 63) & ~63;
     readonly List<nint> _chunks = [];
     readonly Stack<nint> _free = new();
     readonly Lock _lock = new();
@@ -41,6 +42,15 @@ internal sealed unsafe class NodePool(int nodeSize)
         }
         new Span<byte>(node, _stride).Clear();
         return node;
+    }
+
+    /// <summary>The bytes of the chunks carved so far (nodes in use, on the free list, and the unused tail).</summary>
+    public long Bytes
+    {
+        get
+        {
+            lock (_lock) return (long)_chunks.Count * Math.Max(ChunkBytes, _stride);
+        }
     }
 
     /// <summary>Returns a node (no reader may hold it any more: call through <see cref="MapEpoch"/>).</summary>
