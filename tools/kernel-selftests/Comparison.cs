@@ -33,13 +33,15 @@ public sealed record BpfJitVerdict(bool Loaded, bool Accepted, string Error, str
 public sealed record ProgramComparison(string File, string Program, string Section, KernelVerdict Kernel, BpfJitVerdict BpfJit, Outcome Outcome);
 
 /// <summary>
-/// The comparison core: every program libbpf finds in an object is loaded alone as SK_LOOKUP into the
-/// live kernel (<see cref="Libbpf.Load"/>) and verified by BpfJit's verifier from BpfJit's own object
+/// The comparison core: every program libbpf finds in an object is loaded alone into the live kernel
+/// (<see cref="Libbpf.Load(string, string, int, int)"/>) as the type BpfJit's verifier checks it as (its own type when BpfJit
+/// supports it, SK_REUSEPORT; SK_LOOKUP otherwise), and verified by BpfJit's verifier from BpfJit's own object
 /// loader, as <c>bpfjit verify</c> does; the two verdicts are classified.
 /// </summary>
 public static class Comparison
 {
     static readonly HelperTable s_helpers = BpfJit.Runtime.SkLookup.SkLookupHelpers.CreateTable();
+    static readonly HelperTable s_reuseportHelpers = BpfJit.Runtime.SkReuseport.SkReuseportHelpers.CreateTable();
 
     /// <summary>Compares every program of the object at <paramref name="path"/>.</summary>
     public static IReadOnlyList<ProgramComparison> CompareObject(string path)
@@ -62,7 +64,12 @@ public static class Comparison
         var results = new List<ProgramComparison>();
         foreach (var (name, section) in programs)
         {
-            var kernel = Libbpf.Load(path, name);
+            // Both sides check the program as the same type: BpfJit verifies a program of a type it supports as that
+            // type (ObjectVerification), any other as SK_LOOKUP; the kernel is asked for the same.
+            var spec = collection?.Programs.FirstOrDefault(p => p.Name == name);
+            var kernel = spec is { Type: ProgramType.SkReuseport }
+                ? Libbpf.Load(path, name, (int)ProgramType.SkReuseport, (int)(spec.AttachType ?? AttachType.SkReuseportSelect))
+                : Libbpf.Load(path, name);
             var bpfjit = VerifyWithBpfJit(collection, loaderError, name);
             results.Add(new ProgramComparison(file, name, section, kernel, bpfjit, Classify(kernel, bpfjit)));
         }
@@ -91,7 +98,8 @@ public static class Comparison
             return BpfJitVerdict.Refused($"BpfJit's loader has no program '{name}' (programs: {string.Join(", ", collection.Programs.Select(p => p.Name))})");
         try
         {
-            var result = ObjectVerification.Verify(collection, program, s_helpers, logLevel: 1);
+            var helpers = program.Type == ProgramType.SkReuseport ? s_reuseportHelpers : s_helpers;
+            var result = ObjectVerification.Verify(collection, program, helpers, logLevel: 1);
             return new BpfJitVerdict(true, result.Accepted, result.Error ?? "", result.Log);
         }
         catch (BpfException e)

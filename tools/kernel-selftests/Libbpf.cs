@@ -105,7 +105,13 @@ public static unsafe class Libbpf
     /// Loads program <paramref name="name"/> of the object alone (every other program's autoload off)
     /// as SK_LOOKUP with log level 1, then closes everything.
     /// </summary>
-    public static KernelVerdict Load(string path, string name)
+    public static KernelVerdict Load(string path, string name) => Load(path, name, ProgTypeSkLookup, AttachSkLookup);
+
+    /// <summary>
+    /// Loads program <paramref name="name"/> alone as program type <paramref name="progType"/> with expected attach type
+    /// <paramref name="attachType"/> (the type BpfJit verifies it as), log level 1, then closes everything.
+    /// </summary>
+    public static KernelVerdict Load(string path, string name, int progType, int attachType)
     {
         if (!Available) return new KernelVerdict(KernelOutcome.NotLoaded, 0, "", UnavailableReason);
         t_messages = new StringBuilder();
@@ -121,8 +127,8 @@ public static unsafe class Libbpf
                 bpf_program__set_autoload(p, mine ? (byte)1 : (byte)0);
                 if (!mine) continue;
                 found = true;
-                bpf_program__set_type(p, ProgTypeSkLookup);
-                bpf_program__set_expected_attach_type(p, AttachSkLookup);
+                bpf_program__set_type(p, progType);
+                bpf_program__set_expected_attach_type(p, attachType);
                 bpf_program__set_flags(p, 0); // no sleepable / frags flags from the original section
                 bpf_program__set_log_level(p, 1);
             }
