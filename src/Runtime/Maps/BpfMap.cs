@@ -375,6 +375,22 @@ public abstract unsafe class BpfMap : IDisposable
     internal bool TryAddRef() => RefCount.TryIncrementNotZero(ref _refs);
 
     /// <summary>
+    /// The program's <c>used_maps</c> (<see cref="UsedBy"/>), each with a reference taken for the program; when one is
+    /// already freed, the references taken so far are dropped and the load fails.
+    /// </summary>
+    internal static BpfMap[] HoldUsedBy(ReadOnlySpan<Frontend.Instruction> code, string programName)
+    {
+        var maps = UsedBy(code);
+        for (int i = 0; i < maps.Count; i++)
+        {
+            if (maps[i].TryAddRef()) continue;
+            for (int j = 0; j < i; j++) maps[j].Release();
+            throw new ObjectDisposedException(maps[i].ToString(), $"program {programName}: map {maps[i].Name} is already freed");
+        }
+        return [.. maps];
+    }
+
+    /// <summary>
     /// The maps a bound program's ld_imm64 constants point into: a map's handle, or an address in an ARRAY's
     /// value area (direct value access). A program's <c>used_maps</c>, recovered from its bound code.
     /// </summary>

@@ -45,14 +45,7 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
         Facts = facts;
         _entry = engine.Prepare(Instructions, helpers, facts, Symbol);
         // The program's used_maps: each holds a reference until the program is gone.
-        var maps = BpfMap.UsedBy(Instructions);
-        for (int i = 0; i < maps.Count; i++)
-        {
-            if (maps[i].TryAddRef()) continue;
-            for (int j = 0; j < i; j++) maps[j].Release();
-            throw new ObjectDisposedException(maps[i].ToString(), $"program {name}: map {maps[i].Name} is already freed");
-        }
-        _maps = [.. maps];
+        _maps = BpfMap.HoldUsedBy(Instructions, name);
         if (_maps.Length == 0) GC.SuppressFinalize(this);
     }
 

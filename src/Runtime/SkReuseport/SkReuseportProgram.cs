@@ -40,14 +40,7 @@ public sealed class SkReuseportProgram : IDisposable
         Helpers = helpers;
         Facts = facts;
         _entry = engine.Prepare(Instructions, helpers, facts, Symbol);
-        var maps = BpfMap.UsedBy(Instructions);
-        for (int i = 0; i < maps.Count; i++)
-        {
-            if (maps[i].TryAddRef()) continue;
-            for (int j = 0; j < i; j++) maps[j].Release();
-            throw new ObjectDisposedException(maps[i].ToString(), $"program {name}: map {maps[i].Name} is already freed");
-        }
-        _maps = [.. maps];
+        _maps = BpfMap.HoldUsedBy(Instructions, name);
     }
 
     static int Bytes(MemSize size) => size switch { MemSize.B => 1, MemSize.H => 2, MemSize.W => 4, _ => 8 };
