@@ -41,6 +41,7 @@ public sealed class SkReuseportProgram : IDisposable
         Facts = facts;
         _entry = engine.Prepare(Instructions, helpers, facts, Symbol);
         _maps = BpfMap.HoldUsedBy(Instructions, name);
+        if (_maps.Length == 0) GC.SuppressFinalize(this);
     }
 
     static int Bytes(MemSize size) => size switch { MemSize.B => 1, MemSize.H => 2, MemSize.W => 4, _ => 8 };
@@ -124,12 +125,24 @@ public sealed class SkReuseportProgram : IDisposable
     /// <summary>The error of the latest faulting run, or null.</summary>
     public BpfException? LastFault => Volatile.Read(ref _lastFault);
 
+    /// <summary>
+    /// A program collected without <see cref="Dispose"/> (nothing holds it: no group, no loader) drops its maps'
+    /// references, as the kernel does when a leaked program fd is closed at exit; as <c>SkLookupProgram</c>'s.
+    /// </summary>
+    ~SkReuseportProgram()
+    {
+        if (Interlocked.Exchange(ref _refs, 0) > 0)
+            foreach (var map in _maps) map.Release();
+    }
+
     /// <summary>Drops the loader's reference; groups it is attached to keep it alive.</summary>
+#pragma warning disable CA1816 // the finalizer is suppressed by the last Release, which Dispose need not be
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         Release();
     }
+#pragma warning restore CA1816
 
     internal bool TryAddRef() => RefCount.TryIncrementNotZero(ref _refs);
 
@@ -137,6 +150,7 @@ public sealed class SkReuseportProgram : IDisposable
     {
         if (Interlocked.Decrement(ref _refs) != 0) return;
         foreach (var map in _maps) map.Release();
+        GC.SuppressFinalize(this);
     }
 
     /// <summary>
