@@ -17,7 +17,7 @@ public static class BenchCommand
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("bench", "time a program on the interpreter and the JIT (ns per run, ratio)", """
         usage: bpfjit bench PROGRAM [--program NAME] [--seconds S] [--scenario FILE.json]
-                            [--proto tcp|udp] [--from IP:PORT] [--to IP:PORT] [--ifindex N] [--json]
+                            [--proto tcp|udp] [--from IP:PORT] [--to IP:PORT] [--ifindex N] [--members N] [--json]
 
         Runs PROGRAM repeatedly on each engine for S seconds (default 1; after a warm-up that doubles
         the batch until it takes 10 ms) and prints ns per run for each and the ratio. A progress bar
@@ -26,7 +26,9 @@ public static class BenchCommand
         (cold: the runtime loads and compiles BpfJit's own code too), then warm (median of 5).
         PROGRAM is an SK_LOOKUP ELF object (or a scenario file), run on the context --proto, --from,
         --to and --ifindex describe (default tcp 10.0.0.1:50000 -> 127.0.0.1:80), with its maps set up
-        as 'bpfjit run' does; or a bpf_conformance .data file (e.g. examples/asm), run with r1 = its
+        as 'bpfjit run' does. An object's SK_REUSEPORT program (--program NAME) runs per packet as
+        the group runs it (the struct sk_reuseport_md filled, then the program) for the reuseport group
+        'bpfjit run' sets up (--members N, default 2); or a bpf_conformance .data file (e.g. examples/asm), run with r1 = its
         memory and the suite's helpers.
         The SK_LOOKUP benchmark suite's cases (with their hand-written C# baselines) run from a clone,
         in perf/: cd perf && dotnet run -c Release -- case NAME (docs/perf.md).
@@ -45,6 +47,7 @@ public static class BenchCommand
         examples:
           bpfjit bench examples/asm/ipv4_in_subnet.data
           bpfjit bench tests/programs/dispatcher.o --scenario examples/dispatcher.json --to 1.2.3.4:80 --seconds 3
+          bpfjit bench tests/scenarios/progs/test_sk_lookup.o --program select_sock_b --proto udp --to 127.0.0.1:9000
         """, Run)
     {
         Operands = "PROGRAM",
@@ -53,6 +56,7 @@ public static class BenchCommand
             Opt.Value("--program", "NAME", "the object's program to time (default the first SK_LOOKUP one)"),
             Opt.Value("--seconds", "S", "seconds per engine (default 1)"),
             Opt.Value("--scenario", "FILE.json", "sockets and map contents to set up first"),
+            Opt.Value("--members", "N", "SK_REUSEPORT: sockets in the packet's reuseport group (default 2)"),
             .. PacketOptions.Declare(),
             Opt.Retired("--case", "NAME"),
             Opt.Json(),
@@ -79,8 +83,8 @@ public static class BenchCommand
         string path = args.Positional[0];
         double seconds = Seconds(args, 1);
         bool conformance = path.EndsWith(".data", StringComparison.OrdinalIgnoreCase);
-        if (conformance && (args.Has("--scenario") || args.Has("--program") || PacketOptions.Names.Any(args.Has)))
-            throw new UsageException("a .data program takes no --scenario, --program or context options");
+        if (conformance && (args.Has("--scenario") || args.Has("--program") || args.Has("--members") || PacketOptions.Names.Any(args.Has)))
+            throw new UsageException("a .data program takes no --scenario, --program, --members or context options");
         var packet = conformance ? (BpfJit.Runtime.Sockets.Packet?)null : PacketOptions.Parse(args, required: false);
         var progress = Progress(stderr);
         // First, while the process is fresh: nothing of BpfJit has run yet but argument parsing.
@@ -135,6 +139,12 @@ public static class BenchCommand
         double Once()
         {
             using var host = ProgramHost.Load(path, args.Get("--program"), args.Get("--scenario"), JitEngine.Instance);
+            if (host.Reuseport != null)
+            {
+                var setup = ReuseportGroupSetup.Build(host, packet, ReuseportGroupSetup.Members(args));
+                host.Reuseport.TestRun(setup.Group, setup.Found, packet);
+                return Stopwatch.GetElapsedTime(host.LoadedAt).TotalMicroseconds;
+            }
             using var ctx = new SkLookupContext();
             ctx.Fill(packet);
             MapEpoch.Enter();
@@ -168,9 +178,27 @@ public static class BenchCommand
     static (double, long) TimeSkLookup(string path, Args args, BpfJit.Runtime.Sockets.Packet packet, IBpfEngine engine, double seconds, Action<double> progress)
     {
         using var host = ProgramHost.Load(path, args.Get("--program"), args.Get("--scenario"), engine);
+        if (host.Reuseport != null) return TimeReuseport(host, ReuseportGroupSetup.Build(host, packet, ReuseportGroupSetup.Members(args)), packet, seconds, progress);
+        if (args.Has("--members")) throw new UsageException("--members applies to SK_REUSEPORT programs only");
         using var ctx = new SkLookupContext();
         ctx.Fill(packet);
         return TimeArray([host.Program], ctx, seconds, progress);
+    }
+
+    // bpf_run_sk_reuseport per packet: the context filled for the group, the member found and the packet, then the run.
+    static (double, long) TimeReuseport(ProgramHost host, ReuseportGroupSetup setup, BpfJit.Runtime.Sockets.Packet packet, double seconds, Action<double> progress)
+    {
+        var program = host.Reuseport!;
+        using var ctx = new BpfJit.Runtime.SkReuseport.SkReuseportContext();
+        uint hash = packet.FlowHash ?? packet.Hash();
+        return Measure.Time(n =>
+        {
+            for (long i = 0; i < n; i++)
+            {
+                ctx.Fill(setup.Group, setup.Found, packet, hash);
+                program.Run(ctx.Address);
+            }
+        }, seconds, progress);
     }
 
     // The hook's run array over one context, inside one map read-side section per batch.

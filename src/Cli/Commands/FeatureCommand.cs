@@ -3,7 +3,9 @@ using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
 using BpfJit.Runtime;
 using BpfJit.Runtime.Maps;
+using BpfJit.Runtime.ProgramTypes;
 using BpfJit.Runtime.SkLookup;
+using BpfJit.Runtime.SkReuseport;
 using BpfJit.Verifier;
 
 namespace BpfJit.Cli.Commands;
@@ -16,7 +18,7 @@ public static class FeatureCommand
         usage: bpfjit feature [--json]
 
         Lists what this runtime supports, each with its kernel name and id, as 'bpftool feature probe'
-        lists what a kernel supports: the program types it loads and runs (sk_lookup), their attach
+        lists what a kernel supports: the program types it loads and runs (sk_lookup, sk_reuseport), their attach
         types, the map types it creates, and per program type the helpers a program may call: those the
         kernel offers the type (sk_lookup_func_proto, as root) that the runtime implements. The kernel's
         helpers for the type that the runtime does not implement are listed after them; the verifier
@@ -26,10 +28,11 @@ public static class FeatureCommand
                  eBPF map_type hash (1) is available
                  eBPF helpers supported for program type sk_lookup:
                  	- bpf_map_lookup_elem (1)
-        --json:  {"programTypes": [{"name": "sk_lookup", "id": 30}],
-                  "attachTypes": [{"name": "sk_lookup", "id": 36, "programType": "sk_lookup"}],
+        --json:  {"programTypes": [{"name": "sk_lookup", "id": 30}, {"name": "sk_reuseport", "id": 21}],
+                  "attachTypes": [{"name": "sk_lookup", "id": 36, "programType": "sk_lookup"},
+                                  {"name": "sk_reuseport_select", "id": 39, "programType": "sk_reuseport"}, ...],
                   "mapTypes": [{"name": "hash", "id": 1}, ...],
-                  "helpers": {"sk_lookup": [{"name": "bpf_map_lookup_elem", "id": 1}, ...]},
+                  "helpers": {"sk_lookup": [{"name": "bpf_map_lookup_elem", "id": 1}, ...], "sk_reuseport": [...]},
                   "kernelHelpersNotProvided": {"sk_lookup": [{"name": "bpf_get_current_comm", "id": 16}, ...]}}
         Exit code 0.
 
@@ -38,20 +41,34 @@ public static class FeatureCommand
           bpfjit feature --json
         """, Run) { Options = [Opt.Json()] };
 
-    /// <summary>The program types the runtime loads, verifies and runs, with the attach types each takes.</summary>
-    public static IReadOnlyList<(ProgramType Type, AttachType Attach)> ProgramTypes { get; } = [(ProgramType.SkLookup, AttachType.SkLookup)];
+    /// <summary>
+    /// The program types the runtime loads, verifies and runs (each type's declaration in the
+    /// <see cref="ProgramTypeRegistry"/>), with the attach types each takes.
+    /// </summary>
+    public static IReadOnlyList<ProgramType> ProgramTypes { get; } = [.. ProgramTypeRegistry.All.Select(d => d.Type)];
+
+    /// <summary>The attach types BPF_PROG_LOAD accepts for <paramref name="type"/> (its expected_attach_type values).</summary>
+    public static IReadOnlyList<AttachType> AttachTypes(ProgramType type) => ProgramTypeRegistry.Get(type).ExpectedAttachTypes;
+
+    // The runtime's helper table for the type: what its programs' calls resolve against.
+    static HelperTable Table(ProgramType type) => type switch
+    {
+        ProgramType.SkLookup => SkLookupHelpers.CreateTable(),
+        ProgramType.SkReuseport => SkReuseportHelpers.CreateTable(),
+        _ => throw new NotSupportedException($"program type {type} has no helper table"),
+    };
 
     /// <summary>The helpers a program of <paramref name="type"/> may call here: the kernel offers them to the type and the runtime implements them.</summary>
-    public static IReadOnlyList<Helper> Helpers(ProgramType type) => type == ProgramType.SkLookup
-        ? [.. SkLookupHelpers.CreateTable().All.Where(h => SkLookupFuncProto.IsAllowed(h.Id))]
+    public static IReadOnlyList<Helper> Helpers(ProgramType type) => ProgramTypeRegistry.Find(type) is { } d
+        ? [.. Table(type).All.Where(h => d.IsHelperAllowed(h.Id))]
         : [];
 
     /// <summary>The helper ids the kernel offers <paramref name="type"/> that the runtime does not implement.</summary>
     public static IReadOnlyList<int> NotProvided(ProgramType type)
     {
-        if (type != ProgramType.SkLookup) return [];
-        var table = SkLookupHelpers.CreateTable();
-        return [.. Enumerable.Range(1, HelperNames.Count - 1).Where(id => SkLookupFuncProto.IsAllowed(id) && !table.TryGet(id, out _))];
+        if (ProgramTypeRegistry.Find(type) is not { } d) return [];
+        var table = Table(type);
+        return [.. Enumerable.Range(1, HelperNames.Count - 1).Where(id => d.IsHelperAllowed(id) && !table.TryGet(id, out _))];
     }
 
     /// <summary>The kernel's lower-case name of an enum member (<c>PerCpuArray</c> is <c>percpu_array</c>, <c>SockMap</c> <c>sockmap</c>).</summary>
@@ -81,10 +98,11 @@ public static class FeatureCommand
             {
                 w.WriteStartObject();
                 w.WriteStartArray("programTypes");
-                foreach (var (type, _) in ProgramTypes) Named(w, KernelName(type), (uint)type);
+                foreach (var type in ProgramTypes) Named(w, KernelName(type), (uint)type);
                 w.WriteEndArray();
                 w.WriteStartArray("attachTypes");
-                foreach (var (type, attach) in ProgramTypes)
+                foreach (var type in ProgramTypes)
+                foreach (var attach in AttachTypes(type))
                 {
                     w.WriteStartObject();
                     w.WriteString("name", KernelName(attach));
@@ -97,7 +115,7 @@ public static class FeatureCommand
                 foreach (var m in maps) Named(w, KernelName(m), (uint)m);
                 w.WriteEndArray();
                 w.WriteStartObject("helpers");
-                foreach (var (type, _) in ProgramTypes)
+                foreach (var type in ProgramTypes)
                 {
                     w.WriteStartArray(KernelName(type));
                     foreach (var h in Helpers(type)) Named(w, HelperNames.Name(h.Id)!, (uint)h.Id);
@@ -105,7 +123,7 @@ public static class FeatureCommand
                 }
                 w.WriteEndObject();
                 w.WriteStartObject("kernelHelpersNotProvided");
-                foreach (var (type, _) in ProgramTypes)
+                foreach (var type in ProgramTypes)
                 {
                     w.WriteStartArray(KernelName(type));
                     foreach (int id in NotProvided(type)) Named(w, HelperNames.Name(id)!, (uint)id);
@@ -117,16 +135,17 @@ public static class FeatureCommand
             return Cli.Ok;
         }
         stdout.WriteLine("Scanning eBPF program types...");
-        foreach (var (type, _) in ProgramTypes) stdout.WriteLine($"eBPF program_type {KernelName(type)} ({(uint)type}) is available");
+        foreach (var type in ProgramTypes) stdout.WriteLine($"eBPF program_type {KernelName(type)} ({(uint)type}) is available");
         stdout.WriteLine();
         stdout.WriteLine("Scanning eBPF attach types...");
-        foreach (var (type, attach) in ProgramTypes) stdout.WriteLine($"eBPF attach_type {KernelName(attach)} ({(uint)attach}) is available for program type {KernelName(type)}");
+        foreach (var type in ProgramTypes)
+            foreach (var attach in AttachTypes(type)) stdout.WriteLine($"eBPF attach_type {KernelName(attach)} ({(uint)attach}) is available for program type {KernelName(type)}");
         stdout.WriteLine();
         stdout.WriteLine("Scanning eBPF map types...");
         foreach (var m in maps) stdout.WriteLine($"eBPF map_type {KernelName(m)} ({(uint)m}) is available");
         stdout.WriteLine();
         stdout.WriteLine("Scanning eBPF helper functions...");
-        foreach (var (type, _) in ProgramTypes)
+        foreach (var type in ProgramTypes)
         {
             stdout.WriteLine($"eBPF helpers supported for program type {KernelName(type)}:");
             foreach (var h in Helpers(type)) stdout.WriteLine($"\t- {HelperNames.Name(h.Id)} ({h.Id})");

@@ -11,14 +11,14 @@ using BpfJit.Runtime.Sockets;
 
 namespace BpfJit.Cli.Commands;
 
-/// <summary><c>bpfjit run PROGRAM --proto P --from A --to B [--ifindex N] [--scenario FILE]</c></summary>
+/// <summary><c>bpfjit run PROGRAM --proto P --from A --to B [--ifindex N] [--scenario FILE]</c>: an SK_LOOKUP or SK_REUSEPORT program.</summary>
 public static class RunCommand
 {
     /// <summary>The verb's description.</summary>
-    public static CommandInfo Info { get; } = new("run", "test-run one SK_LOOKUP program on a lookup given on the command line", """
+    public static CommandInfo Info { get; } = new("run", "test-run one SK_LOOKUP or SK_REUSEPORT program on a lookup given on the command line", """
         usage: bpfjit run OBJECT.o|SCENARIO.json|FILE [--program NAME] --proto tcp|udp --from IP:PORT --to IP:PORT
                           [--ifindex N] [--scenario FILE.json] [--engine interpreter|jit] [--no-verify]
-                          [--repeat N] [--dump-maps] [--json]
+                          [--members N] [--repeat N] [--dump-maps] [--json]
 
         Runs one program once on the struct bpf_sk_lookup a packet from --from to --to would give
         (IPv6 end points as [ADDR]:PORT; --ifindex sets ingress_ifindex, default 1) and prints the
@@ -28,6 +28,18 @@ public static class RunCommand
         (or a SCENARIO.json in place of the object) the scenario's sockets and map contents are set
         up first; a scenario alone runs its first attached program, or the one --program names.
         FILE is an assembly (.asm), raw (.bin) or conformance (.data) program without maps.
+        An object's SK_REUSEPORT program (--program NAME; the default when the object has no SK_LOOKUP
+        program) runs for a reuseport group on --to: --members N sockets (default 2, member0..; TCP
+        listeners or bound UDP sockets per --proto, SO_REUSEPORT), or the --scenario's group on --to.
+        Its REUSEPORT_SOCKARRAY, SOCKMAP and SOCKHASH maps get member i at key i (not with --scenario:
+        the scenario fills them). It runs once on struct sk_reuseport_md (sk the first member, hash the
+        packet's flow hash) and prints the return value and what the group does with it: the selected
+        member, the member the hash picks when SK_PASS selected none, or a drop:
+                 retval 1 (SK_PASS), selected member1 (cookie 2)
+        --json:  {"program": "select_sock_b", "programType": "sk_reuseport", ..., "context": {..., "hash": 1234,
+                  "sk": "member0"}, "members": [{"name": "member0", "cookie": 1}, ...], "retval": 1,
+                  "verdict": "SK_PASS", "outcome": "select"|"hash"|"drop", "selected": {...}|null,
+                  "socket": {"name": "member1", "cookie": 2}|null}      (socket: the member that receives)
         Programs are verified before they run. --no-verify runs the program (FILE's, or OBJECT's) without
         the verifier, as a sandbox for programs it rejects: the interpreter checks every access anyway, and
         --engine jit compiles in checked mode (every access and helper argument checked). A fault prints
@@ -56,6 +68,7 @@ public static class RunCommand
           bpfjit run tests/programs/redir_ip6.o --proto tcp --from [fd00::2]:5555 --to [fd00::1]:80 --engine jit
           bpfjit run examples/past-ctx.asm --no-verify --proto tcp --from 10.0.0.1:5555 --to 1.2.3.1:443
           bpfjit run tests/programs/hash_counter.o --proto tcp --from 10.0.0.1:5555 --to 1.2.3.1:80 --repeat 1000 --dump-maps
+          bpfjit run tests/scenarios/progs/test_sk_lookup.o --program select_sock_b --proto udp --from 127.0.0.9:40000 --to 127.0.0.1:9000 --members 3
         """, Run)
     {
         Operands = "PROGRAM",
@@ -66,6 +79,7 @@ public static class RunCommand
             Opt.Value("--scenario", "FILE.json", "sockets and map contents to set up first"),
             Opt.Value("--engine", "ENGINE", "interpreter (default) or jit", "interpreter", "jit"),
             Opt.Flag("--no-verify", "run without the verifier, on a checking engine"),
+            Opt.Value("--members", "N", "SK_REUSEPORT: sockets in the packet's reuseport group (default 2)"),
             Opt.Value("--repeat", "N", "run N times and print the average duration"),
             Opt.Flag("--dump-maps", "print the maps' contents after the run"),
             Opt.Json(),
@@ -82,6 +96,8 @@ public static class RunCommand
         var packet = PacketOptions.Parse(args, required: true);
         int repeat = Repeat(args);
         using var host = ProgramHost.Load(args.Positional[0], args.Get("--program"), args.Get("--scenario"), engine, verify);
+        if (host.Reuseport != null) return ReuseportRun.Run(args, host, packet, engine, repeat, stdout, stderr);
+        if (args.Has("--members")) throw new UsageException("--members applies to SK_REUSEPORT programs only");
 
         using var ctx = new SkLookupContext();
         ctx.Fill(packet);

@@ -1,5 +1,6 @@
 using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
+using BpfJit.IlEmitter;
 using BpfJit.Runtime;
 using BpfJit.Runtime.Loading;
 using BpfJit.Runtime.Maps;
@@ -9,7 +10,7 @@ using BpfJit.Verifier;
 namespace BpfJit.Cli.Commands;
 
 /// <summary>
-/// An object's SK_LOOKUP program made ready the way every path loads it (<see cref="BpfCollection"/>), without an
+/// An object's SK_LOOKUP or SK_REUSEPORT program made ready the way every path loads it (<see cref="BpfCollection"/>), without an
 /// engine: the object's maps created (initial values written, .rodata frozen), the program verified against them,
 /// its map references bound and its ctx loads rewritten, with the verifier's facts for the JIT. Owns the maps.
 /// </summary>
@@ -45,7 +46,7 @@ public sealed class VerifiedObjectProgram : IDisposable
     /// <summary>What the verifier proved, with each helper call's live map.</summary>
     public ProgramFacts Facts { get; }
 
-    /// <summary>The SK_LOOKUP helper table.</summary>
+    /// <summary>The helper table of the program's type.</summary>
     public HelperTable Helpers { get; }
 
     /// <summary>The maps created for the object, in the object's order.</summary>
@@ -53,25 +54,29 @@ public sealed class VerifiedObjectProgram : IDisposable
 
     /// <summary>
     /// Loads <paramref name="path"/> and prepares its program <paramref name="program"/> (default: the first
-    /// SK_LOOKUP program); <paramref name="sizes"/> replaces the key, value and entry sizes of maps by name.
+    /// SK_LOOKUP program, else the first SK_REUSEPORT one); <paramref name="sizes"/> replaces the key, value and entry sizes of maps by name.
     /// </summary>
     public static VerifiedObjectProgram Load(string path, string? program, IReadOnlyDictionary<string, (int Key, int Value, int Entries)>? sizes = null)
     {
         var collection = ObjectFile.Load(path);
         var spec = program == null
             ? collection.Programs.FirstOrDefault(p => p.IsSupported && p.Type == ProgramType.SkLookup)
+                ?? collection.Programs.FirstOrDefault(p => p.IsSupported && p.Type == ProgramType.SkReuseport)
             : collection.Programs.TryGet(program, out var named) ? named : null;
         if (spec == null)
-            throw new BpfException($"{path}: no {(program == null ? "SK_LOOKUP program in the object" : $"program named '{program}'")} (programs: {string.Join(", ", collection.Programs.Select(p => p.Name))})");
-        if (!spec.IsSupported || spec.Type != ProgramType.SkLookup)
-            throw new BpfException($"{path}: section {spec.SectionName}: program {spec.Name}: program type {spec.Type} is not supported (only sk_lookup)");
+            throw new BpfException($"{path}: no {(program == null ? "SK_LOOKUP or SK_REUSEPORT program in the object" : $"program named '{program}'")} (programs: {string.Join(", ", collection.Programs.Select(p => p.Name))})");
+        if (!spec.IsSupported || spec.Type is not (ProgramType.SkLookup or ProgramType.SkReuseport))
+            throw new BpfException($"{path}: section {spec.SectionName}: program {spec.Name}: program type {spec.Type} is not supported (only sk_lookup and sk_reuseport)");
+        bool reuseport = spec.Type == ProgramType.SkReuseport;
         BpfCollection live;
         try
         {
-            // Verified and bound, not prepared: dump emits the IL itself from the code and facts.
+            // Verified and bound, not prepared: dump emits the IL itself from the code and facts. An SK_REUSEPORT program
+            // is prepared on the interpreter for the code its engines run: its narrow-load rewrite is the program's own.
             live = BpfCollection.Load(collection, new CollectionOptions
             {
                 Verifier = new SkLookupProgramVerifier(),
+                Engine = reuseport ? BpfEngines.Get("interpreter") : null,
                 Programs = [spec.Name],
                 MapDefinition = (m, def) => sizes != null && sizes.TryGetValue(m.Name, out var given)
                     ? def with { KeySize = given.Key, ValueSize = given.Value, MaxEntries = given.Entries }
@@ -89,7 +94,7 @@ public sealed class VerifiedObjectProgram : IDisposable
             throw new BpfException(e.InnerException is MapCreateException create ? $"{path}: {create.Message}" : $"{path}: map {e.MapName}: cannot write its initial value", e);
         }
         var loaded = live.Programs[spec.Name];
-        var code = CtxLoadRewriter.Rewrite(loaded.Bound.Code);
+        var code = loaded.ReuseportProgram?.Instructions ?? CtxLoadRewriter.Rewrite(loaded.Bound.Code);
         return new VerifiedObjectProgram(spec.Name, code, loaded.Facts!, live, loaded.Helpers, loaded.Bound) { Collection = collection, Spec = spec };
     }
 

@@ -6,12 +6,13 @@ using BpfJit.Runtime;
 using BpfJit.Runtime.Loading;
 using BpfJit.Runtime.Scenarios;
 using BpfJit.Runtime.SkLookup;
+using BpfJit.Runtime.SkReuseport;
 using BpfJit.Runtime.Sockets;
 
 namespace BpfJit.Cli.Hosting;
 
 /// <summary>
-/// One SK_LOOKUP program made ready on an engine for <c>run</c> and <c>bench</c>, with the namespace
+/// One SK_LOOKUP or SK_REUSEPORT program made ready on an engine for <c>run</c> and <c>bench</c>, with the namespace
 /// whose sockets it may select: from an ELF object (its maps created from the object, or taken by
 /// name from a scenario), from a scenario file (an attached or named program), or from an assembly,
 /// raw or conformance file without maps.
@@ -19,6 +20,7 @@ namespace BpfJit.Cli.Hosting;
 public sealed class ProgramHost : IDisposable
 {
     BpfCollection? _collection;
+    SkLookupProgram? _program;
 
     ProgramHost(NetNamespace ns, ScenarioEnvironment? scenario)
     {
@@ -26,8 +28,21 @@ public sealed class ProgramHost : IDisposable
         Scenario = scenario;
     }
 
-    /// <summary>The program.</summary>
-    public SkLookupProgram Program { get; private set; } = null!;
+    /// <summary>The SK_LOOKUP program; an SK_REUSEPORT program is <see cref="Reuseport"/> (then this throws).</summary>
+    public SkLookupProgram Program
+    {
+        get => _program ?? throw new InvalidOperationException($"{Source}: an SK_REUSEPORT program, not SK_LOOKUP");
+        private set => _program = value;
+    }
+
+    /// <summary>The SK_REUSEPORT program (an object's, named with --program), or null for an SK_LOOKUP one.</summary>
+    public SkReuseportProgram? Reuseport { get; private set; }
+
+    /// <summary>The program's maps, whichever its type.</summary>
+    public IReadOnlyList<BpfJit.Runtime.Maps.BpfMap> Maps => Reuseport?.Maps ?? Program.Maps;
+
+    /// <summary>The program's name, whichever its type.</summary>
+    public string Name => Reuseport?.Name ?? Program.Name;
 
     /// <summary>Where the program came from (<c>dispatcher.o: dispatcher</c>).</summary>
     public string Source { get; private set; } = "";
@@ -133,11 +148,14 @@ public sealed class ProgramHost : IDisposable
         if (Scenario == null) LoadedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         ProgramSpec program;
         if (programName == null)
-            program = spec.Programs.FirstOrDefault(p => p.IsSupported && p.Type == ProgramType.SkLookup) ?? throw new BpfException($"{path}: no SK_LOOKUP program in the object");
+            // The first SK_LOOKUP program, as before SK_REUSEPORT ran here; an object of reuseport programs only, its first.
+            program = spec.Programs.FirstOrDefault(p => p.IsSupported && p.Type == ProgramType.SkLookup)
+                ?? spec.Programs.FirstOrDefault(p => p.IsSupported && p.Type == ProgramType.SkReuseport)
+                ?? throw new BpfException($"{path}: no SK_LOOKUP or SK_REUSEPORT program in the object");
         else if (!spec.Programs.TryGet(programName, out program!))
             throw new BpfException($"{path}: no program named '{programName}' (programs: {string.Join(", ", spec.Programs.Select(p => p.Name))})");
-        if (!program.IsSupported || program.Type != ProgramType.SkLookup)
-            throw new BpfException($"{path}: section {program.SectionName}: program {program.Name}: program type {program.Type} is not supported (only sk_lookup)");
+        if (!program.IsSupported || program.Type is not (ProgramType.SkLookup or ProgramType.SkReuseport))
+            throw new BpfException($"{path}: section {program.SectionName}: program {program.Name}: program type {program.Type} is not supported (only sk_lookup and sk_reuseport)");
         // A scenario's maps stand in for the object's of the same name (it made them, filled them and owns them);
         // the rest are the object's own. The programs PROG_ARRAY slots name load with it.
         _collection = ObjectLoading.Load(path, spec, new CollectionOptions
@@ -147,7 +165,8 @@ public sealed class ProgramHost : IDisposable
             Programs = [program.Name],
             MapReplacements = Scenario?.Maps,
         }, mapHint: " (a scenario file given with --scenario may define it)");
-        Program = _collection.Program(program.Name);
+        if (program.Type == ProgramType.SkReuseport) Reuseport = _collection.ReuseportProgram(program.Name);
+        else Program = _collection.Program(program.Name);
         Source = $"{Path.GetFileName(path)}: {program.Name}";
     }
 
