@@ -218,7 +218,7 @@ public sealed class ReuseportProgramGenerator
         if (range == 0) range = _range;
         int w = Pick(0, 0, 1, 2, 2, 3);
         int size = s_bytes[w];
-        int off = _rng.Next(20) switch
+        int off = _rng.Next(30) switch
         {
             0 or 1 or 2 or 3 or 4 or 5 => range - size, // the last in-range access
             6 => range - size + 1,                      // one past
@@ -252,13 +252,14 @@ public sealed class ReuseportProgramGenerator
         Emit($"{join}:");
         int saved = _range;
         _range = Math.Clamp(Math.Min(k1, k2), _range, short.MaxValue);
-        Access(7, Chance(2) ? Math.Max(k1, k2) : 0);
+        Access(7, Chance(4) ? Math.Max(k1, k2) : 0);
         if (Chance(2)) _range = saved;
     }
 
     /// <summary>A checked packet pointer spilled, a helper called, the pointer filled and used (ranges survive calls in r6–r9 and the stack, not in r1–r5).</summary>
     void SpillAcrossCall()
     {
+        if (_range == 0 && !Chance(4)) Check(constant: true);
         int s = 8 * _rng.Next(1, 4);
         Emit($"mov %r5, %r7\nstxdw [%r10-{s}], %r5");
         if (Chance(3)) Emit("mov %r4, %r7");
@@ -302,6 +303,7 @@ public sealed class ReuseportProgramGenerator
     /// <summary>Two packet pointers compared (no range comes from that), then an access through one.</summary>
     void TwoPointers()
     {
+        if (_range == 0 && !Chance(4)) Check(constant: true);
         int k = Offset();
         Emit($"mov %r2, %r7\nadd %r2, {I(k)}\nmov %r3, %r7\nadd %r3, {I(Offset())}");
         Emit($"{Pick("jgt", "jge", "jlt", "jeq", "jne")} %r2, %r3, out");
