@@ -146,8 +146,12 @@ public sealed class ReuseportProgramGenerator
     /// <summary>One template.</summary>
     void Segment()
     {
-        switch (_rng.Next(14))
+        switch (_rng.Next(20))
         {
+            case 18 or 19: Recompare(); break;
+            case 16 or 17: VariableJoin(); break;
+            case 14: SpillThenCheck(); break;
+            case 15: CheckThroughFilledEnd(); break;
             case 0 or 1 or 2: Check(constant: true); break;
             case 3 or 4: Check(constant: false); break;
             case 5 or 6: if (_range == 0 && !Chance(6)) Check(constant: true); else Access(PacketCopy(2), 0); break;
@@ -204,6 +208,8 @@ public sealed class ReuseportProgramGenerator
             if (!isTaken) Emit($"ja {join}");
         }
         Emit($"{join}:");
+        // After a variable check, the range belongs to r4's id: r7 (id 0) has none from it, only what constant checks proved.
+        if (!constant && Chance(4)) Access(7, 0);
         // Only when the unsafe side exited is the range what the main path continues with (roughly).
         if (baseReg == 7 && exitUnsafe && !wrongSide && op is "jgt" or "jge" or "jlt" or "jle" && !w32 && end == "%r8")
             _range = Math.Clamp(k, _range, short.MaxValue);
@@ -254,6 +260,75 @@ public sealed class ReuseportProgramGenerator
         _range = Math.Clamp(Math.Min(k1, k2), _range, short.MaxValue);
         Access(7, Chance(4) ? Math.Max(k1, k2) : 0);
         if (Chance(2)) _range = saved;
+    }
+
+    /// <summary>
+    /// Two paths that each move r4 = r7 + a differently bounded variable and check r4 + k against data_end with
+    /// their own k (some paths spill r4 and fill it), joined, then an access through r4 near either k: pruning at
+    /// the join must compare both the variable offsets and the ranges.
+    /// </summary>
+    void VariableJoin()
+    {
+        string alt = Label(), join = Label();
+        int k1 = Offset(), k2 = Chance(2) ? Math.Max(0, k1 + Pick(-6, -1, 1, 6)) : Offset();
+        Emit($"{Pick("jgt", "jlt", "jset")} %r9, {Pick(1, 60, 100)}, {alt}");
+        void Side(int k)
+        {
+            Emit($"mov %r3, %r9\n{Pick("and %r3, 7", "and %r3, 0xff", "and %r3, 0x3f", "rsh %r3, 28", "mov %r3, 0", "mov %r3, 4")}\nmov %r4, %r7\nadd %r4, %r3");
+            if (Chance(4)) Emit("stxdw [%r10-8], %r4\nldxdw %r4, [%r10-8]");
+            Emit($"mov %r2, %r4\nadd %r2, {I(k)}\n{Pick("jgt", "jgt", "jge")} %r2, %r8, out");
+        }
+        Side(k1);
+        Emit($"ja {join}\n{alt}:");
+        Side(k2);
+        Emit($"{join}:");
+        int w = Pick(0, 0, 1, 2, 3);
+        int off = Math.Clamp(Pick(Math.Min(k1, k2), Math.Max(k1, k2), k1, k2) - s_bytes[w] + Pick(0, 0, 0, 1), short.MinValue, short.MaxValue);
+        Emit($"ldx{s_widths[w]} %r0, [%r4{Off(off)}]");
+    }
+
+    /// <summary>
+    /// A pointer compared with data_end, both sides joined (one carrying a range, the other the at/beyond-the-end
+    /// mark), then compared again: the kernel decides the second branch from the mark (is_pkt_ptr_branch_taken)
+    /// and prunes the joined states by comparing their ranges, marks included.
+    /// </summary>
+    void Recompare()
+    {
+        int k = Offset();
+        string l1 = Label(), l2 = Label(), join = Label();
+        string End(string pkt, out bool swap) { swap = Chance(3); return swap ? $"%r8, {pkt}" : $"{pkt}, %r8"; }
+        Emit($"mov %r2, %r7\nadd %r2, {I(k)}\n{Pick("jgt", "jge", "jlt", "jle")} {End("%r2", out _)}, {l1}");
+        if (Chance(3)) Emit("mov %r0, 0");
+        Emit($"{l1}:\n{Pick("jgt", "jge", "jlt", "jle")} {End("%r2", out _)}, {l2}");
+        int w = Pick(0, 0, 1, 2, 3);
+        Emit($"ldx{s_widths[w]} %r0, [%r{Pick(2, 7)}{Off(Math.Clamp(Pick(-s_bytes[w], k - s_bytes[w], 0), short.MinValue, short.MaxValue))}]\nja {join}\n{l2}:");
+        if (Chance(2)) Emit($"ldx{s_widths[w]} %r0, [%r{Pick(2, 7)}{Off(Math.Clamp(Pick(-s_bytes[w], k - s_bytes[w], 0), short.MinValue, short.MaxValue))}]");
+        Emit($"{join}:");
+    }
+
+    /// <summary>r7 spilled before a check of it and filled after: the kernel widens the range of the spilled copy too.</summary>
+    void SpillThenCheck()
+    {
+        int s = 8 * _rng.Next(1, 5), k = Offset();
+        Emit($"stxdw [%r10-{s}], %r7\nmov %r2, %r7\nadd %r2, {I(k)}\n{Pick("jgt", "jgt", "jge")} %r2, %r8, out");
+        if (Chance(5)) Emit($"stdw [%r10-{s}], 0");
+        Emit($"ldxdw %r3, [%r10-{s}]");
+        _range = Math.Clamp(k, _range, short.MaxValue);
+        Access(3, Math.Max(k, 1));
+    }
+
+    /// <summary>data_end spilled and filled (or data, or a second load of data_end) before a check: the filled copy must still be pkt_end.</summary>
+    void CheckThroughFilledEnd()
+    {
+        int s = 8 * _rng.Next(1, 5), k = Offset();
+        Emit(_rng.Next(4) switch
+        {
+            0 => "ldxdw %r1, [%r6+8]",
+            1 => $"stxdw [%r10-{s}], %r7\nldxdw %r1, [%r10-{s}]",
+            _ => $"stxdw [%r10-{s}], %r8\nldxdw %r1, [%r10-{s}]",
+        });
+        Emit($"mov %r2, %r7\nadd %r2, {I(k)}\n{Pick("jgt", "jge", "jlt")} %r2, %r1, out");
+        Access(7, Math.Max(k, 1));
     }
 
     /// <summary>A checked packet pointer spilled, a helper called, the pointer filled and used (ranges survive calls in r6–r9 and the stack, not in r1–r5).</summary>
