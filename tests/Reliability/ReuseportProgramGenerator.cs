@@ -363,8 +363,10 @@ public sealed class ReuseportProgramGenerator
     /// <summary>Arithmetic the kernel allows or forbids on packet pointers: pkt - pkt, pkt_end math, 32-bit math, masks, negation.</summary>
     void PointerMath()
     {
-        Emit(_rng.Next(7) switch
+        Emit(_rng.Next(8) switch
         {
+            // pkt -= var: a new id that keeps the range when the variable cannot be negative, and a pointer that may be before data.
+            7 => $"mov %r3, %r9\nand %r3, {Pick(0, 7)}\nmov %r2, %r7\nsub %r2, %r3\nldxb %r0, [%r2+{Pick(0, 7, 8)}]",
             0 => "mov %r2, %r8\nsub %r2, %r7\nmov %r9, %r2",
             1 => $"mov %r2, %r8\nadd %r2, {Pick(-1, 1)}\nmov %r0, 0",
             2 => "mov %r2, %r7\nadd32 %r2, 1\nmov %r0, 0",
