@@ -1,3 +1,4 @@
+using BpfJit.Frontend.Elf;
 using BpfJit.Tests.Support;
 
 namespace BpfJit.Tests.Reliability;
@@ -10,13 +11,17 @@ namespace BpfJit.Tests.Reliability;
 /// </code>
 /// Program n of seed S depends only on (S, n): split a long run into ranges with BPFJIT_FUZZ_START.
 /// BPFJIT_FUZZ_LOG gets a progress line every 1,000 programs, each finding as it is shrunk, and the
-/// summary; BPFJIT_FUZZ_CASES gets every kept finding as a corpus case.
+/// summary; BPFJIT_FUZZ_CASES gets every kept finding as a corpus case. BPFJIT_FUZZ_TYPE=sk_reuseport generates
+/// SK_REUSEPORT programs (<see cref="ReuseportProgramGenerator"/>) loaded as type 21 instead of SK_LOOKUP ones.
 /// </summary>
 [TestFixture]
 public class DomainFuzzTests
 {
     /// <summary>The CI batch's seed and size (a few seconds with the kernel).</summary>
     const int CiSeed = 20261207, CiCount = 5000;
+
+    /// <summary>The SK_REUSEPORT CI batch's size (seconds with the kernel).</summary>
+    const int CiReuseportCount = 3000;
 
     /// <summary>The kernel release the batch's verdicts were checked against (a prefix of /proc/sys/kernel/osrelease, as <see cref="KernelRelease"/> prints it).</summary>
     const string CheckedRelease = "Linux 6.18.";
@@ -29,21 +34,41 @@ public class DomainFuzzTests
     /// (BpfJit accepts what the kernel rejects) or a verifier exception. Over-strict verdicts are listed, not failed: a different kernel build may accept more.
     /// </summary>
     [Test]
-    public void Batch()
+    public void Batch() => RunBatch(Env("BPFJIT_FUZZ_TYPE") switch
+    {
+        null or "" or "sk_lookup" => ProgramType.SkLookup,
+        "sk_reuseport" => ProgramType.SkReuseport,
+        string other => throw new ArgumentException($"BPFJIT_FUZZ_TYPE: '{other}' is not sk_lookup or sk_reuseport"),
+    }, CiCount);
+
+    /// <summary>
+    /// The CI batch of SK_REUSEPORT programs (<see cref="ReuseportProgramGenerator"/>: packet pointers, ranges from data_end
+    /// compares, packet accesses, joins, helper calls), loaded by the kernel as type 21; same rules as <see cref="Batch"/>.
+    /// </summary>
+    [Test]
+    public void ReuseportBatch()
+    {
+        if (Env("BPFJIT_FUZZ_TYPE") != null) Assert.Ignore("BPFJIT_FUZZ_TYPE is set: the long run goes through Batch");
+        RunBatch(ProgramType.SkReuseport, CiReuseportCount);
+    }
+
+    static void RunBatch(ProgramType type, long ciCount)
     {
         int seed = (int)EnvLong("BPFJIT_FUZZ_SEED", CiSeed);
-        long start = EnvLong("BPFJIT_FUZZ_START", 0), count = EnvLong("BPFJIT_FUZZ_COUNT", CiCount);
+        long start = EnvLong("BPFJIT_FUZZ_START", 0), count = EnvLong("BPFJIT_FUZZ_COUNT", ciCount);
         string? logPath = Env("BPFJIT_FUZZ_LOG"), casesPath = Env("BPFJIT_FUZZ_CASES");
         void Log(string line)
         {
             TestContext.Progress.WriteLine(line);
             if (logPath != null) File.AppendAllText(logPath, line + "\n");
         }
-        using var fuzzer = new DomainFuzzer(kernel: EnvLong("BPFJIT_FUZZ_KERNEL", 1) != 0);
+        using var fuzzer = new DomainFuzzer(kernel: EnvLong("BPFJIT_FUZZ_KERNEL", 1) != 0, type: type);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        Log($"domain fuzz: seed {seed}, programs {start}..{start + count - 1}, kernel {(fuzzer.KernelAvailable ? KernelRelease() : "not compared: " + fuzzer.UnavailableReason)}");
+        Log($"domain fuzz ({type}): seed {seed}, programs {start}..{start + count - 1}, kernel {(fuzzer.KernelAvailable ? KernelRelease() : "not compared: " + fuzzer.UnavailableReason)}");
         var report = fuzzer.Run(seed, start, count, Log);
         Log($"seed {seed}, programs {start}..{start + count - 1}: {report}; {count / clock.Elapsed.TotalSeconds:0} programs/s");
+        if (report.KernelCompared > 0)
+            Log($"  the kernel accepts {100.0 * (report.AgreeAccept + report.OverStrict) / report.KernelCompared:0.0}% of the programs");
         Log($"  slowest for BpfJit: program {report.SlowestVerify.Program}, {report.SlowestVerify.Ms} ms (kernel {report.SlowestVerify.KernelMs} ms)");
         foreach (var (shape, n) in report.UnsoundShapes.OrderByDescending(kv => kv.Value)) Log($"  unsound x{n}: {shape}");
         foreach (var (shape, n) in report.OverStrictShapes.OrderByDescending(kv => kv.Value)) Log($"  over-strict x{n}: {shape}");
@@ -51,7 +76,7 @@ public class DomainFuzzTests
         foreach (var (shape, n) in report.AgreedRejections.OrderByDescending(kv => kv.Value).Take(verbose ? 100 : 25))
         {
             Log($"  both reject x{n}: {shape}");
-            if (verbose && report.RejectionExamples.TryGetValue(shape, out long example)) Log($"    e.g. program {example}:\n{DomainFuzzer.Program(seed, example)}");
+            if (verbose && report.RejectionExamples.TryGetValue(shape, out long example)) Log($"    e.g. program {example}:\n{DomainFuzzer.Program(seed, example, type)}");
         }
         if (casesPath != null)
         {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 using BpfJit.Frontend;
+using BpfJit.Frontend.Elf;
 using BpfJit.Tests.Support;
 using BpfJit.Tests.Verifier;
 using BpfJit.Verifier;
@@ -14,11 +15,13 @@ namespace BpfJit.Tests.Reliability;
 /// <param name="Source">The generated program.</param>
 /// <param name="Minimised">The program shrunk while the disagreement and its message shape hold.</param>
 /// <param name="Kind">For an unsound accept, "dead path" or "reached" (<see cref="DomainFuzzer"/>); empty otherwise.</param>
-public sealed record DomainFinding(int Seed, long Program, string Message, string Source, string Minimised, string Kind = "")
+/// <param name="Type">The program type it was generated and loaded as.</param>
+public sealed record DomainFinding(int Seed, long Program, string Message, string Source, string Minimised, string Kind = "", ProgramType Type = ProgramType.SkLookup)
 {
     /// <summary>The finding as a verifier corpus case (tests/Verifier/cases format) expecting the kernel's verdict.</summary>
     public string ToCorpusCase(string name, bool kernelRejects) =>
-        $"## name: {name}\n## maps: {DomainFuzzer.CorpusMaps}\n## expect: {(kernelRejects ? "reject " + Message : "accept")}\n" +
+        $"## name: {name}\n" + (Type == ProgramType.SkReuseport ? "## section: sk_reuseport\n" : "") +
+        $"## maps: {DomainFuzzer.CorpusMapsFor(Type)}\n## expect: {(kernelRejects ? "reject " + Message : "accept")}\n" +
         Regex.Replace(Minimised, @"ldmap (%r\d), (\d)", "ldmap $1, m$2").TrimEnd('\n') + "\n";
 }
 
@@ -78,18 +81,31 @@ public sealed class DomainFuzzer : IDisposable
     /// <summary>The <c>## maps:</c> line of a corpus case for <see cref="DomainProgramGenerator.Maps"/>.</summary>
     public const string CorpusMaps = "m0:ARRAY:4:48:4, m1:HASH:4:16:4:lock=0, m2:RINGBUF:0:0:4096, m3:ARRAY:4:16:2:lock=8";
 
+    /// <summary>The <c>## maps:</c> line of a corpus case for the maps of <paramref name="type"/>'s generator.</summary>
+    public static string CorpusMapsFor(ProgramType type) => type == ProgramType.SkReuseport ? ReuseportProgramGenerator.CorpusMaps : CorpusMaps;
+
+    /// <summary>The maps the generator of <paramref name="type"/> uses.</summary>
+    public static MapInfo[] MapsFor(ProgramType type) => type == ProgramType.SkReuseport ? ReuseportProgramGenerator.Maps : DomainProgramGenerator.Maps;
+
     /// <summary>Findings kept (and shrunk) per message shape; the rest are only counted.</summary>
     const int KeepPerShape = 3;
 
     readonly int[]? _kernelMaps;
     readonly bool _minimise;
+    readonly ProgramType _type;
+    readonly MapInfo[] _maps;
 
-    /// <summary>Creates the kernel's maps when <paramref name="kernel"/> and the kernel is usable; <paramref name="minimise"/> shrinks kept findings.</summary>
-    public DomainFuzzer(bool kernel, bool minimise = true)
+    /// <summary>
+    /// Creates the kernel's maps when <paramref name="kernel"/> and the kernel is usable; <paramref name="minimise"/> shrinks kept findings;
+    /// <paramref name="type"/> picks the generator and the program type the kernel loads (SK_LOOKUP or SK_REUSEPORT).
+    /// </summary>
+    public DomainFuzzer(bool kernel, bool minimise = true, ProgramType type = ProgramType.SkLookup)
     {
         _minimise = minimise;
+        _type = type;
+        _maps = MapsFor(type);
         if (!kernel || !KernelBpf.Available) return;
-        var fds = DomainProgramGenerator.Maps.Select(m => m.SpinLockOffset >= 0
+        var fds = _maps.Select(m => m.SpinLockOffset >= 0
             ? KernelBtf.CreateMapWithSpinLock((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags, m.SpinLockOffset)
             : KernelBpf.CreateMap((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags)).ToArray();
         if (fds.All(fd => fd >= 0)) _kernelMaps = fds;
@@ -117,8 +133,10 @@ public sealed class DomainFuzzer : IDisposable
         return new Random((int)(z & 0x7fffffff));
     }
 
-    /// <summary>The source of program <paramref name="n"/> of seed <paramref name="seed"/>.</summary>
-    public static string Program(int seed, long n) => DomainProgramGenerator.Generate(ProgramRandom(seed, n));
+    /// <summary>The source of program <paramref name="n"/> of seed <paramref name="seed"/> (an SK_LOOKUP program, or one of <paramref name="type"/>).</summary>
+    public static string Program(int seed, long n, ProgramType type = ProgramType.SkLookup) => type == ProgramType.SkReuseport
+        ? ReuseportProgramGenerator.Generate(ProgramRandom(seed, n))
+        : DomainProgramGenerator.Generate(ProgramRandom(seed, n));
 
     /// <summary>Checks programs [<paramref name="start"/>, <paramref name="start"/> + <paramref name="count"/>) of <paramref name="seed"/>; <paramref name="progress"/> hears about every 1,000th and every finding.</summary>
     public DomainFuzzReport Run(int seed, long start, long count, Action<string>? progress = null)
@@ -127,7 +145,7 @@ public sealed class DomainFuzzer : IDisposable
         var clock = Stopwatch.StartNew();
         for (long n = start; n < start + count; n++)
         {
-            string source = Program(seed, n);
+            string source = Program(seed, n, _type);
             Check(seed, n, source, report, progress);
             if (progress != null && (n - start + 1) % 1000 == 0)
                 progress($"[{DateTime.UtcNow:HH:mm:ss}] seed {seed} programs {start}..{n}: {report} ({(n - start + 1) / clock.Elapsed.TotalSeconds:0} programs/s)");
@@ -136,8 +154,13 @@ public sealed class DomainFuzzer : IDisposable
     }
 
     /// <summary>BpfJit's verdict on a program, with the fuzzer's maps.</summary>
-    static VerifierResult Verify(Instruction[] code) =>
-        BpfJit.Verifier.Verifier.Verify(code, new VerifierOptions { Helpers = SkLookupTestHelpers.Table, Maps = DomainProgramGenerator.Maps, LogLevel = 0 });
+    VerifierResult Verify(Instruction[] code) =>
+        BpfJit.Verifier.Verifier.Verify(code, new VerifierOptions { Helpers = SkLookupTestHelpers.Table, Maps = _maps, LogLevel = 0, ProgramType = _type });
+
+    /// <summary>The kernel's verdict on a program loaded as the fuzzer's program type (SK_REUSEPORT expects BPF_SK_REUSEPORT_SELECT).</summary>
+    BpfJit.Baselines.KernelBpf.LoadResult KernelLoad(Instruction[] code, int logLevel) => _type == ProgramType.SkLookup
+        ? KernelBpf.Load(code, _kernelMaps!, logLevel)
+        : KernelBpf.Load(code, _kernelMaps!, _type, AttachType.SkReuseportSelect, logLevel);
 
     void Check(int seed, long n, string source, DomainFuzzReport report, Action<string>? progress)
     {
@@ -162,7 +185,7 @@ public sealed class DomainFuzzer : IDisposable
         if (verifyMs > report.SlowestVerify.Ms) report.SlowestVerify = (n, verifyMs, -1);
         if (_kernelMaps == null) { Count(report.AgreedRejections, verdict.Accepted ? null : verdict.Error); return; }
         clock.Restart();
-        var kernel = KernelBpf.Load(code, _kernelMaps, logLevel: 0);
+        var kernel = KernelLoad(code, logLevel: 0);
         report.KernelTime += clock.Elapsed;
         if (report.SlowestVerify.Program == n) report.SlowestVerify.KernelMs = clock.ElapsedMilliseconds;
         report.KernelCompared++;
@@ -182,8 +205,8 @@ public sealed class DomainFuzzer : IDisposable
             string shape = Shape(verdict.Error ?? "");
             if (Count(report.OverStrictShapes, verdict.Error) <= KeepPerShape)
             {
-                string small = Shrink(source, c => { var v = Verify(c); return !v.Accepted && Shape(v.Error ?? "") == shape && KernelBpf.Load(c, _kernelMaps, 0).Accepted; });
-                report.OverStrictFindings.Add(new DomainFinding(seed, n, verdict.Error ?? "", source, small));
+                string small = Shrink(source, c => { var v = Verify(c); return !v.Accepted && Shape(v.Error ?? "") == shape && KernelLoad(c, 0).Accepted; });
+                report.OverStrictFindings.Add(new DomainFinding(seed, n, verdict.Error ?? "", source, small, Type: _type));
                 progress?.Invoke($"over-strict: seed {seed} program {n}: BpfJit: {verdict.Error}");
             }
             return;
@@ -203,7 +226,7 @@ public sealed class DomainFuzzer : IDisposable
                 var (m, i) = KernelVerdict(c);
                 return Shape(m) == shape && UnsoundKind(v, i) == kind;
             });
-            report.UnsoundFindings.Add(new DomainFinding(seed, n, KernelVerdict(DomainProgramGenerator.Assemble(small)).Message, source, small, kind));
+            report.UnsoundFindings.Add(new DomainFinding(seed, n, KernelVerdict(DomainProgramGenerator.Assemble(small)).Message, source, small, kind, _type));
             progress?.Invoke($"UNSOUND ({kind}): seed {seed} program {n}: kernel: {message}\n{small}");
         }
     }
@@ -214,7 +237,7 @@ public sealed class DomainFuzzer : IDisposable
     /// </summary>
     (string Message, int[] Path) KernelVerdict(Instruction[] code)
     {
-        var k = KernelBpf.Load(code, _kernelMaps!, logLevel: 1);
+        var k = KernelLoad(code, logLevel: 1);
         if (k.Accepted) return ("accepted", []);
         var lines = k.Log.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         var last = lines.Reverse().SkipWhile(l => l.StartsWith("processed ", StringComparison.Ordinal) || l.StartsWith("verification time", StringComparison.Ordinal) || l.StartsWith("stack depth", StringComparison.Ordinal)).FirstOrDefault();
