@@ -125,6 +125,11 @@ public enum ArgType
     PtrToMemOrNull,
     /// <summary>Pointer to writable memory whose size is the next argument.</summary>
     PtrToUninitMem,
+    /// <summary>
+    /// Pointer to memory the helper writes, whose size is the next argument, or NULL (ARG_PTR_TO_MEM_OR_NULL | MEM_WRITE:
+    /// bpf_snprintf's output buffer).
+    /// </summary>
+    PtrToWritableMemOrNull,
     /// <summary>A constant size, greater than zero.</summary>
     ConstSize,
     /// <summary>A constant size, possibly zero.</summary>
