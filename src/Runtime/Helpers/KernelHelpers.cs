@@ -99,6 +99,8 @@ public static partial class KernelHelpers
         new Helper(ProbeReadKernelStrId, "bpf_probe_read_kernel_str", ProbeReadKernelStr,
             new HelperProto(RetType.Integer, ArgType.PtrToUninitMem, ArgType.ConstSizeOrZero, ArgType.Anything) { RetBoundedBySize = true }),
         Def(Jiffies64Id, Jiffies64, RetType.Integer),
+        Def(GetCurrentCgroupIdId, GetCurrentCgroupId, RetType.Integer),
+        Def(GetCurrentAncestorCgroupIdId, GetCurrentAncestorCgroupId, RetType.Integer, ArgType.Anything),
         Def(GetNsCurrentPidTgidId, GetNsCurrentPidTgid, RetType.Integer, ArgType.Anything, ArgType.Anything, ArgType.PtrToUninitMem, ArgType.ConstSize),
         Def(KtimeGetBootNsId, KtimeGetBootNs, RetType.Integer),
         Def(RingbufOutputId, RingbufOutput, RetType.Integer, ArgType.ConstMapPtr, ArgType.PtrToMem, ArgType.ConstSizeOrZero, ArgType.Anything),
