@@ -94,6 +94,8 @@ internal sealed partial class Checker
         if (typeProto == null && !_helpers.TryGet(id, out helper))
             throw Err($"helper {BaseFuncProto.Display(id)} is not provided by this runtime");
         var proto = typeProto ?? helper!.Proto;
+        // check_helper_call: no program type BpfJit loads is sleepable.
+        if (proto.MightSleep) throw Err("helper call might sleep in a non-sleepable prog");
         string helperName = helper?.Name ?? HelperNames.Name(id)!;
         var meta = new CallMeta();
         for (int i = 0; i < proto.Args.Length; i++)

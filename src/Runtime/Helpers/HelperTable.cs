@@ -215,6 +215,12 @@ public sealed record HelperProto(RetType Ret, params ArgType[] Args)
     /// </summary>
     public bool RetBoundedBySize { get; init; }
 
+    /// <summary>
+    /// True for a helper that may sleep (the kernel's <c>might_sleep</c>: bpf_copy_from_user, bpf_copy_from_user_task):
+    /// the verifier refuses it in a program that is not sleepable, as SK_LOOKUP programs are not.
+    /// </summary>
+    public bool MightSleep { get; init; }
+
     /// <summary>True when the helper acquires a reference that must be released (returns a socket).</summary>
     public bool AcquiresReference => Ret == RetType.PtrToSocketOrNull || Ret == RetType.PtrToRingbufMemOrNull;
 }
