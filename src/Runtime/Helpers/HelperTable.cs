@@ -125,11 +125,6 @@ public enum ArgType
     PtrToMemOrNull,
     /// <summary>Pointer to writable memory whose size is the next argument.</summary>
     PtrToUninitMem,
-    /// <summary>
-    /// Pointer to memory the helper writes, whose size is the next argument, or NULL (ARG_PTR_TO_MEM_OR_NULL | MEM_WRITE:
-    /// bpf_snprintf's output buffer).
-    /// </summary>
-    PtrToWritableMemOrNull,
     /// <summary>A constant size, greater than zero.</summary>
     ConstSize,
     /// <summary>A constant size, possibly zero.</summary>
@@ -166,6 +161,11 @@ public enum ArgType
     PtrToTimer,
     /// <summary>An initialised dynptr the helper does not change (ARG_PTR_TO_DYNPTR | MEM_RDONLY).</summary>
     PtrToDynptr,
+    /// <summary>
+    /// Pointer to memory the helper writes, whose size is the next argument, or NULL (ARG_PTR_TO_MEM_OR_NULL | MEM_WRITE:
+    /// bpf_snprintf's output buffer).
+    /// </summary>
+    PtrToWritableMemOrNull,
 }
 
 /// <summary>The kernel's helper return types (enum bpf_return_type), as far as BpfJit's helpers need them.</summary>
