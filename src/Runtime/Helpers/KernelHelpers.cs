@@ -72,6 +72,7 @@ public static partial class KernelHelpers
         Def(KtimeGetNsId, KtimeGetNs, RetType.Integer),
         new Helper(TracePrintkId, "bpf_trace_printk", TracePrintk,
             new HelperProto(RetType.Integer, ArgType.PtrToMem, ArgType.ConstSize) { Variadic = true }),
+        Def(TraceVprintkId, TraceVprintk, RetType.Integer, ArgType.PtrToMem, ArgType.ConstSize, ArgType.PtrToMemOrNull, ArgType.ConstSizeOrZero),
         Def(GetPrandomU32Id, GetPrandomU32, RetType.Integer),
         // The slot is below Cpu.Count, so the verifier may bound the result as the kernel does by nr_cpu_ids.
         new Helper(GetSmpProcessorIdId, "bpf_get_smp_processor_id", GetSmpProcessorId,

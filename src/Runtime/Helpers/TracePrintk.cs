@@ -228,4 +228,23 @@ public static unsafe partial class KernelHelpers
         if (result >= 0) TracePipe.Sink?.Invoke(text);
         return (ulong)(long)result;
     }
+
+    /// <summary>bpf_trace_vprintk.</summary>
+    public const int TraceVprintkId = 177;
+
+    /// <summary>
+    /// bpf_trace_vprintk(fmt, fmt_size, data, data_len): bpf_trace_printk with its arguments in a u64 array, up to
+    /// MAX_BPRINTF_VARARGS (12): -EINVAL for a data_len that is not a multiple of 8, above 96 or without data, or a
+    /// format <see cref="TracePrintkFormat"/> refuses with that many arguments; else the message goes to
+    /// <see cref="TracePipe.Sink"/> and the result is its length.
+    /// </summary>
+    public static ulong TraceVprintk(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
+    {
+        if (r4 % 8 != 0 || r4 > TracePrintkFormat.MaxSnprintfArgs * 8 || (r4 != 0 && r3 == 0)) return Err(Errno.EINVAL);
+        var args = new ReadOnlySpan<ulong>((ulong*)r3, (int)(r4 / 8));
+        int result = TracePrintkFormat.FormatAll((byte*)r1, r2, args, args.Length, out string text);
+        if (result < 0) return (ulong)(long)result;
+        TracePipe.Sink?.Invoke(text.Length >= TracePrintkFormat.MaxOutput ? text[..(TracePrintkFormat.MaxOutput - 1)] : text);
+        return (ulong)result;
+    }
 }
