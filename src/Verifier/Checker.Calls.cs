@@ -75,6 +75,8 @@ internal sealed partial class Checker
         public ulong MsizeMax;
         /// <summary>The callback subprogram of a PTR_TO_FUNC argument, or -1.</summary>
         public int Subprog = -1;
+        /// <summary>The bytes of an ARG_PTR_TO_CONST_STR argument from its offset to its NUL (check_reg_const_str), or null.</summary>
+        public byte[]? ConstStr;
     }
 
     void CheckHelperCall(Instruction ins, int idx)
@@ -92,6 +94,8 @@ internal sealed partial class Checker
         if (typeProto == null && !_helpers.TryGet(id, out helper))
             throw Err($"helper {BaseFuncProto.Display(id)} is not provided by this runtime");
         var proto = typeProto ?? helper!.Proto;
+        // check_helper_call: no program type BpfJit loads is sleepable.
+        if (proto.MightSleep) throw Err("helper call might sleep in a non-sleepable prog");
         string helperName = helper?.Name ?? HelperNames.Name(id)!;
         var meta = new CallMeta();
         for (int i = 0; i < proto.Args.Length; i++)
@@ -99,6 +103,7 @@ internal sealed partial class Checker
             if (proto.Args[i] == ArgType.DontCare) continue;
             CheckFuncArg(i + 1, proto.Args[i], meta, id, helperName);
         }
+        if (id == KernelHelpers.SnprintfId && meta.ConstStr is { } fmt) CheckSnprintfCall(fmt);
         if (meta.MapIndex >= 0 && HelperNames.Name(id) == "bpf_tail_call" && Map(meta.MapIndex).Type != MapType.ProgArray)
             throw Err("expected prog array map for tail call");
         // set_map_elem_callback_state looks at the map before check_map_func_compatibility does.
@@ -250,7 +255,7 @@ internal sealed partial class Checker
         CheckRead(regno);
         var reg = Regs[regno];
         if (arg == ArgType.Anything) return;
-        bool mayBeNull = arg is ArgType.PtrToSocketOrNull or ArgType.PtrToMemOrNull or ArgType.PtrToStackOrNull or ArgType.PtrToSockCommonOrNull;
+        bool mayBeNull = arg is ArgType.PtrToSocketOrNull or ArgType.PtrToMemOrNull or ArgType.PtrToWritableMemOrNull or ArgType.PtrToStackOrNull or ArgType.PtrToSockCommonOrNull;
         // A NULL passed for a nullable pointer: pruned paths must pass NULL too (stricter than the kernel, difference 7).
         if (mayBeNull && reg.IsNull) MarkPrecise(regno);
         bool isMapValueArg = arg == ArgType.PtrToMapValue;
@@ -318,12 +323,12 @@ internal sealed partial class Checker
                     break;
                 case ArgType.PtrToConstStr:
                     if (type != RegType.PtrToMapValue) TypeMismatch(regno, "map_value");
-                    if (!Map(reg.Aux).ProgramCannotWrite) throw Err($"R{regno} does not point to a readonly map'");
+                    meta.ConstStr = ConstString(regno, reg);
                     break;
                 case ArgType.ConstSize or ArgType.ConstSizeOrZero or ArgType.ConstAllocSizeOrZero:
                     if (!reg.IsScalar) TypeMismatch(regno, "scalar");
                     break;
-                case ArgType.PtrToMapKey or ArgType.PtrToMapValue or ArgType.PtrToUninitMapValue or ArgType.PtrToMem or ArgType.PtrToMemOrNull
+                case ArgType.PtrToMapKey or ArgType.PtrToMapValue or ArgType.PtrToUninitMapValue or ArgType.PtrToMem or ArgType.PtrToMemOrNull or ArgType.PtrToWritableMemOrNull
                     or ArgType.PtrToUninitMem or ArgType.PtrToAlignedLong:
                     if (type is not (RegType.PtrToStack or RegType.PtrToMapValue or RegType.PtrToMapKey or RegType.PtrToMem or RegType.PtrToArgMem or RegType.PtrToPacket))
                         TypeMismatch(regno, MemTypes);
@@ -367,9 +372,9 @@ internal sealed partial class Checker
                 CheckHelperMem(regno, sizeof(long), write: true);
                 CheckAlignment(Regs[regno], 0, sizeof(long), strict: true);
                 break;
-            case ArgType.PtrToMem or ArgType.PtrToMemOrNull or ArgType.PtrToUninitMem:
+            case ArgType.PtrToMem or ArgType.PtrToMemOrNull or ArgType.PtrToUninitMem or ArgType.PtrToWritableMemOrNull:
                 meta.LastMemRegno = regno;
-                meta.LastMemWrite = arg == ArgType.PtrToUninitMem;
+                meta.LastMemWrite = arg is ArgType.PtrToUninitMem or ArgType.PtrToWritableMemOrNull;
                 break;
             case ArgType.ConstSize or ArgType.ConstSizeOrZero:
                 {
@@ -389,6 +394,39 @@ internal sealed partial class Checker
                 meta.MemSize = (int)reg.VarOff.Value;
                 break;
         }
+    }
+
+    /// <summary>
+    /// check_bpf_snprintf_call: the format (R3, a constant string) must be valid for data_len / 8 arguments (R5), as
+    /// bpf_bprintf_prepare decides; the kernel refuses a data_len that is not a multiple of 8 without a message.
+    /// </summary>
+    void CheckSnprintfCall(byte[] fmt)
+    {
+        ulong dataLen = Regs[5].VarOff.Value;
+        if (dataLen % 8 != 0) throw Err("R5 (data_len) is not a multiple of 8");
+        if (!TracePrintkFormat.IsValid(fmt, (int)Math.Min(dataLen / 8, int.MaxValue))) throw Err("Invalid format string");
+    }
+
+    /// <summary>
+    /// check_reg_const_str: a string the verifier can read, in a read-only (BPF_F_RDONLY_PROG and frozen) map with direct
+    /// value access (a single-entry ARRAY), at a constant offset, NUL-terminated within the value. Returns its bytes up
+    /// to the NUL.
+    /// </summary>
+    byte[] ConstString(int regno, in RegState reg)
+    {
+        var map = Map(reg.Aux);
+        // bpf_map_is_rdonly: BPF_F_RDONLY_PROG and frozen; the verifier is given the value of exactly those ARRAYs.
+        if (map.FrozenValue is not { } value)
+        {
+            if (!map.ProgramCannotWrite || map.Type == MapType.Array) throw Err($"R{regno} does not point to a readonly map'");
+            throw Err("no direct value access support for this map type");
+        }
+        if (!reg.VarOff.IsConst) throw Err($"R{regno} is not a constant address'");
+        CheckMemRegion(regno, reg, reg.Off, map.ValueSize - reg.Off, map.ValueSize, zeroOk: false);
+        int at = reg.Off + (int)(long)reg.VarOff.Value;
+        int nul = Array.IndexOf(value, (byte)0, at);
+        if (nul < 0) throw Err("string is not zero-terminated");
+        return value[at..nul];
     }
 
     /// <summary>The key a stack pointer points at when it is a known constant (get_constant_map_key), else -1.</summary>

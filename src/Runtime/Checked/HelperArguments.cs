@@ -79,8 +79,8 @@ public static class HelperArguments
                 case ArgType.PtrToMapValue or ArgType.PtrToUninitMapValue when map != null:
                     size = (ulong)map.ValueSize;
                     break;
-                case ArgType.PtrToMem or ArgType.PtrToUninitMem or ArgType.PtrToMemOrNull:
-                    if (value == 0 && args[i] == ArgType.PtrToMemOrNull) break;
+                case ArgType.PtrToMem or ArgType.PtrToUninitMem or ArgType.PtrToMemOrNull or ArgType.PtrToWritableMemOrNull:
+                    if (value == 0 && args[i] is ArgType.PtrToMemOrNull or ArgType.PtrToWritableMemOrNull) break;
                     // As many bytes as the size argument after it says (one byte when none follows).
                     bool sized = i + 1 < args.Length && args[i + 1] is ArgType.ConstSize or ArgType.ConstSizeOrZero;
                     size = sized ? Arg(i + 1, r1, r2, r3, r4, r5) : 1;

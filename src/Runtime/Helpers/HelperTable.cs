@@ -161,6 +161,11 @@ public enum ArgType
     PtrToTimer,
     /// <summary>An initialised dynptr the helper does not change (ARG_PTR_TO_DYNPTR | MEM_RDONLY).</summary>
     PtrToDynptr,
+    /// <summary>
+    /// Pointer to memory the helper writes, whose size is the next argument, or NULL (ARG_PTR_TO_MEM_OR_NULL | MEM_WRITE:
+    /// bpf_snprintf's output buffer).
+    /// </summary>
+    PtrToWritableMemOrNull,
 }
 
 /// <summary>The kernel's helper return types (enum bpf_return_type), as far as BpfJit's helpers need them.</summary>
@@ -209,6 +214,12 @@ public sealed record HelperProto(RetType Ret, params ArgType[] Args)
     /// helpers: the number of bytes written).
     /// </summary>
     public bool RetBoundedBySize { get; init; }
+
+    /// <summary>
+    /// True for a helper that may sleep (the kernel's <c>might_sleep</c>: bpf_copy_from_user, bpf_copy_from_user_task):
+    /// the verifier refuses it in a program that is not sleepable, as SK_LOOKUP programs are not.
+    /// </summary>
+    public bool MightSleep { get; init; }
 
     /// <summary>True when the helper acquires a reference that must be released (returns a socket).</summary>
     public bool AcquiresReference => Ret == RetType.PtrToSocketOrNull || Ret == RetType.PtrToRingbufMemOrNull;

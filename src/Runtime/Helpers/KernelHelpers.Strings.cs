@@ -1,3 +1,4 @@
+using System.Text;
 using BpfJit.Runtime.Maps;
 
 namespace BpfJit.Runtime;
@@ -8,6 +9,10 @@ public static unsafe partial class KernelHelpers
     public const int StrtolId = 105;
     /// <summary>bpf_strtoul.</summary>
     public const int StrtoulId = 106;
+    /// <summary>bpf_snprintf.</summary>
+    public const int SnprintfId = 165;
+    /// <summary>bpf_strncmp.</summary>
+    public const int StrncmpId = 182;
 
     /// <summary>BPF_STRTOX_BASE_MASK: the low five bits of the flags give the base (0, 8, 10 or 16).</summary>
     const ulong StrtoxBaseMask = 0x1f;
@@ -103,4 +108,49 @@ public static unsafe partial class KernelHelpers
 
     /// <summary>The kernel's isspace (lib/ctype.c, Latin-1): \t \n \v \f \r, space and the no-break space 0xa0.</summary>
     static bool IsSpace(byte c) => c is (>= 9 and <= 13) or 32 or 0xa0;
+
+    /// <summary>
+    /// bpf_strncmp(s1, s1_sz, s2): the kernel's strncmp(s1, s2, s1_sz) (lib/string.c): compares as unsigned bytes up to
+    /// s1_sz bytes or the first NUL; -1, 0 or 1. The verifier guarantees s1_sz readable bytes at s1 and a NUL-terminated
+    /// constant string at s2 (ARG_PTR_TO_CONST_STR); the comparison stops at s2's NUL at the latest, as the kernel's.
+    /// </summary>
+    public static ulong Strncmp(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
+    {
+        byte* s1 = (byte*)r1, s2 = (byte*)r3;
+        for (ulong i = 0; i < r2; i++)
+        {
+            byte c1 = s1[i], c2 = s2[i];
+            if (c1 != c2) return c1 < c2 ? ulong.MaxValue : 1;
+            if (c1 == 0) break;
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// bpf_snprintf(str, str_size, fmt, data, data_len): formats the constant string fmt (the verifier checked it as
+    /// bpf_bprintf_prepare does, with data_len / 8 arguments) with the u64 array data, as bstr_printf into str: at most
+    /// str_size - 1 bytes and a NUL. Returns the length of the whole text plus one (the size a buffer needs), or
+    /// -EINVAL for a data_len that is not a multiple of 8, above 12 arguments or without data, or a format that
+    /// asks for more arguments than it is given. The kernel's -EBUSY (its per-CPU format buffers nested more than
+    /// three deep, by an interrupt) cannot happen here: nothing interrupts a program on its thread.
+    /// </summary>
+    public static ulong Snprintf(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
+    {
+        if (r5 % 8 != 0 || r5 > TracePrintkFormat.MaxSnprintfArgs * 8 || (r5 != 0 && r4 == 0)) return Err(Errno.EINVAL);
+        byte* fmt = (byte*)r3;
+        // Byte by byte: a vectorised search could read past the string into an unmapped page.
+        ulong fmtLength = 0;
+        while (fmt[fmtLength] != 0) fmtLength++;
+        var args = new ReadOnlySpan<ulong>((ulong*)r4, (int)(r5 / 8));
+        int length = TracePrintkFormat.FormatAll(fmt, fmtLength + 1, args, args.Length, out string text);
+        if (length < 0) return Err(-length);
+        if (r1 != 0 && r2 > 0)
+        {
+            var str = new Span<byte>((byte*)r1, (int)r2);
+            int n = Math.Min(text.Length, str.Length - 1);
+            Encoding.Latin1.GetBytes(text.AsSpan(0, n), str);
+            str[n] = 0;
+        }
+        return (ulong)length + 1;
+    }
 }

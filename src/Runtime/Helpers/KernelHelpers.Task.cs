@@ -173,15 +173,20 @@ public static unsafe partial class KernelHelpers
         /// <summary>The device and inode of the process's pid namespace (<c>/proc/self/ns/pid</c>); null where there is none.</summary>
         public static (ulong Dev, ulong Ino)? PidNamespace() => s_pidNamespace.Value;
 
-        static (ulong Dev, ulong Ino)? ReadPidNamespace()
+        static (ulong Dev, ulong Ino)? ReadPidNamespace() => Stat("/proc/self/ns/pid");
+
+        /// <summary>stat(2) of <paramref name="file"/>: its st_dev and st_ino; null where it fails or there is no stat.</summary>
+        public static (ulong Dev, ulong Ino)? Stat(string file)
         {
             if (s_stat == null && s_xstat == null) return null;
-            byte* path = stackalloc byte[] { (byte)'/', (byte)'p', (byte)'r', (byte)'o', (byte)'c', (byte)'/', (byte)'s', (byte)'e', (byte)'l', (byte)'f',
-                (byte)'/', (byte)'n', (byte)'s', (byte)'/', (byte)'p', (byte)'i', (byte)'d', 0 };
+            byte[] path = Encoding.UTF8.GetBytes(file + "\0");
             ulong* buf = stackalloc ulong[64];      // 512 bytes: larger than struct stat on every 64-bit ABI
-            // _STAT_VER is 1 on x86-64 and 0 on the generic ABIs (aarch64).
-            int rc = s_stat != null ? s_stat(path, (byte*)buf) : s_xstat(RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 1 : 0, path, (byte*)buf);
-            return rc == 0 ? (buf[0], buf[1]) : null;
+            fixed (byte* p = path)
+            {
+                // _STAT_VER is 1 on x86-64 and 0 on the generic ABIs (aarch64).
+                int rc = s_stat != null ? s_stat(p, (byte*)buf) : s_xstat(RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 1 : 0, p, (byte*)buf);
+                return rc == 0 ? (buf[0], buf[1]) : null;
+            }
         }
 
         static nint Export(string name)

@@ -34,8 +34,35 @@ public static unsafe class TracePrintkFormat
     /// <summary>MAX_BPRINTF_BUF: the formatted message is cut to this size minus the NUL.</summary>
     public const int MaxOutput = 1024;
 
+    /// <summary>MAX_BPRINTF_VARARGS: bpf_snprintf's largest argument count.</summary>
+    public const int MaxSnprintfArgs = 12;
+
     /// <summary>Formats; returns the formatted length, or a negated errno (and no text).</summary>
     public static int Format(byte* fmt, ulong fmtSize, ReadOnlySpan<ulong> args, out string text)
+    {
+        int result = FormatAll(fmt, fmtSize, args, MaxArgs, out string all);
+        text = all.Length >= MaxOutput ? all[..(MaxOutput - 1)] : all;
+        return result;
+    }
+
+    /// <summary>
+    /// bpf_bprintf_prepare's check of a format the verifier knows (bpf_snprintf's): true when <paramref name="fmt"/>
+    /// (its bytes up to, without, the NUL) is valid with <paramref name="argCount"/> arguments.
+    /// </summary>
+    public static bool IsValid(ReadOnlySpan<byte> fmt, int argCount)
+    {
+        var z = new byte[fmt.Length + 1];
+        fmt.CopyTo(z);
+        // Zero arguments: %s and %pI4 of NULL read nothing.
+        var args = new ulong[Math.Max(0, argCount)];
+        fixed (byte* p = z) return FormatAll(p, (ulong)z.Length, args, args.Length, out _) >= 0;
+    }
+
+    /// <summary>
+    /// Formats with at most <paramref name="maxArgs"/> conversions; returns the length of the whole text (not cut to
+    /// <see cref="MaxOutput"/>), or a negated errno (and no text).
+    /// </summary>
+    public static int FormatAll(byte* fmt, ulong fmtSize, ReadOnlySpan<ulong> args, int maxArgs, out string text)
     {
         text = "";
         if (fmt == null || fmtSize == 0) return -Runtime.Errno.EINVAL;
@@ -59,7 +86,7 @@ public static unsafe class TracePrintkFormat
                 i++;
                 continue;
             }
-            if (arg >= Math.Min(args.Length, MaxArgs)) return -Runtime.Errno.EINVAL;
+            if (arg >= Math.Min(args.Length, maxArgs)) return -Runtime.Errno.EINVAL;
             ulong value = args[arg++];
             i++;
             bool left = false, zero = false, plus = false, space = false;
@@ -129,9 +156,8 @@ public static unsafe class TracePrintkFormat
             }
             Pad(sb, piece, width, left, zero && numeric && !left);
         }
-        string all = sb.ToString();
-        text = all.Length >= MaxOutput ? all[..(MaxOutput - 1)] : all;
-        return all.Length;
+        text = sb.ToString();
+        return text.Length;
     }
 
     static void Pad(StringBuilder sb, string piece, int width, bool left, bool zero)
@@ -201,5 +227,24 @@ public static unsafe partial class KernelHelpers
         int result = TracePrintkFormat.Format((byte*)fmt, fmtSize, args, out string text);
         if (result >= 0) TracePipe.Sink?.Invoke(text);
         return (ulong)(long)result;
+    }
+
+    /// <summary>bpf_trace_vprintk.</summary>
+    public const int TraceVprintkId = 177;
+
+    /// <summary>
+    /// bpf_trace_vprintk(fmt, fmt_size, data, data_len): bpf_trace_printk with its arguments in a u64 array, up to
+    /// MAX_BPRINTF_VARARGS (12): -EINVAL for a data_len that is not a multiple of 8, above 96 or without data, or a
+    /// format <see cref="TracePrintkFormat"/> refuses with that many arguments; else the message goes to
+    /// <see cref="TracePipe.Sink"/> and the result is its length.
+    /// </summary>
+    public static ulong TraceVprintk(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
+    {
+        if (r4 % 8 != 0 || r4 > TracePrintkFormat.MaxSnprintfArgs * 8 || (r4 != 0 && r3 == 0)) return Err(Errno.EINVAL);
+        var args = new ReadOnlySpan<ulong>((ulong*)r3, (int)(r4 / 8));
+        int result = TracePrintkFormat.FormatAll((byte*)r1, r2, args, args.Length, out string text);
+        if (result < 0) return (ulong)(long)result;
+        TracePipe.Sink?.Invoke(text.Length >= TracePrintkFormat.MaxOutput ? text[..(TracePrintkFormat.MaxOutput - 1)] : text);
+        return (ulong)result;
     }
 }

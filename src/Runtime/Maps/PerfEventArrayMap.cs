@@ -48,6 +48,19 @@ public sealed unsafe class PerfEventArrayMap : BpfMap
         return 0;
     }
 
+    /// <summary>
+    /// get_map_perf_counter for bpf_perf_event_read(_value): 0 (a host sink counts nothing), -EINVAL (flags past the
+    /// index), -E2BIG (index), -ENOENT (an empty slot).
+    /// </summary>
+    public int ReadCounter(ulong flags)
+    {
+        if ((flags & ~IndexMask) != 0) return -Errno.EINVAL;
+        ulong index = flags & IndexMask;
+        if (index == CurrentCpu) index = (ulong)Cpu.Current();
+        if (index >= (ulong)MaxEntries) return -Errno.E2BIG;
+        return Volatile.Read(ref _sinks[index]) == null ? -Errno.ENOENT : 0;
+    }
+
     /// <inheritdoc />
     protected override int LookupCore(byte* key, byte* value, ulong flags) => -Errno.ENOTSUPP;
 
