@@ -77,17 +77,7 @@ static class ReuseportRun
                 else Socket(w, "selected", selected);
                 if (receiver == null) w.WriteNull("socket");
                 else Socket(w, "socket", receiver);
-                if (args.Has("--repeat"))
-                {
-                    w.WriteNumber("repeat", repeat);
-                    w.WriteNumber("durationNs", durationNs);
-                }
-                if (args.Has("--dump-maps"))
-                {
-                    w.WriteStartArray("maps");
-                    foreach (var map in maps) MapDump.WriteJson(map, w);
-                    w.WriteEndArray();
-                }
+                RunTail.WriteJson(w, args.Has("--repeat"), repeat, durationNs, args.Has("--dump-maps"), maps);
                 w.WriteEndObject();
             });
             return Cli.Ok;
@@ -101,12 +91,7 @@ static class ReuseportRun
             _ => "dropped",
         };
         stdout.WriteLine($"retval {retval} ({verdict}), {result}");
-        if (args.Has("--repeat")) stdout.WriteLine($"duration (average): {durationNs}ns over {repeat} runs");
-        foreach (var map in maps)
-        {
-            stdout.WriteLine($"map {map.Name} ({map.Type}, id {map.Id}):");
-            MapDump.WriteText(map, stdout);
-        }
+        RunTail.WriteText(stdout, args.Has("--repeat"), repeat, durationNs, maps);
         return Cli.Ok;
     }
 

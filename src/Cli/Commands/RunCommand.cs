@@ -168,17 +168,7 @@ public static class RunCommand
                     w.WriteNumber("cookie", cookie);
                     w.WriteEndObject();
                 }
-                if (args.Has("--repeat"))
-                {
-                    w.WriteNumber("repeat", repeat);
-                    w.WriteNumber("durationNs", durationNs);
-                }
-                if (args.Has("--dump-maps"))
-                {
-                    w.WriteStartArray("maps");
-                    foreach (var map in maps) MapDump.WriteJson(map, w);
-                    w.WriteEndArray();
-                }
+                RunTail.WriteJson(w, args.Has("--repeat"), repeat, durationNs, args.Has("--dump-maps"), maps);
                 w.WriteEndObject();
             });
         }
@@ -188,12 +178,7 @@ public static class RunCommand
             stdout.WriteLine($"context {packet}, ingress_ifindex {packet.IngressIfindex}");
             string sel = socketName == null ? "no socket selected" : $"socket {socketName} (cookie {cookie}){(noReuseport ? ", no reuseport" : "")}";
             stdout.WriteLine($"retval {retval} ({verdictName}), {sel}");
-            if (args.Has("--repeat")) stdout.WriteLine($"duration (average): {durationNs}ns over {repeat} runs");
-            foreach (var map in maps)
-            {
-                stdout.WriteLine($"map {map.Name} ({map.Type}, id {map.Id}):");
-                MapDump.WriteText(map, stdout);
-            }
+            RunTail.WriteText(stdout, args.Has("--repeat"), repeat, durationNs, maps);
         }
         return Cli.Ok;
     }
