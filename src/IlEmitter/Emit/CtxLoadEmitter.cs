@@ -10,7 +10,7 @@ namespace BpfJit.IlEmitter.Emit;
 /// <summary>
 /// Loads the verifier proved to read the program's context (<c>struct bpf_sk_lookup</c> or <c>struct sk_reuseport_md</c>
 /// at r1): one direct read at a constant offset of the context block, with the kernel's narrow-load semantics decided
-/// here, at compile time (SK_REUSEPORT: <see cref="SkReuseportLayout.Fold"/>). SK_LOOKUP (spec 1.2,
+/// here, at compile time (each type's <see cref="Runtime.ProgramTypes.IProgramTypeDefinition.FoldContextLoad"/>). SK_LOOKUP (spec 1.2,
 /// <c>sk_lookup_convert_ctx_access</c>): family, protocol and local_port
 /// are 16-bit fields (a 2-byte load at +2 reads the field itself, bytes 2-3 read 0), remote_port is
 /// 16 bits even when read with 4 bytes, the padding reads 0. No call, no run-time check.
@@ -22,7 +22,7 @@ internal static class CtxLoadEmitter
         int size = ins.MemSize switch { MemSize.B => 1, MemSize.H => 2, MemSize.W => 4, _ => 8 };
         bool signed = ins.MemMode == MemMode.MemSx;
         // Each type's context block is laid out as its UAPI structure; its fold says which bytes a load reads.
-        var (offset, width) = type == ProgramType.SkReuseport ? SkReuseportLayout.Fold(fact.CtxOffset, size) : Fold(fact.CtxOffset, size);
+        var (offset, width) = Runtime.ProgramTypes.ProgramTypeRegistry.Get(type).FoldContextLoad(fact.CtxOffset, size);
         if (width == 0)
         {
             // rd = 0   (the kernel's answer for this narrow load, known now)
@@ -54,30 +54,5 @@ internal static class CtxLoadEmitter
             default: c.Op(OpCodes.Ldind_I8); break;
         }
         c.StReg(ins.Dst);
-    }
-
-    /// <summary>
-    /// What a <paramref name="size"/>-byte load at UAPI offset <paramref name="offset"/> reads in the
-    /// context block: (offset, bytes), bytes 0 meaning the value is the constant 0. A narrower read than
-    /// the access zero-extends; sign extension then changes nothing, as in the kernel (its MOVSX from the
-    /// access width sees a value whose top bit is clear).
-    /// </summary>
-    public static (int Offset, int Width) Fold(int offset, int size)
-    {
-        bool shortField = offset is >= SkLookupLayout.Family and < SkLookupLayout.Family + 4
-            or >= SkLookupLayout.Protocol and < SkLookupLayout.Protocol + 4
-            or >= SkLookupLayout.LocalPort and < SkLookupLayout.LocalPort + 4;
-        if (shortField)
-        {
-            int field = offset & ~3, k = offset - field;
-            return size switch
-            {
-                4 or 2 => (field, 2),          // the u16; 2 bytes at +2 is the kernel quirk (the field again)
-                _ => k < 2 ? (offset, 1) : (0, 0),
-            };
-        }
-        if (offset == SkLookupLayout.RemotePort) return (offset, Math.Min(size, 2));
-        if (offset is SkLookupLayout.Pad or SkLookupLayout.Pad + 1) return (0, 0);
-        return (offset, size);
     }
 }

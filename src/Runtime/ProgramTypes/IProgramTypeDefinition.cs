@@ -90,6 +90,21 @@ public interface IProgramTypeDefinition
     /// </summary>
     CtxField? ContextAccess(int off, int size, bool write);
 
+    /// <summary>
+    /// The kernel's answer to a context load the verifier accepted (its <c>*_convert_ctx_access</c>), as the engines'
+    /// context block holds it: the offset and byte count a <paramref name="size"/>-byte load at UAPI offset
+    /// <paramref name="offset"/> reads (zero-extended), width 0 meaning the constant 0. The JIT decides each load
+    /// with it at compile time.
+    /// </summary>
+    (int Offset, int Width) FoldContextLoad(int offset, int size);
+
+    /// <summary>
+    /// The offset a plain <paramref name="size"/>-byte load at <paramref name="offset"/> must read instead for the
+    /// kernel's value (a narrow load the kernel answers from the field's start), or <paramref name="offset"/> itself:
+    /// the rewrite both engines run before they prepare the program (<c>CtxLoadRewriter</c>).
+    /// </summary>
+    int NarrowLoadOffset(int offset, int size);
+
     /// <summary>Direct packet access through the context's packet pointers.</summary>
     PacketAccess PacketAccess { get; }
 

@@ -12,6 +12,31 @@ namespace BpfJit.Runtime.SkLookup;
 /// </summary>
 public static class SkLookupLayout
 {
+    /// <summary>
+    /// What a <paramref name="size"/>-byte load at UAPI offset <paramref name="offset"/> reads in the
+    /// context block: (offset, bytes), bytes 0 meaning the value is the constant 0. A narrower read than
+    /// the access zero-extends; sign extension then changes nothing, as in the kernel (its MOVSX from the
+    /// access width sees a value whose top bit is clear).
+    /// </summary>
+    public static (int Offset, int Width) Fold(int offset, int size)
+    {
+        bool shortField = offset is >= Family and < Family + 4
+            or >= Protocol and < Protocol + 4
+            or >= LocalPort and < LocalPort + 4;
+        if (shortField)
+        {
+            int field = offset & ~3, k = offset - field;
+            return size switch
+            {
+                4 or 2 => (field, 2),          // the u16; 2 bytes at +2 is the kernel quirk (the field again)
+                _ => k < 2 ? (offset, 1) : (0, 0),
+            };
+        }
+        if (offset == RemotePort) return (offset, Math.Min(size, 2));
+        if (offset is Pad or Pad + 1) return (0, 0);
+        return (offset, size);
+    }
+
     /// <summary>Size of the UAPI struct.</summary>
     public const int Size = 72;
     /// <summary>Size of the native block (UAPI struct plus hidden state).</summary>

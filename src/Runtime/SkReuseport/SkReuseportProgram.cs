@@ -35,7 +35,7 @@ public sealed class SkReuseportProgram : IDisposable
         // The interpreter (and the JIT without facts) read the block with plain loads: the few narrow loads the kernel
         // answers from another offset are moved there. The rewrite changes only offsets, so facts still describe the
         // code, and the JIT's facts-driven ctx loads fold from the offset the verifier saw (SkReuseportLayout.Fold).
-        Instructions = CtxLoadRewriter.Rewrite(code, (offset, size) => SkReuseportLayout.NarrowLoadOffset(offset, Bytes(size)));
+        Instructions = CtxLoadRewriter.Rewrite(code, (offset, size) => ProgramTypes.SkReuseport.SkReuseportType.Instance.NarrowLoadOffset(offset, Bytes(size)));
         Engine = engine;
         Helpers = helpers;
         Facts = facts;

@@ -1,3 +1,4 @@
+using BpfJit.Runtime.SkLookup;
 using BpfJit.Frontend.Elf;
 
 namespace BpfJit.Runtime.ProgramTypes.SkLookup;
@@ -54,6 +55,12 @@ public sealed class SkLookupType : IProgramTypeDefinition
     public bool MayUpdateSockMap => true;
     /// <inheritdoc />
     public ReturnRange? ReturnRange => new ReturnRange(0, 1);
+
+    /// <inheritdoc/>
+    public (int Offset, int Width) FoldContextLoad(int offset, int size) => SkLookupLayout.Fold(offset, size);
+
+    /// <inheritdoc/>
+    public int NarrowLoadOffset(int offset, int size) => size == 2 && CtxLoadRewriter.IsQuirkOffset(offset) ? offset - 2 : offset;
     /// <inheritdoc />
     public IReadOnlyList<string> AttachPoints { get; } = ["network namespace (BPF_LINK_CREATE, BPF_SK_LOOKUP): before the socket lookup of each TCP SYN and UDP datagram"];
 

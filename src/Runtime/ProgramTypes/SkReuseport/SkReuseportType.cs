@@ -1,3 +1,4 @@
+using BpfJit.Runtime.SkReuseport;
 using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
 
@@ -100,6 +101,12 @@ public sealed class SkReuseportType : IProgramTypeDefinition
     public bool MayUpdateSockMap => true;
     /// <inheritdoc />
     public ReturnRange? ReturnRange => null;
+
+    /// <inheritdoc/>
+    public (int Offset, int Width) FoldContextLoad(int offset, int size) => SkReuseportLayout.Fold(offset, size);
+
+    /// <inheritdoc/>
+    public int NarrowLoadOffset(int offset, int size) => SkReuseportLayout.NarrowLoadOffset(offset, size);
     /// <inheritdoc />
     public IReadOnlyList<string> AttachPoints { get; } =
     [
