@@ -141,14 +141,17 @@ public sealed class SocketTable
             if (s.ReuseportGroup is { } group)
             {
                 group.Remove(s);
-                if (group.Members.Count == 0) group.Close();
                 if (group.Members.Count == 0)
+                {
+                    // The group's end: its program goes, and so does its key.
+                    group.Close();
                     foreach (var (key, g) in _groups)
                         if (g == group)
                         {
                             _groups.Remove(key);
                             break;
                         }
+                }
             }
         }
     }
