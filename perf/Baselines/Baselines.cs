@@ -348,3 +348,42 @@ public sealed class HandWrittenEngine(SkLookupBaseline baseline) : IBpfEngine
         return (r1, _) => b.Run((nint)r1);
     }
 }
+
+/// <summary>
+/// perf/programs/rule_loop.c: the rules of the ARRAY <c>rules</c> (a count, then 16-byte rules: address, mask,
+/// port range, action) walked in order for an IPv4 destination; the first match drops (RULE_DROP) or assigns the
+/// <c>rule_socks</c> slot its action names (SK_DROP when the slot is empty).
+/// </summary>
+public sealed unsafe class RuleLoopBaseline(ArrayMap rules, SockMap socks) : SkLookupBaseline
+{
+    const int MaxRules = 16;
+    const uint RuleDrop = 0xffffffff;
+
+    /// <summary>Binds to the object's maps <c>rules</c> and <c>rule_socks</c>.</summary>
+    public RuleLoopBaseline(IReadOnlyList<BpfMap> maps) : this(MapOf<ArrayMap>(maps, "rules"), MapOf<SockMap>(maps, "rule_socks")) { }
+
+    /// <inheritdoc />
+    public override string Name => "rule_loop";
+
+    /// <inheritdoc />
+    public override uint Run(nint ctx)
+    {
+        if (U32(ctx, L.Family) != (uint)SocketFamily.Inet) return L.SkPass;
+        uint zero = 0;
+        byte* set = (byte*)rules.LookupElem((ulong)&zero);
+        if (set == null) return L.SkPass;
+        uint addr = U32(ctx, L.LocalIp4), port = U32(ctx, L.LocalPort);
+        uint count = *(uint*)set;
+        for (uint i = 0; i < MaxRules && i < count; i++)
+        {
+            byte* r = set + 4 + 16 * i;
+            if ((addr & *(uint*)(r + 4)) != *(uint*)r || port < *(ushort*)(r + 8) || port > *(ushort*)(r + 10)) continue;
+            uint action = *(uint*)(r + 12);
+            if (action == RuleDrop) return L.SkDrop;
+            ulong sk = socks.LookupElem((ulong)&action);
+            if (sk == 0) return L.SkDrop;
+            return AssignAndRelease(ctx, sk);
+        }
+        return L.SkPass;
+    }
+}

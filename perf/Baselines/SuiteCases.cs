@@ -8,13 +8,13 @@ namespace BpfJit.Baselines;
 /// The SK_LOOKUP benchmark suite's cases (issue 7): a trivial program, redir_port (HASH + SOCKMAP),
 /// redir_ip6 (IPv6 prefix check), the tubular-style dispatcher with 10,000 and 100,000 LPM
 /// bindings, the dispatcher's LPM lookups alone at 100,000 bindings, the context narrow-access checker,
-/// and a chain of four programs.
+/// a chain of four programs, and a rule list walked in a loop.
 /// </summary>
 public static class SuiteCases
 {
     /// <summary>Every case name, in table order.</summary>
     public static IReadOnlyList<string> Names { get; } =
-        ["trivial", "redir_port", "redir_ip6", "dispatcher_10k", "dispatcher_100k", "dispatcher6_10k", "lpm_lookup_100k", "narrow_ctx", "chain4"];
+        ["trivial", "redir_port", "redir_ip6", "dispatcher_10k", "dispatcher_100k", "dispatcher6_10k", "lpm_lookup_100k", "narrow_ctx", "chain4", "rule_loop"];
 
     /// <summary>
     /// The dispatcher over IPv4 and IPv6 bindings at 10 to 1,000,000 bindings (issue 23 item 1's LPM rows):
@@ -46,6 +46,7 @@ public static class SuiteCases
         "lpm_lookup_100k" => "perf/programs/lpm_lookup.o",
         "narrow_ctx" => "tests/programs/narrow_ctx.o",
         "chain4" => "perf/programs/chain.o",
+        "rule_loop" => "perf/programs/rule_loop.o",
         _ => throw new ArgumentException($"unknown suite case '{name}'", nameof(name)),
     });
 
@@ -65,6 +66,7 @@ public static class SuiteCases
         "lpm_lookup_100k" => LpmLookup(name, 100_000),
         "narrow_ctx" => NarrowCtx(),
         "chain4" => Chain4(),
+        "rule_loop" => RuleLoop(),
         _ => throw new ArgumentException($"unknown suite case '{name}'", nameof(name)),
     };
 
@@ -300,5 +302,39 @@ public static class SuiteCases
                 new ChainPortsBaseline(),
                 new RedirPortBaseline(maps, "chain_port_map", "chain_socks", "chain_redir"),
             ]);
+    }
+
+    static readonly ushort[] s_rulePorts = [22, 80, 443, 7007, 7999, 8080, 9000, 53];
+
+    /// <summary>One rule of perf/programs/rule_loop.c: address and mask (raw network order), port range, action.</summary>
+    static byte[] Rule(uint addr, uint mask, ushort lo, ushort hi, uint action) =>
+        [.. U32(addr), .. U32(mask), .. BitConverter.GetBytes(lo), .. BitConverter.GetBytes(hi), .. U32(action)];
+
+    /// <summary>
+    /// perf/programs/rule_loop.o with 15 rules: eleven over 10.k.0.0/16 (every third one a drop, the others slot
+    /// k % 2), then 127.0.0.0/8 ports 7000-7999 → slot 0 (TCP v4; the timed packet, 127.0.0.1:7007, walks twelve
+    /// rules), 127.0.0.0/8 port 8080 → slot 1 (UDP v4), 192.0.2.0/24 → drop, any address port 9000 → slot 5 (empty).
+    /// </summary>
+    static SuiteCase RuleLoop()
+    {
+        uint mask16 = Ip4(255, 255, 0, 0), mask8 = Ip4(255, 0, 0, 0);
+        var value = new List<byte>(U32(15));
+        for (int k = 0; k < 11; k++) value.AddRange(Rule(Ip4(10, k, 0, 0), mask16, 1, 65535, k % 3 == 2 ? 0xffffffff : (uint)(k % 2)));
+        value.AddRange(Rule(Ip4(127, 0, 0, 0), mask8, 7000, 7999, 0));
+        value.AddRange(Rule(Ip4(127, 0, 0, 0), mask8, 8080, 8080, 1));
+        value.AddRange(Rule(Ip4(192, 0, 2, 0), Ip4(255, 255, 255, 0), 0, 65535, 0xffffffff));
+        value.AddRange(Rule(0, 0, 9000, 9000, 5));
+        value.AddRange(new byte[16]);   // the sixteenth rule, past the count
+        return new SuiteCase("rule_loop", ObjectOf("rule_loop"), ["rule_loop"], [TcpV4, UdpV4],
+            [new("rules", U32(0), [.. value]), new("rule_socks", U32(0), null, 0), new("rule_socks", U32(1), null, 1)],
+            V4(SocketProtocol.Tcp, Client, 40000, Loopback, 7007), true,
+            rng => rng.Next(5) switch
+            {
+                0 => Anywhere(rng),
+                1 => Towards(rng, false, Ip4(10, rng.Next(0, 13), rng.Next(256), rng.Next(256)), s_rulePorts[rng.Next(s_rulePorts.Length)]),
+                2 => Towards(rng, false, Ip4(192, 0, 2, rng.Next(256)), s_rulePorts[rng.Next(s_rulePorts.Length)]),
+                _ => Towards(rng, false, Loopback, s_rulePorts[rng.Next(s_rulePorts.Length)]),
+            },
+            maps => [new RuleLoopBaseline(maps)]);
     }
 }
