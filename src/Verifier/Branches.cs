@@ -12,15 +12,15 @@ internal static class Branches
     public static JmpOp Reverse(JmpOp op) => op switch
     {
         JmpOp.Jeq => JmpOp.Jne,
-        JmpOp.Jne => JmpOp.Jeq,
         JmpOp.Jgt => JmpOp.Jle,
-        JmpOp.Jle => JmpOp.Jgt,
         JmpOp.Jge => JmpOp.Jlt,
-        JmpOp.Jlt => JmpOp.Jge,
+        JmpOp.Jne => JmpOp.Jeq,
         JmpOp.Jsgt => JmpOp.Jsle,
-        JmpOp.Jsle => JmpOp.Jsgt,
         JmpOp.Jsge => JmpOp.Jslt,
+        JmpOp.Jlt => JmpOp.Jge,
+        JmpOp.Jle => JmpOp.Jgt,
         JmpOp.Jslt => JmpOp.Jsge,
+        JmpOp.Jsle => JmpOp.Jsgt,
         _ => NotSet,
     };
 
@@ -31,12 +31,12 @@ internal static class Branches
     public static JmpOp Flip(JmpOp op) => op switch
     {
         JmpOp.Jgt => JmpOp.Jlt,
-        JmpOp.Jlt => JmpOp.Jgt,
         JmpOp.Jge => JmpOp.Jle,
-        JmpOp.Jle => JmpOp.Jge,
         JmpOp.Jsgt => JmpOp.Jslt,
-        JmpOp.Jslt => JmpOp.Jsgt,
         JmpOp.Jsge => JmpOp.Jsle,
+        JmpOp.Jlt => JmpOp.Jgt,
+        JmpOp.Jle => JmpOp.Jge,
+        JmpOp.Jslt => JmpOp.Jsgt,
         JmpOp.Jsle => JmpOp.Jsge,
         _ => op,
     };
@@ -71,10 +71,10 @@ internal static class Branches
         if (pkt.Type != RegType.PtrToPacket || pkt.Aux >= 0) return -1;
         switch (op)
         {
-            case JmpOp.Jle or JmpOp.Jgt:
+            case JmpOp.Jgt or JmpOp.Jle:
                 if (pkt.Aux == BeyondPacketEnd) return op == JmpOp.Jgt ? 1 : 0;
                 break;
-            case JmpOp.Jlt or JmpOp.Jge:
+            case JmpOp.Jge or JmpOp.Jlt:
                 return op == JmpOp.Jge ? 1 : 0;
         }
         return -1;
@@ -115,6 +115,8 @@ internal static class Branches
                     if (eq < 0) return -1;
                     return op == JmpOp.Jeq ? eq : 1 - eq;
                 }
+            case JmpOp.Jgt: return umin1 > umax2 ? 1 : umax1 <= umin2 ? 0 : -1;
+            case JmpOp.Jge: return umin1 >= umax2 ? 1 : umax1 < umin2 ? 0 : -1;
             case JmpOp.Jset:
             case NotSet:
                 {
@@ -126,13 +128,11 @@ internal static class Branches
                     if (set < 0) return -1;
                     return op == JmpOp.Jset ? set : 1 - set;
                 }
-            case JmpOp.Jgt: return umin1 > umax2 ? 1 : umax1 <= umin2 ? 0 : -1;
             case JmpOp.Jsgt: return smin1 > smax2 ? 1 : smax1 <= smin2 ? 0 : -1;
-            case JmpOp.Jlt: return umax1 < umin2 ? 1 : umin1 >= umax2 ? 0 : -1;
-            case JmpOp.Jslt: return smax1 < smin2 ? 1 : smin1 >= smax2 ? 0 : -1;
-            case JmpOp.Jge: return umin1 >= umax2 ? 1 : umax1 < umin2 ? 0 : -1;
             case JmpOp.Jsge: return smin1 >= smax2 ? 1 : smax1 < smin2 ? 0 : -1;
+            case JmpOp.Jlt: return umax1 < umin2 ? 1 : umin1 >= umax2 ? 0 : -1;
             case JmpOp.Jle: return umax1 <= umin2 ? 1 : umin1 > umax2 ? 0 : -1;
+            case JmpOp.Jslt: return smax1 < smin2 ? 1 : smin1 >= smax2 ? 0 : -1;
             case JmpOp.Jsle: return smax1 <= smin2 ? 1 : smin1 > smax2 ? 0 : -1;
         }
         return -1;
@@ -171,12 +171,9 @@ internal static class Branches
                     r2.VarOff = r1.VarOff;
                 }
                 break;
-            case JmpOp.Jne:
-                {
-                    if (!IsConst(r2, is32)) { RefineNe(ref r2, r1, is32); break; }
-                    RefineNe(ref r1, r2, is32);
-                    break;
-                }
+            case JmpOp.Jgt or JmpOp.Jge or JmpOp.Jsgt or JmpOp.Jsge:
+                RefineOp(ref r2, ref r1, Flip(op), is32);
+                break;
             case JmpOp.Jset:
             case NotSet:
                 {
@@ -208,24 +205,27 @@ internal static class Branches
                     }
                     break;
                 }
-            case JmpOp.Jle:
-                if (is32) { r1.U32Max = Math.Min(r1.U32Max, r2.U32Max); r2.U32Min = Math.Max(r1.U32Min, r2.U32Min); }
-                else { r1.Umax = Math.Min(r1.Umax, r2.Umax); r2.Umin = Math.Max(r1.Umin, r2.Umin); }
-                break;
+            case JmpOp.Jne:
+                {
+                    if (!IsConst(r2, is32)) { RefineNe(ref r2, r1, is32); break; }
+                    RefineNe(ref r1, r2, is32);
+                    break;
+                }
             case JmpOp.Jlt:
                 if (is32) { r1.U32Max = Math.Min(r1.U32Max, r2.U32Max - 1); r2.U32Min = Math.Max(r1.U32Min + 1, r2.U32Min); }
                 else { r1.Umax = Math.Min(r1.Umax, r2.Umax - 1); r2.Umin = Math.Max(r1.Umin + 1, r2.Umin); }
                 break;
-            case JmpOp.Jsle:
-                if (is32) { r1.S32Max = Math.Min(r1.S32Max, r2.S32Max); r2.S32Min = Math.Max(r1.S32Min, r2.S32Min); }
-                else { r1.Smax = Math.Min(r1.Smax, r2.Smax); r2.Smin = Math.Max(r1.Smin, r2.Smin); }
+            case JmpOp.Jle:
+                if (is32) { r1.U32Max = Math.Min(r1.U32Max, r2.U32Max); r2.U32Min = Math.Max(r1.U32Min, r2.U32Min); }
+                else { r1.Umax = Math.Min(r1.Umax, r2.Umax); r2.Umin = Math.Max(r1.Umin, r2.Umin); }
                 break;
             case JmpOp.Jslt:
                 if (is32) { r1.S32Max = Math.Min(r1.S32Max, r2.S32Max - 1); r2.S32Min = Math.Max(r1.S32Min + 1, r2.S32Min); }
                 else { r1.Smax = Math.Min(r1.Smax, r2.Smax - 1); r2.Smin = Math.Max(r1.Smin + 1, r2.Smin); }
                 break;
-            case JmpOp.Jge or JmpOp.Jgt or JmpOp.Jsge or JmpOp.Jsgt:
-                RefineOp(ref r2, ref r1, Flip(op), is32);
+            case JmpOp.Jsle:
+                if (is32) { r1.S32Max = Math.Min(r1.S32Max, r2.S32Max); r2.S32Min = Math.Max(r1.S32Min, r2.S32Min); }
+                else { r1.Smax = Math.Min(r1.Smax, r2.Smax); r2.Smin = Math.Max(r1.Smin, r2.Smin); }
                 break;
         }
     }

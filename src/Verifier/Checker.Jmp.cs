@@ -125,10 +125,10 @@ internal sealed partial class Checker
         {
             case JmpOp.Jgt when pktEnd: FindGoodPacketPointers(fall, pkt, false); MarkPacketEnd(taken, reg, true); break;
             case JmpOp.Jgt: FindGoodPacketPointers(taken, pkt, true); MarkPacketEnd(fall, reg, false); break;
-            case JmpOp.Jlt when pktEnd: FindGoodPacketPointers(taken, pkt, true); MarkPacketEnd(fall, reg, false); break;
-            case JmpOp.Jlt: FindGoodPacketPointers(fall, pkt, false); MarkPacketEnd(taken, reg, true); break;
             case JmpOp.Jge when pktEnd: FindGoodPacketPointers(fall, pkt, true); MarkPacketEnd(taken, reg, false); break;
             case JmpOp.Jge: FindGoodPacketPointers(taken, pkt, false); MarkPacketEnd(fall, reg, true); break;
+            case JmpOp.Jlt when pktEnd: FindGoodPacketPointers(taken, pkt, true); MarkPacketEnd(fall, reg, false); break;
+            case JmpOp.Jlt: FindGoodPacketPointers(fall, pkt, false); MarkPacketEnd(taken, reg, true); break;
             case JmpOp.Jle when pktEnd: FindGoodPacketPointers(taken, pkt, false); MarkPacketEnd(fall, reg, true); break;
             case JmpOp.Jle: FindGoodPacketPointers(fall, pkt, true); MarkPacketEnd(taken, reg, false); break;
         }

@@ -27,6 +27,24 @@ internal static partial class ScalarAlu
                 Sub32(ref dst, src); Sub64(ref dst, src);
                 dst.VarOff -= src.VarOff;
                 break;
+            case AluOp.Mul:
+                dst.VarOff *= src.VarOff;
+                Mul32(ref dst, src); Mul64(ref dst, src);
+                break;
+            case AluOp.Or:
+                dst.VarOff |= src.VarOff;
+                Or32(ref dst, src); Or64(ref dst, src);
+                break;
+            case AluOp.And:
+                dst.VarOff &= src.VarOff;
+                And32(ref dst, src); And64(ref dst, src);
+                break;
+            case AluOp.Lsh:
+                if (alu32) Lsh32(ref dst, src); else Lsh64(ref dst, src);
+                break;
+            case AluOp.Rsh:
+                if (alu32) Rsh32(ref dst, src); else Rsh64(ref dst, src);
+                break;
             case AluOp.Neg:
                 {
                     var old = dst;
@@ -35,27 +53,9 @@ internal static partial class ScalarAlu
                     dst.VarOff = Tnum.Const(0) - old.VarOff;
                     break;
                 }
-            case AluOp.Mul:
-                dst.VarOff *= src.VarOff;
-                Mul32(ref dst, src); Mul64(ref dst, src);
-                break;
-            case AluOp.And:
-                dst.VarOff &= src.VarOff;
-                And32(ref dst, src); And64(ref dst, src);
-                break;
-            case AluOp.Or:
-                dst.VarOff |= src.VarOff;
-                Or32(ref dst, src); Or64(ref dst, src);
-                break;
             case AluOp.Xor:
                 dst.VarOff ^= src.VarOff;
                 Xor32(ref dst, src); Xor64(ref dst, src);
-                break;
-            case AluOp.Lsh:
-                if (alu32) Lsh32(ref dst, src); else Lsh64(ref dst, src);
-                break;
-            case AluOp.Rsh:
-                if (alu32) Rsh32(ref dst, src); else Rsh64(ref dst, src);
                 break;
             case AluOp.Arsh:
                 if (alu32) Arsh32(ref dst, src); else Arsh64(ref dst, src);
@@ -77,7 +77,7 @@ internal static partial class ScalarAlu
             : src.VarOff.IsConst && src.Smin == src.Smax && src.Umin == src.Umax;
         return op switch
         {
-            AluOp.Add or AluOp.Sub or AluOp.Neg or AluOp.And or AluOp.Or or AluOp.Xor or AluOp.Mul => true,
+            AluOp.Add or AluOp.Sub or AluOp.Mul or AluOp.Or or AluOp.And or AluOp.Neg or AluOp.Xor => true,
             AluOp.Lsh or AluOp.Rsh or AluOp.Arsh => srcConst && src.Umax < (alu32 ? 32UL : 64UL),
             _ => false,
         };

@@ -1,5 +1,5 @@
-using System.Buffers.Binary;
 using BpfJit.Frontend;
+using BpfJit.Runtime;
 using BpfJit.Verifier;
 
 namespace BpfJit.Tests.Verifier;
@@ -27,17 +27,8 @@ public class DomainSoundnessTests
 
     static readonly JmpOp[] s_cmp = [JmpOp.Jeq, JmpOp.Jne, JmpOp.Jgt, JmpOp.Jge, JmpOp.Jlt, JmpOp.Jle, JmpOp.Jsgt, JmpOp.Jsge, JmpOp.Jslt, JmpOp.Jsle, JmpOp.Jset];
 
-    static bool Holds(ulong a, ulong b, JmpOp op, bool is32)
-    {
-        if (is32) { a = (uint)a; b = (uint)b; }
-        long sa = is32 ? (int)(uint)a : (long)a, sb = is32 ? (int)(uint)b : (long)b;
-        return op switch
-        {
-            JmpOp.Jeq => a == b, JmpOp.Jne => a != b, JmpOp.Jgt => a > b, JmpOp.Jge => a >= b, JmpOp.Jlt => a < b, JmpOp.Jle => a <= b,
-            JmpOp.Jsgt => sa > sb, JmpOp.Jsge => sa >= sb, JmpOp.Jslt => sa < sb, JmpOp.Jsle => sa <= sb,
-            JmpOp.Jset => (a & b) != 0, _ => (a & b) == 0,
-        };
-    }
+    // The concrete semantics are the engines' own (Semantics): the oracle is what the interpreter runs.
+    static bool Holds(ulong a, ulong b, JmpOp op, bool is32) => Semantics.Condition(op, is32, a, b);
 
     /// <summary>An abstract scalar made by refining "unknown" with random comparisons, plus concrete members.</summary>
     static (RegState Reg, List<ulong> Members) RandomScalar(Random rng)
@@ -70,22 +61,8 @@ public class DomainSoundnessTests
 
     static ulong Concrete(AluOp op, ulong a, ulong b, bool is32)
     {
-        if (is32)
-        {
-            uint x = (uint)a, y = (uint)b;
-            return op switch
-            {
-                AluOp.Add => x + y, AluOp.Sub => x - y, AluOp.Mul => x * y, AluOp.And => x & y, AluOp.Or => x | y, AluOp.Xor => x ^ y,
-                AluOp.Lsh => x << (int)(y & 31), AluOp.Rsh => x >> (int)(y & 31), AluOp.Arsh => (uint)((int)x >> (int)(y & 31)),
-                _ => (uint)-(int)x,
-            };
-        }
-        return op switch
-        {
-            AluOp.Add => a + b, AluOp.Sub => a - b, AluOp.Mul => a * b, AluOp.And => a & b, AluOp.Or => a | b, AluOp.Xor => a ^ b,
-            AluOp.Lsh => a << (int)(b & 63), AluOp.Rsh => a >> (int)(b & 63), AluOp.Arsh => (ulong)((long)a >> (int)(b & 63)),
-            _ => (ulong)-(long)a,
-        };
+        var ins = op == AluOp.Neg ? Ins.Neg(!is32, 0) : is32 ? Ins.Alu32Reg(op, 0, 1) : Ins.Alu64Reg(op, 0, 1);
+        return Semantics.Alu(ins, a, b);
     }
 
     /// <summary>
@@ -127,15 +104,10 @@ public class DomainSoundnessTests
     /// <summary>The concrete result of a width change: movsx into 64 or 32 bits, a byte swap, a truncation.</summary>
     static ulong ConcreteCast(string kind, int bits, ulong x) => kind switch
     {
-        "sx64" => bits switch { 8 => (ulong)(long)(sbyte)x, 16 => (ulong)(long)(short)x, _ => (ulong)(long)(int)x },
-        "sx32" => bits == 8 ? (uint)(int)(sbyte)x : (uint)(int)(short)x,
-        "swap" => bits switch
-        {
-            16 => BinaryPrimitives.ReverseEndianness((ushort)x),
-            32 => BinaryPrimitives.ReverseEndianness((uint)x),
-            _ => BinaryPrimitives.ReverseEndianness(x),
-        },
-        _ => bits == 64 ? x : x & ((1UL << bits) - 1),
+        "sx64" => Semantics.MovSx64(x, bits),
+        "sx32" => Semantics.MovSx32(x, bits),
+        "swap" => Semantics.Bswap(x, bits),
+        _ => Semantics.Le(x, bits),
     };
 
     /// <summary>Sign extensions, byte swaps (bswap/be and le on a little-endian host) and truncations contain the concrete results.</summary>

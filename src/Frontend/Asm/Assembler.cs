@@ -151,7 +151,7 @@ public static class Assembler
         }
 
         // Byte swaps: le16/be32/bswap64 (swap16 is an alias of bswap16).
-        foreach (var (prefix, opcode) in new[] { ("le", (byte)0xd4), ("be", (byte)0xdc), ("bswap", (byte)0xd7), ("swap", (byte)0xd7) })
+        foreach (var (prefix, opcode) in new[] { ("le", Op.Le), ("be", Op.Be), ("bswap", Op.Bswap), ("swap", Op.Bswap) })
         {
             if (m.StartsWith(prefix, StringComparison.Ordinal) && m[prefix.Length..] is "16" or "32" or "64")
             {

@@ -42,9 +42,9 @@ public static class Ins
     /// <summary>Byte-order conversion: le/be (32-bit class) or bswap (64-bit class) of 16, 32 or 64 bits.</summary>
     public static Instruction Swap(string kind, int dst, int bits) => kind switch
     {
-        "le" => new Instruction(0xd4, B(dst), 0, 0, bits),
-        "be" => new Instruction(0xdc, B(dst), 0, 0, bits),
-        "bswap" => new Instruction(0xd7, B(dst), 0, 0, bits),
+        "le" => new Instruction(Op.Le, B(dst), 0, 0, bits),
+        "be" => new Instruction(Op.Be, B(dst), 0, 0, bits),
+        "bswap" => new Instruction(Op.Bswap, B(dst), 0, 0, bits),
         _ => throw new ArgumentException("kind must be le, be or bswap", nameof(kind)),
     };
 

@@ -174,8 +174,8 @@ public enum CallKind : byte
     Kfunc = 2,
 }
 
-/// <summary>Opcode byte constants and field masks.</summary>
-public static class Op
+/// <summary>Field masks and sizes; the opcodes themselves are the table in OpcodeTable.cs.</summary>
+public static partial class Op
 {
     /// <summary>Mask of the class bits.</summary>
     public const byte ClassMask = 0x07;
@@ -188,23 +188,6 @@ public static class Op
     /// <summary>Mask of the mode bits for load/store classes.</summary>
     public const byte ModeMask = 0xe0;
 
-    /// <summary>ld_imm64: BPF_LD | BPF_IMM | BPF_DW.</summary>
-    public const byte LdImm64 = 0x18;
-    /// <summary>exit: BPF_JMP | BPF_EXIT.</summary>
-    public const byte Exit = 0x95;
-    /// <summary>call: BPF_JMP | BPF_CALL.</summary>
-    public const byte Call = 0x85;
-    /// <summary>callx: BPF_JMP | BPF_CALL | BPF_X, register in dst.</summary>
-    public const byte CallX = 0x8d;
-    /// <summary>ja: BPF_JMP | BPF_JA.</summary>
-    public const byte Ja = 0x05;
-    /// <summary>gotol: BPF_JMP32 | BPF_JA, target in imm.</summary>
-    public const byte Ja32 = 0x06;
-    /// <summary>
-    /// may_goto: BPF_JMP | BPF_JCOND with src 0 (BPF_MAY_GOTO). Falls through while the frame's loop
-    /// budget lasts (<see cref="MayGotoBudget"/> times), then jumps: clang's <c>can_loop</c>/<c>cond_break</c>.
-    /// </summary>
-    public const byte MayGoto = 0xe5;
     /// <summary>The kernel's BPF_MAX_LOOPS: how many times a may_goto of one frame falls through before it jumps.</summary>
     public const int MayGotoBudget = 8 * 1024 * 1024;
 

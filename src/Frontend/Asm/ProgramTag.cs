@@ -31,7 +31,7 @@ public static class ProgramTag
         for (int i = 0; i < copy.Length; i++)
         {
             var ins = copy[i];
-            if (!wasLdMap && ins.Opcode == 0x18 && ins.Src is 1 or 2 or 5 or 6)
+            if (!wasLdMap && ins.Opcode == Op.LdImm64 && ins.Src is 1 or 2 or 5 or 6)
             {
                 // BpfJit's loader marks an object's map references by index (src 5/6, BPF_PSEUDO_MAP_IDX[_VALUE]);
                 // libbpf submits them as fds (src 1/2), which is what the kernel digests.

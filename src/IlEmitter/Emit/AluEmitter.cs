@@ -36,15 +36,10 @@ internal static class AluEmitter
         int d = ins.Dst;
         switch (ins.AluOp)
         {
+            // In the opcode table's order (Op); div and mod share their cases, at div's place.
             case AluOp.Add: Binary(c, ins, is64, OpCodes.Add); break;
             case AluOp.Sub: Binary(c, ins, is64, OpCodes.Sub); break;
             case AluOp.Mul: Binary(c, ins, is64, OpCodes.Mul); break;
-            case AluOp.Or: Binary(c, ins, is64, OpCodes.Or); break;
-            case AluOp.And: Binary(c, ins, is64, OpCodes.And); break;
-            case AluOp.Xor: Binary(c, ins, is64, OpCodes.Xor); break;
-            case AluOp.Lsh: Shift(c, ins, is64, OpCodes.Shl); break;
-            case AluOp.Rsh: Shift(c, ins, is64, OpCodes.Shr_Un); break;
-            case AluOp.Arsh: Shift(c, ins, is64, OpCodes.Shr); break;
 
             case AluOp.Div or AluOp.Mod when !ins.SourceIsReg && ins.Imm != 0 && ins.Offset == 0:
                 // rd = rd / imm   (a non-zero immediate: no zero check; 32-bit: (uint)rd / (uint)imm)
@@ -70,6 +65,11 @@ internal static class AluEmitter
                 c.StReg(d);
                 break;
 
+            case AluOp.Or: Binary(c, ins, is64, OpCodes.Or); break;
+            case AluOp.And: Binary(c, ins, is64, OpCodes.And); break;
+            case AluOp.Lsh: Shift(c, ins, is64, OpCodes.Shl); break;
+            case AluOp.Rsh: Shift(c, ins, is64, OpCodes.Shr_Un); break;
+
             case AluOp.Neg:
                 // rd = -rd   (32-bit: rd = (uint)-(int)rd)
                 if (is64) { c.LdReg(d); c.Op(OpCodes.Neg); }
@@ -77,9 +77,13 @@ internal static class AluEmitter
                 c.StReg(d);
                 break;
 
+            case AluOp.Xor: Binary(c, ins, is64, OpCodes.Xor); break;
+
             case AluOp.Mov:
                 Mov(c, ins, is64);
                 break;
+
+            case AluOp.Arsh: Shift(c, ins, is64, OpCodes.Shr); break;
 
             case AluOp.End:
                 End(c, ins, is64);

@@ -44,13 +44,13 @@ internal static class JumpEmitter
         c.Branch(ins.JmpOp switch
         {
             JmpOp.Jeq => OpCodes.Bne_Un,
-            JmpOp.Jne => OpCodes.Beq,
             JmpOp.Jgt => OpCodes.Ble_Un,
             JmpOp.Jge => OpCodes.Blt_Un,
-            JmpOp.Jlt => OpCodes.Bge_Un,
-            JmpOp.Jle => OpCodes.Bgt_Un,
+            JmpOp.Jne => OpCodes.Beq,
             JmpOp.Jsgt => OpCodes.Ble,
             JmpOp.Jsge => OpCodes.Blt,
+            JmpOp.Jlt => OpCodes.Bge_Un,
+            JmpOp.Jle => OpCodes.Bgt_Un,
             JmpOp.Jslt => OpCodes.Bge,
             JmpOp.Jsle => OpCodes.Bgt,
             _ => throw c.Error($"unsupported jump operation 0x{(byte)ins.JmpOp:x2}"),
@@ -103,13 +103,13 @@ internal static class JumpEmitter
         c.Branch(ins.JmpOp switch
         {
             JmpOp.Jeq => OpCodes.Beq,
-            JmpOp.Jne => OpCodes.Bne_Un,
             JmpOp.Jgt => OpCodes.Bgt_Un,
             JmpOp.Jge => OpCodes.Bge_Un,
-            JmpOp.Jlt => OpCodes.Blt_Un,
-            JmpOp.Jle => OpCodes.Ble_Un,
+            JmpOp.Jne => OpCodes.Bne_Un,
             JmpOp.Jsgt => OpCodes.Bgt,
             JmpOp.Jsge => OpCodes.Bge,
+            JmpOp.Jlt => OpCodes.Blt_Un,
+            JmpOp.Jle => OpCodes.Ble_Un,
             JmpOp.Jslt => OpCodes.Blt,
             JmpOp.Jsle => OpCodes.Ble,
             _ => throw c.Error($"unsupported jump operation 0x{(byte)ins.JmpOp:x2}"),

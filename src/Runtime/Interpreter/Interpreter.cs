@@ -109,101 +109,153 @@ public sealed unsafe class Interpreter
                 pc++;
                 switch (ins.Opcode)
                 {
-                    // ALU64, immediate source
-                    case 0x07: reg[d] += imm; break;
-                    case 0x17: reg[d] -= imm; break;
-                    case 0x27: reg[d] *= imm; break;
-                    case 0x37: reg[d] = ins.Offset == 0 ? Semantics.Div64(reg[d], imm) : Semantics.SDiv64(reg[d], imm); break;
-                    case 0x47: reg[d] |= imm; break;
-                    case 0x57: reg[d] &= imm; break;
-                    case 0x67: reg[d] <<= (int)(imm & 63); break;
-                    case 0x77: reg[d] >>= (int)(imm & 63); break;
-                    case 0x87: reg[d] = (ulong)-(long)reg[d]; break;
-                    case 0x97: reg[d] = ins.Offset == 0 ? Semantics.Mod64(reg[d], imm) : Semantics.SMod64(reg[d], imm); break;
-                    case 0xa7: reg[d] ^= imm; break;
-                    case 0xb7: reg[d] = imm; break;
-                    case 0xc7: reg[d] = (ulong)((long)reg[d] >> (int)(imm & 63)); break;
-                    case 0xd7: reg[d] = ins.Imm switch { 16 => Semantics.Swap16(reg[d]), 32 => Semantics.Swap32(reg[d]), _ => Semantics.Swap64(reg[d]) }; break;
+                    // The cases follow the opcode table (Op, src/Frontend/Asm/OpcodeTable.cs) in its order; what each computes is
+                    // Semantics', inlined. ALU64:
+                    case Op.Add64Imm: reg[d] = Semantics.Add64(reg[d], imm); break;
+                    case Op.Add64Reg: reg[d] = Semantics.Add64(reg[d], reg[s]); break;
+                    case Op.Sub64Imm: reg[d] = Semantics.Sub64(reg[d], imm); break;
+                    case Op.Sub64Reg: reg[d] = Semantics.Sub64(reg[d], reg[s]); break;
+                    case Op.Mul64Imm: reg[d] = Semantics.Mul64(reg[d], imm); break;
+                    case Op.Mul64Reg: reg[d] = Semantics.Mul64(reg[d], reg[s]); break;
+                    case Op.Div64Imm: reg[d] = ins.Offset == 0 ? Semantics.Div64(reg[d], imm) : Semantics.SDiv64(reg[d], imm); break;
+                    case Op.Div64Reg: reg[d] = ins.Offset == 0 ? Semantics.Div64(reg[d], reg[s]) : Semantics.SDiv64(reg[d], reg[s]); break;
+                    case Op.Or64Imm: reg[d] = Semantics.Or64(reg[d], imm); break;
+                    case Op.Or64Reg: reg[d] = Semantics.Or64(reg[d], reg[s]); break;
+                    case Op.And64Imm: reg[d] = Semantics.And64(reg[d], imm); break;
+                    case Op.And64Reg: reg[d] = Semantics.And64(reg[d], reg[s]); break;
+                    case Op.Lsh64Imm: reg[d] = Semantics.Lsh64(reg[d], imm); break;
+                    case Op.Lsh64Reg: reg[d] = Semantics.Lsh64(reg[d], reg[s]); break;
+                    case Op.Rsh64Imm: reg[d] = Semantics.Rsh64(reg[d], imm); break;
+                    case Op.Rsh64Reg: reg[d] = Semantics.Rsh64(reg[d], reg[s]); break;
+                    case Op.Neg64: reg[d] = Semantics.Neg64(reg[d]); break;
+                    case Op.Mod64Imm: reg[d] = ins.Offset == 0 ? Semantics.Mod64(reg[d], imm) : Semantics.SMod64(reg[d], imm); break;
+                    case Op.Mod64Reg: reg[d] = ins.Offset == 0 ? Semantics.Mod64(reg[d], reg[s]) : Semantics.SMod64(reg[d], reg[s]); break;
+                    case Op.Xor64Imm: reg[d] = Semantics.Xor64(reg[d], imm); break;
+                    case Op.Xor64Reg: reg[d] = Semantics.Xor64(reg[d], reg[s]); break;
+                    case Op.Mov64Imm: reg[d] = imm; break;
+                    case Op.Mov64Reg: reg[d] = Semantics.MovSx64(reg[s], ins.Offset); break;
+                    case Op.Arsh64Imm: reg[d] = Semantics.Arsh64(reg[d], imm); break;
+                    case Op.Arsh64Reg: reg[d] = Semantics.Arsh64(reg[d], reg[s]); break;
+                    case Op.Bswap: reg[d] = Semantics.Bswap(reg[d], ins.Imm); break;
 
-                    // ALU64, register source
-                    case 0x0f: reg[d] += reg[s]; break;
-                    case 0x1f: reg[d] -= reg[s]; break;
-                    case 0x2f: reg[d] *= reg[s]; break;
-                    case 0x3f: reg[d] = ins.Offset == 0 ? Semantics.Div64(reg[d], reg[s]) : Semantics.SDiv64(reg[d], reg[s]); break;
-                    case 0x4f: reg[d] |= reg[s]; break;
-                    case 0x5f: reg[d] &= reg[s]; break;
-                    case 0x6f: reg[d] <<= (int)(reg[s] & 63); break;
-                    case 0x7f: reg[d] >>= (int)(reg[s] & 63); break;
-                    case 0x9f: reg[d] = ins.Offset == 0 ? Semantics.Mod64(reg[d], reg[s]) : Semantics.SMod64(reg[d], reg[s]); break;
-                    case 0xaf: reg[d] ^= reg[s]; break;
-                    case 0xbf:
-                        reg[d] = ins.Offset switch
-                        {
-                            8 => (ulong)(long)(sbyte)reg[s],
-                            16 => (ulong)(long)(short)reg[s],
-                            32 => (ulong)(long)(int)reg[s],
-                            _ => reg[s],
-                        };
+                    // ALU: 32-bit, results zero-extended
+                    case Op.Add32Imm: reg[d] = Semantics.Add32(reg[d], imm); break;
+                    case Op.Add32Reg: reg[d] = Semantics.Add32(reg[d], reg[s]); break;
+                    case Op.Sub32Imm: reg[d] = Semantics.Sub32(reg[d], imm); break;
+                    case Op.Sub32Reg: reg[d] = Semantics.Sub32(reg[d], reg[s]); break;
+                    case Op.Mul32Imm: reg[d] = Semantics.Mul32(reg[d], imm); break;
+                    case Op.Mul32Reg: reg[d] = Semantics.Mul32(reg[d], reg[s]); break;
+                    case Op.Div32Imm: reg[d] = ins.Offset == 0 ? Semantics.Div32(reg[d], imm) : Semantics.SDiv32(reg[d], imm); break;
+                    case Op.Div32Reg: reg[d] = ins.Offset == 0 ? Semantics.Div32(reg[d], reg[s]) : Semantics.SDiv32(reg[d], reg[s]); break;
+                    case Op.Or32Imm: reg[d] = Semantics.Or32(reg[d], imm); break;
+                    case Op.Or32Reg: reg[d] = Semantics.Or32(reg[d], reg[s]); break;
+                    case Op.And32Imm: reg[d] = Semantics.And32(reg[d], imm); break;
+                    case Op.And32Reg: reg[d] = Semantics.And32(reg[d], reg[s]); break;
+                    case Op.Lsh32Imm: reg[d] = Semantics.Lsh32(reg[d], imm); break;
+                    case Op.Lsh32Reg: reg[d] = Semantics.Lsh32(reg[d], reg[s]); break;
+                    case Op.Rsh32Imm: reg[d] = Semantics.Rsh32(reg[d], imm); break;
+                    case Op.Rsh32Reg: reg[d] = Semantics.Rsh32(reg[d], reg[s]); break;
+                    case Op.Neg32: reg[d] = Semantics.Neg32(reg[d]); break;
+                    case Op.Mod32Imm: reg[d] = ins.Offset == 0 ? Semantics.Mod32(reg[d], imm) : Semantics.SMod32(reg[d], imm); break;
+                    case Op.Mod32Reg: reg[d] = ins.Offset == 0 ? Semantics.Mod32(reg[d], reg[s]) : Semantics.SMod32(reg[d], reg[s]); break;
+                    case Op.Xor32Imm: reg[d] = Semantics.Xor32(reg[d], imm); break;
+                    case Op.Xor32Reg: reg[d] = Semantics.Xor32(reg[d], reg[s]); break;
+                    case Op.Mov32Imm: reg[d] = Semantics.Mov32(imm); break;
+                    case Op.Mov32Reg: reg[d] = Semantics.MovSx32(reg[s], ins.Offset); break;
+                    case Op.Arsh32Imm: reg[d] = Semantics.Arsh32(reg[d], imm); break;
+                    case Op.Arsh32Reg: reg[d] = Semantics.Arsh32(reg[d], reg[s]); break;
+                    case Op.Le: reg[d] = Semantics.Le(reg[d], ins.Imm); break;
+                    case Op.Be: reg[d] = Semantics.Bswap(reg[d], ins.Imm); break;
+
+                    // JMP: 64-bit comparisons, calls and exit
+                    case Op.Ja: pc += ins.Offset; break;
+                    case Op.JeqImm: if (Semantics.Jeq(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.JeqReg: if (Semantics.Jeq(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.JgtImm: if (Semantics.Jgt(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.JgtReg: if (Semantics.Jgt(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.JgeImm: if (Semantics.Jge(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.JgeReg: if (Semantics.Jge(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.JsetImm: if (Semantics.Jset(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.JsetReg: if (Semantics.Jset(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.JneImm: if (Semantics.Jne(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.JneReg: if (Semantics.Jne(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.JsgtImm: if (Semantics.Jsgt(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.JsgtReg: if (Semantics.Jsgt(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.JsgeImm: if (Semantics.Jsge(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.JsgeReg: if (Semantics.Jsge(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.Call:
+                        if (ins.Src == (byte)CallKind.Local) { pc = EnterFrame(ref run, reg, pc, ins.Imm); break; }
+                        if (CallAt(pc - 1, reg, ref run)) return Return(run.Callback, run.StackStart, reg[0]);
                         break;
-                    case 0xcf: reg[d] = (ulong)((long)reg[d] >> (int)(reg[s] & 63)); break;
-
-                    // ALU32, immediate source: results are zero-extended
-                    case 0x04: reg[d] = (uint)((uint)reg[d] + (uint)imm); break;
-                    case 0x14: reg[d] = (uint)((uint)reg[d] - (uint)imm); break;
-                    case 0x24: reg[d] = (uint)((uint)reg[d] * (uint)imm); break;
-                    case 0x34: reg[d] = ins.Offset == 0 ? Semantics.Div32(reg[d], imm) : Semantics.SDiv32(reg[d], imm); break;
-                    case 0x44: reg[d] = (uint)reg[d] | (uint)imm; break;
-                    case 0x54: reg[d] = (uint)reg[d] & (uint)imm; break;
-                    case 0x64: reg[d] = (uint)reg[d] << (int)(imm & 31); break;
-                    case 0x74: reg[d] = (uint)reg[d] >> (int)(imm & 31); break;
-                    case 0x84: reg[d] = (uint)-(int)reg[d]; break;
-                    case 0x94: reg[d] = ins.Offset == 0 ? Semantics.Mod32(reg[d], imm) : Semantics.SMod32(reg[d], imm); break;
-                    case 0xa4: reg[d] = (uint)reg[d] ^ (uint)imm; break;
-                    case 0xb4: reg[d] = (uint)imm; break;
-                    case 0xc4: reg[d] = (uint)((int)reg[d] >> (int)(imm & 31)); break;
-                    case 0xd4: reg[d] = ins.Imm switch { 16 => (ushort)reg[d], 32 => (uint)reg[d], _ => reg[d] }; break;
-
-                    // ALU32, register source
-                    case 0x0c: reg[d] = (uint)((uint)reg[d] + (uint)reg[s]); break;
-                    case 0x1c: reg[d] = (uint)((uint)reg[d] - (uint)reg[s]); break;
-                    case 0x2c: reg[d] = (uint)((uint)reg[d] * (uint)reg[s]); break;
-                    case 0x3c: reg[d] = ins.Offset == 0 ? Semantics.Div32(reg[d], reg[s]) : Semantics.SDiv32(reg[d], reg[s]); break;
-                    case 0x4c: reg[d] = (uint)reg[d] | (uint)reg[s]; break;
-                    case 0x5c: reg[d] = (uint)reg[d] & (uint)reg[s]; break;
-                    case 0x6c: reg[d] = (uint)reg[d] << (int)(reg[s] & 31); break;
-                    case 0x7c: reg[d] = (uint)reg[d] >> (int)(reg[s] & 31); break;
-                    case 0x9c: reg[d] = ins.Offset == 0 ? Semantics.Mod32(reg[d], reg[s]) : Semantics.SMod32(reg[d], reg[s]); break;
-                    case 0xac: reg[d] = (uint)reg[d] ^ (uint)reg[s]; break;
-                    case 0xbc:
-                        reg[d] = ins.Offset switch
-                        {
-                            8 => (uint)(int)(sbyte)reg[s],
-                            16 => (uint)(int)(short)reg[s],
-                            _ => (uint)reg[s],
-                        };
+                    case Op.CallX:
+                        if (CallX(pc - 1, reg, d, ref run)) return Return(run.Callback, run.StackStart, reg[0]);
                         break;
-                    case 0xcc: reg[d] = (uint)((int)reg[d] >> (int)(reg[s] & 31)); break;
-                    case 0xdc: reg[d] = ins.Imm switch { 16 => Semantics.Swap16(reg[d]), 32 => Semantics.Swap32(reg[d]), _ => Semantics.Swap64(reg[d]) }; break;
+                    case Op.Exit:
+                        // The main frame alone is in use (FrameBytes, assigned at entry, not Depth, which only the
+                        // struct's zeroing wrote: a load right after that wide store waits for it).
+                        if (run.FrameBytes == StackSize) return Return(run.Callback, run.StackStart, reg[0]);
+                        pc = LeaveFrame(ref run, reg);
+                        break;
+                    case Op.JltImm: if (Semantics.Jlt(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.JltReg: if (Semantics.Jlt(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.JleImm: if (Semantics.Jle(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.JleReg: if (Semantics.Jle(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.JsltImm: if (Semantics.Jslt(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.JsltReg: if (Semantics.Jslt(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.JsleImm: if (Semantics.Jsle(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.JsleReg: if (Semantics.Jsle(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.MayGoto: if (run.Loops[run.Depth] == 0) pc += ins.Offset; else run.Loops[run.Depth]--; break;
 
-                    // Loads and stores
-                    case 0x61: reg[d] = Unsafe.ReadUnaligned<uint>((void*)Check(ref run, reg[s], ins.Offset, 4, pc - 1, MemoryAccess.Load)); break;
-                    case 0x69: reg[d] = Unsafe.ReadUnaligned<ushort>((void*)Check(ref run, reg[s], ins.Offset, 2, pc - 1, MemoryAccess.Load)); break;
-                    case 0x71: reg[d] = *(byte*)Check(ref run, reg[s], ins.Offset, 1, pc - 1, MemoryAccess.Load); break;
-                    case 0x79: reg[d] = Unsafe.ReadUnaligned<ulong>((void*)Check(ref run, reg[s], ins.Offset, 8, pc - 1, MemoryAccess.Load)); break;
-                    case 0x81: reg[d] = (ulong)(long)Unsafe.ReadUnaligned<int>((void*)Check(ref run, reg[s], ins.Offset, 4, pc - 1, MemoryAccess.Load)); break;
-                    case 0x89: reg[d] = (ulong)(long)Unsafe.ReadUnaligned<short>((void*)Check(ref run, reg[s], ins.Offset, 2, pc - 1, MemoryAccess.Load)); break;
-                    case 0x91: reg[d] = (ulong)(long)*(sbyte*)Check(ref run, reg[s], ins.Offset, 1, pc - 1, MemoryAccess.Load); break;
-                    case 0x62: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 4, pc - 1, MemoryAccess.Store), (uint)imm); break;
-                    case 0x6a: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 2, pc - 1, MemoryAccess.Store), (ushort)imm); break;
-                    case 0x72: *(byte*)Check(ref run, reg[d], ins.Offset, 1, pc - 1, MemoryAccess.Store) = (byte)imm; break;
-                    case 0x7a: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 8, pc - 1, MemoryAccess.Store), imm); break;
-                    case 0x63: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 4, pc - 1, MemoryAccess.Store), (uint)reg[s]); break;
-                    case 0x6b: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 2, pc - 1, MemoryAccess.Store), (ushort)reg[s]); break;
-                    case 0x73: *(byte*)Check(ref run, reg[d], ins.Offset, 1, pc - 1, MemoryAccess.Store) = (byte)reg[s]; break;
-                    case 0x7b: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 8, pc - 1, MemoryAccess.Store), reg[s]); break;
-                    case 0xc3 or 0xdb:
+                    // JMP32: 32-bit comparisons
+                    case Op.Ja32: pc += ins.Imm; break;
+                    case Op.Jeq32Imm: if (Semantics.Jeq32(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.Jeq32Reg: if (Semantics.Jeq32(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.Jgt32Imm: if (Semantics.Jgt32(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.Jgt32Reg: if (Semantics.Jgt32(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.Jge32Imm: if (Semantics.Jge32(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.Jge32Reg: if (Semantics.Jge32(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.Jset32Imm: if (Semantics.Jset32(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.Jset32Reg: if (Semantics.Jset32(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.Jne32Imm: if (Semantics.Jne32(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.Jne32Reg: if (Semantics.Jne32(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.Jsgt32Imm: if (Semantics.Jsgt32(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.Jsgt32Reg: if (Semantics.Jsgt32(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.Jsge32Imm: if (Semantics.Jsge32(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.Jsge32Reg: if (Semantics.Jsge32(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.Jlt32Imm: if (Semantics.Jlt32(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.Jlt32Reg: if (Semantics.Jlt32(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.Jle32Imm: if (Semantics.Jle32(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.Jle32Reg: if (Semantics.Jle32(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.Jslt32Imm: if (Semantics.Jslt32(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.Jslt32Reg: if (Semantics.Jslt32(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.Jsle32Imm: if (Semantics.Jsle32(reg[d], imm)) pc += ins.Offset; break;
+                    case Op.Jsle32Reg: if (Semantics.Jsle32(reg[d], reg[s])) pc += ins.Offset; break;
+
+                    // LD: ld_imm64, two slots
+                    case Op.LdImm64:
+                        reg[d] = ins.Imm64(code[pc]);
+                        pc++;
+                        break;
+
+                    // LDX, ST, STX: every access checked (Check)
+                    case Op.LdxW: reg[d] = Unsafe.ReadUnaligned<uint>((void*)Check(ref run, reg[s], ins.Offset, 4, pc - 1, MemoryAccess.Load)); break;
+                    case Op.LdxH: reg[d] = Unsafe.ReadUnaligned<ushort>((void*)Check(ref run, reg[s], ins.Offset, 2, pc - 1, MemoryAccess.Load)); break;
+                    case Op.LdxB: reg[d] = *(byte*)Check(ref run, reg[s], ins.Offset, 1, pc - 1, MemoryAccess.Load); break;
+                    case Op.LdxDW: reg[d] = Unsafe.ReadUnaligned<ulong>((void*)Check(ref run, reg[s], ins.Offset, 8, pc - 1, MemoryAccess.Load)); break;
+                    case Op.LdxSW: reg[d] = Semantics.SignExtend(Unsafe.ReadUnaligned<int>((void*)Check(ref run, reg[s], ins.Offset, 4, pc - 1, MemoryAccess.Load))); break;
+                    case Op.LdxSH: reg[d] = Semantics.SignExtend(Unsafe.ReadUnaligned<short>((void*)Check(ref run, reg[s], ins.Offset, 2, pc - 1, MemoryAccess.Load))); break;
+                    case Op.LdxSB: reg[d] = Semantics.SignExtend(*(sbyte*)Check(ref run, reg[s], ins.Offset, 1, pc - 1, MemoryAccess.Load)); break;
+                    case Op.StW: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 4, pc - 1, MemoryAccess.Store), (uint)imm); break;
+                    case Op.StH: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 2, pc - 1, MemoryAccess.Store), (ushort)imm); break;
+                    case Op.StB: *(byte*)Check(ref run, reg[d], ins.Offset, 1, pc - 1, MemoryAccess.Store) = (byte)imm; break;
+                    case Op.StDW: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 8, pc - 1, MemoryAccess.Store), imm); break;
+                    case Op.StxW: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 4, pc - 1, MemoryAccess.Store), (uint)reg[s]); break;
+                    case Op.StxH: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 2, pc - 1, MemoryAccess.Store), (ushort)reg[s]); break;
+                    case Op.StxB: *(byte*)Check(ref run, reg[d], ins.Offset, 1, pc - 1, MemoryAccess.Store) = (byte)reg[s]; break;
+                    case Op.StxDW: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 8, pc - 1, MemoryAccess.Store), reg[s]); break;
+                    case Op.AtomicW or Op.AtomicDW:
                         {
-                            bool is64 = ins.Opcode == 0xdb;
+                            bool is64 = ins.Opcode == Op.AtomicDW;
                             int width = is64 ? 8 : 4;
                             ulong address = Check(ref run, reg[d], ins.Offset, width, pc - 1, MemoryAccess.Atomic);
                             ulong old = Semantics.Atomic(ins.Imm, is64, address, reg[s], reg[0]);
@@ -217,9 +269,9 @@ public sealed unsafe class Interpreter
                     case StackAccesses.LoadH: reg[d] = Unsafe.ReadUnaligned<ushort>((void*)(reg[10] + (ulong)(long)ins.Offset)); break;
                     case StackAccesses.LoadB: reg[d] = *(byte*)(reg[10] + (ulong)(long)ins.Offset); break;
                     case StackAccesses.LoadDW: reg[d] = Unsafe.ReadUnaligned<ulong>((void*)(reg[10] + (ulong)(long)ins.Offset)); break;
-                    case StackAccesses.LoadSW: reg[d] = (ulong)(long)Unsafe.ReadUnaligned<int>((void*)(reg[10] + (ulong)(long)ins.Offset)); break;
-                    case StackAccesses.LoadSH: reg[d] = (ulong)(long)Unsafe.ReadUnaligned<short>((void*)(reg[10] + (ulong)(long)ins.Offset)); break;
-                    case StackAccesses.LoadSB: reg[d] = (ulong)(long)*(sbyte*)(reg[10] + (ulong)(long)ins.Offset); break;
+                    case StackAccesses.LoadSW: reg[d] = Semantics.SignExtend(Unsafe.ReadUnaligned<int>((void*)(reg[10] + (ulong)(long)ins.Offset))); break;
+                    case StackAccesses.LoadSH: reg[d] = Semantics.SignExtend(Unsafe.ReadUnaligned<short>((void*)(reg[10] + (ulong)(long)ins.Offset))); break;
+                    case StackAccesses.LoadSB: reg[d] = Semantics.SignExtend(*(sbyte*)(reg[10] + (ulong)(long)ins.Offset)); break;
                     case StackAccesses.StoreImmW: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins.Offset), (uint)imm); break;
                     case StackAccesses.StoreImmH: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins.Offset), (ushort)imm); break;
                     case StackAccesses.StoreImmB: *(byte*)(reg[10] + (ulong)(long)ins.Offset) = (byte)imm; break;
@@ -229,76 +281,6 @@ public sealed unsafe class Interpreter
                     case StackAccesses.StoreB: *(byte*)(reg[10] + (ulong)(long)ins.Offset) = (byte)reg[s]; break;
                     case StackAccesses.StoreDW: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins.Offset), reg[s]); break;
 
-                    case 0x18:
-                        reg[d] = ins.Imm64(code[pc]);
-                        pc++;
-                        break;
-
-                    // JMP: 64-bit comparisons
-                    case 0x05: pc += ins.Offset; break;
-                    case 0x15: if (reg[d] == imm) pc += ins.Offset; break;
-                    case 0x1d: if (reg[d] == reg[s]) pc += ins.Offset; break;
-                    case 0x25: if (reg[d] > imm) pc += ins.Offset; break;
-                    case 0x2d: if (reg[d] > reg[s]) pc += ins.Offset; break;
-                    case 0x35: if (reg[d] >= imm) pc += ins.Offset; break;
-                    case 0x3d: if (reg[d] >= reg[s]) pc += ins.Offset; break;
-                    case 0x45: if ((reg[d] & imm) != 0) pc += ins.Offset; break;
-                    case 0x4d: if ((reg[d] & reg[s]) != 0) pc += ins.Offset; break;
-                    case 0x55: if (reg[d] != imm) pc += ins.Offset; break;
-                    case 0x5d: if (reg[d] != reg[s]) pc += ins.Offset; break;
-                    case 0x65: if ((long)reg[d] > (long)imm) pc += ins.Offset; break;
-                    case 0x6d: if ((long)reg[d] > (long)reg[s]) pc += ins.Offset; break;
-                    case 0x75: if ((long)reg[d] >= (long)imm) pc += ins.Offset; break;
-                    case 0x7d: if ((long)reg[d] >= (long)reg[s]) pc += ins.Offset; break;
-                    case 0xa5: if (reg[d] < imm) pc += ins.Offset; break;
-                    case 0xad: if (reg[d] < reg[s]) pc += ins.Offset; break;
-                    case 0xb5: if (reg[d] <= imm) pc += ins.Offset; break;
-                    case 0xbd: if (reg[d] <= reg[s]) pc += ins.Offset; break;
-                    case 0xc5: if ((long)reg[d] < (long)imm) pc += ins.Offset; break;
-                    case 0xcd: if ((long)reg[d] < (long)reg[s]) pc += ins.Offset; break;
-                    case 0xd5: if ((long)reg[d] <= (long)imm) pc += ins.Offset; break;
-                    case 0xdd: if ((long)reg[d] <= (long)reg[s]) pc += ins.Offset; break;
-                    case 0xe5: if (run.Loops[run.Depth] == 0) pc += ins.Offset; else run.Loops[run.Depth]--; break;
-
-                    // JMP32: 32-bit comparisons
-                    case 0x06: pc += ins.Imm; break;
-                    case 0x16: if ((uint)reg[d] == (uint)imm) pc += ins.Offset; break;
-                    case 0x1e: if ((uint)reg[d] == (uint)reg[s]) pc += ins.Offset; break;
-                    case 0x26: if ((uint)reg[d] > (uint)imm) pc += ins.Offset; break;
-                    case 0x2e: if ((uint)reg[d] > (uint)reg[s]) pc += ins.Offset; break;
-                    case 0x36: if ((uint)reg[d] >= (uint)imm) pc += ins.Offset; break;
-                    case 0x3e: if ((uint)reg[d] >= (uint)reg[s]) pc += ins.Offset; break;
-                    case 0x46: if (((uint)reg[d] & (uint)imm) != 0) pc += ins.Offset; break;
-                    case 0x4e: if (((uint)reg[d] & (uint)reg[s]) != 0) pc += ins.Offset; break;
-                    case 0x56: if ((uint)reg[d] != (uint)imm) pc += ins.Offset; break;
-                    case 0x5e: if ((uint)reg[d] != (uint)reg[s]) pc += ins.Offset; break;
-                    case 0x66: if ((int)reg[d] > (int)imm) pc += ins.Offset; break;
-                    case 0x6e: if ((int)reg[d] > (int)reg[s]) pc += ins.Offset; break;
-                    case 0x76: if ((int)reg[d] >= (int)imm) pc += ins.Offset; break;
-                    case 0x7e: if ((int)reg[d] >= (int)reg[s]) pc += ins.Offset; break;
-                    case 0xa6: if ((uint)reg[d] < (uint)imm) pc += ins.Offset; break;
-                    case 0xae: if ((uint)reg[d] < (uint)reg[s]) pc += ins.Offset; break;
-                    case 0xb6: if ((uint)reg[d] <= (uint)imm) pc += ins.Offset; break;
-                    case 0xbe: if ((uint)reg[d] <= (uint)reg[s]) pc += ins.Offset; break;
-                    case 0xc6: if ((int)reg[d] < (int)imm) pc += ins.Offset; break;
-                    case 0xce: if ((int)reg[d] < (int)reg[s]) pc += ins.Offset; break;
-                    case 0xd6: if ((int)reg[d] <= (int)imm) pc += ins.Offset; break;
-                    case 0xde: if ((int)reg[d] <= (int)reg[s]) pc += ins.Offset; break;
-
-                    // Calls and exit
-                    case 0x85:
-                        if (ins.Src == (byte)CallKind.Local) { pc = EnterFrame(ref run, reg, pc, ins.Imm); break; }
-                        if (CallAt(pc - 1, reg, ref run)) return Return(run.Callback, run.StackStart, reg[0]);
-                        break;
-                    case 0x8d:
-                        if (CallX(pc - 1, reg, d, ref run)) return Return(run.Callback, run.StackStart, reg[0]);
-                        break;
-                    case 0x95:
-                        // The main frame alone is in use (FrameBytes, assigned at entry, not Depth, which only the
-                        // struct's zeroing wrote: a load right after that wide store waits for it).
-                        if (run.FrameBytes == StackSize) return Return(run.Callback, run.StackStart, reg[0]);
-                        pc = LeaveFrame(ref run, reg);
-                        break;
                     default:
                         throw Unsupported(pc - 1, ins.Opcode);
                 }

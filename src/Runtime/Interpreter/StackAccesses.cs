@@ -13,13 +13,15 @@ namespace BpfJit.Runtime;
 /// </summary>
 internal static class StackAccesses
 {
-    // Internal opcodes: LDX, ST and STX with mode 0 (BPF_IMM), which are not eBPF instructions (Decoder.Validate
-    // rejects them), so no program handed to the interpreter holds them. The size bits are kept: W, H, B, DW.
-    public const byte LoadW = 0x01, LoadH = 0x09, LoadB = 0x11, LoadDW = 0x19;
-    // Sign-extending loads: LDX with mode BPF_ABS (0x20), invalid in LDX.
-    public const byte LoadSW = 0x21, LoadSH = 0x29, LoadSB = 0x31;
-    public const byte StoreImmW = 0x02, StoreImmH = 0x0a, StoreImmB = 0x12, StoreImmDW = 0x1a;
-    public const byte StoreW = 0x03, StoreH = 0x0b, StoreB = 0x13, StoreDW = 0x1b;
+    // Internal opcodes: the table's LDX, ST and STX with mode 0 (BPF_IMM), which are not eBPF instructions
+    // (Decoder.Validate rejects them), so no program handed to the interpreter holds them. The size bits are kept.
+    const int NoMode = ~Op.ModeMask;
+    public const byte LoadW = Op.LdxW & NoMode, LoadH = Op.LdxH & NoMode, LoadB = Op.LdxB & NoMode, LoadDW = Op.LdxDW & NoMode;
+    // Sign-extending loads: LDX with mode BPF_ABS, invalid in LDX.
+    const byte Abs = (byte)MemMode.Abs;
+    public const byte LoadSW = (Op.LdxSW & NoMode) | Abs, LoadSH = (Op.LdxSH & NoMode) | Abs, LoadSB = (Op.LdxSB & NoMode) | Abs;
+    public const byte StoreImmW = Op.StW & NoMode, StoreImmH = Op.StH & NoMode, StoreImmB = Op.StB & NoMode, StoreImmDW = Op.StDW & NoMode;
+    public const byte StoreW = Op.StxW & NoMode, StoreH = Op.StxH & NoMode, StoreB = Op.StxB & NoMode, StoreDW = Op.StxDW & NoMode;
 
     /// <summary>
     /// The program to run: <paramref name="program"/> itself when no access can be proven, else a copy with each
@@ -69,21 +71,21 @@ internal static class StackAccesses
         if (!inFrame) return 0;
         return ins.Opcode switch
         {
-            0x61 when ins.Src == 10 => LoadW,
-            0x69 when ins.Src == 10 => LoadH,
-            0x71 when ins.Src == 10 => LoadB,
-            0x79 when ins.Src == 10 => LoadDW,
-            0x81 when ins.Src == 10 => LoadSW,
-            0x89 when ins.Src == 10 => LoadSH,
-            0x91 when ins.Src == 10 => LoadSB,
-            0x62 when ins.Dst == 10 => StoreImmW,
-            0x6a when ins.Dst == 10 => StoreImmH,
-            0x72 when ins.Dst == 10 => StoreImmB,
-            0x7a when ins.Dst == 10 => StoreImmDW,
-            0x63 when ins.Dst == 10 => StoreW,
-            0x6b when ins.Dst == 10 => StoreH,
-            0x73 when ins.Dst == 10 => StoreB,
-            0x7b when ins.Dst == 10 => StoreDW,
+            Op.LdxW when ins.Src == 10 => LoadW,
+            Op.LdxH when ins.Src == 10 => LoadH,
+            Op.LdxB when ins.Src == 10 => LoadB,
+            Op.LdxDW when ins.Src == 10 => LoadDW,
+            Op.LdxSW when ins.Src == 10 => LoadSW,
+            Op.LdxSH when ins.Src == 10 => LoadSH,
+            Op.LdxSB when ins.Src == 10 => LoadSB,
+            Op.StW when ins.Dst == 10 => StoreImmW,
+            Op.StH when ins.Dst == 10 => StoreImmH,
+            Op.StB when ins.Dst == 10 => StoreImmB,
+            Op.StDW when ins.Dst == 10 => StoreImmDW,
+            Op.StxW when ins.Dst == 10 => StoreW,
+            Op.StxH when ins.Dst == 10 => StoreH,
+            Op.StxB when ins.Dst == 10 => StoreB,
+            Op.StxDW when ins.Dst == 10 => StoreDW,
             _ => 0,
         };
     }

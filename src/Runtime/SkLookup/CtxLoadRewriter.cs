@@ -121,7 +121,7 @@ public static class CtxLoadRewriter
                         Flow(i + 1 + ins.Imm, new State((ushort)(s.Regs & 0x3e), 0));
                         Flow(i + 1, new State((ushort)(s.Regs & ~BpfAbi.CallerSavedMask), s.Slots));
                     }
-                    else if (ins.IsCall || ins.Opcode == 0x8d)
+                    else if (ins.IsCall || ins.Opcode == Op.CallX)
                     {
                         Flow(i + 1, new State((ushort)(s.Regs & ~BpfAbi.CallerSavedMask), s.Slots));
                     }
