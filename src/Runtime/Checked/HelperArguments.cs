@@ -92,7 +92,8 @@ public static class HelperArguments
                     break;
                 case ArgType.PtrToSocket or ArgType.PtrToSocketOrNull:
                     if (value == 0 && args[i] == ArgType.PtrToSocketOrNull) break;
-                    if (value != knownSocket && !MemoryRegions.IsBlockStart(value, MemoryRegionKind.Socket)) problem = "is not a socket";
+                    // A known socket of 0 means none: NULL is no socket (the kernel's verifier refuses it here).
+                    if (value == 0 || (value != knownSocket && !MemoryRegions.IsBlockStart(value, MemoryRegionKind.Socket))) problem = "is not a socket";
                     break;
                 case ArgType.PtrToSpinLock:
                     size = BpfSpinLock.Size;

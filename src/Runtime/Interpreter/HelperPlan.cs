@@ -20,6 +20,15 @@ internal static class HelperPlan
     /// <summary>A plan the quick path cannot take: always the full check.</summary>
     public const int Full = -1;
 
+    /// <summary>(const map, key): bpf_map_lookup_elem, bpf_map_delete_elem.</summary>
+    public const int MapKey = Map | Key << 3;
+
+    /// <summary>(ctx, socket or NULL, scalar): bpf_sk_assign.</summary>
+    public const int CtxSocketOrNull = Ctx | SocketOrNull << 3;
+
+    /// <summary>(socket): bpf_sk_release.</summary>
+    public const int OneSocket = Socket;
+
     /// <summary>The plan of <paramref name="helper"/>'s prototype.</summary>
     public static int Of(Helper helper)
     {

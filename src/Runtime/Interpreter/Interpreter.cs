@@ -81,12 +81,21 @@ public sealed unsafe class Interpreter
         // helpers' arguments are all known never pays for it); a callback announces it at once, since it
         // may reach its callers' stacks, whose announcements it must keep and whose successors' it must drop.
         bool callback = entry != 0;
-        var run = new RunState
-        {
-            StackStart = (ulong)stack, FrameBytes = StackSize, Callback = callback, Context = callback ? 0 : r1,
-            Saved = saved, Loops = loops,
-        };
-        run.SetLast(run.StackStart, StackSize);
+        // Every field assigned once at its own width, not the struct zeroed first: a load of a field right after a
+        // wide zeroing store that it only partly overlaps waits for that store (no store forwarding).
+        Unsafe.SkipInit(out RunState run);
+        run.StackStart = (ulong)stack;
+        run.FrameBytes = StackSize;
+        run.LastStart = (ulong)stack;
+        run.LastLength = StackSize;
+        run.Context = callback ? 0 : r1;
+        run.Cache.Clear();
+        run.LastSocket = 0;
+        run.Callback = callback;
+        run.Announced = false;
+        run.Depth = 0;
+        run.Saved = saved;
+        run.Loops = loops;
         // The context block an earlier run found for this r1, while it is still registered: no registry walk for it.
         if (_contextBlock is { } ctx && ctx.Start == r1 && !callback && !ctx.Removed)
         {
@@ -185,6 +194,15 @@ public sealed unsafe class Interpreter
                     case Op.JsgeReg: if (Semantics.Jsge(reg[d], reg[s])) pc += ins.Offset; break;
                     case Op.Call:
                         if (ins.Src == (byte)CallKind.Local) { pc = EnterFrame(ref run, reg, pc, ins.Imm); break; }
+                        {
+                            // A plain helper (nothing to check) is called from here: no frame of CallAt's per call.
+                            CallSite site = _sites[pc - 1]!;
+                            if (site.Shape == CallShape.Plain && !site.Exits && (!site.Announces || run.Announced))
+                            {
+                                reg[0] = site.Function(reg[1], reg[2], reg[3], reg[4], reg[5]);
+                                break;
+                            }
+                        }
                         if (CallAt(pc - 1, reg, ref run)) return Return(run.Callback, run.StackStart, reg[0]);
                         break;
                     case Op.CallX:
@@ -381,10 +399,65 @@ public sealed unsafe class Interpreter
     /// The helper call at slot <paramref name="index"/>: r0 set; true when the helper ended the program (bpf_tail_call,
     /// an exiting kfunc), r0 then being the program's result.
     /// </summary>
+    // One test of the site's shape, fixed when the program was prepared, then that shape's checks inline and a direct
+    // call of the helper's method: no loop over the prototype's arguments (an indirect jump per argument) and no
+    // delegate (whose open static invocation goes through a shuffle thunk). Anything a shape's quick check does not
+    // vouch for goes to CallHelper, the full check, which finds the region or raises the fault.
     [MethodImpl(MethodImplOptions.NoInlining)]
     bool CallAt(int index, ulong* reg, ref RunState run)
     {
         CallSite site = _sites[index]!;
+        ulong r0;
+        CallShape shape = site.Shape;
+        if (shape == CallShape.Plain)
+        {
+            // A helper whose prototype says nothing may look for memory in the stack block itself: announced once per run.
+            if (site.Announces && !run.Announced) Announce(ref run);
+            r0 = site.Function(reg[1], reg[2], reg[3], reg[4], reg[5]);
+        }
+        else if (shape == CallShape.MapKey)
+        {
+            // bpf_map_lookup_elem, bpf_map_delete_elem: the site's last map, live, and a key the run may read.
+            if (site.Hint is not { } hint || hint.Map.Handle != reg[1] || hint.Map.IsDisposed || !run.Holds(reg[2], hint.KeySize))
+                return CallChecked(site, index, reg, ref run);
+            r0 = site.Function(reg[1], reg[2], reg[3], reg[4], reg[5]);
+            if (site.ReturnsPointer && r0 != 0) AddResult(ref run, hint, r0);
+        }
+        else if (shape == CallShape.CtxSocket)
+        {
+            // bpf_sk_assign: the run's own context, and no socket or the one a lookup returned to this run.
+            ulong sk = reg[2];
+            if (reg[1] != run.Context || reg[1] == 0 || (sk != 0 && sk != run.LastSocket)) return CallChecked(site, index, reg, ref run);
+            r0 = site.Function(reg[1], sk, reg[3], reg[4], reg[5]);
+        }
+        else if (shape == CallShape.Socket)
+        {
+            // bpf_sk_release: the socket a lookup returned to this run.
+            if (reg[1] != run.LastSocket || reg[1] == 0) return CallChecked(site, index, reg, ref run);
+            r0 = site.Function(reg[1], reg[2], reg[3], reg[4], reg[5]);
+        }
+        else
+        {
+            return CallChecked(site, index, reg, ref run);
+        }
+        reg[0] = r0;
+        return site.Exits && r0 == 0 && Ended(site.Helper, reg);
+    }
+
+    /// <summary>A helper's non-NULL pointer result becomes a region of the run (and the last one); a socket view is remembered as the run's socket.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void AddResult(ref RunState run, MapHint hint, ulong r0)
+    {
+        run.Cache.Add(r0, hint.ResultBytes);
+        run.SetLast(r0, hint.ResultBytes);
+        // A socket a SOCKMAP/SOCKHASH lookup returned: the next bpf_sk_assign or bpf_sk_release of it needs no registry.
+        if (hint.HoldsSockets) run.LastSocket = r0;
+    }
+
+    /// <summary>A call the site's shape does not cover, or whose arguments its quick check did not vouch for: the full path.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    bool CallChecked(CallSite site, int index, ulong* reg, ref RunState run)
+    {
         if (site.Announces && !run.Announced) Announce(ref run);
         Helper h = site.Helper;
         reg[0] = site.Plain ? h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]) : CallHelper(site, reg, index, ref run);
@@ -414,13 +487,14 @@ public sealed unsafe class Interpreter
     {
         Helper h = site.Helper;
         // A racy cache of a reference: any thread's last map is as good a hint. Written only on a change.
-        var last = site.LastMap;
+        var hint = site.Hint;
+        var last = hint?.Map;
         if (site.Plan == HelperPlan.Full || !HelperPlan.Accepts(site.Plan, reg, run.Context, last, ref run, out var map))
         {
             // The full check also looks in the registry, whose list of this thread's stacks must be this run's.
             if (!run.Announced) Announce(ref run);
             map = HelperArguments.Check(ref run, h, reg[1], reg[2], reg[3], reg[4], reg[5], run.Context, _code, index, last, run.LastSocket);
-            if (!ReferenceEquals(last, map)) site.LastMap = map;
+            if (map != null && !ReferenceEquals(last, map)) site.Hint = hint = new MapHint(map);
         }
         ulong r0 = h.Invoke(reg[1], reg[2], reg[3], reg[4], reg[5]);
         // A record submitted or discarded is no longer the program's: forget what the cache knew.
@@ -444,11 +518,51 @@ public sealed unsafe class Interpreter
     }
 }
 
+/// <summary>How a call site's arguments are checked on the interpreter's quick path (<see cref="CallSite.Shape"/>).</summary>
+internal enum CallShape
+{
+    /// <summary>Anything else: the full path (<c>CallChecked</c>).</summary>
+    General,
+    /// <summary>No pointer argument, nothing released: a plain call (the stack block announced first where <see cref="CallSite.Announces"/>).</summary>
+    Plain,
+    /// <summary>(const map, key, scalars): bpf_map_lookup_elem, bpf_map_delete_elem.</summary>
+    MapKey,
+    /// <summary>(ctx, socket or NULL, scalars): bpf_sk_assign.</summary>
+    CtxSocket,
+    /// <summary>(socket): bpf_sk_release.</summary>
+    Socket,
+}
+
+/// <summary>
+/// The map a call site passed last, with what a call needs of it, read as one reference (the site's hint is written
+/// racily by any thread: one object, so its fields always belong together).
+/// </summary>
+internal sealed class MapHint(BpfMap map)
+{
+    /// <summary>The map.</summary>
+    public readonly BpfMap Map = map;
+
+    /// <summary>The map's key size.</summary>
+    public readonly int KeySize = map.KeySize;
+
+    /// <summary>The bytes a non-NULL lookup result may be touched for: a socket view for SOCKMAP/SOCKHASH, else the value.</summary>
+    public readonly int ResultBytes = map.Type is MapType.SockMap or MapType.SockHash ? Sockets.BpfSockLayout.ViewSize : map.ValueSize;
+
+    /// <summary>The map holds sockets: a lookup's result is a socket view.</summary>
+    public readonly bool HoldsSockets = map.Type is MapType.SockMap or MapType.SockHash;
+}
+
 /// <summary>A `call imm` slot of the interpreter's program: the helper and how a call of it is checked, fixed when the program is prepared.</summary>
-internal sealed class CallSite(Helper helper, int plan)
+internal sealed unsafe class CallSite(Helper helper, int plan)
 {
     /// <summary>The helper the slot calls.</summary>
     public readonly Helper Helper = helper;
+
+    /// <summary>The helper's method, called directly on the quick path (null: a method without a handle; the site is then <see cref="CallShape.General"/>).</summary>
+    public readonly delegate*<ulong, ulong, ulong, ulong, ulong, ulong> Function = FunctionOf(helper);
+
+    /// <summary>The helper can end the program (<see cref="HelperExit"/>).</summary>
+    public readonly bool Exits = helper.Exit != HelperExit.None;
 
     /// <summary>How the helper's pointer arguments are checked quickly (<see cref="HelperPlan"/>).</summary>
     public readonly int Plan = plan;
@@ -473,6 +587,37 @@ internal sealed class CallSite(Helper helper, int plan)
     public readonly bool Announces = ReferenceEquals(helper.Proto, HelperProto.Unknown) || helper.Proto.Variadic
         || Array.IndexOf(helper.Proto.Args, ArgType.PtrToFunc) >= 0;
 
+    /// <summary>How the quick path checks the call's arguments.</summary>
+    public CallShape Shape => _shape;
+
+    readonly CallShape _shape = ShapeOf(helper, plan);
+
     /// <summary>The map the call here passed last (a racy hint: its check then skips the registry).</summary>
-    public BpfMap? LastMap;
+    public MapHint? Hint;
+
+    static CallShape ShapeOf(Helper helper, int plan)
+    {
+        if (FunctionOf(helper) == null || HelperArguments.ReleasesMemory(helper)) return CallShape.General;
+        // Plain announces the stack block first where the helper needs it (Announces); the checking shapes do not.
+        if (plan == HelperPlan.Nothing) return CallShape.Plain;
+        bool announces = ReferenceEquals(helper.Proto, HelperProto.Unknown) || helper.Proto.Variadic
+            || Array.IndexOf(helper.Proto.Args, ArgType.PtrToFunc) >= 0;
+        if (announces) return CallShape.General;
+        if (plan == HelperPlan.MapKey && helper.Proto.Ret is RetType.PtrToMapValueOrNull or RetType.Integer) return CallShape.MapKey;
+        if (plan == HelperPlan.CtxSocketOrNull) return CallShape.CtxSocket;
+        if (plan == HelperPlan.OneSocket) return CallShape.Socket;
+        return CallShape.General;
+    }
+
+    static delegate*<ulong, ulong, ulong, ulong, ulong, ulong> FunctionOf(Helper helper)
+    {
+        try
+        {
+            return (delegate*<ulong, ulong, ulong, ulong, ulong, ulong>)helper.Method.MethodHandle.GetFunctionPointer();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;   // a DynamicMethod has no handle: the delegate, on the full path
+        }
+    }
 }

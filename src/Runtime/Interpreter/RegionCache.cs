@@ -44,10 +44,21 @@ internal struct RegionCache
         return room >= 0 && address - start <= (ulong)room;
     }
 
+    /// <summary>Empties the cache: an entry of length 0 holds nothing (<see cref="In"/>), whatever its start.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Clear()
+    {
+        _length[0] = 0;
+        _length[1] = 0;
+        _length[2] = 0;
+        _length[3] = 0;
+        _next = 0;
+    }
+
     /// <summary>
     /// Remembers [<paramref name="start"/>, +<paramref name="length"/>) in an empty cache as its first entry. Unlike
-    /// <see cref="Add"/> it reads nothing: at a run's start the cache was just zeroed by one wide store, which a
-    /// narrower load right after has to wait for (no store forwarding), tens of cycles on every run.
+    /// <see cref="Add"/> it reads nothing: at a run's start the cache was just cleared (<see cref="Clear"/>), and a load
+    /// right after a store to the same place waits for it, on every run.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Seed(ulong start, int length)
