@@ -36,6 +36,7 @@ public static unsafe class RealReuseport
     [DllImport("libc", SetLastError = true)] static extern int poll(void* fds, nuint count, int timeout);
     [DllImport("libc", SetLastError = true)] static extern int ioctl(int fd, ulong request, void* arg);
     [DllImport("libc", SetLastError = true)] static extern int close(int fd);
+    [DllImport("libc", SetLastError = true)] static extern int getsockopt(int fd, int level, int name, void* value, int* len);
 
     static readonly Lazy<string?> s_unavailable = new(Probe);
 
@@ -159,6 +160,22 @@ public static unsafe class RealReuseport
 
     /// <summary>SO_ATTACH_REUSEPORT_EBPF on <paramref name="member"/>: the program runs for its whole group.</summary>
     public static void Attach(int member, int progFd) => Check(setsockopt(member, SolSocket, SoAttachReuseportEbpf, &progFd, 4), "SO_ATTACH_REUSEPORT_EBPF");
+
+    /// <summary>connect() of <paramref name="fd"/> to 127.0.0.1:<paramref name="port"/> (a UDP member becomes a connected one).</summary>
+    public static void ConnectTo(int fd, ushort port)
+    {
+        var a = SockAddr(port);
+        fixed (byte* p = a) Check(connect(fd, p, a.Length), $"connect 127.0.0.1:{port}");
+    }
+
+    /// <summary>The socket's cookie (SO_COOKIE), what <c>bpf_get_socket_cookie</c> returns for it.</summary>
+    public static ulong Cookie(int fd)
+    {
+        ulong cookie = 0;
+        int len = 8;
+        Check(getsockopt(fd, SolSocket, 57 /* SO_COOKIE */, &cookie, &len), "SO_COOKIE");
+        return cookie;
+    }
 
     /// <summary>Closes descriptors.</summary>
     public static void Close(params int[] fds)

@@ -60,6 +60,12 @@ public sealed class ReuseportGroup
     /// <summary>The members in join order (closed sockets leave).</summary>
     public IReadOnlyList<Sock> Members => Volatile.Read(ref _members);
 
+    /// <summary>
+    /// True once a UDP member connected (<c>reuseport_has_conns</c>; it stays set): the listener lookup then keeps
+    /// scoring after the group's selection instead of taking it at once (<see cref="SocketTable.LookupListener(in Packet, out bool)"/>).
+    /// </summary>
+    public bool HasConns { get; internal set; }
+
     /// <summary>The group's program stand-in, or null to select by hash.</summary>
     public ReuseportSelector? Selector { get; set; }
 
@@ -167,6 +173,21 @@ public sealed class ReuseportGroup
     public Sock? Select(Sock sk, in Packet packet, out bool dropped)
     {
         ArgumentNullException.ThrowIfNull(sk);
+        // The program is read and run inside one read-side section: a detach that races the read cannot free what the
+        // run uses (the kernel's rcu_dereference of reuse->prog).
+        Maps.MapEpoch.Enter();
+        try
+        {
+            return SelectInSection(sk, packet, out dropped);
+        }
+        finally
+        {
+            Maps.MapEpoch.Exit();
+        }
+    }
+
+    Sock? SelectInSection(Sock sk, in Packet packet, out bool dropped)
+    {
         dropped = false;
         var members = Volatile.Read(ref _members);
         uint hash = packet.FlowHash ?? packet.Hash();

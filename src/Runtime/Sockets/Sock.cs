@@ -275,10 +275,11 @@ public sealed unsafe class Sock
             if (peer.Family != Family) throw new SocketErrorException(Errno.EAFNOSUPPORT, $"socket {this}: cannot connect to {peer}");
             if (State == SockState.Unbound)
                 Bind(new InetEndPoint(Family, Family == SocketFamily.Inet ? InetAddress.Any4 : InetAddress.Any6, 0));
+            bool wildcardBound = Local is { } bound && bound.Address.IsAny;
             Peer = peer;
             State = SockState.Connected;
             SyncView();
-            Table.Changed(this);
+            if (Protocol == SocketProtocol.Udp) Table.UdpConnected(this, wildcardBound);
         }
     }
 
