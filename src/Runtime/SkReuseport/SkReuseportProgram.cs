@@ -149,8 +149,15 @@ public sealed class SkReuseportProgram : IDisposable
     internal void Release()
     {
         if (Interlocked.Decrement(ref _refs) != 0) return;
-        foreach (var map in _maps) map.Release();
         GC.SuppressFinalize(this);
+        // As bpf_prog_put does (the program's maps are put from an RCU callback): a selection that read the program
+        // before its last reference went may still be running it, and its maps must stay live until that run ends.
+        var maps = _maps;
+        if (maps.Length != 0)
+            MapEpoch.Retire(() =>
+            {
+                foreach (var map in maps) map.Release();
+            });
     }
 
     /// <summary>
@@ -163,6 +170,23 @@ public sealed class SkReuseportProgram : IDisposable
         try
         {
             ObjectDisposedException.ThrowIf(!IsLive, this);
+            return RunAttached(ctx);
+        }
+        finally
+        {
+            MapEpoch.Exit();
+        }
+    }
+
+    /// <summary>
+    /// A run for a group that read this program inside the read-side section the caller holds (as the kernel reads
+    /// <c>reuse-&gt;prog</c> under RCU): no liveness check, since a detach racing that read releases the program's maps
+    /// through <see cref="MapEpoch"/>, which keeps them until the section ends; the run completes on the state it saw.
+    /// </summary>
+    uint RunAttached(nint ctx)
+    {
+        try
+        {
             return (uint)_entry((ulong)ctx, 0);
         }
         catch (Exception e) when (SkLookupProgram.IsRunFault(e))
@@ -173,16 +197,13 @@ public sealed class SkReuseportProgram : IDisposable
             Volatile.Write(ref _lastFault, error);
             throw error;
         }
-        finally
-        {
-            MapEpoch.Exit();
-        }
     }
 
     [ThreadStatic] static SkReuseportContext? t_ctx;
 
     /// <summary>
-    /// <c>bpf_run_sk_reuseport</c> for a group's selection: fills the thread's context block for
+    /// <c>bpf_run_sk_reuseport</c> for a group's selection, inside the read-side section in which the group read this
+    /// program (<see cref="RunAttached"/>): fills the thread's context block for
     /// <paramref name="group"/>, the member the lookup found (<paramref name="sk"/>) and the packet, runs, and returns
     /// the program's answer: <see cref="ReuseportAction.Drop"/> unless it returned SK_PASS (a fault counts as
     /// SK_DROP), else the socket it selected, or <see cref="ReuseportAction.Hash"/> when it selected none.
@@ -195,7 +216,7 @@ public sealed class SkReuseportProgram : IDisposable
         uint ret;
         try
         {
-            ret = Run(ctx.Address);
+            ret = RunAttached(ctx.Address);
         }
         catch (BpfException)
         {
