@@ -64,6 +64,13 @@ public sealed class SocketTable
         }
     }
 
+    /// <summary>
+    /// The namespace's <c>net.ipv4.tcp_migrate_req</c> (default off): when a TCP listener in a reuseport group closes, its
+    /// queued connections migrate to another listener of the group even without a migrate program
+    /// (<see cref="Sock.CloseListener(IReadOnlyList{MigratingRequest})"/>).
+    /// </summary>
+    public bool TcpMigrateReq { get; set; }
+
     /// <summary>True once the namespace's disposal closed the table.</summary>
     public bool IsClosed
     {
