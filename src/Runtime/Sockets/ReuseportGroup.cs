@@ -235,11 +235,21 @@ public sealed class ReuseportGroup
                 && OnDevice(chosen, packet))
                 return chosen;
         }
-        int eligible = 0;
-        foreach (var m in members) if (Receives(m) && OnDevice(m, packet)) eligible++;
-        if (eligible == 0) return null;
-        // reciprocal_scale(hash, n) over the members, walking past connected sockets.
+        return SelectByHash(members, hash, packet);
+    }
+
+    /// <summary>
+    /// The hash's pick alone (<c>reuseport_select_sock_by_hash</c>), where the group delivers when no program chose:
+    /// <c>reciprocal_scale(hash, n)</c> over the members, walking past those that cannot receive
+    /// <paramref name="packet"/> (not listening or bound, connected, bound to another device); null when none can.
+    /// No program or selector runs.
+    /// </summary>
+    public Sock? SelectByHash(uint hash, in Packet packet) => SelectByHash(Volatile.Read(ref _members), hash, packet);
+
+    Sock? SelectByHash(Sock[] members, uint hash, in Packet packet)
+    {
         int n = members.Length;
+        if (n == 0) return null;
         int start = (int)(((ulong)hash * (ulong)n) >> 32);
         for (int k = 0; k < n; k++)
         {
