@@ -54,7 +54,7 @@ public class ReuseportSockArrayTests
         Assert.That(map.Update(U32(1), Fd(plain, valueSize)), Is.EqualTo(-Errno.EINVAL), "no SO_REUSEPORT: no group");
         Assert.That(map.Update(U32(1), Fd(unbound, valueSize)), Is.EqualTo(-Errno.EINVAL), "an unbound socket");
         Assert.That(map.Update(U32(1), Fd(udp, valueSize)), Is.Zero, "a bound UDP socket");
-        Assert.That(map.Update(U32(2), Fd(udpConnected, valueSize)), Is.Zero, "a connected UDP socket stays hashed");
+        Assert.That(map.Update(U32(2), Fd(udpConnected, valueSize)), Is.EqualTo(-Errno.EINVAL), "a connected UDP socket left its group (udp_lib_hash4)");
         Assert.That(map.Update(U32(3), Fd(udp, valueSize)), Is.EqualTo(-Errno.EBUSY), "a socket is in one slot at a time");
         Assert.That(map.Update(U32(1), Fd(udp, valueSize)), Is.EqualTo(-Errno.EBUSY), "its own slot too (sk_user_data is set)");
         Assert.That(map.Update(U32(8), Fd(udp, valueSize)), Is.EqualTo(-Errno.E2BIG));

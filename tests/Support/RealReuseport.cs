@@ -36,6 +36,8 @@ public static unsafe class RealReuseport
     [DllImport("libc", SetLastError = true)] static extern int poll(void* fds, nuint count, int timeout);
     [DllImport("libc", SetLastError = true)] static extern int ioctl(int fd, ulong request, void* arg);
     [DllImport("libc", SetLastError = true)] static extern int close(int fd);
+    [DllImport("libc", SetLastError = true)] static extern int getpeername(int fd, void* addr, int* len);
+    [DllImport("libc", SetLastError = true)] static extern int getsockopt(int fd, int level, int name, void* value, int* len);
 
     static readonly Lazy<string?> s_unavailable = new(Probe);
 
@@ -106,7 +108,7 @@ public static unsafe class RealReuseport
     }
 
     /// <summary>Loads <paramref name="insns"/> (map references as BPF_PSEUDO_MAP_FD) as an SK_REUSEPORT program: the fd, or throws with the log.</summary>
-    public static int LoadProgram(IReadOnlyList<Instruction> insns)
+    public static int LoadProgram(IReadOnlyList<Instruction> insns, uint expectedAttachType = AttachSkReuseportSelect)
     {
         var code = Encoder.Encode(insns.ToArray());
         var license = "GPL\0"u8.ToArray();
@@ -121,7 +123,7 @@ public static unsafe class RealReuseport
             *(uint*)(p + 24) = 1;
             *(uint*)(p + 28) = (uint)log.Length;
             *(ulong*)(p + 32) = (ulong)lg;
-            *(uint*)(p + 68) = AttachSkReuseportSelect;
+            *(uint*)(p + 68) = expectedAttachType;
             long fd = syscall(SysBpf, ProgLoad, p, attr.Length);
             if (fd >= 0) return (int)fd;
             int errno = Marshal.GetLastPInvokeError();
@@ -159,6 +161,64 @@ public static unsafe class RealReuseport
 
     /// <summary>SO_ATTACH_REUSEPORT_EBPF on <paramref name="member"/>: the program runs for its whole group.</summary>
     public static void Attach(int member, int progFd) => Check(setsockopt(member, SolSocket, SoAttachReuseportEbpf, &progFd, 4), "SO_ATTACH_REUSEPORT_EBPF");
+
+    /// <summary>connect() of <paramref name="fd"/> to 127.0.0.1:<paramref name="port"/> (a UDP member becomes a connected one).</summary>
+    public static void ConnectTo(int fd, ushort port)
+    {
+        var a = SockAddr(port);
+        fixed (byte* p = a) Check(connect(fd, p, a.Length), $"connect 127.0.0.1:{port}");
+    }
+
+    /// <summary>The socket's cookie (SO_COOKIE), what <c>bpf_get_socket_cookie</c> returns for it.</summary>
+    public static ulong Cookie(int fd)
+    {
+        ulong cookie = 0;
+        int len = 8;
+        Check(getsockopt(fd, SolSocket, 57 /* SO_COOKIE */, &cookie, &len), "SO_COOKIE");
+        return cookie;
+    }
+
+    /// <summary>A connected TCP client from 127.0.0.1:<paramref name="sourcePort"/> to 127.0.0.1:<paramref name="port"/> (the handshake done); its fd.</summary>
+    public static int Client(ushort sourcePort, ushort port)
+    {
+        int client = socket(AfInet, SockStream, 0);
+        Check(client, "socket");
+        int one = 1;
+        setsockopt(client, SolSocket, 2 /* SO_REUSEADDR */, &one, 4);
+        var from = SockAddr(sourcePort);
+        var to = SockAddr(port);
+        fixed (byte* f = from, t = to)
+        {
+            Check(bind(client, f, from.Length), $"bind client :{sourcePort}");
+            Check(connect(client, t, to.Length), $"connect :{port}");
+        }
+        return client;
+    }
+
+    /// <summary>Accepts every connection queued on <paramref name="listener"/> (waiting up to 200 ms for the first); their peers' ports.</summary>
+    public static List<ushort> AcceptAll(int listener)
+    {
+        var peers = new List<ushort>();
+        while (true)
+        {
+            long pfd = (uint)listener | ((long)PollIn << 32);
+            int ready = poll(&pfd, 1, peers.Count == 0 ? 200 : 0);
+            if (ready <= 0 || ((short)(pfd >> 48) & PollIn) == 0) return peers;
+            var addr = new byte[16];
+            int len = 16;
+            fixed (byte* a = addr)
+            {
+                int fd = accept(listener, null, null);
+                if (fd < 0) return peers;
+                Check(getpeername(fd, a, &len), "getpeername");
+                close(fd);
+            }
+            peers.Add(BinaryPrimitives.ReadUInt16BigEndian(addr.AsSpan(2)));
+        }
+    }
+
+    /// <summary>Writes a sysctl of the calling thread's network namespace (<c>/proc/sys/net/...</c> is per namespace).</summary>
+    public static void Sysctl(string name, string value) => File.WriteAllText("/proc/sys/" + name.Replace('.', '/'), value);
 
     /// <summary>Closes descriptors.</summary>
     public static void Close(params int[] fds)

@@ -17,7 +17,8 @@ public static class BenchCommand
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("bench", "time a program on the interpreter and the JIT (ns per run, ratio)", """
         usage: bpfjit bench PROGRAM [--program NAME] [--seconds S] [--scenario FILE.json]
-                            [--proto tcp|udp] [--from IP:PORT] [--to IP:PORT] [--ifindex N] [--members N] [--json]
+                            [--proto tcp|udp] [--from IP:PORT] [--to IP:PORT] [--ifindex N] [--members N] [--hash N]
+                            [--type sk_lookup|sk_reuseport] [--json]
 
         Runs PROGRAM repeatedly on each engine for S seconds (default 1; after a warm-up that doubles
         the batch until it takes 10 ms) and prints ns per run for each and the ratio. A progress bar
@@ -28,7 +29,8 @@ public static class BenchCommand
         --to and --ifindex describe (default tcp 10.0.0.1:50000 -> 127.0.0.1:80), with its maps set up
         as 'bpfjit run' does. An object's SK_REUSEPORT program (--program NAME) runs per packet as
         the group runs it (the struct sk_reuseport_md filled, then the program) for the reuseport group
-        'bpfjit run' sets up (--members N, default 2); or a bpf_conformance .data file (e.g. examples/asm), run with r1 = its
+        'bpfjit run' sets up (--members N, default 2; --hash N the flow hash; an .asm or .bin file with
+        --type sk_reuseport); or a bpf_conformance .data file (e.g. examples/asm), run with r1 = its
         memory and the suite's helpers.
         The SK_LOOKUP benchmark suite's cases (with their hand-written C# baselines) run from a clone,
         in perf/: cd perf && dotnet run -c Release -- case NAME (docs/perf.md).
@@ -57,6 +59,7 @@ public static class BenchCommand
             Opt.Value("--seconds", "S", "seconds per engine (default 1)"),
             Opt.Value("--scenario", "FILE.json", "sockets and map contents to set up first"),
             Opt.Value("--members", "N", "SK_REUSEPORT: sockets in the packet's reuseport group (default 2)"),
+            .. ReuseportGroupSetup.Declare(),
             .. PacketOptions.Declare(),
             Opt.Retired("--case", "NAME"),
             Opt.Json(),
@@ -83,8 +86,9 @@ public static class BenchCommand
         string path = args.Positional[0];
         double seconds = Seconds(args, 1);
         bool conformance = path.EndsWith(".data", StringComparison.OrdinalIgnoreCase);
-        if (conformance && (args.Has("--scenario") || args.Has("--program") || args.Has("--members") || PacketOptions.Names.Any(args.Has)))
-            throw new UsageException("a .data program takes no --scenario, --program, --members or context options");
+        if (conformance && (args.Has("--scenario") || args.Has("--program") || args.Has("--members") || args.Has("--hash") || args.Has("--type")
+                || PacketOptions.Names.Any(args.Has)))
+            throw new UsageException("a .data program takes no --scenario, --program, --members, --hash, --type or context options");
         var packet = conformance ? (BpfJit.Runtime.Sockets.Packet?)null : PacketOptions.Parse(args, required: false);
         var progress = Progress(stderr);
         // First, while the process is fresh: nothing of BpfJit has run yet but argument parsing.
@@ -138,7 +142,8 @@ public static class BenchCommand
     {
         double Once()
         {
-            using var host = ProgramHost.Load(path, args.Get("--program"), args.Get("--scenario"), JitEngine.Instance);
+            using var host = ProgramHost.Load(path, args.Get("--program"), args.Get("--scenario"), JitEngine.Instance, fileType: ReuseportGroupSetup.FileType(args, path));
+            packet = ReuseportGroupSetup.WithHash(args, host, packet);
             if (host.Reuseport != null)
             {
                 var setup = ReuseportGroupSetup.Build(host, packet, ReuseportGroupSetup.Members(args));
@@ -177,7 +182,8 @@ public static class BenchCommand
 
     static (double, long) TimeSkLookup(string path, Args args, BpfJit.Runtime.Sockets.Packet packet, IBpfEngine engine, double seconds, Action<double> progress)
     {
-        using var host = ProgramHost.Load(path, args.Get("--program"), args.Get("--scenario"), engine);
+        using var host = ProgramHost.Load(path, args.Get("--program"), args.Get("--scenario"), engine, fileType: ReuseportGroupSetup.FileType(args, path));
+        packet = ReuseportGroupSetup.WithHash(args, host, packet);
         if (host.Reuseport != null) return TimeReuseport(host, ReuseportGroupSetup.Build(host, packet, ReuseportGroupSetup.Members(args)), packet, seconds, progress);
         if (args.Has("--members")) throw new UsageException("--members applies to SK_REUSEPORT programs only");
         using var ctx = new SkLookupContext();

@@ -46,7 +46,7 @@ static class ReuseportRun
         Sock? receiver = outcome switch
         {
             "select" => selected,
-            "hash" => ByHash(group, hash),
+            "hash" => group.SelectByHash(hash, packet),
             _ => null,
         };
         var maps = args.Has("--dump-maps") ? host.Maps : [];
@@ -96,23 +96,6 @@ static class ReuseportRun
     }
 
     static string Name(Sock s) => $"{ProgramHost.NameOf(s)} (cookie {s.Cookie})";
-
-    // Where the group delivers when the program selected nothing: reuseport_select_sock_by_hash, reciprocal_scale(hash, n)
-    // then the walk past connected sockets, as ReuseportGroup.Select does it; worked out here so that the program runs
-    // once per test run (ReuseportGroup.Select would run it again).
-    static Sock? ByHash(ReuseportGroup group, uint hash)
-    {
-        var members = group.Members;
-        if (members.Count == 0) return null;
-        int n = members.Count;
-        int start = (int)(((ulong)hash * (ulong)n) >> 32);
-        for (int k = 0; k < n; k++)
-        {
-            var m = members[(start + k) % n];
-            if (m.State != SockState.Connected) return m;
-        }
-        return null;
-    }
 
     static void Socket(System.Text.Json.Utf8JsonWriter w, string? property, Sock s)
     {

@@ -18,7 +18,7 @@ public static class RunCommand
     public static CommandInfo Info { get; } = new("run", "test-run one SK_LOOKUP or SK_REUSEPORT program on a lookup given on the command line", """
         usage: bpfjit run OBJECT.o|SCENARIO.json|FILE [--program NAME] --proto tcp|udp --from IP:PORT --to IP:PORT
                           [--ifindex N] [--scenario FILE.json] [--engine interpreter|jit] [--no-verify]
-                          [--members N] [--repeat N] [--dump-maps] [--json]
+                          [--members N] [--hash N] [--type sk_lookup|sk_reuseport] [--repeat N] [--dump-maps] [--json]
 
         Runs one program once on the struct bpf_sk_lookup a packet from --from to --to would give
         (IPv6 end points as [ADDR]:PORT; --ifindex sets ingress_ifindex, default 1) and prints the
@@ -27,13 +27,14 @@ public static class RunCommand
         maps are created from the object, or taken by name from --scenario's maps. With --scenario
         (or a SCENARIO.json in place of the object) the scenario's sockets and map contents are set
         up first; a scenario alone runs its first attached program, or the one --program names.
-        FILE is an assembly (.asm), raw (.bin) or conformance (.data) program without maps.
+        FILE is an assembly (.asm), raw (.bin) or conformance (.data) program without maps, SK_LOOKUP
+        unless --type sk_reuseport says it is an SK_REUSEPORT program.
         An object's SK_REUSEPORT program (--program NAME; the default when the object has no SK_LOOKUP
         program) runs for a reuseport group on --to: --members N sockets (default 2, member0..; TCP
         listeners or bound UDP sockets per --proto, SO_REUSEPORT), or the --scenario's group on --to.
         Its REUSEPORT_SOCKARRAY, SOCKMAP and SOCKHASH maps get member i at key i (not with --scenario:
-        the scenario fills them). It runs once on struct sk_reuseport_md (sk the first member, hash the
-        packet's flow hash) and prints the return value and what the group does with it: the selected
+        the scenario fills them). It runs once on struct sk_reuseport_md (sk the first member, hash
+        --hash N or else the runtime's 4-tuple hash) and prints the return value and what the group does with it: the selected
         member, the member the hash picks when SK_PASS selected none, or a drop:
                  retval 1 (SK_PASS), selected member1 (cookie 2)
         --json:  {"program": "select_sock_b", "programType": "sk_reuseport", ..., "context": {..., "hash": 1234,
@@ -80,6 +81,7 @@ public static class RunCommand
             Opt.Value("--engine", "ENGINE", "interpreter (default) or jit", "interpreter", "jit"),
             Opt.Flag("--no-verify", "run without the verifier, on a checking engine"),
             Opt.Value("--members", "N", "SK_REUSEPORT: sockets in the packet's reuseport group (default 2)"),
+            .. ReuseportGroupSetup.Declare(),
             Opt.Value("--repeat", "N", "run N times and print the average duration"),
             Opt.Flag("--dump-maps", "print the maps' contents after the run"),
             Opt.Json(),
@@ -95,7 +97,9 @@ public static class RunCommand
         var engine = verify ? BpfEngines.Get(engineName) : BpfEngines.Checking(engineName);
         var packet = PacketOptions.Parse(args, required: true);
         int repeat = Repeat(args);
-        using var host = ProgramHost.Load(args.Positional[0], args.Get("--program"), args.Get("--scenario"), engine, verify);
+        using var host = ProgramHost.Load(args.Positional[0], args.Get("--program"), args.Get("--scenario"), engine, verify,
+            ReuseportGroupSetup.FileType(args, args.Positional[0]));
+        packet = ReuseportGroupSetup.WithHash(args, host, packet);
         if (host.Reuseport != null) return ReuseportRun.Run(args, host, packet, engine, repeat, stdout, stderr);
         if (args.Has("--members")) throw new UsageException("--members applies to SK_REUSEPORT programs only");
 

@@ -70,7 +70,8 @@ public sealed class ProgramHost : IDisposable
     /// without the verifier: the caller passes a checking engine (the interpreter, or the JIT in checked mode), so a
     /// bad access faults instead of touching memory. A scenario's own programs are verified by the scenario.
     /// </remarks>
-    public static ProgramHost Load(string path, string? programName, string? scenarioPath, IBpfEngine engine, bool verify = true)
+    public static ProgramHost Load(string path, string? programName, string? scenarioPath, IBpfEngine engine, bool verify = true,
+        ProgramType fileType = ProgramType.SkLookup)
     {
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         InputFile.RequireFile(path);
@@ -90,7 +91,11 @@ public sealed class ProgramHost : IDisposable
                 if (programName != null) throw new UsageException("--program needs an object or a scenario file");
                 var code = ProgramFiles.Load(path);
                 host.LoadedAt = System.Diagnostics.Stopwatch.GetTimestamp();
-                host.Program = SkLookupProgram.Load(Path.GetFileNameWithoutExtension(path), verify ? Verified(path, code) : code, engine);
+                string name = Path.GetFileNameWithoutExtension(path);
+                if (fileType == ProgramType.SkReuseport)
+                    host.Reuseport = SkReuseportProgram.Load(name, verify ? Verified(path, code, fileType, SkReuseportHelpers.CreateTable()) : code, engine);
+                else
+                    host.Program = SkLookupProgram.Load(name, verify ? Verified(path, code, fileType, SkLookupHelpers.CreateTable()) : code, engine);
                 host.Source = Path.GetFileName(path);
             }
             return host;
@@ -103,9 +108,9 @@ public sealed class ProgramHost : IDisposable
     }
 
     // A program without maps is checked by the verifier like one from an object: never run unverified.
-    static Instruction[] Verified(string path, Instruction[] code)
+    static Instruction[] Verified(string path, Instruction[] code, ProgramType type, HelperTable helpers)
     {
-        var result = BpfJit.Verifier.Verifier.Verify(code, new BpfJit.Verifier.VerifierOptions { Helpers = SkLookupHelpers.CreateTable() });
+        var result = BpfJit.Verifier.Verifier.Verify(code, new BpfJit.Verifier.VerifierOptions { Helpers = helpers, ProgramType = type });
         if (!result.Accepted) throw new ProgramRejectedException($"{path}: verifier rejected the program at insn {result.ErrorInsn}: {result.Error}");
         return code;
     }

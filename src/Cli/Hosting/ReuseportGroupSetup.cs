@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using BpfJit.Cli.Commands;
 using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
 using BpfJit.Runtime.Maps;
@@ -28,6 +29,37 @@ public sealed class ReuseportGroupSetup
 
     /// <summary>The default of <c>--members</c>.</summary>
     public const int DefaultMembers = 2;
+
+    /// <summary><c>--type</c> and <c>--hash</c>, which <c>run</c> and <c>bench</c> declare.</summary>
+    public static System.CommandLine.Option[] Declare() =>
+    [
+        Opt.Value("--type", "TYPE", "the program type of a FILE (.asm, .bin): sk_lookup (default) or sk_reuseport", "sk_lookup", "sk_reuseport"),
+        Opt.Value("--hash", "N", "SK_REUSEPORT: the flow hash the program reads and the group falls back to (default the runtime's 4-tuple hash)"),
+    ];
+
+    /// <summary>The program type <c>--type</c> gives a program file (SK_LOOKUP by default); a usage error with an object or a scenario.</summary>
+    public static ProgramType FileType(Args args, string path)
+    {
+        if (!args.Has("--type")) return ProgramType.SkLookup;
+        if (ProgramFiles.IsElfFile(path) || ProgramFiles.IsJsonFile(path))
+            throw new UsageException("--type applies to a program file (.asm, .bin): an object's or a scenario's programs have their type");
+        return SectionNames.Classify(args.Choice("--type", "sk_lookup", "sk_lookup", "sk_reuseport")).Type;
+    }
+
+    /// <summary>
+    /// <paramref name="packet"/> with <c>--hash N</c> (decimal or 0x hex, a u32) as its flow hash; a usage error for a
+    /// program other than SK_REUSEPORT.
+    /// </summary>
+    public static Packet WithHash(Args args, ProgramHost host, Packet packet)
+    {
+        if (args.Get("--hash") is not { } text) return packet;
+        if (host.Reuseport == null) throw new UsageException("--hash applies to SK_REUSEPORT programs only");
+        bool hex = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase);
+        return uint.TryParse(hex ? text[2..] : text, hex ? System.Globalization.NumberStyles.AllowHexSpecifier : System.Globalization.NumberStyles.None,
+            System.Globalization.CultureInfo.InvariantCulture, out uint hash)
+            ? packet with { FlowHash = hash }
+            : throw new UsageException($"--hash must be a u32 (decimal or 0x hex), not '{text}'");
+    }
 
     /// <summary>Parses <c>--members N</c> (1 to 256, default <see cref="DefaultMembers"/>).</summary>
     public static int Members(Args args)

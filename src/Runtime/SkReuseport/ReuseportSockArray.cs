@@ -9,7 +9,7 @@ namespace BpfJit.Runtime.SkReuseport;
 /// with <c>bpf_sk_select_reuseport</c> (kernel/bpf/reuseport_array.c). Userspace writes a socket by its cookie (the
 /// runtime's stand-in for a file descriptor, u32 or u64 as value_size says, as <see cref="SockMap"/> takes it) and
 /// reads back the cookie (value_size 8 only, else -ENOSPC). Only a socket in a reuseport group may go in: a TCP
-/// listener or a bound UDP socket (connected or not), and in one slot of one such map at a time (the kernel's
+/// listener or a bound, unconnected UDP socket (a connect takes it out of its group and of this map), and in one slot of one such map at a time (the kernel's
 /// <c>sk_user_data</c>: -EBUSY otherwise). A socket that closes leaves the map at once.
 /// </summary>
 public sealed unsafe class ReuseportSockArray : BpfMap
@@ -101,6 +101,13 @@ public sealed unsafe class ReuseportSockArray : BpfMap
         }, _onClose);
         // sockfd_lookup on a descriptor closed meanwhile.
         return open ? result : -Errno.EBADF;
+    }
+
+    /// <summary><c>bpf_sk_reuseport_detach</c>: <paramref name="s"/> left its reuseport group (a UDP connect), so it leaves its slot.</summary>
+    internal void Unlink(Sock s)
+    {
+        lock (_gate) Detach(s);
+        s.RemoveOnClose(_onClose);
     }
 
     // Under _gate: the socket leaves its slot (close, or the map's end).

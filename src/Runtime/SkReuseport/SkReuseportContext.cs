@@ -102,6 +102,7 @@ public sealed unsafe class SkReuseportContext : IDisposable
     byte* _block;
     byte* _packet;
     int _capacity;
+    byte* _migrating;   // the bpf_sock view of a migrating request (ctx->migrating_sk), allocated at the first migration
 
     /// <summary>Allocates a zeroed block and a packet buffer.</summary>
     public SkReuseportContext()
@@ -195,6 +196,62 @@ public sealed unsafe class SkReuseportContext : IDisposable
         *(ulong*)(b + SkReuseportLayout.NetworkHeader) = (ulong)net;
     }
 
+    /// <summary>
+    /// Fills the block as <c>bpf_init_reuseport_kern</c> does in <c>reuseport_migrate_sock</c>: <paramref name="closing"/>
+    /// (the listener that closes) as <c>sk</c>, <paramref name="request"/> as <c>migrating_sk</c> (a <c>bpf_sock</c> view
+    /// of the connection: its 4-tuple, TCP_ESTABLISHED or TCP_NEW_SYN_RECV, a fresh cookie), its hash, and the zero-length
+    /// skb the kernel allocates: <c>data</c> = <c>data_end</c>, <c>len</c> and <c>eth_protocol</c> 0, no MAC header.
+    /// </summary>
+    public void FillMigration(ReuseportGroup group, Sock closing, in MigratingRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        ArgumentNullException.ThrowIfNull(closing);
+        if (_migrating == null)
+        {
+            _migrating = Maps.Native.Alloc(BpfSockLayout.BlockSize, 64);
+            Checked.MemoryRegions.Register((ulong)_migrating, BpfSockLayout.ViewSize, Checked.MemoryRegionKind.Socket);
+        }
+        WriteRequest(_migrating, closing.Family, request);
+        byte* b = _block;
+        byte* data = _packet + Headroom;
+        new Span<byte>(b, SkReuseportLayout.BlockSize).Clear();
+        *(ulong*)(b + SkReuseportLayout.Data) = (ulong)data;
+        *(ulong*)(b + SkReuseportLayout.DataEnd) = (ulong)data;
+        *(uint*)(b + SkReuseportLayout.IpProtocol) = (ushort)closing.Protocol;
+        *(uint*)(b + SkReuseportLayout.BindInany) = group.BindInany ? 1u : 0u;
+        *(uint*)(b + SkReuseportLayout.Hash) = request.Hash;
+        *(ulong*)(b + SkReuseportLayout.Sk) = (ulong)closing.Handle;
+        *(ulong*)(b + SkReuseportLayout.MigratingSk) = (ulong)_migrating;
+        *(uint*)(b + SkReuseportLayout.ReuseportId) = group.Id;
+        *(ulong*)(b + SkReuseportLayout.NetworkHeader) = (ulong)data;
+    }
+
+    // A bpf_sock view of a connection that is not a Sock (no magic: helpers never take it for one).
+    static void WriteRequest(byte* v, SocketFamily family, in MigratingRequest r)
+    {
+        new Span<byte>(v, BpfSockLayout.BlockSize).Clear();
+        *(uint*)(v + BpfSockLayout.Family) = (uint)family;
+        *(uint*)(v + BpfSockLayout.Type) = BpfSockLayout.SockStream;
+        *(uint*)(v + BpfSockLayout.Protocol) = (uint)SocketProtocol.Tcp;
+        if (family == SocketFamily.Inet)
+        {
+            *(uint*)(v + BpfSockLayout.SrcIp4) = r.Local.Address.Ip4Raw;
+            *(uint*)(v + BpfSockLayout.DstIp4) = r.Remote.Address.Ip4Raw;
+        }
+        else
+        {
+            r.Local.Address.WriteBytes(new Span<byte>(v + BpfSockLayout.SrcIp6, 16));
+            r.Remote.Address.WriteBytes(new Span<byte>(v + BpfSockLayout.DstIp6, 16));
+        }
+        *(uint*)(v + BpfSockLayout.SrcPort) = r.Local.Port;
+        *(uint*)(v + BpfSockLayout.DstPort) = BinaryPrimitives.ReverseEndianness(r.Remote.Port);
+        *(uint*)(v + BpfSockLayout.State) = r.Established ? BpfSockLayout.TcpEstablished : TcpNewSynRecv;
+        *(int*)(v + BpfSockLayout.RxQueueMapping) = -1;
+        *(ulong*)(v + BpfSockLayout.Cookie) = Sock.NewCookie();
+    }
+
+    const uint TcpNewSynRecv = 12;
+
     const ushort EthPIp = 0x0800, EthPIpv6 = 0x86dd;
 
     /// <summary>A TCP SYN (20 bytes) or a UDP header (8 bytes) for the 4-tuple, when the caller gave no bytes.</summary>
@@ -265,7 +322,13 @@ public sealed unsafe class SkReuseportContext : IDisposable
         Checked.MemoryRegions.Unregister((ulong)_block);
         Maps.Native.Free(_block);
         Free(_packet);
+        if (_migrating != null)
+        {
+            Checked.MemoryRegions.Unregister((ulong)_migrating);
+            Maps.Native.Free(_migrating);
+        }
         _block = null;
         _packet = null;
+        _migrating = null;
     }
 }

@@ -26,9 +26,13 @@ public sealed class SkReuseportProgram : IDisposable
     long _faults, _runs;
     BpfException? _lastFault;
 
-    SkReuseportProgram(string name, Instruction[] code, string tag, string? btfName, IBpfEngine engine, HelperTable helpers, ProgramFacts? facts)
+    SkReuseportProgram(string name, Instruction[] code, string tag, string? btfName, IBpfEngine engine, HelperTable helpers, ProgramFacts? facts,
+        AttachType expectedAttachType)
     {
+        if (expectedAttachType is not (AttachType.SkReuseportSelect or AttachType.SkReuseportSelectOrMigrate))
+            throw new BpfException($"program {name}: expected attach type {expectedAttachType} is not one of SK_REUSEPORT's (BPF_SK_REUSEPORT_SELECT, _SELECT_OR_MIGRATE)");
         Name = name;
+        ExpectedAttachType = expectedAttachType;
         Id = Interlocked.Increment(ref s_nextId);
         Tag = tag;
         Symbol = btfName != null ? ProgramSymbol.OfBtf(tag, btfName) : ProgramSymbol.Of(tag, name);
@@ -51,21 +55,23 @@ public sealed class SkReuseportProgram : IDisposable
     /// unverified unless <paramref name="facts"/> come from the verifier. <paramref name="helpers"/> defaults to
     /// <see cref="SkReuseportHelpers.CreateTable"/>.
     /// </summary>
-    public static SkReuseportProgram Load(string name, Instruction[] code, IBpfEngine engine, HelperTable? helpers = null, ProgramFacts? facts = null)
+    public static SkReuseportProgram Load(string name, Instruction[] code, IBpfEngine engine, HelperTable? helpers = null, ProgramFacts? facts = null,
+        AttachType expectedAttachType = AttachType.SkReuseportSelect)
     {
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(code);
         ArgumentNullException.ThrowIfNull(engine);
-        return new SkReuseportProgram(name, code, ProgramTag.Compute(code), null, engine, helpers ?? SkReuseportHelpers.CreateTable(), facts);
+        return new SkReuseportProgram(name, code, ProgramTag.Compute(code), null, engine, helpers ?? SkReuseportHelpers.CreateTable(), facts, expectedAttachType);
     }
 
     /// <summary>Prepares a bound program (<see cref="ProgramBinder"/>) with the tag and symbol of the program as loaded.</summary>
-    public static SkReuseportProgram Load(string name, BoundProgram bound, IBpfEngine engine, HelperTable? helpers = null, ProgramFacts? facts = null)
+    public static SkReuseportProgram Load(string name, BoundProgram bound, IBpfEngine engine, HelperTable? helpers = null, ProgramFacts? facts = null,
+        AttachType expectedAttachType = AttachType.SkReuseportSelect)
     {
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(bound);
         ArgumentNullException.ThrowIfNull(engine);
-        return new SkReuseportProgram(name, bound.Code, bound.Tag, bound.BtfName, engine, helpers ?? SkReuseportHelpers.CreateTable(), facts);
+        return new SkReuseportProgram(name, bound.Code, bound.Tag, bound.BtfName, engine, helpers ?? SkReuseportHelpers.CreateTable(), facts, expectedAttachType);
     }
 
     /// <summary>
@@ -83,8 +89,14 @@ public sealed class SkReuseportProgram : IDisposable
         var facts = ProgramVerification.Verify(program, maps, helpers);
         if (facts != null && facts.ProgramType != ProgramType.SkReuseport)
             throw new BpfException($"program {program.Name}: the installed verifier checked it as {facts.ProgramType}, not SK_REUSEPORT");
-        return Load(program.Name, ProgramBinder.Bind(program, maps), engine, helpers, facts);
+        return Load(program.Name, ProgramBinder.Bind(program, maps), engine, helpers, facts, program.AttachType ?? AttachType.SkReuseportSelect);
     }
+
+    /// <summary>
+    /// The attach type it was loaded for: <c>BPF_SK_REUSEPORT_SELECT</c>, or <c>BPF_SK_REUSEPORT_SELECT_OR_MIGRATE</c>
+    /// (section <c>sk_reuseport/migrate</c>), which also runs when a closing listener's connections migrate.
+    /// </summary>
+    public AttachType ExpectedAttachType { get; }
 
     /// <summary>The program's name.</summary>
     public string Name { get; }
@@ -149,8 +161,15 @@ public sealed class SkReuseportProgram : IDisposable
     internal void Release()
     {
         if (Interlocked.Decrement(ref _refs) != 0) return;
-        foreach (var map in _maps) map.Release();
         GC.SuppressFinalize(this);
+        // As bpf_prog_put does (the program's maps are put from an RCU callback): a selection that read the program
+        // before its last reference went may still be running it, and its maps must stay live until that run ends.
+        var maps = _maps;
+        if (maps.Length != 0)
+            MapEpoch.Retire(() =>
+            {
+                foreach (var map in maps) map.Release();
+            });
     }
 
     /// <summary>
@@ -163,6 +182,23 @@ public sealed class SkReuseportProgram : IDisposable
         try
         {
             ObjectDisposedException.ThrowIf(!IsLive, this);
+            return RunAttached(ctx);
+        }
+        finally
+        {
+            MapEpoch.Exit();
+        }
+    }
+
+    /// <summary>
+    /// A run for a group that read this program inside the read-side section the caller holds (as the kernel reads
+    /// <c>reuse-&gt;prog</c> under RCU): no liveness check, since a detach racing that read releases the program's maps
+    /// through <see cref="MapEpoch"/>, which keeps them until the section ends; the run completes on the state it saw.
+    /// </summary>
+    uint RunAttached(nint ctx)
+    {
+        try
+        {
             return (uint)_entry((ulong)ctx, 0);
         }
         catch (Exception e) when (SkLookupProgram.IsRunFault(e))
@@ -173,16 +209,13 @@ public sealed class SkReuseportProgram : IDisposable
             Volatile.Write(ref _lastFault, error);
             throw error;
         }
-        finally
-        {
-            MapEpoch.Exit();
-        }
     }
 
     [ThreadStatic] static SkReuseportContext? t_ctx;
 
     /// <summary>
-    /// <c>bpf_run_sk_reuseport</c> for a group's selection: fills the thread's context block for
+    /// <c>bpf_run_sk_reuseport</c> for a group's selection, inside the read-side section in which the group read this
+    /// program (<see cref="RunAttached"/>): fills the thread's context block for
     /// <paramref name="group"/>, the member the lookup found (<paramref name="sk"/>) and the packet, runs, and returns
     /// the program's answer: <see cref="ReuseportAction.Drop"/> unless it returned SK_PASS (a fault counts as
     /// SK_DROP), else the socket it selected, or <see cref="ReuseportAction.Hash"/> when it selected none.
@@ -195,7 +228,31 @@ public sealed class SkReuseportProgram : IDisposable
         uint ret;
         try
         {
-            ret = Run(ctx.Address);
+            ret = RunAttached(ctx.Address);
+        }
+        catch (BpfException)
+        {
+            return ReuseportDecision.Drop;
+        }
+        if (ret != SkReuseportLayout.SkPass) return ReuseportDecision.Drop;
+        var selected = Sock.FromHandle(ctx.SelectedSocket);
+        return selected != null ? ReuseportDecision.Choose(selected) : ReuseportDecision.Hash;
+    }
+
+    /// <summary>
+    /// <c>bpf_run_sk_reuseport</c> with a migrating socket (<c>reuseport_migrate_sock</c>): the context holds the
+    /// closing listener as <c>sk</c>, <paramref name="request"/> as <c>migrating_sk</c>, its hash, and an empty packet.
+    /// Same answers as <see cref="Select"/>.
+    /// </summary>
+    internal ReuseportDecision Migrate(ReuseportGroup group, Sock closing, in MigratingRequest request)
+    {
+        var ctx = t_ctx ??= new SkReuseportContext();
+        ctx.FillMigration(group, closing, request);
+        Interlocked.Increment(ref _runs);
+        uint ret;
+        try
+        {
+            ret = RunAttached(ctx.Address);
         }
         catch (BpfException)
         {

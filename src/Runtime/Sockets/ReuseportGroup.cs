@@ -27,6 +27,15 @@ public readonly record struct ReuseportDecision(ReuseportAction Action, Sock? So
 }
 
 /// <summary>
+/// A connection waiting on a TCP listener that closes, as the host's stack holds it: an established child in the accept
+/// queue (what <c>inet_csk_listen_stop</c> migrates), or with <paramref name="Established"/> false a request still in
+/// the handshake (<c>TCP_NEW_SYN_RECV</c>). An SK_REUSEPORT program reads it as <c>ctx-&gt;migrating_sk</c>
+/// (<paramref name="Local"/> is its source, <paramref name="Remote"/> its destination) and <paramref name="Hash"/> as
+/// <c>ctx-&gt;hash</c> (the kernel's <c>sk_hash</c> of the connection).
+/// </summary>
+public readonly record struct MigratingRequest(InetEndPoint Local, InetEndPoint Remote, uint Hash, bool Established = true);
+
+/// <summary>
 /// Stands in for a group's SO_ATTACH_REUSEPORT_EBPF program: sees the packet and the group, and
 /// may pick a member, drop, or leave the choice to the hash.
 /// </summary>
@@ -57,8 +66,17 @@ public sealed class ReuseportGroup
     /// <summary>The shared bind point.</summary>
     public InetEndPoint Local { get; }
 
-    /// <summary>The members in join order (closed sockets leave).</summary>
+    /// <summary>
+    /// The members in the kernel's <c>socks[]</c> order: join order, except that a member leaving (a close, a UDP connect)
+    /// is replaced by the last one.
+    /// </summary>
     public IReadOnlyList<Sock> Members => Volatile.Read(ref _members);
+
+    /// <summary>
+    /// True once a UDP member connected (<c>reuseport_has_conns</c>; it stays set): the listener lookup then keeps
+    /// scoring after the group's selection instead of taking it at once (<see cref="SocketTable.LookupListener(in Packet, out bool)"/>).
+    /// </summary>
+    public bool HasConns { get; internal set; }
 
     /// <summary>The group's program stand-in, or null to select by hash.</summary>
     public ReuseportSelector? Selector { get; set; }
@@ -85,7 +103,17 @@ public sealed class ReuseportGroup
 
     internal void Remove(Sock s)
     {
-        lock (_gate) _members = _members.Where(m => m != s).ToArray();
+        lock (_gate)
+        {
+            // __reuseport_detach_sock: the last member takes the leaving one's place, which the hash's pick then sees.
+            int i = Array.IndexOf(_members, s);
+            if (i >= 0)
+            {
+                var next = _members[..^1];
+                if (i < next.Length) next[i] = _members[^1];
+                _members = next;
+            }
+        }
         s.SetReuseportId(0);
     }
 
@@ -167,6 +195,21 @@ public sealed class ReuseportGroup
     public Sock? Select(Sock sk, in Packet packet, out bool dropped)
     {
         ArgumentNullException.ThrowIfNull(sk);
+        // The program is read and run inside one read-side section: a detach that races the read cannot free what the
+        // run uses (the kernel's rcu_dereference of reuse->prog).
+        Maps.MapEpoch.Enter();
+        try
+        {
+            return SelectInSection(sk, packet, out dropped);
+        }
+        finally
+        {
+            Maps.MapEpoch.Exit();
+        }
+    }
+
+    Sock? SelectInSection(Sock sk, in Packet packet, out bool dropped)
+    {
         dropped = false;
         var members = Volatile.Read(ref _members);
         uint hash = packet.FlowHash ?? packet.Hash();
@@ -192,11 +235,21 @@ public sealed class ReuseportGroup
                 && OnDevice(chosen, packet))
                 return chosen;
         }
-        int eligible = 0;
-        foreach (var m in members) if (Receives(m) && OnDevice(m, packet)) eligible++;
-        if (eligible == 0) return null;
-        // reciprocal_scale(hash, n) over the members, walking past connected sockets.
+        return SelectByHash(members, hash, packet);
+    }
+
+    /// <summary>
+    /// The hash's pick alone (<c>reuseport_select_sock_by_hash</c>), where the group delivers when no program chose:
+    /// <c>reciprocal_scale(hash, n)</c> over the members, walking past those that cannot receive
+    /// <paramref name="packet"/> (not listening or bound, connected, bound to another device); null when none can.
+    /// No program or selector runs.
+    /// </summary>
+    public Sock? SelectByHash(uint hash, in Packet packet) => SelectByHash(Volatile.Read(ref _members), hash, packet);
+
+    Sock? SelectByHash(Sock[] members, uint hash, in Packet packet)
+    {
         int n = members.Length;
+        if (n == 0) return null;
         int start = (int)(((ulong)hash * (ulong)n) >> 32);
         for (int k = 0; k < n; k++)
         {
@@ -204,6 +257,35 @@ public sealed class ReuseportGroup
             if (Receives(m) && OnDevice(m, packet) && m.State != SockState.Connected) return m;
         }
         return null;
+    }
+
+    /// <summary>
+    /// <c>reuseport_migrate_sock</c> for one request of <paramref name="closing"/>, a listener that already left the group
+    /// (its close): with a program loaded for <c>BPF_SK_REUSEPORT_SELECT_OR_MIGRATE</c> attached, the program runs with
+    /// <c>ctx-&gt;sk</c> the closing listener and <c>ctx-&gt;migrating_sk</c> the request on an empty packet; anything
+    /// but SK_PASS resets the request, a selection takes it; without such a program the request migrates only under
+    /// <paramref name="migrateReq"/> (<c>net.ipv4.tcp_migrate_req</c>). Where nothing was selected, the request's hash
+    /// picks among the listeners (<c>reuseport_select_sock_by_hash</c>). The chosen socket must still listen
+    /// (<c>inet_csk_reqsk_queue_add</c>); null: the connection is reset.
+    /// </summary>
+    internal Sock? Migrate(Sock closing, in MigratingRequest request, bool migrateReq)
+    {
+        var listeners = Array.FindAll(Volatile.Read(ref _members), m => m.State == SockState.Listening);
+        if (listeners.Length == 0) return null;
+        Sock? target = null;
+        var program = Volatile.Read(ref _program);
+        if (program is { ExpectedAttachType: Frontend.Elf.AttachType.SkReuseportSelectOrMigrate })
+        {
+            var d = program.Migrate(this, closing, request);
+            if (d.Action == ReuseportAction.Drop) return null;
+            if (d.Action == ReuseportAction.Select) target = d.Socket;
+        }
+        else if (!migrateReq)
+        {
+            return null;
+        }
+        target ??= listeners[(int)(((ulong)request.Hash * (ulong)listeners.Length) >> 32)];
+        return target is { State: SockState.Listening } ? target : null;
     }
 
     static bool OnDevice(Sock m, in Packet packet) => m.BoundDevice == 0 || m.BoundDevice == packet.IngressIfindex;

@@ -38,6 +38,9 @@ public enum SockState
 public sealed unsafe class Sock
 {
     static long s_nextCookie;
+
+    /// <summary>A fresh socket cookie (the kernel's <c>sock_gen_cookie</c>), for a socket block that is not a <see cref="Sock"/>.</summary>
+    internal static ulong NewCookie() => (ulong)Interlocked.Increment(ref s_nextCookie);
     static readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, Sock> s_live = new();
 
     readonly byte* _block;
@@ -275,10 +278,49 @@ public sealed unsafe class Sock
             if (peer.Family != Family) throw new SocketErrorException(Errno.EAFNOSUPPORT, $"socket {this}: cannot connect to {peer}");
             if (State == SockState.Unbound)
                 Bind(new InetEndPoint(Family, Family == SocketFamily.Inet ? InetAddress.Any4 : InetAddress.Any6, 0));
+            bool wildcardBound = Local is { } bound && bound.Address.IsAny;
             Peer = peer;
             State = SockState.Connected;
             SyncView();
-            Table.Changed(this);
+            if (Protocol == SocketProtocol.Udp) Table.UdpConnected(this, wildcardBound);
+        }
+    }
+
+    /// <summary>
+    /// Closes a TCP listener whose accept queue holds <paramref name="pending"/> (the connections the host's stack has
+    /// for it) and migrates them as Linux's <c>inet_csk_listen_stop</c> does (<c>reuseport_migrate_sock</c>): when the
+    /// listener is in a reuseport group and migration is enabled (<see cref="SocketTable.TcpMigrateReq"/>, or the group's
+    /// program was loaded for <c>BPF_SK_REUSEPORT_SELECT_OR_MIGRATE</c>), each request goes to the listener the group's
+    /// program selects with <c>ctx-&gt;migrating_sk</c> set, or, without such a program or when it passes without
+    /// selecting, to the one its hash picks among the remaining listeners. Returns, per request, the listener that now
+    /// queues it, or null where the kernel resets the connection (no migration, a drop, no listener left, a selected
+    /// socket that does not listen). Any other socket just closes (every entry null).
+    /// </summary>
+    public Sock?[] CloseListener(IReadOnlyList<MigratingRequest> pending)
+    {
+        ArgumentNullException.ThrowIfNull(pending);
+        var targets = new Sock?[pending.Count];
+        // The section keeps this socket's block, the program's ctx->sk, readable after the close retires it.
+        MapEpoch.Enter();
+        try
+        {
+            ReuseportGroup? group;
+            bool listening;
+            lock (_gate)
+            {
+                group = ReuseportGroup;
+                listening = State == SockState.Listening && Protocol == SocketProtocol.Tcp;
+            }
+            // tcp_close: TCP_CLOSE and out of the listening hash (reuseport_stop_listen_sock) before the queue migrates.
+            Close();
+            if (group == null || !listening) return targets;
+            bool migrateReq = Table.TcpMigrateReq;
+            for (int i = 0; i < targets.Length; i++) targets[i] = group.Migrate(this, pending[i], migrateReq);
+            return targets;
+        }
+        finally
+        {
+            MapEpoch.Exit();
         }
     }
 

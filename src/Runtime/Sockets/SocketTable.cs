@@ -64,6 +64,13 @@ public sealed class SocketTable
         }
     }
 
+    /// <summary>
+    /// The namespace's <c>net.ipv4.tcp_migrate_req</c> (default off): when a TCP listener in a reuseport group closes, its
+    /// queued connections migrate to another listener of the group even without a migrate program
+    /// (<see cref="Sock.CloseListener(IReadOnlyList{MigratingRequest})"/>).
+    /// </summary>
+    public bool TcpMigrateReq { get; set; }
+
     /// <summary>True once the namespace's disposal closed the table.</summary>
     public bool IsClosed
     {
@@ -110,7 +117,11 @@ public sealed class SocketTable
             // The address first: a bind checking this bucket after the publish must see it (Conflict skips
             // members without one).
             s.Local = local;
-            SetBucket(s.Protocol, local.Port, Bucket(s.Protocol, local.Port) is { } old ? [.. old, s] : [s]);
+            // The kernel's chain order, which decides which of several equal-scoring sockets a lookup meets first (the
+            // member a group's program sees as ctx->sk): new sockets go to the head, SO_REUSEPORT AF_INET6 ones to the
+            // tail (udp_lib_get_port, __inet_hash).
+            var bucket = Bucket(s.Protocol, local.Port);
+            SetBucket(s.Protocol, local.Port, bucket == null ? [s] : s.ReusePort && s.Family == SocketFamily.Inet6 ? [.. bucket, s] : [s, .. bucket]);
             if (s.ReusePort)
             {
                 var key = new ReuseportKey(s.Protocol, local, s.V6Only, s.BoundDevice);
@@ -138,22 +149,43 @@ public sealed class SocketTable
                 var next = old.Where(x => x != s).ToArray();
                 SetBucket(s.Protocol, local.Port, next.Length == 0 ? null : next);
             }
-            if (s.ReuseportGroup is { } group)
-            {
-                group.Remove(s);
-                if (group.Members.Count == 0)
-                {
-                    // The group's end: its program goes, and so does its key.
-                    group.Close();
-                    foreach (var (key, g) in _groups)
-                        if (g == group)
-                        {
-                            _groups.Remove(key);
-                            break;
-                        }
-                }
-            }
+            if (s.ReuseportGroup is { } group) LeaveGroup(s, group);
         }
+    }
+
+    /// <summary><c>reuseport_detach_sock</c> (<see cref="_gate"/> held): <paramref name="s"/> leaves its group; an emptied group ends.</summary>
+    void LeaveGroup(Sock s, ReuseportGroup group)
+    {
+        group.Remove(s);
+        s.ReuseportGroup = null;
+        if (group.Members.Count != 0) return;
+        // The group's end: its program goes, and so does its key.
+        group.Close();
+        foreach (var (key, g) in _groups)
+            if (g == group)
+            {
+                _groups.Remove(key);
+                break;
+            }
+    }
+
+    /// <summary>
+    /// A UDP socket connected (its lock held). A member of a reuseport group first marks the group as having connections
+    /// (<c>reuseport_has_conns_set</c>), then leaves it: Linux hashes a connected socket by its 4-tuple
+    /// (<c>udp_lib_hash4</c>) or rehashes one that was bound to the wildcard address (<c>udp_lib_rehash</c>), and both
+    /// detach it from its group and from a REUSEPORT_SOCKARRAY (<c>bpf_sk_reuseport_detach</c>). From then on only
+    /// packets of its own 4-tuple reach it; the group's program and hash choose among the others.
+    /// </summary>
+    internal void UdpConnected(Sock s, bool wildcardBound)
+    {
+        lock (_gate)
+        {
+            if (s.ReuseportGroup is not { } group) return;
+            // A wildcard-bound socket is rehashed (and so detached) before the flag is set, which then finds no group.
+            if (!wildcardBound) group.HasConns = true;
+            LeaveGroup(s, group);
+        }
+        if (Volatile.Read(ref s.UserData) is SkReuseport.ReuseportSockArray array) array.Unlink(s);
     }
 
     Sock? Conflict(Sock s, InetEndPoint local)
@@ -247,27 +279,60 @@ public sealed class SocketTable
     {
         refused = false;
         if (bucket == null) return null;
-        var wanted = packet.Protocol == SocketProtocol.Tcp ? SockState.Listening : SockState.Bound;
+        // Sockets bound to the destination address first, then wildcard ones: a result or a drop in the first pass ends the lookup.
+        var found = Scan(bucket, packet, exact: true, out refused);
+        return found != null || refused ? found : Scan(bucket, packet, exact: false, out refused);
+    }
+
+    /// <summary>
+    /// One pass of the kernel's scan (<c>inet_lhash2_lookup</c>, <c>udp4_lib_lookup2</c>) over the sockets bound exactly
+    /// to the destination or to the wildcard: in chain order, a socket scoring higher than every one before it becomes
+    /// the result; when it is in a reuseport group the group selects (with it as ctx-&gt;sk) and that ends the lookup,
+    /// unless the group is UDP and has had connections (<c>reuseport_has_conns</c>): then the scan goes on with the
+    /// selection's own score as the bar, and a drop keeps the score and ends as a refusal unless a later socket scores higher.
+    /// </summary>
+    static Sock? Scan(Sock[] bucket, in Packet packet, bool exact, out bool refused)
+    {
         Sock? best = null;
         int bestScore = 0;
+        bool dropped = false;
         foreach (var s in bucket)
         {
-            if (s.State != wanted || s.Local is not { } local) continue;
-            if (!FamilyAccepts(s, packet.Family)) continue;
-            if (s.BoundDevice != 0 && s.BoundDevice != packet.IngressIfindex) continue;
-            if (!AddressMatches(local.Address, packet, out bool exact)) continue;
-            int score = (exact ? 8 : 4) + (s.BoundDevice != 0 ? 2 : 0) + (s.Family == packet.Family ? 1 : 0);
-            if (score > bestScore)
+            int score = ListenerScore(s, packet, exact);
+            if (score <= bestScore) continue;
+            bestScore = score;
+            dropped = false;
+            best = s;
+            if (s.ReuseportGroup is not { } group) continue;
+            var chosen = group.Select(s, packet, out bool drop);
+            if (packet.Protocol == SocketProtocol.Tcp || !group.HasConns)
             {
-                best = s;
-                bestScore = score;
+                refused = drop;
+                return drop ? null : chosen ?? s;
             }
+            // A UDP group with connections: keep scanning.
+            if (drop)
+            {
+                dropped = true;
+                continue;
+            }
+            if (chosen == null) continue;
+            best = chosen;
+            bestScore = Math.Max(bestScore, ListenerScore(chosen, packet, exact));
         }
-        if (best?.ReuseportGroup is { } group)
-        {
-            var chosen = group.Select(best, packet, out refused);
-            return refused ? null : chosen ?? best;
-        }
-        return best;
+        refused = dropped;
+        return dropped ? null : best;
+    }
+
+    // compute_score: a bound device over none, an AF_INET socket over a dual-stack one; 0 when the socket cannot take
+    // the packet or is not bound the way this pass looks for (exactly to the destination, or to the wildcard).
+    static int ListenerScore(Sock s, in Packet packet, bool exact)
+    {
+        var wanted = packet.Protocol == SocketProtocol.Tcp ? SockState.Listening : SockState.Bound;
+        if (s.State != wanted || s.Local is not { } local) return 0;
+        if (!FamilyAccepts(s, packet.Family)) return 0;
+        if (s.BoundDevice != 0 && s.BoundDevice != packet.IngressIfindex) return 0;
+        if (!AddressMatches(local.Address, packet, out bool isExact) || isExact != exact) return 0;
+        return 1 + (s.BoundDevice != 0 ? 2 : 0) + (s.Family == packet.Family ? 1 : 0);
     }
 }
