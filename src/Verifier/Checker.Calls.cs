@@ -62,6 +62,9 @@ internal sealed partial class Checker
 
     static bool HasPacketAccess(int helperId) => s_packetAccess.Contains(helperId);
 
+    // The helpers record_func_map refuses on a BPF_F_RDONLY_PROG map.
+    static readonly HashSet<int> s_changesMap = BaseFuncProto.Ids(["map_update_elem", "map_delete_elem", "map_push_elem", "map_pop_elem"]);
+
     sealed class CallMeta
     {
         public int MapIndex = -1;
@@ -103,6 +106,8 @@ internal sealed partial class Checker
             if (proto.Args[i] == ArgType.DontCare) continue;
             CheckFuncArg(i + 1, proto.Args[i], meta, id, helperName);
         }
+        // record_func_map: a map programs may only read (BPF_F_RDONLY_PROG) cannot be changed through a helper either.
+        if (meta.MapIndex >= 0 && Map(meta.MapIndex).ProgramCannotWrite && s_changesMap.Contains(id)) throw Err("write into map forbidden");
         if (id == KernelHelpers.SnprintfId && meta.ConstStr is { } fmt) CheckSnprintfCall(fmt);
         if (meta.MapIndex >= 0 && HelperNames.Name(id) == "bpf_tail_call" && Map(meta.MapIndex).Type != MapType.ProgArray)
             throw Err("expected prog array map for tail call");
