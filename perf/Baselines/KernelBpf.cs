@@ -13,7 +13,7 @@ namespace BpfJit.Baselines;
 public static unsafe class KernelBpf
 {
     const long SysBpf = 321;
-    const int MapCreate = 0, MapLookupElem = 1, MapUpdateElem = 2, MapDeleteElem = 3, MapGetNextKey = 4, ProgLoad = 5, ProgTestRun = 10, ObjGetInfoByFd = 15, MapFreeze = 22;
+    const int MapCreate = 0, MapLookupElem = 1, MapUpdateElem = 2, MapDeleteElem = 3, MapGetNextKey = 4, ProgLoad = 5, ProgTestRun = 10, ObjGetInfoByFd = 15, MapLookupAndDeleteElem = 21, MapFreeze = 22;
     const uint ProgTypeSkLookup = 30, AttachSkLookup = 36;
 
     [DllImport("libc", SetLastError = true)]
@@ -102,6 +102,21 @@ public static unsafe class KernelBpf
             *(ulong*)(p + 16) = (ulong)v;
             *(ulong*)(p + 24) = flags;
             long r = syscall(SysBpf, MapLookupElem, p, attr.Length);
+            return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
+        }
+    }
+
+    /// <summary>BPF_MAP_LOOKUP_AND_DELETE_ELEM (a QUEUE/STACK pop); returns 0 or a negative errno.</summary>
+    public static int LookupAndDeleteElem(int mapFd, ReadOnlySpan<byte> key, Span<byte> value, ulong flags = 0)
+    {
+        var attr = new byte[32];
+        fixed (byte* k = key, v = value, p = attr)
+        {
+            *(uint*)(p + 0) = (uint)mapFd;
+            *(ulong*)(p + 8) = key.IsEmpty ? 0 : (ulong)k;
+            *(ulong*)(p + 16) = (ulong)v;
+            *(ulong*)(p + 24) = flags;
+            long r = syscall(SysBpf, MapLookupAndDeleteElem, p, attr.Length);
             return r < 0 ? -Marshal.GetLastPInvokeError() : 0;
         }
     }

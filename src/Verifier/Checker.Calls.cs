@@ -62,6 +62,9 @@ internal sealed partial class Checker
 
     static bool HasPacketAccess(int helperId) => s_packetAccess.Contains(helperId);
 
+    // The helpers record_func_map refuses on a BPF_F_RDONLY_PROG map.
+    static readonly HashSet<int> s_changesMap = BaseFuncProto.Ids(["map_update_elem", "map_delete_elem", "map_push_elem", "map_pop_elem"]);
+
     sealed class CallMeta
     {
         public int MapIndex = -1;
@@ -75,6 +78,10 @@ internal sealed partial class Checker
         public ulong MsizeMax;
         /// <summary>The callback subprogram of a PTR_TO_FUNC argument, or -1.</summary>
         public int Subprog = -1;
+        /// <summary>The register of a dynptr a release function (bpf_ringbuf_submit/discard_dynptr) releases, or 0.</summary>
+        public int DynptrReleaseRegno;
+        /// <summary>The reference of the dynptr argument (a RINGBUF dynptr's), which a slice of it carries; 0 for none.</summary>
+        public int DynptrRefObjId;
         /// <summary>The bytes of an ARG_PTR_TO_CONST_STR argument from its offset to its NUL (check_reg_const_str), or null.</summary>
         public byte[]? ConstStr;
     }
@@ -103,6 +110,8 @@ internal sealed partial class Checker
             if (proto.Args[i] == ArgType.DontCare) continue;
             CheckFuncArg(i + 1, proto.Args[i], meta, id, helperName);
         }
+        // record_func_map: a map programs may only read (BPF_F_RDONLY_PROG) cannot be changed through a helper either.
+        if (meta.MapIndex >= 0 && Map(meta.MapIndex).ProgramCannotWrite && s_changesMap.Contains(id)) throw Err("write into map forbidden");
         if (id == KernelHelpers.SnprintfId && meta.ConstStr is { } fmt) CheckSnprintfCall(fmt);
         if (meta.MapIndex >= 0 && HelperNames.Name(id) == "bpf_tail_call" && Map(meta.MapIndex).Type != MapType.ProgArray)
             throw Err("expected prog array map for tail call");
@@ -119,6 +128,10 @@ internal sealed partial class Checker
             if (meta.RefObjId != 0) ReleaseReference(meta.RefObjId);
             else if (!Regs[meta.ReleaseRegno].IsNull) throw Err($"R{meta.ReleaseRegno} must be referenced when passed to release function");
         }
+        if (meta.DynptrReleaseRegno > 0) ReleaseDynptr(meta.DynptrReleaseRegno);
+        // check_helper_call: a LOCAL dynptr is made only over a map value.
+        if (id == KernelHelpers.DynptrFromMemId && Regs[1].Type != RegType.PtrToMapValue)
+            throw Err($"Unsupported reg type {RegName(Regs[1])} for bpf_dynptr_from_mem data");
         if (helper?.Exit == HelperExit.TailCall || HelperNames.Name(id) == "bpf_tail_call")
         {
             if (_cur.Refs.Count > 0)
@@ -183,6 +196,7 @@ internal sealed partial class Checker
                     // bpf_dynptr_data: len bytes of the dynptr's data (the constant size argument), or NULL.
                     var r0 = RegState.Pointer(RegType.PtrToArgMemOrNull, 0, meta.MemSize);
                     r0.Id = NewId();
+                    r0.RefObjId = meta.DynptrRefObjId;
                     regs[0] = r0;
                     break;
                 }
@@ -302,16 +316,14 @@ internal sealed partial class Checker
                 case ArgType.PtrToStackOrNull:
                     if (type != RegType.PtrToStack) TypeMismatch(regno, "fp");
                     break;
-                case ArgType.PtrToDynptr:
+                case ArgType.PtrToDynptr or ArgType.PtrToUninitLocalDynptr or ArgType.PtrToUninitRingbufDynptr or ArgType.PtrToRingbufDynptrRelease:
                     if (type is not (RegType.PtrToStack or RegType.ConstPtrToDynptr)) TypeMismatch(regno, "fp, dynptr_ptr");
                     // __check_ptr_off_reg: the runtime's dynptr is passed as it was handed over.
                     if (type == RegType.ConstPtrToDynptr && reg.Off < 0) throw Err($"negative offset dynptr_ptr ptr R{regno} off={reg.Off} disallowed");
                     if (type == RegType.ConstPtrToDynptr && (reg.Off != 0 || !reg.VarOff.Equals(0UL)))
                         throw Err(reg.Off != 0 ? $"dereference of modified dynptr_ptr ptr R{regno} off={reg.Off} disallowed"
                             : $"variable dynptr_ptr access var_off={reg.VarOff} disallowed");
-                    // Only the runtime makes dynptrs here (no helper builds one on the stack): a stack slot never holds one.
-                    // The kernel numbers the argument from 0 here.
-                    if (type == RegType.PtrToStack) throw Err($"Expected an initialized dynptr as arg #{regno - 1}");
+                    ProcessDynptrArg(regno, arg, meta);
                     break;
                 case ArgType.PtrToTimer:
                     if (type != RegType.PtrToMapValue) TypeMismatch(regno, "map_value");
@@ -468,12 +480,14 @@ internal sealed partial class Checker
                         var (spi, k) = Locate((int)a);
                         if (write)
                         {
+                            // check_stack_range_initialized (raw mode): a helper's output could alias a dynptr.
+                            if (st.Kind(spi, k) == SlotKind.Dynptr) throw Err($"potential write to dynptr at off={a} disallowed");
                             ScrubByte(st, (int)a, SlotKind.Misc);
                             continue;
                         }
                         // A spilled pointer may be copied out (into a map too), as root may (allow_ptr_leaks).
                         var kind = st.Kind(spi, k);
-                        if (kind == SlotKind.Iter)
+                        if (kind is SlotKind.Iter or SlotKind.Dynptr)
                             throw Err(reg.VarOff.IsConst ? $"invalid read from stack R{regno} off {min}+{a - min} size {size}"
                                 : $"invalid read from stack R{regno} var_off {reg.VarOff}+{a - min} size {size}");
                         if (kind == SlotKind.Invalid) NoteUninitRead(_cur.Insn);

@@ -314,7 +314,7 @@ internal sealed partial class Checker
             {
                 var (spi, k) = Locate((int)a);
                 var kind = st.Kind(spi, k);
-                if (kind == SlotKind.Iter) throw Err($"invalid read from stack R{regno} var_off {reg.VarOff}+{reg.Off + off} size {size}");
+                if (kind is SlotKind.Iter or SlotKind.Dynptr) throw Err($"invalid read from stack R{regno} var_off {reg.VarOff}+{reg.Off + off} size {size}");
                 if (kind == SlotKind.Invalid) NoteUninitRead(idx);
                 if (kind == SlotKind.Spill && !st.Spilled[spi].IsScalar) _exposesAddress = true;
                 if (kind != SlotKind.Zero) allZero = false;
@@ -337,6 +337,7 @@ internal sealed partial class Checker
         for (long a = min; a < max; a++)
         {
             var (spi, k) = Locate((int)a);
+            DestroyIfDynptrSlot(st, spi);
             var kind = st.Kind(spi, k);
             if (writingZero && kind == SlotKind.Spill && st.Spilled[spi] is { IsScalar: true, IsNull: true })
             {
@@ -379,6 +380,7 @@ internal sealed partial class Checker
     {
         var st = frame.Stack;
         int slot = -off - 1, spi = slot / 8;
+        DestroyIfDynptrSlot(st, spi);
         // A narrower store over a spilled pointer leaves the rest of its bytes behind as data.
         if (size < 8 && st.IsSpilled(spi) && !st.Spilled[spi].IsScalar) _exposesAddress = true;
         RegState? v = valueRegno >= 0 ? Regs[valueRegno] : null;
@@ -475,8 +477,8 @@ internal sealed partial class Checker
         for (int i = 0; i < size; i++)
         {
             var kind = st.Kind(spi, (slot - i) % 8);
-            // An iterator's bytes are the kernel's to read (check_stack_read_fixed_off).
-            if (kind == SlotKind.Iter) throw Err($"invalid read from stack off {off}+{i} size {size}");
+            // An iterator's and a dynptr's bytes are the kernel's to read (check_stack_read_fixed_off).
+            if (kind is SlotKind.Iter or SlotKind.Dynptr) throw Err($"invalid read from stack off {off}+{i} size {size}");
             if (kind == SlotKind.Invalid) NoteUninitRead(idx);
             if (kind != SlotKind.Zero) allZero = false;
         }

@@ -38,6 +38,10 @@ internal struct RegState
     public IterState Iter;
     /// <summary>For an iterator's stack slot: next() calls that returned an element on this path (the kernel's iter.depth).</summary>
     public int IterDepth;
+    /// <summary>For a dynptr's stack slot (<see cref="SlotKind.Dynptr"/>): the dynptr's kind (the kernel's dynptr.type).</summary>
+    public DynptrKind Dynptr;
+    /// <summary>For a dynptr's stack slot: the upper of its two slots, where the stack pointer to it points (dynptr.first_slot).</summary>
+    public bool DynptrFirst;
     /// <summary>For a scalar: its exact value matters to some path below this state (the kernel's precise mark).</summary>
     public bool Precise;
 

@@ -15,6 +15,8 @@ internal enum SlotKind : byte
     Spill,
     /// <summary>Part of an open-coded iterator (the kernel's STACK_ITER); its state is the slot's spilled register.</summary>
     Iter,
+    /// <summary>Part of a dynptr (the kernel's STACK_DYNPTR): both 8-byte slots of it, all bytes; its state is the slot's spilled register.</summary>
+    Dynptr,
 }
 
 /// <summary>
@@ -58,6 +60,9 @@ internal sealed class StackState
         return true;
     }
 
+    /// <summary>True when the slot is half of a dynptr (a dynptr's slots are never partly so).</summary>
+    public bool IsDynptr(int spi) => Kind(spi, 0) == SlotKind.Dynptr;
+
     /// <summary>True when all eight bytes hold one spilled register.</summary>
     public bool IsFullSpill(int spi)
     {
@@ -79,7 +84,7 @@ internal sealed class StackState
     {
         var c = new char[8];
         for (int k = 0; k < 8; k++)
-            c[k] = Kinds[spi * 8 + k] switch { SlotKind.Misc => 'm', SlotKind.Zero => '0', SlotKind.Spill => 'r', SlotKind.Iter => 'i', _ => '?' };
+            c[k] = Kinds[spi * 8 + k] switch { SlotKind.Misc => 'm', SlotKind.Zero => '0', SlotKind.Spill => 'r', SlotKind.Iter => 'i', SlotKind.Dynptr => 'd', _ => '?' };
         return new string(c);
     }
 }

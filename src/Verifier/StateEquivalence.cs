@@ -148,6 +148,7 @@ internal sealed class StateEquivalence
                 for (int k = 0; k < 8; k++) if (o.Kind(spi, k) != c.Kind(spi, k)) return false;
                 if (o.IsSpilled(spi) && !RegSafe(o.Spilled[spi], c.Spilled[spi], true)) return false;
                 if (o.IsIter(spi) && !IterSafe(o.Spilled[spi], c.Spilled[spi])) return false;
+                if (o.IsDynptr(spi) && !DynptrSafe(o.Spilled[spi], c.Spilled[spi])) return false;
                 continue;
             }
             var os = ScalarOfSlot(o, spi);
@@ -168,6 +169,7 @@ internal sealed class StateEquivalence
             }
             if (o.IsSpilled(spi) && c.IsSpilled(spi) && !RegSafe(o.Spilled[spi], c.Spilled[spi], false)) return false;
             if (o.IsIter(spi) && !IterSafe(o.Spilled[spi], c.Spilled[spi])) return false;
+            if (o.IsDynptr(spi) && !DynptrSafe(o.Spilled[spi], c.Spilled[spi])) return false;
         }
         return true;
     }
@@ -177,6 +179,9 @@ internal sealed class StateEquivalence
     /// loop would never converge; it only keeps the infinite-loop check from firing (<see cref="IterDepthsDiffer"/>).
     /// </summary>
     bool IterSafe(in RegState o, in RegState c) => o.Iter == c.Iter && CheckIds(o.RefObjId, c.RefObjId);
+
+    /// <summary>stacksafe's STACK_DYNPTR case: the same kind, the same slot of it, the same reference.</summary>
+    bool DynptrSafe(in RegState o, in RegState c) => o.Dynptr == c.Dynptr && o.DynptrFirst == c.DynptrFirst && CheckIds(o.RefObjId, c.RefObjId);
 
     /// <summary>The kernel's iter_active_depths_differ: an active iterator went further on one path, so the states are no infinite loop.</summary>
     public static bool IterDepthsDiffer(VerifierState old, VerifierState cur)

@@ -73,6 +73,8 @@ public class FeatureCommandTests
         [MapType.RingBuf] = (0, 0, 4096, 0),
         [MapType.UserRingBuf] = (0, 0, 4096, 0),
         [MapType.ReuseportSockArray] = (4, 8, 4, 0),
+        [MapType.Queue] = (0, 8, 4, 0),
+        [MapType.Stack] = (0, 8, 4, 0),
     };
 
     [Test]

@@ -35,7 +35,7 @@ public class MapCreateKernelTests
         (MapType.PerCpuHash, 4, 8, 16, MapFlags.NoPrealloc), (MapType.PerCpuArray, 4, 8, 16, 0), (MapType.LruHash, 4, 8, 16, 0),
         (MapType.LruPerCpuHash, 4, 8, 16, 0), (MapType.LpmTrie, 8, 8, 16, MapFlags.NoPrealloc), (MapType.ArrayOfMaps, 4, 4, 16, 0),
         (MapType.HashOfMaps, 4, 4, 16, 0), (MapType.SockMap, 4, 8, 16, 0), (MapType.SockHash, 4, 8, 16, 0), (MapType.RingBuf, 0, 0, 4096, 0),
-        (MapType.UserRingBuf, 0, 0, 4096, 0),
+        (MapType.UserRingBuf, 0, 0, 4096, 0), (MapType.Queue, 0, 8, 16, 0), (MapType.Stack, 0, 8, 16, 0),
     ];
 
     /// <summary>Every case of the table.</summary>
@@ -102,6 +102,7 @@ public class MapCreateKernelTests
             MapType.SockHash => buckets,
             MapType.ProgArray or MapType.PerfEventArray or MapType.ArrayOfMaps or MapType.SockMap => m * 8,
             MapType.RingBuf or MapType.UserRingBuf => m,
+            MapType.Queue or MapType.Stack => (m + 1) * c.Value,
             _ => 0,
         };
     }

@@ -33,6 +33,9 @@ public static class KernelBpf
     /// <summary>BPF_MAP_LOOKUP_ELEM; 0 or a negative errno.</summary>
     public static int Lookup(int fd, ReadOnlySpan<byte> key, Span<byte> value, ulong flags = 0) => Kernel.LookupElem(fd, key, value, flags);
 
+    /// <summary>BPF_MAP_LOOKUP_AND_DELETE_ELEM; 0 or a negative errno.</summary>
+    public static int LookupAndDelete(int fd, ReadOnlySpan<byte> key, Span<byte> value, ulong flags = 0) => Kernel.LookupAndDeleteElem(fd, key, value, flags);
+
     /// <summary>BPF_MAP_GET_NEXT_KEY (empty key: the first); 0 or a negative errno.</summary>
     public static int GetNextKey(int fd, ReadOnlySpan<byte> key, Span<byte> nextKey) => Kernel.GetNextKey(fd, key, nextKey);
 

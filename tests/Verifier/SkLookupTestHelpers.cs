@@ -49,6 +49,14 @@ public static class SkLookupTestHelpers
                 or KernelHelpers.DynptrReadId or KernelHelpers.DynptrDataId or KernelHelpers.UserRingbufDrainId)
                 t.Add(new Helper(h.Id, h.Name, Dummy, h.Proto));
         }
+        // The QUEUE/STACK helpers and the dynptr helpers that make and release stack dynptrs: the runtime's prototypes.
+        int[] queueStackAndDynptr =
+        [
+            KernelHelpers.MapPushElemId, KernelHelpers.MapPopElemId, KernelHelpers.MapPeekElemId, KernelHelpers.DynptrFromMemId,
+            KernelHelpers.RingbufReserveDynptrId, KernelHelpers.RingbufSubmitDynptrId, KernelHelpers.RingbufDiscardDynptrId, KernelHelpers.DynptrWriteId,
+        ];
+        foreach (var h in KernelHelpers.All)
+            if (queueStackAndDynptr.Contains(h.Id)) t.Add(new Helper(h.Id, h.Name, Dummy, h.Proto));
         return t;
     }
 }

@@ -101,6 +101,15 @@ public static class HelperArguments
                 case ArgType.PtrToAlignedLong:
                     size = sizeof(long);
                     break;
+                case ArgType.PtrToUninitLocalDynptr or ArgType.PtrToUninitRingbufDynptr:
+                    size = Dynptr.Bytes;
+                    break;
+                case ArgType.PtrToDynptr or ArgType.PtrToRingbufDynptrRelease:
+                    // The dynptr, then the data it describes: a forged dynptr must not lead the helper elsewhere.
+                    size = Dynptr.Bytes;
+                    if (!probe.Holds(value, Dynptr.Bytes) && !MemoryRegions.Contains(value, Dynptr.Bytes)) break;
+                    problem = DynptrDataProblem(ref probe, value);
+                    break;
                 case ArgType.PtrToStackOrNull or ArgType.PtrToRingbufMem or ArgType.PtrToConstStr:
                     if (value == 0 && args[i] == ArgType.PtrToStackOrNull) break;
                     size = 1;
@@ -116,6 +125,17 @@ public static class HelperArguments
         return map;
     }
 
+    /// <summary>Why the data of the dynptr at <paramref name="address"/> is not the program's to touch, or null (a NULL dynptr has none).</summary>
+    static unsafe string? DynptrDataProblem<TProbe>(ref TProbe probe, ulong address) where TProbe : struct, IRegionProbe
+    {
+        var d = (ulong*)address;
+        if (Dynptr.IsNull(d)) return null;
+        ulong data = (ulong)Dynptr.Data(d);
+        int length = (int)Dynptr.Size(d);
+        if (length == 0 || probe.Holds(data, length) || MemoryRegions.Contains(data, length)) return null;
+        return $"is a dynptr whose data [0x{data:x}, +{length}) is not memory the program may touch";
+    }
+
     // r1..r5 by index (a switch, not a span over a copy of them: this runs before every helper call of the interpreter)
     static ulong Arg(int i, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => i switch { 0 => r1, 1 => r2, 2 => r3, 3 => r4, _ => r5 };
 
@@ -123,7 +143,7 @@ public static class HelperArguments
     public static bool ReleasesMemory(Helper helper)
     {
         ArgumentNullException.ThrowIfNull(helper);
-        return Array.IndexOf(helper.Proto.Args, ArgType.PtrToRingbufMem) >= 0;
+        return Array.IndexOf(helper.Proto.Args, ArgType.PtrToRingbufMem) >= 0 || Array.IndexOf(helper.Proto.Args, ArgType.PtrToRingbufDynptrRelease) >= 0;
     }
 
     /// <summary>

@@ -166,6 +166,15 @@ public enum ArgType
     /// bpf_snprintf's output buffer).
     /// </summary>
     PtrToWritableMemOrNull,
+    /// <summary>A stack slot pair the helper makes a LOCAL dynptr in (ARG_PTR_TO_DYNPTR | DYNPTR_TYPE_LOCAL | MEM_UNINIT): bpf_dynptr_from_mem.</summary>
+    PtrToUninitLocalDynptr,
+    /// <summary>
+    /// A stack slot pair the helper makes a RINGBUF dynptr in (ARG_PTR_TO_DYNPTR | DYNPTR_TYPE_RINGBUF | MEM_UNINIT): bpf_ringbuf_reserve_dynptr;
+    /// the dynptr is a reference the program must release, even when the reservation failed.
+    /// </summary>
+    PtrToUninitRingbufDynptr,
+    /// <summary>A RINGBUF dynptr the helper releases (ARG_PTR_TO_DYNPTR | DYNPTR_TYPE_RINGBUF | OBJ_RELEASE): bpf_ringbuf_submit/discard_dynptr.</summary>
+    PtrToRingbufDynptrRelease,
 }
 
 /// <summary>The kernel's helper return types (enum bpf_return_type), as far as BpfJit's helpers need them.</summary>

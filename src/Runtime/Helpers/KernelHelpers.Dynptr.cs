@@ -4,8 +4,18 @@ namespace BpfJit.Runtime;
 
 public static unsafe partial class KernelHelpers
 {
+    /// <summary>bpf_dynptr_from_mem.</summary>
+    public const int DynptrFromMemId = 197;
+    /// <summary>bpf_ringbuf_reserve_dynptr.</summary>
+    public const int RingbufReserveDynptrId = 198;
+    /// <summary>bpf_ringbuf_submit_dynptr.</summary>
+    public const int RingbufSubmitDynptrId = 199;
+    /// <summary>bpf_ringbuf_discard_dynptr.</summary>
+    public const int RingbufDiscardDynptrId = 200;
     /// <summary>bpf_dynptr_read.</summary>
     public const int DynptrReadId = 201;
+    /// <summary>bpf_dynptr_write.</summary>
+    public const int DynptrWriteId = 202;
     /// <summary>bpf_dynptr_data.</summary>
     public const int DynptrDataId = 203;
     /// <summary>bpf_user_ringbuf_drain.</summary>
@@ -31,9 +41,79 @@ public static unsafe partial class KernelHelpers
     public static ulong DynptrRead(ulong dst, ulong len, ulong src, ulong offset, ulong flags)
     {
         var d = (ulong*)src;
-        if (flags != 0 || Dynptr.Data(d) == null) return Err(Errno.EINVAL);
-        if (!Dynptr.InRange(d, offset, len)) return Err(Errno.E2BIG);
-        Buffer.MemoryCopy(Dynptr.Data(d) + offset, (void*)dst, len, len);
+        if (flags != 0 || Dynptr.IsNull(d)) return Err(Errno.EINVAL);
+        if (!Dynptr.InRange(d, (uint)offset, (uint)len)) return Err(Errno.E2BIG);
+        Buffer.MemoryCopy(Dynptr.Data(d) + (uint)offset, (void*)dst, (uint)len, (uint)len);
+        return 0;
+    }
+
+    /// <summary>
+    /// bpf_dynptr_write(dst, offset, src, len, flags): copies <c>len</c> bytes from <c>src</c> to <c>offset</c> of the
+    /// dynptr's data. 0; -EINVAL for a NULL or read-only dynptr, then -E2BIG when the range leaves the data, then -EINVAL
+    /// for flags (the kernel's order).
+    /// </summary>
+    public static ulong DynptrWrite(ulong dst, ulong offset, ulong src, ulong len, ulong flags)
+    {
+        var d = (ulong*)dst;
+        if (Dynptr.IsNull(d) || Dynptr.ReadOnly(d)) return Err(Errno.EINVAL);
+        if (!Dynptr.InRange(d, (uint)offset, (uint)len)) return Err(Errno.E2BIG);
+        if (flags != 0) return Err(Errno.EINVAL);
+        // memmove: the source may overlap the data (Buffer.MemoryCopy copies overlapping ranges correctly).
+        Buffer.MemoryCopy((void*)src, Dynptr.Data(d) + (uint)offset, (uint)len, (uint)len);
+        return 0;
+    }
+
+    /// <summary>
+    /// bpf_dynptr_from_mem(data, size, flags, ptr): makes <c>ptr</c> a LOCAL dynptr over <c>size</c> bytes at <c>data</c>.
+    /// 0; -E2BIG for a size above <see cref="Dynptr.MaxSize"/>, -EINVAL for flags; on failure <c>ptr</c> is a NULL dynptr.
+    /// </summary>
+    public static ulong DynptrFromMem(ulong data, ulong size, ulong flags, ulong ptr, ulong r5)
+    {
+        var d = (ulong*)ptr;
+        uint n = (uint)size;
+        int err = n > Dynptr.MaxSize ? Errno.E2BIG : flags != 0 ? Errno.EINVAL : 0;
+        if (err != 0)
+        {
+            Dynptr.SetNull(d);
+            return Err(err);
+        }
+        Dynptr.Init(d, (byte*)data, n, Dynptr.TypeLocal);
+        return 0;
+    }
+
+    /// <summary>
+    /// bpf_ringbuf_reserve_dynptr(ringbuf, size, flags, ptr): reserves a record and makes <c>ptr</c> a RINGBUF dynptr
+    /// over it. 0; -EINVAL for flags, -E2BIG for a size above <see cref="Dynptr.MaxSize"/>, -EINVAL when the ring has no
+    /// room; on failure <c>ptr</c> is a NULL dynptr, which the program must still submit or discard.
+    /// </summary>
+    public static ulong RingbufReserveDynptr(ulong map, ulong size, ulong flags, ulong ptr, ulong r5)
+    {
+        var d = (ulong*)ptr;
+        uint n = (uint)size;
+        int err = flags != 0 ? Errno.EINVAL : n > Dynptr.MaxSize ? Errno.E2BIG : 0;
+        ulong sample = err == 0 && BpfMap.FromHandle(map) is RingBufMap ring ? ring.Reserve(n, 0) : 0;
+        if (err == 0 && sample == 0) err = Errno.EINVAL;
+        if (err != 0)
+        {
+            Dynptr.SetNull(d);
+            return Err(err);
+        }
+        Dynptr.Init(d, (byte*)sample, n, Dynptr.TypeRingbuf);
+        return 0;
+    }
+
+    /// <summary>bpf_ringbuf_submit_dynptr(ptr, flags): commits the dynptr's record and makes it NULL; nothing for a NULL dynptr.</summary>
+    public static ulong RingbufSubmitDynptr(ulong ptr, ulong flags, ulong r3, ulong r4, ulong r5) => CommitDynptr(ptr, discard: false, flags);
+
+    /// <summary>bpf_ringbuf_discard_dynptr(ptr, flags): drops the dynptr's record and makes it NULL; nothing for a NULL dynptr.</summary>
+    public static ulong RingbufDiscardDynptr(ulong ptr, ulong flags, ulong r3, ulong r4, ulong r5) => CommitDynptr(ptr, discard: true, flags);
+
+    static ulong CommitDynptr(ulong ptr, bool discard, ulong flags)
+    {
+        var d = (ulong*)ptr;
+        if (Dynptr.IsNull(d)) return 0;
+        RingBufMap.Commit(d[0], discard, flags);
+        Dynptr.SetNull(d);
         return 0;
     }
 
@@ -44,8 +124,8 @@ public static unsafe partial class KernelHelpers
     public static ulong DynptrData(ulong ptr, ulong offset, ulong len, ulong r4, ulong r5)
     {
         var d = (ulong*)ptr;
-        if (Dynptr.Data(d) == null || Dynptr.ReadOnly(d) || !Dynptr.InRange(d, offset, len)) return 0;
-        return (ulong)(Dynptr.Data(d) + offset);
+        if (Dynptr.IsNull(d) || !Dynptr.InRange(d, (uint)offset, (uint)len) || Dynptr.ReadOnly(d)) return 0;
+        return (ulong)(Dynptr.Data(d) + (uint)offset);
     }
 }
 
@@ -59,14 +139,33 @@ internal static unsafe class Dynptr
     const uint RdonlyBit = 1u << 31;
     const int TypeShift = 28;
     /// <summary>BPF_DYNPTR_TYPE_LOCAL.</summary>
-    const uint TypeLocal = 1;
+    public const uint TypeLocal = 1;
+    /// <summary>BPF_DYNPTR_TYPE_RINGBUF.</summary>
+    public const uint TypeRingbuf = 2;
+    /// <summary>DYNPTR_MAX_SIZE: the largest data a dynptr describes (its 24-bit size field).</summary>
+    public const uint MaxSize = SizeMask;
+    /// <summary>sizeof(struct bpf_dynptr).</summary>
+    public const int Bytes = 16;
 
     /// <summary>bpf_dynptr_init of a LOCAL dynptr over <paramref name="size"/> bytes at <paramref name="data"/>.</summary>
-    public static void InitLocal(ulong* d, byte* data, int size)
+    public static void InitLocal(ulong* d, byte* data, int size) => Init(d, data, (uint)size, TypeLocal);
+
+    /// <summary>bpf_dynptr_init: a dynptr of <paramref name="type"/> over <paramref name="size"/> bytes at <paramref name="data"/>, offset 0.</summary>
+    public static void Init(ulong* d, byte* data, uint size, uint type)
     {
         d[0] = (ulong)data;
-        d[1] = (uint)size | TypeLocal << TypeShift;
+        d[1] = size | type << TypeShift;
     }
+
+    /// <summary>bpf_dynptr_set_null: no data, size 0, no type.</summary>
+    public static void SetNull(ulong* d)
+    {
+        d[0] = 0;
+        d[1] = 0;
+    }
+
+    /// <summary>True for a NULL dynptr (one a failed constructor or a release left).</summary>
+    public static bool IsNull(ulong* d) => d[0] == 0;
 
     public static byte* Data(ulong* d) => (byte*)d[0] + (uint)(d[1] >> 32);
 

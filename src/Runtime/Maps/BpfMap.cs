@@ -214,6 +214,30 @@ public abstract unsafe class BpfMap : IDisposable
         }
     }
 
+    /// <summary>
+    /// BPF_MAP_LOOKUP_AND_DELETE_ELEM: copies the value of <paramref name="key"/> into <paramref name="value"/> and removes
+    /// it; for a QUEUE or STACK (no key) pops the front value. 0, -ENOENT, -EINVAL for flags (any flag on a QUEUE or
+    /// STACK), -EPERM unless userspace may both read and write the map, -ENOTSUPP for map types that have no such
+    /// operation here.
+    /// </summary>
+    public int LookupAndDelete(ReadOnlySpan<byte> key, Span<byte> value, ulong flags = 0)
+    {
+        CheckKey(key);
+        CheckSpan(value.Length, UserValueSize, nameof(value));
+        // map_lookup_and_delete_elem: unknown flags, both permissions, then flags a QUEUE/STACK or a lock-less value refuses.
+        if ((flags & ~UpdateFlags.Lock) != 0) return -Errno.EINVAL;
+        if (!UserCanRead || !UserCanWrite) return -Errno.EPERM;
+        if (flags != 0 && Type is MapType.Queue or MapType.Stack) return -Errno.EINVAL;
+        if ((flags & UpdateFlags.Lock) != 0 && SpinLockOffset < 0) return -Errno.EINVAL;
+        fixed (byte* k = key)
+        fixed (byte* v = value)
+        {
+            MapEpoch.Enter();
+            try { return LookupAndDeleteCore(k, v, flags); }
+            finally { MapEpoch.Exit(); }
+        }
+    }
+
     /// <summary>Deletes an element: 0, -ENOENT, or -EINVAL for maps whose elements cannot be deleted (arrays).</summary>
     public int Delete(ReadOnlySpan<byte> key)
     {
@@ -299,6 +323,9 @@ public abstract unsafe class BpfMap : IDisposable
 
     /// <summary>Userspace update over native buffers, inside a read-side section.</summary>
     protected abstract int UpdateCore(byte* key, byte* value, ulong flags);
+
+    /// <summary>Userspace lookup-and-delete inside a read-side section: -ENOTSUPP unless the map type has one.</summary>
+    protected virtual int LookupAndDeleteCore(byte* key, byte* value, ulong flags) => -Errno.ENOTSUPP;
 
     /// <summary>Userspace delete, inside a read-side section.</summary>
     protected abstract int DeleteCore(byte* key);

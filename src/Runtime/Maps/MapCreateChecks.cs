@@ -94,6 +94,10 @@ internal static class MapCreateChecks
             case MapType.SockHash:
                 Sock(name, a);
                 break;
+            case MapType.Queue:
+            case MapType.Stack:
+                QueueStack(name, a);
+                break;
             case MapType.ReuseportSockArray:
                 // reuseport_array_alloc_check: an fd or a cookie, then array_map_alloc_check.
                 if (a.ValueSize is not (4 or 8)) Fail(name, a, Errno.EINVAL, $"value_size {a.ValueSize}: must be 4 or 8");
@@ -183,6 +187,21 @@ internal static class MapCreateChecks
         if (a.KeySize != 0 || a.ValueSize != 0) Fail(name, a, Errno.EINVAL, $"key_size {a.KeySize} and value_size {a.ValueSize}: must be 0");
         if (!BitOperations.IsPow2(a.MaxEntries) || a.MaxEntries % MapFactory.PageSize != 0)
             Fail(name, a, Errno.EINVAL, $"max_entries {a.MaxEntries}: must be a power of 2 and a multiple of {MapFactory.PageSize}");
+    }
+
+    // queue_stack_map_alloc_check: one EINVAL for any fault of the attributes, then E2BIG for a value userspace could not copy.
+    static void QueueStack(string name, in MapAttributes a)
+    {
+        const uint mask = MapFlags.NumaNode | MapFlags.AccessMask;
+        string? fault =
+            a.MaxEntries == 0 ? "max_entries 0"
+            : a.KeySize != 0 ? $"key_size {a.KeySize}: must be 0 (a {a.Type} has no keys)"
+            : a.ValueSize == 0 ? "value_size 0"
+            : (a.Flags & ~mask) != 0 ? $"map_flags 0x{a.Flags:x}: 0x{a.Flags & ~mask:x} not valid for this type"
+            : !AccessOk(a.Flags) ? "map_flags: BPF_F_RDONLY_PROG and BPF_F_WRONLY_PROG together"
+            : null;
+        if (fault != null) Fail(name, a, Errno.EINVAL, fault);
+        if (a.ValueSize > KmallocMaxSize) Fail(name, a, Errno.E2BIG, $"value_size {a.ValueSize} exceeds {KmallocMaxSize}");
     }
 
     // sock_map_alloc and sock_hash_alloc.

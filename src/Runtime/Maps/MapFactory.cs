@@ -78,6 +78,7 @@ public static class MapFactory
     [
         MapType.Array, MapType.PerCpuArray, MapType.Hash, MapType.PerCpuHash, MapType.LruHash, MapType.LruPerCpuHash,
         MapType.LpmTrie, MapType.ProgArray, MapType.PerfEventArray, MapType.RingBuf, MapType.UserRingBuf, MapType.ArrayOfMaps, MapType.HashOfMaps,
+        MapType.Queue, MapType.Stack,
     ];
 
     /// <summary>
@@ -122,6 +123,7 @@ public static class MapFactory
                 MapType.RingBuf => new RingBufMap(d),
                 MapType.UserRingBuf => new UserRingBufMap(d),
                 MapType.ArrayOfMaps or MapType.HashOfMaps => MapOfMaps.Construct(d),
+                MapType.Queue or MapType.Stack => new QueueStackMap(d),
                 _ => throw new MapCreateException(d.Name, d.Type, Errno.EINVAL, $"map type {d.Type} is not supported by this runtime"),
             };
         }

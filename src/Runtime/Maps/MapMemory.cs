@@ -63,6 +63,8 @@ public static class MapMemory
             MapType.PerfEventArray or MapType.SockMap or MapType.ArrayOfMaps or MapType.ReuseportSockArray => m * 8,
             MapType.RingBuf => m + 64,
             MapType.UserRingBuf => 2 * m,
+            // max_entries + 1 slots of value_size bytes, unpadded (queue_stack_map_mem_usage).
+            MapType.Queue or MapType.Stack => (m + 1) * a.ValueSize,
             _ => 0,
         };
         return BpfMap.HeaderSize + body;

@@ -124,12 +124,15 @@ public sealed unsafe class UserRingBufMap : BpfMap
                 Dynptr.InitLocal(dynptr, data, size);
                 _current = (ulong)data;
                 _currentLength = size;
+                // The dynptr is on this method's stack: lend it to the callback, whose dynptr helpers take it.
+                Checked.MemoryRegions.Lend((ulong)dynptr, Dynptr.Bytes);
                 try
                 {
                     ret = (long)callback((ulong)dynptr, ctx, 0, 0, 0);
                 }
                 finally
                 {
+                    Checked.MemoryRegions.EndLend();
                     _current = 0;
                     Volatile.Write(ref _consumer, _consumer + Native.Round8(size + RingBufMap.RecordHeaderSize));
                 }
