@@ -294,6 +294,10 @@ internal sealed partial class Checker
                 case ArgType.PtrToSockCommonOrNull:
                     if (!RegTypeNames.IsSocket(type)) TypeMismatch(regno, SockCommonTypes);
                     break;
+                case ArgType.PtrToPercpuBtfId:
+                    // percpu_btf_ptr_types: none of them is a register type BpfJit gives (see ArgType.PtrToPercpuBtfId).
+                    TypeMismatch(regno, "percpu_ptr_, percpu_rcu_ptr_, percpu_trusted_ptr_");
+                    break;
                 case ArgType.PtrToBtfIdSockCommon or ArgType.PtrToBtfId:
                     CheckBtfIdArg(regno, reg, arg, proto, helperName);
                     break;

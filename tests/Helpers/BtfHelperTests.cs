@@ -185,6 +185,39 @@ public class BtfHelperTests
             Is.EqualTo(-Errno.EINVAL));
     }
 
+    /// <summary>bpf_snprintf_btf: -EINVAL (no vmlinux BTF), whatever the flags and size; str is not written.</summary>
+    [TestCaseSource(typeof(Engines), nameof(Engines.Names))]
+    public void SnprintfBtfIsEinvalAndWritesNothing(string engine)
+    {
+        using var ctx = new SkLookupContext();
+        ctx.Fill(Pkt("tcp", "127.0.0.2:8008", "127.0.0.1:7007"));
+        foreach (var (size, flags) in new[] { (16, 0), (16, 0xf), (16, 0x10), (8, 0) })
+        {
+            // r0 = the result, or 7 when the 0x5a bytes of str changed.
+            string asm = $"""
+                lddw %r1, 0x5a5a5a5a5a5a5a5a
+                stxdw [%r10-8], %r1
+                stdw [%r10-32], 0
+                stdw [%r10-24], 0
+                mov %r1, %r10
+                add %r1, -8
+                mov %r2, 8
+                mov %r3, %r10
+                add %r3, -32
+                mov %r4, {size}
+                mov %r5, {flags}
+                call {KernelHelpers.SnprintfBtfId}
+                ldxdw %r1, [%r10-8]
+                lddw %r2, 0x5a5a5a5a5a5a5a5a
+                jeq %r1, %r2, out
+                mov %r0, 7
+                out:
+                exit
+                """;
+            Assert.That((long)RunRaw(engine, asm, ctx), Is.EqualTo(-Errno.EINVAL), $"size {size} flags {flags}");
+        }
+    }
+
     /// <summary>bpf_get_cgroup_classid: 0, the kernel's class id in the packet's (softirq) context.</summary>
     [TestCaseSource(typeof(Engines), nameof(Engines.Names))]
     public void CgroupClassidIsZero(string engine)

@@ -176,6 +176,11 @@ public enum ArgType
     /// a <c>task_struct</c> for bpf_get_task_stack, bpf_task_pt_regs and bpf_find_vma.
     /// </summary>
     PtrToBtfId,
+    /// <summary>
+    /// A per-CPU kernel variable (ARG_PTR_TO_PERCPU_BTF_ID): a typed <c>.ksyms</c> extern of a per-CPU variable, or a per-CPU
+    /// kptr. BpfJit refuses typed ksyms at load, so no register of a program it verifies is one.
+    /// </summary>
+    PtrToPercpuBtfId,
 }
 
 /// <summary>The kernel's helper return types (enum bpf_return_type), as far as BpfJit's helpers need them.</summary>

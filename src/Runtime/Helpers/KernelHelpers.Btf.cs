@@ -38,6 +38,13 @@ public static unsafe partial class KernelHelpers
     /// <summary>The tag of a <c>struct pt_regs</c> handle (bpf_task_pt_regs): the task's handle with this tag instead of <see cref="CurrentTaskTag"/>.</summary>
     public const ulong PtRegsTag = 0xBFA6_0000_0000_0000;
 
+    /// <summary>bpf_snprintf_btf.</summary>
+    public const int SnprintfBtfId = 149;
+    /// <summary>bpf_per_cpu_ptr.</summary>
+    public const int PerCpuPtrId = 153;
+    /// <summary>bpf_this_cpu_ptr.</summary>
+    public const int ThisCpuPtrId = 154;
+
     /// <summary>BPF_F_SKIP_FIELD_MASK: the frames to skip.</summary>
     const ulong StackSkipMask = 0xff;
     /// <summary>BPF_F_USER_STACK.</summary>
@@ -78,6 +85,10 @@ public static unsafe partial class KernelHelpers
         Cast(SkcToUdp6SockId, SkcToUdp6Sock, "udp6_sock"),
         Cast(SkcToUnixSockId, SkcToUnixSock, "unix_sock"),
         Cast(SkcToMptcpSockId, SkcToMptcpSock, "mptcp_sock"),
+        Def(SnprintfBtfId, SnprintfBtf, RetType.Integer, ArgType.PtrToUninitMem, ArgType.ConstSize, ArgType.PtrToMem, ArgType.ConstSize, ArgType.Anything),
+        // The verifier refuses every argument BpfJit can give them (ArgType.PtrToPercpuBtfId): the result is never seen.
+        Def(PerCpuPtrId, PerCpuPtr, RetType.Integer, ArgType.PtrToPercpuBtfId, ArgType.Anything),
+        Def(ThisCpuPtrId, ThisCpuPtr, RetType.Integer, ArgType.PtrToPercpuBtfId),
         new Helper(GetTaskStackId, "bpf_get_task_stack", GetTaskStack,
             new HelperProto(RetType.Integer, ArgType.PtrToBtfId, ArgType.PtrToUninitMem, ArgType.ConstSizeOrZero, ArgType.Anything)
             { ArgBtf = "task_struct", RetBoundedBySize = true }),
@@ -161,4 +172,21 @@ public static unsafe partial class KernelHelpers
     /// SK_LOOKUP program often runs on). The host's address space is not the program's to inspect, as for probe_read_user.
     /// </summary>
     public static ulong FindVma(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => r5 != 0 ? Err(Errno.EINVAL) : Err(Errno.ENOENT);
+
+    /// <summary>
+    /// bpf_snprintf_btf(str, str_size, ptr, btf_ptr_size, flags): -EINVAL, str not written. The kernel checks the flags
+    /// (BTF_F_ALL) and the size of <c>struct btf_ptr</c> (16), each -EINVAL, then needs its own BTF (vmlinux) to find the
+    /// type id's layout; a kernel without it answers -EINVAL, and BpfJit has none.
+    /// </summary>
+    public static ulong SnprintfBtf(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => Err(Errno.EINVAL);
+
+    /// <summary>
+    /// bpf_per_cpu_ptr(percpu_ptr, cpu): the kernel gives NULL for a cpu at or past nr_cpu_ids, else the variable's copy
+    /// on that CPU. The verifier refuses every call here (no register is a per-CPU variable without typed ksyms), so this
+    /// runs only unverified: NULL for a CPU past <see cref="Maps.Cpu.Count"/>, else the pointer as given.
+    /// </summary>
+    public static ulong PerCpuPtr(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => r2 >= (ulong)Maps.Cpu.Count ? 0 : r1;
+
+    /// <summary>bpf_this_cpu_ptr(percpu_ptr): the current CPU's copy; as <see cref="PerCpuPtr"/>, the pointer as given.</summary>
+    public static ulong ThisCpuPtr(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => r1;
 }
