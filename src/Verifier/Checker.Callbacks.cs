@@ -46,6 +46,14 @@ internal sealed partial class Checker
             callee.Regs[2] = callerRegs[3];
             callee.Regs[2].Precise = false;
         }
+        else if (helperId == KernelHelpers.FindVmaId)
+        {
+            // set_find_vma_callback_state: callback(task, vma, ctx), trusted pointers to the task and the mapping, ctx is r4.
+            callee.Regs[1] = RegState.Pointer(RegType.PtrToBtfId, 0, (int)KernelStruct.TaskStruct);
+            callee.Regs[2] = RegState.Pointer(RegType.PtrToBtfId, 0, (int)KernelStruct.VmAreaStruct);
+            callee.Regs[3] = callerRegs[4];
+            callee.Regs[3].Precise = false;
+        }
         else
         {
             // callback(map, key, value, ctx): pointers into the element being visited, ctx is r3.

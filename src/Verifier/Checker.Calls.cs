@@ -108,7 +108,7 @@ internal sealed partial class Checker
         for (int i = 0; i < proto.Args.Length; i++)
         {
             if (proto.Args[i] == ArgType.DontCare) continue;
-            CheckFuncArg(i + 1, proto.Args[i], meta, id, helperName);
+            CheckFuncArg(i + 1, proto.Args[i], meta, id, helperName, proto);
         }
         // record_func_map: a map programs may only read (BPF_F_RDONLY_PROG) cannot be changed through a helper either.
         if (meta.MapIndex >= 0 && Map(meta.MapIndex).ProgramCannotWrite && s_changesMap.Contains(id)) throw Err("write into map forbidden");
@@ -191,6 +191,9 @@ internal sealed partial class Checker
                 // RET_PTR_TO_BTF_ID (trusted): the current task_struct, never NULL.
                 regs[0] = RegState.Pointer(RegType.PtrToBtfId, 0, (int)KernelStruct.TaskStruct);
                 break;
+            case RetType.PtrToBtfId or RetType.PtrToBtfIdOrNull:
+                regs[0] = BtfIdResult(proto, meta, helperName);
+                break;
             case RetType.PtrToDynptrMemOrNull:
                 {
                     // bpf_dynptr_data: len bytes of the dynptr's data (the constant size argument), or NULL.
@@ -264,7 +267,7 @@ internal sealed partial class Checker
     void TypeMismatch(int regno, string expected) =>
         throw Err($"R{regno} type={RegName(Regs[regno])} expected={expected}");
 
-    void CheckFuncArg(int regno, ArgType arg, CallMeta meta, int helperId, string helperName)
+    void CheckFuncArg(int regno, ArgType arg, CallMeta meta, int helperId, string helperName, HelperProto proto)
     {
         CheckRead(regno);
         var reg = Regs[regno];
@@ -298,10 +301,19 @@ internal sealed partial class Checker
                     if (type != RegType.PtrToSocket) TypeMismatch(regno, "sock");
                     break;
                 case ArgType.PtrToSocket:
-                    if (type != RegType.PtrToSocket) TypeMismatch(regno, SockCommonTypes);
+                    // sk_release's argument is ARG_PTR_TO_BTF_ID_SOCK_COMMON | OBJ_RELEASE: a socket cast keeps the reference.
+                    if (type == RegType.PtrToUntrustedBtfId) CheckBtfIdArg(regno, reg, ArgType.PtrToBtfIdSockCommon, proto, helperName);
+                    else if (type != RegType.PtrToSocket) TypeMismatch(regno, SockCommonTypes);
                     break;
                 case ArgType.PtrToSockCommonOrNull:
                     if (!RegTypeNames.IsSocket(type)) TypeMismatch(regno, SockCommonTypes);
+                    break;
+                case ArgType.PtrToPercpuBtfId:
+                    // percpu_btf_ptr_types: none of them is a register type BpfJit gives (see ArgType.PtrToPercpuBtfId).
+                    TypeMismatch(regno, "percpu_ptr_, percpu_rcu_ptr_, percpu_trusted_ptr_");
+                    break;
+                case ArgType.PtrToBtfIdSockCommon or ArgType.PtrToBtfId:
+                    CheckBtfIdArg(regno, reg, arg, proto, helperName);
                     break;
                 case ArgType.PtrToRingbufMem:
                     if (type != RegType.PtrToMem) TypeMismatch(regno, "ringbuf_mem");

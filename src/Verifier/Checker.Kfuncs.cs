@@ -54,6 +54,15 @@ internal sealed partial class Checker
     {
         KernelStruct.BpfSkLookupKern => "bpf_sk_lookup_kern",
         KernelStruct.TaskStruct => "task_struct",
+        KernelStruct.TcpSock => "tcp_sock",
+        KernelStruct.Tcp6Sock => "tcp6_sock",
+        KernelStruct.TcpTimewaitSock => "tcp_timewait_sock",
+        KernelStruct.TcpRequestSock => "tcp_request_sock",
+        KernelStruct.Udp6Sock => "udp6_sock",
+        KernelStruct.UnixSock => "unix_sock",
+        KernelStruct.MptcpSock => "mptcp_sock",
+        KernelStruct.PtRegs => "pt_regs",
+        KernelStruct.VmAreaStruct => "vm_area_struct",
         _ => s.ToString(),
     };
 

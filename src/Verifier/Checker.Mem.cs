@@ -154,7 +154,7 @@ internal sealed partial class Checker
                     if (r != null) { result = r.Value; resultSet = true; }
                     break;
                 }
-            case RegType.PtrToBtfId:
+            case RegType.PtrToBtfId or RegType.PtrToUntrustedBtfId:
                 // The kernel reads the field through vmlinux BTF (check_ptr_to_btf_access); BpfJit has none.
                 throw Err($"R{regno} access to struct {KernelStructName((KernelStruct)reg.Aux)} off={off + reg.Off} size={size} "
                     + "is not supported by BpfJit (no kernel BTF); Linux allows it");

@@ -164,8 +164,14 @@ internal sealed partial class Checker
             return (regs & ~0b111110) == 0;
         }
         if (!ProgramInfo.IsCallbackCall(ins)) return false;
-        int ctxReg = ins.Imm is Runtime.KernelHelpers.LoopId or Runtime.KernelHelpers.UserRingbufDrainId ? 2 : 4;
-        if ((regs & (1 << ctxReg)) != 0) bt.SetReg(caller, 3);
+        // The callback's ctx register and the caller's register it came from.
+        var (ctxReg, callerCtx) = ins.Imm switch
+        {
+            Runtime.KernelHelpers.LoopId or Runtime.KernelHelpers.UserRingbufDrainId => (2, 3),
+            Runtime.KernelHelpers.FindVmaId => (3, 4),
+            _ => (4, 3),
+        };
+        if ((regs & (1 << ctxReg)) != 0) bt.SetReg(caller, callerCtx);
         return true;
     }
 

@@ -178,7 +178,7 @@ internal sealed class ProgramInfo
     /// <summary>True for a call of a helper that runs a callback subprogram.</summary>
     public static bool IsCallbackCall(Instruction ins) =>
         ins.IsCall && ins.Src == (byte)CallKind.Helper && ins.Imm is KernelHelpers.LoopId or KernelHelpers.ForEachMapElemId
-            or KernelHelpers.UserRingbufDrainId;
+            or KernelHelpers.UserRingbufDrainId or KernelHelpers.FindVmaId;
 
     /// <summary>Successors within the instruction stream; local calls continue after the call (and into the callee when asked).</summary>
     public IEnumerable<int> Successors(int i, bool includeCallees)

@@ -63,6 +63,14 @@ public enum RegType : byte
     /// helpers, unmodified.
     /// </summary>
     ConstPtrToDynptr,
+    /// <summary>
+    /// An untrusted pointer to a kernel object described by kernel BTF (the kernel's plain PTR_TO_BTF_ID, <c>ptr_</c>):
+    /// <see cref="RegState.Aux"/> is a <see cref="KernelStruct"/>. The bpf_skc_to_* casts return one (after the NULL
+    /// check). As for <see cref="PtrToBtfId"/>, its fields cannot be read here; it can be kept, compared and passed on.
+    /// </summary>
+    PtrToUntrustedBtfId,
+    /// <summary>An untrusted kernel BTF pointer that may be NULL (PTR_TO_BTF_ID | PTR_MAYBE_NULL, <c>ptr_or_null_</c>).</summary>
+    PtrToBtfIdOrNull,
 }
 
 /// <summary>The kernel structures a <see cref="RegType.PtrToBtfId"/> pointer can point to in an SK_LOOKUP program.</summary>
@@ -72,6 +80,24 @@ public enum KernelStruct
     BpfSkLookupKern,
     /// <summary><c>struct task_struct</c>, the current task (bpf_get_current_task_btf).</summary>
     TaskStruct,
+    /// <summary><c>struct tcp_sock</c> (bpf_skc_to_tcp_sock).</summary>
+    TcpSock,
+    /// <summary><c>struct tcp6_sock</c> (bpf_skc_to_tcp6_sock).</summary>
+    Tcp6Sock,
+    /// <summary><c>struct tcp_timewait_sock</c> (bpf_skc_to_tcp_timewait_sock).</summary>
+    TcpTimewaitSock,
+    /// <summary><c>struct tcp_request_sock</c> (bpf_skc_to_tcp_request_sock).</summary>
+    TcpRequestSock,
+    /// <summary><c>struct udp6_sock</c> (bpf_skc_to_udp6_sock).</summary>
+    Udp6Sock,
+    /// <summary><c>struct unix_sock</c> (bpf_skc_to_unix_sock).</summary>
+    UnixSock,
+    /// <summary><c>struct mptcp_sock</c> (bpf_skc_to_mptcp_sock).</summary>
+    MptcpSock,
+    /// <summary><c>struct pt_regs</c>, a task's saved user registers (bpf_task_pt_regs).</summary>
+    PtRegs,
+    /// <summary><c>struct vm_area_struct</c>, a mapping of a task's address space (bpf_find_vma's callback).</summary>
+    VmAreaStruct,
 }
 
 /// <summary>Names of register types as the kernel prints them.</summary>
@@ -102,15 +128,20 @@ public static class RegTypeNames
         RegType.PtrToSockCommon => "sock_common",
         RegType.PtrToSockCommonOrNull => "sock_common_or_null",
         RegType.ConstPtrToDynptr => "dynptr_ptr",
+        RegType.PtrToUntrustedBtfId => "ptr_",
+        RegType.PtrToBtfIdOrNull => "ptr_or_null_",
         _ => type.ToString(),
     };
 
     /// <summary>True for the types that may be NULL until checked.</summary>
     public static bool IsNullable(RegType type) => type is RegType.PtrToMapValueOrNull or RegType.PtrToSocketOrNull or RegType.PtrToMemOrNull
-        or RegType.PtrToArgMemOrNull or RegType.PtrToSockCommonOrNull;
+        or RegType.PtrToArgMemOrNull or RegType.PtrToSockCommonOrNull or RegType.PtrToBtfIdOrNull;
 
     /// <summary>True for the socket types (the kernel's type_is_sk_pointer).</summary>
     public static bool IsSocket(RegType type) => type is RegType.PtrToSocket or RegType.PtrToSockCommon;
+
+    /// <summary>True for the kernel BTF pointer types (base type PTR_TO_BTF_ID): <see cref="RegState.Aux"/> is a <see cref="KernelStruct"/>.</summary>
+    public static bool IsBtfId(RegType type) => type is RegType.PtrToBtfId or RegType.PtrToUntrustedBtfId or RegType.PtrToBtfIdOrNull;
 
     /// <summary>True for pointer types.</summary>
     public static bool IsPointer(RegType type) => type is not (RegType.NotInit or RegType.Scalar);
@@ -123,6 +154,7 @@ public static class RegTypeNames
         RegType.PtrToMemOrNull => RegType.PtrToMem,
         RegType.PtrToArgMemOrNull => RegType.PtrToArgMem,
         RegType.PtrToSockCommonOrNull => RegType.PtrToSockCommon,
+        RegType.PtrToBtfIdOrNull => RegType.PtrToUntrustedBtfId,
         _ => type,
     };
 }

@@ -48,7 +48,7 @@ public class GuideExampleTests
     /// <summary>Examples of what BpfJit refuses and Linux accepts (docs/verifier.md lists the differences).</summary>
     static readonly Dictionary<string, string> s_bpfJitOnly = new()
     {
-        ["not_provided"] = "the kernel provides bpf_get_current_cgroup_id; this runtime does not",
+        ["not_provided"] = "the kernel provides bpf_kptr_xchg (and refuses this program later: the value has no __kptr field); this runtime does not",
     };
 
     /// <summary>The guide teaches what Linux does: the kernel rejects each example with the same message and accepts its fix.</summary>

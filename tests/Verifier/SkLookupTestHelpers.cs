@@ -46,7 +46,8 @@ public static class SkLookupTestHelpers
                 or KernelHelpers.GetCurrentTaskId or KernelHelpers.GetCurrentTaskBtfId or KernelHelpers.GetNsCurrentPidTgidId or KernelHelpers.StrtolId or KernelHelpers.StrtoulId
                 or (>= KernelHelpers.ProbeReadUserId and <= KernelHelpers.ProbeReadKernelStrId)
                 or (>= KernelHelpers.TimerInitId and <= KernelHelpers.TimerCancelId)
-                or KernelHelpers.DynptrReadId or KernelHelpers.DynptrDataId or KernelHelpers.UserRingbufDrainId)
+                or KernelHelpers.DynptrReadId or KernelHelpers.DynptrDataId or KernelHelpers.UserRingbufDrainId
+                || KernelHelpers.BtfHelperIds.Contains(h.Id))
                 t.Add(new Helper(h.Id, h.Name, Dummy, h.Proto));
         }
         // The QUEUE/STACK helpers and the dynptr helpers that make and release stack dynptrs: the runtime's prototypes.

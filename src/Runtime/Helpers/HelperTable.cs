@@ -175,6 +175,21 @@ public enum ArgType
     PtrToUninitRingbufDynptr,
     /// <summary>A RINGBUF dynptr the helper releases (ARG_PTR_TO_DYNPTR | DYNPTR_TYPE_RINGBUF | OBJ_RELEASE): bpf_ringbuf_submit/discard_dynptr.</summary>
     PtrToRingbufDynptrRelease,
+    /// <summary>
+    /// A socket of any kind, never NULL (ARG_PTR_TO_BTF_ID_SOCK_COMMON): a <c>bpf_sock</c>, a <c>sock_common</c>, or a
+    /// kernel BTF pointer to a structure that begins with <c>struct sock_common</c> (the bpf_skc_to_* casts).
+    /// </summary>
+    PtrToBtfIdSockCommon,
+    /// <summary>
+    /// A kernel BTF pointer to the structure <see cref="HelperProto.ArgBtf"/> names, never NULL (ARG_PTR_TO_BTF_ID):
+    /// a <c>task_struct</c> for bpf_get_task_stack, bpf_task_pt_regs and bpf_find_vma.
+    /// </summary>
+    PtrToBtfId,
+    /// <summary>
+    /// A per-CPU kernel variable (ARG_PTR_TO_PERCPU_BTF_ID): a typed <c>.ksyms</c> extern of a per-CPU variable, or a per-CPU
+    /// kptr. BpfJit refuses typed ksyms at load, so no register of a program it verifies is one.
+    /// </summary>
+    PtrToPercpuBtfId,
 }
 
 /// <summary>The kernel's helper return types (enum bpf_return_type), as far as BpfJit's helpers need them.</summary>
@@ -194,6 +209,10 @@ public enum RetType
     TrustedPtrToTask,
     /// <summary>Memory of the call's constant size inside a dynptr's data, or NULL (RET_PTR_TO_DYNPTR_MEM_OR_NULL).</summary>
     PtrToDynptrMemOrNull,
+    /// <summary>An untrusted kernel BTF pointer to <see cref="HelperProto.RetBtf"/>, or NULL (RET_PTR_TO_BTF_ID_OR_NULL).</summary>
+    PtrToBtfIdOrNull,
+    /// <summary>An untrusted kernel BTF pointer to <see cref="HelperProto.RetBtf"/> (RET_PTR_TO_BTF_ID).</summary>
+    PtrToBtfId,
 }
 
 /// <summary>A helper's prototype: up to five argument types and a return type, as the verifier reads them.</summary>
@@ -229,6 +248,18 @@ public sealed record HelperProto(RetType Ret, params ArgType[] Args)
     /// the verifier refuses it in a program that is not sleepable, as SK_LOOKUP programs are not.
     /// </summary>
     public bool MightSleep { get; init; }
+
+    /// <summary>The kernel structure (its C name) a <see cref="RetType.PtrToBtfId"/> or <see cref="RetType.PtrToBtfIdOrNull"/> result points to (the prototype's ret_btf_id).</summary>
+    public string? RetBtf { get; init; }
+
+    /// <summary>The kernel structure (its C name) an <see cref="ArgType.PtrToBtfId"/> argument must point to (the prototype's arg_btf_id).</summary>
+    public string? ArgBtf { get; init; }
+
+    /// <summary>
+    /// True for the kernel's pointer casts (is_ptr_cast_function: bpf_skc_to_*): the result is the argument's object seen as
+    /// another type, so it keeps the argument's reference (ref_obj_id) and dies with it.
+    /// </summary>
+    public bool PtrCast { get; init; }
 
     /// <summary>True when the helper acquires a reference that must be released (returns a socket).</summary>
     public bool AcquiresReference => Ret == RetType.PtrToSocketOrNull || Ret == RetType.PtrToRingbufMemOrNull;

@@ -140,6 +140,7 @@ public static partial class KernelHelpers
         Def(DynptrDataId, DynptrData, RetType.PtrToDynptrMemOrNull, ArgType.PtrToDynptr, ArgType.Anything, ArgType.ConstAllocSizeOrZero),
         Def(KtimeGetTaiNsId, KtimeGetTaiNs, RetType.Integer),
         Def(UserRingbufDrainId, UserRingbufDrain, RetType.Integer, ArgType.ConstMapPtr, ArgType.PtrToFunc, ArgType.PtrToStackOrNull, ArgType.Anything),
+        .. BtfHelpers(),
     ];
 
     /// <summary>Adds every helper of this class to <paramref name="table"/> and returns it.</summary>
