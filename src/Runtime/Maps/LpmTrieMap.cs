@@ -55,6 +55,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     readonly byte** _rootLink;     // native, so writers can hold its address like any child link
     // A struct field, not an object: a lookup reaches the published table and length list with one load fewer.
     LpmPrefixIndex _index;
+    LpmStrideIndex _stride;
     int _count;
     long _overtaken;
 
@@ -67,6 +68,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
         _rootLink = (byte**)Native.Alloc((nuint)sizeof(byte*));
         _pool = new NodePool(_nodeSize);
         _index = new LpmPrefixIndex(DataOffset, PrefixOffset, _dataStride, _maxPrefix, _rootLink);
+        _stride = new LpmStrideIndex(DataOffset, PrefixOffset, _dataStride, _rootLink);
     }
 
     /// <summary>The longest prefix a key may carry: 8 × (key_size − 4).</summary>
@@ -165,7 +167,9 @@ public sealed unsafe class LpmTrieMap : BpfMap
         for (int attempt = 1; ; attempt++)
         {
             ulong version = _index.BeginRead<M>();
-            byte* found = _index.Longest<M>(words, keyPrefix);
+            // Programs look up full-length keys: the stride index; a shorter key bounds the match, which the stride
+            // index's expanded entries cannot tell: the prefix index, which probes only lengths up to the key's.
+            byte* found = keyPrefix == _maxPrefix ? _stride.Longest<M>(words) : _index.Longest<M>(words, keyPrefix);
             if (_index.Validate<M>(version)) return found;
             if (attempt == LpmPrefixIndex.MaxReadAttempts)
             {
@@ -276,7 +280,10 @@ public sealed unsafe class LpmTrieMap : BpfMap
     /// The native bytes the map holds: the trie's node chunks (stored and intermediate nodes, 64-byte strides)
     /// and the prefix index (table, filter, markers). For comparison with the kernel's <c>memlock</c> figure.
     /// </summary>
-    public long MemoryBytes => ReadIndex(static i => i.Bytes) + _pool.Bytes;
+    public long MemoryBytes => ReadIndex(static i => i.Bytes) + _stride.Bytes + _pool.Bytes;
+
+    /// <summary>The stride index's tables (each 256 two-word entries and a header; see <see cref="LpmStrideIndex"/>).</summary>
+    public int StrideTables => _stride.Tables;
 
     /// <summary>The prefix index's slot count (it grows with the entries and compacts deleted slots).</summary>
     public int IndexCapacity => ReadIndex(static i => i.Capacity);
@@ -400,8 +407,16 @@ public sealed unsafe class LpmTrieMap : BpfMap
             *ChildLink(fresh, 1) = *ChildLink(node, 1);
             HashMap.Publish(slot, fresh);
             // The index stops pointing at the old node before it is retired.
-            if (adds) _index.Add<M>(fresh, keyPrefix);
-            else _index.Replace<M>(node, fresh, keyPrefix);
+            if (adds)
+            {
+                _index.Add<M>(fresh, keyPrefix);
+                _stride.Add<M>(fresh, keyPrefix);
+            }
+            else
+            {
+                _index.Replace<M>(node, fresh, keyPrefix);
+                _stride.Replace<M>(node, fresh, keyPrefix);
+            }
             return;
         }
         else if (matched == keyPrefix)
@@ -427,6 +442,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
             HashMap.Publish(slot, join);
         }
         _index.Add<M>(fresh, keyPrefix);
+        _stride.Add<M>(fresh, keyPrefix);
     }
 
     /// <summary>trie_delete_elem; the index's shared memory through <typeparamref name="M"/> (the protocol test records it).</summary>
@@ -472,6 +488,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     {
         // Out of the index first: no reader finds the node through it once the trie retires or empties it.
         _index.Remove<M>(node, keyPrefix);
+        _stride.Remove<M>(node, keyPrefix);
 
         byte* c0 = *ChildLink(node, 0), c1 = *ChildLink(node, 1);
         if (c0 != null && c1 != null)
@@ -590,6 +607,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     {
         _pool.Release();
         _index.Release();
+        _stride.Release();
         Native.Free(_rootLink);
     }
 }
