@@ -110,8 +110,10 @@ internal unsafe struct LpmStrideIndex
                 return LpmPrefixIndex.SameHead(DataOf(leaf), keyWords, PrefixOf(leaf)) ? leaf : best;
             }
             table = (byte*)child;
-            pos = PosOf(table);
-            if (!LpmPrefixIndex.SameHead(HeadOf(table), keyWords, pos)) return best;
+            uint next = PosOf(table);
+            // A table right below its parent's stride skips no bits: the key matched its head on the way there.
+            if (next != pos + 8 && !LpmPrefixIndex.SameHead(HeadOf(table), keyWords, next)) return best;
+            pos = next;
         }
     }
 
