@@ -123,6 +123,68 @@ public unsafe class LpmStrideIndexTests
         Assert.That(shared.MemoryBytes, Is.LessThan(before));
     }
 
+    /// <summary>
+    /// A table left with one child and no best entry folds into its parent's entry: 10.1.2.3/32 and 10.1.9.0/24
+    /// part after 20 bits (a table at bit 16 holding the /24 as a best entry and the /32 as a leaf); deleting the
+    /// /24 leaves the /32 alone, which the root's entry then holds directly.
+    /// </summary>
+    [Test]
+    public void ATableLeftWithOneChildFoldsIntoItsParent()
+    {
+        using var map = (LpmTrieMap)MapFactory.Create(MapType.LpmTrie, 8, 4, 100, MapFlags.NoPrealloc, "fold");
+        Assert.That(map.Update(Key(32, [10, 1, 2, 3]), U32(32)), Is.EqualTo(0));
+        Assert.That(map.StrideTables, Is.EqualTo(1), "one prefix under the root's entry: a leaf, no table");
+        Assert.That(map.Update(Key(24, [10, 1, 9, 0]), U32(24)), Is.EqualTo(0));
+        Assert.That(map.StrideTables, Is.EqualTo(2));
+        Assert.That(map.Delete(Key(24, [10, 1, 9, 0])), Is.EqualTo(0));
+        Assert.That(map.StrideTables, Is.EqualTo(1), "the table at bit 16 folded into the root's entry");
+        Assert.That(map.Lookup(Key(32, [10, 1, 2, 3]), new byte[4]), Is.EqualTo(0));
+        Assert.That(map.Lookup(Key(32, [10, 1, 9, 1]), new byte[4]), Is.EqualTo(-Errno.ENOENT));
+    }
+
+    /// <summary>
+    /// The structure full-length lookups read: the stride index, except with at most
+    /// <see cref="LpmTrieMap.LinearSearchMaxLengths"/> lengths over more than
+    /// <see cref="LpmTrieMap.StrideTablesBeyondCache"/> tables, where the prefix index's few probes are cheaper;
+    /// a fifth length goes back to the stride index. Lookups agree with the walk either way.
+    /// </summary>
+    [Test]
+    public void FewLengthsOverManyTablesProbeTheLengths()
+    {
+        using var map = (LpmTrieMap)MapFactory.Create(MapType.LpmTrie, 8, 4, 100_000, MapFlags.NoPrealloc, "choice");
+        var rng = new Random(2);
+        var data = new byte[4];
+        while (map.StrideTables <= LpmTrieMap.StrideTablesBeyondCache)
+        {
+            Assert.That(map.LookupsProbeLengths, Is.False);
+            rng.NextBytes(data);
+            map.Update(Key(32, data), U32(1));
+        }
+        Assert.That(map.LookupsProbeLengths, Is.True, $"one length over {map.StrideTables} tables");
+        byte* key = stackalloc byte[8];
+        void AgreeWithTheWalk()
+        {
+            for (int i = 0; i < 2000; i++)
+            {
+                *(uint*)key = 32;
+                *(uint*)(key + 4) = (uint)rng.Next();
+                MapEpoch.Enter();
+                try
+                {
+                    Assert.That(map.LookupElem((ulong)key), Is.EqualTo(map.LookupElemByWalk((ulong)key)));
+                }
+                finally
+                {
+                    MapEpoch.Exit();
+                }
+            }
+        }
+        AgreeWithTheWalk();
+        foreach (int length in new[] { 1, 9, 17, 25 }) Assert.That(map.Update(Key(length, [0x80, 0, 0, 0]), U32(2)), Is.EqualTo(0));
+        Assert.That(map.LookupsProbeLengths, Is.False, "five lengths: the stride index");
+        AgreeWithTheWalk();
+    }
+
     /// <summary>Inserts and deletes that split, fork and fold tables leave no native block behind once the map is gone.</summary>
     [Test]
     public void ChurnAndDisposeFreeEveryTable()

@@ -58,6 +58,8 @@ public sealed unsafe class LpmTrieMap : BpfMap
     LpmStrideIndex _stride;
     int _count;
     long _overtaken;
+    // Writers set it after each change; a lookup may read either value: both structures hold every prefix.
+    bool _probeLengths;
 
     internal LpmTrieMap(MapDefinition definition) : base(definition)
     {
@@ -167,9 +169,10 @@ public sealed unsafe class LpmTrieMap : BpfMap
         for (int attempt = 1; ; attempt++)
         {
             ulong version = _index.BeginRead<M>();
-            // Programs look up full-length keys: the stride index; a shorter key bounds the match, which the stride
-            // index's expanded entries cannot tell: the prefix index, which probes only lengths up to the key's.
-            byte* found = keyPrefix == _maxPrefix ? _stride.Longest<M>(words) : _index.Longest<M>(words, keyPrefix);
+            // A shorter key bounds the match, which the stride index's expanded entries cannot tell: the prefix index,
+            // which probes only lengths up to the key's. Full-length keys (what programs pass): the stride index,
+            // unless the prefix index is cheaper for this shape (see UpdateLookupChoice).
+            byte* found = keyPrefix != _maxPrefix || _probeLengths ? _index.Longest<M>(words, keyPrefix) : _stride.Longest<M>(words);
             if (_index.Validate<M>(version)) return found;
             if (attempt == LpmPrefixIndex.MaxReadAttempts)
             {
@@ -260,6 +263,20 @@ public sealed unsafe class LpmTrieMap : BpfMap
         byte* n = _index.Longest<DirectIndexMemory>(words, keyPrefix);
         return n == null ? 0 : (ulong)ValueOf(n);
     }
+
+    /// <summary>
+    /// Above this many stride tables (16 MB of them), a map with at most <see cref="LinearSearchMaxLengths"/> prefix
+    /// lengths answers full-length lookups from the prefix index: its one to four probes touch fewer cache lines
+    /// than a walk through tables that no longer fit in cache (measured: docs/perf.md, "LPM_TRIE").
+    /// </summary>
+    public const int StrideTablesBeyondCache = 4096;
+
+    /// <summary>True while full-length lookups use the prefix index rather than the stride index.</summary>
+    public bool LookupsProbeLengths => Volatile.Read(ref _probeLengths);
+
+    // Writers only, after a change: which structure full-length lookups read.
+    void UpdateLookupChoice() =>
+        Volatile.Write(ref _probeLengths, _index.ListedLengths <= LinearSearchMaxLengths && _stride.Tables > StrideTablesBeyondCache);
 
     /// <summary>The prefix index itself (the protocol test).</summary>
     internal ref LpmPrefixIndex Index => ref _index;
@@ -389,6 +406,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
                 UnchargeElement(_nodeSize);
             }
             if (adds) Volatile.Write(ref _count, _count + 1);
+            UpdateLookupChoice();
             return 0;
         }
     }
@@ -479,6 +497,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
             {
                 _index.EndWrite<M>();
             }
+            UpdateLookupChoice();
             return 0;
         }
     }
