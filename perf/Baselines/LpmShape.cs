@@ -27,7 +27,7 @@ public static unsafe class LpmShape
 {
     /// <summary>The verb's usage line.</summary>
     public const string Usage = "usage: lpm [--family 4|6|both] [--lengths 1,8,32,64,129] [--bindings 10,1000,100000,1000000] [--passes 3] [--repeat 1000000]"
-        + " | lpm dispatch [--cases a,b] [--passes 3] [--repeat 1000000] | lpm churn [--bindings 1000000] [--lengths 32] [--seconds 3] [--fresh all|longest]";
+        + " | lpm dispatch [--cases a,b] [--passes 3] [--repeat 1000000] | lpm churn [--bindings 1000000] [--lengths 32] [--seconds 3] [--fresh all|longest] | lpm structures";
 
     const int Probes = 1 << 16;
 
@@ -80,6 +80,7 @@ public static unsafe class LpmShape
         ArgumentNullException.ThrowIfNull(args);
         if (args.Length > 0 && args[0] == "dispatch") return Dispatch(args[1..]);
         if (args.Length > 0 && args[0] == "churn") return LpmChurn.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "structures") return LpmStructures.Run();
         string family = "both";
         int[] lengths = [1, 8, 32, 64, 129], bindings = [10, 1000, 100_000, 1_000_000];
         int passes = 3;

@@ -17,16 +17,15 @@ namespace BpfJit.Runtime.Maps;
 /// 100,000 tubular bindings.
 /// </para>
 /// <para>
-/// Lookups (program and userspace) use a prefix index instead (<see cref="LpmPrefixIndex"/>): every stored
-/// node in one open-addressing hash table keyed by (prefix length, the first prefix-length bits of its data),
-/// and the sorted list of the distinct prefix lengths present. A lookup with key prefix length <c>p</c>
-/// probes the lengths <c>≤ p</c> and returns the longest stored prefix the key starts with: the longest
-/// match, exactly as the walk (bits past a stored prefix are ignored, the key's own prefix length bounds the
-/// match). A probe is one hash of at most a few words, one slot and one node compare. With at most
-/// <see cref="LinearSearchMaxLengths"/> distinct lengths (tubular: three) the lengths are probed longest
-/// first; with more, in binary search over markers (Waldvogel's), so a lookup costs at most
-/// ⌈log2(lengths + 1)⌉ probes whatever the lengths: 4 at 8, 6 at 32, 7 at 64, 8 at 129.
-/// The index points at the trie's own nodes, so a lookup returns the same value pointer as the walk.
+/// Lookups (program and userspace) never walk it. Full-length keys (what programs pass) read the stride index
+/// (<see cref="LpmStrideIndex"/>): a path-compressed multibit trie of 8-bit strides whose cost is bounded by
+/// the key length, not by the number of distinct prefix lengths. Keys with a shorter prefix length, and
+/// full-length keys of a map with at most <see cref="LinearSearchMaxLengths"/> lengths over more than
+/// <see cref="StrideTablesBeyondCache"/> stride tables (where one to four hash probes touch less memory), read
+/// the prefix index (<see cref="LpmPrefixIndex"/>): every stored node in one open-addressing hash table keyed
+/// by (prefix length, the first prefix-length bits of its data), probed longest first with few lengths, in
+/// binary search over markers with more. Both point at the trie's own nodes, so a lookup returns the same
+/// value pointer as the walk; writers keep both current.
 /// </para>
 /// <para>
 /// Concurrency: readers take no lock; writers serialise on the map's lock. Writers build nodes fully,
@@ -277,6 +276,22 @@ public sealed unsafe class LpmTrieMap : BpfMap
     // Writers only, after a change: which structure full-length lookups read.
     void UpdateLookupChoice() =>
         Volatile.Write(ref _probeLengths, _index.ListedLengths <= LinearSearchMaxLengths && _stride.Tables > StrideTablesBeyondCache);
+
+    /// <summary>
+    /// <c>bpf_map_lookup_elem</c> of a full-length key by the stride index alone, whichever structure the map reads,
+    /// without the version check (one attempt): for tests and benchmarks (perf's <c>lpm structures</c>). A key
+    /// of another prefix length finds nothing. Call inside a <see cref="MapEpoch"/> read section.
+    /// </summary>
+    [SkipLocalsInit]
+    public ulong LookupElemByStride(ulong keyPtr)
+    {
+        byte* key = (byte*)keyPtr;
+        if (*(uint*)key != _maxPrefix) return 0;
+        ulong* words = stackalloc ulong[MaxKeyWords];
+        PadKey(key + 4, words);
+        byte* n = _stride.Longest<DirectIndexMemory>(words);
+        return n == null ? 0 : (ulong)ValueOf(n);
+    }
 
     /// <summary>The prefix index itself (the protocol test).</summary>
     internal ref LpmPrefixIndex Index => ref _index;
