@@ -27,7 +27,7 @@ public static unsafe class LpmShape
 {
     /// <summary>The verb's usage line.</summary>
     public const string Usage = "usage: lpm [--family 4|6|both] [--lengths 1,8,32,64,129] [--bindings 10,1000,100000,1000000] [--passes 3] [--repeat 1000000]"
-        + " | lpm dispatch [--cases a,b] [--passes 3] [--repeat 1000000] | lpm churn [--bindings 1000000] [--lengths 32] [--seconds 3] [--fresh all|longest]";
+        + " | lpm dispatch [--cases a,b] [--passes 3] [--repeat 1000000] | lpm churn [--bindings 1000000] [--lengths 32] [--seconds 3] [--fresh all|longest] | lpm structures";
 
     const int Probes = 1 << 16;
 
@@ -80,6 +80,7 @@ public static unsafe class LpmShape
         ArgumentNullException.ThrowIfNull(args);
         if (args.Length > 0 && args[0] == "dispatch") return Dispatch(args[1..]);
         if (args.Length > 0 && args[0] == "churn") return LpmChurn.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "structures") return LpmStructures.Run();
         string family = "both";
         int[] lengths = [1, 8, 32, 64, 129], bindings = [10, 1000, 100_000, 1_000_000];
         int passes = 3;
@@ -104,8 +105,8 @@ public static unsafe class LpmShape
         bool kernel = KernelBpf.Available;
         if (!kernel) Console.WriteLine($"kernel column skipped: bpf() is not permitted here ({KernelBpf.UnavailableReason})");
         Console.WriteLine($"one lookup = lookup − base program; medians of {passes} alternating passes; kernel: BPF_PROG_TEST_RUN, repeat {repeat:N0}; BpfJit: JIT, thread CPU time");
-        Console.WriteLine("| family | lengths | bindings | BpfJit ns/lookup | kernel ns/lookup | kernel ÷ BpfJit | BpfJit bytes/binding | kernel memlock bytes/binding | BpfJit markers |");
-        Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        Console.WriteLine("| family | lengths | bindings | BpfJit ns/lookup | kernel ns/lookup | kernel ÷ BpfJit | BpfJit bytes/binding | kernel memlock bytes/binding | BpfJit markers | BpfJit stride tables |");
+        Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (bool v6 in family switch { "4" => new[] { false }, "6" => [true], _ => [false, true] })
             foreach (int n in bindings)
                 foreach (int l in lengths)
@@ -141,7 +142,7 @@ public static unsafe class LpmShape
         double a = Median(ours), b = k != null ? Median(theirs) : double.NaN;
         string memlock = k != null && Memlock(k.MapFd(v6 ? "lpm6" : "lpm4")) is long bytes ? F((double)bytes / bindings) : "–";
         Console.WriteLine($"| IPv{(v6 ? 6 : 4)} | {lengths} | {bindings:N0} | {F(a)} | {(k != null ? F(b) : "–")} | {(k != null ? (b / a).ToString("F1", CultureInfo.InvariantCulture) : "–")} | "
-            + $"{F((double)map.MemoryBytes / bindings)} | {memlock} | {map.IndexMarkers:N0} |");
+            + $"{F((double)map.MemoryBytes / bindings)} | {memlock} | {map.IndexMarkers:N0} | {map.StrideTables:N0} |");
     }
 
     /// <summary>

@@ -121,6 +121,9 @@ internal unsafe partial struct LpmPrefixIndex
     /// <summary>The number of distinct prefix lengths stored.</summary>
     public int DistinctLengths => Volatile.Read(ref _distinct);
 
+    /// <summary>The number of lengths in the published list (lookups scan it when it holds at most <see cref="LinearSearchMaxLengths"/>).</summary>
+    public int ListedLengths => *LengthsOf<DirectIndexMemory>();
+
     /// <summary>The number of marker entries in the table (zero with at most <see cref="LinearSearchMaxLengths"/> lengths).</summary>
     public int Markers => Volatile.Read(ref _markers);
 

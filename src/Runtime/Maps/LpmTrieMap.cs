@@ -17,16 +17,15 @@ namespace BpfJit.Runtime.Maps;
 /// 100,000 tubular bindings.
 /// </para>
 /// <para>
-/// Lookups (program and userspace) use a prefix index instead (<see cref="LpmPrefixIndex"/>): every stored
-/// node in one open-addressing hash table keyed by (prefix length, the first prefix-length bits of its data),
-/// and the sorted list of the distinct prefix lengths present. A lookup with key prefix length <c>p</c>
-/// probes the lengths <c>≤ p</c> and returns the longest stored prefix the key starts with: the longest
-/// match, exactly as the walk (bits past a stored prefix are ignored, the key's own prefix length bounds the
-/// match). A probe is one hash of at most a few words, one slot and one node compare. With at most
-/// <see cref="LinearSearchMaxLengths"/> distinct lengths (tubular: three) the lengths are probed longest
-/// first; with more, in binary search over markers (Waldvogel's), so a lookup costs at most
-/// ⌈log2(lengths + 1)⌉ probes whatever the lengths: 4 at 8, 6 at 32, 7 at 64, 8 at 129.
-/// The index points at the trie's own nodes, so a lookup returns the same value pointer as the walk.
+/// Lookups (program and userspace) never walk it. Full-length keys (what programs pass) read the stride index
+/// (<see cref="LpmStrideIndex"/>): a path-compressed multibit trie of 8-bit strides whose cost is bounded by
+/// the key length, not by the number of distinct prefix lengths. Keys with a shorter prefix length, and
+/// full-length keys of a map with at most <see cref="LinearSearchMaxLengths"/> lengths over more than
+/// <see cref="StrideTablesBeyondCache"/> stride tables (where one to four hash probes touch less memory), read
+/// the prefix index (<see cref="LpmPrefixIndex"/>): every stored node in one open-addressing hash table keyed
+/// by (prefix length, the first prefix-length bits of its data), probed longest first with few lengths, in
+/// binary search over markers with more. Both point at the trie's own nodes, so a lookup returns the same
+/// value pointer as the walk; writers keep both current.
 /// </para>
 /// <para>
 /// Concurrency: readers take no lock; writers serialise on the map's lock. Writers build nodes fully,
@@ -55,8 +54,11 @@ public sealed unsafe class LpmTrieMap : BpfMap
     readonly byte** _rootLink;     // native, so writers can hold its address like any child link
     // A struct field, not an object: a lookup reaches the published table and length list with one load fewer.
     LpmPrefixIndex _index;
+    LpmStrideIndex _stride;
     int _count;
     long _overtaken;
+    // Writers set it after each change; a lookup may read either value: both structures hold every prefix.
+    bool _probeLengths;
 
     internal LpmTrieMap(MapDefinition definition) : base(definition)
     {
@@ -67,6 +69,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
         _rootLink = (byte**)Native.Alloc((nuint)sizeof(byte*));
         _pool = new NodePool(_nodeSize);
         _index = new LpmPrefixIndex(DataOffset, PrefixOffset, _dataStride, _maxPrefix, _rootLink);
+        _stride = new LpmStrideIndex(DataOffset, PrefixOffset, _dataStride, _rootLink);
     }
 
     /// <summary>The longest prefix a key may carry: 8 × (key_size − 4).</summary>
@@ -165,7 +168,10 @@ public sealed unsafe class LpmTrieMap : BpfMap
         for (int attempt = 1; ; attempt++)
         {
             ulong version = _index.BeginRead<M>();
-            byte* found = _index.Longest<M>(words, keyPrefix);
+            // A shorter key bounds the match, which the stride index's expanded entries cannot tell: the prefix index,
+            // which probes only lengths up to the key's. Full-length keys (what programs pass): the stride index,
+            // unless the prefix index is cheaper for this shape (see UpdateLookupChoice).
+            byte* found = keyPrefix != _maxPrefix || _probeLengths ? _index.Longest<M>(words, keyPrefix) : _stride.Longest<M>(words);
             if (_index.Validate<M>(version)) return found;
             if (attempt == LpmPrefixIndex.MaxReadAttempts)
             {
@@ -257,6 +263,36 @@ public sealed unsafe class LpmTrieMap : BpfMap
         return n == null ? 0 : (ulong)ValueOf(n);
     }
 
+    /// <summary>
+    /// Above this many stride tables (16 MB of them), a map with at most <see cref="LinearSearchMaxLengths"/> prefix
+    /// lengths answers full-length lookups from the prefix index: its one to four probes touch fewer cache lines
+    /// than a walk through tables that no longer fit in cache (measured: docs/perf.md, "LPM_TRIE").
+    /// </summary>
+    public const int StrideTablesBeyondCache = 4096;
+
+    /// <summary>True while full-length lookups use the prefix index rather than the stride index.</summary>
+    public bool LookupsProbeLengths => Volatile.Read(ref _probeLengths);
+
+    // Writers only, after a change: which structure full-length lookups read.
+    void UpdateLookupChoice() =>
+        Volatile.Write(ref _probeLengths, _index.ListedLengths <= LinearSearchMaxLengths && _stride.Tables > StrideTablesBeyondCache);
+
+    /// <summary>
+    /// <c>bpf_map_lookup_elem</c> of a full-length key by the stride index alone, whichever structure the map reads,
+    /// without the version check (one attempt): for tests and benchmarks (perf's <c>lpm structures</c>). A key
+    /// of another prefix length finds nothing. Call inside a <see cref="MapEpoch"/> read section.
+    /// </summary>
+    [SkipLocalsInit]
+    public ulong LookupElemByStride(ulong keyPtr)
+    {
+        byte* key = (byte*)keyPtr;
+        if (*(uint*)key != _maxPrefix) return 0;
+        ulong* words = stackalloc ulong[MaxKeyWords];
+        PadKey(key + 4, words);
+        byte* n = _stride.Longest<DirectIndexMemory>(words);
+        return n == null ? 0 : (ulong)ValueOf(n);
+    }
+
     /// <summary>The prefix index itself (the protocol test).</summary>
     internal ref LpmPrefixIndex Index => ref _index;
 
@@ -276,7 +312,10 @@ public sealed unsafe class LpmTrieMap : BpfMap
     /// The native bytes the map holds: the trie's node chunks (stored and intermediate nodes, 64-byte strides)
     /// and the prefix index (table, filter, markers). For comparison with the kernel's <c>memlock</c> figure.
     /// </summary>
-    public long MemoryBytes => ReadIndex(static i => i.Bytes) + _pool.Bytes;
+    public long MemoryBytes => ReadIndex(static i => i.Bytes) + _stride.Bytes + _pool.Bytes;
+
+    /// <summary>The stride index's tables (each 256 two-word entries and a header; see <see cref="LpmStrideIndex"/>).</summary>
+    public int StrideTables => _stride.Tables;
 
     /// <summary>The prefix index's slot count (it grows with the entries and compacts deleted slots).</summary>
     public int IndexCapacity => ReadIndex(static i => i.Capacity);
@@ -382,6 +421,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
                 UnchargeElement(_nodeSize);
             }
             if (adds) Volatile.Write(ref _count, _count + 1);
+            UpdateLookupChoice();
             return 0;
         }
     }
@@ -400,8 +440,16 @@ public sealed unsafe class LpmTrieMap : BpfMap
             *ChildLink(fresh, 1) = *ChildLink(node, 1);
             HashMap.Publish(slot, fresh);
             // The index stops pointing at the old node before it is retired.
-            if (adds) _index.Add<M>(fresh, keyPrefix);
-            else _index.Replace<M>(node, fresh, keyPrefix);
+            if (adds)
+            {
+                _index.Add<M>(fresh, keyPrefix);
+                _stride.Add<M>(fresh, keyPrefix);
+            }
+            else
+            {
+                _index.Replace<M>(node, fresh, keyPrefix);
+                _stride.Replace<M>(node, fresh, keyPrefix);
+            }
             return;
         }
         else if (matched == keyPrefix)
@@ -427,6 +475,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
             HashMap.Publish(slot, join);
         }
         _index.Add<M>(fresh, keyPrefix);
+        _stride.Add<M>(fresh, keyPrefix);
     }
 
     /// <summary>trie_delete_elem; the index's shared memory through <typeparamref name="M"/> (the protocol test records it).</summary>
@@ -463,6 +512,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
             {
                 _index.EndWrite<M>();
             }
+            UpdateLookupChoice();
             return 0;
         }
     }
@@ -472,6 +522,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     {
         // Out of the index first: no reader finds the node through it once the trie retires or empties it.
         _index.Remove<M>(node, keyPrefix);
+        _stride.Remove<M>(node, keyPrefix);
 
         byte* c0 = *ChildLink(node, 0), c1 = *ChildLink(node, 1);
         if (c0 != null && c1 != null)
@@ -590,6 +641,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     {
         _pool.Release();
         _index.Release();
+        _stride.Release();
         Native.Free(_rootLink);
     }
 }
