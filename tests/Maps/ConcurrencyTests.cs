@@ -114,7 +114,9 @@ public class ConcurrencyTests
             }));
             readers.ForEach(t => t.Start());
             var writerRng = new Random(42);
-            while (Volatile.Read(ref readersLeft) > 0 || Volatile.Read(ref walks) == 0)
+            // At least 2,000 writes whatever the scheduling: on a loaded machine the readers may finish before the
+            // writer runs at all, and then nothing was replaced for the reclamation check below.
+            for (int writes = 0; Volatile.Read(ref readersLeft) > 0 || Volatile.Read(ref walks) == 0 || writes < 2_000; writes++)
             {
                 uint k = (uint)writerRng.Next(keys);
                 if (writerRng.Next(5) == 0) map.Delete(Key(k));
