@@ -125,6 +125,12 @@ internal sealed class ProgramShape
     /// <summary>True when some instruction reads r10: only then does the program get a stack.</summary>
     public bool UsesStack { get; private set; }
 
+    /// <summary>
+    /// The frame offsets of the stack slots held in IL locals instead of a stack block (<see cref="StackSlots"/>;
+    /// <see cref="UsesStack"/> is then false), or null.
+    /// </summary>
+    public int[]? LocalSlots { get; private set; }
+
     /// <summary>True when a reachable may_goto needs the per-frame loop budget.</summary>
     public bool HasMayGoto { get; private set; }
 
@@ -199,6 +205,13 @@ internal sealed class ProgramShape
         {
             // Checked mode checks each access as the program wrote it: no merged stores there.
             if (!checkedMode) (shape.MergedStores, shape.AbsorbedStores) = StoreMerge.Find(program, shape.Reachable, shape.IsTarget);
+            if (!checkedMode && shape.UsesStack && !shape.HasLocalCalls && !shape.IsCallback
+                && StackSlots.Find(program, shape.Reachable, shape.FrameSize, shape.MergedStores.Values) is { } slots)
+            {
+                // The stack never escapes its constant-offset loads and stores: its slots become locals, no block.
+                shape.LocalSlots = slots;
+                shape.UsesStack = false;
+            }
             var reads = (int slot) => shape.HelperReads(slot, helpers?[slot]);
             var liveOut = Liveness.LiveOut(program, shape.Reachable, shape.HasLocalCalls, reads, shape.StoreUse);
             liveOut.CopyTo(shape.LiveOut, 0);
@@ -236,7 +249,7 @@ internal sealed class ProgramShape
     }
 
     /// <summary>True when <paramref name="ins"/> reads register 10 (the only way to reach the stack).</summary>
-    static bool ReadsR10(Instruction ins)
+    internal static bool ReadsR10(Instruction ins)
     {
         const int fp = 10;
         switch (ins.Class)
