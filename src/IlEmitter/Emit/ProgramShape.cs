@@ -24,14 +24,19 @@ internal sealed class ProgramShape
         Facts = facts;
         IsTarget = new bool[program.Length];
         ReturnSiteOf = new int[program.Length];
-        Array.Fill(ReturnSiteOf, -1);
         Reachable = new bool[program.Length];
-        for (int i = 0; i < program.Length; i++) Reachable[i] = facts == null || facts[i].Reachable;
         MapCalls = new MapCall[program.Length];
         ClosureSlot = new int[program.Length];
-        Array.Fill(ClosureSlot, -1);
         LiveOut = new ushort[program.Length];
-        Array.Fill(LiveOut, Liveness.All);
+        // One loop, not Array.Fill: Fill<int> and Fill<ushort> are framework generics no ReadyToRun image holds,
+        // compiled by the JIT in every process's first compile (docs/perf.md, "Cold start").
+        for (int i = 0; i < program.Length; i++)
+        {
+            Reachable[i] = facts == null || facts[i].Reachable;
+            ReturnSiteOf[i] = -1;
+            ClosureSlot[i] = -1;
+            LiveOut[i] = Liveness.All;
+        }
     }
 
     /// <summary>What the verifier proved about the program, or null for a program compiled without facts.</summary>
