@@ -58,6 +58,14 @@ public class MapMemoryTests
         Assert.That(MapMemory.Footprint(a), Is.GreaterThan(ulong.MaxValue / (1UL << 40)));
     }
 
+    /// <summary>2^32 elements of 2^33 bytes each pass 2^64: the footprint saturates instead of wrapping to a small charge.</summary>
+    [Test]
+    public void A_footprint_past_2_to_the_64_saturates()
+    {
+        var a = new MapAttributes(MapType.Hash, uint.MaxValue, uint.MaxValue, uint.MaxValue);
+        Assert.That(MapMemory.Footprint(a), Is.EqualTo(ulong.MaxValue));
+    }
+
     [Test]
     public void A_1_GiB_array_commits_no_memory_until_its_elements_are_written()
     {
