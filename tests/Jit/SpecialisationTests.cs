@@ -70,7 +70,9 @@ public class SpecialisationTests
     [Test]
     public void StackIsNotZeroedWhenNeverReadBeforeWritten()
     {
+        // r10 copied (r9): the stack is a block in memory (a private one is held in locals, StackSlotTests).
         var p = Prepare("""
+            mov %r9, %r10
             ldxw %r2, [%r1+60]
             stxdw [%r10-16], %r2
             ldxdw %r3, [%r10-16]
@@ -94,6 +96,7 @@ public class SpecialisationTests
     public void StackStaysZeroedWhenSomePathMayReadItUninitialised()
     {
         var p = Prepare("""
+            mov %r9, %r10
             ldxw %r2, [%r1+60]
             jne %r2, 8080, skip
             stdw [%r10-8], 5
@@ -114,13 +117,15 @@ public class SpecialisationTests
     [Test]
     public void DeadCodeIsNotEmittedAndAnUnusedStackGetsNoBlock()
     {
-        // r2 is 0, so the jump is always taken: the stack code is dead, and r10 is used only there.
+        // r2 is 0, so the jump is always taken: the stack code is dead, and r10 is used only there (copied to r9
+        // there, so that without facts the stack is a block in memory, not locals).
         var p = Prepare("""
             mov %r0, 1
             mov %r2, 0
             jeq %r2, 0, out
             stdw [%r10-8], 7
             ldxdw %r0, [%r10-8]
+            mov %r9, %r10
             out:
             exit
             """);

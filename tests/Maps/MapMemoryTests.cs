@@ -46,7 +46,7 @@ public class MapMemoryTests
     {
         var a = new MapAttributes(MapType.Hash, 512, 8, 1 << 20);
         // Buckets (2^20 pointers) + 2^20 elements of 32 header + 512 key + 8 value, + the 64-byte map header.
-        Assert.That(MapMemory.Footprint(a), Is.EqualTo((UInt128)(64 + (8L << 20) + (552L << 20))));
+        Assert.That(MapMemory.Footprint(a), Is.EqualTo((ulong)(64 + (8L << 20) + (552L << 20))));
         MapMemory.Limit = 500 << 20;
         Assert.That(Assert.Throws<MapCreateException>(() => MapFactory.Create(MapType.Hash, 512, 8, 1 << 20))!.Errno, Is.EqualTo(Errno.ENOMEM));
     }
@@ -55,7 +55,15 @@ public class MapMemoryTests
     public void Sizes_above_2_to_the_32_do_not_overflow_the_footprint()
     {
         var a = new MapAttributes(MapType.PerCpuHash, 4, 32768, uint.MaxValue);
-        Assert.That(MapMemory.Footprint(a), Is.GreaterThan((UInt128)ulong.MaxValue / (1UL << 40)));
+        Assert.That(MapMemory.Footprint(a), Is.GreaterThan(ulong.MaxValue / (1UL << 40)));
+    }
+
+    /// <summary>2^32 elements of 2^33 bytes each pass 2^64: the footprint saturates instead of wrapping to a small charge.</summary>
+    [Test]
+    public void A_footprint_past_2_to_the_64_saturates()
+    {
+        var a = new MapAttributes(MapType.Hash, uint.MaxValue, uint.MaxValue, uint.MaxValue);
+        Assert.That(MapMemory.Footprint(a), Is.EqualTo(ulong.MaxValue));
     }
 
     [Test]

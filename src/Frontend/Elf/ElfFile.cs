@@ -34,6 +34,21 @@ public sealed class ElfFile
     /// <summary>The symbol table (index 0 is the null symbol); empty when the object has none.</summary>
     public IReadOnlyList<ElfSymbol> Symbols { get; private set; } = [];
 
+    /// <summary>
+    /// The symbols of section <paramref name="sectionIndex"/> that <paramref name="keep"/> accepts, by address, symbols
+    /// at one address in symbol-table order. A plain loop and List.Sort rather than Where/OrderBy: LINQ's sorter over a
+    /// ulong key is framework generic code no ReadyToRun image holds, compiled by the JIT on every process's first load
+    /// (docs/perf.md, "Cold start").
+    /// </summary>
+    public List<ElfSymbol> SymbolsByAddress(int sectionIndex, Func<ElfSymbol, bool> keep)
+    {
+        var result = new List<ElfSymbol>();
+        foreach (var s in Symbols)
+            if (s.SectionIndex == sectionIndex && keep(s)) result.Add(s);
+        result.Sort(static (a, b) => a.Value != b.Value ? a.Value.CompareTo(b.Value) : a.Index.CompareTo(b.Index));
+        return result;
+    }
+
     /// <summary>Parses an object from memory; throws <see cref="BpfObjectException"/> on a bad file.</summary>
     public static ElfFile Parse(ReadOnlySpan<byte> bytes, string name)
     {

@@ -64,9 +64,8 @@ sealed class MapLoader
         _maps.Add(spec);
     }
 
-    IEnumerable<ElfSymbol> ObjectSymbols(ElfSection section) => _elf.Symbols
-        .Where(s => s.SectionIndex == section.Index && s.Type is ElfSymbolType.Object or ElfSymbolType.NoType && s.Name.Length > 0)
-        .OrderBy(s => s.Value);
+    List<ElfSymbol> ObjectSymbols(ElfSection section) =>
+        _elf.SymbolsByAddress(section.Index, static s => s.Type is ElfSymbolType.Object or ElfSymbolType.NoType && s.Name.Length > 0);
 
     void LoadLegacy(ElfSection section)
     {

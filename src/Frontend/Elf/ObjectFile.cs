@@ -48,6 +48,9 @@ public static class ObjectFile
     {
         foreach (var map in maps)
         {
+            // Most maps have no initial programs: skip LINQ's sorter, framework generic code over uint keys that no
+            // ReadyToRun image holds (the JIT compiled it in every process's first load; docs/perf.md, "Cold start").
+            if (map.InitialPrograms.Count == 0) continue;
             foreach (var (slot, name) in map.InitialPrograms.OrderBy(e => e.Key))
             {
                 if (!programs.Exists(p => p.Name == name))

@@ -84,9 +84,7 @@ sealed class ProgramLoader
 
     void SplitFunctions(CodeSection code)
     {
-        var syms = _elf.Symbols
-            .Where(s => s.SectionIndex == code.Elf.Index && s.Type == ElfSymbolType.Func)
-            .OrderBy(s => s.Value).ToList();
+        var syms = _elf.SymbolsByAddress(code.Elf.Index, static s => s.Type == ElfSymbolType.Func);
         if (syms.Count == 0)
         {
             // Hand-written code without function symbols: the whole section is one program.

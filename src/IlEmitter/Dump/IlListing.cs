@@ -24,9 +24,9 @@ internal static class IlListing
         var headers = markers.GroupBy(m => m.IlOffset).ToDictionary(g => g.Key, g => g.Select(m => m.Slot).ToList());
         var sb = new StringBuilder();
         sb.AppendLine($"// {PersistedAssemblyHost.TypeName}::{method.Name}({string.Join(", ", method.Parameters.Select(p => $"{p.ParameterType.Name} {p.Name}"))}) : {method.ReturnType.Name}");
-        sb.AppendLine($"// {shape.Program.Length} slots, {method.Body.CodeSize} bytes of IL, stack: {(shape.UsesStack ? $"{shape.Frames} x {shape.FrameSize} bytes" : "none")}, locals: {string.Join(", ", method.Body.Variables.Select(v => $"{LocalName(v.Index)} {v.VariableType.Name}"))}");
+        sb.AppendLine($"// {shape.Program.Length} slots, {method.Body.CodeSize} bytes of IL, stack: {(shape.UsesStack ? $"{shape.Frames} x {shape.FrameSize} bytes" : shape.LocalSlots is { } slots ? $"slots in locals ({string.Join(", ", slots.Select(StackSlots.LocalName))})" : "none")}, locals: {string.Join(", ", method.Body.Variables.Select(v => $"{LocalName(v.Index)} {v.VariableType.Name}"))}");
         if (shape.Facts != null)
-            sb.AppendLine($"// specialised with verifier facts: {(!shape.UsesStack ? "r10 never used, no stack block" : shape.Facts.MayReadUninitStack ? "stack zeroed (some path may read it uninitialised)" : $"stack {shape.FrameSize} bytes, not zeroed (never read before written)")}");
+            sb.AppendLine($"// specialised with verifier facts: {(shape.LocalSlots != null ? "stack slots in locals, no stack block" : !shape.UsesStack ? "r10 never used, no stack block" : shape.Facts.MayReadUninitStack ? "stack zeroed (some path may read it uninitialised)" : $"stack {shape.FrameSize} bytes, not zeroed (never read before written)")}");
         void Headers(int offset)
         {
             if (!headers.TryGetValue(offset, out var slots)) return;

@@ -65,6 +65,15 @@ internal sealed class EmitContext
     /// <summary>Scratch: the address a runtime guard tests (<see cref="CheckedMemory"/>).</summary>
     public LocalBuilder GuardAddress => _guardAddress ??= Declare(typeof(ulong), "guard");
 
+    /// <summary>The local holding the stack slot at frame offset <paramref name="slot"/> (<see cref="ProgramShape.LocalSlots"/>).</summary>
+    public LocalBuilder SlotLocal(int slot)
+    {
+        if (!_slots.TryGetValue(slot, out var local)) _slots[slot] = local = Declare(typeof(ulong), StackSlots.LocalName(slot));
+        return local;
+    }
+
+    readonly Dictionary<int, LocalBuilder> _slots = [];
+
     /// <summary>Scratch: the u32 key of an inlined array-map lookup.</summary>
     public LocalBuilder Key => _key ??= Declare(typeof(uint), "key");
 

@@ -162,6 +162,15 @@ internal static class ProgramEmitter
                 c.ZeroFrame(() => c.Ldloc(c.StackBase));
             }
         }
+        if (shape.LocalSlots is { } slots)
+        {
+            // fp_8 = 0; ...   (the stack slots held in locals start as the zeroed stack would)
+            foreach (int slot in slots)
+            {
+                c.LdcI8(0);
+                c.Stloc(c.SlotLocal(slot));
+            }
+        }
         CheckedMemory.EmitEnterStack(c);
         // r10 = stack + frame size   (0 when the program never reads r10)
         if (shape.UsesStack)

@@ -24,14 +24,19 @@ internal sealed class ProgramShape
         Facts = facts;
         IsTarget = new bool[program.Length];
         ReturnSiteOf = new int[program.Length];
-        Array.Fill(ReturnSiteOf, -1);
         Reachable = new bool[program.Length];
-        for (int i = 0; i < program.Length; i++) Reachable[i] = facts == null || facts[i].Reachable;
         MapCalls = new MapCall[program.Length];
         ClosureSlot = new int[program.Length];
-        Array.Fill(ClosureSlot, -1);
         LiveOut = new ushort[program.Length];
-        Array.Fill(LiveOut, Liveness.All);
+        // One loop, not Array.Fill: Fill<int> and Fill<ushort> are framework generics no ReadyToRun image holds,
+        // compiled by the JIT in every process's first compile (docs/perf.md, "Cold start").
+        for (int i = 0; i < program.Length; i++)
+        {
+            Reachable[i] = facts == null || facts[i].Reachable;
+            ReturnSiteOf[i] = -1;
+            ClosureSlot[i] = -1;
+            LiveOut[i] = Liveness.All;
+        }
     }
 
     /// <summary>What the verifier proved about the program, or null for a program compiled without facts.</summary>
@@ -125,6 +130,12 @@ internal sealed class ProgramShape
     /// <summary>True when some instruction reads r10: only then does the program get a stack.</summary>
     public bool UsesStack { get; private set; }
 
+    /// <summary>
+    /// The frame offsets of the stack slots held in IL locals instead of a stack block (<see cref="StackSlots"/>;
+    /// <see cref="UsesStack"/> is then false), or null.
+    /// </summary>
+    public int[]? LocalSlots { get; private set; }
+
     /// <summary>True when a reachable may_goto needs the per-frame loop budget.</summary>
     public bool HasMayGoto { get; private set; }
 
@@ -199,6 +210,13 @@ internal sealed class ProgramShape
         {
             // Checked mode checks each access as the program wrote it: no merged stores there.
             if (!checkedMode) (shape.MergedStores, shape.AbsorbedStores) = StoreMerge.Find(program, shape.Reachable, shape.IsTarget);
+            if (!checkedMode && shape.UsesStack && !shape.HasLocalCalls && !shape.IsCallback
+                && StackSlots.Find(program, shape.Reachable, shape.FrameSize, shape.MergedStores.Values) is { } slots)
+            {
+                // The stack never escapes its constant-offset loads and stores: its slots become locals, no block.
+                shape.LocalSlots = slots;
+                shape.UsesStack = false;
+            }
             var reads = (int slot) => shape.HelperReads(slot, helpers?[slot]);
             var liveOut = Liveness.LiveOut(program, shape.Reachable, shape.HasLocalCalls, reads, shape.StoreUse);
             liveOut.CopyTo(shape.LiveOut, 0);
@@ -236,7 +254,7 @@ internal sealed class ProgramShape
     }
 
     /// <summary>True when <paramref name="ins"/> reads register 10 (the only way to reach the stack).</summary>
-    static bool ReadsR10(Instruction ins)
+    internal static bool ReadsR10(Instruction ins)
     {
         const int fp = 10;
         switch (ins.Class)

@@ -160,7 +160,7 @@ public static class MapFactory
         CheckSpinLock(d, allowed: d.Type is MapType.Array or MapType.Hash or MapType.LruHash);
         CheckTimer(d);
         var footprint = MapMemory.Footprint(a);
-        if (footprint > (UInt128)MapMemory.Limit)
+        if (footprint > (ulong)MapMemory.Limit)
             Fail(d, Errno.ENOMEM, $"the map needs {footprint} bytes, more than the map memory limit of {MapMemory.Limit} bytes");
         // Past the kernel's checks, an LPM_TRIE (nothing preallocated) is the only map that may keep a field
         // above 2^31 - 1; every other such map needs at least 2 GiB in one block, more than this runtime maps for one map.

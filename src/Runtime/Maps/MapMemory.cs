@@ -38,27 +38,30 @@ public static class MapMemory
     }
 
     /// <summary>
-    /// What a map of <paramref name="a"/> takes in this runtime, in bytes, computed in 128-bit arithmetic so no
-    /// attribute can overflow it: the native header, the element area allocated at creation (ARRAY, per-CPU
-    /// ARRAY, RINGBUF, fd arrays) and, for hash maps, every element max_entries allows, as the kernel charges a
-    /// preallocated hash map. Maps that allocate per element (LPM_TRIE, SOCKHASH, HASH and PERCPU_HASH with
-    /// BPF_F_NO_PREALLOC) are charged their fixed part here and each element when it is inserted
+    /// What a map of <paramref name="a"/> takes in this runtime, in bytes, saturating at <see cref="ulong.MaxValue"/>
+    /// (far above any limit) so no attribute can overflow it: the native header, the element area allocated at
+    /// creation (ARRAY, per-CPU ARRAY, RINGBUF, fd arrays) and, for hash maps, every element max_entries allows, as the
+    /// kernel charges a preallocated hash map. Maps that allocate per element (LPM_TRIE, SOCKHASH, HASH and PERCPU_HASH
+    /// with BPF_F_NO_PREALLOC) are charged their fixed part here and each element when it is inserted
     /// (<see cref="BpfMap.ChargeElement"/>), as the kernel charges what bpf_map_kmalloc_node allocates.
     /// </summary>
-    public static UInt128 Footprint(in MapAttributes a)
+    // Saturating 64-bit arithmetic rather than UInt128: crossgen2 leaves every method that touches Int128/UInt128 to
+    // the JIT (their layout is not fixed across runtimes), and this runs in every process's first map creation
+    // (docs/perf.md, "Cold start").
+    public static ulong Footprint(in MapAttributes a)
     {
-        UInt128 m = a.MaxEntries;
-        UInt128 key = Round8(a.KeySize), value = Round8(a.ValueSize);
-        UInt128 cpus = (uint)Cpu.Count;
+        ulong m = a.MaxEntries;
+        ulong key = Round8(a.KeySize), value = Round8(a.ValueSize);
+        ulong cpus = (uint)Cpu.Count;
         // Without preallocation a hash map's elements are charged on insert: only the buckets now.
         if (a.Type is MapType.Hash or MapType.PerCpuHash && (a.Flags & MapFlags.NoPrealloc) != 0)
             return BpfMap.HeaderSize + Buckets(a.MaxEntries);
-        UInt128 body = a.Type switch
+        ulong body = a.Type switch
         {
-            MapType.Array => m * value,
-            MapType.PerCpuArray => RoundUp(m * value, 64) * cpus,
-            MapType.Hash or MapType.LruHash or MapType.HashOfMaps => Buckets(a.MaxEntries) + m * (HashElementHeader + key + (a.Type == MapType.HashOfMaps ? 8 : value)),
-            MapType.PerCpuHash or MapType.LruPerCpuHash => Buckets(a.MaxEntries) + m * (HashElementHeader + key + value * cpus),
+            MapType.Array => Mul(m, value),
+            MapType.PerCpuArray => Mul(RoundUp(Mul(m, value), 64), cpus),
+            MapType.Hash or MapType.LruHash or MapType.HashOfMaps => Add(Buckets(a.MaxEntries), Mul(m, HashElementHeader + key + (a.Type == MapType.HashOfMaps ? 8 : value))),
+            MapType.PerCpuHash or MapType.LruPerCpuHash => Add(Buckets(a.MaxEntries), Mul(m, Add(HashElementHeader + key, Mul(value, cpus)))),
             MapType.ProgArray => m * 12,
             MapType.PerfEventArray or MapType.SockMap or MapType.ArrayOfMaps or MapType.ReuseportSockArray => m * 8,
             MapType.RingBuf => m + 64,
@@ -67,32 +70,37 @@ public static class MapMemory
             MapType.Queue or MapType.Stack => (m + 1) * a.ValueSize,
             _ => 0,
         };
-        return BpfMap.HeaderSize + body;
+        return Add(BpfMap.HeaderSize, body);
     }
 
     /// <summary>The element header of <see cref="HashMap"/> (next, LRU links, hash, reference count).</summary>
     const uint HashElementHeader = 32;
 
     /// <summary>A hash map's bucket array: max_entries rounded up to a power of two (at most 2^22), a pointer each.</summary>
-    static UInt128 Buckets(uint maxEntries) => (UInt128)Math.Max(1u, System.Numerics.BitOperations.RoundUpToPowerOf2(Math.Clamp(maxEntries, 1u, 1u << 22))) * 8;
+    static ulong Buckets(uint maxEntries) => (ulong)Math.Max(1u, System.Numerics.BitOperations.RoundUpToPowerOf2(Math.Clamp(maxEntries, 1u, 1u << 22))) * 8;
 
-    static UInt128 Round8(uint n) => ((UInt128)n + 7) & ~(UInt128)7;
+    static ulong Round8(uint n) => ((ulong)n + 7) & ~7UL;
 
-    static UInt128 RoundUp(UInt128 n, uint to) => (n + to - 1) / to * to;
+    static ulong RoundUp(ulong n, uint to) => n > ulong.MaxValue - to ? ulong.MaxValue : (n + to - 1) / to * to;
+
+    // Not Math.BigMul: it is written over UInt128, which keeps this method out of the ReadyToRun image too.
+    static ulong Mul(ulong x, ulong y) => x != 0 && y > ulong.MaxValue / x ? ulong.MaxValue : x * y;
+
+    static ulong Add(ulong x, ulong y) => x > ulong.MaxValue - y ? ulong.MaxValue : x + y;
 
     /// <summary>Charges <paramref name="bytes"/>, or throws ENOMEM naming the map when the limit does not allow them.</summary>
-    internal static long Charge(string name, in MapAttributes a, UInt128 bytes)
+    internal static long Charge(string name, in MapAttributes a, ulong bytes)
     {
         long limit = Limit;
-        if (bytes > (UInt128)limit)
-            MapCreateChecks.Fail(name, a, Errno.ENOMEM, $"the map needs {Describe(bytes)}, more than the map memory limit of {Describe((UInt128)limit)}");
+        if (bytes > (ulong)limit)
+            MapCreateChecks.Fail(name, a, Errno.ENOMEM, $"the map needs {Describe(bytes)}, more than the map memory limit of {Describe((ulong)limit)}");
         long need = (long)bytes;
         while (true)
         {
             long now = Volatile.Read(ref s_charged);
             if (now + need > limit)
                 MapCreateChecks.Fail(name, a, Errno.ENOMEM,
-                    $"the map needs {Describe(bytes)}; live maps hold {Describe((UInt128)now)} of the map memory limit of {Describe((UInt128)limit)}");
+                    $"the map needs {Describe(bytes)}; live maps hold {Describe((ulong)now)} of the map memory limit of {Describe((ulong)limit)}");
             if (Interlocked.CompareExchange(ref s_charged, now + need, now) == now) return need;
         }
     }
@@ -118,5 +126,5 @@ public static class MapMemory
         if (bytes != 0) Interlocked.Add(ref s_charged, -bytes);
     }
 
-    static string Describe(UInt128 bytes) => $"{bytes} bytes";
+    static string Describe(ulong bytes) => $"{bytes} bytes";
 }
