@@ -86,13 +86,15 @@ public static class DumpCommand
         var xlated = loaded != null && args.Has("--xlated")
             ? Output.XlatedListing.Build(loaded, BpfJit.Verifier.ObjectVerification.Verify(loaded.Collection, loaded.Spec, loaded.Helpers))
             : null;
-        var native = args.Has("--native") ? Output.NativeListing.Read(compiled) : default;
-        if (args.Has("--json")) return Output.DumpJson.Write(args, compiled, il, stdout, xlated, native.Code);
-        if (native.Code != null)
+        var native = args.Has("--native") ? Output.NativeDump.Read(compiled) : null;
+        if (args.Has("--json")) return Output.DumpJson.Write(args, compiled, il, stdout, xlated, native);
+        if (native != null)
         {
             // Offsets and branch targets from the method's start; the address is this process's.
             stdout.WriteLine($"; native code of {(loaded?.Name ?? Path.GetFileName(path))}: {native.Code.Length} bytes of {Output.NativeListing.Arch} by RyuJIT at 0x{native.Address:x} in this process");
-            stdout.Write(Output.NativeListing.Listing(0, native.Code));
+            stdout.WriteLine($"; {native.Note}");
+            string listing = Output.NativeListing.Listing(0, native.Code);
+            stdout.Write(native.Origins == null ? listing : Output.NativeSlotMap.Interleave(listing, native.Origins, compiled.Program.ToArray()));
             if (xlated != null || il || args.Has("--cs")) stdout.WriteLine();
         }
         if (xlated != null)
