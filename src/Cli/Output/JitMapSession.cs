@@ -43,7 +43,6 @@ public static class JitMapSession
                 : $"no EventPipe session on this process's diagnostics IPC ({e.GetType().Name}: {e.Message})";
             return null;
         }
-        Result? result = null;
         var map = new List<(int, int)>();
         nint address = 0;
         int size = 0;
@@ -74,8 +73,7 @@ public static class JitMapSession
             reason = address == 0 ? "the runtime sent no MethodLoadVerbose event for the compiled method" : "the runtime sent no MethodILToNativeMap event for the compiled method";
             return null;
         }
-        result = new Result(address, size, map);
         reason = "";
-        return result;
+        return new Result(address, size, map);
     }
 }
