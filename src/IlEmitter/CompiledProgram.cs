@@ -131,6 +131,16 @@ public sealed class CompiledProgram
         return CSharpDump.Decompile(_assembly!, _record!.LocalNames);
     }
 
+    /// <summary>
+    /// The program emitted again, through the same emitter, as the static method of a new collectible assembly,
+    /// uncompiled: <c>dump --native</c> reads the runtime's IL-to-native map of it (<see cref="NativeTwin"/>).
+    /// </summary>
+    public NativeTwin EmitNativeTwin()
+    {
+        var method = CollectibleAssemblyHost.Build(_shape, _helpers, Options, out var record);
+        return new NativeTwin(method, record.Markers);
+    }
+
     /// <summary>What <see cref="PersistedAssemblyHost"/> needs to emit this program again, under <paramref name="methodName"/>.</summary>
     internal PersistedAssemblyHost.Entry ToPersisted(string methodName) => new(methodName, _shape, _helpers, Options);
 

@@ -32,8 +32,11 @@ public static class DumpCommand
                    and per instruction the register types the verifier proved before it and the facts
                    the JIT uses ('; r1=ctx r10=fp ; ctx load local_port')
           --native the machine code RyuJIT made of the method in this process, disassembled (x86-64 by
-                   Iced, arm64 by Capstone), as 'bpftool prog dump jited' shows the kernel JIT's: offset,
-                   bytes, instruction
+                   Iced, arm64 by Capstone), as 'bpftool prog dump jited linum' shows the kernel JIT's:
+                   offset, bytes, instruction, each group under the eBPF slots it comes from
+                   ('; 5: if r1 != 0x1b5f goto +17'), from the runtime's IL-to-native map of the same IL
+                   compiled as an ordinary method under an EventPipe session on this process (the second
+                   line says so, or why not: DOTNET_EnableDiagnostics=0 turns the session off)
           --dll    write the assembly (type BpfJit.Dump.BpfProgram, method Run) to OUT.dll
           --no-zero-stack  compile as a verifier-approved program would be: stack not zeroed
           --json   one object: {"program": "x.data", "slots": 12, "il": {"header": ["..."], "blocks":
@@ -41,7 +44,9 @@ public static class DumpCommand
                    "cs": "..." (with --cs), "dll": "out.dll" (with --dll)}; a block whose comment is
                    not an instruction (the prologue) has "slot": null; with --xlated "xlated": [{"slot": 0,
                    "opcode": "bf", "text": "r7 = r1", "dead": false, "registers": {"r1": "ctx", "r10": "fp"},
-                   "notes": []}]
+                   "notes": []}]; with --native "native": {"arch": "x86-64", "bytes": 304, "listing": [...],
+                   "interleaved": true, "note": "...", "instructions": [{"offset": 15, "slots": [3, 4]},
+                   {"offset": 0, "slots": [], "part": "prolog"}, ...]}
         Exit code 0 on success, 2 when the program cannot be read or compiled.
 
         examples:
@@ -61,7 +66,7 @@ public static class DumpCommand
             Opt.Flag("--il", "the IL, each block under its eBPF instruction (the default)"),
             Opt.Flag("--cs", "the method decompiled to C#"),
             Opt.Flag("--xlated", "the eBPF program as the engine compiles it (an object's program)"),
-            Opt.Flag("--native", "the machine code RyuJIT made of it, disassembled"),
+            Opt.Flag("--native", "the machine code RyuJIT made of it, disassembled, under its eBPF slots"),
             Opt.Value("--dll", "OUT.dll", "write the assembly to OUT.dll"),
             Opt.Flag("--no-zero-stack", "compile as a verifier-approved program: stack not zeroed"),
             Opt.Value("--program", "NAME", "the object's program (default the first SK_LOOKUP one)"),
@@ -86,13 +91,15 @@ public static class DumpCommand
         var xlated = loaded != null && args.Has("--xlated")
             ? Output.XlatedListing.Build(loaded, BpfJit.Verifier.ObjectVerification.Verify(loaded.Collection, loaded.Spec, loaded.Helpers))
             : null;
-        var native = args.Has("--native") ? Output.NativeListing.Read(compiled) : default;
-        if (args.Has("--json")) return Output.DumpJson.Write(args, compiled, il, stdout, xlated, native.Code);
-        if (native.Code != null)
+        var native = args.Has("--native") ? Output.NativeDump.Read(compiled) : null;
+        if (args.Has("--json")) return Output.DumpJson.Write(args, compiled, il, stdout, xlated, native);
+        if (native != null)
         {
             // Offsets and branch targets from the method's start; the address is this process's.
             stdout.WriteLine($"; native code of {(loaded?.Name ?? Path.GetFileName(path))}: {native.Code.Length} bytes of {Output.NativeListing.Arch} by RyuJIT at 0x{native.Address:x} in this process");
-            stdout.Write(Output.NativeListing.Listing(0, native.Code));
+            stdout.WriteLine($"; {native.Note}");
+            string listing = Output.NativeListing.Listing(0, native.Code);
+            stdout.Write(native.Origins == null ? listing : Output.NativeSlotMap.Interleave(listing, native.Origins, compiled.Program.ToArray()));
             if (xlated != null || il || args.Has("--cs")) stdout.WriteLine();
         }
         if (xlated != null)
