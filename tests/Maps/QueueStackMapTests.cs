@@ -103,7 +103,7 @@ public class QueueStackMapTests
             Assert.That(CreateErrno(() => MapFactory.Create(MapType.Queue, 0, (4 << 20) + 1, 1)), Is.EqualTo(Errno.E2BIG), "above KMALLOC_MAX_SIZE");
         });
         var attributes = new MapAttributes(MapType.Queue, 0, 12, 100);
-        Assert.That(MapMemory.Footprint(attributes), Is.EqualTo((UInt128)(BpfMap.HeaderSize + 101 * 12)));
+        Assert.That(MapMemory.Footprint(attributes), Is.EqualTo((ulong)(BpfMap.HeaderSize + 101 * 12)));
         long before = MapMemory.Charged;
         using (MapFactory.Create(MapType.Queue, 0, 12, 100, 0, "charged"))
             Assert.That(MapMemory.Charged - before, Is.GreaterThanOrEqualTo(BpfMap.HeaderSize + 101 * 12));

@@ -22,7 +22,7 @@ namespace BpfJit.Tests.SkLookup;
 [TestFixture]
 public class DisposedApiTests
 {
-    static readonly HashSet<string> ProgramSide = ["LookupElem", "LookupPerCpuElem", "UpdateElem", "DeleteElem", "ForEachElem", "LookupElemByWalk", "LookupElemByIndex"];
+    static readonly HashSet<string> ProgramSide = ["LookupElem", "LookupPerCpuElem", "UpdateElem", "DeleteElem", "ForEachElem", "LookupElemByWalk", "LookupElemByIndex", "LookupElemByStride"];
 
     static readonly MapType[] MapTypes = [MapType.Array, MapType.Hash, MapType.LpmTrie, MapType.PerCpuArray, MapType.SockMap, MapType.SockHash];
 
