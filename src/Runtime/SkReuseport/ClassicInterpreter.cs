@@ -128,7 +128,7 @@ static class ClassicInterpreter
         Cbpf.AdRxhash => skb.Tcp ? skb.Hash : 0,                    // a loopback UDP packet carries no skb->hash
         Cbpf.AdCpu => (uint)Thread.GetCurrentProcessorId(),
         Cbpf.AdAluXorX => a ^ x,
-        Cbpf.AdPayOffset => skb.Tcp ? 0u : (uint)(skb.Data - skb.Network - 8), // measured on Linux 6.18: see docs
+        Cbpf.AdPayOffset => skb.Tcp ? 0u : (uint)(skb.Length + 8),    // as Linux 6.18 answers here (measured: see docs)
         Cbpf.AdRandom => (uint)Random.Shared.Next() ^ ((uint)Random.Shared.Next() << 1),
         Cbpf.AdNlattr => Nlattr(skb, a, x, nested: false),
         Cbpf.AdNlattrNest => Nlattr(skb, a, x, nested: true),
