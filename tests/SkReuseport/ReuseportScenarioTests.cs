@@ -41,4 +41,55 @@ public class ReuseportScenarioTests
             File.Delete(file);
         }
     }
+
+    const string Classic = """
+        {
+          "sockets": [
+            {"name": "A", "proto": "tcp", "bind": "127.0.0.1:8008", "state": "listen", "reuseport": "g"},
+            {"name": "B", "proto": "tcp", "bind": "127.0.0.1:8008", "state": "listen", "reuseport": "g"}
+          ],
+          "reuseport_groups": {"g": {"cbpf": CODE}},
+          "lookups": [{"proto": "tcp", "from": "127.0.0.9:51000", "to": "127.0.0.1:8008", "expect": "B"}]
+        }
+        """;
+
+    static string WriteClassic(string code)
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"cbpf-{Guid.NewGuid():N}.json");
+        File.WriteAllText(file, Classic.Replace("CODE", code));
+        return file;
+    }
+
+    [Test]
+    public void A_group_takes_a_classic_program()
+    {
+        // ldb [SKF_NET_OFF + 9] (IPPROTO_TCP, 6); sub #5; ret a: member 1, B.
+        string file = WriteClassic("[[48, 0, 0, -1048567], [20, 0, 0, 5], [22, 0, 0, 0]]");
+        try
+        {
+            using var env = ScenarioBuilder.Build(file, Engines.Get("interpreter"));
+            Assert.That(env.Sockets["A"].ReuseportGroup!.ClassicProgram?.Code, Has.Count.EqualTo(3));
+            var output = new StringWriter();
+            Assert.That(ScenarioRunner.Run(env, output), Is.EqualTo(new ScenarioOutcome(1, 0)), output.ToString());
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Test]
+    public void A_classic_program_the_kernel_refuses_is_a_scenario_error()
+    {
+        string file = WriteClassic("[[52, 0, 0, 0], [6, 0, 0, 0]]");
+        try
+        {
+            var e = Assert.Throws<ScenarioException>(() => ScenarioBuilder.Build(file, Engines.Get("interpreter")));
+            Assert.That(e!.Message, Does.Contain("$.reuseport_groups.g.cbpf: SO_ATTACH_REUSEPORT_CBPF: insn 0: division by constant 0 (EINVAL)"));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
 }

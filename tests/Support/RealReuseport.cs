@@ -162,6 +162,23 @@ public static unsafe class RealReuseport
     /// <summary>SO_ATTACH_REUSEPORT_EBPF on <paramref name="member"/>: the program runs for its whole group.</summary>
     public static void Attach(int member, int progFd) => Check(setsockopt(member, SolSocket, SoAttachReuseportEbpf, &progFd, 4), "SO_ATTACH_REUSEPORT_EBPF");
 
+    /// <summary>
+    /// SO_ATTACH_REUSEPORT_CBPF on <paramref name="member"/> with the classic program <paramref name="filter"/>
+    /// (<c>struct sock_fprog</c>); 0, or the errno the kernel refused it with.
+    /// </summary>
+    public static int AttachClassic(int member, IReadOnlyList<BpfJit.Runtime.SkReuseport.SockFilter> filter)
+    {
+        var bytes = new byte[filter.Count * 8];
+        for (int i = 0; i < filter.Count; i++) filter[i].Write(bytes.AsSpan(i * 8));
+        fixed (byte* f = bytes)
+        {
+            var fprog = stackalloc long[2];
+            fprog[0] = filter.Count;
+            fprog[1] = (long)f;
+            return setsockopt(member, SolSocket, 51 /* SO_ATTACH_REUSEPORT_CBPF */, fprog, 16) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        }
+    }
+
     /// <summary>connect() of <paramref name="fd"/> to 127.0.0.1:<paramref name="port"/> (a UDP member becomes a connected one).</summary>
     public static void ConnectTo(int fd, ushort port)
     {

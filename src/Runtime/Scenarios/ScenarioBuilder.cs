@@ -6,6 +6,7 @@ using BpfJit.Frontend.Elf;
 using BpfJit.Runtime.Loading;
 using BpfJit.Runtime.Maps;
 using BpfJit.Runtime.SkLookup;
+using BpfJit.Runtime.SkReuseport;
 using BpfJit.Runtime.Sockets;
 
 namespace BpfJit.Runtime.Scenarios;
@@ -353,13 +354,40 @@ public sealed partial class ScenarioBuilder
         return _env.Sockets.TryGetValue(name, out var s) ? s : throw node.Error($"unknown socket '{name}'");
     }
 
+    // SO_ATTACH_REUSEPORT_CBPF's struct sock_filter array as [[code, jt, jf, k], ...], checked as the kernel checks it.
+    static ClassicFilter ClassicProgram(JNode node)
+    {
+        var code = new List<SockFilter>();
+        foreach (var insn in node.Items())
+        {
+            var f = insn.Items().ToArray();
+            if (f.Length != 4) throw insn.Error("a classic instruction is [code, jt, jf, k]");
+            code.Add(new SockFilter((ushort)f[0].Int(0, ushort.MaxValue), (byte)f[1].Int(0, byte.MaxValue), (byte)f[2].Int(0, byte.MaxValue),
+                unchecked((uint)f[3].Int(int.MinValue, uint.MaxValue))));
+        }
+        try
+        {
+            return new ClassicFilter(code);
+        }
+        catch (SocketErrorException e)
+        {
+            throw node.Error(e.Message);
+        }
+    }
+
     void BuildGroups(JNode groups)
     {
         foreach (var (label, node) in groups.Fields())
         {
-            node.Object("select", "drop", "program");
+            node.Object("select", "drop", "program", "cbpf");
             if (!_groups.TryGetValue(label, out var group)) throw node.Error($"no socket joined reuseport group '{label}'");
-            if (node.Opt("program") is { } prog)
+            if (node.Opt("cbpf") is { } cbpf)
+            {
+                if (node.Opt("select") != null || node.Opt("drop") != null || node.Opt("program") != null)
+                    throw cbpf.Error($"reuseport group '{label}': 'cbpf' replaces 'program' and the 'select'/'drop' stand-ins");
+                group.AttachClassic(ClassicProgram(cbpf));
+            }
+            else if (node.Opt("program") is { } prog)
             {
                 if (node.Opt("select") != null || node.Opt("drop") != null)
                     throw prog.Error($"reuseport group '{label}': 'program' replaces the 'select'/'drop' stand-ins");

@@ -255,7 +255,7 @@ public sealed unsafe class SkReuseportContext : IDisposable
     const ushort EthPIp = 0x0800, EthPIpv6 = 0x86dd;
 
     /// <summary>A TCP SYN (20 bytes) or a UDP header (8 bytes) for the 4-tuple, when the caller gave no bytes.</summary>
-    static void BuildTransport(in Packet p, Span<byte> buffer)
+    internal static void BuildTransport(in Packet p, Span<byte> buffer)
     {
         buffer.Clear();
         BinaryPrimitives.WriteUInt16BigEndian(buffer, p.From.Port);
@@ -270,13 +270,13 @@ public sealed unsafe class SkReuseportContext : IDisposable
         BinaryPrimitives.WriteUInt16BigEndian(buffer[14..], 65535);
     }
 
-    static void WriteEthernet(Span<byte> h, bool v4)
+    internal static void WriteEthernet(Span<byte> h, bool v4)
     {
         h.Clear();
         BinaryPrimitives.WriteUInt16BigEndian(h[12..], v4 ? EthPIp : EthPIpv6);
     }
 
-    static void WriteIp4(Span<byte> h, in Packet p, int transportLength)
+    internal static void WriteIp4(Span<byte> h, in Packet p, int transportLength)
     {
         h.Clear();
         h[0] = 0x45;
@@ -292,7 +292,7 @@ public sealed unsafe class SkReuseportContext : IDisposable
         BinaryPrimitives.WriteUInt16BigEndian(h[10..], (ushort)~sum);
     }
 
-    static void WriteIp6(Span<byte> h, in Packet p, int transportLength)
+    internal static void WriteIp6(Span<byte> h, in Packet p, int transportLength)
     {
         h.Clear();
         h[0] = 0x60;

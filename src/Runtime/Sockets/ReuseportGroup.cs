@@ -117,10 +117,14 @@ public sealed class ReuseportGroup
         s.SetReuseportId(0);
     }
 
-    SkReuseport.SkReuseportProgram? _program;
+    // The group's one program (the kernel's reuse->prog): an SkReuseportProgram or a ClassicFilter; either replaces the other.
+    object? _program;
 
-    /// <summary>The SK_REUSEPORT program attached to the group, or null.</summary>
-    public SkReuseport.SkReuseportProgram? Program => Volatile.Read(ref _program);
+    /// <summary>The SK_REUSEPORT program attached to the group, or null (none, or a classic filter).</summary>
+    public SkReuseport.SkReuseportProgram? Program => Volatile.Read(ref _program) as SkReuseport.SkReuseportProgram;
+
+    /// <summary>The classic filter attached with <see cref="AttachClassic"/>, or null.</summary>
+    public SkReuseport.ClassicFilter? ClassicProgram => Volatile.Read(ref _program) as SkReuseport.ClassicFilter;
 
     /// <summary>
     /// SO_ATTACH_REUSEPORT_EBPF: attaches <paramref name="program"/> to the group, replacing the program attached
@@ -132,7 +136,7 @@ public sealed class ReuseportGroup
     public void Attach(SkReuseport.SkReuseportProgram program)
     {
         ArgumentNullException.ThrowIfNull(program);
-        SkReuseport.SkReuseportProgram? old;
+        object? old;
         lock (_gate)
         {
             if (_members.Length == 0) throw new SocketErrorException(Errno.EINVAL, "SO_ATTACH_REUSEPORT_EBPF: the reuseport group has no member");
@@ -140,32 +144,53 @@ public sealed class ReuseportGroup
             old = _program;
             Volatile.Write(ref _program, program);
         }
-        old?.Release();
+        (old as SkReuseport.SkReuseportProgram)?.Release();
     }
 
-    /// <summary>SO_DETACH_REUSEPORT_BPF: detaches the group's program; -ENOENT (<see cref="SocketErrorException"/>) when none is attached.</summary>
+    /// <summary>
+    /// SO_ATTACH_REUSEPORT_CBPF: attaches the classic <paramref name="filter"/> (checked when it was built) to the group,
+    /// replacing the program attached before, eBPF or classic (<c>reuseport_attach_prog</c>). From then on a selection
+    /// runs it on the packet's payload (<see cref="SkReuseport.ClassicFilter.Run"/>) and its return value is the index
+    /// of the receiving member in <see cref="Members"/>; a value past the last member, or a packet shorter than its
+    /// transport header, falls back to the hash (<c>run_bpf_filter</c>). -EINVAL (<see cref="SocketErrorException"/>)
+    /// once the group has no member left.
+    /// </summary>
+    public void AttachClassic(SkReuseport.ClassicFilter filter)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        object? old;
+        lock (_gate)
+        {
+            if (_members.Length == 0) throw new SocketErrorException(Errno.EINVAL, "SO_ATTACH_REUSEPORT_CBPF: the reuseport group has no member");
+            old = _program;
+            Volatile.Write(ref _program, filter);
+        }
+        (old as SkReuseport.SkReuseportProgram)?.Release();
+    }
+
+    /// <summary>SO_DETACH_REUSEPORT_BPF: detaches the group's program, eBPF or classic; -ENOENT (<see cref="SocketErrorException"/>) when none is attached.</summary>
     public void Detach()
     {
-        SkReuseport.SkReuseportProgram? old;
+        object? old;
         lock (_gate)
         {
             old = _program;
             Volatile.Write(ref _program, null);
         }
         if (old == null) throw new SocketErrorException(Errno.ENOENT, "SO_DETACH_REUSEPORT_BPF: no program is attached to the reuseport group");
-        old.Release();
+        (old as SkReuseport.SkReuseportProgram)?.Release();
     }
 
     /// <summary>The group's end (its last member left): the attached program's reference goes (<c>reuseport_free_rcu</c>).</summary>
     internal void Close()
     {
-        SkReuseport.SkReuseportProgram? old;
+        object? old;
         lock (_gate)
         {
             old = _program;
             Volatile.Write(ref _program, null);
         }
-        old?.Release();
+        (old as SkReuseport.SkReuseportProgram)?.Release();
     }
 
     /// <summary>
@@ -213,7 +238,13 @@ public sealed class ReuseportGroup
         dropped = false;
         var members = Volatile.Read(ref _members);
         uint hash = packet.FlowHash ?? packet.Hash();
-        if (Volatile.Read(ref _program) is { } program)
+        var attached = Volatile.Read(ref _program);
+        if (attached is SkReuseport.ClassicFilter filter)
+        {
+            // run_bpf_filter: the return value indexes socks[]; past the end (or a failed pull) the hash decides.
+            if (filter.Run(packet, hash) is uint index && index < (uint)members.Length) return members[index];
+        }
+        else if (attached is SkReuseport.SkReuseportProgram program)
         {
             var d = program.Select(this, sk, packet, hash);
             if (d.Action == ReuseportAction.Drop)
@@ -273,7 +304,8 @@ public sealed class ReuseportGroup
         var listeners = Array.FindAll(Volatile.Read(ref _members), m => m.State == SockState.Listening);
         if (listeners.Length == 0) return null;
         Sock? target = null;
-        var program = Volatile.Read(ref _program);
+        // A classic filter has no expected attach type: as no program, the sysctl decides.
+        var program = Volatile.Read(ref _program) as SkReuseport.SkReuseportProgram;
         if (program is { ExpectedAttachType: Frontend.Elf.AttachType.SkReuseportSelectOrMigrate })
         {
             var d = program.Migrate(this, closing, request);
