@@ -88,6 +88,8 @@ public class CollectionLoaderTests
         Assert.That(e!.ProgramName, Is.EqualTo("bad"));
         // The earlier programs were loaded (each took references on the maps it uses) before the last one failed.
         Assert.That(verifier.Maps.Select(m => m.Name), Is.EquivalentTo(new[] { "redir_map", "run_map" }));
+        // A program's last reference puts its maps after a grace period (bpf_prog_put's RCU callback).
+        MapEpoch.Collect();
         foreach (var map in verifier.Maps)
         {
             Assert.That(map.IsDisposed, Is.True, $"{map.Name}: the owner's reference is dropped");

@@ -13,8 +13,9 @@ namespace BpfJit.Runtime.SkLookup;
 /// Lifetime (the kernel's <c>bpf_prog</c> refcount): the loader holds one reference, dropped by
 /// <see cref="Dispose"/>; every link running the program holds one. While any is held the program's maps
 /// (those its ld_imm64 constants name) stay alive, even when their owners dispose them. Once the last one is
-/// dropped the maps' references go too, and <see cref="Run"/> and attaching throw
-/// <see cref="ObjectDisposedException"/>; runs already under way finish on memory the epoch keeps.
+/// dropped, <see cref="Run"/> and attaching throw <see cref="ObjectDisposedException"/>, and the maps' references go
+/// after a grace period (<see cref="MapEpoch"/>): a lookup that read the run array before a detach finishes its run
+/// on live maps, as a kernel run inside its RCU read section does.
 /// </para>
 /// </summary>
 public sealed class SkLookupProgram : ITailCallTarget, IDisposable
@@ -84,13 +85,23 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
     /// <summary>A link takes a reference (bpf_prog_inc_not_zero); false once the program is gone.</summary>
     internal bool TryAddRef() => RefCount.TryIncrementNotZero(ref _refs);
 
-    /// <summary>Drops a reference (bpf_prog_put); the last one drops the maps' references.</summary>
+    /// <summary>
+    /// Drops a reference (bpf_prog_put); the last one drops the maps' references after a grace period
+    /// (<see cref="MapEpoch.Retire(Action)"/>), as the kernel puts a program's used_maps from an RCU callback.
+    /// </summary>
     internal void Release()
     {
         if (Interlocked.Decrement(ref _refs) != 0) return;
         GC.SuppressFinalize(this);
-        // The maps retire their memory through the epoch: a run that started before this point finishes on it.
-        foreach (var map in _maps) map.Release();
+        // A lookup that read the run array (or a PROG_ARRAY slot) before the last reference went may still be running
+        // this program inside its read-side section: until it leaves, the maps must stay live, not only their memory
+        // (a checking engine resolves a map argument by its handle and refuses a map whose last reference is gone).
+        var maps = _maps;
+        if (maps.Length != 0)
+            MapEpoch.Retire(() =>
+            {
+                foreach (var map in maps) map.Release();
+            });
     }
 
     /// <summary>
