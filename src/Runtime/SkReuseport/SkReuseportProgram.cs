@@ -224,19 +224,7 @@ public sealed class SkReuseportProgram : IDisposable
     {
         var ctx = t_ctx ??= new SkReuseportContext();
         ctx.Fill(group, sk, packet, hash);
-        Interlocked.Increment(ref _runs);
-        uint ret;
-        try
-        {
-            ret = RunAttached(ctx.Address);
-        }
-        catch (BpfException)
-        {
-            return ReuseportDecision.Drop;
-        }
-        if (ret != SkReuseportLayout.SkPass) return ReuseportDecision.Drop;
-        var selected = Sock.FromHandle(ctx.SelectedSocket);
-        return selected != null ? ReuseportDecision.Choose(selected) : ReuseportDecision.Hash;
+        return RunAndDecide(ctx);
     }
 
     /// <summary>
@@ -248,6 +236,15 @@ public sealed class SkReuseportProgram : IDisposable
     {
         var ctx = t_ctx ??= new SkReuseportContext();
         ctx.FillMigration(group, closing, request);
+        return RunAndDecide(ctx);
+    }
+
+    /// <summary>
+    /// Runs the program on the filled context: a fault or any verdict but SK_PASS drops; SK_PASS with a socket selected
+    /// chooses it, without one falls back to the hash.
+    /// </summary>
+    ReuseportDecision RunAndDecide(SkReuseportContext ctx)
+    {
         Interlocked.Increment(ref _runs);
         uint ret;
         try
