@@ -418,6 +418,20 @@ public abstract unsafe class BpfMap : IDisposable
     }
 
     /// <summary>
+    /// Puts the references <see cref="HoldUsedBy"/> took, after a grace period (<see cref="MapEpoch.Retire(Action)"/>), as
+    /// the kernel puts a program's <c>used_maps</c> from an RCU callback: a run that read the program before its last
+    /// reference went may still be running it, and its maps must stay live (not only their memory) until that run ends.
+    /// </summary>
+    internal static void PutUsedAfterGrace(BpfMap[] maps)
+    {
+        if (maps.Length != 0)
+            MapEpoch.Retire(() =>
+            {
+                foreach (var map in maps) map.Release();
+            });
+    }
+
+    /// <summary>
     /// The maps a bound program's ld_imm64 constants point into: a map's handle, or an address in an ARRAY's
     /// value area (direct value access). A program's <c>used_maps</c>, recovered from its bound code.
     /// </summary>

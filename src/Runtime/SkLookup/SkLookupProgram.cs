@@ -94,14 +94,8 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
         if (Interlocked.Decrement(ref _refs) != 0) return;
         GC.SuppressFinalize(this);
         // A lookup that read the run array (or a PROG_ARRAY slot) before the last reference went may still be running
-        // this program inside its read-side section: until it leaves, the maps must stay live, not only their memory
-        // (a checking engine resolves a map argument by its handle and refuses a map whose last reference is gone).
-        var maps = _maps;
-        if (maps.Length != 0)
-            MapEpoch.Retire(() =>
-            {
-                foreach (var map in maps) map.Release();
-            });
+        // this program inside its read-side section (a checking engine refuses a map whose last reference is gone).
+        BpfMap.PutUsedAfterGrace(_maps);
     }
 
     /// <summary>

@@ -162,14 +162,8 @@ public sealed class SkReuseportProgram : IDisposable
     {
         if (Interlocked.Decrement(ref _refs) != 0) return;
         GC.SuppressFinalize(this);
-        // As bpf_prog_put does (the program's maps are put from an RCU callback): a selection that read the program
-        // before its last reference went may still be running it, and its maps must stay live until that run ends.
-        var maps = _maps;
-        if (maps.Length != 0)
-            MapEpoch.Retire(() =>
-            {
-                foreach (var map in maps) map.Release();
-            });
+        // As bpf_prog_put does: a selection that read the program before its last reference went may still be running it.
+        BpfMap.PutUsedAfterGrace(_maps);
     }
 
     /// <summary>
