@@ -23,7 +23,7 @@ public sealed unsafe class Interpreter
 
     readonly Instruction[] _code;
     readonly Instruction[] _exec;     // what runs: _code, with the stack accesses proven safe rewritten (StackAccesses)
-    readonly CallSite?[] _sites;      // by slot: the helper a `call imm` reaches and how its call is checked
+    readonly CallSite[] _sites;       // the helper calls, in slot order: the helper and how its call is checked; the call's slot of _exec holds its number
     readonly HelperTable _table;
     readonly List<BpfCallback> _callbacks = [];   // keeps the Callbacks table's weak entries alive
     RegionBlock? _contextBlock;       // the registered block a run's r1 last pointed to (any thread's is as good a hint)
@@ -35,9 +35,14 @@ public sealed unsafe class Interpreter
         ArgumentNullException.ThrowIfNull(helpers);
         _code = (Instruction[])program.Clone();
         _table = helpers;
-        _sites = new CallSite?[program.Length];
-        ProgramChecks.CheckRunnable(program, helpers, (i, h) => _sites[i] = new CallSite(h, HelperPlan.Of(h)), BindCallback);
+        var sites = new List<CallSite>();
+        ProgramChecks.CheckRunnable(program, helpers, (i, h) => sites.Add(new CallSite(h, HelperPlan.Of(h), i)), BindCallback);
+        _sites = [.. sites];
         _exec = StackAccesses.Rewrite(_code, out _);
+        // A helper call's immediate becomes its site's number: the dispatch finds the site without dividing the slot's
+        // address by the instruction's size. Only the interpreter's own copy changes; faults describe _code.
+        if (_sites.Length > 0 && ReferenceEquals(_exec, _code)) _exec = (Instruction[])_code.Clone();
+        for (int n = 0; n < _sites.Length; n++) _exec[_sites[n].Slot] = _exec[_sites[n].Slot] with { Imm = n };
     }
 
     /// <summary>Binds a BPF_PSEUDO_FUNC ld_imm64 at <paramref name="slot"/> to a callback that runs the subprogram at <paramref name="target"/>.</summary>
@@ -109,198 +114,195 @@ public sealed unsafe class Interpreter
 
         fixed (Instruction* code = _exec)
         {
-            int pc = entry;
+            // The next slot, and the one running: each case reads only the fields it uses, where it uses them (decoding
+            // every field up front kept the immediate and the offset live across the switch, spilled in every case).
+            Instruction* next = code + entry;
             while (true)
             {
-                Instruction ins = code[pc];
-                int d = ins.Dst, s = ins.Src;
-                ulong imm = (ulong)(long)ins.Imm;   // sign-extended immediate
-                pc++;
-                switch (ins.Opcode)
+                Instruction* ins = next++;
+                switch (ins->Opcode)
                 {
                     // The cases follow the opcode table (Op, src/Frontend/Asm/OpcodeTable.cs) in its order; what each computes is
                     // Semantics', inlined. ALU64:
-                    case Op.Add64Imm: reg[d] = Semantics.Add64(reg[d], imm); break;
-                    case Op.Add64Reg: reg[d] = Semantics.Add64(reg[d], reg[s]); break;
-                    case Op.Sub64Imm: reg[d] = Semantics.Sub64(reg[d], imm); break;
-                    case Op.Sub64Reg: reg[d] = Semantics.Sub64(reg[d], reg[s]); break;
-                    case Op.Mul64Imm: reg[d] = Semantics.Mul64(reg[d], imm); break;
-                    case Op.Mul64Reg: reg[d] = Semantics.Mul64(reg[d], reg[s]); break;
-                    case Op.Div64Imm: reg[d] = ins.Offset == 0 ? Semantics.Div64(reg[d], imm) : Semantics.SDiv64(reg[d], imm); break;
-                    case Op.Div64Reg: reg[d] = ins.Offset == 0 ? Semantics.Div64(reg[d], reg[s]) : Semantics.SDiv64(reg[d], reg[s]); break;
-                    case Op.Or64Imm: reg[d] = Semantics.Or64(reg[d], imm); break;
-                    case Op.Or64Reg: reg[d] = Semantics.Or64(reg[d], reg[s]); break;
-                    case Op.And64Imm: reg[d] = Semantics.And64(reg[d], imm); break;
-                    case Op.And64Reg: reg[d] = Semantics.And64(reg[d], reg[s]); break;
-                    case Op.Lsh64Imm: reg[d] = Semantics.Lsh64(reg[d], imm); break;
-                    case Op.Lsh64Reg: reg[d] = Semantics.Lsh64(reg[d], reg[s]); break;
-                    case Op.Rsh64Imm: reg[d] = Semantics.Rsh64(reg[d], imm); break;
-                    case Op.Rsh64Reg: reg[d] = Semantics.Rsh64(reg[d], reg[s]); break;
-                    case Op.Neg64: reg[d] = Semantics.Neg64(reg[d]); break;
-                    case Op.Mod64Imm: reg[d] = ins.Offset == 0 ? Semantics.Mod64(reg[d], imm) : Semantics.SMod64(reg[d], imm); break;
-                    case Op.Mod64Reg: reg[d] = ins.Offset == 0 ? Semantics.Mod64(reg[d], reg[s]) : Semantics.SMod64(reg[d], reg[s]); break;
-                    case Op.Xor64Imm: reg[d] = Semantics.Xor64(reg[d], imm); break;
-                    case Op.Xor64Reg: reg[d] = Semantics.Xor64(reg[d], reg[s]); break;
-                    case Op.Mov64Imm: reg[d] = imm; break;
-                    case Op.Mov64Reg: reg[d] = Semantics.MovSx64(reg[s], ins.Offset); break;
-                    case Op.Arsh64Imm: reg[d] = Semantics.Arsh64(reg[d], imm); break;
-                    case Op.Arsh64Reg: reg[d] = Semantics.Arsh64(reg[d], reg[s]); break;
-                    case Op.Bswap: reg[d] = Semantics.Bswap(reg[d], ins.Imm); break;
+                    case Op.Add64Imm: reg[ins->Dst] = Semantics.Add64(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Add64Reg: reg[ins->Dst] = Semantics.Add64(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Sub64Imm: reg[ins->Dst] = Semantics.Sub64(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Sub64Reg: reg[ins->Dst] = Semantics.Sub64(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Mul64Imm: reg[ins->Dst] = Semantics.Mul64(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Mul64Reg: reg[ins->Dst] = Semantics.Mul64(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Div64Imm: reg[ins->Dst] = ins->Offset == 0 ? Semantics.Div64(reg[ins->Dst], Imm(ins)) : Semantics.SDiv64(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Div64Reg: reg[ins->Dst] = ins->Offset == 0 ? Semantics.Div64(reg[ins->Dst], reg[ins->Src]) : Semantics.SDiv64(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Or64Imm: reg[ins->Dst] = Semantics.Or64(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Or64Reg: reg[ins->Dst] = Semantics.Or64(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.And64Imm: reg[ins->Dst] = Semantics.And64(reg[ins->Dst], Imm(ins)); break;
+                    case Op.And64Reg: reg[ins->Dst] = Semantics.And64(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Lsh64Imm: reg[ins->Dst] = Semantics.Lsh64(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Lsh64Reg: reg[ins->Dst] = Semantics.Lsh64(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Rsh64Imm: reg[ins->Dst] = Semantics.Rsh64(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Rsh64Reg: reg[ins->Dst] = Semantics.Rsh64(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Neg64: reg[ins->Dst] = Semantics.Neg64(reg[ins->Dst]); break;
+                    case Op.Mod64Imm: reg[ins->Dst] = ins->Offset == 0 ? Semantics.Mod64(reg[ins->Dst], Imm(ins)) : Semantics.SMod64(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Mod64Reg: reg[ins->Dst] = ins->Offset == 0 ? Semantics.Mod64(reg[ins->Dst], reg[ins->Src]) : Semantics.SMod64(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Xor64Imm: reg[ins->Dst] = Semantics.Xor64(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Xor64Reg: reg[ins->Dst] = Semantics.Xor64(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Mov64Imm: reg[ins->Dst] = Imm(ins); break;
+                    case Op.Mov64Reg: reg[ins->Dst] = Semantics.MovSx64(reg[ins->Src], ins->Offset); break;
+                    case Op.Arsh64Imm: reg[ins->Dst] = Semantics.Arsh64(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Arsh64Reg: reg[ins->Dst] = Semantics.Arsh64(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Bswap: reg[ins->Dst] = Semantics.Bswap(reg[ins->Dst], ins->Imm); break;
 
                     // ALU: 32-bit, results zero-extended
-                    case Op.Add32Imm: reg[d] = Semantics.Add32(reg[d], imm); break;
-                    case Op.Add32Reg: reg[d] = Semantics.Add32(reg[d], reg[s]); break;
-                    case Op.Sub32Imm: reg[d] = Semantics.Sub32(reg[d], imm); break;
-                    case Op.Sub32Reg: reg[d] = Semantics.Sub32(reg[d], reg[s]); break;
-                    case Op.Mul32Imm: reg[d] = Semantics.Mul32(reg[d], imm); break;
-                    case Op.Mul32Reg: reg[d] = Semantics.Mul32(reg[d], reg[s]); break;
-                    case Op.Div32Imm: reg[d] = ins.Offset == 0 ? Semantics.Div32(reg[d], imm) : Semantics.SDiv32(reg[d], imm); break;
-                    case Op.Div32Reg: reg[d] = ins.Offset == 0 ? Semantics.Div32(reg[d], reg[s]) : Semantics.SDiv32(reg[d], reg[s]); break;
-                    case Op.Or32Imm: reg[d] = Semantics.Or32(reg[d], imm); break;
-                    case Op.Or32Reg: reg[d] = Semantics.Or32(reg[d], reg[s]); break;
-                    case Op.And32Imm: reg[d] = Semantics.And32(reg[d], imm); break;
-                    case Op.And32Reg: reg[d] = Semantics.And32(reg[d], reg[s]); break;
-                    case Op.Lsh32Imm: reg[d] = Semantics.Lsh32(reg[d], imm); break;
-                    case Op.Lsh32Reg: reg[d] = Semantics.Lsh32(reg[d], reg[s]); break;
-                    case Op.Rsh32Imm: reg[d] = Semantics.Rsh32(reg[d], imm); break;
-                    case Op.Rsh32Reg: reg[d] = Semantics.Rsh32(reg[d], reg[s]); break;
-                    case Op.Neg32: reg[d] = Semantics.Neg32(reg[d]); break;
-                    case Op.Mod32Imm: reg[d] = ins.Offset == 0 ? Semantics.Mod32(reg[d], imm) : Semantics.SMod32(reg[d], imm); break;
-                    case Op.Mod32Reg: reg[d] = ins.Offset == 0 ? Semantics.Mod32(reg[d], reg[s]) : Semantics.SMod32(reg[d], reg[s]); break;
-                    case Op.Xor32Imm: reg[d] = Semantics.Xor32(reg[d], imm); break;
-                    case Op.Xor32Reg: reg[d] = Semantics.Xor32(reg[d], reg[s]); break;
-                    case Op.Mov32Imm: reg[d] = Semantics.Mov32(imm); break;
-                    case Op.Mov32Reg: reg[d] = Semantics.MovSx32(reg[s], ins.Offset); break;
-                    case Op.Arsh32Imm: reg[d] = Semantics.Arsh32(reg[d], imm); break;
-                    case Op.Arsh32Reg: reg[d] = Semantics.Arsh32(reg[d], reg[s]); break;
-                    case Op.Le: reg[d] = Semantics.Le(reg[d], ins.Imm); break;
-                    case Op.Be: reg[d] = Semantics.Bswap(reg[d], ins.Imm); break;
+                    case Op.Add32Imm: reg[ins->Dst] = Semantics.Add32(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Add32Reg: reg[ins->Dst] = Semantics.Add32(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Sub32Imm: reg[ins->Dst] = Semantics.Sub32(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Sub32Reg: reg[ins->Dst] = Semantics.Sub32(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Mul32Imm: reg[ins->Dst] = Semantics.Mul32(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Mul32Reg: reg[ins->Dst] = Semantics.Mul32(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Div32Imm: reg[ins->Dst] = ins->Offset == 0 ? Semantics.Div32(reg[ins->Dst], Imm(ins)) : Semantics.SDiv32(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Div32Reg: reg[ins->Dst] = ins->Offset == 0 ? Semantics.Div32(reg[ins->Dst], reg[ins->Src]) : Semantics.SDiv32(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Or32Imm: reg[ins->Dst] = Semantics.Or32(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Or32Reg: reg[ins->Dst] = Semantics.Or32(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.And32Imm: reg[ins->Dst] = Semantics.And32(reg[ins->Dst], Imm(ins)); break;
+                    case Op.And32Reg: reg[ins->Dst] = Semantics.And32(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Lsh32Imm: reg[ins->Dst] = Semantics.Lsh32(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Lsh32Reg: reg[ins->Dst] = Semantics.Lsh32(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Rsh32Imm: reg[ins->Dst] = Semantics.Rsh32(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Rsh32Reg: reg[ins->Dst] = Semantics.Rsh32(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Neg32: reg[ins->Dst] = Semantics.Neg32(reg[ins->Dst]); break;
+                    case Op.Mod32Imm: reg[ins->Dst] = ins->Offset == 0 ? Semantics.Mod32(reg[ins->Dst], Imm(ins)) : Semantics.SMod32(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Mod32Reg: reg[ins->Dst] = ins->Offset == 0 ? Semantics.Mod32(reg[ins->Dst], reg[ins->Src]) : Semantics.SMod32(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Xor32Imm: reg[ins->Dst] = Semantics.Xor32(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Xor32Reg: reg[ins->Dst] = Semantics.Xor32(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Mov32Imm: reg[ins->Dst] = Semantics.Mov32(Imm(ins)); break;
+                    case Op.Mov32Reg: reg[ins->Dst] = Semantics.MovSx32(reg[ins->Src], ins->Offset); break;
+                    case Op.Arsh32Imm: reg[ins->Dst] = Semantics.Arsh32(reg[ins->Dst], Imm(ins)); break;
+                    case Op.Arsh32Reg: reg[ins->Dst] = Semantics.Arsh32(reg[ins->Dst], reg[ins->Src]); break;
+                    case Op.Le: reg[ins->Dst] = Semantics.Le(reg[ins->Dst], ins->Imm); break;
+                    case Op.Be: reg[ins->Dst] = Semantics.Bswap(reg[ins->Dst], ins->Imm); break;
 
                     // JMP: 64-bit comparisons, calls and exit
-                    case Op.Ja: pc += ins.Offset; break;
-                    case Op.JeqImm: if (Semantics.Jeq(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.JeqReg: if (Semantics.Jeq(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.JgtImm: if (Semantics.Jgt(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.JgtReg: if (Semantics.Jgt(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.JgeImm: if (Semantics.Jge(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.JgeReg: if (Semantics.Jge(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.JsetImm: if (Semantics.Jset(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.JsetReg: if (Semantics.Jset(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.JneImm: if (Semantics.Jne(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.JneReg: if (Semantics.Jne(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.JsgtImm: if (Semantics.Jsgt(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.JsgtReg: if (Semantics.Jsgt(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.JsgeImm: if (Semantics.Jsge(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.JsgeReg: if (Semantics.Jsge(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.Ja: next += ins->Offset; break;
+                    case Op.JeqImm: if (Semantics.Jeq(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.JeqReg: if (Semantics.Jeq(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.JgtImm: if (Semantics.Jgt(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.JgtReg: if (Semantics.Jgt(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.JgeImm: if (Semantics.Jge(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.JgeReg: if (Semantics.Jge(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.JsetImm: if (Semantics.Jset(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.JsetReg: if (Semantics.Jset(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.JneImm: if (Semantics.Jne(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.JneReg: if (Semantics.Jne(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.JsgtImm: if (Semantics.Jsgt(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.JsgtReg: if (Semantics.Jsgt(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.JsgeImm: if (Semantics.Jsge(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.JsgeReg: if (Semantics.Jsge(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
                     case Op.Call:
-                        if (ins.Src == (byte)CallKind.Local) { pc = EnterFrame(ref run, reg, pc, ins.Imm); break; }
+                        if (ins->Src == (byte)CallKind.Local) { next = EnterFrame(ref run, reg, code, ins); break; }
                         {
+                            CallSite site = _sites[ins->Imm];
                             // A plain helper (nothing to check) is called from here: no frame of CallAt's per call.
-                            CallSite site = _sites[pc - 1]!;
                             if (site.Shape == CallShape.Plain && !site.Exits && (!site.Announces || run.Announced))
-                            {
                                 reg[0] = site.Function(reg[1], reg[2], reg[3], reg[4], reg[5]);
-                                break;
-                            }
+                            else if (CallAt(site, reg, ref run))
+                                return Return(run.Callback, run.StackStart, reg[0]);
                         }
-                        if (CallAt(pc - 1, reg, ref run)) return Return(run.Callback, run.StackStart, reg[0]);
                         break;
                     case Op.CallX:
-                        if (CallX(pc - 1, reg, d, ref run)) return Return(run.Callback, run.StackStart, reg[0]);
+                        if (CallX((int)(ins - code), reg, ins->Dst, ref run)) return Return(run.Callback, run.StackStart, reg[0]);
                         break;
                     case Op.Exit:
                         // The main frame alone is in use (FrameBytes, assigned at entry, not Depth, which only the
                         // struct's zeroing wrote: a load right after that wide store waits for it).
                         if (run.FrameBytes == StackSize) return Return(run.Callback, run.StackStart, reg[0]);
-                        pc = LeaveFrame(ref run, reg);
+                        next = LeaveFrame(ref run, reg, code);
                         break;
-                    case Op.JltImm: if (Semantics.Jlt(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.JltReg: if (Semantics.Jlt(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.JleImm: if (Semantics.Jle(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.JleReg: if (Semantics.Jle(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.JsltImm: if (Semantics.Jslt(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.JsltReg: if (Semantics.Jslt(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.JsleImm: if (Semantics.Jsle(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.JsleReg: if (Semantics.Jsle(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.MayGoto: if (run.Loops[run.Depth] == 0) pc += ins.Offset; else run.Loops[run.Depth]--; break;
+                    case Op.JltImm: if (Semantics.Jlt(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.JltReg: if (Semantics.Jlt(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.JleImm: if (Semantics.Jle(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.JleReg: if (Semantics.Jle(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.JsltImm: if (Semantics.Jslt(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.JsltReg: if (Semantics.Jslt(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.JsleImm: if (Semantics.Jsle(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.JsleReg: if (Semantics.Jsle(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.MayGoto: if (run.Loops[run.Depth] == 0) next += ins->Offset; else run.Loops[run.Depth]--; break;
 
                     // JMP32: 32-bit comparisons
-                    case Op.Ja32: pc += ins.Imm; break;
-                    case Op.Jeq32Imm: if (Semantics.Jeq32(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.Jeq32Reg: if (Semantics.Jeq32(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.Jgt32Imm: if (Semantics.Jgt32(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.Jgt32Reg: if (Semantics.Jgt32(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.Jge32Imm: if (Semantics.Jge32(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.Jge32Reg: if (Semantics.Jge32(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.Jset32Imm: if (Semantics.Jset32(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.Jset32Reg: if (Semantics.Jset32(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.Jne32Imm: if (Semantics.Jne32(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.Jne32Reg: if (Semantics.Jne32(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.Jsgt32Imm: if (Semantics.Jsgt32(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.Jsgt32Reg: if (Semantics.Jsgt32(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.Jsge32Imm: if (Semantics.Jsge32(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.Jsge32Reg: if (Semantics.Jsge32(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.Jlt32Imm: if (Semantics.Jlt32(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.Jlt32Reg: if (Semantics.Jlt32(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.Jle32Imm: if (Semantics.Jle32(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.Jle32Reg: if (Semantics.Jle32(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.Jslt32Imm: if (Semantics.Jslt32(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.Jslt32Reg: if (Semantics.Jslt32(reg[d], reg[s])) pc += ins.Offset; break;
-                    case Op.Jsle32Imm: if (Semantics.Jsle32(reg[d], imm)) pc += ins.Offset; break;
-                    case Op.Jsle32Reg: if (Semantics.Jsle32(reg[d], reg[s])) pc += ins.Offset; break;
+                    case Op.Ja32: next += ins->Imm; break;
+                    case Op.Jeq32Imm: if (Semantics.Jeq32(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.Jeq32Reg: if (Semantics.Jeq32(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.Jgt32Imm: if (Semantics.Jgt32(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.Jgt32Reg: if (Semantics.Jgt32(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.Jge32Imm: if (Semantics.Jge32(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.Jge32Reg: if (Semantics.Jge32(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.Jset32Imm: if (Semantics.Jset32(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.Jset32Reg: if (Semantics.Jset32(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.Jne32Imm: if (Semantics.Jne32(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.Jne32Reg: if (Semantics.Jne32(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.Jsgt32Imm: if (Semantics.Jsgt32(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.Jsgt32Reg: if (Semantics.Jsgt32(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.Jsge32Imm: if (Semantics.Jsge32(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.Jsge32Reg: if (Semantics.Jsge32(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.Jlt32Imm: if (Semantics.Jlt32(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.Jlt32Reg: if (Semantics.Jlt32(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.Jle32Imm: if (Semantics.Jle32(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.Jle32Reg: if (Semantics.Jle32(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.Jslt32Imm: if (Semantics.Jslt32(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.Jslt32Reg: if (Semantics.Jslt32(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
+                    case Op.Jsle32Imm: if (Semantics.Jsle32(reg[ins->Dst], Imm(ins))) next += ins->Offset; break;
+                    case Op.Jsle32Reg: if (Semantics.Jsle32(reg[ins->Dst], reg[ins->Src])) next += ins->Offset; break;
 
                     // LD: ld_imm64, two slots
                     case Op.LdImm64:
-                        reg[d] = ins.Imm64(code[pc]);
-                        pc++;
+                        reg[ins->Dst] = ins->Imm64(*next);
+                        next++;
                         break;
 
                     // LDX, ST, STX: every access checked (Check)
-                    case Op.LdxW: reg[d] = Unsafe.ReadUnaligned<uint>((void*)Check(ref run, reg[s], ins.Offset, 4, pc - 1, MemoryAccess.Load)); break;
-                    case Op.LdxH: reg[d] = Unsafe.ReadUnaligned<ushort>((void*)Check(ref run, reg[s], ins.Offset, 2, pc - 1, MemoryAccess.Load)); break;
-                    case Op.LdxB: reg[d] = *(byte*)Check(ref run, reg[s], ins.Offset, 1, pc - 1, MemoryAccess.Load); break;
-                    case Op.LdxDW: reg[d] = Unsafe.ReadUnaligned<ulong>((void*)Check(ref run, reg[s], ins.Offset, 8, pc - 1, MemoryAccess.Load)); break;
-                    case Op.LdxSW: reg[d] = Semantics.SignExtend(Unsafe.ReadUnaligned<int>((void*)Check(ref run, reg[s], ins.Offset, 4, pc - 1, MemoryAccess.Load))); break;
-                    case Op.LdxSH: reg[d] = Semantics.SignExtend(Unsafe.ReadUnaligned<short>((void*)Check(ref run, reg[s], ins.Offset, 2, pc - 1, MemoryAccess.Load))); break;
-                    case Op.LdxSB: reg[d] = Semantics.SignExtend(*(sbyte*)Check(ref run, reg[s], ins.Offset, 1, pc - 1, MemoryAccess.Load)); break;
-                    case Op.StW: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 4, pc - 1, MemoryAccess.Store), (uint)imm); break;
-                    case Op.StH: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 2, pc - 1, MemoryAccess.Store), (ushort)imm); break;
-                    case Op.StB: *(byte*)Check(ref run, reg[d], ins.Offset, 1, pc - 1, MemoryAccess.Store) = (byte)imm; break;
-                    case Op.StDW: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 8, pc - 1, MemoryAccess.Store), imm); break;
-                    case Op.StxW: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 4, pc - 1, MemoryAccess.Store), (uint)reg[s]); break;
-                    case Op.StxH: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 2, pc - 1, MemoryAccess.Store), (ushort)reg[s]); break;
-                    case Op.StxB: *(byte*)Check(ref run, reg[d], ins.Offset, 1, pc - 1, MemoryAccess.Store) = (byte)reg[s]; break;
-                    case Op.StxDW: Unsafe.WriteUnaligned((void*)Check(ref run, reg[d], ins.Offset, 8, pc - 1, MemoryAccess.Store), reg[s]); break;
+                    case Op.LdxW: reg[ins->Dst] = Unsafe.ReadUnaligned<uint>((void*)Check(ref run, reg[ins->Src], ins->Offset, 4, ins, code, MemoryAccess.Load)); break;
+                    case Op.LdxH: reg[ins->Dst] = Unsafe.ReadUnaligned<ushort>((void*)Check(ref run, reg[ins->Src], ins->Offset, 2, ins, code, MemoryAccess.Load)); break;
+                    case Op.LdxB: reg[ins->Dst] = *(byte*)Check(ref run, reg[ins->Src], ins->Offset, 1, ins, code, MemoryAccess.Load); break;
+                    case Op.LdxDW: reg[ins->Dst] = Unsafe.ReadUnaligned<ulong>((void*)Check(ref run, reg[ins->Src], ins->Offset, 8, ins, code, MemoryAccess.Load)); break;
+                    case Op.LdxSW: reg[ins->Dst] = Semantics.SignExtend(Unsafe.ReadUnaligned<int>((void*)Check(ref run, reg[ins->Src], ins->Offset, 4, ins, code, MemoryAccess.Load))); break;
+                    case Op.LdxSH: reg[ins->Dst] = Semantics.SignExtend(Unsafe.ReadUnaligned<short>((void*)Check(ref run, reg[ins->Src], ins->Offset, 2, ins, code, MemoryAccess.Load))); break;
+                    case Op.LdxSB: reg[ins->Dst] = Semantics.SignExtend(*(sbyte*)Check(ref run, reg[ins->Src], ins->Offset, 1, ins, code, MemoryAccess.Load)); break;
+                    case Op.StW: Unsafe.WriteUnaligned((void*)Check(ref run, reg[ins->Dst], ins->Offset, 4, ins, code, MemoryAccess.Store), (uint)Imm(ins)); break;
+                    case Op.StH: Unsafe.WriteUnaligned((void*)Check(ref run, reg[ins->Dst], ins->Offset, 2, ins, code, MemoryAccess.Store), (ushort)Imm(ins)); break;
+                    case Op.StB: *(byte*)Check(ref run, reg[ins->Dst], ins->Offset, 1, ins, code, MemoryAccess.Store) = (byte)Imm(ins); break;
+                    case Op.StDW: Unsafe.WriteUnaligned((void*)Check(ref run, reg[ins->Dst], ins->Offset, 8, ins, code, MemoryAccess.Store), Imm(ins)); break;
+                    case Op.StxW: Unsafe.WriteUnaligned((void*)Check(ref run, reg[ins->Dst], ins->Offset, 4, ins, code, MemoryAccess.Store), (uint)reg[ins->Src]); break;
+                    case Op.StxH: Unsafe.WriteUnaligned((void*)Check(ref run, reg[ins->Dst], ins->Offset, 2, ins, code, MemoryAccess.Store), (ushort)reg[ins->Src]); break;
+                    case Op.StxB: *(byte*)Check(ref run, reg[ins->Dst], ins->Offset, 1, ins, code, MemoryAccess.Store) = (byte)reg[ins->Src]; break;
+                    case Op.StxDW: Unsafe.WriteUnaligned((void*)Check(ref run, reg[ins->Dst], ins->Offset, 8, ins, code, MemoryAccess.Store), reg[ins->Src]); break;
                     case Op.AtomicW or Op.AtomicDW:
                         {
-                            bool is64 = ins.Opcode == Op.AtomicDW;
+                            bool is64 = ins->Opcode == Op.AtomicDW;
                             int width = is64 ? 8 : 4;
-                            ulong address = Check(ref run, reg[d], ins.Offset, width, pc - 1, MemoryAccess.Atomic);
-                            ulong old = Semantics.Atomic(ins.Imm, is64, address, reg[s], reg[0]);
-                            if (ins.Imm == (int)AtomicOp.CmpXchg) reg[0] = old;
-                            else if ((ins.Imm & 1) != 0) reg[s] = old;
+                            ulong address = Check(ref run, reg[ins->Dst], ins->Offset, width, ins, code, MemoryAccess.Atomic);
+                            ulong old = Semantics.Atomic(ins->Imm, is64, address, reg[ins->Src], reg[0]);
+                            if (ins->Imm == (int)AtomicOp.CmpXchg) reg[0] = old;
+                            else if ((ins->Imm & 1) != 0) reg[ins->Src] = old;
                             break;
                         }
 
                     // Stack accesses proven inside the current frame (StackAccesses): no check
-                    case StackAccesses.LoadW: reg[d] = Unsafe.ReadUnaligned<uint>((void*)(reg[10] + (ulong)(long)ins.Offset)); break;
-                    case StackAccesses.LoadH: reg[d] = Unsafe.ReadUnaligned<ushort>((void*)(reg[10] + (ulong)(long)ins.Offset)); break;
-                    case StackAccesses.LoadB: reg[d] = *(byte*)(reg[10] + (ulong)(long)ins.Offset); break;
-                    case StackAccesses.LoadDW: reg[d] = Unsafe.ReadUnaligned<ulong>((void*)(reg[10] + (ulong)(long)ins.Offset)); break;
-                    case StackAccesses.LoadSW: reg[d] = Semantics.SignExtend(Unsafe.ReadUnaligned<int>((void*)(reg[10] + (ulong)(long)ins.Offset))); break;
-                    case StackAccesses.LoadSH: reg[d] = Semantics.SignExtend(Unsafe.ReadUnaligned<short>((void*)(reg[10] + (ulong)(long)ins.Offset))); break;
-                    case StackAccesses.LoadSB: reg[d] = Semantics.SignExtend(*(sbyte*)(reg[10] + (ulong)(long)ins.Offset)); break;
-                    case StackAccesses.StoreImmW: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins.Offset), (uint)imm); break;
-                    case StackAccesses.StoreImmH: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins.Offset), (ushort)imm); break;
-                    case StackAccesses.StoreImmB: *(byte*)(reg[10] + (ulong)(long)ins.Offset) = (byte)imm; break;
-                    case StackAccesses.StoreImmDW: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins.Offset), imm); break;
-                    case StackAccesses.StoreW: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins.Offset), (uint)reg[s]); break;
-                    case StackAccesses.StoreH: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins.Offset), (ushort)reg[s]); break;
-                    case StackAccesses.StoreB: *(byte*)(reg[10] + (ulong)(long)ins.Offset) = (byte)reg[s]; break;
-                    case StackAccesses.StoreDW: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins.Offset), reg[s]); break;
+                    case StackAccesses.LoadW: reg[ins->Dst] = Unsafe.ReadUnaligned<uint>((void*)(reg[10] + (ulong)(long)ins->Offset)); break;
+                    case StackAccesses.LoadH: reg[ins->Dst] = Unsafe.ReadUnaligned<ushort>((void*)(reg[10] + (ulong)(long)ins->Offset)); break;
+                    case StackAccesses.LoadB: reg[ins->Dst] = *(byte*)(reg[10] + (ulong)(long)ins->Offset); break;
+                    case StackAccesses.LoadDW: reg[ins->Dst] = Unsafe.ReadUnaligned<ulong>((void*)(reg[10] + (ulong)(long)ins->Offset)); break;
+                    case StackAccesses.LoadSW: reg[ins->Dst] = Semantics.SignExtend(Unsafe.ReadUnaligned<int>((void*)(reg[10] + (ulong)(long)ins->Offset))); break;
+                    case StackAccesses.LoadSH: reg[ins->Dst] = Semantics.SignExtend(Unsafe.ReadUnaligned<short>((void*)(reg[10] + (ulong)(long)ins->Offset))); break;
+                    case StackAccesses.LoadSB: reg[ins->Dst] = Semantics.SignExtend(*(sbyte*)(reg[10] + (ulong)(long)ins->Offset)); break;
+                    case StackAccesses.StoreImmW: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins->Offset), (uint)Imm(ins)); break;
+                    case StackAccesses.StoreImmH: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins->Offset), (ushort)Imm(ins)); break;
+                    case StackAccesses.StoreImmB: *(byte*)(reg[10] + (ulong)(long)ins->Offset) = (byte)Imm(ins); break;
+                    case StackAccesses.StoreImmDW: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins->Offset), Imm(ins)); break;
+                    case StackAccesses.StoreW: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins->Offset), (uint)reg[ins->Src]); break;
+                    case StackAccesses.StoreH: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins->Offset), (ushort)reg[ins->Src]); break;
+                    case StackAccesses.StoreB: *(byte*)(reg[10] + (ulong)(long)ins->Offset) = (byte)reg[ins->Src]; break;
+                    case StackAccesses.StoreDW: Unsafe.WriteUnaligned((void*)(reg[10] + (ulong)(long)ins->Offset), reg[ins->Src]); break;
 
                     default:
-                        throw Unsupported(pc - 1, ins.Opcode);
+                        throw Unsupported((int)(ins - code), ins->Opcode);
                 }
             }
         }
@@ -316,14 +318,18 @@ public sealed unsafe class Interpreter
     /// each (an address below a region wraps to a huge offset); anything else goes to <see cref="Slow"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    ulong Check(ref RunState run, ulong @base, short offset, int size, int index, MemoryAccess access)
+    ulong Check(ref RunState run, ulong @base, short offset, int size, Instruction* ins, Instruction* code, MemoryAccess access)
     {
         ulong address = @base + (ulong)(long)offset;
         // FrameBytes and LastLength are at least 8 bytes (RunState), so neither bound minus size wraps.
         if (address - run.StackStart > run.FrameBytes - (ulong)size && address - run.LastStart > run.LastLength - (ulong)size)
-            Slow(ref run, address, size, index, access);
+            Slow(ref run, address, size, (int)(ins - code), access);
         return address;
     }
+
+    /// <summary>The sign-extended immediate of <paramref name="ins"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static ulong Imm(Instruction* ins) => (ulong)(long)ins->Imm;
 
     /// <summary>The out-of-line part of an access check: the run's cache, then the registry (<see cref="Miss"/>); the region found becomes the last one.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -366,10 +372,11 @@ public sealed unsafe class Interpreter
         run.Announced = true;
     }
 
-    /// <summary>A bpf-to-bpf call from the slot before <paramref name="pc"/>: saves r6-r9 and the return slot, enters a zeroed frame; returns the callee's first slot.</summary>
+    /// <summary>A bpf-to-bpf call at <paramref name="ins"/>: saves r6-r9 and the return slot, enters a zeroed frame; returns the callee's first slot.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    static int EnterFrame(ref RunState run, ulong* reg, int pc, int imm)
+    static Instruction* EnterFrame(ref RunState run, ulong* reg, Instruction* code, Instruction* ins)
     {
+        int pc = (int)(ins - code) + 1;
         if (run.Depth + 1 >= MaxFrames)
             throw new BpfRuntimeException(pc - 1, $"call stack overflow: more than {MaxFrames} frames");
         ulong* frame = run.Saved + 5 * run.Depth;
@@ -380,23 +387,23 @@ public sealed unsafe class Interpreter
         run.Loops[run.Depth] = Op.MayGotoBudget;
         run.FrameBytes += StackSize;
         reg[10] += StackSize;
-        return pc + imm;
+        return code + pc + ins->Imm;
     }
 
     /// <summary>Exit from a subprogram: restores r6-r9 and returns the caller's next slot.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    static int LeaveFrame(ref RunState run, ulong* reg)
+    static Instruction* LeaveFrame(ref RunState run, ulong* reg, Instruction* code)
     {
         run.Depth--;
         ulong* frame = run.Saved + 5 * run.Depth;
         reg[6] = frame[0]; reg[7] = frame[1]; reg[8] = frame[2]; reg[9] = frame[3];
         run.FrameBytes -= StackSize;
         reg[10] -= StackSize;
-        return (int)frame[4];
+        return code + (int)frame[4];
     }
 
     /// <summary>
-    /// The helper call at slot <paramref name="index"/>: r0 set; true when the helper ended the program (bpf_tail_call,
+    /// The helper call at <paramref name="site"/>: r0 set; true when the helper ended the program (bpf_tail_call,
     /// an exiting kfunc), r0 then being the program's result.
     /// </summary>
     // One test of the site's shape, fixed when the program was prepared, then that shape's checks inline and a direct
@@ -404,9 +411,9 @@ public sealed unsafe class Interpreter
     // delegate (whose open static invocation goes through a shuffle thunk). Anything a shape's quick check does not
     // vouch for goes to CallHelper, the full check, which finds the region or raises the fault.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    bool CallAt(int index, ulong* reg, ref RunState run)
+    bool CallAt(CallSite site, ulong* reg, ref RunState run)
     {
-        CallSite site = _sites[index]!;
+        int index = site.Slot;
         ulong r0;
         CallShape shape = site.Shape;
         if (shape == CallShape.Plain)
@@ -471,7 +478,7 @@ public sealed unsafe class Interpreter
         if (!_table.TryGet((int)reg[d], out var h) || reg[d] > int.MaxValue)
             throw new BpfRuntimeException(index, $"callx to unknown helper {reg[d]}");
         if (!run.Announced) Announce(ref run);
-        reg[0] = CallHelper(new CallSite(h, HelperPlan.Full), reg, index, ref run);
+        reg[0] = CallHelper(new CallSite(h, HelperPlan.Full, index), reg, index, ref run);
         return h.Exit != HelperExit.None && reg[0] == 0 && Ended(h, reg);
     }
 
@@ -553,8 +560,11 @@ internal sealed class MapHint(BpfMap map)
 }
 
 /// <summary>A `call imm` slot of the interpreter's program: the helper and how a call of it is checked, fixed when the program is prepared.</summary>
-internal sealed unsafe class CallSite(Helper helper, int plan)
+internal sealed unsafe class CallSite(Helper helper, int plan, int slot)
 {
+    /// <summary>The call's slot in the program.</summary>
+    public readonly int Slot = slot;
+
     /// <summary>The helper the slot calls.</summary>
     public readonly Helper Helper = helper;
 
