@@ -44,6 +44,39 @@ public unsafe class InterpreterFastPathTests
             """, 0), Is.EqualTo(8UL));
     }
 
+    [TestCase("stdw [%r10+3584], 7", TestName = "a store just past the last frame faults (the run's registers lie there)")]
+    [TestCase("ldxdw %r0, [%r10+3584]", TestName = "a load just past the last frame faults")]
+    [TestCase("mov %r1, %r10\nadd %r1, %r2\nldxdw %r0, [%r1+0]", TestName = "a load past the last frame at a variable offset faults")]
+    public void PastTheFramesFaults(string access)
+    {
+        // r10 + 3584 is the first byte past the eight frames: the run's own memory (r0-r10, the saved caller state) lies
+        // there, in the same local of the interpreter's frame, and no check may treat it as stack.
+        var entry = MapPrograms.Prepare("interpreter", $"mov %r0, 1\n{access}\nexit");
+        var e = (BpfFaultException)Assert.Throws(Is.InstanceOf<BpfFaultException>(), () => MapPrograms.Run(entry, 0, 3584))!;
+        Assert.That(e.Disassembly, Does.Contain("r10").Or.Contain("r1 "));
+    }
+
+    [Test]
+    public void AHelperCallsFaultNamesTheHelperAsWritten()
+    {
+        // The interpreter's own copy of the program numbers its call sites in the call's immediate; a fault still
+        // describes the program as it was handed in: the third site (number 2) is bpf_map_lookup_elem, helper 1.
+        using var hash = MapFactory.Create(MapType.Hash, 8, 8, 4, 0, "h");
+        var entry = MapPrograms.Prepare("interpreter", """
+            mov %r6, %r1
+            call 7
+            call 7
+            mov %r2, %r6
+            ldmap %r1, 0
+            call 1
+            mov %r0, 0
+            exit
+            """, hash);
+        var e = (BpfFaultException)Assert.Throws(Is.InstanceOf<BpfFaultException>(), () => MapPrograms.Run(entry, 16))!;
+        Assert.That(e.Index, Is.EqualTo(6));
+        Assert.That(e.Disassembly, Does.Contain("bpf_map_lookup_elem#1"));
+    }
+
     [Test]
     public void AnEarlierRunsStackIsNoRegion()
     {

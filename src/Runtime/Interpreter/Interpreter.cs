@@ -65,18 +65,18 @@ public sealed unsafe class Interpreter
     [SkipLocalsInit]
     ulong Execute(int entry, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
     {
+        // The run's memory is one local of the method's own frame (RunMemory), not four stackallocs: each of those was
+        // probed on every run (a loop over the 4 KiB of frames), and the frame's own probe is one instruction.
+        Unsafe.SkipInit(out RunMemory memory);
+        byte* stack = (byte*)&memory;
         // Each frame is zeroed when it is entered: uninitialised stack must never expose host memory.
-        byte* stack = stackalloc byte[StackSize * MaxFrames];
         new Span<byte>(stack, StackSize).Clear();
-        ulong* reg = stackalloc ulong[11];
+        ulong* reg = (ulong*)(stack + RunMemory.Registers);
         reg[0] = 0; reg[1] = r1; reg[2] = r2; reg[3] = r3; reg[4] = r4; reg[5] = r5;
         reg[6] = reg[7] = reg[8] = reg[9] = 0;
         reg[10] = (ulong)(stack + StackSize);
-        // Saved caller state per frame: r6-r9 and the return slot.
-        ulong* saved = stackalloc ulong[5 * MaxFrames];
-        // may_goto's loop budget per frame: the kernel keeps it in a hidden slot of each frame that
-        // uses may_goto and sets it when the frame is entered, so a call starts a fresh budget.
-        int* loops = stackalloc int[MaxFrames];
+        ulong* saved = (ulong*)(stack + RunMemory.Saved);
+        int* loops = (int*)(stack + RunMemory.Loops);
         loops[0] = Op.MayGotoBudget;
         // Memory safety (docs/reliability.md, "The interpreter"): an access must lie in the frames in use,
         // [stack, stack + FrameBytes) (tracked here, never taken from r10, which an unverified program may
@@ -523,6 +523,29 @@ public sealed unsafe class Interpreter
         if (callback) MemoryRegions.ExitStack(stackStart);
         return r0;
     }
+}
+
+/// <summary>
+/// A run's memory, a local of <c>Execute</c>'s frame: the stack frames (<see cref="Interpreter.StackSize"/> bytes each, the
+/// only part a program may touch), then r0-r10, then per frame the caller's r6-r9 and return slot (a bpf-to-bpf call
+/// saves them) and may_goto's loop budget (the kernel keeps it in a hidden slot of each frame that uses may_goto and
+/// sets it when the frame is entered, so a call starts a fresh budget). Only its size is declared: the parts are
+/// reached by offset.
+/// </summary>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Size = Loops + 4 * Interpreter.MaxFrames)]
+internal struct RunMemory
+{
+    /// <summary>Offset of r0-r10.</summary>
+    public const int Registers = Interpreter.StackSize * Interpreter.MaxFrames;
+
+    /// <summary>Offset of the saved caller state, five words per frame.</summary>
+    public const int Saved = Registers + 8 * 11;
+
+    /// <summary>Offset of the loop budgets, one int per frame.</summary>
+    public const int Loops = Saved + 8 * 5 * Interpreter.MaxFrames;
+
+    // Sets the struct's alignment: the frames start 8-byte aligned, as the kernel's stack does.
+    readonly long _first;
 }
 
 /// <summary>How a call site's arguments are checked on the interpreter's quick path (<see cref="CallSite.Shape"/>).</summary>
