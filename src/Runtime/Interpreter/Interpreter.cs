@@ -65,10 +65,12 @@ public sealed unsafe class Interpreter
     [SkipLocalsInit]
     ulong Execute(int entry, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
     {
-        // The run's memory is one local of the method's own frame (RunMemory), not four stackallocs: each of those was
-        // probed on every run (a loop over the 4 KiB of frames), and the frame's own probe is one instruction.
+        // The run's memory is one local of the method's own frame (RunMemory), not four stackallocs, each probed on every
+        // run. The frames start on a cache line: the frame's zeroing is eight 64-byte stores, and on a misaligned frame
+        // each of them split across two lines (and now and then across two pages), which made a trivial run's cost
+        // depend on where the host stack happened to stand (docs/perf.md, "Fault containment").
         Unsafe.SkipInit(out RunMemory memory);
-        byte* stack = (byte*)&memory;
+        byte* stack = (byte*)(((ulong)&memory + 63) & ~63UL);
         // Each frame is zeroed when it is entered: uninitialised stack must never expose host memory.
         new Span<byte>(stack, StackSize).Clear();
         ulong* reg = (ulong*)(stack + RunMemory.Registers);
@@ -530,9 +532,9 @@ public sealed unsafe class Interpreter
 /// only part a program may touch), then r0-r10, then per frame the caller's r6-r9 and return slot (a bpf-to-bpf call
 /// saves them) and may_goto's loop budget (the kernel keeps it in a hidden slot of each frame that uses may_goto and
 /// sets it when the frame is entered, so a call starts a fresh budget). Only its size is declared: the parts are
-/// reached by offset.
+/// reached by offset from the first 64-byte boundary in it (64 bytes to spare for that).
 /// </summary>
-[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Size = Loops + 4 * Interpreter.MaxFrames)]
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Size = Loops + 4 * Interpreter.MaxFrames + 64)]
 internal struct RunMemory
 {
     /// <summary>Offset of r0-r10.</summary>
