@@ -108,3 +108,26 @@ internal unsafe struct RunState : Checked.HelperArguments.IRegionProbe
         (LastStart, LastLength) = (start, (ulong)length);
     }
 }
+
+/// <summary>
+/// A run's memory, a local of <c>Execute</c>'s frame: the stack frames (<see cref="Interpreter.StackSize"/> bytes each, the
+/// only part a program may touch), then r0-r10, then per frame the caller's r6-r9 and return slot (a bpf-to-bpf call
+/// saves them) and may_goto's loop budget (the kernel keeps it in a hidden slot of each frame that uses may_goto and
+/// sets it when the frame is entered, so a call starts a fresh budget). Only its size is declared: the parts are
+/// reached by offset from the first 64-byte boundary in it (64 bytes to spare for that).
+/// </summary>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Size = Loops + 4 * Interpreter.MaxFrames + 64)]
+internal struct RunMemory
+{
+    /// <summary>Offset of r0-r10.</summary>
+    public const int Registers = Interpreter.StackSize * Interpreter.MaxFrames;
+
+    /// <summary>Offset of the saved caller state, five words per frame.</summary>
+    public const int Saved = Registers + 8 * 11;
+
+    /// <summary>Offset of the loop budgets, one int per frame.</summary>
+    public const int Loops = Saved + 8 * 5 * Interpreter.MaxFrames;
+
+    // Sets the struct's alignment: the frames start 8-byte aligned, as the kernel's stack does.
+    readonly long _first;
+}
