@@ -36,6 +36,7 @@ public static unsafe class RealReuseport
     [DllImport("libc", SetLastError = true)] static extern int poll(void* fds, nuint count, int timeout);
     [DllImport("libc", SetLastError = true)] static extern int ioctl(int fd, ulong request, void* arg);
     [DllImport("libc", SetLastError = true)] static extern int close(int fd);
+    [DllImport("libc", SetLastError = true)] static extern int open(string path, int flags);
     [DllImport("libc", SetLastError = true)] static extern int getpeername(int fd, void* addr, int* len);
     [DllImport("libc", SetLastError = true)] static extern int getsockopt(int fd, int level, int name, void* value, int* len);
 
@@ -107,8 +108,11 @@ public static unsafe class RealReuseport
         close(fd);
     }
 
-    /// <summary>Loads <paramref name="insns"/> (map references as BPF_PSEUDO_MAP_FD) as an SK_REUSEPORT program: the fd, or throws with the log.</summary>
-    public static int LoadProgram(IReadOnlyList<Instruction> insns, uint expectedAttachType = AttachSkReuseportSelect)
+    /// <summary>
+    /// Loads <paramref name="insns"/> (map references as BPF_PSEUDO_MAP_FD) as an SK_REUSEPORT program (or, with
+    /// <paramref name="programType"/>, another type): the fd, or throws with the log.
+    /// </summary>
+    public static int LoadProgram(IReadOnlyList<Instruction> insns, uint expectedAttachType = AttachSkReuseportSelect, uint programType = ProgTypeSkReuseport)
     {
         var code = Encoder.Encode(insns.ToArray());
         var license = "GPL\0"u8.ToArray();
@@ -116,7 +120,7 @@ public static unsafe class RealReuseport
         var attr = new byte[144];
         fixed (byte* c = code, l = license, lg = log, p = attr)
         {
-            *(uint*)(p + 0) = ProgTypeSkReuseport;
+            *(uint*)(p + 0) = programType;
             *(uint*)(p + 4) = (uint)insns.Count;
             *(ulong*)(p + 8) = (ulong)c;
             *(ulong*)(p + 16) = (ulong)l;
@@ -128,7 +132,38 @@ public static unsafe class RealReuseport
             if (fd >= 0) return (int)fd;
             int errno = Marshal.GetLastPInvokeError();
             int len = Array.IndexOf(log, (byte)0);
-            throw new InvalidOperationException($"BPF_PROG_LOAD (SK_REUSEPORT): errno {errno}\n{System.Text.Encoding.UTF8.GetString(log, 0, len < 0 ? log.Length : len)}");
+            throw new InvalidOperationException($"BPF_PROG_LOAD (type {programType}): errno {errno}\n{System.Text.Encoding.UTF8.GetString(log, 0, len < 0 ? log.Length : len)}");
+        }
+    }
+
+    /// <summary>
+    /// Loads <paramref name="insns"/> as an SK_LOOKUP program and links it to the calling thread's network namespace
+    /// (BPF_LINK_CREATE, BPF_SK_LOOKUP): the link's fd; the program's fd is closed (the link holds it).
+    /// </summary>
+    public static int AttachSkLookup(IReadOnlyList<Instruction> insns)
+    {
+        const uint ProgTypeSkLookup = 30, AttachSkLookupType = 36;
+        const int LinkCreate = 28;
+        int prog = LoadProgram(insns, AttachSkLookupType, ProgTypeSkLookup);
+        int netns = open("/proc/thread-self/ns/net", 0);
+        Check(netns, "open /proc/thread-self/ns/net");
+        try
+        {
+            var attr = new byte[64];
+            fixed (byte* p = attr)
+            {
+                *(uint*)(p + 0) = (uint)prog;
+                *(uint*)(p + 4) = (uint)netns;
+                *(uint*)(p + 8) = AttachSkLookupType;
+                long link = syscall(SysBpf, LinkCreate, p, attr.Length);
+                if (link < 0) throw new InvalidOperationException($"BPF_LINK_CREATE (BPF_SK_LOOKUP): errno {Marshal.GetLastPInvokeError()}");
+                return (int)link;
+            }
+        }
+        finally
+        {
+            close(netns);
+            close(prog);
         }
     }
 

@@ -285,6 +285,18 @@ public sealed class SocketTable
     }
 
     /// <summary>
+    /// One pass of <see cref="LookupListener(in Packet, out bool)"/>: the sockets bound exactly to the destination
+    /// (<paramref name="exact"/>) or to the wildcard, with reuseport selection; <paramref name="refused"/> when a group
+    /// dropped the packet. UDP runs the exact pass before the SK_LOOKUP programs and the wildcard one after
+    /// (<c>__udp4_lib_lookup</c>).
+    /// </summary>
+    internal static Sock? LookupListenerPass(Sock[]? bucket, in Packet packet, bool exact, out bool refused)
+    {
+        refused = false;
+        return bucket == null ? null : Scan(bucket, packet, exact, out refused);
+    }
+
+    /// <summary>
     /// One pass of the kernel's scan (<c>inet_lhash2_lookup</c>, <c>udp4_lib_lookup2</c>) over the sockets bound exactly
     /// to the destination or to the wildcard: in chain order, a socket scoring higher than every one before it becomes
     /// the result; when it is in a reuseport group the group selects (with it as ctx-&gt;sk) and that ends the lookup,
