@@ -194,6 +194,36 @@ public static unsafe class RealReuseport
         return fd;
     }
 
+    /// <summary>A new TCP or UDP AF_INET socket, with SO_REUSEPORT unless <paramref name="reuseport"/> is false; not bound.</summary>
+    public static int NewSocket(bool tcp, bool reuseport = true)
+    {
+        int fd = socket(AfInet, tcp ? SockStream : SockDgram, 0);
+        Check(fd, "socket");
+        int one = 1;
+        if (reuseport) Check(setsockopt(fd, SolSocket, SoReuseport, &one, 4), "SO_REUSEPORT");
+        return fd;
+    }
+
+    /// <summary>bind() of <paramref name="fd"/> to 127.0.0.1:<paramref name="port"/>.</summary>
+    public static void BindLoopback(int fd, ushort port) => Check(-TryBindLoopback(fd, port), $"bind 127.0.0.1:{port}");
+
+    /// <summary>bind() of <paramref name="fd"/> to 127.0.0.1:<paramref name="port"/>: 0 or the errno.</summary>
+    public static int TryBindLoopback(int fd, ushort port)
+    {
+        var a = SockAddr(port);
+        fixed (byte* p = a) return bind(fd, p, a.Length) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>listen() on <paramref name="fd"/>.</summary>
+    public static void Listen(int fd) => Check(-TryListen(fd), "listen");
+
+    /// <summary>listen() on <paramref name="fd"/>: 0 or the errno.</summary>
+    public static int TryListen(int fd) => listen(fd, 64) == 0 ? 0 : Marshal.GetLastPInvokeError();
+
+    /// <summary>setsockopt(SOL_SOCKET, <paramref name="option"/>) with an int (for SO_DETACH_REUSEPORT_BPF, 68, the value is ignored); 0 or the errno.</summary>
+    public static int SetSocketOption(int fd, int option, int value) =>
+        setsockopt(fd, SolSocket, option, &value, 4) == 0 ? 0 : Marshal.GetLastPInvokeError();
+
     /// <summary>SO_ATTACH_REUSEPORT_EBPF on <paramref name="member"/>: the program runs for its whole group.</summary>
     public static void Attach(int member, int progFd) => Check(setsockopt(member, SolSocket, SoAttachReuseportEbpf, &progFd, 4), "SO_ATTACH_REUSEPORT_EBPF");
 

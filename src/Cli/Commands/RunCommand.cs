@@ -33,12 +33,12 @@ public static class RunCommand
         program) runs for a reuseport group on --to: --members N sockets (default 2, member0..; TCP
         listeners or bound UDP sockets per --proto, SO_REUSEPORT), or the --scenario's group on --to.
         Its REUSEPORT_SOCKARRAY, SOCKMAP and SOCKHASH maps get member i at key i (not with --scenario:
-        the scenario fills them). It runs once on struct sk_reuseport_md (sk the first member, hash
+        the scenario fills them). It runs once on struct sk_reuseport_md (sk the member the lookup meets first, the newest, as Linux; hash
         --hash N or else the runtime's 4-tuple hash) and prints the return value and what the group does with it: the selected
         member, the member the hash picks when SK_PASS selected none, or a drop:
                  retval 1 (SK_PASS), selected member1 (cookie 2)
         --json:  {"program": "select_sock_b", "programType": "sk_reuseport", ..., "context": {..., "hash": 1234,
-                  "sk": "member0"}, "members": [{"name": "member0", "cookie": 1}, ...], "retval": 1,
+                  "sk": "member1"}, "members": [{"name": "member0", "cookie": 1}, ...], "retval": 1,
                   "verdict": "SK_PASS", "outcome": "select"|"hash"|"drop", "selected": {...}|null,
                   "socket": {"name": "member1", "cookie": 2}|null}      (socket: the member that receives)
         Programs are verified before they run. --no-verify runs the program (FILE's, or OBJECT's) without

@@ -339,7 +339,7 @@ public sealed partial class ScenarioBuilder
         {
             // A connected UDP socket joined the group at bind and left it at connect, as in Linux (udp_lib_hash4).
             if (s.ReuseportGroup is null && s.Protocol == SocketProtocol.Udp && s.State == SockState.Connected) continue;
-            if (s.ReuseportGroup is not { } group) throw node.Error($"socket '{s.Name}' must be bound to join reuseport group '{label}'");
+            if (s.ReuseportGroup is not { } group) throw node.Error($"socket '{s.Name}' must be bound (a TCP socket: listening) to join reuseport group '{label}'");
             if (_groups.TryGetValue(label, out var have) && have != group)
                 throw node.Error($"reuseport group '{label}' is bound to {have.Local}; a group shares one protocol and address");
             _groups[label] = group;
