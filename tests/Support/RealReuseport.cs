@@ -18,7 +18,7 @@ public static unsafe class RealReuseport
     const int ProgLoad = 5;
     const uint ProgTypeSkReuseport = 21, AttachSkReuseportSelect = 39;
     const int CloneNewNet = 0x40000000;
-    const int AfInet = 2, SockStream = 1, SockDgram = 2, SockNonblock = 0x800;
+    const int AfInet = 2, AfInet6 = 10, SockStream = 1, SockDgram = 2, SockNonblock = 0x800;
     const int SolSocket = 1, SoReuseport = 15, SoAttachReuseportEbpf = 52;
     const short PollIn = 1, PollErr = 8;
     const int Econnrefused = 111;
@@ -167,12 +167,17 @@ public static unsafe class RealReuseport
         }
     }
 
-    static byte[] SockAddr(ushort port)
+    // 127.0.0.1:port (struct sockaddr_in) or, v6, [::1]:port (struct sockaddr_in6).
+    static byte[] SockAddr(ushort port, bool v6 = false)
     {
-        var a = new byte[16];
-        BinaryPrimitives.WriteUInt16LittleEndian(a, AfInet);
+        var a = new byte[v6 ? 28 : 16];
+        BinaryPrimitives.WriteUInt16LittleEndian(a, (ushort)(v6 ? AfInet6 : AfInet));
         BinaryPrimitives.WriteUInt16BigEndian(a.AsSpan(2), port);
-        a[4] = 127; a[7] = 1;
+        if (v6) a[23] = 1;
+        else
+        {
+            a[4] = 127; a[7] = 1;
+        }
         return a;
     }
 
@@ -181,14 +186,14 @@ public static unsafe class RealReuseport
         if (r < 0) throw new InvalidOperationException($"{what}: errno {Marshal.GetLastPInvokeError()}");
     }
 
-    /// <summary>A socket bound to 127.0.0.1:<paramref name="port"/> with SO_REUSEPORT (TCP: listening); its fd.</summary>
-    public static int Member(bool tcp, ushort port)
+    /// <summary>A socket bound to 127.0.0.1:<paramref name="port"/> (<paramref name="v6"/>: an AF_INET6 one on [::1]) with SO_REUSEPORT (TCP: listening); its fd.</summary>
+    public static int Member(bool tcp, ushort port, bool v6 = false)
     {
-        int fd = socket(AfInet, tcp ? SockStream : SockDgram, 0);
+        int fd = socket(v6 ? AfInet6 : AfInet, tcp ? SockStream : SockDgram, 0);
         Check(fd, "socket");
         int one = 1;
         Check(setsockopt(fd, SolSocket, SoReuseport, &one, 4), "SO_REUSEPORT");
-        var a = SockAddr(port);
+        var a = SockAddr(port, v6);
         fixed (byte* p = a) Check(bind(fd, p, a.Length), $"bind 127.0.0.1:{port}");
         if (tcp) Check(listen(fd, 64), "listen");
         return fd;
@@ -310,19 +315,19 @@ public static unsafe class RealReuseport
 
     /// <summary>
     /// Sends <paramref name="payload"/> from 127.0.0.1:<paramref name="sourcePort"/> to 127.0.0.1:<paramref name="port"/>
-    /// (UDP) or connects (TCP), and returns the index in <paramref name="members"/> of the socket that received the
+    /// (<paramref name="v6"/>: [::1] to [::1]) (UDP) or connects (TCP), and returns the index in <paramref name="members"/> of the socket that received the
     /// datagram or the connection, or -1 when it was refused (ICMP port unreachable, RST).
     /// </summary>
-    public static int Deliver(bool tcp, int[] members, ushort sourcePort, ushort port, byte[] payload)
+    public static int Deliver(bool tcp, int[] members, ushort sourcePort, ushort port, byte[] payload, bool v6 = false)
     {
-        int client = socket(AfInet, tcp ? SockStream : SockDgram, 0);
+        int client = socket(v6 ? AfInet6 : AfInet, tcp ? SockStream : SockDgram, 0);
         Check(client, "socket");
         try
         {
             int one = 1;
             setsockopt(client, SolSocket, 2 /* SO_REUSEADDR */, &one, 4);
-            var from = SockAddr(sourcePort);
-            var to = SockAddr(port);
+            var from = SockAddr(sourcePort, v6);
+            var to = SockAddr(port, v6);
             fixed (byte* f = from, t = to)
             {
                 Check(bind(client, f, from.Length), $"bind client :{sourcePort}");
