@@ -57,10 +57,16 @@ public sealed class ReuseportGroupSetup
     {
         if (args.Get("--hash") is not { } text) return packet;
         if (host.Reuseport == null) throw new UsageException("--hash applies to SK_REUSEPORT programs only");
+        return packet with { FlowHash = ParseHash(text) };
+    }
+
+    /// <summary>Parses <c>--hash</c>'s value: a u32, decimal or 0x hex.</summary>
+    public static uint ParseHash(string text)
+    {
         bool hex = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase);
         return uint.TryParse(hex ? text[2..] : text, hex ? System.Globalization.NumberStyles.AllowHexSpecifier : System.Globalization.NumberStyles.None,
             System.Globalization.CultureInfo.InvariantCulture, out uint hash)
-            ? packet with { FlowHash = hash }
+            ? hash
             : throw new UsageException($"--hash must be a u32 (decimal or 0x hex), not '{text}'");
     }
 

@@ -354,9 +354,22 @@ public sealed partial class ScenarioBuilder
         return _env.Sockets.TryGetValue(name, out var s) ? s : throw node.Error($"unknown socket '{name}'");
     }
 
-    // SO_ATTACH_REUSEPORT_CBPF's struct sock_filter array as [[code, jt, jf, k], ...], checked as the kernel checks it.
-    static ClassicFilter ClassicProgram(JNode node)
+    // SO_ATTACH_REUSEPORT_CBPF's struct sock_filter array as [[code, jt, jf, k], ...], or the name of a file (relative to
+    // the scenario) in the `tcpdump -ddd` text form (ClassicFilter.Parse); checked as the kernel checks it.
+    ClassicFilter ClassicProgram(JNode node)
     {
+        if (node.Element.ValueKind == System.Text.Json.JsonValueKind.String)
+        {
+            string path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(_file)) ?? ".", node.Str());
+            try
+            {
+                return ClassicFilter.Parse(File.ReadAllText(path));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or SocketErrorException)
+            {
+                throw node.Error($"{node.Str()}: {e.Message}");
+            }
+        }
         var code = new List<SockFilter>();
         foreach (var insn in node.Items())
         {
