@@ -165,6 +165,73 @@ public class ReuseportSocketOptionOracleTests
     }
 
     [Test]
+    public void Tcp_ctx_sk_is_the_last_to_listen()
+    {
+        // Bound a, b, c; listening c, a, b: the program stores bpf_get_socket_cookie(ctx->sk), the member the lookup met
+        // first in the listening chain, newest first: b, the last to listen (not c, the last bound).
+        const long Marker = 0x7ead0021;
+        string asm = $"""
+            mov %r6, %r1
+            ldxdw %r1, [%r6+40]
+            call 46
+            stxdw [%r10-8], %r0
+            mov %r1, 0
+            stxw [%r10-12], %r1
+            lddw %r1, {Marker}
+            mov %r2, %r10
+            add %r2, -12
+            mov %r3, %r10
+            add %r3, -8
+            mov %r4, 0
+            call 2
+            mov %r0, 1
+            exit
+            """;
+        using var ns = new NetNamespace();
+        Sock[] socks = [NewSock(ns, true), NewSock(ns, true), NewSock(ns, true)];
+        foreach (var s in socks) s.Bind(Local);
+        foreach (int i in new[] { 2, 0, 1 }) socks[i].Listen();
+        using var seen = MapFactory.Create(BpfJit.Frontend.Elf.MapType.Array, 4, 8, 1, 0, "seen");
+        using (var program = SkReuseportProgram.Load("seen", Assembler.Assemble(asm.Replace(Marker.ToString(), $"0x{(long)seen.Handle:x}")), Engines.Get("interpreter")))
+            socks[0].AttachReuseportProgram(program);
+        Assert.That(ns.Lookup(Packet(true, 0)).Outcome, Is.EqualTo(LookupOutcome.Socket));
+        var value = new byte[8];
+        Assert.That(seen.Lookup(BitConverter.GetBytes(0), value), Is.Zero);
+        int[] ours = [Array.FindIndex(socks, s => s.Cookie == BitConverter.ToUInt64(value))];
+        Assert.That(ours, Is.EqualTo(new[] { 1 }), "BpfJit");
+        var kernel = Kernel(() =>
+        {
+            int[] fds = [RealReuseport.NewSocket(true), RealReuseport.NewSocket(true), RealReuseport.NewSocket(true)];
+            int map = KernelMaps.CreateMap(2, 4, 8, 1, 0);
+            try
+            {
+                foreach (int fd in fds) RealReuseport.BindLoopback(fd, Port);
+                foreach (int i in new[] { 2, 0, 1 }) RealReuseport.Listen(fds[i]);
+                var insns = Assembler.Assemble(asm.Replace(Marker.ToString(), $"0x{map:x}"));
+                for (int i = 0; i < insns.Length; i++)
+                    if (insns[i].IsLdImm64)
+                    {
+                        insns[i] = insns[i] with { Src = 1 };
+                        i++;
+                    }
+                int prog = RealReuseport.LoadProgram(insns);
+                RealReuseport.Attach(fds[0], prog);
+                RealReuseport.Close(prog);
+                Assert.That(RealReuseport.Deliver(true, fds, FirstSource, Port, []), Is.GreaterThanOrEqualTo(0));
+                var v = new byte[8];
+                Assert.That(KernelMaps.Lookup(map, BitConverter.GetBytes(0), v), Is.Zero);
+                ulong cookie = BitConverter.ToUInt64(v);
+                return [Array.FindIndex(fds, fd => RealReuseport.Cookie(fd) == cookie)];
+            }
+            finally
+            {
+                RealReuseport.Close([.. fds, map]);
+            }
+        });
+        Compare(kernel, ours, "ctx->sk after listening c, a, b");
+    }
+
+    [Test]
     public void A_bound_tcp_socket_that_does_not_listen_is_in_no_group()
     {
         RealReuseport.RequireAvailable();
