@@ -37,8 +37,9 @@ public sealed partial class Sock
     /// then <c>reuseport_attach_prog</c>: a socket already in the lookup tables (a TCP listener, a bound UDP socket)
     /// attaches to its group, -EINVAL without one (no SO_REUSEPORT, a connected UDP socket that left it); a socket not
     /// yet there (unbound, a TCP socket that does not listen) with SO_REUSEPORT gets a group of its own that holds the
-    /// program until it binds (UDP) or listens (TCP): if it founds its group there the program stays, if it joins an
-    /// existing group the program goes with its own group. -EINVAL without SO_REUSEPORT.
+    /// program until it binds (UDP) or listens (TCP): as the first on its address it founds the group there, program and
+    /// all; beside other SO_REUSEPORT sockets its bind or listen fails with -EADDRINUSE (a socket holding a group cannot
+    /// share the port). -EINVAL without SO_REUSEPORT.
     /// </summary>
     public void AttachReuseportProgram(SkReuseportProgram program)
     {

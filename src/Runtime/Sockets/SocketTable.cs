@@ -153,8 +153,9 @@ public sealed class SocketTable
     /// <summary>
     /// <c>reuseport_add_sock</c> / <c>reuseport_alloc</c> (<see cref="_gate"/> held): <paramref name="s"/> joins the group
     /// of its bind point, or founds it. A group of its own that an attach before bind or listen gave it
-    /// (<see cref="GroupOfOwn"/>) is freed, program and all, when it joins an existing group, and becomes the group
-    /// when it founds one (the program stays).
+    /// (<see cref="GroupOfOwn"/>) becomes the group when it founds one (the program stays); joining an existing group it
+    /// would be freed, program and all, as <c>reuseport_add_sock</c> does, but the port check refuses that bind or
+    /// listen first (<see cref="Conflict"/>: -EADDRINUSE).
     /// </summary>
     void JoinGroup(Sock s, InetEndPoint local)
     {
