@@ -258,11 +258,9 @@ public unsafe class LpmProtocolModelTests
     /// <paramref name="accept"/> rejects the recorded run (the test looks for a particular slot placement).
     /// </summary>
     static LpmTrieMap? Build((int Length, uint Address)[] initial, Op[] ops, out List<HashSet<(int Length, uint Address)>> states,
-        Func<LpmTrieMap, bool>? accept = null, (int Length, uint Address)[]? insertedAndDeleted = null, bool smallScan = false)
+        Func<LpmTrieMap, bool>? accept = null, (int Length, uint Address)[]? insertedAndDeleted = null)
     {
         var map = (LpmTrieMap)MapFactory.Create(MapType.LpmTrie, 8, 8, 64, MapFlags.NoPrealloc, "model");
-        // These few prefixes would be scanned (LpmSmallIndex); the scenarios are about the stride and prefix indexes unless asked.
-        if (!smallScan) map.SmallLimit = 0;
         foreach (var (l, a) in insertedAndDeleted ?? [])
         {
             Assert.That(Update(map, l, a), Is.EqualTo(0));
@@ -402,38 +400,6 @@ public unsafe class LpmProtocolModelTests
                 Assert.That(production.FirstUncovering, Is.Null);
                 Assert.That(probeOnly.FirstUncovering, Is.Null, "a marker's best prefix covers the key: covering without the version check too");
                 Assert.That(production.Schedules, Is.GreaterThan(100), "interleavings were enumerated");
-            });
-        }
-        finally
-        {
-            MapEpoch.Exit();
-        }
-    }
-
-    /// <summary>
-    /// The small-map scan (<see cref="LpmSmallIndex"/>, the map's few prefixes): the scenario of
-    /// <see cref="LookupsAreLinearizableAcrossOperations"/> with the scan on, so each operation publishes a new block
-    /// inside its change: under every interleaving the production lookup returns the longest match of one state
-    /// between the operations.
-    /// </summary>
-    [Test]
-    public void SmallScanLookupsAreLinearizableAcrossOperations()
-    {
-        MapEpoch.Enter();
-        try
-        {
-            uint key = Ip(10, 1, 2, 3);
-            (int, uint)[] initial = [(8, Ip(10, 0, 0, 0)), (32, Ip(10, 1, 2, 77)), (24, Ip(10, 9, 9, 0))];
-            Op[] ops = [new(true, 32, key), new(true, 24, Ip(10, 1, 2, 0)), new(false, 32, Ip(10, 1, 2, 77))];
-            using var map = Build(initial, ops, out var states, smallScan: true)!;
-            Assert.That(map.LookupsScanSmall, Is.True, "the map's few prefixes are scanned");
-            var production = Explore(map, Reader.Production, key, states);
-            TestContext.Out.WriteLine($"{production.Schedules} schedules (production, {production.Overtaken} overtaken)");
-            Assert.Multiple(() =>
-            {
-                Assert.That(production.FirstBad, Is.Null, "production lookup: not the longest match of any state");
-                Assert.That(production.FirstUncovering, Is.Null);
-                Assert.That(production.Schedules, Is.GreaterThan(10), "interleavings were enumerated");
             });
         }
         finally

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 
 namespace BpfJit.Runtime.Maps;
 
@@ -53,8 +52,6 @@ public sealed unsafe class LpmTrieMap : BpfMap
     readonly Lock _writeLock = new();
     readonly NodePool _pool;
     readonly byte** _rootLink;     // native, so writers can hold its address like any child link
-    readonly byte** _smallLink;    // the published LpmSmallIndex block, or null (native: stores go through IIndexMemory)
-    int _smallLimit = SmallPrefixes;
     // A struct field, not an object: a lookup reaches the published table and length list with one load fewer.
     LpmPrefixIndex _index;
     LpmStrideIndex _stride;
@@ -70,8 +67,6 @@ public sealed unsafe class LpmTrieMap : BpfMap
         _nodeSize = DataOffset + _dataStride + Native.Round8(ValueSize);
         _maxPrefix = (uint)_dataSize * 8;
         _rootLink = (byte**)Native.Alloc((nuint)sizeof(byte*));
-        _smallLink = (byte**)Native.Alloc((nuint)sizeof(byte*));
-        *_smallLink = null;
         _pool = new NodePool(_nodeSize);
         _index = new LpmPrefixIndex(DataOffset, PrefixOffset, _dataStride, _maxPrefix, _rootLink);
         _stride = new LpmStrideIndex(DataOffset, PrefixOffset, _dataStride, _rootLink);
@@ -216,11 +211,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
             // A shorter key bounds the match, which the stride index's expanded entries cannot tell: the prefix index,
             // which probes only lengths up to the key's. Full-length keys (what programs pass): the stride index,
             // unless the prefix index is cheaper for this shape (see UpdateLookupChoice).
-            byte* found;
-            if (keyPrefix != _maxPrefix || _probeLengths) found = _index.Longest<M>(words, keyPrefix);
-            else if ((byte*)M.Load64((ulong*)_smallLink) is var small && small != null)
-                found = LpmSmallIndex.Longest(small, Vector256.Create(words[0], words[1], words[2], words[3]));   // one word load per word the pad stored: each forwarded
-            else found = _stride.Longest<M>(words);
+            byte* found = keyPrefix != _maxPrefix || _probeLengths ? _index.Longest<M>(words, keyPrefix) : _stride.Longest<M>(words);
             if (_index.Validate<M>(version)) return found;
             if (attempt == LpmPrefixIndex.MaxReadAttempts)
             {
@@ -361,16 +352,7 @@ public sealed unsafe class LpmTrieMap : BpfMap
     /// The native bytes the map holds: the trie's node chunks (stored and intermediate nodes, 64-byte strides)
     /// and the prefix index (table, filter, markers). For comparison with the kernel's <c>memlock</c> figure.
     /// </summary>
-    public long MemoryBytes => ReadIndex(static i => i.Bytes) + _stride.Bytes + _pool.Bytes + SmallBytes;
-
-    long SmallBytes
-    {
-        get
-        {
-            using var section = MapEpoch.Protect();
-            return IsDisposed ? 0 : LpmSmallIndex.BytesOf(HashMap.Load(_smallLink));
-        }
-    }
+    public long MemoryBytes => ReadIndex(static i => i.Bytes) + _stride.Bytes + _pool.Bytes;
 
     /// <summary>The stride index's tables (each 256 two-word entries and a header; see <see cref="LpmStrideIndex"/>).</summary>
     public int StrideTables => _stride.Tables;
@@ -468,7 +450,6 @@ public sealed unsafe class LpmTrieMap : BpfMap
             try
             {
                 Link<M>(slot, node, fresh, data, matched, keyPrefix, exact, adds);
-                RefreshSmall<M>(_count + (adds ? 1 : 0));
             }
             finally
             {
@@ -566,7 +547,6 @@ public sealed unsafe class LpmTrieMap : BpfMap
             try
             {
                 Unlink<M>(node, keyPrefix, parent, trim, trimParent);
-                RefreshSmall<M>(_count);
             }
             finally
             {
@@ -604,77 +584,6 @@ public sealed unsafe class LpmTrieMap : BpfMap
         HashMap.Publish(trim, c0 != null ? c0 : c1);
         _pool.Retire(node);
         UnchargeElement(_nodeSize);
-    }
-
-    // ---- the small-map structure ---------------------------------------------------------------------
-
-    /// <summary>
-    /// Up to this many stored prefixes (of at most 32 data bytes), full-length lookups scan them longest first
-    /// (<see cref="LpmSmallIndex"/>) instead of walking the stride index; the map switches back and forth as it
-    /// grows past it and shrinks under it. Chosen by measurement (docs/perf.md, "LPM dispatch against Linux's JIT").
-    /// </summary>
-    public const int SmallPrefixes = 16;
-
-    /// <summary>
-    /// The largest prefix count full-length lookups scan (<see cref="SmallPrefixes"/> unless a test changed it: 0 turns
-    /// the scan off, so that tests of the other structures reach them with few prefixes).
-    /// </summary>
-    internal int SmallLimit
-    {
-        get => _smallLimit;
-        set
-        {
-            lock (_writeLock)
-            {
-                _smallLimit = value;
-                _index.BeginWrite<DirectIndexMemory>();
-                try
-                {
-                    RefreshSmall<DirectIndexMemory>(_count);
-                }
-                finally
-                {
-                    _index.EndWrite<DirectIndexMemory>();
-                }
-            }
-        }
-    }
-
-    /// <summary>True while full-length lookups scan the small-map structure.</summary>
-    public bool LookupsScanSmall
-    {
-        get
-        {
-            using var section = MapEpoch.Protect();
-            return !IsDisposed && HashMap.Load(_smallLink) != null;
-        }
-    }
-
-    /// <summary>
-    /// Writers, inside a change (version odd), once the trie holds its new state of <paramref name="count"/> prefixes:
-    /// publishes a new small-map block, or null when the map is too big for one, and retires the old block.
-    /// </summary>
-    void RefreshSmall<M>(int count) where M : IIndexMemory
-    {
-        byte* old = *_smallLink;
-        byte* fresh = null;
-        if (count <= _smallLimit && _dataSize <= LpmSmallIndex.MaxDataBytes)
-        {
-            var nodes = new List<nint>(count);
-            var pending = new Stack<nint>();
-            if (*_rootLink != null) pending.Push((nint)(*_rootLink));
-            while (pending.TryPop(out nint at))
-            {
-                byte* n = (byte*)at;
-                if (!IsIntermediate(n)) nodes.Add(at);
-                for (uint bit = 0; bit < 2; bit++)
-                    if (*ChildLink(n, bit) is var child && child != null) pending.Push((nint)child);
-            }
-            fresh = LpmSmallIndex.Build(nodes, DataOffset, PrefixOffset, _dataSize);
-        }
-        if (old == null && fresh == null) return;
-        M.Store64((ulong*)_smallLink, (ulong)fresh);
-        if (old != null) MapEpoch.Retire(old);
     }
 
     // ---- iteration (trie_get_next_key: post-order) --------------------------------------------------
@@ -773,8 +682,6 @@ public sealed unsafe class LpmTrieMap : BpfMap
         _pool.Release();
         _index.Release();
         _stride.Release();
-        if (*_smallLink != null) Native.Free(*_smallLink);
-        Native.Free(_smallLink);
         Native.Free(_rootLink);
     }
 }
