@@ -151,4 +151,16 @@ public class ClassicFilterTests
             Assert.That(ns.Lookup(UdpPacket([1])).Outcome, Is.EqualTo(BpfJit.Runtime.SkLookup.LookupOutcome.Refused));
         }
     }
+
+    [Test]
+    public void Parse_reads_tcpdump_ddd_text_in_lines_or_commas()
+    {
+        SockFilter[] expected = [S(0x30, NetOff + 9), S(0x14, 5), S(0x16)];
+        Assert.That(ClassicFilter.Parse("# ldb [net+9], sub #5, ret a\n3\n48 0 0 4293918729\n20 0 0 5\n22 0 0 0\n").Code, Is.EqualTo(expected));
+        Assert.That(ClassicFilter.Parse("3,48 0 0 -1048567,20 0 0 5,22 0 0 0").Code, Is.EqualTo(expected), "xt_bpf's one-line form, k signed");
+        Assert.That(() => ClassicFilter.Parse("2\n6 0 0 0"), Throws.TypeOf<FormatException>().With.Message.Contains("the count says 2 instruction(s), 1 follow"));
+        Assert.That(() => ClassicFilter.Parse("1\n6 0 0"), Throws.TypeOf<FormatException>().With.Message.Contains("line 2: '6 0 0' is not 'code jt jf k'"));
+        Assert.That(() => ClassicFilter.Parse("x"), Throws.TypeOf<FormatException>().With.Message.Contains("line 1: 'x' is not the instruction count"));
+        Assert.That(() => ClassicFilter.Parse("1\n52 0 0 0"), Throws.TypeOf<SocketErrorException>(), "then the kernel's check");
+    }
 }

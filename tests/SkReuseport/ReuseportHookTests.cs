@@ -127,6 +127,39 @@ public class ReuseportHookTests
     }
 
     [Test]
+    public void UdpRunsTheExactGroupBeforeAnSkLookupRedirectTcpDoesNot([ValueSource(typeof(Engines), nameof(Engines.Names))] string engine,
+        [Values("tcp", "udp")] string proto, [Values("pass", "drop")] string groupVerdict)
+    {
+        using var w = new World(proto);
+        var other = proto == "tcp" ? Tcp(w.Ns, "127.0.0.1:7000") : Udp(w.Ns, "127.0.0.1:7000");
+        other.Name = "D";
+        using (var p = Load(engine, Program(w, groupVerdict))) w.Group.Attach(p);
+        // SK_LOOKUP redirects every packet to D: the group bound exactly to 127.0.0.1:8080 has already run for UDP
+        // (__udp4_lib_lookup) and never runs for TCP (__inet_lookup_listener); the redirect wins over its drop.
+        using var lookup = SkLookupProgram.Load("assign", Assembler.Assemble($"""
+            lddw %r2, {Hex(other.Handle)}
+            mov %r3, 0
+            call 124
+            mov %r0, 1
+            exit
+            """), Engines.Get(engine));
+        w.Ns.SkLookup.Attach(lookup);
+        for (int port = 40000; port < 40005; port++) Assert.That(w.Lookup(proto, port), Is.EqualTo("D"), $"port {port}");
+        Assert.That(w.Group.Program!.RunCount, Is.EqualTo(proto == "udp" ? 5 : 0));
+    }
+
+    [Test]
+    public void UdpExactGroupsDropStandsWhenSkLookupPasses([ValueSource(typeof(Engines), nameof(Engines.Names))] string engine)
+    {
+        using var w = new World("udp");
+        using (var p = Load(engine, Program(w, "drop"))) w.Group.Attach(p);
+        using var lookup = SkLookupProgram.Load("pass", Assembler.Assemble("mov %r0, 1\nexit"), Engines.Get(engine));
+        w.Ns.SkLookup.Attach(lookup);
+        Assert.That(w.Lookup("udp", 40000), Is.EqualTo("refused"));
+        Assert.That(w.Group.Program!.RunCount, Is.EqualTo(1));
+    }
+
+    [Test]
     public void ConnectedUdpMembers([ValueSource(typeof(Engines), nameof(Engines.Names))] string engine)
     {
         using var w = new World("udp");

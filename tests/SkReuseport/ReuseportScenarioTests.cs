@@ -79,6 +79,31 @@ public class ReuseportScenarioTests
     }
 
     [Test]
+    public void A_group_takes_a_classic_program_from_a_cbpf_file()
+    {
+        // The same filter in tcpdump -ddd's text form, in a file beside the scenario (ClassicFilter.Parse).
+        string dir = Path.Combine(Path.GetTempPath(), $"cbpf-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "net9.cbpf"), "# ldb [SKF_NET_OFF + 9]; sub #5; ret a\n3\n48 0 0 -1048567\n20 0 0 5\n22 0 0 0\n");
+            string file = Path.Combine(dir, "s.json");
+            File.WriteAllText(file, Classic.Replace("CODE", "\"net9.cbpf\""));
+            using var env = ScenarioBuilder.Build(file, Engines.Get("interpreter"));
+            Assert.That(env.Sockets["A"].ReuseportGroup!.ClassicProgram?.Code, Has.Count.EqualTo(3));
+            var output = new StringWriter();
+            Assert.That(ScenarioRunner.Run(env, output), Is.EqualTo(new ScenarioOutcome(1, 0)), output.ToString());
+            File.WriteAllText(file, Classic.Replace("CODE", "\"missing.cbpf\""));
+            var e = Assert.Throws<ScenarioException>(() => ScenarioBuilder.Build(file, Engines.Get("interpreter")));
+            Assert.That(e!.Message, Does.Contain("$.reuseport_groups.g.cbpf: missing.cbpf:"));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Test]
     public void A_classic_program_the_kernel_refuses_is_a_scenario_error()
     {
         string file = WriteClassic("[[52, 0, 0, 0], [6, 0, 0, 0]]");

@@ -18,7 +18,7 @@ public static unsafe class RealReuseport
     const int ProgLoad = 5;
     const uint ProgTypeSkReuseport = 21, AttachSkReuseportSelect = 39;
     const int CloneNewNet = 0x40000000;
-    const int AfInet = 2, SockStream = 1, SockDgram = 2, SockNonblock = 0x800;
+    const int AfInet = 2, AfInet6 = 10, SockStream = 1, SockDgram = 2, SockNonblock = 0x800;
     const int SolSocket = 1, SoReuseport = 15, SoAttachReuseportEbpf = 52;
     const short PollIn = 1, PollErr = 8;
     const int Econnrefused = 111;
@@ -36,6 +36,7 @@ public static unsafe class RealReuseport
     [DllImport("libc", SetLastError = true)] static extern int poll(void* fds, nuint count, int timeout);
     [DllImport("libc", SetLastError = true)] static extern int ioctl(int fd, ulong request, void* arg);
     [DllImport("libc", SetLastError = true)] static extern int close(int fd);
+    [DllImport("libc", SetLastError = true)] static extern int open(string path, int flags);
     [DllImport("libc", SetLastError = true)] static extern int getpeername(int fd, void* addr, int* len);
     [DllImport("libc", SetLastError = true)] static extern int getsockopt(int fd, int level, int name, void* value, int* len);
 
@@ -107,8 +108,11 @@ public static unsafe class RealReuseport
         close(fd);
     }
 
-    /// <summary>Loads <paramref name="insns"/> (map references as BPF_PSEUDO_MAP_FD) as an SK_REUSEPORT program: the fd, or throws with the log.</summary>
-    public static int LoadProgram(IReadOnlyList<Instruction> insns, uint expectedAttachType = AttachSkReuseportSelect)
+    /// <summary>
+    /// Loads <paramref name="insns"/> (map references as BPF_PSEUDO_MAP_FD) as an SK_REUSEPORT program (or, with
+    /// <paramref name="programType"/>, another type): the fd, or throws with the log.
+    /// </summary>
+    public static int LoadProgram(IReadOnlyList<Instruction> insns, uint expectedAttachType = AttachSkReuseportSelect, uint programType = ProgTypeSkReuseport)
     {
         var code = Encoder.Encode(insns.ToArray());
         var license = "GPL\0"u8.ToArray();
@@ -116,7 +120,7 @@ public static unsafe class RealReuseport
         var attr = new byte[144];
         fixed (byte* c = code, l = license, lg = log, p = attr)
         {
-            *(uint*)(p + 0) = ProgTypeSkReuseport;
+            *(uint*)(p + 0) = programType;
             *(uint*)(p + 4) = (uint)insns.Count;
             *(ulong*)(p + 8) = (ulong)c;
             *(ulong*)(p + 16) = (ulong)l;
@@ -128,16 +132,52 @@ public static unsafe class RealReuseport
             if (fd >= 0) return (int)fd;
             int errno = Marshal.GetLastPInvokeError();
             int len = Array.IndexOf(log, (byte)0);
-            throw new InvalidOperationException($"BPF_PROG_LOAD (SK_REUSEPORT): errno {errno}\n{System.Text.Encoding.UTF8.GetString(log, 0, len < 0 ? log.Length : len)}");
+            throw new InvalidOperationException($"BPF_PROG_LOAD (type {programType}): errno {errno}\n{System.Text.Encoding.UTF8.GetString(log, 0, len < 0 ? log.Length : len)}");
         }
     }
 
-    static byte[] SockAddr(ushort port)
+    /// <summary>
+    /// Loads <paramref name="insns"/> as an SK_LOOKUP program and links it to the calling thread's network namespace
+    /// (BPF_LINK_CREATE, BPF_SK_LOOKUP): the link's fd; the program's fd is closed (the link holds it).
+    /// </summary>
+    public static int AttachSkLookup(IReadOnlyList<Instruction> insns)
     {
-        var a = new byte[16];
-        BinaryPrimitives.WriteUInt16LittleEndian(a, AfInet);
+        const uint ProgTypeSkLookup = 30, AttachSkLookupType = 36;
+        const int LinkCreate = 28;
+        int prog = LoadProgram(insns, AttachSkLookupType, ProgTypeSkLookup);
+        int netns = open("/proc/thread-self/ns/net", 0);
+        Check(netns, "open /proc/thread-self/ns/net");
+        try
+        {
+            var attr = new byte[64];
+            fixed (byte* p = attr)
+            {
+                *(uint*)(p + 0) = (uint)prog;
+                *(uint*)(p + 4) = (uint)netns;
+                *(uint*)(p + 8) = AttachSkLookupType;
+                long link = syscall(SysBpf, LinkCreate, p, attr.Length);
+                if (link < 0) throw new InvalidOperationException($"BPF_LINK_CREATE (BPF_SK_LOOKUP): errno {Marshal.GetLastPInvokeError()}");
+                return (int)link;
+            }
+        }
+        finally
+        {
+            close(netns);
+            close(prog);
+        }
+    }
+
+    // 127.0.0.1:port (struct sockaddr_in) or, v6, [::1]:port (struct sockaddr_in6).
+    static byte[] SockAddr(ushort port, bool v6 = false)
+    {
+        var a = new byte[v6 ? 28 : 16];
+        BinaryPrimitives.WriteUInt16LittleEndian(a, (ushort)(v6 ? AfInet6 : AfInet));
         BinaryPrimitives.WriteUInt16BigEndian(a.AsSpan(2), port);
-        a[4] = 127; a[7] = 1;
+        if (v6) a[23] = 1;
+        else
+        {
+            a[4] = 127; a[7] = 1;
+        }
         return a;
     }
 
@@ -146,18 +186,48 @@ public static unsafe class RealReuseport
         if (r < 0) throw new InvalidOperationException($"{what}: errno {Marshal.GetLastPInvokeError()}");
     }
 
-    /// <summary>A socket bound to 127.0.0.1:<paramref name="port"/> with SO_REUSEPORT (TCP: listening); its fd.</summary>
-    public static int Member(bool tcp, ushort port)
+    /// <summary>A socket bound to 127.0.0.1:<paramref name="port"/> (<paramref name="v6"/>: an AF_INET6 one on [::1]) with SO_REUSEPORT (TCP: listening); its fd.</summary>
+    public static int Member(bool tcp, ushort port, bool v6 = false)
     {
-        int fd = socket(AfInet, tcp ? SockStream : SockDgram, 0);
+        int fd = socket(v6 ? AfInet6 : AfInet, tcp ? SockStream : SockDgram, 0);
         Check(fd, "socket");
         int one = 1;
         Check(setsockopt(fd, SolSocket, SoReuseport, &one, 4), "SO_REUSEPORT");
-        var a = SockAddr(port);
+        var a = SockAddr(port, v6);
         fixed (byte* p = a) Check(bind(fd, p, a.Length), $"bind 127.0.0.1:{port}");
         if (tcp) Check(listen(fd, 64), "listen");
         return fd;
     }
+
+    /// <summary>A new TCP or UDP AF_INET socket, with SO_REUSEPORT unless <paramref name="reuseport"/> is false; not bound.</summary>
+    public static int NewSocket(bool tcp, bool reuseport = true)
+    {
+        int fd = socket(AfInet, tcp ? SockStream : SockDgram, 0);
+        Check(fd, "socket");
+        int one = 1;
+        if (reuseport) Check(setsockopt(fd, SolSocket, SoReuseport, &one, 4), "SO_REUSEPORT");
+        return fd;
+    }
+
+    /// <summary>bind() of <paramref name="fd"/> to 127.0.0.1:<paramref name="port"/>.</summary>
+    public static void BindLoopback(int fd, ushort port) => Check(-TryBindLoopback(fd, port), $"bind 127.0.0.1:{port}");
+
+    /// <summary>bind() of <paramref name="fd"/> to 127.0.0.1:<paramref name="port"/>: 0 or the errno.</summary>
+    public static int TryBindLoopback(int fd, ushort port)
+    {
+        var a = SockAddr(port);
+        fixed (byte* p = a) return bind(fd, p, a.Length) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>listen() on <paramref name="fd"/>.</summary>
+    public static void Listen(int fd) => Check(-TryListen(fd), "listen");
+
+    /// <summary>listen() on <paramref name="fd"/>: 0 or the errno.</summary>
+    public static int TryListen(int fd) => listen(fd, 64) == 0 ? 0 : Marshal.GetLastPInvokeError();
+
+    /// <summary>setsockopt(SOL_SOCKET, <paramref name="option"/>) with an int (for SO_DETACH_REUSEPORT_BPF, 68, the value is ignored); 0 or the errno.</summary>
+    public static int SetSocketOption(int fd, int option, int value) =>
+        setsockopt(fd, SolSocket, option, &value, 4) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
     /// <summary>SO_ATTACH_REUSEPORT_EBPF on <paramref name="member"/>: the program runs for its whole group.</summary>
     public static void Attach(int member, int progFd) => Check(setsockopt(member, SolSocket, SoAttachReuseportEbpf, &progFd, 4), "SO_ATTACH_REUSEPORT_EBPF");
@@ -245,19 +315,19 @@ public static unsafe class RealReuseport
 
     /// <summary>
     /// Sends <paramref name="payload"/> from 127.0.0.1:<paramref name="sourcePort"/> to 127.0.0.1:<paramref name="port"/>
-    /// (UDP) or connects (TCP), and returns the index in <paramref name="members"/> of the socket that received the
+    /// (<paramref name="v6"/>: [::1] to [::1]) (UDP) or connects (TCP), and returns the index in <paramref name="members"/> of the socket that received the
     /// datagram or the connection, or -1 when it was refused (ICMP port unreachable, RST).
     /// </summary>
-    public static int Deliver(bool tcp, int[] members, ushort sourcePort, ushort port, byte[] payload)
+    public static int Deliver(bool tcp, int[] members, ushort sourcePort, ushort port, byte[] payload, bool v6 = false)
     {
-        int client = socket(AfInet, tcp ? SockStream : SockDgram, 0);
+        int client = socket(v6 ? AfInet6 : AfInet, tcp ? SockStream : SockDgram, 0);
         Check(client, "socket");
         try
         {
             int one = 1;
             setsockopt(client, SolSocket, 2 /* SO_REUSEADDR */, &one, 4);
-            var from = SockAddr(sourcePort);
-            var to = SockAddr(port);
+            var from = SockAddr(sourcePort, v6);
+            var to = SockAddr(port, v6);
             fixed (byte* f = from, t = to)
             {
                 Check(bind(client, f, from.Length), $"bind client :{sourcePort}");

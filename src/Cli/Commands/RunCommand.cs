@@ -16,7 +16,7 @@ public static class RunCommand
 {
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("run", "test-run one SK_LOOKUP or SK_REUSEPORT program on a lookup given on the command line", """
-        usage: bpfjit run OBJECT.o|SCENARIO.json|FILE [--program NAME] --proto tcp|udp --from IP:PORT --to IP:PORT
+        usage: bpfjit run OBJECT.o|SCENARIO.json|FILE|FILTER.cbpf [--program NAME] --proto tcp|udp --from IP:PORT --to IP:PORT
                           [--ifindex N] [--scenario FILE.json] [--engine interpreter|jit] [--no-verify]
                           [--members N] [--hash N] [--type sk_lookup|sk_reuseport] [--repeat N] [--dump-maps] [--json]
 
@@ -29,16 +29,20 @@ public static class RunCommand
         up first; a scenario alone runs its first attached program, or the one --program names.
         FILE is an assembly (.asm), raw (.bin) or conformance (.data) program without maps, SK_LOOKUP
         unless --type sk_reuseport says it is an SK_REUSEPORT program.
+        FILTER.cbpf is a classic BPF reuseport filter (SO_ATTACH_REUSEPORT_CBPF) in tcpdump -ddd's text
+        form (the count, then "code jt jf k" per line or comma): checked as the kernel checks it, attached
+        to --members N new sockets on --to and run once; it prints the value it returned and the member
+        that receives (the value indexes the members; past them, the hash picks).
         An object's SK_REUSEPORT program (--program NAME; the default when the object has no SK_LOOKUP
         program) runs for a reuseport group on --to: --members N sockets (default 2, member0..; TCP
         listeners or bound UDP sockets per --proto, SO_REUSEPORT), or the --scenario's group on --to.
         Its REUSEPORT_SOCKARRAY, SOCKMAP and SOCKHASH maps get member i at key i (not with --scenario:
-        the scenario fills them). It runs once on struct sk_reuseport_md (sk the first member, hash
+        the scenario fills them). It runs once on struct sk_reuseport_md (sk the member the lookup meets first, the newest, as Linux; hash
         --hash N or else the runtime's 4-tuple hash) and prints the return value and what the group does with it: the selected
         member, the member the hash picks when SK_PASS selected none, or a drop:
                  retval 1 (SK_PASS), selected member1 (cookie 2)
         --json:  {"program": "select_sock_b", "programType": "sk_reuseport", ..., "context": {..., "hash": 1234,
-                  "sk": "member0"}, "members": [{"name": "member0", "cookie": 1}, ...], "retval": 1,
+                  "sk": "member1"}, "members": [{"name": "member0", "cookie": 1}, ...], "retval": 1,
                   "verdict": "SK_PASS", "outcome": "select"|"hash"|"drop", "selected": {...}|null,
                   "socket": {"name": "member1", "cookie": 2}|null}      (socket: the member that receives)
         Programs are verified before they run. --no-verify runs the program (FILE's, or OBJECT's) without
@@ -70,6 +74,7 @@ public static class RunCommand
           bpfjit run examples/past-ctx.asm --no-verify --proto tcp --from 10.0.0.1:5555 --to 1.2.3.1:443
           bpfjit run tests/programs/hash_counter.o --proto tcp --from 10.0.0.1:5555 --to 1.2.3.1:80 --repeat 1000 --dump-maps
           bpfjit run tests/scenarios/progs/test_sk_lookup.o --program select_sock_b --proto udp --from 127.0.0.9:40000 --to 127.0.0.1:9000 --members 3
+          bpfjit run examples/reuseport-source-port.cbpf --proto udp --from 127.0.0.9:40001 --to 127.0.0.1:9000 --members 2
         """, Run)
     {
         Operands = "PROGRAM",
@@ -96,6 +101,7 @@ public static class RunCommand
         // Unverified code runs only on a checking engine: the interpreter, or the JIT in checked mode.
         var engine = verify ? BpfEngines.Get(engineName) : BpfEngines.Checking(engineName);
         var packet = PacketOptions.Parse(args, required: true);
+        if (ClassicRun.IsClassicFile(args.Positional[0])) return ClassicRun.Run(args, args.Positional[0], packet, stdout);
         int repeat = Repeat(args);
         using var host = ProgramHost.Load(args.Positional[0], args.Get("--program"), args.Get("--scenario"), engine, verify,
             ReuseportGroupSetup.FileType(args, args.Positional[0]));

@@ -24,7 +24,10 @@ public sealed class ReuseportGroupSetup
     /// <summary>The group.</summary>
     public ReuseportGroup Group { get; }
 
-    /// <summary>The member the lookup found (<c>ctx-&gt;sk</c>): the group's first.</summary>
+    /// <summary>
+    /// The member the lookup found (<c>ctx-&gt;sk</c>): the one the kernel's chain walk meets first, the newest (an
+    /// AF_INET6 group's oldest), not the group's first in <c>socks[]</c>.
+    /// </summary>
     public Sock Found { get; }
 
     /// <summary>The default of <c>--members</c>.</summary>
@@ -54,10 +57,16 @@ public sealed class ReuseportGroupSetup
     {
         if (args.Get("--hash") is not { } text) return packet;
         if (host.Reuseport == null) throw new UsageException("--hash applies to SK_REUSEPORT programs only");
+        return packet with { FlowHash = ParseHash(text) };
+    }
+
+    /// <summary>Parses <c>--hash</c>'s value: a u32, decimal or 0x hex.</summary>
+    public static uint ParseHash(string text)
+    {
         bool hex = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase);
         return uint.TryParse(hex ? text[2..] : text, hex ? System.Globalization.NumberStyles.AllowHexSpecifier : System.Globalization.NumberStyles.None,
             System.Globalization.CultureInfo.InvariantCulture, out uint hash)
-            ? packet with { FlowHash = hash }
+            ? hash
             : throw new UsageException($"--hash must be a u32 (decimal or 0x hex), not '{text}'");
     }
 
@@ -85,7 +94,7 @@ public sealed class ReuseportGroupSetup
             var group = host.Scenario.Sockets.Values
                 .Select(s => s.ReuseportGroup)
                 .FirstOrDefault(g => g != null && g.Protocol == proto && g.Local.Port == to.Port && (g.BindInany || g.Local.Address.Equals(to.Address)));
-            if (group != null && group.Members.Count > 0) return new ReuseportGroupSetup(group, group.Members[0]);
+            if (group != null && host.Namespace.Sockets.FirstInChain(group) is { } found) return new ReuseportGroupSetup(group, found);
         }
         var made = new Sock[members];
         for (int i = 0; i < members; i++)
@@ -105,7 +114,8 @@ public sealed class ReuseportGroupSetup
                 for (int i = 0; i < made.Length && i < map.MaxEntries; i++) Put(map, i, made[i]);
             }
         }
-        return new ReuseportGroupSetup(made[0].ReuseportGroup!, made[0]);
+        var newGroup = made[0].ReuseportGroup!;
+        return new ReuseportGroupSetup(newGroup, host.Namespace.Sockets.FirstInChain(newGroup)!);
     }
 
     // Member i at key i (a u32, little-endian, zero-padded to the key size); the value is the socket's cookie, the

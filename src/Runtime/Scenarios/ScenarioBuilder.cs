@@ -339,7 +339,7 @@ public sealed partial class ScenarioBuilder
         {
             // A connected UDP socket joined the group at bind and left it at connect, as in Linux (udp_lib_hash4).
             if (s.ReuseportGroup is null && s.Protocol == SocketProtocol.Udp && s.State == SockState.Connected) continue;
-            if (s.ReuseportGroup is not { } group) throw node.Error($"socket '{s.Name}' must be bound to join reuseport group '{label}'");
+            if (s.ReuseportGroup is not { } group) throw node.Error($"socket '{s.Name}' must be bound (a TCP socket: listening) to join reuseport group '{label}'");
             if (_groups.TryGetValue(label, out var have) && have != group)
                 throw node.Error($"reuseport group '{label}' is bound to {have.Local}; a group shares one protocol and address");
             _groups[label] = group;
@@ -354,9 +354,22 @@ public sealed partial class ScenarioBuilder
         return _env.Sockets.TryGetValue(name, out var s) ? s : throw node.Error($"unknown socket '{name}'");
     }
 
-    // SO_ATTACH_REUSEPORT_CBPF's struct sock_filter array as [[code, jt, jf, k], ...], checked as the kernel checks it.
-    static ClassicFilter ClassicProgram(JNode node)
+    // SO_ATTACH_REUSEPORT_CBPF's struct sock_filter array as [[code, jt, jf, k], ...], or the name of a file (relative to
+    // the scenario) in the `tcpdump -ddd` text form (ClassicFilter.Parse); checked as the kernel checks it.
+    ClassicFilter ClassicProgram(JNode node)
     {
+        if (node.Element.ValueKind == System.Text.Json.JsonValueKind.String)
+        {
+            string path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(_file)) ?? ".", node.Str());
+            try
+            {
+                return ClassicFilter.Parse(File.ReadAllText(path));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or SocketErrorException)
+            {
+                throw node.Error($"{node.Str()}: {e.Message}");
+            }
+        }
         var code = new List<SockFilter>();
         foreach (var insn in node.Items())
         {

@@ -92,11 +92,14 @@ public sealed class NetNamespace : IDisposable
         Lookup(new Packet(protocol, InetEndPoint.From(from), InetEndPoint.From(to), ingressIfindex));
 
     /// <summary>
-    /// The receiving socket for <paramref name="packet"/>: (1) an established TCP connection or
-    /// connected UDP socket matching the 4-tuple, without running programs; (2) the SK_LOOKUP
-    /// programs, whose selection (after reuseport selection in its group unless F_NO_REUSEPORT)
-    /// or drop ends the lookup; (3) listeners or unconnected UDP sockets bound exactly to the
-    /// destination, then wildcard ones. IPv4 packets may reach dual-stack IPv6 sockets.
+    /// The receiving socket for <paramref name="packet"/>, in Linux 6.18's order. TCP (<c>__inet_lookup_listener</c>):
+    /// (1) an established connection matching the 4-tuple, without running programs; (2) the SK_LOOKUP programs,
+    /// whose selection (after reuseport selection in its group unless F_NO_REUSEPORT) or drop ends the lookup;
+    /// (3) listeners bound exactly to the destination, then wildcard ones. UDP (<c>__udp4_lib_lookup</c>,
+    /// <c>__udp6_lib_lookup</c>): (1) a connected socket matching the 4-tuple; (2) the sockets bound exactly to the
+    /// destination, whose reuseport group selects (its program runs) before the SK_LOOKUP programs do; (3) the SK_LOOKUP
+    /// programs, whose selection or drop overrides that result; (4) the exact result (a group's drop included);
+    /// (5) wildcard-bound sockets. IPv4 packets may reach dual-stack IPv6 sockets.
     /// </summary>
     public LookupResult Lookup(in Packet packet)
     {
@@ -106,33 +109,55 @@ public sealed class NetNamespace : IDisposable
         MapEpoch.Enter();
         try
         {
-            // One fetch of the (protocol, port) bucket serves both socket-table steps; a bind that lands while the
+            // One fetch of the (protocol, port) bucket serves every socket-table step; a bind that lands while the
             // programs run is not seen by this lookup, as if it had come after it.
             var bucket = Sockets.BucketOf(packet);
             if (SocketTable.LookupConnected(bucket, packet) is { } connected) return new LookupResult(LookupOutcome.Socket, connected, false);
-            var verdict = SkLookup.RunInSection(packet);
-            bool ran = !verdict.Skipped;
-            if (!verdict.Pass) return new LookupResult(LookupOutcome.Refused, null, ran);
-            if (verdict.Selected != 0)
+            if (packet.Protocol == SocketProtocol.Udp)
             {
-                // Still inside the reclamation section: the block cannot have been freed.
-                var selected = Sock.FromHandle(verdict.Selected);
-                if (selected == null || selected.IsClosed) return new LookupResult(LookupOutcome.Refused, null, ran);
-                if (!verdict.NoReuseport && selected.ReusePort && selected.ReuseportGroup is { } group)
-                {
-                    var chosen = group.Select(selected, packet, out bool dropped);
-                    if (dropped) return new LookupResult(LookupOutcome.Refused, null, ran);
-                    if (chosen != null) selected = chosen;
-                }
-                return new LookupResult(LookupOutcome.Socket, selected, ran);
+                // The exact-bound pass runs first for UDP: its group's program has run even when SK_LOOKUP then redirects.
+                var exact = SocketTable.LookupListenerPass(bucket, packet, exact: true, out bool exactDropped);
+                var udpVerdict = SkLookup.RunInSection(packet);
+                if (Redirected(udpVerdict, packet) is { } redirected) return redirected;
+                if (exactDropped) return new LookupResult(LookupOutcome.Refused, null, !udpVerdict.Skipped);
+                if (exact != null) return new LookupResult(LookupOutcome.Socket, exact, !udpVerdict.Skipped);
+                var wildcard = SocketTable.LookupListenerPass(bucket, packet, exact: false, out bool wildcardDropped);
+                return Listener(wildcard, wildcardDropped, !udpVerdict.Skipped);
             }
+            var verdict = SkLookup.RunInSection(packet);
+            if (Redirected(verdict, packet) is { } result) return result;
             var listener = SocketTable.LookupListener(bucket, packet, out bool refused);
-            if (refused) return new LookupResult(LookupOutcome.Refused, null, ran);
-            return listener != null ? new LookupResult(LookupOutcome.Socket, listener, ran) : new LookupResult(LookupOutcome.None, null, ran);
+            return Listener(listener, refused, !verdict.Skipped);
         }
         finally
         {
             MapEpoch.Exit();
         }
+    }
+
+    static LookupResult Listener(Sock? listener, bool refused, bool ran) =>
+        refused ? new LookupResult(LookupOutcome.Refused, null, ran)
+        : listener != null ? new LookupResult(LookupOutcome.Socket, listener, ran)
+        : new LookupResult(LookupOutcome.None, null, ran);
+
+    /// <summary>
+    /// What the SK_LOOKUP programs' verdict decides on its own (<c>inet_lookup_run_sk_lookup</c>): a drop, or a
+    /// selection (then reuseport selection in its group unless F_NO_REUSEPORT); null when they passed without selecting.
+    /// </summary>
+    static LookupResult? Redirected(in HookVerdict verdict, in Packet packet)
+    {
+        bool ran = !verdict.Skipped;
+        if (!verdict.Pass) return new LookupResult(LookupOutcome.Refused, null, ran);
+        if (verdict.Selected == 0) return null;
+        // Still inside the reclamation section: the block cannot have been freed.
+        var selected = Sock.FromHandle(verdict.Selected);
+        if (selected == null || selected.IsClosed) return new LookupResult(LookupOutcome.Refused, null, ran);
+        if (!verdict.NoReuseport && selected.ReusePort && selected.ReuseportGroup is { } group)
+        {
+            var chosen = group.Select(selected, packet, out bool dropped);
+            if (dropped) return new LookupResult(LookupOutcome.Refused, null, ran);
+            if (chosen != null) selected = chosen;
+        }
+        return new LookupResult(LookupOutcome.Socket, selected, ran);
     }
 }

@@ -53,6 +53,50 @@ public sealed class ClassicFilter
         return new ClassicFilter(code);
     }
 
+    /// <summary>
+    /// Parses the decimal text form <c>tcpdump -ddd</c> prints and <c>xt_bpf</c> / <c>tc ... bytecode</c> take: the
+    /// instruction count, then one <c>code jt jf k</c> per instruction, separated by newlines or commas (blank lines and
+    /// <c>#</c> comments to the end of a line are skipped); <see cref="FormatException"/> naming the line for text that is not that form, then
+    /// the kernel's check (-EINVAL, <see cref="SocketErrorException"/>).
+    /// </summary>
+    public static ClassicFilter Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        // A comment runs to the end of its line (commas in it included); then each comma separates records.
+        var records = text.Split('\n')
+            .SelectMany((line, i) => line.Split('#')[0].Split(',').Select(r => (Text: r.Trim(), Line: i + 1)))
+            .Where(r => r.Text.Length > 0)
+            .ToArray();
+        if (records.Length == 0) throw new FormatException("classic BPF text: empty (expected the instruction count, then 'code jt jf k' per instruction)");
+        if (!uint.TryParse(records[0].Text, Plain, Invariant, out uint count))
+            throw new FormatException($"classic BPF text, line {records[0].Line}: '{records[0].Text}' is not the instruction count");
+        if (count != records.Length - 1)
+            throw new FormatException($"classic BPF text: the count says {count} instruction(s), {records.Length - 1} follow");
+        var code = new SockFilter[count];
+        for (int i = 0; i < code.Length; i++)
+        {
+            var (line, at) = records[i + 1];
+            var f = line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length != 4 || !ushort.TryParse(f[0], Plain, Invariant, out ushort op) || !byte.TryParse(f[1], Plain, Invariant, out byte jt)
+                || !byte.TryParse(f[2], Plain, Invariant, out byte jf) || !TryK(f[3], out uint k))
+                throw new FormatException($"classic BPF text, line {at}: '{line}' is not 'code jt jf k' (decimal: u16, u8, u8, u32)");
+            code[i] = new SockFilter(op, jt, jf, k);
+        }
+        return new ClassicFilter(code);
+    }
+
+    const System.Globalization.NumberStyles Plain = System.Globalization.NumberStyles.None;
+    static readonly System.Globalization.CultureInfo Invariant = System.Globalization.CultureInfo.InvariantCulture;
+
+    // k as tcpdump prints it (unsigned), or as a negative number for the SKF_*_OFF offsets some tools write signed.
+    static bool TryK(string text, out uint k)
+    {
+        if (uint.TryParse(text, Plain, Invariant, out k)) return true;
+        if (!int.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, Invariant, out int signed)) return false;
+        k = unchecked((uint)signed);
+        return true;
+    }
+
     /// <summary>The instructions.</summary>
     public IReadOnlyList<SockFilter> Code => _code;
 

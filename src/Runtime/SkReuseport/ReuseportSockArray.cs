@@ -66,8 +66,8 @@ public sealed unsafe class ReuseportSockArray : BpfMap
 
     /// <summary>
     /// True when the socket is hashed with a reuseport group, as the kernel's <c>sk_reuseport_cb</c> is set: a TCP
-    /// listener or a bound (or connected) UDP socket that joined a group. (A TCP socket joins its group at listen in
-    /// Linux; this runtime's table groups it at bind but never delivers to it before it listens.)
+    /// listener or a bound (or connected) UDP socket that joined a group. (A TCP socket joins its group at listen; one
+    /// that does not listen may hold a group of its own from an attach, which does not make it hashed.)
     /// </summary>
     internal static bool InGroup(Sock s) => s.ReuseportGroup != null && s.State switch
     {

@@ -63,8 +63,8 @@ public sealed class ReuseportGroup
     /// <summary>The group's protocol.</summary>
     public SocketProtocol Protocol { get; }
 
-    /// <summary>The shared bind point.</summary>
-    public InetEndPoint Local { get; }
+    /// <summary>The shared bind point (for a socket's group of its own before it bound: the wildcard, port 0).</summary>
+    public InetEndPoint Local { get; internal set; }
 
     /// <summary>
     /// The members in the kernel's <c>socks[]</c> order: join order, except that a member leaving (a close, a UDP connect)

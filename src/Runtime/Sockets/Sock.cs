@@ -35,7 +35,7 @@ public enum SockState
 /// only after it set that mark under the same lock, so no writer can reach the freed block.
 /// </para>
 /// </summary>
-public sealed unsafe class Sock
+public sealed unsafe partial class Sock
 {
     static long s_nextCookie;
 
@@ -260,7 +260,17 @@ public sealed unsafe class Sock
             if (State != SockState.Bound) throw new SocketErrorException(Errno.EINVAL, $"socket {this}: cannot listen in state {State}");
             State = SockState.Listening;
             SyncView();
-            Table.Changed(this);
+            try
+            {
+                Table.Listened(this);
+            }
+            catch (SocketErrorException)
+            {
+                // inet_csk_listen_start: the port check failed; the socket stays bound, not listening.
+                State = SockState.Bound;
+                SyncView();
+                throw;
+            }
         }
     }
 

@@ -119,23 +119,80 @@ public sealed class SocketTable
             s.Local = local;
             // The kernel's chain order, which decides which of several equal-scoring sockets a lookup meets first (the
             // member a group's program sees as ctx->sk): new sockets go to the head, SO_REUSEPORT AF_INET6 ones to the
-            // tail (udp_lib_get_port, __inet_hash).
+            // tail (udp_lib_get_port; a TCP socket takes its place in the listening chain at listen, __inet_hash).
             var bucket = Bucket(s.Protocol, local.Port);
-            SetBucket(s.Protocol, local.Port, bucket == null ? [s] : s.ReusePort && s.Family == SocketFamily.Inet6 ? [.. bucket, s] : [s, .. bucket]);
-            if (s.ReusePort)
-            {
-                var key = new ReuseportKey(s.Protocol, local, s.V6Only, s.BoundDevice);
-                if (!_groups.TryGetValue(key, out var group))
-                    _groups[key] = group = new ReuseportGroup(s.Protocol, local);
-                group.Add(s);
-                s.ReuseportGroup = group;
-            }
+            SetBucket(s.Protocol, local.Port, bucket == null ? [s] : ChainInsert(bucket, s));
+            // UDP joins its reuseport group at bind (udp_reuseport_add_sock); TCP only at listen (Listened).
+            if (s.ReusePort && s.Protocol == SocketProtocol.Udp) JoinGroup(s, local);
         }
     }
 
-    internal void Changed(Sock s)
+    static Sock[] ChainInsert(Sock[] bucket, Sock s) => s.ReusePort && s.Family == SocketFamily.Inet6 ? [.. bucket, s] : [s, .. bucket];
+
+    /// <summary>
+    /// A TCP socket started listening (its lock held): it takes its place in the listening chain (at the head, an
+    /// SO_REUSEPORT AF_INET6 one at the tail) and, with SO_REUSEPORT, joins its reuseport group, as <c>__inet_hash</c>
+    /// and <c>inet_reuseport_add_sock</c> do at listen, not at bind: a bound socket that never listens is in no group,
+    /// and a group's <c>socks[]</c> are in listen order.
+    /// </summary>
+    internal void Listened(Sock s)
     {
-        // State lives on the socket; the bucket already holds it.
+        lock (_gate)
+        {
+            if (s.Local is not { } local) return;
+            // inet_csk_listen_start checks the port again (inet_csk_get_port): a socket holding a group of its own
+            // (an attach before listen) now conflicts with the other SO_REUSEPORT sockets on it.
+            if (s.ReuseportGroup != null && Conflict(s, local) is { } other)
+                throw new SocketErrorException(Errno.EADDRINUSE, $"socket {s}: {local} is in use by socket {other} (a socket with its own reuseport group cannot share it)");
+            if (Bucket(s.Protocol, local.Port) is { } bucket)
+                SetBucket(s.Protocol, local.Port, ChainInsert(Array.FindAll(bucket, x => x != s), s));
+            if (s.ReusePort) JoinGroup(s, local);
+        }
+    }
+
+    /// <summary>
+    /// <c>reuseport_add_sock</c> / <c>reuseport_alloc</c> (<see cref="_gate"/> held): <paramref name="s"/> joins the group
+    /// of its bind point, or founds it. A group of its own that an attach before bind or listen gave it
+    /// (<see cref="GroupOfOwn"/>) becomes the group when it founds one (the program stays); joining an existing group it
+    /// would be freed, program and all, as <c>reuseport_add_sock</c> does, but the port check refuses that bind or
+    /// listen first (<see cref="Conflict"/>: -EADDRINUSE).
+    /// </summary>
+    void JoinGroup(Sock s, InetEndPoint local)
+    {
+        var key = new ReuseportKey(s.Protocol, local, s.V6Only, s.BoundDevice);
+        var own = s.ReuseportGroup;
+        if (_groups.TryGetValue(key, out var group))
+        {
+            if (own != null && own != group)
+            {
+                own.Remove(s);
+                own.Close();
+            }
+        }
+        else
+        {
+            _groups[key] = group = own ?? new ReuseportGroup(s.Protocol, local);
+            group.Local = local;
+        }
+        if (group != own) group.Add(s);
+        s.ReuseportGroup = group;
+    }
+
+    /// <summary>
+    /// <c>reuseport_attach_prog</c> on a socket not yet in the lookup tables (unbound, or a TCP socket that does not
+    /// listen) with SO_REUSEPORT: <c>reuseport_alloc</c> gives it a group of its own to hold the program until it binds
+    /// (UDP) or listens (TCP) (<see cref="JoinGroup"/>).
+    /// </summary>
+    internal ReuseportGroup GroupOfOwn(Sock s)
+    {
+        lock (_gate)
+        {
+            if (s.ReuseportGroup is { } have) return have;
+            var group = new ReuseportGroup(s.Protocol, s.Local ?? new InetEndPoint(s.Family, s.Family == SocketFamily.Inet ? InetAddress.Any4 : InetAddress.Any6, 0));
+            group.Add(s);
+            s.ReuseportGroup = group;
+            return group;
+        }
     }
 
     internal void Remove(Sock s)
@@ -143,13 +200,14 @@ public sealed class SocketTable
         _open.TryRemove(s, out _);
         lock (_gate)
         {
+            // A group of its own (an attach before bind or listen) ends with the socket too.
+            if (s.ReuseportGroup is { } group) LeaveGroup(s, group);
             if (s.Local is not { } local) return;
             if (Bucket(s.Protocol, local.Port) is { } old)
             {
                 var next = old.Where(x => x != s).ToArray();
                 SetBucket(s.Protocol, local.Port, next.Length == 0 ? null : next);
             }
-            if (s.ReuseportGroup is { } group) LeaveGroup(s, group);
         }
     }
 
@@ -197,7 +255,9 @@ public sealed class SocketTable
             // inet_bind_conflict: sockets bound to two different devices never conflict.
             if (s.BoundDevice != 0 && o.BoundDevice != 0 && s.BoundDevice != o.BoundDevice) continue;
             if (!Overlap(s, local.Address, o, ol.Address)) continue;
-            if (s.ReusePort && o.ReusePort) continue;
+            // SO_REUSEPORT on both shares the port, unless the binding socket already holds a reuseport group of its own
+            // (an attach before bind or listen): inet_bind_conflict's reuseport_cb_ok, udp_lib_lport_inuse.
+            if (s.ReusePort && o.ReusePort && s.ReuseportGroup == null) continue;
             return o;
         }
         return null;
@@ -235,6 +295,20 @@ public sealed class SocketTable
         exact = bound == p.To.Address;
         if (exact) return true;
         return bound.IsAny;
+    }
+
+    /// <summary>
+    /// The member of <paramref name="group"/> that a lookup reaching the group meets first, which its program reads as
+    /// <c>ctx-&gt;sk</c>: the first in the kernel's chain order (newest first; SO_REUSEPORT AF_INET6 sockets oldest
+    /// first), null when the group has no member here.
+    /// </summary>
+    public Sock? FirstInChain(ReuseportGroup group)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        if (Bucket(group.Protocol, group.Local.Port) is not { } bucket) return null;
+        foreach (var s in bucket)
+            if (s.ReuseportGroup == group) return s;
+        return null;
     }
 
     /// <summary>
@@ -282,6 +356,18 @@ public sealed class SocketTable
         // Sockets bound to the destination address first, then wildcard ones: a result or a drop in the first pass ends the lookup.
         var found = Scan(bucket, packet, exact: true, out refused);
         return found != null || refused ? found : Scan(bucket, packet, exact: false, out refused);
+    }
+
+    /// <summary>
+    /// One pass of <see cref="LookupListener(in Packet, out bool)"/>: the sockets bound exactly to the destination
+    /// (<paramref name="exact"/>) or to the wildcard, with reuseport selection; <paramref name="refused"/> when a group
+    /// dropped the packet. UDP runs the exact pass before the SK_LOOKUP programs and the wildcard one after
+    /// (<c>__udp4_lib_lookup</c>).
+    /// </summary>
+    internal static Sock? LookupListenerPass(Sock[]? bucket, in Packet packet, bool exact, out bool refused)
+    {
+        refused = false;
+        return bucket == null ? null : Scan(bucket, packet, exact, out refused);
     }
 
     /// <summary>
