@@ -29,7 +29,15 @@ public sealed unsafe class Interpreter
     RegionBlock? _contextBlock;       // the registered block a run's r1 last pointed to (any thread's is as good a hint)
 
     /// <summary>Prepares <paramref name="program"/>; throws <see cref="BpfRuntimeException"/> for a call to an unknown helper or an instruction no engine runs.</summary>
-    public Interpreter(Instruction[] program, HelperTable helpers)
+    public Interpreter(Instruction[] program, HelperTable helpers) : this(program, helpers, null)
+    {
+    }
+
+    /// <summary>
+    /// Prepares a verified <paramref name="program"/> with the <paramref name="facts"/> its verifier proved: the loads they
+    /// mark as reading kernel objects read through <see cref="KernelProbe"/> (<see cref="ProbeLoads"/>).
+    /// </summary>
+    public Interpreter(Instruction[] program, HelperTable helpers, ProgramFacts? facts)
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(helpers);
@@ -37,7 +45,7 @@ public sealed unsafe class Interpreter
         _table = helpers;
         _sites = new CallSite?[program.Length];
         ProgramChecks.CheckRunnable(program, helpers, (i, h) => _sites[i] = new CallSite(h, HelperPlan.Of(h)), BindCallback);
-        _exec = StackAccesses.Rewrite(_code, out _);
+        _exec = ProbeLoads.Rewrite(StackAccesses.Rewrite(_code, out _), facts);
     }
 
     /// <summary>Binds a BPF_PSEUDO_FUNC ld_imm64 at <paramref name="slot"/> to a callback that runs the subprogram at <paramref name="target"/>.</summary>
@@ -283,6 +291,14 @@ public sealed unsafe class Interpreter
                         }
 
                     // Stack accesses proven inside the current frame (StackAccesses): no check
+                    // BPF_PROBE_MEM loads of kernel objects (ProbeLoads): the image, or 0
+                    case ProbeLoads.LoadW: reg[d] = KernelProbe.Load(reg[s] + (ulong)(long)ins.Offset, 4); break;
+                    case ProbeLoads.LoadH: reg[d] = KernelProbe.Load(reg[s] + (ulong)(long)ins.Offset, 2); break;
+                    case ProbeLoads.LoadB: reg[d] = KernelProbe.Load(reg[s] + (ulong)(long)ins.Offset, 1); break;
+                    case ProbeLoads.LoadDW: reg[d] = KernelProbe.Load(reg[s] + (ulong)(long)ins.Offset, 8); break;
+                    case ProbeLoads.LoadSW: reg[d] = KernelProbe.LoadSigned(reg[s] + (ulong)(long)ins.Offset, 4); break;
+                    case ProbeLoads.LoadSH: reg[d] = KernelProbe.LoadSigned(reg[s] + (ulong)(long)ins.Offset, 2); break;
+                    case ProbeLoads.LoadSB: reg[d] = KernelProbe.LoadSigned(reg[s] + (ulong)(long)ins.Offset, 1); break;
                     case StackAccesses.LoadW: reg[d] = Unsafe.ReadUnaligned<uint>((void*)(reg[10] + (ulong)(long)ins.Offset)); break;
                     case StackAccesses.LoadH: reg[d] = Unsafe.ReadUnaligned<ushort>((void*)(reg[10] + (ulong)(long)ins.Offset)); break;
                     case StackAccesses.LoadB: reg[d] = *(byte*)(reg[10] + (ulong)(long)ins.Offset); break;

@@ -57,8 +57,10 @@ public sealed unsafe class Sock
         Family = family;
         Protocol = protocol;
         Cookie = (ulong)Interlocked.Increment(ref s_nextCookie);
-        _block = Maps.Native.Alloc(BpfSockLayout.BlockSize);
+        // As long as the socket's kernel image (KernelProbe), so no other socket's image span overlaps this one's.
+        _block = Maps.Native.Alloc(KernelProbe.SocketImageSpan);
         Checked.MemoryRegions.Register((ulong)_block, BpfSockLayout.ViewSize, Checked.MemoryRegionKind.Socket);
+        SocketImages.Register((ulong)_block);
         _self = GCHandle.Alloc(this);
         Write32(BpfSockLayout.Family, (uint)family);
         Write32(BpfSockLayout.Type, protocol == SocketProtocol.Tcp ? BpfSockLayout.SockStream : BpfSockLayout.SockDgram);
@@ -464,6 +466,7 @@ public sealed unsafe class Sock
         *(uint*)(_block + BpfSockLayout.Magic) = 0;
         _self.Free();
         Checked.MemoryRegions.Unregister((ulong)_block);
+        SocketImages.Unregister((ulong)_block);
         Maps.Native.Free(_block);
     }
 }
