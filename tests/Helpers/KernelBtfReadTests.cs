@@ -187,6 +187,43 @@ public class KernelBtfReadTests
             """, ctx), Is.EqualTo(1UL));
     }
 
+    static string KernelBtfObject => Path.Combine(Paths.RepoRoot, "tests", "programs", "kernel-btf", "kernel_btf.o");
+
+    /// <summary>
+    /// A clang-compiled program (tests/programs/kernel-btf/kernel_btf.c) declares only the kernel members it reads, CO-RE
+    /// style; the loader relocates them against the bundled kernel BTF, and the reads give the task's and the socket's values.
+    /// </summary>
+    [TestCaseSource(typeof(Engines), nameof(Engines.Names))]
+    public void CoreRelocatedProgramReadsKernelStructs(string engine)
+    {
+        var collection = BpfJit.Frontend.Elf.ObjectFile.Load(KernelBtfObject);
+        var spec = collection.Programs["kernel_btf"];
+        var result = ObjectVerification.Verify(collection, spec, SkLookupHelpers.CreateTable());
+        Assert.That(result.Accepted, Is.True, result.Log);
+        using var prog = SkLookupProgram.Load("kernel_btf", spec.Instructions, Engines.Get(engine), null, result.ToProgramFacts(spec.Instructions));
+        var ns = new NetNamespace();
+        var sock = Tcp(ns, "127.0.0.1:1001");
+        using var ctx = new SkLookupContext();
+        ctx.Fill(Pkt("tcp", "127.0.0.2:8008", "127.0.0.1:7007"));
+        ctx.SelectedSocket = sock.Handle;
+        Assert.That(prog.Run(ctx.Address), Is.EqualTo(1UL), "the task's pid, tgid, comm and the socket's port, family and protocol");
+    }
+
+    /// <summary>
+    /// The relocated program reads task_struct.pid where Linux 6.18 has it, and the live kernel (given BpfJit's relocated
+    /// instructions, its own offsets) accepts it.
+    /// </summary>
+    [Test]
+    [Category(KernelOracle.Category)]
+    public void CoreRelocationsUseTheKernelsLayout()
+    {
+        var spec = BpfJit.Frontend.Elf.ObjectFile.Load(KernelBtfObject).Programs["kernel_btf"];
+        Assert.That(spec.Instructions[3].Offset, Is.EqualTo(KernelBtf.Offset("task_struct", "pid")), "task->pid, relocated");
+        KernelBpf.RequireAvailable();
+        var k = KernelBpf.Load(spec.Instructions, []);
+        KernelOracle.Agrees(k.Accepted, () => $"the kernel rejects kernel_btf:\n{k.Log}");
+    }
+
     /// <summary>Every struct a socket cast returns fits in the span a socket's image has (KernelProbe.SocketImageSpan).</summary>
     [Test]
     public void SocketImagesHoldEveryCastStruct()
