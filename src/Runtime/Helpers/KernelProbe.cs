@@ -28,8 +28,8 @@ public static unsafe class KernelProbe
 {
     /// <summary>
     /// The span of a socket's kernel image from its <c>bpf_sock</c> block: at least the largest struct a socket cast
-    /// returns (a test checks them against the bundled BTF). Sockets allocate their native block this long, so the spans
-    /// of two sockets never overlap.
+    /// returns (a test checks them against the bundled BTF). Sockets align their native block to it, so the spans of two
+    /// sockets never overlap. A power of two.
     /// </summary>
     public const int SocketImageSpan = 4096;
 
@@ -154,7 +154,7 @@ public static unsafe class KernelProbe
 
 /// <summary>
 /// The sockets whose kernel images <see cref="KernelProbe"/> serves: each <c>bpf_sock</c> block and the
-/// <see cref="KernelProbe.SocketImageSpan"/> bytes from it (its own allocation, so spans never overlap). A sorted array,
+/// <see cref="KernelProbe.SocketImageSpan"/> bytes from it (blocks are aligned to the span, so spans never overlap). A sorted array,
 /// replaced whole on each change (sockets are created and closed far less often than programs read them).
 /// </summary>
 internal static class SocketImages

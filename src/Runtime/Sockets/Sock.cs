@@ -57,8 +57,9 @@ public sealed unsafe class Sock
         Family = family;
         Protocol = protocol;
         Cookie = (ulong)Interlocked.Increment(ref s_nextCookie);
-        // As long as the socket's kernel image (KernelProbe), so no other socket's image span overlaps this one's.
-        _block = Maps.Native.Alloc(KernelProbe.SocketImageSpan);
+        // Aligned to the span of the socket's kernel image (KernelProbe): two sockets' blocks are a span apart at least,
+        // so their images never overlap (the allocator reuses the rest of the page for other memory).
+        _block = Maps.Native.Alloc(BpfSockLayout.BlockSize, KernelProbe.SocketImageSpan);
         Checked.MemoryRegions.Register((ulong)_block, BpfSockLayout.ViewSize, Checked.MemoryRegionKind.Socket);
         SocketImages.Register((ulong)_block);
         _self = GCHandle.Alloc(this);
