@@ -68,7 +68,7 @@ public static class JitCompiler
     static CompiledProgram CompileTiered(Instruction[] program, HelperTable helpers, ProgramShape shape, Helper?[] resolved, JitOptions options, JitClosure closure, string symbol)
     {
         var method = DynamicMethodHost.Emit(shape, resolved, options, symbol, out _, compileOnBind: true);
-        var compiled = new CompiledProgram(shape, resolved, options, InterpreterEngine.Instance.Prepare(program, helpers), symbol, tiered: true);
+        var compiled = new CompiledProgram(shape, resolved, options, InterpreterEngine.Instance.Prepare(program, helpers, shape.Facts), symbol, tiered: true);
         if (options.TierUpDelay == null)
         {
             TierUpQueue.Enqueue(compiled, method, closure);

@@ -152,6 +152,12 @@ public sealed class InsnFacts
     // The base register's pointer type on the first path that reached this access (the kernel's aux ptr_type).
     internal RegType? PtrTypeSeen;
 
+    /// <summary>
+    /// For a load: true when it reads a kernel object through a BTF pointer or untrusted memory (the kernel's BPF_PROBE_MEM
+    /// load): the engines read the runtime's image of the object, or 0 where no image is (docs/verifier.md, "Kernel BTF").
+    /// </summary>
+    public bool ProbeMem { get; internal set; }
+
     /// <summary>For a load from the stack: true when some path may read bytes never written.</summary>
     public bool MayReadUninitStack { get; internal set; }
 }

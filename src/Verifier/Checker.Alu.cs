@@ -266,7 +266,8 @@ internal sealed partial class Checker
         switch (ptr.Type)
         {
             case RegType.PtrToCtx or RegType.PtrToMapValue or RegType.PtrToMapKey or RegType.PtrToStack or RegType.PtrToMem or RegType.PtrToArgMem or RegType.PtrToFunc
-                or RegType.PtrToRdonlyMem or RegType.PtrToBtfId or RegType.PtrToUntrustedBtfId or RegType.PtrToPacket or RegType.ConstPtrToDynptr:
+                or RegType.PtrToRdonlyMem or RegType.PtrToBtfId or RegType.PtrToUntrustedBtfId or RegType.PtrToPacket or RegType.ConstPtrToDynptr
+                or RegType.PtrToRcuBtfId or RegType.PtrToUntrustedFlagBtfId or RegType.PtrToRdonlyUntrustedMem:
                 break;
             case RegType.ConstPtrToMap when known && sminVal == 0 && op == AluOp.Add:
                 break;

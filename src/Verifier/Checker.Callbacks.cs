@@ -49,8 +49,8 @@ internal sealed partial class Checker
         else if (helperId == KernelHelpers.FindVmaId)
         {
             // set_find_vma_callback_state: callback(task, vma, ctx), trusted pointers to the task and the mapping, ctx is r4.
-            callee.Regs[1] = RegState.Pointer(RegType.PtrToBtfId, 0, (int)KernelStruct.TaskStruct);
-            callee.Regs[2] = RegState.Pointer(RegType.PtrToBtfId, 0, (int)KernelStruct.VmAreaStruct);
+            callee.Regs[1] = RegState.Pointer(RegType.PtrToBtfId, 0, BtfStruct(KernelStruct.TaskStruct));
+            callee.Regs[2] = RegState.Pointer(RegType.PtrToBtfId, 0, BtfStruct(KernelStruct.VmAreaStruct));
             callee.Regs[3] = callerRegs[4];
             callee.Regs[3].Precise = false;
         }

@@ -189,7 +189,7 @@ internal sealed partial class Checker
                 }
             case RetType.TrustedPtrToTask:
                 // RET_PTR_TO_BTF_ID (trusted): the current task_struct, never NULL.
-                regs[0] = RegState.Pointer(RegType.PtrToBtfId, 0, (int)KernelStruct.TaskStruct);
+                regs[0] = RegState.Pointer(RegType.PtrToBtfId, 0, BtfStruct(KernelStruct.TaskStruct));
                 break;
             case RetType.PtrToBtfId or RetType.PtrToBtfIdOrNull:
                 regs[0] = BtfIdResult(proto, meta, helperName);

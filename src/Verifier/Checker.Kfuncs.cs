@@ -1,4 +1,5 @@
 using BpfJit.Frontend;
+using BpfJit.Frontend.Btf;
 using BpfJit.Runtime;
 
 namespace BpfJit.Verifier;
@@ -27,6 +28,8 @@ internal sealed partial class Checker
             case "bpf_rcu_read_unlock":
                 if (!_cur.RcuLock) throw Err($"unmatched rcu read unlock (kernel function {name})");
                 _cur.RcuLock = false;
+                // The end of the section the program opened: what RCU protected becomes untrusted (the kernel clears MEM_RCU).
+                _cur.ForEachReg((ref RegState r) => { if (r.Type == RegType.PtrToRcuBtfId) r.Type = RegType.PtrToUntrustedFlagBtfId; });
                 break;
             case "bpf_cast_to_kern_ctx":
                 {
@@ -36,7 +39,7 @@ internal sealed partial class Checker
                     if (ctx.Type != RegType.PtrToCtx) throw Err($"arg#0 expected pointer to ctx, but got {RegName(ctx)}");
                     if (ctx.Off != 0 || !ctx.VarOff.Equals(0UL)) throw Err($"dereference of modified ctx ptr R1 off={ctx.Off} disallowed");
                     for (int r = 1; r <= 5; r++) regs[r] = RegState.NotInit;
-                    regs[0] = RegState.Pointer(RegType.PtrToBtfId, 0, (int)KernelStruct.BpfSkLookupKern);
+                    regs[0] = RegState.Pointer(RegType.PtrToBtfId, 0, BtfStruct(KernelStruct.BpfSkLookupKern));
                     _cur.Insn = idx + 1;
                     return;
                 }
@@ -48,6 +51,12 @@ internal sealed partial class Checker
         for (int r = 0; r < BpfAbi.CallerSavedCount; r++) regs[r] = RegState.NotInit;
         _cur.Insn = idx + 1;
     }
+
+    /// <summary>The type id in the bundled kernel BTF (<see cref="KernelBtf"/>) of a structure a helper or kfunc gives a pointer to.</summary>
+    internal static int BtfStruct(KernelStruct s) => (int)KernelBtf.StructId(KernelStructName(s));
+
+    /// <summary>The C name of the kernel structure a BTF pointer's <see cref="RegState.Aux"/> names.</summary>
+    internal static string BtfName(int aux) => KernelBtf.Name((uint)aux);
 
     /// <summary>The C name of a kernel structure a BTF pointer points to.</summary>
     internal static string KernelStructName(KernelStruct s) => s switch

@@ -72,7 +72,13 @@ internal sealed partial class Checker
         var type = reg.Type;
         static bool MismatchOk(RegType t) => t is not (RegType.PtrToCtx or RegType.PtrToSocket or RegType.PtrToSocketOrNull
             or RegType.PtrToSockCommon or RegType.PtrToSockCommonOrNull);
-        if (f.PtrTypeSeen is { } prev && prev != type && (!MismatchOk(prev) || !MismatchOk(type)))
+        // Kernel objects are read with BPF_PROBE_MEM loads, decided per instruction: of any trust, but only them
+        // (the kernel's allow_trust_mismatch for loads through PTR_TO_BTF_ID and untrusted memory).
+        if (f.PtrTypeSeen is { } prev && prev != type && (RegTypeNames.IsProbeMem(prev) || RegTypeNames.IsProbeMem(type)))
+        {
+            if (!RegTypeNames.IsProbeMem(prev) || !RegTypeNames.IsProbeMem(type)) throw Err("same insn cannot be used with different pointers");
+        }
+        else if (f.PtrTypeSeen is { } prev2 && prev2 != type && (!MismatchOk(prev2) || !MismatchOk(type)))
             throw Err("same insn cannot be used with different pointers");
         f.PtrTypeSeen ??= type;
         if (!reg.VarOff.IsConst) f.VariableOffset = true;
@@ -154,10 +160,17 @@ internal sealed partial class Checker
                     if (r != null) { result = r.Value; resultSet = true; }
                     break;
                 }
-            case RegType.PtrToBtfId or RegType.PtrToUntrustedBtfId:
-                // The kernel reads the field through vmlinux BTF (check_ptr_to_btf_access); BpfJit has none.
-                throw Err($"R{regno} access to struct {KernelStructName((KernelStruct)reg.Aux)} off={off + reg.Off} size={size} "
-                    + "is not supported by BpfJit (no kernel BTF); Linux allows it");
+            case RegType.PtrToBtfId or RegType.PtrToUntrustedBtfId or RegType.PtrToRcuBtfId or RegType.PtrToUntrustedFlagBtfId:
+                // check_ptr_to_btf_access over the bundled kernel BTF; the engines read it as BPF_PROBE_MEM (Checker.BtfStruct.cs).
+                result = CheckPtrToBtfAccess(regno, reg, off, size, write || atomic);
+                resultSet = true;
+                _facts[idx].ProbeMem = true;
+                break;
+            case RegType.PtrToRdonlyUntrustedMem:
+                // Any offset, fixed or variable: the load is a BPF_PROBE_MEM load.
+                if (write || atomic) throw Err($"R{regno} cannot write into {RegName(reg)}");
+                _facts[idx].ProbeMem = true;
+                break;
             default:
                 throw Err($"R{regno} invalid mem access '{RegName(reg)}'");
         }

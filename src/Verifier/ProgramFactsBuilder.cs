@@ -43,6 +43,7 @@ public static class ProgramFactsBuilder
                 Map = maps != null && f.MapArg >= 0 && f.MapArg < maps.Count ? maps[f.MapArg] : null,
                 MemMap = maps != null && f.MemMap >= 0 && f.MemMap < maps.Count ? maps[f.MemMap] : null,
                 VariableOffset = f.VariableOffset,
+                ProbeMem = f.ProbeMem,
             };
         }
         return new ProgramFacts(program, slots, result.MayReadUninitStack, result.StackDepths) { ProgramType = programType };

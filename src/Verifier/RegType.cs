@@ -40,8 +40,8 @@ public enum RegType : byte
     PtrToRdonlyMem,
     /// <summary>
     /// A trusted pointer to a kernel object described by kernel BTF (the kernel's PTR_TO_BTF_ID | PTR_TRUSTED, never NULL):
-    /// <see cref="RegState.Aux"/> is a <see cref="KernelStruct"/>. BpfJit has no kernel BTF, so the object's fields
-    /// cannot be read; the pointer can be kept, compared and passed on.
+    /// <see cref="RegState.Aux"/> is the struct's type id in <see cref="Frontend.Btf.KernelBtf"/>. Its fields are read as
+    /// the kernel's btf_struct_access allows (<c>Checker.BtfStruct.cs</c>).
     /// </summary>
     PtrToBtfId,
     /// <summary>
@@ -65,12 +65,29 @@ public enum RegType : byte
     ConstPtrToDynptr,
     /// <summary>
     /// An untrusted pointer to a kernel object described by kernel BTF (the kernel's plain PTR_TO_BTF_ID, <c>ptr_</c>):
-    /// <see cref="RegState.Aux"/> is a <see cref="KernelStruct"/>. The bpf_skc_to_* casts return one (after the NULL
-    /// check). As for <see cref="PtrToBtfId"/>, its fields cannot be read here; it can be kept, compared and passed on.
+    /// <see cref="RegState.Aux"/> is a type id of <see cref="Frontend.Btf.KernelBtf"/>. The bpf_skc_to_* casts return one
+    /// (after the NULL check). As for <see cref="PtrToBtfId"/>, its fields can be read.
     /// </summary>
     PtrToUntrustedBtfId,
     /// <summary>An untrusted kernel BTF pointer that may be NULL (PTR_TO_BTF_ID | PTR_MAYBE_NULL, <c>ptr_or_null_</c>).</summary>
     PtrToBtfIdOrNull,
+    /// <summary>
+    /// A kernel BTF pointer protected by RCU (PTR_TO_BTF_ID | MEM_RCU, <c>rcu_ptr_</c>): a pointer member the kernel's
+    /// BTF_TYPE_SAFE_RCU lists, loaded through a trusted or RCU pointer (SK_LOOKUP programs always run in an RCU
+    /// read-side section). <see cref="RegState.Aux"/> is a type id of <see cref="Frontend.Btf.KernelBtf"/>.
+    /// </summary>
+    PtrToRcuBtfId,
+    /// <summary>
+    /// A kernel BTF pointer the verifier does not trust (PTR_TO_BTF_ID | PTR_UNTRUSTED, <c>untrusted_ptr_</c>): any other
+    /// pointer member loaded through a BTF pointer. Its fields can be read; no helper takes it.
+    /// </summary>
+    PtrToUntrustedFlagBtfId,
+    /// <summary>
+    /// Read-only memory of unknown size the verifier does not trust (PTR_TO_MEM | MEM_RDONLY | PTR_UNTRUSTED,
+    /// <c>rdonly_untrusted_mem</c>): a kernel struct's pointer member to anything but a struct. Loads at any offset are
+    /// allowed and read 0 where nothing is (the kernel's PROBE_MEM).
+    /// </summary>
+    PtrToRdonlyUntrustedMem,
 }
 
 /// <summary>The kernel structures a <see cref="RegType.PtrToBtfId"/> pointer can point to in an SK_LOOKUP program.</summary>
@@ -130,6 +147,9 @@ public static class RegTypeNames
         RegType.ConstPtrToDynptr => "dynptr_ptr",
         RegType.PtrToUntrustedBtfId => "ptr_",
         RegType.PtrToBtfIdOrNull => "ptr_or_null_",
+        RegType.PtrToRcuBtfId => "rcu_ptr_",
+        RegType.PtrToUntrustedFlagBtfId => "untrusted_ptr_",
+        RegType.PtrToRdonlyUntrustedMem => "rdonly_untrusted_mem",
         _ => type.ToString(),
     };
 
@@ -140,8 +160,15 @@ public static class RegTypeNames
     /// <summary>True for the socket types (the kernel's type_is_sk_pointer).</summary>
     public static bool IsSocket(RegType type) => type is RegType.PtrToSocket or RegType.PtrToSockCommon;
 
-    /// <summary>True for the kernel BTF pointer types (base type PTR_TO_BTF_ID): <see cref="RegState.Aux"/> is a <see cref="KernelStruct"/>.</summary>
-    public static bool IsBtfId(RegType type) => type is RegType.PtrToBtfId or RegType.PtrToUntrustedBtfId or RegType.PtrToBtfIdOrNull;
+    /// <summary>True for the kernel BTF pointer types (base type PTR_TO_BTF_ID): <see cref="RegState.Aux"/> is a type id of <see cref="Frontend.Btf.KernelBtf"/>.</summary>
+    public static bool IsBtfId(RegType type) => type is RegType.PtrToBtfId or RegType.PtrToUntrustedBtfId or RegType.PtrToBtfIdOrNull
+        or RegType.PtrToRcuBtfId or RegType.PtrToUntrustedFlagBtfId;
+
+    /// <summary>
+    /// True for the types whose loads the kernel turns into BPF_PROBE_MEM loads (kernel objects it reads through BTF): a
+    /// load through one reads 0 where the address holds nothing, and no instruction may mix them with other pointers.
+    /// </summary>
+    public static bool IsProbeMem(RegType type) => IsBtfId(type) || type == RegType.PtrToRdonlyUntrustedMem;
 
     /// <summary>True for pointer types.</summary>
     public static bool IsPointer(RegType type) => type is not (RegType.NotInit or RegType.Scalar);

@@ -62,7 +62,7 @@ internal static class StateFormatter
         if (r.Type is RegType.PtrToMem or RegType.PtrToMemOrNull or RegType.PtrToArgMem or RegType.PtrToArgMemOrNull or RegType.PtrToRdonlyMem) parts.Add($"sz={r.Aux}");
         if (r.Type == RegType.PtrToPacket) parts.Add($"r={r.Aux}");
         if (!r.VarOff.IsConst) parts.AddRange(ScalarParts(r));
-        string name = RegTypeNames.Name(r.Type) + (RegTypeNames.IsBtfId(r.Type) ? Checker.KernelStructName((KernelStruct)r.Aux) : "");
+        string name = RegTypeNames.Name(r.Type) + (RegTypeNames.IsBtfId(r.Type) ? Checker.BtfName(r.Aux) : "");
         return name + "(" + string.Join(",", parts) + ")";
     }
 

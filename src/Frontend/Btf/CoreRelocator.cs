@@ -18,8 +18,9 @@ sealed class CoreRelocationException(int instruction, string reason) : Exception
 /// (the local spec) and, by type and member names, in the target BTF (the target spec); the instruction's
 /// immediate or offset is then rewritten from the local value to the target's. The target is BpfJit's
 /// own types, <see cref="Target"/>: the UAPI structures of SK_LOOKUP programs (<c>struct bpf_sk_lookup</c>,
-/// <c>struct bpf_sock</c>, ...) laid out as the runtime lays them out. Kernel-internal types are not there:
-/// an instruction whose relocation needs one is poisoned as libbpf poisons it (<c>call unknown#195896080</c>),
+/// <c>struct bpf_sock</c>, ...) laid out as the runtime lays them out; a type not there is looked for in the kernel
+/// structs BpfJit bundles (<see cref="KernelBtf"/>: <c>task_struct</c>, <c>tcp_sock</c>, ...). Other kernel-internal types
+/// are not there: an instruction whose relocation needs one is poisoned as libbpf poisons it (<c>call unknown#195896080</c>),
 /// so the verifier rejects the program only if the instruction is reachable, and the verifiers name the
 /// relocation (<c>failed to resolve CO-RE relocation</c>) as libbpf's log fixup does.
 /// </summary>
@@ -121,6 +122,13 @@ static class CoreRelocator
 
         if (r.Kind == CoreRelocationKind.TypeIdLocal) return (r.TypeId, r.TypeId, 0, 0);
         var candidates = Candidates(root, target);
+        if (candidates.Count == 0)
+        {
+            // A kernel-internal type (task_struct, tcp_sock...: what BTF pointers point to) resolves against the kernel
+            // structs BpfJit bundles (KernelBtf), which are the verifier's, so the program reads what the verifier checks.
+            target = KernelBtf.Spec;
+            candidates = Candidates(root, target);
+        }
         if (IsEnumKind(r.Kind))
         {
             if (root.Kind is not (BtfKind.Enum or BtfKind.Enum64) || access.Length != 1 || access[0] >= root.EnumValues.Count)

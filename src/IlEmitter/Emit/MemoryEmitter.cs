@@ -33,6 +33,28 @@ internal static class MemoryEmitter
         c.StReg(ins.Dst);
     }
 
+    static readonly System.Reflection.MethodInfo s_probe = typeof(Runtime.KernelProbe).GetMethod(nameof(Runtime.KernelProbe.Load))!;
+    static readonly System.Reflection.MethodInfo s_probeSigned = typeof(Runtime.KernelProbe).GetMethod(nameof(Runtime.KernelProbe.LoadSigned))!;
+
+    /// <summary>
+    /// A load the verifier proved reads a kernel object (the kernel's BPF_PROBE_MEM): through <see cref="Runtime.KernelProbe"/>,
+    /// which reads the object's image or 0 and touches no other memory, so it needs no checked-mode guard.
+    /// </summary>
+    public static void EmitProbeLoad(EmitContext c, Instruction ins)
+    {
+        int size = ins.MemSize switch { MemSize.B => 1, MemSize.H => 2, MemSize.W => 4, _ => 8 };
+        // rd = KernelProbe.Load(rs + off, size)   (MEMSX: KernelProbe.LoadSigned)
+        c.LdReg(ins.Src);
+        if (ins.Offset != 0)
+        {
+            c.LdcI8(ins.Offset);
+            c.Op(OpCodes.Add);
+        }
+        c.LdcI4(size);
+        c.Call(ins.MemMode == MemMode.MemSx ? s_probeSigned : s_probe);
+        c.StReg(ins.Dst);
+    }
+
     public static void EmitStore(EmitContext c, Instruction ins)
     {
         if (ins.Dst == 10 && c.Shape.LocalSlots != null) { EmitSlotStore(c, ins); return; }

@@ -98,6 +98,9 @@ internal static class ProgramEmitter
             case InstructionClass.Alu or InstructionClass.Alu64:
                 AluEmitter.Emit(c, ins);
                 break;
+            case InstructionClass.Ldx when shape.Facts is { } f && f[i].ProbeMem:
+                MemoryEmitter.EmitProbeLoad(c, ins);
+                break;
             case InstructionClass.Ldx:
                 MemoryEmitter.EmitLoad(c, ins);
                 break;

@@ -38,9 +38,13 @@ public sealed class InterpreterEngine : IBpfEngine
     public string Name => "interpreter";
 
     /// <inheritdoc />
-    public BpfEntry Prepare(Instruction[] program, HelperTable helpers)
+    public BpfEntry Prepare(Instruction[] program, HelperTable helpers) => Prepare(program, helpers, null);
+
+    /// <inheritdoc />
+    /// <remarks>The interpreter takes one fact: which loads read kernel objects (<see cref="SlotFacts.ProbeMem"/>).</remarks>
+    public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts)
     {
-        var interpreter = new Interpreter(program, helpers);
+        var interpreter = new Interpreter(program, helpers, facts != null && facts.Describes(program) ? facts : null);
         return (r1, r2) => interpreter.Run(r1, r2);
     }
 }

@@ -29,7 +29,15 @@ public sealed unsafe class Interpreter
     RegionBlock? _contextBlock;       // the registered block a run's r1 last pointed to (any thread's is as good a hint)
 
     /// <summary>Prepares <paramref name="program"/>; throws <see cref="BpfRuntimeException"/> for a call to an unknown helper or an instruction no engine runs.</summary>
-    public Interpreter(Instruction[] program, HelperTable helpers)
+    public Interpreter(Instruction[] program, HelperTable helpers) : this(program, helpers, null)
+    {
+    }
+
+    /// <summary>
+    /// Prepares a verified <paramref name="program"/> with the <paramref name="facts"/> its verifier proved: the loads they
+    /// mark as reading kernel objects read through <see cref="KernelProbe"/> (<see cref="ProbeLoads"/>).
+    /// </summary>
+    public Interpreter(Instruction[] program, HelperTable helpers, ProgramFacts? facts)
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(helpers);
@@ -38,7 +46,7 @@ public sealed unsafe class Interpreter
         var sites = new List<CallSite>();
         ProgramChecks.CheckRunnable(program, helpers, (i, h) => sites.Add(new CallSite(h, HelperPlan.Of(h), i)), BindCallback);
         _sites = [.. sites];
-        _exec = StackAccesses.Rewrite(_code, out _);
+        _exec = ProbeLoads.Rewrite(StackAccesses.Rewrite(_code, out _), facts);
         // A helper call's immediate becomes its site's number: the dispatch finds the site without dividing the slot's
         // address by the instruction's size. Only the interpreter's own copy changes; faults describe _code.
         if (_sites.Length > 0 && ReferenceEquals(_exec, _code)) _exec = (Instruction[])_code.Clone();
@@ -286,6 +294,15 @@ public sealed unsafe class Interpreter
                             else if ((ins->Imm & 1) != 0) reg[ins->Src] = old;
                             break;
                         }
+
+                    // BPF_PROBE_MEM loads of kernel objects (ProbeLoads): the image, or 0
+                    case ProbeLoads.LoadW: reg[ins->Dst] = KernelProbe.Load(reg[ins->Src] + (ulong)(long)ins->Offset, 4); break;
+                    case ProbeLoads.LoadH: reg[ins->Dst] = KernelProbe.Load(reg[ins->Src] + (ulong)(long)ins->Offset, 2); break;
+                    case ProbeLoads.LoadB: reg[ins->Dst] = KernelProbe.Load(reg[ins->Src] + (ulong)(long)ins->Offset, 1); break;
+                    case ProbeLoads.LoadDW: reg[ins->Dst] = KernelProbe.Load(reg[ins->Src] + (ulong)(long)ins->Offset, 8); break;
+                    case ProbeLoads.LoadSW: reg[ins->Dst] = KernelProbe.LoadSigned(reg[ins->Src] + (ulong)(long)ins->Offset, 4); break;
+                    case ProbeLoads.LoadSH: reg[ins->Dst] = KernelProbe.LoadSigned(reg[ins->Src] + (ulong)(long)ins->Offset, 2); break;
+                    case ProbeLoads.LoadSB: reg[ins->Dst] = KernelProbe.LoadSigned(reg[ins->Src] + (ulong)(long)ins->Offset, 1); break;
 
                     // Stack accesses proven inside the current frame (StackAccesses): no check
                     case StackAccesses.LoadW: reg[ins->Dst] = Unsafe.ReadUnaligned<uint>((void*)(reg[10] + (ulong)(long)ins->Offset)); break;

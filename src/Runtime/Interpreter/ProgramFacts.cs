@@ -38,6 +38,12 @@ public sealed record SlotFacts
     /// stays in its region only by the verifier's range reasoning. The JIT guards such an access at run time.
     /// </summary>
     public bool VariableOffset { get; init; }
+
+    /// <summary>
+    /// For a load: it reads a kernel object through a BTF pointer (the kernel's BPF_PROBE_MEM load). Engines read it
+    /// through <see cref="KernelProbe"/>: the object's image, or 0 where there is none.
+    /// </summary>
+    public bool ProbeMem { get; init; }
 }
 
 /// <summary>

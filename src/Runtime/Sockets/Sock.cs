@@ -57,8 +57,11 @@ public sealed unsafe partial class Sock
         Family = family;
         Protocol = protocol;
         Cookie = (ulong)Interlocked.Increment(ref s_nextCookie);
-        _block = Maps.Native.Alloc(BpfSockLayout.BlockSize);
+        // Aligned to the span of the socket's kernel image (KernelProbe): two sockets' blocks are a span apart at least,
+        // so their images never overlap (the allocator reuses the rest of the page for other memory).
+        _block = Maps.Native.Alloc(BpfSockLayout.BlockSize, KernelProbe.SocketImageSpan);
         Checked.MemoryRegions.Register((ulong)_block, BpfSockLayout.ViewSize, Checked.MemoryRegionKind.Socket);
+        SocketImages.Register((ulong)_block);
         _self = GCHandle.Alloc(this);
         Write32(BpfSockLayout.Family, (uint)family);
         Write32(BpfSockLayout.Type, protocol == SocketProtocol.Tcp ? BpfSockLayout.SockStream : BpfSockLayout.SockDgram);
@@ -474,6 +477,7 @@ public sealed unsafe partial class Sock
         *(uint*)(_block + BpfSockLayout.Magic) = 0;
         _self.Free();
         Checked.MemoryRegions.Unregister((ulong)_block);
+        SocketImages.Unregister((ulong)_block);
         Maps.Native.Free(_block);
     }
 }
