@@ -82,6 +82,8 @@ internal sealed partial class Checker
         public int DynptrReleaseRegno;
         /// <summary>The reference of the dynptr argument (a RINGBUF dynptr's), which a slice of it carries; 0 for none.</summary>
         public int DynptrRefObjId;
+        /// <summary>The id of the initialised dynptr argument's slots, which a slice of it carries (meta.dynptr_id); 0 for none.</summary>
+        public int DynptrId;
         /// <summary>The bytes of an ARG_PTR_TO_CONST_STR argument from its offset to its NUL (check_reg_const_str), or null.</summary>
         public byte[]? ConstStr;
     }
@@ -200,6 +202,7 @@ internal sealed partial class Checker
                     var r0 = RegState.Pointer(RegType.PtrToArgMemOrNull, 0, meta.MemSize);
                     r0.Id = NewId();
                     r0.RefObjId = meta.DynptrRefObjId;
+                    r0.DynptrId = meta.DynptrId;
                     regs[0] = r0;
                     break;
                 }
