@@ -153,7 +153,7 @@ public static unsafe partial class KernelHelpers
     }
 
     /// <summary>The calling thread and process as the kernel's <c>current</c> describes them, through libc on Linux.</summary>
-    static class CurrentTask
+    internal static class CurrentTask
     {
         static readonly delegate* unmanaged[Cdecl, SuppressGCTransition]<int> s_gettid = (delegate* unmanaged[Cdecl, SuppressGCTransition]<int>)Export("gettid");
         static readonly delegate* unmanaged[Cdecl, SuppressGCTransition]<uint> s_getuid = (delegate* unmanaged[Cdecl, SuppressGCTransition]<uint>)Export("getuid");

@@ -141,6 +141,7 @@ public static partial class KernelHelpers
         Def(KtimeGetTaiNsId, KtimeGetTaiNs, RetType.Integer),
         Def(UserRingbufDrainId, UserRingbufDrain, RetType.Integer, ArgType.ConstMapPtr, ArgType.PtrToFunc, ArgType.PtrToStackOrNull, ArgType.Anything),
         .. BtfHelpers(),
+        .. StorageHelpers(),
     ];
 
     /// <summary>Adds every helper of this class to <paramref name="table"/> and returns it.</summary>
