@@ -35,7 +35,7 @@ public class MapCreateKernelTests
         (MapType.PerCpuHash, 4, 8, 16, MapFlags.NoPrealloc), (MapType.PerCpuArray, 4, 8, 16, 0), (MapType.LruHash, 4, 8, 16, 0),
         (MapType.LruPerCpuHash, 4, 8, 16, 0), (MapType.LpmTrie, 8, 8, 16, MapFlags.NoPrealloc), (MapType.ArrayOfMaps, 4, 4, 16, 0),
         (MapType.HashOfMaps, 4, 4, 16, 0), (MapType.SockMap, 4, 8, 16, 0), (MapType.SockHash, 4, 8, 16, 0), (MapType.RingBuf, 0, 0, 4096, 0),
-        (MapType.UserRingBuf, 0, 0, 4096, 0), (MapType.Queue, 0, 8, 16, 0), (MapType.Stack, 0, 8, 16, 0),
+        (MapType.UserRingBuf, 0, 0, 4096, 0), (MapType.Queue, 0, 8, 16, 0), (MapType.Stack, 0, 8, 16, 0), (MapType.CgroupArray, 4, 4, 16, 0),
     ];
 
     /// <summary>The local-storage maps, created with BTF key and value types (they require them) and without.</summary>
@@ -117,7 +117,7 @@ public class MapCreateKernelTests
             MapType.Hash or MapType.LruHash or MapType.HashOfMaps => buckets + (prealloc ? m * (48 + k + v) : 0),
             MapType.PerCpuHash or MapType.LruPerCpuHash => buckets + (prealloc ? m * (56 + k + v * cpus) : 0),
             MapType.SockHash => buckets,
-            MapType.ProgArray or MapType.PerfEventArray or MapType.ArrayOfMaps or MapType.SockMap => m * 8,
+            MapType.ProgArray or MapType.PerfEventArray or MapType.CgroupArray or MapType.ArrayOfMaps or MapType.SockMap => m * 8,
             MapType.RingBuf or MapType.UserRingBuf => m,
             MapType.Queue or MapType.Stack => (m + 1) * c.Value,
             _ => 0,

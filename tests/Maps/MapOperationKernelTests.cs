@@ -10,7 +10,7 @@ namespace BpfJit.Tests.Maps;
 /// Userspace map operations (lookup, update, delete, lookup_and_delete, get_next_key, freeze) with every update flag combination, on
 /// keys in and out of range, on read-only, write-only and frozen maps: the same sequence runs on a BpfJit map and on
 /// a kernel map of the same attributes, and every step must give the same errno. Map types whose values are file
-/// descriptors (PROG_ARRAY, PERF_EVENT_ARRAY, SOCKMAP, SOCKHASH) run the steps that take no descriptor.
+/// descriptors (PROG_ARRAY, PERF_EVENT_ARRAY, CGROUP_ARRAY, SOCKMAP, SOCKHASH) run the steps that take no descriptor.
 /// </summary>
 [TestFixture, Category(KernelOracle.Category)]
 public class MapOperationKernelTests
@@ -78,6 +78,7 @@ public class MapOperationKernelTests
             yield return (MapType.LpmTrie, 8, 8, access | MapFlags.NoPrealloc);
             yield return (MapType.ProgArray, 4, 4, access);
             yield return (MapType.PerfEventArray, 4, 4, access);
+            yield return (MapType.CgroupArray, 4, 4, access);
             yield return (MapType.SockMap, 4, 8, access);
             yield return (MapType.SockHash, 4, 8, access);
         }
@@ -112,7 +113,7 @@ public class MapOperationKernelTests
             int fd = KernelBpf.CreateMap((uint)type, keySize, valueSize, max, flags);
             Assert.That(fd, Is.GreaterThanOrEqualTo(0), $"kernel {type} flags 0x{flags:x}: {Errno.Name(fd)}");
             using var map = MapFactory.Create(type, keySize, valueSize, max, flags, "ops");
-            bool fdValues = type is MapType.ProgArray or MapType.PerfEventArray or MapType.SockMap or MapType.SockHash;
+            bool fdValues = type is MapType.ProgArray or MapType.PerfEventArray or MapType.CgroupArray or MapType.SockMap or MapType.SockHash;
             try
             {
                 foreach (var step in Steps(fdValues))

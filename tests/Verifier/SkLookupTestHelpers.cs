@@ -56,6 +56,7 @@ public static class SkLookupTestHelpers
             KernelHelpers.MapPushElemId, KernelHelpers.MapPopElemId, KernelHelpers.MapPeekElemId, KernelHelpers.DynptrFromMemId,
             KernelHelpers.RingbufReserveDynptrId, KernelHelpers.RingbufSubmitDynptrId, KernelHelpers.RingbufDiscardDynptrId, KernelHelpers.DynptrWriteId,
             KernelHelpers.TaskStorageGetId, KernelHelpers.TaskStorageDeleteId, KernelHelpers.CgrpStorageGetId, KernelHelpers.CgrpStorageDeleteId,
+            KernelHelpers.CurrentTaskUnderCgroupId,
         ];
         foreach (var h in KernelHelpers.All)
             if (queueStackAndDynptr.Contains(h.Id)) t.Add(new Helper(h.Id, h.Name, Dummy, h.Proto));

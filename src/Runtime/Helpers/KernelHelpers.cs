@@ -85,6 +85,7 @@ public static partial class KernelHelpers
         Def(PerfEventOutputId, PerfEventOutput, RetType.Integer,
             ArgType.PtrToCtx, ArgType.ConstMapPtr, ArgType.Anything, ArgType.PtrToMem, ArgType.ConstSizeOrZero),
         Def(GetCurrentTaskId, GetCurrentTask, RetType.Integer),
+        Def(CurrentTaskUnderCgroupId, CurrentTaskUnderCgroup, RetType.Integer, ArgType.ConstMapPtr, ArgType.Anything),
         Def(PerfEventReadId, PerfEventRead, RetType.Integer, ArgType.ConstMapPtr, ArgType.Anything),
         Def(PerfEventReadValueId, PerfEventReadValue, RetType.Integer, ArgType.ConstMapPtr, ArgType.Anything, ArgType.PtrToUninitMem, ArgType.ConstSize),
         Def(SendSignalId, SendSignal, RetType.Integer, ArgType.Anything),

@@ -71,6 +71,7 @@ internal static class MapCreateChecks
                 break;
             case MapType.ProgArray:
             case MapType.PerfEventArray:
+            case MapType.CgroupArray:
             case MapType.ArrayOfMaps:
                 FdArray(name, a);
                 break;
@@ -138,7 +139,7 @@ internal static class MapCreateChecks
             Fail(name, a, Errno.E2BIG, $"value_size {a.ValueSize}: a per-CPU value is at most {MapFactory.MaxPerCpuValueSize} bytes");
     }
 
-    // fd_array_map_alloc_check (PROG_ARRAY, PERF_EVENT_ARRAY, ARRAY_OF_MAPS after its template).
+    // fd_array_map_alloc_check (PROG_ARRAY, PERF_EVENT_ARRAY, CGROUP_ARRAY, ARRAY_OF_MAPS after its template).
     static void FdArray(string name, in MapAttributes a)
     {
         if (a.ValueSize != 4) Fail(name, a, Errno.EINVAL, $"value_size {a.ValueSize}: must be 4 (an fd)");

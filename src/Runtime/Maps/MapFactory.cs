@@ -82,7 +82,7 @@ public static class MapFactory
     [
         MapType.Array, MapType.PerCpuArray, MapType.Hash, MapType.PerCpuHash, MapType.LruHash, MapType.LruPerCpuHash,
         MapType.LpmTrie, MapType.ProgArray, MapType.PerfEventArray, MapType.RingBuf, MapType.UserRingBuf, MapType.ArrayOfMaps, MapType.HashOfMaps,
-        MapType.Queue, MapType.Stack, MapType.TaskStorage, MapType.CgrpStorage,
+        MapType.Queue, MapType.Stack, MapType.TaskStorage, MapType.CgrpStorage, MapType.CgroupArray,
     ];
 
     /// <summary>
@@ -129,6 +129,7 @@ public static class MapFactory
                 MapType.ArrayOfMaps or MapType.HashOfMaps => MapOfMaps.Construct(d),
                 MapType.Queue or MapType.Stack => new QueueStackMap(d),
                 MapType.TaskStorage or MapType.CgrpStorage => new LocalStorageMap(d),
+                MapType.CgroupArray => new CgroupArrayMap(d),
                 _ => throw new MapCreateException(d.Name, d.Type, Errno.EINVAL, $"map type {d.Type} is not supported by this runtime"),
             };
         }
