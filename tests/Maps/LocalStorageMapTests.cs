@@ -89,6 +89,20 @@ public class LocalStorageMapTests
         });
     }
 
+    /// <summary>Checked mode knows a storage value as a region a program may touch, and faults just past it.</summary>
+    [Test]
+    public void Checked_mode_attributes_accesses_to_the_value()
+    {
+        using var map = MapFactory.Create(Storage(MapType.TaskStorage));
+        var engine = new BpfJit.IlEmitter.JitEngine(new BpfJit.IlEmitter.JitOptions { Checked = true });
+        var count = engine.Prepare(ProgramBinder.Bind(Assemble(GetAndCount), [map]).Code, KernelHelpers.Table());
+        Assert.That(Run(count, LocalStorageMap.GetFCreate), Is.EqualTo(6ul));
+        var past = engine.Prepare(ProgramBinder.Bind(Assemble(GetAndCount.Replace("stxdw [%r0], %r1", "stxdw [%r0+8], %r1", StringComparison.Ordinal)), [map]).Code,
+            KernelHelpers.Table());
+        var e = Assert.Throws<BpfJit.Runtime.Checked.BpfCheckedModeException>(() => Run(past, 0));
+        Assert.That(e!.Access, Is.EqualTo("store"));
+    }
+
     [Test]
     public void A_NULL_owner_gets_NULL_and_EINVAL([ValueSource(typeof(Engines), nameof(Engines.Names))] string engine)
     {
