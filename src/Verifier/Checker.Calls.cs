@@ -82,6 +82,8 @@ internal sealed partial class Checker
         public int DynptrReleaseRegno;
         /// <summary>The reference of the dynptr argument (a RINGBUF dynptr's), which a slice of it carries; 0 for none.</summary>
         public int DynptrRefObjId;
+        /// <summary>The id of the initialised dynptr argument's slots, which a slice of it carries (meta.dynptr_id); 0 for none.</summary>
+        public int DynptrId;
         /// <summary>The bytes of an ARG_PTR_TO_CONST_STR argument from its offset to its NUL (check_reg_const_str), or null.</summary>
         public byte[]? ConstStr;
     }
@@ -200,6 +202,7 @@ internal sealed partial class Checker
                     var r0 = RegState.Pointer(RegType.PtrToArgMemOrNull, 0, meta.MemSize);
                     r0.Id = NewId();
                     r0.RefObjId = meta.DynptrRefObjId;
+                    r0.DynptrId = meta.DynptrId;
                     regs[0] = r0;
                     break;
                 }
@@ -272,7 +275,8 @@ internal sealed partial class Checker
         CheckRead(regno);
         var reg = Regs[regno];
         if (arg == ArgType.Anything) return;
-        bool mayBeNull = arg is ArgType.PtrToSocketOrNull or ArgType.PtrToMemOrNull or ArgType.PtrToWritableMemOrNull or ArgType.PtrToStackOrNull or ArgType.PtrToSockCommonOrNull;
+        bool mayBeNull = arg is ArgType.PtrToSocketOrNull or ArgType.PtrToMemOrNull or ArgType.PtrToWritableMemOrNull or ArgType.PtrToStackOrNull or ArgType.PtrToSockCommonOrNull
+            or ArgType.PtrToBtfIdOrNull or ArgType.PtrToMapValueOrNull;
         // A NULL passed for a nullable pointer: pruned paths must pass NULL too (stricter than the kernel, difference 7).
         if (mayBeNull && reg.IsNull) MarkPrecise(regno);
         bool isMapValueArg = arg == ArgType.PtrToMapValue;
@@ -315,6 +319,10 @@ internal sealed partial class Checker
                 case ArgType.PtrToBtfIdSockCommon or ArgType.PtrToBtfId:
                     CheckBtfIdArg(regno, reg, arg, proto, helperName);
                     break;
+                case ArgType.PtrToBtfIdOrNull:
+                    // check_reg_type drops PTR_MAYBE_NULL from the register's type for an argument that may be NULL.
+                    CheckBtfIdArg(regno, reg with { Type = type }, ArgType.PtrToBtfId, proto, helperName);
+                    break;
                 case ArgType.PtrToRingbufMem:
                     if (type != RegType.PtrToMem) TypeMismatch(regno, "ringbuf_mem");
                     if (reg.Off != 0 || !reg.VarOff.Equals(0UL)) throw Err($"R{regno} must have zero offset when passed to release func");
@@ -352,7 +360,7 @@ internal sealed partial class Checker
                 case ArgType.ConstSize or ArgType.ConstSizeOrZero or ArgType.ConstAllocSizeOrZero:
                     if (!reg.IsScalar) TypeMismatch(regno, "scalar");
                     break;
-                case ArgType.PtrToMapKey or ArgType.PtrToMapValue or ArgType.PtrToUninitMapValue or ArgType.PtrToMem or ArgType.PtrToMemOrNull or ArgType.PtrToWritableMemOrNull
+                case ArgType.PtrToMapKey or ArgType.PtrToMapValue or ArgType.PtrToMapValueOrNull or ArgType.PtrToUninitMapValue or ArgType.PtrToMem or ArgType.PtrToMemOrNull or ArgType.PtrToWritableMemOrNull
                     or ArgType.PtrToUninitMem or ArgType.PtrToAlignedLong:
                     if (type is not (RegType.PtrToStack or RegType.PtrToMapValue or RegType.PtrToMapKey or RegType.PtrToMem or RegType.PtrToArgMem or RegType.PtrToPacket))
                         TypeMismatch(regno, MemTypes);
@@ -384,6 +392,11 @@ internal sealed partial class Checker
                     meta.ConstKey = ConstantMapKey(reg, Map(meta.MapIndex).KeySize);
                 break;
             case ArgType.PtrToMapValue:
+                if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->value");
+                CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: false);
+                break;
+            case ArgType.PtrToMapValueOrNull:
+                if (reg.IsNull) break;
                 if (meta.MapIndex < 0) throw Err("invalid map_ptr to access map->value");
                 CheckHelperMem(regno, Map(meta.MapIndex).ValueSize, write: false);
                 break;

@@ -20,7 +20,8 @@ internal enum DynptrKind : byte
 /// its reference, and the upper (first) slot is marked first. A helper with an uninitialised dynptr argument writes both
 /// slots and makes the dynptr (a RINGBUF one acquires a reference, released by submit or discard, or "Unreleased
 /// reference" at exit); one with an initialised dynptr argument checks that both slots hold one of the expected kind.
-/// Stores over an unreferenced dynptr destroy it; over a referenced one they are refused; helpers may not write over one.
+/// Stores over an unreferenced dynptr destroy it, and with it its slices; over a referenced one they are refused; helpers
+/// may not write over one. Releasing a RINGBUF dynptr kills its slices through their reference.
 /// </summary>
 internal sealed partial class Checker
 {
@@ -84,6 +85,7 @@ internal sealed partial class Checker
         // argument asks for, and the other dynptr arguments take any kind. A slice (bpf_dynptr_data) of a RINGBUF dynptr
         // dies with its reference.
         meta.DynptrRefObjId = frame.Stack.Spilled[spi].RefObjId;
+        meta.DynptrId = frame.Stack.Spilled[spi].Id;
     }
 
     /// <summary>mark_stack_slots_dynptr: both slots become the dynptr; a RINGBUF one acquires a reference.</summary>
@@ -140,8 +142,15 @@ internal sealed partial class Checker
         if (spi < 0 || !st.IsDynptr(spi)) return;
         int first = st.Spilled[spi].DynptrFirst ? spi : spi + 1;
         if (st.Spilled[first].Dynptr == DynptrKind.Ringbuf) throw Err("cannot overwrite referenced dynptr");
+        int dynptrId = st.Spilled[first].Id;
         InvalidateDynptrSlot(st, first);
         InvalidateDynptrSlot(st, first - 1);
+        // Its slices (bpf_dynptr_data results, in registers or spilled, in any frame) point into data the program no
+        // longer has a dynptr for: as root (allow_ptr_leaks) they become unknown scalars, as the kernel's mark_reg_invalid.
+        _cur.ForEachReg((ref RegState r) =>
+        {
+            if (r.Type is RegType.PtrToArgMem or RegType.PtrToArgMemOrNull && r.DynptrId == dynptrId) r = RegState.Unknown();
+        });
     }
 
     static void InvalidateDynptrSlot(StackState st, int spi)

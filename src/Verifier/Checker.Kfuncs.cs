@@ -72,6 +72,7 @@ internal sealed partial class Checker
         KernelStruct.MptcpSock => "mptcp_sock",
         KernelStruct.PtRegs => "pt_regs",
         KernelStruct.VmAreaStruct => "vm_area_struct",
+        KernelStruct.Cgroup => "cgroup",
         _ => s.ToString(),
     };
 

@@ -42,6 +42,11 @@ internal struct RegState
     public DynptrKind Dynptr;
     /// <summary>For a dynptr's stack slot: the upper of its two slots, where the stack pointer to it points (dynptr.first_slot).</summary>
     public bool DynptrFirst;
+    /// <summary>
+    /// For a slice of a dynptr (bpf_dynptr_data's result): the <see cref="Id"/> of the dynptr's stack slots (the kernel's
+    /// dynptr_id), so that destroying the dynptr invalidates the slice.
+    /// </summary>
+    public int DynptrId;
     /// <summary>For a scalar: its exact value matters to some path below this state (the kernel's precise mark).</summary>
     public bool Precise;
 

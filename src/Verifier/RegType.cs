@@ -115,6 +115,8 @@ public enum KernelStruct
     PtRegs,
     /// <summary><c>struct vm_area_struct</c>, a mapping of a task's address space (bpf_find_vma's callback).</summary>
     VmAreaStruct,
+    /// <summary><c>struct cgroup</c>, a cgroup (bpf_cgrp_storage_get's owner; no SK_LOOKUP helper or kfunc returns one).</summary>
+    Cgroup,
 }
 
 /// <summary>Names of register types as the kernel prints them.</summary>

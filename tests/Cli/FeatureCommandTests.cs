@@ -75,6 +75,9 @@ public class FeatureCommandTests
         [MapType.ReuseportSockArray] = (4, 8, 4, 0),
         [MapType.Queue] = (0, 8, 4, 0),
         [MapType.Stack] = (0, 8, 4, 0),
+        [MapType.CgroupArray] = (4, 4, 4, 0),
+        [MapType.TaskStorage] = (4, 8, 0, MapFlags.NoPrealloc),
+        [MapType.CgrpStorage] = (4, 8, 0, MapFlags.NoPrealloc),
     };
 
     [Test]
@@ -88,7 +91,7 @@ public class FeatureCommandTests
             var type = (MapType)id;
             MapDefinition d = type is MapType.ArrayOfMaps or MapType.HashOfMaps
                 ? new MapDefinition(name, type, 4, 4, 2, InnerMap: inner.Definition)
-                : s_create.TryGetValue(type, out var c) ? new MapDefinition(name, type, c.Key, c.Value, c.Entries, c.Flags)
+                : s_create.TryGetValue(type, out var c) ? new MapDefinition(name, type, c.Key, c.Value, c.Entries, c.Flags, Btf: true)
                 : throw new AssertionException($"map type {name} ({id}) is listed but this test does not know how to create it");
             using var map = MapFactory.Create(d);
             Assert.That(map.Type, Is.EqualTo(type), name);
@@ -119,10 +122,16 @@ public class FeatureCommandTests
         p.WaitForExit();
         if (p.ExitCode != 0) Assert.Ignore($"bpftool feature probe failed ({p.ExitCode})");
         var json = Features();
-        foreach (var (name, _) in Named(json.GetProperty("mapTypes")))
-            Assert.That(probe, Does.Contain($"eBPF map_type {name} is "), name);
+        // A bpftool older than the kernel probes only the ids its libbpf knows (libbpf 1.1: up to map type 31 and helper
+        // 209, before cgrp_storage): names past the newest id it prints are not compared.
+        var mapTypes = Named(json.GetProperty("mapTypes")).ToList();
+        int newestMap = mapTypes.Where(t => probe.Contains($"eBPF map_type {t.Name} is ", StringComparison.Ordinal)).Max(t => t.Id);
+        foreach (var (name, id) in mapTypes)
+            if (id <= newestMap) Assert.That(probe, Does.Contain($"eBPF map_type {name} is "), name);
         Assert.That(probe, Does.Contain("eBPF program_type sk_lookup is "));
-        foreach (var (name, _) in Named(json.GetProperty("helpers").GetProperty("sk_lookup")))
-            Assert.That(probe, Does.Contain($"\t- {name}\n"), name);
+        var helpers = Named(json.GetProperty("helpers").GetProperty("sk_lookup")).ToList();
+        int newestHelper = helpers.Where(h => probe.Contains($"\t- {h.Name}\n", StringComparison.Ordinal)).Max(h => h.Id);
+        foreach (var (name, id) in helpers)
+            if (id <= newestHelper) Assert.That(probe, Does.Contain($"\t- {name}\n"), name);
     }
 }

@@ -16,10 +16,10 @@ namespace BpfJit.Tests.Maps;
 public class MapCreateKernelTests
 {
     /// <summary>A case: attributes and, for a map-in-map, its template (an ARRAY 4 x 8 x 1).</summary>
-    public sealed record Case(string What, MapType Type, uint Key, uint Value, uint Max, uint Flags, uint Numa = 0)
+    public sealed record Case(string What, MapType Type, uint Key, uint Value, uint Max, uint Flags, uint Numa = 0, bool Btf = false)
     {
         /// <inheritdoc />
-        public override string ToString() => $"{Type} {What} (key {Key}, value {Value}, max {Max}, flags 0x{Flags:x}, numa {Numa})";
+        public override string ToString() => $"{Type} {What} (key {Key}, value {Value}, max {Max}, flags 0x{Flags:x}, numa {Numa}{(Btf ? ", BTF" : "")})";
     }
 
     static readonly uint[] Edges =
@@ -35,28 +35,45 @@ public class MapCreateKernelTests
         (MapType.PerCpuHash, 4, 8, 16, MapFlags.NoPrealloc), (MapType.PerCpuArray, 4, 8, 16, 0), (MapType.LruHash, 4, 8, 16, 0),
         (MapType.LruPerCpuHash, 4, 8, 16, 0), (MapType.LpmTrie, 8, 8, 16, MapFlags.NoPrealloc), (MapType.ArrayOfMaps, 4, 4, 16, 0),
         (MapType.HashOfMaps, 4, 4, 16, 0), (MapType.SockMap, 4, 8, 16, 0), (MapType.SockHash, 4, 8, 16, 0), (MapType.RingBuf, 0, 0, 4096, 0),
-        (MapType.UserRingBuf, 0, 0, 4096, 0), (MapType.Queue, 0, 8, 16, 0), (MapType.Stack, 0, 8, 16, 0),
+        (MapType.UserRingBuf, 0, 0, 4096, 0), (MapType.Queue, 0, 8, 16, 0), (MapType.Stack, 0, 8, 16, 0), (MapType.CgroupArray, 4, 4, 16, 0),
+    ];
+
+    /// <summary>The local-storage maps, created with BTF key and value types (they require them) and without.</summary>
+    static readonly (MapType Type, uint Key, uint Value, uint Max, uint Flags, bool Btf)[] StorageBases =
+    [
+        (MapType.TaskStorage, 4, 8, 0, MapFlags.NoPrealloc, true), (MapType.CgrpStorage, 4, 8, 0, MapFlags.NoPrealloc, true),
+        (MapType.TaskStorage, 4, 8, 0, MapFlags.NoPrealloc, false),
     ];
 
     /// <summary>Every case of the table.</summary>
     public static IEnumerable<Case> Cases()
     {
         foreach (var (t, k, v, m, f) in Bases)
+            foreach (var c in CasesOf(t, k, v, m, f, btf: false)) yield return c;
+        foreach (var (t, k, v, m, f, btf) in StorageBases)
         {
-            string p = f != 0 ? $"flags 0x{f:x} " : "";
-            yield return new($"{p}base", t, k, v, m, f);
-            foreach (var x in Edges) yield return new($"{p}key_size {x}", t, x, v, m, f);
-            foreach (var x in Edges) yield return new($"{p}value_size {x}", t, k, x, m, f);
-            foreach (var x in Edges) yield return new($"{p}max_entries {x}", t, k, v, x, f);
-            for (int bit = 0; bit < 14; bit++) yield return new($"{p}flag 0x{1u << bit:x}", t, k, v, m, f | 1u << bit);
-            yield return new($"{p}RDONLY_PROG|WRONLY_PROG", t, k, v, m, f | MapFlags.ReadOnlyProg | MapFlags.WriteOnlyProg);
-            yield return new($"{p}RDONLY|WRONLY", t, k, v, m, f | MapFlags.ReadOnly | MapFlags.WriteOnly);
-            yield return new($"{p}NO_COMMON_LRU|NUMA_NODE", t, k, v, m, f | MapFlags.NoCommonLru | MapFlags.NumaNode);
-            foreach (var numa in new[] { 0u, 1u, 999u, uint.MaxValue })
-            {
-                yield return new($"{p}NUMA_NODE numa {numa}", t, k, v, m, f | MapFlags.NumaNode, numa);
-                yield return new($"{p}numa {numa} without NUMA_NODE", t, k, v, m, f, numa);
-            }
+            foreach (var c in CasesOf(t, k, v, m, f, btf)) yield return c;
+            // The value limit, BPF_LOCAL_STORAGE_MAX_VALUE_SIZE, and BPF_F_CLONE.
+            foreach (var x in new uint[] { 65407, 65408, 65535 }) yield return new($"value_size {x}", t, k, x, m, f, Btf: btf);
+            yield return new("NO_PREALLOC|CLONE", t, k, v, m, f | MapFlags.Clone, Btf: btf);
+        }
+    }
+
+    static IEnumerable<Case> CasesOf(MapType t, uint k, uint v, uint m, uint f, bool btf)
+    {
+        string p = (f != 0 ? $"flags 0x{f:x} " : "") + (btf ? "BTF " : "");
+        yield return new($"{p}base", t, k, v, m, f, Btf: btf);
+        foreach (var x in Edges) yield return new($"{p}key_size {x}", t, x, v, m, f, Btf: btf);
+        foreach (var x in Edges) yield return new($"{p}value_size {x}", t, k, x, m, f, Btf: btf);
+        foreach (var x in Edges) yield return new($"{p}max_entries {x}", t, k, v, x, f, Btf: btf);
+        for (int bit = 0; bit < 14; bit++) yield return new($"{p}flag 0x{1u << bit:x}", t, k, v, m, f | 1u << bit, Btf: btf);
+        yield return new($"{p}RDONLY_PROG|WRONLY_PROG", t, k, v, m, f | MapFlags.ReadOnlyProg | MapFlags.WriteOnlyProg, Btf: btf);
+        yield return new($"{p}RDONLY|WRONLY", t, k, v, m, f | MapFlags.ReadOnly | MapFlags.WriteOnly, Btf: btf);
+        yield return new($"{p}NO_COMMON_LRU|NUMA_NODE", t, k, v, m, f | MapFlags.NoCommonLru | MapFlags.NumaNode, Btf: btf);
+        foreach (var numa in new[] { 0u, 1u, 999u, uint.MaxValue })
+        {
+            yield return new($"{p}NUMA_NODE numa {numa}", t, k, v, m, f | MapFlags.NumaNode, numa, btf);
+            yield return new($"{p}numa {numa} without NUMA_NODE", t, k, v, m, f, numa, btf);
         }
     }
 
@@ -78,7 +95,7 @@ public class MapCreateKernelTests
 
     internal static MapDefinition Definition(Case c) =>
         new(c.Type.ToString().ToLowerInvariant(), c.Type, unchecked((int)c.Key), unchecked((int)c.Value), unchecked((int)c.Max), c.Flags,
-            InnerMap: c.Type is MapType.ArrayOfMaps or MapType.HashOfMaps ? new MapDefinition("inner", MapType.Array, 4, 8, 1) : null, NumaNode: c.Numa);
+            InnerMap: c.Type is MapType.ArrayOfMaps or MapType.HashOfMaps ? new MapDefinition("inner", MapType.Array, 4, 8, 1) : null, NumaNode: c.Numa, Btf: c.Btf);
 
     /// <summary>
     /// The bytes the kernel would allocate for the case before it can fail, or 0 when one of its checks refuses it
@@ -100,7 +117,7 @@ public class MapCreateKernelTests
             MapType.Hash or MapType.LruHash or MapType.HashOfMaps => buckets + (prealloc ? m * (48 + k + v) : 0),
             MapType.PerCpuHash or MapType.LruPerCpuHash => buckets + (prealloc ? m * (56 + k + v * cpus) : 0),
             MapType.SockHash => buckets,
-            MapType.ProgArray or MapType.PerfEventArray or MapType.ArrayOfMaps or MapType.SockMap => m * 8,
+            MapType.ProgArray or MapType.PerfEventArray or MapType.CgroupArray or MapType.ArrayOfMaps or MapType.SockMap => m * 8,
             MapType.RingBuf or MapType.UserRingBuf => m,
             MapType.Queue or MapType.Stack => (m + 1) * c.Value,
             _ => 0,
@@ -131,7 +148,15 @@ public class MapCreateKernelTests
                     Assert.That(error.Message, Does.StartWith($"map {c.Type.ToString().ToLowerInvariant()} ("), c.ToString());
                 }
                 if (KernelBytes(c) > KernelSafeBytes) continue;
-                int fd = KernelBpf.CreateMap((uint)c.Type, unchecked((int)c.Key), unchecked((int)c.Value), unchecked((int)c.Max), c.Flags,
+                int fd;
+                if (c.Btf)
+                {
+                    // BTF for the key (an int, or char[key_size]) and a value struct of value_size bytes; numa_node is 0 there,
+                    // which the kernel reads only with BPF_F_NUMA_NODE, and every NUMA_NODE case here is EINVAL before it.
+                    if (c.Value > 1u << 24 || c.Key > 1u << 24 || (c.Numa != 0 && (c.Flags & MapFlags.NumaNode) != 0)) continue;  // not a BTF the kernel loads
+                    fd = KernelBtf.CreateMapWithSpinLock((uint)c.Type, unchecked((int)c.Key), unchecked((int)c.Value), unchecked((int)c.Max), c.Flags, lockOffset: -1);
+                }
+                else fd = KernelBpf.CreateMap((uint)c.Type, unchecked((int)c.Key), unchecked((int)c.Value), unchecked((int)c.Max), c.Flags,
                     c.Type is MapType.ArrayOfMaps or MapType.HashOfMaps ? innerFd : 0, c.Numa);
                 int kernel = fd >= 0 ? 0 : fd;
                 KernelBpf.Close(fd);

@@ -50,11 +50,13 @@ public static class SkLookupTestHelpers
                 || KernelHelpers.BtfHelperIds.Contains(h.Id))
                 t.Add(new Helper(h.Id, h.Name, Dummy, h.Proto));
         }
-        // The QUEUE/STACK helpers and the dynptr helpers that make and release stack dynptrs: the runtime's prototypes.
+        // The QUEUE/STACK helpers, the dynptr helpers that make and release stack dynptrs and the local-storage helpers: the runtime's prototypes.
         int[] queueStackAndDynptr =
         [
             KernelHelpers.MapPushElemId, KernelHelpers.MapPopElemId, KernelHelpers.MapPeekElemId, KernelHelpers.DynptrFromMemId,
             KernelHelpers.RingbufReserveDynptrId, KernelHelpers.RingbufSubmitDynptrId, KernelHelpers.RingbufDiscardDynptrId, KernelHelpers.DynptrWriteId,
+            KernelHelpers.TaskStorageGetId, KernelHelpers.TaskStorageDeleteId, KernelHelpers.CgrpStorageGetId, KernelHelpers.CgrpStorageDeleteId,
+            KernelHelpers.CurrentTaskUnderCgroupId,
         ];
         foreach (var h in KernelHelpers.All)
             if (queueStackAndDynptr.Contains(h.Id)) t.Add(new Helper(h.Id, h.Name, Dummy, h.Proto));

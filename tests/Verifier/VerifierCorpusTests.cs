@@ -44,7 +44,8 @@ public class VerifierCorpusTests
                 uint flags = m.Flags | (m.IsReadOnly ? 0x80u : 0);
                 int fd = m.TimerOffset >= 0
                     ? KernelBtf.CreateMapWithTimer((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, flags, m.TimerOffset, m.SpinLockOffset)
-                    : m.SpinLockOffset >= 0
+                    // Local-storage maps need BTF key and value types even without a lock.
+                    : m.SpinLockOffset >= 0 || m.Type is MapType.TaskStorage or MapType.CgrpStorage
                     ? KernelBtf.CreateMapWithSpinLock((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, flags, m.SpinLockOffset)
                     : KernelBpf.CreateMap((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, flags,
                         m.InnerMap is { } inner ? fds[c.Maps.ToList().FindIndex(x => x.Name == inner.Name)] : 0);

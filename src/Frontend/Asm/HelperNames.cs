@@ -40,7 +40,7 @@ public static class HelperNames
         "skb_set_tstamp", "ima_file_hash", "kptr_xchg", "map_lookup_percpu_elem", "skc_to_mptcp_sock", "dynptr_from_mem",
         "ringbuf_reserve_dynptr", "ringbuf_submit_dynptr", "ringbuf_discard_dynptr", "dynptr_read", "dynptr_write", "dynptr_data",
         "tcp_raw_gen_syncookie_ipv4", "tcp_raw_gen_syncookie_ipv6", "tcp_raw_check_syncookie_ipv4", "tcp_raw_check_syncookie_ipv6", "ktime_get_tai_ns", "user_ringbuf_drain",
-        "cgroup_storage_get", "cgroup_storage_delete",
+        "cgrp_storage_get", "cgrp_storage_delete",
     ];
 
     /// <summary>Number of helper ids this table names.</summary>

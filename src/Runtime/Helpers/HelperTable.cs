@@ -190,6 +190,13 @@ public enum ArgType
     /// kptr. BpfJit refuses typed ksyms at load, so no register of a program it verifies is one.
     /// </summary>
     PtrToPercpuBtfId,
+    /// <summary>
+    /// A kernel BTF pointer to the structure <see cref="HelperProto.ArgBtf"/> names, or NULL (ARG_PTR_TO_BTF_ID_OR_NULL):
+    /// the owner of a local-storage helper (a <c>task_struct</c>, a <c>cgroup</c>).
+    /// </summary>
+    PtrToBtfIdOrNull,
+    /// <summary>Pointer to value_size readable bytes, or NULL (ARG_PTR_TO_MAP_VALUE_OR_NULL): a storage_get helper's initial value.</summary>
+    PtrToMapValueOrNull,
 }
 
 /// <summary>The kernel's helper return types (enum bpf_return_type), as far as BpfJit's helpers need them.</summary>

@@ -85,6 +85,7 @@ public static partial class KernelHelpers
         Def(PerfEventOutputId, PerfEventOutput, RetType.Integer,
             ArgType.PtrToCtx, ArgType.ConstMapPtr, ArgType.Anything, ArgType.PtrToMem, ArgType.ConstSizeOrZero),
         Def(GetCurrentTaskId, GetCurrentTask, RetType.Integer),
+        Def(CurrentTaskUnderCgroupId, CurrentTaskUnderCgroup, RetType.Integer, ArgType.ConstMapPtr, ArgType.Anything),
         Def(PerfEventReadId, PerfEventRead, RetType.Integer, ArgType.ConstMapPtr, ArgType.Anything),
         Def(PerfEventReadValueId, PerfEventReadValue, RetType.Integer, ArgType.ConstMapPtr, ArgType.Anything, ArgType.PtrToUninitMem, ArgType.ConstSize),
         Def(SendSignalId, SendSignal, RetType.Integer, ArgType.Anything),
@@ -141,6 +142,7 @@ public static partial class KernelHelpers
         Def(KtimeGetTaiNsId, KtimeGetTaiNs, RetType.Integer),
         Def(UserRingbufDrainId, UserRingbufDrain, RetType.Integer, ArgType.ConstMapPtr, ArgType.PtrToFunc, ArgType.PtrToStackOrNull, ArgType.Anything),
         .. BtfHelpers(),
+        .. StorageHelpers(),
     ];
 
     /// <summary>Adds every helper of this class to <paramref name="table"/> and returns it.</summary>

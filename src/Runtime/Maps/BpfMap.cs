@@ -216,9 +216,10 @@ public abstract unsafe class BpfMap : IDisposable
 
     /// <summary>
     /// BPF_MAP_LOOKUP_AND_DELETE_ELEM: copies the value of <paramref name="key"/> into <paramref name="value"/> and removes
-    /// it; for a QUEUE or STACK (no key) pops the front value. 0, -ENOENT, -EINVAL for flags (any flag on a QUEUE or
-    /// STACK), -EPERM unless userspace may both read and write the map, -ENOTSUPP for map types that have no such
-    /// operation here.
+    /// it (HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH: the value as <see cref="Lookup(ReadOnlySpan{byte}, Span{byte}, ulong)"/>
+    /// gives it); for a QUEUE or STACK (no key) pops the front value. 0, -ENOENT, -EINVAL for flags (any flag on a QUEUE or
+    /// STACK, BPF_F_LOCK without a lock), -EPERM unless userspace may both read and write the map, -ENOTSUPP for the
+    /// other map types, as the kernel.
     /// </summary>
     public int LookupAndDelete(ReadOnlySpan<byte> key, Span<byte> value, ulong flags = 0)
     {

@@ -170,6 +170,31 @@ public sealed unsafe class HashMap : BpfMap
     /// <inheritdoc />
     protected override int UpdateCore(byte* key, byte* value, ulong flags) => Store(key, value, flags, allCpus: true);
 
+    /// <summary>
+    /// The kernel's __htab_map_lookup_and_delete_elem (BPF_MAP_LOOKUP_AND_DELETE_ELEM, since 5.14): under the
+    /// bucket's lock, the element's value is copied out as a lookup copies it (every CPU's slot for per-CPU maps; under
+    /// the value's spin lock with BPF_F_LOCK; special fields zeroed) and the element is unlinked. -ENOENT when absent,
+    /// with the caller's buffer untouched. The flags were checked by <see cref="BpfMap.LookupAndDelete"/>.
+    /// </summary>
+    protected override int LookupAndDeleteCore(byte* key, byte* value, ulong flags)
+    {
+        uint hash = Hash(key);
+        lock (_writeLock)
+        {
+            byte** link = FindLink(hash, key);
+            byte* e = *link;
+            if (e == null) return -Errno.ENOENT;
+            if (_perCpu) Native.Copy(ValueOf(e), value, _slot * _slots);
+            else
+            {
+                BpfSpinLock.CopyValue(ValueOf(e), value, ValueSize, SpinLockOffset, (flags & UpdateFlags.Lock) != 0, lockDestination: false, TimerOffset);
+                BpfSpinLock.ClearSpecialFields(value, SpinLockOffset, TimerOffset);
+            }
+            Unlink(link, e);
+            return 0;
+        }
+    }
+
     /// <inheritdoc />
     protected override int DeleteCore(byte* key) => Remove(key);
 

@@ -13,13 +13,14 @@ namespace BpfJit.Runtime.Maps;
 /// <param name="MaxEntries">max_entries (the byte size of a RINGBUF).</param>
 /// <param name="Flags">map_flags (<see cref="MapFlags"/>).</param>
 /// <param name="NumaNode">numa_node, read only with BPF_F_NUMA_NODE (0xffffffff is NUMA_NO_NODE).</param>
-public readonly record struct MapAttributes(MapType Type, uint KeySize, uint ValueSize, uint MaxEntries, uint Flags = 0, uint NumaNode = 0)
+/// <param name="Btf">btf_key_type_id and btf_value_type_id are given (<see cref="MapDefinition.Btf"/>).</param>
+public readonly record struct MapAttributes(MapType Type, uint KeySize, uint ValueSize, uint MaxEntries, uint Flags = 0, uint NumaNode = 0, bool Btf = false)
 {
     /// <summary>The attributes of a definition; a negative size stands for the u32 with the same bits, as the syscall reads it.</summary>
     public static MapAttributes Of(MapDefinition d)
     {
         ArgumentNullException.ThrowIfNull(d);
-        return new(d.Type, (uint)d.KeySize, (uint)d.ValueSize, (uint)d.MaxEntries, d.Flags, d.NumaNode);
+        return new(d.Type, (uint)d.KeySize, (uint)d.ValueSize, (uint)d.MaxEntries, d.Flags, d.NumaNode, d.Btf);
     }
 }
 
@@ -70,6 +71,7 @@ internal static class MapCreateChecks
                 break;
             case MapType.ProgArray:
             case MapType.PerfEventArray:
+            case MapType.CgroupArray:
             case MapType.ArrayOfMaps:
                 FdArray(name, a);
                 break;
@@ -103,6 +105,10 @@ internal static class MapCreateChecks
                 if (a.ValueSize is not (4 or 8)) Fail(name, a, Errno.EINVAL, $"value_size {a.ValueSize}: must be 4 or 8");
                 Array(name, a);
                 break;
+            case MapType.TaskStorage:
+            case MapType.CgrpStorage:
+                LocalStorage(name, a);
+                break;
             case MapType.Unspec:
                 Fail(name, a, Errno.EINVAL, "map_type UNSPEC (0)");
                 break;
@@ -133,7 +139,7 @@ internal static class MapCreateChecks
             Fail(name, a, Errno.E2BIG, $"value_size {a.ValueSize}: a per-CPU value is at most {MapFactory.MaxPerCpuValueSize} bytes");
     }
 
-    // fd_array_map_alloc_check (PROG_ARRAY, PERF_EVENT_ARRAY, ARRAY_OF_MAPS after its template).
+    // fd_array_map_alloc_check (PROG_ARRAY, PERF_EVENT_ARRAY, CGROUP_ARRAY, ARRAY_OF_MAPS after its template).
     static void FdArray(string name, in MapAttributes a)
     {
         if (a.ValueSize != 4) Fail(name, a, Errno.EINVAL, $"value_size {a.ValueSize}: must be 4 (an fd)");
@@ -202,6 +208,23 @@ internal static class MapCreateChecks
             : null;
         if (fault != null) Fail(name, a, Errno.EINVAL, fault);
         if (a.ValueSize > KmallocMaxSize) Fail(name, a, Errno.E2BIG, $"value_size {a.ValueSize} exceeds {KmallocMaxSize}");
+    }
+
+    // bpf_local_storage_map_alloc_check: one EINVAL for any fault (BTF key and value types included: the kernel wants them
+    // to dump the storage), then E2BIG for a value past BPF_LOCAL_STORAGE_MAX_VALUE_SIZE.
+    static void LocalStorage(string name, in MapAttributes a)
+    {
+        const uint mask = MapFlags.NoPrealloc | MapFlags.Clone;
+        string? fault =
+            (a.Flags & ~mask) != 0 ? $"map_flags 0x{a.Flags:x}: 0x{a.Flags & ~mask:x} not valid for this type"
+            : (a.Flags & MapFlags.NoPrealloc) == 0 ? $"map_flags: {a.Type} needs BPF_F_NO_PREALLOC"
+            : a.MaxEntries != 0 ? $"max_entries {a.MaxEntries}: must be 0"
+            : a.KeySize != 4 ? $"key_size {a.KeySize}: must be 4"
+            : a.ValueSize == 0 ? "value_size 0"
+            : !a.Btf ? "btf_key_type_id and btf_value_type_id are required"
+            : null;
+        if (fault != null) Fail(name, a, Errno.EINVAL, fault);
+        if (a.ValueSize > LocalStorageMap.MaxValueSize) Fail(name, a, Errno.E2BIG, $"value_size {a.ValueSize} exceeds {LocalStorageMap.MaxValueSize}");
     }
 
     // sock_map_alloc and sock_hash_alloc.

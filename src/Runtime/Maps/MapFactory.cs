@@ -16,8 +16,12 @@ namespace BpfJit.Runtime.Maps;
 /// </param>
 /// <param name="NumaNode">numa_node, read only with BPF_F_NUMA_NODE: the host is one node, 0.</param>
 /// <param name="TimerOffset">Offset of a struct bpf_timer in the value (from BTF), or -1.</param>
+/// <param name="Btf">
+/// True when the map is created with BTF key and value types (the kernel's btf_key_type_id and btf_value_type_id, as an
+/// object's BTF-defined map has them): TASK_STORAGE and CGRP_STORAGE require them.
+/// </param>
 public sealed record MapDefinition(string Name, MapType Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, int SpinLockOffset = -1,
-    MapDefinition? InnerMap = null, uint NumaNode = 0, int TimerOffset = -1);
+    MapDefinition? InnerMap = null, uint NumaNode = 0, int TimerOffset = -1, bool Btf = false);
 
 /// <summary>A map could not be created: the kernel's BPF_MAP_CREATE would have failed with <see cref="Errno"/>.</summary>
 public sealed class MapCreateException : BpfException
@@ -78,7 +82,7 @@ public static class MapFactory
     [
         MapType.Array, MapType.PerCpuArray, MapType.Hash, MapType.PerCpuHash, MapType.LruHash, MapType.LruPerCpuHash,
         MapType.LpmTrie, MapType.ProgArray, MapType.PerfEventArray, MapType.RingBuf, MapType.UserRingBuf, MapType.ArrayOfMaps, MapType.HashOfMaps,
-        MapType.Queue, MapType.Stack,
+        MapType.Queue, MapType.Stack, MapType.TaskStorage, MapType.CgrpStorage, MapType.CgroupArray,
     ];
 
     /// <summary>
@@ -124,6 +128,8 @@ public static class MapFactory
                 MapType.UserRingBuf => new UserRingBufMap(d),
                 MapType.ArrayOfMaps or MapType.HashOfMaps => MapOfMaps.Construct(d),
                 MapType.Queue or MapType.Stack => new QueueStackMap(d),
+                MapType.TaskStorage or MapType.CgrpStorage => new LocalStorageMap(d),
+                MapType.CgroupArray => new CgroupArrayMap(d),
                 _ => throw new MapCreateException(d.Name, d.Type, Errno.EINVAL, $"map type {d.Type} is not supported by this runtime"),
             };
         }
@@ -157,7 +163,7 @@ public static class MapFactory
         if (d.Type == MapType.ArrayOfMaps) MapOfMaps.CheckTemplate(d);
         MapCreateChecks.Check(d.Name, a);
         if (d.Type == MapType.HashOfMaps) MapOfMaps.CheckTemplate(d);
-        CheckSpinLock(d, allowed: d.Type is MapType.Array or MapType.Hash or MapType.LruHash);
+        CheckSpinLock(d, allowed: d.Type is MapType.Array or MapType.Hash or MapType.LruHash or MapType.TaskStorage or MapType.CgrpStorage);
         CheckTimer(d);
         var footprint = MapMemory.Footprint(a);
         if (footprint > (ulong)MapMemory.Limit)

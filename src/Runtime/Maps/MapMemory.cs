@@ -63,7 +63,7 @@ public static class MapMemory
             MapType.Hash or MapType.LruHash or MapType.HashOfMaps => Add(Buckets(a.MaxEntries), Mul(m, HashElementHeader + key + (a.Type == MapType.HashOfMaps ? 8 : value))),
             MapType.PerCpuHash or MapType.LruPerCpuHash => Add(Buckets(a.MaxEntries), Mul(m, Add(HashElementHeader + key, Mul(value, cpus)))),
             MapType.ProgArray => m * 12,
-            MapType.PerfEventArray or MapType.SockMap or MapType.ArrayOfMaps or MapType.ReuseportSockArray => m * 8,
+            MapType.PerfEventArray or MapType.CgroupArray or MapType.SockMap or MapType.ArrayOfMaps or MapType.ReuseportSockArray => m * 8,
             MapType.RingBuf => m + 64,
             MapType.UserRingBuf => 2 * m,
             // max_entries + 1 slots of value_size bytes, unpadded (queue_stack_map_mem_usage).

@@ -21,7 +21,7 @@ public static class BaseFuncProto
         "spin_lock", "spin_unlock", "jiffies64", "per_cpu_ptr", "this_cpu_ptr", "timer_init", "timer_set_callback", "timer_start",
         "timer_cancel", "kptr_xchg", "for_each_map_elem", "loop", "user_ringbuf_drain", "ringbuf_reserve_dynptr",
         "ringbuf_submit_dynptr", "ringbuf_discard_dynptr", "dynptr_from_mem", "dynptr_read", "dynptr_write", "dynptr_data",
-        "cgroup_storage_get", "cgroup_storage_delete", "get_current_cgroup_id", "get_current_ancestor_cgroup_id",
+        "cgrp_storage_get", "cgrp_storage_delete", "get_current_cgroup_id", "get_current_ancestor_cgroup_id",
         "current_task_under_cgroup", "get_cgroup_classid", "task_storage_get", "task_storage_delete",
         "trace_printk", "get_current_task", "get_current_task_btf", "get_current_comm", "probe_read_user", "probe_read_kernel",
         "probe_read_user_str", "probe_read_kernel_str", "copy_from_user", "copy_from_user_task", "snprintf_btf", "snprintf",
