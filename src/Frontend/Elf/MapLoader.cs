@@ -298,7 +298,7 @@ sealed class MapLoader
 
     MapType CheckType(uint type, ElfSection section, long offset, string name)
     {
-        if (!Enum.IsDefined((MapType)type))
+        if (!MapTypes.IsDefined((MapType)type))
             throw _elf.Error(section, offset, $"map '{name}': unknown map type {type}");
         if (type == (uint)MapType.Unspec)
             throw _elf.Error(section, offset, $"map '{name}': map type 0 (unspec) is not a map type");
