@@ -166,8 +166,14 @@ sealed class ProgramLoader
     {
         var called = CalledFunctions();
         var programs = new List<ProgramSpec>();
-        foreach (var code in _code.Values.OrderBy(c => c.Elf.Index))
+        // In section order. Sorted keys, not OrderBy: LINQ's sorter fills its index map with a vectorised
+        // Enumerable.FillIncrementing<int> that RyuJIT compiles at a process's first object (docs/perf.md, "Cold start").
+        var sections = new int[_code.Count];
+        _code.Keys.CopyTo(sections, 0);
+        Array.Sort(sections);
+        foreach (int index in sections)
         {
+            var code = _code[index];
             bool isText = code.Elf.Name == ".text";
             foreach (var f in code.Functions)
             {
@@ -376,6 +382,13 @@ sealed class ProgramLoader
                 if (off >= f.Start && off < f.End) result.Add(withOffset(r, placed[f] + off - f.Start));
             }
         }
-        return result.OrderBy(offsetOf).ToList(); // stable: records sharing a slot keep their order
+        // Stable by offset (records sharing a slot keep their order): each key is the offset, then the position, so
+        // a plain sort of longs does it (OrderBy's sorter costs a RyuJIT compile at the first object, as above).
+        var keys = new long[result.Count];
+        for (int i = 0; i < keys.Length; i++) keys[i] = ((long)offsetOf(result[i]) << 32) | (uint)i;
+        Array.Sort(keys);
+        var sorted = new List<T>(keys.Length);
+        foreach (long k in keys) sorted.Add(result[(int)(uint)k]);
+        return sorted;
     }
 }
