@@ -382,13 +382,16 @@ sealed class ProgramLoader
                 if (off >= f.Start && off < f.End) result.Add(withOffset(r, placed[f] + off - f.Start));
             }
         }
-        // Stable by offset (records sharing a slot keep their order): each key is the offset, then the position, so
-        // a plain sort of longs does it (OrderBy's sorter costs a RyuJIT compile at the first object, as above).
-        var keys = new long[result.Count];
-        for (int i = 0; i < keys.Length; i++) keys[i] = ((long)offsetOf(result[i]) << 32) | (uint)i;
-        Array.Sort(keys);
-        var sorted = new List<T>(keys.Length);
-        foreach (long k in keys) sorted.Add(result[(int)(uint)k]);
-        return sorted;
+        // Stable by offset (records sharing a slot keep their order): a counting sort over the offsets, which lie in
+        // the linked program. Not OrderBy, nor Array.Sort over longs: both are framework generic code that RyuJIT
+        // compiles at a process's first object (docs/perf.md, "Cold start").
+        int last = -1;
+        foreach (var r in result) last = Math.Max(last, offsetOf(r));
+        var next = new int[last + 2];
+        foreach (var r in result) next[offsetOf(r) + 1]++;
+        for (int i = 1; i < next.Length; i++) next[i] += next[i - 1];
+        var sorted = new T[result.Count];
+        foreach (var r in result) sorted[next[offsetOf(r)]++] = r;
+        return new List<T>(sorted);
     }
 }
