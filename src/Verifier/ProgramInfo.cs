@@ -54,8 +54,19 @@ internal sealed class ProgramInfo
         return info;
     }
 
-    /// <summary>Records a subprogram start (the kernel's add_subprog); false when it would be one too many.</summary>
-    static bool AddSubprog(SortedSet<int> starts, int start) => starts.Contains(start) || (starts.Count < BpfAbi.MaxSubprogs && starts.Add(start));
+    /// <summary>
+    /// Records a subprogram start in the sorted list (the kernel's add_subprog: find it, else insert it in order); false
+    /// when it would be one too many. A list, not a SortedSet: SortedSet&lt;int&gt;'s copy-out is framework generic code that
+    /// RyuJIT compiles at a process's first program (docs/perf.md, "Cold start").
+    /// </summary>
+    static bool AddSubprog(List<int> starts, int start)
+    {
+        int at = starts.BinarySearch(start);
+        if (at >= 0) return true;
+        if (starts.Count >= BpfAbi.MaxSubprogs) return false;
+        starts.Insert(~at, start);
+        return true;
+    }
 
     static bool IsSecondSlot(IReadOnlyList<Instruction> insns, int i) => i > 0 && insns[i - 1].IsLdImm64;
 
@@ -66,7 +77,7 @@ internal sealed class ProgramInfo
         if (n == 0) return "empty program";
         if (n > BpfAbi.MaxInsns) return $"program too large: {n} insns (max {BpfAbi.MaxInsns})";
         // Decode checks and subprogram discovery.
-        var starts = new SortedSet<int> { 0 };
+        var starts = new List<int> { 0 };
         for (int i = 0; i < n; i++)
         {
             var ins = Insns[i];

@@ -39,6 +39,25 @@ public class ProgramTagTests
         Assert.That(ProgramTag.Compute(plain), Is.Not.EqualTo(ProgramTag.Compute(a)), "a plain constant is digested");
     }
 
+    [Test]
+    public void TheDigestIsSha256AtEveryPaddingLength()
+    {
+        // ProgramTag digests with its own SHA-256 (not OpenSSL's, for the cold start): the framework's digest of the same
+        // bytes, for programs of 0 to 40 slots (the padding's one- and two-block tails) and a large random one.
+        var random = new Random(23);
+        for (int n = 0; n <= 40; n++)
+            AssertSha256(Enumerable.Range(0, n).Select(_ => new Instruction((byte)random.Next(0x100), (byte)random.Next(11), (byte)random.Next(11), (short)random.Next(), random.Next())).ToArray());
+        AssertSha256(Enumerable.Range(0, 4097).Select(i => new Instruction(Op.Mov64Imm, 0, 0, 0, i * 7919)).ToArray());
+    }
+
+    static void AssertSha256(Instruction[] slots)
+    {
+        // Without ld_imm64 map references the digested bytes are the encoding itself.
+        slots = slots.Select(s => s.Opcode == Op.LdImm64 ? s with { Opcode = Op.Mov64Imm } : s).ToArray();
+        string expected = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoder.Encode(slots)).AsSpan(0, 8));
+        Assert.That(ProgramTag.Compute(slots), Is.EqualTo(expected), $"{slots.Length} slots");
+    }
+
     static IEnumerable<string> Objects() => ["redir_port", "dispatcher", "redir_ip6"];
 
     [TestCaseSource(nameof(Objects))]

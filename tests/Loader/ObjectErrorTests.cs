@@ -112,6 +112,22 @@ public class ObjectErrorTests
     }
 
     [Test]
+    public void UnknownRelocationTypeInData()
+    {
+        // .rel.BTF's first record with type 7 (undefined), then 0 (R_BPF_NONE): both refused, by type number.
+        foreach (uint type in new uint[] { 7, 0 })
+        {
+            var b = Bytes("redir_port");
+            var rel = ElfFile.Parse(b, "x").FindSection(".rel.BTF")!;
+            ulong target = BinaryPrimitives.ReadUInt64LittleEndian(b.AsSpan((int)rel.FileOffset));
+            BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan((int)rel.FileOffset + 8), type);
+            var e = Fails(b);
+            Assert.That((e.Section, e.Offset), Is.EqualTo((".BTF", (long?)(long)target)));
+            Assert.That(e.Reason, Does.StartWith($"unsupported relocation type {(type == 0 ? "R_BPF_NONE" : "7")}"));
+        }
+    }
+
+    [Test]
     public void RelocationOnTheWrongInstruction()
     {
         var b = Bytes("redir_port");

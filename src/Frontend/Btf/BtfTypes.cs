@@ -127,17 +127,24 @@ public sealed class BtfType
     /// <summary>DECL_TAG: the member or parameter index, or -1 for the whole declaration.</summary>
     public int ComponentIndex { get; init; } = -1;
 
+    // Empty lists of this assembly's own: Array.Empty over these structs (what `= []` gives) is framework code whose
+    // static constructor RyuJIT compiles at a process's first object, once per struct (docs/perf.md, "Cold start").
+    static readonly BtfMember[] s_noMembers = new BtfMember[0];
+    static readonly BtfParam[] s_noParams = new BtfParam[0];
+    static readonly BtfEnumValue[] s_noEnumValues = new BtfEnumValue[0];
+    static readonly BtfVarSecInfo[] s_noVariables = new BtfVarSecInfo[0];
+
     /// <summary>STRUCT/UNION members.</summary>
-    public IReadOnlyList<BtfMember> Members { get; init; } = [];
+    public IReadOnlyList<BtfMember> Members { get; init; } = s_noMembers;
 
     /// <summary>FUNC_PROTO parameters.</summary>
-    public IReadOnlyList<BtfParam> Params { get; init; } = [];
+    public IReadOnlyList<BtfParam> Params { get; init; } = s_noParams;
 
     /// <summary>ENUM/ENUM64 enumerators.</summary>
-    public IReadOnlyList<BtfEnumValue> EnumValues { get; init; } = [];
+    public IReadOnlyList<BtfEnumValue> EnumValues { get; init; } = s_noEnumValues;
 
     /// <summary>DATASEC variables.</summary>
-    public IReadOnlyList<BtfVarSecInfo> Variables { get; init; } = [];
+    public IReadOnlyList<BtfVarSecInfo> Variables { get; init; } = s_noVariables;
 
     /// <summary>True for kinds whose <see cref="SizeOrType"/> is a byte size.</summary>
     public bool HasSize => Kind is BtfKind.Int or BtfKind.Struct or BtfKind.Union or BtfKind.Enum

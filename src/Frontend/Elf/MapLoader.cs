@@ -15,8 +15,9 @@ sealed class MapLoader
     readonly ElfFile _elf;
     readonly BtfSpec? _btf;
     readonly List<MapSpec> _maps = [];
-    // Map definitions by (section index, offset of the definition).
-    readonly Dictionary<(int Section, ulong Offset), int> _bySymbol = [];
+    // Map definitions by section index, then offset of the definition. Not one dictionary keyed by (int, ulong): the
+    // framework's comparer for that tuple is compiled by RyuJIT at a process's first object (docs/perf.md, "Cold start").
+    readonly Dictionary<int, Dictionary<ulong, int>> _bySymbol = [];
     readonly Dictionary<int, int> _dataBySection = [];
 
     MapLoader(ElfFile elf, BtfSpec? btf)
@@ -52,7 +53,7 @@ sealed class MapLoader
     public (int Index, bool IsData)? Find(ElfSection section, ulong offset)
     {
         if (_dataBySection.TryGetValue(section.Index, out int data)) return (data, true);
-        if (_bySymbol.TryGetValue((section.Index, offset), out int map)) return (map, false);
+        if (TryFindDefinition(section.Index, offset, out int map)) return (map, false);
         return null;
     }
 
@@ -60,8 +61,15 @@ sealed class MapLoader
     {
         if (_maps.Any(m => m.Name == spec.Name))
             throw _elf.Error(section, (long)offset, $"duplicate map name '{spec.Name}'");
-        _bySymbol[(section.Index, offset)] = _maps.Count;
+        if (!_bySymbol.TryGetValue(section.Index, out var byOffset)) _bySymbol[section.Index] = byOffset = [];
+        byOffset[offset] = _maps.Count;
         _maps.Add(spec);
+    }
+
+    bool TryFindDefinition(int section, ulong offset, out int map)
+    {
+        map = 0;
+        return _bySymbol.TryGetValue(section, out var byOffset) && byOffset.TryGetValue(offset, out map);
     }
 
     List<ElfSymbol> ObjectSymbols(ElfSection section) =>
@@ -134,7 +142,7 @@ sealed class MapLoader
         {
             BpfObjectException Fail(string reason) => _elf.Error(section, (long)r.Offset, $"relocation {ProgramLoader.DescribeType(r.Type)} against '{r.Symbol.Name}': {reason}");
             var outerSym = symbols.LastOrDefault(s => s.Value <= r.Offset) ?? throw Fail("it is not inside a map definition");
-            var outer = _maps[_bySymbol[(section.Index, outerSym.Value)]];
+            var outer = _maps[_bySymbol[section.Index][outerSym.Value]];
             bool progArray = outer.Type == MapType.ProgArray;
             if (!_valuesOffset.TryGetValue(outer.Name, out ulong valuesAt))
                 throw Fail($"map '{outer.Name}' is neither a map-in-map nor a prog-array with 'values', so it holds no pointers");
@@ -150,7 +158,7 @@ sealed class MapLoader
                 outer.InitialPrograms = new Dictionary<uint, string>(outer.InitialPrograms) { [(uint)slot] = r.Symbol.Name };
                 continue;
             }
-            if (_elf.SectionOf(r.Symbol) is not { } ts || ts.Index != section.Index || !_bySymbol.TryGetValue((ts.Index, r.Symbol.Value), out int target))
+            if (_elf.SectionOf(r.Symbol) is not { } ts || ts.Index != section.Index || !TryFindDefinition(ts.Index, r.Symbol.Value, out int target))
                 throw Fail("the target is not a map of .maps");
             var inner = _maps[target];
             var t = outer.InnerMap!;
@@ -298,7 +306,7 @@ sealed class MapLoader
 
     MapType CheckType(uint type, ElfSection section, long offset, string name)
     {
-        if (!Enum.IsDefined((MapType)type))
+        if (!MapTypes.IsDefined((MapType)type))
             throw _elf.Error(section, offset, $"map '{name}': unknown map type {type}");
         if (type == (uint)MapType.Unspec)
             throw _elf.Error(section, offset, $"map '{name}': map type 0 (unspec) is not a map type");

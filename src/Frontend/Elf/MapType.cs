@@ -75,6 +75,20 @@ public enum MapType : uint
     InsnArray = 34,
 }
 
+/// <summary>Facts about <see cref="MapType"/> values.</summary>
+public static class MapTypes
+{
+    /// <summary>The highest map type: the kernel's enum bpf_map_type numbers its members without gaps up to it.</summary>
+    public const MapType Last = MapType.InsnArray;
+
+    /// <summary>
+    /// True when <paramref name="type"/> is one of the kernel's map types (UNSPEC too), as map_create's bound on
+    /// the type. What <c>Enum.IsDefined</c> says, without the reflection and RyuJIT compile it costs at its first
+    /// call (docs/perf.md, "Cold start").
+    /// </summary>
+    public static bool IsDefined(MapType type) => type <= Last;
+}
+
 /// <summary>How a map is pinned (libbpf's LIBBPF_PIN_*).</summary>
 public enum PinType : uint
 {

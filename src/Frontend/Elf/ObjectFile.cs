@@ -110,7 +110,8 @@ public static class ObjectFile
             if (target.IsExecutable) continue;
             foreach (var r in elf.RelocationsFor(target).Where(r => r.Source == rel))
             {
-                if (!Enum.IsDefined(r.Type) || r.Type == ElfRelocationType.None)
+                // The defined types but None, named: Enum.IsDefined costs reflection and a RyuJIT compile at the first object.
+                if (r.Type is not (ElfRelocationType.Bpf64_64 or ElfRelocationType.Bpf64Abs64 or ElfRelocationType.Bpf64Abs32 or ElfRelocationType.Bpf64NoDyld32 or ElfRelocationType.Bpf64_32))
                     throw elf.Error(target, (long)r.Offset, $"unsupported relocation type {ProgramLoader.DescribeType(r.Type)} (symbol '{r.Symbol.Name}')");
                 // .maps relocations initialise map-in-map 'values'; MapLoader reports those by map name.
                 if (target.Name == "maps" || MapLoader.IsGlobalData(target))

@@ -166,8 +166,14 @@ sealed class ProgramLoader
     {
         var called = CalledFunctions();
         var programs = new List<ProgramSpec>();
-        foreach (var code in _code.Values.OrderBy(c => c.Elf.Index))
+        // In section order. Sorted keys, not OrderBy: LINQ's sorter fills its index map with a vectorised
+        // Enumerable.FillIncrementing<int> that RyuJIT compiles at a process's first object (docs/perf.md, "Cold start").
+        var sections = new int[_code.Count];
+        _code.Keys.CopyTo(sections, 0);
+        Array.Sort(sections);
+        foreach (int index in sections)
         {
+            var code = _code[index];
             bool isText = code.Elf.Name == ".text";
             foreach (var f in code.Functions)
             {
@@ -376,6 +382,16 @@ sealed class ProgramLoader
                 if (off >= f.Start && off < f.End) result.Add(withOffset(r, placed[f] + off - f.Start));
             }
         }
-        return result.OrderBy(offsetOf).ToList(); // stable: records sharing a slot keep their order
+        // Stable by offset (records sharing a slot keep their order): a counting sort over the offsets, which lie in
+        // the linked program. Not OrderBy, nor Array.Sort over longs: both are framework generic code that RyuJIT
+        // compiles at a process's first object (docs/perf.md, "Cold start").
+        int last = -1;
+        foreach (var r in result) last = Math.Max(last, offsetOf(r));
+        var next = new int[last + 2];
+        foreach (var r in result) next[offsetOf(r) + 1]++;
+        for (int i = 1; i < next.Length; i++) next[i] += next[i - 1];
+        var sorted = new T[result.Count];
+        foreach (var r in result) sorted[next[offsetOf(r)]++] = r;
+        return new List<T>(sorted);
     }
 }

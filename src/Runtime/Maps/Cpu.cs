@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using BpfJit.Frontend;
 
 namespace BpfJit.Runtime.Maps;
 
@@ -21,6 +22,28 @@ public static class Cpu
         return id < (uint)Count ? (int)id : (int)(id % (uint)Count);
     }
 
+    /// <summary>
+    /// The highest cpu id of a cpulist ("0-7", "0,2-5\n"): the largest number in it. Read from the bytes, not as
+    /// text: File.ReadAllText's reader and decoder cost 1-3 ms of CPU at a process's first map (docs/perf.md, "Cold start").
+    /// </summary>
+    internal static int HighestId(ReadOnlySpan<byte> cpulist)
+    {
+        int highest = 0, number = 0;
+        foreach (byte b in cpulist)
+        {
+            if (b is >= (byte)'0' and <= (byte)'9')
+            {
+                number = Math.Min(number * 10 + (b - '0'), 1 << 20);
+                highest = Math.Max(highest, number);
+            }
+            else
+            {
+                number = 0;
+            }
+        }
+        return highest;
+    }
+
     static int ReadPossible()
     {
         int count = Environment.ProcessorCount;
@@ -29,17 +52,11 @@ public static class Cpu
             const string path = "/sys/devices/system/cpu/possible";
             if (File.Exists(path))
             {
-                // Format: "0-7" or "0,2-5": the highest id + 1 is the slot count.
-                string text = File.ReadAllText(path).Trim();
-                int highest = 0;
-                foreach (var part in text.Split(','))
-                {
-                    var range = part.Split('-');
-                    if (int.TryParse(range[^1], out int last)) highest = Math.Max(highest, last);
-                }
-                count = Math.Max(count, highest + 1);
+                // InputFile reads to the end (File.ReadAllBytes takes sysfs's 4096-byte st_size as the length and fails).
+                count = Math.Max(count, HighestId(InputFile.ReadBytes(path, 4096, "cpu list")) + 1);
             }
         }
+        catch (BpfInputException) { }
         catch (IOException) { }
         catch (UnauthorizedAccessException) { }
         return count;

@@ -113,7 +113,7 @@ internal static class MapCreateChecks
                 Fail(name, a, Errno.EINVAL, "map_type UNSPEC (0)");
                 break;
             default:
-                if (!Enum.IsDefined(a.Type)) Fail(name, a, Errno.EINVAL, $"map_type {(uint)a.Type} is unknown");
+                if (!BpfJit.Frontend.Elf.MapTypes.IsDefined(a.Type)) Fail(name, a, Errno.EINVAL, $"map_type {(uint)a.Type} is unknown");
                 Fail(name, a, Errno.EINVAL, $"map_type {a.Type} is not supported by this runtime");
                 break;
         }

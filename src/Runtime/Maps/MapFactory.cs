@@ -67,14 +67,16 @@ public static class MapFactory
     /// <summary>LPM_DATA_SIZE_MAX: the largest LPM key data (after the 4-byte prefix length).</summary>
     public const int MaxLpmDataSize = 256;
 
-    static readonly Dictionary<MapType, Func<MapDefinition, BpfMap>> s_custom = [];
+    // Keyed by the type's number: a dictionary keyed by the enum itself makes RyuJIT compile the framework's enum
+    // comparer at a process's first map (docs/perf.md, "Cold start").
+    static readonly Dictionary<uint, Func<MapDefinition, BpfMap>> s_custom = [];
     static readonly Lock s_lock = new();
 
     /// <summary>Registers the constructor of a map type built outside this folder (it validates its own attributes).</summary>
     public static void Register(MapType type, Func<MapDefinition, BpfMap> create)
     {
         ArgumentNullException.ThrowIfNull(create);
-        lock (s_lock) s_custom[type] = create;
+        lock (s_lock) s_custom[(uint)type] = create;
     }
 
     // The types Create builds itself; keep in step with its switch.
@@ -93,7 +95,7 @@ public static class MapFactory
     {
         get
         {
-            lock (s_lock) return [.. s_builtIn.Concat(s_custom.Keys).Distinct().Order()];
+            lock (s_lock) return [.. s_builtIn.Concat(s_custom.Keys.Select(k => (MapType)k)).Distinct().Order()];
         }
     }
 
@@ -111,7 +113,7 @@ public static class MapFactory
         var d = Validate(definition);
         var attributes = MapAttributes.Of(definition);
         Func<MapDefinition, BpfMap>? custom;
-        lock (s_lock) s_custom.TryGetValue(d.Type, out custom);
+        lock (s_lock) s_custom.TryGetValue((uint)d.Type, out custom);
         long charge = MapMemory.Charge(d.Name, attributes, MapMemory.Footprint(attributes));
         BpfMap map;
         try

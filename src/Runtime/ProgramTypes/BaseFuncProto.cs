@@ -40,7 +40,18 @@ public static class BaseFuncProto
     ]);
 
     /// <summary>Helper ids by name without the <c>bpf_</c> prefix; unknown names are left out.</summary>
-    public static HashSet<int> Ids(IEnumerable<string> names) => [.. names.Select(HelperNames.Id).Where(id => id > 0)];
+    public static HashSet<int> Ids(IEnumerable<string> names)
+    {
+        // A loop, not Select/Where: LINQ's iterators over (string, int) are framework generics no ReadyToRun image
+        // holds, compiled by RyuJIT at every process's first program (docs/perf.md, "Cold start").
+        var ids = new HashSet<int>();
+        foreach (string name in names)
+        {
+            int id = HelperNames.Id(name);
+            if (id > 0) ids.Add(id);
+        }
+        return ids;
+    }
 
     /// <summary>True when helper <paramref name="id"/>'s shared prototype is GPL-only (its <c>gpl_only</c>).</summary>
     public static bool IsGplOnly(int id) => s_gplOnly.Contains(id);
