@@ -60,7 +60,7 @@ public class ReuseportFinalAckMigrationTests
 
         public Sock Listen(InetEndPoint local)
         {
-            var s = Ns.Sockets.Create(SocketFamily.Inet, SocketProtocol.Tcp);
+            var s = Ns.Sockets.Create(local.Family, SocketProtocol.Tcp);
             s.ReusePort = true;
             s.Bind(local);
             s.Listen();
@@ -211,6 +211,18 @@ public class ReuseportFinalAckMigrationTests
             """);
         s.Listeners[0].Close();
         Assert.That(s.Listeners[0].MigrateRequest(Ack(ToLast)), Is.SameAs(s.Listeners[1]));
+    }
+
+    [TestCaseSource(nameof(EngineNames))]
+    public void TcpV6RcvMigratesTheSameWay(string engine)
+    {
+        InetEndPoint.TryParse("[::1]:9100", out var local6);
+        using var s = new Setup(migrateReq: false, local6);
+        // eth_protocol ETH_P_IPV6 (86 dd in memory): key 1, else key 2.
+        s.Attach(engine, "ldxw %r5, [%r6+20]\nmov %r1, 2\njne %r5, 0xdd86, select\nmov %r1, 1\nja select");
+        s.Listeners[0].Close();
+        var ack = new Packet(SocketProtocol.Tcp, local6 with { Port = ClientPort }, local6);
+        Assert.That(s.Listeners[0].MigrateRequest(ack), Is.SameAs(s.Listeners[1]));
     }
 
     [Test]
