@@ -102,6 +102,7 @@ public sealed unsafe class SkReuseportContext : IDisposable
     byte* _block;
     byte* _packet;
     int _capacity;
+    byte* _closingSk;   // ctx->sk at a final-ACK migration: the closed listener's view, allocated at the first one
     byte* _migrating;   // the bpf_sock view of a migrating request (ctx->migrating_sk), allocated at the first migration
 
     /// <summary>Allocates a zeroed block and a packet buffer.</summary>
@@ -226,6 +227,47 @@ public sealed unsafe class SkReuseportContext : IDisposable
         *(ulong*)(b + SkReuseportLayout.NetworkHeader) = (ulong)data;
     }
 
+    /// <summary>
+    /// Fills the block as <c>bpf_init_reuseport_kern</c> does when <c>tcp_v4_rcv</c> / <c>tcp_v6_rcv</c> migrate a request at
+    /// the handshake's final ACK: <paramref name="closing"/> (the request's listener, closed meanwhile) as <c>sk</c>,
+    /// <paramref name="request"/> as <c>migrating_sk</c> and its hash as <c>hash</c>, and <paramref name="ack"/> as the
+    /// packet, as for a lookup (<c>data</c> at its TCP header, <c>len</c>, <c>eth_protocol</c>, the network and MAC
+    /// headers); an ACK given without bytes reads as a bare 20-byte ACK header of its 4-tuple.
+    /// </summary>
+    public void FillMigration(ReuseportGroup group, Sock closing, in MigratingRequest request, in Packet ack)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        ArgumentNullException.ThrowIfNull(closing);
+        var packet = ack;
+        if (packet.Bytes.IsEmpty)
+        {
+            var built = new byte[20];
+            BuildTransport(packet, built);
+            built[13] = 0x10;   // ACK, not the SYN a lookup's stand-in header carries
+            packet = packet with { Bytes = built };
+        }
+        // The listener's block was freed at its close: ctx->sk reads the view it had then, in a block of this context.
+        var view = closing.ClosedView;
+        if (view.IsEmpty) throw new ArgumentException($"socket {closing}: not a closed listener of a reuseport group", nameof(closing));
+        if (_closingSk == null)
+        {
+            _closingSk = Maps.Native.Alloc(BpfSockLayout.BlockSize, 64);
+            Checked.MemoryRegions.Register((ulong)_closingSk, BpfSockLayout.ViewSize, Checked.MemoryRegionKind.Socket);
+        }
+        view.CopyTo(new Span<byte>(_closingSk, BpfSockLayout.BlockSize));
+        // No magic and no owner: helpers never take it for a live Sock (the cookie still reads).
+        *(uint*)(_closingSk + BpfSockLayout.Magic) = 0;
+        *(nint*)(_closingSk + BpfSockLayout.Owner) = 0;
+        Fill(group.Id, group.BindInany, (nint)_closingSk, (ushort)closing.Protocol, packet, request.Hash);
+        if (_migrating == null)
+        {
+            _migrating = Maps.Native.Alloc(BpfSockLayout.BlockSize, 64);
+            Checked.MemoryRegions.Register((ulong)_migrating, BpfSockLayout.ViewSize, Checked.MemoryRegionKind.Socket);
+        }
+        WriteRequest(_migrating, closing.Family, request);
+        *(ulong*)(_block + SkReuseportLayout.MigratingSk) = (ulong)_migrating;
+    }
+
     // A bpf_sock view of a connection that is not a Sock (no magic: helpers never take it for one).
     static void WriteRequest(byte* v, SocketFamily family, in MigratingRequest r)
     {
@@ -322,6 +364,12 @@ public sealed unsafe class SkReuseportContext : IDisposable
         Checked.MemoryRegions.Unregister((ulong)_block);
         Maps.Native.Free(_block);
         Free(_packet);
+        if (_closingSk != null)
+        {
+            Checked.MemoryRegions.Unregister((ulong)_closingSk);
+            Maps.Native.Free(_closingSk);
+        }
+        _closingSk = null;
         if (_migrating != null)
         {
             Checked.MemoryRegions.Unregister((ulong)_migrating);

@@ -223,13 +223,15 @@ public sealed class SkReuseportProgram : IDisposable
 
     /// <summary>
     /// <c>bpf_run_sk_reuseport</c> with a migrating socket (<c>reuseport_migrate_sock</c>): the context holds the
-    /// closing listener as <c>sk</c>, <paramref name="request"/> as <c>migrating_sk</c>, its hash, and an empty packet.
-    /// Same answers as <see cref="Select"/>.
+    /// closing listener as <c>sk</c>, <paramref name="request"/> as <c>migrating_sk</c>, its hash, and the packet: the
+    /// final ACK of the handshake when one arrived (<paramref name="ack"/>, <c>tcp_v4_rcv</c>), else an empty one (the
+    /// listener's close). Same answers as <see cref="Select"/>.
     /// </summary>
-    internal ReuseportDecision Migrate(ReuseportGroup group, Sock closing, in MigratingRequest request)
+    internal ReuseportDecision Migrate(ReuseportGroup group, Sock closing, in MigratingRequest request, Packet? ack = null)
     {
         var ctx = t_ctx ??= new SkReuseportContext();
-        ctx.FillMigration(group, closing, request);
+        if (ack is { } packet) ctx.FillMigration(group, closing, request, packet);
+        else ctx.FillMigration(group, closing, request);
         return RunAndDecide(ctx);
     }
 

@@ -299,7 +299,7 @@ public sealed class ReuseportGroup
     /// picks among the listeners (<c>reuseport_select_sock_by_hash</c>). The chosen socket must still listen
     /// (<c>inet_csk_reqsk_queue_add</c>); null: the connection is reset.
     /// </summary>
-    internal Sock? Migrate(Sock closing, in MigratingRequest request, bool migrateReq)
+    internal Sock? Migrate(Sock closing, in MigratingRequest request, bool migrateReq, Packet? ack = null)
     {
         var listeners = Array.FindAll(Volatile.Read(ref _members), m => m.State == SockState.Listening);
         if (listeners.Length == 0) return null;
@@ -308,7 +308,7 @@ public sealed class ReuseportGroup
         var program = Volatile.Read(ref _program) as SkReuseport.SkReuseportProgram;
         if (program is { ExpectedAttachType: Frontend.Elf.AttachType.SkReuseportSelectOrMigrate })
         {
-            var d = program.Migrate(this, closing, request);
+            var d = program.Migrate(this, closing, request, ack);
             if (d.Action == ReuseportAction.Drop) return null;
             if (d.Action == ReuseportAction.Select) target = d.Socket;
         }
@@ -319,6 +319,15 @@ public sealed class ReuseportGroup
         target ??= listeners[(int)(((ulong)request.Hash * (ulong)listeners.Length) >> 32)];
         return target is { State: SockState.Listening } ? target : null;
     }
+
+    /// <summary>
+    /// Whether a TCP listener closing now would keep this group (<c>reuseport_stop_listen_sock</c>): with
+    /// <paramref name="migrateReq"/> (<c>net.ipv4.tcp_migrate_req</c>) or a program loaded for
+    /// <c>BPF_SK_REUSEPORT_SELECT_OR_MIGRATE</c> attached, it moves to the group's closed section, so its requests can
+    /// still migrate at their final ACK; otherwise it leaves the group (<c>reuseport_detach_sock</c>).
+    /// </summary>
+    internal bool MigrationCapable(bool migrateReq) => migrateReq
+        || Volatile.Read(ref _program) is SkReuseport.SkReuseportProgram { ExpectedAttachType: Frontend.Elf.AttachType.SkReuseportSelectOrMigrate };
 
     static bool OnDevice(Sock m, in Packet packet) => m.BoundDevice == 0 || m.BoundDevice == packet.IngressIfindex;
 

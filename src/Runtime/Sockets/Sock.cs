@@ -365,6 +365,7 @@ public sealed unsafe partial class Sock
             // socket; one already holding it sees it listening (and may still get it) or closed.
             s_live.TryRemove(Cookie, out _);
             foreach (var h in hooks) h(this);
+            KeepClosedSection();
             Table.Remove(this);
         }
         finally
@@ -373,6 +374,7 @@ public sealed unsafe partial class Sock
             {
                 State = SockState.Closed;
                 SyncView();
+                SnapshotClosedView();
                 Monitor.PulseAll(_gate);
             }
             MapEpoch.Retire(Free);
