@@ -284,4 +284,13 @@ public class ReuseportFinalAckMigrationTests
         Assert.That(alone.MigrateRequest(Ack(ToFirst)), Is.Null);
         Assert.Throws<ArgumentException>(() => alone.MigrateRequest(new Packet(SocketProtocol.Udp, Client, Local)));
     }
+
+    [Test]
+    public void A_udp_socket_refuses_with_a_typed_error()
+    {
+        using var ns = new NetNamespace();
+        var udp = ns.Sockets.Create(SocketFamily.Inet, SocketProtocol.Udp);
+        udp.Bind(Local);
+        Assert.Throws<NotSupportedException>(() => udp.MigrateRequest(Ack(ToFirst)));
+    }
 }

@@ -31,11 +31,11 @@ public sealed unsafe partial class Sock
     /// up again as a new packet, which a listener without the request answers with a reset.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="ack"/> is not a TCP packet.</exception>
-    /// <exception cref="InvalidOperationException">This is not a TCP socket.</exception>
+    /// <exception cref="NotSupportedException">This is not a TCP socket (only TCP listeners have handshake requests).</exception>
     public Sock? MigrateRequest(in Packet ack)
     {
         if (ack.Protocol != SocketProtocol.Tcp) throw new ArgumentException($"the final ACK {ack} is not TCP", nameof(ack));
-        if (Protocol != SocketProtocol.Tcp) throw new InvalidOperationException($"socket {this}: a {Protocol} socket has no handshake requests");
+        if (Protocol != SocketProtocol.Tcp) throw new NotSupportedException($"socket {this}: a {Protocol} socket has no handshake requests");
         ReuseportGroup? group;
         lock (_gate)
         {
