@@ -77,20 +77,20 @@ static class ClassicRun
                 w.WriteNumber("hash", hash);
                 w.WriteEndObject();
                 w.WriteStartArray("members");
-                foreach (var m in group.Members) Socket(w, null, m);
+                foreach (var m in group.Members) ReuseportRun.Socket(w, null, m);
                 w.WriteEndArray();
                 if (retval is uint v) w.WriteNumber("retval", v);
                 else w.WriteNull("retval");
                 w.WriteString("outcome", outcome);
-                if (result.Socket is { } s) Socket(w, "socket", s);
+                if (result.Socket is { } s) ReuseportRun.Socket(w, "socket", s);
                 else w.WriteNull("socket");
                 w.WriteEndObject();
             });
             return Cli.Ok;
         }
         stdout.WriteLine($"filter {path} (classic, {filter.Code.Count} instruction(s))");
-        stdout.WriteLine($"context {packet}, hash 0x{hash:x8}, group of {group.Members.Count} ({string.Join(", ", group.Members.Select(Name))})");
-        string to = result.Socket is { } receiver ? Name(receiver) : "no member";
+        stdout.WriteLine($"context {packet}, hash 0x{hash:x8}, group of {group.Members.Count} ({string.Join(", ", group.Members.Select(ReuseportRun.Name))})");
+        string to = result.Socket is { } receiver ? ReuseportRun.Name(receiver) : "no member";
         stdout.WriteLine(retval switch
         {
             null => $"no return value (the packet is shorter than its transport header): the hash picks {to}",
@@ -98,16 +98,5 @@ static class ClassicRun
             _ => $"retval {retval} (past the {group.Members.Count} member(s)): the hash picks {to}",
         });
         return Cli.Ok;
-    }
-
-    static string Name(Sock s) => $"{ProgramHost.NameOf(s)} (cookie {s.Cookie})";
-
-    static void Socket(System.Text.Json.Utf8JsonWriter w, string? property, Sock s)
-    {
-        if (property == null) w.WriteStartObject();
-        else w.WriteStartObject(property);
-        w.WriteString("name", ProgramHost.NameOf(s));
-        w.WriteNumber("cookie", s.Cookie);
-        w.WriteEndObject();
     }
 }

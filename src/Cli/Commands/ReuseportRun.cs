@@ -95,9 +95,11 @@ static class ReuseportRun
         return Cli.Ok;
     }
 
-    static string Name(Sock s) => $"{ProgramHost.NameOf(s)} (cookie {s.Cookie})";
+    /// <summary>A socket as the run verbs print it: its name and cookie.</summary>
+    internal static string Name(Sock s) => $"{ProgramHost.NameOf(s)} (cookie {s.Cookie})";
 
-    static void Socket(System.Text.Json.Utf8JsonWriter w, string? property, Sock s)
+    /// <summary>A socket as the run verbs write it in JSON: its name and cookie.</summary>
+    internal static void Socket(System.Text.Json.Utf8JsonWriter w, string? property, Sock s)
     {
         if (property == null) w.WriteStartObject();
         else w.WriteStartObject(property);
