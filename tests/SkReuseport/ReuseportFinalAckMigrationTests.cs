@@ -225,6 +225,17 @@ public class ReuseportFinalAckMigrationTests
         Assert.That(s.Listeners[0].MigrateRequest(ack), Is.SameAs(s.Listeners[1]));
     }
 
+    [TestCaseSource(nameof(EngineNames))]
+    public void AnIpv4RequestOnADualStackListenerIsAfInet(string engine)
+    {
+        InetEndPoint.TryParse("[::]:9100", out var any6);
+        using var s = new Setup(migrateReq: false, any6);
+        // migrating_sk->family == AF_INET (2): key 1, else key 2.
+        s.Attach(engine, "ldxw %r5, [%r9+4]\nmov %r1, 2\njne %r5, 2, select\nmov %r1, 1\nja select");
+        s.Listeners[0].Close();
+        Assert.That(s.Listeners[0].MigrateRequest(Ack()), Is.SameAs(s.Listeners[1]), "tcp_v4_conn_request's request is AF_INET");
+    }
+
     [Test]
     public void WithoutAMigrateProgramTcpMigrateReqDecides()
     {

@@ -272,6 +272,10 @@ public sealed unsafe class SkReuseportContext : IDisposable
     static void WriteRequest(byte* v, SocketFamily family, in MigratingRequest r)
     {
         new Span<byte>(v, BpfSockLayout.BlockSize).Clear();
+        // A request (TCP_NEW_SYN_RECV) is made by the protocol its SYN came in on: tcp_v6_conn_request hands an IPv4
+        // SYN to tcp_v4_conn_request, so on a dual-stack AF_INET6 listener it is AF_INET. An established child is a
+        // clone of its listener (inet_csk_clone_lock) and keeps the listener's family.
+        if (!r.Established && r.Local.Family == SocketFamily.Inet) family = SocketFamily.Inet;
         *(uint*)(v + BpfSockLayout.Family) = (uint)family;
         *(uint*)(v + BpfSockLayout.Type) = BpfSockLayout.SockStream;
         *(uint*)(v + BpfSockLayout.Protocol) = (uint)SocketProtocol.Tcp;
