@@ -70,11 +70,7 @@ static class ClassicRun
                 w.WriteString("programType", "classic");
                 w.WriteNumber("instructions", filter.Code.Count);
                 w.WriteStartObject("context");
-                w.WriteString("proto", PacketOptions.ProtoName(packet.Protocol));
-                w.WriteString("family", PacketOptions.FamilyName(packet.Family));
-                w.WriteString("from", packet.From.ToString());
-                w.WriteString("to", packet.To.ToString());
-                w.WriteNumber("hash", hash);
+                ReuseportRun.WritePacket(w, packet, hash);
                 w.WriteEndObject();
                 w.WriteStartArray("members");
                 foreach (var m in group.Members) ReuseportRun.Socket(w, null, m);

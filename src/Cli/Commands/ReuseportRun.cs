@@ -60,11 +60,7 @@ static class ReuseportRun
                 w.WriteString("source", host.Source);
                 w.WriteString("engine", engine.Name);
                 w.WriteStartObject("context");
-                w.WriteString("proto", PacketOptions.ProtoName(packet.Protocol));
-                w.WriteString("family", PacketOptions.FamilyName(packet.Family));
-                w.WriteString("from", packet.From.ToString());
-                w.WriteString("to", packet.To.ToString());
-                w.WriteNumber("hash", hash);
+                ReuseportRun.WritePacket(w, packet, hash);
                 w.WriteString("sk", ProgramHost.NameOf(setup.Found));
                 w.WriteEndObject();
                 w.WriteStartArray("members");
@@ -93,6 +89,16 @@ static class ReuseportRun
         stdout.WriteLine($"retval {retval} ({verdict}), {result}");
         RunTail.WriteText(stdout, args.Has("--repeat"), repeat, durationNs, maps);
         return Cli.Ok;
+    }
+
+    /// <summary>The packet and hash a run verb's JSON context shows (inside its open "context" object).</summary>
+    internal static void WritePacket(System.Text.Json.Utf8JsonWriter w, in Packet packet, uint hash)
+    {
+        w.WriteString("proto", PacketOptions.ProtoName(packet.Protocol));
+        w.WriteString("family", PacketOptions.FamilyName(packet.Family));
+        w.WriteString("from", packet.From.ToString());
+        w.WriteString("to", packet.To.ToString());
+        w.WriteNumber("hash", hash);
     }
 
     /// <summary>A socket as the run verbs print it: its name and cookie.</summary>
