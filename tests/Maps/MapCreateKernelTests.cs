@@ -7,7 +7,7 @@ namespace BpfJit.Tests.Maps;
 
 /// <summary>
 /// BPF_MAP_CREATE on BpfJit and on the live kernel, over every supported map type x every parameter edge
-/// (key_size, value_size, max_entries at 0, 1, the kernel's limits, 2^31 - 1, 2^31, 2^32 - 1) x every flag bit and
+/// (key_size, value_size, max_entries at 0, 1, the kernel's limits, 2^31 - 1, 2^31, 2^32 - 1) x every flag bit (0-31) and
 /// numa_node: the same errno (or both accept). Cases whose kernel map would take more than 64 MiB are not sent to the
 /// kernel (it would allocate them: an ARRAY of 2^31 x 8 takes 16 GiB there); BpfJit still answers them with a
 /// typed error or a success (<see cref="MapFactoryTests"/> holds the kernel's recorded answers for some).
@@ -36,6 +36,7 @@ public class MapCreateKernelTests
         (MapType.LruPerCpuHash, 4, 8, 16, 0), (MapType.LpmTrie, 8, 8, 16, MapFlags.NoPrealloc), (MapType.ArrayOfMaps, 4, 4, 16, 0),
         (MapType.HashOfMaps, 4, 4, 16, 0), (MapType.SockMap, 4, 8, 16, 0), (MapType.SockHash, 4, 8, 16, 0), (MapType.RingBuf, 0, 0, 4096, 0),
         (MapType.UserRingBuf, 0, 0, 4096, 0), (MapType.Queue, 0, 8, 16, 0), (MapType.Stack, 0, 8, 16, 0), (MapType.CgroupArray, 4, 4, 16, 0),
+        (MapType.ReuseportSockArray, 4, 8, 16, 0), (MapType.ReuseportSockArray, 4, 4, 16, 0),
     ];
 
     /// <summary>The local-storage maps, created with BTF key and value types (they require them) and without.</summary>
@@ -66,7 +67,7 @@ public class MapCreateKernelTests
         foreach (var x in Edges) yield return new($"{p}key_size {x}", t, x, v, m, f, Btf: btf);
         foreach (var x in Edges) yield return new($"{p}value_size {x}", t, k, x, m, f, Btf: btf);
         foreach (var x in Edges) yield return new($"{p}max_entries {x}", t, k, v, x, f, Btf: btf);
-        for (int bit = 0; bit < 14; bit++) yield return new($"{p}flag 0x{1u << bit:x}", t, k, v, m, f | 1u << bit, Btf: btf);
+        for (int bit = 0; bit < 32; bit++) yield return new($"{p}flag 0x{1u << bit:x}", t, k, v, m, f | 1u << bit, Btf: btf);
         yield return new($"{p}RDONLY_PROG|WRONLY_PROG", t, k, v, m, f | MapFlags.ReadOnlyProg | MapFlags.WriteOnlyProg, Btf: btf);
         yield return new($"{p}RDONLY|WRONLY", t, k, v, m, f | MapFlags.ReadOnly | MapFlags.WriteOnly, Btf: btf);
         yield return new($"{p}NO_COMMON_LRU|NUMA_NODE", t, k, v, m, f | MapFlags.NoCommonLru | MapFlags.NumaNode, Btf: btf);
@@ -117,7 +118,7 @@ public class MapCreateKernelTests
             MapType.Hash or MapType.LruHash or MapType.HashOfMaps => buckets + (prealloc ? m * (48 + k + v) : 0),
             MapType.PerCpuHash or MapType.LruPerCpuHash => buckets + (prealloc ? m * (56 + k + v * cpus) : 0),
             MapType.SockHash => buckets,
-            MapType.ProgArray or MapType.PerfEventArray or MapType.CgroupArray or MapType.ArrayOfMaps or MapType.SockMap => m * 8,
+            MapType.ProgArray or MapType.PerfEventArray or MapType.CgroupArray or MapType.ArrayOfMaps or MapType.SockMap or MapType.ReuseportSockArray => m * 8,
             MapType.RingBuf or MapType.UserRingBuf => m,
             MapType.Queue or MapType.Stack => (m + 1) * c.Value,
             _ => 0,
