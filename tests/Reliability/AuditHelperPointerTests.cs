@@ -11,8 +11,9 @@ namespace BpfJit.Tests.Reliability;
 /// <summary>
 /// Audit (helper aud, /work/helpers/audit.md G0): unverified programs that hand a helper a pointer it does not check.
 /// Issue 16 says a fault in a helper is a typed <see cref="BpfFaultException"/> on the checking engines; these
-/// cases kill the test host today (AccessViolationException, a glibc "double free"), so they are Explicit: run them
-/// by name (<c>--filter FullyQualifiedName~AuditHelperPointerTests</c>) and drop the attribute once they pass.
+/// cases kill the test host today (AccessViolationException, a glibc "double free"), so they are Explicit and, since a
+/// name filter can select an Explicit test, also skip unless <c>BPFJIT_AUDIT_CRASHES=1</c>:
+/// <c>BPFJIT_AUDIT_CRASHES=1 dotnet test ... --filter FullyQualifiedName~AuditHelperPointerTests</c>. Drop both once they pass.
 /// </summary>
 [TestFixture, NonParallelizable, Explicit("audit G0: crashes the process until helpers check their pointer arguments")]
 public class AuditHelperPointerTests
@@ -45,6 +46,8 @@ public class AuditHelperPointerTests
     [TestCaseSource(nameof(Cases))]
     public void A_bad_helper_pointer_is_a_typed_fault(string engine, string caseName)
     {
+        if (Environment.GetEnvironmentVariable("BPFJIT_AUDIT_CRASHES") != "1")
+            Assert.Ignore("audit G0: this case crashes the test host until helpers check their pointer arguments; BPFJIT_AUDIT_CRASHES=1 runs it");
         var program = SkLookupProgram.Load("bad", MapPrograms.Assemble(s_cases.Single(c => c.Name == caseName).Code + "\nmov %r0, 1\nexit"), s_checking[engine]);
         using var ctx = new SkLookupContext();
         ctx.Fill(Pkt("tcp", "127.0.0.9:1000", "127.0.0.1:80"));
