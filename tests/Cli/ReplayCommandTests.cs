@@ -107,6 +107,42 @@ public class ReplayCommandTests
         return f;
     }
 
+    static byte[] SllUdp(byte[] src, byte[] dst, ushort sport, ushort dport, params byte[] payload)
+    {
+        var f = new byte[16 + 20 + 8 + payload.Length];
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(14), 0x0800);
+        f[16] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(18), (ushort)(28 + payload.Length));
+        f[16 + 9] = 17;
+        src.CopyTo(f, 16 + 12);
+        dst.CopyTo(f, 16 + 16);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(36), sport);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(38), dport);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(40), (ushort)(8 + payload.Length));
+        payload.CopyTo(f, 44);
+        return f;
+    }
+
+    [Test]
+    public void ACapturedPayloadReachesTheGroupsFilter()
+    {
+        // The group's classic filter returns the first payload byte (ldb [0]; ret a): the member it indexes receives.
+        string scenario = Temp(".json", """
+            {
+              "sockets": [
+                {"name": "A", "proto": "udp", "bind": "127.0.0.1:9000", "reuseport": "g"},
+                {"name": "B", "proto": "udp", "bind": "127.0.0.1:9000", "reuseport": "g"}
+              ],
+              "reuseport_groups": {"g": {"cbpf": [[48, 0, 0, 0], [22, 0, 0, 0]]}}
+            }
+            """);
+        string capture = Temp(".pcap", ClassicPcap(
+            SllUdp([127, 0, 0, 9], [127, 0, 0, 1], 51000, 9000, 1, 0xff),
+            SllUdp([127, 0, 0, 9], [127, 0, 0, 1], 51000, 9000, 0, 0xff)));
+        var json = Json("replay", capture, "--scenario", scenario);
+        Assert.That(json.GetProperty("packets").EnumerateArray().Select(Decision), Is.EqualTo(new[] { "socket B", "socket A" }));
+    }
+
     [Test]
     public void ABigEndianPcapWithLinuxCookedFramesIsRead()
     {

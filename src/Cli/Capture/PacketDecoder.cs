@@ -132,6 +132,10 @@ public static class PacketDecoder
                 return new DecodedPacket(null, $"IP protocol {protocol} is neither TCP nor UDP");
         }
         ushort sport = BinaryPrimitives.ReadUInt16BigEndian(l4), dport = BinaryPrimitives.ReadUInt16BigEndian(l4[2..]);
-        return new DecodedPacket(new Packet(proto, new InetEndPoint(family, from, sport), new InetEndPoint(family, to, dport), ifindex), null);
+        // The transport header and payload as captured (up to the snapshot length): what a reuseport group's program reads.
+        return new DecodedPacket(new Packet(proto, new InetEndPoint(family, from, sport), new InetEndPoint(family, to, dport), ifindex)
+        {
+            Bytes = l4.ToArray(),
+        }, null);
     }
 }

@@ -17,8 +17,8 @@ public static class BenchCommand
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("bench", "time a program on the interpreter and the JIT (ns per run, ratio)", """
         usage: bpfjit bench PROGRAM [--program NAME] [--seconds S] [--scenario FILE.json]
-                            [--proto tcp|udp] [--from IP:PORT] [--to IP:PORT] [--ifindex N] [--members N] [--hash N]
-                            [--type sk_lookup|sk_reuseport] [--json]
+                            [--proto tcp|udp] [--from IP:PORT] [--to IP:PORT] [--ifindex N] [--payload HEX]
+                            [--members N] [--hash N] [--type sk_lookup|sk_reuseport] [--json]
 
         Runs PROGRAM repeatedly on each engine for S seconds (default 1; after a warm-up that doubles
         the batch until it takes 10 ms) and prints ns per run for each and the ratio. A progress bar
@@ -29,8 +29,9 @@ public static class BenchCommand
         --to and --ifindex describe (default tcp 10.0.0.1:50000 -> 127.0.0.1:80), with its maps set up
         as 'bpfjit run' does. An object's SK_REUSEPORT program (--program NAME) runs per packet as
         the group runs it (the struct sk_reuseport_md filled, then the program) for the reuseport group
-        'bpfjit run' sets up (--members N, default 2; --hash N the flow hash; an .asm or .bin file with
-        --type sk_reuseport); or a bpf_conformance .data file (e.g. examples/asm), run with r1 = its
+        'bpfjit run' sets up (--members N, default 2; --hash N the flow hash; --payload HEX the bytes after
+        the TCP or UDP header; an .asm or .bin file with --type sk_reuseport); or a bpf_conformance .data
+        file (e.g. examples/asm), run with r1 = its
         memory and the suite's helpers.
         The SK_LOOKUP benchmark suite's cases (with their hand-written C# baselines) run from a clone,
         in perf/: cd perf && dotnet run -c Release -- case NAME (docs/perf.md).

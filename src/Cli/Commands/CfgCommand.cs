@@ -14,13 +14,14 @@ public static class CfgCommand
 {
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("cfg", "draw a program's control-flow graph with the verifier's register types", """
-        usage: bpfjit cfg PROGRAM [--program NAME] [-o OUT.svg|OUT.dot] [--json]
+        usage: bpfjit cfg PROGRAM [--program NAME] [--type sk_lookup|sk_reuseport] [-o OUT.svg|OUT.dot] [--json]
 
         Splits the program into basic blocks (disassembled) and labels each with the register types
         the verifier proved at its entry (r1=ctx r10=fp; 'mixed' where paths disagree, 'unreachable'
         for dead code). Edges: true/false for conditional jumps, jump, next, call (bpf-to-bpf) and
         callback. PROGRAM is an SK_LOOKUP ELF object (--program picks one; default the first, verified
-        against the object's maps) or an .asm/.bin/.data program (verified without maps).
+        against the object's maps) or an .asm/.bin/.data program (verified without maps, as an SK_LOOKUP
+        program unless --type sk_reuseport says it is an SK_REUSEPORT one).
         Without -o the Graphviz DOT text goes to stdout. With -o OUT.svg the SVG is drawn by Graphviz
         'dot' when it is on PATH (Debian: apt-get install graphviz); without it OUT.dot is written
         instead and stderr says so. -o OUT.dot always writes the DOT text.
@@ -42,6 +43,7 @@ public static class CfgCommand
         Options =
         [
             Opt.Value("--program", "NAME", "the object's program to draw (default the first)"),
+            Hosting.ReuseportGroupSetup.DeclareType(),
             Opt.Value("--output", ["-o"], "OUT", "write OUT.svg (Graphviz dot) or OUT.dot instead of the text"),
             Opt.Json(),
         ],
@@ -52,7 +54,7 @@ public static class CfgCommand
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no PROGRAM given" : "give exactly one PROGRAM");
         string path = args.Positional[0];
         InputFile.RequireFile(path);
-        var (name, code, result) = Verify(path, args.Get("--program"));
+        var (name, code, result) = Verify(path, args.Get("--program"), Hosting.ReuseportGroupSetup.FileType(args, path));
         List<BasicBlock> blocks;
         try { blocks = ControlFlowGraph.Build(code); }
         catch (BpfException e) { throw new BpfException($"{path}: program {name}: {e.Message}", e); }
@@ -118,9 +120,8 @@ public static class CfgCommand
         return result.Accepted ? Cli.Ok : Cli.Negative;
     }
 
-    static (string Name, Instruction[] Code, VerifierResult Result) Verify(string path, string? programName)
+    static (string Name, Instruction[] Code, VerifierResult Result) Verify(string path, string? programName, ProgramType fileType)
     {
-        var helpers = BpfJit.Runtime.SkLookup.SkLookupHelpers.CreateTable();
         if (ProgramFiles.IsElfFile(path))
         {
             var spec = ObjectFile.Load(path);
@@ -128,11 +129,12 @@ public static class CfgCommand
                 : spec.Programs.TryGet(programName, out var p) ? p : null;
             if (program == null)
                 throw new BpfException($"{path}: no {(programName == null ? "SK_LOOKUP program" : $"program named '{programName}'")} in the object (programs: {string.Join(", ", spec.Programs.Select(x => x.Name))})");
-            return (program.Name, program.Instructions, ObjectVerification.Verify(spec, program, helpers));
+            return (program.Name, program.Instructions, ObjectVerification.Verify(spec, program, Hosting.ReuseportGroupSetup.Helpers(program.Type)));
         }
         if (programName != null) throw new UsageException("--program needs an object file");
         var code = ProgramFiles.Load(path);
-        return (Path.GetFileNameWithoutExtension(path), code, Verifier.Verifier.Verify(code, new VerifierOptions { Helpers = helpers }));
+        return (Path.GetFileNameWithoutExtension(path), code,
+            Verifier.Verifier.Verify(code, new VerifierOptions { Helpers = Hosting.ReuseportGroupSetup.Helpers(fileType), ProgramType = fileType }));
     }
 
     static IEnumerable<(string Reg, string Type)> EntryTypes(VerifierResult result, BasicBlock b)

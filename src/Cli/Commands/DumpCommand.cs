@@ -12,7 +12,7 @@ public static class DumpCommand
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("dump", "show the IL or C# the JIT emits for a program, or save it as a DLL", """
         usage: bpfjit dump PROGRAM [--il] [--cs] [--xlated] [--native] [--dll OUT.dll] [--no-zero-stack] [--program NAME]
-                           [--map NAME:KEY:VALUE:ENTRIES,...]
+                           [--map NAME:KEY:VALUE:ENTRIES,...] [--type sk_lookup|sk_reuseport]
 
         Compiles PROGRAM with the JIT and shows what it emitted, read back from a saved assembly built
         by the same emitter that makes the running code. PROGRAM is a bpf_conformance .data file or raw
@@ -22,7 +22,9 @@ public static class DumpCommand
         rewritten — and compiled specialised with the verifier's facts. Notes under an instruction
         ('; fact: divisor non-zero, check removed', '; ctx load local_port', '; ARRAY lookup inlined')
         say where a fact changed the code. --map gives sizes to object maps the object leaves open (tubular's
-        zero-sized 'destinations'), as a scenario's map_definitions do.
+        zero-sized 'destinations'), as a scenario's map_definitions do. --type sk_lookup|sk_reuseport makes an .asm
+        or .bin file a program of that type, without maps: verified as the type (a rejection is exit 2), its
+        ctx loads rewritten and compiled with the verifier's facts, as 'bpfjit run --type' runs it.
           --il     the IL, each block preceded by its eBPF instruction: '; 5: r0 = *(u32 *)(r1 + 8)'
                    (the default when no other output is asked for)
           --cs     the method decompiled to C# (ICSharpCode.Decompiler)
@@ -71,6 +73,7 @@ public static class DumpCommand
             Opt.Flag("--no-zero-stack", "compile as a verifier-approved program: stack not zeroed"),
             Opt.Value("--program", "NAME", "the object's program (default the first SK_LOOKUP one)"),
             Opt.Value("--map", "NAME:KEY:VALUE:ENTRIES,...", "sizes for object maps the object leaves open"),
+            Hosting.ReuseportGroupSetup.DeclareType(),
             Opt.Json(),
         ],
     };
@@ -82,9 +85,10 @@ public static class DumpCommand
         string path = args.Positional[0];
         if (args.Has("--map") && !ProgramFiles.IsElfFile(path)) throw new UsageException("--map applies to ELF objects only");
         if (args.Has("--xlated") && !ProgramFiles.IsElfFile(path)) throw new UsageException("--xlated needs an ELF object (its program is loaded as the runtime loads it)");
+        var fileType = Hosting.ReuseportGroupSetup.FileType(args, path);
         using var loaded = ProgramFiles.IsElfFile(path) ? VerifiedObjectProgram.Load(path, args.Get("--program"), MapSizes(args.Get("--map"))) : null;
-        var compiled = loaded != null
-            ? JitCompiler.Compile(loaded.Code, loaded.Helpers, options, loaded.Facts)
+        var compiled = loaded != null ? JitCompiler.Compile(loaded.Code, loaded.Helpers, options, loaded.Facts)
+            : args.Has("--type") ? CompileTyped(path, fileType, options)
             : JitCompiler.Compile(ProgramFiles.Load(path, args.Get("--program")), HelperTable.Bench(), options);
         bool il = args.Has("--il") || !(args.Has("--cs") || args.Has("--dll") || args.Has("--xlated") || args.Has("--native"));
         // The register types come from the object's own verification; the facts the JIT uses from the load above.
@@ -121,6 +125,23 @@ public static class DumpCommand
             stderr.WriteLine($"wrote {dll}");
         }
         return Cli.Ok;
+    }
+
+    // A program file of an SK_LOOKUP or SK_REUSEPORT program (--type): verified as the type, then compiled as its
+    // engines get it (ctx loads rewritten as the program's own Load does) with the verifier's facts.
+    static CompiledProgram CompileTyped(string path, ProgramType type, JitOptions options)
+    {
+        string name = Path.GetFileNameWithoutExtension(path);
+        var code = ProgramFiles.Load(path);
+        var helpers = Hosting.ReuseportGroupSetup.Helpers(type);
+        var spec = new ProgramSpec(name, type == ProgramType.SkReuseport ? "sk_reuseport" : "sk_lookup", type,
+            type == ProgramType.SkReuseport ? AttachType.SkReuseportSelect : AttachType.SkLookup, code);
+        ProgramFacts facts;
+        try { facts = new BpfJit.Verifier.SkLookupProgramVerifier().VerifyWithFacts(spec, [], helpers); }
+        catch (BpfException e) { throw new BpfException($"{path}: {e.Message}", e); }
+        if (type != ProgramType.SkReuseport) return JitCompiler.Compile(BpfJit.Runtime.SkLookup.CtxLoadRewriter.Rewrite(code), helpers, options, facts);
+        using var program = BpfJit.Runtime.SkReuseport.SkReuseportProgram.Load(name, code, BpfEngines.Get("interpreter"), helpers, facts);
+        return JitCompiler.Compile(program.Instructions, helpers, options, facts);
     }
 
     /// <summary>Parses <c>NAME:KEY:VALUE:ENTRIES,...</c>.</summary>

@@ -18,7 +18,8 @@ public static class RunCommand
     public static CommandInfo Info { get; } = new("run", "test-run one SK_LOOKUP or SK_REUSEPORT program on a lookup given on the command line", """
         usage: bpfjit run OBJECT.o|SCENARIO.json|FILE|FILTER.cbpf [--program NAME] --proto tcp|udp --from IP:PORT --to IP:PORT
                           [--ifindex N] [--scenario FILE.json] [--engine interpreter|jit] [--no-verify]
-                          [--members N] [--hash N] [--type sk_lookup|sk_reuseport] [--repeat N] [--dump-maps] [--json]
+                          [--members N] [--hash N] [--payload HEX] [--type sk_lookup|sk_reuseport] [--repeat N]
+                          [--dump-maps] [--json]
 
         Runs one program once on the struct bpf_sk_lookup a packet from --from to --to would give
         (IPv6 end points as [ADDR]:PORT; --ifindex sets ingress_ifindex, default 1) and prints the
@@ -38,7 +39,8 @@ public static class RunCommand
         listeners or bound UDP sockets per --proto, SO_REUSEPORT), or the --scenario's group on --to.
         Its REUSEPORT_SOCKARRAY, SOCKMAP and SOCKHASH maps get member i at key i (not with --scenario:
         the scenario fills them). It runs once on struct sk_reuseport_md (sk the member the lookup meets first, the newest, as Linux; hash
-        --hash N or else the runtime's 4-tuple hash) and prints the return value and what the group does with it: the selected
+        --hash N or else the runtime's 4-tuple hash; data..data_end the packet's TCP or UDP header the runtime builds, then
+        --payload HEX's bytes) and prints the return value and what the group does with it: the selected
         member, the member the hash picks when SK_PASS selected none, or a drop:
                  retval 1 (SK_PASS), selected member1 (cookie 2)
         --json:  {"program": "select_sock_b", "programType": "sk_reuseport", ..., "context": {..., "hash": 1234,

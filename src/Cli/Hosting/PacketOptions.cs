@@ -4,11 +4,11 @@ using BpfJit.Runtime.Sockets;
 
 namespace BpfJit.Cli.Hosting;
 
-/// <summary>The lookup context options shared by <c>run</c> and <c>bench</c>: --proto, --from, --to, --ifindex.</summary>
+/// <summary>The lookup context options shared by <c>run</c> and <c>bench</c>: --proto, --from, --to, --ifindex, --payload.</summary>
 public static class PacketOptions
 {
     /// <summary>The option names that take a value.</summary>
-    public static readonly string[] Names = ["--proto", "--from", "--to", "--ifindex"];
+    public static readonly string[] Names = ["--proto", "--from", "--to", "--ifindex", "--payload"];
 
     /// <summary>The declarations of <see cref="Names"/>, for a verb's options (a new set for each verb).</summary>
     public static Option[] Declare() =>
@@ -17,6 +17,7 @@ public static class PacketOptions
         Opt.Value("--from", "IP:PORT", "the packet's source (IPv6 as [ADDR]:PORT)"),
         Opt.Value("--to", "IP:PORT", "the packet's destination"),
         Opt.Value("--ifindex", "N", "ingress_ifindex (default 1)"),
+        Opt.Value("--payload", "HEX", "the packet's payload after its TCP or UDP header, as hex bytes (what an SK_REUSEPORT program reads past the header)"),
     ];
 
     /// <summary>
@@ -35,7 +36,23 @@ public static class PacketOptions
         string ifText = args.Get("--ifindex", "1")!;
         if (!int.TryParse(ifText, NumberStyles.None, CultureInfo.InvariantCulture, out int ifindex))
             throw new UsageException($"--ifindex must be a non-negative number, not '{ifText}'");
-        return new Packet(proto, from, to, ifindex);
+        var packet = new Packet(proto, from, to, ifindex);
+        return args.Get("--payload") is { } payload ? packet.WithPayload(Payload(payload)) : packet;
+    }
+
+    /// <summary>
+    /// Parses <c>--payload</c>: hex digits two per byte, optionally split by spaces or colons (<c>0d0a</c>,
+    /// <c>c3:00:00:00:01</c>); at most <see cref="Packet.MaxPayload"/> bytes.
+    /// </summary>
+    public static byte[] Payload(string text)
+    {
+        string hex = text.Replace(" ", "", StringComparison.Ordinal).Replace(":", "", StringComparison.Ordinal);
+        if (hex.StartsWith("0x", StringComparison.OrdinalIgnoreCase)) hex = hex[2..];
+        byte[] bytes;
+        try { bytes = Convert.FromHexString(hex); }
+        catch (FormatException) { throw new UsageException($"--payload must be hex bytes (for example c3ff0001), not '{text}'"); }
+        return bytes.Length <= Packet.MaxPayload ? bytes
+            : throw new UsageException($"--payload has {bytes.Length} bytes; at most {Packet.MaxPayload} fit in a packet");
     }
 
     static InetEndPoint EndPoint(Args args, string name, string fallback)

@@ -36,9 +36,17 @@ public sealed class ReuseportGroupSetup
     /// <summary><c>--type</c> and <c>--hash</c>, which <c>run</c> and <c>bench</c> declare.</summary>
     public static System.CommandLine.Option[] Declare() =>
     [
-        Opt.Value("--type", "TYPE", "the program type of a FILE (.asm, .bin): sk_lookup (default) or sk_reuseport", "sk_lookup", "sk_reuseport"),
+        DeclareType(),
         Opt.Value("--hash", "N", "SK_REUSEPORT: the flow hash the program reads and the group falls back to (default the runtime's 4-tuple hash)"),
     ];
+
+    /// <summary><c>--type</c> alone (<c>dump</c>, <c>cfg</c>).</summary>
+    public static System.CommandLine.Option DeclareType() =>
+        Opt.Value("--type", "TYPE", "the program type of a FILE (.asm, .bin): sk_lookup (default) or sk_reuseport", "sk_lookup", "sk_reuseport");
+
+    /// <summary>The helper table of an SK_LOOKUP or SK_REUSEPORT program.</summary>
+    public static BpfJit.Runtime.HelperTable Helpers(ProgramType type) =>
+        type == ProgramType.SkReuseport ? BpfJit.Runtime.SkReuseport.SkReuseportHelpers.CreateTable() : BpfJit.Runtime.SkLookup.SkLookupHelpers.CreateTable();
 
     /// <summary>The program type <c>--type</c> gives a program file (SK_LOOKUP by default); a usage error with an object or a scenario.</summary>
     public static ProgramType FileType(Args args, string path)

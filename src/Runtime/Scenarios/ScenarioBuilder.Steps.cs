@@ -8,7 +8,7 @@ namespace BpfJit.Runtime.Scenarios;
 
 public sealed partial class ScenarioBuilder
 {
-    static readonly string[] s_lookupFields = ["proto", "from", "to", "ifindex", "expect"];
+    static readonly string[] s_lookupFields = ["proto", "from", "to", "ifindex", "payload", "expect"];
 
     BpfMap MapNamed(JNode node)
     {
@@ -78,7 +78,19 @@ public sealed partial class ScenarioBuilder
         var to = EndPoint(node.Req("to"));
         if (from.Family != to.Family) throw node.Req("to").Error($"'from' is {from.Family} but 'to' is {to.Family}");
         int ifindex = withIfindex ? (int)(node.Opt("ifindex")?.Int(0, int.MaxValue) ?? 1) : 0;
-        return new Packet(proto, from, to, ifindex);
+        var packet = new Packet(proto, from, to, ifindex);
+        return node.Opt("payload") is { } payload ? packet.WithPayload(Payload(payload)) : packet;
+    }
+
+    // "payload": "hex:..." — the bytes after the stand-in TCP or UDP header (Packet.WithPayload).
+    static byte[] Payload(JNode node)
+    {
+        string text = node.Str();
+        if (!text.StartsWith("hex:", StringComparison.Ordinal)) throw node.Error($"'payload' must be a 'hex:' string, not '{text}'");
+        byte[] bytes;
+        try { bytes = Convert.FromHexString(text[4..].Replace(" ", "", StringComparison.Ordinal).Replace("_", "", StringComparison.Ordinal)); }
+        catch (FormatException) { throw node.Error($"invalid hex string '{text}'"); }
+        return bytes.Length <= Packet.MaxPayload ? bytes : throw node.Error($"'payload' has {bytes.Length} bytes; at most {Packet.MaxPayload} fit in a packet");
     }
 
     string? Expect(JNode node)
@@ -107,7 +119,7 @@ public sealed partial class ScenarioBuilder
     {
         if (node.Has("test_run"))
         {
-            node.Object("test_run", "proto", "from", "to", "expect", "retval", "error");
+            node.Object("test_run", "proto", "from", "to", "payload", "expect", "retval", "error");
             var p = node.Req("test_run");
             Program(p);
             return new TestRunStep(node.Path, p.Str(), ParsePacket(node, withIfindex: false), Expect(node),

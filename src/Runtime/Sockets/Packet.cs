@@ -20,6 +20,27 @@ public readonly record struct Packet(SocketProtocol Protocol, InetEndPoint From,
     /// </summary>
     public uint? FlowHash { get; init; }
 
+    /// <summary>The largest <c>payload</c> <see cref="WithPayload"/> takes: an IPv4 datagram's 65,535 bytes less its IP and TCP headers.</summary>
+    public const int MaxPayload = 65535 - 20 - 20;
+
+    /// <summary>
+    /// This packet with <see cref="Bytes"/> set to the runtime's stand-in transport header for its 4-tuple (the 20-byte
+    /// TCP SYN, or the 8-byte UDP header, its length field covering the payload) followed by <paramref name="payload"/>:
+    /// what an SK_REUSEPORT program then reads between <c>data</c> and <c>data_end</c> (a QUIC datagram, a SYN's data).
+    /// </summary>
+    /// <exception cref="ArgumentException">The payload is longer than <see cref="MaxPayload"/>.</exception>
+    public Packet WithPayload(ReadOnlySpan<byte> payload)
+    {
+        if (payload.Length > MaxPayload)
+            throw new ArgumentException($"a payload of {payload.Length} bytes is longer than {MaxPayload}", nameof(payload));
+        int header = Protocol == SocketProtocol.Udp ? 8 : 20;
+        var bytes = new byte[header + payload.Length];
+        SkReuseport.SkReuseportContext.BuildTransport(this, bytes.AsSpan(0, header));
+        if (Protocol == SocketProtocol.Udp) System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan(4), (ushort)bytes.Length);
+        payload.CopyTo(bytes.AsSpan(header));
+        return this with { Bytes = bytes };
+    }
+
     /// <summary>The packet's address family (that of its destination).</summary>
     public SocketFamily Family => To.Family;
 
