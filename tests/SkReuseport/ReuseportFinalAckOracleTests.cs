@@ -37,7 +37,9 @@ public class ReuseportFinalAckOracleTests
     /// <param name="MigrateReqAtClose">net.ipv4.tcp_migrate_req when listener 0 closes.</param>
     /// <param name="MigrateReqAtAck">net.ipv4.tcp_migrate_req when the client's segment arrives.</param>
     /// <param name="Payload">The byte the client sends.</param>
-    public sealed record Case(string Name, string Migrate, bool ForMigrate, bool MigrateReqAtClose, bool MigrateReqAtAck, byte Payload = (byte)'1')
+    /// <param name="Listener2Cpu">SO_INCOMING_CPU of listener 2, or -1 (not set); when set, the client runs on CPU 0.</param>
+    public sealed record Case(string Name, string Migrate, bool ForMigrate, bool MigrateReqAtClose, bool MigrateReqAtAck, byte Payload = (byte)'1',
+        int Listener2Cpu = -1)
     {
         public override string ToString() => Name;
     }
@@ -73,6 +75,9 @@ public class ReuseportFinalAckOracleTests
         new("migrate_pass_falls_back_to_hash", "mov %r0, 1\nexit", ForMigrate: true, false, false),
         // The closed listener left the array at its close: -ENOENT, then SK_PASS without a selection.
         new("migrate_select_the_closed_listener", "mov %r1, 0\nja select", ForMigrate: true, false, false),
+        // reuseport_select_sock_by_hash prefers the listener whose SO_INCOMING_CPU is the CPU processing the segment.
+        new("migrate_pass_prefers_the_incoming_cpu", "mov %r0, 1\nexit", ForMigrate: true, false, false, Listener2Cpu: 0),
+        new("migrate_pass_another_incoming_cpu", "mov %r0, 1\nexit", ForMigrate: true, false, false, Listener2Cpu: 1),
         new("select_program_with_tcp_migrate_req", "mov %r0, 0\nexit", ForMigrate: false, true, true),
         new("select_program_without_tcp_migrate_req", "mov %r0, 0\nexit", ForMigrate: false, false, false),
         new("select_program_tcp_migrate_req_off_at_the_ack", "mov %r0, 0\nexit", ForMigrate: false, true, false),
@@ -140,12 +145,15 @@ public class ReuseportFinalAckOracleTests
     // The listener (1, 2) that accepted the connection, or -1 (the client was reset); the SYN's hash; record[1].
     static (int Outcome, uint Hash, uint Migrated) RunKernel(Case c) => RealReuseport.InFreshNamespace(() =>
     {
+        if (c.Listener2Cpu >= 0 && !RealReuseport.PinToCpu(0))
+            Assert.Ignore("the test thread cannot be pinned to CPU 0");
         var fds = new List<int>();
         try
         {
             RealReuseport.Sysctl("net.ipv4.tcp_migrate_req", c.MigrateReqAtClose ? "1" : "0");
             var listeners = Enumerable.Range(0, Listeners).Select(_ => RealReuseport.Member(true, Port)).ToArray();
             fds.AddRange(listeners);
+            if (c.Listener2Cpu >= 0) Assert.That(RealReuseport.SetSocketOption(listeners[2], 49 /* SO_INCOMING_CPU */, c.Listener2Cpu), Is.Zero);
             int record = KernelMaps.CreateMap(2, 4, 4, 2, 0), sockets = KernelMaps.CreateMap(20, 4, 8, Listeners, 0);
             fds.AddRange([record, sockets]);
             for (int i = 0; i < Listeners; i++) Assert.That(KernelMaps.Update(sockets, Key((uint)i), BitConverter.GetBytes((ulong)listeners[i])), Is.Zero);
@@ -194,6 +202,7 @@ public class ReuseportFinalAckOracleTests
             s.Listen();
             return s;
         }).ToArray();
+        if (c.Listener2Cpu >= 0) listeners[2].IncomingCpu = c.Listener2Cpu;
         using var record = MapFactory.Create(MapType.Array, 4, 4, 2, 0, "record");
         using var sockets = MapFactory.Create(MapType.ReuseportSockArray, 4, 8, Listeners, 0, "sockets");
         for (int i = 0; i < Listeners; i++) Assert.That(sockets.Update(Key((uint)i), BitConverter.GetBytes(listeners[i].Cookie)), Is.Zero);
@@ -203,7 +212,7 @@ public class ReuseportFinalAckOracleTests
         listeners[0].Close();
         ns.Sockets.TcpMigrateReq = c.MigrateReqAtAck;
         var client = local with { Port = ClientPort };
-        var taker = listeners[0].MigrateRequest(new Packet(SocketProtocol.Tcp, client, local) { FlowHash = hash, Bytes = Segment(c.Payload) });
+        var taker = listeners[0].MigrateRequest(new Packet(SocketProtocol.Tcp, client, local) { FlowHash = hash, Bytes = Segment(c.Payload), Cpu = c.Listener2Cpu >= 0 ? 0 : null });
         return taker == null ? -1 : Array.IndexOf(listeners, taker);
     }
 

@@ -39,6 +39,9 @@ public static unsafe class RealReuseport
     [DllImport("libc", SetLastError = true)] static extern int open(string path, int flags);
     [DllImport("libc", SetLastError = true)] static extern int getpeername(int fd, void* addr, int* len);
     [DllImport("libc", SetLastError = true)] static extern int getsockopt(int fd, int level, int name, void* value, int* len);
+    [DllImport("libc", SetLastError = true)] static extern int sched_setaffinity(int pid, nint size, ulong* mask);
+    [DllImport("libc", SetLastError = true)] static extern int shutdown(int fd, int how);
+    [DllImport("libc", SetLastError = true)] static extern int getsockname(int fd, void* addr, int* len);
 
     static readonly Lazy<string?> s_unavailable = new(Probe);
 
@@ -241,6 +244,18 @@ public static unsafe class RealReuseport
     /// <summary>listen() on <paramref name="fd"/>: 0 or the errno.</summary>
     public static int TryListen(int fd) => listen(fd, 64) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
+    /// <summary>shutdown() of <paramref name="fd"/> (<paramref name="how"/>: SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2): 0 or the errno.</summary>
+    public static int Shutdown(int fd, int how) => shutdown(fd, how) == 0 ? 0 : Marshal.GetLastPInvokeError();
+
+    /// <summary>The local port of <paramref name="fd"/> (getsockname; an AF_INET socket).</summary>
+    public static ushort LocalPort(int fd)
+    {
+        var addr = new byte[16];
+        int len = addr.Length;
+        fixed (byte* a = addr) Check(getsockname(fd, a, &len), "getsockname");
+        return BinaryPrimitives.ReadUInt16BigEndian(addr.AsSpan(2));
+    }
+
     /// <summary>setsockopt(SOL_SOCKET, <paramref name="option"/>) with an int (for SO_DETACH_REUSEPORT_BPF, 68, the value is ignored); 0 or the errno.</summary>
     public static int SetSocketOption(int fd, int option, int value) =>
         setsockopt(fd, SolSocket, option, &value, 4) == 0 ? 0 : Marshal.GetLastPInvokeError();
@@ -270,6 +285,26 @@ public static unsafe class RealReuseport
     {
         var a = SockAddr(port);
         fixed (byte* p = a) Check(connect(fd, p, a.Length), $"connect 127.0.0.1:{port}");
+    }
+
+    /// <summary>getsockopt(SOL_SOCKET, <paramref name="option"/>) of an int.</summary>
+    public static int GetSocketOption(int fd, int option)
+    {
+        int value = 0, len = 4;
+        Check(getsockopt(fd, SolSocket, option, &value, &len), $"getsockopt {option}");
+        return value;
+    }
+
+    /// <summary>
+    /// Pins the calling thread to <paramref name="cpu"/> (sched_setaffinity): false where that CPU is not available.
+    /// A loopback packet sent from a pinned thread is received (looked up) on that CPU: the backlog it is queued to is
+    /// the sending CPU's, whose softirq processes it (no RPS on a fresh namespace's loopback).
+    /// </summary>
+    public static bool PinToCpu(int cpu)
+    {
+        if (cpu is < 0 or >= 64) return false;
+        ulong mask = 1UL << cpu;
+        return sched_setaffinity(0, sizeof(ulong), &mask) == 0;
     }
 
     /// <summary>The socket's cookie (SO_COOKIE), what <c>bpf_get_socket_cookie</c> returns for it.</summary>
