@@ -1,5 +1,6 @@
 using BpfJit.Runtime.SkLookup;
 using BpfJit.Runtime.Sockets;
+using BpfJit.Tests.Support;
 
 namespace BpfJit.Tests.SkReuseport;
 
@@ -14,14 +15,7 @@ public class IncomingCpuTests
 {
     static readonly InetEndPoint Local = new(SocketFamily.Inet, InetAddress.FromIp4Raw(0x0100007f), 9400);
 
-    static Sock[] Members(NetNamespace ns, SocketProtocol protocol, int count) => [.. Enumerable.Range(0, count).Select(_ =>
-    {
-        var s = ns.Sockets.Create(SocketFamily.Inet, protocol);
-        s.ReusePort = true;
-        s.Bind(Local);
-        if (protocol == SocketProtocol.Tcp) s.Listen();
-        return s;
-    })];
+    static Sock[] Members(NetNamespace ns, SocketProtocol protocol, int count) => ReuseportMembers.Create(ns, protocol, Local, count);
 
     static Packet From(ushort port, SocketProtocol protocol = SocketProtocol.Udp, int? cpu = null, uint? hash = null) =>
         new(protocol, Local with { Port = port }, Local) { Cpu = cpu, FlowHash = hash };

@@ -30,16 +30,7 @@ public class ReuseportFinalAckMigrationTests
         jne %r9, 0, migrating
         mov %r0, 1
         exit
-        select:
-        stxw [%r10-4], %r1
-        mov %r1, %r6
-        lddw %r2, {SocketsMarker}
-        mov %r3, %r10
-        add %r3, -4
-        mov %r4, 0
-        call 82
-        mov %r0, 1
-        exit
+        {ReuseportMembers.SelectTail(SocketsMarker.ToString())}
         migrating:
         {migrating}
         """;

@@ -106,16 +106,7 @@ public class ReuseportFinalAckOracleTests
         call 2
         jne %r9, 0, migrating
         mov %r1, 0
-        select:
-        stxw [%r10-12], %r1
-        mov %r1, %r6
-        lddw %r2, 0x{sockets:x}
-        mov %r3, %r10
-        add %r3, -12
-        mov %r4, 0
-        call 82
-        mov %r0, 1
-        exit
+        {ReuseportMembers.SelectTail($"0x{sockets:x}")}
         migrating:
         {c.Migrate}
         """;
@@ -194,14 +185,7 @@ public class ReuseportFinalAckOracleTests
         using var ns = new NetNamespace();
         ns.Sockets.TcpMigrateReq = c.MigrateReqAtClose;
         var local = new InetEndPoint(SocketFamily.Inet, InetAddress.FromIp4Raw(0x0100007f), Port);
-        var listeners = Enumerable.Range(0, Listeners).Select(_ =>
-        {
-            var s = ns.Sockets.Create(SocketFamily.Inet, SocketProtocol.Tcp);
-            s.ReusePort = true;
-            s.Bind(local);
-            s.Listen();
-            return s;
-        }).ToArray();
+        var listeners = ReuseportMembers.Create(ns, SocketProtocol.Tcp, local, Listeners);
         if (c.Listener2Cpu >= 0) listeners[2].IncomingCpu = c.Listener2Cpu;
         using var record = MapFactory.Create(MapType.Array, 4, 4, 2, 0, "record");
         using var sockets = MapFactory.Create(MapType.ReuseportSockArray, 4, 8, Listeners, 0, "sockets");

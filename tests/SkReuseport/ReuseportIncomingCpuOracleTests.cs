@@ -138,15 +138,9 @@ public class ReuseportIncomingCpuOracleTests
         using var ns = new NetNamespace();
         var proto = c.Tcp ? SocketProtocol.Tcp : SocketProtocol.Udp;
         var local = new InetEndPoint(SocketFamily.Inet, InetAddress.FromIp4Raw(0x0100007f), Port);
-        var members = Enumerable.Range(0, Members).Select(i =>
-        {
-            var s = ns.Sockets.Create(SocketFamily.Inet, proto);
-            s.ReusePort = true;
-            s.Bind(local);
-            if (c.Tcp) s.Listen();
-            foreach (int cpu in c.Cpus[i]) s.IncomingCpu = cpu;
-            return s;
-        }).ToArray();
+        var members = ReuseportMembers.Create(ns, proto, local, Members);
+        for (int i = 0; i < Members; i++)
+            foreach (int cpu in c.Cpus[i]) members[i].IncomingCpu = cpu;
         using var hashMap = MapFactory.Create(MapType.Array, 4, 4, 64, 0, "hashes");
         using (var program = SkReuseportProgram.Load(c.Name, Assembler.Assemble(Program((long)hashMap.Handle)), Engines.Get(engine)))
             members[0].ReuseportGroup!.Attach(program);

@@ -149,14 +149,7 @@ public class ReuseportMigrateOracleTests
         using var ns = new NetNamespace();
         ns.Sockets.TcpMigrateReq = c.MigrateReq;
         var local = new InetEndPoint(SocketFamily.Inet, InetAddress.FromIp4Raw(0x0100007f), Port);
-        var listeners = Enumerable.Range(0, Listeners).Select(_ =>
-        {
-            var s = ns.Sockets.Create(SocketFamily.Inet, SocketProtocol.Tcp);
-            s.ReusePort = true;
-            s.Bind(local);
-            s.Listen();
-            return s;
-        }).ToArray();
+        var listeners = ReuseportMembers.Create(ns, SocketProtocol.Tcp, local, Listeners);
         using var hashMap = MapFactory.Create(MapType.Array, 4, 4, 64, 0, "hashes");
         using var sockets = MapFactory.Create(MapType.ReuseportSockArray, 4, 8, 4, 0, "sockets");
         for (int i = 0; i < Listeners; i++) Assert.That(sockets.Update(Key((uint)i), BitConverter.GetBytes(listeners[i].Cookie)), Is.Zero);
