@@ -57,6 +57,8 @@ public static class Errno
     public const int EADDRINUSE = 98;
     /// <summary>Transport endpoint is already connected.</summary>
     public const int EISCONN = 106;
+    /// <summary>Transport endpoint is not connected.</summary>
+    public const int ENOTCONN = 107;
     /// <summary>Connection refused.</summary>
     public const int ECONNREFUSED = 111;
     /// <summary>The kernel-internal ENOTSUPP that map operations return to userspace.</summary>
@@ -71,7 +73,7 @@ public static class Errno
         EINVAL => "EINVAL", ENOSPC => "ENOSPC", ERANGE => "ERANGE", EDEADLK => "EDEADLK", ENODATA => "ENODATA", ENOLINK => "ENOLINK", EBADFD => "EBADFD", EPROTOTYPE => "EPROTOTYPE",
         ENOPROTOOPT => "ENOPROTOOPT", EPROTONOSUPPORT => "EPROTONOSUPPORT", ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
         EOPNOTSUPP => "EOPNOTSUPP", EAFNOSUPPORT => "EAFNOSUPPORT", EADDRINUSE => "EADDRINUSE", EISCONN => "EISCONN",
-        ECONNREFUSED => "ECONNREFUSED", ENOTSUPP => "ENOTSUPP",
+        ENOTCONN => "ENOTCONN", ECONNREFUSED => "ECONNREFUSED", ENOTSUPP => "ENOTSUPP",
         var n => $"errno {n}",
     };
 }

@@ -11,8 +11,8 @@ namespace BpfJit.Tests.SkReuseport;
 /// <summary>
 /// Request migration at the handshake's final ACK (<see cref="Sock.MigrateRequest"/>): <c>tcp_v4_rcv</c> finds a
 /// TCP_NEW_SYN_RECV request whose listener no longer listens and calls <c>reuseport_migrate_sock</c> with the ACK as the
-/// packet. The rules pinned here are read from net/ipv4/tcp_ipv4.c and net/core/sock_reuseport.c (Linux 6.18): a
-/// live kernel oracle would need the ACK to arrive after the listener's close, which a loopback handshake does not allow.
+/// packet. The rules pinned here are read from net/ipv4/tcp_ipv4.c and net/core/sock_reuseport.c (Linux 6.18);
+/// <see cref="ReuseportFinalAckOracleTests"/> compares the outcomes with the live kernel's.
 /// Three listeners on 127.0.0.1:9100, sockets[i] = listener i; listener 0 answered the SYN and closes.
 /// </summary>
 [TestFixture]
@@ -30,16 +30,7 @@ public class ReuseportFinalAckMigrationTests
         jne %r9, 0, migrating
         mov %r0, 1
         exit
-        select:
-        stxw [%r10-4], %r1
-        mov %r1, %r6
-        lddw %r2, {SocketsMarker}
-        mov %r3, %r10
-        add %r3, -4
-        mov %r4, 0
-        call 82
-        mov %r0, 1
-        exit
+        {ReuseportMembers.SelectTail(SocketsMarker.ToString())}
         migrating:
         {migrating}
         """;

@@ -117,14 +117,7 @@ public class ReuseportMigrateOracleTests
             int hashMap = KernelMaps.CreateMap(2, 4, 4, 64, 0), sockets = KernelMaps.CreateMap(20, 4, 8, 4, 0);
             fds.AddRange([hashMap, sockets]);
             for (int i = 0; i < Listeners; i++) Assert.That(KernelMaps.Update(sockets, Key((uint)i), BitConverter.GetBytes((ulong)listeners[i])), Is.Zero);
-            var insns = Assembler.Assemble(Program(c, HashesMarker, SocketsMarker));
-            for (int i = 0; i < insns.Length; i++)
-            {
-                if (!insns[i].IsLdImm64) continue;
-                int fd = insns[i].Imm == HashesMarker ? hashMap : insns[i].Imm == SocketsMarker ? sockets : -1;
-                if (fd >= 0) insns[i] = insns[i] with { Src = 1, Imm = fd };
-                i++;
-            }
+            var insns = RealReuseport.BindMaps(Assembler.Assemble(Program(c, HashesMarker, SocketsMarker)), (HashesMarker, hashMap), (SocketsMarker, sockets));
             int prog = RealReuseport.LoadProgram(insns, c.ForMigrate ? 40u : 39u);
             fds.Add(prog);
             RealReuseport.Attach(listeners[0], prog);
@@ -156,14 +149,7 @@ public class ReuseportMigrateOracleTests
         using var ns = new NetNamespace();
         ns.Sockets.TcpMigrateReq = c.MigrateReq;
         var local = new InetEndPoint(SocketFamily.Inet, InetAddress.FromIp4Raw(0x0100007f), Port);
-        var listeners = Enumerable.Range(0, Listeners).Select(_ =>
-        {
-            var s = ns.Sockets.Create(SocketFamily.Inet, SocketProtocol.Tcp);
-            s.ReusePort = true;
-            s.Bind(local);
-            s.Listen();
-            return s;
-        }).ToArray();
+        var listeners = ReuseportMembers.Create(ns, SocketProtocol.Tcp, local, Listeners);
         using var hashMap = MapFactory.Create(MapType.Array, 4, 4, 64, 0, "hashes");
         using var sockets = MapFactory.Create(MapType.ReuseportSockArray, 4, 8, 4, 0, "sockets");
         for (int i = 0; i < Listeners; i++) Assert.That(sockets.Update(Key((uint)i), BitConverter.GetBytes(listeners[i].Cookie)), Is.Zero);

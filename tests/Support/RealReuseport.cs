@@ -39,6 +39,9 @@ public static unsafe class RealReuseport
     [DllImport("libc", SetLastError = true)] static extern int open(string path, int flags);
     [DllImport("libc", SetLastError = true)] static extern int getpeername(int fd, void* addr, int* len);
     [DllImport("libc", SetLastError = true)] static extern int getsockopt(int fd, int level, int name, void* value, int* len);
+    [DllImport("libc", SetLastError = true)] static extern int sched_setaffinity(int pid, nint size, ulong* mask);
+    [DllImport("libc", SetLastError = true)] static extern int shutdown(int fd, int how);
+    [DllImport("libc", SetLastError = true)] static extern int getsockname(int fd, void* addr, int* len);
 
     static readonly Lazy<string?> s_unavailable = new(Probe);
 
@@ -106,6 +109,22 @@ public static unsafe class RealReuseport
             }
         }
         close(fd);
+    }
+
+    /// <summary>
+    /// Turns each <c>lddw</c> of a marker in <paramref name="insns"/> into a BPF_PSEUDO_MAP_FD load of that marker's map
+    /// fd (<paramref name="maps"/>: marker → fd), in place; returns <paramref name="insns"/>.
+    /// </summary>
+    public static Instruction[] BindMaps(Instruction[] insns, params (long Marker, int Fd)[] maps)
+    {
+        for (int i = 0; i < insns.Length; i++)
+        {
+            if (!insns[i].IsLdImm64) continue;
+            foreach (var (marker, fd) in maps)
+                if (insns[i].Imm == marker) insns[i] = insns[i] with { Src = 1, Imm = fd };
+            i++;
+        }
+        return insns;
     }
 
     /// <summary>
@@ -225,6 +244,18 @@ public static unsafe class RealReuseport
     /// <summary>listen() on <paramref name="fd"/>: 0 or the errno.</summary>
     public static int TryListen(int fd) => listen(fd, 64) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
+    /// <summary>shutdown() of <paramref name="fd"/> (<paramref name="how"/>: SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2): 0 or the errno.</summary>
+    public static int Shutdown(int fd, int how) => shutdown(fd, how) == 0 ? 0 : Marshal.GetLastPInvokeError();
+
+    /// <summary>The local port of <paramref name="fd"/> (getsockname; an AF_INET socket).</summary>
+    public static ushort LocalPort(int fd)
+    {
+        var addr = new byte[16];
+        int len = addr.Length;
+        fixed (byte* a = addr) Check(getsockname(fd, a, &len), "getsockname");
+        return BinaryPrimitives.ReadUInt16BigEndian(addr.AsSpan(2));
+    }
+
     /// <summary>setsockopt(SOL_SOCKET, <paramref name="option"/>) with an int (for SO_DETACH_REUSEPORT_BPF, 68, the value is ignored); 0 or the errno.</summary>
     public static int SetSocketOption(int fd, int option, int value) =>
         setsockopt(fd, SolSocket, option, &value, 4) == 0 ? 0 : Marshal.GetLastPInvokeError();
@@ -254,6 +285,26 @@ public static unsafe class RealReuseport
     {
         var a = SockAddr(port);
         fixed (byte* p = a) Check(connect(fd, p, a.Length), $"connect 127.0.0.1:{port}");
+    }
+
+    /// <summary>getsockopt(SOL_SOCKET, <paramref name="option"/>) of an int.</summary>
+    public static int GetSocketOption(int fd, int option)
+    {
+        int value = 0, len = 4;
+        Check(getsockopt(fd, SolSocket, option, &value, &len), $"getsockopt {option}");
+        return value;
+    }
+
+    /// <summary>
+    /// Pins the calling thread to <paramref name="cpu"/> (sched_setaffinity): false where that CPU is not available.
+    /// A loopback packet sent from a pinned thread is received (looked up) on that CPU: the backlog it is queued to is
+    /// the sending CPU's, whose softirq processes it (no RPS on a fresh namespace's loopback).
+    /// </summary>
+    public static bool PinToCpu(int cpu)
+    {
+        if (cpu is < 0 or >= 64) return false;
+        ulong mask = 1UL << cpu;
+        return sched_setaffinity(0, sizeof(ulong), &mask) == 0;
     }
 
     /// <summary>The socket's cookie (SO_COOKIE), what <c>bpf_get_socket_cookie</c> returns for it.</summary>
@@ -302,6 +353,98 @@ public static unsafe class RealReuseport
             }
             peers.Add(BinaryPrimitives.ReadUInt16BigEndian(addr.AsSpan(2)));
         }
+    }
+
+    /// <summary>
+    /// Holds back the final ACK of every handshake to 127.0.0.1:<paramref name="port"/>: a generic-mode XDP program on
+    /// the namespace's loopback (ifindex 1, BPF_LINK_CREATE with BPF_XDP) drops IPv4 TCP segments to that port whose
+    /// flags are ACK alone (a bare ACK; a segment with data carries PSH and passes). The link's fd: closing it detaches.
+    /// </summary>
+    public static int DropBareAcks(ushort port)
+    {
+        const uint ProgTypeXdp = 6, AttachXdp = 37;
+        const int LinkCreate = 28, LoopbackIfindex = 1;
+        // Ethernet (14) + IPv4 without options (20) + the TCP header's first 14 bytes; XDP_DROP 1, XDP_PASS 2.
+        int prog = LoadProgram(Assembler.Assemble($"""
+            ldxw %r2, [%r1+0]
+            ldxw %r3, [%r1+4]
+            mov %r0, 2
+            mov %r4, %r2
+            add %r4, 48
+            jgt %r4, %r3, out
+            ldxh %r5, [%r2+12]
+            jne %r5, 0x0008, out
+            ldxb %r5, [%r2+14]
+            jne %r5, 0x45, out
+            ldxb %r5, [%r2+23]
+            jne %r5, 6, out
+            ldxh %r5, [%r2+36]
+            jne %r5, {BinaryPrimitives.ReverseEndianness(port)}, out
+            ldxb %r5, [%r2+47]
+            jne %r5, 0x10, out
+            mov %r0, 1
+            out:
+            exit
+            """), AttachXdp, ProgTypeXdp);
+        try
+        {
+            var attr = new byte[64];
+            fixed (byte* p = attr)
+            {
+                *(uint*)(p + 0) = (uint)prog;
+                *(uint*)(p + 4) = LoopbackIfindex;
+                *(uint*)(p + 8) = AttachXdp;
+                long link = syscall(SysBpf, LinkCreate, p, attr.Length);
+                if (link < 0) throw new InvalidOperationException($"BPF_LINK_CREATE (BPF_XDP on lo): errno {Marshal.GetLastPInvokeError()}");
+                return (int)link;
+            }
+        }
+        finally
+        {
+            close(prog);
+        }
+    }
+
+    /// <summary>Whether <paramref name="fd"/> becomes readable (a listener: a connection to accept) within <paramref name="timeoutMs"/>.</summary>
+    public static bool Readable(int fd, int timeoutMs)
+    {
+        long pfd = (uint)fd | ((long)PollIn << 32);
+        int ready = poll(&pfd, 1, timeoutMs);
+        Check(ready, "poll");
+        return ready > 0 && ((short)(pfd >> 48) & PollIn) != 0;
+    }
+
+    /// <summary>send() of <paramref name="data"/> on the connected <paramref name="fd"/>.</summary>
+    public static void Send(int fd, byte[] data)
+    {
+        fixed (byte* d = data) Check((int)send(fd, d, data.Length, 0), "send");
+    }
+
+    /// <summary>
+    /// Waits (up to 5 s) for the connection of <paramref name="client"/> to land: the index in <paramref name="listeners"/>
+    /// of the listener whose accept queue now holds it (the connection is accepted and closed), or -1 when the client
+    /// was reset (the kernel answered with a RST).
+    /// </summary>
+    public static int AcceptedBy(int[] listeners, int client)
+    {
+        var fds = new long[listeners.Length + 1];
+        for (int i = 0; i < listeners.Length; i++) fds[i] = (uint)listeners[i] | ((long)PollIn << 32);
+        fds[^1] = (uint)client | ((long)PollIn << 32);
+        fixed (long* p = fds)
+        {
+            int ready = poll(p, (nuint)fds.Length, 5000);
+            Check(ready, "poll");
+            if (ready == 0) throw new InvalidOperationException("no listener accepted the connection and the client was not reset");
+        }
+        for (int i = 0; i < listeners.Length; i++)
+            if (((short)(fds[i] >> 48) & PollIn) != 0)
+            {
+                close(accept(listeners[i], null, null));
+                return i;
+            }
+        byte b;
+        if (recv(client, &b, 1, 0) < 0 && Marshal.GetLastPInvokeError() == 104 /* ECONNRESET */) return -1;
+        throw new InvalidOperationException($"the client became readable without a reset (errno {Marshal.GetLastPInvokeError()})");
     }
 
     /// <summary>Writes a sysctl of the calling thread's network namespace (<c>/proc/sys/net/...</c> is per namespace).</summary>

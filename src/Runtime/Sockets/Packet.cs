@@ -41,6 +41,14 @@ public readonly record struct Packet(SocketProtocol Protocol, InetEndPoint From,
         return this with { Bytes = bytes };
     }
 
+    /// <summary>
+    /// The CPU the stack processes the packet on (the kernel's <c>raw_smp_processor_id()</c> at the lookup), or null when
+    /// unknown: a socket whose <see cref="Sock.IncomingCpu"/> (SO_INCOMING_CPU) is this CPU scores one more in the
+    /// listener lookup (<c>compute_score</c>) and is preferred by a reuseport group's hash
+    /// (<c>reuseport_select_sock_by_hash</c>). Unknown matches no socket.
+    /// </summary>
+    public int? Cpu { get; init; }
+
     /// <summary>The packet's address family (that of its destination).</summary>
     public SocketFamily Family => To.Family;
 

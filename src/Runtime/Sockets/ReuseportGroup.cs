@@ -277,17 +277,26 @@ public sealed class ReuseportGroup
     /// </summary>
     public Sock? SelectByHash(uint hash, in Packet packet) => SelectByHash(Volatile.Read(ref _members), hash, packet);
 
-    Sock? SelectByHash(Sock[] members, uint hash, in Packet packet)
+    Sock? SelectByHash(Sock[] members, uint hash, in Packet packet) => ByHash(members, hash, packet.Cpu, packet, receivers: true);
+
+    // reuseport_select_sock_by_hash: from reciprocal_scale(hash, n), the first member that can take the packet (with
+    // receivers; without, for a listener's request, any of the listeners given), preferring one whose SO_INCOMING_CPU
+    // is the CPU the packet is processed on (the kernel looks at CPUs only while some member set SO_INCOMING_CPU,
+    // reuse->incoming_cpu; as only the option sets a member's CPU here, a match implies it). Null when none can.
+    Sock? ByHash(Sock[] socks, uint hash, int? cpu, in Packet packet, bool receivers)
     {
-        int n = members.Length;
+        int n = socks.Length;
         if (n == 0) return null;
         int start = (int)(((ulong)hash * (ulong)n) >> 32);
+        Sock? first = null;
         for (int k = 0; k < n; k++)
         {
-            var m = members[(start + k) % n];
-            if (Receives(m) && OnDevice(m, packet) && m.State != SockState.Connected) return m;
+            var m = socks[(start + k) % n];
+            if (receivers && !(Receives(m) && OnDevice(m, packet) && m.State != SockState.Connected)) continue;
+            if (cpu is not int c || m.IncomingCpu == c) return m;
+            first ??= m;
         }
-        return null;
+        return first;
     }
 
     /// <summary>
@@ -316,7 +325,7 @@ public sealed class ReuseportGroup
         {
             return null;
         }
-        target ??= listeners[(int)(((ulong)request.Hash * (ulong)listeners.Length) >> 32)];
+        target ??= ByHash(listeners, request.Hash, ack?.Cpu, default, receivers: false);
         return target is { State: SockState.Listening } ? target : null;
     }
 

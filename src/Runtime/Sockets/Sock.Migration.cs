@@ -57,7 +57,9 @@ public sealed unsafe partial class Sock
     }
 
     /// <summary>The view <see cref="_closedView"/> keeps for a closed listener of a closed section (null otherwise).</summary>
-    internal ReadOnlySpan<byte> ClosedView => _closedView;
+    /// <remarks>A listener shut down (<see cref="Shutdown"/>) but not closed shows its live block.</remarks>
+    internal ReadOnlySpan<byte> ClosedView => _closedView
+        ?? (_closedSection != null && State != SockState.Closed ? new ReadOnlySpan<byte>(_block, BpfSockLayout.BlockSize) : default);
 
     // Close, before the socket leaves its group: reuseport_stop_listen_sock keeps a migration-capable listener in the
     // group's closed section; any other socket just leaves (reuseport_detach_sock).

@@ -50,6 +50,7 @@ public sealed unsafe partial class Sock
     bool _reusePort, _v6Only, _closing;
     int _closer;    // the managed thread id running the close (0 before)
     uint _mark, _priority, _boundDevice;
+    int _incomingCpu = -1;
 
     internal Sock(SocketTable table, SocketFamily family, SocketProtocol protocol)
     {
@@ -219,6 +220,27 @@ public sealed unsafe partial class Sock
         set => SetOption(ref _boundDevice, (uint)value, BpfSockLayout.BoundDevIf);
     }
 
+    /// <summary>
+    /// SO_INCOMING_CPU (the kernel's <c>sk_incoming_cpu</c>): -1 until set; any value is accepted
+    /// (<c>reuseport_update_incoming_cpu</c>), settable at any time until <see cref="Close"/> (then
+    /// <see cref="ObjectDisposedException"/>). A packet processed on this CPU (<see cref="Packet.Cpu"/>) prefers this socket:
+    /// one more point in the listener lookup's score, and first choice of its reuseport group's hash among the members
+    /// that set it. The kernel also records the CPU a connected UDP socket last received on here; BpfJit does not see
+    /// deliveries, so only this setter changes it.
+    /// </summary>
+    public int IncomingCpu
+    {
+        get => Volatile.Read(ref _incomingCpu);
+        set
+        {
+            lock (_gate)
+            {
+                RequireOpen();
+                Volatile.Write(ref _incomingCpu, value);
+            }
+        }
+    }
+
     // The field and the block change together under the lock, and never once the close began (the block may be freed).
     void SetOption(ref uint field, uint value, int offset)
     {
@@ -247,6 +269,7 @@ public sealed unsafe partial class Sock
             if (_v6Only && local.Address.IsV4Mapped && !local.Address.IsAny)
                 throw new SocketErrorException(Errno.EINVAL, $"socket {this}: v6only socket cannot bind a v4-mapped address");
             Table.Bind(this, local);
+            _portLocked = local.Port != 0;
             State = SockState.Bound;
             SyncView();
         }
@@ -259,13 +282,17 @@ public sealed unsafe partial class Sock
         {
             if (_closing) throw new SocketErrorException(Errno.EBADF, $"socket {this}: closed");
             if (Protocol != SocketProtocol.Tcp) throw new SocketErrorException(Errno.EOPNOTSUPP, $"socket {this}: listen on a UDP socket");
-            if (State == SockState.Unbound) Bind(new InetEndPoint(Family, Family == SocketFamily.Inet ? InetAddress.Any4 : InetAddress.Any6, 0));
+            // Autobind: a listener that released its port at a shutdown keeps its address (inet_csk_get_port with port 0).
+            if (State == SockState.Unbound) Bind(Local ?? new InetEndPoint(Family, Family == SocketFamily.Inet ? InetAddress.Any4 : InetAddress.Any6, 0));
             if (State != SockState.Bound) throw new SocketErrorException(Errno.EINVAL, $"socket {this}: cannot listen in state {State}");
             State = SockState.Listening;
             SyncView();
             try
             {
                 Table.Listened(this);
+                // Listening again after a shutdown: out of the old group's closed section (reuseport_resurrect).
+                _closedSection = null;
+                _closedView = null;
             }
             catch (SocketErrorException)
             {

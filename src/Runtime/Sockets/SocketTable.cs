@@ -202,13 +202,37 @@ public sealed class SocketTable
         {
             // A group of its own (an attach before bind or listen) ends with the socket too.
             if (s.ReuseportGroup is { } group) LeaveGroup(s, group);
-            if (s.Local is not { } local) return;
-            if (Bucket(s.Protocol, local.Port) is { } old)
-            {
-                var next = old.Where(x => x != s).ToArray();
-                SetBucket(s.Protocol, local.Port, next.Length == 0 ? null : next);
-            }
+            LeaveBucket(s);
         }
+    }
+
+    // Out of its port's chain (_gate held).
+    void LeaveBucket(Sock s)
+    {
+        if (s.Local is not { } local || Bucket(s.Protocol, local.Port) is not { } old) return;
+        var next = old.Where(x => x != s).ToArray();
+        SetBucket(s.Protocol, local.Port, next.Length == 0 ? null : next);
+    }
+
+    /// <summary>
+    /// A TCP listener stopped listening without closing (a shutdown; its lock held): as <c>inet_unhash</c> and
+    /// <c>inet_put_port</c>, it leaves its reuseport group (<c>reuseport_stop_listen_sock</c>; the caller kept the closed
+    /// section) and its REUSEPORT_SOCKARRAY slot, and, with <paramref name="releasePort"/> (an autobound port), its port.
+    /// </summary>
+    internal void Unlisten(Sock s, bool releasePort)
+    {
+        lock (_gate)
+        {
+            if (s.ReuseportGroup is { } group) LeaveGroup(s, group);
+            if (releasePort) LeaveBucket(s);
+        }
+        LeaveReuseportArray(s);
+    }
+
+    // bpf_sk_reuseport_detach: a socket that left its group leaves its REUSEPORT_SOCKARRAY slot.
+    static void LeaveReuseportArray(Sock s)
+    {
+        if (Volatile.Read(ref s.UserData) is SkReuseport.ReuseportSockArray array) array.Unlink(s);
     }
 
     /// <summary><c>reuseport_detach_sock</c> (<see cref="_gate"/> held): <paramref name="s"/> leaves its group; an emptied group ends.</summary>
@@ -243,7 +267,7 @@ public sealed class SocketTable
             if (!wildcardBound) group.HasConns = true;
             LeaveGroup(s, group);
         }
-        if (Volatile.Read(ref s.UserData) is SkReuseport.ReuseportSockArray array) array.Unlink(s);
+        LeaveReuseportArray(s);
     }
 
     Sock? Conflict(Sock s, InetEndPoint local)
@@ -410,8 +434,11 @@ public sealed class SocketTable
         return dropped ? null : best;
     }
 
-    // compute_score: a bound device over none, an AF_INET socket over a dual-stack one; 0 when the socket cannot take
-    // the packet or is not bound the way this pass looks for (exactly to the destination, or to the wildcard).
+    // compute_score, one above the kernel's (0 here: the socket cannot take the packet, or is not bound the way this pass
+    // looks for, exactly to the destination or to the wildcard). TCP (inet_hashtables.c, inet6_hashtables.c): 2 with a
+    // bound device, else 1; +1 for an AF_INET socket on an IPv4 packet. UDP over IPv4 (udp.c): 2 for AF_INET, 1 for a
+    // dual-stack socket, +4 with a bound device; over IPv6 (ipv6/udp.c): +1 with a bound device. Each: +1 when the
+    // socket's SO_INCOMING_CPU is the CPU the packet is processed on.
     static int ListenerScore(Sock s, in Packet packet, bool exact)
     {
         var wanted = packet.Protocol == SocketProtocol.Tcp ? SockState.Listening : SockState.Bound;
@@ -419,6 +446,11 @@ public sealed class SocketTable
         if (!FamilyAccepts(s, packet.Family)) return 0;
         if (s.BoundDevice != 0 && s.BoundDevice != packet.IngressIfindex) return 0;
         if (!AddressMatches(local.Address, packet, out bool isExact) || isExact != exact) return 0;
-        return 1 + (s.BoundDevice != 0 ? 2 : 0) + (s.Family == packet.Family ? 1 : 0);
+        bool device = s.BoundDevice != 0, inet = s.Family == SocketFamily.Inet;
+        int score = packet.Protocol == SocketProtocol.Tcp ? (device ? 2 : 1) + (inet ? 1 : 0)
+            : packet.Family == SocketFamily.Inet ? (inet ? 2 : 1) + (device ? 4 : 0)
+            : device ? 1 : 0;
+        if (packet.Cpu is int cpu && s.IncomingCpu == cpu) score++;
+        return score + 1;
     }
 }
