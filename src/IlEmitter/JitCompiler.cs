@@ -175,4 +175,9 @@ public sealed class JitEngine : IBpfEngine
 
     /// <inheritdoc />
     public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol) => JitCompiler.Compile(program, helpers, Options, facts, symbol).Entry;
+
+    /// <inheritdoc />
+    /// <remarks>Compiled in checked mode (<see cref="JitOptions.Checked"/>) whatever this engine's options say.</remarks>
+    public BpfEntry PrepareUnverified(Instruction[] program, HelperTable helpers, string? symbol) =>
+        JitCompiler.Compile(program, helpers, Options with { Checked = true }, null, symbol).Entry;
 }

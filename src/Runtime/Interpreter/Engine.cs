@@ -26,6 +26,14 @@ public interface IBpfEngine
     /// profilers then show (null: the engine's default). An engine that makes no code of its own ignores it.
     /// </summary>
     BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol) => Prepare(program, helpers, facts);
+
+    /// <summary>
+    /// Prepares a program no verifier accepted (an SK_LOOKUP or SK_REUSEPORT program loaded without facts): the engine
+    /// must check every access and helper argument itself, so that a bad one faults instead of touching memory. By
+    /// default as <see cref="Prepare(Instruction[], HelperTable, ProgramFacts?, string?)"/> without facts, for engines
+    /// that always check (the interpreter); the JIT compiles such a program in checked mode.
+    /// </summary>
+    BpfEntry PrepareUnverified(Instruction[] program, HelperTable helpers, string? symbol) => Prepare(program, helpers, null, symbol);
 }
 
 /// <summary>The interpreter as an <see cref="IBpfEngine"/>.</summary>

@@ -44,7 +44,8 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
         Engine = engine;
         Helpers = helpers;
         Facts = facts;
-        _entry = engine.Prepare(Instructions, helpers, facts, Symbol);
+        // Without the verifier's facts nothing proves the program safe: the engine checks every access itself.
+        _entry = facts != null ? engine.Prepare(Instructions, helpers, facts, Symbol) : engine.PrepareUnverified(Instructions, helpers, Symbol);
         // The program's used_maps: each holds a reference until the program is gone.
         _maps = BpfMap.HoldUsedBy(Instructions, name);
         if (_maps.Length == 0) GC.SuppressFinalize(this);
