@@ -110,6 +110,7 @@ static class ColdRun
         }
         Mark("maps");
         var helpers = SkLookupHelpers.CreateTable();
+        Mark("helpers");
         var facts = new BpfJit.Verifier.SkLookupProgramVerifier().VerifyWithFacts(program, maps, helpers);
         Mark("verify");
         var code = CtxLoadRewriter.Rewrite(ProgramBinder.Bind(program, maps).Code);
@@ -129,7 +130,7 @@ static class ColdRun
         try { SkLookupHook.RunArray([again], ctx); }
         finally { MapEpoch.Exit(); }
         Mark("warm");
-        var cold = marks.Take(6).ToArray();
+        var cold = marks.Take(7).ToArray();
         var all = marks.Append((Name: "cold", Wall: cold.Sum(m => m.Wall), Cpu: cold.Sum(m => m.Cpu), Jit: cold.Sum(m => m.Jit), Methods: cold.Sum(m => m.Methods)));
         if (warmup is { } w) all = all.Append(w);
         return string.Join(' ', all.Select(m => string.Create(CultureInfo.InvariantCulture,
