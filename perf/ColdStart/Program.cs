@@ -11,7 +11,8 @@ using BpfJit.Runtime.Sockets;
 // Usage:
 //   BpfJit.ColdStart OBJECT              one cold pipeline in this process; prints one line of phase figures
 //   BpfJit.ColdStart OBJECT --runs N     the line above in N fresh processes; prints each figure's median, min, max
-// BPFJIT_COLD_WARMUP=1 runs Warmup.Run (BpfJit.IlEmitter) before the phases and reports its cost as "warmup".
+// BPFJIT_COLD_WARMUP=1 runs Warmup.Run (BpfJit.IlEmitter) before the phases and reports its cost as "warmup";
+// BPFJIT_COLD_WARMUP=start[:MS] starts Warmup.Start and races it (after MS ms) with the phases.
 // BPFJIT_COLD_READ_FIRST=1 reads the object's bytes once before the phases: a host that has done file I/O
 // already does not pay the runtime's first file read inside ObjectFile.Load.
 // Environment variables (DOTNET_ReadyToRun, DOTNET_TieredPGO, ...) pass through to the child processes.
@@ -83,13 +84,27 @@ static class ColdRun
         // BPFJIT_COLD_WARMUP=1: Warmup.Run first (what a host that calls Warmup.Start at its start has done by the time
         // its first program comes); its own cost is reported as "warmup", outside "cold".
         (string Name, double Wall, double Cpu, double Jit, long Methods)? warmup = null;
-        if (Environment.GetEnvironmentVariable("BPFJIT_COLD_WARMUP") == "1")
+        string? warmupMode = Environment.GetEnvironmentVariable("BPFJIT_COLD_WARMUP");
+        // BPFJIT_COLD_WARMUP=start[:MS]: Warmup.Start on its background thread, then (after MS ms of the host's own
+        // start, a sleep) the first program at once: the two race. "cold" is then the first program's latency beside the
+        // warm-up; "cold.proc" the CPU of the whole process over the same time (both threads).
+        if (warmupMode != null && warmupMode.StartsWith("start", StringComparison.Ordinal))
+        {
+            Warmup.Start();
+            if (warmupMode.Length > 6) Thread.Sleep(int.Parse(warmupMode.AsSpan(6), CultureInfo.InvariantCulture));
+            sw.Restart();
+            cpu0 = ThreadCpuMicros();
+            jit0 = JitInfo.GetCompilationTime(currentThread: true);
+            methods0 = JitInfo.GetCompiledMethodCount(currentThread: true);
+        }
+        if (warmupMode == "1")
         {
             Warmup.Run();
             Mark("warmup");
             warmup = marks[0];
             marks.Clear();
         }
+        double proc0 = ProcessCpuMicros();
         if (Environment.GetEnvironmentVariable("BPFJIT_COLD_READ_FIRST") == "1")
         {
             File.ReadAllBytes(path);
@@ -97,6 +112,7 @@ static class ColdRun
             cpu0 = ThreadCpuMicros();
             jit0 = JitInfo.GetCompilationTime(currentThread: true);
             methods0 = JitInfo.GetCompiledMethodCount(currentThread: true);
+            proc0 = ProcessCpuMicros();
         }
         var spec = ObjectFile.Load(path);
         Mark("load");
@@ -110,6 +126,7 @@ static class ColdRun
         }
         Mark("maps");
         var helpers = SkLookupHelpers.CreateTable();
+        Mark("helpers");
         var facts = new BpfJit.Verifier.SkLookupProgramVerifier().VerifyWithFacts(program, maps, helpers);
         Mark("verify");
         var code = CtxLoadRewriter.Rewrite(ProgramBinder.Bind(program, maps).Code);
@@ -122,6 +139,7 @@ static class ColdRun
         try { SkLookupHook.RunArray([loaded], ctx); }
         finally { MapEpoch.Exit(); }
         Mark("firstrun");
+        double procCold = ProcessCpuMicros() - proc0;
         // The same program again, now warm: what the cold phases cost beyond the work itself.
         var facts2 = new BpfJit.Verifier.SkLookupProgramVerifier().VerifyWithFacts(program, maps, helpers);
         var again = SkLookupProgram.Load(program.Name, CtxLoadRewriter.Rewrite(ProgramBinder.Bind(program, maps).Code), JitEngine.Instance, helpers, facts2);
@@ -129,11 +147,12 @@ static class ColdRun
         try { SkLookupHook.RunArray([again], ctx); }
         finally { MapEpoch.Exit(); }
         Mark("warm");
-        var cold = marks.Take(6).ToArray();
+        var cold = marks.Take(7).ToArray();
         var all = marks.Append((Name: "cold", Wall: cold.Sum(m => m.Wall), Cpu: cold.Sum(m => m.Cpu), Jit: cold.Sum(m => m.Jit), Methods: cold.Sum(m => m.Methods)));
         if (warmup is { } w) all = all.Append(w);
         return string.Join(' ', all.Select(m => string.Create(CultureInfo.InvariantCulture,
-            $"{m.Name}={m.Wall:F0} {m.Name}.cpu={m.Cpu:F0} {m.Name}.jit={m.Jit:F0} {m.Name}.n={m.Methods}")));
+            $"{m.Name}={m.Wall:F0} {m.Name}.cpu={m.Cpu:F0} {m.Name}.jit={m.Jit:F0} {m.Name}.n={m.Methods}")))
+            + string.Create(CultureInfo.InvariantCulture, $" cold.proc={procCold:F0}");
     }
 
     struct Timespec { public long Sec, Nsec; }
@@ -143,4 +162,7 @@ static class ColdRun
 
     // CLOCK_THREAD_CPUTIME_ID: the pipeline runs on this thread (RyuJIT too, for the methods it calls).
     static double ThreadCpuMicros() => ClockGettime(3, out var ts) == 0 ? ts.Sec * 1e6 + ts.Nsec / 1e3 : double.NaN;
+
+    // CLOCK_PROCESS_CPUTIME_ID: every thread of the process (the warm-up's too).
+    static double ProcessCpuMicros() => ClockGettime(2, out var ts) == 0 ? ts.Sec * 1e6 + ts.Nsec / 1e3 : double.NaN;
 }

@@ -80,7 +80,7 @@ internal sealed partial class Checker
 
         // The copies the refinement reaches are gathered before the state splits, so an id dropped for want
         // of room is dropped on both sides (collect_linked_regs before push_stack).
-        var linked = new List<LinkedCopy>();
+        var linked = new List<LinkedCopy>(4); // a capacity: see ProgramLoader.Link's list
         if (ins.SourceIsReg && Regs[ins.Src] is { IsScalar: true, Id: not 0 } s0) CollectLinked(s0.Id, linked);
         if (Regs[ins.Dst] is { IsScalar: true, Id: not 0 } d0) CollectLinked(d0.Id, linked);
         var other = _cur.Clone();

@@ -17,7 +17,9 @@ internal sealed partial class Checker
 {
     public const int JmpSeqLimit = 8192;
 
-    readonly IReadOnlyList<Instruction> _insns;
+    // An array, not the caller's IReadOnlyList: indexing an array through the interface is framework generic code over
+    // Instruction (SZArrayHelper) that RyuJIT compiles at a process's first program, and an interface call per read.
+    readonly Instruction[] _insns;
     readonly VerifierOptions _opt;
     readonly HelperTable _helpers;
     // The program type's declaration: its context rule, helpers, packet access and return range.
@@ -47,14 +49,14 @@ internal sealed partial class Checker
     public Checker(IReadOnlyList<Instruction> insns, VerifierOptions options, bool precision = true)
     {
         _precision = precision;
-        _insns = insns;
+        _insns = insns as Instruction[] ?? [.. insns];
         _opt = options;
         _helpers = options.Helpers;
         _type = ProgramTypeRegistry.Get(options.ProgramType);
         (_maps, _innerMeta) = WithInnerMetas(options.Maps);
-        _facts = new InsnFacts[insns.Count];
+        _facts = new InsnFacts[_insns.Length];
         for (int i = 0; i < _facts.Length; i++) _facts[i] = new InsnFacts();
-        _stackDepth = new int[Math.Max(1, insns.Count)];
+        _stackDepth = new int[Math.Max(1, _insns.Length)];
     }
 
     FuncState Frame => _cur.Cur;
@@ -97,7 +99,7 @@ internal sealed partial class Checker
             error = structural;
             errInsn = at;
             // An instruction BpfJit cannot decode is named by its index and bytes, as the kernel's log names a failing instruction.
-            if ((_opt.LogLevel & LogLevelInsns) != 0 && at >= 0 && at < _insns.Count && BpfJit.Frontend.Decoder.Check(_insns[at]) != null)
+            if ((_opt.LogLevel & LogLevelInsns) != 0 && at >= 0 && at < _insns.Length && BpfJit.Frontend.Decoder.Check(_insns[at]) != null)
                 _log.AppendLine($"{at}: ({_insns[at].Opcode:x2}) {Disassembler.Format(_insns, at)}");
             _log.AppendLine(structural);
             return Finish(error, errInsn);
@@ -109,7 +111,7 @@ internal sealed partial class Checker
             // The kernel lists the subprograms (check_subprogs), then the initial state.
             for (int sp = 0; sp < _info.SubprogStarts.Count; sp++) _log.Append("func#").Append(sp).Append(" @").Append(_info.SubprogStarts[sp]).AppendLine();
             _log.AppendLine("Live regs before insn:");
-            for (int i = 0; i < _insns.Count; i++)
+            for (int i = 0; i < _insns.Length; i++)
             {
                 var mask = new char[10];
                 for (int r = 0; r < 10; r++) mask[r] = (_info.LiveIn[i] & (1 << r)) != 0 ? (char)('0' + r) : '.';
@@ -129,7 +131,7 @@ internal sealed partial class Checker
         {
             error = e.Message;
             errInsn = _cur?.Insn ?? -1;
-            if ((_opt.LogLevel & LogLevelInsns) != 0 && errInsn >= 0 && errInsn < _insns.Count && !e.Message.StartsWith("BPF program is too large", StringComparison.Ordinal))
+            if ((_opt.LogLevel & LogLevelInsns) != 0 && errInsn >= 0 && errInsn < _insns.Length && !e.Message.StartsWith("BPF program is too large", StringComparison.Ordinal))
                 _log.AppendLine($"{errInsn}: ({_insns[errInsn].Opcode:x2}) {Disassembler.Format(_insns, errInsn)}");
             if (_opt.LineInfo != null && errInsn >= 0 && _opt.LineInfo.TryGetValue(errInsn, out var line)) _log.AppendLine("; " + line);
             _log.AppendLine(e.Message);
@@ -147,10 +149,10 @@ internal sealed partial class Checker
     string? CountUsedMaps()
     {
         var used = new HashSet<int>();
-        for (int i = 0; i < _insns.Count; i++)
+        for (int i = 0; i < _insns.Length; i++)
         {
             var ins = _insns[i];
-            if (!ins.IsLdImm64 || i + 1 >= _insns.Count) continue;
+            if (!ins.IsLdImm64 || i + 1 >= _insns.Length) continue;
             i++;
             if ((Ld64Source)ins.Src is not (Ld64Source.MapFd or Ld64Source.MapIdx or Ld64Source.MapValue or Ld64Source.MapIdxValue)) continue;
             if (ins.Imm < 0 || ins.Imm >= _opt.Maps.Count || used.Contains(ins.Imm)) continue;

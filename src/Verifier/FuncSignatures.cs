@@ -28,7 +28,11 @@ internal sealed class FuncSignature
 
     public required string Name { get; init; }
     public required bool IsGlobal { get; init; }
-    public FuncArg[] Args { get; init; } = [];
+    public FuncArg[] Args { get; init; } = s_noArgs;
+
+    // Not Array.Empty (what `[]` gives): its static constructor over FuncArg is framework code RyuJIT compiles at a
+    // process's first program (docs/perf.md, "Cold start").
+    static readonly FuncArg[] s_noArgs = new FuncArg[0];
     /// <summary>Why the prototype cannot be used (logged before "Caller passes invalid args"), or null.</summary>
     public string? Error { get; init; }
 
@@ -52,20 +56,22 @@ internal sealed class FuncSignature
         if (proto.Kind != BtfKind.FuncProto)
         {
             error = $"Invalid type of function {fn.Name}()";
-            return [];
+            return s_noArgs;
         }
-        if (proto.Params.Count > 5)
+        // The parameters as the array the parser makes (an array read through IReadOnlyList is framework generic code).
+        var ps = proto.Params as BtfParam[] ?? [.. proto.Params];
+        if (ps.Length > 5)
         {
-            error = $"Global function {fn.Name}() with {proto.Params.Count} > 5 args. Buggy compiler.";
-            return [];
+            error = $"Global function {fn.Name}() with {ps.Length} > 5 args. Buggy compiler.";
+            return s_noArgs;
         }
         var ret = btf.Resolve(proto.SizeOrType);
         if (ret.Kind is not (BtfKind.Void or BtfKind.Int or BtfKind.Enum or BtfKind.Enum64))
         {
             error = $"Global function {fn.Name}() doesn't return scalar. Only those are supported.";
-            return [];
+            return s_noArgs;
         }
-        var args = new FuncArg[proto.Params.Count];
+        var args = new FuncArg[ps.Length];
         for (int i = 0; i < args.Length; i++)
         {
             // 'arg:' declaration tags on the parameter decide before the parameter's type does.
@@ -74,15 +80,15 @@ internal sealed class FuncSignature
             if (tags.Any(t => t is not ("ctx" or "nonnull" or "nullable" or "trusted" or "untrusted" or "arena")))
             {
                 error = $"arg#{i} has unsupported set of tags";
-                return [];
+                return s_noArgs;
             }
-            var t = btf.Resolve(proto.Params[i].TypeId);
+            var t = btf.Resolve(ps[i].TypeId);
             if (t.Kind != BtfKind.Ptr)
             {
                 if (tags.Count > 0)
                 {
                     error = $"arg#{i} has pointer tag, but is not a pointer type";
-                    return [];
+                    return s_noArgs;
                 }
                 if (t.Kind is BtfKind.Int or BtfKind.Enum or BtfKind.Enum64)
                 {
@@ -90,7 +96,7 @@ internal sealed class FuncSignature
                     continue;
                 }
                 error = $"Arg#{i} type {KindName(t)} in {fn.Name}() is not supported yet.";
-                return [];
+                return s_noArgs;
             }
             var pointee = btf.Resolve(t.SizeOrType);
             if (tags.Contains("ctx") || (pointee.Kind == BtfKind.Struct && pointee.Name == "bpf_sk_lookup"))
@@ -98,14 +104,14 @@ internal sealed class FuncSignature
                 if (tags.Any(x => x != "ctx"))
                 {
                     error = $"arg#{i} has invalid combination of tags";
-                    return [];
+                    return s_noArgs;
                 }
                 // An arg:ctx pointer must point to the program type's context: void, the uapi struct or the
                 // kernel's own (btf_validate_prog_ctx_type); another program type's context is refused.
                 if (pointee.Kind != BtfKind.Void && !(pointee.Kind == BtfKind.Struct && pointee.Name is "bpf_sk_lookup" or "bpf_sk_lookup_kern"))
                 {
                     error = $"arg#{i} should be `struct bpf_sk_lookup *`";
-                    return [];
+                    return s_noArgs;
                 }
                 args[i] = new FuncArg(FuncArgKind.Ctx, 0, false);
                 continue;
@@ -114,7 +120,7 @@ internal sealed class FuncSignature
             if (tags.FirstOrDefault(x => x is "trusted" or "untrusted" or "arena") is { } unsupported)
             {
                 error = $"arg#{i} tag arg:{unsupported} is not supported";
-                return [];
+                return s_noArgs;
             }
             ulong size = 0;
             bool sized = pointee.Kind is not (BtfKind.Void or BtfKind.Fwd or BtfKind.FuncProto or BtfKind.Func);
@@ -126,12 +132,12 @@ internal sealed class FuncSignature
             if (!sized)
             {
                 error = $"arg#{i} reference type('{KindName(pointee)} {pointee.Name}') size cannot be determined: -22";
-                return [];
+                return s_noArgs;
             }
             if (size > int.MaxValue)
             {
                 error = $"arg#{i} reference type('{KindName(pointee)} {pointee.Name}') size cannot be determined: -7";
-                return [];
+                return s_noArgs;
             }
             args[i] = new FuncArg(FuncArgKind.Mem, (int)size, MaybeNull: !tags.Contains("nonnull"));
         }

@@ -10,7 +10,8 @@ namespace BpfJit.Verifier;
 /// </summary>
 internal sealed class ProgramInfo
 {
-    public readonly IReadOnlyList<Instruction> Insns;
+    /// <summary>The program (an array: see <see cref="Checker"/>'s copy).</summary>
+    public readonly Instruction[] Insns;
     /// <summary>Sorted start instructions of the subprograms; subprogram 0 starts at 0.</summary>
     public readonly List<int> SubprogStarts = [0];
     public readonly bool[] PrunePoint;
@@ -28,13 +29,13 @@ internal sealed class ProgramInfo
 
     ProgramInfo(IReadOnlyList<Instruction> insns, IReadOnlyList<string>? kfuncs)
     {
-        Insns = insns;
+        Insns = insns as Instruction[] ?? [.. insns];
         _kfuncs = kfuncs;
-        IterNext = new bool[insns.Count];
-        PrunePoint = new bool[insns.Count];
-        CallsCallback = new bool[insns.Count];
-        Reachable = new bool[insns.Count];
-        LiveIn = new ushort[insns.Count];
+        IterNext = new bool[Insns.Length];
+        PrunePoint = new bool[Insns.Length];
+        CallsCallback = new bool[Insns.Length];
+        Reachable = new bool[Insns.Length];
+        LiveIn = new ushort[Insns.Length];
     }
 
     public int SubprogOf(int insn)
@@ -43,7 +44,7 @@ internal sealed class ProgramInfo
         return i >= 0 ? i : ~i - 1;
     }
 
-    public int SubprogEnd(int subprog) => subprog + 1 < SubprogStarts.Count ? SubprogStarts[subprog + 1] : Insns.Count;
+    public int SubprogEnd(int subprog) => subprog + 1 < SubprogStarts.Count ? SubprogStarts[subprog + 1] : Insns.Length;
 
     /// <summary>Builds the structure, or returns the kernel-worded error and the instruction it concerns.</summary>
     public static ProgramInfo Build(IReadOnlyList<Instruction> insns, HelperTable helpers, out string? error, out int errorInsn,
@@ -68,12 +69,12 @@ internal sealed class ProgramInfo
         return true;
     }
 
-    static bool IsSecondSlot(IReadOnlyList<Instruction> insns, int i) => i > 0 && insns[i - 1].IsLdImm64;
+    static bool IsSecondSlot(Instruction[] insns, int i) => i > 0 && insns[i - 1].IsLdImm64;
 
     string? Check(HelperTable helpers, out int at)
     {
         at = 0;
-        int n = Insns.Count;
+        int n = Insns.Length;
         if (n == 0) return "empty program";
         if (n > BpfAbi.MaxInsns) return $"program too large: {n} insns (max {BpfAbi.MaxInsns})";
         // Decode checks and subprogram discovery.
@@ -208,12 +209,12 @@ internal sealed class ProgramInfo
             yield return i + ins.BranchOffset + 1;
             if (ins.IsUnconditionalJump) yield break;
         }
-        if (i + 1 < Insns.Count) yield return i + 1;
+        if (i + 1 < Insns.Length) yield return i + 1;
     }
 
     void ComputeLiveness(HelperTable helpers)
     {
-        int n = Insns.Count;
+        int n = Insns.Length;
         var use = new ushort[n];
         var def = new ushort[n];
         for (int i = 0; i < n; i++)

@@ -29,9 +29,14 @@ internal sealed class StackState
     public const int Slots = BpfAbi.StackSize / 8;
 
     /// <summary>Byte kinds of the allocated part, 8 per slot; bytes past it are <see cref="SlotKind.Invalid"/>.</summary>
-    public SlotKind[] Kinds = [];
+    public SlotKind[] Kinds = s_noKinds;
     /// <summary>The register spilled in each allocated slot.</summary>
-    public RegState[] Spilled = [];
+    public RegState[] Spilled = s_noSpilled;
+
+    // Empty arrays of this assembly's own: Array.Empty over these element types (what `= []` gives) is framework code whose
+    // static constructor RyuJIT compiles at a process's first program (docs/perf.md, "Cold start").
+    static readonly SlotKind[] s_noKinds = new SlotKind[0];
+    static readonly RegState[] s_noSpilled = new RegState[0];
     /// <summary>Bytes of stack in use (the deepest access, positive, a multiple of 8).</summary>
     public int Allocated;
 

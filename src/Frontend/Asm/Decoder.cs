@@ -30,15 +30,18 @@ public static class Decoder
     /// <summary>Checks every slot of a program; throws <see cref="BpfDecodeException"/> on the first bad one.</summary>
     public static void Validate(IReadOnlyList<Instruction> slots)
     {
-        for (int i = 0; i < slots.Count; i++)
+        // Read as an array: an array read through IReadOnlyList<Instruction> is framework generic code (SZArrayHelper)
+        // that RyuJIT compiles at a process's first program (docs/perf.md, "Cold start").
+        var insns = slots as Instruction[] ?? [.. slots];
+        for (int i = 0; i < insns.Length; i++)
         {
-            var ins = slots[i];
+            var ins = insns[i];
             string? error = Check(ins);
             if (error != null) throw new BpfDecodeException(i, error);
             if (ins.IsLdImm64)
             {
-                if (i + 1 >= slots.Count) throw new BpfDecodeException(i, "truncated ld_imm64: the second slot is missing");
-                var next = slots[i + 1];
+                if (i + 1 >= insns.Length) throw new BpfDecodeException(i, "truncated ld_imm64: the second slot is missing");
+                var next = insns[i + 1];
                 if (next.Opcode != 0 || next.Dst != 0 || next.Src != 0 || next.Offset != 0)
                     throw new BpfDecodeException(i + 1, "invalid ld_imm64 second slot: opcode, registers and offset must be 0");
                 i++;

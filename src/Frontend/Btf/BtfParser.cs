@@ -182,15 +182,11 @@ static class BtfParser
                 Check(t, t.ElementType, "element type");
                 Check(t, t.IndexType, "index type");
             }
-            foreach (var m in Items(t.Members)) Check(t, m.TypeId, $"member '{m.Name}'");
-            foreach (var p in Items(t.Params)) Check(t, p.TypeId, $"parameter '{p.Name}'");
-            foreach (var v in Items(t.Variables)) Check(t, v.TypeId, "variable");
+            foreach (var m in BtfLists.Items(t.Members)) Check(t, m.TypeId, $"member '{m.Name}'");
+            foreach (var p in BtfLists.Items(t.Params)) Check(t, p.TypeId, $"parameter '{p.Name}'");
+            foreach (var v in BtfLists.Items(t.Variables)) Check(t, v.TypeId, "variable");
         }
     }
-
-    // The parser's lists are arrays: read them as arrays. A foreach over IReadOnlyList<struct> goes through the
-    // framework's array enumerator, generic code over BTF's structs that RyuJIT compiles at a process's first object.
-    static ReadOnlySpan<T> Items<T>(IReadOnlyList<T> list) => list as T[] ?? [.. list];
 
     static uint U32(ReadOnlySpan<byte> d, int at) => BinaryPrimitives.ReadUInt32LittleEndian(d[at..]);
 }

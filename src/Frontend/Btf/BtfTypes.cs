@@ -157,3 +157,11 @@ public sealed class BtfType
     /// <inheritdoc />
     public override string ToString() => $"[{Id}] {Kind.ToString().ToUpperInvariant()} '{Name}'";
 }
+
+/// <summary>Reads BTF's lists as the arrays the parser makes them.</summary>
+internal static class BtfLists
+{
+    // A foreach over IReadOnlyList<struct> goes through the framework's array enumerator (SZArrayHelper), generic code
+    // over BTF's structs that RyuJIT compiles at a process's first object (docs/perf.md, "Cold start"); a span does not.
+    internal static ReadOnlySpan<T> Items<T>(IReadOnlyList<T> list) => list as T[] ?? [.. list];
+}

@@ -118,7 +118,7 @@ sealed class MapLoader
         foreach (var sym in symbols)
         {
             BtfType? var = null;
-            foreach (var v in datasec.Variables)
+            foreach (var v in BtfLists.Items(datasec.Variables))
             {
                 var t = _btf.Type(v.TypeId);
                 if (t.Kind == BtfKind.Var && t.Name == sym.Name) { var = t; break; }
@@ -184,7 +184,8 @@ sealed class MapLoader
 
         uint? type = null, keySize = null, valueSize = null, maxEntries = null, flags = null, pinning = null, numa = null;
         uint keyType = 0, valueType = 0;
-        foreach (var m in def.Members)
+        var members = BtfLists.Items(def.Members);
+        foreach (var m in members)
         {
             switch (m.Name)
             {
@@ -210,7 +211,7 @@ sealed class MapLoader
                         var mt = type is uint t0 ? (MapType)t0 : MapType.Unspec;
                         bool progArray = mt == MapType.ProgArray;
                         if (name.EndsWith(".inner", StringComparison.Ordinal)) throw Fail("multi-level inner maps are not supported");
-                        if (m != def.Members[^1]) throw Fail("'values' member should be last");
+                        if (m != members[^1]) throw Fail("'values' member should be last");
                         if (mt is not (MapType.ArrayOfMaps or MapType.HashOfMaps) && !progArray)
                             throw Fail("'values' needs a map-in-map (ARRAY_OF_MAPS, HASH_OF_MAPS) or PROG_ARRAY type declared before it");
                         if (valueSize is { } vs && vs != 4) throw Fail($"conflicting value size {vs} != 4");
@@ -268,7 +269,7 @@ sealed class MapLoader
     {
         var value = _btf!.Resolve(valueType);
         if (value.Kind != BtfKind.Struct) return -1;
-        foreach (var m in value.Members)
+        foreach (var m in BtfLists.Items(value.Members))
         {
             var t = _btf.Resolve(m.TypeId);
             if (t.Kind == BtfKind.Struct && t.Name == structName) return (int)(m.BitOffset / 8);

@@ -191,7 +191,9 @@ sealed class ProgramLoader
         BpfObjectException Fail(CodeSection at, int slot, string reason) =>
             _elf.Error(at.Elf, (long)slot * Instruction.Size, $"program {entry.Name}: {reason}");
 
-        var output = new List<Instruction>();
+        // A capacity: List's parameterless constructor reads its static empty array, whose static constructor over
+        // Instruction is framework code RyuJIT compiles at a process's first object (docs/perf.md, "Cold start").
+        var output = new List<Instruction>(entry.Length);
         var placed = new Dictionary<Function, int>();
         var order = new List<Function>();
         var refs = new List<MapReference>();

@@ -19,28 +19,49 @@ public sealed class Helper
 
     /// <summary>Creates a helper from a static method given as a delegate (a method group).</summary>
     public Helper(int id, string name, HelperFunction function, bool unwindOnZero = false)
-        : this(id, name, function.Method, unwindOnZero) { }
+        : this(id, name, function, HelperProto.Unknown, unwindOnZero ? HelperExit.UnwindOnZero : HelperExit.None) { }
 
     /// <summary>Creates a helper with its prototype (what the verifier checks) and its control effect.</summary>
     public Helper(int id, string name, HelperFunction function, HelperProto proto, HelperExit exit = HelperExit.None)
-        : this(id, name, function.Method, proto, exit) { }
+        : this(id, name, OfStatic(function, name), null, proto, exit) { }
 
     /// <summary>Creates a helper with its prototype (what the verifier checks) and its control effect.</summary>
     public Helper(int id, string name, MethodInfo method, HelperProto proto, HelperExit exit)
+        : this(id, name, OfStatic(method, name).CreateDelegate<HelperFunction>(), method, proto, exit) { }
+
+    Helper(int id, string name, HelperFunction invoke, MethodInfo? method, HelperProto proto, HelperExit exit)
+    {
+        ArgumentNullException.ThrowIfNull(proto);
+        if (proto.Args.Length > 5) throw new ArgumentException($"helper {name}: at most 5 arguments", nameof(proto));
+        Id = id;
+        Name = name;
+        Invoke = invoke;
+        _method = method;
+        Proto = proto;
+        Exit = exit;
+    }
+
+    // The delegate's type fixes the signature, and an open delegate (no target) is over a static method: nothing asks
+    // reflection. The kernel helper table is built at a process's first program, and a MethodInfo and its parameters per
+    // helper cost about 3 ms of that cold start (docs/perf.md, "Cold start"); Method is made when an engine asks for it.
+    static HelperFunction OfStatic(HelperFunction function, string name)
+    {
+        ArgumentNullException.ThrowIfNull(function);
+        return function.Target == null ? function : throw NotStatic(name, function.Method);
+    }
+
+    static MethodInfo OfStatic(MethodInfo method, string name)
     {
         ArgumentNullException.ThrowIfNull(method);
         var ps = method.GetParameters();
-        if (!method.IsStatic || method.ReturnType != typeof(ulong) || ps.Length != 5 || ps.Any(p => p.ParameterType != typeof(ulong)))
-            throw new ArgumentException($"helper {name}: {method.DeclaringType?.Name}.{method.Name} must be static ulong (ulong, ulong, ulong, ulong, ulong)", nameof(method));
-        ArgumentNullException.ThrowIfNull(proto);
-        Id = id;
-        Name = name;
-        Method = method;
-        Proto = proto;
-        Exit = exit;
-        if (proto.Args.Length > 5) throw new ArgumentException($"helper {name}: at most 5 arguments", nameof(proto));
-        Invoke = method.CreateDelegate<HelperFunction>();
+        return method.IsStatic && method.ReturnType == typeof(ulong) && ps.Length == 5 && ps.All(p => p.ParameterType == typeof(ulong))
+            ? method : throw NotStatic(name, method);
     }
+
+    static ArgumentException NotStatic(string name, MethodInfo method) =>
+        new($"helper {name}: {method.DeclaringType?.Name}.{method.Name} must be static ulong (ulong, ulong, ulong, ulong, ulong)", "method");
+
+    MethodInfo? _method;
 
     /// <summary>The helper id used by <c>call imm</c>.</summary>
     public int Id { get; }
@@ -49,7 +70,7 @@ public sealed class Helper
     public string Name { get; }
 
     /// <summary>The static implementation method.</summary>
-    public MethodInfo Method { get; }
+    public MethodInfo Method => _method ??= Invoke.Method;
 
     /// <summary>A delegate over <see cref="Method"/>.</summary>
     public HelperFunction Invoke { get; }

@@ -72,7 +72,18 @@ public static unsafe partial class KernelHelpers
             new HelperProto(RetType.PtrToBtfIdOrNull, ArgType.PtrToBtfIdSockCommon) { RetBtf = retStruct, PtrCast = true });
 
     /// <summary>The ids of the helpers on kernel BTF pointers (this file's), for tables that pick helpers by concern.</summary>
-    public static IReadOnlySet<int> BtfHelperIds { get; } = BtfHelpers().Select(h => h.Id).ToHashSet();
+    public static IReadOnlySet<int> BtfHelperIds => s_btfHelperIds ??= BtfHelperIdSet();
+
+    // Made on first use, not in the class's static constructor: that runs at a process's first program (the helper table),
+    // which does not need it (docs/perf.md, "Cold start").
+    static IReadOnlySet<int>? s_btfHelperIds;
+
+    static HashSet<int> BtfHelperIdSet()
+    {
+        var ids = new HashSet<int>();
+        foreach (var h in BtfHelpers()) ids.Add(h.Id);
+        return ids;
+    }
 
     /// <summary>The helpers of this file (SK_LOOKUP offers the casts through bpf_sk_base_func_proto).</summary>
     static IEnumerable<Helper> BtfHelpers() =>

@@ -21,18 +21,21 @@ public static class ProgramChecks
         Action<int, int>? onFunc = null)
     {
         ArgumentNullException.ThrowIfNull(program);
+        // Read as an array: an array read through IReadOnlyList<Instruction> is framework generic code (SZArrayHelper)
+        // that RyuJIT compiles at a process's first program (docs/perf.md, "Cold start").
+        var insns = program as Instruction[] ?? [.. program];
         ArgumentNullException.ThrowIfNull(helpers);
-        if (program.Count == 0) throw new BpfRuntimeException(0, "empty program");
-        Decoder.Validate(program);
-        for (int i = 0; i < program.Count; i++)
+        if (insns.Length == 0) throw new BpfRuntimeException(0, "empty program");
+        Decoder.Validate(insns);
+        for (int i = 0; i < insns.Length; i++)
         {
-            var ins = program[i];
+            var ins = insns[i];
             if (ins.IsLdImm64)
             {
                 if (ins.Src == (byte)Ld64Source.Func)
                 {
                     int target = i + 1 + ins.Imm;
-                    if (target < 0 || target >= program.Count || (target > 0 && program[target - 1].IsLdImm64))
+                    if (target < 0 || target >= insns.Length || (target > 0 && insns[target - 1].IsLdImm64))
                         throw new BpfRuntimeException(i, $"callback target {target} is not an instruction of the program");
                     if (onFunc == null)
                         throw new BpfRuntimeException(i, "ld_imm64 with pseudo source Func: this engine does not bind callbacks");
@@ -67,14 +70,14 @@ public static class ProgramChecks
             if (ins.IsBranch || (ins.IsCall && ins.Src == (byte)CallKind.Local))
             {
                 int target = i + 1 + (ins.IsCall ? ins.Imm : ins.BranchOffset);
-                if (target < 0 || target >= program.Count)
+                if (target < 0 || target >= insns.Length)
                     throw new BpfRuntimeException(i, $"jump out of range from insn {i} to {target}");
-                if (target > 0 && program[target - 1].IsLdImm64)
+                if (target > 0 && insns[target - 1].IsLdImm64)
                     throw new BpfRuntimeException(i, $"jump into the middle of ld_imm64 at insn {target - 1}");
             }
         }
-        var last = program[^1];
+        var last = insns[^1];
         bool ends = last.IsExit || last.IsUnconditionalJump;
-        if (!ends) throw new BpfRuntimeException(program.Count - 1, "the last instruction must be exit or an unconditional jump");
+        if (!ends) throw new BpfRuntimeException(insns.Length - 1, "the last instruction must be exit or an unconditional jump");
     }
 }

@@ -77,7 +77,7 @@ public static unsafe class MapEpoch
     static Slot[] s_slots = [];
     static readonly Lock s_slotLock = new();
     static readonly Lock s_retiredLock = new();
-    static readonly List<Retired> s_retired = [];
+    static readonly List<Retired> s_retired = new(16); // a capacity: see NodePool's list
     static int s_sinceCollect;
     static int s_collectQueued;
     static readonly Lock s_collectLock = new();

@@ -11,7 +11,9 @@ internal sealed unsafe class NodePool(int nodeSize)
 
     // Nodes of up to 32 bytes (the index's IPv4 markers) pack two to a cache line; larger ones start a line each.
     readonly int _stride = nodeSize <= 32 ? 32 : (nodeSize + 63) & ~63;
-    readonly List<nint> _chunks = [];
+    // A capacity, not []: the parameterless constructor's static empty array is framework code RyuJIT compiles at a
+    // process's first LPM_TRIE (docs/perf.md, "Cold start").
+    readonly List<nint> _chunks = new(4);
     readonly Stack<nint> _free = new();
     readonly Lock _lock = new();
     byte* _next;

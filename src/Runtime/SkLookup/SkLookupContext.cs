@@ -141,8 +141,8 @@ public sealed unsafe class SkLookupContext : IDisposable
         }
         else
         {
-            Unsafe.WriteUnaligned(b + SkLookupLayout.RemoteIp6, BinaryPrimitives.ReverseEndianness(packet.From.Address.Bits));
-            Unsafe.WriteUnaligned(b + SkLookupLayout.LocalIp6, BinaryPrimitives.ReverseEndianness(packet.To.Address.Bits));
+            packet.From.Address.WriteBytes(new Span<byte>(b + SkLookupLayout.RemoteIp6, 16));
+            packet.To.Address.WriteBytes(new Span<byte>(b + SkLookupLayout.LocalIp6, 16));
         }
         *(ushort*)(b + SkLookupLayout.RemotePort) = BinaryPrimitives.ReverseEndianness(packet.From.Port);
         *(uint*)(b + SkLookupLayout.LocalPort) = packet.To.Port;

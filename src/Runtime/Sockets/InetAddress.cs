@@ -23,28 +23,61 @@ public enum SocketProtocol : ushort
 }
 
 /// <summary>
-/// An IP address as 16 network-order bytes held in a <see cref="UInt128"/> (most significant byte
-/// first). IPv4 addresses are held in their v4-mapped form <c>::ffff:a.b.c.d</c>, so a dual-stack
+/// An IP address as 16 network-order bytes, read as a big-endian <see cref="UInt128"/> (<see cref="Bits"/>: most
+/// significant byte first). IPv4 addresses are held in their v4-mapped form <c>::ffff:a.b.c.d</c>, so a dual-stack
 /// IPv6 socket's address compares directly with an IPv4 packet's.
 /// </summary>
-public readonly record struct InetAddress(UInt128 Bits)
+// Stored as two ulongs, not a UInt128 field: crossgen2 precompiles no method that touches a type holding UInt128 (its layout
+// is not fixed across runtimes), and every socket, packet and scenario method holds an InetAddress; they were left to RyuJIT
+// at a process's first use (docs/perf.md, "Cold start").
+public readonly record struct InetAddress
 {
-    static readonly UInt128 s_mappedPrefix = (UInt128)0xffffUL << 32;
+    const ulong MappedPrefixLow = 0xffffUL << 32;
+    readonly ulong _high, _low;
+
+    InetAddress(ulong high, ulong low)
+    {
+        _high = high;
+        _low = low;
+    }
+
+    /// <summary>Builds from the 16 network-order bytes read as a big-endian number.</summary>
+    public InetAddress(UInt128 Bits) : this((ulong)(Bits >> 64), (ulong)Bits) { }
+
+    /// <summary>The 16 network-order bytes read as a big-endian number.</summary>
+    public UInt128 Bits
+    {
+        get => new(_high, _low);
+        init
+        {
+            _high = (ulong)(value >> 64);
+            _low = (ulong)value;
+        }
+    }
+
+    /// <summary>Deconstructs into <see cref="Bits"/>.</summary>
+    public void Deconstruct(out UInt128 Bits) => Bits = this.Bits;
+
+    /// <summary>The first 8 network-order bytes, big-endian (the high half of <see cref="Bits"/>).</summary>
+    internal ulong High => _high;
+
+    /// <summary>The last 8 network-order bytes, big-endian (the low half of <see cref="Bits"/>).</summary>
+    internal ulong Low => _low;
 
     /// <summary>The IPv6 unspecified address <c>::</c>.</summary>
     public static InetAddress Any6 => default;
 
     /// <summary>The IPv4 unspecified address 0.0.0.0 (as <c>::ffff:0.0.0.0</c>).</summary>
-    public static InetAddress Any4 => new(s_mappedPrefix);
+    public static InetAddress Any4 => new(0, MappedPrefixLow);
 
     /// <summary>True for a v4-mapped address (every IPv4 address).</summary>
-    public bool IsV4Mapped => (Bits >> 32) == 0xffff;
+    public bool IsV4Mapped => _high == 0 && (_low >> 32) == 0xffff;
 
     /// <summary>True for 0.0.0.0 or ::.</summary>
-    public bool IsAny => Bits == 0 || Bits == s_mappedPrefix;
+    public bool IsAny => _high == 0 && (_low == 0 || _low == MappedPrefixLow);
 
     /// <summary>The IPv4 address in network byte order as the little-endian u32 a program loads (0 unless v4-mapped).</summary>
-    public uint Ip4Raw => IsV4Mapped ? BinaryPrimitives.ReverseEndianness((uint)Bits) : 0;
+    public uint Ip4Raw => IsV4Mapped ? BinaryPrimitives.ReverseEndianness((uint)_low) : 0;
 
     /// <summary>Builds from a .NET address (IPv4 becomes v4-mapped).</summary>
     public static InetAddress From(IPAddress address)
@@ -57,13 +90,18 @@ public readonly record struct InetAddress(UInt128 Bits)
     }
 
     /// <summary>Builds from 16 network-order bytes.</summary>
-    public static InetAddress FromBytes(ReadOnlySpan<byte> bytes16) => new(BinaryPrimitives.ReadUInt128BigEndian(bytes16));
+    public static InetAddress FromBytes(ReadOnlySpan<byte> bytes16) =>
+        new(BinaryPrimitives.ReadUInt64BigEndian(bytes16), BinaryPrimitives.ReadUInt64BigEndian(bytes16[8..16]));
 
     /// <summary>Builds an IPv4 address from its 4 network-order bytes read as a little-endian u32 (a program's view).</summary>
-    public static InetAddress FromIp4Raw(uint raw) => new(s_mappedPrefix | BinaryPrimitives.ReverseEndianness(raw));
+    public static InetAddress FromIp4Raw(uint raw) => new(0, MappedPrefixLow | BinaryPrimitives.ReverseEndianness(raw));
 
     /// <summary>Writes the 16 network-order bytes.</summary>
-    public void WriteBytes(Span<byte> bytes16) => BinaryPrimitives.WriteUInt128BigEndian(bytes16, Bits);
+    public void WriteBytes(Span<byte> bytes16)
+    {
+        BinaryPrimitives.WriteUInt64BigEndian(bytes16, _high);
+        BinaryPrimitives.WriteUInt64BigEndian(bytes16[8..16], _low);
+    }
 
     /// <summary>The .NET address: IPv4 when <paramref name="family"/> is <see cref="SocketFamily.Inet"/>.</summary>
     public IPAddress ToIPAddress(SocketFamily family)

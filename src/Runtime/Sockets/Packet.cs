@@ -56,10 +56,10 @@ public readonly record struct Packet(SocketProtocol Protocol, InetEndPoint From,
     public uint Hash()
     {
         ulong h = 0x9e3779b97f4a7c15UL;
-        h = Mix(h, (ulong)(To.Address.Bits >> 64));
-        h = Mix(h, (ulong)To.Address.Bits);
-        h = Mix(h, (ulong)(From.Address.Bits >> 64));
-        h = Mix(h, (ulong)From.Address.Bits);
+        h = Mix(h, To.Address.High);
+        h = Mix(h, To.Address.Low);
+        h = Mix(h, From.Address.High);
+        h = Mix(h, From.Address.Low);
         h = Mix(h, ((ulong)To.Port << 16) | From.Port);
         return (uint)(h ^ (h >> 32));
     }

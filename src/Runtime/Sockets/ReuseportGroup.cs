@@ -93,7 +93,7 @@ public sealed class ReuseportGroup
     /// True when the group is bound to the wildcard address (<c>sock_reuseport.bind_inany</c>), what a program reads
     /// as <c>bind_inany</c> (<c>inet_rcv_saddr_any</c>: 0.0.0.0 for AF_INET, <c>::</c> for AF_INET6).
     /// </summary>
-    public bool BindInany => Local.Family == SocketFamily.Inet6 ? Local.Address.Bits == 0 : Local.Address.IsAny;
+    public bool BindInany => Local.Family == SocketFamily.Inet6 ? Local.Address == InetAddress.Any6 : Local.Address.IsAny;
 
     internal void Add(Sock s)
     {
