@@ -168,11 +168,27 @@ public sealed class JitEngine : IBpfEngine
     public string Name => "jit";
 
     /// <inheritdoc />
-    public BpfEntry Prepare(Instruction[] program, HelperTable helpers) => JitCompiler.Compile(program, helpers, Options).Entry;
+    public BpfEntry Prepare(Instruction[] program, HelperTable helpers) => Guard(program, JitCompiler.Compile(program, helpers, Options).Entry);
 
     /// <inheritdoc />
-    public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts) => JitCompiler.Compile(program, helpers, Options, facts).Entry;
+    public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts) => Guard(program, JitCompiler.Compile(program, helpers, Options, facts).Entry);
 
     /// <inheritdoc />
-    public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol) => JitCompiler.Compile(program, helpers, Options, facts, symbol).Entry;
+    public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol) =>
+        Guard(program, JitCompiler.Compile(program, helpers, Options, facts, symbol).Entry);
+
+    /// <summary>
+    /// Checked mode, a program that may take a bpf_spin_lock: its runs end by checking it let go
+    /// (<see cref="KernelHelpers.FaultIfLockHeldAtExit"/>), as the interpreter's do. Verified code is never wrapped.
+    /// </summary>
+    BpfEntry Guard(Instruction[] program, BpfEntry entry)
+    {
+        if (!Options.Checked || !KernelHelpers.MayTakeLock(program)) return entry;
+        return (r1, r2) =>
+        {
+            ulong r0 = entry(r1, r2);
+            KernelHelpers.FaultIfLockHeldAtExit();
+            return r0;
+        };
+    }
 }
