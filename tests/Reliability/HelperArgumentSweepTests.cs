@@ -104,7 +104,7 @@ public class HelperArgumentSweepTests
                 MapFactory.Create(MapType.ReuseportSockArray, 4, 8, 4, 0, "group"),
             ];
             Assert.That(Maps[3].Update(BitConverter.GetBytes(0u), BitConverter.GetBytes(A.Cookie)), Is.Zero);
-            Assert.That(Maps[4].Update(BitConverter.GetBytes(0u), BitConverter.GetBytes(A.Cookie)), Is.Zero);
+            Assert.That(Maps[4].Update(BitConverter.GetBytes(0u), BitConverter.GetBytes(B.Cookie)), Is.Zero);   // A is in the SOCKMAP: EBUSY
         }
 
         /// <summary>Every combination: (description, five (kind, value) pairs).</summary>
