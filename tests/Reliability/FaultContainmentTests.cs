@@ -28,6 +28,9 @@ public class FaultContainmentTests
 
     public static IEnumerable<string> CheckingEngines => s_checking.Keys;
 
+    /// <summary>The checking engine named <paramref name="name"/> (one of <see cref="CheckingEngines"/>), for the other issue-16 fixtures.</summary>
+    internal static IBpfEngine Checking(string name) => s_checking[name];
+
     /// <summary>The port a case's program faults on; any other local port passes.</summary>
     const int FaultPort = 8008, OtherPort = 9009;
 

@@ -1,6 +1,5 @@
 using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
-using BpfJit.IlEmitter;
 using BpfJit.Runtime;
 using BpfJit.Runtime.Checked;
 using BpfJit.Runtime.Maps;
@@ -22,12 +21,6 @@ namespace BpfJit.Tests.Reliability;
 [TestFixture, NonParallelizable]
 public class HelperArgumentSweepTests
 {
-    static readonly Dictionary<string, IBpfEngine> s_checking = new()
-    {
-        ["interpreter"] = InterpreterEngine.Instance,
-        ["jit-checked"] = new JitEngine(new JitOptions { Checked = true }),
-    };
-
     /// <summary>How a register is set: a literal, the context, or the stack at r10 plus an offset.</summary>
     enum Kind : ulong { Literal, Context, Stack }
 
@@ -42,7 +35,7 @@ public class HelperArgumentSweepTests
     {
         foreach (var (type, table) in new[] { ("sk_lookup", SkLookupHelpers.CreateTable()), ("sk_reuseport", SkReuseportHelpers.CreateTable()) })
             foreach (var helper in table.All)
-                foreach (var engine in s_checking.Keys)
+                foreach (var engine in FaultContainmentTests.CheckingEngines)
                     yield return new TestCaseData(type, helper.Id, engine).SetName($"{type} {helper.Name} ({helper.Id}) with bad arguments on {engine}");
     }
 
@@ -165,7 +158,7 @@ public class HelperArgumentSweepTests
         var owned = new List<IDisposable>();
         if (type == "sk_lookup")
         {
-            var p = SkLookupProgram.Load("sweep", code, s_checking[engine]);
+            var p = SkLookupProgram.Load("sweep", code, FaultContainmentTests.Checking(engine));
             var ctx = new SkLookupContext();
             ctx.Fill(Pkt("tcp", "127.0.0.9:1000", "127.0.0.1:8080"));
             run = () =>
@@ -178,7 +171,7 @@ public class HelperArgumentSweepTests
         }
         else
         {
-            var p = SkReuseportProgram.Load("sweep", code, s_checking[engine]);
+            var p = SkReuseportProgram.Load("sweep", code, FaultContainmentTests.Checking(engine));
             run = () => p.TestRun(w.A.ReuseportGroup!, w.A, Pkt("tcp", "127.0.0.9:40000", "127.0.0.1:8080")).Retval;
             owned.Add(p);
         }

@@ -1,5 +1,4 @@
 using BpfJit.Frontend.Elf;
-using BpfJit.IlEmitter;
 using BpfJit.Runtime;
 using BpfJit.Runtime.Checked;
 using BpfJit.Runtime.Maps;
@@ -20,14 +19,6 @@ namespace BpfJit.Tests.Reliability;
 [TestFixture, NonParallelizable]
 public class HelperArgumentTests
 {
-    static readonly Dictionary<string, IBpfEngine> s_checking = new()
-    {
-        ["interpreter"] = InterpreterEngine.Instance,
-        ["jit-checked"] = new JitEngine(new JitOptions { Checked = true }),
-    };
-
-    public static IEnumerable<string> Engines => s_checking.Keys;
-
     static BpfMap Locked(string name) => MapFactory.Create(new MapDefinition(name, MapType.Array, 4, 64, 2, SpinLockOffset: 0, TimerOffset: 16));
 
     // r0 = the value of key 0 of map 0, or return 0.
@@ -46,7 +37,7 @@ public class HelperArgumentTests
 
     static ulong Run(string engine, string asm, params BpfMap[] maps)
     {
-        using var program = SkLookupProgram.Load("p", ProgramBinder.Bind(MapPrograms.Assemble(asm), maps).Code, s_checking[engine]);
+        using var program = SkLookupProgram.Load("p", ProgramBinder.Bind(MapPrograms.Assemble(asm), maps).Code, FaultContainmentTests.Checking(engine));
         using var ctx = new SkLookupContext();
         ctx.Fill(Pkt("tcp", "127.0.0.9:1000", "127.0.0.1:80"));
         MapEpoch.Enter();
@@ -57,7 +48,7 @@ public class HelperArgumentTests
     static BpfFaultException Faults(string engine, string asm, params BpfMap[] maps) =>
         (BpfFaultException)Assert.Throws(Is.InstanceOf<BpfFaultException>(), () => Run(engine, asm, maps))!;
 
-    [TestCaseSource(nameof(Engines))]
+    [TestCaseSource(typeof(FaultContainmentTests), nameof(FaultContainmentTests.CheckingEngines))]
     public void ALockHeldAtExitFaultsAndIsReleased(string engine)
     {
         using var map = Locked("locked");
@@ -70,7 +61,7 @@ public class HelperArgumentTests
         Assert.That(Task.Run(() => Run(engine, lockUnlock, map)).Wait(TimeSpan.FromSeconds(30)), Is.True);
     }
 
-    [TestCaseSource(nameof(Engines))]
+    [TestCaseSource(typeof(FaultContainmentTests), nameof(FaultContainmentTests.CheckingEngines))]
     public void AnUnlockWithoutTheLockFaults(string engine)
     {
         using var map = Locked("locked");
@@ -80,7 +71,7 @@ public class HelperArgumentTests
             Does.Contain("whose bpf_spin_lock is at +0"));
     }
 
-    [TestCaseSource(nameof(Engines))]
+    [TestCaseSource(typeof(FaultContainmentTests), nameof(FaultContainmentTests.CheckingEngines))]
     public void ATimerMustBeInAValueOfTheMapItIsInitialisedWith(string engine)
     {
         using var a = Locked("a");
@@ -92,7 +83,7 @@ public class HelperArgumentTests
         Assert.That(Faults(engine, Value0 + "\nmov %r1, %r6\ncall 172\nmov %r0, 1\nexit", a).Message, Does.Contain("whose bpf_timer is at +16"));
     }
 
-    [TestCaseSource(nameof(Engines))]
+    [TestCaseSource(typeof(FaultContainmentTests), nameof(FaultContainmentTests.CheckingEngines))]
     public void ARecordIsReleasedOnceAndOnlyAtItsStart(string engine)
     {
         using var ring = MapFactory.Create(MapType.RingBuf, 0, 0, 4096, 0, "ring");
@@ -104,10 +95,10 @@ public class HelperArgumentTests
             Does.Contain("is not the start of a ring-buffer record reserved"));
     }
 
-    [TestCaseSource(nameof(Engines))]
+    [TestCaseSource(typeof(FaultContainmentTests), nameof(FaultContainmentTests.CheckingEngines))]
     public void AHelperNeverWritesTheContext(string engine)
     {
-        using var program = SkLookupProgram.Load("p", MapPrograms.Assemble("mov %r2, 16\ncall 16\nmov %r0, 1\nexit"), s_checking[engine]);
+        using var program = SkLookupProgram.Load("p", MapPrograms.Assemble("mov %r2, 16\ncall 16\nmov %r0, 1\nexit"), FaultContainmentTests.Checking(engine));
         using var ctx = new SkLookupContext();
         ctx.Fill(Pkt("tcp", "127.0.0.9:1000", "127.0.0.1:80"));
         var before = ctx.Visible.ToArray();
@@ -126,7 +117,7 @@ public class HelperArgumentTests
         Assert.That(Run(engine, "mov %r1, %r10\nadd %r1, -16\nmov %r2, 16\ncall 16\nmov %r0, 3\nexit"), Is.EqualTo(3));
     }
 
-    [TestCaseSource(nameof(Engines))]
+    [TestCaseSource(typeof(FaultContainmentTests), nameof(FaultContainmentTests.CheckingEngines))]
     public void TheSocketCastsTakeALiveSocketAndNothingElse(string engine)
     {
         using var ns = new NetNamespace();
@@ -137,5 +128,37 @@ public class HelperArgumentTests
         string cast(string adjust) => Value0 + $"\nmov %r1, %r6\n{adjust}\ncall 137\njeq %r0, 0, none\nmov %r0, 5\nexit\nnone:\nmov %r0, 6\nexit";
         Assert.That(Run(engine, cast(""), socks), Is.EqualTo(5));
         Assert.That(Faults(engine, cast("add %r1, 1"), socks).Message, Does.Contain("is not a socket"));
+    }
+    /// <summary>
+    /// A store to <c>ctx-&gt;sk</c> (the kernel's verifier refuses any write to the SK_LOOKUP context; the checking engines
+    /// let a program store into its context block) is no selection: the verdict is what bpf_sk_assign selected. Before,
+    /// the hook followed the stored value as a socket block (an AccessViolationException in Sock.FromHandle killed the
+    /// process for 0xdead0000).
+    /// </summary>
+    [TestCaseSource(typeof(FaultContainmentTests), nameof(FaultContainmentTests.CheckingEngines))]
+    public void AStoreToCtxSkIsNoSelection(string engine)
+    {
+        using var ns = new NetNamespace();
+        var regular = Tcp(ns, "127.0.0.1:80");
+        var steered = Tcp(ns, "127.0.0.1:81");
+        using var socks = MapFactory.Create(MapType.SockMap, 4, 8, 1, 0, "socks");
+        Assert.That(socks.Update(BitConverter.GetBytes(0u), BitConverter.GetBytes(steered.Cookie)), Is.Zero);
+        const string forge = "lddw %r2, 0xdead0000\nstxdw [%r9+0], %r2\n";
+        string[] programs =
+        [
+            "mov %r9, %r1\n" + forge + "mov %r0, 1\nexit",
+            Value0 + "\nmov %r1, %r9\nmov %r2, %r6\nmov %r3, 0\ncall 124\n" + forge + "mov %r0, 1\nexit",
+        ];
+        var expected = new[] { regular, steered };
+        for (int n = 0; n < programs.Length; n++)
+        {
+            using var program = SkLookupProgram.Load("forge", ProgramBinder.Bind(MapPrograms.Assemble(programs[n]), [socks]).Code,
+                FaultContainmentTests.Checking(engine));
+            var link = ns.SkLookup.Attach(program);
+            var result = ns.Lookup(Pkt("tcp", "127.0.0.9:1000", "127.0.0.1:80"));
+            link.Detach();
+            Assert.That(result.Outcome, Is.EqualTo(LookupOutcome.Socket), programs[n]);
+            Assert.That(result.Socket, Is.SameAs(expected[n]), programs[n]);
+        }
     }
 }
