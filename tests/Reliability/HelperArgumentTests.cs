@@ -161,4 +161,57 @@ public class HelperArgumentTests
             Assert.That(result.Socket, Is.SameAs(expected[n]), programs[n]);
         }
     }
+    /// <summary>
+    /// SK_REUSEPORT: the helpers follow the context's data, data_end, len and sk as the runtime filled them, never what
+    /// the program stored there (each store below made bpf_skb_load_bytes or bpf_sk_select_reuseport read 0xdead0000:
+    /// an AccessViolationException killed the process on both engines); a map of a type the kernel refuses there faults.
+    /// </summary>
+    [TestCaseSource(typeof(FaultContainmentTests), nameof(FaultContainmentTests.CheckingEngines))]
+    public void ReuseportHelpersFollowTheContextAsFilled(string engine)
+    {
+        using var ns = new NetNamespace();
+        var a = Tcp(ns, "127.0.0.1:8080", reuseport: true);
+        Tcp(ns, "127.0.0.1:8080", reuseport: true);
+        var stranger = Tcp(ns, "127.0.0.1:9090", reuseport: true);
+        using var group = MapFactory.Create(MapType.ReuseportSockArray, 4, 8, 1, 0, "group");
+        using var array = MapFactory.Create(MapType.Array, 4, 8, 1, 0, "plain");
+        Assert.That(group.Update(BitConverter.GetBytes(0u), BitConverter.GetBytes(stranger.Cookie)), Is.Zero);
+        uint Run(string asm)
+        {
+            using var p = BpfJit.Runtime.SkReuseport.SkReuseportProgram.Load("forge", BpfJit.Frontend.Assembler.Assemble(asm), FaultContainmentTests.Checking(engine));
+            return p.TestRun(a.ReuseportGroup!, a, Pkt("tcp", "127.0.0.9:40000", "127.0.0.1:8080")).Retval;
+        }
+        const string forge = "mov %r6, %r1\nlddw %r2, 0xdead0000\nstxdw [%r6+0], %r2\nstxdw [%r6+8], %r2\nstw [%r6+16], 4096\nstxdw [%r6+40], %r2\n";
+        string load = forge + "mov %r1, %r6\nmov %r2, 0\nmov %r3, %r10\nadd %r3, -8\nmov %r4, 8\ncall 26\nexit";
+        Assert.That(Run(load), Is.Zero, "8 bytes of the real packet");
+        Assert.That(Run(load.Replace("call 26", "mov %r5, 1\ncall 68")), Is.Zero, "from the network header");
+        string select(BpfMap map) => forge + $"stw [%r10-4], 0\nmov %r1, %r6\nlddw %r2, 0x{map.Handle:x}\nmov %r3, %r10\nadd %r3, -4\nmov %r4, 0\ncall 82\nexit";
+        Assert.That(Run(select(group)), Is.EqualTo(unchecked((uint)-Errno.EBADFD)), "another group's socket, compared with the real ctx->sk");
+        Assert.That(Assert.Throws(Is.InstanceOf<BpfFaultException>(), () => Run(select(array)))!.Message, Does.Contain("not a REUSEPORT_SOCKARRAY"));
+    }
+    /// <summary>
+    /// The iterator kfuncs (bpf_iter_num_new/next/destroy) read and write their iterator: it must be 8 writable, aligned
+    /// bytes (the stack), also on the checked JIT, which did not check kfunc arguments; 0x1000 killed the process.
+    /// </summary>
+    [TestCaseSource(typeof(FaultContainmentTests), nameof(FaultContainmentTests.CheckingEngines))]
+    public void AnIteratorMustBeWritableStack(string engine)
+    {
+        ulong RunIter(string it)
+        {
+            var code = MapPrograms.Assemble($"{it}\nmov %r2, 0\nmov %r3, 5\ncall 1\n{it}\ncall 1\n{it}\ncall 1\nmov %r0, 7\nexit");
+            int[] ids = [KfuncTable.IterNumNewId, KfuncTable.IterNumNextId, KfuncTable.IterNumDestroyId];
+            for (int i = 0, k = 0; i < code.Length; i++)
+                if (code[i].IsCall) code[i] = code[i] with { Src = (byte)BpfJit.Frontend.CallKind.Kfunc, Imm = ids[k++] };
+            using var program = SkLookupProgram.Load("iter", code, FaultContainmentTests.Checking(engine));
+            using var ctx = new SkLookupContext();
+            ctx.Fill(Pkt("tcp", "127.0.0.9:1000", "127.0.0.1:80"));
+            MapEpoch.Enter();
+            try { return program.Run(ctx.Address); }
+            finally { MapEpoch.Exit(); }
+        }
+        Assert.That(RunIter("mov %r1, %r10\nadd %r1, -8"), Is.EqualTo(7));
+        // Unmapped, misaligned stack, the context (r1 as the run starts).
+        foreach (var bad in new[] { "lddw %r1, 0x1000", "mov %r1, %r10\nadd %r1, -12", "" })
+            Assert.That(Assert.Throws(Is.InstanceOf<BpfFaultException>(), () => RunIter(bad))!.Message, Does.Contain("bpf_iter_num_new"), bad);
+    }
 }
