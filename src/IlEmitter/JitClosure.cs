@@ -44,7 +44,8 @@ public sealed class JitClosure
     public void CheckHelperArguments(int id, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5, ulong ctx, int index)
     {
         // The stack block of a checked method is registered (MemoryRegions.EnterStack): no fast path needed here.
-        if (_helpers.TryGet(id, out var h)) Runtime.Checked.HelperArguments.Check(h, r1, r2, r3, r4, r5, ctx, 0, 0, Program, index);
+        // A kfunc's id (KfuncTable.FirstId on) is no helper's.
+        if (_helpers.TryGet(id, out var h) || KfuncTable.TryGet(id, out h)) Runtime.Checked.HelperArguments.Check(h, r1, r2, r3, r4, r5, ctx, 0, 0, Program, index);
     }
     /// <summary>How many maps a specialised program can reach through the closure's fields.</summary>
     public const int MaxMaps = 4;

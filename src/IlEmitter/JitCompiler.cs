@@ -168,16 +168,35 @@ public sealed class JitEngine : IBpfEngine
     public string Name => "jit";
 
     /// <inheritdoc />
-    public BpfEntry Prepare(Instruction[] program, HelperTable helpers) => JitCompiler.Compile(program, helpers, Options).Entry;
+    public BpfEntry Prepare(Instruction[] program, HelperTable helpers) => Guard(program, Options, JitCompiler.Compile(program, helpers, Options).Entry);
 
     /// <inheritdoc />
-    public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts) => JitCompiler.Compile(program, helpers, Options, facts).Entry;
+    public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts) => Guard(program, Options, JitCompiler.Compile(program, helpers, Options, facts).Entry);
 
     /// <inheritdoc />
-    public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol) => JitCompiler.Compile(program, helpers, Options, facts, symbol).Entry;
+    public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol) =>
+        Guard(program, Options, JitCompiler.Compile(program, helpers, Options, facts, symbol).Entry);
 
     /// <inheritdoc />
     /// <remarks>Compiled in checked mode (<see cref="JitOptions.Checked"/>) whatever this engine's options say.</remarks>
-    public BpfEntry PrepareUnverified(Instruction[] program, HelperTable helpers, string? symbol) =>
-        JitCompiler.Compile(program, helpers, Options with { Checked = true }, null, symbol).Entry;
+    public BpfEntry PrepareUnverified(Instruction[] program, HelperTable helpers, string? symbol)
+    {
+        var options = Options with { Checked = true };
+        return Guard(program, options, JitCompiler.Compile(program, helpers, options, null, symbol).Entry);
+    }
+
+    /// <summary>
+    /// Checked mode, a program that may take a bpf_spin_lock: its runs end by checking it let go
+    /// (<see cref="KernelHelpers.FaultIfLockHeldAtExit"/>), as the interpreter's do. Verified code is never wrapped.
+    /// </summary>
+    static BpfEntry Guard(Instruction[] program, JitOptions options, BpfEntry entry)
+    {
+        if (!options.Checked || !KernelHelpers.MayTakeLock(program)) return entry;
+        return (r1, r2) =>
+        {
+            ulong r0 = entry(r1, r2);
+            KernelHelpers.FaultIfLockHeldAtExit();
+            return r0;
+        };
+    }
 }

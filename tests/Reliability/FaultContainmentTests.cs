@@ -32,6 +32,9 @@ public class FaultContainmentTests
 
     public static IEnumerable<string> CheckingEngines => s_checking.Keys;
 
+    /// <summary>The checking engine named <paramref name="name"/> (one of <see cref="CheckingEngines"/>), for the other issue-16 fixtures.</summary>
+    internal static IBpfEngine Checking(string name) => s_checking[name];
+
     /// <summary>The port a case's program faults on; any other local port passes.</summary>
     const int FaultPort = 8008, OtherPort = 9009;
 
@@ -57,6 +60,14 @@ public class FaultContainmentTests
         ("stale socket read", "lddw %r2, STALE\nldxw %r0, [%r2+4]", "load"),
         ("stale socket to bpf_sk_assign", "lddw %r2, STALE\nmov %r3, 0\ncall 124", "helper argument"),
         ("bad map to bpf_map_lookup_elem", "stw [%r10-4], 0\nmov %r2, %r10\nadd %r2, -4\nlddw %r1, 0x1000\ncall 1", "helper argument"),
+        // Audit G0: each of these crashed the process (AccessViolation, glibc "double free") or leaked another exception type.
+        ("bad socket to bpf_skc_to_tcp6_sock", "lddw %r1, 0x1000\ncall 136", "helper argument"),
+        ("bad socket to bpf_skc_to_unix_sock", "lddw %r1, 0xdead0000\ncall 178", "helper argument"),
+        ("bad timer to bpf_timer_cancel", "lddw %r1, 0x1000\ncall 172", "helper argument"),
+        ("context to bpf_ringbuf_submit", "mov %r2, 0\ncall 132", "helper argument"),
+        ("context to bpf_ringbuf_discard", "mov %r2, 0\ncall 133", "helper argument"),
+        ("context to bpf_spin_lock", "call 93", "helper argument"),
+        ("context written by bpf_get_current_comm", "mov %r2, 16\ncall 16", "helper argument"),
     ];
 
     public static IEnumerable<TestCaseData> Cases() =>
@@ -220,6 +231,7 @@ public class FaultContainmentTests
     [
         "stack below the frame, constant offset", "stack above the frame, constant offset", "stack below the frame, variable offset",
         "stack above the frame, variable offset", "context past its end", "bad map to bpf_map_lookup_elem",
+        "bad socket to bpf_skc_to_tcp6_sock", "bad timer to bpf_timer_cancel", "context to bpf_ringbuf_discard", "context to bpf_spin_lock",
     ];
 
     public static IEnumerable<TestCaseData> CliCases() =>

@@ -192,6 +192,21 @@ public static class MemoryRegions
     /// <summary>True when [<paramref name="address"/>, +<paramref name="size"/>) lies inside a registered block, a live map value or record, or a running stack.</summary>
     public static bool Contains(ulong address, int size) => TryFind(address, size, out _, out _);
 
+    /// <summary>
+    /// True when [<paramref name="address"/>, +<paramref name="size"/>) lies inside memory a helper may write for the program:
+    /// a running stack of this thread, a live map value or a reserved ring-buffer record. Never a registered block (a context,
+    /// a socket view, a packet: the host reads them back and trusts what it finds) nor a key lent to a callback.
+    /// </summary>
+    public static bool ContainsWritable(ulong address, int size)
+    {
+        if (t_stacks is { } stacks)
+            foreach (var (s, l) in stacks)
+                if (Inside(address, size, s, l)) return true;
+        foreach (var map in BpfMap.LiveMaps())
+            if (map.FindValue(address, out ulong s, out int l) && Inside(address, size, s, l)) return true;
+        return false;
+    }
+
     static bool Inside(ulong address, int size, ulong start, int length) =>
         length > 0 && address >= start && address - start <= (ulong)length && (ulong)size <= (ulong)length - (address - start);
 

@@ -173,6 +173,9 @@ internal static unsafe class Dynptr
 
     public static bool ReadOnly(ulong* d) => ((uint)d[1] & RdonlyBit) != 0;
 
+    /// <summary>The dynptr's type (<see cref="TypeLocal"/>, <see cref="TypeRingbuf"/>; 0 for a NULL one).</summary>
+    public static uint Type(ulong* d) => ((uint)d[1] >> TypeShift) & 7;
+
     /// <summary>bpf_dynptr_check_off_len.</summary>
     public static bool InRange(ulong* d, ulong offset, ulong len) => offset <= Size(d) && len <= Size(d) - offset;
 }

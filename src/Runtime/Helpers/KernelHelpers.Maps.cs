@@ -1,3 +1,4 @@
+using BpfJit.Frontend;
 using BpfJit.Runtime.Maps;
 
 namespace BpfJit.Runtime;
@@ -95,12 +96,42 @@ public static unsafe partial class KernelHelpers
         return 0;
     }
 
-    /// <summary>bpf_spin_unlock(lock).</summary>
+    /// <summary>
+    /// bpf_spin_unlock(lock). Only the lock the program holds: the kernel's verifier refuses an unlock without a lock
+    /// ("bpf_spin_unlock without taking a lock") or of another one; an unverified program faults instead of releasing a
+    /// lock another thread holds.
+    /// </summary>
     public static ulong SpinUnlock(ulong address, ulong r2, ulong r3, ulong r4, ulong r5)
     {
+        if (t_heldLock != address)
+            throw new Checked.BpfFaultException(-1, "", "helper argument", address, t_heldLock == 0
+                ? $"bpf_spin_unlock: the program holds no lock (0x{address:x} was not taken by bpf_spin_lock)"
+                : $"bpf_spin_unlock: the program holds the lock at 0x{t_heldLock:x}, not 0x{address:x}");
         BpfSpinLock.Unlock((void*)address);
-        if (t_heldLock == address) t_heldLock = 0;
+        t_heldLock = 0;
         return 0;
+    }
+
+    /// <summary>
+    /// A checking engine's run ended: a program still holding a bpf_spin_lock (the kernel's verifier refuses one that can:
+    /// "BPF_EXIT instruction in main prog cannot be used inside bpf_spin_lock-ed region") faults, after the lock is released,
+    /// so that no later run on any thread waits for it and no later fault releases it after its value is gone.
+    /// </summary>
+    public static void FaultIfLockHeldAtExit()
+    {
+        ulong held = t_heldLock;
+        if (held == 0) return;
+        ReleaseSpinLockAfterFault();
+        throw new Checked.BpfFaultException(-1, "", "helper argument", held,
+            $"the program exited holding the bpf_spin_lock at 0x{held:x} (exit inside a bpf_spin_lock-ed region)");
+    }
+
+    /// <summary>True when <paramref name="program"/> may take a bpf_spin_lock: a call of the helper, or a callx (any helper).</summary>
+    public static bool MayTakeLock(ReadOnlySpan<Instruction> program)
+    {
+        foreach (var ins in program)
+            if (ins.Opcode == Op.CallX || (ins.IsCall && ins.Src == 0 && ins.Imm == SpinLockId)) return true;
+        return false;
     }
 
     /// <summary>A run faulted: releases the bpf_spin_lock it held, which no bpf_spin_unlock will now release.</summary>

@@ -37,9 +37,11 @@ public static unsafe class KfuncTable
     [
         new(RcuReadLockId, "bpf_rcu_read_lock", RcuReadLock, new HelperProto(RetType.Void)),
         new(RcuReadUnlockId, "bpf_rcu_read_unlock", RcuReadUnlock, new HelperProto(RetType.Void)),
-        new(IterNumNewId, "bpf_iter_num_new", IterNumNew, new HelperProto(RetType.Integer, ArgType.Anything, ArgType.Anything, ArgType.Anything)),
-        new(IterNumNextId, "bpf_iter_num_next", IterNumNext, new HelperProto(RetType.Integer, ArgType.Anything)),
-        new(IterNumDestroyId, "bpf_iter_num_destroy", IterNumDestroy, new HelperProto(RetType.Void, ArgType.Anything)),
+        // The iterator is 8 writable bytes aligned to 8 (struct bpf_iter_num on the stack): what the checking engines check
+        // before the kfunc reads and writes it (the verifier checks it by name, Checker.Iterators.cs).
+        new(IterNumNewId, "bpf_iter_num_new", IterNumNew, new HelperProto(RetType.Integer, ArgType.PtrToAlignedLong, ArgType.Anything, ArgType.Anything)),
+        new(IterNumNextId, "bpf_iter_num_next", IterNumNext, new HelperProto(RetType.Integer, ArgType.PtrToAlignedLong)),
+        new(IterNumDestroyId, "bpf_iter_num_destroy", IterNumDestroy, new HelperProto(RetType.Void, ArgType.PtrToAlignedLong)),
         new(CastToKernCtxId, "bpf_cast_to_kern_ctx", CastToKernCtx, new HelperProto(RetType.Integer, ArgType.PtrToCtx)),
     ];
 

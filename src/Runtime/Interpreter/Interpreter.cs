@@ -27,6 +27,7 @@ public sealed unsafe class Interpreter
     readonly HelperTable _table;
     readonly List<BpfCallback> _callbacks = [];   // keeps the Callbacks table's weak entries alive
     RegionBlock? _contextBlock;       // the registered block a run's r1 last pointed to (any thread's is as good a hint)
+    readonly bool _mayLock;           // the program may take a bpf_spin_lock: a run checks it let go before it ends
 
     /// <summary>Prepares <paramref name="program"/>; throws <see cref="BpfRuntimeException"/> for a call to an unknown helper or an instruction no engine runs.</summary>
     public Interpreter(Instruction[] program, HelperTable helpers) : this(program, helpers, null)
@@ -46,6 +47,7 @@ public sealed unsafe class Interpreter
         var sites = new List<CallSite>();
         ProgramChecks.CheckRunnable(program, helpers, (i, h) => sites.Add(new CallSite(h, HelperPlan.Of(h), i)), BindCallback);
         _sites = [.. sites];
+        _mayLock = KernelHelpers.MayTakeLock(program);
         _exec = ProbeLoads.Rewrite(StackAccesses.Rewrite(_code, out _), facts);
         // A helper call's immediate becomes its site's number: the dispatch finds the site without dividing the slot's
         // address by the instruction's size. Only the interpreter's own copy changes; faults describe _code.
@@ -67,7 +69,12 @@ public sealed unsafe class Interpreter
     public ReadOnlySpan<Instruction> Program => _code;
 
     /// <summary>Runs the program with r1..r5 set and returns r0.</summary>
-    public ulong Run(ulong r1 = 0, ulong r2 = 0, ulong r3 = 0, ulong r4 = 0, ulong r5 = 0) => Execute(0, r1, r2, r3, r4, r5);
+    public ulong Run(ulong r1 = 0, ulong r2 = 0, ulong r3 = 0, ulong r4 = 0, ulong r5 = 0)
+    {
+        ulong r0 = Execute(0, r1, r2, r3, r4, r5);
+        if (_mayLock) KernelHelpers.FaultIfLockHeldAtExit();
+        return r0;
+    }
 
     /// <summary>Runs from slot <paramref name="entry"/> (0, or a callback subprogram) in a fresh set of frames.</summary>
     [SkipLocalsInit]

@@ -83,7 +83,10 @@ internal unsafe struct RunState : Checked.HelperArguments.IRegionProbe
 {
     /// <summary>For helper arguments: the whole stack block (a helper may be handed any of it), then the cache.</summary>
     public readonly bool Holds(ulong address, int size) =>
-        (size <= StackBlock && address - StackStart <= (ulong)(StackBlock - size)) || Cache.Hit(address, size);
+        HoldsStack(address, size) || Cache.Hit(address, size);
+
+    /// <summary>For a helper's written argument: the whole stack block only (the cache may hold a context or socket view).</summary>
+    public readonly bool HoldsStack(ulong address, int size) => size <= StackBlock && address - StackStart <= (ulong)(StackBlock - size);
 
     const int StackBlock = Interpreter.StackSize * Interpreter.MaxFrames;
 

@@ -248,6 +248,32 @@ public sealed unsafe class RingBufMap : BpfMap
         return length != 0;
     }
 
+    /// <summary>
+    /// Checked mode: true when <paramref name="sample"/> is the start of a record of a live ring buffer that is reserved and not
+    /// yet submitted or discarded (what bpf_ringbuf_submit and bpf_ringbuf_discard may be given; a zero-size record counts).
+    /// </summary>
+    internal static bool IsReserved(ulong sample)
+    {
+        foreach (var map in LiveMaps())
+            if (map is RingBufMap ring && ring.HoldsReserved(sample)) return true;
+        return false;
+    }
+
+    bool HoldsReserved(ulong sample)
+    {
+        // The data area first: a sample elsewhere needs no walk.
+        if (sample - (ulong)_data - RecordHeaderSize >= (ulong)_size) return false;
+        long producer = Volatile.Read(ref _producer);
+        for (long position = Volatile.Read(ref _consumer); position < producer;)
+        {
+            byte* header = _data + (position & _mask);
+            uint word = Volatile.Read(ref *(uint*)header);
+            if ((ulong)(header + RecordHeaderSize) == sample) return (word & BusyBit) != 0 && (word & DiscardBit) == 0;
+            position += Native.Round8((int)(word & ~(BusyBit | DiscardBit)) + RecordHeaderSize);
+        }
+        return false;
+    }
+
     /// <inheritdoc />
     protected override void FreeMemory()
     {

@@ -68,6 +68,14 @@ public static class SkLookupLayout
     /// <summary>Hidden: the kernel's <c>no_reuseport</c> (u32, 0 or 1).</summary>
     public const int NoReuseport = 72;
 
+    /// <summary>
+    /// Hidden: the kernel's <c>selected_sk</c> (u64), the socket bpf_sk_assign (or the hook, between programs) selected. The
+    /// visible <see cref="Sk"/> mirrors it for programs to read; the verdict is taken from here, so that a store an
+    /// unverified program makes to <c>ctx-&gt;sk</c> (which the kernel's verifier refuses) selects nothing and hands the host
+    /// no address to follow.
+    /// </summary>
+    public const int SelectedSk = 80;
+
     /// <summary>SK_DROP.</summary>
     public const uint SkDrop = 0;
     /// <summary>SK_PASS.</summary>
@@ -105,11 +113,18 @@ public sealed unsafe class SkLookupContext : IDisposable
     /// <summary>The 72 bytes programs see.</summary>
     public Span<byte> Visible => new(_block, SkLookupLayout.Size);
 
-    /// <summary>The selected socket pointer (<c>ctx-&gt;sk</c>), 0 when none.</summary>
+    /// <summary>
+    /// The selected socket pointer, 0 when none: what bpf_sk_assign last selected (<see cref="SkLookupLayout.SelectedSk"/>),
+    /// never what a program stored in <c>ctx-&gt;sk</c>. Setting it sets both.
+    /// </summary>
     public nint SelectedSocket
     {
-        get => *(nint*)(_block + SkLookupLayout.Sk);
-        set => *(nint*)(_block + SkLookupLayout.Sk) = value;
+        get => *(nint*)(_block + SkLookupLayout.SelectedSk);
+        set
+        {
+            *(nint*)(_block + SkLookupLayout.Sk) = value;
+            *(nint*)(_block + SkLookupLayout.SelectedSk) = value;
+        }
     }
 
     /// <summary>The hidden no_reuseport flag set by sk_assign.</summary>
@@ -149,8 +164,8 @@ public sealed unsafe class SkLookupContext : IDisposable
         *(uint*)(b + SkLookupLayout.IngressIfindex) = (uint)packet.IngressIfindex;
     }
 
-    // The bytes Fill rewrites: the 72-byte UAPI struct and the hidden no_reuseport word, rounded to 16.
-    const uint LiveBytes = 80;
+    // The bytes Fill rewrites: the 72-byte UAPI struct and the hidden no_reuseport and selected_sk words, rounded to 16.
+    const uint LiveBytes = 96;
 
     /// <summary>
     /// Fills the block from a test run's validated user context, as

@@ -76,8 +76,10 @@ public static unsafe class SkLookupHelpers
                 && (family == (uint)SocketFamily.Inet || (sflags & SockFlags.V6Only) != 0))
                 return Neg(Errno.EAFNOSUPPORT);
         }
-        if (*(ulong*)(c + SkLookupLayout.Sk) != 0 && (flags & SkLookupLayout.FlagReplace) == 0) return Neg(Errno.EEXIST);
+        // The hidden selection, not ctx->sk, which an unverified program may have overwritten (SkLookupLayout.SelectedSk).
+        if (*(ulong*)(c + SkLookupLayout.SelectedSk) != 0 && (flags & SkLookupLayout.FlagReplace) == 0) return Neg(Errno.EEXIST);
         *(ulong*)(c + SkLookupLayout.Sk) = sk;
+        *(ulong*)(c + SkLookupLayout.SelectedSk) = sk;
         *(uint*)(c + SkLookupLayout.NoReuseport) = (flags & SkLookupLayout.FlagNoReuseport) != 0 ? 1u : 0u;
         return 0;
     }

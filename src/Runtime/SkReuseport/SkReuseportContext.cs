@@ -44,6 +44,19 @@ public static class SkReuseportLayout
     /// <summary>Hidden: the packet's network header (pointer), for <c>BPF_HDR_START_NET</c>.</summary>
     public const int NetworkHeader = 80;
 
+    // Hidden copies of the UAPI fields the helpers follow (the kernel's skb and sk, which a program cannot write): an
+    // unverified program may store into its context block, and a helper that followed the stored data, data_end, len or
+    // sk would read wherever it pointed (docs/reliability.md, "Helper arguments").
+
+    /// <summary>Hidden: <c>data</c> as filled (pointer).</summary>
+    public const int KernData = 88;
+    /// <summary>Hidden: <c>data_end</c> as filled (pointer).</summary>
+    public const int KernDataEnd = 96;
+    /// <summary>Hidden: <c>len</c> as filled (u32).</summary>
+    public const int KernLen = 104;
+    /// <summary>Hidden: <c>sk</c> as filled (pointer).</summary>
+    public const int KernSk = 112;
+
     /// <summary>
     /// What a verified load of <paramref name="size"/> bytes at UAPI offset <paramref name="offset"/> reads in the
     /// block, as <c>sk_reuseport_convert_ctx_access</c> and the verifier's narrow-load rewrite answer it: (offset,
@@ -131,7 +144,7 @@ public sealed unsafe class SkReuseportContext : IDisposable
     }
 
     /// <summary>The packet bytes from the transport header on, as the program sees them between data and data_end.</summary>
-    public ReadOnlySpan<byte> Data => new((void*)*(nint*)(_block + SkReuseportLayout.Data), (int)*(uint*)(_block + SkReuseportLayout.Len));
+    public ReadOnlySpan<byte> Data => new((void*)*(nint*)(_block + SkReuseportLayout.KernData), (int)*(uint*)(_block + SkReuseportLayout.KernLen));
 
     void Grow(int needed)
     {
@@ -195,6 +208,16 @@ public sealed unsafe class SkReuseportContext : IDisposable
         *(uint*)(b + SkReuseportLayout.ReuseportId) = reuseportId;
         *(ulong*)(b + SkReuseportLayout.MacHeader) = (ulong)mac;
         *(ulong*)(b + SkReuseportLayout.NetworkHeader) = (ulong)net;
+        KeepKernelFields(b);
+    }
+
+    // The hidden copies of data, data_end, len and sk the helpers read (SkReuseportLayout.KernData).
+    static void KeepKernelFields(byte* b)
+    {
+        *(ulong*)(b + SkReuseportLayout.KernData) = *(ulong*)(b + SkReuseportLayout.Data);
+        *(ulong*)(b + SkReuseportLayout.KernDataEnd) = *(ulong*)(b + SkReuseportLayout.DataEnd);
+        *(uint*)(b + SkReuseportLayout.KernLen) = *(uint*)(b + SkReuseportLayout.Len);
+        *(ulong*)(b + SkReuseportLayout.KernSk) = *(ulong*)(b + SkReuseportLayout.Sk);
     }
 
     /// <summary>
@@ -225,6 +248,7 @@ public sealed unsafe class SkReuseportContext : IDisposable
         *(ulong*)(b + SkReuseportLayout.MigratingSk) = (ulong)_migrating;
         *(uint*)(b + SkReuseportLayout.ReuseportId) = group.Id;
         *(ulong*)(b + SkReuseportLayout.NetworkHeader) = (ulong)data;
+        KeepKernelFields(b);
     }
 
     /// <summary>

@@ -72,6 +72,9 @@ public static unsafe class SkReuseportHelpers
     {
         byte* c = (byte*)ctx;
         var m = BpfMap.FromHandle(map);
+        // The kernel's verifier allows only these map types here (check_map_func_compatibility); another map's value
+        // would be read as a socket block.
+        if (m.Type is not (MapType.ReuseportSockArray or MapType.SockMap or MapType.SockHash)) WrongMap(m);
         ulong selected = m.LookupElem(key);
         if (selected == 0) return Neg(Errno.ENOENT);
         byte* s = (byte*)selected;
@@ -79,7 +82,7 @@ public static unsafe class SkReuseportHelpers
         if (id == 0 || !Hashed(s)) return Fail((nint)selected, m.Type == MapType.ReuseportSockArray ? Errno.ENOENT : Errno.EINVAL);
         if (id != *(uint*)(c + SkReuseportLayout.ReuseportId))
         {
-            byte* sk = *(byte**)(c + SkReuseportLayout.Sk);
+            byte* sk = *(byte**)(c + SkReuseportLayout.KernSk);
             if (*(uint*)(sk + BpfSockLayout.Protocol) != *(uint*)(s + BpfSockLayout.Protocol)) return Fail((nint)selected, Errno.EPROTOTYPE);
             if (*(uint*)(sk + BpfSockLayout.Family) != *(uint*)(s + BpfSockLayout.Family)) return Fail((nint)selected, Errno.EAFNOSUPPORT);
             return Fail((nint)selected, Errno.EBADFD);
@@ -87,6 +90,11 @@ public static unsafe class SkReuseportHelpers
         *(ulong*)(c + SkReuseportLayout.SelectedSk) = selected;
         return 0;
     }
+
+    // Out of line: the helper itself is inlined into JIT-compiled programs.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static void WrongMap(BpfMap m) => throw new Checked.BpfFaultException(-1, "", "helper argument", m.Handle,
+        $"bpf_sk_select_reuseport: map '{m.Name}' is a {m.Type}, not a REUSEPORT_SOCKARRAY, SOCKMAP or SOCKHASH");
 
     // A socket in a group is hashed with its reuseport_cb in the kernel only as a TCP listener or a UDP socket that is
     // bound (connected or not); this runtime's table groups a TCP socket at bind (docs/sk-lookup-runtime.md).
@@ -108,9 +116,9 @@ public static unsafe class SkReuseportHelpers
     {
         byte* c = (byte*)ctx;
         uint off = (uint)offset, n = (uint)len;
-        uint length = *(uint*)(c + SkReuseportLayout.Len);
+        uint length = *(uint*)(c + SkReuseportLayout.KernLen);
         if (off > int.MaxValue || (ulong)off + n > length) return Clear(to, n);
-        Buffer.MemoryCopy(*(byte**)(c + SkReuseportLayout.Data) + off, (void*)to, n, n);
+        Buffer.MemoryCopy(*(byte**)(c + SkReuseportLayout.KernData) + off, (void*)to, n, n);
         return 0;
     }
 
@@ -130,7 +138,7 @@ public static unsafe class SkReuseportHelpers
             HdrStartNet => *(byte**)(c + SkReuseportLayout.NetworkHeader),
             _ => null,
         };
-        byte* end = *(byte**)(c + SkReuseportLayout.DataEnd);
+        byte* end = *(byte**)(c + SkReuseportLayout.KernDataEnd);
         if (start == null || start + off + n > end) return Clear(to, n);
         Buffer.MemoryCopy(start + off, (void*)to, n, n);
         return 0;
