@@ -129,8 +129,7 @@ internal sealed partial class Checker
         RecordMapArg(idx, meta.MapIndex);
         if (meta.ReleaseRegno > 0)
         {
-            if (meta.RefObjId != 0 && meta.Kptr != null) ReleaseIntoKptr(meta.RefObjId);
-            else if (meta.RefObjId != 0) ReleaseReference(meta.RefObjId);
+            if (meta.RefObjId != 0) ReleaseReference(meta.RefObjId);
             else if (!Regs[meta.ReleaseRegno].IsNull) throw Err($"R{meta.ReleaseRegno} must be referenced when passed to release function");
         }
         if (meta.DynptrReleaseRegno > 0) ReleaseDynptr(meta.DynptrReleaseRegno);

@@ -14,7 +14,7 @@ namespace BpfJit.Verifier;
 internal sealed partial class Checker
 {
     /// <summary>The kernel's kptr_xchg_dest_types, as check_reg_type lists them.</summary>
-    const string KptrXchgDestTypes = "map_value, ptr_, ptr_";
+    const string KptrXchgDestTypes = "map_value, ptr_";
 
     /// <summary>
     /// check_map_access over the value's special fields, in offset order: a load, store or helper access touching the
@@ -125,22 +125,6 @@ internal sealed partial class Checker
             if (reg.RefObjId == 0) throw Err($"R{regno} must be referenced when passed to release function");
         }
         meta.ReleaseRegno = regno;
-    }
-
-    /// <summary>
-    /// The release half of bpf_kptr_xchg: the reference moves into the field; the registers that held it keep the object
-    /// as RCU-protected pointers without a reference (the program is in an RCU read-side section).
-    /// </summary>
-    void ReleaseIntoKptr(int refId)
-    {
-        int removed = _cur.Refs.RemoveAll(r => r.Id == refId);
-        if (removed == 0) throw Err($"verifier internal error: reference id={refId} not found");
-        _cur.ForEachReg((ref RegState r) =>
-        {
-            if (r.RefObjId != refId) return;
-            r.RefObjId = 0;
-            r.Type = RegType.PtrToRcuBtfId;
-        });
     }
 
     /// <summary>bpf_kptr_xchg's result: the field's old pointer or NULL (ptr_or_null_), a reference the program acquires.</summary>

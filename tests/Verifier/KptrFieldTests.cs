@@ -31,6 +31,12 @@ public class KptrFieldTests
         ["read_half", "kptr access size must be BPF_DW"],
         ["read_misaligned", "kptr access misaligned expected=8 off=12"],
         ["helper_reads_kptr", "kptr cannot be accessed indirectly by helper"],
+        ["xchg_ctx", "R1 type=ctx expected=map_value, ptr_"],
+        ["xchg_ctx_value", "R2 type=ctx expected=ptr_, trusted_ptr_, rcu_ptr_"],
+        ["xchg_back", "R9 invalid mem access 'scalar'"],
+        ["copy_into_untrusted", null],
+        ["read_var_off", "kptr access cannot have variable offset"],
+        ["atomic_add", "kptr in map can only be accessed using BPF_MEM instruction mode"],
     ];
 
     [TestCaseSource(nameof(Cases))]
@@ -39,7 +45,7 @@ public class KptrFieldTests
         var collection = ObjectFile.Load(Object);
         var result = ObjectVerification.Verify(collection, collection.Programs[program], SkLookupHelpers.CreateTable());
         Assert.That(result.Accepted, Is.EqualTo(error == null), result.Log);
-        if (error != null) Assert.That(result.Error.Split('\n')[0], Is.EqualTo(error), result.Log);
+        if (error != null) Assert.That(result.Error!.Split('\n')[0], Is.EqualTo(error), result.Log);
     }
 
     [TestCaseSource(nameof(Cases))]

@@ -141,4 +141,59 @@ SEC("sk_lookup") int helper_reads_kptr(struct bpf_sk_lookup *ctx)
 	return bpf_map_update_elem(&kptrs, &k, v, 0) ? SK_DROP : SK_PASS;
 }
 
+/* Refused: the destination must be a map value. */
+SEC("sk_lookup") int xchg_ctx(struct bpf_sk_lookup *ctx)
+{
+	return bpf_kptr_xchg(ctx, 0) ? SK_DROP : SK_PASS;
+}
+
+/* Refused: what goes in must be a kernel pointer of the field's type. */
+SEC("sk_lookup") int xchg_ctx_value(struct bpf_sk_lookup *ctx)
+{
+	struct value *v = slot(0);
+	if (!v) return SK_DROP;
+	return bpf_kptr_xchg(&v->t, (void *)ctx) ? SK_DROP : SK_PASS;
+}
+
+/* Refused: the reference taken out goes back in, and the register that held it is no pointer any more (nor would the
+ * second exchange's reference be released). */
+SEC("sk_lookup") int xchg_back(struct bpf_sk_lookup *ctx)
+{
+	struct value *v = slot(0);
+	if (!v) return SK_DROP;
+	struct task_struct *t = bpf_kptr_xchg(&v->t, 0);
+	if (!t) return SK_PASS;
+	struct task_struct *old = bpf_kptr_xchg(&v->t, t);
+	v->x = ((struct task_struct___l *)t)->pid;
+	return old ? SK_DROP : SK_PASS;
+}
+
+/* Accepted: an unreferenced kptr takes what a load of either kptr gives (maybe-NULL, RCU or untrusted). */
+SEC("sk_lookup") int copy_into_untrusted(struct bpf_sk_lookup *ctx)
+{
+	struct value *v = slot(0);
+	struct value *w = slot(1);
+	if (!v || !w) return SK_DROP;
+	w->u = v->t;
+	v->u = w->u;
+	return SK_PASS;
+}
+
+/* Refused: a variable offset that may reach a kptr. */
+SEC("sk_lookup") int read_var_off(struct bpf_sk_lookup *ctx)
+{
+	struct value *v = slot(0);
+	if (!v) return SK_DROP;
+	return *(volatile unsigned long *)((char *)v + (ctx->local_port & 8)) ? SK_DROP : SK_PASS;
+}
+
+/* Refused: an atomic on a kptr. */
+SEC("sk_lookup") int atomic_add(struct bpf_sk_lookup *ctx)
+{
+	struct value *v = slot(0);
+	if (!v) return SK_DROP;
+	__sync_fetch_and_add((long *)&v->u, 1);
+	return SK_PASS;
+}
+
 char _license[] SEC("license") = "GPL";
