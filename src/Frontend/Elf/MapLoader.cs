@@ -289,14 +289,12 @@ sealed class MapLoader
                 continue;
             }
             var tagType = btf.Type(t.SizeOrType);
+            KptrKind kind;
+            if (tag == "kptr_untrusted") kind = KptrKind.Unreferenced;
+            else if (tag == "kptr") kind = KptrKind.Referenced;
+            else if (tag is "percpu_kptr" or "uptr") throw fail($"member '{m.Name}': __{tag} fields are not supported");
+            else continue;   // another tag (__user, __rcu, ...): a plain pointer, as the live kernel treats it
             if (btf.Type(tagType.SizeOrType).Kind == BtfKind.TypeTag) throw fail($"member '{m.Name}': a kptr takes one type tag, it has more (EINVAL)");
-            KptrKind kind = tag switch
-            {
-                "kptr_untrusted" => KptrKind.Unreferenced,
-                "kptr" => KptrKind.Referenced,
-                "percpu_kptr" or "uptr" => throw fail($"member '{m.Name}': __{tag} fields are not supported"),
-                _ => throw fail($"member '{m.Name}': unknown pointer type tag '{tag}' in a map value (EINVAL)"),
-            };
             var pointee = btf.Resolve(tagType.SizeOrType);
             if (pointee.Kind == BtfKind.Fwd) continue;
             if (pointee.Kind != BtfKind.Struct) throw fail($"member '{m.Name}': a kptr must point to a struct (EINVAL)");

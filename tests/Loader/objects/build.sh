@@ -7,3 +7,5 @@ for src in "$here"/*.c; do
 done
 # kptr_fields.o: its kptr pointees must be complete structs for the kernel (complete_fwd.py says why).
 python3 "$here/complete_fwd.py" "$here/kptr_fields.o" task_struct
+python3 "$here/complete_fwd.py" "$here/kptr_no_dtor.o" sock
+python3 "$here/complete_fwd.py" "$here/kptr_bad_tag.o" task_struct
