@@ -118,6 +118,19 @@ public unsafe class KptrMapTests
         Assert.That(e!.Errno, Is.EqualTo(Errno.EACCES));
     }
 
+    /// <summary>An inner map fits a map-in-map only with the template's kptr fields (the kernel's btf_record_equal).</summary>
+    [Test]
+    public void AnInnerMapFitsOnlyWithTheTemplatesKptrs()
+    {
+        var kptrs = new[] { new KptrField(OffU, KptrKind.Unreferenced, "task_struct") };
+        var plain = new MapDefinition("inner", MapType.Array, 4, ValueSize, 1);
+        using var outer = (MapOfMaps)MapFactory.Create(new MapDefinition("outer", MapType.ArrayOfMaps, 4, 4, 1, InnerMap: plain));
+        using var withKptr = MapFactory.Create(plain with { Kptrs = kptrs });
+        using var without = MapFactory.Create(plain);
+        Assert.That(outer.Fits(without), Is.True);
+        Assert.That(outer.Fits(withKptr), Is.False);
+    }
+
     /// <summary>A hash map's new element starts with empty kptrs; a replaced one's are gone with it.</summary>
     [Test]
     public void HashUpdatesLeaveKptrsEmpty()
