@@ -1,5 +1,5 @@
 /* The first program is rejected, NAME_fixed is accepted.
- * expect: is not provided by this runtime */
+ * expect: R1 has no valid kptr */
 #include "common.h"
 
 struct {

@@ -1,1 +1,2 @@
 global using MapType = BpfJit.Frontend.Elf.MapType;
+global using KptrField = BpfJit.Frontend.Elf.KptrField;

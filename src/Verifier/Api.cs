@@ -28,8 +28,10 @@ namespace BpfJit.Verifier;
 /// lookup returns a pointer to a map of this shape, or NULL.
 /// </param>
 /// <param name="TimerOffset">Offset of the <c>struct bpf_timer</c> in the value, from the map's BTF value type, or -1.</param>
+/// <param name="Kptrs">The kptr fields of the value (<c>__kptr</c>, <c>__kptr_untrusted</c> members of its BTF type), or null.</param>
 public sealed record MapInfo(string Name, MapType Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, bool IsReadOnly = false,
-    byte[]? FrozenValue = null, int SpinLockOffset = -1, bool HasBtf = false, MapInfo? InnerMap = null, int TimerOffset = -1)
+    byte[]? FrozenValue = null, int SpinLockOffset = -1, bool HasBtf = false, MapInfo? InnerMap = null, int TimerOffset = -1,
+    IReadOnlyList<KptrField>? Kptrs = null)
 {
     /// <summary>BPF_F_RDONLY_PROG: programs may only read values.</summary>
     public const uint FlagReadOnlyProg = 0x80;

@@ -84,6 +84,8 @@ internal sealed partial class Checker
         public int DynptrRefObjId;
         /// <summary>The id of the initialised dynptr argument's slots, which a slice of it carries (meta.dynptr_id); 0 for none.</summary>
         public int DynptrId;
+        /// <summary>The kptr field bpf_kptr_xchg exchanges (meta.kptr_field), or null.</summary>
+        public KptrField? Kptr;
         /// <summary>The bytes of an ARG_PTR_TO_CONST_STR argument from its offset to its NUL (check_reg_const_str), or null.</summary>
         public byte[]? ConstStr;
     }
@@ -196,6 +198,9 @@ internal sealed partial class Checker
             case RetType.PtrToBtfId or RetType.PtrToBtfIdOrNull:
                 regs[0] = BtfIdResult(proto, meta, helperName);
                 break;
+            case RetType.KptrXchgOld:
+                regs[0] = KptrXchgResult(meta, idx);
+                break;
             case RetType.PtrToDynptrMemOrNull:
                 {
                     // bpf_dynptr_data: len bytes of the dynptr's data (the constant size argument), or NULL.
@@ -276,7 +281,7 @@ internal sealed partial class Checker
         var reg = Regs[regno];
         if (arg == ArgType.Anything) return;
         bool mayBeNull = arg is ArgType.PtrToSocketOrNull or ArgType.PtrToMemOrNull or ArgType.PtrToWritableMemOrNull or ArgType.PtrToStackOrNull or ArgType.PtrToSockCommonOrNull
-            or ArgType.PtrToBtfIdOrNull or ArgType.PtrToMapValueOrNull;
+            or ArgType.PtrToBtfIdOrNull or ArgType.PtrToMapValueOrNull or ArgType.PtrToKptrOrNullRelease;
         // A NULL passed for a nullable pointer: pruned paths must pass NULL too (stricter than the kernel, difference 7).
         if (mayBeNull && reg.IsNull) MarkPrecise(regno);
         bool isMapValueArg = arg == ArgType.PtrToMapValue;
@@ -322,6 +327,13 @@ internal sealed partial class Checker
                 case ArgType.PtrToBtfIdOrNull:
                     // check_reg_type drops PTR_MAYBE_NULL from the register's type for an argument that may be NULL.
                     CheckBtfIdArg(regno, reg with { Type = type }, ArgType.PtrToBtfId, proto, helperName);
+                    break;
+                case ArgType.KptrXchgDest:
+                    if (type != RegType.PtrToMapValue) TypeMismatch(regno, KptrXchgDestTypes);
+                    ProcessKptrFunc(regno, reg, meta);
+                    break;
+                case ArgType.PtrToKptrOrNullRelease:
+                    CheckKptrXchgValue(regno, reg, meta);
                     break;
                 case ArgType.PtrToRingbufMem:
                     if (type != RegType.PtrToMem) TypeMismatch(regno, "ringbuf_mem");
@@ -526,7 +538,7 @@ internal sealed partial class Checker
                     if (write && map.ProgramCannotWrite) throw Err($"write into map forbidden, value_size={map.ValueSize} off={reg.Off} size={size}");
                     if (!write && map.ProgramCannotRead) throw Err($"read from map forbidden, value_size={map.ValueSize} off={reg.Off} size={size}");
                     CheckMemRegion(regno, reg, reg.Off, size, map.ValueSize, zeroOk: false);
-                    CheckSpinLockOverlap(regno, reg, reg.Off, size);
+                    CheckSpecialFields(regno, reg, reg.Off, size, byHelper: true);
                     break;
                 }
             case RegType.PtrToMem or RegType.PtrToArgMem:

@@ -104,7 +104,13 @@ internal sealed partial class Checker
                     if (!write && map.ProgramCannotRead)
                         throw Err($"read from map forbidden, value_size={map.ValueSize} off={off + reg.Off} size={size}");
                     CheckMemRegion(regno, reg, off + reg.Off, size, map.ValueSize, zeroOk: false);
-                    CheckSpinLockOverlap(regno, reg, off + reg.Off, size);
+                    CheckSpecialFields(regno, reg, off + reg.Off, size, byHelper: false);
+                    if (map.Kptrs != null && CheckMapKptrAccess(regno, reg, off, write, valueRegno, stImm, atomic) is { } kptr)
+                    {
+                        result = kptr;
+                        resultSet = true;
+                        break;
+                    }
                     // A frozen read-only value at a constant offset is a known constant (the kernel's bpf_map_direct_read).
                     if (!write && !atomic && map.FrozenValue is { } frozen && reg.VarOff.IsConst && valueRegno >= 0)
                     {

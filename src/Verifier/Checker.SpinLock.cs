@@ -47,19 +47,4 @@ internal sealed partial class Checker
         _cur.LockMap = -1;
         _cur.LockId = 0;
     }
-
-    /// <summary>check_map_access: no load, store or helper access may touch the value's bpf_spin_lock or bpf_timer.</summary>
-    void CheckSpinLockOverlap(int regno, in RegState reg, int off, int size)
-    {
-        var map = Map(reg.Aux);
-        CheckFieldOverlap(reg, off, size, map.SpinLockOffset, SpinLockSize, "bpf_spin_lock");
-        CheckFieldOverlap(reg, off, size, map.TimerOffset, TimerSize, "bpf_timer");
-    }
-
-    void CheckFieldOverlap(in RegState reg, int off, int size, int fieldOff, int fieldSize, string field)
-    {
-        if (fieldOff < 0) return;
-        if (reg.Smin + off < fieldOff + fieldSize && fieldOff < (long)reg.Umax + off + size)
-            throw Err($"{field} cannot be accessed directly by load/store");
-    }
 }

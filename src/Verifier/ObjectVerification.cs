@@ -22,7 +22,7 @@ public static class ObjectVerification
         return new MapInfo(map.Name, map.Type, Saturate(map.KeySize), Saturate(map.ValueSize),
             Saturate(map.MaxEntries), map.Flags, readOnly, frozenConstant ? map.InitialValue : null,
             SpinLockOffset: map.SpinLockOffset, HasBtf: map.BtfValueTypeId != 0, InnerMap: map.InnerMap is { } inner ? ToMapInfo(inner) : null,
-            TimerOffset: map.TimerOffset);
+            TimerOffset: map.TimerOffset, Kptrs: map.Kptrs.Count > 0 ? map.Kptrs : null);
     }
 
     static int Saturate(uint n) => (int)Math.Min(n, int.MaxValue);

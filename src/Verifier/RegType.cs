@@ -88,6 +88,17 @@ public enum RegType : byte
     /// allowed and read 0 where nothing is (the kernel's PROBE_MEM).
     /// </summary>
     PtrToRdonlyUntrustedMem,
+    /// <summary>
+    /// An RCU-protected kernel BTF pointer that may be NULL (PTR_TO_BTF_ID | MEM_RCU | PTR_MAYBE_NULL, <c>rcu_ptr_or_null_</c>):
+    /// a referenced kptr (<c>__kptr</c>) loaded from a map value; <see cref="PtrToRcuBtfId"/> once checked.
+    /// </summary>
+    PtrToRcuBtfIdOrNull,
+    /// <summary>
+    /// An untrusted kernel BTF pointer that may be NULL (PTR_TO_BTF_ID | PTR_UNTRUSTED | PTR_MAYBE_NULL,
+    /// <c>untrusted_ptr_or_null_</c>): an unreferenced kptr (<c>__kptr_untrusted</c>) loaded from a map value;
+    /// <see cref="PtrToUntrustedFlagBtfId"/> once checked.
+    /// </summary>
+    PtrToUntrustedBtfIdOrNull,
 }
 
 /// <summary>The kernel structures a <see cref="RegType.PtrToBtfId"/> pointer can point to in an SK_LOOKUP program.</summary>
@@ -152,19 +163,22 @@ public static class RegTypeNames
         RegType.PtrToRcuBtfId => "rcu_ptr_",
         RegType.PtrToUntrustedFlagBtfId => "untrusted_ptr_",
         RegType.PtrToRdonlyUntrustedMem => "rdonly_untrusted_mem",
+        RegType.PtrToRcuBtfIdOrNull => "rcu_ptr_or_null_",
+        RegType.PtrToUntrustedBtfIdOrNull => "untrusted_ptr_or_null_",
         _ => type.ToString(),
     };
 
     /// <summary>True for the types that may be NULL until checked.</summary>
     public static bool IsNullable(RegType type) => type is RegType.PtrToMapValueOrNull or RegType.PtrToSocketOrNull or RegType.PtrToMemOrNull
-        or RegType.PtrToArgMemOrNull or RegType.PtrToSockCommonOrNull or RegType.PtrToBtfIdOrNull;
+        or RegType.PtrToArgMemOrNull or RegType.PtrToSockCommonOrNull or RegType.PtrToBtfIdOrNull or RegType.PtrToRcuBtfIdOrNull
+        or RegType.PtrToUntrustedBtfIdOrNull;
 
     /// <summary>True for the socket types (the kernel's type_is_sk_pointer).</summary>
     public static bool IsSocket(RegType type) => type is RegType.PtrToSocket or RegType.PtrToSockCommon;
 
     /// <summary>True for the kernel BTF pointer types (base type PTR_TO_BTF_ID): <see cref="RegState.Aux"/> is a type id of <see cref="Frontend.Btf.KernelBtf"/>.</summary>
     public static bool IsBtfId(RegType type) => type is RegType.PtrToBtfId or RegType.PtrToUntrustedBtfId or RegType.PtrToBtfIdOrNull
-        or RegType.PtrToRcuBtfId or RegType.PtrToUntrustedFlagBtfId;
+        or RegType.PtrToRcuBtfId or RegType.PtrToUntrustedFlagBtfId or RegType.PtrToRcuBtfIdOrNull or RegType.PtrToUntrustedBtfIdOrNull;
 
     /// <summary>
     /// True for the types whose loads the kernel turns into BPF_PROBE_MEM loads (kernel objects it reads through BTF): a
@@ -184,6 +198,8 @@ public static class RegTypeNames
         RegType.PtrToArgMemOrNull => RegType.PtrToArgMem,
         RegType.PtrToSockCommonOrNull => RegType.PtrToSockCommon,
         RegType.PtrToBtfIdOrNull => RegType.PtrToUntrustedBtfId,
+        RegType.PtrToRcuBtfIdOrNull => RegType.PtrToRcuBtfId,
+        RegType.PtrToUntrustedBtfIdOrNull => RegType.PtrToUntrustedFlagBtfId,
         _ => type,
     };
 }

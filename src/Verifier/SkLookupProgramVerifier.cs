@@ -23,8 +23,8 @@ public sealed class SkLookupProgramVerifier : IProgramVerifier
 
     /// <summary>The verifier's view of a map-in-map's template (the kernel's inner_map_meta).</summary>
     static MapInfo Template(MapDefinition t) => new(t.Name, t.Type, t.KeySize, t.ValueSize, t.MaxEntries, t.Flags,
-        IsReadOnly: (t.Flags & MapSpec.FlagReadOnlyProgram) != 0, SpinLockOffset: t.SpinLockOffset, HasBtf: t.SpinLockOffset >= 0 || t.TimerOffset >= 0,
-        TimerOffset: t.TimerOffset);
+        IsReadOnly: (t.Flags & MapSpec.FlagReadOnlyProgram) != 0, SpinLockOffset: t.SpinLockOffset,
+        HasBtf: t.SpinLockOffset >= 0 || t.TimerOffset >= 0 || t.Kptrs is { Count: > 0 }, TimerOffset: t.TimerOffset, Kptrs: t.Kptrs);
 
     /// <summary>Install with <c>ProgramVerification.Verifier = new SkLookupProgramVerifier()</c>.</summary>
     public void Verify(ProgramSpec program, IReadOnlyList<BpfMap> maps, HelperTable helpers) => VerifyWithFacts(program, maps, helpers);
@@ -36,8 +36,8 @@ public sealed class SkLookupProgramVerifier : IProgramVerifier
         ArgumentNullException.ThrowIfNull(maps);
         var infos = maps.Select(m => new MapInfo(m.Name, m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags,
             IsReadOnly: (m.Flags & MapSpec.FlagReadOnlyProgram) != 0, FrozenValue: FrozenValue(m),
-            SpinLockOffset: m.SpinLockOffset, HasBtf: m.SpinLockOffset >= 0 || m.TimerOffset >= 0, InnerMap: m is MapOfMaps outer ? Template(outer.Template) : null,
-            TimerOffset: m.TimerOffset)).ToList();
+            SpinLockOffset: m.SpinLockOffset, HasBtf: m.SpinLockOffset >= 0 || m.TimerOffset >= 0 || m.Kptrs.Count > 0,
+            InnerMap: m is MapOfMaps outer ? Template(outer.Template) : null, TimerOffset: m.TimerOffset, Kptrs: m.Definition.Kptrs)).ToList();
         // The program's own type when BpfJit supports it (an SK_REUSEPORT program too); otherwise SK_LOOKUP's rules.
         var type = ProgramTypeRegistry.Find(program.Type) != null ? program.Type : ProgramType.SkLookup;
         var result = ObjectVerification.NameCoreFailure(program, Verifier.Verify(program.Instructions, new VerifierOptions

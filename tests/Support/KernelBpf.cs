@@ -102,6 +102,10 @@ public static class KernelBtf
             ? i with { Imm = (int)btf!.FindByName(names[i.Imm], BpfJit.Frontend.Btf.BtfKind.Func).Single().Id } : i).ToArray();
     }
 
+    /// <summary>Creates a map typed by an object's loaded BTF (<see cref="LoadObjectBtf"/>): the fd or a negative errno.</summary>
+    public static int CreateMapWithBtf(uint type, int keySize, int valueSize, int maxEntries, uint flags, int btfFd, uint keyTypeId, uint valueTypeId) =>
+        BpfJit.Baselines.KernelBtf.CreateMapWithBtf(type, keySize, valueSize, maxEntries, flags, btfFd, keyTypeId, valueTypeId);
+
     /// <summary>Loads an object's own .BTF section (DATASECs laid out as a loader would); the fd, or throws with the kernel's log.</summary>
     public static int LoadObjectBtf(ReadOnlySpan<byte> btf) => BpfJit.Baselines.KernelBtf.LoadObjectBtf(btf);
 }

@@ -48,7 +48,6 @@ public class GuideExampleTests
     /// <summary>Examples of what BpfJit refuses and Linux accepts (docs/verifier.md lists the differences).</summary>
     static readonly Dictionary<string, string> s_bpfJitOnly = new()
     {
-        ["not_provided"] = "the kernel provides bpf_kptr_xchg (and refuses this program later: the value has no __kptr field); this runtime does not",
     };
 
     /// <summary>The guide teaches what Linux does: the kernel rejects each example with the same message and accepts its fix.</summary>
@@ -59,22 +58,35 @@ public class GuideExampleTests
         if (s_bpfJitOnly.TryGetValue(name, out var why)) Assert.Ignore($"{name}: a BpfJit-only refusal ({why})");
         var collection = ObjectFile.Load(Path.Combine(Folder, name + ".o"));
         string expect = Regex.Match(File.ReadAllText(Path.Combine(Folder, name + ".c")), @"expect: (.*?) \*/").Groups[1].Value;
-        foreach (var (program, accept) in new[] { (name, false), (name + "_fixed", true) })
+        var elf = ElfFile.Parse(File.ReadAllBytes(Path.Combine(Folder, name + ".o")), name);
+        int btf = elf.FindSection(".BTF") is { } section ? KernelBtf.LoadObjectBtf(elf.Data(section)) : -1;
+        try
         {
-            var fds = collection.Maps.Select(m => m.SpinLockOffset >= 0
-                ? KernelBtf.CreateMapWithSpinLock((uint)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags, m.SpinLockOffset)
-                : KernelBpf.CreateMap((uint)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags)).ToList();
-            try
+            foreach (var (program, accept) in new[] { (name, false), (name + "_fixed", true) })
             {
-                Assert.That(fds, Has.All.GreaterThanOrEqualTo(0), "BPF_MAP_CREATE");
-                var k = KernelBpf.Load(collection.Programs[program].Instructions, fds);
-                Assert.That(k.Accepted, Is.EqualTo(accept), $"{program}: {k.Log}");
-                if (!accept) Assert.That(k.Log, Does.Contain(expect), program);
+                // As libbpf: a BTF-defined map with its BTF types, and without them when the kernel refuses those (a SOCKMAP).
+                var fds = collection.Maps.Select(m => m.SpinLockOffset >= 0
+                    ? KernelBtf.CreateMapWithSpinLock((uint)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags, m.SpinLockOffset)
+                    : btf >= 0 && m.BtfValueTypeId != 0
+                        && KernelBtf.CreateMapWithBtf((uint)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags, btf, m.BtfKeyTypeId, m.BtfValueTypeId) is >= 0 and var typed
+                        ? typed
+                        : KernelBpf.CreateMap((uint)m.Type, (int)m.KeySize, (int)m.ValueSize, (int)m.MaxEntries, m.Flags)).ToList();
+                try
+                {
+                    Assert.That(fds, Has.All.GreaterThanOrEqualTo(0), "BPF_MAP_CREATE");
+                    var k = KernelBpf.Load(collection.Programs[program].Instructions, fds);
+                    Assert.That(k.Accepted, Is.EqualTo(accept), $"{program}: {k.Log}");
+                    if (!accept) Assert.That(k.Log, Does.Contain(expect), program);
+                }
+                finally
+                {
+                    foreach (var fd in fds) if (fd >= 0) KernelBpf.Close(fd);
+                }
             }
-            finally
-            {
-                foreach (var fd in fds) if (fd >= 0) KernelBpf.Close(fd);
-            }
+        }
+        finally
+        {
+            if (btf >= 0) KernelBpf.Close(btf);
         }
     }
 

@@ -251,8 +251,88 @@ sealed class MapLoader
             BtfValueTypeId = valueType,
             SpinLockOffset = valueType == 0 ? -1 : FieldOffset(valueType, "bpf_spin_lock"),
             TimerOffset = valueType == 0 ? -1 : FieldOffset(valueType, "bpf_timer"),
+            Kptrs = valueType == 0 ? [] : KptrFields(valueType, mapType, flags ?? 0, Fail),
         };
     }
+
+    /// <summary>The map types whose values may hold kptrs (map_check_btf; any other: EOPNOTSUPP).</summary>
+    static readonly HashSet<MapType> s_kptrMapTypes = [MapType.Hash, MapType.PerCpuHash, MapType.LruHash, MapType.LruPerCpuHash,
+        MapType.Array, MapType.PerCpuArray, MapType.SkStorage, MapType.InodeStorage, MapType.TaskStorage, MapType.CgrpStorage];
+
+    /// <summary>
+    /// The kernel structs a referenced kptr may point to: those with a destructor kfunc (btf_find_dtor_kfunc) that the
+    /// bundled kernel BTF holds. Any other makes the kernel refuse the map (ENOENT).
+    /// </summary>
+    static readonly HashSet<string> s_kptrDestructible = ["task_struct", "cgroup"];
+
+    /// <summary>
+    /// The kptr fields of a struct value type, as the kernel's btf_find_kptr finds them: a top-level pointer member (the
+    /// member may be volatile) whose pointer type is tagged <c>kptr</c> or <c>kptr_untrusted</c> and points to a struct,
+    /// which is looked up by name in kernel BTF. A pointer to a forward declaration is no kptr (the kernel ignores it).
+    /// What the kernel refuses at map creation is refused here; kptrs in nested structs or arrays, <c>__percpu_kptr</c>,
+    /// <c>__uptr</c> and structs the program defines (bpf_obj_new's) are refused as unsupported.
+    /// </summary>
+    List<KptrField> KptrFields(uint valueType, MapType mapType, uint flags, Func<string, BpfObjectException> fail)
+    {
+        var btf = _btf!;
+        var result = new List<KptrField>();
+        var value = btf.Resolve(valueType);
+        if (value.Kind != BtfKind.Struct) return result;
+        foreach (var m in value.Members)
+        {
+            var t = btf.Type(m.TypeId);
+            if (t.Kind == BtfKind.Volatile) t = btf.Type(t.SizeOrType);
+            string? tag = t.Kind == BtfKind.Ptr ? TagOf(t.SizeOrType) : null;
+            if (tag == null)
+            {
+                if (ContainsKptr(m.TypeId, 0))
+                    throw fail($"member '{m.Name}': kptrs in nested structs or arrays are not supported");
+                continue;
+            }
+            var tagType = btf.Type(t.SizeOrType);
+            KptrKind kind;
+            if (tag == "kptr_untrusted") kind = KptrKind.Unreferenced;
+            else if (tag == "kptr") kind = KptrKind.Referenced;
+            else if (tag is "percpu_kptr" or "uptr") throw fail($"member '{m.Name}': __{tag} fields are not supported");
+            else continue;   // another tag (__user, __rcu, ...): a plain pointer, as the live kernel treats it
+            if (btf.Type(tagType.SizeOrType).Kind == BtfKind.TypeTag) throw fail($"member '{m.Name}': a kptr takes one type tag, it has more (EINVAL)");
+            var pointee = btf.Resolve(tagType.SizeOrType);
+            if (pointee.Kind == BtfKind.Fwd) continue;
+            if (pointee.Kind != BtfKind.Struct) throw fail($"member '{m.Name}': a kptr must point to a struct (EINVAL)");
+            if (m.BitOffset % 64 != 0) throw fail($"member '{m.Name}': a kptr must be 8-byte aligned (bit offset {m.BitOffset})");
+            if (KernelBtf.FindStruct(pointee.Name) == null)
+                throw fail($"member '{m.Name}': struct {pointee.Name} is not in the bundled kernel BTF (kptrs to program types are not supported)");
+            if (kind == KptrKind.Referenced && !s_kptrDestructible.Contains(pointee.Name))
+                throw fail($"member '{m.Name}': struct {pointee.Name} has no destructor kfunc, so it cannot be a referenced kptr (ENOENT)");
+            result.Add(new KptrField((int)(m.BitOffset / 8), kind, pointee.Name));
+        }
+        if (result.Count == 0) return result;
+        if (!s_kptrMapTypes.Contains(mapType)) throw fail($"a {mapType} map cannot hold kptrs (EOPNOTSUPP)");
+        if ((flags & (MapSpec.FlagReadOnlyProgram | FlagWriteOnlyProgram)) != 0) throw fail("a map holding kptrs cannot be BPF_F_RDONLY_PROG or BPF_F_WRONLY_PROG (EACCES)");
+        return result;
+
+        string? TagOf(uint id)
+        {
+            var t = btf.Type(id);
+            return t.Kind == BtfKind.TypeTag && !t.KindFlag ? t.Name : null;
+        }
+
+        bool ContainsKptr(uint id, int depth)
+        {
+            var t = btf.Resolve(id);
+            if (depth > 32) return false;
+            return t.Kind switch
+            {
+                BtfKind.Struct or BtfKind.Union => t.Members.Any(x => btf.Type(x.TypeId) is { Kind: BtfKind.Ptr } p && TagOf(p.SizeOrType) is "kptr" or "kptr_untrusted"
+                    || ContainsKptr(x.TypeId, depth + 1)),
+                BtfKind.Array => btf.Type(t.ElementType) is { Kind: BtfKind.Ptr } p && TagOf(p.SizeOrType) is "kptr" or "kptr_untrusted" || ContainsKptr(t.ElementType, depth + 1),
+                _ => false,
+            };
+        }
+    }
+
+    /// <summary>BPF_F_WRONLY_PROG.</summary>
+    const uint FlagWriteOnlyProgram = 0x100;
 
     /// <summary>
     /// A key or value size given twice (<c>__uint(key_size, 4)</c> and <c>__type(key, u64)</c>, in either order) must

@@ -69,6 +69,12 @@ public sealed class MapSpec
     public int TimerOffset { get; init; } = -1;
 
     /// <summary>
+    /// The kptr fields of the BTF value type (pointer members tagged <c>__kptr</c> or <c>__kptr_untrusted</c>), by offset;
+    /// empty when it has none (<see cref="KptrField"/>).
+    /// </summary>
+    public IReadOnlyList<KptrField> Kptrs { get; init; } = [];
+
+    /// <summary>
     /// For a map-in-map (ARRAY_OF_MAPS, HASH_OF_MAPS declared with <c>__array(values, struct inner)</c>):
     /// the inner map's definition, which every map stored in it must match; null otherwise.
     /// </summary>
@@ -115,6 +121,7 @@ public sealed class MapSpec
         BtfValueTypeId = BtfValueTypeId,
         SpinLockOffset = SpinLockOffset,
         TimerOffset = TimerOffset,
+        Kptrs = Kptrs,
         InnerMap = InnerMap?.Clone(),
         InitialInnerMaps = new Dictionary<uint, string>(InitialInnerMaps),
         InitialPrograms = new Dictionary<uint, string>(InitialPrograms),
@@ -157,4 +164,26 @@ public sealed class MapSpecList : IReadOnlyList<MapSpec>
     public IEnumerator<MapSpec> GetEnumerator() => _maps.GetEnumerator();
 
     System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+}
+
+/// <summary>The kinds of kptr field (the kernel's BPF_KPTR_UNREF and BPF_KPTR_REF).</summary>
+public enum KptrKind
+{
+    /// <summary><c>__kptr_untrusted</c>: a plain pointer the program stores and loads; it loads as untrusted_ptr_or_null_.</summary>
+    Unreferenced,
+    /// <summary><c>__kptr</c>: a referenced pointer, moved in and out with bpf_kptr_xchg; it loads as rcu_ptr_or_null_.</summary>
+    Referenced,
+}
+
+/// <summary>
+/// A kptr field of a map value: an 8-byte pointer member at <paramref name="Offset"/> whose pointee is the kernel struct
+/// <paramref name="Struct"/> (looked up by name in kernel BTF, as the kernel's btf_parse_kptr does).
+/// </summary>
+/// <param name="Offset">Byte offset of the member in the value.</param>
+/// <param name="Kind">Unreferenced (<c>__kptr_untrusted</c>) or referenced (<c>__kptr</c>).</param>
+/// <param name="Struct">The pointee's struct name (<c>task_struct</c>).</param>
+public sealed record KptrField(int Offset, KptrKind Kind, string Struct)
+{
+    /// <summary>Size of a kptr field.</summary>
+    public const int Size = 8;
 }

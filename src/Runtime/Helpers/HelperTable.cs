@@ -218,6 +218,16 @@ public enum ArgType
     PtrToBtfIdOrNull,
     /// <summary>Pointer to value_size readable bytes, or NULL (ARG_PTR_TO_MAP_VALUE_OR_NULL): a storage_get helper's initial value.</summary>
     PtrToMapValueOrNull,
+    /// <summary>
+    /// The kptr field bpf_kptr_xchg exchanges (ARG_KPTR_XCHG_DEST): a map value pointer at the constant offset of a
+    /// referenced kptr (<c>__kptr</c>) of the map's value.
+    /// </summary>
+    KptrXchgDest,
+    /// <summary>
+    /// What bpf_kptr_xchg stores (ARG_PTR_TO_BTF_ID_OR_NULL | OBJ_RELEASE, its BTF type the field's): a referenced pointer to
+    /// the field's struct, whose reference the field takes, or NULL.
+    /// </summary>
+    PtrToKptrOrNullRelease,
 }
 
 /// <summary>The kernel's helper return types (enum bpf_return_type), as far as BpfJit's helpers need them.</summary>
@@ -241,6 +251,11 @@ public enum RetType
     PtrToBtfIdOrNull,
     /// <summary>An untrusted kernel BTF pointer to <see cref="HelperProto.RetBtf"/> (RET_PTR_TO_BTF_ID).</summary>
     PtrToBtfId,
+    /// <summary>
+    /// bpf_kptr_xchg's result (RET_PTR_TO_BTF_ID_OR_NULL, its type the exchanged kptr field's): the field's old pointer or
+    /// NULL, a reference the program acquires and must release.
+    /// </summary>
+    KptrXchgOld,
 }
 
 /// <summary>A helper's prototype: up to five argument types and a return type, as the verifier reads them.</summary>

@@ -15,6 +15,15 @@ public static unsafe partial class KernelHelpers
     public static ulong MapUpdateElem(ulong map, ulong key, ulong value, ulong flags, ulong r5) =>
         (ulong)BpfMap.FromHandle(map).UpdateElem(key, value, flags);
 
+    /// <summary>bpf_kptr_xchg.</summary>
+    public const int KptrXchgId = 194;
+
+    /// <summary>
+    /// bpf_kptr_xchg(dst, ptr): atomically stores ptr in the kptr field dst points at and returns what it held (the kernel's
+    /// xchg). The verifier makes dst a referenced kptr field of a map value and ptr a reference or NULL.
+    /// </summary>
+    public static ulong KptrXchg(ulong dst, ulong ptr, ulong r3, ulong r4, ulong r5) => (ulong)Interlocked.Exchange(ref *(long*)dst, (long)ptr);
+
     /// <summary>bpf_map_delete_elem(map, key): 0 or a negated errno.</summary>
     public static ulong MapDeleteElem(ulong map, ulong key, ulong r3, ulong r4, ulong r5) => (ulong)BpfMap.FromHandle(map).DeleteElem(key);
 

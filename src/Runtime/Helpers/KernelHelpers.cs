@@ -131,6 +131,7 @@ public static partial class KernelHelpers
         Def(TimerStartId, TimerStart, RetType.Integer, ArgType.PtrToTimer, ArgType.Anything, ArgType.Anything),
         Def(TimerCancelId, TimerCancel, RetType.Integer, ArgType.PtrToTimer),
         Def(LoopId, Loop, RetType.Integer, ArgType.Anything, ArgType.PtrToFunc, ArgType.PtrToStackOrNull, ArgType.Anything),
+        Def(KptrXchgId, KptrXchg, RetType.KptrXchgOld, ArgType.KptrXchgDest, ArgType.PtrToKptrOrNullRelease),
         Def(MapLookupPercpuElemId, MapLookupPercpuElem, RetType.PtrToMapValueOrNull, ArgType.ConstMapPtr, ArgType.PtrToMapKey, ArgType.Anything),
         Def(DynptrFromMemId, DynptrFromMem, RetType.Integer, ArgType.PtrToUninitMem, ArgType.ConstSizeOrZero, ArgType.Anything, ArgType.PtrToUninitLocalDynptr),
         Def(RingbufReserveDynptrId, RingbufReserveDynptr, RetType.Integer, ArgType.ConstMapPtr, ArgType.Anything, ArgType.Anything, ArgType.PtrToUninitRingbufDynptr),

@@ -63,8 +63,8 @@ public sealed unsafe class ArrayMap : BpfMap
         uint index = *(uint*)key;
         if (index >= (uint)MaxEntries) return -Errno.ENOENT;
         byte* element = _data + (nuint)index * (nuint)_stride;
-        BpfSpinLock.CopyValue(element, value, ValueSize, SpinLockOffset, (flags & UpdateFlags.Lock) != 0, lockDestination: false, TimerOffset);
-        BpfSpinLock.ClearSpecialFields(value, SpinLockOffset, TimerOffset);
+        BpfSpinLock.CopyValue(element, value, ValueSize, SpinLockOffset, (flags & UpdateFlags.Lock) != 0, lockDestination: false, TimerOffset, Kptrs);
+        BpfSpinLock.ClearSpecialFields(value, SpinLockOffset, TimerOffset, Kptrs);
         return 0;
     }
 
@@ -80,9 +80,10 @@ public sealed unsafe class ArrayMap : BpfMap
         bool locked = (flags & UpdateFlags.Lock) != 0;
         if (locked && SpinLockOffset < 0) return -Errno.EINVAL;
         byte* element = _data + (nuint)index * (nuint)_stride;
-        BpfSpinLock.CopyValue(value, element, ValueSize, SpinLockOffset, locked, lockDestination: true, TimerOffset);
-        // array_map_update_elem frees the element's special fields after the copy: its timer is cancelled.
+        BpfSpinLock.CopyValue(value, element, ValueSize, SpinLockOffset, locked, lockDestination: true, TimerOffset, Kptrs);
+        // array_map_update_elem frees the element's special fields after the copy: its timer is cancelled, its kptrs emptied.
         BpfTimers.CancelAndFree(this, element);
+        BpfSpinLock.FreeKptrs(element, Definition.Kptrs);
         return 0;
     }
 

@@ -122,6 +122,9 @@ public abstract unsafe class BpfMap : IDisposable
     /// <summary>Offset of a 16-byte bpf_timer in the value, or -1 (known from BTF; see <see cref="BpfTimers"/>).</summary>
     public int TimerOffset => Definition.TimerOffset;
 
+    /// <summary>The value's kptr fields (see <see cref="MapDefinition.Kptrs"/>): empty when it has none.</summary>
+    public IReadOnlyList<KptrField> Kptrs => Definition.Kptrs ?? [];
+
     /// <summary>The size of a value in the userspace API: <see cref="ValueSize"/>, or all CPUs' slots for per-CPU maps.</summary>
     public virtual int UserValueSize => ValueSize;
 

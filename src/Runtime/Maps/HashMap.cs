@@ -162,8 +162,8 @@ public sealed unsafe class HashMap : BpfMap
             Native.Copy(ValueOf(e), value, _slot * _slots);
             return 0;
         }
-        BpfSpinLock.CopyValue(ValueOf(e), value, ValueSize, SpinLockOffset, (flags & UpdateFlags.Lock) != 0, lockDestination: false, TimerOffset);
-        BpfSpinLock.ClearSpecialFields(value, SpinLockOffset, TimerOffset);
+        BpfSpinLock.CopyValue(ValueOf(e), value, ValueSize, SpinLockOffset, (flags & UpdateFlags.Lock) != 0, lockDestination: false, TimerOffset, Kptrs);
+        BpfSpinLock.ClearSpecialFields(value, SpinLockOffset, TimerOffset, Kptrs);
         return 0;
     }
 
@@ -187,8 +187,8 @@ public sealed unsafe class HashMap : BpfMap
             if (_perCpu) Native.Copy(ValueOf(e), value, _slot * _slots);
             else
             {
-                BpfSpinLock.CopyValue(ValueOf(e), value, ValueSize, SpinLockOffset, (flags & UpdateFlags.Lock) != 0, lockDestination: false, TimerOffset);
-                BpfSpinLock.ClearSpecialFields(value, SpinLockOffset, TimerOffset);
+                BpfSpinLock.CopyValue(ValueOf(e), value, ValueSize, SpinLockOffset, (flags & UpdateFlags.Lock) != 0, lockDestination: false, TimerOffset, Kptrs);
+                BpfSpinLock.ClearSpecialFields(value, SpinLockOffset, TimerOffset, Kptrs);
             }
             Unlink(link, e);
             return 0;
@@ -248,7 +248,7 @@ public sealed unsafe class HashMap : BpfMap
             if (old != null && (locked || _perCpu))
             {
                 // The kernel updates these in place: under the value's lock, or the per-CPU slots.
-                if (locked) BpfSpinLock.CopyValue(value, ValueOf(old), ValueSize, SpinLockOffset, locked: true, lockDestination: true, TimerOffset);
+                if (locked) BpfSpinLock.CopyValue(value, ValueOf(old), ValueSize, SpinLockOffset, locked: true, lockDestination: true, TimerOffset, Kptrs);
                 else WriteSlots(old, value, allCpus);
                 Touch(old);
                 return 0;
@@ -266,7 +266,7 @@ public sealed unsafe class HashMap : BpfMap
             *(uint*)(fresh + HashOffset) = hash;
             Native.Copy(key, fresh + KeyOffset, KeySize);
             if (_perCpu) WriteSlots(fresh, value, allCpus);
-            else BpfSpinLock.CopyValue(value, ValueOf(fresh), ValueSize, SpinLockOffset, locked: false, lockDestination: true, TimerOffset);
+            else BpfSpinLock.CopyValue(value, ValueOf(fresh), ValueSize, SpinLockOffset, locked: false, lockDestination: true, TimerOffset, Kptrs);
             if (old != null)
             {
                 *NextLink(fresh) = Next(old);

@@ -20,8 +20,12 @@ namespace BpfJit.Runtime.Maps;
 /// True when the map is created with BTF key and value types (the kernel's btf_key_type_id and btf_value_type_id, as an
 /// object's BTF-defined map has them): TASK_STORAGE and CGRP_STORAGE require them.
 /// </param>
+/// <param name="Kptrs">
+/// The value's kptr fields (<c>__kptr</c>, <c>__kptr_untrusted</c> members, from BTF), or null: userspace never reads or
+/// writes them (they read as 0), and an update or delete frees what they hold.
+/// </param>
 public sealed record MapDefinition(string Name, MapType Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, int SpinLockOffset = -1,
-    MapDefinition? InnerMap = null, uint NumaNode = 0, int TimerOffset = -1, bool Btf = false);
+    MapDefinition? InnerMap = null, uint NumaNode = 0, int TimerOffset = -1, bool Btf = false, IReadOnlyList<KptrField>? Kptrs = null);
 
 /// <summary>A map could not be created: the kernel's BPF_MAP_CREATE would have failed with <see cref="Errno"/>.</summary>
 public sealed class MapCreateException : BpfException
@@ -167,6 +171,7 @@ public static class MapFactory
         if (d.Type == MapType.HashOfMaps) MapOfMaps.CheckTemplate(d);
         CheckSpinLock(d, allowed: d.Type is MapType.Array or MapType.Hash or MapType.LruHash or MapType.TaskStorage or MapType.CgrpStorage);
         CheckTimer(d);
+        CheckKptrs(d);
         var footprint = MapMemory.Footprint(a);
         if (footprint > (ulong)MapMemory.Limit)
             Fail(d, Errno.ENOMEM, $"the map needs {footprint} bytes, more than the map memory limit of {MapMemory.Limit} bytes");
@@ -202,6 +207,25 @@ public static class MapFactory
             Fail(d, Errno.EINVAL, $"bpf_timer at offset {d.TimerOffset} does not fit the value");
         if (d.SpinLockOffset >= 0 && d.SpinLockOffset < d.TimerOffset + BpfTimers.Size && d.TimerOffset < d.SpinLockOffset + BpfSpinLock.Size)
             Fail(d, Errno.EINVAL, "bpf_timer overlaps the value's bpf_spin_lock");
+    }
+
+    // map_check_btf for kptrs: HASH, LRU_HASH and ARRAY values here (the kernel also allows the per-CPU and storage maps,
+    // which BpfJit does not), each field 8-byte aligned inside the value and apart from the lock, the timer and each other.
+    static void CheckKptrs(MapDefinition d)
+    {
+        if (d.Kptrs is not { Count: > 0 } kptrs) return;
+        if (d.Type is not (MapType.Array or MapType.Hash or MapType.LruHash))
+            Fail(d, Errno.EOPNOTSUPP, "BpfJit holds kptrs only in HASH, LRU_HASH and ARRAY values");
+        if ((d.Flags & (MapFlags.ReadOnlyProg | MapFlags.WriteOnlyProg)) != 0) Fail(d, Errno.EACCES, "a map holding kptrs cannot be BPF_F_RDONLY_PROG or BPF_F_WRONLY_PROG");
+        foreach (var k in kptrs)
+        {
+            if (k.Offset < 0 || k.Offset % 8 != 0 || k.Offset + KptrField.Size > d.ValueSize)
+                Fail(d, Errno.EINVAL, $"kptr at offset {k.Offset} does not fit the value");
+            bool Overlaps(int off, int size) => off >= 0 && off < k.Offset + KptrField.Size && k.Offset < off + size;
+            if (Overlaps(d.SpinLockOffset, BpfSpinLock.Size) || Overlaps(d.TimerOffset, BpfTimers.Size)
+                || kptrs.Any(o => !ReferenceEquals(o, k) && Overlaps(o.Offset, KptrField.Size)))
+                Fail(d, Errno.EINVAL, $"kptr at offset {k.Offset} overlaps another special field");
+        }
     }
 
     internal static void Fail(MapDefinition d, int errno, string reason) => throw new MapCreateException(d.Name, d.Type, errno, reason);

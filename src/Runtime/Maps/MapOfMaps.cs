@@ -48,7 +48,8 @@ public abstract unsafe class MapOfMaps : BpfMap
         ArgumentNullException.ThrowIfNull(map);
         var t = Template;
         if (map.Type != t.Type || map.KeySize != t.KeySize || map.ValueSize != t.ValueSize || map.Flags != t.Flags
-            || map.SpinLockOffset != t.SpinLockOffset || map.TimerOffset != t.TimerOffset)
+            || map.SpinLockOffset != t.SpinLockOffset || map.TimerOffset != t.TimerOffset
+            || !map.Kptrs.SequenceEqual(t.Kptrs ?? []))
             return false;
         bool array = t.Type is MapType.Array or MapType.PerCpuArray;
         return !array || (t.Flags & MapFlags.InnerMap) != 0 || map.MaxEntries == t.MaxEntries;

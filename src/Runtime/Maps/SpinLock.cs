@@ -33,12 +33,14 @@ public static unsafe class BpfSpinLock
 
     /// <summary>
     /// Copies a map value like the kernel's copy_map_value(_locked): every byte except the special fields (the lock
-    /// word, and the bpf_timer at <paramref name="timerOffset"/> when there is one), under the destination's (or
+    /// word, the bpf_timer at <paramref name="timerOffset"/> and the kptrs, when there are), under the destination's (or
     /// source's) lock when <paramref name="locked"/> is set.
     /// </summary>
-    internal static void CopyValue(byte* from, byte* to, int size, int lockOffset, bool locked, bool lockDestination, int timerOffset = -1)
+    internal static void CopyValue(byte* from, byte* to, int size, int lockOffset, bool locked, bool lockDestination, int timerOffset = -1,
+        IReadOnlyList<KptrField>? kptrs = null)
     {
-        if (lockOffset < 0 && timerOffset < 0)
+        int kptrCount = kptrs?.Count ?? 0;
+        if (lockOffset < 0 && timerOffset < 0 && kptrCount == 0)
         {
             Native.Copy(from, to, size);
             return;
@@ -46,26 +48,47 @@ public static unsafe class BpfSpinLock
         byte* lockWord = lockOffset < 0 ? null : (lockDestination ? to : from) + lockOffset;
         if (locked && lockWord != null) Lock(lockWord);
         // The special fields in offset order, each skipped.
-        (int Off, int Len) a = (lockOffset, Size), b = (timerOffset, BpfTimers.Size);
-        if (a.Off < 0 || (b.Off >= 0 && b.Off < a.Off)) (a, b) = (b, a);
-        int pos = Skip(from, to, 0, a.Off, a.Len);
-        pos = Skip(from, to, pos, b.Off, b.Len);
+        Span<(int Off, int Len)> fields = stackalloc (int, int)[2 + kptrCount];
+        int n = Fields(fields, lockOffset, timerOffset, kptrs);
+        int pos = 0;
+        for (int i = 0; i < n; i++)
+        {
+            Native.Copy(from + pos, to + pos, fields[i].Off - pos);
+            pos = fields[i].Off + fields[i].Len;
+        }
         Native.Copy(from + pos, to + pos, size - pos);
         if (locked && lockWord != null) Unlock(lockWord);
     }
 
-    // Copies the bytes from pos up to a field at off (none when off is -1) and returns where copying resumes.
-    static int Skip(byte* from, byte* to, int pos, int off, int len)
+    // The special fields present, sorted by offset (a handful: insertion sort); returns how many.
+    static int Fields(Span<(int Off, int Len)> fields, int lockOffset, int timerOffset, IReadOnlyList<KptrField>? kptrs)
     {
-        if (off < 0) return pos;
-        Native.Copy(from + pos, to + pos, off - pos);
-        return off + len;
+        int n = 0;
+        if (lockOffset >= 0) fields[n++] = (lockOffset, Size);
+        if (timerOffset >= 0) fields[n++] = (timerOffset, BpfTimers.Size);
+        if (kptrs != null)
+            foreach (var k in kptrs) fields[n++] = (k.Offset, KptrField.Size);
+        for (int i = 1; i < n; i++)
+            for (int j = i; j > 0 && fields[j - 1].Off > fields[j].Off; j--) (fields[j - 1], fields[j]) = (fields[j], fields[j - 1]);
+        return n;
     }
 
     /// <summary>Clears the special fields of a value copied out to userspace (the kernel's check_and_init_map_value).</summary>
-    internal static void ClearSpecialFields(byte* value, int lockOffset, int timerOffset)
+    internal static void ClearSpecialFields(byte* value, int lockOffset, int timerOffset, IReadOnlyList<KptrField>? kptrs = null)
     {
         if (lockOffset >= 0) *(int*)(value + lockOffset) = 0;
         if (timerOffset >= 0) System.Runtime.InteropServices.NativeMemory.Clear(value + timerOffset, BpfTimers.Size);
+        FreeKptrs(value, kptrs);
+    }
+
+    /// <summary>
+    /// The kernel's bpf_obj_free_fields for kptrs: each field of an element being replaced, deleted or overwritten is
+    /// emptied. A referenced kptr would have its object released; no SK_LOOKUP program can acquire one, so each holds NULL
+    /// or a pointer the runtime owns nothing of.
+    /// </summary>
+    internal static void FreeKptrs(byte* value, IReadOnlyList<KptrField>? kptrs)
+    {
+        if (kptrs == null) return;
+        foreach (var k in kptrs) Interlocked.Exchange(ref *(long*)(value + k.Offset), 0);
     }
 }
