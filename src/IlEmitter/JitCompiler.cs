@@ -175,4 +175,12 @@ public sealed class JitEngine : IBpfEngine
 
     /// <inheritdoc />
     public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol) => JitCompiler.Compile(program, helpers, Options, facts, symbol).Entry;
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The program's own method holds the handler (docs/jit.md, "Fault containment at the entry"); with
+    /// <see cref="JitOptions.Tiered"/> (the program starts on the interpreter) null: the caller wraps the entry.
+    /// </remarks>
+    public BpfEntry? PrepareContained(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol) =>
+        Options.Tiered ? null : JitCompiler.Compile(program, helpers, Options with { ContainFaults = true }, facts, symbol).Entry;
 }
