@@ -50,6 +50,7 @@ public static class JitCompiler
         var resolved = new Helper?[slots.Length];
         var funcs = new List<(int Slot, int Target)>();
         ProgramChecks.CheckRunnable(slots, helpers, (i, h) => resolved[i] = h, (slot, target) => funcs.Add((slot, target)));
+        if (facts == null && !options.Checked) KernelPointers.Check(slots, resolved);
         var closure = new JitClosure(helpers) { Program = slots, CheckedProgram = options.Checked ? slots : null };
         BindCallbacks(slots, funcs, resolved, options, closure, facts, symbol);
         var shape = ProgramShape.Analyse(slots, 0, resolved, facts, options.Optimize, options.Checked);
