@@ -18,7 +18,10 @@ internal static class KernelPointers
     /// <summary>Throws <see cref="BpfCompileException"/> at the first instruction that would use a kernel BTF pointer without facts.</summary>
     public static void Check(Instruction[] program, Helper?[] resolved)
     {
-        if (!MakesAny(program, resolved)) return;
+        var makers = new List<string>();
+        for (int i = 0; i < program.Length; i++)
+            if (program[i].IsCall && resolved[i] is { } h && Makes(program[i], h)) makers.Add($"{h.Name} at instruction {i}");
+        if (makers.Count == 0) return;
         // in[i]: registers that may hold a kernel pointer on entry to slot i (bit r); seen[i]: slot i reached.
         var state = new ushort[program.Length];
         var seen = new bool[program.Length];
@@ -46,7 +49,7 @@ internal static class KernelPointers
             int regs = state[i];
             bool Has(int r) => (regs & (1 << r)) != 0;
             void Refuse(string what) => throw new BpfCompileException(i, Disassembler.Format(program, i),
-                $"{what} a kernel BTF pointer (from {Origin(program, resolved)}), which needs the verifier's facts (BPF_PROBE_MEM): " +
+                $"{what} a kernel BTF pointer (from {string.Join(", ", makers)}), which needs the verifier's facts (BPF_PROBE_MEM): " +
                 "compile the verified program with its facts");
             switch (ins.Class)
             {
@@ -103,20 +106,4 @@ internal static class KernelPointers
     static bool Makes(Instruction call, Helper h) =>
         h.Proto.Ret is RetType.TrustedPtrToTask or RetType.PtrToBtfId or RetType.PtrToBtfIdOrNull
         || (call.Src == (byte)CallKind.Kfunc && h.Id == KfuncTable.CastToKernCtxId);
-
-    static bool MakesAny(Instruction[] program, Helper?[] resolved)
-    {
-        for (int i = 0; i < program.Length; i++)
-            if (program[i].IsCall && resolved[i] is { } h && Makes(program[i], h)) return true;
-        return false;
-    }
-
-    /// <summary>The instructions that make kernel pointers, for the error message.</summary>
-    static string Origin(Instruction[] program, Helper?[] resolved)
-    {
-        var makers = new List<string>();
-        for (int i = 0; i < program.Length; i++)
-            if (program[i].IsCall && resolved[i] is { } h && Makes(program[i], h)) makers.Add($"{h.Name} at instruction {i}");
-        return string.Join(", ", makers);
-    }
 }

@@ -22,7 +22,7 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
 {
     static int s_nextId;
     readonly BpfEntry _entry;
-    readonly BpfMap[] _maps;
+    readonly BpfMap[] _maps = [];   // empty until the constructor holds them: a constructor that threw leaves the finalizer nothing to release
     int _refs = 1;          // the loader's reference plus one per link
     int _disposed;
     // Run statistics per processor (count, then time in Stopwatch ticks), one cache line each: every run is
