@@ -208,23 +208,29 @@ internal sealed class EmitContext
     static readonly MethodInfo s_contain = typeof(RunFaults).GetMethod(nameof(RunFaults.Contain))!;
 
     /// <summary>
-    /// Closes the protected region: <c>filter (RunFaults.IsFault(e)) { result = RunFaults.Contain(e); }</c>, then
-    /// <c>return result</c>. The filter and the handler read nothing of the frame but the exception, so no local of
-    /// the program is kept in memory for them.
+    /// Closes the protected region: <c>filter (RunFaults.IsFault(e)) { RunFaults.Contain(e); goto faulted; }</c>, then
+    /// <c>return result</c>, and at <c>faulted</c> <c>return RunFaults.Sentinel</c>. The filter and the handler read
+    /// nothing of the frame but the exception and write nothing the method reads after them, so no local of the
+    /// program (nor the result) is kept in memory for them.
     /// </summary>
     public void EndContainment()
     {
         CheckEmptyStack();
+        var faulted = _il.DefineLabel();
         _il.BeginExceptFilterBlock();
         _il.Emit(OpCodes.Castclass, typeof(Exception));
         _il.Emit(OpCodes.Call, s_isFault);
         _il.BeginCatchBlock(null!);
         _il.Emit(OpCodes.Castclass, typeof(Exception));
         _il.Emit(OpCodes.Call, s_contain);
-        _il.Emit(OpCodes.Stloc, _result!);
+        _il.Emit(OpCodes.Pop);
+        _il.Emit(OpCodes.Leave, faulted);
         _il.EndExceptionBlock();
         _containEnd = null;
         _il.Emit(OpCodes.Ldloc, _result!);
+        _il.Emit(OpCodes.Ret);
+        _il.MarkLabel(faulted);
+        _il.Emit(OpCodes.Ldc_I8, unchecked((long)RunFaults.Sentinel));
         _il.Emit(OpCodes.Ret);
     }
     public void Switch(Label[] targets) => Op(OpCodes.Switch, targets);
