@@ -50,6 +50,7 @@ public static class JitCompiler
         var resolved = new Helper?[slots.Length];
         var funcs = new List<(int Slot, int Target)>();
         ProgramChecks.CheckRunnable(slots, helpers, (i, h) => resolved[i] = h, (slot, target) => funcs.Add((slot, target)));
+        if (facts == null && !options.Checked) KernelPointers.Check(slots, resolved);
         var closure = new JitClosure(helpers) { Program = slots, CheckedProgram = options.Checked ? slots : null };
         BindCallbacks(slots, funcs, resolved, options, closure, facts, symbol);
         var shape = ProgramShape.Analyse(slots, 0, resolved, facts, options.Optimize, options.Checked);
@@ -198,5 +199,19 @@ public sealed class JitEngine : IBpfEngine
             KernelHelpers.FaultIfLockHeldAtExit();
             return r0;
         };
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The program's own method holds the handler (docs/jit.md, "Fault containment at the entry"). Without facts (a
+    /// program no verifier accepted) it is compiled in checked mode, as <see cref="PrepareUnverified"/> does. Null, so
+    /// that the caller wraps the plain entry: with <see cref="JitOptions.Tiered"/> (the program starts on the
+    /// interpreter), and in checked mode for a program that may take a bpf_spin_lock (its entry checks the lock at exit).
+    /// </remarks>
+    public BpfEntry? PrepareContained(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol)
+    {
+        var options = facts == null ? Options with { Checked = true } : Options;
+        if (options.Tiered || (options.Checked && KernelHelpers.MayTakeLock(program))) return null;
+        return JitCompiler.Compile(program, helpers, options with { ContainFaults = true }, facts, symbol).Entry;
     }
 }

@@ -54,4 +54,11 @@ public sealed record JitOptions
 
     /// <summary>Tests only: the background compile of a <see cref="Tiered"/> program waits for this task first.</summary>
     internal Task? TierUpDelay { get; init; }
+
+    /// <summary>
+    /// The program's method contains its faults (<see cref="Runtime.IBpfEngine.PrepareContained"/>): its body is one protected
+    /// region whose filter takes what <see cref="Runtime.RunFaults.IsFault"/> names, records it and returns
+    /// <see cref="Runtime.RunFaults.Sentinel"/>. Set by <see cref="JitEngine.PrepareContained"/>; callbacks never contain.
+    /// </summary>
+    internal bool ContainFaults { get; init; }
 }

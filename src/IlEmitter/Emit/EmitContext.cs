@@ -179,7 +179,60 @@ internal sealed class EmitContext
     public void Brfalse(Label target) => Op(OpCodes.Brfalse, target);
     /// <summary>A two-operand conditional branch (<c>beq</c>, <c>bgt.un</c>, ...).</summary>
     public void Branch(OpCode op, Label target) => Op(op, target);
-    public void Ret() { Op(OpCodes.Ret); AfterUnconditional(); }
+    public void Ret()
+    {
+        if (_containEnd is { } end)
+        {
+            // result = r0; leave end   (no ret inside the protected region)
+            Stloc(_result!);
+            _il.Emit(OpCodes.Leave, end);
+        }
+        else Op(OpCodes.Ret);
+        AfterUnconditional();
+    }
+
+    Label? _containEnd;
+    LocalBuilder? _result;
+
+    /// <summary>
+    /// Opens the protected region of a method that contains its faults (<see cref="JitOptions.ContainFaults"/>): from
+    /// here on <see cref="Ret"/> leaves it with r0 in a result local.
+    /// </summary>
+    public void BeginContainment()
+    {
+        _result = Declare(typeof(ulong), "result");
+        _containEnd = _il.BeginExceptionBlock();
+    }
+
+    static readonly MethodInfo s_isFault = typeof(RunFaults).GetMethod(nameof(RunFaults.IsFault))!;
+    static readonly MethodInfo s_contain = typeof(RunFaults).GetMethod(nameof(RunFaults.Contain))!;
+
+    /// <summary>
+    /// Closes the protected region: <c>filter (RunFaults.IsFault(e)) { RunFaults.Contain(e); goto faulted; }</c>, then
+    /// <c>return result</c>, and at <c>faulted</c> <c>return RunFaults.Sentinel</c>. The filter and the handler read
+    /// nothing of the frame but the exception and write nothing the method reads after them, so no local of the
+    /// program (nor the result) is kept in memory for them.
+    /// </summary>
+    public void EndContainment()
+    {
+        CheckEmptyStack();
+        var faulted = _il.DefineLabel();
+        _il.BeginExceptFilterBlock();
+        _il.Emit(OpCodes.Castclass, typeof(Exception));
+        _il.Emit(OpCodes.Call, s_isFault);
+        _il.BeginCatchBlock(null!);
+        _il.Emit(OpCodes.Castclass, typeof(Exception));
+        _il.Emit(OpCodes.Call, s_contain);
+        _il.Emit(OpCodes.Pop);
+        _il.Emit(OpCodes.Leave, faulted);
+        _il.EndExceptionBlock();
+        _containEnd = null;
+        _il.Emit(OpCodes.Ldloc, _result!);
+        _il.Emit(OpCodes.Ret);
+        _il.MarkLabel(faulted);
+        _il.Emit(OpCodes.Ldc_I8, unchecked((long)RunFaults.Sentinel));
+        _il.Emit(OpCodes.Ret);
+    }
     public void Switch(Label[] targets) => Op(OpCodes.Switch, targets);
 
     /// <summary>Loads register r<paramref name="r"/> truncated to 32 bits (an int32 on the IL stack).</summary>

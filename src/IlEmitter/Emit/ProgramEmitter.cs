@@ -25,6 +25,9 @@ internal static class ProgramEmitter
     public static EmitRecord Emit(ILGenerator il, ProgramShape shape, Helper?[] helpers, JitOptions options)
     {
         var c = new EmitContext(il, shape, helpers, options);
+        // The entry of a hook's program contains its faults (RunFaults); a callback's faults belong to its caller.
+        bool contain = options.ContainFaults && !shape.IsCallback;
+        if (contain) c.BeginContainment();
         EmitPrologue(c);
         var frameReturn = c.DefineLabel();
         var program = shape.Program;
@@ -53,6 +56,7 @@ internal static class ProgramEmitter
             CallEmitter.EmitFrameReturn(c, frameReturn);
         }
         c.CheckEmptyStack();
+        if (contain) c.EndContainment();
         return new EmitRecord(c.Markers, c.Notes, c.LocalNames);
     }
 

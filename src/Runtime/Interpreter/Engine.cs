@@ -34,6 +34,14 @@ public interface IBpfEngine
     /// that always check (the interpreter); the JIT compiles such a program in checked mode.
     /// </summary>
     BpfEntry PrepareUnverified(Instruction[] program, HelperTable helpers, string? symbol) => Prepare(program, helpers, null, symbol);
+
+    /// <summary>
+    /// Prepares a program as <see cref="Prepare(Instruction[], HelperTable, ProgramFacts?, string?)"/> does, as an entry
+    /// that contains its faults (<see cref="RunFaults"/>): what <see cref="RunFaults.IsFault"/> names does not leave it;
+    /// it is recorded for the thread and the entry returns <see cref="RunFaults.Sentinel"/>. Null (the default): the
+    /// engine has no such entry, and the caller wraps the plain one (<see cref="RunFaults.Wrap"/>).
+    /// </summary>
+    BpfEntry? PrepareContained(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol) => null;
 }
 
 /// <summary>The interpreter as an <see cref="IBpfEngine"/>.</summary>
@@ -52,7 +60,28 @@ public sealed class InterpreterEngine : IBpfEngine
     /// <remarks>The interpreter takes one fact: which loads read kernel objects (<see cref="SlotFacts.ProbeMem"/>).</remarks>
     public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts)
     {
-        var interpreter = new Interpreter(program, helpers, facts != null && facts.Describes(program) ? facts : null);
+        var interpreter = Create(program, helpers, facts);
         return (r1, r2) => interpreter.Run(r1, r2);
     }
+
+    /// <inheritdoc />
+    /// <remarks>The handler is in the entry's own frame, around the run.</remarks>
+    public BpfEntry? PrepareContained(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol)
+    {
+        var interpreter = Create(program, helpers, facts);
+        return (r1, r2) =>
+        {
+            try
+            {
+                return interpreter.Run(r1, r2);
+            }
+            catch (Exception e) when (RunFaults.IsFault(e))
+            {
+                return RunFaults.Contain(e);
+            }
+        };
+    }
+
+    static Interpreter Create(Instruction[] program, HelperTable helpers, ProgramFacts? facts) =>
+        new(program, helpers, facts != null && facts.Describes(program) ? facts : null);
 }

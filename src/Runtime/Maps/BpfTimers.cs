@@ -280,7 +280,7 @@ public static unsafe class BpfTimers
             // callback(map, key, value): the verifier made sure it returns 0.
             callback(t.Map.Handle, (ulong)key, (ulong)t.Value, 0, 0);
         }
-        catch (Exception e) when (SkLookup.SkLookupProgram.IsRunFault(e))
+        catch (Exception e) when (RunFaults.IsFault(e))
         {
             KernelHelpers.ReleaseSpinLockAfterFault();
             var error = Checked.BpfFaultException.FromRunException(e) ?? (BpfException)e;

@@ -147,66 +147,48 @@ public sealed class SkLookupHook
 
     // The aggregation on an array: no interface call per program on the lookup path. A run that faults counts as
     // SK_DROP when containFaults is set (lookups through the hook: fail closed, docs/sk-lookup-runtime.md,
-    // "Faults"); test runs rethrow the error. The loop itself holds no exception handler, which would keep the
-    // run and its state out of registers: a fault leaves it, is handled here, and the loop resumes after it.
-    // Inlined into Run and RunArray: a frame of its own (an exception handler's frame saves every callee-saved
-    // register and homes its arguments) cost a lookup of a trivial program on the JIT 3 ns, about as much as the run.
+    // "Faults"); test runs rethrow the error. Each program's entry contains its own faults (RunFaults): a fault
+    // returns RunFaults.Sentinel, whose low half is SK_DROP, so it is noticed on the drop path alone, and this loop
+    // needs no exception handler, whose frame would keep the loop's state out of registers. Inlined into Run and
+    // RunArray, and through them into their callers' loops.
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     static HookVerdict Aggregate(SkLookupProgram[] programs, SkLookupContext ctx, bool containFaults)
     {
-        var state = new RunArrayState { AllPass = true };
-        while (true)
+        nint selected = 0;
+        bool noReuseport = false, allPass = true;
+        for (int i = 0; i < programs.Length; i++)
         {
-            try
-            {
-                RunFrom(programs, ctx, ref state);
-                break;
-            }
-            catch (Exception e) when (SkLookupProgram.IsRunFault(e))
-            {
-                var error = programs[state.Next].Faulted(e);
-                if (!containFaults) throw error;
-                state.AllPass = false;
-                state.Next++;
-            }
-        }
-        ctx.SelectedSocket = state.Selected;
-        ctx.NoReuseport = state.NoReuseport;
-        return new HookVerdict(state.AllPass || state.Selected != 0, state.Selected, state.NoReuseport);
-    }
-
-    /// <summary>BPF_PROG_SK_LOOKUP_RUN_ARRAY from program <see cref="RunArrayState.Next"/> on.</summary>
-    // The selection lives in locals (registers); the state is written only when it changes, and Next before each
-    // run, so that a fault finds it exact.
-    static void RunFrom(SkLookupProgram[] programs, SkLookupContext ctx, ref RunArrayState state)
-    {
-        nint selected = state.Selected;
-        bool noReuseport = state.NoReuseport;
-        for (int i = state.Next; i < programs.Length; i++)
-        {
-            state.Next = i;
             ctx.SelectedSocket = selected;
             ctx.NoReuseport = noReuseport;
-            uint ret = programs[i].RunUnguarded(ctx.Address);
+            ulong r0 = programs[i].RunContained(ctx.Address);
+            uint ret = (uint)r0;
             if (ret == SkLookupLayout.SkPass && ctx.SelectedSocket != 0)
             {
-                state.Selected = selected = ctx.SelectedSocket;
-                state.NoReuseport = noReuseport = ctx.NoReuseport;
+                selected = ctx.SelectedSocket;
+                noReuseport = ctx.NoReuseport;
             }
             else if (ret == SkLookupLayout.SkDrop)
             {
-                state.AllPass = false;
+                if (r0 == RunFaults.Sentinel) AfterFault(programs[i], containFaults);
+                allPass = false;
             }
         }
-        state.Next = programs.Length;
+        ctx.SelectedSocket = selected;
+        ctx.NoReuseport = noReuseport;
+        return new HookVerdict(allPass || selected != 0, selected, noReuseport);
     }
 
-    /// <summary>Where a run of the array stands: the next program, the kept selection, whether every program passed.</summary>
-    struct RunArrayState
+    /// <summary>
+    /// <paramref name="program"/> returned <see cref="RunFaults.Sentinel"/>: when that was a fault (and not the value
+    /// itself), counts it; a test run (<paramref name="containFaults"/> false) rethrows the typed error, a lookup
+    /// takes the run as SK_DROP and goes on with the next program.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    static void AfterFault(SkLookupProgram program, bool containFaults)
     {
-        public int Next;
-        public nint Selected;
-        public bool NoReuseport, AllPass;
+        if (RunFaults.Take() is not { } fault) return;
+        var error = program.Faulted(fault);
+        if (!containFaults) throw error;
     }
 }
 

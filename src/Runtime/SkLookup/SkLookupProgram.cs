@@ -22,7 +22,7 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
 {
     static int s_nextId;
     readonly BpfEntry _entry;
-    readonly BpfMap[] _maps;
+    readonly BpfMap[] _maps = [];   // empty until the constructor holds them: a constructor that threw leaves the finalizer nothing to release
     int _refs = 1;          // the loader's reference plus one per link
     int _disposed;
     // Run statistics per processor (count, then time in Stopwatch ticks), one cache line each: every run is
@@ -44,8 +44,11 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
         Engine = engine;
         Helpers = helpers;
         Facts = facts;
-        // Without the verifier's facts nothing proves the program safe: the engine checks every access itself.
-        _entry = facts != null ? engine.Prepare(Instructions, helpers, facts, Symbol) : engine.PrepareUnverified(Instructions, helpers, Symbol);
+        // An entry that contains its faults (RunFaults): the hook's run array has no exception handler of its own.
+        // Without the verifier's facts nothing proves the program safe: the engine checks every access itself
+        // (PrepareContained likewise compiles such a program checked).
+        _entry = engine.PrepareContained(Instructions, helpers, facts, Symbol)
+            ?? RunFaults.Wrap(facts != null ? engine.Prepare(Instructions, helpers, facts, Symbol) : engine.PrepareUnverified(Instructions, helpers, Symbol));
         // The program's used_maps: each holds a reference until the program is gone.
         _maps = BpfMap.HoldUsedBy(Instructions, name);
         if (_maps.Length == 0) GC.SuppressFinalize(this);
@@ -214,11 +217,9 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
         try
         {
             ObjectDisposedException.ThrowIf(!IsLive, this);
-            return RunUnguarded(ctx);
-        }
-        catch (Exception e) when (IsRunFault(e))
-        {
-            throw Faulted(e);
+            ulong r0 = RunContained(ctx);
+            if (r0 == RunFaults.Sentinel && RunFaults.Take() is { } fault) throw Faulted(fault);
+            return (uint)r0;
         }
         finally
         {
@@ -226,15 +227,15 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
         }
     }
 
-    /// <summary>A run without the handler <see cref="Run"/> adds: the hook's run array handles faults once for all its programs.</summary>
-    internal uint RunUnguarded(nint ctx)
+    /// <summary>
+    /// A run through the entry, which contains its faults: r0 as the program returned it, or <see cref="RunFaults.Sentinel"/>
+    /// after a fault, whose error <see cref="RunFaults.Take"/> then hands to <see cref="Faulted"/>.
+    /// </summary>
+    internal ulong RunContained(nint ctx)
     {
-        if (!BpfStats.Enabled) return (uint)_entry((ulong)ctx, 0);
+        if (!BpfStats.Enabled) return _entry((ulong)ctx, 0);
         return RunCounted(ctx);
     }
-
-    /// <summary>True for what a program run may raise: a <see cref="BpfException"/>, or the runtime's own errors from unguarded code.</summary>
-    internal static bool IsRunFault(Exception e) => e is BpfException or NullReferenceException or DivideByZeroException;
 
     /// <summary>Cleans up after a faulting run (a held bpf_spin_lock), counts and names it; returns the typed error.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -249,10 +250,10 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
 
     // With statistics on: the run and its time go to the current processor's counters (exact under concurrency).
     [MethodImpl(MethodImplOptions.NoInlining)]
-    uint RunCounted(nint ctx)
+    ulong RunCounted(nint ctx)
     {
         long start = Stopwatch.GetTimestamp();
-        uint ret = (uint)_entry((ulong)ctx, 0);
+        ulong ret = _entry((ulong)ctx, 0);
         int slot = ((Thread.GetCurrentProcessorId() & s_counterMask) + 1) * CounterStride;
         Interlocked.Increment(ref _runs[slot]);
         Interlocked.Add(ref _runs[slot + 1], Stopwatch.GetTimestamp() - start);

@@ -196,7 +196,7 @@ public sealed class SkReuseportProgram : IDisposable
         {
             return (uint)_entry((ulong)ctx, 0);
         }
-        catch (Exception e) when (SkLookupProgram.IsRunFault(e))
+        catch (Exception e) when (RunFaults.IsFault(e))
         {
             KernelHelpers.ReleaseSpinLockAfterFault();
             BpfException error = Checked.BpfFaultException.FromRunException(e)?.InProgram(Name) ?? (BpfException)e;
