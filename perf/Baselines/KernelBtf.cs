@@ -206,24 +206,33 @@ public static unsafe class KernelBtf
         int btf = Load(b.Encode());
         try
         {
-            var attr = new byte[128];
-            fixed (byte* p = attr)
-            {
-                *(uint*)(p + 0) = type;
-                *(uint*)(p + 4) = (uint)keySize;
-                *(uint*)(p + 8) = (uint)valueSize;
-                *(uint*)(p + 12) = (uint)maxEntries;
-                *(uint*)(p + 16) = flags;
-                *(uint*)(p + 48) = (uint)btf;
-                *(uint*)(p + 52) = (uint)key;
-                *(uint*)(p + 56) = (uint)value;
-                long fd = syscall(SysBpf, MapCreate, p, attr.Length);
-                return fd < 0 ? -Marshal.GetLastPInvokeError() : (int)fd;
-            }
+            return CreateMapWithBtf(type, keySize, valueSize, maxEntries, flags, btf, (uint)key, (uint)value);
         }
         finally
         {
             KernelBpf.Close(btf);
+        }
+    }
+
+    /// <summary>
+    /// BPF_MAP_CREATE with btf_fd <paramref name="btfFd"/> (<see cref="LoadObjectBtf"/>) and its key and value type ids, as libbpf
+    /// creates an object's BTF-defined map (without its retry without BTF); returns the map fd or a negative errno.
+    /// </summary>
+    public static int CreateMapWithBtf(uint type, int keySize, int valueSize, int maxEntries, uint flags, int btfFd, uint keyTypeId, uint valueTypeId)
+    {
+        var attr = new byte[128];
+        fixed (byte* p = attr)
+        {
+            *(uint*)(p + 0) = type;
+            *(uint*)(p + 4) = (uint)keySize;
+            *(uint*)(p + 8) = (uint)valueSize;
+            *(uint*)(p + 12) = (uint)maxEntries;
+            *(uint*)(p + 16) = flags;
+            *(uint*)(p + 48) = (uint)btfFd;
+            *(uint*)(p + 52) = keyTypeId;
+            *(uint*)(p + 56) = valueTypeId;
+            long fd = syscall(SysBpf, MapCreate, p, attr.Length);
+            return fd < 0 ? -Marshal.GetLastPInvokeError() : (int)fd;
         }
     }
 }

@@ -1,4 +1,5 @@
 using BpfJit.Frontend;
+using BpfJit.Frontend.Elf;
 
 namespace BpfJit.Runtime.Maps;
 
@@ -20,8 +21,12 @@ namespace BpfJit.Runtime.Maps;
 /// True when the map is created with BTF key and value types (the kernel's btf_key_type_id and btf_value_type_id, as an
 /// object's BTF-defined map has them): TASK_STORAGE and CGRP_STORAGE require them.
 /// </param>
+/// <param name="BtfKey">
+/// The BTF key type (an object's BTF-defined map: <see cref="MapSpec.BtfKey"/>), or null: TASK_STORAGE and CGRP_STORAGE
+/// take only a 32-bit int (<see cref="MapKeyBtf.IsInt32"/>).
+/// </param>
 public sealed record MapDefinition(string Name, MapType Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, int SpinLockOffset = -1,
-    MapDefinition? InnerMap = null, uint NumaNode = 0, int TimerOffset = -1, bool Btf = false);
+    MapDefinition? InnerMap = null, uint NumaNode = 0, int TimerOffset = -1, bool Btf = false, MapKeyBtf? BtfKey = null);
 
 /// <summary>A map could not be created: the kernel's BPF_MAP_CREATE would have failed with <see cref="Errno"/>.</summary>
 public sealed class MapCreateException : BpfException
