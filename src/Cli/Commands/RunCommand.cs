@@ -83,6 +83,7 @@ public static class RunCommand
             Opt.Value("--program", "NAME", "the object's or scenario's program (default the first SK_LOOKUP one)"),
             .. PacketOptions.Declare(),
             Opt.Value("--scenario", "FILE.json", "sockets and map contents to set up first"),
+            CgroupOption.Declare(),
             Opt.Value("--engine", "ENGINE", "interpreter (default) or jit", "interpreter", "jit"),
             Opt.Flag("--no-verify", "run without the verifier, on a checking engine"),
             Opt.Value("--members", "N", "SK_REUSEPORT: sockets in the packet's reuseport group (default 2)"),
@@ -105,6 +106,7 @@ public static class RunCommand
         int repeat = Repeat(args);
         using var host = ProgramHost.Load(args.Positional[0], args.Get("--program"), args.Get("--scenario"), engine, verify,
             ReuseportGroupSetup.FileType(args, args.Positional[0]));
+        CgroupOption.Apply(args, host.Maps);
         packet = ReuseportGroupSetup.WithHash(args, host, packet);
         if (host.Reuseport != null) return ReuseportRun.Run(args, host, packet, engine, repeat, stdout, stderr);
         if (args.Has("--members")) throw new UsageException("--members applies to SK_REUSEPORT programs only");
