@@ -96,6 +96,25 @@ public sealed partial class DomainProgramGenerator
         return ptrs[_rng.Next(ptrs.Length)];
     }
 
+    /// <summary>Loads a pointer member of the struct r0 points to into r3 (NULL-checked or not) and reads through it.</summary>
+    void PointerMemberLoad((Field[] Fields, int Size) s, int[] widths, int[] offsets, string tag)
+    {
+        var p = PointerMember(s);
+        Emit($"ldxdw %r3, [%r0+{p.Offset}]");
+        if (Chance(2)) Emit($"jeq %r3, 0, {_out}");
+        Emit($"ldx{WidthName(Pick(widths))} %r2, [%r3+{Pick(offsets)}] # F:{tag}");
+    }
+
+    /// <summary>A field of the struct r0 points to into the scalar pool (its range is the field type's), perhaps bounded, then used.</summary>
+    void FieldIntoScalar((Field[] Fields, int Size) s, string tag, bool bound)
+    {
+        int x = Scalar();
+        var (off, width) = FieldAccess(s);
+        Emit($"ldx{WidthName(width)} %r{x}, [%r0+{off}] # F:{tag}");
+        if (bound && Chance(2)) Bound(x, _out);
+        Use(x);
+    }
+
     static string WidthName(int bytes) => bytes switch { 1 => "b", 2 => "h", 4 => "w", _ => "dw" };
 
     /// <summary>
@@ -113,23 +132,8 @@ public sealed partial class DomainProgramGenerator
             if (Chance(20) && _scalars.Count > 0) { Emit($"mov %r1, %r0\nadd %r1, %r{Scalar()}\nldxb %r2, [%r1+0] # F:task_btf_load"); continue; }
             Emit($"ldx{WidthName(width)} %r2, [%r0+{off}] # F:task_btf_load");
         }
-        if (Chance(2))
-        {
-            // Follow a pointer member, sometimes checked for NULL, and read through it.
-            var p = PointerMember(s_task.Value);
-            Emit($"ldxdw %r3, [%r0+{p.Offset}]");
-            if (Chance(2)) Emit($"jeq %r3, 0, {_out}");
-            Emit($"ldx{WidthName(Pick(1, 4, 8))} %r2, [%r3+{Pick(0, 0, 8, 16, 1264, -8, 4096)}] # F:task_btf_ptr_load");
-        }
-        if (Chance(3) && _scalars.Count > 0)
-        {
-            // A field's value into the scalar pool: its range is the field type's, not a constant.
-            int x = Scalar();
-            var (off, width) = FieldAccess(s_task.Value);
-            Emit($"ldx{WidthName(width)} %r{x}, [%r0+{off}] # F:task_btf_load");
-            if (Chance(2)) Bound(x, _out);
-            Use(x);
-        }
+        if (Chance(2)) PointerMemberLoad(s_task.Value, [1, 4, 8], [0, 0, 8, 16, 1264, -8, 4096], "task_btf_ptr_load");
+        if (Chance(3) && _scalars.Count > 0) FieldIntoScalar(s_task.Value, "task_btf_load", bound: true);
     }
 
     /// <summary>The task argument of a storage helper: the current task, NULL, a scalar, the context, a pointer member, a map value.</summary>
@@ -289,19 +293,7 @@ public sealed partial class DomainProgramGenerator
             var (off, width) = FieldAccess(s_kernCtx.Value);
             Emit(Chance(12) ? $"st{WidthName(width)} [%r0+{off}], 0 # F:kern_ctx_load" : $"ldx{WidthName(width)} %r2, [%r0+{off}] # F:kern_ctx_load");
         }
-        if (Chance(2))
-        {
-            var p = PointerMember(s_kernCtx.Value);
-            Emit($"ldxdw %r3, [%r0+{p.Offset}]");
-            if (Chance(2)) Emit($"jeq %r3, 0, {_out}");
-            Emit($"ldx{WidthName(Pick(1, 2, 4, 8))} %r2, [%r3+{Pick(0, 4, 12, 16, -4)}] # F:kern_ctx_load");
-        }
-        if (Chance(3) && _scalars.Count > 0)
-        {
-            int x = Scalar();
-            var (off, width) = FieldAccess(s_kernCtx.Value);
-            Emit($"ldx{WidthName(width)} %r{x}, [%r0+{off}] # F:kern_ctx_load");
-            Use(x);
-        }
+        if (Chance(2)) PointerMemberLoad(s_kernCtx.Value, [1, 2, 4, 8], [0, 4, 12, 16, -4], "kern_ctx_load");
+        if (Chance(3) && _scalars.Count > 0) FieldIntoScalar(s_kernCtx.Value, "kern_ctx_load", bound: false);
     }
 }
