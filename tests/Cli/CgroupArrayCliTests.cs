@@ -4,12 +4,12 @@ namespace BpfJit.Tests.Cli;
 
 /// <summary>
 /// <c>run</c>/<c>bench --cgroup MAP:INDEX=CGROUP</c> fills a CGROUP_ARRAY slot with a cgroup v2 directory or a cgroup id
-/// before the runs (tests/programs/cgroup_gate.c passes a lookup only when the running thread is under slot 0's cgroup);
+/// before the runs (tests/Cli/objects/cgroup_gate.c passes a lookup only when the running thread is under slot 0's cgroup);
 /// a bad item is one line on stderr and exit 2.
 /// </summary>
 public class CgroupArrayCliTests
 {
-    static readonly string Gate = Repo("tests", "programs", "cgroup_gate.o");
+    static readonly string Gate = Repo("tests", "Cli", "objects", "cgroup_gate.o");
     static readonly string[] Packet = ["--proto", "tcp", "--from", "10.0.0.1:5555", "--to", "1.2.3.1:443"];
 
     static string Verdict(params string[] extra) => Json(["run", Gate, .. Packet, .. extra]).GetProperty("verdict").GetString()!;

@@ -4,7 +4,7 @@ namespace BpfJit.Tests.Scenarios;
 
 /// <summary>
 /// A scenario file fills a CGROUP_ARRAY slot with <c>"cgroup"</c>: a directory of a cgroup v2 mount or a cgroup id
-/// (tests/programs/cgroup_gate.c passes a lookup only when the running thread is under slot 0's cgroup); a bad one is
+/// (tests/Cli/objects/cgroup_gate.c passes a lookup only when the running thread is under slot 0's cgroup); a bad one is
 /// a one-line error naming the file and the JSON path (exit 2).
 /// </summary>
 [TestFixture]
@@ -17,7 +17,7 @@ public class ScenarioCgroupTests
     {
         _dir = Path.Combine(Path.GetTempPath(), "bpfjit-cgroup-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(_dir);
-        File.Copy(Path.Combine(Paths.RepoRoot, "tests", "programs", "cgroup_gate.o"), Path.Combine(_dir, "g.o"));
+        File.Copy(Path.Combine(Paths.RepoRoot, "tests", "Cli", "objects", "cgroup_gate.o"), Path.Combine(_dir, "g.o"));
     }
 
     [TearDown]

@@ -1,7 +1,8 @@
 /* Passes a lookup only when the running thread is under the cgroup in slot 0 of the CGROUP_ARRAY `gate`
  * (bpf_current_task_under_cgroup: 1 under it, 0 not, -EAGAIN for an empty slot): the CLI's --cgroup and the
  * scenario files' "cgroup" entries fill the slot (tests/Cli/CgroupArrayCliTests.cs). */
-#include "common.h"
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
 
 struct {
 	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
