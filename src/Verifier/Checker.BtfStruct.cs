@@ -33,7 +33,9 @@ internal sealed partial class Checker
         if (spec.Resolve(id).Kind == BtfKind.Fwd)
             throw Err($"R{regno} access to struct {tname} off={off} size={size} is not supported by BpfJit "
                 + "(not in its bundled kernel BTF, tools/kernel-btf); Linux allows it");
-        bool untrusted = reg.Type == RegType.PtrToUntrustedFlagBtfId;
+        // The walk's own flag (btf_struct_access's tmp_flag) starts clear: only a union it crosses makes it untrusted, so an
+        // untrusted pointer's scalar members are bounded as a trusted one's. The register's own trust decides the loaded pointer's.
+        bool untrusted = false;
         while (true)
         {
             var walk = StructWalk(ref id, ref off, size, ref untrusted, out string? field);
@@ -148,6 +150,9 @@ internal sealed partial class Checker
                     throw Err($"access beyond struct {tname} at off {off} size {size}");
                 off = (int)((off - moffFlex) % elem.SizeOrType);
                 id = elem.Id;
+                // Measured on Linux 6.18: an int member of a flexible array's element is not bounded by its end (8 bytes read at
+                // pid->numbers[i].nr, a 4-byte int, are a scalar; the same read of a fixed member is refused), holes still are.
+                untrusted = true;
                 continue;
             }
             bool descended = false;

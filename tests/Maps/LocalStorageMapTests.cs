@@ -237,4 +237,58 @@ public class LocalStorageMapTests
             Assert.That(map.Delete(U32(0)), Is.EqualTo(-Errno.EBADF));
         });
     }
+
+    /// <summary>Runs <paramref name="entry"/> with F_CREATE on a thread of its own, which then ends; returns that thread's id.</summary>
+    static uint RunOnEndedThread(BpfEntry entry)
+    {
+        uint tid = 0;
+        var thread = new Thread(() =>
+        {
+            tid = ThreadId();
+            Assert.That((long)Run(entry, LocalStorageMap.GetFCreate), Is.EqualTo(6));
+        });
+        thread.Start();
+        thread.Join();
+        return tid;
+    }
+
+    /// <summary>
+    /// As the kernel frees a task's storage at its exit, a thread's value goes when the thread ends (the next collection
+    /// runs the finaliser that frees it) and its charge is returned; the thread id is then -ENOENT.
+    /// </summary>
+    [Test]
+    public void A_threads_value_is_freed_when_the_thread_ends([ValueSource(typeof(Engines), nameof(Engines.Names))] string engine)
+    {
+        using var map = (LocalStorageMap)MapFactory.Create(Storage(MapType.TaskStorage));
+        var count = Prepare(engine, GetAndCount, map);
+        long charged = MapMemory.Charged;
+        uint tid = RunOnEndedThread(count);
+        for (int i = 0; i < 20 && map.Count > 0; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+        Assert.Multiple(() =>
+        {
+            Assert.That(map.Count, Is.Zero, "the ended thread's value is freed");
+            Assert.That(MapMemory.Charged, Is.LessThan(charged + LocalStorageMap.ElementHeader), "and its charge returned");
+            Assert.That(map.Lookup(U32(tid), new byte[8]), Is.EqualTo(-Errno.ENOENT));
+        });
+        // This thread's own value is untouched by another thread's end.
+        Assert.That((long)Run(count, LocalStorageMap.GetFCreate), Is.EqualTo(6));
+        RunOnEndedThread(count);
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        Assert.That(map.Lookup(U32(ThreadId()), new byte[8]), Is.Zero);
+    }
+
+    /// <summary>Before any collection, a userspace operation on an ended thread's id frees its value and gets -ENOENT.</summary>
+    [Test]
+    public void A_lookup_of_an_ended_thread_frees_its_value()
+    {
+        using var map = (LocalStorageMap)MapFactory.Create(Storage(MapType.TaskStorage));
+        uint tid = RunOnEndedThread(Prepare("interpreter", GetAndCount, map));
+        Assert.That(map.Lookup(U32(tid), new byte[8]), Is.EqualTo(-Errno.ENOENT));
+        Assert.That(map.Count, Is.Zero);
+    }
 }

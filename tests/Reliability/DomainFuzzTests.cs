@@ -70,6 +70,7 @@ public class DomainFuzzTests
         if (report.KernelCompared > 0)
             Log($"  the kernel accepts {100.0 * (report.AgreeAccept + report.OverStrict) / report.KernelCompared:0.0}% of the programs");
         Log($"  slowest for BpfJit: program {report.SlowestVerify.Program}, {report.SlowestVerify.Ms} ms (kernel {report.SlowestVerify.KernelMs} ms)");
+        foreach (var (name, c) in report.Features) Log($"  {name}: {c}");
         foreach (var (shape, n) in report.UnsoundShapes.OrderByDescending(kv => kv.Value)) Log($"  unsound x{n}: {shape}");
         foreach (var (shape, n) in report.OverStrictShapes.OrderByDescending(kv => kv.Value)) Log($"  over-strict x{n}: {shape}");
         bool verbose = EnvLong("BPFJIT_FUZZ_VERBOSE", 0) != 0;

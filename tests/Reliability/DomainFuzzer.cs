@@ -25,6 +25,23 @@ public sealed record DomainFinding(int Seed, long Program, string Message, strin
         Regex.Replace(Minimised, @"ldmap (%r\d), (\d)", "ldmap $1, m$2").TrimEnd('\n') + "\n";
 }
 
+/// <summary>How often one kind of kernel-object use (a <c># F:</c> tag of the generator) was drawn, reached and judged alike.</summary>
+public sealed class FeatureCount
+{
+    /// <summary>Programs that contain it; of them, those in which BpfJit's verifier reached one of its instructions.</summary>
+    public long Programs, Reached;
+    /// <summary>Of the programs compared with the kernel: verdicts equal (accept / reject), unsound, over-strict.</summary>
+    public long AgreeAccept, AgreeReject, Unsound, OverStrict;
+
+    /// <inheritdoc />
+    public override string ToString()
+    {
+        long compared = AgreeAccept + AgreeReject + Unsound + OverStrict;
+        string agreement = compared == 0 ? "not compared" : $"agreement {100.0 * (AgreeAccept + AgreeReject) / compared:0.000}%";
+        return $"{Programs} programs, {Reached} reached by BpfJit; {AgreeAccept} + {AgreeReject} agree (accept + reject), {Unsound} unsound, {OverStrict} over-strict; {agreement}";
+    }
+}
+
 /// <summary>What a run of <see cref="DomainFuzzer"/> found.</summary>
 public sealed class DomainFuzzReport
 {
@@ -42,6 +59,8 @@ public sealed class DomainFuzzReport
     public long OverStrict;
     /// <summary>The kernel fails with its own internal error ("verifier bug"); not a verdict.</summary>
     public long KernelBugs;
+    /// <summary>Per kernel-object kind (<see cref="DomainProgramGenerator.Features"/>): how many programs held it, reached it in BpfJit, and how they were judged.</summary>
+    public readonly SortedDictionary<string, FeatureCount> Features = new(StringComparer.Ordinal);
     /// <summary>Unsound accepts, shrunk (at most a few per kernel message shape).</summary>
     public readonly List<DomainFinding> UnsoundFindings = [];
     /// <summary>Over-strict rejections, shrunk (at most a few per BpfJit message shape).</summary>
@@ -79,7 +98,7 @@ public sealed class DomainFuzzReport
 public sealed class DomainFuzzer : IDisposable
 {
     /// <summary>The <c>## maps:</c> line of a corpus case for <see cref="DomainProgramGenerator.Maps"/>.</summary>
-    public const string CorpusMaps = "m0:ARRAY:4:48:4, m1:HASH:4:16:4:lock=0, m2:RINGBUF:0:0:4096, m3:ARRAY:4:16:2:lock=8";
+    public const string CorpusMaps = "m0:ARRAY:4:48:4, m1:HASH:4:16:4:lock=0, m2:RINGBUF:0:0:4096, m3:ARRAY:4:16:2:lock=8, m4:TASK_STORAGE:4:16:0:1, m5:CGRP_STORAGE:4:16:0:1, m6:CGROUP_ARRAY:4:4:4";
 
     /// <summary>The <c>## maps:</c> line of a corpus case for the maps of <paramref name="type"/>'s generator.</summary>
     public static string CorpusMapsFor(ProgramType type) => type == ProgramType.SkReuseport ? ReuseportProgramGenerator.CorpusMaps : CorpusMaps;
@@ -105,7 +124,8 @@ public sealed class DomainFuzzer : IDisposable
         _type = type;
         _maps = MapsFor(type);
         if (!kernel || !KernelBpf.Available) return;
-        var fds = _maps.Select(m => m.SpinLockOffset >= 0
+        // Local-storage maps need BTF key and value types even without a lock.
+        var fds = _maps.Select(m => m.SpinLockOffset >= 0 || m.Type is MapType.TaskStorage or MapType.CgrpStorage
             ? KernelBtf.CreateMapWithSpinLock((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags, m.SpinLockOffset)
             : KernelBpf.CreateMap((uint)m.Type, m.KeySize, m.ValueSize, m.MaxEntries, m.Flags)).ToArray();
         if (fds.All(fd => fd >= 0)) _kernelMaps = fds;
@@ -155,17 +175,25 @@ public sealed class DomainFuzzer : IDisposable
 
     /// <summary>BpfJit's verdict on a program, with the fuzzer's maps.</summary>
     VerifierResult Verify(Instruction[] code) =>
-        BpfJit.Verifier.Verifier.Verify(code, new VerifierOptions { Helpers = SkLookupTestHelpers.Table, Maps = _maps, LogLevel = 0, ProgramType = _type });
+        BpfJit.Verifier.Verifier.Verify(code, new VerifierOptions
+        {
+            Helpers = SkLookupTestHelpers.Table, Maps = _maps, LogLevel = 0, ProgramType = _type, KernelFunctions = DomainProgramGenerator.KernelFunctionNames,
+        });
 
     /// <summary>The kernel's verdict on a program loaded as the fuzzer's program type (SK_REUSEPORT expects BPF_SK_REUSEPORT_SELECT).</summary>
-    BpfJit.Baselines.KernelBpf.LoadResult KernelLoad(Instruction[] code, int logLevel) => _type == ProgramType.SkLookup
-        ? KernelBpf.Load(code, _kernelMaps!, logLevel)
-        : KernelBpf.Load(code, _kernelMaps!, _type, AttachType.SkReuseportSelect, logLevel);
+    BpfJit.Baselines.KernelBpf.LoadResult KernelLoad(Instruction[] code, int logLevel)
+    {
+        if (code.Any(i => i.IsCall && i.Src == (byte)CallKind.Kfunc)) code = KernelBtf.ResolveKfuncs(code, DomainProgramGenerator.KernelFunctionNames);
+        return _type == ProgramType.SkLookup
+            ? KernelBpf.Load(code, _kernelMaps!, logLevel)
+            : KernelBpf.Load(code, _kernelMaps!, _type, AttachType.SkReuseportSelect, logLevel);
+    }
 
     void Check(int seed, long n, string source, DomainFuzzReport report, Action<string>? progress)
     {
         Instruction[] code;
-        try { code = DomainProgramGenerator.Assemble(source); }
+        int[] lineSlots;
+        try { code = DomainProgramGenerator.Assemble(source, out lineSlots); }
         catch (BpfException e)
         {
             report.Exceptions.Add($"seed {seed}, program {n}: the generator wrote what does not assemble: {e.Message}\n{source}");
@@ -183,9 +211,16 @@ public sealed class DomainFuzzer : IDisposable
         finally { report.VerifyTime += clock.Elapsed; }
         long verifyMs = clock.ElapsedMilliseconds;
         if (verifyMs > report.SlowestVerify.Ms) report.SlowestVerify = (n, verifyMs, -1);
+        var features = CountFeatures(source, lineSlots, verdict, report);
         if (_kernelMaps == null) { Count(report.AgreedRejections, verdict.Accepted ? null : verdict.Error); return; }
         clock.Restart();
         var kernel = KernelLoad(code, logLevel: 0);
+        foreach (var f in features)
+        {
+            if (kernel.Accepted == verdict.Accepted) { if (verdict.Accepted) f.AgreeAccept++; else f.AgreeReject++; }
+            else if (kernel.Accepted) f.OverStrict++;
+            else f.Unsound++;
+        }
         report.KernelTime += clock.Elapsed;
         if (report.SlowestVerify.Program == n) report.SlowestVerify.KernelMs = clock.ElapsedMilliseconds;
         report.KernelCompared++;
@@ -229,6 +264,34 @@ public sealed class DomainFuzzer : IDisposable
             report.UnsoundFindings.Add(new DomainFinding(seed, n, KernelVerdict(DomainProgramGenerator.Assemble(small)).Message, source, small, kind, _type));
             progress?.Invoke($"UNSOUND ({kind}): seed {seed} program {n}: kernel: {message}\n{small}");
         }
+    }
+
+    /// <summary>
+    /// The kinds of kernel-object use a program holds (its <c># F:name</c> tags), counted in <paramref name="report"/>:
+    /// reached when BpfJit's verifier reached the instruction of one of its tags.
+    /// </summary>
+    static List<FeatureCount> CountFeatures(string source, int[] lineSlots, VerifierResult verdict, DomainFuzzReport report)
+    {
+        var found = new Dictionary<string, bool>(StringComparer.Ordinal);
+        var lines = source.Split('\n');
+        for (int n = 0; n < lines.Length; n++)
+        {
+            int tag = lines[n].IndexOf("# F:", StringComparison.Ordinal);
+            if (tag < 0) continue;
+            string name = lines[n][(tag + 4)..].Trim();
+            int slot = lineSlots[n];
+            bool reached = slot < verdict.Facts.Count && verdict.Facts[slot].Reachable;
+            found[name] = found.GetValueOrDefault(name) || reached;
+        }
+        var counts = new List<FeatureCount>();
+        foreach (var (name, reached) in found)
+        {
+            if (!report.Features.TryGetValue(name, out var c)) report.Features[name] = c = new FeatureCount();
+            c.Programs++;
+            if (reached) c.Reached++;
+            counts.Add(c);
+        }
+        return counts;
     }
 
     /// <summary>

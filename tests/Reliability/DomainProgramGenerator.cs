@@ -33,6 +33,9 @@ public sealed partial class DomainProgramGenerator
         new("m1", MapType.Hash, 4, 16, 4, SpinLockOffset: 0, HasBtf: true),
         new("m2", MapType.RingBuf, 0, 0, 4096),
         new("m3", MapType.Array, 4, 16, 2, SpinLockOffset: 8, HasBtf: true),
+        new("m4", MapType.TaskStorage, 4, StorageValueSize, 0, Flags: 1, HasBtf: true),
+        new("m5", MapType.CgrpStorage, 4, StorageValueSize, 0, Flags: 1, HasBtf: true),
+        new("m6", MapType.CgroupArray, 4, 4, 4),
     ];
 
     /// <summary>Size of the map value r9 points to.</summary>
@@ -65,11 +68,28 @@ public sealed partial class DomainProgramGenerator
     public static string Generate(Random rng) => new DomainProgramGenerator(rng).Build();
 
     /// <summary>Assembles a generated program.</summary>
-    public static Instruction[] Assemble(string source) => MapPrograms.Assemble(source);
+    public static Instruction[] Assemble(string source) => Assemble(source, out _);
+
+    /// <summary>The immediate a <c>kcall</c> line is assembled with (plus its name's index in <see cref="KernelFunctionNames"/>) before it becomes a kfunc call.</summary>
+    const int KcallMarker = 0x4b430000;
+
+    /// <summary>Assembles a generated program (<c>kcall NAME</c> is a kfunc call whose immediate indexes <see cref="KernelFunctionNames"/>); <paramref name="lineSlots"/> gives each source line's instruction slot.</summary>
+    public static Instruction[] Assemble(string source, out int[] lineSlots)
+    {
+        string text = System.Text.RegularExpressions.Regex.Replace(source, @"^(\s*)kcall (\w+)",
+            m => $"{m.Groups[1].Value}call {KcallMarker + Array.IndexOf(KernelFunctionNames, m.Groups[2].Value)}", System.Text.RegularExpressions.RegexOptions.Multiline);
+        var code = MapPrograms.Assemble(text, out lineSlots);
+        for (int i = 0; i < code.Length; i++)
+            if (code[i].IsCall && code[i].Src == 0 && code[i].Imm >= KcallMarker && code[i].Imm < KcallMarker + KernelFunctionNames.Length)
+                code[i] = code[i] with { Src = (byte)CallKind.Kfunc, Imm = code[i].Imm - KcallMarker };
+        return code;
+    }
 
     string Build()
     {
-        // Zeroed stack frame (so variable-offset reads are of initialised bytes), then the ARRAY value in r9.
+        // The context kept for the kernel-object templates, a zeroed stack frame (so variable-offset reads are of
+        // initialised bytes), then the ARRAY value in r9.
+        Emit($"stxdw [%r10-{CtxSlot}], %r1");
         for (int s = 8; s <= 64; s += 8) Emit($"stdw [%r10-{s}], 0");
         Emit($"stw [%r10-68], {Pick(0, 0, 1, 3, 5)}");
         Emit("mov %r2, %r10\nadd %r2, -68\nldmap %r1, 0\ncall 1\njeq %r0, 0, out\nmov %r9, %r0");
@@ -197,7 +217,7 @@ public sealed partial class DomainProgramGenerator
     /// <summary>One template; most end with a use of the value they shaped.</summary>
     void Segment()
     {
-        int kind = _rng.Next(23);
+        int kind = _rng.Next(27);
         // Callees get the templates that stay inside one function (a first-level callee may call a leaf).
         if (_inCallee && kind is 14 or 15 or 18 or 22) kind = 0;
         if (_depth > 1 && kind is 16 or 17) kind = 0;
@@ -216,6 +236,7 @@ public sealed partial class DomainProgramGenerator
             case 18: SpinLock(); break;
             case 19: { int x = Scalar(); Alu(x); Use(x); break; }
             case 22: RingBufRecord(); break;
+            case >= 23: KernelObject(); break;
             default: { int x = Scalar(); Bound(x, _out); Use(x); break; }
         }
     }

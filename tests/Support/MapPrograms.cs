@@ -20,14 +20,19 @@ public static partial class MapPrograms
     private static partial Regex LabelLine();
 
     /// <summary>Assembles <paramref name="source"/> with the pseudo ld_imm64 forms.</summary>
-    public static Instruction[] Assemble(string source)
+    public static Instruction[] Assemble(string source) => Assemble(source, out _);
+
+    /// <summary>Assembles <paramref name="source"/>; <paramref name="lineSlots"/> gives the instruction slot of each source line (where the next instruction starts).</summary>
+    public static Instruction[] Assemble(string source, out int[] lineSlots)
     {
         var lines = source.Split('\n');
+        lineSlots = new int[lines.Length];
         var labels = new Dictionary<string, int>();
         var patches = new List<(int Slot, string Kind, string A, string B)>();
         int slot = 0;
         for (int n = 0; n < lines.Length; n++)
         {
+            lineSlots[n] = slot;
             string text = lines[n];
             int hash = text.IndexOf('#');
             if (hash >= 0) text = text[..hash];

@@ -16,7 +16,7 @@ public static class BenchCommand
 {
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("bench", "time a program on the interpreter and the JIT (ns per run, ratio)", """
-        usage: bpfjit bench PROGRAM [--program NAME] [--seconds S] [--scenario FILE.json]
+        usage: bpfjit bench PROGRAM [--program NAME] [--seconds S] [--scenario FILE.json] [--cgroup MAP:INDEX=CGROUP,...]
                             [--proto tcp|udp] [--from IP:PORT] [--to IP:PORT] [--ifindex N] [--payload HEX]
                             [--members N] [--hash N] [--type sk_lookup|sk_reuseport] [--json]
 
@@ -59,6 +59,7 @@ public static class BenchCommand
             Opt.Value("--program", "NAME", "the object's program to time (default the first SK_LOOKUP one)"),
             Opt.Value("--seconds", "S", "seconds per engine (default 1)"),
             Opt.Value("--scenario", "FILE.json", "sockets and map contents to set up first"),
+            CgroupOption.Declare(),
             Opt.Value("--members", "N", "SK_REUSEPORT: sockets in the packet's reuseport group (default 2)"),
             .. ReuseportGroupSetup.Declare(),
             .. PacketOptions.Declare(),
@@ -184,6 +185,7 @@ public static class BenchCommand
     static (double, long) TimeSkLookup(string path, Args args, BpfJit.Runtime.Sockets.Packet packet, IBpfEngine engine, double seconds, Action<double> progress)
     {
         using var host = ProgramHost.Load(path, args.Get("--program"), args.Get("--scenario"), engine, fileType: ReuseportGroupSetup.FileType(args, path));
+        CgroupOption.Apply(args, host.Maps);
         packet = ReuseportGroupSetup.WithHash(args, host, packet);
         if (host.Reuseport != null) return TimeReuseport(host, ReuseportGroupSetup.Build(host, packet, ReuseportGroupSetup.Members(args)), packet, seconds, progress);
         if (args.Has("--members")) throw new UsageException("--members applies to SK_REUSEPORT programs only");

@@ -17,8 +17,8 @@ public static class RunCommand
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("run", "test-run one SK_LOOKUP or SK_REUSEPORT program on a lookup given on the command line", """
         usage: bpfjit run OBJECT.o|SCENARIO.json|FILE|FILTER.cbpf [--program NAME] --proto tcp|udp --from IP:PORT --to IP:PORT
-                          [--ifindex N] [--scenario FILE.json] [--engine interpreter|jit] [--no-verify]
-                          [--members N] [--hash N] [--payload HEX] [--type sk_lookup|sk_reuseport] [--repeat N]
+                          [--ifindex N] [--scenario FILE.json] [--cgroup MAP:INDEX=CGROUP,...] [--engine interpreter|jit]
+                          [--no-verify] [--members N] [--hash N] [--payload HEX] [--type sk_lookup|sk_reuseport] [--repeat N]
                           [--dump-maps] [--json]
 
         Runs one program once on the struct bpf_sk_lookup a packet from --from to --to would give
@@ -85,6 +85,7 @@ public static class RunCommand
             Opt.Value("--program", "NAME", "the object's or scenario's program (default the first SK_LOOKUP one)"),
             .. PacketOptions.Declare(),
             Opt.Value("--scenario", "FILE.json", "sockets and map contents to set up first"),
+            CgroupOption.Declare(),
             Opt.Value("--engine", "ENGINE", "interpreter (default) or jit", "interpreter", "jit"),
             Opt.Flag("--no-verify", "run without the verifier, on a checking engine"),
             Opt.Value("--members", "N", "SK_REUSEPORT: sockets in the packet's reuseport group (default 2)"),
@@ -107,6 +108,7 @@ public static class RunCommand
         int repeat = Repeat(args);
         using var host = ProgramHost.Load(args.Positional[0], args.Get("--program"), args.Get("--scenario"), engine, verify,
             ReuseportGroupSetup.FileType(args, args.Positional[0]));
+        CgroupOption.Apply(args, host.Maps);
         packet = ReuseportGroupSetup.WithHash(args, host, packet);
         if (host.Reuseport != null) return ReuseportRun.Run(args, host, packet, engine, repeat, stdout, stderr);
         if (args.Has("--members")) throw new UsageException("--members applies to SK_REUSEPORT programs only");

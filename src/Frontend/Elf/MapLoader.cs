@@ -248,6 +248,7 @@ sealed class MapLoader
             Source = MapSource.BtfMaps,
             SectionName = section.Name,
             BtfKeyTypeId = keyType,
+            BtfKey = keyType == 0 ? null : MapKeyBtf.Of(btf, keyType),
             BtfValueTypeId = valueType,
             SpinLockOffset = valueType == 0 ? -1 : FieldOffset(valueType, "bpf_spin_lock"),
             TimerOffset = valueType == 0 ? -1 : FieldOffset(valueType, "bpf_timer"),

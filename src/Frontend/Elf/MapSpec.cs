@@ -59,6 +59,9 @@ public sealed class MapSpec
     /// <summary>BTF type id of the key, or 0 when unknown.</summary>
     public uint BtfKeyTypeId { get; init; }
 
+    /// <summary>The key's BTF type as BPF_MAP_CREATE's map_check_btf sees it (modifiers and typedefs resolved), or null without one.</summary>
+    public MapKeyBtf? BtfKey { get; init; }
+
     /// <summary>BTF type id of the value, or 0 when unknown.</summary>
     public uint BtfValueTypeId { get; init; }
 
@@ -118,6 +121,7 @@ public sealed class MapSpec
         InitialValue = InitialValue?.ToArray(),
         Frozen = Frozen,
         BtfKeyTypeId = BtfKeyTypeId,
+        BtfKey = BtfKey,
         BtfValueTypeId = BtfValueTypeId,
         SpinLockOffset = SpinLockOffset,
         TimerOffset = TimerOffset,
@@ -186,4 +190,39 @@ public sealed record KptrField(int Offset, KptrKind Kind, string Struct)
 {
     /// <summary>Size of a kptr field.</summary>
     public const int Size = 8;
+}
+
+/// <summary>
+/// A map's BTF key type as the kernel checks it when the map is created (btf_type_id_size resolves modifiers and
+/// typedefs): its kind, its name as C spells it, and for an int its bits and bit offset (BTF_INT_BITS, BTF_INT_OFFSET).
+/// </summary>
+/// <param name="Kind">The resolved type's kind.</param>
+/// <param name="Name">The type as C names it (<c>int</c>, <c>struct key</c>, <c>enum e</c>).</param>
+/// <param name="IntBits">An int's BTF_INT_BITS (0 for other kinds).</param>
+/// <param name="IntOffset">An int's BTF_INT_OFFSET (0 for other kinds).</param>
+public sealed record MapKeyBtf(Btf.BtfKind Kind, string Name, int IntBits, int IntOffset)
+{
+    /// <summary>
+    /// True for a plain 32-bit int (BTF_KIND_INT, 32 bits at offset 0): the only key type the kernel's local-storage and array
+    /// maps take (bpf_local_storage_map_check_btf, array_map_check_btf).
+    /// </summary>
+    public bool IsInt32 => Kind == Btf.BtfKind.Int && IntBits == 32 && IntOffset == 0;
+
+    /// <summary>The key type of <paramref name="typeId"/> in <paramref name="btf"/>, modifiers and typedefs resolved.</summary>
+    public static MapKeyBtf Of(Btf.BtfSpec btf, uint typeId)
+    {
+        System.ArgumentNullException.ThrowIfNull(btf);
+        var t = btf.Resolve(typeId);
+        string name = t.Kind switch
+        {
+            Btf.BtfKind.Struct => "struct ",
+            Btf.BtfKind.Union => "union ",
+            Btf.BtfKind.Enum or Btf.BtfKind.Enum64 => "enum ",
+            _ => "",
+        } + (t.Name.Length > 0 ? t.Name : t.Kind == Btf.BtfKind.Array ? "array" : "(anon)");
+        return t.Kind == Btf.BtfKind.Int ? new(t.Kind, name, t.IntBits, t.IntOffset) : new(t.Kind, name, 0, 0);
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => Kind == Btf.BtfKind.Int ? $"{Name} ({IntBits} bits at bit {IntOffset})" : $"{Name} ({Kind.ToString().ToUpperInvariant()})";
 }

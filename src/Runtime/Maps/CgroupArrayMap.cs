@@ -34,6 +34,26 @@ public sealed unsafe class CgroupArrayMap : BpfMap
         return SetCgroup(index, st.Ino);
     }
 
+    /// <summary>
+    /// Stores the cgroup <paramref name="cgroup"/> names: a cgroup id when it is a number, else a directory of a cgroup2
+    /// mount (as <see cref="SetCgroup(uint, string)"/>, or <see cref="SetCgroup(uint, ulong)"/> for an id). 0 or a negated errno
+    /// (<see cref="SetCgroupError"/> words it).
+    /// </summary>
+    public int SetCgroupByName(uint index, string cgroup)
+    {
+        ArgumentNullException.ThrowIfNull(cgroup);
+        return ulong.TryParse(cgroup, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong id)
+            ? id == 0 ? -Errno.EBADF : SetCgroup(index, id)
+            : SetCgroup(index, cgroup);
+    }
+
+    /// <summary>The words for a failed <see cref="SetCgroupByName"/> of map <paramref name="map"/>: what was wrong, and the errno.</summary>
+    public static string SetCgroupError(string map, uint index, string cgroup, int err) => err == -Errno.E2BIG
+        ? $"index {index} is past map '{map}''s max_entries (-E2BIG)"
+        : ulong.TryParse(cgroup, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _)
+            ? $"cgroup id {cgroup} is not a cgroup (-{Errno.Name(-err)})"
+            : $"'{cgroup}' is not a directory of a cgroup v2 mount (-{Errno.Name(-err)})";
+
     /// <summary>The id of the cgroup at <paramref name="index"/>, 0 for an empty slot.</summary>
     public ulong GetCgroup(uint index) => index < (uint)MaxEntries ? Volatile.Read(ref _cgroups[index]) : 0;
 

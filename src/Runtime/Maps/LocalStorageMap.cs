@@ -16,8 +16,14 @@ namespace BpfJit.Runtime.Maps;
 /// <para>
 /// A value is native memory a program holds a pointer to: an update without BPF_F_LOCK builds a new element and the
 /// replaced one, like a deleted one, is freed after the programs running now end (<see cref="MapEpoch"/>), as the kernel
-/// frees a storage element after an RCU grace period. The kernel frees a task's storage when the task exits; here a
-/// thread's element stays until it is deleted or the map is freed.
+/// frees a storage element after an RCU grace period.
+/// </para>
+/// <para>
+/// The kernel frees a task's storage when the task exits (bpf_task_storage_free). Here a value a program made for its
+/// thread is tied to that thread (<see cref="TaskOwner"/>): when the thread ends, its values in every TASK_STORAGE map are
+/// freed and their charge returned, by a finaliser the next garbage collection runs (nothing is added to a program's run).
+/// Until then a userspace operation on a thread id that is no longer a live thread frees that id's value and gets -ENOENT,
+/// and a later thread that reuses the id does not see the ended thread's value.
 /// </para>
 /// </summary>
 public sealed unsafe class LocalStorageMap : BpfMap
@@ -34,11 +40,18 @@ public sealed unsafe class LocalStorageMap : BpfMap
     /// <summary>BPF_LOCAL_STORAGE_GET_F_CREATE: the storage_get helpers' one flag.</summary>
     public const ulong GetFCreate = 1;
 
-    readonly Dictionary<ulong, nint> _elements = [];
+    /// <summary>An element: its value's native block, and for a value a program made for its thread, that thread (else null).</summary>
+    readonly record struct Element(nint Value, TaskOwner? Task);
+
+    readonly Dictionary<ulong, Element> _elements = [];
     readonly Lock _lock = new();
     readonly int _stride;
 
-    internal LocalStorageMap(MapDefinition definition) : base(definition) => _stride = Native.Round8(ValueSize);
+    internal LocalStorageMap(MapDefinition definition) : base(definition)
+    {
+        _stride = Native.Round8(ValueSize);
+        if (Type == MapType.TaskStorage) TaskOwner.Track(this);
+    }
 
     /// <summary>The number of owners that have a value.</summary>
     public int Count
@@ -59,13 +72,21 @@ public sealed unsafe class LocalStorageMap : BpfMap
     /// </summary>
     public ulong Get(ulong owner, byte* init, bool create)
     {
+        // A task's owner is the calling thread (a program reaches only its own task's storage).
+        var task = Type == MapType.TaskStorage ? TaskOwner.Current : null;
         lock (_lock)
         {
-            if (_elements.TryGetValue(owner, out nint e)) return (ulong)e;
+            if (_elements.TryGetValue(owner, out var e))
+            {
+                // An ended thread's value under a thread id this thread reuses is not this thread's.
+                if (e.Task == null || e.Task == task) return (ulong)e.Value;
+                _elements.Remove(owner);
+                Retire(e.Value);
+            }
             if (!create || !ChargeElement(Charge)) return 0;
             byte* fresh = Native.Alloc((nuint)_stride);
             if (init != null) BpfSpinLock.CopyValue(init, fresh, ValueSize, SpinLockOffset, locked: false, lockDestination: true, TimerOffset);
-            _elements[owner] = (nint)fresh;
+            _elements[owner] = new Element((nint)fresh, task?.Register());
             return (ulong)fresh;
         }
     }
@@ -75,9 +96,20 @@ public sealed unsafe class LocalStorageMap : BpfMap
     {
         lock (_lock)
         {
-            if (!_elements.Remove(owner, out nint e)) return -Errno.ENOENT;
-            Retire(e);
+            if (!_elements.Remove(owner, out var e)) return -Errno.ENOENT;
+            Retire(e.Value);
             return 0;
+        }
+    }
+
+    /// <summary>Frees the value <paramref name="task"/>'s thread made, when it is still there (the thread has ended).</summary>
+    internal void TaskExited(TaskOwner task)
+    {
+        lock (_lock)
+        {
+            if (IsDisposed || !_elements.TryGetValue((uint)task.ThreadId, out var e) || e.Task != task) return;
+            _elements.Remove((uint)task.ThreadId);
+            Retire(e.Value);
         }
     }
 
@@ -97,7 +129,15 @@ public sealed unsafe class LocalStorageMap : BpfMap
         int id = *(int*)key;
         owner = (uint)id;
         if (id <= 0) return -Errno.EBADF;
-        if (Type == MapType.TaskStorage && !IsHostThread(id)) return -Errno.ENOENT;
+        if (Type == MapType.TaskStorage && !IsHostThread(id))
+        {
+            // The thread has ended (its pidfd would name an exited task): its value goes now if the finaliser has not run yet.
+            lock (_lock)
+            {
+                if (_elements.Remove(owner, out var e)) Retire(e.Value);
+            }
+            return -Errno.ENOENT;
+        }
         return 0;
     }
 
@@ -111,8 +151,8 @@ public sealed unsafe class LocalStorageMap : BpfMap
         if (err != 0) return err;
         lock (_lock)
         {
-            if (!_elements.TryGetValue(owner, out nint e)) return -Errno.ENOENT;
-            BpfSpinLock.CopyValue((byte*)e, value, ValueSize, SpinLockOffset, (flags & UpdateFlags.Lock) != 0, lockDestination: false, TimerOffset);
+            if (!_elements.TryGetValue(owner, out var e)) return -Errno.ENOENT;
+            BpfSpinLock.CopyValue((byte*)e.Value, value, ValueSize, SpinLockOffset, (flags & UpdateFlags.Lock) != 0, lockDestination: false, TimerOffset);
         }
         BpfSpinLock.ClearSpecialFields(value, SpinLockOffset, TimerOffset);
         return 0;
@@ -132,19 +172,21 @@ public sealed unsafe class LocalStorageMap : BpfMap
         if (mode > UpdateFlags.Exist) return -Errno.EINVAL;
         lock (_lock)
         {
-            bool present = _elements.TryGetValue(owner, out nint old);
+            bool present = _elements.TryGetValue(owner, out var old);
             if (present && mode == UpdateFlags.NoExist) return -Errno.EEXIST;
             if (!present && mode == UpdateFlags.Exist) return -Errno.ENOENT;
             if (present && locked)
             {
-                BpfSpinLock.CopyValue(value, (byte*)old, ValueSize, SpinLockOffset, locked: true, lockDestination: true, TimerOffset);
+                BpfSpinLock.CopyValue(value, (byte*)old.Value, ValueSize, SpinLockOffset, locked: true, lockDestination: true, TimerOffset);
                 return 0;
             }
             if (!ChargeElement(Charge)) return -Errno.ENOMEM;
             byte* fresh = Native.Alloc((nuint)_stride);
             BpfSpinLock.CopyValue(value, fresh, ValueSize, SpinLockOffset, locked: false, lockDestination: true, TimerOffset);
-            _elements[owner] = (nint)fresh;
-            if (present) Retire(old);
+            // The calling thread's own value stays tied to it; another thread's (userspace names it by id) is not tracked.
+            var task = Type == MapType.TaskStorage && owner == (uint)KernelHelpers.CurrentTask.ThreadId() ? TaskOwner.Current.Register() : old.Task;
+            _elements[owner] = new Element((nint)fresh, task);
+            if (present) Retire(old.Value);
             return 0;
         }
     }
@@ -166,8 +208,8 @@ public sealed unsafe class LocalStorageMap : BpfMap
         length = 0;
         lock (_lock)
         {
-            foreach (nint e in _elements.Values)
-                if (Better(address, (ulong)e, ValueSize, ref start, ref length)) return true;
+            foreach (var e in _elements.Values)
+                if (Better(address, (ulong)e.Value, ValueSize, ref start, ref length)) return true;
         }
         foreach (nint e in MapEpoch.PendingOf(this))
             if (Better(address, (ulong)e, ValueSize, ref start, ref length)) return true;
@@ -177,7 +219,10 @@ public sealed unsafe class LocalStorageMap : BpfMap
     /// <inheritdoc />
     protected override void FreeMemory()
     {
-        foreach (nint e in _elements.Values) Native.Free((void*)e);
-        _elements.Clear();
+        lock (_lock)
+        {
+            foreach (var e in _elements.Values) Native.Free((void*)e.Value);
+            _elements.Clear();
+        }
     }
 }

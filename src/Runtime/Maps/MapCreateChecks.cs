@@ -1,5 +1,6 @@
 using System.Numerics;
 using BpfJit.Frontend;
+using BpfJit.Frontend.Elf;
 
 namespace BpfJit.Runtime.Maps;
 
@@ -14,13 +15,15 @@ namespace BpfJit.Runtime.Maps;
 /// <param name="Flags">map_flags (<see cref="MapFlags"/>).</param>
 /// <param name="NumaNode">numa_node, read only with BPF_F_NUMA_NODE (0xffffffff is NUMA_NO_NODE).</param>
 /// <param name="Btf">btf_key_type_id and btf_value_type_id are given (<see cref="MapDefinition.Btf"/>).</param>
-public readonly record struct MapAttributes(MapType Type, uint KeySize, uint ValueSize, uint MaxEntries, uint Flags = 0, uint NumaNode = 0, bool Btf = false)
+/// <param name="BtfKey">The BTF key type, when known (<see cref="MapDefinition.BtfKey"/>): map_check_btf looks at it.</param>
+public readonly record struct MapAttributes(MapType Type, uint KeySize, uint ValueSize, uint MaxEntries, uint Flags = 0, uint NumaNode = 0, bool Btf = false,
+    MapKeyBtf? BtfKey = null)
 {
     /// <summary>The attributes of a definition; a negative size stands for the u32 with the same bits, as the syscall reads it.</summary>
     public static MapAttributes Of(MapDefinition d)
     {
         ArgumentNullException.ThrowIfNull(d);
-        return new(d.Type, (uint)d.KeySize, (uint)d.ValueSize, (uint)d.MaxEntries, d.Flags, d.NumaNode, d.Btf);
+        return new(d.Type, (uint)d.KeySize, (uint)d.ValueSize, (uint)d.MaxEntries, d.Flags, d.NumaNode, d.Btf, d.BtfKey);
     }
 }
 
@@ -225,6 +228,10 @@ internal static class MapCreateChecks
             : null;
         if (fault != null) Fail(name, a, Errno.EINVAL, fault);
         if (a.ValueSize > LocalStorageMap.MaxValueSize) Fail(name, a, Errno.E2BIG, $"value_size {a.ValueSize} exceeds {LocalStorageMap.MaxValueSize}");
+        // After allocating, map_check_btf: bpf_local_storage_map_check_btf takes only a 32-bit int key (a 4-byte struct,
+        // enum or array is refused; libbpf's retry without BTF then fails the check above).
+        if (a.BtfKey is { IsInt32: false } key)
+            Fail(name, a, Errno.EINVAL, $"BTF key type {key}: must be a 32-bit int (bpf_local_storage_map_check_btf)");
     }
 
     // sock_map_alloc and sock_hash_alloc.

@@ -1,4 +1,5 @@
 using BpfJit.Frontend;
+using BpfJit.Frontend.Elf;
 
 namespace BpfJit.Runtime.Maps;
 
@@ -24,8 +25,13 @@ namespace BpfJit.Runtime.Maps;
 /// The value's kptr fields (<c>__kptr</c>, <c>__kptr_untrusted</c> members, from BTF), or null: userspace never reads or
 /// writes them (they read as 0), and an update or delete frees what they hold.
 /// </param>
+/// <param name="BtfKey">
+/// The BTF key type (an object's BTF-defined map: <see cref="MapSpec.BtfKey"/>), or null: TASK_STORAGE and CGRP_STORAGE
+/// take only a 32-bit int (<see cref="MapKeyBtf.IsInt32"/>).
+/// </param>
 public sealed record MapDefinition(string Name, MapType Type, int KeySize, int ValueSize, int MaxEntries, uint Flags = 0, int SpinLockOffset = -1,
-    MapDefinition? InnerMap = null, uint NumaNode = 0, int TimerOffset = -1, bool Btf = false, IReadOnlyList<KptrField>? Kptrs = null);
+    MapDefinition? InnerMap = null, uint NumaNode = 0, int TimerOffset = -1, bool Btf = false, IReadOnlyList<KptrField>? Kptrs = null,
+    MapKeyBtf? BtfKey = null);
 
 /// <summary>A map could not be created: the kernel's BPF_MAP_CREATE would have failed with <see cref="Errno"/>.</summary>
 public sealed class MapCreateException : BpfException

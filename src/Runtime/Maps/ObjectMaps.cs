@@ -17,7 +17,8 @@ public static class ObjectMaps
         // The u32 sizes keep their bits: MapFactory reads a negative size as the u32 the syscall would get.
         return new MapDefinition(spec.Name, (MapType)(int)spec.Type, unchecked((int)spec.KeySize), unchecked((int)spec.ValueSize),
             unchecked((int)spec.MaxEntries), spec.Flags, spec.SpinLockOffset, spec.InnerMap is { } inner ? Definition(inner) : null, spec.NumaNode,
-            spec.TimerOffset, Btf: spec.BtfKeyTypeId != 0 && spec.BtfValueTypeId != 0, Kptrs: spec.Kptrs.Count > 0 ? spec.Kptrs : null);
+            spec.TimerOffset, Btf: spec.BtfKeyTypeId != 0 && spec.BtfValueTypeId != 0, Kptrs: spec.Kptrs.Count > 0 ? spec.Kptrs : null,
+            BtfKey: spec.BtfKey);
     }
 
     /// <summary>

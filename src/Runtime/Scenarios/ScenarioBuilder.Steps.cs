@@ -53,7 +53,12 @@ public sealed partial class ScenarioBuilder
             if (!_env.Maps.TryGetValue(name, out var map)) throw entries.Error($"unknown map '{name}'");
             foreach (var item in entries.Items())
             {
-                item.Object("key", "value", "socket");
+                item.Object("key", "value", "socket", "cgroup");
+                if (item.Opt("cgroup") is { } cg)
+                {
+                    FillCgroup(map, item, cg);
+                    continue;
+                }
                 var (key, value, socket) = Entry(map, item, valueRequired: true);
                 int err = socket != null
                     ? UpdateSocket(map, key, _env.Sockets[socket], UpdateFlags.Any)
@@ -61,6 +66,19 @@ public sealed partial class ScenarioBuilder
                 if (err != 0) throw item.Error($"update failed: {ScenarioRunner.ErrnoName(err)}");
             }
         }
+    }
+
+    /// <summary>A CGROUP_ARRAY slot from <c>"cgroup"</c>: a directory of a cgroup v2 mount, or a cgroup id (a number).</summary>
+    static void FillCgroup(BpfMap map, JNode item, JNode cg)
+    {
+        if (map is not CgroupArrayMap cgroups) throw cg.Error($"map '{map.Name}' does not hold cgroups (a CGROUP_ARRAY does)");
+        if ((item.Opt("value") ?? item.Opt("socket")) is { } other) throw other.Error("an entry with 'cgroup' takes no 'value' or 'socket'");
+        uint index = BinaryPrimitives.ReadUInt32LittleEndian(item.Req("key").Bytes(4, "key"));
+        string name = cg.Element.ValueKind == JsonValueKind.Number
+            ? (cg.Element.TryGetUInt64(out ulong id) ? id.ToString(System.Globalization.CultureInfo.InvariantCulture) : throw cg.Error("a cgroup id must be a u64"))
+            : cg.Str();
+        int err = cgroups.SetCgroupByName(index, name);
+        if (err < 0) throw cg.Error(CgroupArrayMap.SetCgroupError(map.Name, index, name, err));
     }
 
     internal static int UpdateSocket(BpfMap map, byte[] key, Sock socket, ulong flags)
