@@ -116,17 +116,15 @@ public class MapPropertyTests
         }, iter: 300);
     }
 
-    [TestCase("verify", 0)]
-    [TestCase("cfg", 0)]
-    [TestCase("run", 2)]
-    public void Maps_of_2_to_the_32_minus_1_entries_in_an_object_never_crash_a_verb(string verb, int code)
+    // Every verb refuses the object at its first map, as run does (verify and cfg check the maps without allocating them).
+    [TestCase("verify")]
+    [TestCase("cfg")]
+    [TestCase("dump")]
+    [TestCase("run")]
+    public void Maps_of_2_to_the_32_minus_1_entries_in_an_object_never_crash_a_verb(string verb)
     {
         string obj = Path.Combine(Paths.RepoRoot, "tests", "Maps", "objects", "huge_maps.o");
         string[] args = verb == "run" ? [verb, obj, "--proto", "tcp", "--from", "127.0.0.1:1", "--to", "127.0.0.1:2"] : [verb, obj];
-        var r = CliHarness.Run(args);
-        if (code == 2)
-            CliHarness.AssertBadInput(r, "map huge_array (Array): ", "-ENOMEM");
-        else
-            Assert.That(r.Code, Is.EqualTo(code), r.Err + r.Out);
+        CliHarness.AssertBadInput(CliHarness.Run(args), $"{obj}: map huge_array (Array): ", "-ENOMEM");
     }
 }
