@@ -76,8 +76,9 @@ public partial class ObjectMapVerdictTests
             Assert.That(errno.Success, $"{verb}: {r.Err}");
             return "map -" + errno.Groups[1].Value;
         }
-        // The scenario verb reports a verifier rejection of an attached program as bad input (its file is wrong).
-        if (verb == "scenario" && r.Err.Contains("verifier rejected", StringComparison.Ordinal)) return "program rejected";
+        // dump and scenario report a verifier rejection as exit 2 (their help says so: the program cannot be compiled, the
+        // scenario's file is wrong), with the verifier's line.
+        if (verb is "dump" or "scenario" && r.Err.Contains("verifier rejected the program at insn", StringComparison.Ordinal)) return "program rejected";
         return "bad object";
     }
 
