@@ -206,6 +206,17 @@ public partial class ObjectMapVerdictTests
         Gen.Select(Gen.OneOf(types), Field, Field, Field, Flags).Sample((t, k, v, m, f) => { OneVerdict(t, k, v, m, f); }, iter: 150, threads: 1);
     }
 
+    [TestCase(MapType.SockMap)]
+    [TestCase(MapType.ReuseportSockArray)]
+    public void A_slot_array_longer_than_the_runtime_holds_is_refused_by_every_verb(MapType type)
+    {
+        // 2^31 - 1 slots of 8 bytes fit the default memory limit of a large host, not a managed array (Array.MaxLength):
+        // creation failed with ENOMEM while verify and cfg, which create nothing, accepted the object.
+        MapMemory.Limit = _savedLimit;
+        var (k, v, _, f) = Base(type);
+        Assert.That(OneVerdict(type, k, type == MapType.ReuseportSockArray ? 8 : v, int.MaxValue, f), Is.EqualTo("map -ENOMEM"));
+    }
+
     [Test]
     public void A_map_error_comes_before_the_program_and_names_the_file_map_and_field_once()
     {

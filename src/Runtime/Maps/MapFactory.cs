@@ -203,6 +203,11 @@ public static class MapFactory
                 Fail(d, Errno.ENOMEM, $"max_entries {a.MaxEntries} exceeds {int.MaxValue}, the most this runtime allocates for one map");
             d = d with { MaxEntries = int.MaxValue };
         }
+        // The maps whose slots are managed arrays hold at most Array.MaxLength of them: more fails each creation (the
+        // runtime's OutOfMemoryException), so it is refused here too, where a host validates without creating.
+        if (d.Type is MapType.ProgArray or MapType.PerfEventArray or MapType.CgroupArray or MapType.ArrayOfMaps or MapType.SockMap
+            or MapType.ReuseportSockArray && a.MaxEntries > (uint)Array.MaxLength)
+            Fail(d, Errno.ENOMEM, $"max_entries {a.MaxEntries} exceeds {Array.MaxLength}, the most slots this runtime holds for one map");
         if (d.Type == MapType.PerCpuArray && (long)Native.Round8(d.ValueSize) * d.MaxEntries > PerCpuArrayMap.MaxRegion)
             Fail(d, Errno.ENOMEM, "the map's slots for one CPU exceed 2 GiB");
         return d;
