@@ -13,21 +13,13 @@ namespace BpfJit.Tests.Maps;
 /// success or a typed error (<see cref="MapCreateException"/>, a negative errno; exit 2 with one line from the tool).
 /// </summary>
 [TestFixture, NonParallelizable]
-public class MapPropertyTests
+public class MapPropertyTests : MapMemoryLimitFixture
 {
-    long _savedLimit;
+    /// <summary>Generated maps are real: keep each under 64 MiB so a run never takes the host's memory.</summary>
+    internal const long GeneratedMapLimit = 64 << 20;
 
-    [SetUp]
-    public void Setup()
-    {
-        SocketMapBase.Register();
-        _savedLimit = MapMemory.Limit;
-        // Generated maps are real: keep each under 64 MiB so a run never takes the host's memory.
-        MapMemory.Limit = 64 << 20;
-    }
-
-    [TearDown]
-    public void Restore() => MapMemory.Limit = _savedLimit;
+    /// <inheritdoc />
+    protected override long? TestLimit => GeneratedMapLimit;
 
     static readonly Gen<uint> Size = Gen.Frequency(
         (4, Gen.OneOf(0u, 1u, 4u, 5u, 8u, 12u, 260u, 261u, 512u, 513u, 4096u, 32768u, 32769u, 4194024u, 4194025u, 4194248u,

@@ -12,16 +12,8 @@ namespace BpfJit.Tests.Maps;
 /// same object, memory counted across the object's maps as their creation charges it, and no map created.
 /// </summary>
 [TestFixture, NonParallelizable]
-public class ValidateMapsTests
+public class ValidateMapsTests : MapMemoryLimitFixture
 {
-    long _savedLimit;
-
-    [SetUp]
-    public void Save() => _savedLimit = MapMemory.Limit;
-
-    [TearDown]
-    public void Restore() => MapMemory.Limit = _savedLimit;
-
     static string Object(string dir, string name) => Path.Combine(Paths.RepoRoot, "tests", dir, name + ".o");
 
     static string MapsObject(string name) => Object(Path.Combine("Maps", "objects"), name);
