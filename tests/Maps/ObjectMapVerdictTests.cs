@@ -204,6 +204,14 @@ public partial class ObjectMapVerdictTests : MapMemoryLimitFixture
         Gen.Select(Gen.OneOf(types), Field, Field, Field, Flags).Sample((t, k, v, m, f) => { OneVerdict(t, k, v, m, f); }, iter: 150, threads: 1);
     }
 
+    [Test]
+    public void A_map_of_half_the_test_limit_gets_one_verdict_from_verbs_run_one_after_another()
+    {
+        // Generated once: a 30 MiB LRU_HASH, created by dump, run, bench and scenario in turn (found when the earlier
+        // verbs' maps were still charged in their grace period).
+        OneVerdict(MapType.LruHash, 260, 96, 76136, MapFlags.NumaNode);
+    }
+
     [TestCase(MapType.SockMap)]
     [TestCase(MapType.ReuseportSockArray)]
     public void A_slot_array_longer_than_the_runtime_holds_is_refused_by_every_verb(MapType type)
