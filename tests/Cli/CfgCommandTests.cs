@@ -10,7 +10,7 @@ public class CfgCommandTests
     [Test]
     public void BlocksCoverTheProgramAndCarryEntryTypes()
     {
-        var json = Json("cfg", Repo("tests", "programs", "dispatcher.o"));
+        var json = Json("cfg", Repo("tests", "programs", "dispatcher.o"), "--map", "destinations:257:8:1024");
         Assert.That(json.GetProperty("accepted").GetBoolean(), Is.True);
         var blocks = json.GetProperty("blocks").EnumerateArray().ToList();
         Assert.That(blocks, Has.Count.GreaterThan(3));

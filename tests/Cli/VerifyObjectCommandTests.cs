@@ -14,6 +14,22 @@ public class VerifyObjectCommandTests
 
     static string Corpus(string name) => Path.Combine(Paths.RepoRoot, "tests", "programs", name);
 
+    [TestCase("verify")]
+    [TestCase("cfg")]
+    [TestCase("dump")]
+    public void AMapTheObjectLeavesUnsizedFailsTheObjectUntilMapSizesIt(string verb)
+    {
+        // dispatcher.c leaves 'destinations' to its host (key_size 0): libbpf's load fails creating it, before any program.
+        string dispatcher = Corpus("dispatcher.o");
+        CliHarness.AssertBadInput(Run(verb, dispatcher), $"{dispatcher}: map destinations (Hash): key_size 0 (-EINVAL)", "--map");
+        var sized = Run(verb, dispatcher, "--map", "destinations:257:8:1024");
+        Assert.That(sized.Code, Is.EqualTo(0), sized.Err);
+        CliHarness.AssertBadInput(Run(verb, dispatcher, "--map", "nosuch:4:8:1"), "--map nosuch:4:8:1: no map named 'nosuch' (maps: ");
+        CliHarness.AssertBadInput(Run(verb, dispatcher, "--map", "destinations:257:8"), "expected NAME:KEY:VALUE:ENTRIES");
+        // A size the kernel refuses is refused as the object's own would be.
+        CliHarness.AssertBadInput(Run(verb, dispatcher, "--map", "destinations:257:8:0"), "map destinations (Hash): max_entries 0 (-EINVAL)");
+    }
+
     [Test]
     public void EveryProgramOfAnObjectIsVerified()
     {

@@ -46,6 +46,8 @@ public class GlobalDataSizeTests
     public void A_2_GiB_bss_is_refused_at_map_creation_with_E2BIG_as_the_kernel_refuses_it()
     {
         CliHarness.AssertBadInput(CliHarness.Run(RunArgs("bss_2g")), "map .bss", "value_size 2147483648", "-E2BIG");
+        // verify checks the maps as run creates them (nothing allocated), before the program.
+        CliHarness.AssertBadInput(CliHarness.Run("verify", Object("bss_2g")), "map .bss (Array): value_size 2147483648", "-E2BIG");
     }
 
     [Test]

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using BpfJit.Cli.Graph;
+using BpfJit.Cli.Hosting;
 using BpfJit.Cli.Output;
 using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
@@ -14,13 +15,15 @@ public static class CfgCommand
 {
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("cfg", "draw a program's control-flow graph with the verifier's register types", """
-        usage: bpfjit cfg PROGRAM [--program NAME] [--type sk_lookup|sk_reuseport] [-o OUT.svg|OUT.dot] [--json]
+        usage: bpfjit cfg PROGRAM [--program NAME] [--map NAME:KEY:VALUE:ENTRIES,...] [--type sk_lookup|sk_reuseport]
+                          [-o OUT.svg|OUT.dot] [--json]
 
         Splits the program into basic blocks (disassembled) and labels each with the register types
         the verifier proved at its entry (r1=ctx r10=fp; 'mixed' where paths disagree, 'unreachable'
         for dead code). Edges: true/false for conditional jumps, jump, next, call (bpf-to-bpf) and
         callback. PROGRAM is an SK_LOOKUP ELF object (--program picks one; default the first, verified
-        against the object's maps) or an .asm/.bin/.data program (verified without maps, as an SK_LOOKUP
+        against the object's maps once they pass the checks a load makes, as in verify; --map sizes the
+        maps the object leaves open) or an .asm/.bin/.data program (verified without maps, as an SK_LOOKUP
         program unless --type sk_reuseport says it is an SK_REUSEPORT one).
         Without -o the Graphviz DOT text goes to stdout. With -o OUT.svg the SVG is drawn by Graphviz
         'dot' when it is on PATH (Debian: apt-get install graphviz); without it OUT.dot is written
@@ -34,7 +37,7 @@ public static class CfgCommand
         types up to the error), 2 for bad usage or a bad program.
 
         examples:
-          bpfjit cfg tests/programs/dispatcher.o -o dispatcher.svg
+          bpfjit cfg tests/programs/dispatcher.o --map destinations:257:8:1024 -o dispatcher.svg
           bpfjit cfg tests/programs/subprog_calls.o --program subprog_hash > subprog.dot
           bpfjit cfg examples/prog.asm --json
         """, Run)
@@ -43,6 +46,7 @@ public static class CfgCommand
         Options =
         [
             Opt.Value("--program", "NAME", "the object's program to draw (default the first)"),
+            MapSizeOption.Option,
             Hosting.ReuseportGroupSetup.DeclareType(),
             Opt.Value("--output", ["-o"], "OUT", "write OUT.svg (Graphviz dot) or OUT.dot instead of the text"),
             Opt.Json(),
@@ -54,7 +58,7 @@ public static class CfgCommand
         if (args.Positional.Count != 1) throw new UsageException(args.Positional.Count == 0 ? "no PROGRAM given" : "give exactly one PROGRAM");
         string path = args.Positional[0];
         InputFile.RequireFile(path);
-        var (name, code, result) = Verify(path, args.Get("--program"), Hosting.ReuseportGroupSetup.FileType(args, path));
+        var (name, code, result) = Verify(path, args.Get("--program"), args.Get(MapSizeOption.Name), Hosting.ReuseportGroupSetup.FileType(args, path));
         List<BasicBlock> blocks;
         try { blocks = ControlFlowGraph.Build(code); }
         catch (BpfException e) { throw new BpfException($"{path}: program {name}: {e.Message}", e); }
@@ -120,18 +124,22 @@ public static class CfgCommand
         return result.Accepted ? Cli.Ok : Cli.Negative;
     }
 
-    static (string Name, Instruction[] Code, VerifierResult Result) Verify(string path, string? programName, ProgramType fileType)
+    // An object's program is verified against its maps once they pass the checks a load makes (as verify does).
+    static (string Name, Instruction[] Code, VerifierResult Result) Verify(string path, string? programName, string? mapSizes, ProgramType fileType)
     {
         if (ProgramFiles.IsElfFile(path))
         {
             var spec = ObjectFile.Load(path);
+            MapSizeOption.Apply(mapSizes, spec, path);
             ProgramSpec? program = programName == null ? spec.Programs.FirstOrDefault(p => p.IsSupported)
                 : spec.Programs.TryGet(programName, out var p) ? p : null;
             if (program == null)
                 throw new BpfException($"{path}: no {(programName == null ? "SK_LOOKUP program" : $"program named '{programName}'")} in the object (programs: {string.Join(", ", spec.Programs.Select(x => x.Name))})");
+            ObjectLoading.ValidateMaps(path, spec, MapSizeOption.Hint);
             return (program.Name, program.Instructions, ObjectVerification.Verify(spec, program, Hosting.ReuseportGroupSetup.Helpers(program.Type)));
         }
         if (programName != null) throw new UsageException("--program needs an object file");
+        if (mapSizes != null) throw new UsageException($"{MapSizeOption.Name} needs an object file");
         var code = ProgramFiles.Load(path);
         return (Path.GetFileNameWithoutExtension(path), code,
             Verifier.Verifier.Verify(code, new VerifierOptions { Helpers = Hosting.ReuseportGroupSetup.Helpers(fileType), ProgramType = fileType }));

@@ -72,7 +72,7 @@ public static class DumpCommand
             Opt.Value("--dll", "OUT.dll", "write the assembly to OUT.dll"),
             Opt.Flag("--no-zero-stack", "compile as a verifier-approved program: stack not zeroed"),
             Opt.Value("--program", "NAME", "the object's program (default the first SK_LOOKUP one)"),
-            Opt.Value("--map", "NAME:KEY:VALUE:ENTRIES,...", "sizes for object maps the object leaves open"),
+            Hosting.MapSizeOption.Option,
             Hosting.ReuseportGroupSetup.DeclareType(),
             Opt.Json(),
         ],
@@ -86,7 +86,7 @@ public static class DumpCommand
         if (args.Has("--map") && !ProgramFiles.IsElfFile(path)) throw new UsageException("--map applies to ELF objects only");
         if (args.Has("--xlated") && !ProgramFiles.IsElfFile(path)) throw new UsageException("--xlated needs an ELF object (its program is loaded as the runtime loads it)");
         var fileType = Hosting.ReuseportGroupSetup.FileType(args, path);
-        using var loaded = ProgramFiles.IsElfFile(path) ? VerifiedObjectProgram.Load(path, args.Get("--program"), MapSizes(args.Get("--map"))) : null;
+        using var loaded = ProgramFiles.IsElfFile(path) ? VerifiedObjectProgram.Load(path, args.Get("--program"), args.Get(Hosting.MapSizeOption.Name)) : null;
         var compiled = loaded != null ? JitCompiler.Compile(loaded.Code, loaded.Helpers, options, loaded.Facts)
             : args.Has("--type") ? CompileTyped(path, fileType, options)
             : JitCompiler.Compile(ProgramFiles.Load(path, args.Get("--program")), HelperTable.Bench(), options);
@@ -142,20 +142,5 @@ public static class DumpCommand
         if (type != ProgramType.SkReuseport) return JitCompiler.Compile(BpfJit.Runtime.SkLookup.CtxLoadRewriter.Rewrite(code), helpers, options, facts);
         using var program = BpfJit.Runtime.SkReuseport.SkReuseportProgram.Load(name, code, BpfEngines.Get("interpreter"), helpers, facts);
         return JitCompiler.Compile(program.Instructions, helpers, options, facts);
-    }
-
-    /// <summary>Parses <c>NAME:KEY:VALUE:ENTRIES,...</c>.</summary>
-    static Dictionary<string, (int Key, int Value, int Entries)> MapSizes(string? text)
-    {
-        var sizes = new Dictionary<string, (int, int, int)>();
-        if (string.IsNullOrEmpty(text)) return sizes;
-        foreach (var item in text.Split(','))
-        {
-            var f = item.Split(':');
-            if (f.Length != 4 || !int.TryParse(f[1], out int key) || !int.TryParse(f[2], out int value) || !int.TryParse(f[3], out int entries))
-                throw new UsageException($"--map {item}: expected NAME:KEY:VALUE:ENTRIES");
-            sizes[f[0]] = (key, value, entries);
-        }
-        return sizes;
     }
 }

@@ -2,6 +2,7 @@ using BpfJit.Frontend;
 using BpfJit.Frontend.Elf;
 using BpfJit.IlEmitter;
 using BpfJit.Runtime;
+using BpfJit.Cli.Hosting;
 using BpfJit.Runtime.Loading;
 using BpfJit.Runtime.Maps;
 using BpfJit.Runtime.SkLookup;
@@ -54,11 +55,13 @@ public sealed class VerifiedObjectProgram : IDisposable
 
     /// <summary>
     /// Loads <paramref name="path"/> and prepares its program <paramref name="program"/> (default: the first
-    /// SK_LOOKUP program, else the first SK_REUSEPORT one); <paramref name="sizes"/> replaces the key, value and entry sizes of maps by name.
+    /// SK_LOOKUP program, else the first SK_REUSEPORT one); <paramref name="mapSizes"/>, the text of <c>--map</c>
+    /// (<see cref="MapSizeOption"/>), sets the key, value and entry sizes of maps by name.
     /// </summary>
-    public static VerifiedObjectProgram Load(string path, string? program, IReadOnlyDictionary<string, (int Key, int Value, int Entries)>? sizes = null)
+    public static VerifiedObjectProgram Load(string path, string? program, string? mapSizes = null)
     {
         var collection = ObjectFile.Load(path);
+        MapSizeOption.Apply(mapSizes, collection, path);
         var spec = program == null
             ? collection.Programs.FirstOrDefault(p => p.IsSupported && p.Type == ProgramType.SkLookup)
                 ?? collection.Programs.FirstOrDefault(p => p.IsSupported && p.Type == ProgramType.SkReuseport)
@@ -78,9 +81,6 @@ public sealed class VerifiedObjectProgram : IDisposable
                 Verifier = new SkLookupProgramVerifier(),
                 Engine = reuseport ? BpfEngines.Get("interpreter") : null,
                 Programs = [spec.Name],
-                MapDefinition = (m, def) => sizes != null && sizes.TryGetValue(m.Name, out var given)
-                    ? def with { KeySize = given.Key, ValueSize = given.Value, MaxEntries = given.Entries }
-                    : def,
             });
         }
         catch (CollectionLoadException e) when (e.InnerException is BpfVerifierException or ProgramBindException)
@@ -91,7 +91,7 @@ public sealed class VerifiedObjectProgram : IDisposable
         }
         catch (CollectionLoadException e) when (e.MapName != null)
         {
-            throw new BpfException(e.InnerException is MapCreateException create ? $"{path}: {create.Message}" : $"{path}: map {e.MapName}: cannot write its initial value", e);
+            throw ObjectLoading.MapError(path, e, MapSizeOption.Hint);
         }
         var loaded = live.Programs[spec.Name];
         var code = loaded.ReuseportProgram?.Instructions ?? CtxLoadRewriter.Rewrite(loaded.Bound.Code);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using BpfJit.Cli.Hosting;
 using BpfJit.Frontend;
 using BpfJit.Frontend.Conformance;
 using BpfJit.Runtime;
@@ -11,7 +12,7 @@ public static class VerifyCommand
 {
     /// <summary>The verb's description.</summary>
     public static CommandInfo Info { get; } = new("verify", "check a program with the static verifier (kernel-style log)", """
-        usage: bpfjit verify OBJECT.o [--program NAME] [--log 1|2|4|5|6] [--json]
+        usage: bpfjit verify OBJECT.o [--program NAME] [--map NAME:KEY:VALUE:ENTRIES,...] [--log 1|2|4|5|6] [--json]
                bpfjit verify FILE [--type sk_lookup|sk_reuseport] [--log 1|2|4|5|6] [--maps NAME:TYPE:KEY:VALUE:ENTRIES[:ro],...]
 
         Verifies an SK_LOOKUP or SK_REUSEPORT program the way the Linux kernel does for a privileged loader, and
@@ -23,7 +24,11 @@ public static class VerifyCommand
         OBJECT.o is an ELF object built by clang -target bpf: every SK_LOOKUP and SK_REUSEPORT program in it
         (or the one --program names) is verified against the object's own map definitions, and an error names
         the C source line when the object has BTF line info; each other program is named on a line
-        'skipped program NAME: section S, type T: why' (in --json, the "skipped" list).
+        'skipped program NAME: section S, type T: why' (in --json, the "skipped" list). First the object's
+        maps get the checks a load makes when it creates them (BPF_MAP_CREATE's, without allocating): a map the
+        kernel refuses fails the object before any program is verified, as libbpf's bpf_object__load does, with
+        one line naming the file, the map and the field (exit 2). --map gives sizes to maps the object leaves
+        open (tubular's zero-sized 'destinations'), as a loader sets them before the load.
         --type gives the program type of a FILE (default sk_lookup).
         FILE is a bpf_conformance .data file, an assembly file (.asm/.s/.txt, conformance syntax)
         or raw instructions (.bin/.o-less bytecode, 8 bytes per slot, little-endian).
@@ -36,12 +41,12 @@ public static class VerifyCommand
         Exit code 0 when accepted, 1 when rejected (log on stdout), 2 on bad input.
 
         examples:
-          bpfjit verify tests/programs/dispatcher.o
+          bpfjit verify tests/programs/dispatcher.o --map destinations:257:8:1024
           bpfjit verify tests/programs/redir_port.o --program redir_port --log 2
           bpfjit verify tests/programs/redir_port.o --log 4
-          bpfjit verify tests/programs/dispatcher.o --log 6
+          bpfjit verify tests/programs/dispatcher.o --map destinations:257:8:1024 --log 6
           bpfjit verify examples/prog.asm
-          bpfjit verify tests/programs/dispatcher.o --json
+          bpfjit verify tests/programs/dispatcher.o --map destinations:257:8:1024 --json
           bpfjit verify examples/prog.bin --log 2 --maps socks:SOCKMAP:4:8:32,metrics:PERCPU_ARRAY:4:24:1024
         """, Run)
     {
@@ -52,6 +57,7 @@ public static class VerifyCommand
             Opt.Value("--log", "LEVEL", "the kernel's log_level: 1, 2, 4 or their sums 5, 6", "1", "2", "4", "5", "6"),
             Opt.Value("--type", "TYPE", "the program type of a FILE: sk_lookup (default) or sk_reuseport", "sk_lookup", "sk_reuseport"),
             Opt.Value("--maps", "NAME:TYPE:KEY:VALUE:ENTRIES[:ro],...", "the maps a FILE's program uses"),
+            MapSizeOption.Option,
             Opt.Json(),
         ],
     };
@@ -69,8 +75,9 @@ public static class VerifyCommand
         int level = LogLevel(args.Get("--log", "1")!);
         string path = args.Positional[0];
         bool json = args.Has("--json");
-        if (ProgramFiles.IsElfFile(path)) return VerifyObject(path, args.Get("--program"), level, json, stdout);
+        if (ProgramFiles.IsElfFile(path)) return VerifyObject(path, args.Get("--program"), args.Get(MapSizeOption.Name), level, json, stdout);
         if (args.Has("--program")) throw new UsageException("--program needs an object file");
+        if (args.Has(MapSizeOption.Name)) throw new UsageException($"{MapSizeOption.Name} needs an object file (a FILE's maps are --maps)");
         var program = ProgramFiles.Load(path);
         var maps = ParseMaps(args.Get("--maps", "")!);
         var result = Verifier.Verifier.Verify(program, new VerifierOptions { Helpers = Helpers, Maps = maps, LogLevel = level, ProgramType = type });
@@ -87,17 +94,21 @@ public static class VerifyCommand
 
     /// <summary>
     /// Verifies the programs of an object whose types BpfJit supports (SK_LOOKUP, SK_REUSEPORT), or the one named; names
-    /// each program it skips, with its section, type and why. Exit 1 when any is rejected.
+    /// each program it skips, with its section, type and why. Exit 1 when any is rejected. The object's maps (sized by
+    /// <paramref name="mapSizes"/>, <c>--map</c>) are checked first as a load creates them: one BPF_MAP_CREATE refuses
+    /// fails the object before any program is verified, as libbpf's bpf_object__load does.
     /// </summary>
-    static int VerifyObject(string path, string? name, int level, bool json, TextWriter stdout)
+    static int VerifyObject(string path, string? name, string? mapSizes, int level, bool json, TextWriter stdout)
     {
         var collection = BpfJit.Frontend.Elf.ObjectFile.Load(path);
+        MapSizeOption.Apply(mapSizes, collection, path);
         var programs = collection.Programs.Where(p => name == null ? p.IsSupported : p.Name == name).ToList();
         if (name != null && programs.Count == 0)
             throw new BpfException($"{path}: no program named '{name}' (programs: {string.Join(", ", collection.Programs.Select(p => p.Name))})");
         var skipped = name == null ? collection.Programs.Where(p => !p.IsSupported).ToList() : [];
         if (programs.Count == 0)
             throw new BpfException($"{path}: no SK_LOOKUP or SK_REUSEPORT program in the object{string.Concat(skipped.Select(p => "\n" + SkipLine(p)))}");
+        ObjectLoading.ValidateMaps(path, collection, MapSizeOption.Hint);
         int rejected = 0;
         var results = new List<(string, VerifierResult)>();
         foreach (var program in programs)

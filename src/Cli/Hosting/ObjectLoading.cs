@@ -31,13 +31,36 @@ public static class ObjectLoading
         }
         catch (CollectionLoadException e) when (e.MapName != null)
         {
-            throw new BpfException(e.InnerException is MapCreateException create
-                ? $"{path}: map {e.MapName}: {create.Message}{mapHint}"
-                : $"{path}: map {e.MapName}: {e.Reason}", e);
+            throw MapError(path, e, mapHint);
         }
         catch (CollectionLoadException e) when (e.ProgramName == null)
         {
             throw new BpfException($"{path}: {e.Reason}", e);
         }
+    }
+
+    /// <summary>
+    /// Checks the maps of <paramref name="spec"/> (parsed from <paramref name="path"/>) as <see cref="Load"/> creates them,
+    /// allocating nothing (<see cref="BpfCollection.ValidateMaps"/>): the verbs that only verify an object's programs
+    /// (verify, cfg) refuse an object whose map BPF_MAP_CREATE refuses, before its programs, as libbpf does, with the
+    /// error <see cref="Load"/> gives.
+    /// </summary>
+    public static void ValidateMaps(string path, CollectionSpec spec, string mapHint = "")
+    {
+        try { BpfCollection.ValidateMaps(spec); }
+        catch (CollectionLoadException e) when (e.MapName != null) { throw MapError(path, e, mapHint); }
+    }
+
+    /// <summary>
+    /// A map step's failure in one line: <c>x.o: map m (Array): max_entries 0 (-EINVAL)</c> and <paramref name="mapHint"/>
+    /// for a map the factory refused (its message names the map, its type and the field), <c>x.o: map m: why</c> for a
+    /// later step (its initial value).
+    /// </summary>
+    public static BpfException MapError(string path, CollectionLoadException e, string mapHint = "")
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        return new BpfException(e.InnerException is MapCreateException create
+            ? $"{path}: {create.Message}{mapHint}"
+            : $"{path}: map {e.MapName}: {e.Reason}", e);
     }
 }

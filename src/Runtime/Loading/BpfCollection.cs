@@ -128,21 +128,56 @@ public sealed class BpfCollection : IDisposable
         }
     }
 
+    /// <summary>
+    /// The map step of <see cref="Load(CollectionSpec, CollectionOptions?)"/> without making anything live: each map the
+    /// object would create (not those in <see cref="CollectionOptions.MapReplacements"/>), as
+    /// <see cref="CollectionOptions.MapDefinition"/> edits it, gets the checks <see cref="MapFactory.Create(MapDefinition)"/>
+    /// makes, its memory counted beside the object's maps before it, and nothing is allocated (a 1 GiB ARRAY is only
+    /// counted). libbpf's bpf_object__load creates every map before it loads a program, so an object whose map the kernel
+    /// refuses fails there whatever its programs are: a host that only verifies an object's programs (<c>bpfjit verify</c>,
+    /// <c>cfg</c>) calls this first to give the verdict a load would.
+    /// </summary>
+    /// <exception cref="CollectionLoadException">
+    /// The error <see cref="Load(CollectionSpec, CollectionOptions?)"/> throws for the first map it would fail to create
+    /// (step <see cref="CollectionLoadStep.Maps"/>, the map's name, the <see cref="MapCreateException"/> inside).
+    /// </exception>
+    public static void ValidateMaps(CollectionSpec spec, CollectionOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var collection = new BpfCollection(spec, options ?? new CollectionOptions());
+        long pending = 0;
+        foreach (var m in spec.Maps)
+        {
+            if (collection.Replacement(m) != null) continue;
+            try { pending += (long)MapFactory.Admit(collection.DefinitionOf(m), pending); }
+            catch (MapCreateException e) { throw collection.MapError(m, e); }
+        }
+    }
+
+    BpfMap? Replacement(MapSpec m) => _options.MapReplacements is { } given && given.TryGetValue(m.Name, out var map) ? map : null;
+
+    // The object's declaration as the host edits it (libbpf's bpf_map__set_*).
+    MapDefinition DefinitionOf(MapSpec m)
+    {
+        var def = ObjectMaps.Definition(m);
+        return _options.MapDefinition is { } edit ? edit(m, def) : def;
+    }
+
+    CollectionLoadException MapError(MapSpec m, MapCreateException e) =>
+        Error(CollectionLoadStep.Maps, null, m.Name, null, e, $"{e.Reason} (-{Errno.Name(e.Errno)})");
+
     void CreateMaps()
     {
-        var replacements = _options.MapReplacements;
         foreach (var m in Spec.Maps)
         {
-            if (replacements != null && replacements.TryGetValue(m.Name, out var given))
+            if (Replacement(m) is { } given)
             {
                 _maps.Add(given);
                 continue;
             }
-            var def = ObjectMaps.Definition(m);
-            if (_options.MapDefinition is { } edit) def = edit(m, def);
             BpfMap map;
-            try { map = MapFactory.Create(def); }
-            catch (MapCreateException e) { throw Error(CollectionLoadStep.Maps, null, m.Name, null, e, $"{e.Reason} (-{Errno.Name(e.Errno)})"); }
+            try { map = MapFactory.Create(DefinitionOf(m)); }
+            catch (MapCreateException e) { throw MapError(m, e); }
             _maps.Add(map);
             _owned.Add(map);
             // libbpf writes global data and freezes .rodata right after creating it: its values are then constants to the verifier.

@@ -142,7 +142,7 @@ public static class MapFactory
                 MapType.Queue or MapType.Stack => new QueueStackMap(d),
                 MapType.TaskStorage or MapType.CgrpStorage => new LocalStorageMap(d),
                 MapType.CgroupArray => new CgroupArrayMap(d),
-                _ => throw new MapCreateException(d.Name, d.Type, Errno.EINVAL, $"map type {d.Type} is not supported by this runtime"),
+                _ => throw Unsupported(d),
             };
         }
         catch (OutOfMemoryException)
@@ -159,6 +159,31 @@ public static class MapFactory
         map.SetMemoryCharge(charge);
         return map;
     }
+
+    /// <summary>
+    /// Everything <see cref="Create(MapDefinition)"/> checks before it allocates, allocating nothing (an object's maps
+    /// checked by <see cref="Loading.BpfCollection.ValidateMaps"/>): <see cref="Validate"/>, a constructor for the type, and
+    /// the map's memory beside what live maps hold and <paramref name="pending"/> bytes more (the object's maps created
+    /// before it). Returns the bytes the map would be charged; throws the <see cref="MapCreateException"/> Create throws.
+    /// </summary>
+    internal static ulong Admit(MapDefinition definition, long pending)
+    {
+        var d = Validate(definition);
+        if (!Constructible(d.Type)) throw Unsupported(d);
+        var attributes = MapAttributes.Of(definition);
+        ulong footprint = MapMemory.Footprint(attributes);
+        MapMemory.CheckFits(d.Name, attributes, footprint, pending);
+        return footprint;
+    }
+
+    static bool Constructible(MapType type)
+    {
+        foreach (var t in s_builtIn)
+            if ((uint)t == (uint)type) return true;
+        lock (s_lock) return s_custom.ContainsKey((uint)type);
+    }
+
+    static MapCreateException Unsupported(MapDefinition d) => new(d.Name, d.Type, Errno.EINVAL, $"map type {d.Type} is not supported by this runtime");
 
     /// <summary>
     /// The checks of BPF_MAP_CREATE without creating anything: the type's attribute checks in the kernel's order, a
@@ -189,6 +214,11 @@ public static class MapFactory
                 Fail(d, Errno.ENOMEM, $"max_entries {a.MaxEntries} exceeds {int.MaxValue}, the most this runtime allocates for one map");
             d = d with { MaxEntries = int.MaxValue };
         }
+        // The maps whose slots are managed arrays hold at most Array.MaxLength of them: more fails each creation (the
+        // runtime's OutOfMemoryException), so it is refused here too, where a host validates without creating.
+        if (d.Type is MapType.ProgArray or MapType.PerfEventArray or MapType.CgroupArray or MapType.ArrayOfMaps or MapType.SockMap
+            or MapType.ReuseportSockArray && a.MaxEntries > (uint)Array.MaxLength)
+            Fail(d, Errno.ENOMEM, $"max_entries {a.MaxEntries} exceeds {Array.MaxLength}, the most slots this runtime holds for one map");
         if (d.Type == MapType.PerCpuArray && (long)Native.Round8(d.ValueSize) * d.MaxEntries > PerCpuArrayMap.MaxRegion)
             Fail(d, Errno.ENOMEM, "the map's slots for one CPU exceed 2 GiB");
         return d;

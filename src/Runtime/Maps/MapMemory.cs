@@ -92,17 +92,28 @@ public static class MapMemory
     internal static long Charge(string name, in MapAttributes a, ulong bytes)
     {
         long limit = Limit;
-        if (bytes > (ulong)limit)
-            MapCreateChecks.Fail(name, a, Errno.ENOMEM, $"the map needs {Describe(bytes)}, more than the map memory limit of {Describe((ulong)limit)}");
-        long need = (long)bytes;
         while (true)
         {
             long now = Volatile.Read(ref s_charged);
-            if (now + need > limit)
-                MapCreateChecks.Fail(name, a, Errno.ENOMEM,
-                    $"the map needs {Describe(bytes)}; live maps hold {Describe((ulong)now)} of the map memory limit of {Describe((ulong)limit)}");
-            if (Interlocked.CompareExchange(ref s_charged, now + need, now) == now) return need;
+            CheckFits(name, a, bytes, now, limit);
+            if (Interlocked.CompareExchange(ref s_charged, now + (long)bytes, now) == now) return (long)bytes;
         }
+    }
+
+    /// <summary>
+    /// What <see cref="Charge"/> checks, without charging: throws ENOMEM naming the map when <paramref name="bytes"/> do not
+    /// fit <see cref="Limit"/> beside what live maps hold and <paramref name="pending"/> more (the maps an object's load
+    /// would have created before this one).
+    /// </summary>
+    internal static void CheckFits(string name, in MapAttributes a, ulong bytes, long pending) => CheckFits(name, a, bytes, Charged + pending, Limit);
+
+    static void CheckFits(string name, in MapAttributes a, ulong bytes, long held, long limit)
+    {
+        if (bytes > (ulong)limit)
+            MapCreateChecks.Fail(name, a, Errno.ENOMEM, $"the map needs {Describe(bytes)}, more than the map memory limit of {Describe((ulong)limit)}");
+        if (held > limit || (long)bytes > limit - held)
+            MapCreateChecks.Fail(name, a, Errno.ENOMEM,
+                $"the map needs {Describe(bytes)}; live maps hold {Describe((ulong)held)} of the map memory limit of {Describe((ulong)limit)}");
     }
 
     /// <summary>
