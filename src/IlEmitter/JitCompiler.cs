@@ -178,14 +178,6 @@ public sealed class JitEngine : IBpfEngine
     public BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol) =>
         Guard(program, Options, JitCompiler.Compile(program, helpers, Options, facts, symbol).Entry);
 
-    /// <inheritdoc />
-    /// <remarks>Compiled in checked mode (<see cref="JitOptions.Checked"/>) whatever this engine's options say.</remarks>
-    public BpfEntry PrepareUnverified(Instruction[] program, HelperTable helpers, string? symbol)
-    {
-        var options = Options with { Checked = true };
-        return Guard(program, options, JitCompiler.Compile(program, helpers, options, null, symbol).Entry);
-    }
-
     /// <summary>
     /// Checked mode, a program that may take a bpf_spin_lock: its runs end by checking it let go
     /// (<see cref="KernelHelpers.FaultIfLockHeldAtExit"/>), as the interpreter's do. Verified code is never wrapped.
@@ -203,15 +195,13 @@ public sealed class JitEngine : IBpfEngine
 
     /// <inheritdoc />
     /// <remarks>
-    /// The program's own method holds the handler (docs/jit.md, "Fault containment at the entry"). Without facts (a
-    /// program no verifier accepted) it is compiled in checked mode, as <see cref="PrepareUnverified"/> does. Null, so
-    /// that the caller wraps the plain entry: with <see cref="JitOptions.Tiered"/> (the program starts on the
-    /// interpreter), and in checked mode for a program that may take a bpf_spin_lock (its entry checks the lock at exit).
+    /// The program's own method holds the handler (docs/jit.md, "Fault containment at the entry"). Null, so that the
+    /// caller wraps the plain entry: with <see cref="JitOptions.Tiered"/> (the program starts on the interpreter), and in
+    /// checked mode for a program that may take a bpf_spin_lock (its entry checks the lock at exit).
     /// </remarks>
     public BpfEntry? PrepareContained(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol)
     {
-        var options = facts == null ? Options with { Checked = true } : Options;
-        if (options.Tiered || (options.Checked && KernelHelpers.MayTakeLock(program))) return null;
-        return JitCompiler.Compile(program, helpers, options with { ContainFaults = true }, facts, symbol).Entry;
+        if (Options.Tiered || (Options.Checked && KernelHelpers.MayTakeLock(program))) return null;
+        return JitCompiler.Compile(program, helpers, Options with { ContainFaults = true }, facts, symbol).Entry;
     }
 }

@@ -249,6 +249,8 @@ public class LocalStorageMapTests
         });
         thread.Start();
         thread.Join();
+        // Join returns when the managed thread is done; the OS thread leaves /proc/self/task a moment later.
+        for (int i = 0; i < 500 && OperatingSystem.IsLinux() && Directory.Exists($"/proc/self/task/{tid}"); i++) Thread.Sleep(10);
         return tid;
     }
 

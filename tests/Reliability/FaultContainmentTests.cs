@@ -19,15 +19,11 @@ namespace BpfJit.Tests.Reliability;
 [TestFixture, NonParallelizable]
 public class FaultContainmentTests
 {
-    /// <summary>
-    /// The engines that run unverified code: every access checked. The default JIT is one of them: a program loaded
-    /// without the verifier's facts is compiled in checked mode (<c>IBpfEngine.PrepareUnverified</c>).
-    /// </summary>
+    /// <summary>The engines that run unverified code: every access checked.</summary>
     static readonly Dictionary<string, IBpfEngine> s_checking = new()
     {
         ["interpreter"] = InterpreterEngine.Instance,
         ["jit-checked"] = new JitEngine(new JitOptions { Checked = true }),
-        ["jit"] = JitEngine.Instance,
     };
 
     public static IEnumerable<string> CheckingEngines => s_checking.Keys;

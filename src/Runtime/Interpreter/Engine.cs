@@ -28,14 +28,6 @@ public interface IBpfEngine
     BpfEntry Prepare(Instruction[] program, HelperTable helpers, ProgramFacts? facts, string? symbol) => Prepare(program, helpers, facts);
 
     /// <summary>
-    /// Prepares a program no verifier accepted (an SK_LOOKUP or SK_REUSEPORT program loaded without facts): the engine
-    /// must check every access and helper argument itself, so that a bad one faults instead of touching memory. By
-    /// default as <see cref="Prepare(Instruction[], HelperTable, ProgramFacts?, string?)"/> without facts, for engines
-    /// that always check (the interpreter); the JIT compiles such a program in checked mode.
-    /// </summary>
-    BpfEntry PrepareUnverified(Instruction[] program, HelperTable helpers, string? symbol) => Prepare(program, helpers, null, symbol);
-
-    /// <summary>
     /// Prepares a program as <see cref="Prepare(Instruction[], HelperTable, ProgramFacts?, string?)"/> does, as an entry
     /// that contains its faults (<see cref="RunFaults"/>): what <see cref="RunFaults.IsFault"/> names does not leave it;
     /// it is recorded for the thread and the entry returns <see cref="RunFaults.Sentinel"/>. Null (the default): the

@@ -45,10 +45,7 @@ public sealed class SkLookupProgram : ITailCallTarget, IDisposable
         Helpers = helpers;
         Facts = facts;
         // An entry that contains its faults (RunFaults): the hook's run array has no exception handler of its own.
-        // Without the verifier's facts nothing proves the program safe: the engine checks every access itself
-        // (PrepareContained likewise compiles such a program checked).
-        _entry = engine.PrepareContained(Instructions, helpers, facts, Symbol)
-            ?? RunFaults.Wrap(facts != null ? engine.Prepare(Instructions, helpers, facts, Symbol) : engine.PrepareUnverified(Instructions, helpers, Symbol));
+        _entry = engine.PrepareContained(Instructions, helpers, facts, Symbol) ?? RunFaults.Wrap(engine.Prepare(Instructions, helpers, facts, Symbol));
         // The program's used_maps: each holds a reference until the program is gone.
         _maps = BpfMap.HoldUsedBy(Instructions, name);
         if (_maps.Length == 0) GC.SuppressFinalize(this);

@@ -43,8 +43,7 @@ public sealed class SkReuseportProgram : IDisposable
         Engine = engine;
         Helpers = helpers;
         Facts = facts;
-        // Without the verifier's facts nothing proves the program safe: the engine checks every access itself.
-        _entry = facts != null ? engine.Prepare(Instructions, helpers, facts, Symbol) : engine.PrepareUnverified(Instructions, helpers, Symbol);
+        _entry = engine.Prepare(Instructions, helpers, facts, Symbol);
         _maps = BpfMap.HoldUsedBy(Instructions, name);
         if (_maps.Length == 0) GC.SuppressFinalize(this);
     }
