@@ -59,6 +59,7 @@ internal static class CallEmitter
     /// <summary>callx rd: r0 = closure.CallX(rd, r1..r5, index, out stop); if (stop) return r0;</summary>
     public static void EmitCallX(EmitContext c, int index, Instruction ins)
     {
+        CheckedMemory.EmitCallXGuards(c, ins);
         c.Ldarg(0);
         c.LdReg(ins.Dst);
         for (int r = BpfAbi.FirstArgRegister; r <= BpfAbi.LastArgRegister; r++) c.LdReg(r);

@@ -63,6 +63,23 @@ internal static class CheckedMemory
         c.Call(s_enterStack);
     }
 
+    /// <summary>
+    /// Checked mode, before <c>callx rd</c>: the arguments of the helper whose id is in <c>rd</c> are checked as a direct
+    /// call's are (an id no helper has is the call's own fault, raised by <c>JitClosure.CallX</c>).
+    /// </summary>
+    public static void EmitCallXGuards(EmitContext c, Instruction ins)
+    {
+        if (!c.Options.Checked) return;
+        // closure.CheckHelperArguments((int)rd, r1, r2, r3, r4, r5, ctx, index)
+        c.Ldarg(0);
+        c.LdReg(ins.Dst);
+        c.Op(OpCodes.Conv_I4);
+        for (int r = 1; r <= 5; r++) c.LdReg(r);
+        if (c.Shape.IsCallback) c.LdcI8(0); else c.Ldarg(1);
+        c.LdcI4(c.Index);
+        c.Call(s_checkHelper);
+    }
+
     static readonly MethodInfo s_faultProgram = typeof(JitClosure).GetProperty(nameof(JitClosure.Program))!.GetMethod!;
 
     /// <summary>
