@@ -17,12 +17,6 @@ namespace BpfJit.Tests.Reliability;
 [TestFixture, NonParallelizable]
 public class HelperPointerFaultTests
 {
-    static readonly Dictionary<string, IBpfEngine> s_checking = new()
-    {
-        ["interpreter"] = InterpreterEngine.Instance,
-        ["jit-checked"] = new JitEngine(new JitOptions { Checked = true }),
-    };
-
     /// <summary>Name, the code before <c>mov r0, 1; exit</c>.</summary>
     static readonly (string Name, string Code)[] s_cases =
     [
@@ -38,14 +32,14 @@ public class HelperPointerFaultTests
     ];
 
     public static IEnumerable<TestCaseData> Cases() =>
-        from engine in s_checking.Keys
+        from engine in FaultContainmentTests.CheckingEngines
         from c in s_cases
         select new TestCaseData(engine, c.Name).SetName($"{c.Name} is a typed fault on {engine}");
 
     [TestCaseSource(nameof(Cases))]
     public void A_bad_helper_pointer_is_a_typed_fault(string engine, string caseName)
     {
-        var program = SkLookupProgram.Load("bad", MapPrograms.Assemble(s_cases.Single(c => c.Name == caseName).Code + "\nmov %r0, 1\nexit"), s_checking[engine]);
+        var program = SkLookupProgram.Load("bad", MapPrograms.Assemble(s_cases.Single(c => c.Name == caseName).Code + "\nmov %r0, 1\nexit"), FaultContainmentTests.Checking(engine));
         using var ctx = new SkLookupContext();
         ctx.Fill(Pkt("tcp", "127.0.0.9:1000", "127.0.0.1:80"));
         MapEpoch.Enter();
