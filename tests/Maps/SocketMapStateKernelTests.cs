@@ -19,7 +19,8 @@ public class SocketMapStateKernelTests
 {
     /// <summary>The socket states, each built by the same calls on both sides.</summary>
     public static readonly string[] States =
-        ["tcp unbound", "tcp bound", "tcp listening", "tcp listener shut down", "tcp listener shut down, listening again", "udp unbound", "udp bound"];
+        ["tcp unbound", "tcp bound", "tcp listening", "tcp listener shut down", "tcp listener shut down, listening again", "tcp established",
+         "udp unbound", "udp bound", "udp connected"];
 
     static readonly (string Name, ulong Flags, bool KeyHeld)[] s_updates =
     [
@@ -62,6 +63,7 @@ public class SocketMapStateKernelTests
             if (state.StartsWith("tcp listen", StringComparison.Ordinal)) RealReuseport.Listen(socket);
             if (state.Contains("shut down", StringComparison.Ordinal)) Assert.That(RealReuseport.Shutdown(socket, 0), Is.Zero, "shutdown(SHUT_RD)");
             if (state.EndsWith("listening again", StringComparison.Ordinal)) RealReuseport.Listen(socket);
+            if (state is "tcp established" or "udp connected") RealReuseport.ConnectTo(socket, ListenerPort);
             return KernelMaps.Update(map, Key(1), BitConverter.GetBytes((ulong)socket), flags);
         }
         finally
@@ -82,6 +84,7 @@ public class SocketMapStateKernelTests
         if (state.StartsWith("tcp listen", StringComparison.Ordinal)) socket.Listen();
         if (state.Contains("shut down", StringComparison.Ordinal)) socket.Shutdown(ShutdownHow.Read);
         if (state.EndsWith("listening again", StringComparison.Ordinal)) socket.Listen();
+        if (state is "tcp established" or "udp connected") socket.Connect(Ep($"127.0.0.1:{ListenerPort}"));
         return map.Update(Key(1), BitConverter.GetBytes(socket.Cookie), flags);
     }
 }
