@@ -40,11 +40,8 @@ public sealed unsafe class SockMap : SocketMapBase
     int Store(uint index, Sock? socket, ulong flags)
     {
         if (socket == null) return -Errno.EINVAL;
-        // sock_map_update_elem: the socket's kind and state are checked before sock_map_update_common looks at the flags
-        // (and the index): an unlisted TCP socket with bad flags is -EOPNOTSUPP, as the live kernel answers.
-        int state = CheckSocket(socket);
-        if (state != 0) return state;
-        if (flags > UpdateFlags.Exist) return -Errno.EINVAL;
+        int admitted = Admit(socket, flags);
+        if (admitted != 0) return admitted;
         if (index >= (uint)_slots.Length) return -Errno.E2BIG;
         return Insert(socket, () =>
         {

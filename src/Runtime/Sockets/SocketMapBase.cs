@@ -59,11 +59,24 @@ public abstract unsafe class SocketMapBase : BpfMap
         return 0;
     }
 
-    /// <summary>Inserts <paramref name="s"/> through <paramref name="store"/> (run under the map lock while the socket cannot close).</summary>
+    /// <summary>
+    /// The checks of an update before its index or key, in <c>sock_map_update_elem</c>'s order: the socket's kind and
+    /// state (<see cref="CheckSocket"/>), then the flags (<c>sock_map_update_common</c>: -EINVAL above BPF_EXIST). An
+    /// unlisted TCP socket with bad flags is -EOPNOTSUPP, as the live kernel answers (<c>SocketMapStateKernelTests</c>).
+    /// </summary>
+    protected static int Admit(Sock socket, ulong flags)
+    {
+        int state = CheckSocket(socket);
+        if (state != 0) return state;
+        return flags > UpdateFlags.Exist ? -Errno.EINVAL : 0;
+    }
+
+    /// <summary>
+    /// Inserts <paramref name="s"/>, which <see cref="Admit"/> let through, by <paramref name="store"/> (run under the map
+    /// lock while the socket cannot close).
+    /// </summary>
     protected int Insert(Sock s, Func<int> store)
     {
-        int check = CheckSocket(s);
-        if (check != 0) return check;
         // sk_psock_init: sk_user_data is taken by a REUSEPORT_SOCKARRAY slot.
         if (Volatile.Read(ref s.UserData) != null) return -Errno.EBUSY;
         int result = 0;
