@@ -64,7 +64,7 @@ public abstract unsafe class SocketMapBase : BpfMap
     /// state (<see cref="CheckSocket"/>), then the flags (<c>sock_map_update_common</c>: -EINVAL above BPF_EXIST). An
     /// unlisted TCP socket with bad flags is -EOPNOTSUPP, as the live kernel answers (<c>SocketMapStateKernelTests</c>).
     /// </summary>
-    protected static int Admit(Sock socket, ulong flags)
+    private protected static int Admit(Sock socket, ulong flags)
     {
         int state = CheckSocket(socket);
         if (state != 0) return state;
