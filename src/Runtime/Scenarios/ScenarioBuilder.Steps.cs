@@ -104,10 +104,8 @@ public sealed partial class ScenarioBuilder
     static byte[] Payload(JNode node)
     {
         string text = node.Str();
-        if (!text.StartsWith("hex:", StringComparison.Ordinal)) throw node.Error($"'payload' must be a 'hex:' string, not '{text}'");
-        byte[] bytes;
-        try { bytes = Convert.FromHexString(text[4..].Replace(" ", "", StringComparison.Ordinal).Replace("_", "", StringComparison.Ordinal)); }
-        catch (FormatException) { throw node.Error($"invalid hex string '{text}'"); }
+        if (!node.IsHex) throw node.Error($"'payload' must be a 'hex:' string, not '{text}'");
+        byte[] bytes = node.Hex();
         return bytes.Length <= Packet.MaxPayload ? bytes : throw node.Error($"'payload' has {bytes.Length} bytes; at most {Packet.MaxPayload} fit in a packet");
     }
 

@@ -117,16 +117,24 @@ internal readonly struct JNode(string file, string path, JsonElement element)
             }
             throw Error($"{what} must be an integer");
         }
-        if (Element.ValueKind == JsonValueKind.String && Element.GetString()!.StartsWith("hex:", StringComparison.Ordinal))
+        if (IsHex)
         {
-            string hex = Element.GetString()![4..].Replace(" ", "", StringComparison.Ordinal).Replace("_", "", StringComparison.Ordinal);
-            byte[] parsed;
-            try { parsed = Convert.FromHexString(hex); }
-            catch (FormatException) { throw Error($"invalid hex string '{Element.GetString()}'"); }
+            byte[] parsed = Hex();
             if (parsed.Length != size) throw Error($"{what} has {parsed.Length} bytes, the map needs {size}");
             return parsed;
         }
         throw Error($"{what} must be an integer or a 'hex:' string, found {Kind}");
+    }
+
+    /// <summary>True for a <c>hex:</c> string.</summary>
+    internal bool IsHex => Element.ValueKind == JsonValueKind.String && Element.GetString()!.StartsWith("hex:", StringComparison.Ordinal);
+
+    /// <summary>The bytes of a <c>hex:</c> string (spaces and underscores between digits allowed), any length.</summary>
+    internal byte[] Hex()
+    {
+        string text = Element.GetString()!;
+        try { return Convert.FromHexString(text[4..].Replace(" ", "", StringComparison.Ordinal).Replace("_", "", StringComparison.Ordinal)); }
+        catch (FormatException) { throw Error($"invalid hex string '{text}'"); }
     }
 
     public static string Format(long v) => v.ToString(CultureInfo.InvariantCulture);
